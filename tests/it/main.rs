@@ -1,0 +1,3 @@
+//! mpapi's one integration-test binary.
+
+mod contract;

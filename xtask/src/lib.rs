@@ -1,0 +1,7 @@
+//! Project automation for mpapi: contract lint and the `mocks/` projection of `openapi/`.
+//!
+//! Used by the `cargo xtask` binary and by the contract tests in `tests/it/`.
+
+pub mod lint;
+pub mod mocks;
+pub mod spec;
