@@ -1,3 +1,5 @@
 //! mpapi's one integration-test binary.
 
+mod codegen;
 mod contract;
+mod support;

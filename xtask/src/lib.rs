@@ -1,7 +1,9 @@
-//! Project automation for mpapi: contract lint and the `mocks/` projection of `openapi/`.
+//! Project automation for mpapi: code generation, contract lint and the `mocks/` projection
+//! of `openapi/`.
 //!
 //! Used by the `cargo xtask` binary and by the contract tests in `tests/it/`.
 
+pub mod codegen;
 pub mod lint;
 pub mod mocks;
 pub mod spec;

@@ -1,4 +1,4 @@
-//! `cargo xtask`: contract lint and the `mocks/` projection.
+//! `cargo xtask`: code generation, contract lint and the `mocks/` projection.
 
 use std::process::ExitCode;
 
@@ -17,6 +17,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the generated/ crate from openapi/.
+    Codegen {
+        /// Write nothing; exit non-zero when generated/ differs from what openapi/ generates.
+        #[arg(long)]
+        check: bool,
+    },
     /// Check every spec in openapi/ and every file in mocks/ (what the contract tests check).
     Lint,
     /// Write mocks/ from the examples embedded in openapi/.
@@ -38,9 +44,27 @@ fn main() -> Result<ExitCode> {
         println!("{} specs, {} findings", APIS.len(), findings.len());
         return Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
     }
+    if let Command::Codegen { check } = cli.command {
+        let started = std::time::Instant::now();
+        if check {
+            let drift = xtask::codegen::drift(&root)?;
+            for line in &drift {
+                println!("{line}");
+            }
+            if !drift.is_empty() {
+                println!("generated/ is out of date: run `cargo xtask codegen` and commit the result");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("generated/ matches openapi/ ({:.1?})", started.elapsed());
+        } else {
+            let changed = xtask::codegen::write(&root)?;
+            println!("{} files written ({:.1?})", changed.len(), started.elapsed());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let specs = Spec::load_all(&root)?;
     match cli.command {
-        Command::Lint => unreachable!("handled above"),
+        Command::Lint | Command::Codegen { .. } => unreachable!("handled above"),
         Command::Mocks { check: true } => {
             let stale: Vec<_> = specs.iter().flat_map(|spec| mock_drift(spec, &root)).collect();
             for finding in &stale {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 /// The largest request body a generated router reads, in bytes (10 MiB: face photos uploaded
@@ -148,6 +148,10 @@ pub struct Context<P> {
     pub operation_id: &'static str,
     /// The request id: the client's `X-Request-Id` when it sent a usable one, else generated.
     pub request_id: String,
+    /// The request method.
+    pub method: Method,
+    /// The request URI (path and query) as received.
+    pub uri: Uri,
     /// The request headers as received.
     pub headers: HeaderMap,
     /// The body bytes as received (signed callbacks verify these, never a re-serialisation).
@@ -163,6 +167,8 @@ impl Context<()> {
             principal: (),
             operation_id,
             request_id: request_id(&parts.headers),
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
             headers: parts.headers.clone(),
             raw_body,
             remote_addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
@@ -177,6 +183,8 @@ impl<P> Context<P> {
             principal,
             operation_id: self.operation_id,
             request_id: self.request_id,
+            method: self.method,
+            uri: self.uri,
             headers: self.headers,
             raw_body: self.raw_body,
             remote_addr: self.remote_addr,
@@ -240,10 +248,12 @@ pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection::field("body", "请求体不能为空"));
     }
+    // Malformed JSON is the body's fault, not the field the parser happened to be in (and
+    // serde_json reports some type errors as syntax errors), so check well-formedness first.
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
+        .map_err(|e| Rejection::field("body", format!("JSON格式错误：{e}")))?;
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| serde_rejection(&e))?;
-    deserializer.end().map_err(|e| Rejection::field("body", format!("JSON格式错误：{e}")))?;
-    Ok(value)
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| serde_rejection(&e))
 }
 
 /// Deserialise an XML body (WeChat Pay v2 notify), naming the failing field on error.
@@ -375,6 +385,12 @@ pub trait Validate {
     fn validate(&self, path: &str, out: &mut Vec<Violation>);
 }
 
+/// Scalars carry no constraints of their own; their fields' constraints are checked in place.
+macro_rules! no_constraints {
+    ($($t:ty),*) => { $(impl Validate for $t { fn validate(&self, _: &str, _: &mut Vec<Violation>) {} })* };
+}
+no_constraints!(String, i32, i64, f64, bool, rust_decimal::Decimal, serde_json::Value, Upload);
+
 impl<T: Validate> Validate for Option<T> {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         if let Some(value) = self {
@@ -454,6 +470,11 @@ pub mod check {
         }
     }
 
+    /// A decimal bound written in the spec (`0.01`).
+    pub fn decimal(literal: &str) -> rust_decimal::Decimal {
+        literal.parse().expect("spec bounds are numbers")
+    }
+
     /// `format` for the formats the specs use on strings; other formats are annotations.
     pub fn format(path: &str, value: &str, format: &str, out: &mut Vec<Violation>) {
         let ok = match format {
@@ -467,6 +488,98 @@ pub mod check {
         if !ok {
             out.push(Violation::new(path, format!("不是有效的{format}格式")));
         }
+    }
+}
+
+/// What JSON type a text value (query, path, header, form field) is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// Kept as a string (strings, string enums, decimal strings).
+    String,
+    /// Parsed as an integer (integers, integer enums).
+    Integer,
+    /// Parsed as a number.
+    Number,
+    /// `true`/`false` (also `1`/`0`).
+    Boolean,
+}
+
+/// Read a text value as `T`, pushing a violation naming `name` when it is missing but required,
+/// or not of its type.
+pub fn text_param<T: DeserializeOwned>(
+    violations: &mut Vec<Violation>,
+    name: &str,
+    raw: Option<&str>,
+    kind: TextKind,
+    required: bool,
+) -> Option<T> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        if required {
+            violations.push(Violation::new(name, "缺少必填参数"));
+        }
+        return None;
+    };
+    let value = match kind {
+        TextKind::String => serde_json::Value::String(raw.to_owned()),
+        TextKind::Integer => match raw.parse::<i64>() {
+            Ok(n) => serde_json::Value::from(n),
+            Err(_) => {
+                violations.push(Violation::new(name, format!("应为整数，收到{raw:?}")));
+                return None;
+            }
+        },
+        TextKind::Number => match serde_json::from_str::<serde_json::Value>(raw) {
+            Ok(n) if n.is_number() => n,
+            _ => {
+                violations.push(Violation::new(name, format!("应为数字，收到{raw:?}")));
+                return None;
+            }
+        },
+        TextKind::Boolean => match raw {
+            "true" | "1" => serde_json::Value::Bool(true),
+            "false" | "0" => serde_json::Value::Bool(false),
+            _ => {
+                violations.push(Violation::new(name, format!("应为true或false，收到{raw:?}")));
+                return None;
+            }
+        },
+    };
+    match serde_json::from_value::<T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            violations.push(Violation::new(name, e.to_string()));
+            None
+        }
+    }
+}
+
+/// A non-empty string field of a JSON object body (o2o's `token` on POST), if there is one.
+/// A body that is not JSON is refused as such, before any credential check.
+pub fn json_field(raw: &Bytes, name: &str) -> Result<Option<String>, Rejection> {
+    let value: serde_json::Value = json_body(raw)?;
+    Ok(value.get(name).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned))
+}
+
+/// Render a rejection from its spec template: the strings `{message}`, `{now_ms}` and
+/// `{now_s}` are replaced by the message and the current time (ms or s since the epoch).
+pub fn render_template(status: u16, template: &str, message: &str) -> axum::response::Response {
+    let mut body: serde_json::Value = serde_json::from_str(template).expect("x-rejections templates are JSON");
+    substitute(&mut body, message);
+    let mut response = axum::response::Response::new(Body::from(body.to_string()));
+    *response.status_mut() = self::status(status);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn substitute(value: &mut serde_json::Value, message: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    match value {
+        serde_json::Value::String(s) if s == "{now_ms}" => *value = serde_json::Value::from(now.as_millis() as u64),
+        serde_json::Value::String(s) if s == "{now_s}" => *value = serde_json::Value::from(now.as_secs()),
+        serde_json::Value::String(s) => *s = s.replace("{message}", message),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| substitute(v, message)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, message)),
+        _ => {}
     }
 }
 
@@ -530,4 +643,34 @@ pub fn example_json<T: DeserializeOwned>(body: &str) -> Result<T, ExampleError> 
 /// Write a typed value as the JSON body.
 pub fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("generated types always serialise")
+}
+
+/// One documented example as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Example {
+    /// The response status.
+    pub status: u16,
+    /// The media type, when the response has a body.
+    pub media_type: Option<String>,
+    /// The body text (JSON, HTML or XML).
+    pub body: String,
+}
+
+/// Where the generated `Examples` implementations get their answers (mock mode reads `mocks/`).
+pub trait ExampleSource: Send + Sync + 'static {
+    /// The example to answer this request with (mock mode honours `Prefer` and `__example`).
+    fn choose(&self, api: &'static str, operation_id: &'static str, method: &Method, uri: &Uri, headers: &HeaderMap) -> Example;
+    /// The operation's default example: the first example of its lowest 2xx response.
+    fn default_example(&self, api: &'static str, operation_id: &'static str) -> Example;
+}
+
+/// Answer an operation from `source`: the chosen example, or the default one when the chosen
+/// example does not read as the operation's response (a hand-edited mock file, say).
+pub fn answer<O: OperationOutput, P>(source: &impl ExampleSource, api: &'static str, ctx: &Context<P>) -> O {
+    let chosen = source.choose(api, ctx.operation_id, &ctx.method, &ctx.uri, &ctx.headers);
+    O::from_example(chosen.status, chosen.media_type.as_deref(), &chosen.body).unwrap_or_else(|_| {
+        let default = source.default_example(api, ctx.operation_id);
+        O::from_example(default.status, default.media_type.as_deref(), &default.body)
+            .expect("default examples are round-tripped by the contract tests")
+    })
 }

@@ -1,0 +1,406 @@
+//! Codegen tests: `generated/` matches `openapi/`; every documented example reads into its
+//! generated response type and writes back unchanged; every operation is routed; and the
+//! generated routers refuse bad requests in each API's own envelope, naming the field.
+//!
+//! The requests are derived from the specs themselves: each operation's documented request
+//! example is sent as is (it must pass), then broken one way at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::http::Request;
+use serde_json::{Value, json};
+use xtask::lint::ExampleValidator;
+use xtask::mocks;
+use xtask::spec::{Operation, Spec, default_example, workspace_root};
+
+use crate::support::{Reply, per_api, router, same_json, send};
+
+#[test]
+fn generated_code_matches_openapi() {
+    let drift = xtask::codegen::drift(&workspace_root()).expect("the specs generate");
+    assert!(drift.is_empty(), "run `cargo xtask codegen` and commit:\n{}", drift.join("\n"));
+}
+
+#[test]
+fn every_mock_example_round_trips_through_its_generated_type() {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for spec in Spec::load_all(&workspace_root()).expect("specs load") {
+        let files = mocks::project(&spec);
+        for example in spec.response_examples() {
+            let id = example.operation.id();
+            let text = &files[&format!("{id}/{}.{}", example.name, example.extension())].contents;
+            let status: u16 = example.status.parse().expect("numeric status");
+            let result = per_api!(spec.api.id, |m| m::Operation::from_id(id)
+                .expect("every operationId has an Operation")
+                .roundtrip_example(status, Some(example.media_type), text));
+            let label = format!("{} {id} {}", spec.api, example.name);
+            checked += 1;
+            match result {
+                Err(e) => failures.push(format!("{label}: does not read as the generated type: {e}")),
+                Ok(None) => failures.push(format!("{label}: the generated type dropped the body")),
+                Ok(Some(back)) if example.is_json() => {
+                    let (original, back): (Value, Value) =
+                        (serde_json::from_str(text).expect("mock JSON"), serde_json::from_str(&back).expect("written JSON"));
+                    if !same_json(&original, &back) {
+                        failures.push(format!("{label}: written back differently:\n  was {original}\n  now {back}"));
+                    }
+                }
+                Ok(Some(back)) => {
+                    if &back != text {
+                        failures.push(format!("{label}: text written back differently"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {checked} examples fail:\n{}", failures.len(), failures.join("\n"));
+    assert!(checked > 700, "only {checked} examples were checked");
+}
+
+/// A request as the tests build it, before it becomes an `http::Request`.
+#[derive(Debug, Clone)]
+struct Plan {
+    method: String,
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    body: Option<(String, Vec<u8>)>,
+}
+
+impl Plan {
+    fn request(&self) -> Request<Body> {
+        let mut uri = self.path.clone();
+        if !self.query.is_empty() {
+            let query: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            uri = format!("{uri}?{}", query.join("&"));
+        }
+        let mut builder = Request::builder().method(self.method.to_uppercase().as_str()).uri(uri);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        match &self.body {
+            Some((media_type, bytes)) => builder.header("content-type", media_type).body(Body::from(bytes.clone())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("test requests are well formed")
+    }
+
+    fn json_body(&self) -> Option<Value> {
+        let (media, bytes) = self.body.as_ref()?;
+        (media == "application/json").then(|| serde_json::from_slice(bytes).ok()).flatten()
+    }
+
+    fn with_json_body(&self, value: &Value) -> Plan {
+        Plan { body: Some(("application/json".into(), value.to_string().into_bytes())), ..self.clone() }
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A value for a parameter: its example, its default, its first enum value, or one of its type.
+fn sample(spec: &Spec, param: &Value) -> String {
+    let schema = param.get("schema").map(|s| spec.resolve(s).expect("schema resolves")).cloned().unwrap_or(json!({}));
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    if let Some(v) = param.get("example").or(schema.get("example")).or(schema.get("default")) {
+        return text(v);
+    }
+    if let Some(first) = param.pointer("/examples").and_then(Value::as_object).and_then(|e| e.values().next()) {
+        if let Some(v) = spec.resolve(first).ok().and_then(|e| e.get("value")) {
+            return text(v);
+        }
+    }
+    if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        return text(v);
+    }
+    let (base, _) = xtask::codegen::model::base_type(&schema);
+    match (base.as_deref(), schema.get("format").and_then(Value::as_str)) {
+        (Some("integer" | "number"), _) => schema.get("minimum").map(text).unwrap_or_else(|| "1".into()),
+        (Some("boolean"), _) => "true".into(),
+        (_, Some("date")) => "2024-01-01".into(),
+        (_, Some("date-time")) => "2024-01-01T00:00:00Z".into(),
+        _ => "1".into(),
+    }
+}
+
+fn parameters<'a>(spec: &'a Spec, op: &Operation<'a>) -> Vec<&'a Value> {
+    op.op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| spec.resolve(p).expect("parameter resolves"))
+        .collect()
+}
+
+/// The operation's documented request, with a credential where it is secured, or `None` when
+/// its body is not JSON or XML (multipart is covered elsewhere).
+fn valid_plan(spec: &Spec, op: &Operation<'_>) -> Option<Plan> {
+    let mut plan = Plan { method: op.method.into(), path: op.path.into(), query: vec![], headers: vec![], body: None };
+    for param in parameters(spec, op) {
+        let name = param["name"].as_str().expect("named");
+        let value = sample(spec, param);
+        match param["in"].as_str() {
+            Some("path") => plan.path = plan.path.replace(&format!("{{{name}}}"), &encode(&value)),
+            Some("query") if param.get("required") == Some(&json!(true)) => plan.query.push((name.into(), value)),
+            Some("header") if param.get("required") == Some(&json!(true)) => plan.headers.push((name.into(), value)),
+            _ => {}
+        }
+    }
+    let token_in_body = op.op.get("x-token-in") == Some(&json!("body"));
+    if let Some(body) = op.op.get("requestBody") {
+        let body = spec.resolve(body).ok()?;
+        let (media, content) = body.get("content")?.as_object()?.iter().next()?;
+        let example = content.get("examples")?.as_object()?.values().next()?;
+        let value = spec.resolve(example).ok()?.get("value")?.clone();
+        let bytes = match media.as_str() {
+            "application/json" => value.to_string().into_bytes(),
+            m if m.ends_with("/xml") => value.as_str()?.as_bytes().to_vec(),
+            _ => return None,
+        };
+        plan.body = Some((media.clone(), bytes));
+    }
+    for requirement in op.op["security"].as_array().into_iter().flatten() {
+        for scheme in requirement.as_object().into_iter().flatten().map(|(k, _)| k) {
+            match spec.doc.pointer(&format!("/components/securitySchemes/{scheme}/type")).and_then(Value::as_str) {
+                Some("http") => plan.headers.push(("authorization".into(), "Bearer test-token".into())),
+                Some("apiKey") if token_in_body => {
+                    let mut body = plan.json_body().unwrap_or(json!({}));
+                    body["token"] = json!("test-token");
+                    plan = plan.with_json_body(&body);
+                }
+                Some("apiKey") => plan.query.push(("token".into(), "test-token".into())),
+                _ => {}
+            }
+        }
+    }
+    Some(plan)
+}
+
+/// The rejection rule of `kind` in the spec's `x-rejections`: (status, body template).
+fn rejection(spec: &Spec, kind: &str) -> u16 {
+    spec.doc["x-rejections"][kind]["status"].as_u64().expect("x-rejections status") as u16
+}
+
+/// A broken request and what the router must say about it.
+struct Case {
+    label: String,
+    kind: &'static str,
+    plan: Plan,
+    /// The field the message must name.
+    field: String,
+}
+
+/// A value of the wrong JSON type for `schema`.
+fn wrong_type(schema: &Value) -> Value {
+    match xtask::codegen::model::base_type(schema).0.as_deref() {
+        Some("string") => json!(12345),
+        Some("array") => json!("not-an-array"),
+        Some("object") => json!([1, 2]),
+        _ => json!("not-a-number"),
+    }
+}
+
+/// Values breaking each constraint `schema` states, labelled by constraint.
+fn constraint_breakers(schema: &Value) -> Vec<(&'static str, Value)> {
+    let mut out = Vec::new();
+    if schema.get("pattern").is_some() {
+        out.push(("pattern", json!("!!不匹配!!")));
+    }
+    if let Some(n) = schema.get("minLength").and_then(Value::as_u64).filter(|n| *n > 0) {
+        out.push(("min_length", json!("x".repeat(n as usize - 1))));
+    }
+    if let Some(n) = schema.get("maxLength").and_then(Value::as_u64) {
+        out.push(("max_length", json!("x".repeat(n as usize + 1))));
+    }
+    if let Some(n) = schema.get("minimum").and_then(Value::as_f64) {
+        out.push(("minimum", json!(n - 1.0)));
+    }
+    if let Some(n) = schema.get("maximum").and_then(Value::as_f64) {
+        out.push(("maximum", json!(n + 1.0)));
+    }
+    if let Some(n) = schema.get("minItems").and_then(Value::as_u64).filter(|n| *n > 0) {
+        out.push(("min_items", Value::Array(vec![json!(null); n as usize - 1])));
+    }
+    if schema.get("enum").is_some_and(Value::is_array) {
+        out.push(("enum", json!("__不是枚举值__")));
+    }
+    out
+}
+
+fn integer_valued(schema: &Value, value: Value) -> Value {
+    // An integer field broken by a fractional bound would fail on type, not on the bound.
+    match (xtask::codegen::model::base_type(schema).0.as_deref(), value.as_f64()) {
+        (Some("integer"), Some(f)) => json!(f as i64),
+        _ => value,
+    }
+}
+
+fn cases(spec: &Spec, op: &Operation<'_>, plan: &Plan) -> Vec<Case> {
+    let mut out = Vec::new();
+    let label = |what: &str| format!("{} {}: {what}", spec.api, op.id());
+    if let Some(body) = plan.json_body() {
+        out.push(Case {
+            label: label("bad JSON"),
+            kind: "invalid_request",
+            plan: Plan { body: Some(("application/json".into(), b"{\"broken\": ".to_vec())), ..plan.clone() },
+            field: "body".into(),
+        });
+        out.push(Case {
+            label: label("unsupported media type"),
+            kind: "unsupported_media_type",
+            plan: Plan { body: Some(("text/plain".into(), body.to_string().into_bytes())), ..plan.clone() },
+            field: "Content-Type".into(),
+        });
+        let schema = op
+            .op
+            .pointer("/requestBody/content/application~1json/schema")
+            .and_then(|s| spec.resolve(s).ok())
+            .cloned()
+            .unwrap_or_default();
+        let required: BTreeSet<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        for (name, prop) in schema["properties"].as_object().into_iter().flatten() {
+            if name == "token" {
+                continue;
+            }
+            let prop = spec.resolve(prop).expect("property resolves");
+            if required.contains(name.as_str()) {
+                let mut broken = body.clone();
+                broken.as_object_mut().expect("object body").remove(name);
+                out.push(Case { label: label(&format!("missing {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
+            }
+            let nullable = xtask::codegen::model::base_type(prop).1;
+            if !nullable {
+                let mut broken = body.clone();
+                broken[name] = wrong_type(prop);
+                out.push(Case { label: label(&format!("wrong type of {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
+            }
+            for (constraint, value) in constraint_breakers(prop) {
+                let mut broken = body.clone();
+                broken[name] = integer_valued(prop, value);
+                out.push(Case { label: label(&format!("{constraint} of {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
+            }
+        }
+    }
+    for param in parameters(spec, op) {
+        let name = param["name"].as_str().expect("named").to_owned();
+        if param["in"] != json!("query") {
+            continue;
+        }
+        let schema = param.get("schema").map(|s| spec.resolve(s).expect("resolves")).cloned().unwrap_or_default();
+        let mut breakers: Vec<(&str, Value)> = constraint_breakers(&schema);
+        if matches!(xtask::codegen::model::base_type(&schema).0.as_deref(), Some("integer" | "number")) {
+            breakers.push(("wrong type", json!("abc")));
+        }
+        for (constraint, value) in breakers {
+            let value = integer_valued(&schema, value);
+            let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
+            if text.is_empty() {
+                continue;
+            }
+            let mut broken = plan.clone();
+            broken.query.retain(|(k, _)| k != &name);
+            broken.query.push((name.clone(), text));
+            out.push(Case { label: label(&format!("query {constraint} of {name}")), kind: "invalid_request", plan: broken, field: name.clone() });
+        }
+    }
+    let secured = op.op["security"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+    if secured {
+        let mut broken = plan.clone();
+        broken.headers.retain(|(k, _)| k != "authorization");
+        broken.query.retain(|(k, _)| k != "token");
+        if let Some(mut body) = broken.json_body().filter(|b| b.get("token").is_some()) {
+            body.as_object_mut().expect("object").remove("token");
+            broken = broken.with_json_body(&body);
+        }
+        out.push(Case { label: label("missing credentials"), kind: "unauthenticated", plan: broken, field: String::new() });
+    }
+    out
+}
+
+#[tokio::test]
+async fn generated_routers_serve_documented_requests_and_refuse_broken_ones() {
+    let mut failures = Vec::new();
+    let mut exercised: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    let (mut operations, mut documented_sent, mut broken_sent) = (0, 0, 0);
+    for spec in Spec::load_all(&workspace_root()).expect("specs load") {
+        let router = router(&spec);
+        let errors = ExampleValidator::new(&spec).expect("validator");
+        let examples = spec.response_examples();
+        for op in spec.operations() {
+            operations += 1;
+            let Some(plan) = valid_plan(&spec, &op) else { continue };
+            documented_sent += 1;
+            let expected = default_example(&examples, op.id()).expect("default").status.parse::<u16>().unwrap();
+            let reply = send(&router, plan.request()).await;
+            if reply.status != expected {
+                failures.push(format!("{} {}: the documented request got {}: {}", spec.api, op.id(), reply.status, reply.body));
+                continue;
+            }
+            exercised.entry(spec.api.id).or_default().insert("documented request".into());
+            for case in cases(&spec, &op, &plan) {
+                broken_sent += 1;
+                let reply = send(&router, case.plan.request()).await;
+                match check_rejection(&spec, &errors, &case, &reply) {
+                    Ok(()) => {
+                        exercised.entry(spec.api.id).or_default().insert(case_kind(&case.label));
+                    }
+                    Err(problem) => failures.push(format!("{}: {problem}", case.label)),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    for (api, kinds) in &exercised {
+        for needed in ["documented request", "bad JSON", "unsupported media type", "missing", "wrong type", "missing credentials"] {
+            assert!(kinds.contains(needed), "{api}: no {needed:?} case was exercised (got {kinds:?})");
+        }
+        assert!(
+            kinds.iter().any(|k| ["pattern", "min_length", "max_length", "minimum", "maximum", "enum", "min_items"].contains(&k.as_str())),
+            "{api}: no constraint case was exercised (got {kinds:?})"
+        );
+    }
+    assert_eq!(exercised.len(), 5, "every API is exercised");
+    println!("{documented_sent} of {operations} operations answered their documented request; {broken_sent} broken requests refused");
+    // Only multipart bodies (community's photo upload) are left to their own test.
+    assert!(operations - documented_sent <= 1, "{} operations could not be sent", operations - documented_sent);
+}
+
+/// The kind of a case label (`"heating sms_send: missing phone"` → `"missing"`).
+fn case_kind(label: &str) -> String {
+    let what = label.split(": ").nth(1).unwrap_or_default();
+    let what = what.strip_prefix("query ").unwrap_or(what);
+    match what.split(" of ").next().unwrap_or(what) {
+        w if w.starts_with("missing ") && w != "missing credentials" => "missing".into(),
+        w => w.into(),
+    }
+}
+
+fn check_rejection(spec: &Spec, errors: &ExampleValidator, case: &Case, reply: &Reply) -> Result<(), String> {
+    let status = rejection(spec, case.kind);
+    if reply.status != status {
+        return Err(format!("expected {status} ({}), got {}: {}", case.kind, reply.status, reply.body));
+    }
+    if reply.content_type.as_deref() != Some("application/json") {
+        return Err(format!("content type {:?}", reply.content_type));
+    }
+    let body = reply.json();
+    let problems = errors.errors("/components/schemas/ErrorResponse", &body);
+    if !problems.is_empty() {
+        return Err(format!("the answer is not the API's error envelope: {problems:?}: {body}"));
+    }
+    let message = body["message"].as_str().unwrap_or_default();
+    if !message.contains(&case.field) {
+        return Err(format!("the message does not name {:?}: {message}", case.field));
+    }
+    Ok(())
+}

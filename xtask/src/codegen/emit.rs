@@ -1,0 +1,1035 @@
+//! Rust source for one API from its model: `types.rs`, `mod.rs` (trait, inputs, outputs,
+//! rejections), `router.rs` (axum handlers documented with `utoipa::path`) and `openapi.rs`.
+
+use std::collections::BTreeMap;
+
+use heck::{ToShoutySnakeCase, ToUpperCamelCase};
+use proc_macro2::{Ident, Literal, Span, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::Value;
+
+use super::model::{
+    Body, BodyKind, Carrier, Constraints, Field, Location, Model, Operation, Param, Payload, Security, Ty, TypeDef,
+};
+
+fn ident(name: &str) -> Ident {
+    match syn::parse_str::<Ident>(name) {
+        Ok(ident) => ident,
+        Err(_) => Ident::new_raw(name, Span::call_site()),
+    }
+}
+
+fn docs(text: &str) -> TokenStream {
+    let lines: Vec<TokenStream> = text
+        .lines()
+        .map(|line| {
+            let line = format!(" {line}");
+            quote! { #[doc = #line] }
+        })
+        .collect();
+    quote! { #(#lines)* }
+}
+
+/// What a named type resolves to when used as a field (aliases are looked through, because
+/// utoipa cannot document a type alias).
+struct Types<'a> {
+    defs: BTreeMap<&'a str, &'a TypeDef>,
+}
+
+impl<'a> Types<'a> {
+    fn new(model: &'a Model) -> Types<'a> {
+        Types { defs: model.types.iter().map(|t| (t.name(), t)).collect() }
+    }
+
+    fn resolve<'t>(&'t self, ty: &'t Ty) -> &'t Ty {
+        match ty {
+            Ty::Named(name) => match self.defs.get(name.as_str()) {
+                Some(TypeDef::Alias { ty, .. }) => self.resolve(ty),
+                _ => ty,
+            },
+            other => other,
+        }
+    }
+
+    fn tokens(&self, ty: &Ty) -> TokenStream {
+        match self.resolve(ty) {
+            Ty::String => quote! { String },
+            Ty::I32 => quote! { i32 },
+            Ty::I64 => quote! { i64 },
+            Ty::F64 => quote! { f64 },
+            Ty::Bool => quote! { bool },
+            Ty::DecimalNumber | Ty::DecimalString => quote! { rust_decimal::Decimal },
+            Ty::Upload => quote! { crate::runtime::Upload },
+            Ty::Json => quote! { serde_json::Value },
+            Ty::Vec(inner) => {
+                let inner = self.tokens(inner);
+                quote! { Vec<#inner> }
+            }
+            Ty::Map(inner) => {
+                let inner = self.tokens(inner);
+                quote! { std::collections::BTreeMap<String, #inner> }
+            }
+            Ty::Named(name) => {
+                let name = ident(name);
+                quote! { types::#name }
+            }
+        }
+    }
+
+    /// The text kind a scalar arrives as in a query, path, header or form field.
+    fn text_kind(&self, ty: &Ty) -> TokenStream {
+        match self.resolve(ty) {
+            Ty::I32 | Ty::I64 => quote! { crate::runtime::TextKind::Integer },
+            Ty::F64 | Ty::DecimalNumber => quote! { crate::runtime::TextKind::Number },
+            Ty::Bool => quote! { crate::runtime::TextKind::Boolean },
+            Ty::Named(name) => match self.defs.get(name.as_str()) {
+                Some(TypeDef::IntEnum { .. }) => quote! { crate::runtime::TextKind::Integer },
+                _ => quote! { crate::runtime::TextKind::String },
+            },
+            _ => quote! { crate::runtime::TextKind::String },
+        }
+    }
+
+    fn is_struct(&self, ty: &Ty) -> bool {
+        matches!(self.resolve(ty), Ty::Named(n) if matches!(self.defs.get(n.as_str()), Some(TypeDef::Struct { .. })))
+    }
+}
+
+fn utoipa_format(format: &str) -> TokenStream {
+    let known = match format {
+        "int32" => Some("Int32"),
+        "int64" => Some("Int64"),
+        "float" => Some("Float"),
+        "double" => Some("Double"),
+        "byte" => Some("Byte"),
+        "binary" => Some("Binary"),
+        "date" => Some("Date"),
+        "date-time" => Some("DateTime"),
+        "password" => Some("Password"),
+        "email" => Some("Email"),
+        _ => None,
+    };
+    match known {
+        Some(name) => {
+            let name = format_ident!("{name}");
+            quote! { format = #name }
+        }
+        None => quote! { format = #format },
+    }
+}
+
+fn number_literal(value: f64) -> Literal {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        Literal::i64_unsuffixed(value as i64)
+    } else {
+        Literal::f64_unsuffixed(value)
+    }
+}
+
+fn constraint_attrs(c: &Constraints) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    if let Some(n) = c.min_length {
+        let n = Literal::u64_unsuffixed(n);
+        out.push(quote! { min_length = #n });
+    }
+    if let Some(n) = c.max_length {
+        let n = Literal::u64_unsuffixed(n);
+        out.push(quote! { max_length = #n });
+    }
+    if let Some(p) = &c.pattern {
+        out.push(quote! { pattern = #p });
+    }
+    if let Some(n) = c.minimum {
+        let n = number_literal(n);
+        out.push(if c.exclusive_minimum { quote! { exclusive_minimum = #n } } else { quote! { minimum = #n } });
+    }
+    if let Some(n) = c.maximum {
+        let n = number_literal(n);
+        out.push(if c.exclusive_maximum { quote! { exclusive_maximum = #n } } else { quote! { maximum = #n } });
+    }
+    if let Some(n) = c.min_items {
+        let n = Literal::u64_unsuffixed(n);
+        out.push(quote! { min_items = #n });
+    }
+    if let Some(n) = c.max_items {
+        let n = Literal::u64_unsuffixed(n);
+        out.push(quote! { max_items = #n });
+    }
+    out
+}
+
+/// `types.rs`: every schema as a Rust type, with serde, utoipa and `Validate`.
+pub fn types(model: &Model) -> TokenStream {
+    let types = Types::new(model);
+    let mut patterns = Vec::new();
+    let items: Vec<TokenStream> = model.types.iter().map(|def| type_def(&types, def, &mut patterns)).collect();
+    quote! {
+        #![allow(clippy::all, missing_docs, non_camel_case_types, unused_imports)]
+        use std::sync::LazyLock;
+        use crate::runtime::{Validate, Violation, check, join, index};
+        use super::types;
+        #(#patterns)*
+        #(#items)*
+    }
+}
+
+fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -> TokenStream {
+    match def {
+        TypeDef::Struct { name, doc, fields, xml_name, additional } => {
+            let name_ident = ident(name);
+            let doc = docs(doc);
+            let is_form = fields.iter().any(|f| matches!(types.resolve(&f.ty), Ty::Upload));
+            let mut field_items: Vec<TokenStream> = fields.iter().map(|f| field_tokens(types, f, is_form)).collect();
+            if let Some(extra) = additional {
+                let ty = types.tokens(extra);
+                field_items.push(quote! {
+                    /// Properties the spec does not list by name (`additionalProperties`).
+                    #[serde(flatten)]
+                    #[schema(additional_properties)]
+                    pub additional_properties: std::collections::BTreeMap<String, #ty>,
+                });
+            }
+            let checks: Vec<TokenStream> = fields.iter().map(|f| field_checks(types, name, f, patterns)).collect();
+            let derives = if is_form {
+                quote! { #[derive(Debug, Clone, PartialEq, utoipa::ToSchema)] }
+            } else {
+                quote! { #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)] }
+            };
+            let xml = xml_name.as_ref().map(|n| quote! { #[serde(rename = #n)] #[schema(xml(name = #n))] });
+            quote! {
+                #doc
+                #derives
+                #xml
+                pub struct #name_ident { #(#field_items)* }
+                impl Validate for #name_ident {
+                    #[allow(unused_variables)]
+                    fn validate(&self, path: &str, out: &mut Vec<Violation>) { #(#checks)* }
+                }
+            }
+        }
+        TypeDef::StringEnum { name, doc, variants } => {
+            let name_ident = ident(name);
+            let doc = docs(doc);
+            let vs = variants.iter().map(|(wire, variant, meaning)| {
+                let v = ident(variant);
+                let d = docs(&format!("`{wire}`{}", if meaning.is_empty() { String::new() } else { format!(": {meaning}") }));
+                quote! { #d #[serde(rename = #wire)] #v, }
+            });
+            let wires = variants.iter().map(|(wire, variant, _)| {
+                let v = ident(variant);
+                quote! { Self::#v => #wire, }
+            });
+            quote! {
+                #doc
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+                pub enum #name_ident { #(#vs)* }
+                impl #name_ident {
+                    /// The value as it travels.
+                    pub fn as_str(self) -> &'static str { match self { #(#wires)* } }
+                }
+                impl Validate for #name_ident { fn validate(&self, _: &str, _: &mut Vec<Violation>) {} }
+            }
+        }
+        TypeDef::IntEnum { name, doc, variants } => {
+            let name_ident = ident(name);
+            let doc = docs(doc);
+            let vs = variants.iter().map(|(value, variant, meaning)| {
+                let v = ident(variant);
+                let lit = Literal::i64_unsuffixed(*value);
+                let d = docs(&format!("`{value}`{}", if meaning.is_empty() { String::new() } else { format!(": {meaning}") }));
+                quote! { #d #v = #lit, }
+            });
+            quote! {
+                #doc
+                #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde_repr::Serialize_repr, serde_repr::Deserialize_repr, utoipa::ToSchema)]
+                #[repr(i64)]
+                pub enum #name_ident { #(#vs)* }
+                impl Validate for #name_ident { fn validate(&self, _: &str, _: &mut Vec<Violation>) {} }
+            }
+        }
+        TypeDef::Alias { name, doc, ty } => {
+            let name_ident = ident(name);
+            let doc = docs(doc);
+            let ty = types.tokens(ty);
+            quote! { #doc pub type #name_ident = #ty; }
+        }
+    }
+}
+
+fn field_tokens(types: &Types<'_>, f: &Field, is_form: bool) -> TokenStream {
+    let name = ident(&f.ident);
+    let doc = docs(&f.doc);
+    let resolved = types.resolve(&f.ty).clone();
+    let decimal_string = resolved == Ty::DecimalString;
+    let double = !f.required && f.nullable;
+    // A decimal string that is both optional and nullable has no serde helper: keep the text.
+    let inner = if double && decimal_string { quote! { String } } else { types.tokens(&f.ty) };
+    let ty = match (f.required, f.nullable) {
+        (true, false) => inner,
+        (true, true) | (false, false) => quote! { Option<#inner> },
+        (false, true) => quote! { Option<Option<#inner>> },
+    };
+    let mut serde_attrs = Vec::new();
+    if f.ident.trim_start_matches("r#") != f.wire {
+        let wire = &f.wire;
+        serde_attrs.push(quote! { rename = #wire });
+    }
+    if !f.required {
+        serde_attrs.push(quote! { default, skip_serializing_if = "Option::is_none" });
+    }
+    if double {
+        serde_attrs.push(quote! { with = "::serde_with::rust::double_option" });
+    } else if decimal_string {
+        let with = if f.required && !f.nullable { "rust_decimal::serde::str" } else { "rust_decimal::serde::str_option" };
+        serde_attrs.push(quote! { with = #with });
+    }
+    let mut schema_attrs = constraint_attrs(&f.constraints);
+    if let Some(format) = &f.format {
+        schema_attrs.push(utoipa_format(format));
+    }
+    match &resolved {
+        Ty::Upload => schema_attrs.push(quote! { value_type = String }),
+        Ty::DecimalString => schema_attrs.push(quote! { value_type = String }),
+        Ty::DecimalNumber => schema_attrs.push(quote! { value_type = f64 }),
+        Ty::Json => schema_attrs.push(quote! { value_type = Value }),
+        _ => {}
+    }
+    if f.required && f.nullable {
+        schema_attrs.push(quote! { required = true });
+    }
+    if !f.nullable && !f.required {
+        schema_attrs.push(quote! { nullable = false });
+    }
+    if is_form && !f.ident.eq(&f.wire) {
+        let wire = &f.wire;
+        schema_attrs.push(quote! { rename = #wire });
+    }
+    let serde = (!serde_attrs.is_empty() && !is_form).then(|| quote! { #[serde(#(#serde_attrs),*)] });
+    let schema = (!schema_attrs.is_empty()).then(|| quote! { #[schema(#(#schema_attrs),*)] });
+    quote! { #doc #serde #schema pub #name: #ty, }
+}
+
+/// `Validate` statements for one field.
+fn field_checks(types: &Types<'_>, owner: &str, f: &Field, patterns: &mut Vec<TokenStream>) -> TokenStream {
+    let name = ident(&f.ident);
+    let wire = &f.wire;
+    let value_checks = value_checks(types, owner, &f.ident, &f.ty, &f.constraints, &f.item_constraints, patterns, &quote! { out });
+    if value_checks.is_empty() {
+        return TokenStream::new();
+    }
+    let body = quote! { let path = &join(path, #wire); #value_checks };
+    match (f.required, f.nullable) {
+        (true, false) => quote! { { let value = &self.#name; #body } },
+        (true, true) | (false, false) => quote! { if let Some(value) = &self.#name { #body } },
+        (false, true) => {
+            if types.resolve(&f.ty) == &Ty::DecimalString {
+                return TokenStream::new();
+            }
+            quote! { if let Some(Some(value)) = &self.#name { #body } }
+        }
+    }
+}
+
+/// Checks on `value` (a reference to a value of type `ty`) found at `path`.
+fn value_checks(
+    types: &Types<'_>,
+    owner: &str,
+    field: &str,
+    ty: &Ty,
+    c: &Constraints,
+    items: &Constraints,
+    patterns: &mut Vec<TokenStream>,
+    out_var: &TokenStream,
+) -> TokenStream {
+    let sink = out_var;
+    let mut out = Vec::new();
+    match types.resolve(ty) {
+        Ty::String => {
+            if let Some(n) = c.min_length {
+                let n = Literal::u64_unsuffixed(n);
+                out.push(quote! { check::min_length(path, value, #n, #sink); });
+            }
+            if let Some(n) = c.max_length {
+                let n = Literal::u64_unsuffixed(n);
+                out.push(quote! { check::max_length(path, value, #n, #sink); });
+            }
+            if let Some(p) = &c.pattern {
+                let stat = format_ident!("PATTERN_{}_{}_{}", owner.to_shouty_snake_case(), field.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
+                patterns.push(quote! {
+                    static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
+                });
+                out.push(quote! { check::pattern(path, value, &#stat, #sink); });
+            }
+            if let Some(format) = &c.format {
+                out.push(quote! { check::format(path, value, #format, #sink); });
+            }
+        }
+        Ty::I32 | Ty::I64 | Ty::F64 => {
+            let cast = match types.resolve(ty) {
+                Ty::F64 => quote! { *value },
+                _ => quote! { *value as f64 },
+            };
+            if let Some(n) = c.minimum {
+                let excl = c.exclusive_minimum;
+                out.push(quote! { check::minimum(path, #cast, #n, #excl, #sink); });
+            }
+            if let Some(n) = c.maximum {
+                let excl = c.exclusive_maximum;
+                out.push(quote! { check::maximum(path, #cast, #n, #excl, #sink); });
+            }
+        }
+        Ty::DecimalNumber | Ty::DecimalString => {
+            if let Some(n) = c.minimum {
+                let lit = n.to_string();
+                let excl = c.exclusive_minimum;
+                out.push(quote! { check::minimum(path, *value, check::decimal(#lit), #excl, #sink); });
+            }
+            if let Some(n) = c.maximum {
+                let lit = n.to_string();
+                let excl = c.exclusive_maximum;
+                out.push(quote! { check::maximum(path, *value, check::decimal(#lit), #excl, #sink); });
+            }
+        }
+        Ty::Vec(inner) => {
+            if let Some(n) = c.min_items {
+                let n = Literal::u64_unsuffixed(n);
+                out.push(quote! { check::min_items(path, value.len(), #n, #sink); });
+            }
+            if let Some(n) = c.max_items {
+                let n = Literal::u64_unsuffixed(n);
+                out.push(quote! { check::max_items(path, value.len(), #n, #sink); });
+            }
+            let item_checks = value_checks(types, owner, &format!("{field}_item"), inner, items, &Constraints::default(), patterns, sink);
+            if !item_checks.is_empty() {
+                out.push(quote! {
+                    for (i, value) in value.iter().enumerate() { let path = &index(path, i); #item_checks }
+                });
+            }
+        }
+        Ty::Map(_) | Ty::Named(_) => {
+            if types.is_struct(ty) || matches!(types.resolve(ty), Ty::Map(_)) {
+                out.push(quote! { value.validate(path, #sink); });
+            }
+        }
+        Ty::Bool | Ty::Upload | Ty::Json => {}
+    }
+    quote! { #(#out)* }
+}
+
+/// `mod.rs`: the operation list, the trait, inputs, outputs and the rejection renderer.
+pub fn api(model: &Model, spec_file: &str) -> TokenStream {
+    let types = Types::new(model);
+    let trait_ident = ident(&model.trait_name);
+    let count = Literal::usize_unsuffixed(model.operations.len());
+    let variants: Vec<Ident> = model.operations.iter().map(|o| ident(&o.pascal)).collect();
+    let ids: Vec<&str> = model.operations.iter().map(|o| o.id.as_str()).collect();
+    let methods: Vec<String> = model.operations.iter().map(|o| o.method.to_uppercase()).collect();
+    let paths: Vec<&str> = model.operations.iter().map(|o| o.path.as_str()).collect();
+    let outputs_ty: Vec<Ident> = model.operations.iter().map(|o| format_ident!("{}Output", o.pascal)).collect();
+    let variant_docs: Vec<TokenStream> =
+        model.operations.iter().map(|o| docs(&format!("`{}` — {} (`{} {}`, {})", o.id, o.summary, o.method.to_uppercase(), o.path, o.source))).collect();
+    let trait_methods = model.operations.iter().map(|o| trait_method(o));
+    let inputs = model.operations.iter().map(|o| input_struct(&types, o));
+    let outputs = model.operations.iter().map(|o| output_enum(&types, o));
+    let rejection_arms = model.rejections.iter().map(|(kind, rule)| {
+        let kind = format_ident!("{}", kind.to_upper_camel_case());
+        let status = rule.status;
+        let template = serde_json::to_string(&rule.body).expect("JSON");
+        quote! { RejectionKind::#kind => (#status, #template), }
+    });
+    let trait_doc = docs(&format!(
+        "{}: one method per operation of `openapi/{spec_file}`.\n\nThe real server and mock mode each implement it; `router()` serves any implementation.\nEvery method returns a documented response of its operation; there is no error channel.",
+        model.title
+    ));
+    quote! {
+        #![allow(clippy::all, missing_docs, unused_imports)]
+        use std::future::Future;
+        use axum::http::StatusCode;
+        use crate::runtime::{Context, Credential, ExampleError, OperationOutput, Rejection, RejectionKind, Unauthenticated, Upload};
+
+        pub mod types;
+        pub mod router;
+        pub mod openapi;
+        pub mod examples;
+
+        pub use router::router;
+
+        /// Every operation of this API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Operation { #(#variant_docs #variants,)* }
+
+        impl Operation {
+            /// All operations, in the spec's order.
+            pub const ALL: [Operation; #count] = [#(Operation::#variants),*];
+            /// The operationId.
+            pub fn id(self) -> &'static str { match self { #(Operation::#variants => #ids,)* } }
+            /// The HTTP method.
+            pub fn method(self) -> &'static str { match self { #(Operation::#variants => #methods,)* } }
+            /// The path template.
+            pub fn path(self) -> &'static str { match self { #(Operation::#variants => #paths,)* } }
+            /// The operation with this operationId.
+            pub fn from_id(id: &str) -> Option<Operation> { match id { #(#ids => Some(Operation::#variants),)* _ => None } }
+            /// Read a documented example as this operation's typed response and write it back:
+            /// the body as the generated types serialise it (contract tests compare the two).
+            pub fn roundtrip_example(self, status: u16, media_type: Option<&str>, body: &str) -> Result<Option<String>, ExampleError> {
+                match self { #(Operation::#variants => #outputs_ty::from_example(status, media_type, body).map(|o| o.body_text()),)* }
+            }
+        }
+
+        #trait_doc
+        pub trait #trait_ident: Send + Sync + 'static {
+            /// What a verified credential becomes: a user for the real server, the credential itself for mock mode.
+            type Principal: Send + Sync + 'static;
+            /// Verify the credential presented to a secured operation. The router calls it before
+            /// validating the request; an `Err` is answered with the API's unauthenticated response.
+            fn authenticate(&self, operation: Operation, credential: Credential) -> impl Future<Output = Result<Self::Principal, Unauthenticated>> + Send;
+            #(#trait_methods)*
+        }
+
+        #(#inputs)*
+        #(#outputs)*
+
+        /// Answer a refused request in this API's own envelope (`x-rejections` in the spec).
+        pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
+            let (status, template) = match rejection.kind { #(#rejection_arms)* };
+            crate::runtime::render_template(status, template, &rejection.message)
+        }
+    }
+}
+
+fn principal_type(o: &Operation) -> TokenStream {
+    match o.security {
+        Security::Public => quote! { () },
+        Security::Required(_) => quote! { Self::Principal },
+        Security::Optional(_) => quote! { Option<Self::Principal> },
+    }
+}
+
+fn trait_method(o: &Operation) -> TokenStream {
+    let name = ident(&o.id);
+    let input = format_ident!("{}Input", o.pascal);
+    let output = format_ident!("{}Output", o.pascal);
+    let principal = principal_type(o);
+    let doc = docs(&format!("{}\n\n`{} {}` — {}\n\n{}", o.summary, o.method.to_uppercase(), o.path, o.source, o.description));
+    quote! {
+        #doc
+        fn #name(&self, ctx: Context<#principal>, input: #input) -> impl Future<Output = #output> + Send;
+    }
+}
+
+fn input_struct(types: &Types<'_>, o: &Operation) -> TokenStream {
+    let name = format_ident!("{}Input", o.pascal);
+    let fields = o.params.iter().map(|p| {
+        let f = ident(&p.ident);
+        let ty = types.tokens(&p.ty);
+        let ty = if p.required || p.default.is_some() { ty } else { quote! { Option<#ty> } };
+        let location = match p.location {
+            Location::Path => "path",
+            Location::Query => "query",
+            Location::Header => "header",
+        };
+        let default = p.default.as_ref().map(|d| format!(" Default: `{d}`.")).unwrap_or_default();
+        let doc = docs(&format!("`{}` ({location}): {}{default}", p.wire, p.doc));
+        quote! { #doc pub #f: #ty, }
+    });
+    let body = o.body.as_ref().map(|b| {
+        let ty = types.tokens(&b.ty);
+        let ty = if b.required { ty } else { quote! { Option<#ty> } };
+        let doc = docs(&format!("The request body ({}). {}", b.media_types.join(", "), b.doc));
+        quote! { #doc pub body: #ty, }
+    });
+    let doc = docs(&format!("Input of `{}` ({}).", o.id, o.summary));
+    quote! {
+        #doc
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct #name { #(#fields)* #body }
+    }
+}
+
+fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
+    let name = format_ident!("{}Output", o.pascal);
+    let variants = o.responses.iter().map(|r| {
+        let v = ident(&r.variant);
+        let doc = docs(&format!("{} {}: {}", r.status, r.media_type.as_deref().unwrap_or("(no body)"), r.doc));
+        match &r.payload {
+            Payload::Empty => quote! { #doc #v, },
+            Payload::Json(ty) => {
+                let ty = types.tokens(ty);
+                quote! { #doc #v(#ty), }
+            }
+            Payload::Text(_) => quote! { #doc #v(String), },
+        }
+    });
+    let from_arms = o.responses.iter().map(|r| {
+        let v = ident(&r.variant);
+        let status = r.status;
+        match (&r.payload, &r.media_type) {
+            (Payload::Empty, _) => quote! { (#status, None) => Ok(Self::#v), },
+            (Payload::Json(_), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(crate::runtime::example_json(body)?)), },
+            (Payload::Text(_), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(body.to_owned())), },
+            _ => TokenStream::new(),
+        }
+    });
+    let status_arms = o.responses.iter().map(|r| {
+        let v = ident(&r.variant);
+        let status = r.status;
+        let pattern = match r.payload {
+            Payload::Empty => quote! { Self::#v },
+            _ => quote! { Self::#v(_) },
+        };
+        let media = match &r.media_type {
+            Some(m) => quote! { Some(#m) },
+            None => quote! { None },
+        };
+        let body = match r.payload {
+            Payload::Empty => quote! { None },
+            Payload::Json(_) => quote! { Some(crate::runtime::to_json(body)) },
+            Payload::Text(_) => quote! { Some(body.clone()) },
+        };
+        let bind = match r.payload {
+            Payload::Empty => quote! { Self::#v },
+            _ => quote! { Self::#v(body) },
+        };
+        (quote! { #pattern => crate::runtime::status(#status), }, quote! { #pattern => #media, }, quote! { #bind => #body, })
+    });
+    let (statuses, medias, bodies): (Vec<_>, Vec<_>, Vec<_>) = status_arms.fold((vec![], vec![], vec![]), |mut acc, (a, b, c)| {
+        acc.0.push(a);
+        acc.1.push(b);
+        acc.2.push(c);
+        acc
+    });
+    let id = &o.id;
+    let doc = docs(&format!("The documented responses of `{}` ({}).", o.id, o.summary));
+    quote! {
+        #doc
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum #name { #(#variants)* }
+        impl OperationOutput for #name {
+            fn from_example(status: u16, media_type: Option<&str>, body: &str) -> Result<Self, ExampleError> {
+                match (status, media_type) {
+                    #(#from_arms)*
+                    _ => Err(ExampleError(format!("{} documents no {status} {media_type:?} response", #id))),
+                }
+            }
+            fn status(&self) -> StatusCode { match self { #(#statuses)* } }
+            fn media_type(&self) -> Option<&'static str> { match self { #(#medias)* } }
+            #[allow(unused_variables)]
+            fn body_text(&self) -> Option<String> { match self { #(#bodies)* } }
+        }
+    }
+}
+
+/// `router.rs`: one axum handler per operation, documented with `utoipa::path`.
+pub fn router(model: &Model) -> TokenStream {
+    let types = Types::new(model);
+    let trait_ident = ident(&model.trait_name);
+    let mut by_path: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    for o in &model.operations {
+        by_path.entry(o.path.as_str()).or_default().push(o);
+    }
+    // Keep the spec's path order for readability.
+    let mut seen = Vec::new();
+    for o in &model.operations {
+        if !seen.contains(&o.path.as_str()) {
+            seen.push(o.path.as_str());
+        }
+    }
+    let routes = seen.iter().map(|path| {
+        let ops = &by_path[path];
+        let mut chain = ops.iter().map(|o| (format_ident!("{}", o.method), ident(&o.id)));
+        let (first_method, first_handler) = chain.next().expect("a path has an operation");
+        let rest = chain.map(|(method, handler)| quote! { .#method(#handler::<T>) });
+        quote! { .route(#path, axum::routing::#first_method(#first_handler::<T>) #(#rest)*) }
+    });
+    let handlers = model.operations.iter().map(|o| handler(&types, model, o));
+    quote! {
+        #![allow(clippy::all, missing_docs, unused_imports, unused_mut, unused_variables)]
+        use std::sync::Arc;
+        use axum::body::Bytes;
+        use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+        use axum::http::request::Parts;
+        use axum::response::Response;
+        use crate::runtime::{self, Context, Credential, Rejection, RejectionKind, Validate, Violation, check};
+        use super::{types, #trait_ident, Operation, render_rejection};
+        use super::*;
+
+        /// The axum router serving every operation of this API through `api`. Refused requests and
+        /// unknown paths are answered in the API's own envelope.
+        pub fn router<T: #trait_ident>(api: Arc<T>) -> axum::Router {
+            axum::Router::new()
+                #(#routes)*
+                .fallback(|| async { render_rejection(&Rejection::of(RejectionKind::NotFound, "接口不存在")) })
+                .method_not_allowed_fallback(|| async { render_rejection(&Rejection::of(RejectionKind::MethodNotAllowed, "请求方法不被允许")) })
+                .with_state(api)
+        }
+
+        #(#handlers)*
+    }
+}
+
+fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
+    let trait_ident = ident(&model.trait_name);
+    let name = ident(&o.id);
+    let serve = format_ident!("serve_{}", o.id);
+    let input = format_ident!("{}Input", o.pascal);
+    let variant = ident(&o.pascal);
+    let id = &o.id;
+    let doc_attr = path_attr(types, o);
+
+    let mut steps = Vec::new();
+    // Security first: a missing credential is 401 whatever else is wrong.
+    let body_token = matches!(&o.security, Security::Required(s) | Security::Optional(s) if matches!(s.carrier, Carrier::ApiKeyQuery { in_body: true, .. }));
+    let credential = match &o.security {
+        Security::Public => None,
+        Security::Required(s) | Security::Optional(s) => Some(match &s.carrier {
+            Carrier::Bearer => quote! { runtime::bearer_token(&parts.headers).map(Credential::Bearer) },
+            Carrier::ApiKeyQuery { name, in_body: false } => {
+                quote! { runtime::Query::parse(parts.uri.query()).get(#name).filter(|v| !v.is_empty()).map(|v| Credential::ApiKey(v.to_owned())) }
+            }
+            Carrier::ApiKeyQuery { name, in_body: true } => quote! { runtime::json_field(&raw, #name)?.map(Credential::ApiKey) },
+        }),
+    };
+    let principal = match (&o.security, credential) {
+        (Security::Public, _) | (_, None) => quote! { () },
+        (Security::Required(_), Some(credential)) => {
+            steps.push(quote! {
+                let credential = #credential.ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
+                let principal = api.authenticate(Operation::#variant, credential).await.map_err(|e| Rejection::unauthenticated(e.message))?;
+            });
+            quote! { principal }
+        }
+        (Security::Optional(_), Some(credential)) => {
+            steps.push(quote! {
+                let principal = match #credential {
+                    Some(credential) => Some(api.authenticate(Operation::#variant, credential).await.map_err(|e| Rejection::unauthenticated(e.message))?),
+                    None => None,
+                };
+            });
+            quote! { principal }
+        }
+    };
+    let _ = body_token;
+    steps.push(quote! { let mut violations: Vec<Violation> = Vec::new(); });
+    if o.params.iter().any(|p| p.location == Location::Path) {
+        steps.push(quote! {
+            let path_params = RawPathParams::from_request_parts(&mut parts, &()).await
+                .map_err(|_| Rejection::of(RejectionKind::NotFound, "接口不存在"))?;
+        });
+    }
+    if o.params.iter().any(|p| p.location == Location::Query) {
+        steps.push(quote! { let query = runtime::Query::parse(parts.uri.query()); });
+    }
+    let mut assigns = Vec::new();
+    for p in &o.params {
+        let (step, assign) = param_steps(types, p);
+        steps.push(step);
+        assigns.push(assign);
+    }
+    if let Some(body) = &o.body {
+        let (step, assign) = body_steps(types, body);
+        steps.push(step);
+        assigns.push(assign);
+    }
+    steps.push(quote! { if !violations.is_empty() { return Err(Rejection::invalid(violations)); } });
+
+    quote! {
+        #doc_attr
+        pub async fn #name<T: #trait_ident>(State(api): State<Arc<T>>, request: Request) -> Response {
+            match #serve(api.as_ref(), request).await {
+                Ok(response) => response,
+                Err(rejection) => render_rejection(&rejection),
+            }
+        }
+
+        async fn #serve<T: #trait_ident>(api: &T, request: Request) -> Result<Response, Rejection> {
+            let (mut parts, body) = request.into_parts();
+            let raw = runtime::read_body(body).await?;
+            let ctx = Context::new(&parts, raw.clone(), #id);
+            #(#steps)*
+            let input = #input { #(#assigns)* };
+            Ok(runtime::into_response(api.#name(ctx.with_principal(#principal), input).await))
+        }
+    }
+}
+
+fn param_steps(types: &Types<'_>, p: &Param) -> (TokenStream, TokenStream) {
+    let var = format_ident!("param_{}", p.ident.trim_start_matches("r#"));
+    let field = ident(&p.ident);
+    let wire = &p.wire;
+    let ty = types.tokens(&p.ty);
+    let kind = types.text_kind(&p.ty);
+    let raw = match p.location {
+        Location::Path => quote! { path_params.iter().find(|(name, _)| *name == #wire).map(|(_, value)| value) },
+        Location::Query => quote! { query.get(#wire) },
+        Location::Header => quote! { runtime::header_value(&parts.headers, #wire) },
+    };
+    let required = p.required && p.default.is_none();
+    let mut statics = Vec::new();
+    let checks = value_checks(types, "param", &p.ident, &p.ty, &p.constraints, &Constraints::default(), &mut statics, &quote! { &mut violations });
+    let checks = if checks.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! { if let Some(value) = &#var { #(#statics)* let path = #wire; #checks } }
+    };
+    let step = quote! {
+        let #var: Option<#ty> = runtime::text_param(&mut violations, #wire, #raw, #kind, #required);
+        #checks
+    };
+    let assign = match (&p.default, p.required) {
+        (Some(default), _) => {
+            let default = default_tokens(types, &p.ty, default);
+            quote! { #field: #var.unwrap_or_else(|| #default), }
+        }
+        (None, true) => quote! { #field: #var.expect("a missing required parameter is rejected above"), },
+        (None, false) => quote! { #field: #var, },
+    };
+    (step, assign)
+}
+
+fn default_tokens(types: &Types<'_>, ty: &Ty, default: &Value) -> TokenStream {
+    let json = default.to_string();
+    let ty = types.tokens(ty);
+    quote! { serde_json::from_str::<#ty>(#json).expect("spec defaults match their schema") }
+}
+
+fn body_steps(types: &Types<'_>, body: &Body) -> (TokenStream, TokenStream) {
+    let ty = types.tokens(&body.ty);
+    let media: Vec<&str> = body.media_types.iter().map(String::as_str).collect();
+    let required = body.required;
+    let parse = match body.kind {
+        BodyKind::Json => quote! { runtime::json_body::<#ty>(&raw) },
+        BodyKind::Xml => quote! { runtime::xml_body::<#ty>(&raw) },
+        BodyKind::Multipart => {
+            let form = form_steps(types, &body.ty);
+            quote! { { let form = runtime::multipart_form(&parts.headers, raw.clone()).await?; #form } }
+        }
+    };
+    let step = quote! {
+        let body: Option<#ty> = if raw.is_empty() && !#required {
+            None
+        } else {
+            runtime::require_media_type(&parts.headers, &[#(#media),*])?;
+            Some(#parse?)
+        };
+        if let Some(body) = &body { body.validate("", &mut violations); }
+    };
+    let assign = if required {
+        quote! { body: body.expect("a required body is parsed or rejected above"), }
+    } else {
+        quote! { body, }
+    };
+    (step, assign)
+}
+
+/// Build a multipart form struct from its text and file parts.
+fn form_steps(types: &Types<'_>, ty: &Ty) -> TokenStream {
+    let Ty::Named(name) = types.resolve(ty) else { return quote! { compile_error!("multipart bodies must be objects") } };
+    let Some(TypeDef::Struct { fields, .. }) = types.defs.get(name.as_str()) else {
+        return quote! { compile_error!("multipart bodies must be objects") };
+    };
+    let struct_ty = types.tokens(ty);
+    let mut lets = Vec::new();
+    let mut assigns = Vec::new();
+    for f in fields {
+        let var = format_ident!("form_{}", f.ident.trim_start_matches("r#"));
+        let field = ident(&f.ident);
+        let wire = &f.wire;
+        let optional = !f.required || f.nullable;
+        if types.resolve(&f.ty) == &Ty::Upload {
+            lets.push(quote! {
+                let #var = form.files.get(#wire).cloned();
+                if #var.is_none() && !#optional { violations.push(Violation::new(#wire, "缺少文件")); }
+            });
+        } else {
+            let fty = types.tokens(&f.ty);
+            let kind = types.text_kind(&f.ty);
+            let required = !optional;
+            lets.push(quote! {
+                let #var: Option<#fty> = runtime::text_param(&mut violations, #wire, form.text.get(#wire).map(String::as_str), #kind, #required);
+            });
+        }
+        assigns.push(if optional {
+            if !f.required && f.nullable {
+                quote! { #field: #var.map(Some), }
+            } else {
+                quote! { #field: #var, }
+            }
+        } else {
+            quote! { #field: match #var { Some(v) => v, None => return Err(Rejection::invalid(violations)) }, }
+        });
+    }
+    quote! {
+        #(#lets)*
+        Ok::<#struct_ty, Rejection>(#struct_ty { #(#assigns)* })
+    }
+}
+
+fn path_attr(types: &Types<'_>, o: &Operation) -> TokenStream {
+    let method = format_ident!("{}", o.method);
+    let path = &o.path;
+    let id = &o.id;
+    let summary = &o.summary;
+    let description = &o.description;
+    let tags = &o.tags;
+    let params = o.params.iter().map(|p| {
+        let wire = &p.wire;
+        let ty = types.tokens(&p.ty);
+        let ty = if p.required { ty } else { quote! { Option<#ty> } };
+        let location = format_ident!(
+            "{}",
+            match p.location {
+                Location::Path => "Path",
+                Location::Query => "Query",
+                Location::Header => "Header",
+            }
+        );
+        let description = &p.doc;
+        quote! { (#wire = #ty, #location, description = #description) }
+    });
+    let body = o.body.as_ref().map(|b| {
+        let ty = types.tokens(&b.ty);
+        let ty = if b.required { ty } else { quote! { Option<#ty> } };
+        let contents = b.media_types.iter().map(|m| quote! { (#ty = #m) });
+        let description = &b.doc;
+        quote! { request_body(description = #description, content(#(#contents),*)), }
+    });
+    let mut by_status: BTreeMap<u16, Vec<&super::model::Response>> = BTreeMap::new();
+    for r in &o.responses {
+        by_status.entry(r.status).or_default().push(r);
+    }
+    let responses = by_status.iter().map(|(status, rs)| {
+        let description = &rs[0].doc;
+        let contents: Vec<TokenStream> = rs
+            .iter()
+            .filter_map(|r| {
+                let media = r.media_type.as_ref()?;
+                let ty = match &r.payload {
+                    Payload::Json(ty) => types.tokens(ty),
+                    _ => quote! { String },
+                };
+                Some(quote! { (#ty = #media) })
+            })
+            .collect();
+        if contents.is_empty() {
+            quote! { (status = #status, description = #description) }
+        } else {
+            quote! { (status = #status, description = #description, content(#(#contents),*)) }
+        }
+    });
+    let security = match &o.security {
+        Security::Public => quote! { security(()) },
+        Security::Required(s) => {
+            let n = &s.name;
+            quote! { security((#n = [])) }
+        }
+        Security::Optional(s) => {
+            let n = &s.name;
+            quote! { security((#n = []), ()) }
+        }
+    };
+    quote! {
+        #[utoipa::path(
+            #method,
+            path = #path,
+            operation_id = #id,
+            tags = [#(#tags),*],
+            summary = #summary,
+            description = #description,
+            params(#(#params),*),
+            #body
+            responses(#(#responses),*),
+            #security
+        )]
+    }
+}
+
+/// `openapi.rs`: the utoipa document built from the handlers' `utoipa::path` attributes.
+pub fn openapi(model: &Model) -> TokenStream {
+    let doc_ident = format_ident!("{}Doc", model.api.to_upper_camel_case());
+    let paths = model.operations.iter().map(|o| {
+        let h = ident(&o.id);
+        quote! { router::#h }
+    });
+    let title = &model.title;
+    let version = &model.version;
+    let tags = model.tags.iter().map(|(name, description)| quote! { (name = #name, description = #description) });
+    let schemes = model.schemes.iter().map(|s| {
+        let name = &s.name;
+        match &s.carrier {
+            Carrier::Bearer => quote! {
+                components.add_security_scheme(#name, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+            },
+            Carrier::ApiKeyQuery { name: param, .. } => quote! {
+                components.add_security_scheme(#name, SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new(#param))));
+            },
+        }
+    });
+    let doc = docs(&format!("The OpenAPI document of `{}`, built from the generated handlers and types.", model.api));
+    quote! {
+        #![allow(clippy::all, missing_docs)]
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use super::router;
+
+        #doc
+        #[derive(utoipa::OpenApi)]
+        #[openapi(
+            info(title = #title, version = #version),
+            paths(#(#paths),*),
+            tags(#(#tags),*),
+            modifiers(&SecuritySchemes)
+        )]
+        pub struct #doc_ident;
+
+        /// Adds the spec's security schemes.
+        struct SecuritySchemes;
+
+        impl utoipa::Modify for SecuritySchemes {
+            fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+                let components = openapi.components.get_or_insert_with(Default::default);
+                #(#schemes)*
+            }
+        }
+    }
+}
+
+/// `examples.rs`: the trait implemented by answering every operation with a documented example.
+pub fn examples(model: &Model) -> TokenStream {
+    let trait_ident = ident(&model.trait_name);
+    let api = model.api;
+    let methods = model.operations.iter().map(|o| {
+        let name = ident(&o.id);
+        let input = format_ident!("{}Input", o.pascal);
+        let output = format_ident!("{}Output", o.pascal);
+        let principal = match o.security {
+            Security::Public => quote! { () },
+            Security::Required(_) => quote! { Credential },
+            Security::Optional(_) => quote! { Option<Credential> },
+        };
+        quote! {
+            async fn #name(&self, ctx: Context<#principal>, _input: #input) -> #output {
+                crate::runtime::answer(&self.0, #api, &ctx)
+            }
+        }
+    });
+    let doc = docs(&format!(
+        "Implements [`{}`] by answering every operation with the documented example its\n[`ExampleSource`] picks. Credentials are accepted on presence: nothing is verified.",
+        model.trait_name
+    ));
+    quote! {
+        #![allow(clippy::all, missing_docs)]
+        use crate::runtime::{Context, Credential, ExampleSource, Unauthenticated};
+        use super::*;
+
+        #doc
+        #[derive(Debug, Clone)]
+        pub struct Examples<S>(pub S);
+
+        impl<S: ExampleSource> #trait_ident for Examples<S> {
+            type Principal = Credential;
+            async fn authenticate(&self, _operation: Operation, credential: Credential) -> Result<Credential, Unauthenticated> {
+                Ok(credential)
+            }
+            #(#methods)*
+        }
+    }
+}
