@@ -404,3 +404,219 @@ fn check_rejection(spec: &Spec, errors: &ExampleValidator, case: &Case, reply: &
     }
     Ok(())
 }
+
+
+/// The document the generated code publishes (utoipa), as JSON.
+fn published(api: &str) -> Value {
+    serde_json::to_value(per_api!(api, |m| m::openapi::document())).expect("the published document serialises")
+}
+
+/// A schema reduced to what the contract fixes: type and nullability, format, enum values,
+/// properties with their requiredness, items, and constraints. `$ref`s are followed.
+fn normal_schema(doc: &Value, schema: &Value, depth: usize) -> Value {
+    if depth > 12 {
+        return json!("…");
+    }
+    let deref = |s: &Value| -> Value {
+        let mut s = s.clone();
+        for _ in 0..16 {
+            match s.get("$ref").and_then(Value::as_str) {
+                Some(r) => s = doc.pointer(r.trim_start_matches('#')).cloned().unwrap_or(json!({"unresolved": r})),
+                None => break,
+            }
+        }
+        s
+    };
+    let mut schema = deref(schema);
+    let mut nullable = false;
+    // utoipa writes a nullable reference as oneOf [null, $ref]; the spec as type [T, "null"].
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array).cloned() {
+        let (nulls, rest): (Vec<Value>, Vec<Value>) = options.into_iter().partition(|o| o.get("type") == Some(&json!("null")));
+        if !nulls.is_empty() && rest.len() == 1 {
+            nullable = true;
+            schema = deref(&rest[0]);
+        }
+    }
+    let (base, null_in_type) = xtask::codegen::model::base_type(&schema);
+    nullable |= null_in_type;
+    let base = base.or_else(|| (schema.get("type") == Some(&json!("null"))).then(|| "null".to_owned()));
+    let mut out = serde_json::Map::new();
+    out.insert("type".into(), json!(base));
+    out.insert("nullable".into(), json!(nullable));
+    for key in ["format", "pattern", "minLength", "maxLength", "minItems", "maxItems"] {
+        if let Some(v) = schema.get(key) {
+            out.insert(key.into(), v.clone());
+        }
+    }
+    for key in ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"] {
+        if let Some(v) = schema.get(key).and_then(Value::as_f64) {
+            out.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        let mut values: Vec<String> = values.iter().filter(|v| !v.is_null()).map(Value::to_string).collect();
+        values.sort();
+        out.insert("enum".into(), json!(values));
+    }
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        let props: serde_json::Map<String, Value> =
+            props.iter().map(|(k, v)| (k.clone(), normal_schema(doc, v, depth + 1))).collect();
+        out.insert("properties".into(), Value::Object(props));
+        let mut required: Vec<&str> = schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        required.sort();
+        out.insert("required".into(), json!(required));
+    }
+    if let Some(items) = schema.get("items") {
+        out.insert("items".into(), normal_schema(doc, items, depth + 1));
+    }
+    if let Some(extra) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+        out.insert("additionalProperties".into(), normal_schema(doc, extra, depth + 1));
+    }
+    Value::Object(out)
+}
+
+/// An operation reduced to what the contract fixes.
+fn normal_operation(doc: &Value, op: &Value) -> Value {
+    let deref = |v: &Value| match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc.pointer(r.trim_start_matches('#')).cloned().unwrap_or_default(),
+        None => v.clone(),
+    };
+    let mut params: Vec<Value> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let p = deref(p);
+            json!({
+                "name": p["name"], "in": p["in"],
+                "required": p.get("required").cloned().unwrap_or(json!(false)),
+                "schema": p.get("schema").map(|s| normal_schema(doc, s, 0)),
+            })
+        })
+        .collect();
+    params.sort_by_key(|p| format!("{}:{}", p["in"], p["name"]));
+    let content = |c: &Value| -> Value {
+        let map: serde_json::Map<String, Value> = c
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(media, m)| (media.clone(), m.get("schema").map(|s| normal_schema(doc, s, 0)).unwrap_or(Value::Null)))
+            .collect();
+        Value::Object(map)
+    };
+    let body = op.get("requestBody").map(|b| {
+        let b = deref(b);
+        json!({ "required": b.get("required").cloned().unwrap_or(json!(false)), "content": content(&b["content"]) })
+    });
+    let responses: serde_json::Map<String, Value> = op["responses"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, r)| (status.clone(), content(&deref(r)["content"])))
+        .collect();
+    let mut security: Vec<String> = op["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join("+")).unwrap_or_default())
+        .collect();
+    security.sort();
+    // `[{}]` (utoipa) and `[]` (the specs) both say: no credential needed.
+    if security.iter().all(String::is_empty) {
+        security.clear();
+    }
+    json!({
+        "operationId": op["operationId"],
+        "parameters": params,
+        "requestBody": body,
+        "responses": responses,
+        "security": security,
+    })
+}
+
+/// Formats are compared where the spec states one: a format the published document adds for
+/// its Rust type (`double` for `f64`), or on an enum whose values already fix everything, is
+/// not a difference in the contract.
+fn align_formats(ours: &mut Value, theirs: &mut Value) {
+    if let (Value::Object(a), Value::Object(b)) = (&mut *ours, &mut *theirs) {
+        if !a.contains_key("format") || a.contains_key("enum") {
+            a.remove("format");
+            b.remove("format");
+        }
+        for (key, value) in a.iter_mut() {
+            if let Some(other) = b.get_mut(key) {
+                align_formats(value, other);
+            }
+        }
+    } else if let (Value::Array(a), Value::Array(b)) = (ours, theirs) {
+        for (x, y) in a.iter_mut().zip(b.iter_mut()) {
+            align_formats(x, y);
+        }
+    }
+}
+
+/// The fields of a security scheme the contract fixes.
+fn normal_schemes(doc: &Value) -> Value {
+    let schemes = doc.pointer("/components/securitySchemes").and_then(Value::as_object).cloned().unwrap_or_default();
+    let fixed: serde_json::Map<String, Value> = schemes
+        .into_iter()
+        .map(|(name, s)| {
+            let keep = ["type", "scheme", "bearerFormat", "in", "name"];
+            let s: serde_json::Map<String, Value> =
+                s.as_object().into_iter().flatten().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+            (name, Value::Object(s))
+        })
+        .collect();
+    Value::Object(fixed)
+}
+
+/// Paths where two JSON values differ.
+fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for key in x.keys().chain(y.keys()).collect::<BTreeSet<_>>() {
+                match (x.get(key), y.get(key)) {
+                    (Some(v), Some(w)) => differences(&format!("{path}.{key}"), v, w, out),
+                    (v, w) => out.push(format!("{path}.{key}: spec {} / published {}", short(v), short(w))),
+                }
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
+        _ if a == b => {}
+        _ => out.push(format!("{path}: spec {} / published {}", short(Some(a)), short(Some(b)))),
+    }
+}
+
+fn short(v: Option<&Value>) -> String {
+    let text = v.map(Value::to_string).unwrap_or_else(|| "(absent)".into());
+    if text.chars().count() > 120 { format!("{}…", text.chars().take(120).collect::<String>()) } else { text }
+}
+
+#[test]
+fn the_published_document_equals_the_source_contract() {
+    let mut problems = Vec::new();
+    for spec in Spec::load_all(&workspace_root()).expect("specs load") {
+        let published = published(spec.api.id);
+        differences(&format!("{} securitySchemes", spec.api), &normal_schemes(&spec.doc), &normal_schemes(&published), &mut problems);
+        let mut spec_ops = BTreeSet::new();
+        for op in spec.operations() {
+            spec_ops.insert((op.path.to_owned(), op.method));
+            let Some(theirs) = published.pointer(&format!("/paths/{}/{}", xtask::spec::escape_pointer(op.path), op.method)) else {
+                problems.push(format!("{} {op}: not published", spec.api));
+                continue;
+            };
+            let mut ours = normal_operation(&spec.doc, op.op);
+            let mut theirs = normal_operation(&published, theirs);
+            align_formats(&mut ours, &mut theirs);
+            differences(&format!("{} {}", spec.api, op.id()), &ours, &theirs, &mut problems);
+        }
+        for (path, item) in published["paths"].as_object().into_iter().flatten() {
+            for method in item.as_object().into_iter().flatten().map(|(m, _)| m) {
+                if !spec_ops.iter().any(|(p, m)| p == path && *m == method) {
+                    problems.push(format!("{}: publishes {method} {path}, which the spec does not have", spec.api));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}

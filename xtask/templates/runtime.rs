@@ -674,3 +674,16 @@ pub fn answer<O: OperationOutput, P>(source: &impl ExampleSource, api: &'static 
             .expect("default examples are round-tripped by the contract tests")
     })
 }
+
+/// The schema of a field that is always `null` (`type: "null"`, the `data` of error envelopes).
+pub fn null_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Null)
+        .build()
+}
+
+/// A schema the spec states for a field kept as untyped JSON (several types, say), published
+/// as written.
+pub fn stated_schema(json: &str) -> utoipa::openapi::schema::Schema {
+    serde_json::from_str(json).expect("the generator embeds schemas that utoipa reads")
+}

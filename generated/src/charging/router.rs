@@ -474,20 +474,44 @@ async fn serve_user_update<T: ChargingApi>(
         (
             "latitude" = f64,
             Query,
-            description = "纬度，用户当前位置的纬度坐标（GCJ-02）"
+            description = "纬度，用户当前位置的纬度坐标（GCJ-02）",
+            minimum = -90,
+            maximum = 90,
+            format = Double
         ),
         (
             "longitude" = f64,
             Query,
-            description = "经度，用户当前位置的经度坐标（GCJ-02）"
+            description = "经度，用户当前位置的经度坐标（GCJ-02）",
+            minimum = -180,
+            maximum = 180,
+            format = Double
         ),
         (
             "radius" = Option<i32>,
             Query,
-            description = "搜索半径(米)，默认5000米"
+            description = "搜索半径(米)，默认5000米",
+            minimum = 1,
+            format = Int32,
+            nullable = false
         ),
-        ("pageNum" = Option<i32>, Query, description = "页码，默认1"),
-        ("pageSize" = Option<i32>, Query, description = "每页数量，默认10")
+        (
+            "pageNum" = Option<i32>,
+            Query,
+            description = "页码，默认1",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
+        (
+            "pageSize" = Option<i32>,
+            Query,
+            description = "每页数量，默认10",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
+        )
     ),
     responses(
         (
@@ -720,20 +744,44 @@ async fn serve_station_get<T: ChargingApi>(
         (
             "keyword" = String,
             Query,
-            description = "搜索关键词，可匹配充电站名称或地址"
+            description = "搜索关键词，可匹配充电站名称或地址",
+            min_length = 1
         ),
         (
             "latitude" = Option<f64>,
             Query,
-            description = "纬度，可选，用户当前位置（GCJ-02）"
+            description = "纬度，可选，用户当前位置（GCJ-02）",
+            minimum = -90,
+            maximum = 90,
+            format = Double,
+            nullable = false
         ),
         (
             "longitude" = Option<f64>,
             Query,
-            description = "经度，可选，用户当前位置（GCJ-02）"
+            description = "经度，可选，用户当前位置（GCJ-02）",
+            minimum = -180,
+            maximum = 180,
+            format = Double,
+            nullable = false
         ),
-        ("pageNum" = Option<i32>, Query, description = "页码，默认1"),
-        ("pageSize" = Option<i32>, Query, description = "每页数量，默认10")
+        (
+            "pageNum" = Option<i32>,
+            Query,
+            description = "页码，默认1",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
+        (
+            "pageSize" = Option<i32>,
+            Query,
+            description = "每页数量，默认10",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
+        )
     ),
     responses(
         (
@@ -878,7 +926,9 @@ async fn serve_station_search<T: ChargingApi>(
         (
             "status" = Option<types::StationPileListStatus>,
             Query,
-            description = "充电桩状态，可选，不传表示查询所有状态：0-离线，1-空闲，2-使用中，3-故障"
+            description = "充电桩状态，可选，不传表示查询所有状态：0-离线，1-空闲，2-使用中，3-故障",
+            format = Int32,
+            nullable = false
         )
     ),
     responses(
@@ -1148,7 +1198,8 @@ async fn serve_pile_qrcode_get<T: ChargingApi>(
         (
             "pileId" = Option<String>,
             Query,
-            description = "充电桩ID，可选，不传表示获取所有充电端口"
+            description = "充电桩ID，可选，不传表示获取所有充电端口",
+            nullable = false
         )
     ),
     responses(
@@ -1653,22 +1704,43 @@ async fn serve_order_status_get<T: ChargingApi>(
     summary = "获取订单列表",
     description = "获取当前用户的订单列表，按开始时间倒序分页。",
     params(
-        ("pageNum" = Option<i32>, Query, description = "页码，默认1"),
-        ("pageSize" = Option<i32>, Query, description = "每页数量，默认10"),
+        (
+            "pageNum" = Option<i32>,
+            Query,
+            description = "页码，默认1",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
+        (
+            "pageSize" = Option<i32>,
+            Query,
+            description = "每页数量，默认10",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
+        ),
         (
             "status" = Option<types::OrderListStatus>,
             Query,
-            description = "订单状态，可选：0-创建，1-进行中，2-已完成，3-已取消，4-异常"
+            description = "订单状态，可选：0-创建，1-进行中，2-已完成，3-已取消，4-异常",
+            format = Int32,
+            nullable = false
         ),
         (
             "startDate" = Option<String>,
             Query,
-            description = "开始日期，可选，格式：YYYY-MM-DD"
+            description = "开始日期，可选，格式：YYYY-MM-DD",
+            format = Date,
+            nullable = false
         ),
         (
             "endDate" = Option<String>,
             Query,
-            description = "结束日期，可选，格式：YYYY-MM-DD"
+            description = "结束日期，可选，格式：YYYY-MM-DD",
+            format = Date,
+            nullable = false
         )
     ),
     responses(
@@ -2197,17 +2269,17 @@ async fn serve_payment_recharge<T: ChargingApi>(
         (
             status = 200u16,
             description = "已接收并处理（包括重复通知、支付失败通知）",
-            content((String = "application/xml"))
+            content((types::WechatPayNotifyReply = "application/xml"))
         ),
         (
             status = 400u16,
             description = "通知校验失败，返回FAIL（微信将重试）",
-            content((String = "application/xml"))
+            content((types::WechatPayNotifyReply = "application/xml"))
         ),
         (
             status = 500u16,
             description = "服务器内部错误，返回FAIL（微信将重试）",
-            content((String = "application/xml"))
+            content((types::WechatPayNotifyReply = "application/xml"))
         )
     ),
     security(())
@@ -2344,7 +2416,8 @@ async fn serve_payment_wechat_pay_page<T: ChargingApi>(
         (
             "period" = Option<types::StatisticsChargingGetPeriod>,
             Query,
-            description = "统计周期：week-本周，month-本月，year-本年，all-全部，默认month"
+            description = "统计周期：week-本周，month-本月，year-本年，all-全部，默认month",
+            nullable = false
         )
     ),
     responses(
@@ -2746,8 +2819,13 @@ async fn serve_charging_stop<T: ChargingApi>(
     summary = "查询充电状态",
     description = "查询充电桩充电状态；传portNo时只返回该端口。",
     params(
-        ("deviceAddress" = String, Query, description = "设备地址"),
-        ("portNo" = Option<String>, Query, description = "端口编号，可选")
+        ("deviceAddress" = String, Query, description = "设备地址", min_length = 1),
+        (
+            "portNo" = Option<String>,
+            Query,
+            description = "端口编号，可选",
+            nullable = false
+        )
     ),
     responses(
         (
@@ -3092,7 +3170,14 @@ async fn serve_device_charging_stop<T: ChargingApi>(
             Path,
             description = "充电桩设备地址（扫码获取充电桩信息/创建充电订单返回的deviceAddress）"
         ),
-        ("port" = Option<i32>, Query, description = "充电端口号，默认为1")
+        (
+            "port" = Option<i32>,
+            Query,
+            description = "充电端口号，默认为1",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        )
     ),
     responses(
         (
@@ -3385,7 +3470,9 @@ async fn serve_device_list<T: ChargingApi>(
     tags = ["设备接口"],
     summary = "获取设备连接状态",
     description = "获取指定设备的连接状态。",
-    params(("imei" = String, Path, description = "设备IMEI号")),
+    params(
+        ("imei" = String, Path, description = "设备IMEI号", pattern = "^\\d{15}$")
+    ),
     responses(
         (
             status = 200u16,

@@ -118,8 +118,8 @@ pub struct ErrorResponse {
     /// 提示信息，失败时为错误原因
     pub message: String,
     /// 响应数据，失败时为null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
 }
 impl Validate for ErrorResponse {
     #[allow(unused_variables)]
@@ -656,8 +656,8 @@ pub struct UserUpdateResponse {
     /// 提示信息，成功时为"更新成功"，失败时为错误原因
     pub message: String,
     /// 成功时为null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
 }
 impl Validate for UserUpdateResponse {
     #[allow(unused_variables)]
@@ -2345,7 +2345,7 @@ pub struct PortListItem {
     pub status: types::PortListItemStatus,
     /// 当前订单ID；端口无进行中的订单时为null
     #[serde(rename = "currentOrderId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub current_order_id: Option<String>,
     /// 总充电次数
     #[serde(rename = "totalChargingTimes")]
@@ -2546,11 +2546,11 @@ pub struct PortDetail {
     pub is_disabled: bool,
     /// 当前订单ID，如果有正在进行的充电；无则为null
     #[serde(rename = "currentOrderId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub current_order_id: Option<String>,
     /// 最后一个订单ID；从未充电时为null
     #[serde(rename = "lastOrderId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub last_order_id: Option<String>,
     /// 当前电压(V)
     ///
@@ -2906,7 +2906,7 @@ pub struct OrderCreateData {
     pub start_time: String,
     /// 支付链接，如果需要跳转支付；不需要时为null
     #[serde(rename = "paymentUrl")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub payment_url: Option<String>,
     /// 充电桩设备地址，用于控制充电桩
     #[serde(rename = "deviceAddress")]
@@ -3151,7 +3151,7 @@ pub struct OrderDetail {
     pub start_time: String,
     /// 结束时间；充电进行中时为null，ISO 8601格式
     #[serde(rename = "endTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub end_time: Option<String>,
     /// 耗电量(kWh)
     ///
@@ -3183,7 +3183,7 @@ pub struct OrderDetail {
     pub payment_method: types::OrderDetailPaymentMethod,
     /// 支付时间；未支付时为null，ISO 8601格式
     #[serde(rename = "paymentTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub payment_time: Option<String>,
     /// 服务费(元)
     ///
@@ -3199,7 +3199,7 @@ pub struct OrderDetail {
     pub total_amount: rust_decimal::Decimal,
     /// 交易流水号；未支付或余额支付无第三方流水时为null
     #[serde(rename = "transactionId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub transaction_id: Option<String>,
     /// 充电模式：1-充满自停，2-按金额，3-按时间，4-按电量，5-其他
     #[serde(rename = "chargingMode")]
@@ -3207,7 +3207,7 @@ pub struct OrderDetail {
     pub charging_mode: types::OrderDetailChargingMode,
     /// 停止原因：1-用户主动停止，2-充满自停，3-定时停止，4-定量停止，5-定额停止，6-充电桩故障，7-其他；未停止时为null
     #[serde(rename = "stopReason")]
-    #[schema(format = Int32, required = true)]
+    #[schema(format = Int32, required = true, nullable)]
     pub stop_reason: Option<types::OrderDetailStopReason>,
     /// 计费模式（文档未给出取值含义）
     #[serde(rename = "billingMode")]
@@ -3471,7 +3471,7 @@ pub struct OrderRealtimeStatus {
     pub start_time: String,
     /// 结束时间；充电进行中时为null，ISO 8601格式
     #[serde(rename = "endTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub end_time: Option<String>,
     /// 耗电量(kWh)
     ///
@@ -3690,7 +3690,7 @@ pub struct OrderListItem {
     pub start_time: String,
     /// 结束时间；充电进行中时为null，ISO 8601格式
     #[serde(rename = "endTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub end_time: Option<String>,
     /// 耗电量（kWh）
     ///
@@ -4158,11 +4158,11 @@ pub struct PaymentPayData {
     pub amount: rust_decimal::Decimal,
     /// 支付链接，如果需要跳转支付；不需要时为null
     #[serde(rename = "paymentUrl")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub payment_url: Option<String>,
     /// 支付二维码URL，如果需要扫码支付；不需要时为null
     #[serde(rename = "qrCodeUrl")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub qr_code_url: Option<String>,
 }
 impl Validate for PaymentPayData {
@@ -4300,11 +4300,11 @@ pub struct PaymentStatusData {
     pub amount: rust_decimal::Decimal,
     /// 支付时间；未支付成功时为null，ISO 8601格式
     #[serde(rename = "paymentTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub payment_time: Option<String>,
     /// 交易流水号；未支付成功或余额支付时为null
     #[serde(rename = "transactionId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub transaction_id: Option<String>,
 }
 impl Validate for PaymentStatusData {
@@ -5838,7 +5838,7 @@ pub struct ChargingPortStatus {
     pub electricity: f64,
     /// 当前订单ID，如果有；无则为null
     #[serde(rename = "currentOrderId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub current_order_id: Option<String>,
 }
 impl Validate for ChargingPortStatus {
@@ -6287,7 +6287,7 @@ pub struct DeviceChargingStatusData {
     pub charging_time: i32,
     /// 订单ID；端口未在充电时为null
     #[serde(rename = "orderId")]
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub order_id: Option<String>,
     /// 更新时间，ISO 8601格式
     #[serde(rename = "updateTime")]
@@ -6382,6 +6382,32 @@ impl Validate for DeviceChargingStatusResponse {
         }
     }
 }
+/// 配置字节
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PileConfigRequestConfigItem(pub i32);
+impl utoipa::PartialSchema for PileConfigRequestConfigItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Integer)
+            .description(Some("配置字节"))
+            .minimum(Some(0f64))
+            .maximum(Some(255f64))
+            .format(
+                Some(utoipa::openapi::schema::SchemaFormat::Custom("int32".to_owned())),
+            )
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for PileConfigRequestConfigItem {}
+impl Validate for PileConfigRequestConfigItem {
+    fn validate(&self, path: &str, out: &mut Vec<Violation>) {
+        let value = &self.0;
+        check::minimum(path, *value as f64, 0f64, false, out);
+        check::maximum(path, *value as f64, 255f64, false, out);
+    }
+}
 /// 配置充电桩请求
 #[derive(
     Debug,
@@ -6394,7 +6420,7 @@ impl Validate for DeviceChargingStatusResponse {
 pub struct PileConfigRequest {
     /// 配置参数字节数组（每个元素为0-255的字节值，含义由设备协议定义，文档未说明）
     #[schema(min_items = 1)]
-    pub config: Vec<i32>,
+    pub config: Vec<types::PileConfigRequestConfigItem>,
 }
 impl Validate for PileConfigRequest {
     #[allow(unused_variables)]
@@ -6405,8 +6431,7 @@ impl Validate for PileConfigRequest {
             check::min_items(path, value.len(), 1, out);
             for (i, value) in value.iter().enumerate() {
                 let path = &index(path, i);
-                check::minimum(path, *value as f64, 0f64, false, out);
-                check::maximum(path, *value as f64, 255f64, false, out);
+                value.validate(path, out);
             }
         }
     }
@@ -6514,7 +6539,7 @@ pub struct DeviceConnectionStatus {
     #[serde(rename = "isConnected")]
     pub is_connected: bool,
     /// 设备端点地址，如果已连接；未连接时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub endpoint: Option<String>,
 }
 impl Validate for DeviceConnectionStatus {

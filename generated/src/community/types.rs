@@ -59,88 +59,93 @@ static PATTERN_HOUSE_DELETED_AT_10: std::sync::LazyLock<regex::Regex> = std::syn
     regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_11: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+fn schema_of_security_phone_verify_response_code() -> utoipa::openapi::schema::Schema {
+    crate::runtime::stated_schema(
+        "{\"type\":[\"string\",\"integer\"],\"enum\":[\"0\",\"2\",0],\"x-enum-descriptions\":[\"成功（字符串形式，示例2）\",\"成功，但安防平台未查找到该手机号绑定的数据，流程正常运转（仅示例给出，字段表未列）\",\"成功（整数形式，示例1）\"],\"description\":\"处理结果：0成功，2成功但未查找到数据，1出错。本接口的成功示例在线路上混用整数 0 与字符串 \\\"0\\\"/\\\"2\\\"，按示例保留两种形式\"}",
+    )
+}
+static PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_12: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^1[3-9]\\d{9}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_OWNER_HOUSE_INFO_PHONE_12: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_OWNER_HOUSE_INFO_PHONE_13: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^1[3-9]\\d\\*{4}\\d{4}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_IDCARD_INFO_BIRTHDAY_13: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_IDCARD_INFO_BIRTHDAY_14: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{8}$").expect("spec patterns are checked at generation time"));
-static PATTERN_IDCARD_INFO_IDCARD_14: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_IDCARD_INFO_IDCARD_15: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{17}[\\dXx]$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_15: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_16: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^1[3-9]\\d{9}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_16: std::sync::LazyLock<
+static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_17: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
     regex::Regex::new("^\\d{17}[\\dXx]$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_SHENHE_DATA_IDCARD_17: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_SHENHE_DATA_IDCARD_18: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{17}[\\dXx]$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_SHENHE_DATA_PHONE_18: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_SHENHE_DATA_PHONE_19: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^1[3-9]\\d{9}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_HOUSE_BIND_REQUEST_PHONE_19: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_HOUSE_BIND_REQUEST_PHONE_20: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^1[3-9]\\d{9}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_SHENHE_DETAIL_BIRTH_20: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_SHENHE_DETAIL_BIRTH_21: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{8}$").expect("spec patterns are checked at generation time"));
-static PATTERN_SHENHE_DETAIL_IDCARD_21: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_SHENHE_DETAIL_IDCARD_22: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{17}[\\dXx]$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_ORDER_NUMBER_22: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_ORDER_NUMBER_23: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{20}$").expect("spec patterns are checked at generation time"));
-static PATTERN_ORDER_AMOUNT_23: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_ORDER_AMOUNT_24: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d+(\\.\\d{1,2})?元$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_PAYMENT_ORDER_NUMBER_24: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_PAYMENT_ORDER_NUMBER_25: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{20}$").expect("spec patterns are checked at generation time"));
-static PATTERN_PAYMENT_ORDER_AMOUNT_25: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_PAYMENT_ORDER_AMOUNT_26: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d+(\\.\\d{1,2})?元$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_PAYMENT_PAID_AT_26: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_PAYMENT_PAID_AT_27: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_PAYMENT_CREATE_REQUEST_IDS_27: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_PAYMENT_CREATE_REQUEST_IDS_28: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d+(A\\d+)*$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_WX_PAY_PARAMS_TIME_STAMP_28: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_WX_PAY_PARAMS_TIME_STAMP_29: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{10}$").expect("spec patterns are checked at generation time"));
-static PATTERN_WX_PAY_PARAMS_PACKAGE_29: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_WX_PAY_PARAMS_PACKAGE_30: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^prepay_id=.+$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_WX_PAY_PARAMS_PAY_SIGN_30: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_WX_PAY_PARAMS_PAY_SIGN_31: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^[0-9A-F]{32}$")
         .expect("spec patterns are checked at generation time")
@@ -1242,7 +1247,7 @@ pub struct Community {
     #[schema(format = Int64)]
     pub id: i64,
     /// 城市代码（对本接口无用）
-    #[schema(format = Int64, required = true)]
+    #[schema(format = Int64, required = true, nullable)]
     pub city_id: Option<i64>,
     /// 小区名称
     pub community_name: String,
@@ -1258,19 +1263,20 @@ pub struct Community {
     #[schema(format = Int32)]
     pub community_order: i32,
     /// 备用字段1（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub community_value1: Option<String>,
     /// 备用字段2（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub community_value2: Option<String>,
     /// 备用字段3（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub community_value3: Option<String>,
     /// 软删除时间（附录未列出；北京时间 YYYY-MM-DD HH:MM:SS，未删除为 null）
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub deleted_at: Option<String>,
 }
@@ -1314,7 +1320,8 @@ pub struct Building {
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub deleted_at: Option<String>,
 }
@@ -1356,7 +1363,8 @@ pub struct Unit {
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub deleted_at: Option<String>,
 }
@@ -1398,7 +1406,8 @@ pub struct Floor {
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub deleted_at: Option<String>,
 }
@@ -1495,19 +1504,20 @@ pub struct House {
     /// 房屋类型，见前言「房屋类型」
     pub house_type: types::HouseHouseType,
     /// 备用字段1（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub house_value1: Option<String>,
     /// 备用字段2（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub house_value2: Option<String>,
     /// 备用字段3（附录未列出，示例中恒为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub house_value3: Option<String>,
     /// 软删除时间（对本接口无用；北京时间 YYYY-MM-DD HH:MM:SS，未删除为 null）
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub deleted_at: Option<String>,
 }
@@ -2118,7 +2128,7 @@ impl Validate for SecurityPhoneVerifyResponseTokenExpired {
 )]
 pub struct SecurityPhoneVerifyResponse {
     /// 处理结果：0成功，2成功但未查找到数据，1出错。本接口的成功示例在线路上混用整数 0 与字符串 "0"/"2"，按示例保留两种形式
-    #[schema(value_type = Value)]
+    #[schema(schema_with = schema_of_security_phone_verify_response_code)]
     pub code: serde_json::Value,
     /// token值是否过期：0过期，1未过期（字段表写 integer，示例为字符串）；示例1未携带，示例2/3携带
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -2392,12 +2402,12 @@ impl Validate for OwnerHouseInfo {
         {
             let value = &self.people_phone;
             let path = &join(path, "people_phone");
-            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_11, out);
+            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_12, out);
         }
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PHONE_12, out);
+            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PHONE_13, out);
         }
     }
 }
@@ -2829,12 +2839,12 @@ impl Validate for IdcardInfo {
         {
             let value = &self.birthday;
             let path = &join(path, "birthday");
-            check::pattern(path, value, &PATTERN_IDCARD_INFO_BIRTHDAY_13, out);
+            check::pattern(path, value, &PATTERN_IDCARD_INFO_BIRTHDAY_14, out);
         }
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_IDCARD_INFO_IDCARD_14, out);
+            check::pattern(path, value, &PATTERN_IDCARD_INFO_IDCARD_15, out);
         }
     }
 }
@@ -3427,7 +3437,7 @@ impl Validate for YibiaosanshiSubmitRequest {
             check::pattern(
                 path,
                 value,
-                &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_15,
+                &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_16,
                 out,
             );
         }
@@ -3437,7 +3447,7 @@ impl Validate for YibiaosanshiSubmitRequest {
             check::pattern(
                 path,
                 value,
-                &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_16,
+                &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_17,
                 out,
             );
         }
@@ -3490,7 +3500,7 @@ impl Validate for ShenheData {
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_SHENHE_DATA_IDCARD_17, out);
+            check::pattern(path, value, &PATTERN_SHENHE_DATA_IDCARD_18, out);
         }
         {
             let value = &self.photo;
@@ -3500,7 +3510,7 @@ impl Validate for ShenheData {
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_SHENHE_DATA_PHONE_18, out);
+            check::pattern(path, value, &PATTERN_SHENHE_DATA_PHONE_19, out);
         }
     }
 }
@@ -3932,7 +3942,7 @@ impl Validate for HouseBindRequest {
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_HOUSE_BIND_REQUEST_PHONE_19, out);
+            check::pattern(path, value, &PATTERN_HOUSE_BIND_REQUEST_PHONE_20, out);
         }
         {
             let value = &self.house_id;
@@ -5629,12 +5639,12 @@ impl Validate for ShenheDetail {
         {
             let value = &self.birth;
             let path = &join(path, "birth");
-            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_BIRTH_20, out);
+            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_BIRTH_21, out);
         }
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_IDCARD_21, out);
+            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_IDCARD_22, out);
         }
     }
 }
@@ -6320,10 +6330,10 @@ pub struct Order {
     /// 订单状态：进行中/已关闭
     pub status: types::OrderStatus,
     /// 订单备注
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub remark: Option<String>,
     /// 订单明细（字段表写 json，示例为字符串，如 "{'单价':'30元/平米'}"）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub extra: Option<String>,
     /// 收费来源：晨曦家园物业公司或者是晨曦家园
     pub manager: String,
@@ -6334,12 +6344,12 @@ impl Validate for Order {
         {
             let value = &self.number;
             let path = &join(path, "number");
-            check::pattern(path, value, &PATTERN_ORDER_NUMBER_22, out);
+            check::pattern(path, value, &PATTERN_ORDER_NUMBER_23, out);
         }
         {
             let value = &self.amount;
             let path = &join(path, "amount");
-            check::pattern(path, value, &PATTERN_ORDER_AMOUNT_23, out);
+            check::pattern(path, value, &PATTERN_ORDER_AMOUNT_24, out);
         }
     }
 }
@@ -6360,7 +6370,7 @@ pub struct PageInfo {
     #[schema(format = "uri")]
     pub first_page_url: String,
     /// 本页开始是从第多少条记录为起点（无记录时为 null）
-    #[schema(format = Int32, required = true)]
+    #[schema(format = Int32, required = true, nullable)]
     pub from: Option<i32>,
     /// 最后一页
     #[schema(minimum = 1, format = Int32)]
@@ -6369,7 +6379,7 @@ pub struct PageInfo {
     #[schema(format = "uri")]
     pub last_page_url: String,
     /// 下一页的接口地址（没有下一页时为 null）
-    #[schema(format = "uri", required = true)]
+    #[schema(format = "uri", required = true, nullable)]
     pub next_page_url: Option<String>,
     /// 接口地址
     #[schema(format = "uri")]
@@ -6378,10 +6388,10 @@ pub struct PageInfo {
     #[schema(minimum = 1, format = Int32)]
     pub per_page: i32,
     /// 上一页的接口地址（没有上一页时为 null）
-    #[schema(format = "uri", required = true)]
+    #[schema(format = "uri", required = true, nullable)]
     pub prev_page_url: Option<String>,
     /// 本页结束是从第多少条为终点（无记录时为 null）
-    #[schema(format = Int32, required = true)]
+    #[schema(format = Int32, required = true, nullable)]
     pub to: Option<i32>,
     /// 总共有多少条记录
     #[schema(minimum = 0, format = Int32)]
@@ -6666,6 +6676,7 @@ pub struct PaymentOrder {
         skip_serializing_if = "Option::is_none",
         with = "::serde_with::rust::double_option"
     )]
+    #[schema(nullable)]
     pub remark: Option<Option<String>>,
     /// 订单明细（字段表写 json）
     #[serde(
@@ -6673,6 +6684,7 @@ pub struct PaymentOrder {
         skip_serializing_if = "Option::is_none",
         with = "::serde_with::rust::double_option"
     )]
+    #[schema(nullable)]
     pub extra: Option<Option<String>>,
     /// 收费房屋对象（对个人的收费不会出现）
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -6689,12 +6701,12 @@ impl Validate for PaymentOrder {
         {
             let value = &self.number;
             let path = &join(path, "number");
-            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_NUMBER_24, out);
+            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_NUMBER_25, out);
         }
         {
             let value = &self.amount;
             let path = &join(path, "amount");
-            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_AMOUNT_25, out);
+            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_AMOUNT_26, out);
         }
     }
 }
@@ -6736,7 +6748,7 @@ impl Validate for Payment {
         {
             let value = &self.paid_at;
             let path = &join(path, "paid_at");
-            check::pattern(path, value, &PATTERN_PAYMENT_PAID_AT_26, out);
+            check::pattern(path, value, &PATTERN_PAYMENT_PAID_AT_27, out);
             check::format(path, value, "local-date-time", out);
         }
         {
@@ -6853,7 +6865,7 @@ impl Validate for PaymentCreateRequest {
         {
             let value = &self.ids;
             let path = &join(path, "ids");
-            check::pattern(path, value, &PATTERN_PAYMENT_CREATE_REQUEST_IDS_27, out);
+            check::pattern(path, value, &PATTERN_PAYMENT_CREATE_REQUEST_IDS_28, out);
         }
     }
 }
@@ -6924,17 +6936,17 @@ impl Validate for WxPayParams {
         {
             let value = &self.time_stamp;
             let path = &join(path, "timeStamp");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_TIME_STAMP_28, out);
+            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_TIME_STAMP_29, out);
         }
         {
             let value = &self.package;
             let path = &join(path, "package");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PACKAGE_29, out);
+            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PACKAGE_30, out);
         }
         {
             let value = &self.pay_sign;
             let path = &join(path, "paySign");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PAY_SIGN_30, out);
+            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PAY_SIGN_31, out);
         }
     }
 }

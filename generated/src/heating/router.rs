@@ -1092,7 +1092,7 @@ async fn serve_payment_create<T: HeatingApi>(
     tags = ["缴费相关接口"],
     summary = "查询支付状态",
     description = "查询订单支付状态。只能查询当前用户自己的订单，其他用户的订单同样返回404（订单不存在）。\n\n请求头：需要Authorization（Authorization: Bearer {token}）。\n\n限流：每个IP 15分钟内最多100个请求，超出返回HTTP 429、错误码1008。",
-    params(("order_id" = String, Path, description = "订单ID")),
+    params(("order_id" = String, Path, description = "订单ID", min_length = 1)),
     responses(
         (
             status = 200u16,
@@ -1190,21 +1190,36 @@ async fn serve_payment_status_get<T: HeatingApi>(
     summary = "获取缴费记录",
     description = "获取用户缴费历史记录，分页返回，按支付时间倒序。每条记录对应订单中的一张账单。\n\n示例：GET /api/payment/history?page=1&size=20&start_date=2024-01-01&end_date=2024-12-31\n\nstart_date、end_date按北京时间（UTC+8）的自然日过滤，包含首尾两天。\n\n请求头：需要Authorization（Authorization: Bearer {token}）。\n\n限流：每个IP 15分钟内最多100个请求，超出返回HTTP 429、错误码1008。",
     params(
-        ("page" = Option<i32>, Query, description = "页码，默认1"),
+        (
+            "page" = Option<i32>,
+            Query,
+            description = "页码，默认1",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
         (
             "size" = Option<i32>,
             Query,
-            description = "每页数量，默认20（最大100）"
+            description = "每页数量，默认20（最大100）",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
         ),
         (
             "start_date" = Option<String>,
             Query,
-            description = "开始日期，格式YYYY-MM-DD"
+            description = "开始日期，格式YYYY-MM-DD",
+            format = Date,
+            nullable = false
         ),
         (
             "end_date" = Option<String>,
             Query,
-            description = "结束日期，格式YYYY-MM-DD"
+            description = "结束日期，格式YYYY-MM-DD",
+            format = Date,
+            nullable = false
         )
     ),
     responses(
@@ -1345,23 +1360,32 @@ async fn serve_payment_history_list<T: HeatingApi>(
         (
             "Wechatpay-Timestamp" = String,
             Header,
-            description = "通知签名时间戳（秒级Unix时间戳），与当前时间相差不得超过5分钟"
+            description = "通知签名时间戳（秒级Unix时间戳），与当前时间相差不得超过5分钟",
+            pattern = "^\\d+$"
         ),
-        ("Wechatpay-Nonce" = String, Header, description = "通知签名随机串"),
+        (
+            "Wechatpay-Nonce" = String,
+            Header,
+            description = "通知签名随机串",
+            min_length = 1
+        ),
         (
             "Wechatpay-Signature" = String,
             Header,
-            description = "通知签名（Base64），对 时间戳\\n随机串\\n请求体原文\\n 的SHA256 with RSA签名"
+            description = "通知签名（Base64），对 时间戳\\n随机串\\n请求体原文\\n 的SHA256 with RSA签名",
+            min_length = 1
         ),
         (
             "Wechatpay-Serial" = String,
             Header,
-            description = "验签用的微信支付平台证书序列号，或微信支付公钥ID（PUB_KEY_ID_开头）"
+            description = "验签用的微信支付平台证书序列号，或微信支付公钥ID（PUB_KEY_ID_开头）",
+            min_length = 1
         ),
         (
             "Wechatpay-Signature-Type" = Option<types::PaymentNotifyWechatpaySignatureType>,
             Header,
-            description = "签名类型，固定为WECHATPAY2-SHA256-RSA2048"
+            description = "签名类型，固定为WECHATPAY2-SHA256-RSA2048",
+            nullable = false
         )
     ),
     request_body(

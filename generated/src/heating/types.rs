@@ -154,8 +154,8 @@ pub struct ErrorResponse {
     /// 响应消息，失败时包含具体错误信息
     pub message: String,
     /// 失败时为null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
     /// 时间戳（毫秒级Unix时间戳）
     ///
     /// Unit: ms.
@@ -947,8 +947,8 @@ pub struct LogoutResponse {
     /// 响应消息
     pub message: String,
     /// 无数据，为null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
     /// 时间戳（毫秒级Unix时间戳）
     ///
     /// Unit: ms.
@@ -985,16 +985,16 @@ pub struct UserProfile {
     /// 头像URL，未设置时为空字符串
     pub avatar: String,
     /// 真实姓名，未填写时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub real_name: Option<String>,
     /// 身份证号，脱敏显示（前6位+8个*+后4位），未填写时为null
-    #[schema(pattern = "^\\d{6}\\*{8}\\d{3}[\\dXx]$", required = true)]
+    #[schema(pattern = "^\\d{6}\\*{8}\\d{3}[\\dXx]$", required = true, nullable)]
     pub id_card: Option<String>,
     /// 详细地址，未填写时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub address: Option<String>,
     /// 绑定的供热账号，未绑定时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub heat_account: Option<String>,
     /// 账户余额（元，保留2位小数），与供热账户信息的current_balance一致：负数表示欠费；未绑定供热账号时为0
     ///
@@ -1363,8 +1363,8 @@ pub struct UserPasswordUpdateResponse {
     /// 响应消息
     pub message: String,
     /// 无数据，为null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
     /// 时间戳（毫秒级Unix时间戳）
     ///
     /// Unit: ms.
@@ -1855,6 +1855,25 @@ impl Validate for PaymentInfoResponse {
         }
     }
 }
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct PaymentCreateRequestBillIdItem(pub String);
+impl utoipa::PartialSchema for PaymentCreateRequestBillIdItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for PaymentCreateRequestBillIdItem {}
+impl Validate for PaymentCreateRequestBillIdItem {
+    fn validate(&self, path: &str, out: &mut Vec<Violation>) {
+        let value = &self.0;
+        check::min_length(path, value, 1, out);
+    }
+}
 /// 创建支付订单请求
 #[derive(
     Debug,
@@ -1867,7 +1886,7 @@ impl Validate for PaymentInfoResponse {
 pub struct PaymentCreateRequest {
     /// 要支付的账单ID数组，必填
     #[schema(min_items = 1)]
-    pub bill_ids: Vec<String>,
+    pub bill_ids: Vec<types::PaymentCreateRequestBillIdItem>,
     /// 支付金额（元，保留2位小数），必填；须等于所选账单金额与滞纳金之和
     ///
     /// Unit: yuan.
@@ -1883,7 +1902,7 @@ impl Validate for PaymentCreateRequest {
             check::min_items(path, value.len(), 1, out);
             for (i, value) in value.iter().enumerate() {
                 let path = &index(path, i);
-                check::min_length(path, value, 1, out);
+                value.validate(path, out);
             }
         }
         {
@@ -2154,7 +2173,7 @@ pub struct PaymentStatus {
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付时间，未支付时为null
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub paid_at: Option<String>,
     /// 支付方式：wechat-微信支付
     pub payment_method: types::PaymentStatusPaymentMethod,
@@ -2320,7 +2339,7 @@ pub struct PaymentRecord {
     /// 支付状态：pending-待支付，paid-已支付，failed-支付失败，canceled-已取消
     pub status: types::PaymentRecordStatus,
     /// 支付时间，未支付时为null
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub paid_at: Option<String>,
     /// 电子票据（收据）地址，暂无时为空字符串
     pub receipt_url: String,
@@ -2726,10 +2745,10 @@ pub struct SystemConfig {
     /// 小程序版本号
     pub app_version: String,
     /// 公告，无公告时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub announcement: Option<String>,
     /// 维护通知，无维护时为null
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub maintenance_notice: Option<String>,
 }
 impl Validate for SystemConfig {

@@ -402,7 +402,8 @@ async fn serve_sms_verify_code_send<T: O2oApi>(
         (
             "tier" = Option<types::AreaTreeGetTier>,
             Query,
-            description = "要获取的层级数 1-3 (省/市/县), 默认为3"
+            description = "要获取的层级数 1-3 (省/市/县), 默认为3",
+            nullable = false
         )
     ),
     responses(
@@ -560,8 +561,22 @@ async fn serve_city_with_hot_list<T: O2oApi>(
     summary = "根据经纬度获取所在城市",
     description = "根据用户经纬度（wx.getLocation type=gcj02）返回所在省、市、县区。",
     params(
-        ("lng" = f64, Query, description = "经度"),
-        ("lat" = f64, Query, description = "纬度")
+        (
+            "lng" = f64,
+            Query,
+            description = "经度",
+            minimum = -180,
+            maximum = 180,
+            format = Double
+        ),
+        (
+            "lat" = f64,
+            Query,
+            description = "纬度",
+            minimum = -90,
+            maximum = 90,
+            format = Double
+        )
     ),
     responses(
         (
@@ -735,21 +750,55 @@ async fn serve_merchant_category_tree_get<T: O2oApi>(
         (
             "city_id" = Option<i64>,
             Query,
-            description = "城市ID（对应地区信息里面的 area_id）"
+            description = "城市ID（对应地区信息里面的 area_id）",
+            format = Int64,
+            nullable = false
         ),
-        ("keyword" = Option<String>, Query, description = "搜索关键字"),
-        ("merchant_category_id" = Option<i64>, Query, description = "商家类别ID"),
-        ("lng" = Option<f64>, Query, description = "用户当前经度"),
-        ("lat" = Option<f64>, Query, description = "用户当前纬度"),
+        (
+            "keyword" = Option<String>,
+            Query,
+            description = "搜索关键字",
+            nullable = false
+        ),
+        (
+            "merchant_category_id" = Option<i64>,
+            Query,
+            description = "商家类别ID",
+            format = Int64,
+            nullable = false
+        ),
+        (
+            "lng" = Option<f64>,
+            Query,
+            description = "用户当前经度",
+            minimum = -180,
+            maximum = 180,
+            format = Double,
+            nullable = false
+        ),
+        (
+            "lat" = Option<f64>,
+            Query,
+            description = "用户当前纬度",
+            minimum = -90,
+            maximum = 90,
+            format = Double,
+            nullable = false
+        ),
         (
             "radius" = Option<f64>,
             Query,
-            description = "范围, 范围参数只有在经纬度信息存在时才有效, 当传递范围参数时, 会获取用户位置所指定范围内的商家并根据距离排序（单位：米）"
+            description = "范围, 范围参数只有在经纬度信息存在时才有效, 当传递范围参数时, 会获取用户位置所指定范围内的商家并根据距离排序（单位：米）",
+            exclusive_minimum = 0,
+            nullable = false
         ),
         (
             "page" = Option<i32>,
             Query,
-            description = "获取的页数（从 1 开始，默认 1；每页 15 条）"
+            description = "获取的页数（从 1 开始，默认 1；每页 15 条）",
+            minimum = 1,
+            format = Int32,
+            nullable = false
         )
     ),
     responses(
@@ -905,9 +954,25 @@ async fn serve_merchant_list<T: O2oApi>(
     summary = "商户详情",
     description = "返回单个商户，字段同商户列表返回的字段；传递经纬度时带 distance。",
     params(
-        ("id" = i64, Query, description = "商户ID"),
-        ("lng" = Option<f64>, Query, description = "用户所在经度"),
-        ("lat" = Option<f64>, Query, description = "用户所在纬度")
+        ("id" = i64, Query, description = "商户ID", format = Int64),
+        (
+            "lng" = Option<f64>,
+            Query,
+            description = "用户所在经度",
+            minimum = -180,
+            maximum = 180,
+            format = Double,
+            nullable = false
+        ),
+        (
+            "lat" = Option<f64>,
+            Query,
+            description = "用户所在纬度",
+            minimum = -90,
+            maximum = 90,
+            format = Double,
+            nullable = false
+        )
     ),
     responses(
         (
@@ -1017,7 +1082,7 @@ async fn serve_merchant_get<T: O2oApi>(
     tags = ["商家模块"],
     summary = "商品列表",
     description = "返回商家的商品列表。",
-    params(("merchant_id" = i64, Query, description = "商家ID")),
+    params(("merchant_id" = i64, Query, description = "商家ID", format = Int64)),
     responses(
         (
             status = 200u16,
@@ -1101,7 +1166,7 @@ async fn serve_goods_list<T: O2oApi>(
     tags = ["商家模块"],
     summary = "商品详情",
     description = "返回单个商品，字段同商品列表中的每一项。",
-    params(("id" = i64, Query, description = "商品ID")),
+    params(("id" = i64, Query, description = "商品ID", format = Int64)),
     responses(
         (
             status = 200u16,
@@ -1184,7 +1249,8 @@ async fn serve_goods_get<T: O2oApi>(
         (
             "status" = Option<types::OrderListStatus>,
             Query,
-            description = "状态（不传时返回全部状态的订单）"
+            description = "状态（不传时返回全部状态的订单）",
+            nullable = false
         )
     ),
     responses(
@@ -1269,7 +1335,7 @@ async fn serve_order_list<T: O2oApi>(
     tags = ["订单模块"],
     summary = "订单详情",
     description = "按订单号返回订单，字段同订单列表中的每一项。",
-    params(("order_no" = String, Query, description = "订单号")),
+    params(("order_no" = String, Query, description = "订单号", min_length = 1)),
     responses(
         (
             status = 200u16,
@@ -1524,18 +1590,21 @@ async fn serve_order_refund<T: O2oApi>(
         (
             "targetOperId" = i64,
             Query,
-            description = "要跳转的目标小程序运营中心ID, 商户/订单/商品信息里面都有（即 oper_id）"
+            description = "要跳转的目标小程序运营中心ID, 商户/订单/商品信息里面都有（即 oper_id）",
+            format = Int64
         ),
-        ("orderNo" = String, Query, description = "订单号"),
+        ("orderNo" = String, Query, description = "订单号", min_length = 1),
         (
             "userId" = i64,
             Query,
-            description = "当前用户ID（订单信息里的 user_id）"
+            description = "当前用户ID（订单信息里的 user_id）",
+            format = Int64
         ),
         (
             "page" = Option<String>,
             Query,
-            description = "目标页面地址, 必须是小程序已发布的页面, 目前默认 pages/severs/index/index"
+            description = "目标页面地址, 必须是小程序已发布的页面, 目前默认 pages/severs/index/index",
+            nullable = false
         )
     ),
     responses(

@@ -24,12 +24,12 @@ static PATTERN_SMS_VERIFY_CODE_REQUEST_MOBILE_3: std::sync::LazyLock<regex::Rege
 });
 static PATTERN_SMS_VERIFY_CODE_DATA_VERIFY_CODE_4: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
-static PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_MERCHANT_BUSINESS_TIME_ITEM_VALUE_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_GOODS_BUSINESS_TIME_ITEM_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_GOODS_BUSINESS_TIME_ITEM_VALUE_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
@@ -120,8 +120,8 @@ pub struct ErrorResponse {
     pub message: String,
     /// 返回数据，始终是一个对象；失败时一般不存在，除非特殊情况需要数据时才存在
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Value, nullable = false)]
-    pub data: Option<serde_json::Value>,
+    #[schema(value_type = Object, nullable = false)]
+    pub data: Option<serde_json::Map<String, serde_json::Value>>,
 }
 impl Validate for ErrorResponse {
     #[allow(unused_variables)]
@@ -643,7 +643,7 @@ pub struct AreaTreeNode {
     pub parent_id: i64,
     /// 子地区列表，有下级时存在，结构同父级结构
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(no_recursion, nullable = false)]
     pub sub: Option<Vec<types::AreaTreeNode>>,
 }
 impl Validate for AreaTreeNode {
@@ -929,7 +929,7 @@ pub struct MerchantCategory {
     pub status: types::MerchantCategoryStatus,
     /// 子分类列表（有下级时存在）
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
+    #[schema(no_recursion, nullable = false)]
     pub sub: Option<Vec<types::MerchantCategory>>,
 }
 impl Validate for MerchantCategory {
@@ -1047,6 +1047,27 @@ pub enum MerchantRegion {
 impl Validate for MerchantRegion {
     fn validate(&self, _: &str, _: &mut Vec<Violation>) {}
 }
+/// 时间 HH:MM:SS
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MerchantBusinessTimeItem(pub String);
+impl utoipa::PartialSchema for MerchantBusinessTimeItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("时间 HH:MM:SS"))
+            .pattern(Some("^\\d{2}:\\d{2}:\\d{2}$"))
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for MerchantBusinessTimeItem {}
+impl Validate for MerchantBusinessTimeItem {
+    fn validate(&self, path: &str, out: &mut Vec<Violation>) {
+        let value = &self.0;
+        check::pattern(path, value, &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_VALUE_5, out);
+    }
+}
 /// 状态（只返回状态正常的商家）
 #[derive(
     Debug,
@@ -1144,7 +1165,7 @@ pub struct Merchant {
     pub lat: f64,
     /// 商家营业时间 数组格式:[开始时间, 结束时间], 如: ['10:30:00', '18:30:00']
     #[schema(min_items = 2, max_items = 2)]
-    pub business_time: Vec<String>,
+    pub business_time: Vec<types::MerchantBusinessTimeItem>,
     /// 商家logo
     #[schema(format = "uri")]
     pub logo: String,
@@ -1197,7 +1218,7 @@ impl Validate for Merchant {
             check::max_items(path, value.len(), 2, out);
             for (i, value) in value.iter().enumerate() {
                 let path = &index(path, i);
-                check::pattern(path, value, &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5, out);
+                value.validate(path, out);
             }
         }
         {
@@ -1342,6 +1363,48 @@ impl Validate for MerchantDetailResponse {
         }
     }
 }
+/// 时间 HH:MM:SS
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct GoodsBusinessTimeItem(pub String);
+impl utoipa::PartialSchema for GoodsBusinessTimeItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("时间 HH:MM:SS"))
+            .pattern(Some("^\\d{2}:\\d{2}:\\d{2}$"))
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for GoodsBusinessTimeItem {}
+impl Validate for GoodsBusinessTimeItem {
+    fn validate(&self, path: &str, out: &mut Vec<Violation>) {
+        let value = &self.0;
+        check::pattern(path, value, &PATTERN_GOODS_BUSINESS_TIME_ITEM_VALUE_6, out);
+    }
+}
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct GoodsPicListItem(pub String);
+impl utoipa::PartialSchema for GoodsPicListItem {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .format(
+                Some(utoipa::openapi::schema::SchemaFormat::Custom("uri".to_owned())),
+            )
+            .build()
+            .into()
+    }
+}
+impl utoipa::ToSchema for GoodsPicListItem {}
+impl Validate for GoodsPicListItem {
+    fn validate(&self, path: &str, out: &mut Vec<Violation>) {
+        let value = &self.0;
+        check::format(path, value, "uri", out);
+    }
+}
 /// 状态
 #[derive(
     Debug,
@@ -1407,7 +1470,7 @@ pub struct Goods {
     pub end_date: String,
     /// 可用时间 数组格式:[开始时间, 结束时间], 如: ['10:30:00', '18:30:00']
     #[schema(min_items = 2, max_items = 2)]
-    pub business_time: Vec<String>,
+    pub business_time: Vec<types::GoodsBusinessTimeItem>,
     /// 商品缩略图
     #[schema(format = "uri")]
     pub thumb_url: String,
@@ -1415,7 +1478,7 @@ pub struct Goods {
     #[schema(format = "uri")]
     pub pic: String,
     /// 商品小图列表, 数组
-    pub pic_list: Vec<String>,
+    pub pic_list: Vec<types::GoodsPicListItem>,
     /// 购买须知
     pub buy_info: String,
     /// 状态
@@ -1444,7 +1507,7 @@ impl Validate for Goods {
             check::max_items(path, value.len(), 2, out);
             for (i, value) in value.iter().enumerate() {
                 let path = &index(path, i);
-                check::pattern(path, value, &PATTERN_GOODS_BUSINESS_TIME_ITEM_6, out);
+                value.validate(path, out);
             }
         }
         {
@@ -1462,7 +1525,7 @@ impl Validate for Goods {
             let path = &join(path, "pic_list");
             for (i, value) in value.iter().enumerate() {
                 let path = &index(path, i);
-                check::format(path, value, "uri", out);
+                value.validate(path, out);
             }
         }
         {
@@ -1715,7 +1778,7 @@ pub struct Order {
     /// 用户名
     pub user_name: String,
     /// 用户通知手机号（下单时可为空）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub notify_mobile: Option<String>,
     /// 商家ID
     #[schema(format = Int64)]
@@ -1752,7 +1815,8 @@ pub struct Order {
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub pay_time: Option<String>,
     /// 退款金额，未退款时为 null（单位：元，保留两位小数的字符串，如 "0.01"）
@@ -1763,14 +1827,16 @@ pub struct Order {
         pattern = "^\\d+\\.\\d{2}$",
         format = "decimal",
         value_type = String,
-        required = true
+        required = true,
+        nullable
     )]
     pub refund_price: Option<rust_decimal::Decimal>,
     /// 退款时间，未退款时为 null（北京时间，格式 YYYY-MM-DD HH:MM:SS）
     #[schema(
         pattern = "^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$",
         format = "local-date-time",
-        required = true
+        required = true,
+        nullable
     )]
     pub refund_time: Option<String>,
     /// 状态
@@ -1971,7 +2037,7 @@ pub struct OrderBuyRequest {
         skip_serializing_if = "Option::is_none",
         with = "::serde_with::rust::double_option"
     )]
-    #[schema(pattern = "^(1[3-9]\\d{9})?$")]
+    #[schema(pattern = "^(1[3-9]\\d{9})?$", nullable)]
     pub notify_mobile: Option<Option<String>>,
 }
 impl Validate for OrderBuyRequest {

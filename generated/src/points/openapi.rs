@@ -27,6 +27,68 @@ use super::router;
         router::system_status_get,
         router::system_notice_get
     ),
+    components(
+        schemas(
+            super::types::SuccessCode,
+            super::types::ErrorResponseCode,
+            super::types::ErrorResponse,
+            super::types::AuthWechatLoginRequest,
+            super::types::LoginUserInfo,
+            super::types::AuthWechatLoginData,
+            super::types::AuthWechatLoginResponse,
+            super::types::AuthTokenRefreshData,
+            super::types::AuthTokenRefreshResponse,
+            super::types::BindingStatus,
+            super::types::UserInfo,
+            super::types::UserInfoGetData,
+            super::types::UserInfoGetResponse,
+            super::types::PointsPackage,
+            super::types::PointsPackageListData,
+            super::types::PointsPackageListResponse,
+            super::types::PointsOrderCreateRequest,
+            super::types::WechatPayParamsSignType,
+            super::types::WechatPayParams,
+            super::types::PointsOrderInfo,
+            super::types::PointsOrderCreateData,
+            super::types::PointsOrderCreateResponse,
+            super::types::PointsPaymentCheckData,
+            super::types::PointsPaymentCheckResponse,
+            super::types::PointsPurchaseRecordStatus,
+            super::types::PointsPurchaseRecord,
+            super::types::PointsPurchaseHistoryListData,
+            super::types::PointsPurchaseHistoryListResponse,
+            super::types::PointsConsumptionRecord,
+            super::types::PointsConsumptionHistoryListData,
+            super::types::PointsConsumptionHistoryListResponse,
+            super::types::WechatPayNotifyResourceOriginalType,
+            super::types::WechatPayNotifyResourceAlgorithm,
+            super::types::WechatPayNotifyResource,
+            super::types::WechatPayNotificationResourceType,
+            super::types::WechatPayNotification,
+            super::types::WechatPayNotifyAckCode,
+            super::types::WechatPayNotifyAck,
+            super::types::ApiKeyStatus,
+            super::types::ApiKey,
+            super::types::ApiKeyListData,
+            super::types::ApiKeyListResponse,
+            super::types::ApiKeyCreateRequestExpiryMonths,
+            super::types::ApiKeyCreateRequest,
+            super::types::ApiKeyCreateDataStatus,
+            super::types::ApiKeyCreateData,
+            super::types::ApiKeyCreateResponse,
+            super::types::ApiKeyDeleteRequest,
+            super::types::ApiKeyDeleteResponse,
+            super::types::ApiKeyStatusUpdateRequestStatus,
+            super::types::ApiKeyStatusUpdateRequest,
+            super::types::ApiKeyStatusUpdateResponse,
+            super::types::SystemStatusGetDataApiStatus,
+            super::types::SystemStatusGetData,
+            super::types::SystemStatusGetResponse,
+            super::types::SystemNoticeGetData,
+            super::types::SystemNoticeGetResponse,
+            super::types::PointsPaymentNotifyWechatpaySignatureType
+        )
+    ),
     tags(
         (
             name = "用户认证与授权接口",
@@ -45,6 +107,10 @@ use super::router;
     modifiers(&SecuritySchemes)
 )]
 pub struct PointsDoc;
+/// The published OpenAPI document (served at `/openapi.json`).
+pub fn document() -> utoipa::openapi::OpenApi {
+    <PointsDoc as utoipa::OpenApi>::openapi()
+}
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {

@@ -430,7 +430,7 @@ async fn serve_points_order_create<T: PointsApi>(
     tags = ["积分相关接口"],
     summary = "查询订单支付状态",
     description = "请求头需要携带token。查询积分购买订单是否已支付；已支付时返回支付后的总积分与积分有效期。\n小程序在 wx.requestPayment 成功回调后调用本接口（支付结果以服务端收到的微信支付通知为准，可轮询）。\n",
-    params(("orderId" = String, Query, description = "订单ID")),
+    params(("orderId" = String, Query, description = "订单ID", min_length = 1)),
     responses(
         (
             status = 200u16,
@@ -521,11 +521,22 @@ async fn serve_points_payment_check<T: PointsApi>(
     summary = "获取积分购买记录",
     description = "请求头需要携带token。分页返回当前用户的积分购买订单，按购买时间倒序。",
     params(
-        ("page" = Option<i32>, Query, description = "页码，默认第1页"),
+        (
+            "page" = Option<i32>,
+            Query,
+            description = "页码，默认第1页",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
         (
             "size" = Option<i32>,
             Query,
-            description = "每页条数，默认每页10条（最大100，文档未规定上限）"
+            description = "每页条数，默认每页10条（最大100，文档未规定上限）",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
         )
     ),
     responses(
@@ -634,11 +645,22 @@ async fn serve_points_purchase_history_list<T: PointsApi>(
     summary = "获取积分消费记录",
     description = "请求头需要携带token。分页返回当前用户的积分消费记录，按消费时间倒序。",
     params(
-        ("page" = Option<i32>, Query, description = "页码，默认第1页"),
+        (
+            "page" = Option<i32>,
+            Query,
+            description = "页码，默认第1页",
+            minimum = 1,
+            format = Int32,
+            nullable = false
+        ),
         (
             "size" = Option<i32>,
             Query,
-            description = "每页条数，默认每页10条（最大100，文档未规定上限）"
+            description = "每页条数，默认每页10条（最大100，文档未规定上限）",
+            minimum = 1,
+            maximum = 100,
+            format = Int32,
+            nullable = false
         )
     ),
     responses(
@@ -752,7 +774,8 @@ async fn serve_points_consumption_history_list<T: PointsApi>(
         (
             "Wechatpay-Timestamp" = String,
             Header,
-            description = "通知时间戳（秒）"
+            description = "通知时间戳（秒）",
+            pattern = "^\\d{10}$"
         ),
         ("Wechatpay-Nonce" = String, Header, description = "通知随机串"),
         (
@@ -768,7 +791,8 @@ async fn serve_points_consumption_history_list<T: PointsApi>(
         (
             "Wechatpay-Signature-Type" = Option<types::PointsPaymentNotifyWechatpaySignatureType>,
             Header,
-            description = "签名类型"
+            description = "签名类型",
+            nullable = false
         )
     ),
     request_body(

@@ -76,8 +76,8 @@ pub struct ErrorResponse {
     /// 状态描述
     pub message: String,
     /// 失败时为 null
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
 }
 impl Validate for ErrorResponse {
     #[allow(unused_variables)]
@@ -335,7 +335,7 @@ pub struct UserInfoGetData {
     pub points: i64,
     /// 积分有效期，ISO格式日期字符串；用户没有积分时为 null
     #[serde(rename = "pointsExpiryDate")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub points_expiry_date: Option<String>,
 }
 impl Validate for UserInfoGetData {
@@ -713,11 +713,11 @@ pub struct PointsPaymentCheckData {
     /// 支付后的总积分（如果已支付；未支付时为 null）
     ///
     /// Unit: points.
-    #[schema(format = Int64, required = true)]
+    #[schema(format = Int64, required = true, nullable)]
     pub points: Option<i64>,
     /// 积分有效期（如果已支付；未支付时为 null），ISO格式日期字符串
     #[serde(rename = "expiryDate")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub expiry_date: Option<String>,
 }
 impl Validate for PointsPaymentCheckData {
@@ -1260,7 +1260,7 @@ pub struct ApiKey {
     pub expires_at: String,
     /// 最后使用时间，ISO格式日期字符串，可能为null（从未使用）
     #[serde(rename = "lastUsedAt")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub last_used_at: Option<String>,
 }
 impl Validate for ApiKey {
@@ -1525,8 +1525,8 @@ pub struct ApiKeyDeleteResponse {
     /// 状态描述
     pub message: String,
     /// 无响应数据
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
 }
 impl Validate for ApiKeyDeleteResponse {
     #[allow(unused_variables)]
@@ -1603,8 +1603,8 @@ pub struct ApiKeyStatusUpdateResponse {
     /// 状态描述
     pub message: String,
     /// 无响应数据
-    #[schema(value_type = Value)]
-    pub data: serde_json::Value,
+    #[schema(schema_with = crate::runtime::null_schema)]
+    pub data: (),
 }
 impl Validate for ApiKeyStatusUpdateResponse {
     #[allow(unused_variables)]
@@ -1660,7 +1660,7 @@ pub struct SystemStatusGetData {
     pub maintenance: bool,
     /// 维护预计结束时间，ISO格式日期字符串，可能为null（维护中时为本次维护的预计结束时间；未在维护但已预告维护时为计划维护的预计结束时间；既未维护也无计划维护时为 null）
     #[serde(rename = "maintenanceEndTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub maintenance_end_time: Option<String>,
 }
 impl Validate for SystemStatusGetData {
@@ -1710,15 +1710,15 @@ pub struct SystemNoticeGetData {
     #[serde(rename = "hasNotice")]
     pub has_notice: bool,
     /// 公告内容（无公告时为 null）
-    #[schema(required = true)]
+    #[schema(required = true, nullable)]
     pub content: Option<String>,
     /// 公告开始时间，ISO格式日期字符串（无公告时为 null）
     #[serde(rename = "startTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub start_time: Option<String>,
     /// 公告结束时间，ISO格式日期字符串（无公告时为 null）
     #[serde(rename = "endTime")]
-    #[schema(format = DateTime, required = true)]
+    #[schema(format = DateTime, required = true, nullable)]
     pub end_time: Option<String>,
 }
 impl Validate for SystemNoticeGetData {

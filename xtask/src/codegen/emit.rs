@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use heck::{ToShoutySnakeCase, ToUpperCamelCase};
+use heck::{ToShoutySnakeCase, ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, Literal, Span, TokenStream};
 use quote::{format_ident, quote};
 use serde_json::Value;
@@ -61,6 +61,8 @@ impl<'a> Types<'a> {
             Ty::DecimalNumber | Ty::DecimalString => quote! { rust_decimal::Decimal },
             Ty::Upload => quote! { crate::runtime::Upload },
             Ty::Json => quote! { serde_json::Value },
+            Ty::JsonObject => quote! { serde_json::Map<String, serde_json::Value> },
+            Ty::Null => quote! { () },
             Ty::Vec(inner) => {
                 let inner = self.tokens(inner);
                 quote! { Vec<#inner> }
@@ -90,8 +92,42 @@ impl<'a> Types<'a> {
         }
     }
 
+    /// The generated types `ty` mentions directly.
+    fn named_in(&self, ty: &Ty, out: &mut Vec<String>) {
+        match self.resolve(ty) {
+            Ty::Named(n) => out.push(n.clone()),
+            Ty::Vec(inner) | Ty::Map(inner) => self.named_in(inner, out),
+            _ => {}
+        }
+    }
+
+    /// Whether a value of `ty` can contain a value of type `target` (a recursive schema).
+    fn reaches(&self, ty: &Ty, target: &str) -> bool {
+        let mut stack = Vec::new();
+        self.named_in(ty, &mut stack);
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(name) = stack.pop() {
+            if name == target {
+                return true;
+            }
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(TypeDef::Struct { fields, additional, .. }) = self.defs.get(name.as_str()) {
+                for f in fields {
+                    self.named_in(&f.ty, &mut stack);
+                }
+                if let Some(extra) = additional {
+                    self.named_in(extra, &mut stack);
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether values of `ty` validate themselves (structs and constrained newtypes).
     fn is_struct(&self, ty: &Ty) -> bool {
-        matches!(self.resolve(ty), Ty::Named(n) if matches!(self.defs.get(n.as_str()), Some(TypeDef::Struct { .. })))
+        matches!(self.resolve(ty), Ty::Named(n) if matches!(self.defs.get(n.as_str()), Some(TypeDef::Struct { .. } | TypeDef::Newtype { .. })))
     }
 }
 
@@ -179,7 +215,10 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
             let name_ident = ident(name);
             let doc = docs(doc);
             let is_form = fields.iter().any(|f| matches!(types.resolve(&f.ty), Ty::Upload));
-            let mut field_items: Vec<TokenStream> = fields.iter().map(|f| field_tokens(types, f, is_form)).collect();
+            let mut field_items: Vec<TokenStream> = fields
+                .iter()
+                .map(|f| field_tokens(types, name, f, is_form, types.reaches(&f.ty, name), patterns))
+                .collect();
             if let Some(extra) = additional {
                 let ty = types.tokens(extra);
                 field_items.push(quote! {
@@ -247,6 +286,56 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
                 impl Validate for #name_ident { fn validate(&self, _: &str, _: &mut Vec<Violation>) {} }
             }
         }
+        TypeDef::Newtype { name, doc, ty, constraints, format } => {
+            let name_ident = ident(name);
+            let doc_tokens = docs(doc);
+            let inner = types.tokens(ty);
+            let checks = value_checks(types, name, "value", ty, constraints, &Constraints::default(), patterns, &quote! { out });
+            let schema_type = match types.resolve(ty) {
+                Ty::I32 | Ty::I64 => quote! { utoipa::openapi::schema::Type::Integer },
+                Ty::F64 | Ty::DecimalNumber => quote! { utoipa::openapi::schema::Type::Number },
+                _ => quote! { utoipa::openapi::schema::Type::String },
+            };
+            let mut builder = vec![quote! { .schema_type(#schema_type) }];
+            if !doc.is_empty() {
+                builder.push(quote! { .description(Some(#doc)) });
+            }
+            if let Some(p) = &constraints.pattern {
+                builder.push(quote! { .pattern(Some(#p)) });
+            }
+            if let Some(n) = constraints.min_length {
+                let n = Literal::usize_unsuffixed(n as usize);
+                builder.push(quote! { .min_length(Some(#n)) });
+            }
+            if let Some(n) = constraints.max_length {
+                let n = Literal::usize_unsuffixed(n as usize);
+                builder.push(quote! { .max_length(Some(#n)) });
+            }
+            if let Some(n) = constraints.minimum {
+                builder.push(quote! { .minimum(Some(#n)) });
+            }
+            if let Some(n) = constraints.maximum {
+                builder.push(quote! { .maximum(Some(#n)) });
+            }
+            if let Some(f) = format {
+                builder.push(quote! { .format(Some(utoipa::openapi::schema::SchemaFormat::Custom(#f.to_owned()))) });
+            }
+            quote! {
+                #doc_tokens
+                #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+                #[serde(transparent)]
+                pub struct #name_ident(pub #inner);
+                impl utoipa::PartialSchema for #name_ident {
+                    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                        utoipa::openapi::schema::ObjectBuilder::new() #(#builder)* .build().into()
+                    }
+                }
+                impl utoipa::ToSchema for #name_ident {}
+                impl Validate for #name_ident {
+                    fn validate(&self, path: &str, out: &mut Vec<Violation>) { let value = &self.0; #checks }
+                }
+            }
+        }
         TypeDef::Alias { name, doc, ty } => {
             let name_ident = ident(name);
             let doc = docs(doc);
@@ -256,7 +345,14 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
     }
 }
 
-fn field_tokens(types: &Types<'_>, f: &Field, is_form: bool) -> TokenStream {
+fn field_tokens(
+    types: &Types<'_>,
+    owner: &str,
+    f: &Field,
+    is_form: bool,
+    recursive: bool,
+    items: &mut Vec<TokenStream>,
+) -> TokenStream {
     let name = ident(&f.ident);
     let doc = docs(&f.doc);
     let resolved = types.resolve(&f.ty).clone();
@@ -292,13 +388,33 @@ fn field_tokens(types: &Types<'_>, f: &Field, is_form: bool) -> TokenStream {
         Ty::DecimalString => schema_attrs.push(quote! { value_type = String }),
         Ty::DecimalNumber => schema_attrs.push(quote! { value_type = f64 }),
         Ty::Json => schema_attrs.push(quote! { value_type = Value }),
+        Ty::JsonObject => schema_attrs.push(quote! { value_type = Object }),
+        Ty::Null => schema_attrs.push(quote! { schema_with = crate::runtime::null_schema }),
         _ => {}
     }
     if f.required && f.nullable {
         schema_attrs.push(quote! { required = true });
     }
+    if recursive {
+        // utoipa would expand a recursive schema forever.
+        schema_attrs.push(quote! { no_recursion });
+    }
     if !f.nullable && !f.required {
         schema_attrs.push(quote! { nullable = false });
+    }
+    if f.nullable {
+        // Stated outright: a `value_type` override would otherwise hide the `Option`.
+        schema_attrs.push(quote! { nullable });
+    }
+    if let (Ty::Json, Some(schema)) = (&resolved, &f.schema) {
+        // Untyped JSON publishes the schema the spec states for it.
+        let json = serde_json::to_string(schema).expect("JSON");
+        let function = format_ident!("schema_of_{}_{}", owner.to_snake_case(), f.ident.trim_start_matches("r#"));
+        items.push(quote! {
+            fn #function() -> utoipa::openapi::schema::Schema { crate::runtime::stated_schema(#json) }
+        });
+        schema_attrs.retain(|a| a.to_string() != "value_type = Value");
+        schema_attrs.push(quote! { schema_with = #function });
     }
     if is_form && !f.ident.eq(&f.wire) {
         let wire = &f.wire;
@@ -411,7 +527,7 @@ fn value_checks(
                 out.push(quote! { value.validate(path, #sink); });
             }
         }
-        Ty::Bool | Ty::Upload | Ty::Json => {}
+        Ty::Bool | Ty::Upload | Ty::Json | Ty::JsonObject | Ty::Null => {}
     }
     quote! { #(#out)* }
 }
@@ -557,7 +673,7 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
                 let ty = types.tokens(ty);
                 quote! { #doc #v(#ty), }
             }
-            Payload::Text(_) => quote! { #doc #v(String), },
+            Payload::Text(..) => quote! { #doc #v(String), },
         }
     });
     let from_arms = o.responses.iter().map(|r| {
@@ -566,7 +682,7 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
         match (&r.payload, &r.media_type) {
             (Payload::Empty, _) => quote! { (#status, None) => Ok(Self::#v), },
             (Payload::Json(_), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(crate::runtime::example_json(body)?)), },
-            (Payload::Text(_), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(body.to_owned())), },
+            (Payload::Text(..), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(body.to_owned())), },
             _ => TokenStream::new(),
         }
     });
@@ -584,7 +700,7 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
         let body = match r.payload {
             Payload::Empty => quote! { None },
             Payload::Json(_) => quote! { Some(crate::runtime::to_json(body)) },
-            Payload::Text(_) => quote! { Some(body.clone()) },
+            Payload::Text(..) => quote! { Some(body.clone()) },
         };
         let bind = match r.payload {
             Payload::Empty => quote! { Self::#v },
@@ -884,7 +1000,15 @@ fn path_attr(types: &Types<'_>, o: &Operation) -> TokenStream {
             }
         );
         let description = &p.doc;
-        quote! { (#wire = #ty, #location, description = #description) }
+        let mut features = constraint_attrs(&p.constraints);
+        if let Some(format) = &p.format {
+            features.push(utoipa_format(format));
+        }
+        if !p.required {
+            // An absent parameter is not a null one.
+            features.push(quote! { nullable = false });
+        }
+        quote! { (#wire = #ty, #location, description = #description #(, #features)*) }
     });
     let body = o.body.as_ref().map(|b| {
         let ty = types.tokens(&b.ty);
@@ -903,8 +1027,10 @@ fn path_attr(types: &Types<'_>, o: &Operation) -> TokenStream {
             .iter()
             .filter_map(|r| {
                 let media = r.media_type.as_ref()?;
+                // XML bodies travel as text the implementation writes, but the contract
+                // describes their structure, and so does the published document.
                 let ty = match &r.payload {
-                    Payload::Json(ty) => types.tokens(ty),
+                    Payload::Json(ty) | Payload::Text(_, Some(ty)) => types.tokens(ty),
                     _ => quote! { String },
                 };
                 Some(quote! { (#ty = #media) })
@@ -950,6 +1076,10 @@ pub fn openapi(model: &Model) -> TokenStream {
         let h = ident(&o.id);
         quote! { router::#h }
     });
+    let schemas = model.types.iter().filter(|t| !matches!(t, TypeDef::Alias { .. })).map(|t| {
+        let name = ident(t.name());
+        quote! { super::types::#name }
+    });
     let title = &model.title;
     let version = &model.version;
     let tags = model.tags.iter().map(|(name, description)| quote! { (name = #name, description = #description) });
@@ -975,10 +1105,16 @@ pub fn openapi(model: &Model) -> TokenStream {
         #[openapi(
             info(title = #title, version = #version),
             paths(#(#paths),*),
+            components(schemas(#(#schemas),*)),
             tags(#(#tags),*),
             modifiers(&SecuritySchemes)
         )]
         pub struct #doc_ident;
+
+        /// The published OpenAPI document (served at `/openapi.json`).
+        pub fn document() -> utoipa::openapi::OpenApi {
+            <#doc_ident as utoipa::OpenApi>::openapi()
+        }
 
         /// Adds the spec's security schemes.
         struct SecuritySchemes;

@@ -30,6 +30,10 @@ pub enum Ty {
     Upload,
     /// Any JSON (schemas with no type, or several non-null types).
     Json,
+    /// A JSON object with no declared properties (`serde_json::Map`).
+    JsonObject,
+    /// Always `null` (`type: "null"`).
+    Null,
     /// `Vec<T>`.
     Vec(Box<Ty>),
     /// `BTreeMap<String, T>` (`additionalProperties`).
@@ -86,6 +90,8 @@ pub struct Field {
     pub format: Option<String>,
     /// The schema's `default`, when it has one.
     pub default: Option<Value>,
+    /// The property's schema as the spec states it (inline ones only).
+    pub schema: Option<Value>,
 }
 
 /// A generated type.
@@ -122,6 +128,20 @@ pub enum TypeDef {
         /// (wire value, Rust variant, meaning).
         variants: Vec<(i64, String, String)>,
     },
+    /// A constrained scalar used as array items: a validated newtype (utoipa can only publish
+    /// item constraints on a type of their own).
+    Newtype {
+        /// Rust name.
+        name: String,
+        /// Doc comment.
+        doc: String,
+        /// The wrapped scalar.
+        ty: Ty,
+        /// Its constraints.
+        constraints: Constraints,
+        /// Its format.
+        format: Option<String>,
+    },
     /// A named scalar or collection schema: a type alias.
     Alias {
         /// Rust name.
@@ -140,6 +160,7 @@ impl TypeDef {
             TypeDef::Struct { name, .. }
             | TypeDef::StringEnum { name, .. }
             | TypeDef::IntEnum { name, .. }
+            | TypeDef::Newtype { name, .. }
             | TypeDef::Alias { name, .. } => name,
         }
     }
@@ -212,8 +233,9 @@ pub enum Payload {
     Empty,
     /// JSON of the given type.
     Json(Ty),
-    /// Text (HTML or XML written by the implementation) with this media type.
-    Text(String),
+    /// Text (HTML or XML written by the implementation) with this media type, and the schema
+    /// the spec gives the text's structure (XML), if any.
+    Text(String, Option<Ty>),
 }
 
 /// One documented response: a status and (at most) one media type.
@@ -506,14 +528,16 @@ impl Builder<'_> {
         Ok(Field {
             wire: wire.to_owned(),
             ident,
+            // A field whose type is `null` itself is not "nullable" on top of that.
+            nullable: nullable && ty != Ty::Null,
             ty,
             required,
-            nullable,
             doc: doc_of(prop),
             constraints: if is_ref(prop) { Constraints::default() } else { constraints(resolved) },
             item_constraints,
             format: resolved.get("format").and_then(Value::as_str).map(str::to_owned),
             default: resolved.get("default").cloned(),
+            schema: (!is_ref(prop)).then(|| prop.clone()),
         })
     }
 
@@ -547,7 +571,22 @@ impl Builder<'_> {
             Some("array") => {
                 let items = schema.get("items").ok_or_else(|| anyhow!("array without items"))?;
                 let item_name = suggested.strip_suffix('s').filter(|s| !s.is_empty()).map(|s| format!("{s}Item")).unwrap_or_else(|| format!("{suggested}Item"));
-                Ty::Vec(Box::new(self.ty(items, &item_name)?))
+                let item_constraints = constraints(items);
+                let scalar = matches!(base_type(items).0.as_deref(), Some("string" | "integer" | "number"));
+                if !is_ref(items) && scalar && items.get("enum").is_none() && item_constraints != Constraints::default() {
+                    let name = self.fresh_name(&item_name);
+                    let inner = self.ty(items, &name)?;
+                    self.types.push(TypeDef::Newtype {
+                        name: name.clone(),
+                        doc: doc_of(items),
+                        ty: inner,
+                        format: items.get("format").and_then(Value::as_str).map(str::to_owned),
+                        constraints: item_constraints,
+                    });
+                    Ty::Vec(Box::new(Ty::Named(name)))
+                } else {
+                    Ty::Vec(Box::new(self.ty(items, &item_name)?))
+                }
             }
             Some("object") => {
                 if schema.get("properties").is_some() {
@@ -558,9 +597,11 @@ impl Builder<'_> {
                 } else if let Some(additional) = schema.get("additionalProperties").filter(|a| a.is_object()) {
                     Ty::Map(Box::new(self.ty(additional, &format!("{suggested}Value"))?))
                 } else {
-                    Ty::Json
+                    Ty::JsonObject
                 }
             }
+            Some("null") => Ty::Null,
+            None if schema.get("type") == Some(&Value::String("null".into())) => Ty::Null,
             _ => Ty::Json,
         })
     }
@@ -705,7 +746,13 @@ impl Builder<'_> {
                     let schema = media.get("schema").ok_or_else(|| anyhow!("{key} {media_type} has no schema"))?;
                     Payload::Json(self.ty(schema, &format!("{pascal}{}Body", status_variant(status)))?)
                 } else {
-                    Payload::Text(media_type.clone())
+                    let structure = match media.get("schema") {
+                        Some(schema) if base_type(self.spec.resolve(schema)?).0.as_deref() == Some("object") => {
+                            Some(self.ty(schema, &format!("{pascal}{}Body", status_variant(status)))?)
+                        }
+                        _ => None,
+                    };
+                    Payload::Text(media_type.clone(), structure)
                 };
                 let mut variant = status_variant(status);
                 if several {
@@ -725,6 +772,7 @@ fn is_ref(schema: &Value) -> bool {
 /// The non-null type of a schema and whether it allows null.
 pub fn base_type(schema: &Value) -> (Option<String>, bool) {
     match schema.get("type") {
+        Some(Value::String(t)) if t == "null" => (None, true),
         Some(Value::String(t)) => (Some(t.clone()), false),
         Some(Value::Array(types)) => {
             let names: Vec<&str> = types.iter().filter_map(Value::as_str).collect();
