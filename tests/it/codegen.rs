@@ -114,10 +114,10 @@ fn sample(spec: &Spec, param: &Value) -> String {
     if let Some(v) = param.get("example").or(schema.get("example")).or(schema.get("default")) {
         return text(v);
     }
-    if let Some(first) = param.pointer("/examples").and_then(Value::as_object).and_then(|e| e.values().next()) {
-        if let Some(v) = spec.resolve(first).ok().and_then(|e| e.get("value")) {
-            return text(v);
-        }
+    if let Some(first) = param.pointer("/examples").and_then(Value::as_object).and_then(|e| e.values().next())
+        && let Some(v) = spec.resolve(first).ok().and_then(|e| e.get("value"))
+    {
+        return text(v);
     }
     if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
         return text(v);
@@ -619,4 +619,104 @@ fn the_published_document_equals_the_source_contract() {
         }
     }
     assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+}
+
+fn community() -> Spec {
+    Spec::load(&workspace_root(), xtask::spec::APIS[2]).expect("community spec")
+}
+
+/// A `multipart/form-data` body as `wx.uploadFile` sends it: the form fields, then a JPEG part.
+fn upload_body(fields: &[(&str, &str)], file: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "----mpapi-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    if let Some(bytes) = file {
+        body.extend(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"face.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn upload(content_type: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/people/photo")
+        .header("authorization", "Bearer test-token")
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .expect("request")
+}
+
+const FIELDS: [(&str, &str); 5] = [
+    ("community_identifier", "1"),
+    ("building_number", "2"),
+    ("unit_number", "3"),
+    ("floor_number", "4"),
+    ("house_number", "401"),
+];
+
+#[tokio::test]
+async fn multipart_uploads_are_read_and_checked() {
+    let spec = community();
+    let router = router(&spec);
+    let jpeg: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F'];
+
+    let (content_type, body) = upload_body(&FIELDS, Some(jpeg));
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["code"], json!("0"));
+
+    let (content_type, body) = upload_body(&FIELDS, None);
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.json()["message"].as_str().unwrap().contains("file"), "{}", reply.body);
+
+    let mut fields = FIELDS;
+    fields[1] = ("building_number", "二号楼");
+    let (content_type, body) = upload_body(&fields, Some(jpeg));
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.json()["message"].as_str().unwrap().contains("building_number"), "{}", reply.body);
+
+    let reply = send(&router, upload("application/json", b"{}".to_vec())).await;
+    assert_eq!(reply.status, 415, "{}", reply.body);
+    assert_eq!(reply.json()["code"], json!("1"));
+}
+
+#[tokio::test]
+async fn unknown_paths_methods_and_bad_xml_are_answered_in_the_envelope() {
+    for spec in Spec::load_all(&workspace_root()).expect("specs") {
+        let router = router(&spec);
+        let errors = ExampleValidator::new(&spec).expect("validator");
+        let reply = send(&router, Request::get("/no/such/path").body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, rejection(&spec, "not_found"), "{}: {}", spec.api, reply.body);
+        assert!(errors.errors("/components/schemas/ErrorResponse", &reply.json()).is_empty(), "{}: {}", spec.api, reply.body);
+
+        // No spec uses PATCH, so it is never allowed on a documented path.
+        let op = spec.operations()[0];
+        let path = op.path.replace(['{', '}'], "");
+        let reply = send(&router, Request::patch(path).body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, rejection(&spec, "method_not_allowed"), "{}: {}", spec.api, reply.body);
+        assert!(errors.errors("/components/schemas/ErrorResponse", &reply.json()).is_empty(), "{}: {}", spec.api, reply.body);
+    }
+
+    // WeChat Pay v2 notify (charging) takes XML: a body that is not XML is refused.
+    let spec = Spec::load(&workspace_root(), xtask::spec::APIS[3]).expect("charging");
+    let router = router(&spec);
+    let request = Request::post("/api/payment/wechat/notify")
+        .header("content-type", "text/xml")
+        .body(Body::from("<xml><return_code>SUCCESS</return_code>"))
+        .unwrap();
+    let reply = send(&router, request).await;
+    assert_eq!(reply.status, rejection(&spec, "invalid_request"), "{}", reply.body);
+    assert!(errors_of(&spec).errors("/components/schemas/ErrorResponse", &reply.json()).is_empty(), "{}", reply.body);
+}
+
+fn errors_of(spec: &Spec) -> ExampleValidator {
+    ExampleValidator::new(spec).expect("validator")
 }

@@ -24,12 +24,12 @@ static PATTERN_SMS_VERIFY_CODE_REQUEST_MOBILE_3: std::sync::LazyLock<regex::Rege
 });
 static PATTERN_SMS_VERIFY_CODE_DATA_VERIFY_CODE_4: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
-static PATTERN_MERCHANT_BUSINESS_TIME_ITEM_VALUE_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
 });
-static PATTERN_GOODS_BUSINESS_TIME_ITEM_VALUE_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
+static PATTERN_GOODS_BUSINESS_TIME_ITEM_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
         .expect("spec patterns are checked at generation time")
@@ -1065,7 +1065,7 @@ impl utoipa::ToSchema for MerchantBusinessTimeItem {}
 impl Validate for MerchantBusinessTimeItem {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         let value = &self.0;
-        check::pattern(path, value, &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_VALUE_5, out);
+        check::pattern(path, value, &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5, out);
     }
 }
 /// 状态（只返回状态正常的商家）
@@ -1381,7 +1381,7 @@ impl utoipa::ToSchema for GoodsBusinessTimeItem {}
 impl Validate for GoodsBusinessTimeItem {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         let value = &self.0;
-        check::pattern(path, value, &PATTERN_GOODS_BUSINESS_TIME_ITEM_VALUE_6, out);
+        check::pattern(path, value, &PATTERN_GOODS_BUSINESS_TIME_ITEM_6, out);
     }
 }
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

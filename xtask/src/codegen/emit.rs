@@ -290,7 +290,7 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
             let name_ident = ident(name);
             let doc_tokens = docs(doc);
             let inner = types.tokens(ty);
-            let checks = value_checks(types, name, "value", ty, constraints, &Constraints::default(), patterns, &quote! { out });
+            let checks = value_checks(types, name, ty, constraints, &Constraints::default(), patterns, &quote! { out });
             let schema_type = match types.resolve(ty) {
                 Ty::I32 | Ty::I64 => quote! { utoipa::openapi::schema::Type::Integer },
                 Ty::F64 | Ty::DecimalNumber => quote! { utoipa::openapi::schema::Type::Number },
@@ -429,7 +429,7 @@ fn field_tokens(
 fn field_checks(types: &Types<'_>, owner: &str, f: &Field, patterns: &mut Vec<TokenStream>) -> TokenStream {
     let name = ident(&f.ident);
     let wire = &f.wire;
-    let value_checks = value_checks(types, owner, &f.ident, &f.ty, &f.constraints, &f.item_constraints, patterns, &quote! { out });
+    let value_checks = value_checks(types, &format!("{owner}_{}", f.ident), &f.ty, &f.constraints, &f.item_constraints, patterns, &quote! { out });
     if value_checks.is_empty() {
         return TokenStream::new();
     }
@@ -449,8 +449,8 @@ fn field_checks(types: &Types<'_>, owner: &str, f: &Field, patterns: &mut Vec<To
 /// Checks on `value` (a reference to a value of type `ty`) found at `path`.
 fn value_checks(
     types: &Types<'_>,
-    owner: &str,
-    field: &str,
+    // Names the pattern statics: `owner_field`.
+    hint: &str,
     ty: &Ty,
     c: &Constraints,
     items: &Constraints,
@@ -470,7 +470,7 @@ fn value_checks(
                 out.push(quote! { check::max_length(path, value, #n, #sink); });
             }
             if let Some(p) = &c.pattern {
-                let stat = format_ident!("PATTERN_{}_{}_{}", owner.to_shouty_snake_case(), field.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
+                let stat = format_ident!("PATTERN_{}_{}", hint.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
                 patterns.push(quote! {
                     static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
                 });
@@ -515,7 +515,7 @@ fn value_checks(
                 let n = Literal::u64_unsuffixed(n);
                 out.push(quote! { check::max_items(path, value.len(), #n, #sink); });
             }
-            let item_checks = value_checks(types, owner, &format!("{field}_item"), inner, items, &Constraints::default(), patterns, sink);
+            let item_checks = value_checks(types, &format!("{hint}_item"), inner, items, &Constraints::default(), patterns, sink);
             if !item_checks.is_empty() {
                 out.push(quote! {
                     for (i, value) in value.iter().enumerate() { let path = &index(path, i); #item_checks }
@@ -544,7 +544,7 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
     let outputs_ty: Vec<Ident> = model.operations.iter().map(|o| format_ident!("{}Output", o.pascal)).collect();
     let variant_docs: Vec<TokenStream> =
         model.operations.iter().map(|o| docs(&format!("`{}` — {} (`{} {}`, {})", o.id, o.summary, o.method.to_uppercase(), o.path, o.source))).collect();
-    let trait_methods = model.operations.iter().map(|o| trait_method(o));
+    let trait_methods = model.operations.iter().map(trait_method);
     let inputs = model.operations.iter().map(|o| input_struct(&types, o));
     let outputs = model.operations.iter().map(|o| output_enum(&types, o));
     let rejection_arms = model.rejections.iter().map(|(kind, rule)| {
@@ -881,7 +881,7 @@ fn param_steps(types: &Types<'_>, p: &Param) -> (TokenStream, TokenStream) {
     };
     let required = p.required && p.default.is_none();
     let mut statics = Vec::new();
-    let checks = value_checks(types, "param", &p.ident, &p.ty, &p.constraints, &Constraints::default(), &mut statics, &quote! { &mut violations });
+    let checks = value_checks(types, &format!("param_{}", p.ident), &p.ty, &p.constraints, &Constraints::default(), &mut statics, &quote! { &mut violations });
     let checks = if checks.is_empty() {
         TokenStream::new()
     } else {
