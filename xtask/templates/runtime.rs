@@ -562,10 +562,12 @@ pub fn json_field(raw: &Bytes, name: &str) -> Result<Option<String>, Rejection> 
 
 /// Render a rejection from its spec template: the strings `{message}`, `{now_ms}` and
 /// `{now_s}` are replaced by the message and the current time (ms or s since the epoch).
-pub fn render_template(status: u16, template: &str, message: &str) -> axum::response::Response {
+pub fn render_template(status: u16, template: &str, rejection: &Rejection) -> axum::response::Response {
     let mut body: serde_json::Value = serde_json::from_str(template).expect("x-rejections templates are JSON");
-    substitute(&mut body, message);
+    substitute(&mut body, &rejection.message);
     let mut response = axum::response::Response::new(Body::from(body.to_string()));
+    // Middleware (mock mode's `--validation warn|off`) can see what was refused and why.
+    response.extensions_mut().insert(rejection.clone());
     *response.status_mut() = self::status(status);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
@@ -655,6 +657,40 @@ pub struct Example {
     /// The body text (JSON, HTML or XML).
     pub body: String,
 }
+
+/// One documented response example of an operation, as the spec lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExampleRef {
+    /// The operationId.
+    pub operation_id: &'static str,
+    /// The example's name: the stem of its file in `mocks/<api>/<operationId>/`.
+    pub name: &'static str,
+    /// The response status it answers with.
+    pub status: u16,
+    /// Its media type.
+    pub media_type: &'static str,
+    /// Whether it is the operation's default (the first example of its lowest 2xx).
+    pub is_default: bool,
+}
+
+impl ExampleRef {
+    /// The file name of the example under `mocks/<api>/<operationId>/`.
+    pub fn file_name(&self) -> String {
+        let extension = match self.media_type {
+            "application/json" => "json",
+            "text/html" => "html",
+            m if m.ends_with("/xml") => "xml",
+            m if m.ends_with("+json") => "json",
+            _ => "txt",
+        };
+        format!("{}.{extension}", self.name)
+    }
+}
+
+/// Marks every response a generated router writes with the operation that produced it
+/// (absent on unknown paths), so middleware (logging, mock mode) can tell which one it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedOperation(pub &'static str);
 
 /// Where the generated `Examples` implementations get their answers (mock mode reads `mocks/`).
 pub trait ExampleSource: Send + Sync + 'static {

@@ -3948,5 +3948,5 @@ pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
             (415u16, "{\"code\":400,\"message\":\"{message}\",\"data\":null}")
         }
     };
-    crate::runtime::render_template(status, template, &rejection.message)
+    crate::runtime::render_template(status, template, rejection)
 }

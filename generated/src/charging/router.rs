@@ -132,10 +132,12 @@ pub async fn user_wechat_login<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_wechat_login(api.as_ref(), request).await {
+    let mut response = match serve_user_wechat_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_wechat_login"));
+    response
 }
 async fn serve_user_wechat_login<T: ChargingApi>(
     api: &T,
@@ -211,10 +213,12 @@ pub async fn user_login<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_login(api.as_ref(), request).await {
+    let mut response = match serve_user_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_login"));
+    response
 }
 async fn serve_user_login<T: ChargingApi>(
     api: &T,
@@ -281,10 +285,12 @@ pub async fn user_register<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_register(api.as_ref(), request).await {
+    let mut response = match serve_user_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_register"));
+    response
 }
 async fn serve_user_register<T: ChargingApi>(
     api: &T,
@@ -347,10 +353,12 @@ pub async fn user_info_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_info_get(api.as_ref(), request).await {
+    let mut response = match serve_user_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_info_get"));
+    response
 }
 async fn serve_user_info_get<T: ChargingApi>(
     api: &T,
@@ -422,10 +430,12 @@ pub async fn user_update<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_update(api.as_ref(), request).await {
+    let mut response = match serve_user_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_update"));
+    response
 }
 async fn serve_user_update<T: ChargingApi>(
     api: &T,
@@ -541,10 +551,12 @@ pub async fn station_nearby_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_station_nearby_list(api.as_ref(), request).await {
+    let mut response = match serve_station_nearby_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("station_nearby_list"));
+    response
 }
 async fn serve_station_nearby_list<T: ChargingApi>(
     api: &T,
@@ -691,10 +703,12 @@ pub async fn station_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_station_get(api.as_ref(), request).await {
+    let mut response = match serve_station_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("station_get"));
+    response
 }
 async fn serve_station_get<T: ChargingApi>(
     api: &T,
@@ -811,10 +825,12 @@ pub async fn station_search<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_station_search(api.as_ref(), request).await {
+    let mut response = match serve_station_search(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("station_search"));
+    response
 }
 async fn serve_station_search<T: ChargingApi>(
     api: &T,
@@ -964,10 +980,12 @@ pub async fn station_pile_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_station_pile_list(api.as_ref(), request).await {
+    let mut response = match serve_station_pile_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("station_pile_list"));
+    response
 }
 async fn serve_station_pile_list<T: ChargingApi>(
     api: &T,
@@ -1060,10 +1078,12 @@ pub async fn pile_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_pile_get(api.as_ref(), request).await {
+    let mut response = match serve_pile_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("pile_get"));
+    response
 }
 async fn serve_pile_get<T: ChargingApi>(
     api: &T,
@@ -1145,10 +1165,12 @@ pub async fn pile_qrcode_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_pile_qrcode_get(api.as_ref(), request).await {
+    let mut response = match serve_pile_qrcode_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("pile_qrcode_get"));
+    response
 }
 async fn serve_pile_qrcode_get<T: ChargingApi>(
     api: &T,
@@ -1235,10 +1257,12 @@ pub async fn port_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_port_list(api.as_ref(), request).await {
+    let mut response = match serve_port_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("port_list"));
+    response
 }
 async fn serve_port_list<T: ChargingApi>(
     api: &T,
@@ -1312,10 +1336,12 @@ pub async fn port_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_port_get(api.as_ref(), request).await {
+    let mut response = match serve_port_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("port_get"));
+    response
 }
 async fn serve_port_get<T: ChargingApi>(
     api: &T,
@@ -1391,10 +1417,12 @@ pub async fn port_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_port_status_get(api.as_ref(), request).await {
+    let mut response = match serve_port_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("port_status_get"));
+    response
 }
 async fn serve_port_status_get<T: ChargingApi>(
     api: &T,
@@ -1483,10 +1511,12 @@ pub async fn order_create<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_create(api.as_ref(), request).await {
+    let mut response = match serve_order_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_create"));
+    response
 }
 async fn serve_order_create<T: ChargingApi>(
     api: &T,
@@ -1570,10 +1600,12 @@ pub async fn order_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_get(api.as_ref(), request).await {
+    let mut response = match serve_order_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_get"));
+    response
 }
 async fn serve_order_get<T: ChargingApi>(
     api: &T,
@@ -1654,10 +1686,12 @@ pub async fn order_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_status_get(api.as_ref(), request).await {
+    let mut response = match serve_order_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_status_get"));
+    response
 }
 async fn serve_order_status_get<T: ChargingApi>(
     api: &T,
@@ -1771,10 +1805,12 @@ pub async fn order_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_list(api.as_ref(), request).await {
+    let mut response = match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
+    response
 }
 async fn serve_order_list<T: ChargingApi>(
     api: &T,
@@ -1923,10 +1959,12 @@ pub async fn order_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_stop(api.as_ref(), request).await {
+    let mut response = match serve_order_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_stop"));
+    response
 }
 async fn serve_order_stop<T: ChargingApi>(
     api: &T,
@@ -2035,10 +2073,12 @@ pub async fn payment_pay<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_pay(api.as_ref(), request).await {
+    let mut response = match serve_payment_pay(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_pay"));
+    response
 }
 async fn serve_payment_pay<T: ChargingApi>(
     api: &T,
@@ -2122,10 +2162,12 @@ pub async fn payment_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_status_get(api.as_ref(), request).await {
+    let mut response = match serve_payment_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_status_get"));
+    response
 }
 async fn serve_payment_status_get<T: ChargingApi>(
     api: &T,
@@ -2209,10 +2251,12 @@ pub async fn payment_recharge<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_recharge(api.as_ref(), request).await {
+    let mut response = match serve_payment_recharge(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_recharge"));
+    response
 }
 async fn serve_payment_recharge<T: ChargingApi>(
     api: &T,
@@ -2288,10 +2332,12 @@ pub async fn payment_wechat_notify<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_wechat_notify(api.as_ref(), request).await {
+    let mut response = match serve_payment_wechat_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_wechat_notify"));
+    response
 }
 async fn serve_payment_wechat_notify<T: ChargingApi>(
     api: &T,
@@ -2364,10 +2410,14 @@ pub async fn payment_wechat_pay_page<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_wechat_pay_page(api.as_ref(), request).await {
+    let mut response = match serve_payment_wechat_pay_page(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("payment_wechat_pay_page"));
+    response
 }
 async fn serve_payment_wechat_pay_page<T: ChargingApi>(
     api: &T,
@@ -2448,10 +2498,14 @@ pub async fn statistics_charging_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_statistics_charging_get(api.as_ref(), request).await {
+    let mut response = match serve_statistics_charging_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("statistics_charging_get"));
+    response
 }
 async fn serve_statistics_charging_get<T: ChargingApi>(
     api: &T,
@@ -2523,10 +2577,12 @@ pub async fn config_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_config_get(api.as_ref(), request).await {
+    let mut response = match serve_config_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("config_get"));
+    response
 }
 async fn serve_config_get<T: ChargingApi>(
     api: &T,
@@ -2584,10 +2640,12 @@ pub async fn billing_rules_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_billing_rules_get(api.as_ref(), request).await {
+    let mut response = match serve_billing_rules_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("billing_rules_get"));
+    response
 }
 async fn serve_billing_rules_get<T: ChargingApi>(
     api: &T,
@@ -2674,10 +2732,12 @@ pub async fn charging_start<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_charging_start(api.as_ref(), request).await {
+    let mut response = match serve_charging_start(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("charging_start"));
+    response
 }
 async fn serve_charging_start<T: ChargingApi>(
     api: &T,
@@ -2770,10 +2830,12 @@ pub async fn charging_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_charging_stop(api.as_ref(), request).await {
+    let mut response = match serve_charging_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("charging_stop"));
+    response
 }
 async fn serve_charging_stop<T: ChargingApi>(
     api: &T,
@@ -2865,10 +2927,12 @@ pub async fn charging_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_charging_status_get(api.as_ref(), request).await {
+    let mut response = match serve_charging_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("charging_status_get"));
+    response
 }
 async fn serve_charging_status_get<T: ChargingApi>(
     api: &T,
@@ -2984,10 +3048,12 @@ pub async fn device_charging_start<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_device_charging_start(api.as_ref(), request).await {
+    let mut response = match serve_device_charging_start(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("device_charging_start"));
+    response
 }
 async fn serve_device_charging_start<T: ChargingApi>(
     api: &T,
@@ -3101,10 +3167,12 @@ pub async fn device_charging_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_device_charging_stop(api.as_ref(), request).await {
+    let mut response = match serve_device_charging_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("device_charging_stop"));
+    response
 }
 async fn serve_device_charging_stop<T: ChargingApi>(
     api: &T,
@@ -3217,10 +3285,16 @@ pub async fn device_charging_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_device_charging_status_get(api.as_ref(), request).await {
+    let mut response = match serve_device_charging_status_get(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("device_charging_status_get"));
+    response
 }
 async fn serve_device_charging_status_get<T: ChargingApi>(
     api: &T,
@@ -3346,10 +3420,12 @@ pub async fn pile_configure<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_pile_configure(api.as_ref(), request).await {
+    let mut response = match serve_pile_configure(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("pile_configure"));
+    response
 }
 async fn serve_pile_configure<T: ChargingApi>(
     api: &T,
@@ -3433,10 +3509,12 @@ pub async fn device_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_device_list(api.as_ref(), request).await {
+    let mut response = match serve_device_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("device_list"));
+    response
 }
 async fn serve_device_list<T: ChargingApi>(
     api: &T,
@@ -3506,10 +3584,12 @@ pub async fn device_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_device_status_get(api.as_ref(), request).await {
+    let mut response = match serve_device_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("device_status_get"));
+    response
 }
 async fn serve_device_status_get<T: ChargingApi>(
     api: &T,

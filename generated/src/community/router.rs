@@ -129,10 +129,12 @@ pub async fn verification_code_send<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_verification_code_send(api.as_ref(), request).await {
+    let mut response = match serve_verification_code_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("verification_code_send"));
+    response
 }
 async fn serve_verification_code_send<T: CommunityApi>(
     api: &T,
@@ -203,10 +205,12 @@ pub async fn weapp_code_exchange<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_weapp_code_exchange(api.as_ref(), request).await {
+    let mut response = match serve_weapp_code_exchange(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("weapp_code_exchange"));
+    response
 }
 async fn serve_weapp_code_exchange<T: CommunityApi>(
     api: &T,
@@ -272,10 +276,12 @@ pub async fn weapp_user_register<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_weapp_user_register(api.as_ref(), request).await {
+    let mut response = match serve_weapp_user_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("weapp_user_register"));
+    response
 }
 async fn serve_weapp_user_register<T: CommunityApi>(
     api: &T,
@@ -351,10 +357,16 @@ pub async fn weapp_authorization_create<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_weapp_authorization_create(api.as_ref(), request).await {
+    let mut response = match serve_weapp_authorization_create(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("weapp_authorization_create"));
+    response
 }
 async fn serve_weapp_authorization_create<T: CommunityApi>(
     api: &T,
@@ -433,10 +445,12 @@ pub async fn authorization_refresh<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_authorization_refresh(api.as_ref(), request).await {
+    let mut response = match serve_authorization_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("authorization_refresh"));
+    response
 }
 async fn serve_authorization_refresh<T: CommunityApi>(
     api: &T,
@@ -499,10 +513,12 @@ pub async fn people_permission_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_people_permission_list(api.as_ref(), request).await {
+    let mut response = match serve_people_permission_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("people_permission_list"));
+    response
 }
 async fn serve_people_permission_list<T: CommunityApi>(
     api: &T,
@@ -560,10 +576,12 @@ pub async fn community_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_community_list(api.as_ref(), request).await {
+    let mut response = match serve_community_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("community_list"));
+    response
 }
 async fn serve_community_list<T: CommunityApi>(
     api: &T,
@@ -619,10 +637,12 @@ pub async fn building_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_building_list(api.as_ref(), request).await {
+    let mut response = match serve_building_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("building_list"));
+    response
 }
 async fn serve_building_list<T: CommunityApi>(
     api: &T,
@@ -700,10 +720,12 @@ pub async fn unit_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_unit_list(api.as_ref(), request).await {
+    let mut response = match serve_unit_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("unit_list"));
+    response
 }
 async fn serve_unit_list<T: CommunityApi>(
     api: &T,
@@ -777,10 +799,12 @@ pub async fn floor_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_floor_list(api.as_ref(), request).await {
+    let mut response = match serve_floor_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("floor_list"));
+    response
 }
 async fn serve_floor_list<T: CommunityApi>(
     api: &T,
@@ -858,10 +882,12 @@ pub async fn house_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_list(api.as_ref(), request).await {
+    let mut response = match serve_house_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_list"));
+    response
 }
 async fn serve_house_list<T: CommunityApi>(
     api: &T,
@@ -944,10 +970,12 @@ pub async fn security_phone_verify<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_security_phone_verify(api.as_ref(), request).await {
+    let mut response = match serve_security_phone_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("security_phone_verify"));
+    response
 }
 async fn serve_security_phone_verify<T: CommunityApi>(
     api: &T,
@@ -1030,10 +1058,12 @@ pub async fn security_owner_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_security_owner_get(api.as_ref(), request).await {
+    let mut response = match serve_security_owner_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("security_owner_get"));
+    response
 }
 async fn serve_security_owner_get<T: CommunityApi>(
     api: &T,
@@ -1111,10 +1141,12 @@ pub async fn security_owner_verify<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_security_owner_verify(api.as_ref(), request).await {
+    let mut response = match serve_security_owner_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("security_owner_verify"));
+    response
 }
 async fn serve_security_owner_verify<T: CommunityApi>(
     api: &T,
@@ -1197,10 +1229,12 @@ pub async fn people_photo_upload<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_people_photo_upload(api.as_ref(), request).await {
+    let mut response = match serve_people_photo_upload(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("people_photo_upload"));
+    response
 }
 async fn serve_people_photo_upload<T: CommunityApi>(
     api: &T,
@@ -1355,10 +1389,12 @@ pub async fn idcard_photo_recognize<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_idcard_photo_recognize(api.as_ref(), request).await {
+    let mut response = match serve_idcard_photo_recognize(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("idcard_photo_recognize"));
+    response
 }
 async fn serve_idcard_photo_recognize<T: CommunityApi>(
     api: &T,
@@ -1436,10 +1472,12 @@ pub async fn yibiaosanshi_submit<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_yibiaosanshi_submit(api.as_ref(), request).await {
+    let mut response = match serve_yibiaosanshi_submit(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("yibiaosanshi_submit"));
+    response
 }
 async fn serve_yibiaosanshi_submit<T: CommunityApi>(
     api: &T,
@@ -1522,10 +1560,12 @@ pub async fn house_bind<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_bind(api.as_ref(), request).await {
+    let mut response = match serve_house_bind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_bind"));
+    response
 }
 async fn serve_house_bind<T: CommunityApi>(
     api: &T,
@@ -1594,10 +1634,12 @@ pub async fn user_house_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_house_list(api.as_ref(), request).await {
+    let mut response = match serve_user_house_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_house_list"));
+    response
 }
 async fn serve_user_house_list<T: CommunityApi>(
     api: &T,
@@ -1669,10 +1711,12 @@ pub async fn house_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_get(api.as_ref(), request).await {
+    let mut response = match serve_house_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_get"));
+    response
 }
 async fn serve_house_get<T: CommunityApi>(
     api: &T,
@@ -1751,10 +1795,12 @@ pub async fn shenhe_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_shenhe_get(api.as_ref(), request).await {
+    let mut response = match serve_shenhe_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("shenhe_get"));
+    response
 }
 async fn serve_shenhe_get<T: CommunityApi>(
     api: &T,
@@ -1832,10 +1878,12 @@ pub async fn shenhe_delete<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_shenhe_delete(api.as_ref(), request).await {
+    let mut response = match serve_shenhe_delete(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("shenhe_delete"));
+    response
 }
 async fn serve_shenhe_delete<T: CommunityApi>(
     api: &T,
@@ -1913,10 +1961,12 @@ pub async fn house_shouquan_update<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_shouquan_update(api.as_ref(), request).await {
+    let mut response = match serve_house_shouquan_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_shouquan_update"));
+    response
 }
 async fn serve_house_shouquan_update<T: CommunityApi>(
     api: &T,
@@ -1994,10 +2044,12 @@ pub async fn house_unbind<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_unbind(api.as_ref(), request).await {
+    let mut response = match serve_house_unbind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_unbind"));
+    response
 }
 async fn serve_house_unbind<T: CommunityApi>(
     api: &T,
@@ -2075,10 +2127,12 @@ pub async fn house_charge_update<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_house_charge_update(api.as_ref(), request).await {
+    let mut response = match serve_house_charge_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("house_charge_update"));
+    response
 }
 async fn serve_house_charge_update<T: CommunityApi>(
     api: &T,
@@ -2156,10 +2210,12 @@ pub async fn order_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_list(api.as_ref(), request).await {
+    let mut response = match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
+    response
 }
 async fn serve_order_list<T: CommunityApi>(
     api: &T,
@@ -2237,10 +2293,12 @@ pub async fn payment_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_list(api.as_ref(), request).await {
+    let mut response = match serve_payment_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_list"));
+    response
 }
 async fn serve_payment_list<T: CommunityApi>(
     api: &T,
@@ -2328,10 +2386,12 @@ pub async fn payment_create<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_create(api.as_ref(), request).await {
+    let mut response = match serve_payment_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_create"));
+    response
 }
 async fn serve_payment_create<T: CommunityApi>(
     api: &T,

@@ -2318,5 +2318,5 @@ pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
             )
         }
     };
-    crate::runtime::render_template(status, template, &rejection.message)
+    crate::runtime::render_template(status, template, rejection)
 }

@@ -99,10 +99,12 @@ pub async fn sms_send<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_sms_send(api.as_ref(), request).await {
+    let mut response = match serve_sms_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("sms_send"));
+    response
 }
 async fn serve_sms_send<T: HeatingApi>(
     api: &T,
@@ -169,10 +171,12 @@ pub async fn sms_verify<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_sms_verify(api.as_ref(), request).await {
+    let mut response = match serve_sms_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("sms_verify"));
+    response
 }
 async fn serve_sms_verify<T: HeatingApi>(
     api: &T,
@@ -241,10 +245,12 @@ pub async fn auth_login<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_login(api.as_ref(), request).await {
+    let mut response = match serve_auth_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_login"));
+    response
 }
 async fn serve_auth_login<T: HeatingApi>(
     api: &T,
@@ -316,10 +322,12 @@ pub async fn auth_register<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_register(api.as_ref(), request).await {
+    let mut response = match serve_auth_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_register"));
+    response
 }
 async fn serve_auth_register<T: HeatingApi>(
     api: &T,
@@ -391,10 +399,12 @@ pub async fn auth_refresh<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_refresh(api.as_ref(), request).await {
+    let mut response = match serve_auth_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_refresh"));
+    response
 }
 async fn serve_auth_refresh<T: HeatingApi>(
     api: &T,
@@ -462,10 +472,12 @@ pub async fn auth_logout<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_logout(api.as_ref(), request).await {
+    let mut response = match serve_auth_logout(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_logout"));
+    response
 }
 async fn serve_auth_logout<T: HeatingApi>(
     api: &T,
@@ -533,10 +545,12 @@ pub async fn user_profile_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_profile_get(api.as_ref(), request).await {
+    let mut response = match serve_user_profile_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_profile_get"));
+    response
 }
 async fn serve_user_profile_get<T: HeatingApi>(
     api: &T,
@@ -613,10 +627,12 @@ pub async fn user_profile_update<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_profile_update(api.as_ref(), request).await {
+    let mut response = match serve_user_profile_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_profile_update"));
+    response
 }
 async fn serve_user_profile_update<T: HeatingApi>(
     api: &T,
@@ -704,10 +720,12 @@ pub async fn user_password_update<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_password_update(api.as_ref(), request).await {
+    let mut response = match serve_user_password_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_password_update"));
+    response
 }
 async fn serve_user_password_update<T: HeatingApi>(
     api: &T,
@@ -800,10 +818,12 @@ pub async fn heat_bind<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_heat_bind(api.as_ref(), request).await {
+    let mut response = match serve_heat_bind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("heat_bind"));
+    response
 }
 async fn serve_heat_bind<T: HeatingApi>(
     api: &T,
@@ -883,10 +903,12 @@ pub async fn heat_account_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_heat_account_get(api.as_ref(), request).await {
+    let mut response = match serve_heat_account_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("heat_account_get"));
+    response
 }
 async fn serve_heat_account_get<T: HeatingApi>(
     api: &T,
@@ -959,10 +981,12 @@ pub async fn payment_info_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_info_get(api.as_ref(), request).await {
+    let mut response = match serve_payment_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_info_get"));
+    response
 }
 async fn serve_payment_info_get<T: HeatingApi>(
     api: &T,
@@ -1044,10 +1068,12 @@ pub async fn payment_create<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_create(api.as_ref(), request).await {
+    let mut response = match serve_payment_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_create"));
+    response
 }
 async fn serve_payment_create<T: HeatingApi>(
     api: &T,
@@ -1136,10 +1162,12 @@ pub async fn payment_status_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_status_get(api.as_ref(), request).await {
+    let mut response = match serve_payment_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_status_get"));
+    response
 }
 async fn serve_payment_status_get<T: HeatingApi>(
     api: &T,
@@ -1260,10 +1288,12 @@ pub async fn payment_history_list<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_history_list(api.as_ref(), request).await {
+    let mut response = match serve_payment_history_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_history_list"));
+    response
 }
 async fn serve_payment_history_list<T: HeatingApi>(
     api: &T,
@@ -1420,10 +1450,12 @@ pub async fn payment_notify<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_payment_notify(api.as_ref(), request).await {
+    let mut response = match serve_payment_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("payment_notify"));
+    response
 }
 async fn serve_payment_notify<T: HeatingApi>(
     api: &T,
@@ -1559,10 +1591,12 @@ pub async fn config_agreements_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_config_agreements_get(api.as_ref(), request).await {
+    let mut response = match serve_config_agreements_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("config_agreements_get"));
+    response
 }
 async fn serve_config_agreements_get<T: HeatingApi>(
     api: &T,
@@ -1613,10 +1647,12 @@ pub async fn config_system_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_config_system_get(api.as_ref(), request).await {
+    let mut response = match serve_config_system_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("config_system_get"));
+    response
 }
 async fn serve_config_system_get<T: HeatingApi>(
     api: &T,
@@ -1682,10 +1718,12 @@ pub async fn statistics_user_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_statistics_user_get(api.as_ref(), request).await {
+    let mut response = match serve_statistics_user_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("statistics_user_get"));
+    response
 }
 async fn serve_statistics_user_get<T: HeatingApi>(
     api: &T,
@@ -1748,10 +1786,12 @@ pub async fn health_check<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_health_check(api.as_ref(), request).await {
+    let mut response = match serve_health_check(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("health_check"));
+    response
 }
 async fn serve_health_check<T: HeatingApi>(
     api: &T,

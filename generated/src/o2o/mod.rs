@@ -1841,5 +1841,5 @@ pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
             (415u16, "{\"code\":10001,\"message\":\"{message}\"}")
         }
     };
-    crate::runtime::render_template(status, template, &rejection.message)
+    crate::runtime::render_template(status, template, rejection)
 }

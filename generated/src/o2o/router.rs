@@ -98,10 +98,12 @@ pub async fn wx_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_wx_login(api.as_ref(), request).await {
+    let mut response = match serve_wx_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("wx_login"));
+    response
 }
 async fn serve_wx_login<T: O2oApi>(
     api: &T,
@@ -178,10 +180,12 @@ pub async fn user_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_login(api.as_ref(), request).await {
+    let mut response = match serve_user_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_login"));
+    response
 }
 async fn serve_user_login<T: O2oApi>(
     api: &T,
@@ -264,10 +268,12 @@ pub async fn scene_id_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_scene_id_login(api.as_ref(), request).await {
+    let mut response = match serve_scene_id_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("scene_id_login"));
+    response
 }
 async fn serve_scene_id_login<T: O2oApi>(
     api: &T,
@@ -350,10 +356,12 @@ pub async fn sms_verify_code_send<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_sms_verify_code_send(api.as_ref(), request).await {
+    let mut response = match serve_sms_verify_code_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("sms_verify_code_send"));
+    response
 }
 async fn serve_sms_verify_code_send<T: O2oApi>(
     api: &T,
@@ -439,10 +447,12 @@ pub async fn area_tree_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_area_tree_get(api.as_ref(), request).await {
+    let mut response = match serve_area_tree_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("area_tree_get"));
+    response
 }
 async fn serve_area_tree_get<T: O2oApi>(
     api: &T,
@@ -521,10 +531,12 @@ pub async fn city_with_hot_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_city_with_hot_list(api.as_ref(), request).await {
+    let mut response = match serve_city_with_hot_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("city_with_hot_list"));
+    response
 }
 async fn serve_city_with_hot_list<T: O2oApi>(
     api: &T,
@@ -611,10 +623,12 @@ pub async fn area_by_gps_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_area_by_gps_get(api.as_ref(), request).await {
+    let mut response = match serve_area_by_gps_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("area_by_gps_get"));
+    response
 }
 async fn serve_area_by_gps_get<T: O2oApi>(
     api: &T,
@@ -707,10 +721,16 @@ pub async fn merchant_category_tree_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_merchant_category_tree_get(api.as_ref(), request).await {
+    let mut response = match serve_merchant_category_tree_get(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("merchant_category_tree_get"));
+    response
 }
 async fn serve_merchant_category_tree_get<T: O2oApi>(
     api: &T,
@@ -834,10 +854,12 @@ pub async fn merchant_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_merchant_list(api.as_ref(), request).await {
+    let mut response = match serve_merchant_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("merchant_list"));
+    response
 }
 async fn serve_merchant_list<T: O2oApi>(
     api: &T,
@@ -1007,10 +1029,12 @@ pub async fn merchant_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_merchant_get(api.as_ref(), request).await {
+    let mut response = match serve_merchant_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("merchant_get"));
+    response
 }
 async fn serve_merchant_get<T: O2oApi>(
     api: &T,
@@ -1116,10 +1140,12 @@ pub async fn goods_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_goods_list(api.as_ref(), request).await {
+    let mut response = match serve_goods_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("goods_list"));
+    response
 }
 async fn serve_goods_list<T: O2oApi>(
     api: &T,
@@ -1200,10 +1226,12 @@ pub async fn goods_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_goods_get(api.as_ref(), request).await {
+    let mut response = match serve_goods_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("goods_get"));
+    response
 }
 async fn serve_goods_get<T: O2oApi>(
     api: &T,
@@ -1286,10 +1314,12 @@ pub async fn order_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_list(api.as_ref(), request).await {
+    let mut response = match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
+    response
 }
 async fn serve_order_list<T: O2oApi>(
     api: &T,
@@ -1369,10 +1399,12 @@ pub async fn order_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_get(api.as_ref(), request).await {
+    let mut response = match serve_order_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_get"));
+    response
 }
 async fn serve_order_get<T: O2oApi>(
     api: &T,
@@ -1456,10 +1488,12 @@ pub async fn order_buy<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_buy(api.as_ref(), request).await {
+    let mut response = match serve_order_buy(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_buy"));
+    response
 }
 async fn serve_order_buy<T: O2oApi>(
     api: &T,
@@ -1538,10 +1572,12 @@ pub async fn order_refund<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_order_refund(api.as_ref(), request).await {
+    let mut response = match serve_order_refund(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("order_refund"));
+    response
 }
 async fn serve_order_refund<T: O2oApi>(
     api: &T,
@@ -1630,10 +1666,16 @@ pub async fn miniprogram_bridge_pay_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_miniprogram_bridge_pay_get(api.as_ref(), request).await {
+    let mut response = match serve_miniprogram_bridge_pay_get(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("miniprogram_bridge_pay_get"));
+    response
 }
 async fn serve_miniprogram_bridge_pay_get<T: O2oApi>(
     api: &T,

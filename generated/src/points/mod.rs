@@ -1604,5 +1604,5 @@ pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
             (415u16, "{\"code\":422,\"message\":\"{message}\",\"data\":null}")
         }
     };
-    crate::runtime::render_template(status, template, &rejection.message)
+    crate::runtime::render_template(status, template, rejection)
 }

@@ -100,10 +100,12 @@ pub async fn auth_wechat_login<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_wechat_login(api.as_ref(), request).await {
+    let mut response = match serve_auth_wechat_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_wechat_login"));
+    response
 }
 async fn serve_auth_wechat_login<T: PointsApi>(
     api: &T,
@@ -170,10 +172,12 @@ pub async fn auth_token_refresh<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_auth_token_refresh(api.as_ref(), request).await {
+    let mut response = match serve_auth_token_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("auth_token_refresh"));
+    response
 }
 async fn serve_auth_token_refresh<T: PointsApi>(
     api: &T,
@@ -236,10 +240,12 @@ pub async fn user_info_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_user_info_get(api.as_ref(), request).await {
+    let mut response = match serve_user_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("user_info_get"));
+    response
 }
 async fn serve_user_info_get<T: PointsApi>(
     api: &T,
@@ -302,10 +308,12 @@ pub async fn points_package_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_package_list(api.as_ref(), request).await {
+    let mut response = match serve_points_package_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("points_package_list"));
+    response
 }
 async fn serve_points_package_list<T: PointsApi>(
     api: &T,
@@ -382,10 +390,12 @@ pub async fn points_order_create<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_order_create(api.as_ref(), request).await {
+    let mut response = match serve_points_order_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("points_order_create"));
+    response
 }
 async fn serve_points_order_create<T: PointsApi>(
     api: &T,
@@ -469,10 +479,12 @@ pub async fn points_payment_check<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_payment_check(api.as_ref(), request).await {
+    let mut response = match serve_points_payment_check(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("points_payment_check"));
+    response
 }
 async fn serve_points_payment_check<T: PointsApi>(
     api: &T,
@@ -572,10 +584,16 @@ pub async fn points_purchase_history_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_purchase_history_list(api.as_ref(), request).await {
+    let mut response = match serve_points_purchase_history_list(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("points_purchase_history_list"));
+    response
 }
 async fn serve_points_purchase_history_list<T: PointsApi>(
     api: &T,
@@ -696,10 +714,16 @@ pub async fn points_consumption_history_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_consumption_history_list(api.as_ref(), request).await {
+    let mut response = match serve_points_consumption_history_list(api.as_ref(), request)
+        .await
+    {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response
+        .extensions_mut()
+        .insert(runtime::ServedOperation("points_consumption_history_list"));
+    response
 }
 async fn serve_points_consumption_history_list<T: PointsApi>(
     api: &T,
@@ -827,10 +851,12 @@ pub async fn points_payment_notify<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_points_payment_notify(api.as_ref(), request).await {
+    let mut response = match serve_points_payment_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("points_payment_notify"));
+    response
 }
 async fn serve_points_payment_notify<T: PointsApi>(
     api: &T,
@@ -957,10 +983,12 @@ pub async fn api_key_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_api_key_list(api.as_ref(), request).await {
+    let mut response = match serve_api_key_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("api_key_list"));
+    response
 }
 async fn serve_api_key_list<T: PointsApi>(
     api: &T,
@@ -1032,10 +1060,12 @@ pub async fn api_key_create<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_api_key_create(api.as_ref(), request).await {
+    let mut response = match serve_api_key_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("api_key_create"));
+    response
 }
 async fn serve_api_key_create<T: PointsApi>(
     api: &T,
@@ -1123,10 +1153,12 @@ pub async fn api_key_delete<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_api_key_delete(api.as_ref(), request).await {
+    let mut response = match serve_api_key_delete(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("api_key_delete"));
+    response
 }
 async fn serve_api_key_delete<T: PointsApi>(
     api: &T,
@@ -1214,10 +1246,12 @@ pub async fn api_key_status_update<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_api_key_status_update(api.as_ref(), request).await {
+    let mut response = match serve_api_key_status_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("api_key_status_update"));
+    response
 }
 async fn serve_api_key_status_update<T: PointsApi>(
     api: &T,
@@ -1281,10 +1315,12 @@ pub async fn system_status_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_system_status_get(api.as_ref(), request).await {
+    let mut response = match serve_system_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("system_status_get"));
+    response
 }
 async fn serve_system_status_get<T: PointsApi>(
     api: &T,
@@ -1330,10 +1366,12 @@ pub async fn system_notice_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    match serve_system_notice_get(api.as_ref(), request).await {
+    let mut response = match serve_system_notice_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    }
+    };
+    response.extensions_mut().insert(runtime::ServedOperation("system_notice_get"));
+    response
 }
 async fn serve_system_notice_get<T: PointsApi>(
     api: &T,

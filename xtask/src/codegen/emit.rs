@@ -608,7 +608,7 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
         /// Answer a refused request in this API's own envelope (`x-rejections` in the spec).
         pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
             let (status, template) = match rejection.kind { #(#rejection_arms)* };
-            crate::runtime::render_template(status, template, &rejection.message)
+            crate::runtime::render_template(status, template, rejection)
         }
     }
 }
@@ -851,10 +851,12 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
     quote! {
         #doc_attr
         pub async fn #name<T: #trait_ident>(State(api): State<Arc<T>>, request: Request) -> Response {
-            match #serve(api.as_ref(), request).await {
+            let mut response = match #serve(api.as_ref(), request).await {
                 Ok(response) => response,
                 Err(rejection) => render_rejection(&rejection),
-            }
+            };
+            response.extensions_mut().insert(runtime::ServedOperation(#id));
+            response
         }
 
         async fn #serve<T: #trait_ident>(api: &T, request: Request) -> Result<Response, Rejection> {
@@ -1147,14 +1149,20 @@ pub fn examples(model: &Model) -> TokenStream {
             }
         }
     });
+    let refs = model.examples.iter().map(|(op, name, status, media, is_default)| {
+        quote! { ExampleRef { operation_id: #op, name: #name, status: #status, media_type: #media, is_default: #is_default } }
+    });
     let doc = docs(&format!(
         "Implements [`{}`] by answering every operation with the documented example its\n[`ExampleSource`] picks. Credentials are accepted on presence: nothing is verified.",
         model.trait_name
     ));
     quote! {
         #![allow(clippy::all, missing_docs)]
-        use crate::runtime::{Context, Credential, ExampleSource, Unauthenticated};
+        use crate::runtime::{Context, Credential, ExampleRef, ExampleSource, Unauthenticated};
         use super::*;
+
+        /// Every documented response example, operation by operation in spec order.
+        pub const EXAMPLES: &[ExampleRef] = &[#(#refs),*];
 
         #doc
         #[derive(Debug, Clone)]

@@ -348,6 +348,8 @@ pub struct Model {
     pub rejections: BTreeMap<String, RejectionRule>,
     /// Tag names with their descriptions.
     pub tags: Vec<(String, String)>,
+    /// Every response example: (operationId, name, status, media type, is the default).
+    pub examples: Vec<(String, String, u16, String, bool)>,
 }
 
 /// The Rust trait name of an API (`o2o` → `O2oApi`).
@@ -380,7 +382,18 @@ pub fn build(spec: &Spec) -> Result<Model> {
         .flatten()
         .map(|t| (str_of(t, "name"), str_of(t, "description")))
         .collect();
+    let response_examples = spec.response_examples();
+    let examples = response_examples
+        .iter()
+        .map(|e| {
+            let id = e.operation.id();
+            let is_default = crate::spec::default_example(&response_examples, id)
+                .is_some_and(|d| d.name == e.name);
+            (id.to_owned(), e.name.to_owned(), e.status.parse().unwrap_or(0), e.media_type.to_owned(), is_default)
+        })
+        .collect();
     Ok(Model {
+        examples,
         api: spec.api.id,
         trait_name: trait_name(spec.api.id),
         title: spec.doc.pointer("/info/title").and_then(Value::as_str).unwrap_or_default().to_owned(),
