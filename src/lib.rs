@@ -1,4 +1,11 @@
 //! mpapi: five WeChat mini-program backends served from their OpenAPI contracts.
 //!
-//! The contracts live in `openapi/`; `cargo xtask` lints them and projects their examples
-//! into `mocks/`. The server itself arrives with the codegen, mock-mode and serve issues.
+//! The contracts live in `openapi/`; `generated/` holds the types, handler traits and routers
+//! generated from them. This crate runs them: [`mock`] answers every operation with its
+//! documented examples; [`server`] adds the documentation routes and listeners; [`cli`] is the
+//! `mpapi` command.
+
+pub mod apis;
+pub mod cli;
+pub mod mock;
+pub mod server;

@@ -3,6 +3,7 @@
 //!
 //! Used by the `cargo xtask` binary and by the contract tests in `tests/it/`.
 
+pub mod bench;
 pub mod codegen;
 pub mod lint;
 pub mod mocks;

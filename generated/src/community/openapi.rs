@@ -9,7 +9,12 @@ use super::router;
 /// The OpenAPI document of `community`, built from the generated handlers and types.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "小程序接口文档", version = "1.0.0"),
+    info(
+        title = "小程序接口文档",
+        version = "1.0.0",
+        description = "万家灯火「一标三实」社区登记小程序接口文档（接口编纂者：yangzhe杨哲）。\n\n一标三实：标准地址（小区→楼栋→单元→楼层→房屋）+ 实有人口 + 实有房屋 + 实有单位。前言给出了各种一标三实数据对应的中文取值（居民角色、房屋用途、房屋类型、房屋性质、房屋状态、住户类型、审核类型、审核状态）以及小程序用户权限（NewMember 未激活一标三实、HouseMember 已激活一标三实、Shenheing 第一次提交审核且待审核）。\n\n授权流程：1.2.1 用微信 code 换取 openid 和 session_key → 1.2.2 手机号注册+登陆二合一，得到 access_token（token_type Bearer，expires_in 3600 秒）→ 之后在头部携带 `Authorization: Bearer token值`。token 超过1小时过期时，小程序应先调用 1.4.2 用旧 token 换新 token；超过14天更新期限的 token 已从后台缓存移除，只能用 1.4.1（code 值获取 token）重置 token 状态。无缓存状态进入小程序时调用 1.4.1。\n\n应答信封：没有 data 包装，code（处理结果）、msg（展示给用户的提示）、message（调试信息，含 message编码）以及带 token 调用时的 token_expired（0过期，1未过期）与业务字段同在顶层。字段表把 code/token_expired 写成 integer，文档示例多数是字符串（\"0\"、\"1\"），部分接口为整数；本规范按各接口示例保留线路形态。code 取值：0 成功；1 出错；2 成功但安防平台未查找到数据（2.2.1、2.2.2，流程继续）；9 token值因各种原因而失效（msg“请重新建立智慧平台鉴权连接”，token_expired \"0\"），此时应重新获取 token。\n\nHTTP 状态（本规范补充，文档未规定）：成功与 code 2 为 200；code 9 为 401；code 1 按情形为 400（参数/验证码/被拒绝）、401（token 刷新期限已过）、404（未注册/不存在）、409（已注册/已绑定）、502（安防平台、OSS、身份证识别、微信、短信等上游故障）、500（服务器内部错误）。\n\n时间格式：北京时间 \"YYYY-MM-DD HH:MM:SS\"。分页：Laravel 分页器格式的 pages 对象（per_page 默认 15）。金额：订单金额为带“元”的字符串（如 \"0.01元\"），账单总额为字符串（如 \"0.02\"）。",
+        license(name = "MIT OR Apache-2.0")
+    ),
     paths(
         router::verification_code_send,
         router::weapp_code_exchange,

@@ -11,7 +11,9 @@ use super::router;
 #[openapi(
     info(
         title = "乌鲁木齐热力集团供热缴费小程序 - API接口对接文档",
-        version = "1.0"
+        version = "1.0",
+        description = "乌鲁木齐热力集团供热缴费小程序（精准暖费速办）后端接口：短信验证码登录、供热账户绑定、账单与微信支付缴费。\n\n## 接口域名\n- 生产环境: https://cpdllqnupdei.sealosbja.site\n- 开发环境: http://localhost:3000\n- 测试环境: https://api-test.wuregroup.com\n- API根地址（文档中各接口地址实际使用的域名）: https://npceaftybirq.sealosbja.site\n\n## 通用请求头\n- Content-Type: application/json\n- Authorization: Bearer {token}（需要登录的接口必填）\n\n## 统一响应格式\n```json\n{\n  \"code\": 200,\n  \"message\": \"success\",\n  \"data\": {},\n  \"timestamp\": 1648656000000\n}\n```\n- code：状态码，200成功，其他为失败\n- message：响应消息\n- data：响应数据（失败时为null）\n- timestamp：时间戳（毫秒级Unix时间戳）\n\n## 错误码说明\n| 错误码 | 说明 | HTTP状态码 |\n|--------|------|------------|\n| 200 | 成功 | 200 |\n| 400 | 请求参数错误 | 400（包括“供热账号已被绑定”） |\n| 401 | 未授权/token失效 | 401 |\n| 403 | 禁止访问 | 403 |\n| 404 | 资源不存在 | 404 |\n| 500 | 服务器内部错误 | 500（调用微信支付失败为502，健康检查数据库未连接为503） |\n| 1001 | 手机号格式错误 | 400 |\n| 1002 | 验证码错误 | 400 |\n| 1003 | 用户已存在 | 409 |\n| 1004 | 用户不存在 | 404 |\n| 1005 | 密码错误 | 400 |\n| 1006 | 验证码已过期 | 400 |\n| 1007 | 验证码发送失败 | 502 |\n| 1008 | 操作频繁，请稍后再试 | 429 |\n\nHTTP状态码由本规范按错误类别确定（文档只规定了响应体中的code），响应体始终为统一响应格式，code为文档错误码。\n\n## 对接注意事项\n1. 认证流程：用户首次使用：发送验证码 → 注册 → 登录；老用户：发送验证码 → 登录；获取token后，在后续请求头中携带：Authorization: Bearer {token}。\n2. 错误处理：所有接口都遵循统一的响应格式；根据code字段判断请求是否成功；code为200表示成功，其他值表示失败；失败时，message字段包含具体错误信息。（例外：微信支付回调/api/payment/notify按微信支付规定应答。）\n3. 分页处理：列表接口支持分页，使用page和size参数；响应中包含total总数，page当前页，size每页数量。\n4. 时间格式：所有时间字段采用ISO 8601格式：YYYY-MM-DDTHH:mm:ss.sssZ；时间戳使用毫秒级Unix时间戳。\n5. 数据类型：金额字段为数字类型，保留2位小数（单位：元）；ID字段为字符串类型；布尔字段为boolean类型。\n6. 安全建议：token有效期为2小时，请及时刷新；敏感操作（如修改密码）需要短信验证码；所有请求使用HTTPS加密传输。\n7. 限流规则：短信验证码：同一手机号1分钟内只能发送1次；全局限制：每个IP 15分钟内最多100个请求。超出限制返回HTTP 429，错误码1008（操作频繁，请稍后再试），并带Retry-After响应头。\n8. 接口测试：可以使用 curl https://npceaftybirq.sealosbja.site/health 测试接口连通性。\n\n文档版本：v1.0；最后更新：2024年12月18日；API根地址：https://npceaftybirq.sealosbja.site；技术支持：0991-1234567\n",
+        license(name = "MIT OR Apache-2.0")
     ),
     paths(
         router::sms_send,

@@ -9,7 +9,12 @@ use super::router;
 /// The OpenAPI document of `o2o`, built from the generated handlers and types.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "用户端小程序接口列表", version = "1.0.0"),
+    info(
+        title = "用户端小程序接口列表",
+        version = "1.0.0",
+        description = "用户端小程序接口列表（O2O 商户平台用户端）。\n\n接口统一前缀地址: https://domain/api/user\n\n请求统一参数: token (wxLogin接口除外)。GET 接口放在查询串，POST 接口放在 JSON 请求体中（文档未说明传递位置，见 x-transcription-notes）。\n\n统一返回结果:\n{\n  code: 状态码 (0表示成功, 其他为失败),\n  message: 返回信息(成功时一般为请求成功, 失败时为失败信息),\n  data: 返回数据, 始终是一个对象(成功时存在, 失败时一般不存在, 除非特殊情况需要数据时才存在)\n}\n\n全局状态码:\n- 0 成功\n- 500 未知错误\n- 10000 接口不存在\n- 10001 参数不合法\n- 10003 未登录\n- 10004 账号不存在\n- 10005 密码错误\n- 10006 账号已存在\n- 10007 token无效或不存在\n- 70010 微信openId不存在(此时需重新调用 wx.login 并调用/wxLogin接口以获取微信openId)\n- 70011 微信appid不存在\n\n用户端登陆机制 (即 token, openId, 用户账号之间的关系):\n步骤:\n1. token获取: 调用 wx.login, 获取code, 然后请求 /wxLogin 接口 (通过user agent 获取appid), 获取 token, 并缓存在本地\n2. 绑定openId 到账户: 通过 /login 接口, 将用户手机号(即用户实际账号)与openId相关联\n流程:\n首次进入小程序后, 首先 获取token, 然后 登陆时绑定openId 到账户。\n每次进入小程序, 首先获取本地token缓存, 若不存在则 获取token, 获取后若不存在用户信息, 则需要登录(即步骤2)。\n后续操作:\n若收到后台返回的状态码为 10007 和 70010, 则需要执行步骤1;\n若收到后台返回的状态码为 10003, 则需要执行步骤2。\n\n小程序间跳转: 下单后 isOperSelf 为 0 时, 打开 H5 页面 https://o2o.niucha.ren/miniprogram_bridge/pay 生成目标小程序的小程序码, 用户扫码进入目标小程序, 在 onLoad 中获取 scene 值, 通过 /loginWithSceneId 登陆并调起支付。\n",
+        license(name = "MIT OR Apache-2.0")
+    ),
     paths(
         router::wx_login,
         router::user_login,

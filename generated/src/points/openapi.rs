@@ -9,7 +9,12 @@ use super::router;
 /// The OpenAPI document of `points`, built from the generated handlers and types.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "API积分商城 - 接口文档", version = "1.0.0"),
+    info(
+        title = "API积分商城 - 接口文档",
+        version = "1.0.0",
+        description = "API积分商城小程序后端接口：微信登录、积分套餐购买（微信支付）、积分购买与消费记录、API Key 管理、系统状态与公告。\n\n## 请求头规范\n所有需要鉴权的接口都需要在请求头中携带token：\n- `Authorization: Bearer {token}`\n- `Content-Type: application/json`\n\n## 响应格式规范\n所有接口返回格式统一为 `{\"code\": 0, \"message\": \"\", \"data\": {}}`：\n- `code`：状态码，0表示成功，非0表示失败\n- `message`：状态描述\n- `data`：响应数据，可能是对象或数组（失败时为 null）\n\n## 常见状态码\n- 0: 成功\n- 401: 未登录或登录已过期\n- 403: 权限不足\n- 404: 资源不存在\n- 422: 参数错误\n- 500: 服务器内部错误\n\n失败时 HTTP 状态码与 `code` 相同（401/403/404/422/500），成功时 HTTP 200 且 `code` 为 0。\n\n## 时间格式\n所有时间字段为 ISO 8601 格式日期字符串（如 `2024-12-31T23:59:59Z`）。\n\n## 微信能力调用说明\n在小程序中调用微信官方能力时，需要注意以下几点：\n\n登录流程：\n1. 调用 wx.login() 获取临时code\n2. 将code发送到服务端换取自身登录态token\n3. 存储token并在后续请求中携带\n\n用户信息获取：\n- 通过 wx.getUserProfile() 获取加密的用户信息\n- 将加密数据发送到服务端解密并存储\n- 注意：自2022年11月起 wx.getUserProfile 返回匿名化信息（昵称“微信用户”、灰色默认头像），真实头像昵称需通过“头像昵称填写”能力获取。\n\n支付流程：\n1. 通过创建订单接口获取微信支付所需参数\n2. 调用 wx.requestPayment() 发起支付\n3. 支付完成后查询订单状态或等待支付结果通知\n\n其他注意事项：\n- 小程序必须在微信公众平台配置服务器域名，否则无法请求API\n- 微信支付需要在商户平台进行相关配置\n- 用户敏感信息必须通过服务端解密，不能在前端处理\n",
+        license(name = "MIT OR Apache-2.0")
+    ),
     paths(
         router::auth_wechat_login,
         router::auth_token_refresh,

@@ -1084,6 +1084,7 @@ pub fn openapi(model: &Model) -> TokenStream {
     });
     let title = &model.title;
     let version = &model.version;
+    let description = &model.description;
     let tags = model.tags.iter().map(|(name, description)| quote! { (name = #name, description = #description) });
     let schemes = model.schemes.iter().map(|s| {
         let name = &s.name;
@@ -1105,7 +1106,7 @@ pub fn openapi(model: &Model) -> TokenStream {
         #doc
         #[derive(utoipa::OpenApi)]
         #[openapi(
-            info(title = #title, version = #version),
+            info(title = #title, version = #version, description = #description, license(name = "MIT OR Apache-2.0")),
             paths(#(#paths),*),
             components(schemas(#(#schemas),*)),
             tags(#(#tags),*),

@@ -338,6 +338,8 @@ pub struct Model {
     pub title: String,
     /// `info.version`.
     pub version: String,
+    /// `info.description`.
+    pub description: String,
     /// Generated types, components first then inline ones, each name once.
     pub types: Vec<TypeDef>,
     /// Operations, in spec order.
@@ -398,6 +400,7 @@ pub fn build(spec: &Spec) -> Result<Model> {
         trait_name: trait_name(spec.api.id),
         title: spec.doc.pointer("/info/title").and_then(Value::as_str).unwrap_or_default().to_owned(),
         version: spec.doc.pointer("/info/version").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        description: spec.doc.pointer("/info/description").and_then(Value::as_str).unwrap_or_default().to_owned(),
         types: builder.types,
         operations,
         schemes: schemes.into_values().collect(),

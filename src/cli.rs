@@ -1,0 +1,112 @@
+//! The `mpapi` command line: `mpapi mock` (and, with the real server, `mpapi serve`).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::apis::{self, APIS, Api};
+use crate::mock::{Latency, MockLayer, MockSource, Validation};
+use crate::server;
+
+/// Five WeChat mini-program backends served from their OpenAPI contracts.
+#[derive(Parser)]
+#[command(name = "mpapi", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer every documented operation with its documented examples (mock mode).
+    Mock(MockArgs),
+}
+
+/// Which APIs, and where they listen.
+#[derive(Args, Clone)]
+pub struct Listen {
+    /// Serve only this API (repeatable): heating, points, community, charging, o2o.
+    #[arg(long = "api", value_name = "NAME")]
+    pub apis: Vec<String>,
+    /// The first port: heating listens on N, points N+1, community N+2, charging N+3, o2o N+4.
+    #[arg(long, default_value_t = 3000, value_name = "N")]
+    pub port_base: u16,
+    /// The address to listen on; 0.0.0.0 lets a phone on the same network reach mpapi.
+    #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
+    pub bind: IpAddr,
+}
+
+impl Listen {
+    /// The APIs selected with `--api` (all five when none is given), in port order.
+    pub fn selected(&self) -> Result<Vec<Api>> {
+        if self.apis.is_empty() {
+            return Ok(APIS.to_vec());
+        }
+        let mut selected = Vec::new();
+        for name in &self.apis {
+            match apis::by_id(name) {
+                Some(api) if !selected.iter().any(|a: &Api| a.id == api.id) => selected.push(api),
+                Some(_) => {}
+                None => bail!("unknown API {name:?}; the APIs are heating, points, community, charging, o2o"),
+            }
+        }
+        selected.sort_by_key(|a| a.offset);
+        Ok(selected)
+    }
+}
+
+#[derive(Args)]
+struct MockArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// What to do with a request that breaks the contract.
+    #[arg(long, value_enum, default_value_t = Validation::Enforce)]
+    validation: Validation,
+    /// Added latency per response, in ms: `200` or a range `100-500`.
+    #[arg(long, value_name = "MS|MIN-MAX")]
+    latency: Option<Latency>,
+    /// Reload mocks/ files when they change, without a restart.
+    #[arg(long)]
+    watch: bool,
+    /// The mocks folder (default: ./mocks, else the one this binary was built from).
+    #[arg(long, value_name = "DIR")]
+    mocks: Option<PathBuf>,
+}
+
+/// The mocks folder: `--mocks`, else `./mocks`, else the source tree's.
+fn mocks_dir(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        let here = PathBuf::from("mocks");
+        if here.is_dir() { here } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mocks") }
+    })
+}
+
+/// Run the command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Mock(args) => mock(args).await,
+    }
+}
+
+async fn mock(args: MockArgs) -> Result<()> {
+    let dir = mocks_dir(args.mocks);
+    let mut apps = Vec::new();
+    let mut sources = Vec::new();
+    for api in args.listen.selected()? {
+        let source = MockSource::load(api, &dir)?;
+        sources.push(source.clone());
+        let layer = MockLayer {
+            api,
+            source,
+            validation: args.validation,
+            latency: args.latency.unwrap_or_default(),
+            operations: server::operation_index(api),
+        };
+        apps.push((api, server::mock_app(layer)));
+    }
+    let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };
+    println!("mpapi mock — examples from {} (validation: {:?})", dir.display(), args.validation);
+    server::serve_all(apps, args.listen.bind, args.listen.port_base).await
+}

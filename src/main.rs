@@ -1,0 +1,19 @@
+//! The `mpapi` binary.
+
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Logs go through a non-blocking writer so that one line per request does not hold up
+    // the request that writes it.
+    let (writer, _guard) = tracing_appender::non_blocking(std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(writer)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_target(false)
+        .init();
+    mpapi::cli::run(mpapi::cli::Cli::parse()).await
+}

@@ -1,0 +1,304 @@
+//! Mock mode: every operation answers a documented example from `mocks/`, chosen by the
+//! client with Prism's `Prefer: code=N, example=NAME, delay=MS` or `__code` / `__example`.
+//!
+//! The generated router still validates requests and checks credentials (presence only), so
+//! refusals look exactly like the real server's. `--validation warn|off` turns refusals of
+//! invalid requests back into the chosen example.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use generated::runtime::{Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
+
+use crate::apis::Api;
+
+/// What mock mode does with a request that breaks the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Validation {
+    /// Refuse it in the API's envelope, as the real server does.
+    Enforce,
+    /// Answer the chosen example anyway; report the violations in `X-Mpapi-Validation` and the log.
+    Warn,
+    /// Answer the chosen example; say nothing.
+    Off,
+}
+
+/// Added latency: fixed, or uniformly random in a range (milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    /// Least delay, ms.
+    pub min_ms: u64,
+    /// Most delay, ms.
+    pub max_ms: u64,
+}
+
+impl std::str::FromStr for Latency {
+    type Err = String;
+
+    /// `MS` or `MIN-MAX` (milliseconds).
+    fn from_str(text: &str) -> Result<Latency, String> {
+        let parse = |t: &str| t.trim().parse::<u64>().map_err(|_| format!("not milliseconds: {t:?}"));
+        let (min_ms, max_ms) = match text.split_once('-') {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => (parse(text)?, parse(text)?),
+        };
+        if min_ms > max_ms {
+            return Err(format!("{min_ms} is more than {max_ms}"));
+        }
+        Ok(Latency { min_ms, max_ms })
+    }
+}
+
+/// The example files of one API, read from `mocks/<api>/` (and re-read on change with `--watch`).
+#[derive(Clone)]
+pub struct MockSource {
+    api: Api,
+    dir: PathBuf,
+    files: Arc<RwLock<HashMap<(&'static str, &'static str), Arc<str>>>>,
+}
+
+impl MockSource {
+    /// Read every example file of `api` under `mocks_dir`; every documented example must have one.
+    pub fn load(api: Api, mocks_dir: &Path) -> Result<MockSource> {
+        let source =
+            MockSource { api, dir: mocks_dir.join(api.id), files: Arc::new(RwLock::new(HashMap::new())) };
+        source.reload()?;
+        Ok(source)
+    }
+
+    /// Re-read the files (after an edit under `--watch`). On error the old files stay.
+    pub fn reload(&self) -> Result<()> {
+        let mut files = HashMap::new();
+        for example in self.api.examples {
+            let path = self.dir.join(example.operation_id).join(example.file_name());
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            files.insert((example.operation_id, example.name), Arc::from(text));
+        }
+        *self.files.write().expect("the lock is never poisoned: writers do not panic") = files;
+        Ok(())
+    }
+
+    /// The folder this source reads.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn example(&self, example: &ExampleRef) -> Example {
+        let files = self.files.read().expect("the lock is never poisoned");
+        let body = files.get(&(example.operation_id, example.name)).map(|b| b.to_string()).unwrap_or_default();
+        Example { status: example.status, media_type: Some(example.media_type.to_owned()), body }
+    }
+
+    fn default_ref(&self, operation_id: &str) -> &'static ExampleRef {
+        self.api
+            .examples
+            .iter()
+            .find(|e| e.operation_id == operation_id && e.is_default)
+            .expect("every operation has a default example")
+    }
+}
+
+impl ExampleSource for MockSource {
+    fn choose(&self, _: &'static str, operation_id: &'static str, _: &Method, uri: &Uri, headers: &HeaderMap) -> Example {
+        // The middleware already refused an impossible choice, so `pick` succeeds here.
+        let choice = Choice::from_request(uri, headers).unwrap_or_default();
+        let chosen = pick(self.api.examples, operation_id, &choice).unwrap_or_else(|_| self.default_ref(operation_id));
+        self.example(chosen)
+    }
+
+    fn default_example(&self, _: &'static str, operation_id: &'static str) -> Example {
+        self.example(self.default_ref(operation_id))
+    }
+}
+
+/// What the client asked for: `Prefer: code=404, example=not_found, delay=100`, or the query
+/// parameters `__code`, `__example`, `__delay` (the query wins where both are given).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choice {
+    /// A response status.
+    pub code: Option<u16>,
+    /// An example name.
+    pub example: Option<String>,
+    /// A delay for this request, ms.
+    pub delay_ms: Option<u64>,
+}
+
+impl Choice {
+    /// Read the choice from the `Prefer` header and the query string.
+    pub fn from_request(uri: &Uri, headers: &HeaderMap) -> Result<Choice, String> {
+        let mut choice = Choice::default();
+        let mut set = |key: &str, value: &str| -> Result<(), String> {
+            let value = value.trim().trim_matches('"');
+            match key.trim().to_ascii_lowercase().as_str() {
+                "code" | "__code" => {
+                    choice.code = Some(value.parse().map_err(|_| format!("code={value} is not a status code"))?)
+                }
+                "example" | "__example" => choice.example = Some(value.to_owned()),
+                "delay" | "__delay" => {
+                    choice.delay_ms = Some(value.parse().map_err(|_| format!("delay={value} is not milliseconds"))?)
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        for prefer in headers.get_all("prefer") {
+            let prefer = prefer.to_str().map_err(|_| "the Prefer header is not text".to_owned())?;
+            for part in prefer.split([',', ';']) {
+                if let Some((key, value)) = part.split_once('=') {
+                    set(key, value)?;
+                }
+            }
+        }
+        let query = uri.query().unwrap_or_default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            if key.starts_with("__") {
+                set(&key, &value)?;
+            }
+        }
+        Ok(choice)
+    }
+}
+
+/// The example `choice` selects among an operation's examples, or an explanation listing the
+/// ones that exist.
+pub fn pick<'a>(examples: &'a [ExampleRef], operation_id: &str, choice: &Choice) -> Result<&'a ExampleRef, String> {
+    let own: Vec<&ExampleRef> = examples.iter().filter(|e| e.operation_id == operation_id).collect();
+    let found = match (&choice.example, choice.code) {
+        (Some(name), code) => own.iter().find(|e| e.name == name && code.is_none_or(|c| c == e.status)),
+        (None, Some(code)) => own.iter().find(|e| e.status == code),
+        (None, None) => own.iter().find(|e| e.is_default),
+    };
+    found.copied().ok_or_else(|| {
+        let wanted = match (&choice.example, choice.code) {
+            (Some(name), Some(code)) => format!("example={name} with code={code}"),
+            (Some(name), None) => format!("example={name}"),
+            (None, code) => format!("code={}", code.unwrap_or_default()),
+        };
+        let available: Vec<String> = own.iter().map(|e| format!("{} ({})", e.name, e.status)).collect();
+        format!("{operation_id} has no {wanted}; available: {}", available.join(", "))
+    })
+}
+
+/// Per-API state of the mock middleware.
+#[derive(Clone)]
+pub struct MockLayer {
+    /// The API.
+    pub api: Api,
+    /// The example files.
+    pub source: MockSource,
+    /// What to do with invalid requests.
+    pub validation: Validation,
+    /// Added latency.
+    pub latency: Latency,
+    /// `(method, path template)` → operationId.
+    pub operations: Arc<HashMap<(String, String), &'static str>>,
+}
+
+/// Response header naming the example mock mode answered with.
+pub const EXAMPLE_HEADER: &str = "x-mpapi-example";
+/// Response header carrying the violations `--validation warn` let through.
+pub const VALIDATION_HEADER: &str = "x-mpapi-validation";
+
+/// The mock middleware, around each matched route: refuses impossible choices, applies the
+/// validation mode, names the example, and waits the asked latency.
+pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: Next) -> Response {
+    let started = tokio::time::Instant::now();
+    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    let operation_id = layer.operations.get(&(request.method().as_str().to_owned(), path)).copied();
+    let choice = Choice::from_request(request.uri(), request.headers());
+    let (choice, chosen) = match (choice, operation_id) {
+        (Ok(choice), Some(id)) => match pick(layer.api.examples, id, &choice) {
+            Ok(chosen) => (choice, Some(chosen)),
+            Err(message) => return (layer.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message)),
+        },
+        (Err(message), _) => return (layer.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message)),
+        (Ok(choice), None) => (choice, None),
+    };
+    let mut response = next.run(request).await;
+
+    if let (Some(chosen), Some(rejection)) = (chosen, response.extensions().get::<Rejection>().cloned()) {
+        let invalid = matches!(rejection.kind, RejectionKind::InvalidRequest | RejectionKind::UnsupportedMediaType);
+        if invalid && layer.validation != Validation::Enforce {
+            if layer.validation == Validation::Warn {
+                tracing::warn!(api = layer.api.id, operation = chosen.operation_id, violations = %rejection.message, "answering despite an invalid request");
+            }
+            response = example_response(&layer.source, chosen);
+            if layer.validation == Validation::Warn
+                && let Ok(value) = HeaderValue::from_str(&ascii_header(&rejection.message))
+            {
+                response.headers_mut().insert(VALIDATION_HEADER, value);
+            }
+        }
+    }
+    if let Some(chosen) = chosen.filter(|_| response.extensions().get::<Rejection>().is_none()) {
+        response.headers_mut().insert(EXAMPLE_HEADER, HeaderValue::from_static(chosen.name));
+    }
+
+    let wait = match choice.delay_ms {
+        Some(ms) => ms,
+        None if layer.latency.max_ms > 0 => fastrand::u64(layer.latency.min_ms..=layer.latency.max_ms),
+        None => 0,
+    };
+    // Bounded so a typo cannot hold a connection for hours.
+    let wait = Duration::from_millis(wait.min(60_000));
+    tokio::time::sleep_until(started + wait).await;
+    response
+}
+
+/// A header value carries only visible ASCII: non-ASCII is percent-encoded (UTF-8).
+fn ascii_header(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_graphic() || b == b' ' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+fn example_response(source: &MockSource, chosen: &ExampleRef) -> Response {
+    let example = source.example(chosen);
+    let mut response = Response::new(Body::from(example.body));
+    *response.status_mut() = axum::http::StatusCode::from_u16(example.status).unwrap_or_default();
+    let content_type = match chosen.media_type {
+        "text/html" => "text/html; charset=utf-8",
+        m if m.ends_with("/xml") => "text/xml; charset=utf-8",
+        _ => "application/json",
+    };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Watch `mocks/` and reload every source when a file changes. The watcher lives as long as
+/// the returned value.
+pub fn watch(mocks_dir: &Path, sources: Vec<MockSource>) -> Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    if !mocks_dir.is_dir() {
+        bail!("{} is not a folder", mocks_dir.display());
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(mocks_dir, notify::RecursiveMode::Recursive)?;
+    std::thread::spawn(move || {
+        while rx.recv().is_ok() {
+            // Editors write in several steps: settle, then reload once.
+            std::thread::sleep(Duration::from_millis(150));
+            while rx.try_recv().is_ok() {}
+            for source in &sources {
+                match source.reload() {
+                    Ok(()) => tracing::info!(folder = %source.dir().display(), "mocks reloaded"),
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "mocks not reloaded; keeping the previous files"),
+                }
+            }
+        }
+    });
+    Ok(watcher)
+}

@@ -1,0 +1,140 @@
+//! Listeners and what every port serves besides its API: `/openapi.json`, Swagger UI at
+//! `/docs`, an index page at `/`, CORS, `X-HTTP-Method-Override`, one log line per request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, Method};
+use axum::middleware::Next;
+use axum::response::{Html, Response};
+use tower_http::cors::CorsLayer;
+
+use crate::apis::Api;
+use crate::mock::{EXAMPLE_HEADER, MockLayer, VALIDATION_HEADER};
+
+/// The router of one API in mock mode: the generated router over the mocks, the mock middleware
+/// around each operation, and the documentation routes.
+pub fn mock_app(layer: MockLayer) -> Router {
+    let api = layer.api;
+    let router = (api.mock_router)(layer.source.clone())
+        .route_layer(axum::middleware::from_fn_with_state(layer, crate::mock::middleware));
+    with_docs(router, api, "mock")
+}
+
+/// Add `/openapi.json`, Swagger UI at `/docs` and the index page to an API's router.
+pub fn with_docs(router: Router, api: Api, mode: &'static str) -> Router {
+    let document = (api.document)();
+    let title = document.info.title.clone();
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document);
+    let index = index_page(api, &title, mode);
+    router.merge(swagger).route("/", axum::routing::get(move || async move { Html(index) }))
+}
+
+fn index_page(api: Api, title: &str, mode: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{title} · mpapi</title></head>\
+         <body><h1>{title}</h1><p>mpapi {mode} · API <code>{id}</code></p>\
+         <ul><li><a href=\"/docs\">Swagger UI</a></li><li><a href=\"/openapi.json\">/openapi.json</a></li></ul></body></html>",
+        id = api.id
+    )
+}
+
+/// `(method, path template)` → operationId, for the middleware that only sees the matched path.
+pub fn operation_index(api: Api) -> Arc<HashMap<(String, String), &'static str>> {
+    Arc::new((api.operations)().into_iter().map(|(m, p, id)| ((m.to_owned(), p.to_owned()), id)).collect())
+}
+
+/// What wraps every port's router before routing: method override, CORS, the request log.
+fn outer(router: Router, api_id: &'static str) -> Router {
+    let cors = CorsLayer::very_permissive().expose_headers([
+        HeaderName::from_static(EXAMPLE_HEADER),
+        HeaderName::from_static(VALIDATION_HEADER),
+    ]);
+    let logged = router.layer(axum::middleware::from_fn(move |request: Request, next: Next| log(api_id, request, next)));
+    // Layers on a wrapping router run before the inner router routes, so the overridden method
+    // and CORS preflights are seen first.
+    Router::new()
+        .fallback_service(logged)
+        .layer(cors)
+        .layer(axum::middleware::map_request(method_override))
+}
+
+/// `POST` with `X-HTTP-Method-Override: PUT|DELETE|PATCH` is served as that method (clients
+/// and proxies that only speak GET and POST).
+async fn method_override(mut request: Request) -> Request {
+    if request.method() == Method::POST
+        && let Some(method) = request
+            .headers()
+            .get("x-http-method-override")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
+    {
+        *request.method_mut() = method;
+    }
+    request
+}
+
+/// One line per request: API, method, path, status, chosen example, latency.
+async fn log(api: &'static str, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let example = response.headers().get(EXAMPLE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::info!(
+        api,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        example,
+        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
+    );
+    response
+}
+
+/// Bind every API's port and serve until Ctrl-C. Prints the URLs (and LAN URLs when bound to
+/// all interfaces, so a phone on the same network can reach them).
+pub async fn serve_all(apps: Vec<(Api, Router)>, bind: IpAddr, port_base: u16) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (api, router) in apps {
+        let port = port_base.checked_add(api.offset).context("--port-base is too high")?;
+        let listener = tokio::net::TcpListener::bind((bind, port))
+            .await
+            .with_context(|| format!("binding {bind}:{port} for {}", api.id))?;
+        let address = listener.local_addr()?;
+        announce(api, address, bind);
+        let app = outer(router, api.id);
+        tasks.spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.context("a listener task failed")?.context("a listener stopped")?;
+    }
+    Ok(())
+}
+
+fn announce(api: Api, address: SocketAddr, bind: IpAddr) {
+    let port = address.port();
+    let mut urls = vec![format!("http://{address}")];
+    if bind.is_unspecified() {
+        urls = vec![format!("http://127.0.0.1:{port}")];
+        for interface in if_addrs::get_if_addrs().unwrap_or_default() {
+            let ip = interface.ip();
+            if ip.is_ipv4() && !ip.is_loopback() {
+                urls.push(format!("http://{ip}:{port}"));
+            }
+        }
+    }
+    println!("{:<10} {}  (docs: {}/docs)", api.id, urls.join("  "), urls[0]);
+}
+
