@@ -57,12 +57,15 @@ impl std::str::FromStr for Latency {
     }
 }
 
+/// Example bodies by (operationId, example name).
+type Files = HashMap<(&'static str, &'static str), Arc<str>>;
+
 /// The example files of one API, read from `mocks/<api>/` (and re-read on change with `--watch`).
 #[derive(Clone)]
 pub struct MockSource {
     api: Api,
     dir: PathBuf,
-    files: Arc<RwLock<HashMap<(&'static str, &'static str), Arc<str>>>>,
+    files: Arc<RwLock<Files>>,
 }
 
 impl MockSource {

@@ -50,7 +50,7 @@ pub fn operation_index(api: Api) -> Arc<HashMap<(String, String), &'static str>>
 }
 
 /// What wraps every port's router before routing: method override, CORS, the request log.
-fn outer(router: Router, api_id: &'static str) -> Router {
+pub fn outer(router: Router, api_id: &'static str) -> Router {
     let cors = CorsLayer::very_permissive().expose_headers([
         HeaderName::from_static(EXAMPLE_HEADER),
         HeaderName::from_static(VALIDATION_HEADER),

@@ -14,7 +14,7 @@ use xtask::lint::ExampleValidator;
 use xtask::mocks;
 use xtask::spec::{Operation, Spec, default_example, workspace_root};
 
-use crate::support::{Reply, per_api, router, same_json, send};
+use crate::support::{Plan, Reply, parameters, per_api, router, same_json, send, valid_plan};
 
 #[test]
 fn generated_code_matches_openapi() {
@@ -57,133 +57,6 @@ fn every_mock_example_round_trips_through_its_generated_type() {
     }
     assert!(failures.is_empty(), "{} of {checked} examples fail:\n{}", failures.len(), failures.join("\n"));
     assert!(checked > 700, "only {checked} examples were checked");
-}
-
-/// A request as the tests build it, before it becomes an `http::Request`.
-#[derive(Debug, Clone)]
-struct Plan {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-    body: Option<(String, Vec<u8>)>,
-}
-
-impl Plan {
-    fn request(&self) -> Request<Body> {
-        let mut uri = self.path.clone();
-        if !self.query.is_empty() {
-            let query: Vec<String> = self
-                .query
-                .iter()
-                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-                .collect();
-            uri = format!("{uri}?{}", query.join("&"));
-        }
-        let mut builder = Request::builder().method(self.method.to_uppercase().as_str()).uri(uri);
-        for (name, value) in &self.headers {
-            builder = builder.header(name, value);
-        }
-        match &self.body {
-            Some((media_type, bytes)) => builder.header("content-type", media_type).body(Body::from(bytes.clone())),
-            None => builder.body(Body::empty()),
-        }
-        .expect("test requests are well formed")
-    }
-
-    fn json_body(&self) -> Option<Value> {
-        let (media, bytes) = self.body.as_ref()?;
-        (media == "application/json").then(|| serde_json::from_slice(bytes).ok()).flatten()
-    }
-
-    fn with_json_body(&self, value: &Value) -> Plan {
-        Plan { body: Some(("application/json".into(), value.to_string().into_bytes())), ..self.clone() }
-    }
-}
-
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
-}
-
-/// A value for a parameter: its example, its default, its first enum value, or one of its type.
-fn sample(spec: &Spec, param: &Value) -> String {
-    let schema = param.get("schema").map(|s| spec.resolve(s).expect("schema resolves")).cloned().unwrap_or(json!({}));
-    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
-    if let Some(v) = param.get("example").or(schema.get("example")).or(schema.get("default")) {
-        return text(v);
-    }
-    if let Some(first) = param.pointer("/examples").and_then(Value::as_object).and_then(|e| e.values().next())
-        && let Some(v) = spec.resolve(first).ok().and_then(|e| e.get("value"))
-    {
-        return text(v);
-    }
-    if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
-        return text(v);
-    }
-    let (base, _) = xtask::codegen::model::base_type(&schema);
-    match (base.as_deref(), schema.get("format").and_then(Value::as_str)) {
-        (Some("integer" | "number"), _) => schema.get("minimum").map(text).unwrap_or_else(|| "1".into()),
-        (Some("boolean"), _) => "true".into(),
-        (_, Some("date")) => "2024-01-01".into(),
-        (_, Some("date-time")) => "2024-01-01T00:00:00Z".into(),
-        _ => "1".into(),
-    }
-}
-
-fn parameters<'a>(spec: &'a Spec, op: &Operation<'a>) -> Vec<&'a Value> {
-    op.op
-        .get("parameters")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|p| spec.resolve(p).expect("parameter resolves"))
-        .collect()
-}
-
-/// The operation's documented request, with a credential where it is secured, or `None` when
-/// its body is not JSON or XML (multipart is covered elsewhere).
-fn valid_plan(spec: &Spec, op: &Operation<'_>) -> Option<Plan> {
-    let mut plan = Plan { method: op.method.into(), path: op.path.into(), query: vec![], headers: vec![], body: None };
-    for param in parameters(spec, op) {
-        let name = param["name"].as_str().expect("named");
-        let value = sample(spec, param);
-        match param["in"].as_str() {
-            Some("path") => plan.path = plan.path.replace(&format!("{{{name}}}"), &encode(&value)),
-            Some("query") if param.get("required") == Some(&json!(true)) => plan.query.push((name.into(), value)),
-            Some("header") if param.get("required") == Some(&json!(true)) => plan.headers.push((name.into(), value)),
-            _ => {}
-        }
-    }
-    let token_in_body = op.op.get("x-token-in") == Some(&json!("body"));
-    if let Some(body) = op.op.get("requestBody") {
-        let body = spec.resolve(body).ok()?;
-        let (media, content) = body.get("content")?.as_object()?.iter().next()?;
-        let example = content.get("examples")?.as_object()?.values().next()?;
-        let value = spec.resolve(example).ok()?.get("value")?.clone();
-        let bytes = match media.as_str() {
-            "application/json" => value.to_string().into_bytes(),
-            m if m.ends_with("/xml") => value.as_str()?.as_bytes().to_vec(),
-            _ => return None,
-        };
-        plan.body = Some((media.clone(), bytes));
-    }
-    for requirement in op.op["security"].as_array().into_iter().flatten() {
-        for scheme in requirement.as_object().into_iter().flatten().map(|(k, _)| k) {
-            match spec.doc.pointer(&format!("/components/securitySchemes/{scheme}/type")).and_then(Value::as_str) {
-                Some("http") => plan.headers.push(("authorization".into(), "Bearer test-token".into())),
-                Some("apiKey") if token_in_body => {
-                    let mut body = plan.json_body().unwrap_or(json!({}));
-                    body["token"] = json!("test-token");
-                    plan = plan.with_json_body(&body);
-                }
-                Some("apiKey") => plan.query.push(("token".into(), "test-token".into())),
-                _ => {}
-            }
-        }
-    }
-    Some(plan)
 }
 
 /// The rejection rule of `kind` in the spec's `x-rejections`: (status, body template).

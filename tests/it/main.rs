@@ -2,4 +2,5 @@
 
 mod codegen;
 mod contract;
+mod mock;
 mod support;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, Uri};
+use serde_json::json;
 use generated::runtime::{Example, ExampleSource};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-use xtask::spec::{Spec, default_example};
+use xtask::spec::{Operation, Spec, default_example};
 
 /// Run `$body` with `$m` bound to the generated module of the API named `$api`.
 macro_rules! per_api {
@@ -91,6 +92,8 @@ pub struct Reply {
     pub status: u16,
     /// The `Content-Type`, if any.
     pub content_type: Option<String>,
+    /// All response headers.
+    pub headers: HeaderMap,
     /// The body text.
     pub body: String,
 }
@@ -111,8 +114,9 @@ pub async fn send(router: &axum::Router, request: Request<Body>) -> Reply {
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.expect("body reads").to_bytes();
-    Reply { status, content_type, body: String::from_utf8_lossy(&bytes).into_owned() }
+    Reply { status, content_type, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
 /// JSON equality where numbers compare by value (`2500` equals `2500.0`).
@@ -126,3 +130,139 @@ pub fn same_json(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// A request as the tests build it, before it becomes an `http::Request`.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Lower-case method.
+    pub method: String,
+    /// The path with its parameters filled in.
+    pub path: String,
+    /// Query parameters.
+    pub query: Vec<(String, String)>,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Media type and bytes of the body.
+    pub body: Option<(String, Vec<u8>)>,
+}
+
+impl Plan {
+    /// The request this plan describes.
+    pub fn request(&self) -> Request<Body> {
+        let mut uri = self.path.clone();
+        if !self.query.is_empty() {
+            let query: Vec<String> = self
+                .query
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            uri = format!("{uri}?{}", query.join("&"));
+        }
+        let mut builder = Request::builder().method(self.method.to_uppercase().as_str()).uri(uri);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        match &self.body {
+            Some((media_type, bytes)) => builder.header("content-type", media_type).body(Body::from(bytes.clone())),
+            None => builder.body(Body::empty()),
+        }
+        .expect("test requests are well formed")
+    }
+
+    /// The body as JSON, when it is JSON.
+    pub fn json_body(&self) -> Option<Value> {
+        let (media, bytes) = self.body.as_ref()?;
+        (media == "application/json").then(|| serde_json::from_slice(bytes).ok()).flatten()
+    }
+
+    /// The same request with another JSON body.
+    pub fn with_json_body(&self, value: &Value) -> Plan {
+        Plan { body: Some(("application/json".into(), value.to_string().into_bytes())), ..self.clone() }
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// A value for a parameter: its example, its default, its first enum value, or one of its type.
+fn sample(spec: &Spec, param: &Value) -> String {
+    let schema = param.get("schema").map(|s| spec.resolve(s).expect("schema resolves")).cloned().unwrap_or(json!({}));
+    let text = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+    if let Some(v) = param.get("example").or(schema.get("example")).or(schema.get("default")) {
+        return text(v);
+    }
+    if let Some(first) = param.pointer("/examples").and_then(Value::as_object).and_then(|e| e.values().next())
+        && let Some(v) = spec.resolve(first).ok().and_then(|e| e.get("value"))
+    {
+        return text(v);
+    }
+    if let Some(v) = schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        return text(v);
+    }
+    let (base, _) = xtask::codegen::model::base_type(&schema);
+    match (base.as_deref(), schema.get("format").and_then(Value::as_str)) {
+        (Some("integer" | "number"), _) => schema.get("minimum").map(text).unwrap_or_else(|| "1".into()),
+        (Some("boolean"), _) => "true".into(),
+        (_, Some("date")) => "2024-01-01".into(),
+        (_, Some("date-time")) => "2024-01-01T00:00:00Z".into(),
+        _ => "1".into(),
+    }
+}
+
+pub fn parameters<'a>(spec: &'a Spec, op: &Operation<'a>) -> Vec<&'a Value> {
+    op.op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| spec.resolve(p).expect("parameter resolves"))
+        .collect()
+}
+
+/// The operation's documented request, with a credential where it is secured, or `None` when
+/// its body is not JSON or XML (multipart is covered elsewhere).
+pub fn valid_plan(spec: &Spec, op: &Operation<'_>) -> Option<Plan> {
+    let mut plan = Plan { method: op.method.into(), path: op.path.into(), query: vec![], headers: vec![], body: None };
+    for param in parameters(spec, op) {
+        let name = param["name"].as_str().expect("named");
+        let value = sample(spec, param);
+        match param["in"].as_str() {
+            Some("path") => plan.path = plan.path.replace(&format!("{{{name}}}"), &encode(&value)),
+            Some("query") if param.get("required") == Some(&json!(true)) => plan.query.push((name.into(), value)),
+            Some("header") if param.get("required") == Some(&json!(true)) => plan.headers.push((name.into(), value)),
+            _ => {}
+        }
+    }
+    let token_in_body = op.op.get("x-token-in") == Some(&json!("body"));
+    if let Some(body) = op.op.get("requestBody") {
+        let body = spec.resolve(body).ok()?;
+        let (media, content) = body.get("content")?.as_object()?.iter().next()?;
+        let example = content.get("examples")?.as_object()?.values().next()?;
+        let value = spec.resolve(example).ok()?.get("value")?.clone();
+        let bytes = match media.as_str() {
+            "application/json" => value.to_string().into_bytes(),
+            m if m.ends_with("/xml") => value.as_str()?.as_bytes().to_vec(),
+            _ => return None,
+        };
+        plan.body = Some((media.clone(), bytes));
+    }
+    for requirement in op.op["security"].as_array().into_iter().flatten() {
+        for scheme in requirement.as_object().into_iter().flatten().map(|(k, _)| k) {
+            match spec.doc.pointer(&format!("/components/securitySchemes/{scheme}/type")).and_then(Value::as_str) {
+                Some("http") => plan.headers.push(("authorization".into(), "Bearer test-token".into())),
+                Some("apiKey") if token_in_body => {
+                    let mut body = plan.json_body().unwrap_or(json!({}));
+                    body["token"] = json!("test-token");
+                    plan = plan.with_json_body(&body);
+                }
+                Some("apiKey") => plan.query.push(("token".into(), "test-token".into())),
+                _ => {}
+            }
+        }
+    }
+    Some(plan)
+}
+

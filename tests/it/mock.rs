@@ -1,0 +1,242 @@
+//! Mock mode through the same stack a listener serves: every operation answers its default
+//! example; clients pick examples; validation modes; credentials; CORS; method override;
+//! latency; `--watch`; and whole payloads pinned with insta.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use mpapi::apis::{self, Api};
+use mpapi::mock::{EXAMPLE_HEADER, Latency, MockLayer, MockSource, VALIDATION_HEADER, Validation};
+use mpapi::server;
+use serde_json::{Value, json};
+use xtask::spec::{APIS, Spec, default_example, workspace_root};
+
+use crate::support::{Reply, same_json, send, valid_plan};
+
+fn mock_app(api: &str, validation: Validation) -> (axum::Router, MockSource) {
+    let api: Api = apis::by_id(api).expect("known api");
+    let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
+    let layer = MockLayer {
+        api,
+        source: source.clone(),
+        validation,
+        latency: Latency::default(),
+        operations: server::operation_index(api),
+    };
+    (server::outer(server::mock_app(layer), api.id), source)
+}
+
+fn mock_file(api: &str, operation: &str, name: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(format!("mocks/{api}/{operation}/{name}.json"))).expect("mock file")
+}
+
+fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
+    reply.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test]
+async fn every_operation_answers_its_default_example() {
+    let mut failures = Vec::new();
+    let mut answered = 0;
+    for api in APIS {
+        let spec = Spec::load(&workspace_root(), api).expect("spec");
+        let (app, _) = mock_app(api.id, Validation::Enforce);
+        let examples = spec.response_examples();
+        let files = xtask::mocks::project(&spec);
+        for op in spec.operations() {
+            let Some(plan) = valid_plan(&spec, &op) else { continue };
+            let default = default_example(&examples, op.id()).expect("default");
+            let reply = send(&app, plan.request()).await;
+            let file = &files[&format!("{}/{}.{}", op.id(), default.name, default.extension())].contents;
+            let body_matches = if default.is_json() {
+                serde_json::from_str::<Value>(&reply.body).is_ok_and(|b| same_json(&b, &serde_json::from_str(file).unwrap()))
+            } else {
+                &reply.body == file
+            };
+            if reply.status.to_string() != default.status || !body_matches || header(&reply, EXAMPLE_HEADER) != Some(default.name) {
+                failures.push(format!("{} {}: got {} {:?}: {}", api.id, op.id(), reply.status, header(&reply, EXAMPLE_HEADER), reply.body));
+            }
+            answered += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(answered, 115, "every operation but the multipart upload is sent");
+}
+
+fn sms_send(extra: &[(&str, &str)], uri: &str, body: Value) -> Request<Body> {
+    let mut builder = Request::post(uri).header("content-type", "application/json");
+    for (name, value) in extra {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+fn valid_sms() -> Value {
+    json!({"phone": "13888888888", "type": "login"})
+}
+
+#[tokio::test]
+async fn clients_pick_examples_by_name_or_code() {
+    let (app, _) = mock_app("heating", Validation::Enforce);
+
+    let reply = send(&app, sms_send(&[("prefer", "example=rate_limited")], "/api/sms/send", valid_sms())).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (429, Some("rate_limited")));
+    assert!(same_json(&reply.json(), &serde_json::from_str(&mock_file("heating", "sms_send", "rate_limited")).unwrap()));
+
+    let reply = send(&app, sms_send(&[("prefer", "code=400")], "/api/sms/send", valid_sms())).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["code"], json!(1001), "the first 400 example is the document's 手机号格式不正确");
+
+    let reply = send(&app, sms_send(&[], "/api/sms/send?__example=sms_send_failed", valid_sms())).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (502, Some("sms_send_failed")));
+
+    // Header and query together: the code from one, the example from the other.
+    let reply = send(&app, sms_send(&[("prefer", "code=400")], "/api/sms/send?__example=invalid_params", valid_sms())).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (400, Some("invalid_params")));
+}
+
+#[tokio::test]
+async fn an_unknown_example_or_code_lists_the_ones_that_exist() {
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    for choice in ["example=nope", "code=418", "example=rate_limited, code=200"] {
+        let reply = send(&app, sms_send(&[("prefer", choice)], "/api/sms/send", valid_sms())).await;
+        assert_eq!(reply.status, 400, "{choice}: {}", reply.body);
+        let message = reply.json()["message"].as_str().unwrap().to_owned();
+        for name in ["success", "phone_invalid", "rate_limited", "sms_send_failed"] {
+            assert!(message.contains(name), "{choice}: {message}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn validation_modes() {
+    let invalid = json!({"phone": "123", "type": "login"});
+
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    let reply = send(&app, sms_send(&[], "/api/sms/send", invalid.clone())).await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["message"].as_str().unwrap().contains("phone"));
+
+    let (app, _) = mock_app("heating", Validation::Warn);
+    let reply = send(&app, sms_send(&[], "/api/sms/send", invalid.clone())).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (200, Some("success")));
+    assert!(header(&reply, VALIDATION_HEADER).is_some_and(|v| v.contains("phone")), "{:?}", reply.headers);
+
+    let (app, _) = mock_app("heating", Validation::Off);
+    let reply = send(&app, sms_send(&[], "/api/sms/send", invalid)).await;
+    assert_eq!(reply.status, 200);
+    assert!(header(&reply, VALIDATION_HEADER).is_none());
+
+    // Each API refuses in its own envelope.
+    let (app, _) = mock_app("o2o", Validation::Enforce);
+    let reply = send(&app, Request::get("/api/user/merchant/detail?token=t&id=abc").body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, reply.json()["code"].clone()), (400, json!(10001)), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn missing_credentials_get_the_documented_unauthenticated_answer() {
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    let reply = send(&app, Request::get("/api/user/profile").body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, reply.json()["code"].clone()), (401, json!(401)));
+    // Presence only: any bearer token is accepted.
+    let request = Request::get("/api/user/profile").header("authorization", "Bearer anything").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, request).await.status, 200);
+
+    let (app, _) = mock_app("community", Validation::Enforce);
+    let request = Request::post("/api/v1/user/housesList").header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    let reply = send(&app, request).await;
+    assert_eq!((reply.status, reply.json()["code"].clone()), (401, json!("9")), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn cors_preflight_and_method_override() {
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    let preflight = Request::options("/api/sms/send")
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type,authorization")
+        .body(Body::empty())
+        .unwrap();
+    let reply = send(&app, preflight).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(header(&reply, "access-control-allow-origin"), Some("http://localhost:5173"));
+    assert!(header(&reply, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+
+    // PUT /api/user/profile reached through POST + X-HTTP-Method-Override.
+    let request = Request::post("/api/user/profile")
+        .header("x-http-method-override", "PUT")
+        .header("authorization", "Bearer t")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"nickname": "新昵称"}).to_string()))
+        .unwrap();
+    let reply = send(&app, request).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (200, Some("success")), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn prefer_delay_holds_the_answer() {
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    let started = Instant::now();
+    let reply = send(&app, Request::get("/health").header("prefer", "delay=150").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, 200);
+    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn docs_and_index_are_served_on_every_port() {
+    for api in APIS {
+        let (app, _) = mock_app(api.id, Validation::Enforce);
+        let reply = send(&app, Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, 200, "{}", api.id);
+        let published = reply.json();
+        let spec = Spec::load(&workspace_root(), api).unwrap();
+        assert_eq!(published["info"]["title"], spec.doc["info"]["title"]);
+        let reply = send(&app, Request::get("/docs/").body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, 200, "{}", api.id);
+        assert!(reply.body.contains("swagger"), "{}", api.id);
+        let reply = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+        assert!(reply.body.contains("/docs") && reply.body.contains(api.id), "{}", api.id);
+    }
+}
+
+#[tokio::test]
+async fn watch_reloads_edited_mock_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = apis::by_id("heating").unwrap();
+    let from = workspace_root().join("mocks/heating");
+    for example in api.examples {
+        let target = dir.path().join("heating").join(example.operation_id);
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::copy(from.join(example.operation_id).join(example.file_name()), target.join(example.file_name())).unwrap();
+    }
+    let source = MockSource::load(api, dir.path()).unwrap();
+    let _watcher = mpapi::mock::watch(dir.path(), vec![source.clone()]).unwrap();
+    let file = dir.path().join("heating/health_check/success.json");
+    std::fs::write(&file, r#"{"code":200,"message":"edited","data":{"status":"OK","timestamp":"2024-12-18T07:51:08.024Z","mongodb":"connected"},"timestamp":1}"#).unwrap();
+    use generated::runtime::ExampleSource as _;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !source.default_example("heating", "health_check").body.contains("edited") {
+        assert!(Instant::now() < deadline, "the edit was not picked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn whole_payloads() {
+    let (heating, _) = mock_app("heating", Validation::Enforce);
+    let reply = send(&heating, Request::get("/api/config/system").body(Body::empty()).unwrap()).await;
+    insta::assert_json_snapshot!("heating_config_system_get", reply.json());
+
+    let (community, _) = mock_app("community", Validation::Enforce);
+    let request = Request::post("/api/v1/user/housesList").header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    insta::assert_json_snapshot!("community_missing_token", send(&community, request).await.json());
+
+    let (o2o, _) = mock_app("o2o", Validation::Enforce);
+    let reply = send(&o2o, Request::get("/api/user/nothing-here").body(Body::empty()).unwrap()).await;
+    insta::assert_json_snapshot!("o2o_unknown_path", reply.json());
+
+    let (charging, _) = mock_app("charging", Validation::Enforce);
+    let reply = send(&charging, Request::get("/api/payment/wechat/pay?paymentId=1").header("authorization", "Bearer t").body(Body::empty()).unwrap()).await;
+    insta::assert_snapshot!("charging_wechat_pay_page", format!("{} {}\n{}", reply.status, reply.content_type.unwrap_or_default(), reply.body));
+}
