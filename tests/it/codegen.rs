@@ -379,7 +379,15 @@ fn normal_operation(doc: &Value, op: &Value) -> Value {
     };
     let body = op.get("requestBody").map(|b| {
         let b = deref(b);
-        json!({ "required": b.get("required").cloned().unwrap_or(json!(false)), "content": content(&b["content"]) })
+        let mut content = content(&b["content"]);
+        // utoipa writes an optional body as `Option<T>`, a nullable schema; an absent body is
+        // not a null one, so the top level's nullability of an optional body is not compared.
+        for schema in content.as_object_mut().into_iter().flat_map(|c| c.values_mut()) {
+            if let Some(s) = schema.as_object_mut() {
+                s.insert("nullable".into(), json!(false));
+            }
+        }
+        json!({ "required": b.get("required").cloned().unwrap_or(json!(false)), "content": content })
     });
     let responses: serde_json::Map<String, Value> = op["responses"]
         .as_object()

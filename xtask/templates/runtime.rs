@@ -470,6 +470,23 @@ pub mod check {
         }
     }
 
+    /// `type: [...]` with several types, for values kept as untyped JSON.
+    pub fn json_types(path: &str, value: &serde_json::Value, allowed: &[&str], out: &mut Vec<Violation>) {
+        let found = match value {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "boolean",
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            serde_json::Value::Number(_) => "number",
+            serde_json::Value::String(_) => "string",
+            serde_json::Value::Array(_) => "array",
+            serde_json::Value::Object(_) => "object",
+        };
+        let ok = allowed.contains(&found) || (found == "integer" && allowed.contains(&"number"));
+        if !ok {
+            out.push(Violation::new(path, format!("类型应为{}，收到{found}", allowed.join("或"))));
+        }
+    }
+
     /// A decimal bound written in the spec (`0.01`).
     pub fn decimal(literal: &str) -> rust_decimal::Decimal {
         literal.parse().expect("spec bounds are numbers")

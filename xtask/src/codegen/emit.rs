@@ -527,6 +527,25 @@ fn value_checks(
                 out.push(quote! { value.validate(path, #sink); });
             }
         }
+        Ty::Json if !c.json_types.is_empty() => {
+            let types = &c.json_types;
+            out.push(quote! { check::json_types(path, value, &[#(#types),*], #sink); });
+            if let Some(p) = &c.pattern {
+                let stat = format_ident!("PATTERN_{}_{}", hint.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
+                patterns.push(quote! {
+                    static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
+                });
+                out.push(quote! { if let Some(value) = value.as_str() { check::pattern(path, value, &#stat, #sink); } });
+            }
+            if let Some(n) = c.minimum {
+                let excl = c.exclusive_minimum;
+                out.push(quote! { if let Some(value) = value.as_f64() { check::minimum(path, value, #n, #excl, #sink); } });
+            }
+            if let Some(n) = c.maximum {
+                let excl = c.exclusive_maximum;
+                out.push(quote! { if let Some(value) = value.as_f64() { check::maximum(path, value, #n, #excl, #sink); } });
+            }
+        }
         Ty::Bool | Ty::Upload | Ty::Json | Ty::JsonObject | Ty::Null => {}
     }
     quote! { #(#out)* }

@@ -65,6 +65,9 @@ pub struct Constraints {
     pub max_items: Option<u64>,
     /// `format` on strings (`date-time`, `date`, `local-date-time`, `email`, ...).
     pub format: Option<String>,
+    /// The JSON types allowed, when a schema allows several (`[string, integer]`): such values
+    /// stay untyped JSON and are checked against this list.
+    pub json_types: Vec<String>,
 }
 
 /// One property of a struct.
@@ -820,6 +823,10 @@ fn constraints(schema: &Value) -> Constraints {
         format: match base.as_deref() {
             Some("string") => schema.get("format").and_then(Value::as_str).map(str::to_owned),
             _ => None,
+        },
+        json_types: match schema.get("type") {
+            Some(Value::Array(types)) if base.is_none() => types.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
         },
     }
 }
