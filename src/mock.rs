@@ -16,7 +16,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use generated::runtime::{Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
+use generated::runtime::{AnswerCache, Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
 
 use crate::apis::Api;
 
@@ -65,14 +65,20 @@ type Files = HashMap<(&'static str, &'static str), Arc<str>>;
 pub struct MockSource {
     api: Api,
     dir: PathBuf,
-    files: Arc<RwLock<Files>>,
+    /// The files and the generation they belong to (bumped on every reload).
+    files: Arc<RwLock<(u64, Files)>>,
+    answers: Arc<AnswerCache>,
 }
 
 impl MockSource {
     /// Read every example file of `api` under `mocks_dir`; every documented example must have one.
     pub fn load(api: Api, mocks_dir: &Path) -> Result<MockSource> {
-        let source =
-            MockSource { api, dir: mocks_dir.join(api.id), files: Arc::new(RwLock::new(HashMap::new())) };
+        let source = MockSource {
+            api,
+            dir: mocks_dir.join(api.id),
+            files: Arc::new(RwLock::new((0, HashMap::new()))),
+            answers: Arc::new(AnswerCache::default()),
+        };
         source.reload()?;
         Ok(source)
     }
@@ -85,7 +91,12 @@ impl MockSource {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
             files.insert((example.operation_id, example.name), Arc::from(text));
         }
-        *self.files.write().expect("the lock is never poisoned: writers do not panic") = files;
+        {
+            let mut current = self.files.write().expect("the lock is never poisoned: writers do not panic");
+            *current = (current.0 + 1, files);
+        }
+        // Answers read from the old files carry the old generation and are never served again.
+        self.answers.clear();
         Ok(())
     }
 
@@ -96,8 +107,14 @@ impl MockSource {
 
     fn example(&self, example: &ExampleRef) -> Example {
         let files = self.files.read().expect("the lock is never poisoned");
+        let (generation, files) = &*files;
         let body = files.get(&(example.operation_id, example.name)).map(|b| b.to_string()).unwrap_or_default();
-        Example { status: example.status, media_type: Some(example.media_type.to_owned()), body }
+        Example {
+            status: example.status,
+            media_type: Some(example.media_type.to_owned()),
+            body,
+            key: Some((example.operation_id, example.name, *generation)),
+        }
     }
 
     fn default_ref(&self, operation_id: &str) -> &'static ExampleRef {
@@ -119,6 +136,10 @@ impl ExampleSource for MockSource {
 
     fn default_example(&self, _: &'static str, operation_id: &'static str) -> Example {
         self.example(self.default_ref(operation_id))
+    }
+
+    fn answer_cache(&self) -> Option<&AnswerCache> {
+        Some(&self.answers)
     }
 }
 
@@ -201,8 +222,8 @@ pub struct MockLayer {
     pub validation: Validation,
     /// Added latency.
     pub latency: Latency,
-    /// `(method, path template)` → operationId.
-    pub operations: Arc<HashMap<(String, String), &'static str>>,
+    /// `(method, path template, operationId)` of every operation (a few dozen: a scan is cheap).
+    pub operations: Arc<Vec<(&'static str, &'static str, &'static str)>>,
 }
 
 /// Response header naming the example mock mode answered with.
@@ -214,8 +235,12 @@ pub const VALIDATION_HEADER: &str = "x-mpapi-validation";
 /// validation mode, names the example, and waits the asked latency.
 pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
-    let path = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_default();
-    let operation_id = layer.operations.get(&(request.method().as_str().to_owned(), path)).copied();
+    let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
+    let operation_id = layer
+        .operations
+        .iter()
+        .find(|(method, template, _)| *method == request.method().as_str() && *template == path)
+        .map(|(_, _, id)| *id);
     let choice = Choice::from_request(request.uri(), request.headers());
     let (choice, chosen) = match (choice, operation_id) {
         (Ok(choice), Some(id)) => match pick(layer.api.examples, id, &choice) {
@@ -250,9 +275,10 @@ pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: 
         None if layer.latency.max_ms > 0 => fastrand::u64(layer.latency.min_ms..=layer.latency.max_ms),
         None => 0,
     };
-    // Bounded so a typo cannot hold a connection for hours.
-    let wait = Duration::from_millis(wait.min(60_000));
-    tokio::time::sleep_until(started + wait).await;
+    if wait > 0 {
+        // Bounded so a typo cannot hold a connection for hours.
+        tokio::time::sleep_until(started + Duration::from_millis(wait.min(60_000))).await;
+    }
     response
 }
 

@@ -1,7 +1,6 @@
 //! Listeners and what every port serves besides its API: `/openapi.json`, Swagger UI at
 //! `/docs`, an index page at `/`, CORS, `X-HTTP-Method-Override`, one log line per request.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,9 +43,9 @@ fn index_page(api: Api, title: &str, mode: &str) -> String {
     )
 }
 
-/// `(method, path template)` → operationId, for the middleware that only sees the matched path.
-pub fn operation_index(api: Api) -> Arc<HashMap<(String, String), &'static str>> {
-    Arc::new((api.operations)().into_iter().map(|(m, p, id)| ((m.to_owned(), p.to_owned()), id)).collect())
+/// `(method, path template, operationId)`, for the middleware that only sees the matched path.
+pub fn operation_index(api: Api) -> Arc<Vec<(&'static str, &'static str, &'static str)>> {
+    Arc::new((api.operations)())
 }
 
 /// What wraps every port's router before routing: method override, CORS, the request log.

@@ -212,6 +212,17 @@ async fn watch_reloads_edited_mock_files() {
     }
     let source = MockSource::load(api, dir.path()).unwrap();
     let _watcher = mpapi::mock::watch(dir.path(), vec![source.clone()]).unwrap();
+    let layer = MockLayer {
+        api,
+        source: source.clone(),
+        validation: Validation::Enforce,
+        latency: Latency::default(),
+        operations: server::operation_index(api),
+    };
+    let app = server::outer(server::mock_app(layer), api.id);
+    let health = || Request::get("/health").body(Body::empty()).unwrap();
+    // Answered once before the edit, so the typed answer is cached.
+    assert_eq!(send(&app, health()).await.json()["message"], json!("success"));
     let file = dir.path().join("heating/health_check/success.json");
     std::fs::write(&file, r#"{"code":200,"message":"edited","data":{"status":"OK","timestamp":"2024-12-18T07:51:08.024Z","mongodb":"connected"},"timestamp":1}"#).unwrap();
     use generated::runtime::ExampleSource as _;
@@ -220,6 +231,8 @@ async fn watch_reloads_edited_mock_files() {
         assert!(Instant::now() < deadline, "the edit was not picked up");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The cached answer of the old file is not served again.
+    assert_eq!(send(&app, health()).await.json()["message"], json!("edited"));
 }
 
 #[tokio::test]

@@ -62,6 +62,7 @@ impl DefaultExamples {
                     status: example.status.parse().expect("numeric status"),
                     media_type: Some(example.media_type.to_owned()),
                     body: files[&file].contents.clone(),
+                    key: None,
                 },
             );
         }

@@ -673,6 +673,37 @@ pub struct Example {
     pub media_type: Option<String>,
     /// The body text (JSON, HTML or XML).
     pub body: String,
+    /// (operationId, example name, generation of the files it was read from): lets
+    /// [`answer`] reuse the typed answer while the files are unchanged.
+    pub key: Option<AnswerKey>,
+}
+
+/// Identifies one example's text: (operationId, example name, generation of the files).
+pub type AnswerKey = (&'static str, &'static str, u64);
+
+/// Typed answers already read from examples, so mock mode parses each example once rather than
+/// on every request. Entries of an older generation are never returned.
+#[derive(Default)]
+pub struct AnswerCache {
+    entries: std::sync::RwLock<BTreeMap<(&'static str, &'static str), (u64, std::sync::Arc<dyn std::any::Any + Send + Sync>)>>,
+}
+
+impl AnswerCache {
+    /// Forget every answer (after the examples were reloaded).
+    pub fn clear(&self) {
+        self.entries.write().expect("the cache lock is never poisoned").clear();
+    }
+
+    fn get<O: Clone + 'static>(&self, key: AnswerKey) -> Option<O> {
+        let entries = self.entries.read().expect("the cache lock is never poisoned");
+        let (generation, value) = entries.get(&(key.0, key.1))?;
+        (*generation == key.2).then(|| value.downcast_ref::<O>().cloned()).flatten()
+    }
+
+    fn put<O: Send + Sync + 'static>(&self, key: AnswerKey, value: O) {
+        let mut entries = self.entries.write().expect("the cache lock is never poisoned");
+        entries.insert((key.0, key.1), (key.2, std::sync::Arc::new(value)));
+    }
 }
 
 /// One documented response example of an operation, as the spec lists it.
@@ -715,17 +746,34 @@ pub trait ExampleSource: Send + Sync + 'static {
     fn choose(&self, api: &'static str, operation_id: &'static str, method: &Method, uri: &Uri, headers: &HeaderMap) -> Example;
     /// The operation's default example: the first example of its lowest 2xx response.
     fn default_example(&self, api: &'static str, operation_id: &'static str) -> Example;
+    /// Where typed answers are kept between requests, if the source keeps them.
+    fn answer_cache(&self) -> Option<&AnswerCache> {
+        None
+    }
 }
 
 /// Answer an operation from `source`: the chosen example, or the default one when the chosen
 /// example does not read as the operation's response (a hand-edited mock file, say).
-pub fn answer<O: OperationOutput, P>(source: &impl ExampleSource, api: &'static str, ctx: &Context<P>) -> O {
+pub fn answer<O, P>(source: &impl ExampleSource, api: &'static str, ctx: &Context<P>) -> O
+where
+    O: OperationOutput + Clone + Send + Sync + 'static,
+{
     let chosen = source.choose(api, ctx.operation_id, &ctx.method, &ctx.uri, &ctx.headers);
-    O::from_example(chosen.status, chosen.media_type.as_deref(), &chosen.body).unwrap_or_else(|_| {
+    let cache = source.answer_cache().zip(chosen.key);
+    if let Some((cache, key)) = cache
+        && let Some(answer) = cache.get::<O>(key)
+    {
+        return answer;
+    }
+    let answer = O::from_example(chosen.status, chosen.media_type.as_deref(), &chosen.body).unwrap_or_else(|_| {
         let default = source.default_example(api, ctx.operation_id);
         O::from_example(default.status, default.media_type.as_deref(), &default.body)
             .expect("default examples are round-tripped by the contract tests")
-    })
+    });
+    if let Some((cache, key)) = cache {
+        cache.put(key, answer.clone());
+    }
+    answer
 }
 
 /// The schema of a field that is always `null` (`type: "null"`, the `data` of error envelopes).
