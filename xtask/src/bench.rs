@@ -149,12 +149,7 @@ impl fmt::Display for Report {
                 (true, true) => "PASS",
                 (true, false) => "FAIL",
             };
-            writeln!(
-                f,
-                "{:<5} mock/bare throughput {:.2}  {verdict}",
-                pair.probe.method,
-                pair.ratio()
-            )?;
+            writeln!(f, "{:<5} mock/bare throughput {:.2}  {verdict}", pair.probe.method, pair.ratio())?;
         }
         for mismatch in &self.answer_mismatches {
             writeln!(f, "warning: {mismatch}")?;
@@ -187,10 +182,7 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
 
     eprintln!("bench: cargo build --release -p mpapi");
     let mpapi = build_release(root, "mpapi")?;
-    let answers = PROBES
-        .iter()
-        .map(|probe| mock_answer(root, probe))
-        .collect::<Result<Vec<_>>>()?;
+    let answers = PROBES.iter().map(|probe| mock_answer(root, probe)).collect::<Result<Vec<_>>>()?;
 
     let bare = BareServer::start(&answers)?;
     let mut mock = MockMode::start(&mpapi)?;
