@@ -108,7 +108,7 @@ impl MockSource {
     fn example(&self, example: &ExampleRef) -> Example {
         let files = self.files.read().expect("the lock is never poisoned");
         let (generation, files) = &*files;
-        let body = files.get(&(example.operation_id, example.name)).map(|b| b.to_string()).unwrap_or_default();
+        let body = files.get(&(example.operation_id, example.name)).cloned().unwrap_or_else(|| Arc::from(""));
         Example {
             status: example.status,
             media_type: Some(example.media_type.to_owned()),
@@ -291,7 +291,7 @@ fn ascii_header(text: &str) -> String {
 
 fn example_response(source: &MockSource, chosen: &ExampleRef) -> Response {
     let example = source.example(chosen);
-    let mut response = Response::new(Body::from(example.body));
+    let mut response = Response::new(Body::from(example.body.to_string()));
     *response.status_mut() = axum::http::StatusCode::from_u16(example.status).unwrap_or_default();
     let content_type = match chosen.media_type {
         "text/html" => "text/html; charset=utf-8",

@@ -61,7 +61,7 @@ impl DefaultExamples {
                 Example {
                     status: example.status.parse().expect("numeric status"),
                     media_type: Some(example.media_type.to_owned()),
-                    body: files[&file].contents.clone(),
+                    body: files[&file].contents.as_str().into(),
                     key: None,
                 },
             );

@@ -148,12 +148,15 @@ pub fn lint_all(root: &Path) -> Vec<Finding> {
 }
 
 fn check_openapi_31(spec: &Spec, findings: &mut Findings) {
-    let schema: Value = serde_json::from_str(OAS_31_SCHEMA).expect("vendored schema is JSON");
-    let validator = jsonschema::options()
-        .with_draft(Draft::Draft202012)
-        .build(&schema)
-        .expect("vendored OpenAPI 3.1 schema compiles");
-    for error in validator.iter_errors(&spec.doc) {
+    // Compiled once for all specs.
+    static VALIDATOR: std::sync::LazyLock<Validator> = std::sync::LazyLock::new(|| {
+        let schema: Value = serde_json::from_str(OAS_31_SCHEMA).expect("vendored schema is JSON");
+        jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .build(&schema)
+            .expect("vendored OpenAPI 3.1 schema compiles")
+    });
+    for error in VALIDATOR.iter_errors(&spec.doc) {
         findings.push(
             format!("#{}", error.instance_path()),
             format!("not valid OpenAPI 3.1: {error}"),

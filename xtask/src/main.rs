@@ -1,5 +1,6 @@
 //! `cargo xtask`: code generation, contract lint and the `mocks/` projection.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -36,53 +37,59 @@ enum Command {
 }
 
 fn main() -> Result<ExitCode> {
-    let cli = Cli::parse();
     let root = workspace_root();
-    if let Command::Lint = cli.command {
-        let findings = lint_all(&root);
-        for finding in &findings {
-            println!("{finding}");
-        }
-        println!("{} specs, {} findings", APIS.len(), findings.len());
-        return Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    match Cli::parse().command {
+        Command::Lint => lint(&root),
+        Command::Codegen { check } => codegen(&root, check),
+        Command::Mocks { check } => mocks(&root, check),
+        Command::Bench(opts) => Ok(exit(xtask::bench::run(&root, &opts)?)),
     }
-    if let Command::Codegen { check } = cli.command {
-        let started = std::time::Instant::now();
-        if check {
-            let drift = xtask::codegen::drift(&root)?;
-            for line in &drift {
-                println!("{line}");
-            }
-            if !drift.is_empty() {
-                println!("generated/ is out of date: run `cargo xtask codegen` and commit the result");
-                return Ok(ExitCode::FAILURE);
-            }
-            println!("generated/ matches openapi/ ({:.1?})", started.elapsed());
-        } else {
-            let changed = xtask::codegen::write(&root)?;
-            println!("{} files written ({:.1?})", changed.len(), started.elapsed());
-        }
+}
+
+fn exit(success: bool) -> ExitCode {
+    if success { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn lint(root: &Path) -> Result<ExitCode> {
+    let findings = lint_all(root);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    println!("{} specs, {} findings", APIS.len(), findings.len());
+    Ok(exit(findings.is_empty()))
+}
+
+fn codegen(root: &Path, check: bool) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    if !check {
+        let changed = xtask::codegen::write(root)?;
+        println!("{} files written ({:.1?})", changed.len(), started.elapsed());
         return Ok(ExitCode::SUCCESS);
     }
-    let specs = Spec::load_all(&root)?;
-    match cli.command {
-        Command::Lint | Command::Codegen { .. } => unreachable!("handled above"),
-        Command::Mocks { check: true } => {
-            let stale: Vec<_> = specs.iter().flat_map(|spec| mock_drift(spec, &root)).collect();
-            for finding in &stale {
-                println!("{finding}");
-            }
-            Ok(if stale.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
-        Command::Bench(opts) => {
-            Ok(if xtask::bench::run(&root, &opts)? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
-        Command::Mocks { check: false } => {
-            for spec in &specs {
-                let changed = xtask::mocks::write(&root, spec)?;
-                println!("{}: {} mock files written or removed", spec.api, changed.len());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+    let drift = xtask::codegen::drift(root)?;
+    for line in &drift {
+        println!("{line}");
     }
+    if drift.is_empty() {
+        println!("generated/ matches openapi/ ({:.1?})", started.elapsed());
+    } else {
+        println!("generated/ is out of date: run `cargo xtask codegen` and commit the result");
+    }
+    Ok(exit(drift.is_empty()))
+}
+
+fn mocks(root: &Path, check: bool) -> Result<ExitCode> {
+    let specs = Spec::load_all(root)?;
+    if check {
+        let stale: Vec<_> = specs.iter().flat_map(|spec| mock_drift(spec, root)).collect();
+        for finding in &stale {
+            println!("{finding}");
+        }
+        return Ok(exit(stale.is_empty()));
+    }
+    for spec in &specs {
+        let changed = xtask::mocks::write(root, spec)?;
+        println!("{}: {} mock files written or removed", spec.api, changed.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }

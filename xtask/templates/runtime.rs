@@ -671,8 +671,8 @@ pub struct Example {
     pub status: u16,
     /// The media type, when the response has a body.
     pub media_type: Option<String>,
-    /// The body text (JSON, HTML or XML).
-    pub body: String,
+    /// The body text (JSON, HTML or XML), shared with the source rather than copied per request.
+    pub body: std::sync::Arc<str>,
     /// (operationId, example name, generation of the files it was read from): lets
     /// [`answer`] reuse the typed answer while the files are unchanged.
     pub key: Option<AnswerKey>,

@@ -813,7 +813,6 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
 
     let mut steps = Vec::new();
     // Security first: a missing credential is 401 whatever else is wrong.
-    let body_token = matches!(&o.security, Security::Required(s) | Security::Optional(s) if matches!(s.carrier, Carrier::ApiKeyQuery { in_body: true, .. }));
     let credential = match &o.security {
         Security::Public => None,
         Security::Required(s) | Security::Optional(s) => Some(match &s.carrier {
@@ -843,7 +842,6 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
             quote! { principal }
         }
     };
-    let _ = body_token;
     steps.push(quote! { let mut violations: Vec<Violation> = Vec::new(); });
     if o.params.iter().any(|p| p.location == Location::Path) {
         steps.push(quote! {

@@ -619,7 +619,6 @@ impl Builder<'_> {
                     Ty::JsonObject
                 }
             }
-            Some("null") => Ty::Null,
             None if schema.get("type") == Some(&Value::String("null".into())) => Ty::Null,
             _ => Ty::Json,
         })
