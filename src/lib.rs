@@ -7,5 +7,8 @@
 
 pub mod apis;
 pub mod cli;
+pub mod config;
 pub mod mock;
+pub mod providers;
+pub mod sandbox;
 pub mod server;
