@@ -1,4 +1,4 @@
-//! The `mpapi` command line: `mpapi mock` (and, with the real server, `mpapi serve`).
+//! The `mpapi` command line: `mpapi serve` (the real server) and `mpapi mock` (documented examples).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -20,8 +20,19 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The real server: implemented APIs over a database, sandbox providers by default.
+    Serve(ServeArgs),
     /// Answer every documented operation with its documented examples (mock mode).
     Mock(MockArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    listen: Listen,
+    /// A TOML configuration file (default: `$MPAPI_CONFIG`, else `mpapi.toml` when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// Which APIs, and where they listen.
@@ -87,6 +98,10 @@ fn mocks_dir(explicit: Option<PathBuf>) -> PathBuf {
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Mock(args) => mock(args).await,
+        Command::Serve(args) => {
+            let config = crate::config::Config::load(args.config.as_deref())?;
+            crate::serve::run(config, args.listen).await
+        }
     }
 }
 
@@ -94,7 +109,8 @@ async fn mock(args: MockArgs) -> Result<()> {
     let dir = mocks_dir(args.mocks);
     let mut apps = Vec::new();
     let mut sources = Vec::new();
-    for api in args.listen.selected()? {
+    let listeners = server::bind_all(&args.listen.selected()?, args.listen.bind, args.listen.port_base).await?;
+    for (api, listener) in listeners {
         let source = MockSource::load(api, &dir)?;
         sources.push(source.clone());
         let layer = MockLayer {
@@ -104,9 +120,9 @@ async fn mock(args: MockArgs) -> Result<()> {
             latency: args.latency.unwrap_or_default(),
             operations: server::operation_index(api),
         };
-        apps.push((api, server::mock_app(layer)));
+        apps.push((api, listener, server::mock_app(layer)));
     }
     let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };
     println!("mpapi mock — examples from {} (validation: {:?})", dir.display(), args.validation);
-    server::serve_all(apps, args.listen.bind, args.listen.port_base).await
+    server::run(apps, args.listen.bind).await
 }

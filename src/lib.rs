@@ -6,9 +6,17 @@
 //! `mpapi` command.
 
 pub mod apis;
+pub mod auth;
 pub mod cli;
+pub mod heating;
+pub mod clock;
 pub mod config;
 pub mod mock;
+pub mod money;
+pub mod pii;
 pub mod providers;
+pub mod ratelimit;
 pub mod sandbox;
+pub mod storage;
+pub mod serve;
 pub mod server;

@@ -96,17 +96,26 @@ async fn log(api: &'static str, request: Request, next: Next) -> Response {
     response
 }
 
-/// Bind every API's port and serve until Ctrl-C. Prints the URLs (and LAN URLs when bound to
-/// all interfaces, so a phone on the same network can reach them).
-pub async fn serve_all(apps: Vec<(Api, Router)>, bind: IpAddr, port_base: u16) -> Result<()> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for (api, router) in apps {
+/// Bind every API's port (`port_base` + its offset); the listeners come back in port order. An
+/// API whose port is taken fails the whole start, naming it.
+pub async fn bind_all(apis: &[Api], bind: IpAddr, port_base: u16) -> Result<Vec<(Api, tokio::net::TcpListener)>> {
+    let mut listeners = Vec::new();
+    for api in apis {
         let port = port_base.checked_add(api.offset).context("--port-base is too high")?;
         let listener = tokio::net::TcpListener::bind((bind, port))
             .await
             .with_context(|| format!("binding {bind}:{port} for {}", api.id))?;
-        let address = listener.local_addr()?;
-        announce(api, address, bind);
+        listeners.push((*api, listener));
+    }
+    Ok(listeners)
+}
+
+/// Serve every API on its listener until Ctrl-C. Prints the URLs (and LAN URLs when bound to
+/// all interfaces, so a phone on the same network can reach them).
+pub async fn run(apps: Vec<(Api, tokio::net::TcpListener, Router)>, bind: IpAddr) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (api, listener, router) in apps {
+        announce(api, listener.local_addr()?, bind);
         let app = outer(router, api.id);
         tasks.spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -1,6 +1,8 @@
 //! mpapi's one integration-test binary.
 
+mod app;
 mod codegen;
 mod contract;
+mod heating;
 mod mock;
 mod support;

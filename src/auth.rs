@@ -1,0 +1,170 @@
+//! Credentials: access tokens (JWT HS256, jsonwebtoken), opaque refresh tokens (random, stored as
+//! SHA-256), passwords (argon2id), random identifiers and codes.
+
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// What an access token says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The session the token belongs to (revoked by logout).
+    pub sid: String,
+    /// Which API issued it (`heating`): a token of one API is no credential for another.
+    pub aud: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: i64,
+    /// Expires at, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Issues and verifies access tokens.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// Access-token lifetime (000 §2.1 `expires_in`: 7200 s).
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+/// Why a token was refused (the client only ever sees "token invalid").
+#[derive(Debug, thiserror::Error)]
+#[error("token refused: {0}")]
+pub struct TokenError(#[from] jsonwebtoken::errors::Error);
+
+impl Tokens {
+    /// HS256 with `secret` (≥ 32 bytes).
+    pub fn new(secret: &[u8], ttl: Duration) -> anyhow::Result<Tokens> {
+        anyhow::ensure!(secret.len() >= 32, "the token secret must be at least 32 bytes");
+        Ok(Tokens { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), ttl })
+    }
+
+    /// A token for `user_id` in session `sid` of API `aud`, issued at `now` (s).
+    pub fn issue(&self, user_id: &str, sid: &str, aud: &str, now: i64) -> String {
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            sid: sid.to_owned(),
+            aud: aud.to_owned(),
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 encoding of plain claims cannot fail")
+    }
+
+    /// The claims of a valid, unexpired token of API `aud` (no leeway: 2 h means 2 h).
+    pub fn verify(&self, token: &str, aud: &str) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_audience(&[aud]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims)
+    }
+}
+
+/// `n` random bytes.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // Only fails when the OS has no entropy source; nothing sensible remains then.
+    SystemRandom::new().fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+/// A random opaque token: 32 bytes, base64url (43 characters).
+pub fn opaque_token() -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
+}
+
+/// Lower-hex SHA-256 of a high-entropy token (refresh tokens are stored only as this).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(digest(&SHA256, token.as_bytes()).as_ref())
+}
+
+/// `len` random hex characters.
+pub fn random_hex(len: usize) -> String {
+    let mut out = hex::encode(random_bytes::<32>());
+    while out.len() < len {
+        out.push_str(&hex::encode(random_bytes::<32>()));
+    }
+    out.truncate(len);
+    out
+}
+
+/// A uniformly random decimal string of `digits` digits (SMS codes: 6).
+pub fn random_digits(digits: usize) -> String {
+    (0..digits)
+        .map(|_| loop {
+            // Rejection sampling keeps every digit equally likely.
+            let [b] = random_bytes::<1>();
+            if b < 250 {
+                break char::from(b'0' + b % 10);
+            }
+        })
+        .collect()
+}
+
+/// Hash a password with argon2id and a random salt (PHC string). CPU-heavy: call it from a
+/// blocking task.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt length");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters accepts any password")
+        .to_string()
+}
+
+/// Whether `password` matches the stored PHC string (false for an unreadable one).
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_for_their_api_and_lifetime() {
+        let tokens = Tokens::new(&[3; 32], Duration::from_secs(7200)).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let token = tokens.issue("u1", "s1", "heating", now);
+        let claims = tokens.verify(&token, "heating").unwrap();
+        assert_eq!((claims.sub.as_str(), claims.sid.as_str(), claims.exp - claims.iat), ("u1", "s1", 7200));
+        assert!(tokens.verify(&token, "points").is_err());
+        assert!(tokens.verify(&tokens.issue("u1", "s1", "heating", now - 7201), "heating").is_err());
+        let other = Tokens::new(&[4; 32], Duration::from_secs(7200)).unwrap();
+        assert!(other.verify(&token, "heating").is_err());
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let stored = hash_password("123456789");
+        assert!(stored.starts_with("$argon2id$"));
+        assert!(verify_password("123456789", &stored));
+        assert!(!verify_password("12345678", &stored));
+        assert!(!verify_password("123456789", "not a hash"));
+    }
+
+    #[test]
+    fn random_values_have_their_shape() {
+        let code = random_digits(6);
+        assert_eq!(code.len(), 6);
+        assert!(code.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(random_hex(24).len(), 24);
+        assert_ne!(opaque_token(), opaque_token());
+        assert_eq!(token_hash("a").len(), 64);
+    }
+}

@@ -1,0 +1,185 @@
+//! `TestApp`: the real server (`mpapi serve`'s router, sandbox providers) on port 0 over a fresh
+//! database — a SQLite file in a temporary folder, or, when `DATABASE_URL` names PostgreSQL (as
+//! `.ci/run` does on its second pass), a fresh schema there — and a client that checks every
+//! JSON answer against `openapi/<api>.yaml`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use mpapi::config::Config;
+use mpapi::serve::Server;
+use serde_json::Value;
+use xtask::lint::ExampleValidator;
+use xtask::spec::{APIS, Spec, escape_pointer, workspace_root};
+
+/// One answer: status, headers, body (parsed when JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The envelope's `data`.
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// The envelope's `code`.
+    pub fn code(&self) -> i64 {
+        self.body["code"].as_i64().unwrap_or_else(|| panic!("no numeric code in {}", self.body))
+    }
+}
+
+/// A running real server for one API.
+pub struct TestApp {
+    pub api: &'static str,
+    pub address: SocketAddr,
+    pub server: Server,
+    pub client: reqwest::Client,
+    spec: Spec,
+    validator: ExampleValidator,
+    _dir: tempfile::TempDir,
+}
+
+static SCHEMAS: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh database URL: a SQLite file, or a new PostgreSQL schema when `DATABASE_URL` is set.
+async fn fresh_database(dir: &tempfile::TempDir) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => {
+            let schema = format!("mpapi_t{}_{}", std::process::id(), SCHEMAS.fetch_add(1, Ordering::Relaxed));
+            let admin = sea_orm::Database::connect(&url).await.expect("DATABASE_URL connects");
+            use sea_orm::ConnectionTrait;
+            // Schemas left by earlier runs go first, so the database does not grow run after run.
+            let stale = admin
+                .query_all_raw(sea_orm::Statement::from_string(
+                    admin.get_database_backend(),
+                    format!(
+                        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'mpapi_t%' AND nspname NOT LIKE 'mpapi_t{}\\_%'",
+                        std::process::id()
+                    ),
+                ))
+                .await
+                .expect("listing schemas");
+            for row in stale {
+                let name: String = row.try_get("", "nspname").expect("nspname");
+                let _ = admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+            }
+            admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("creating a schema");
+            let separator = if url.contains('?') { '&' } else { '?' };
+            format!("{url}{separator}options=-c%20search_path%3D{schema}")
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.path().join("mpapi.db").display()),
+    }
+}
+
+impl TestApp {
+    /// The heating API with default configuration.
+    pub async fn heating() -> TestApp {
+        TestApp::spawn("heating", |_| {}).await
+    }
+
+    /// `api` with the configuration adjusted by `configure`.
+    pub async fn spawn(api: &'static str, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+        configure(&mut config);
+        let server = Server::new(config).await.expect("the server starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port 0 binds");
+        let address = listener.local_addr().expect("bound");
+        let api_entry = *mpapi::apis::APIS.iter().find(|a| a.id == api).expect("known api");
+        let router = server.router(api_entry, address.port()).await.expect("router builds").expect("implemented");
+        let app = mpapi::server::outer(router, api);
+        tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serving");
+        });
+        let spec_api = *APIS.iter().find(|a| a.id == api).expect("known api");
+        let spec = Spec::load(&workspace_root(), spec_api).expect("the spec loads");
+        let validator = ExampleValidator::new(&spec).expect("validator");
+        TestApp { api, address, server, client: reqwest::Client::new(), spec, validator, _dir: dir }
+    }
+
+    /// `http://127.0.0.1:PORT` + path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Send and read the answer; JSON answers of documented operations are checked against the
+    /// contract (the operation, the status, the schema).
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let mut request = self.client.request(method.clone(), self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the request is answered");
+        let reply = read(response).await;
+        self.check(&method, path, &reply);
+        reply
+    }
+
+    /// GET.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// POST JSON.
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, path, token, Some(&body)).await
+    }
+
+    /// PUT JSON.
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, token, Some(&body)).await
+    }
+
+    /// Validate a reply against the operation's documented response for its status.
+    pub fn check(&self, method: &reqwest::Method, path: &str, reply: &Reply) {
+        let path = path.split('?').next().unwrap_or(path);
+        let Some(op) = self.spec.operations().into_iter().find(|op| {
+            op.method.eq_ignore_ascii_case(method.as_str()) && template_matches(op.path, path)
+        }) else {
+            return; // /_sandbox/*, docs: not part of the contract
+        };
+        let status = reply.status.to_string();
+        let response = op.op["responses"]
+            .get(&status)
+            .unwrap_or_else(|| panic!("{op}: status {status} is not documented; body {}", reply.body));
+        let pointer = match response.get("$ref").and_then(Value::as_str) {
+            Some(reference) => format!("{}/content/application~1json/schema", reference.trim_start_matches('#')),
+            None => format!("{}/responses/{}/content/application~1json/schema", op.pointer(), escape_pointer(&status)),
+        };
+        let errors = self.validator.errors(&pointer, &reply.body);
+        assert!(errors.is_empty(), "{op} {status}: the answer breaks the contract: {errors:?}\n{}", reply.body);
+    }
+
+    /// The newest sandbox SMS code sent to `phone`.
+    pub async fn sms_code(&self, phone: &str) -> String {
+        let reply = read(self.client.get(self.url(&format!("/_sandbox/sms?phone={phone}"))).send().await.unwrap()).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["messages"][0]["code"].as_str().unwrap_or_else(|| panic!("no code for {phone}: {}", reply.body)).to_owned()
+    }
+
+    /// Have the sandbox payment platform pay (or fail) an order: it sends a signed notify.
+    pub async fn sandbox_pay(&self, order_id: &str, result: &str) -> Reply {
+        let url = self.url(&format!("/_sandbox/pay/{order_id}?result={result}"));
+        read(self.client.post(url).send().await.unwrap()).await
+    }
+}
+
+fn template_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+}
+
+async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, headers, body }
+}
