@@ -3,4 +3,5 @@
 mod codegen;
 mod contract;
 mod mock;
+mod providers;
 mod support;
