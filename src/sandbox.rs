@@ -172,7 +172,8 @@ mod tests {
     #[tokio::test]
     async fn pay_route_errors() {
         let sms = Arc::new(SandboxSms::new());
-        let (status, _) = call(&Sandbox::new(sms.clone(), None).routes("heating"), "POST", "/_sandbox/pay/ORDER_001").await;
+        let (status, _) =
+            call(&Sandbox::new(sms.clone(), None).routes("heating"), "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
         let pay = Arc::new(SandboxPay::new("wx1", "1900000001").expect("keygen"));
@@ -196,6 +197,9 @@ mod tests {
         // Nothing listens on port 9: the notify cannot be delivered, and the order stays payable.
         let (status, _) = call(&router, "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
-        assert_eq!(pay.order("ORDER_001").map(|o| o.state), Some(crate::providers::wechat_pay::SandboxOrderState::NotPaid));
+        assert_eq!(
+            pay.order("ORDER_001").map(|o| o.state),
+            Some(crate::providers::wechat_pay::SandboxOrderState::NotPaid)
+        );
     }
 }

@@ -70,11 +70,7 @@ impl SandboxSms {
     /// The messages sent to `phone`, newest first; only those of `api` when given.
     pub fn entries(&self, api: Option<&str>, phone: &str) -> Vec<OutboxEntry> {
         let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        outbox
-            .iter()
-            .filter(|e| e.phone == phone && api.is_none_or(|a| a == e.api))
-            .cloned()
-            .collect()
+        outbox.iter().filter(|e| e.phone == phone && api.is_none_or(|a| a == e.api)).cloned().collect()
     }
 
     fn push(&self, entry: OutboxEntry) {
@@ -95,13 +91,7 @@ impl SmsProvider for SandboxSms {
         ttl_seconds: u32,
     ) -> Result<(), ProviderError> {
         tracing::info!(api, phone, code, purpose = purpose.as_str(), ttl_seconds, "sandbox SMS sent");
-        self.push(OutboxEntry {
-            api,
-            phone: phone.to_string(),
-            code: code.to_string(),
-            purpose,
-            sent_at: Utc::now(),
-        });
+        self.push(OutboxEntry { api, phone: phone.to_string(), code: code.to_string(), purpose, sent_at: Utc::now() });
         Ok(())
     }
 }

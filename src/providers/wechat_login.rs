@@ -137,8 +137,7 @@ impl WechatLogin for Code2Session {
         if !status.is_success() {
             return Err(transport(format!("HTTP {status}")));
         }
-        let answer: Answer =
-            serde_json::from_str(&text).map_err(|e| transport(format!("unreadable answer: {e}")))?;
+        let answer: Answer = serde_json::from_str(&text).map_err(|e| transport(format!("unreadable answer: {e}")))?;
         match answer.errcode {
             Some(errcode) if errcode != 0 => Err(ProviderError::Vendor {
                 provider: CODE2SESSION,

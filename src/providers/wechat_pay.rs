@@ -177,10 +177,8 @@ impl WechatPay for WechatPayV3 {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let authorization = self
-            .signer
-            .authorization("POST", &signed_path, &body)
-            .map_err(|e| real_config(format!("signing: {e}")))?;
+        let authorization =
+            self.signer.authorization("POST", &signed_path, &body).map_err(|e| real_config(format!("signing: {e}")))?;
         let response = self
             .http
             .post(url)
@@ -321,7 +319,8 @@ fn vendor(code: &str, message: impl Into<String>) -> ProviderError {
 
 /// WeChat's out_trade_no rule: 6–32 characters of `[0-9A-Za-z_-|*]`.
 pub fn valid_out_trade_no(s: &str) -> bool {
-    (6..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
+    (6..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
 }
 
 /// Resets a `Paying` order to `NotPaid` unless the payment was committed, so a dropped or failed
@@ -349,8 +348,11 @@ impl SandboxPay {
     pub fn new(appid: impl Into<String>, mchid: impl Into<String>) -> Result<SandboxPay, ProviderError> {
         let config = |e: KeyError| ProviderError::Config { provider: SANDBOX, detail: e.0 };
         let mchid = mchid.into();
-        let merchant = MerchantSigner::generate(mchid, format!("SANDBOX{}", wxpay::random_hex(32).map_err(config)?.to_uppercase()))
-            .map_err(config)?;
+        let merchant = MerchantSigner::generate(
+            mchid,
+            format!("SANDBOX{}", wxpay::random_hex(32).map_err(config)?.to_uppercase()),
+        )
+        .map_err(config)?;
         let platform = PlatformSigner::generate().map_err(config)?;
         let verifier = platform.verifier().map_err(config)?;
         let http = reqwest::Client::builder()

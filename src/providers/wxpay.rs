@@ -54,13 +54,9 @@ pub fn pem_or_der(bytes: &[u8]) -> Result<(Option<String>, Vec<u8>), KeyError> {
     let label = rest[..label_end].to_string();
     let body = &rest[label_end + "-----".len()..];
     let end_marker = format!("-----END {label}-----");
-    let body_end = body
-        .find(&end_marker)
-        .ok_or_else(|| KeyError(format!("PEM: no END line for {label}")))?;
+    let body_end = body.find(&end_marker).ok_or_else(|| KeyError(format!("PEM: no END line for {label}")))?;
     let b64: String = body[..body_end].chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    let der = B64
-        .decode(b64.as_bytes())
-        .map_err(|e| KeyError(format!("PEM {label}: base64: {e}")))?;
+    let der = B64.decode(b64.as_bytes()).map_err(|e| KeyError(format!("PEM {label}: base64: {e}")))?;
     Ok((Some(label), der))
 }
 
@@ -86,9 +82,9 @@ pub fn parse_private_key(bytes: &[u8]) -> Result<KeyPair, KeyError> {
         Some("RSA PRIVATE KEY") => KeyPair::from_der(&der).map_err(key_error("PKCS#1 RSA private key")),
         Some("ENCRYPTED PRIVATE KEY") => Err(KeyError("the private key is encrypted; decrypt it first".into())),
         Some(other) => Err(KeyError(format!("expected an RSA private key, found PEM {other}"))),
-        None => KeyPair::from_pkcs8(&der)
-            .or_else(|_| KeyPair::from_der(&der))
-            .map_err(key_error("RSA private key (DER)")),
+        None => {
+            KeyPair::from_pkcs8(&der).or_else(|_| KeyPair::from_der(&der)).map_err(key_error("RSA private key (DER)"))
+        }
     }
 }
 
@@ -101,9 +97,9 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<ParsedPublicKey, KeyError> {
         None | Some("PUBLIC KEY") | Some("RSA PUBLIC KEY") => {
             ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der).map_err(key_error("RSA public key"))
         }
-        Some("CERTIFICATE") => Err(KeyError(
-            "a certificate, not a public key: extract it with `openssl x509 -pubkey -noout`".into(),
-        )),
+        Some("CERTIFICATE") => {
+            Err(KeyError("a certificate, not a public key: extract it with `openssl x509 -pubkey -noout`".into()))
+        }
         Some(other) => Err(KeyError(format!("expected an RSA public key, found PEM {other}"))),
     }
 }
@@ -160,10 +156,7 @@ fn rsa_sign(key: &KeyPair, message: &[u8]) -> Result<String, KeyError> {
 
 fn spki_der(key: &KeyPair) -> Result<Vec<u8>, KeyError> {
     use aws_lc_rs::signature::KeyPair as _;
-    let der = key
-        .public_key()
-        .as_der()
-        .map_err(|_| KeyError("encoding the public key failed".into()))?;
+    let der = key.public_key().as_der().map_err(|_| KeyError("encoding the public key failed".into()))?;
     Ok(der.as_ref().to_vec())
 }
 
@@ -274,14 +267,7 @@ impl MerchantSigner {
         let nonce_str = nonce_str()?;
         let package = format!("prepay_id={prepay_id}");
         let pay_sign = self.sign(format!("{appid}\n{time_stamp}\n{nonce_str}\n{package}\n").as_bytes())?;
-        Ok(PayParams {
-            app_id: appid.to_string(),
-            time_stamp,
-            nonce_str,
-            package,
-            sign_type: "RSA".into(),
-            pay_sign,
-        })
+        Ok(PayParams { app_id: appid.to_string(), time_stamp, nonce_str, package, sign_type: "RSA".into(), pay_sign })
     }
 }
 
@@ -370,9 +356,7 @@ pub struct NotifyVerifier {
 
 impl fmt::Debug for NotifyVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotifyVerifier")
-            .field("serials", &self.keys.keys().collect::<Vec<_>>())
-            .finish_non_exhaustive()
+        f.debug_struct("NotifyVerifier").field("serials", &self.keys.keys().collect::<Vec<_>>()).finish_non_exhaustive()
     }
 }
 
@@ -431,8 +415,7 @@ impl NotifyVerifier {
         let mut message = format!("{ts}\n{}\n", headers.nonce).into_bytes();
         message.extend_from_slice(body);
         message.push(b'\n');
-        key.verify_sig(&message, &signature)
-            .or_else(|_| refuse("signature does not verify"))
+        key.verify_sig(&message, &signature).or_else(|_| refuse("signature does not verify"))
     }
 
     /// Decrypt a resource: AES-256-GCM with the APIv3 key, nonce = the `nonce` string's bytes,
@@ -444,9 +427,8 @@ impl NotifyVerifier {
         }
         let nonce = Nonce::try_assume_unique_for_key(resource.nonce.as_bytes())
             .map_err(|_| body("resource nonce is not 12 bytes"))?;
-        let mut in_out = B64
-            .decode(resource.ciphertext.as_bytes())
-            .map_err(|_| body("resource ciphertext is not base64"))?;
+        let mut in_out =
+            B64.decode(resource.ciphertext.as_bytes()).map_err(|_| body("resource ciphertext is not base64"))?;
         let plaintext = self
             .apiv3_key
             .open_in_place(nonce, Aad::from(resource.associated_data.as_bytes()), &mut in_out)
@@ -678,7 +660,9 @@ mod tests {
 
         let verifier = platform().verifier().expect("verifier");
         let unknown = NotifyHeaders { serial: "PUB_KEY_ID_OTHER".into(), ..headers.clone() };
-        assert!(matches!(verifier.verify(&unknown, &body, now()), Err(NotifyError::Signature(m)) if m.contains("unknown serial")));
+        assert!(
+            matches!(verifier.verify(&unknown, &body, now()), Err(NotifyError::Signature(m)) if m.contains("unknown serial"))
+        );
         let garbage = NotifyHeaders { signature: "not base64!!".into(), ..headers.clone() };
         assert!(matches!(verifier.verify(&garbage, &body, now()), Err(NotifyError::Signature(_))));
     }
@@ -702,7 +686,9 @@ mod tests {
         let mut headers = platform().sign_notify_at(&body, now().timestamp(), "n1").expect("sign");
         headers.signature = format!("{PROBE_SIGNATURE_PREFIX}{}", headers.signature);
         let verifier = platform().verifier().expect("verifier");
-        assert!(matches!(verifier.verify(&headers, &body, now()), Err(NotifyError::Signature(m)) if m.contains("probe")));
+        assert!(
+            matches!(verifier.verify(&headers, &body, now()), Err(NotifyError::Signature(m)) if m.contains("probe"))
+        );
     }
 
     #[test]
@@ -751,12 +737,23 @@ mod tests {
     fn authorization_header_has_the_v3_shape_and_verifies() {
         let body = br#"{"appid":"wx123"}"#;
         let header = merchant()
-            .authorization_at("POST", "/v3/pay/transactions/jsapi", body, 1_554_208_460, "593BEC0C930BF1AFEB40B4A08C8FB242")
+            .authorization_at(
+                "POST",
+                "/v3/pay/transactions/jsapi",
+                body,
+                1_554_208_460,
+                "593BEC0C930BF1AFEB40B4A08C8FB242",
+            )
             .expect("sign");
-        assert!(header.starts_with("WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",nonce_str=\"593BEC0C930BF1AFEB40B4A08C8FB242\",signature=\""));
+        assert!(header.starts_with(
+            "WECHATPAY2-SHA256-RSA2048 mchid=\"1900000001\",nonce_str=\"593BEC0C930BF1AFEB40B4A08C8FB242\",signature=\""
+        ));
         assert!(header.ends_with(",timestamp=\"1554208460\",serial_no=\"SERIAL01\""));
         let params = parse_authorization(&header).expect("parses");
-        let message = format!("POST\n/v3/pay/transactions/jsapi\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n{}\n", std::str::from_utf8(body).expect("utf8"));
+        let message = format!(
+            "POST\n/v3/pay/transactions/jsapi\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n{}\n",
+            std::str::from_utf8(body).expect("utf8")
+        );
         let key = parse_public_key(&merchant().public_key_der().expect("der")).expect("key");
         let signature = B64.decode(&params["signature"]).expect("b64");
         assert!(key.verify_sig(message.as_bytes(), &signature).is_ok());
@@ -770,7 +767,9 @@ mod tests {
         let public_pem = to_pem("PUBLIC KEY", &merchant().public_key_der().expect("der"));
         assert!(parse_public_key(public_pem.as_bytes()).is_ok());
 
-        assert!(MerchantSigner::new("1", "S", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            MerchantSigner::new("1", "S", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+        );
         assert!(MerchantSigner::new("1", "S", b"garbage").is_err());
         assert!(parse_public_key(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").is_err());
         assert!(NotifyVerifier::new(b"short").is_err());

@@ -86,17 +86,23 @@ async fn aliyun_send_sms_sends_a_signed_request() {
         .respond_with(ResponseTemplate::new(200).set_body_json(
             json!({"Message": "OK", "RequestId": "F655A8D5-B967-440B-8683-DAD6FF8DE990", "Code": "OK", "BizId": "900619746936498440^0"}),
         ))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
-    aliyun(&server)
-        .send_code("heating", "13800000000", "246810", SmsPurpose::Login, 300)
+    let sms = aliyun(&server);
+    for _ in 0..2 {
+        sms.send_code("heating", "13800000000", "246810", SmsPurpose::Login, 300).await.expect("sent");
+    }
+    // Each request carries its own nonce: Aliyun refuses a replayed SignatureNonce.
+    let nonces: Vec<String> = server
+        .received_requests()
         .await
-        .expect("sent");
-    // Two sends carry different nonces (Aliyun refuses a replayed SignatureNonce).
-    let first = server.received_requests().await.expect("recording")[0].url.clone();
-    let nonce = first.query_pairs().find(|(k, _)| k == "SignatureNonce").map(|(_, v)| v.into_owned());
-    assert!(nonce.is_some_and(|n| n.len() >= 16));
+        .expect("recording")
+        .iter()
+        .filter_map(|r| r.url.query_pairs().find(|(k, _)| k == "SignatureNonce").map(|(_, v)| v.into_owned()))
+        .collect();
+    assert_eq!(nonces.len(), 2);
+    assert!(nonces[0].len() >= 16 && nonces[0] != nonces[1]);
 }
 
 #[tokio::test]
@@ -229,7 +235,12 @@ fn pay_fixture(server: &MockServer) -> PayFixture {
         appid: "wxd678efh567hg6787".into(),
         mchid: MCHID.into(),
         merchant_serial_no: MERCHANT_SERIAL.into(),
-        merchant_private_key_file: Some(write_pem(dir.path(), "apiclient_key.pem", "PRIVATE KEY", merchant_pkcs8.as_ref())),
+        merchant_private_key_file: Some(write_pem(
+            dir.path(),
+            "apiclient_key.pem",
+            "PRIVATE KEY",
+            merchant_pkcs8.as_ref(),
+        )),
         apiv3_key: Some(APIV3_KEY.into()),
         public_key_id: PUBLIC_KEY_ID.into(),
         public_key_file: Some(write_pem(dir.path(), "pub_key.pem", "PUBLIC KEY", platform_spki.as_ref())),
@@ -323,7 +334,8 @@ async fn jsapi_prepay_signs_the_request_and_verifies_the_answer() {
         .await;
     let pay = WechatPayV3::new(&fx.config).expect("configured");
     assert_eq!(pay.merchant(), ("wxd678efh567hg6787", MCHID));
-    let order = jsapi_order("HT202412180001", Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "https://example.com/api/payment/notify");
+    let order =
+        jsapi_order("HT202412180001", Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "https://example.com/api/payment/notify");
     let prepay_id = pay.jsapi_prepay(&order).await.expect("prepay");
     assert_eq!(prepay_id, "wx26112221580621e9b071c00d9e093b0000");
 
@@ -423,7 +435,10 @@ async fn real_provider_verifies_and_decrypts_notifies_from_its_public_key() {
     assert_eq!(n.id, "EV-2024121815552800123456789");
     assert_eq!(n.transaction.amount_total_fen, 186_000);
     assert_eq!(n.transaction.transaction_id, "4200002468202412181357913579");
-    assert!(matches!(pay.verify_notify(&headers, &body, Utc::now() + TimeDelta::seconds(301)), Err(NotifyError::Signature(_))));
+    assert!(matches!(
+        pay.verify_notify(&headers, &body, Utc::now() + TimeDelta::seconds(301)),
+        Err(NotifyError::Signature(_))
+    ));
 }
 
 #[test]
@@ -437,10 +452,20 @@ fn real_pay_configuration_errors() {
         appid: "wx1".into(),
         mchid: MCHID.into(),
         merchant_serial_no: MERCHANT_SERIAL.into(),
-        merchant_private_key_file: Some(write_pem(dir.path(), "k.pem", "PRIVATE KEY", key.as_der().expect("der").as_ref())),
+        merchant_private_key_file: Some(write_pem(
+            dir.path(),
+            "k.pem",
+            "PRIVATE KEY",
+            key.as_der().expect("der").as_ref(),
+        )),
         apiv3_key: Some(APIV3_KEY.into()),
         public_key_id: PUBLIC_KEY_ID.into(),
-        public_key_file: Some(write_pem(dir.path(), "p.pem", "PUBLIC KEY", key.public_key().as_der().expect("der").as_ref())),
+        public_key_file: Some(write_pem(
+            dir.path(),
+            "p.pem",
+            "PUBLIC KEY",
+            key.public_key().as_der().expect("der").as_ref(),
+        )),
         notify_base_url: None,
     };
     assert!(WechatPayV3::new(&good).is_ok());
@@ -529,11 +554,7 @@ async fn sandbox_order_is_paid_only_when_the_merchant_acknowledges_success() {
         .respond_with(ResponseTemplate::new(500).set_body_string("database down"))
         .mount(&merchant)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/ok"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&merchant)
-        .await;
+    Mock::given(method("POST")).and(path("/ok")).respond_with(ResponseTemplate::new(204)).mount(&merchant).await;
     let pay = SandboxPay::new("wx0000000000sandbox", "1900000001").expect("sandbox");
     let refuse = format!("{}/refuse", merchant.uri());
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0002", refuse, TimeDelta::minutes(30))).await.expect("prepay");
