@@ -1,1 +1,662 @@
-//! (being written)
+//! WeChat Pay v3 JSAPI (domain.md §2.2): the real provider (`WechatPayV3`, HTTPS to
+//! api.mch.weixin.qq.com) and the sandbox payment platform (`SandboxPay`), which plays WeChat Pay
+//! and sends real signed, encrypted notifies to the merchant's notify URL.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use secrecy::ExposeSecret as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::wxpay::{self, KeyError, MerchantSigner, NotifyEnvelope, NotifyVerifier, PlatformSigner};
+use super::{Notification, NotifyError, NotifyHeaders, PayParams, PrepayRequest, ProviderError, WechatPay};
+use crate::config::WechatPayConfig;
+
+const REAL: &str = "wechat-pay";
+const SANDBOX: &str = "sandbox-pay";
+
+/// The JSAPI order path (domain.md §2.2).
+pub const JSAPI_PATH: &str = "/v3/pay/transactions/jsapi";
+
+/// Beijing time, UTC+8 (checked at compile time).
+const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
+/// Format a UTC time as WeChat Pay shows it: RFC 3339, seconds, Beijing time (`+08:00`).
+pub fn beijing_rfc3339(t: DateTime<Utc>) -> String {
+    t.with_timezone(&BEIJING).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// The JSON body of `POST /v3/pay/transactions/jsapi`.
+#[derive(Debug, Serialize)]
+struct JsapiBody<'a> {
+    appid: &'a str,
+    mchid: &'a str,
+    description: &'a str,
+    out_trade_no: &'a str,
+    time_expire: String,
+    notify_url: &'a str,
+    amount: JsapiAmount,
+    payer: JsapiPayer<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsapiAmount {
+    total: i64,
+    currency: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct JsapiPayer<'a> {
+    openid: &'a str,
+}
+
+#[derive(Deserialize)]
+struct PrepayAnswer {
+    prepay_id: String,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn real_config(detail: impl Into<String>) -> ProviderError {
+    ProviderError::Config { provider: REAL, detail: detail.into() }
+}
+
+fn real_transport(detail: impl Into<String>) -> ProviderError {
+    ProviderError::Transport { provider: REAL, detail: detail.into() }
+}
+
+/// The real WeChat Pay v3 provider (JSAPI): orders with merchant-signed requests, verifies every
+/// response and notify against the WeChat Pay public key (`PUB_KEY_ID_…`).
+pub struct WechatPayV3 {
+    base_url: String,
+    appid: String,
+    public_key_id: String,
+    signer: MerchantSigner,
+    verifier: NotifyVerifier,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for WechatPayV3 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WechatPayV3")
+            .field("base_url", &self.base_url)
+            .field("appid", &self.appid)
+            .field("mchid", &self.signer.mchid())
+            .field("public_key_id", &self.public_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WechatPayV3 {
+    /// Per-request timeout.
+    pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Build from configuration: reads the merchant private key (PKCS#8 PEM) and the WeChat Pay
+    /// public key (SPKI PEM) files. Anything missing or unparsable is [`ProviderError::Config`].
+    pub fn new(config: &WechatPayConfig) -> Result<WechatPayV3, ProviderError> {
+        for (name, value) in [
+            ("appid", &config.appid),
+            ("mchid", &config.mchid),
+            ("merchant_serial_no", &config.merchant_serial_no),
+            ("public_key_id", &config.public_key_id),
+            ("base_url", &config.base_url),
+        ] {
+            if value.trim().is_empty() {
+                return Err(real_config(format!("wechat_pay.{name} is not set")));
+            }
+        }
+        let read = |name: &str, path: &Option<std::path::PathBuf>| {
+            let path = path.as_ref().ok_or_else(|| real_config(format!("wechat_pay.{name} is not set")))?;
+            std::fs::read(path).map_err(|e| real_config(format!("reading {}: {e}", path.display())))
+        };
+        let private_key = read("merchant_private_key_file", &config.merchant_private_key_file)?;
+        let public_key = read("public_key_file", &config.public_key_file)?;
+        let apiv3_key = config
+            .apiv3_key
+            .as_ref()
+            .filter(|k| !k.expose_secret().is_empty())
+            .ok_or_else(|| real_config("wechat_pay.apiv3_key is not set"))?;
+        let signer = MerchantSigner::new(&config.mchid, &config.merchant_serial_no, &private_key)
+            .map_err(|e| real_config(format!("merchant private key: {e}")))?;
+        let verifier = NotifyVerifier::new(apiv3_key.expose_secret().as_bytes())
+            .and_then(|v| v.with_key(&config.public_key_id, &public_key))
+            .map_err(|e| real_config(format!("WeChat Pay public key / APIv3 key: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(WechatPayV3::TIMEOUT)
+            // WeChat Pay v3 refuses requests without a User-Agent.
+            .user_agent(concat!("mpapi/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| real_config(format!("HTTP client: {e}")))?;
+        Ok(WechatPayV3 {
+            base_url: config.base_url.trim_end_matches('/').to_string(),
+            appid: config.appid.clone(),
+            public_key_id: config.public_key_id.clone(),
+            signer,
+            verifier,
+            http,
+        })
+    }
+}
+
+#[async_trait]
+impl WechatPay for WechatPayV3 {
+    fn merchant(&self) -> (&str, &str) {
+        (&self.appid, self.signer.mchid())
+    }
+
+    async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
+        let openid = order.payer_openid.as_deref().ok_or_else(|| real_config("JSAPI needs a payer openid"))?;
+        let body = serde_json::to_vec(&JsapiBody {
+            appid: &self.appid,
+            mchid: self.signer.mchid(),
+            description: &order.description,
+            out_trade_no: &order.out_trade_no,
+            time_expire: beijing_rfc3339(order.time_expire),
+            notify_url: &order.notify_url,
+            amount: JsapiAmount { total: order.amount_fen, currency: "CNY" },
+            payer: JsapiPayer { openid },
+        })
+        .map_err(|e| real_config(format!("order body: {e}")))?;
+        let url = reqwest::Url::parse(&format!("{}{JSAPI_PATH}", self.base_url))
+            .map_err(|e| real_config(format!("wechat_pay.base_url: {e}")))?;
+        // Sign the path as sent, so a base_url with a path prefix still verifies.
+        let signed_path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let authorization =
+            self.signer.authorization("POST", &signed_path, &body).map_err(|e| real_config(format!("signing: {e}")))?;
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            // Ask for responses signed with the public key we hold (domain.md §2.2).
+            .header("Wechatpay-Serial", &self.public_key_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| real_transport(e.to_string()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(|e| real_transport(e.to_string()))?;
+        if !status.is_success() {
+            return match serde_json::from_slice::<ErrorAnswer>(&bytes) {
+                Ok(e) => Err(ProviderError::Vendor { provider: REAL, code: e.code, message: e.message }),
+                Err(_) => Err(real_transport(format!("HTTP {status}, unreadable answer"))),
+            };
+        }
+        // An unverified answer might not come from WeChat Pay: never use its prepay_id.
+        wxpay::headers_from_map(&headers)
+            .and_then(|h| self.verifier.verify(&h, &bytes, Utc::now()))
+            .map_err(|e| real_transport(format!("response {e}")))?;
+        let answer: PrepayAnswer =
+            serde_json::from_slice(&bytes).map_err(|e| real_transport(format!("answer without prepay_id: {e}")))?;
+        Ok(answer.prepay_id)
+    }
+
+    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+        self.signer.pay_params(&self.appid, prepay_id).map_err(|e| real_config(format!("signing: {e}")))
+    }
+
+    fn verify_notify(
+        &self,
+        headers: &NotifyHeaders,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Notification, NotifyError> {
+        self.verifier.parse_notify(headers, body, now)
+    }
+}
+
+/// Where a sandbox order stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxOrderState {
+    /// Ordered, not (successfully) paid yet.
+    NotPaid,
+    /// A success notify is being delivered.
+    Paying,
+    /// Paid: the merchant acknowledged the success notify with 2xx.
+    Paid,
+}
+
+/// An order the sandbox platform holds (what `jsapi_prepay` recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxOrder {
+    /// The merchant's order number.
+    pub out_trade_no: String,
+    /// The amount in fen.
+    pub amount_fen: i64,
+    /// Where notifies go.
+    pub notify_url: String,
+    /// After this the order cannot be paid (set by the first prepay, like WeChat).
+    pub time_expire: DateTime<Utc>,
+    /// The payer, when the API has one.
+    pub payer_openid: Option<String>,
+    /// Paid or not.
+    pub state: SandboxOrderState,
+}
+
+/// Why `SandboxPay::pay` did not pay.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SandboxPayError {
+    /// No order with this out_trade_no was placed.
+    #[error("no order {0}")]
+    NotFound(String),
+    /// The order's time_expire has passed.
+    #[error("order {0} has expired")]
+    Expired(String),
+    /// The order is already paid.
+    #[error("order {0} is already paid")]
+    AlreadyPaid(String),
+    /// A payment of this order is in flight.
+    #[error("order {0} is being paid")]
+    InProgress(String),
+    /// The notify could not be delivered (the merchant's server did not answer).
+    #[error("notify not delivered: {0}")]
+    Notify(String),
+    /// Building or signing the notify failed.
+    #[error("sandbox: {0}")]
+    Internal(String),
+}
+
+impl From<KeyError> for SandboxPayError {
+    fn from(e: KeyError) -> SandboxPayError {
+        SandboxPayError::Internal(e.0)
+    }
+}
+
+/// What the merchant answered to the sandbox's notify.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxPayOutcome {
+    /// The transaction id the notify carried (`42000…`, 28 digits).
+    pub transaction_id: String,
+    /// The merchant's HTTP status.
+    pub notify_status: u16,
+    /// The merchant's body: JSON when it parses, else a JSON string.
+    pub notify_body: Value,
+}
+
+/// The sandbox payment platform. It plays WeChat Pay (a platform key pair `PUB_KEY_ID_SANDBOX…`
+/// and a random APIv3 key) and holds the merchant's key, so the server runs the same
+/// verification code path as with the real provider. Orders live in memory.
+pub struct SandboxPay {
+    appid: String,
+    merchant: MerchantSigner,
+    platform: PlatformSigner,
+    verifier: NotifyVerifier,
+    orders: Mutex<HashMap<String, SandboxOrder>>,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for SandboxPay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxPay")
+            .field("appid", &self.appid)
+            .field("mchid", &self.merchant.mchid())
+            .field("platform", &self.platform)
+            .finish_non_exhaustive()
+    }
+}
+
+fn vendor(code: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::Vendor { provider: SANDBOX, code: code.into(), message: message.into() }
+}
+
+/// WeChat's out_trade_no rule: 6–32 characters of `[0-9A-Za-z_-|*]`.
+pub fn valid_out_trade_no(s: &str) -> bool {
+    (6..=32).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
+}
+
+/// Resets a `Paying` order to `NotPaid` unless the payment was committed, so a dropped or failed
+/// delivery never leaves the order stuck.
+struct PayingGuard<'a> {
+    pay: &'a SandboxPay,
+    out_trade_no: &'a str,
+    committed: bool,
+}
+
+impl Drop for PayingGuard<'_> {
+    fn drop(&mut self) {
+        let mut orders = self.pay.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(order) = orders.get_mut(self.out_trade_no) {
+            order.state = if self.committed { SandboxOrderState::Paid } else { SandboxOrderState::NotPaid };
+        }
+    }
+}
+
+impl SandboxPay {
+    /// Timeout for delivering a notify.
+    pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A sandbox platform for `appid`/`mchid` with freshly generated merchant and platform keys.
+    pub fn new(appid: impl Into<String>, mchid: impl Into<String>) -> Result<SandboxPay, ProviderError> {
+        let config = |e: KeyError| ProviderError::Config { provider: SANDBOX, detail: e.0 };
+        let mchid = mchid.into();
+        let merchant = MerchantSigner::generate(
+            mchid,
+            format!("SANDBOX{}", wxpay::random_hex(32).map_err(config)?.to_uppercase()),
+        )
+        .map_err(config)?;
+        let platform = PlatformSigner::generate().map_err(config)?;
+        let verifier = platform.verifier().map_err(config)?;
+        let http = reqwest::Client::builder()
+            .timeout(SandboxPay::NOTIFY_TIMEOUT)
+            .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
+            .build()
+            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: format!("HTTP client: {e}") })?;
+        Ok(SandboxPay { appid: appid.into(), merchant, platform, verifier, orders: Mutex::new(HashMap::new()), http })
+    }
+
+    /// The platform side (its serial, public key, signing) — tests sign forged notifies with it.
+    pub fn platform(&self) -> &PlatformSigner {
+        &self.platform
+    }
+
+    /// The merchant key's public half, SPKI DER (verifies `paySign`).
+    pub fn merchant_public_key_der(&self) -> Result<Vec<u8>, KeyError> {
+        self.merchant.public_key_der()
+    }
+
+    /// The order recorded under `out_trade_no`.
+    pub fn order(&self, out_trade_no: &str) -> Option<SandboxOrder> {
+        self.orders.lock().unwrap_or_else(PoisonError::into_inner).get(out_trade_no).cloned()
+    }
+
+    /// Build the notify WeChat Pay would send for paying `out_trade_no` (`success` or a
+    /// `PAYERROR`), signed now with the platform key; does not send it or change the order.
+    pub fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(NotifyHeaders, Vec<u8>), SandboxPayError> {
+        let order = self.order(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.to_string()))?;
+        let (headers, body, _) = self.notify_for(&order, success, Utc::now())?;
+        Ok((headers, body))
+    }
+
+    fn notify_for(
+        &self,
+        order: &SandboxOrder,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(NotifyHeaders, Vec<u8>, String), SandboxPayError> {
+        // Real transaction ids are 28 digits starting 42000.
+        let transaction_id = format!("42000{}", wxpay::random_digits(23)?);
+        let mut transaction = json!({
+            "appid": self.appid,
+            "mchid": self.merchant.mchid(),
+            "out_trade_no": order.out_trade_no,
+            "transaction_id": transaction_id,
+            "trade_type": "JSAPI",
+            "trade_state": if success { "SUCCESS" } else { "PAYERROR" },
+            "trade_state_desc": if success { "支付成功" } else { "支付失败，请重新下单支付" },
+            "bank_type": "OTHERS",
+            "attach": "",
+            "amount": {
+                "total": order.amount_fen,
+                "payer_total": if success { order.amount_fen } else { 0 },
+                "currency": "CNY",
+                "payer_currency": "CNY",
+            },
+        });
+        if success {
+            transaction["success_time"] = json!(beijing_rfc3339(now));
+        }
+        if let Some(openid) = &order.payer_openid {
+            transaction["payer"] = json!({ "openid": openid });
+        }
+        let plaintext = serde_json::to_vec(&transaction).map_err(|e| SandboxPayError::Internal(e.to_string()))?;
+        let envelope = NotifyEnvelope {
+            id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), wxpay::random_digits(12)?),
+            create_time: beijing_rfc3339(now),
+            event_type: if success { "TRANSACTION.SUCCESS" } else { "TRANSACTION.PAYERROR" }.into(),
+            resource_type: "encrypt-resource".into(),
+            summary: if success { "支付成功" } else { "支付失败" }.into(),
+            resource: self.platform.encrypt_resource(&plaintext, "transaction")?,
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| SandboxPayError::Internal(e.to_string()))?;
+        let headers = self.platform.sign_notify(&body)?;
+        Ok((headers, body, transaction_id))
+    }
+
+    /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
+    /// notify URL like WeChat Pay (one attempt, no retries). The order becomes paid only when
+    /// the merchant answers a success notify with 2xx; a failed attempt leaves it payable.
+    pub async fn pay(&self, out_trade_no: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
+        let now = Utc::now();
+        let order = {
+            let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+            let order = orders.get_mut(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
+            match order.state {
+                SandboxOrderState::Paid => return Err(SandboxPayError::AlreadyPaid(out_trade_no.into())),
+                SandboxOrderState::Paying => return Err(SandboxPayError::InProgress(out_trade_no.into())),
+                SandboxOrderState::NotPaid if order.time_expire <= now => {
+                    return Err(SandboxPayError::Expired(out_trade_no.into()));
+                }
+                SandboxOrderState::NotPaid => {}
+            }
+            if success {
+                order.state = SandboxOrderState::Paying;
+            }
+            order.clone()
+        };
+        let mut guard = success.then_some(PayingGuard { pay: self, out_trade_no, committed: false });
+        let (headers, body, transaction_id) = self.notify_for(&order, success, now)?;
+        let response = self
+            .http
+            .post(&order.notify_url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Wechatpay-Timestamp", &headers.timestamp)
+            .header("Wechatpay-Nonce", &headers.nonce)
+            .header("Wechatpay-Signature", &headers.signature)
+            .header("Wechatpay-Serial", &headers.serial)
+            .header("Wechatpay-Signature-Type", wxpay::SIGNATURE_TYPE)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SandboxPayError::Notify(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| SandboxPayError::Notify(e.to_string()))?;
+        if let Some(guard) = guard.as_mut() {
+            guard.committed = status.is_success();
+        }
+        drop(guard);
+        tracing::info!(out_trade_no, success, status = status.as_u16(), "sandbox pay notify delivered");
+        Ok(SandboxPayOutcome {
+            transaction_id,
+            notify_status: status.as_u16(),
+            notify_body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        })
+    }
+}
+
+#[async_trait]
+impl WechatPay for SandboxPay {
+    fn merchant(&self) -> (&str, &str) {
+        (&self.appid, self.merchant.mchid())
+    }
+
+    async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
+        if order.amount_fen <= 0 {
+            return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
+        }
+        if !valid_out_trade_no(&order.out_trade_no) {
+            return Err(vendor("PARAM_ERROR", "out_trade_no must be 6-32 characters of [0-9A-Za-z_-|*]"));
+        }
+        if order.description.is_empty() || order.description.chars().count() > 127 {
+            return Err(vendor("PARAM_ERROR", "description must be 1-127 characters"));
+        }
+        let now = Utc::now();
+        if order.time_expire <= now {
+            return Err(vendor("PARAM_ERROR", "time_expire must be in the future"));
+        }
+        match reqwest::Url::parse(&order.notify_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            _ => return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL")),
+        }
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = orders.get(&order.out_trade_no) {
+            if existing.amount_fen != order.amount_fen {
+                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
+            }
+            if existing.state == SandboxOrderState::Paid {
+                return Err(vendor("ORDERPAID", "该订单已支付"));
+            }
+            if existing.time_expire <= now {
+                return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
+            }
+        } else {
+            orders.insert(
+                order.out_trade_no.clone(),
+                SandboxOrder {
+                    out_trade_no: order.out_trade_no.clone(),
+                    amount_fen: order.amount_fen,
+                    notify_url: order.notify_url.clone(),
+                    time_expire: order.time_expire,
+                    payer_openid: order.payer_openid.clone(),
+                    state: SandboxOrderState::NotPaid,
+                },
+            );
+        }
+        wxpay::random_hex(28)
+            .map(|hex| format!("wx{hex}"))
+            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: e.0 })
+    }
+
+    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+        self.merchant
+            .pay_params(&self.appid, prepay_id)
+            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: e.0 })
+    }
+
+    fn verify_notify(
+        &self,
+        headers: &NotifyHeaders,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Notification, NotifyError> {
+        self.verifier.parse_notify(headers, body, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    fn sandbox() -> &'static SandboxPay {
+        static S: OnceLock<SandboxPay> = OnceLock::new();
+        S.get_or_init(|| SandboxPay::new("wx0000000000sandbox", "1900000001").expect("keygen"))
+    }
+
+    fn order(no: &str, fen: i64) -> PrepayRequest {
+        PrepayRequest {
+            out_trade_no: no.into(),
+            description: "供暖费".into(),
+            amount_fen: fen,
+            payer_openid: Some("o_user".into()),
+            notify_url: "http://127.0.0.1:9/notify".into(),
+            time_expire: Utc::now() + TimeDelta::minutes(30),
+        }
+    }
+
+    fn vendor_code(r: Result<String, ProviderError>) -> String {
+        match r {
+            Err(ProviderError::Vendor { code, .. }) => code,
+            other => panic!("expected a vendor error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn beijing_time_has_the_plus_eight_offset() {
+        let t = DateTime::parse_from_rfc3339("2024-12-18T07:55:28Z").expect("time").with_timezone(&Utc);
+        assert_eq!(beijing_rfc3339(t), "2024-12-18T15:55:28+08:00");
+    }
+
+    #[test]
+    fn out_trade_no_rule() {
+        assert!(valid_out_trade_no("ORD_2024-01|*9"));
+        assert!(!valid_out_trade_no("12345"));
+        assert!(!valid_out_trade_no(&"1".repeat(33)));
+        assert!(!valid_out_trade_no("ORDER 0001"));
+        assert!(!valid_out_trade_no("订单000001"));
+    }
+
+    #[tokio::test]
+    async fn prepay_validates_like_wechat() {
+        let pay = sandbox();
+        let first = pay.jsapi_prepay(&order("SBTEST_0001", 100)).await.expect("prepay");
+        assert!(first.starts_with("wx") && first.len() == 30);
+        let again = pay.jsapi_prepay(&order("SBTEST_0001", 100)).await.expect("prepay again");
+        assert_ne!(first, again, "a fresh prepay_id each time");
+        assert_eq!(vendor_code(pay.jsapi_prepay(&order("SBTEST_0001", 101)).await), "INVALID_REQUEST");
+        assert_eq!(vendor_code(pay.jsapi_prepay(&order("SBTEST_0002", 0)).await), "PARAM_ERROR");
+        assert_eq!(vendor_code(pay.jsapi_prepay(&order("SB1", 100)).await), "PARAM_ERROR");
+        let expired = PrepayRequest { time_expire: Utc::now() - TimeDelta::seconds(1), ..order("SBTEST_0003", 100) };
+        assert_eq!(vendor_code(pay.jsapi_prepay(&expired).await), "PARAM_ERROR");
+        let recorded = pay.order("SBTEST_0001").expect("recorded");
+        assert_eq!((recorded.amount_fen, recorded.state), (100, SandboxOrderState::NotPaid));
+        assert!(pay.order("SBTEST_0002").is_none());
+    }
+
+    #[tokio::test]
+    async fn built_notifies_verify_and_forgeries_do_not() {
+        let pay = sandbox();
+        pay.jsapi_prepay(&order("SBTEST_0010", 2500)).await.expect("prepay");
+        let (headers, body) = pay.build_notify("SBTEST_0010", true).expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
+        assert_eq!(n.transaction.amount_total_fen, 2500);
+        assert_eq!(n.transaction.trade_state, "SUCCESS");
+        assert_eq!((n.transaction.appid.as_str(), n.transaction.mchid.as_str()), pay.merchant());
+        assert!(n.transaction.transaction_id.starts_with("42000") && n.transaction.transaction_id.len() == 28);
+        assert!(n.transaction.success_time.as_deref().is_some_and(|t| t.ends_with("+08:00")));
+
+        let (headers, body) = pay.build_notify("SBTEST_0010", false).expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        assert_eq!((n.event_type.as_str(), n.transaction.trade_state.as_str()), ("TRANSACTION.PAYERROR", "PAYERROR"));
+        assert_eq!(n.transaction.success_time, None);
+
+        // Another platform's key under the sandbox serial: refused.
+        let forger = PlatformSigner::generate().expect("keygen");
+        let forged = forger.sign_notify(&body).expect("sign");
+        let forged = NotifyHeaders { serial: pay.platform().serial().into(), ..forged };
+        assert!(matches!(pay.verify_notify(&forged, &body, Utc::now()), Err(NotifyError::Signature(_))));
+        assert!(matches!(pay.build_notify("SBTEST_NOPE", true), Err(SandboxPayError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn pay_params_are_signed_with_the_sandbox_merchant_key() {
+        let pay = sandbox();
+        let params = pay.pay_params("wx0123").expect("params");
+        let key = wxpay::parse_public_key(&pay.merchant_public_key_der().expect("der")).expect("key");
+        let message = format!("{}\n{}\n{}\n{}\n", params.app_id, params.time_stamp, params.nonce_str, params.package);
+        use base64::Engine as _;
+        let signature = base64::engine::general_purpose::STANDARD.decode(&params.pay_sign).expect("b64");
+        assert!(key.verify_sig(message.as_bytes(), &signature).is_ok());
+    }
+
+    #[test]
+    fn real_provider_needs_its_configuration() {
+        let config = WechatPayConfig { provider: crate::config::ProviderKind::Real, ..WechatPayConfig::default() };
+        match WechatPayV3::new(&config) {
+            Err(ProviderError::Config { detail, .. }) => assert!(detail.contains("merchant_serial_no"), "{detail}"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+}

@@ -5,4 +5,5 @@ mod codegen;
 mod contract;
 mod heating;
 mod mock;
+mod providers;
 mod support;
