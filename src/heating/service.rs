@@ -106,19 +106,14 @@ impl HeatingService {
     // ---- 000 §1 SMS ---------------------------------------------------------------------------
 
     /// 000 §1.1: send a 6-digit code (stored hashed, 5 minutes, one per phone per minute).
-    /// Registering a registered phone is 1003; logging in or resetting for an unknown one 1004.
+    /// Whether the phone is registered is not checked here (§1.1 documents no 1003/1004): the
+    /// operation the code is for answers that (§2.1 login → 1004, §2.2 register → 1003).
     pub async fn send_code(
         &self,
         phone: &str,
         kind: &types::SmsSendRequestType,
     ) -> Result<types::SmsSendData, HeatingError> {
         let purpose = purpose(kind);
-        let exists = self.db.heating_user_by_phone(phone).await?.is_some();
-        match purpose {
-            SmsPurpose::Register if exists => return Err(HeatingError::UserExists),
-            SmsPurpose::Login | SmsPurpose::ResetPassword if !exists => return Err(HeatingError::UserNotFound),
-            _ => {}
-        }
         let now = self.clock.now_ms();
         if !self.db.heating_sms_take_slot(phone, now, CODE_INTERVAL_MS).await? {
             let wait = self.db.heating_sms_slot_taken_at(phone).await?.map_or(CODE_INTERVAL_MS, |at| at + CODE_INTERVAL_MS - now);

@@ -34,7 +34,6 @@ impl Reply {
 
 /// A running real server for one API.
 pub struct TestApp {
-    pub api: &'static str,
     pub address: SocketAddr,
     pub server: Server,
     pub client: reqwest::Client,
@@ -98,7 +97,7 @@ impl TestApp {
         let spec_api = *APIS.iter().find(|a| a.id == api).expect("known api");
         let spec = Spec::load(&workspace_root(), spec_api).expect("the spec loads");
         let validator = ExampleValidator::new(&spec).expect("validator");
-        TestApp { api, address, server, client: reqwest::Client::new(), spec, validator, _dir: dir }
+        TestApp { address, server, client: reqwest::Client::new(), spec, validator, _dir: dir }
     }
 
     /// `http://127.0.0.1:PORT` + path.
