@@ -17,7 +17,7 @@ use crate::clock::{Clock, iso_ms};
 use crate::money::{fen, yuan};
 use crate::pii::{IdNumber, Vault, mask_phone};
 use crate::providers::{NotifyError, NotifyHeaders, PrepayRequest, SmsProvider, SmsPurpose, WechatPay};
-use crate::storage::heating::{Bill, NewOrder, Order, Rotation, Settlement, User, order_status};
+use crate::storage::heating::{Bill, NewOrder, Notified, Order, Rotation, Settlement, User, order_status};
 use crate::storage::Db;
 
 /// A verification code lives 5 minutes (000 §1.1 `expire_time`: 300).
@@ -710,12 +710,14 @@ impl HeatingService {
         let settled = self
             .db
             .heating_settle(
-                &notification.id,
-                &notification.event_type,
-                &transaction.out_trade_no,
-                &transaction.trade_state,
-                &transaction.transaction_id,
-                transaction.amount_total_fen,
+                &Notified {
+                    notify_id: &notification.id,
+                    event_type: &notification.event_type,
+                    out_trade_no: &transaction.out_trade_no,
+                    trade_state: &transaction.trade_state,
+                    transaction_id: &transaction.transaction_id,
+                    amount_fen: transaction.amount_total_fen,
+                },
                 now.timestamp_millis(),
             )
             .await;
@@ -813,7 +815,7 @@ impl HeatingService {
             .sum();
         let average = if months > 0 { (total_fen(&bills) + months / 2) / months } else { 0 };
         let due: Vec<&Bill> = bills.iter().filter(|b| b.status == "paid" || b.due_date < now).collect();
-        let on_time = due.iter().filter(|b| b.paid_at.is_some_and(|at| at <= b.due_date + 86_400_000 - 1)).count();
+        let on_time = due.iter().filter(|b| b.paid_at.is_some_and(|at| at < b.due_date + 86_400_000)).count();
         let rate = if due.is_empty() { 1.0 } else { ((on_time as f64 / due.len() as f64) * 100.0).round() / 100.0 };
         Ok(types::UserStatistics {
             total_heating_seasons: billed_seasons.len() as i32,

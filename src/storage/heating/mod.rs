@@ -103,6 +103,23 @@ pub struct NewOrder {
     pub bills: Vec<(String, i64, i64)>,
 }
 
+/// What a verified payment notify says (000 §5.5), as settling needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Notified<'a> {
+    /// The notification id (dedupes redeliveries).
+    pub notify_id: &'a str,
+    /// `TRANSACTION.SUCCESS`, …
+    pub event_type: &'a str,
+    /// Our order id.
+    pub out_trade_no: &'a str,
+    /// `SUCCESS`, `PAYERROR`, …
+    pub trade_state: &'a str,
+    /// WeChat Pay's transaction id.
+    pub transaction_id: &'a str,
+    /// The amount paid, in fen.
+    pub amount_fen: i64,
+}
+
 /// A payment record of the history (000 §5.4): one per bill of an order.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -606,16 +623,8 @@ impl Db {
 
     /// Apply a verified payment notify in one transaction: record it (its id dedupes), then
     /// mark the order and its bills paid — or the order failed and its bills free.
-    pub async fn heating_settle(
-        &self,
-        notify_id: &str,
-        event_type: &str,
-        out_trade_no: &str,
-        trade_state: &str,
-        transaction_id: &str,
-        amount_fen: i64,
-        now: i64,
-    ) -> Result<Settlement, StorageError> {
+    pub async fn heating_settle(&self, notified: &Notified<'_>, now: i64) -> Result<Settlement, StorageError> {
+        let Notified { notify_id, event_type, out_trade_no, trade_state, transaction_id, amount_fen } = *notified;
         let tx = self.conn().begin().await?;
         let fresh = notification::Entity::insert(notification::ActiveModel {
             id: Set(notify_id.to_owned()),
