@@ -179,6 +179,10 @@ async fn public_operations_answer_from_storage() {
 async fn sms_codes_are_typed_limited_and_expire() {
     let app = TestApp::heating().await;
     let phone = "13900000001";
+    // A malformed phone number is the document's 1001 (§1.1), naming the field.
+    let malformed = app.post("/api/sms/send", None, json!({"phone": "1388888888", "type": "login"})).await;
+    assert_eq!((malformed.status, malformed.code()), (400, 1001), "{}", malformed.body);
+    assert!(malformed.body["message"].as_str().unwrap().starts_with("手机号格式不正确"));
     let first = code(&app, phone, "register").await;
     // One per phone per minute, with Retry-After.
     let again = app.post("/api/sms/send", None, json!({"phone": phone, "type": "register"})).await;

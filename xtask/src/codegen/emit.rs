@@ -570,7 +570,12 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
         let kind = format_ident!("{}", kind.to_upper_camel_case());
         let status = rule.status;
         let template = serde_json::to_string(&rule.body).expect("JSON");
-        quote! { RejectionKind::#kind => (#status, #template), }
+        let fields = rule.by_field.iter().map(|f| {
+            let (field, status) = (&f.field, f.status);
+            let template = serde_json::to_string(&f.body).expect("JSON");
+            quote! { if rejection.violations.iter().any(|v| v.path == #field) { (#status, #template) } else }
+        });
+        quote! { RejectionKind::#kind => #(#fields)* { (#status, #template) }, }
     });
     let trait_doc = docs(&format!(
         "{}: one method per operation of `openapi/{spec_file}`.\n\nThe real server and mock mode each implement it; `router()` serves any implementation.\nEvery method returns a documented response of its operation; there is no error channel.",

@@ -328,6 +328,20 @@ pub struct RejectionRule {
     pub status: u16,
     /// The body template (strings `{message}`, `{now_ms}` are substituted).
     pub body: Value,
+    /// `by_field`: a violation at one of these fields is answered with its own status and body
+    /// instead (heating's malformed phone number is code 1001, not 400). First match wins.
+    pub by_field: Vec<FieldRule>,
+}
+
+/// A field-specific answer to an invalid request (`x-rejections.invalid_request.by_field`).
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    /// The violation path that selects it (`phone`).
+    pub field: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body template.
+    pub body: Value,
 }
 
 /// Everything the emitter needs about one spec.
@@ -443,7 +457,16 @@ fn rejections(spec: &Spec) -> Result<BTreeMap<String, RejectionRule>> {
         let rule = rules.get(kind).ok_or_else(|| anyhow!("x-rejections has no {kind}"))?;
         let status = rule.get("status").and_then(Value::as_u64).ok_or_else(|| anyhow!("x-rejections.{kind}.status"))?;
         let body = rule.get("body").cloned().ok_or_else(|| anyhow!("x-rejections.{kind}.body"))?;
-        out.insert(kind.to_owned(), RejectionRule { status: u16::try_from(status)?, body });
+        let mut by_field = Vec::new();
+        for (i, field_rule) in rule.get("by_field").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let at = |key: &str| anyhow!("x-rejections.{kind}.by_field[{i}].{key}");
+            by_field.push(FieldRule {
+                field: field_rule.get("field").and_then(Value::as_str).ok_or_else(|| at("field"))?.to_owned(),
+                status: u16::try_from(field_rule.get("status").and_then(Value::as_u64).ok_or_else(|| at("status"))?)?,
+                body: field_rule.get("body").cloned().ok_or_else(|| at("body"))?,
+            });
+        }
+        out.insert(kind.to_owned(), RejectionRule { status: u16::try_from(status)?, body, by_field });
     }
     Ok(out)
 }
