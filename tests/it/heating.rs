@@ -506,3 +506,103 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// With every provider real (Aliyun SMS and WeChat Pay v3 at wiremock stand-ins) the sandbox
+/// routes are gone, codes travel through Aliyun's API, and payment orders are placed with a
+/// signed JSAPI request whose signed answer is verified.
+#[tokio::test]
+async fn real_providers_replace_the_sandbox() {
+    use mpapi::config::ProviderKind;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let aliyun = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(query_param("Action", "SendSms"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Code": "OK", "Message": "OK", "BizId": "1", "RequestId": "r"})))
+        .mount(&aliyun)
+        .await;
+    let wechat = MockServer::start().await;
+    let pay = crate::providers::pay_fixture(&wechat);
+    let app = TestApp::spawn("heating", |c| {
+        c.sms.provider = ProviderKind::Real;
+        c.sms.endpoint = aliyun.uri();
+        c.sms.access_key_id = "LTAI_test_id".into();
+        c.sms.access_key_secret = Some("aliyun-test-secret".into());
+        c.sms.sign_name = "供暖缴费".into();
+        c.sms.template_code = "SMS_123456789".into();
+        c.wechat_login.provider = ProviderKind::Real;
+        c.wechat_login.appid = "wxd678efh567hg6787".into();
+        c.wechat_login.secret = Some("app-secret".into());
+        c.wechat_pay = pay.config.clone();
+    })
+    .await;
+    assert!(app.server.providers.sandbox.is_none());
+    assert_eq!(app.client.get(app.url("/_sandbox/sms?phone=13800000000")).send().await.unwrap().status(), 404);
+
+    // The code Aliyun was asked to send is the one that registers.
+    let phone = "13800000000";
+    let sent = app.post("/api/sms/send", None, json!({"phone": phone, "type": "register"})).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let requests = aliyun.received_requests().await.unwrap();
+    let template = requests[0].url.query_pairs().find(|(k, _)| k == "TemplateParam").unwrap().1.into_owned();
+    let code: Value = serde_json::from_str(&template).unwrap();
+    let registered = app
+        .post("/api/auth/register", None, json!({"phone": phone, "code": code["code"], "password": "123456789"}))
+        .await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+
+    // Aliyun refusing (its flow control) is the document's 1007.
+    aliyun.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"})))
+        .mount(&aliyun)
+        .await;
+    app.server.clock.advance(Duration::from_secs(61));
+    let refused = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
+    assert_eq!((refused.status, refused.code()), (502, 1007), "{}", refused.body);
+
+    // JSAPI needs the payer's openid, which the heating document never collects: the real
+    // provider refuses before calling WeChat, and the order fails cleanly (502, code 500).
+    Mock::given(method("POST"))
+        .and(path("/v3/pay/transactions/jsapi"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&wechat)
+        .await;
+    app.server.clock.advance(Duration::from_secs(61));
+    let token = {
+        aliyun.reset().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"Code": "OK", "Message": "OK"})))
+            .mount(&aliyun)
+            .await;
+        assert_eq!(app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await.status, 200);
+        let requests = aliyun.received_requests().await.unwrap();
+        let template = requests[0].url.query_pairs().find(|(k, _)| k == "TemplateParam").unwrap().1.into_owned();
+        let code: Value = serde_json::from_str(&template).unwrap();
+        let login = app.post("/api/auth/login", None, json!({"phone": phone, "code": code["code"]})).await;
+        login.data()["token"].as_str().unwrap().to_owned()
+    };
+    let bound = app
+        .post(
+            "/api/heat/bind",
+            Some(&token),
+            json!({"heat_account": "H202400001", "real_name": "张三", "id_card": OWNER_ID, "address": "x"}),
+        )
+        .await;
+    assert_eq!(bound.status, 200, "{}", bound.body);
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let amount = info.data()["total_unpaid"].as_f64().unwrap() + info.data()["total_late_fee"].as_f64().unwrap();
+    let create = app
+        .post(
+            "/api/payment/create",
+            Some(&token),
+            json!({"bill_ids": [info.data()["unpaid_bills"][0]["bill_id"]], "amount": (amount * 100.0).round() / 100.0}),
+        )
+        .await;
+    assert_eq!((create.status, create.code()), (502, 500), "{}", create.body);
+    // The bills are free again: the failed order does not hold them.
+    let again = app.get("/api/payment/info", Some(&token)).await;
+    assert_eq!(again.data()["unpaid_bills"].as_array().unwrap().len(), 1);
+}

@@ -208,11 +208,11 @@ const MCHID: &str = "1900000109";
 const MERCHANT_SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
 
 /// Test keys generated with aws-lc-rs and written as PEM files, plus the config pointing at them.
-struct PayFixture {
+pub(crate) struct PayFixture {
     _dir: tempfile::TempDir,
-    config: WechatPayConfig,
-    merchant_public: ParsedPublicKey,
-    platform: PlatformSigner,
+    pub(crate) config: WechatPayConfig,
+    pub(crate) merchant_public: ParsedPublicKey,
+    pub(crate) platform: PlatformSigner,
 }
 
 fn write_pem(dir: &std::path::Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
@@ -221,7 +221,7 @@ fn write_pem(dir: &std::path::Path, name: &str, label: &str, der: &[u8]) -> Path
     file
 }
 
-fn pay_fixture(server: &MockServer) -> PayFixture {
+pub(crate) fn pay_fixture(server: &MockServer) -> PayFixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let merchant = KeyPair::generate(KeySize::Rsa2048).expect("keygen");
     let platform = KeyPair::generate(KeySize::Rsa2048).expect("keygen");
@@ -256,8 +256,8 @@ fn pay_fixture(server: &MockServer) -> PayFixture {
 
 /// What WeChat Pay checks first: the `Authorization` header's shape and the merchant's
 /// RSA-SHA256 signature over `METHOD\nPATH\ntimestamp\nnonce\nbody\n`.
-struct MerchantSignature {
-    public_key: ParsedPublicKey,
+pub(crate) struct MerchantSignature {
+    pub(crate) public_key: ParsedPublicKey,
 }
 
 impl Match for MerchantSignature {
@@ -298,7 +298,7 @@ fn jsapi_order(out_trade_no: &str, openid: Option<&str>, notify_url: &str) -> Pr
 }
 
 /// A response signed with `platform` like WeChat Pay's (`Wechatpay-*` headers over the body).
-fn signed_response(platform: &PlatformSigner, status: u16, body: &[u8]) -> ResponseTemplate {
+pub(crate) fn signed_response(platform: &PlatformSigner, status: u16, body: &[u8]) -> ResponseTemplate {
     let h = platform.sign_notify(body).expect("sign");
     ResponseTemplate::new(status)
         .set_body_raw(body.to_vec(), "application/json")
