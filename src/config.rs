@@ -214,3 +214,31 @@ impl Config {
         figment.extract().context("reading the configuration")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_file_overrides_defaults_and_secrets_stay_out_of_debug() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mpapi.toml");
+        std::fs::write(
+            &file,
+            "database_url = \"sqlite::memory:\"\n[secrets]\njwt = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n\
+             [sms]\nprovider = \"real\"\naccess_key_secret = \"very-secret\"\n[rate_limit]\nrequests = 7\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&file)).unwrap();
+        if std::env::var_os("DATABASE_URL").is_none() {
+            // (The environment wins over the file, as documented.)
+            assert_eq!(config.database_url, "sqlite::memory:");
+        }
+        assert_eq!(config.sms.provider, ProviderKind::Real);
+        assert_eq!((config.rate_limit.requests, config.rate_limit.window_seconds), (7, 900));
+        assert_eq!(config.wechat_pay.provider, ProviderKind::Sandbox);
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("very-secret") && !debug.contains("00112233"), "{debug}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}
