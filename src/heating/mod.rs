@@ -44,12 +44,12 @@ impl HeatingApi for Heating {
     type Principal = HeatingUser;
 
     async fn authenticate(&self, _: Operation, credential: Credential) -> Result<HeatingUser, Unauthenticated> {
-        self.0.authenticate(credential.secret()).await.map_err(|error| match error {
-            HeatingError::Internal(_) => {
-                let _ = error.envelope(self.now());
-                Unauthenticated::new("服务器内部错误")
+        self.0.authenticate(credential.secret()).await.map_err(|error| {
+            if let HeatingError::Internal(detail) = &error {
+                // The session lookup failed: refuse (fail closed) and say why in the log only.
+                tracing::error!(api = "heating", detail, "authentication failed internally");
             }
-            other => Unauthenticated::new(other.to_string()),
+            Unauthenticated::new(error.to_string())
         })
     }
 
