@@ -370,7 +370,7 @@ impl HeatingService {
     }
 
     /// 000 §3.3: change the password: the old password (1005), the account's own phone and a
-    /// `reset_password` code (1002/1006).
+    /// `reset_password` code (1002/1006). Every other session of the user ends.
     pub async fn change_password(
         &self,
         who: &HeatingUser,
@@ -385,8 +385,11 @@ impl HeatingService {
         }
         self.check_code(&user.phone, SmsPurpose::ResetPassword, &request.code, true).await?;
         user.password_hash = hash_password(&request.new_password).await?;
-        user.updated_at = self.clock.now_ms();
+        let now = self.clock.now_ms();
+        user.updated_at = now;
         self.db.heating_user_update(user).await?;
+        // Whoever else was signed in with the old password is signed out; this device stays.
+        self.db.heating_sessions_revoke_others(&who.user_id, &who.session_id, now).await?;
         Ok(())
     }
 

@@ -119,6 +119,8 @@ async fn the_documented_journey() {
     let late_fee = info.data()["total_late_fee"].as_f64().unwrap();
     let wrong = app.post("/api/payment/create", Some(&token), json!({"bill_ids": [bill_id], "amount": 1.0})).await;
     assert_eq!((wrong.status, wrong.code()), (400, 400));
+    let text = app.post("/api/payment/create", Some(&token), json!({"bill_ids": [bill_id], "amount": "1250.50"})).await;
+    assert_eq!((text.status, text.code()), (400, 400), "money is a JSON number: {}", text.body);
     let (order_id, amount) = order(&app, &token).await;
     assert_eq!(amount, json!(((1250.5 + late_fee) * 100.0_f64).round() / 100.0));
     let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
@@ -294,8 +296,17 @@ async fn profile_and_password_changes() {
     };
     let wrong = app.put("/api/user/password", Some(&token), change("nope-nope", &reset_code)).await;
     assert_eq!((wrong.status, wrong.code()), (400, 1005));
+    // A second device signed in before the change is signed out by it; this one stays.
+    let other_device = {
+        app.server.clock.advance(Duration::from_secs(61));
+        let login_code = code(&app, phone, "login").await;
+        let login = app.post("/api/auth/login", None, json!({"phone": phone, "code": login_code})).await;
+        login.data()["token"].as_str().unwrap().to_owned()
+    };
     let changed = app.put("/api/user/password", Some(&token), change("123456789", &reset_code)).await;
     assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(app.get("/api/user/profile", Some(&other_device)).await.status, 401);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 200);
     let reused = app.put("/api/user/password", Some(&token), change("abcdef123", &reset_code)).await;
     assert_eq!(reused.code(), 1002, "the code was used up");
 }

@@ -521,6 +521,28 @@ pub enum TextKind {
     Boolean,
 }
 
+/// Read a `format: decimal` money field that travels as a JSON number (`1250.50`): a string
+/// (`"1250.50"`) is refused, as the contract's `type: number` says. The number's shortest text
+/// is parsed exactly, so `1250.5` is 1250.5 and never 1250.49999….
+pub fn decimal_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<rust_decimal::Decimal, D::Error> {
+    use serde::Deserialize;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let text = number.to_string();
+    rust_decimal::Decimal::from_str(&text)
+        .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
+        .map_err(|_| serde::de::Error::custom(format!("{text} is out of range for a decimal")))
+}
+
+/// [`decimal_number`] for an optional field.
+pub fn decimal_number_opt<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<rust_decimal::Decimal>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrapped(#[serde(deserialize_with = "decimal_number")] rust_decimal::Decimal);
+    use serde::Deserialize;
+    Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|w| w.0))
+}
+
 /// Read a text value as `T`, pushing a violation naming `name` when it is missing but required,
 /// or not of its type.
 pub fn text_param<T: DeserializeOwned>(

@@ -251,6 +251,7 @@ pub struct LoginData {
     /// 账户余额，单位：元；新用户默认为0
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 用户积分，可用于兑换优惠或服务；新用户默认为0
@@ -478,6 +479,7 @@ pub struct UserInfo {
     /// 账户余额，单位：元
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 用户积分
@@ -2774,7 +2776,10 @@ pub struct OrderCreateRequest {
     #[schema(format = Int32)]
     pub charging_mode: types::OrderCreateRequestChargingMode,
     /// 充电参数：金额(元)/时间(分钟)/电量(kWh)，单位随chargingMode而定（2-按金额为元，3-按时间为分钟，4-按电量为kWh；1-充满自停、5-其他时填0）
-    #[serde(rename = "chargingParameter")]
+    #[serde(
+        rename = "chargingParameter",
+        deserialize_with = "crate::runtime::decimal_number"
+    )]
     #[schema(minimum = 0, format = "decimal", value_type = f64)]
     pub charging_parameter: rust_decimal::Decimal,
     /// 支付方式：1-微信，2-支付宝，3-余额
@@ -2898,6 +2903,7 @@ pub struct OrderCreateData {
     /// 订单金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -3143,6 +3149,7 @@ pub struct OrderDetail {
     /// 订单金额(元)（电费；amount + serviceFee = totalAmount）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -3188,13 +3195,13 @@ pub struct OrderDetail {
     /// 服务费(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "serviceFee")]
+    #[serde(rename = "serviceFee", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub service_fee: rust_decimal::Decimal,
     /// 总金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "totalAmount")]
+    #[serde(rename = "totalAmount", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_amount: rust_decimal::Decimal,
     /// 交易流水号；未支付或余额支付无第三方流水时为null
@@ -3222,7 +3229,7 @@ pub struct OrderDetail {
     /// 尖峰时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "sharpAmount")]
+    #[serde(rename = "sharpAmount", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub sharp_amount: rust_decimal::Decimal,
     /// 峰时段电量(kWh)
@@ -3234,7 +3241,7 @@ pub struct OrderDetail {
     /// 峰时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "peakAmount")]
+    #[serde(rename = "peakAmount", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub peak_amount: rust_decimal::Decimal,
     /// 平时段电量(kWh)
@@ -3246,7 +3253,7 @@ pub struct OrderDetail {
     /// 平时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "flatAmount")]
+    #[serde(rename = "flatAmount", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub flat_amount: rust_decimal::Decimal,
     /// 谷时段电量(kWh)
@@ -3258,7 +3265,10 @@ pub struct OrderDetail {
     /// 谷时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "valleyAmount")]
+    #[serde(
+        rename = "valleyAmount",
+        deserialize_with = "crate::runtime::decimal_number"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub valley_amount: rust_decimal::Decimal,
     /// 深谷时段电量(kWh)
@@ -3270,7 +3280,10 @@ pub struct OrderDetail {
     /// 深谷时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "deepValleyAmount")]
+    #[serde(
+        rename = "deepValleyAmount",
+        deserialize_with = "crate::runtime::decimal_number"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub deep_valley_amount: rust_decimal::Decimal,
     /// 备注
@@ -3493,6 +3506,7 @@ pub struct OrderRealtimeStatus {
     /// 订单金额(元)
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 当前电压(V)
@@ -3682,6 +3696,7 @@ pub struct OrderListItem {
     /// 订单金额
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -3958,6 +3973,7 @@ pub struct OrderStopData {
     /// 订单金额(元)
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
 }
@@ -4154,6 +4170,7 @@ pub struct PaymentPayData {
     /// 支付金额
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付链接，如果需要跳转支付；不需要时为null
@@ -4296,6 +4313,7 @@ pub struct PaymentStatusData {
     /// 支付金额
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付时间；未支付成功时为null，ISO 8601格式
@@ -4399,6 +4417,7 @@ pub struct PaymentRechargeRequest {
     /// 充值金额
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(exclusive_minimum = 0, format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付方式：1-微信，2-支付宝
@@ -4454,6 +4473,7 @@ pub struct PaymentRechargeData {
     /// 充值金额
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付方式：1-微信，2-支付宝
@@ -4906,6 +4926,7 @@ pub struct ChargingTrendItem {
     /// 金额(元)
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
 }
@@ -4958,7 +4979,7 @@ pub struct ChargingStatistics {
     /// 总金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "totalAmount")]
+    #[serde(rename = "totalAmount", deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_amount: rust_decimal::Decimal,
     /// 平均充电时长(秒)
@@ -4976,7 +4997,10 @@ pub struct ChargingStatistics {
     /// 平均金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "averageAmount")]
+    #[serde(
+        rename = "averageAmount",
+        deserialize_with = "crate::runtime::decimal_number"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub average_amount: rust_decimal::Decimal,
     /// 充电趋势
@@ -5329,6 +5353,7 @@ pub struct TimeRate {
     /// 费率（元/度）
     ///
     /// Unit: yuan/kWh.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(minimum = 0, format = "decimal", value_type = f64)]
     pub rate: rust_decimal::Decimal,
 }
@@ -5480,6 +5505,7 @@ pub struct DefaultBillingRule {
     /// 统一费率（元/度）
     ///
     /// Unit: yuan/kWh.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(minimum = 0, format = "decimal", value_type = f64)]
     pub rate: rust_decimal::Decimal,
     /// 服务费率（百分比）

@@ -999,6 +999,7 @@ pub struct UserProfile {
     /// 账户余额（元，保留2位小数），与供热账户信息的current_balance一致：负数表示欠费；未绑定供热账号时为0
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 创建时间
@@ -1450,11 +1451,13 @@ pub struct HeatBindData {
     /// 供热面积（平方米）
     ///
     /// Unit: m2.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(minimum = 0, format = "decimal", value_type = f64)]
     pub heating_area: rust_decimal::Decimal,
     /// 供热费（元，当前采暖季应缴金额）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub heating_fee: rust_decimal::Decimal,
     /// 绑定时间
@@ -1552,26 +1555,31 @@ pub struct HeatAccount {
     /// 供热面积（平方米）
     ///
     /// Unit: m2.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(minimum = 0, format = "decimal", value_type = f64)]
     pub heating_area: rust_decimal::Decimal,
     /// 当前余额（元），负数表示欠费
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub current_balance: rust_decimal::Decimal,
     /// 应缴总额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_fee: rust_decimal::Decimal,
     /// 已缴金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub paid_fee: rust_decimal::Decimal,
     /// 未缴金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub unpaid_fee: rust_decimal::Decimal,
     /// 采暖季，格式YYYY-YYYY（如2024-2025）
@@ -1724,6 +1732,7 @@ pub struct Bill {
     /// 账单金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 账单日期
@@ -1737,6 +1746,7 @@ pub struct Bill {
     /// 滞纳金（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub late_fee: rust_decimal::Decimal,
 }
@@ -1777,11 +1787,13 @@ pub struct PaymentInfo {
     /// 未缴总额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_unpaid: rust_decimal::Decimal,
     /// 滞纳金总额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_late_fee: rust_decimal::Decimal,
 }
@@ -1890,6 +1902,7 @@ pub struct PaymentCreateRequest {
     /// 支付金额（元，保留2位小数），必填；须等于所选账单金额与滞纳金之和
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(exclusive_minimum = 0, format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
 }
@@ -2006,6 +2019,7 @@ pub struct PaymentCreateData {
     /// 支付金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     pub wechat_pay_params: types::WechatPayParams,
@@ -2170,6 +2184,7 @@ pub struct PaymentStatus {
     /// 支付金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付时间，未支付时为null
@@ -2329,6 +2344,7 @@ pub struct PaymentRecord {
     /// 缴费金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 采暖季
@@ -2828,16 +2844,19 @@ pub struct UserStatistics {
     /// 累计缴费金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub total_paid_amount: rust_decimal::Decimal,
     /// 本采暖季已缴金额（元）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub current_season_paid: rust_decimal::Decimal,
     /// 月均消费（元/月）
     ///
     /// Unit: yuan.
+    #[serde(deserialize_with = "crate::runtime::decimal_number")]
     #[schema(format = "decimal", value_type = f64)]
     pub average_monthly_consumption: rust_decimal::Decimal,
     /// 按时缴费率（0-1的小数，0.95即95%）

@@ -371,6 +371,18 @@ impl Db {
         Ok(())
     }
 
+    /// Revoke every live session of `user_id` but `keep` (a password change signs other devices out).
+    pub async fn heating_sessions_revoke_others(&self, user_id: &str, keep: &str, now: i64) -> Result<u64, StorageError> {
+        Ok(session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now))
+            .filter(session::Column::UserId.eq(user_id))
+            .filter(session::Column::Id.ne(keep))
+            .filter(session::Column::RevokedAt.is_null())
+            .exec(self.conn())
+            .await?
+            .rows_affected)
+    }
+
     /// Exchange refresh token `old_hash` for `new_hash`. A token presented a second time revokes
     /// its session (RFC 9700 reuse detection): whoever holds a copy loses it too.
     pub async fn heating_session_rotate(

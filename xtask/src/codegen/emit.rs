@@ -378,6 +378,10 @@ fn field_tokens(
     } else if decimal_string {
         let with = if f.required && !f.nullable { "rust_decimal::serde::str" } else { "rust_decimal::serde::str_option" };
         serde_attrs.push(quote! { with = #with });
+    } else if resolved == Ty::DecimalNumber {
+        // rust_decimal alone also takes "1250.50" for a number field; the contract does not.
+        let with = if f.required && !f.nullable { "crate::runtime::decimal_number" } else { "crate::runtime::decimal_number_opt" };
+        serde_attrs.push(quote! { deserialize_with = #with });
     }
     let mut schema_attrs = constraint_attrs(&f.constraints);
     if let Some(format) = &f.format {
