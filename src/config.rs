@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Sources, later ones winning: built-in defaults; the TOML file named by `--config` or
 /// `MPAPI_CONFIG` (default `mpapi.toml` when it exists); environment variables `MPAPI_…` with `__`
-/// between levels (`MPAPI_SMS__PROVIDER=aliyun`, `MPAPI_WECHAT_PAY__MCHID=…`); `DATABASE_URL`.
+/// between levels (`MPAPI_SMS__PROVIDER=real`, `MPAPI_WECHAT_PAY__MCHID=…`); `DATABASE_URL`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -29,6 +29,10 @@ pub struct Config {
     pub wechat_pay: WechatPayConfig,
     /// Per-IP request limit (000 §7: 100 requests per 15 minutes).
     pub rate_limit: RateLimitConfig,
+    /// Seed the demo data (heat account H202400001 …) into a fresh database. Unset: only while
+    /// the sandbox payment provider is active — the demo owners' ID numbers are public, so a
+    /// server taking real payments must not hold their accounts unless asked to.
+    pub demo_data: Option<bool>,
 }
 
 impl Default for Config {
@@ -40,6 +44,7 @@ impl Default for Config {
             wechat_login: WechatLoginConfig::default(),
             wechat_pay: WechatPayConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            demo_data: None,
         }
     }
 }
@@ -183,11 +188,15 @@ pub struct RateLimitConfig {
     pub requests: u32,
     /// The window, in seconds.
     pub window_seconds: u64,
+    /// Take the client IP from the last `X-Forwarded-For` entry (set this only behind a reverse
+    /// proxy that appends it, such as the production ingress; otherwise clients could pick their
+    /// own IP). Default: the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> RateLimitConfig {
-        RateLimitConfig { requests: 100, window_seconds: 15 * 60 }
+        RateLimitConfig { requests: 100, window_seconds: 15 * 60, trust_forwarded_for: false }
     }
 }
 

@@ -35,16 +35,46 @@ pub struct IpLimit {
     /// The API's own 429 body, given the seconds to wait.
     refuse: fn(u64) -> Response,
     /// Paths that do not count (server-to-server callbacks).
-    exempt: &'static [&'static str],
+    exempt: Arc<[&'static str]>,
+    /// Whether the client IP is the last `X-Forwarded-For` entry (behind a trusted proxy).
+    trust_forwarded_for: bool,
 }
 
 impl IpLimit {
-    /// `requests` per `window` per IP.
-    pub fn new(requests: u32, window: Duration, refuse: fn(u64) -> Response, exempt: &'static [&'static str]) -> IpLimit {
+    /// `requests` per `window` per IP. A background task forgets IPs whose budget is full again,
+    /// so the table does not grow with every client ever seen.
+    pub fn new(
+        requests: u32,
+        window: Duration,
+        refuse: fn(u64) -> Response,
+        exempt: Vec<&'static str>,
+        trust_forwarded_for: bool,
+    ) -> IpLimit {
         let burst = NonZeroU32::new(requests.max(1)).expect("max(1) is non-zero");
         let period = (window / burst.get()).max(Duration::from_nanos(1));
         let quota = Quota::with_period(period).expect("a non-zero period").allow_burst(burst);
-        IpLimit { limiter: Arc::new(RateLimiter::keyed(quota)), refuse, exempt }
+        let limiter = Arc::new(RateLimiter::keyed(quota));
+        let weak = Arc::downgrade(&limiter);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(limiter) = weak.upgrade() else { break };
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        });
+        IpLimit { limiter, refuse, exempt: exempt.into(), trust_forwarded_for }
+    }
+
+    fn client_ip(&self, request: &Request) -> IpAddr {
+        let forwarded = self
+            .trust_forwarded_for
+            .then(|| request.headers().get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
+            .flatten();
+        forwarded
+            .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 }
 
@@ -52,11 +82,7 @@ impl IpLimit {
 /// `Retry-After` the application asked for on any 429.
 pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Response {
     if !limit.exempt.contains(&request.uri().path()) {
-        let ip = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = limit.client_ip(&request);
         if let Err(not_until) = limit.limiter.check_key(&ip) {
             let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
             let mut response = (limit.refuse)(wait);

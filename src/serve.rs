@@ -93,8 +93,10 @@ impl Server {
     }
 
     async fn heating(&self, port: u16) -> Result<Router> {
-        if heating::seed::seed(&self.db, &self.vault, self.clock.now_ms()).await? {
-            tracing::info!(api = "heating", "fresh database: demo data written (heat account H202400001)");
+        let demo = self.config.demo_data.unwrap_or(self.config.wechat_pay.provider == ProviderKind::Sandbox);
+        if heating::seed::seed(&self.db, &self.vault, self.clock.now_ms(), demo).await? {
+            let what = if demo { "seasons, agreements, configuration and demo accounts (H202400001)" } else { "seasons, agreements, configuration" };
+            tracing::info!(api = "heating", "fresh database: {what} written");
         }
         let notify_path = generated::heating::Operation::PaymentNotify.path();
         let base = self.config.wechat_pay.notify_base_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
@@ -112,7 +114,8 @@ impl Server {
             limit.requests,
             Duration::from_secs(limit.window_seconds),
             heating::rate_limited,
-            &["/api/payment/notify"],
+            vec![notify_path],
+            limit.trust_forwarded_for,
         );
         Ok(generated::heating::router(Arc::new(Heating(Arc::new(service))))
             .layer(axum::middleware::from_fn(move |request, next| ratelimit::middleware(limit.clone(), request, next))))

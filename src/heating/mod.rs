@@ -14,7 +14,7 @@ pub mod seed;
 pub mod service;
 
 use error::{ErrorOutput, HeatingError};
-use service::{HeatingService, HeatingUser};
+use service::{HeatingService, HeatingUser, NotifyOutcome};
 
 use crate::providers::NotifyHeaders;
 
@@ -147,13 +147,17 @@ impl HeatingApi for Heating {
             serial: input.wechatpay_serial,
         };
         // The signature covers the bytes as received, never a re-serialisation of the body.
-        let (status, message) = self.0.notify(headers, &ctx.raw_body).await;
-        let ack = |code| WechatPayNotifyAck { code, message: message.into() };
-        match status {
-            200 => PaymentNotifyOutput::Ok(ack(WechatPayNotifyAckCode::Success)),
-            400 => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail)),
-            401 => PaymentNotifyOutput::Unauthorized(ack(WechatPayNotifyAckCode::Fail)),
-            _ => PaymentNotifyOutput::InternalServerError(ack(WechatPayNotifyAckCode::Fail)),
+        let ack = |code, message: &str| WechatPayNotifyAck { code, message: message.into() };
+        match self.0.notify(headers, &ctx.raw_body).await {
+            NotifyOutcome::Applied => PaymentNotifyOutput::Ok(ack(WechatPayNotifyAckCode::Success, "OK")),
+            NotifyOutcome::BadSignature => {
+                PaymentNotifyOutput::Unauthorized(ack(WechatPayNotifyAckCode::Fail, "签名验证失败"))
+            }
+            NotifyOutcome::Unreadable => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail, "解密失败")),
+            NotifyOutcome::Refused(why) => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail, why)),
+            NotifyOutcome::Failed => {
+                PaymentNotifyOutput::InternalServerError(ack(WechatPayNotifyAckCode::Fail, "服务器内部错误"))
+            }
         }
     }
 

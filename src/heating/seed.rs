@@ -148,7 +148,15 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
     data
 }
 
-/// Seed a fresh database; answers whether it was fresh.
-pub async fn seed(db: &Db, vault: &Vault, now_ms: i64) -> Result<bool, StorageError> {
-    db.heating_seed(demo(vault, now_ms)).await
+/// Seed a fresh database: the seasons, agreements and system configuration always; the demo
+/// accounts, bills and payments when `with_demo`. Answers whether anything was written.
+pub async fn seed(db: &Db, vault: &Vault, now_ms: i64, with_demo: bool) -> Result<bool, StorageError> {
+    let mut data = demo(vault, now_ms);
+    if !with_demo {
+        data.accounts.clear();
+        data.bills.clear();
+        data.orders.clear();
+        data.order_bills.clear();
+    }
+    db.heating_seed(data).await
 }

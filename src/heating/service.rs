@@ -17,7 +17,9 @@ use crate::clock::{Clock, iso_ms};
 use crate::money::{fen, yuan};
 use crate::pii::{IdNumber, Vault, mask_phone};
 use crate::providers::{NotifyError, NotifyHeaders, PrepayRequest, SmsProvider, SmsPurpose, WechatPay};
-use crate::storage::heating::{Bill, NewOrder, Notified, Order, Rotation, Settlement, User, order_status};
+use crate::storage::heating::{
+    Bill, NewOrder, Notified, Order, ProfileChange, Rotation, Settlement, User, bill_status, order_status,
+};
 use crate::storage::Db;
 
 /// A verification code lives 5 minutes (000 §1.1 `expire_time`: 300).
@@ -38,6 +40,21 @@ pub const LATE_FEE_CAP_PERCENT: i64 = 100;
 /// Beijing time: the business day of Urumqi's heating company (date filters are its dates).
 fn beijing() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
+}
+
+/// What became of a WeChat Pay notify (000 §5.5); the adapter answers each as the contract says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// Applied, or already applied before: 200 SUCCESS.
+    Applied,
+    /// The signature, serial or timestamp does not verify: 401 FAIL (WeChat retries).
+    BadSignature,
+    /// The body is no notify or does not decrypt: 400 FAIL.
+    Unreadable,
+    /// Verified, but not ours to apply (unknown order, other merchant, other amount): 400 FAIL.
+    Refused(&'static str),
+    /// Our fault (storage): 500 FAIL, WeChat retries.
+    Failed,
 }
 
 /// Who is calling: the user and the session of their access token.
@@ -67,10 +84,18 @@ pub struct HeatingService {
     pub clock: Clock,
 }
 
+/// The end of a bill's due day: the Beijing calendar day `due_ms` falls on, until midnight
+/// Beijing time (the document writes due dates as `2024-11-30T00:00:00.000Z`, i.e. 08:00 that
+/// day in Urumqi's business time; the whole day counts as on time).
+pub fn due_day_end(due_ms: i64) -> i64 {
+    let offset = i64::from(beijing().local_minus_utc()) * 1000;
+    ((due_ms + offset).div_euclid(86_400_000) + 1) * 86_400_000 - offset
+}
+
 /// The late fee in fen of a bill of `amount_fen` due at `due_ms`, unpaid at `now_ms`:
-/// 0.05 % per full day past due, rounded half up to the fen, capped at the bill itself.
+/// 0.05 % per full day after its due day ended, rounded half up to the fen, capped at the bill.
 pub fn late_fee_fen(amount_fen: i64, due_ms: i64, now_ms: i64) -> i64 {
-    let days = (now_ms - due_ms).max(0) / 86_400_000;
+    let days = (now_ms - due_day_end(due_ms)).max(0) / 86_400_000;
     let fee = (amount_fen * LATE_FEE_PER_DAY_BASIS_POINTS * days + 5_000) / 10_000;
     fee.min(amount_fen * LATE_FEE_CAP_PERCENT / 100)
 }
@@ -121,38 +146,46 @@ impl HeatingService {
         }
         let code = auth::random_digits(6);
         let hash = self.vault.digest(&Self::code_domain(phone, purpose), &code);
-        self.db
-            .heating_sms_insert(phone, purpose.as_str(), &hash, now, now + i64::from(CODE_TTL_SECONDS) * 1000)
-            .await?;
-        if let Err(error) = self.sms.send_code("heating", phone, &code, purpose, CODE_TTL_SECONDS).await {
-            tracing::warn!(api = "heating", phone = mask_phone(phone), %error, "SMS provider failed");
-            self.db.heating_sms_release_slot(phone, now).await?;
-            return Err(HeatingError::SmsFailed);
+        let stored =
+            self.db.heating_sms_insert(phone, purpose.as_str(), &hash, now, now + i64::from(CODE_TTL_SECONDS) * 1000).await;
+        let sent = match stored {
+            Ok(()) => self.sms.send_code("heating", phone, &code, purpose, CODE_TTL_SECONDS).await.map_err(|error| {
+                tracing::warn!(api = "heating", phone = mask_phone(phone), %error, "SMS provider failed");
+                HeatingError::SmsFailed
+            }),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = sent {
+            // Nothing was sent: the phone may try again at once, and an earlier code still works.
+            self.db.heating_sms_withdraw(phone, purpose.as_str(), now).await?;
+            return Err(error);
         }
         Ok(types::SmsSendData { phone: phone.to_owned(), expire_time: CODE_TTL_SECONDS as i32 })
     }
 
-    /// Check `code` against the newest code sent to `phone` for `purpose`; `consume` uses it up.
-    /// Wrong → 1002 (counted; the 5th wrong guess kills the code), expired → 1006.
-    pub async fn check_code(&self, phone: &str, purpose: SmsPurpose, code: &str, consume: bool) -> Result<(), HeatingError> {
+    /// Check `code` against the newest code sent to `phone` for `purpose`; answers the code's id
+    /// (for [`HeatingService::use_code`]). Wrong → 1002 (the 5th wrong guess kills the code; each
+    /// check is claimed before comparing, so parallel guesses cannot exceed that), expired → 1006.
+    pub async fn check_code(&self, phone: &str, purpose: SmsPurpose, code: &str) -> Result<i64, HeatingError> {
         let Some(sent) = self.db.heating_sms_latest(phone, purpose.as_str()).await? else {
             return Err(HeatingError::CodeWrong("验证码错误"));
         };
-        let now = self.clock.now_ms();
-        if now >= sent.expires_at {
+        if self.clock.now_ms() >= sent.expires_at {
             return Err(HeatingError::CodeExpired);
         }
-        if sent.attempts >= CODE_MAX_ATTEMPTS {
+        if !self.db.heating_sms_take_attempt(sent.id, CODE_MAX_ATTEMPTS).await? {
             return Err(HeatingError::CodeWrong("验证码错误次数过多，请重新获取"));
         }
         if !self.vault.digest_matches(&Self::code_domain(phone, purpose), code, &sent.code_hash) {
-            self.db.heating_sms_count_attempt(sent.id, CODE_MAX_ATTEMPTS).await?;
             return Err(HeatingError::CodeWrong("验证码错误"));
         }
-        if consume && !self.db.heating_sms_consume(sent.id, now).await? {
-            return Err(HeatingError::CodeWrong("验证码错误"));
-        }
-        Ok(())
+        self.db.heating_sms_return_attempt(sent.id).await?;
+        Ok(sent.id)
+    }
+
+    /// Use a checked code up (codes are single-use); 1002 when another request used it meanwhile.
+    pub async fn use_code(&self, id: i64) -> Result<(), HeatingError> {
+        if self.db.heating_sms_consume(id, self.clock.now_ms()).await? { Ok(()) } else { Err(HeatingError::CodeWrong("验证码错误")) }
     }
 
     /// 000 §1.2: whether a code is right, without using it up.
@@ -162,7 +195,7 @@ impl HeatingService {
         kind: &types::SmsSendRequestType,
         code: &str,
     ) -> Result<types::SmsVerifyData, HeatingError> {
-        self.check_code(phone, purpose(kind), code, false).await?;
+        self.check_code(phone, purpose(kind), code).await?;
         Ok(types::SmsVerifyData { is_valid: true })
     }
 
@@ -176,10 +209,12 @@ impl HeatingService {
         password: &str,
         nickname: Option<&str>,
     ) -> Result<types::RegisterData, HeatingError> {
+        // The code first: without it nobody learns whether a phone is registered.
+        let code_id = self.check_code(phone, SmsPurpose::Register, code).await?;
         if self.db.heating_user_by_phone(phone).await?.is_some() {
             return Err(HeatingError::UserExists);
         }
-        self.check_code(phone, SmsPurpose::Register, code, true).await?;
+        self.use_code(code_id).await?;
         let password_hash = hash_password(password).await?;
         let now = self.clock.now_ms();
         let user = User {
@@ -208,11 +243,14 @@ impl HeatingService {
     }
 
     /// 000 §2.1: log in with a `login` code; starts a session (access token 2 h, refresh token).
+    /// An unregistered phone is 1004 — after its code checked out, so the answer reveals nothing to
+    /// someone without the phone.
     pub async fn login(&self, phone: &str, code: &str) -> Result<types::LoginData, HeatingError> {
+        let code_id = self.check_code(phone, SmsPurpose::Login, code).await?;
         let Some(user) = self.db.heating_user_by_phone(phone).await? else {
             return Err(HeatingError::UserNotFound);
         };
-        self.check_code(phone, SmsPurpose::Login, code, true).await?;
+        self.use_code(code_id).await?;
         let now = self.clock.now_ms();
         let previous_login = self.db.heating_user_mark_login(&user.id, now).await?;
         let session_id = auth::random_hex(24);
@@ -262,6 +300,7 @@ impl HeatingService {
     /// The user behind an access token: valid signature, unexpired, session not revoked.
     pub async fn authenticate(&self, token: &str) -> Result<HeatingUser, HeatingError> {
         let claims = self.tokens.verify(token, "heating").map_err(|_| HeatingError::Unauthorized("Token无效"))?;
+        // The signature was checked above; the lifetime is checked here, against our clock.
         if claims.exp * 1000 <= self.clock.now_ms() {
             return Err(HeatingError::Unauthorized("token已过期"));
         }
@@ -317,46 +356,42 @@ impl HeatingService {
         request: &types::UserProfileUpdateRequest,
     ) -> Result<Vec<types::UserProfileUpdateDataUpdatedFieldItem>, HeatingError> {
         use types::UserProfileUpdateDataUpdatedFieldItem as Field;
-        let mut user = self.user(who).await?;
+        let user = self.user(who).await?;
+        let mut change = ProfileChange::default();
         let mut changed = Vec::new();
-        if let Some(nickname) = request.nickname.as_deref().map(str::trim) {
-            if nickname.is_empty() {
-                return Err(HeatingError::BadRequest("昵称不能为空".into()));
+        let text = |value: &Option<String>, empty: &str| -> Result<Option<String>, HeatingError> {
+            match value.as_deref().map(str::trim) {
+                Some("") => Err(HeatingError::BadRequest(format!("{empty}不能为空"))),
+                other => Ok(other.map(str::to_owned)),
             }
-            if nickname != user.nickname {
-                user.nickname = nickname.to_owned();
-                changed.push(Field::Nickname);
-            }
+        };
+        if let Some(nickname) = text(&request.nickname, "昵称")?
+            && nickname != user.nickname
+        {
+            change.nickname = Some(nickname);
+            changed.push(Field::Nickname);
         }
-        if let Some(real_name) = request.real_name.as_deref().map(str::trim) {
-            if real_name.is_empty() {
-                return Err(HeatingError::BadRequest("真实姓名不能为空".into()));
-            }
-            if user.real_name.as_deref() != Some(real_name) {
-                user.real_name = Some(real_name.to_owned());
-                changed.push(Field::RealName);
-            }
+        if let Some(real_name) = text(&request.real_name, "真实姓名")?
+            && user.real_name.as_deref() != Some(real_name.as_str())
+        {
+            change.real_name = Some(real_name);
+            changed.push(Field::RealName);
         }
         if let Some(raw) = &request.id_card {
             let id = IdNumber::parse(raw, self.today()).map_err(|e| HeatingError::BadRequest(e.to_string()))?;
             if self.current_id(&user)?.as_deref() != Some(id.expose()) {
-                user.id_card_cipher = Some(self.vault.encrypt(id.expose(), &Self::id_context(&user.id)));
-                user.id_card_masked = Some(id.masked());
+                change.id_card = Some((self.vault.encrypt(id.expose(), &Self::id_context(&user.id)), id.masked()));
                 changed.push(Field::IdCard);
             }
         }
-        if let Some(address) = request.address.as_deref().map(str::trim) {
-            if address.is_empty() {
-                return Err(HeatingError::BadRequest("地址不能为空".into()));
-            }
-            if user.address.as_deref() != Some(address) {
-                user.address = Some(address.to_owned());
-                changed.push(Field::Address);
-            }
+        if let Some(address) = text(&request.address, "地址")?
+            && user.address.as_deref() != Some(address.as_str())
+        {
+            change.address = Some(address);
+            changed.push(Field::Address);
         }
         if !changed.is_empty() {
-            user.updated_at = self.clock.now_ms();
-            self.db.heating_user_update(user).await?;
+            self.db.heating_user_set_profile(&user.id, &change, self.clock.now_ms()).await?;
         }
         Ok(changed)
     }
@@ -376,18 +411,18 @@ impl HeatingService {
         who: &HeatingUser,
         request: &types::UserPasswordUpdateRequest,
     ) -> Result<(), HeatingError> {
-        let mut user = self.user(who).await?;
+        let user = self.user(who).await?;
         if request.phone != user.phone {
             return Err(HeatingError::BadRequest("手机号与当前账号不一致".into()));
         }
         if !verify_password(&request.old_password, &user.password_hash).await? {
             return Err(HeatingError::PasswordWrong);
         }
-        self.check_code(&user.phone, SmsPurpose::ResetPassword, &request.code, true).await?;
-        user.password_hash = hash_password(&request.new_password).await?;
+        let code_id = self.check_code(&user.phone, SmsPurpose::ResetPassword, &request.code).await?;
+        self.use_code(code_id).await?;
+        let password_hash = hash_password(&request.new_password).await?;
         let now = self.clock.now_ms();
-        user.updated_at = now;
-        self.db.heating_user_update(user).await?;
+        self.db.heating_user_set_password(&user.id, &password_hash, now).await?;
         // Whoever else was signed in with the old password is signed out; this device stays.
         self.db.heating_sessions_revoke_others(&who.user_id, &who.session_id, now).await?;
         Ok(())
@@ -405,7 +440,7 @@ impl HeatingService {
         if account.bound_user_id.is_some() {
             return Err(HeatingError::BadRequest("供热账号已被绑定".into()));
         }
-        let mut user = self.user(who).await?;
+        let user = self.user(who).await?;
         if self.db.heating_account_of(&user.id).await?.is_some() {
             return Err(HeatingError::BadRequest("当前用户已绑定其他供热账号".into()));
         }
@@ -415,18 +450,14 @@ impl HeatingService {
             return Err(HeatingError::BadRequest("户主姓名或身份证号与供热账号登记信息不一致".into()));
         }
         let now = self.clock.now_ms();
-        if user.real_name.is_none() {
-            user.real_name = Some(account.owner_name.clone());
-        }
-        if user.id_card_cipher.is_none() {
-            user.id_card_cipher = Some(self.vault.encrypt(id.expose(), &Self::id_context(&user.id)));
-            user.id_card_masked = Some(id.masked());
-        }
-        if user.address.is_none() {
-            user.address = Some(account.address.clone());
-        }
-        user.updated_at = now;
-        if !self.db.heating_account_bind(&account.heat_account, user, now).await? {
+        // The user's empty profile fields take the owner's (written only where still empty).
+        let fill = ProfileChange {
+            nickname: None,
+            real_name: Some(account.owner_name.clone()),
+            id_card: Some((self.vault.encrypt(id.expose(), &Self::id_context(&user.id)), id.masked())),
+            address: Some(account.address.clone()),
+        };
+        if !self.db.heating_account_bind(&account.heat_account, &user.id, &fill, now).await? {
             return Err(HeatingError::BadRequest("供热账号已被绑定".into()));
         }
         let bills = self.db.heating_bills(&account.heat_account).await?;
@@ -483,7 +514,7 @@ impl HeatingService {
         let account = self.bound(who).await?;
         let now = self.clock.now_ms();
         let bills = self.db.heating_bills(&account.heat_account).await?;
-        let unpaid: Vec<&Bill> = bills.iter().filter(|b| b.status == "unpaid").collect();
+        let unpaid: Vec<&Bill> = bills.iter().filter(|b| b.status == bill_status::UNPAID).collect();
         let fees: Vec<i64> = unpaid.iter().map(|b| late_fee_fen(b.amount_fen, b.due_date, now)).collect();
         Ok(types::PaymentInfo {
             heat_account: account.heat_account,
@@ -523,7 +554,7 @@ impl HeatingService {
         let bills = self.db.heating_bills(&account.heat_account).await?;
         let mut lines = Vec::new();
         for id in &ids {
-            let bill = bills.iter().find(|b| b.bill_id == *id && b.status == "unpaid").ok_or_else(wrong)?;
+            let bill = bills.iter().find(|b| b.bill_id == *id && b.status == bill_status::UNPAID).ok_or_else(wrong)?;
             lines.push((bill.bill_id.clone(), bill.amount_fen, late_fee_fen(bill.amount_fen, bill.due_date, now)));
         }
         let total: i64 = lines.iter().map(|(_, amount, fee)| amount + fee).sum();
@@ -690,68 +721,69 @@ impl HeatingService {
 
     /// 000 §5.5: a WeChat Pay notify: verified (signature over the raw body, timestamp, serial),
     /// decrypted, checked against our merchant and the order's amount, and applied in one
-    /// transaction. Answers the notify's HTTP status and message.
-    pub async fn notify(&self, headers: NotifyHeaders, raw_body: &[u8]) -> (u16, &'static str) {
+    /// transaction.
+    pub async fn notify(&self, headers: NotifyHeaders, raw_body: &[u8]) -> NotifyOutcome {
         let now = self.clock.now();
         let notification = match self.pay.verify_notify(&headers, raw_body, now) {
             Ok(notification) => notification,
             Err(NotifyError::Signature(reason)) => {
                 tracing::warn!(api = "heating", reason, "notify refused: signature");
-                return (401, "签名验证失败");
+                return NotifyOutcome::BadSignature;
             }
             Err(NotifyError::Body(reason)) => {
                 tracing::warn!(api = "heating", reason, "notify refused: body");
-                return (400, "解密失败");
+                return NotifyOutcome::Unreadable;
             }
         };
         let transaction = &notification.transaction;
+        let order_id = transaction.out_trade_no.as_str();
         let (appid, mchid) = self.pay.merchant();
         if transaction.appid != appid || transaction.mchid != mchid {
-            tracing::error!(api = "heating", order_id = transaction.out_trade_no, "notify for another merchant");
-            return (400, "商户信息不一致");
+            tracing::error!(api = "heating", order_id, "notify for another merchant");
+            return NotifyOutcome::Refused("商户信息不一致");
         }
-        let settled = self
-            .db
-            .heating_settle(
-                &Notified {
-                    notify_id: &notification.id,
-                    event_type: &notification.event_type,
-                    out_trade_no: &transaction.out_trade_no,
-                    trade_state: &transaction.trade_state,
-                    transaction_id: &transaction.transaction_id,
-                    amount_fen: transaction.amount_total_fen,
-                },
-                now.timestamp_millis(),
-            )
-            .await;
-        let order_id = transaction.out_trade_no.as_str();
-        match settled {
+        // When the payer paid, not when the notify (perhaps a retry hours later) arrived.
+        let paid_at = transaction
+            .success_time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(now.timestamp_millis(), |t| t.timestamp_millis());
+        let notified = Notified {
+            notify_id: &notification.id,
+            event_type: &notification.event_type,
+            out_trade_no: order_id,
+            trade_state: &transaction.trade_state,
+            transaction_id: &transaction.transaction_id,
+            amount_fen: transaction.amount_total_fen,
+            paid_at,
+        };
+        match self.db.heating_settle(&notified, now.timestamp_millis()).await {
             Ok(Settlement::Paid) => {
                 tracing::info!(api = "heating", order_id, "order paid");
-                (200, "OK")
+                NotifyOutcome::Applied
             }
             Ok(Settlement::Failed) => {
                 tracing::info!(api = "heating", order_id, trade_state = transaction.trade_state, "order failed");
-                (200, "OK")
+                NotifyOutcome::Applied
             }
-            Ok(Settlement::Duplicate) => (200, "OK"),
+            Ok(Settlement::Duplicate) => NotifyOutcome::Applied,
             Ok(Settlement::UnknownOrder) => {
                 tracing::error!(api = "heating", order_id, "notify for an unknown order");
-                (400, "订单不存在")
+                NotifyOutcome::Refused("订单不存在")
             }
             Ok(Settlement::AmountMismatch) => {
                 tracing::error!(api = "heating", order_id, amount_fen = transaction.amount_total_fen, "notify amount differs from the order");
-                (400, "金额不一致")
+                NotifyOutcome::Refused("金额不一致")
             }
             Ok(Settlement::BillsTaken) => {
                 // Paid, but its bills were settled by another order meanwhile: WeChat must stop
                 // retrying (nothing will change); the payment needs a refund by an operator.
                 tracing::error!(api = "heating", order_id, "paid order whose bills another order settled: refund needed");
-                (200, "OK")
+                NotifyOutcome::Applied
             }
             Err(error) => {
                 tracing::error!(api = "heating", order_id, %error, "notify not applied");
-                (500, "服务器内部错误")
+                NotifyOutcome::Failed
             }
         }
     }
@@ -817,8 +849,9 @@ impl HeatingService {
             .map(|s| ((s.heating_end - s.heating_start) as f64 / (30.4375 * 86_400_000.0)).round() as i64)
             .sum();
         let average = if months > 0 { (total_fen(&bills) + months / 2) / months } else { 0 };
-        let due: Vec<&Bill> = bills.iter().filter(|b| b.status == "paid" || b.due_date < now).collect();
-        let on_time = due.iter().filter(|b| b.paid_at.is_some_and(|at| at < b.due_date + 86_400_000)).count();
+        let due: Vec<&Bill> =
+            bills.iter().filter(|b| b.status == bill_status::PAID || due_day_end(b.due_date) <= now).collect();
+        let on_time = due.iter().filter(|b| b.paid_at.is_some_and(|at| at < due_day_end(b.due_date))).count();
         let rate = if due.is_empty() { 1.0 } else { ((on_time as f64 / due.len() as f64) * 100.0).round() / 100.0 };
         Ok(types::UserStatistics {
             total_heating_seasons: billed_seasons.len() as i32,
@@ -840,7 +873,7 @@ fn total_fen(bills: &[Bill]) -> i64 {
 }
 
 fn paid_fen(bills: &[Bill]) -> i64 {
-    bills.iter().filter(|b| b.status == "paid").map(|b| b.amount_fen).sum()
+    bills.iter().filter(|b| b.status == bill_status::PAID).map(|b| b.amount_fen).sum()
 }
 
 fn status_of(order: &Order, now: i64) -> types::PaymentStatusStatus {
@@ -868,3 +901,39 @@ async fn verify_password(password: &str, stored: &str) -> Result<bool, HeatingEr
 
 /// How long access tokens live (000 "安全建议": 2 hours).
 pub const ACCESS_TTL: Duration = Duration::from_secs(7200);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+    /// 2024-11-30T00:00:00.000Z, a due date as the document writes it.
+    const DUE: i64 = 1_732_924_800_000;
+
+    #[test]
+    fn the_due_day_ends_at_beijing_midnight() {
+        // 08:00 Beijing on 30 Nov → the day ends at 00:00 Beijing on 1 Dec = 16:00Z on 30 Nov.
+        assert_eq!(due_day_end(DUE), DUE + 16 * 3_600_000);
+        assert_eq!(due_day_end(DUE + 15 * 3_600_000), DUE + 16 * 3_600_000);
+        assert_eq!(due_day_end(DUE + 16 * 3_600_000), DUE + 16 * 3_600_000 + DAY);
+    }
+
+    #[test]
+    fn late_fees_grow_per_full_day_and_stop_at_the_bill() {
+        let end = due_day_end(DUE);
+        assert_eq!(late_fee_fen(125_050, DUE, DUE), 0);
+        assert_eq!(late_fee_fen(125_050, DUE, end + DAY - 1), 0, "less than a full day late");
+        // 0.05 % of 1250.50 yuan = 0.62525 yuan a day: 63 fen after one day (half up), 625 after ten.
+        assert_eq!(late_fee_fen(125_050, DUE, end + DAY), 63);
+        assert_eq!(late_fee_fen(125_050, DUE, end + 10 * DAY), 625);
+        assert_eq!(late_fee_fen(125_050, DUE, end + 100_000 * DAY), 125_050, "capped at the bill");
+    }
+
+    #[test]
+    fn seasons_turn_in_august() {
+        let at = |y, m, d| chrono::Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).unwrap().timestamp_millis();
+        assert_eq!(season_of(at(2026, 11, 21)), "2026-2027");
+        assert_eq!(season_of(at(2027, 3, 31)), "2026-2027");
+        assert_eq!(season_of(at(2026, 7, 31)), "2025-2026");
+    }
+}

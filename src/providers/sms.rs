@@ -90,7 +90,9 @@ impl SmsProvider for SandboxSms {
         purpose: SmsPurpose,
         ttl_seconds: u32,
     ) -> Result<(), ProviderError> {
-        tracing::info!(api, phone, code, purpose = purpose.as_str(), ttl_seconds, "sandbox SMS sent");
+        // The sandbox code is no secret (showing it is the point); the phone is still masked.
+        let masked = crate::pii::mask_phone(phone);
+        tracing::info!(api, phone = masked, code, purpose = purpose.as_str(), ttl_seconds, "sandbox SMS sent (full number: GET /_sandbox/sms)");
         self.push(OutboxEntry { api, phone: phone.to_string(), code: code.to_string(), purpose, sent_at: Utc::now() });
         Ok(())
     }

@@ -217,8 +217,31 @@ async fn sms_codes_are_typed_limited_and_expire() {
     let stranger = code(&app, "13900000010", "login").await;
     let unknown = app.post("/api/auth/login", None, json!({"phone": "13900000010", "code": stranger})).await;
     assert_eq!((unknown.status, unknown.code()), (404, 1004));
-    let exists = app.post("/api/auth/register", None, json!({"phone": phone, "code": third, "password": "123456789"})).await;
+    let used = app.post("/api/auth/register", None, json!({"phone": phone, "code": third, "password": "123456789"})).await;
+    assert_eq!((used.status, used.code()), (400, 1002), "a used code");
+    // Registering a registered phone is 1003 — only with a valid code, so it reveals nothing to
+    // someone without the phone.
+    let fourth = code(&app, phone, "register").await;
+    let exists = app.post("/api/auth/register", None, json!({"phone": phone, "code": fourth, "password": "123456789"})).await;
     assert_eq!((exists.status, exists.code()), (409, 1003));
+    let guess = app.post("/api/auth/register", None, json!({"phone": "13900000011", "code": "123456", "password": "123456789"})).await;
+    assert_eq!(guess.code(), 1002);
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_exceed_the_attempt_limit() {
+    let app = TestApp::heating().await;
+    let phone = "13900000012";
+    let right = code(&app, phone, "register").await;
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let body = json!({"phone": phone, "code": wrong, "type": "register"});
+    let guesses: Vec<_> = (0..12).map(|_| app.post("/api/sms/verify", None, body.clone())).collect();
+    for reply in futures_util_join_all(guesses).await {
+        assert_eq!(reply.code(), 1002);
+    }
+    // Twelve wrong guesses at once: at most five were compared, and the code is dead now.
+    let dead = app.post("/api/sms/verify", None, json!({"phone": phone, "code": right, "type": "register"})).await;
+    assert_eq!((dead.status, dead.code(), dead.body["message"].as_str()), (400, 1002, Some("验证码错误次数过多，请重新获取")));
 }
 
 #[tokio::test]
@@ -546,6 +569,8 @@ async fn real_providers_replace_the_sandbox() {
         c.wechat_login.appid = "wxd678efh567hg6787".into();
         c.wechat_login.secret = Some("app-secret".into());
         c.wechat_pay = pay.config.clone();
+        // Real payments seed no demo accounts unless asked (their owners' IDs are public).
+        c.demo_data = Some(true);
     })
     .await;
     assert!(app.server.providers.sandbox.is_none());
@@ -616,4 +641,52 @@ async fn real_providers_replace_the_sandbox() {
     // The bills are free again: the failed order does not hold them.
     let again = app.get("/api/payment/info", Some(&token)).await;
     assert_eq!(again.data()["unpaid_bills"].as_array().unwrap().len(), 1);
+}
+
+/// A notify signed by the platform (so it verifies) about `transaction`.
+fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (mpapi::providers::NotifyHeaders, Vec<u8>) {
+    let sandbox = app.server.providers.sandbox.clone().unwrap().pay.unwrap();
+    let resource = sandbox.platform().encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
+    let body = json!({"id": id, "create_time": "2026-11-21T15:55:28+08:00", "event_type": "TRANSACTION.SUCCESS",
+        "resource_type": "encrypt-resource", "summary": "支付成功", "resource": resource});
+    let body = body.to_string().into_bytes();
+    (sandbox.platform().sign_notify(&body).unwrap(), body)
+}
+
+#[tokio::test]
+async fn verified_notifies_we_cannot_apply_are_refused_every_time() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000013").await;
+    let (order_id, amount) = order(&app, &token).await;
+    let (appid, mchid) = {
+        use mpapi::providers::WechatPay as _;
+        let pay = app.server.providers.wechat_pay.clone();
+        let (a, m) = pay.merchant();
+        (a.to_owned(), m.to_owned())
+    };
+    let fen = (amount.as_f64().unwrap() * 100.0).round() as i64;
+    let transaction = |out_trade_no: &str, total: i64| {
+        json!({"appid": appid, "mchid": mchid, "out_trade_no": out_trade_no, "transaction_id": "4200000000000000000000000001",
+            "trade_type": "JSAPI", "trade_state": "SUCCESS", "trade_state_desc": "支付成功", "bank_type": "OTHERS",
+            "success_time": "2026-11-21T15:55:28+08:00", "payer": {"openid": "sb_x"},
+            "amount": {"total": total, "payer_total": total, "currency": "CNY", "payer_currency": "CNY"}})
+    };
+    // Another amount than the order's: refused, and refused again when WeChat retries it.
+    let (headers, body) = platform_notify(&app, "EV-mismatch", transaction(&order_id, fen - 1));
+    for _ in 0..2 {
+        let (status, answer) = post_notify(&app, &headers, body.clone()).await;
+        assert_eq!((status, answer["code"].as_str(), answer["message"].as_str()), (400, Some("FAIL"), Some("金额不一致")));
+    }
+    // An order we never made.
+    let (headers, body) = platform_notify(&app, "EV-unknown", transaction("O0000000000000", fen));
+    for _ in 0..2 {
+        assert_eq!(post_notify(&app, &headers, body.clone()).await.0, 400);
+    }
+    let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
+    assert_eq!(status.data()["status"], "pending");
+    // The right one pays, with the payer's success_time as paid_at.
+    let (headers, body) = platform_notify(&app, "EV-right", transaction(&order_id, fen));
+    assert_eq!(post_notify(&app, &headers, body).await.0, 200);
+    let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
+    assert_eq!((status.data()["status"].as_str(), status.data()["paid_at"].as_str()), (Some("paid"), Some("2026-11-21T07:55:28.000Z")));
 }

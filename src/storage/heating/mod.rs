@@ -4,7 +4,7 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, Set, TransactionTrait,
 };
 
@@ -84,6 +84,19 @@ pub enum Settlement {
     BillsTaken,
 }
 
+/// Profile fields to write; `None` leaves a field alone. `id_card` is `(ciphertext, masked)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// 昵称.
+    pub nickname: Option<String>,
+    /// 真实姓名.
+    pub real_name: Option<String>,
+    /// 身份证号: AES-256-GCM ciphertext (base64) and its masked form.
+    pub id_card: Option<(String, String)>,
+    /// 地址.
+    pub address: Option<String>,
+}
+
 /// A new order and the bills it pays.
 #[derive(Debug, Clone)]
 pub struct NewOrder {
@@ -118,6 +131,8 @@ pub struct Notified<'a> {
     pub transaction_id: &'a str,
     /// The amount paid, in fen.
     pub amount_fen: i64,
+    /// When the payer paid (the notify's `success_time`), ms.
+    pub paid_at: i64,
 }
 
 /// A payment record of the history (000 §5.4): one per bill of an order.
@@ -157,37 +172,49 @@ fn affected(result: sea_orm::UpdateResult) -> bool {
 impl Db {
     // ---- seed -------------------------------------------------------------------------------
 
-    /// Write `data` when the heating tables are empty (first start); answers whether it did.
+    /// Write each part of `data` whose tables are still empty (first start): the accounts with
+    /// their bills and orders, the seasons, the agreements, the configuration. Answers whether
+    /// any part was written.
     pub async fn heating_seed(&self, data: SeedData) -> Result<bool, StorageError> {
         let tx = self.conn().begin().await?;
-        if account::Entity::find().count(&tx).await? > 0 {
-            return Ok(false);
+        let mut wrote = false;
+        if !data.accounts.is_empty() && account::Entity::find().count(&tx).await? == 0 {
+            for row in data.accounts {
+                account::Entity::insert(account::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+            }
+            for row in data.bills {
+                bill::Entity::insert(bill::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+            }
+            for row in data.orders {
+                order::Entity::insert(order::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+            }
+            for row in data.order_bills {
+                order_bill::Entity::insert(order_bill::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+            }
+            wrote = true;
         }
-        for row in data.accounts {
-            account::Entity::insert(account::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+        if season::Entity::find().count(&tx).await? == 0 {
+            for row in data.seasons {
+                season::Entity::insert(season::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+                wrote = true;
+            }
         }
-        for row in data.seasons {
-            season::Entity::insert(season::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+        if agreement::Entity::find().count(&tx).await? == 0 {
+            for row in data.agreements {
+                agreement::Entity::insert(agreement::ActiveModel::from(row)).exec_without_returning(&tx).await?;
+                wrote = true;
+            }
         }
-        for row in data.bills {
-            bill::Entity::insert(bill::ActiveModel::from(row)).exec_without_returning(&tx).await?;
-        }
-        for row in data.orders {
-            order::Entity::insert(order::ActiveModel::from(row)).exec_without_returning(&tx).await?;
-        }
-        for row in data.order_bills {
-            order_bill::Entity::insert(order_bill::ActiveModel::from(row)).exec_without_returning(&tx).await?;
-        }
-        for row in data.agreements {
-            agreement::Entity::insert(agreement::ActiveModel::from(row)).exec_without_returning(&tx).await?;
-        }
-        for (key, value) in data.config {
-            config::Entity::insert(config::ActiveModel { key: Set(key), value: Set(value) })
-                .exec_without_returning(&tx)
-                .await?;
+        if config::Entity::find().count(&tx).await? == 0 {
+            for (key, value) in data.config {
+                config::Entity::insert(config::ActiveModel { key: Set(key), value: Set(value) })
+                    .exec_without_returning(&tx)
+                    .await?;
+                wrote = true;
+            }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(wrote)
     }
 
     // ---- SMS codes --------------------------------------------------------------------------
@@ -219,13 +246,22 @@ impl Db {
         Ok(sms_throttle::Entity::find_by_id(phone.to_owned()).one(self.conn()).await?.map(|row| row.last_sent_at))
     }
 
-    /// Give the slot taken at `taken_at` back (the provider failed to send, so the user may retry).
-    pub async fn heating_sms_release_slot(&self, phone: &str, taken_at: i64) -> Result<(), StorageError> {
+    /// Undo a send that failed: the slot taken at `taken_at` and the code stored with it go, so
+    /// the user may retry at once and an earlier code still works.
+    pub async fn heating_sms_withdraw(&self, phone: &str, purpose: &str, taken_at: i64) -> Result<(), StorageError> {
+        let tx = self.conn().begin().await?;
+        sms_code::Entity::delete_many()
+            .filter(sms_code::Column::Phone.eq(phone))
+            .filter(sms_code::Column::Purpose.eq(purpose))
+            .filter(sms_code::Column::CreatedAt.eq(taken_at))
+            .exec(&tx)
+            .await?;
         sms_throttle::Entity::delete_many()
             .filter(sms_throttle::Column::Phone.eq(phone))
             .filter(sms_throttle::Column::LastSentAt.eq(taken_at))
-            .exec(self.conn())
+            .exec(&tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -264,9 +300,9 @@ impl Db {
             .filter(|code| code.used_at.is_none()))
     }
 
-    /// Count a wrong guess against code `id`, if it is still under `max_attempts`; false when the
-    /// limit was already reached.
-    pub async fn heating_sms_count_attempt(&self, id: i64, max_attempts: i32) -> Result<bool, StorageError> {
+    /// Take one of code `id`'s `max_attempts` checks before comparing it, so parallel guesses
+    /// cannot all be compared; false when none is left.
+    pub async fn heating_sms_take_attempt(&self, id: i64, max_attempts: i32) -> Result<bool, StorageError> {
         let updated = sms_code::Entity::update_many()
             .col_expr(sms_code::Column::Attempts, Expr::col(sms_code::Column::Attempts).add(1))
             .filter(sms_code::Column::Id.eq(id))
@@ -274,6 +310,17 @@ impl Db {
             .exec(self.conn())
             .await?;
         Ok(affected(updated))
+    }
+
+    /// Give back the check a right guess took (only wrong guesses count against a code).
+    pub async fn heating_sms_return_attempt(&self, id: i64) -> Result<(), StorageError> {
+        sms_code::Entity::update_many()
+            .col_expr(sms_code::Column::Attempts, Expr::col(sms_code::Column::Attempts).sub(1))
+            .filter(sms_code::Column::Id.eq(id))
+            .filter(sms_code::Column::Attempts.gt(0))
+            .exec(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Use code `id` up; false when it was used meanwhile (codes are single-use).
@@ -308,10 +355,36 @@ impl Db {
         Ok(inserted > 0)
     }
 
-    /// Write a user's profile fields and `updated_at`.
-    pub async fn heating_user_update(&self, row: User) -> Result<(), StorageError> {
-        let active = user::ActiveModel::from(row).reset_all();
-        user::Entity::update(active).exec(self.conn()).await?;
+    /// Set the profile fields that changed (`None`: leave as is) and `updated_at`; no other
+    /// column is written, so a concurrent password change is never undone.
+    pub async fn heating_user_set_profile(&self, id: &str, change: &ProfileChange, now: i64) -> Result<(), StorageError> {
+        let mut update = user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now));
+        if let Some(nickname) = &change.nickname {
+            update = update.col_expr(user::Column::Nickname, Expr::value(nickname.clone()));
+        }
+        if let Some(real_name) = &change.real_name {
+            update = update.col_expr(user::Column::RealName, Expr::value(real_name.clone()));
+        }
+        if let Some((cipher, masked)) = &change.id_card {
+            update = update
+                .col_expr(user::Column::IdCardCipher, Expr::value(cipher.clone()))
+                .col_expr(user::Column::IdCardMasked, Expr::value(masked.clone()));
+        }
+        if let Some(address) = &change.address {
+            update = update.col_expr(user::Column::Address, Expr::value(address.clone()));
+        }
+        update.filter(user::Column::Id.eq(id)).exec(self.conn()).await?;
+        Ok(())
+    }
+
+    /// Set a user's password hash (and `updated_at`).
+    pub async fn heating_user_set_password(&self, id: &str, password_hash: &str, now: i64) -> Result<(), StorageError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.conn())
+            .await?;
         Ok(())
     }
 
@@ -447,12 +520,19 @@ impl Db {
         Ok(account::Entity::find().filter(account::Column::BoundUserId.eq(user_id)).one(self.conn()).await?)
     }
 
-    /// Bind `heat_account` to `user`, only if nobody holds it, and write the user's profile
-    /// (`user`, already updated by the caller) in the same transaction. False: already bound.
-    pub async fn heating_account_bind(&self, heat_account: &str, user: User, now: i64) -> Result<bool, StorageError> {
+    /// Bind `heat_account` to `user_id`, only if nobody holds it and the user holds no other
+    /// account, and in the same transaction fill the user's profile fields that are still empty
+    /// from `fill`. False (nothing written): already bound.
+    pub async fn heating_account_bind(
+        &self,
+        heat_account: &str,
+        user_id: &str,
+        fill: &ProfileChange,
+        now: i64,
+    ) -> Result<bool, StorageError> {
         let tx = self.conn().begin().await?;
         let updated = account::Entity::update_many()
-            .col_expr(account::Column::BoundUserId, Expr::value(user.id.clone()))
+            .col_expr(account::Column::BoundUserId, Expr::value(user_id))
             .col_expr(account::Column::BoundAt, Expr::value(now))
             .filter(account::Column::HeatAccount.eq(heat_account))
             .filter(account::Column::BoundUserId.is_null())
@@ -465,10 +545,32 @@ impl Db {
             Err(error) => return Err(error.into()),
         };
         if !updated {
+            tx.rollback().await?;
             return Ok(false);
         }
-        let active = user::ActiveModel::from(user).reset_all();
-        user::Entity::update(active).exec(&tx).await?;
+        let only_if_empty = |column: user::Column, value: String| {
+            user::Entity::update_many()
+                .col_expr(column, Expr::value(value))
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(user_id))
+                .filter(column.is_null())
+        };
+        if let Some(real_name) = &fill.real_name {
+            only_if_empty(user::Column::RealName, real_name.clone()).exec(&tx).await?;
+        }
+        if let Some((cipher, masked)) = &fill.id_card {
+            user::Entity::update_many()
+                .col_expr(user::Column::IdCardCipher, Expr::value(cipher.clone()))
+                .col_expr(user::Column::IdCardMasked, Expr::value(masked.clone()))
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(user_id))
+                .filter(user::Column::IdCardCipher.is_null())
+                .exec(&tx)
+                .await?;
+        }
+        if let Some(address) = &fill.address {
+            only_if_empty(user::Column::Address, address.clone()).exec(&tx).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -636,7 +738,7 @@ impl Db {
     /// Apply a verified payment notify in one transaction: record it (its id dedupes), then
     /// mark the order and its bills paid — or the order failed and its bills free.
     pub async fn heating_settle(&self, notified: &Notified<'_>, now: i64) -> Result<Settlement, StorageError> {
-        let Notified { notify_id, event_type, out_trade_no, trade_state, transaction_id, amount_fen } = *notified;
+        let Notified { notify_id, event_type, out_trade_no, trade_state, transaction_id, amount_fen, paid_at } = *notified;
         let tx = self.conn().begin().await?;
         let fresh = notification::Entity::insert(notification::ActiveModel {
             id: Set(notify_id.to_owned()),
@@ -650,8 +752,14 @@ impl Db {
         .exec_without_returning(&tx)
         .await?;
         if fresh == 0 {
+            // A redelivery: answer as the first delivery was answered (a refusal stays a refusal).
+            let stored = notification::Entity::find_by_id(notify_id.to_owned()).one(&tx).await?;
             tx.rollback().await?;
-            return Ok(Settlement::Duplicate);
+            return Ok(match stored.map(|n| n.outcome).as_deref() {
+                Some("unknown_order") => Settlement::UnknownOrder,
+                Some("amount_mismatch") => Settlement::AmountMismatch,
+                _ => Settlement::Duplicate,
+            });
         }
         let Some(order) = order::Entity::find_by_id(out_trade_no.to_owned()).one(&tx).await? else {
             return finish(tx, notify_id, Settlement::UnknownOrder).await;
@@ -659,12 +767,21 @@ impl Db {
         if order.amount_fen != amount_fen {
             return finish(tx, notify_id, Settlement::AmountMismatch).await;
         }
+        // The order row is always written first (here and in `fail_pending`), so concurrent
+        // notifies of one order queue on it instead of deadlocking on its bills.
         if trade_state != "SUCCESS" {
-            let outcome =
-                if order.status == order_status::PENDING { fail_pending(&tx, out_trade_no).await? } else { Settlement::Duplicate };
+            let outcome = fail_pending(&tx, out_trade_no).await?;
             return finish(tx, notify_id, outcome).await;
         }
-        if order.status == order_status::PAID {
+        let paid = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(order_status::PAID))
+            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
+            .col_expr(order::Column::PaidAt, Expr::value(paid_at))
+            .filter(order::Column::OrderId.eq(out_trade_no))
+            .filter(order::Column::Status.ne(order_status::PAID))
+            .exec(&tx)
+            .await?;
+        if !affected(paid) {
             return finish(tx, notify_id, Settlement::Duplicate).await;
         }
         // Pending — or failed/canceled and paid after all: the bills must still be free for it.
@@ -672,7 +789,7 @@ impl Db {
         for line in &lines {
             let updated = bill::Entity::update_many()
                 .col_expr(bill::Column::Status, Expr::value(bill_status::PAID))
-                .col_expr(bill::Column::PaidAt, Expr::value(now))
+                .col_expr(bill::Column::PaidAt, Expr::value(paid_at))
                 .col_expr(bill::Column::LateFeePaidFen, Expr::value(line.late_fee_fen))
                 .col_expr(bill::Column::OrderId, Expr::value(out_trade_no))
                 .col_expr(bill::Column::HoldUntil, Expr::value(Option::<i64>::None))
@@ -691,14 +808,6 @@ impl Db {
                 return self.heating_record_notification(notify_id, out_trade_no, event_type, trade_state, "bills_taken", now).await;
             }
         }
-        order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(order_status::PAID))
-            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
-            .col_expr(order::Column::PaidAt, Expr::value(now))
-            .filter(order::Column::OrderId.eq(out_trade_no))
-            .filter(order::Column::Status.ne(order_status::PAID))
-            .exec(&tx)
-            .await?;
         finish(tx, notify_id, Settlement::Paid).await
     }
 
@@ -746,6 +855,9 @@ async fn fail_pending<C: ConnectionTrait>(tx: &C, order_id: &str) -> Result<Sett
         .filter(order::Column::Status.eq(order_status::PENDING))
         .exec(tx)
         .await?;
+    if !affected(updated) {
+        return Ok(Settlement::Duplicate);
+    }
     bill::Entity::update_many()
         .col_expr(bill::Column::OrderId, Expr::value(Option::<String>::None))
         .col_expr(bill::Column::HoldUntil, Expr::value(Option::<i64>::None))
@@ -753,7 +865,7 @@ async fn fail_pending<C: ConnectionTrait>(tx: &C, order_id: &str) -> Result<Sett
         .filter(bill::Column::Status.eq(bill_status::UNPAID))
         .exec(tx)
         .await?;
-    Ok(if affected(updated) { Settlement::Failed } else { Settlement::Duplicate })
+    Ok(Settlement::Failed)
 }
 
 /// Write the notification's outcome and commit.
