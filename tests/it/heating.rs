@@ -659,7 +659,6 @@ async fn verified_notifies_we_cannot_apply_are_refused_every_time() {
     let token = owner(&app, "13900000013").await;
     let (order_id, amount) = order(&app, &token).await;
     let (appid, mchid) = {
-        use mpapi::providers::WechatPay as _;
         let pay = app.server.providers.wechat_pay.clone();
         let (a, m) = pay.merchant();
         (a.to_owned(), m.to_owned())
