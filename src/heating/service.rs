@@ -829,7 +829,7 @@ impl HeatingService {
         let now = self.clock.now_ms();
         let bills = self.db.heating_bills(&account.heat_account).await?;
         let seasons = self.db.heating_seasons().await?;
-        let (_, records) = self.db.heating_records(&account.heat_account, None, None, 0, u64::MAX).await?;
+        let (_, records) = self.db.heating_records(&account.heat_account, None, None, 0, i64::MAX as u64).await?;
         let current = season_of(now);
         let mut paid_orders = BTreeSet::new();
         let mut total_paid = 0;

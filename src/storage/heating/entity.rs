@@ -227,7 +227,12 @@ pub mod order_bill {
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        #[sea_orm(belongs_to = "super::order::Entity", from = "Column::OrderId", to = "super::order::Column::OrderId")]
+        Order,
+        #[sea_orm(belongs_to = "super::bill::Entity", from = "Column::BillId", to = "super::bill::Column::BillId")]
+        Bill,
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -4,8 +4,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveValue::NotSet, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 
 pub mod entity;
@@ -144,6 +144,16 @@ pub struct Record {
     pub line: OrderBill,
     /// The bill's season.
     pub heating_season: String,
+}
+
+/// One row of the history query.
+#[derive(Debug, FromQueryResult)]
+struct RecordRow {
+    order_id: String,
+    bill_id: String,
+    amount_fen: i64,
+    late_fee_fen: i64,
+    heating_season: String,
 }
 
 /// Everything a first start writes (see `heating::seed`).
@@ -691,7 +701,8 @@ impl Db {
     }
 
     /// The payment records (one per bill line) of an account's orders created in
-    /// `[from, to)` ms, newest first, with the page asked for and the total count.
+    /// `[from, to)` ms, newest first: the page asked for (`offset`, `limit` records) and the total
+    /// count, both computed by the database.
     pub async fn heating_records(
         &self,
         heat_account: &str,
@@ -700,39 +711,52 @@ impl Db {
         offset: u64,
         limit: u64,
     ) -> Result<(u64, Vec<Record>), StorageError> {
-        let mut query = order::Entity::find().filter(order::Column::HeatAccount.eq(heat_account));
+        let mut lines = order_bill::Entity::find()
+            .join(JoinType::InnerJoin, order_bill::Relation::Order.def())
+            .join(JoinType::InnerJoin, order_bill::Relation::Bill.def())
+            .filter(order::Column::HeatAccount.eq(heat_account));
         if let Some(from) = from {
-            query = query.filter(order::Column::CreatedAt.gte(from));
+            lines = lines.filter(order::Column::CreatedAt.gte(from));
         }
         if let Some(to) = to {
-            query = query.filter(order::Column::CreatedAt.lt(to));
+            lines = lines.filter(order::Column::CreatedAt.lt(to));
         }
-        let orders = query
+        let total = lines.clone().count(self.conn()).await?;
+        let rows = lines
+            .select_only()
+            .column(order_bill::Column::OrderId)
+            .column(order_bill::Column::BillId)
+            .column(order_bill::Column::AmountFen)
+            .column(order_bill::Column::LateFeeFen)
+            .column(bill::Column::HeatingSeason)
             .order_by_desc(order::Column::CreatedAt)
             .order_by_desc(order::Column::OrderId)
-            .all(self.conn())
-            .await?;
-        let ids: Vec<String> = orders.iter().map(|o| o.order_id.clone()).collect();
-        let lines = order_bill::Entity::find()
-            .filter(order_bill::Column::OrderId.is_in(ids))
             .order_by_asc(order_bill::Column::BillId)
+            .offset(offset)
+            .limit(limit)
+            .into_model::<RecordRow>()
             .all(self.conn())
             .await?;
-        let bills = self.heating_bills(heat_account).await?;
-        let mut records = Vec::new();
-        for order in &orders {
-            for line in lines.iter().filter(|l| l.order_id == order.order_id) {
-                let heating_season = bills
+        let ids: Vec<String> = rows.iter().map(|r| r.order_id.clone()).collect();
+        let orders = order::Entity::find().filter(order::Column::OrderId.is_in(ids)).all(self.conn()).await?;
+        let records = rows
+            .into_iter()
+            .map(|row| {
+                let order = orders
                     .iter()
-                    .find(|b| b.bill_id == line.bill_id)
-                    .map(|b| b.heating_season.clone())
-                    .ok_or_else(|| StorageError::Corrupt(format!("order line for unknown bill {}", line.bill_id)))?;
-                records.push(Record { order: order.clone(), line: line.clone(), heating_season });
-            }
-        }
-        let total = records.len() as u64;
-        let page = records.into_iter().skip(offset as usize).take(limit as usize).collect();
-        Ok((total, page))
+                    .find(|o| o.order_id == row.order_id)
+                    .cloned()
+                    .ok_or_else(|| StorageError::Corrupt(format!("order {} vanished", row.order_id)))?;
+                let line = OrderBill {
+                    order_id: row.order_id,
+                    bill_id: row.bill_id,
+                    amount_fen: row.amount_fen,
+                    late_fee_fen: row.late_fee_fen,
+                };
+                Ok(Record { order, line, heating_season: row.heating_season })
+            })
+            .collect::<Result<_, StorageError>>()?;
+        Ok((total, records))
     }
 
     /// Apply a verified payment notify in one transaction: record it (its id dedupes), then
