@@ -10,8 +10,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // Logs go through a non-blocking writer so that one line per request does not hold up
-    // the request that writes it.
-    let (writer, _guard) = tracing_appender::non_blocking(std::io::stdout());
+    // the request that writes it. Its worker drains every line waiting, then flushes: the
+    // buffer turns a burst of lines into one write instead of one write per line.
+    let (writer, _guard) = tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stdout()));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

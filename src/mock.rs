@@ -5,7 +5,6 @@
 //! refusals look exactly like the real server's. `--validation warn|off` turns refusals of
 //! invalid requests back into the chosen example.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -13,10 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use generated::runtime::{AnswerCache, Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
+use generated::runtime::{AnswerCache, Context as RequestContext, Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
 
 use crate::apis::Api;
 
@@ -57,8 +56,8 @@ impl std::str::FromStr for Latency {
     }
 }
 
-/// Example bodies by (operationId, example name).
-type Files = HashMap<(&'static str, &'static str), Arc<str>>;
+/// Example bodies, in the order of the API's `EXAMPLES`.
+type Files = Vec<Arc<str>>;
 
 /// The example files of one API, read from `mocks/<api>/` (and re-read on change with `--watch`).
 #[derive(Clone)]
@@ -76,7 +75,7 @@ impl MockSource {
         let source = MockSource {
             api,
             dir: mocks_dir.join(api.id),
-            files: Arc::new(RwLock::new((0, HashMap::new()))),
+            files: Arc::new(RwLock::new((0, Vec::new()))),
             answers: Arc::new(AnswerCache::default()),
         };
         source.reload()?;
@@ -85,11 +84,11 @@ impl MockSource {
 
     /// Re-read the files (after an edit under `--watch`). On error the old files stay.
     pub fn reload(&self) -> Result<()> {
-        let mut files = HashMap::new();
+        let mut files = Vec::with_capacity(self.api.examples.len());
         for example in self.api.examples {
             let path = self.dir.join(example.operation_id).join(example.file_name());
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            files.insert((example.operation_id, example.name), Arc::from(text));
+            files.push(Arc::from(text));
         }
         {
             let mut current = self.files.write().expect("the lock is never poisoned: writers do not panic");
@@ -105,43 +104,56 @@ impl MockSource {
         &self.dir
     }
 
-    fn example(&self, example: &ExampleRef) -> Example {
+    /// The example at `index` in the API's `EXAMPLES`.
+    fn example(&self, index: usize) -> Example {
+        let example = &self.api.examples[index];
         let files = self.files.read().expect("the lock is never poisoned");
         let (generation, files) = &*files;
-        let body = files.get(&(example.operation_id, example.name)).cloned().unwrap_or_else(|| Arc::from(""));
         Example {
             status: example.status,
-            media_type: Some(example.media_type.to_owned()),
-            body,
-            key: Some((example.operation_id, example.name, *generation)),
+            media_type: Some(example.media_type.into()),
+            body: files[index].clone(),
+            key: Some((index, *generation)),
         }
     }
 
-    fn default_ref(&self, operation_id: &str) -> &'static ExampleRef {
+    /// The index of `operation_id`'s default example.
+    fn default_index(&self, operation_id: &str) -> usize {
         self.api
             .examples
             .iter()
-            .find(|e| e.operation_id == operation_id && e.is_default)
+            .position(|e| e.operation_id == operation_id && e.is_default)
             .expect("every operation has a default example")
     }
 }
 
 impl ExampleSource for MockSource {
-    fn choose(&self, _: &'static str, operation_id: &'static str, _: &Method, uri: &Uri, headers: &HeaderMap) -> Example {
-        // The middleware already refused an impossible choice, so `pick` succeeds here.
-        let choice = Choice::from_request(uri, headers).unwrap_or_default();
-        let chosen = pick(self.api.examples, operation_id, &choice).unwrap_or_else(|_| self.default_ref(operation_id));
-        self.example(chosen)
+    fn choose<P>(&self, _: &'static str, ctx: &RequestContext<P>) -> Example {
+        // The middleware has picked already (and refused an impossible choice); without it,
+        // read the choice here.
+        let index = match ctx.extensions.get::<Chosen>() {
+            Some(Chosen(index)) => *index,
+            None => {
+                let choice = Choice::from_request(&ctx.uri, &ctx.headers).unwrap_or_default();
+                pick(self.api.examples, ctx.operation_id, &choice).unwrap_or_else(|_| self.default_index(ctx.operation_id))
+            }
+        };
+        self.example(index)
     }
 
     fn default_example(&self, _: &'static str, operation_id: &'static str) -> Example {
-        self.example(self.default_ref(operation_id))
+        self.example(self.default_index(operation_id))
     }
 
     fn answer_cache(&self) -> Option<&AnswerCache> {
         Some(&self.answers)
     }
 }
+
+/// The example the mock middleware picked for a request (its index in the API's `EXAMPLES`),
+/// left in the request's extensions for [`MockSource::choose`].
+#[derive(Debug, Clone, Copy)]
+struct Chosen(usize);
 
 /// What the client asked for: `Prefer: code=404, example=not_found, delay=100`, or the query
 /// parameters `__code`, `__example`, `__delay` (the query wins where both are given).
@@ -191,22 +203,26 @@ impl Choice {
     }
 }
 
-/// The example `choice` selects among an operation's examples, or an explanation listing the
-/// ones that exist.
-pub fn pick<'a>(examples: &'a [ExampleRef], operation_id: &str, choice: &Choice) -> Result<&'a ExampleRef, String> {
-    let own: Vec<&ExampleRef> = examples.iter().filter(|e| e.operation_id == operation_id).collect();
+/// The example `choice` selects among an operation's examples, as its index in `examples`, or
+/// an explanation listing the ones that exist.
+pub fn pick(examples: &[ExampleRef], operation_id: &str, choice: &Choice) -> Result<usize, String> {
+    let mut own = examples.iter().enumerate().filter(|(_, e)| e.operation_id == operation_id);
     let found = match (&choice.example, choice.code) {
-        (Some(name), code) => own.iter().find(|e| e.name == name && code.is_none_or(|c| c == e.status)),
-        (None, Some(code)) => own.iter().find(|e| e.status == code),
-        (None, None) => own.iter().find(|e| e.is_default),
+        (Some(name), code) => own.find(|(_, e)| e.name == name && code.is_none_or(|c| c == e.status)),
+        (None, Some(code)) => own.find(|(_, e)| e.status == code),
+        (None, None) => own.find(|(_, e)| e.is_default),
     };
-    found.copied().ok_or_else(|| {
+    found.map(|(index, _)| index).ok_or_else(|| {
         let wanted = match (&choice.example, choice.code) {
             (Some(name), Some(code)) => format!("example={name} with code={code}"),
             (Some(name), None) => format!("example={name}"),
             (None, code) => format!("code={}", code.unwrap_or_default()),
         };
-        let available: Vec<String> = own.iter().map(|e| format!("{} ({})", e.name, e.status)).collect();
+        let available: Vec<String> = examples
+            .iter()
+            .filter(|e| e.operation_id == operation_id)
+            .map(|e| format!("{} ({})", e.name, e.status))
+            .collect();
         format!("{operation_id} has no {wanted}; available: {}", available.join(", "))
     })
 }
@@ -233,7 +249,7 @@ pub const VALIDATION_HEADER: &str = "x-mpapi-validation";
 
 /// The mock middleware, around each matched route: refuses impossible choices, applies the
 /// validation mode, names the example, and waits the asked latency.
-pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: Next) -> Response {
+pub async fn middleware(State(layer): State<Arc<MockLayer>>, mut request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
     let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
     let operation_id = layer
@@ -250,15 +266,19 @@ pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: 
         (Err(message), _) => return (layer.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message)),
         (Ok(choice), None) => (choice, None),
     };
+    if let Some(index) = chosen {
+        request.extensions_mut().insert(Chosen(index));
+    }
     let mut response = next.run(request).await;
+    let chosen = chosen.map(|index| (index, &layer.api.examples[index]));
 
-    if let (Some(chosen), Some(rejection)) = (chosen, response.extensions().get::<Rejection>().cloned()) {
+    if let (Some((index, chosen)), Some(rejection)) = (chosen, response.extensions().get::<Rejection>().cloned()) {
         let invalid = matches!(rejection.kind, RejectionKind::InvalidRequest | RejectionKind::UnsupportedMediaType);
         if invalid && layer.validation != Validation::Enforce {
             if layer.validation == Validation::Warn {
                 tracing::warn!(api = layer.api.id, operation = chosen.operation_id, violations = %rejection.message, "answering despite an invalid request");
             }
-            response = example_response(&layer.source, chosen);
+            response = example_response(&layer.source, index);
             if layer.validation == Validation::Warn
                 && let Ok(value) = HeaderValue::from_str(&ascii_header(&rejection.message))
             {
@@ -266,7 +286,7 @@ pub async fn middleware(State(layer): State<MockLayer>, request: Request, next: 
             }
         }
     }
-    if let Some(chosen) = chosen.filter(|_| response.extensions().get::<Rejection>().is_none()) {
+    if let Some((_, chosen)) = chosen.filter(|_| response.extensions().get::<Rejection>().is_none()) {
         response.headers_mut().insert(EXAMPLE_HEADER, HeaderValue::from_static(chosen.name));
     }
 
@@ -289,8 +309,9 @@ fn ascii_header(text: &str) -> String {
         .collect()
 }
 
-fn example_response(source: &MockSource, chosen: &ExampleRef) -> Response {
-    let example = source.example(chosen);
+fn example_response(source: &MockSource, index: usize) -> Response {
+    let chosen = &source.api.examples[index];
+    let example = source.example(index);
     let mut response = Response::new(Body::from(example.body.to_string()));
     *response.status_mut() = axum::http::StatusCode::from_u16(example.status).unwrap_or_default();
     let content_type = match chosen.media_type {

@@ -2,6 +2,7 @@
 //! `/docs`, an index page at `/`, CORS, `X-HTTP-Method-Override`, one log line per request.
 
 use std::net::{IpAddr, SocketAddr};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ use crate::mock::{EXAMPLE_HEADER, MockLayer, VALIDATION_HEADER};
 pub fn mock_app(layer: MockLayer) -> Router {
     let api = layer.api;
     let router = (api.mock_router)(layer.source.clone())
-        .route_layer(axum::middleware::from_fn_with_state(layer, crate::mock::middleware));
+        .route_layer(axum::middleware::from_fn_with_state(Arc::new(layer), crate::mock::middleware));
     with_docs(router, api, "mock")
 }
 
@@ -48,24 +49,29 @@ pub fn operation_index(api: Api) -> Arc<Vec<(&'static str, &'static str, &'stati
     Arc::new((api.operations)())
 }
 
-/// What wraps every port's router before routing: method override, CORS, the request log.
-pub fn outer(router: Router, api_id: &'static str) -> Router {
-    let cors = CorsLayer::very_permissive().expose_headers([
-        HeaderName::from_static(EXAMPLE_HEADER),
-        HeaderName::from_static(VALIDATION_HEADER),
-    ]);
-    let logged = router.layer(axum::middleware::from_fn(move |request: Request, next: Next| log(api_id, request, next)));
-    // Layers on a wrapping router run before the inner router routes, so the overridden method
-    // and CORS preflights are seen first.
-    Router::new()
-        .fallback_service(logged)
+/// A port's whole service: an API's router behind method override, CORS and the request log.
+pub type App = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
+
+/// Wrap a port's router in what runs before routing: method override (so the overridden
+/// method is the one routed), CORS (preflights are answered for every path), the request log.
+/// The layers wrap the router as a service, so every request is routed once.
+pub fn outer(router: Router, api_id: &'static str) -> App {
+    // Only the mirrored origin varies an actual response; the mirrored methods and headers of
+    // a preflight answer go to the browser's preflight cache, which keys them itself.
+    let cors = CorsLayer::very_permissive()
+        .expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
+        .vary([axum::http::header::ORIGIN]);
+    let service = tower::ServiceBuilder::new()
+        .map_request(method_override)
         .layer(cors)
-        .layer(axum::middleware::map_request(method_override))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| log(api_id, request, next)))
+        .service(router);
+    App::new(service)
 }
 
 /// `POST` with `X-HTTP-Method-Override: PUT|DELETE|PATCH` is served as that method (clients
 /// and proxies that only speak GET and POST).
-async fn method_override(mut request: Request) -> Request {
+fn method_override(mut request: Request) -> Request {
     if request.method() == Method::POST
         && let Some(method) = request
             .headers()
@@ -79,20 +85,21 @@ async fn method_override(mut request: Request) -> Request {
 }
 
 /// One line per request: API, method, path, status, chosen example, latency.
+///
+/// One `request` field rather than a field each or a message: each field costs the formatter
+/// as much as the line, and a message is re-read character by character for terminal escapes,
+/// which the path is escaped for here (the rest is ours).
 async fn log(api: &'static str, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // A path is visible ASCII or UTF-8; escape anything else a terminal could act on (C1 controls).
+    let path = request.uri().path();
+    let path = if path.is_ascii() { path.to_owned() } else { path.escape_debug().to_string() };
     let response = next.run(request).await;
     let example = response.headers().get(EXAMPLE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info!(
-        api,
-        %method,
-        path,
-        status = response.status().as_u16(),
-        example,
-        latency_ms = format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0),
-    );
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    tracing::info!(request = %format_args!("{api} {method} {path} {status} example={example} {latency_ms:.1}ms"));
     response
 }
 
@@ -118,7 +125,7 @@ pub async fn run(apps: Vec<(Api, tokio::net::TcpListener, Router)>, bind: IpAddr
         announce(api, listener.local_addr()?, bind);
         let app = outer(router, api.id);
         tasks.spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            axum::serve(listener, axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
                 })

@@ -92,7 +92,8 @@ impl TestApp {
         let router = server.router(api_entry, address.port()).await.expect("router builds").expect("implemented");
         let app = mpapi::server::outer(router, api);
         tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await.expect("serving");
+            let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+            axum::serve(listener, app).await.expect("serving");
         });
         let spec_api = *APIS.iter().find(|a| a.id == api).expect("known api");
         let spec = Spec::load(&workspace_root(), spec_api).expect("the spec loads");

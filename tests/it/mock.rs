@@ -14,7 +14,7 @@ use xtask::spec::{APIS, Spec, default_example, workspace_root};
 
 use crate::support::{Reply, same_json, send, valid_plan};
 
-fn mock_app(api: &str, validation: Validation) -> (axum::Router, MockSource) {
+fn mock_app(api: &str, validation: Validation) -> (server::App, MockSource) {
     let api: Api = apis::by_id(api).expect("known api");
     let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
     let layer = MockLayer {

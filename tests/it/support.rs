@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, Uri};
+use axum::http::{HeaderMap, Request};
 use serde_json::json;
-use generated::runtime::{Example, ExampleSource};
+use generated::runtime::{Context, Example, ExampleSource};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
@@ -60,7 +60,7 @@ impl DefaultExamples {
                 op.id().to_owned(),
                 Example {
                     status: example.status.parse().expect("numeric status"),
-                    media_type: Some(example.media_type.to_owned()),
+                    media_type: Some(std::borrow::Cow::Owned(example.media_type.to_string())),
                     body: files[&file].contents.as_str().into(),
                     key: None,
                 },
@@ -71,8 +71,8 @@ impl DefaultExamples {
 }
 
 impl ExampleSource for DefaultExamples {
-    fn choose(&self, api: &'static str, operation_id: &'static str, _: &Method, _: &Uri, _: &HeaderMap) -> Example {
-        self.default_example(api, operation_id)
+    fn choose<P>(&self, api: &'static str, ctx: &Context<P>) -> Example {
+        self.default_example(api, ctx.operation_id)
     }
 
     fn default_example(&self, _: &'static str, operation_id: &'static str) -> Example {
@@ -107,8 +107,11 @@ impl Reply {
 }
 
 /// Send one request through `router` in-process.
-pub async fn send(router: &axum::Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.expect("routers are infallible");
+pub async fn send<S>(service: &S, request: Request<Body>) -> Reply
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible> + Clone,
+{
+    let response = service.clone().oneshot(request).await.expect("routers are infallible");
     let status = response.status().as_u16();
     let content_type = response
         .headers()

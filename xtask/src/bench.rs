@@ -30,6 +30,10 @@ pub struct BenchOpts {
     /// Connections wrk keeps open.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
+    /// Rounds of (mock, bare) per request; the verdict takes the median round's ratio, so one
+    /// disturbed run on a shared machine does not decide it.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
 }
 
 /// wrk threads: one per core of the 2-core machines the target was set on.
@@ -78,21 +82,42 @@ pub struct WrkRun {
     pub socket_errors: u64,
 }
 
-/// Mock mode and the bare handler on one request.
+/// Mock mode and the bare handler measured back to back on one request.
 #[derive(Debug, Clone)]
-pub struct Pair {
-    /// The request.
-    pub probe: Probe,
+pub struct Round {
     /// `mpapi mock`.
     pub mock: WrkRun,
     /// The bare axum handler.
     pub bare: WrkRun,
 }
 
-impl Pair {
+impl Round {
     /// Mock mode's throughput as a share of the bare handler's.
     pub fn ratio(&self) -> f64 {
         self.mock.requests_per_sec / self.bare.requests_per_sec
+    }
+
+    fn clean(&self) -> bool {
+        [&self.mock, &self.bare].iter().all(|run| run.non_2xx == 0 && run.socket_errors == 0)
+    }
+}
+
+/// Every round of one request.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The request.
+    pub probe: Probe,
+    /// The rounds, in the order they ran.
+    pub rounds: Vec<Round>,
+}
+
+impl Pair {
+    /// The median of the rounds' mock/bare throughput ratios (the lower middle one for an even
+    /// number of rounds).
+    pub fn ratio(&self) -> f64 {
+        let mut ratios: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
+        ratios.sort_by(f64::total_cmp);
+        ratios.get(ratios.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
     }
 
     /// Whether the pair meets the target, with every answer a success.
@@ -101,7 +126,7 @@ impl Pair {
     }
 
     fn clean(&self) -> bool {
-        [&self.mock, &self.bare].iter().all(|run| run.non_2xx == 0 && run.socket_errors == 0)
+        !self.rounds.is_empty() && self.rounds.iter().all(Round::clean)
     }
 }
 
@@ -131,16 +156,23 @@ impl fmt::Display for Report {
             "mpapi mock --api {API} vs bare axum; wrk -t{WRK_THREADS} -c{} -d{}s --latency (after a {WARMUP_SECS} s warm-up)",
             o.connections, o.duration
         )?;
-        writeln!(f, "{:<24} {:<5} {:>12} {:>10}", "request", "side", "requests/s", "p99")?;
+        writeln!(f, "{:<24} {:>5} {:<5} {:>12} {:>10} {:>7}", "request", "round", "side", "requests/s", "p99", "ratio")?;
         for pair in &self.pairs {
             let request = format!("{} {}", pair.probe.method, pair.probe.path);
-            for (side, run) in [("mock", &pair.mock), ("bare", &pair.bare)] {
-                let mut line =
-                    format!("{request:<24} {side:<5} {:>12.0} {:>10}", run.requests_per_sec, format_latency(run.p99));
-                if run.non_2xx > 0 || run.socket_errors > 0 {
-                    line += &format!("  ({} non-2xx, {} socket errors)", run.non_2xx, run.socket_errors);
+            for (number, round) in pair.rounds.iter().enumerate() {
+                for (side, run) in [("mock", &round.mock), ("bare", &round.bare)] {
+                    let ratio = if side == "bare" { format!("{:.2}", round.ratio()) } else { String::new() };
+                    let mut line = format!(
+                        "{request:<24} {:>5} {side:<5} {:>12.0} {:>10} {ratio:>7}",
+                        number + 1,
+                        run.requests_per_sec,
+                        format_latency(run.p99)
+                    );
+                    if run.non_2xx > 0 || run.socket_errors > 0 {
+                        line += &format!("  ({} non-2xx, {} socket errors)", run.non_2xx, run.socket_errors);
+                    }
+                    writeln!(f, "{line}")?;
                 }
-                writeln!(f, "{line}")?;
             }
         }
         for pair in &self.pairs {
@@ -149,7 +181,13 @@ impl fmt::Display for Report {
                 (true, true) => "PASS",
                 (true, false) => "FAIL",
             };
-            writeln!(f, "{:<5} mock/bare throughput {:.2}  {verdict}", pair.probe.method, pair.ratio())?;
+            writeln!(
+                f,
+                "{:<5} mock/bare throughput {:.2} (median of {} rounds)  {verdict}",
+                pair.probe.method,
+                pair.ratio(),
+                pair.rounds.len()
+            )?;
         }
         for mismatch in &self.answer_mismatches {
             writeln!(f, "warning: {mismatch}")?;
@@ -207,10 +245,14 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
     let script = LuaScripts::write()?;
     let mut pairs = Vec::new();
     for probe in &PROBES {
-        // Mock, then bare, request by request: both sides see the machine in the same state.
-        let mock_run = measure(&wrk, opts, "mock", mock.port, probe, &script)?;
-        let bare_run = measure(&wrk, opts, "bare", bare.port, probe, &script)?;
-        pairs.push(Pair { probe: *probe, mock: mock_run, bare: bare_run });
+        let mut rounds = Vec::new();
+        for _ in 0..opts.rounds {
+            // Mock, then bare, back to back: both sides see the machine in the same state.
+            let mock_run = measure(&wrk, opts, "mock", mock.port, probe, &script)?;
+            let bare_run = measure(&wrk, opts, "bare", bare.port, probe, &script)?;
+            rounds.push(Round { mock: mock_run, bare: bare_run });
+        }
+        pairs.push(Pair { probe: *probe, rounds });
     }
     drop(mock);
     drop(bare);
@@ -237,6 +279,7 @@ fn rerun_in_release(root: &Path, opts: &BenchOpts) -> Result<ExitStatus> {
     let xtask = build_release(root, "xtask")?;
     Command::new(&xtask)
         .args(["bench", "--duration", &opts.duration.to_string(), "--connections", &opts.connections.to_string()])
+        .args(["--rounds", &opts.rounds.to_string()])
         .env(RELEASE_MARKER, "1")
         .current_dir(root)
         .status()
@@ -647,6 +690,22 @@ Transfer/sec:     11.86MB
         assert_eq!(run.requests, 531_417);
         assert_eq!((run.non_2xx, run.socket_errors), (7, 3));
         assert!(parse_wrk("Requests/sec: 1\n").is_err());
+    }
+
+    #[test]
+    fn the_verdict_takes_the_median_round() {
+        let run = |requests_per_sec| WrkRun { requests_per_sec, p99: Duration::ZERO, requests: 1, non_2xx: 0, socket_errors: 0 };
+        let round = |mock, bare| Round { mock: run(mock), bare: run(bare) };
+        let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0), round(85.0, 100.0)] };
+        assert_eq!(pair.ratio(), 0.85);
+        assert!(pair.passed());
+        // An even number of rounds takes the lower middle one.
+        let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0)] };
+        assert_eq!(pair.ratio(), 0.10);
+        assert!(!pair.passed());
+        let mut failing = round(90.0, 100.0);
+        failing.mock.non_2xx = 1;
+        assert!(!Pair { probe: PROBES[0], rounds: vec![failing] }.passed());
     }
 
     #[test]

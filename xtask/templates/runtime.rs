@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 /// The largest request body a generated router reads, in bytes (10 MiB: face photos uploaded
@@ -154,6 +154,8 @@ pub struct Context<P> {
     pub uri: Uri,
     /// The request headers as received.
     pub headers: HeaderMap,
+    /// What middleware attached to the request (the peer address, mock mode's chosen example).
+    pub extensions: Extensions,
     /// The body bytes as received (signed callbacks verify these, never a re-serialisation).
     pub raw_body: Bytes,
     /// The peer address, when the server was started with connect info.
@@ -161,17 +163,20 @@ pub struct Context<P> {
 }
 
 impl Context<()> {
-    /// The context of a request, before authentication.
-    pub fn new(parts: &Parts, raw_body: Bytes, operation_id: &'static str) -> Context<()> {
+    /// The context of a request, before authentication: takes the request's head over once the
+    /// router has read its parameters (nothing is copied).
+    pub fn new(parts: Parts, raw_body: Bytes, operation_id: &'static str) -> Context<()> {
+        let Parts { method, uri, headers, extensions, .. } = parts;
         Context {
             principal: (),
             operation_id,
-            request_id: request_id(&parts.headers),
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: parts.headers.clone(),
+            request_id: request_id(&headers),
+            remote_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            method,
+            uri,
+            headers,
+            extensions,
             raw_body,
-            remote_addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
         }
     }
 }
@@ -186,27 +191,36 @@ impl<P> Context<P> {
             method: self.method,
             uri: self.uri,
             headers: self.headers,
+            extensions: self.extensions,
             raw_body: self.raw_body,
             remote_addr: self.remote_addr,
         }
     }
 }
 
-/// The client's `X-Request-Id` if it is short and printable, else a new process-unique id.
+/// The client's `X-Request-Id` if it is short and printable, else a new process-unique id
+/// (`<process start, ms, hex>-<counter, hex>`).
 fn request_id(headers: &HeaderMap) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    static START: LazyLock<u128> = LazyLock::new(|| {
-        std::time::SystemTime::now()
+    static PREFIX: LazyLock<String> = LazyLock::new(|| {
+        let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        format!("{start:x}-")
     });
-    headers
+    if let Some(id) = headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("{:x}-{:x}", *START, NEXT.fetch_add(1, Ordering::Relaxed)))
+    {
+        return id.to_owned();
+    }
+    use std::fmt::Write as _;
+    let mut id = String::with_capacity(PREFIX.len() + 16);
+    id.push_str(&PREFIX);
+    let _ = write!(id, "{:x}", NEXT.fetch_add(1, Ordering::Relaxed));
+    id
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
@@ -234,19 +248,28 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
 /// taken as the operation's first media type: `wx.request` always sends one, other clients
 /// often do not).
 pub fn require_media_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), Rejection> {
-    match media_type(headers) {
-        Some(found) if !accepted.iter().any(|a| *a == found) => Err(Rejection::of(
-            RejectionKind::UnsupportedMediaType,
-            format!("不支持的Content-Type：{found}，应为{}", accepted.join("或")),
-        )),
-        _ => Ok(()),
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let found = value.split(';').next().unwrap_or_default().trim();
+    if accepted.iter().any(|a| a.eq_ignore_ascii_case(found)) {
+        return Ok(());
     }
+    Err(Rejection::of(
+        RejectionKind::UnsupportedMediaType,
+        format!("不支持的Content-Type：{}，应为{}", found.to_ascii_lowercase(), accepted.join("或")),
+    ))
 }
 
 /// Deserialise a JSON body, naming the failing field on error.
 pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection::field("body", "请求体不能为空"));
+    }
+    // Most bodies are well-formed: read them once, without tracking the path. Only a refused
+    // body is read again to say where it is wrong.
+    if let Ok(value) = serde_json::from_slice(raw) {
+        return Ok(value);
     }
     // Malformed JSON is the body's fault, not the field the parser happened to be in (and
     // serde_json reports some type errors as syntax errors), so check well-formedness first.
@@ -641,28 +664,59 @@ impl Display for ExampleError {
 
 impl std::error::Error for ExampleError {}
 
-/// A per-operation response enum: one variant per documented status and media type.
+/// A per-operation response enum: one variant per documented status and media type, and
+/// `Prepared` for an answer already rendered from one of them.
 pub trait OperationOutput: Sized {
     /// Read a documented example (status, media type, body text) as this response; mock mode
     /// answers with these, and the contract tests round-trip every example through them.
     fn from_example(status: u16, media_type: Option<&str>, body: &str) -> Result<Self, ExampleError>;
+    /// Carry an answer rendered earlier from one of this operation's documented responses (mock
+    /// mode renders each example once, then answers with its bytes).
+    fn prepared(prepared: Prepared) -> Self;
     /// The response's status code.
     fn status(&self) -> StatusCode;
     /// The response's media type, when it has a body.
     fn media_type(&self) -> Option<&'static str>;
     /// The body as it goes on the wire, when there is one.
     fn body_text(&self) -> Option<String>;
+    /// The response rendered: status, media type and body bytes.
+    fn render(self) -> Prepared;
+}
+
+/// A documented response rendered to what goes on the wire. Made only by [`OperationOutput::render`]
+/// from a typed response, so its bytes always read as that response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The status code.
+    pub status: StatusCode,
+    /// The media type, when the response has a body.
+    pub media_type: Option<&'static str>,
+    /// The body (empty when there is none); cloning shares it.
+    pub body: Bytes,
+}
+
+impl Prepared {
+    /// Render a typed response (what generated `render` implementations call).
+    pub fn of<O: OperationOutput>(output: &O) -> Prepared {
+        Prepared {
+            status: output.status(),
+            media_type: output.media_type(),
+            body: output.body_text().map(Bytes::from).unwrap_or_default(),
+        }
+    }
+
+    /// The body as text (every documented body is JSON, HTML or XML text).
+    pub fn body_text(&self) -> Option<String> {
+        self.media_type.map(|_| String::from_utf8_lossy(&self.body).into_owned())
+    }
 }
 
 /// Turn any documented response into an axum response.
 pub fn into_response<O: OperationOutput>(output: O) -> axum::response::Response {
-    let status = output.status();
-    let mut response = match output.body_text() {
-        Some(body) => axum::response::Response::new(Body::from(body)),
-        None => axum::response::Response::new(Body::empty()),
-    };
+    let Prepared { status, media_type, body } = output.render();
+    let mut response = axum::response::Response::new(Body::from(body));
     *response.status_mut() = status;
-    if let Some(media_type) = output.media_type() {
+    if let Some(media_type) = media_type {
         let value = match media_type {
             "application/json" => "application/json",
             "text/html" => "text/html; charset=utf-8",
@@ -692,7 +746,7 @@ pub struct Example {
     /// The response status.
     pub status: u16,
     /// The media type, when the response has a body.
-    pub media_type: Option<String>,
+    pub media_type: Option<std::borrow::Cow<'static, str>>,
     /// The body text (JSON, HTML or XML), shared with the source rather than copied per request.
     pub body: std::sync::Arc<str>,
     /// (operationId, example name, generation of the files it was read from): lets
@@ -700,14 +754,14 @@ pub struct Example {
     pub key: Option<AnswerKey>,
 }
 
-/// Identifies one example's text: (operationId, example name, generation of the files).
-pub type AnswerKey = (&'static str, &'static str, u64);
+/// Identifies one example's text: (its index in the API's `EXAMPLES`, generation of the files).
+pub type AnswerKey = (usize, u64);
 
-/// Typed answers already read from examples, so mock mode parses each example once rather than
-/// on every request. Entries of an older generation are never returned.
+/// Answers already rendered from examples, so mock mode reads and renders each example once
+/// rather than on every request. Entries of an older generation are never returned.
 #[derive(Default)]
 pub struct AnswerCache {
-    entries: std::sync::RwLock<BTreeMap<(&'static str, &'static str), (u64, std::sync::Arc<dyn std::any::Any + Send + Sync>)>>,
+    entries: std::sync::RwLock<Vec<Option<(u64, Prepared)>>>,
 }
 
 impl AnswerCache {
@@ -716,15 +770,18 @@ impl AnswerCache {
         self.entries.write().expect("the cache lock is never poisoned").clear();
     }
 
-    fn get<O: Clone + 'static>(&self, key: AnswerKey) -> Option<O> {
+    fn get(&self, key: AnswerKey) -> Option<Prepared> {
         let entries = self.entries.read().expect("the cache lock is never poisoned");
-        let (generation, value) = entries.get(&(key.0, key.1))?;
-        (*generation == key.2).then(|| value.downcast_ref::<O>().cloned()).flatten()
+        let (generation, prepared) = entries.get(key.0)?.as_ref()?;
+        (*generation == key.1).then(|| prepared.clone())
     }
 
-    fn put<O: Send + Sync + 'static>(&self, key: AnswerKey, value: O) {
+    fn put(&self, key: AnswerKey, prepared: Prepared) {
         let mut entries = self.entries.write().expect("the cache lock is never poisoned");
-        entries.insert((key.0, key.1), (key.2, std::sync::Arc::new(value)));
+        if entries.len() <= key.0 {
+            entries.resize(key.0 + 1, None);
+        }
+        entries[key.0] = Some((key.1, prepared));
     }
 }
 
@@ -757,15 +814,11 @@ impl ExampleRef {
     }
 }
 
-/// Marks every response a generated router writes with the operation that produced it
-/// (absent on unknown paths), so middleware (logging, mock mode) can tell which one it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServedOperation(pub &'static str);
-
 /// Where the generated `Examples` implementations get their answers (mock mode reads `mocks/`).
 pub trait ExampleSource: Send + Sync + 'static {
-    /// The example to answer this request with (mock mode honours `Prefer` and `__example`).
-    fn choose(&self, api: &'static str, operation_id: &'static str, method: &Method, uri: &Uri, headers: &HeaderMap) -> Example;
+    /// The example to answer this request with (mock mode honours `Prefer` and `__example`, or
+    /// the choice its middleware left in the request's extensions).
+    fn choose<P>(&self, api: &'static str, ctx: &Context<P>) -> Example;
     /// The operation's default example: the first example of its lowest 2xx response.
     fn default_example(&self, api: &'static str, operation_id: &'static str) -> Example;
     /// Where typed answers are kept between requests, if the source keeps them.
@@ -775,27 +828,29 @@ pub trait ExampleSource: Send + Sync + 'static {
 }
 
 /// Answer an operation from `source`: the chosen example, or the default one when the chosen
-/// example does not read as the operation's response (a hand-edited mock file, say).
+/// example does not read as the operation's response (a hand-edited mock file, say). The answer
+/// is rendered from the typed response, once per example when the source keeps a cache.
 pub fn answer<O, P>(source: &impl ExampleSource, api: &'static str, ctx: &Context<P>) -> O
 where
-    O: OperationOutput + Clone + Send + Sync + 'static,
+    O: OperationOutput,
 {
-    let chosen = source.choose(api, ctx.operation_id, &ctx.method, &ctx.uri, &ctx.headers);
+    let chosen = source.choose(api, ctx);
     let cache = source.answer_cache().zip(chosen.key);
     if let Some((cache, key)) = cache
-        && let Some(answer) = cache.get::<O>(key)
+        && let Some(prepared) = cache.get(key)
     {
-        return answer;
+        return O::prepared(prepared);
     }
-    let answer = O::from_example(chosen.status, chosen.media_type.as_deref(), &chosen.body).unwrap_or_else(|_| {
+    let typed = O::from_example(chosen.status, chosen.media_type.as_deref(), &chosen.body).unwrap_or_else(|_| {
         let default = source.default_example(api, ctx.operation_id);
         O::from_example(default.status, default.media_type.as_deref(), &default.body)
             .expect("default examples are round-tripped by the contract tests")
     });
+    let prepared = typed.render();
     if let Some((cache, key)) = cache {
-        cache.put(key, answer.clone());
+        cache.put(key, prepared.clone());
     }
-    answer
+    O::prepared(prepared)
 }
 
 /// The schema of a field that is always `null` (`type: "null"`, the `data` of error envelopes).

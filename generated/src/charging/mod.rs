@@ -1091,6 +1091,8 @@ pub enum UserWechatLoginOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserWechatLoginOutput {
     fn from_example(
@@ -1123,12 +1125,16 @@ impl OperationOutput for UserWechatLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1137,6 +1143,7 @@ impl OperationOutput for UserWechatLoginOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1146,6 +1153,13 @@ impl OperationOutput for UserWechatLoginOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1162,6 +1176,8 @@ pub enum UserLoginOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserLoginOutput {
     fn from_example(
@@ -1197,6 +1213,9 @@ impl OperationOutput for UserLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1204,6 +1223,7 @@ impl OperationOutput for UserLoginOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1213,6 +1233,7 @@ impl OperationOutput for UserLoginOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1223,6 +1244,13 @@ impl OperationOutput for UserLoginOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1237,6 +1265,8 @@ pub enum UserRegisterOutput {
     Conflict(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserRegisterOutput {
     fn from_example(
@@ -1269,12 +1299,16 @@ impl OperationOutput for UserRegisterOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1283,6 +1317,7 @@ impl OperationOutput for UserRegisterOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1292,6 +1327,13 @@ impl OperationOutput for UserRegisterOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1306,6 +1348,8 @@ pub enum UserInfoGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserInfoGetOutput {
     fn from_example(
@@ -1338,12 +1382,16 @@ impl OperationOutput for UserInfoGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1352,6 +1400,7 @@ impl OperationOutput for UserInfoGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1361,6 +1410,13 @@ impl OperationOutput for UserInfoGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1377,6 +1433,8 @@ pub enum UserUpdateOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserUpdateOutput {
     fn from_example(
@@ -1412,6 +1470,9 @@ impl OperationOutput for UserUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1419,6 +1480,7 @@ impl OperationOutput for UserUpdateOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1428,6 +1490,7 @@ impl OperationOutput for UserUpdateOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1438,6 +1501,13 @@ impl OperationOutput for UserUpdateOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1452,6 +1522,8 @@ pub enum StationNearbyListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StationNearbyListOutput {
     fn from_example(
@@ -1484,12 +1556,16 @@ impl OperationOutput for StationNearbyListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1498,6 +1574,7 @@ impl OperationOutput for StationNearbyListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1507,6 +1584,13 @@ impl OperationOutput for StationNearbyListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1523,6 +1607,8 @@ pub enum StationGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StationGetOutput {
     fn from_example(
@@ -1558,6 +1644,9 @@ impl OperationOutput for StationGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1565,6 +1654,7 @@ impl OperationOutput for StationGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1574,6 +1664,7 @@ impl OperationOutput for StationGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1584,6 +1675,13 @@ impl OperationOutput for StationGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1598,6 +1696,8 @@ pub enum StationSearchOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StationSearchOutput {
     fn from_example(
@@ -1630,12 +1730,16 @@ impl OperationOutput for StationSearchOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1644,6 +1748,7 @@ impl OperationOutput for StationSearchOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1653,6 +1758,13 @@ impl OperationOutput for StationSearchOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1669,6 +1781,8 @@ pub enum StationPileListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StationPileListOutput {
     fn from_example(
@@ -1704,6 +1818,9 @@ impl OperationOutput for StationPileListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1711,6 +1828,7 @@ impl OperationOutput for StationPileListOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1720,6 +1838,7 @@ impl OperationOutput for StationPileListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1730,6 +1849,13 @@ impl OperationOutput for StationPileListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1746,6 +1872,8 @@ pub enum PileGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PileGetOutput {
     fn from_example(
@@ -1781,6 +1909,9 @@ impl OperationOutput for PileGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1788,6 +1919,7 @@ impl OperationOutput for PileGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1797,6 +1929,7 @@ impl OperationOutput for PileGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1807,6 +1940,13 @@ impl OperationOutput for PileGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1823,6 +1963,8 @@ pub enum PileQrcodeGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PileQrcodeGetOutput {
     fn from_example(
@@ -1858,6 +2000,9 @@ impl OperationOutput for PileQrcodeGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1865,6 +2010,7 @@ impl OperationOutput for PileQrcodeGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1874,6 +2020,7 @@ impl OperationOutput for PileQrcodeGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1884,6 +2031,13 @@ impl OperationOutput for PileQrcodeGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1900,6 +2054,8 @@ pub enum PortListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PortListOutput {
     fn from_example(
@@ -1935,6 +2091,9 @@ impl OperationOutput for PortListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1942,6 +2101,7 @@ impl OperationOutput for PortListOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1951,6 +2111,7 @@ impl OperationOutput for PortListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1961,6 +2122,13 @@ impl OperationOutput for PortListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1977,6 +2145,8 @@ pub enum PortGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PortGetOutput {
     fn from_example(
@@ -2012,6 +2182,9 @@ impl OperationOutput for PortGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2019,6 +2192,7 @@ impl OperationOutput for PortGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2028,6 +2202,7 @@ impl OperationOutput for PortGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2038,6 +2213,13 @@ impl OperationOutput for PortGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2054,6 +2236,8 @@ pub enum PortStatusGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PortStatusGetOutput {
     fn from_example(
@@ -2089,6 +2273,9 @@ impl OperationOutput for PortStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2096,6 +2283,7 @@ impl OperationOutput for PortStatusGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2105,6 +2293,7 @@ impl OperationOutput for PortStatusGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2115,6 +2304,13 @@ impl OperationOutput for PortStatusGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2133,6 +2329,8 @@ pub enum OrderCreateOutput {
     Conflict(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderCreateOutput {
     fn from_example(
@@ -2171,6 +2369,9 @@ impl OperationOutput for OrderCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2179,6 +2380,7 @@ impl OperationOutput for OrderCreateOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2189,6 +2391,7 @@ impl OperationOutput for OrderCreateOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2200,6 +2403,13 @@ impl OperationOutput for OrderCreateOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2218,6 +2428,8 @@ pub enum OrderGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderGetOutput {
     fn from_example(
@@ -2256,6 +2468,9 @@ impl OperationOutput for OrderGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2264,6 +2479,7 @@ impl OperationOutput for OrderGetOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2274,6 +2490,7 @@ impl OperationOutput for OrderGetOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2285,6 +2502,13 @@ impl OperationOutput for OrderGetOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2303,6 +2527,8 @@ pub enum OrderStatusGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderStatusGetOutput {
     fn from_example(
@@ -2341,6 +2567,9 @@ impl OperationOutput for OrderStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2349,6 +2578,7 @@ impl OperationOutput for OrderStatusGetOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2359,6 +2589,7 @@ impl OperationOutput for OrderStatusGetOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2370,6 +2601,13 @@ impl OperationOutput for OrderStatusGetOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2384,6 +2622,8 @@ pub enum OrderListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderListOutput {
     fn from_example(
@@ -2416,12 +2656,16 @@ impl OperationOutput for OrderListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2430,6 +2674,7 @@ impl OperationOutput for OrderListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2439,6 +2684,13 @@ impl OperationOutput for OrderListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2459,6 +2711,8 @@ pub enum OrderStopOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderStopOutput {
     fn from_example(
@@ -2500,6 +2754,9 @@ impl OperationOutput for OrderStopOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2509,6 +2766,7 @@ impl OperationOutput for OrderStopOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2520,6 +2778,7 @@ impl OperationOutput for OrderStopOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2532,6 +2791,13 @@ impl OperationOutput for OrderStopOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2554,6 +2820,8 @@ pub enum PaymentPayOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentPayOutput {
     fn from_example(
@@ -2598,6 +2866,9 @@ impl OperationOutput for PaymentPayOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2608,6 +2879,7 @@ impl OperationOutput for PaymentPayOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2620,6 +2892,7 @@ impl OperationOutput for PaymentPayOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2633,6 +2906,13 @@ impl OperationOutput for PaymentPayOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2651,6 +2931,8 @@ pub enum PaymentStatusGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentStatusGetOutput {
     fn from_example(
@@ -2689,6 +2971,9 @@ impl OperationOutput for PaymentStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2697,6 +2982,7 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2707,6 +2993,7 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2718,6 +3005,13 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2734,6 +3028,8 @@ pub enum PaymentRechargeOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentRechargeOutput {
     fn from_example(
@@ -2769,6 +3065,9 @@ impl OperationOutput for PaymentRechargeOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2776,6 +3075,7 @@ impl OperationOutput for PaymentRechargeOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2785,6 +3085,7 @@ impl OperationOutput for PaymentRechargeOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2795,6 +3096,13 @@ impl OperationOutput for PaymentRechargeOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2807,6 +3115,8 @@ pub enum PaymentWechatNotifyOutput {
     BadRequest(String),
     /// 500 application/xml: 服务器内部错误，返回FAIL（微信将重试）
     InternalServerError(String),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentWechatNotifyOutput {
     fn from_example(
@@ -2832,11 +3142,15 @@ impl OperationOutput for PaymentWechatNotifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2844,6 +3158,7 @@ impl OperationOutput for PaymentWechatNotifyOutput {
             Self::Ok(_) => Some("application/xml"),
             Self::BadRequest(_) => Some("application/xml"),
             Self::InternalServerError(_) => Some("application/xml"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2852,6 +3167,13 @@ impl OperationOutput for PaymentWechatNotifyOutput {
             Self::Ok(body) => Some(body.clone()),
             Self::BadRequest(body) => Some(body.clone()),
             Self::InternalServerError(body) => Some(body.clone()),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2870,6 +3192,8 @@ pub enum PaymentWechatPayPageOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentWechatPayPageOutput {
     fn from_example(
@@ -2906,6 +3230,9 @@ impl OperationOutput for PaymentWechatPayPageOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2914,6 +3241,7 @@ impl OperationOutput for PaymentWechatPayPageOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2924,6 +3252,7 @@ impl OperationOutput for PaymentWechatPayPageOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2935,6 +3264,13 @@ impl OperationOutput for PaymentWechatPayPageOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2949,6 +3285,8 @@ pub enum StatisticsChargingGetOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StatisticsChargingGetOutput {
     fn from_example(
@@ -2981,12 +3319,16 @@ impl OperationOutput for StatisticsChargingGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2995,6 +3337,7 @@ impl OperationOutput for StatisticsChargingGetOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3004,6 +3347,13 @@ impl OperationOutput for StatisticsChargingGetOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3016,6 +3366,8 @@ pub enum ConfigGetOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ConfigGetOutput {
     fn from_example(
@@ -3045,11 +3397,15 @@ impl OperationOutput for ConfigGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3057,6 +3413,7 @@ impl OperationOutput for ConfigGetOutput {
             Self::Ok(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3065,6 +3422,13 @@ impl OperationOutput for ConfigGetOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3077,6 +3441,8 @@ pub enum BillingRulesGetOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for BillingRulesGetOutput {
     fn from_example(
@@ -3106,11 +3472,15 @@ impl OperationOutput for BillingRulesGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3118,6 +3488,7 @@ impl OperationOutput for BillingRulesGetOutput {
             Self::Ok(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3126,6 +3497,13 @@ impl OperationOutput for BillingRulesGetOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3148,6 +3526,8 @@ pub enum ChargingStartOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ChargingStartOutput {
     fn from_example(
@@ -3192,6 +3572,9 @@ impl OperationOutput for ChargingStartOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3202,6 +3585,7 @@ impl OperationOutput for ChargingStartOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3214,6 +3598,7 @@ impl OperationOutput for ChargingStartOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3227,6 +3612,13 @@ impl OperationOutput for ChargingStartOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3247,6 +3639,8 @@ pub enum ChargingStopOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ChargingStopOutput {
     fn from_example(
@@ -3288,6 +3682,9 @@ impl OperationOutput for ChargingStopOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3297,6 +3694,7 @@ impl OperationOutput for ChargingStopOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3308,6 +3706,7 @@ impl OperationOutput for ChargingStopOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3320,6 +3719,13 @@ impl OperationOutput for ChargingStopOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3338,6 +3744,8 @@ pub enum ChargingStatusGetOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ChargingStatusGetOutput {
     fn from_example(
@@ -3376,6 +3784,9 @@ impl OperationOutput for ChargingStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3384,6 +3795,7 @@ impl OperationOutput for ChargingStatusGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3394,6 +3806,7 @@ impl OperationOutput for ChargingStatusGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3405,6 +3818,13 @@ impl OperationOutput for ChargingStatusGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3427,6 +3847,8 @@ pub enum DeviceChargingStartOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for DeviceChargingStartOutput {
     fn from_example(
@@ -3471,6 +3893,9 @@ impl OperationOutput for DeviceChargingStartOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3481,6 +3906,7 @@ impl OperationOutput for DeviceChargingStartOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3493,6 +3919,7 @@ impl OperationOutput for DeviceChargingStartOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3506,6 +3933,13 @@ impl OperationOutput for DeviceChargingStartOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3526,6 +3960,8 @@ pub enum DeviceChargingStopOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for DeviceChargingStopOutput {
     fn from_example(
@@ -3567,6 +4003,9 @@ impl OperationOutput for DeviceChargingStopOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3576,6 +4015,7 @@ impl OperationOutput for DeviceChargingStopOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3587,6 +4027,7 @@ impl OperationOutput for DeviceChargingStopOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3599,6 +4040,13 @@ impl OperationOutput for DeviceChargingStopOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3617,6 +4065,8 @@ pub enum DeviceChargingStatusGetOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for DeviceChargingStatusGetOutput {
     fn from_example(
@@ -3655,6 +4105,9 @@ impl OperationOutput for DeviceChargingStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3663,6 +4116,7 @@ impl OperationOutput for DeviceChargingStatusGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3673,6 +4127,7 @@ impl OperationOutput for DeviceChargingStatusGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3684,6 +4139,13 @@ impl OperationOutput for DeviceChargingStatusGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3706,6 +4168,8 @@ pub enum PileConfigureOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 上游（微信、支付平台、充电桩设备）失败或超时
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PileConfigureOutput {
     fn from_example(
@@ -3750,6 +4214,9 @@ impl OperationOutput for PileConfigureOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3760,6 +4227,7 @@ impl OperationOutput for PileConfigureOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3772,6 +4240,7 @@ impl OperationOutput for PileConfigureOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3785,6 +4254,13 @@ impl OperationOutput for PileConfigureOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3797,6 +4273,8 @@ pub enum DeviceListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for DeviceListOutput {
     fn from_example(
@@ -3826,11 +4304,15 @@ impl OperationOutput for DeviceListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3838,6 +4320,7 @@ impl OperationOutput for DeviceListOutput {
             Self::Ok(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3846,6 +4329,13 @@ impl OperationOutput for DeviceListOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -3862,6 +4352,8 @@ pub enum DeviceStatusGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for DeviceStatusGetOutput {
     fn from_example(
@@ -3897,6 +4389,9 @@ impl OperationOutput for DeviceStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -3904,6 +4399,7 @@ impl OperationOutput for DeviceStatusGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -3913,6 +4409,7 @@ impl OperationOutput for DeviceStatusGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -3923,6 +4420,13 @@ impl OperationOutput for DeviceStatusGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }

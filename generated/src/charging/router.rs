@@ -132,12 +132,10 @@ pub async fn user_wechat_login<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_wechat_login(api.as_ref(), request).await {
+    match serve_user_wechat_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_wechat_login"));
-    response
+    }
 }
 async fn serve_user_wechat_login<T: ChargingApi>(
     api: &T,
@@ -145,7 +143,6 @@ async fn serve_user_wechat_login<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_wechat_login");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::UserWechatLoginRequest> = if raw.is_empty() && !true {
         None
@@ -162,11 +159,8 @@ async fn serve_user_wechat_login<T: ChargingApi>(
     let input = UserWechatLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.user_wechat_login(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_wechat_login").with_principal(());
+    Ok(runtime::into_response(api.user_wechat_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -213,12 +207,10 @@ pub async fn user_login<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_login(api.as_ref(), request).await {
+    match serve_user_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_login"));
-    response
+    }
 }
 async fn serve_user_login<T: ChargingApi>(
     api: &T,
@@ -226,7 +218,6 @@ async fn serve_user_login<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_login");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::UserLoginRequest> = if raw.is_empty() && !true {
         None
@@ -243,7 +234,8 @@ async fn serve_user_login<T: ChargingApi>(
     let input = UserLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.user_login(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "user_login").with_principal(());
+    Ok(runtime::into_response(api.user_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -285,12 +277,10 @@ pub async fn user_register<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_register(api.as_ref(), request).await {
+    match serve_user_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_register"));
-    response
+    }
 }
 async fn serve_user_register<T: ChargingApi>(
     api: &T,
@@ -298,7 +288,6 @@ async fn serve_user_register<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_register");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::UserRegisterRequest> = if raw.is_empty() && !true {
         None
@@ -315,7 +304,8 @@ async fn serve_user_register<T: ChargingApi>(
     let input = UserRegisterInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.user_register(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "user_register").with_principal(());
+    Ok(runtime::into_response(api.user_register(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -353,12 +343,10 @@ pub async fn user_info_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_info_get(api.as_ref(), request).await {
+    match serve_user_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_info_get"));
-    response
+    }
 }
 async fn serve_user_info_get<T: ChargingApi>(
     api: &T,
@@ -366,7 +354,6 @@ async fn serve_user_info_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_info_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -379,11 +366,8 @@ async fn serve_user_info_get<T: ChargingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = UserInfoGetInput {};
-    Ok(
-        runtime::into_response(
-            api.user_info_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_info_get").with_principal(principal);
+    Ok(runtime::into_response(api.user_info_get(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -430,12 +414,10 @@ pub async fn user_update<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_update(api.as_ref(), request).await {
+    match serve_user_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_update"));
-    response
+    }
 }
 async fn serve_user_update<T: ChargingApi>(
     api: &T,
@@ -443,7 +425,6 @@ async fn serve_user_update<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -467,11 +448,8 @@ async fn serve_user_update<T: ChargingApi>(
     let input = UserUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.user_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_update").with_principal(principal);
+    Ok(runtime::into_response(api.user_update(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -551,12 +529,10 @@ pub async fn station_nearby_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_station_nearby_list(api.as_ref(), request).await {
+    match serve_station_nearby_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("station_nearby_list"));
-    response
+    }
 }
 async fn serve_station_nearby_list<T: ChargingApi>(
     api: &T,
@@ -564,7 +540,6 @@ async fn serve_station_nearby_list<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "station_nearby_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -656,11 +631,8 @@ async fn serve_station_nearby_list<T: ChargingApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.station_nearby_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "station_nearby_list").with_principal(principal);
+    Ok(runtime::into_response(api.station_nearby_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -703,12 +675,10 @@ pub async fn station_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_station_get(api.as_ref(), request).await {
+    match serve_station_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("station_get"));
-    response
+    }
 }
 async fn serve_station_get<T: ChargingApi>(
     api: &T,
@@ -716,7 +686,6 @@ async fn serve_station_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "station_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -741,11 +710,8 @@ async fn serve_station_get<T: ChargingApi>(
     let input = StationGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.station_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "station_get").with_principal(principal);
+    Ok(runtime::into_response(api.station_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -825,12 +791,10 @@ pub async fn station_search<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_station_search(api.as_ref(), request).await {
+    match serve_station_search(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("station_search"));
-    response
+    }
 }
 async fn serve_station_search<T: ChargingApi>(
     api: &T,
@@ -838,7 +802,6 @@ async fn serve_station_search<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "station_search");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -924,11 +887,8 @@ async fn serve_station_search<T: ChargingApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.station_search(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "station_search").with_principal(principal);
+    Ok(runtime::into_response(api.station_search(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -980,12 +940,10 @@ pub async fn station_pile_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_station_pile_list(api.as_ref(), request).await {
+    match serve_station_pile_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("station_pile_list"));
-    response
+    }
 }
 async fn serve_station_pile_list<T: ChargingApi>(
     api: &T,
@@ -993,7 +951,6 @@ async fn serve_station_pile_list<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "station_pile_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1031,11 +988,8 @@ async fn serve_station_pile_list<T: ChargingApi>(
             .expect("a missing required parameter is rejected above"),
         status: param_status,
     };
-    Ok(
-        runtime::into_response(
-            api.station_pile_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "station_pile_list").with_principal(principal);
+    Ok(runtime::into_response(api.station_pile_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1078,12 +1032,10 @@ pub async fn pile_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_pile_get(api.as_ref(), request).await {
+    match serve_pile_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("pile_get"));
-    response
+    }
 }
 async fn serve_pile_get<T: ChargingApi>(
     api: &T,
@@ -1091,7 +1043,6 @@ async fn serve_pile_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "pile_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1116,7 +1067,8 @@ async fn serve_pile_get<T: ChargingApi>(
     let input = PileGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(runtime::into_response(api.pile_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "pile_get").with_principal(principal);
+    Ok(runtime::into_response(api.pile_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1165,12 +1117,10 @@ pub async fn pile_qrcode_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_pile_qrcode_get(api.as_ref(), request).await {
+    match serve_pile_qrcode_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("pile_qrcode_get"));
-    response
+    }
 }
 async fn serve_pile_qrcode_get<T: ChargingApi>(
     api: &T,
@@ -1178,7 +1128,6 @@ async fn serve_pile_qrcode_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "pile_qrcode_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1203,11 +1152,8 @@ async fn serve_pile_qrcode_get<T: ChargingApi>(
     let input = PileQrcodeGetInput {
         code: param_code.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.pile_qrcode_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "pile_qrcode_get").with_principal(principal);
+    Ok(runtime::into_response(api.pile_qrcode_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1257,12 +1203,10 @@ pub async fn port_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_port_list(api.as_ref(), request).await {
+    match serve_port_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("port_list"));
-    response
+    }
 }
 async fn serve_port_list<T: ChargingApi>(
     api: &T,
@@ -1270,7 +1214,6 @@ async fn serve_port_list<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "port_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1293,7 +1236,8 @@ async fn serve_port_list<T: ChargingApi>(
     let input = PortListInput {
         pile_id: param_pile_id,
     };
-    Ok(runtime::into_response(api.port_list(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "port_list").with_principal(principal);
+    Ok(runtime::into_response(api.port_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1336,12 +1280,10 @@ pub async fn port_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_port_get(api.as_ref(), request).await {
+    match serve_port_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("port_get"));
-    response
+    }
 }
 async fn serve_port_get<T: ChargingApi>(
     api: &T,
@@ -1349,7 +1291,6 @@ async fn serve_port_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "port_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1374,7 +1315,8 @@ async fn serve_port_get<T: ChargingApi>(
     let input = PortGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(runtime::into_response(api.port_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "port_get").with_principal(principal);
+    Ok(runtime::into_response(api.port_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1417,12 +1359,10 @@ pub async fn port_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_port_status_get(api.as_ref(), request).await {
+    match serve_port_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("port_status_get"));
-    response
+    }
 }
 async fn serve_port_status_get<T: ChargingApi>(
     api: &T,
@@ -1430,7 +1370,6 @@ async fn serve_port_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "port_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1455,11 +1394,8 @@ async fn serve_port_status_get<T: ChargingApi>(
     let input = PortStatusGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.port_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "port_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.port_status_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1511,12 +1447,10 @@ pub async fn order_create<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_create(api.as_ref(), request).await {
+    match serve_order_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_create"));
-    response
+    }
 }
 async fn serve_order_create<T: ChargingApi>(
     api: &T,
@@ -1524,7 +1458,6 @@ async fn serve_order_create<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_create");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1548,11 +1481,8 @@ async fn serve_order_create<T: ChargingApi>(
     let input = OrderCreateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.order_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_create").with_principal(principal);
+    Ok(runtime::into_response(api.order_create(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1600,12 +1530,10 @@ pub async fn order_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_get(api.as_ref(), request).await {
+    match serve_order_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_get"));
-    response
+    }
 }
 async fn serve_order_get<T: ChargingApi>(
     api: &T,
@@ -1613,7 +1541,6 @@ async fn serve_order_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1638,7 +1565,8 @@ async fn serve_order_get<T: ChargingApi>(
     let input = OrderGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(runtime::into_response(api.order_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "order_get").with_principal(principal);
+    Ok(runtime::into_response(api.order_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1686,12 +1614,10 @@ pub async fn order_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_status_get(api.as_ref(), request).await {
+    match serve_order_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_status_get"));
-    response
+    }
 }
 async fn serve_order_status_get<T: ChargingApi>(
     api: &T,
@@ -1699,7 +1625,6 @@ async fn serve_order_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1724,11 +1649,8 @@ async fn serve_order_status_get<T: ChargingApi>(
     let input = OrderStatusGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.order_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.order_status_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1805,12 +1727,10 @@ pub async fn order_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_list(api.as_ref(), request).await {
+    match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
-    response
+    }
 }
 async fn serve_order_list<T: ChargingApi>(
     api: &T,
@@ -1818,7 +1738,6 @@ async fn serve_order_list<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1898,11 +1817,8 @@ async fn serve_order_list<T: ChargingApi>(
         start_date: param_start_date,
         end_date: param_end_date,
     };
-    Ok(
-        runtime::into_response(
-            api.order_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_list").with_principal(principal);
+    Ok(runtime::into_response(api.order_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1959,12 +1875,10 @@ pub async fn order_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_stop(api.as_ref(), request).await {
+    match serve_order_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_stop"));
-    response
+    }
 }
 async fn serve_order_stop<T: ChargingApi>(
     api: &T,
@@ -1972,7 +1886,6 @@ async fn serve_order_stop<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_stop");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2007,11 +1920,8 @@ async fn serve_order_stop<T: ChargingApi>(
         id: param_id.expect("a missing required parameter is rejected above"),
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.order_stop(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_stop").with_principal(principal);
+    Ok(runtime::into_response(api.order_stop(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2073,12 +1983,10 @@ pub async fn payment_pay<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_pay(api.as_ref(), request).await {
+    match serve_payment_pay(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_pay"));
-    response
+    }
 }
 async fn serve_payment_pay<T: ChargingApi>(
     api: &T,
@@ -2086,7 +1994,6 @@ async fn serve_payment_pay<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_pay");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2110,11 +2017,8 @@ async fn serve_payment_pay<T: ChargingApi>(
     let input = PaymentPayInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_pay(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_pay").with_principal(principal);
+    Ok(runtime::into_response(api.payment_pay(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2162,12 +2066,10 @@ pub async fn payment_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_status_get(api.as_ref(), request).await {
+    match serve_payment_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_status_get"));
-    response
+    }
 }
 async fn serve_payment_status_get<T: ChargingApi>(
     api: &T,
@@ -2175,7 +2077,6 @@ async fn serve_payment_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2200,11 +2101,8 @@ async fn serve_payment_status_get<T: ChargingApi>(
     let input = PaymentStatusGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.payment_status_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2251,12 +2149,10 @@ pub async fn payment_recharge<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_recharge(api.as_ref(), request).await {
+    match serve_payment_recharge(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_recharge"));
-    response
+    }
 }
 async fn serve_payment_recharge<T: ChargingApi>(
     api: &T,
@@ -2264,7 +2160,6 @@ async fn serve_payment_recharge<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_recharge");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2288,11 +2183,8 @@ async fn serve_payment_recharge<T: ChargingApi>(
     let input = PaymentRechargeInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_recharge(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_recharge").with_principal(principal);
+    Ok(runtime::into_response(api.payment_recharge(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2332,12 +2224,10 @@ pub async fn payment_wechat_notify<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_wechat_notify(api.as_ref(), request).await {
+    match serve_payment_wechat_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_wechat_notify"));
-    response
+    }
 }
 async fn serve_payment_wechat_notify<T: ChargingApi>(
     api: &T,
@@ -2345,7 +2235,6 @@ async fn serve_payment_wechat_notify<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_wechat_notify");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::WechatPayNotify> = if raw.is_empty() && !true {
         None
@@ -2362,11 +2251,8 @@ async fn serve_payment_wechat_notify<T: ChargingApi>(
     let input = PaymentWechatNotifyInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_wechat_notify(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_wechat_notify").with_principal(());
+    Ok(runtime::into_response(api.payment_wechat_notify(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2410,14 +2296,10 @@ pub async fn payment_wechat_pay_page<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_wechat_pay_page(api.as_ref(), request).await {
+    match serve_payment_wechat_pay_page(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("payment_wechat_pay_page"));
-    response
+    }
 }
 async fn serve_payment_wechat_pay_page<T: ChargingApi>(
     api: &T,
@@ -2425,7 +2307,6 @@ async fn serve_payment_wechat_pay_page<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_wechat_pay_page");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2449,11 +2330,9 @@ async fn serve_payment_wechat_pay_page<T: ChargingApi>(
         payment_id: param_payment_id
             .expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_wechat_pay_page(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_wechat_pay_page")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.payment_wechat_pay_page(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2498,14 +2377,10 @@ pub async fn statistics_charging_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_statistics_charging_get(api.as_ref(), request).await {
+    match serve_statistics_charging_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("statistics_charging_get"));
-    response
+    }
 }
 async fn serve_statistics_charging_get<T: ChargingApi>(
     api: &T,
@@ -2513,7 +2388,6 @@ async fn serve_statistics_charging_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "statistics_charging_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2540,11 +2414,9 @@ async fn serve_statistics_charging_get<T: ChargingApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.statistics_charging_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "statistics_charging_get")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.statistics_charging_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2577,12 +2449,10 @@ pub async fn config_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_config_get(api.as_ref(), request).await {
+    match serve_config_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("config_get"));
-    response
+    }
 }
 async fn serve_config_get<T: ChargingApi>(
     api: &T,
@@ -2590,7 +2460,6 @@ async fn serve_config_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "config_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2603,11 +2472,8 @@ async fn serve_config_get<T: ChargingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = ConfigGetInput {};
-    Ok(
-        runtime::into_response(
-            api.config_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "config_get").with_principal(principal);
+    Ok(runtime::into_response(api.config_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2640,12 +2506,10 @@ pub async fn billing_rules_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_billing_rules_get(api.as_ref(), request).await {
+    match serve_billing_rules_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("billing_rules_get"));
-    response
+    }
 }
 async fn serve_billing_rules_get<T: ChargingApi>(
     api: &T,
@@ -2653,7 +2517,6 @@ async fn serve_billing_rules_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "billing_rules_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2666,11 +2529,8 @@ async fn serve_billing_rules_get<T: ChargingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = BillingRulesGetInput {};
-    Ok(
-        runtime::into_response(
-            api.billing_rules_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "billing_rules_get").with_principal(principal);
+    Ok(runtime::into_response(api.billing_rules_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2732,12 +2592,10 @@ pub async fn charging_start<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_charging_start(api.as_ref(), request).await {
+    match serve_charging_start(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("charging_start"));
-    response
+    }
 }
 async fn serve_charging_start<T: ChargingApi>(
     api: &T,
@@ -2745,7 +2603,6 @@ async fn serve_charging_start<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "charging_start");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2769,11 +2626,8 @@ async fn serve_charging_start<T: ChargingApi>(
     let input = ChargingStartInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.charging_start(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "charging_start").with_principal(principal);
+    Ok(runtime::into_response(api.charging_start(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2830,12 +2684,10 @@ pub async fn charging_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_charging_stop(api.as_ref(), request).await {
+    match serve_charging_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("charging_stop"));
-    response
+    }
 }
 async fn serve_charging_stop<T: ChargingApi>(
     api: &T,
@@ -2843,7 +2695,6 @@ async fn serve_charging_stop<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "charging_stop");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2867,11 +2718,8 @@ async fn serve_charging_stop<T: ChargingApi>(
     let input = ChargingStopInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.charging_stop(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "charging_stop").with_principal(principal);
+    Ok(runtime::into_response(api.charging_stop(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -2927,12 +2775,10 @@ pub async fn charging_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_charging_status_get(api.as_ref(), request).await {
+    match serve_charging_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("charging_status_get"));
-    response
+    }
 }
 async fn serve_charging_status_get<T: ChargingApi>(
     api: &T,
@@ -2940,7 +2786,6 @@ async fn serve_charging_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "charging_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2976,11 +2821,8 @@ async fn serve_charging_status_get<T: ChargingApi>(
             .expect("a missing required parameter is rejected above"),
         port_no: param_port_no,
     };
-    Ok(
-        runtime::into_response(
-            api.charging_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "charging_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.charging_status_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -3048,12 +2890,10 @@ pub async fn device_charging_start<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_device_charging_start(api.as_ref(), request).await {
+    match serve_device_charging_start(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("device_charging_start"));
-    response
+    }
 }
 async fn serve_device_charging_start<T: ChargingApi>(
     api: &T,
@@ -3061,7 +2901,6 @@ async fn serve_device_charging_start<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "device_charging_start");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3100,11 +2939,9 @@ async fn serve_device_charging_start<T: ChargingApi>(
             .expect("a missing required parameter is rejected above"),
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.device_charging_start(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "device_charging_start")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.device_charging_start(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -3167,12 +3004,10 @@ pub async fn device_charging_stop<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_device_charging_stop(api.as_ref(), request).await {
+    match serve_device_charging_stop(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("device_charging_stop"));
-    response
+    }
 }
 async fn serve_device_charging_stop<T: ChargingApi>(
     api: &T,
@@ -3180,7 +3015,6 @@ async fn serve_device_charging_stop<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "device_charging_stop");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3219,11 +3053,8 @@ async fn serve_device_charging_stop<T: ChargingApi>(
             .expect("a missing required parameter is rejected above"),
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.device_charging_stop(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "device_charging_stop").with_principal(principal);
+    Ok(runtime::into_response(api.device_charging_stop(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -3285,16 +3116,10 @@ pub async fn device_charging_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_device_charging_status_get(api.as_ref(), request)
-        .await
-    {
+    match serve_device_charging_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("device_charging_status_get"));
-    response
+    }
 }
 async fn serve_device_charging_status_get<T: ChargingApi>(
     api: &T,
@@ -3302,7 +3127,6 @@ async fn serve_device_charging_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "device_charging_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3348,11 +3172,9 @@ async fn serve_device_charging_status_get<T: ChargingApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.device_charging_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "device_charging_status_get")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.device_charging_status_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -3420,12 +3242,10 @@ pub async fn pile_configure<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_pile_configure(api.as_ref(), request).await {
+    match serve_pile_configure(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("pile_configure"));
-    response
+    }
 }
 async fn serve_pile_configure<T: ChargingApi>(
     api: &T,
@@ -3433,7 +3253,6 @@ async fn serve_pile_configure<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "pile_configure");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3472,11 +3291,8 @@ async fn serve_pile_configure<T: ChargingApi>(
             .expect("a missing required parameter is rejected above"),
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.pile_configure(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "pile_configure").with_principal(principal);
+    Ok(runtime::into_response(api.pile_configure(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -3509,12 +3325,10 @@ pub async fn device_list<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_device_list(api.as_ref(), request).await {
+    match serve_device_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("device_list"));
-    response
+    }
 }
 async fn serve_device_list<T: ChargingApi>(
     api: &T,
@@ -3522,7 +3336,6 @@ async fn serve_device_list<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "device_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3535,11 +3348,8 @@ async fn serve_device_list<T: ChargingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = DeviceListInput {};
-    Ok(
-        runtime::into_response(
-            api.device_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "device_list").with_principal(principal);
+    Ok(runtime::into_response(api.device_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -3584,12 +3394,10 @@ pub async fn device_status_get<T: ChargingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_device_status_get(api.as_ref(), request).await {
+    match serve_device_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("device_status_get"));
-    response
+    }
 }
 async fn serve_device_status_get<T: ChargingApi>(
     api: &T,
@@ -3597,7 +3405,6 @@ async fn serve_device_status_get<T: ChargingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "device_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -3631,9 +3438,6 @@ async fn serve_device_status_get<T: ChargingApi>(
     let input = DeviceStatusGetInput {
         imei: param_imei.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.device_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "device_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.device_status_get(ctx, input).await))
 }

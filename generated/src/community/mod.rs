@@ -828,6 +828,8 @@ pub enum VerificationCodeSendOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，短信平台发送验证码失败（code=1；文档未列出，按上游故障补写）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for VerificationCodeSendOutput {
     fn from_example(
@@ -866,6 +868,9 @@ impl OperationOutput for VerificationCodeSendOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -874,6 +879,7 @@ impl OperationOutput for VerificationCodeSendOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -884,6 +890,7 @@ impl OperationOutput for VerificationCodeSendOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -895,6 +902,13 @@ impl OperationOutput for VerificationCodeSendOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -909,6 +923,8 @@ pub enum WeappCodeExchangeOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，微信 code2Session 接口故障（code=1；补写）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for WeappCodeExchangeOutput {
     fn from_example(
@@ -941,12 +957,16 @@ impl OperationOutput for WeappCodeExchangeOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -955,6 +975,7 @@ impl OperationOutput for WeappCodeExchangeOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -964,6 +985,13 @@ impl OperationOutput for WeappCodeExchangeOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -976,6 +1004,8 @@ pub enum WeappUserRegisterOutput {
     BadRequest(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for WeappUserRegisterOutput {
     fn from_example(
@@ -1005,11 +1035,15 @@ impl OperationOutput for WeappUserRegisterOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1017,6 +1051,7 @@ impl OperationOutput for WeappUserRegisterOutput {
             Self::Ok(_) => Some("application/json"),
             Self::BadRequest(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1025,6 +1060,13 @@ impl OperationOutput for WeappUserRegisterOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1041,6 +1083,8 @@ pub enum WeappAuthorizationCreateOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for WeappAuthorizationCreateOutput {
     fn from_example(
@@ -1076,6 +1120,9 @@ impl OperationOutput for WeappAuthorizationCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1083,6 +1130,7 @@ impl OperationOutput for WeappAuthorizationCreateOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1092,6 +1140,7 @@ impl OperationOutput for WeappAuthorizationCreateOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1102,6 +1151,13 @@ impl OperationOutput for WeappAuthorizationCreateOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1116,6 +1172,8 @@ pub enum AuthorizationRefreshOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthorizationRefreshOutput {
     fn from_example(
@@ -1148,12 +1206,16 @@ impl OperationOutput for AuthorizationRefreshOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1162,6 +1224,7 @@ impl OperationOutput for AuthorizationRefreshOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1171,6 +1234,13 @@ impl OperationOutput for AuthorizationRefreshOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1185,6 +1255,8 @@ pub enum PeoplePermissionListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PeoplePermissionListOutput {
     fn from_example(
@@ -1217,12 +1289,16 @@ impl OperationOutput for PeoplePermissionListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1231,6 +1307,7 @@ impl OperationOutput for PeoplePermissionListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1240,6 +1317,13 @@ impl OperationOutput for PeoplePermissionListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1252,6 +1336,8 @@ pub enum CommunityListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for CommunityListOutput {
     fn from_example(
@@ -1281,11 +1367,15 @@ impl OperationOutput for CommunityListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1293,6 +1383,7 @@ impl OperationOutput for CommunityListOutput {
             Self::Ok(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1301,6 +1392,13 @@ impl OperationOutput for CommunityListOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1315,6 +1413,8 @@ pub enum BuildingListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for BuildingListOutput {
     fn from_example(
@@ -1347,12 +1447,16 @@ impl OperationOutput for BuildingListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1361,6 +1465,7 @@ impl OperationOutput for BuildingListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1370,6 +1475,13 @@ impl OperationOutput for BuildingListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1384,6 +1496,8 @@ pub enum UnitListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UnitListOutput {
     fn from_example(
@@ -1416,12 +1530,16 @@ impl OperationOutput for UnitListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1430,6 +1548,7 @@ impl OperationOutput for UnitListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1439,6 +1558,13 @@ impl OperationOutput for UnitListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1453,6 +1579,8 @@ pub enum FloorListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for FloorListOutput {
     fn from_example(
@@ -1485,12 +1613,16 @@ impl OperationOutput for FloorListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1499,6 +1631,7 @@ impl OperationOutput for FloorListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1508,6 +1641,13 @@ impl OperationOutput for FloorListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1522,6 +1662,8 @@ pub enum HouseListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseListOutput {
     fn from_example(
@@ -1554,12 +1696,16 @@ impl OperationOutput for HouseListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1568,6 +1714,7 @@ impl OperationOutput for HouseListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1577,6 +1724,13 @@ impl OperationOutput for HouseListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1593,6 +1747,8 @@ pub enum SecurityPhoneVerifyOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，安防平台接口出现故障（code=1）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SecurityPhoneVerifyOutput {
     fn from_example(
@@ -1628,6 +1784,9 @@ impl OperationOutput for SecurityPhoneVerifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1635,6 +1794,7 @@ impl OperationOutput for SecurityPhoneVerifyOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1644,6 +1804,7 @@ impl OperationOutput for SecurityPhoneVerifyOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1654,6 +1815,13 @@ impl OperationOutput for SecurityPhoneVerifyOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1670,6 +1838,8 @@ pub enum SecurityOwnerGetOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，安防平台接口出现故障（code=1）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SecurityOwnerGetOutput {
     fn from_example(
@@ -1705,6 +1875,9 @@ impl OperationOutput for SecurityOwnerGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1712,6 +1885,7 @@ impl OperationOutput for SecurityOwnerGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1721,6 +1895,7 @@ impl OperationOutput for SecurityOwnerGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1731,6 +1906,13 @@ impl OperationOutput for SecurityOwnerGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1745,6 +1927,8 @@ pub enum SecurityOwnerVerifyOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SecurityOwnerVerifyOutput {
     fn from_example(
@@ -1777,12 +1961,16 @@ impl OperationOutput for SecurityOwnerVerifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1791,6 +1979,7 @@ impl OperationOutput for SecurityOwnerVerifyOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1800,6 +1989,13 @@ impl OperationOutput for SecurityOwnerVerifyOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1816,6 +2012,8 @@ pub enum PeoplePhotoUploadOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，向OSS服务器上传失败（code=1；文档中该示例编号为5）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PeoplePhotoUploadOutput {
     fn from_example(
@@ -1851,6 +2049,9 @@ impl OperationOutput for PeoplePhotoUploadOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1858,6 +2059,7 @@ impl OperationOutput for PeoplePhotoUploadOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1867,6 +2069,7 @@ impl OperationOutput for PeoplePhotoUploadOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1877,6 +2080,13 @@ impl OperationOutput for PeoplePhotoUploadOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1893,6 +2103,8 @@ pub enum IdcardPhotoRecognizeOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，照片扫描失败或者识别接口欠费（code=1；上游 OCR 服务）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for IdcardPhotoRecognizeOutput {
     fn from_example(
@@ -1928,6 +2140,9 @@ impl OperationOutput for IdcardPhotoRecognizeOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1935,6 +2150,7 @@ impl OperationOutput for IdcardPhotoRecognizeOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1944,6 +2160,7 @@ impl OperationOutput for IdcardPhotoRecognizeOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1954,6 +2171,13 @@ impl OperationOutput for IdcardPhotoRecognizeOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1968,6 +2192,8 @@ pub enum YibiaosanshiSubmitOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for YibiaosanshiSubmitOutput {
     fn from_example(
@@ -2000,12 +2226,16 @@ impl OperationOutput for YibiaosanshiSubmitOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2014,6 +2244,7 @@ impl OperationOutput for YibiaosanshiSubmitOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2023,6 +2254,13 @@ impl OperationOutput for YibiaosanshiSubmitOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2039,6 +2277,8 @@ pub enum HouseBindOutput {
     Conflict(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseBindOutput {
     fn from_example(
@@ -2074,6 +2314,9 @@ impl OperationOutput for HouseBindOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2081,6 +2324,7 @@ impl OperationOutput for HouseBindOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2090,6 +2334,7 @@ impl OperationOutput for HouseBindOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2100,6 +2345,13 @@ impl OperationOutput for HouseBindOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2112,6 +2364,8 @@ pub enum UserHouseListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserHouseListOutput {
     fn from_example(
@@ -2141,11 +2395,15 @@ impl OperationOutput for UserHouseListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2153,6 +2411,7 @@ impl OperationOutput for UserHouseListOutput {
             Self::Ok(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2161,6 +2420,13 @@ impl OperationOutput for UserHouseListOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2177,6 +2443,8 @@ pub enum HouseGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseGetOutput {
     fn from_example(
@@ -2212,6 +2480,9 @@ impl OperationOutput for HouseGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2219,6 +2490,7 @@ impl OperationOutput for HouseGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2228,6 +2500,7 @@ impl OperationOutput for HouseGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2238,6 +2511,13 @@ impl OperationOutput for HouseGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2254,6 +2534,8 @@ pub enum ShenheGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ShenheGetOutput {
     fn from_example(
@@ -2289,6 +2571,9 @@ impl OperationOutput for ShenheGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2296,6 +2581,7 @@ impl OperationOutput for ShenheGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2305,6 +2591,7 @@ impl OperationOutput for ShenheGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2315,6 +2602,13 @@ impl OperationOutput for ShenheGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2329,6 +2623,8 @@ pub enum ShenheDeleteOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ShenheDeleteOutput {
     fn from_example(
@@ -2361,12 +2657,16 @@ impl OperationOutput for ShenheDeleteOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2375,6 +2675,7 @@ impl OperationOutput for ShenheDeleteOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2384,6 +2685,13 @@ impl OperationOutput for ShenheDeleteOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2398,6 +2706,8 @@ pub enum HouseShouquanUpdateOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseShouquanUpdateOutput {
     fn from_example(
@@ -2430,12 +2740,16 @@ impl OperationOutput for HouseShouquanUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2444,6 +2758,7 @@ impl OperationOutput for HouseShouquanUpdateOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2453,6 +2768,13 @@ impl OperationOutput for HouseShouquanUpdateOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2467,6 +2789,8 @@ pub enum HouseUnbindOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseUnbindOutput {
     fn from_example(
@@ -2499,12 +2823,16 @@ impl OperationOutput for HouseUnbindOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2513,6 +2841,7 @@ impl OperationOutput for HouseUnbindOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2522,6 +2851,13 @@ impl OperationOutput for HouseUnbindOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2536,6 +2872,8 @@ pub enum HouseChargeUpdateOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HouseChargeUpdateOutput {
     fn from_example(
@@ -2568,12 +2906,16 @@ impl OperationOutput for HouseChargeUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2582,6 +2924,7 @@ impl OperationOutput for HouseChargeUpdateOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2591,6 +2934,13 @@ impl OperationOutput for HouseChargeUpdateOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2605,6 +2955,8 @@ pub enum OrderListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderListOutput {
     fn from_example(
@@ -2637,12 +2989,16 @@ impl OperationOutput for OrderListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2651,6 +3007,7 @@ impl OperationOutput for OrderListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2660,6 +3017,13 @@ impl OperationOutput for OrderListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2674,6 +3038,8 @@ pub enum PaymentListOutput {
     Unauthorized(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（code="1"）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentListOutput {
     fn from_example(
@@ -2706,12 +3072,16 @@ impl OperationOutput for PaymentListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2720,6 +3090,7 @@ impl OperationOutput for PaymentListOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2729,6 +3100,13 @@ impl OperationOutput for PaymentListOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2747,6 +3125,8 @@ pub enum PaymentCreateOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 失败，微信支付统一下单失败（code=1；补写）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentCreateOutput {
     fn from_example(
@@ -2785,6 +3165,9 @@ impl OperationOutput for PaymentCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2793,6 +3176,7 @@ impl OperationOutput for PaymentCreateOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2803,6 +3187,7 @@ impl OperationOutput for PaymentCreateOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2814,6 +3199,13 @@ impl OperationOutput for PaymentCreateOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }

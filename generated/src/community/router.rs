@@ -129,12 +129,10 @@ pub async fn verification_code_send<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_verification_code_send(api.as_ref(), request).await {
+    match serve_verification_code_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("verification_code_send"));
-    response
+    }
 }
 async fn serve_verification_code_send<T: CommunityApi>(
     api: &T,
@@ -142,7 +140,6 @@ async fn serve_verification_code_send<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "verification_code_send");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::VerificationCodeSendRequest> = if raw.is_empty() && !true {
         None
@@ -159,11 +156,8 @@ async fn serve_verification_code_send<T: CommunityApi>(
     let input = VerificationCodeSendInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.verification_code_send(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "verification_code_send").with_principal(());
+    Ok(runtime::into_response(api.verification_code_send(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -205,12 +199,10 @@ pub async fn weapp_code_exchange<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_weapp_code_exchange(api.as_ref(), request).await {
+    match serve_weapp_code_exchange(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("weapp_code_exchange"));
-    response
+    }
 }
 async fn serve_weapp_code_exchange<T: CommunityApi>(
     api: &T,
@@ -218,7 +210,6 @@ async fn serve_weapp_code_exchange<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "weapp_code_exchange");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::WeappCodeExchangeRequest> = if raw.is_empty() && !true {
         None
@@ -235,11 +226,8 @@ async fn serve_weapp_code_exchange<T: CommunityApi>(
     let input = WeappCodeExchangeInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.weapp_code_exchange(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "weapp_code_exchange").with_principal(());
+    Ok(runtime::into_response(api.weapp_code_exchange(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -276,12 +264,10 @@ pub async fn weapp_user_register<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_weapp_user_register(api.as_ref(), request).await {
+    match serve_weapp_user_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("weapp_user_register"));
-    response
+    }
 }
 async fn serve_weapp_user_register<T: CommunityApi>(
     api: &T,
@@ -289,7 +275,6 @@ async fn serve_weapp_user_register<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "weapp_user_register");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::WeappUserRegisterRequest> = if raw.is_empty() && !true {
         None
@@ -306,11 +291,8 @@ async fn serve_weapp_user_register<T: CommunityApi>(
     let input = WeappUserRegisterInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.weapp_user_register(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "weapp_user_register").with_principal(());
+    Ok(runtime::into_response(api.weapp_user_register(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -357,16 +339,10 @@ pub async fn weapp_authorization_create<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_weapp_authorization_create(api.as_ref(), request)
-        .await
-    {
+    match serve_weapp_authorization_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("weapp_authorization_create"));
-    response
+    }
 }
 async fn serve_weapp_authorization_create<T: CommunityApi>(
     api: &T,
@@ -374,7 +350,6 @@ async fn serve_weapp_authorization_create<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "weapp_authorization_create");
     let principal = match runtime::bearer_token(&parts.headers).map(Credential::Bearer) {
         Some(credential) => {
             Some(
@@ -404,11 +379,9 @@ async fn serve_weapp_authorization_create<T: CommunityApi>(
     let input = WeappAuthorizationCreateInput {
         body,
     };
-    Ok(
-        runtime::into_response(
-            api.weapp_authorization_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "weapp_authorization_create")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.weapp_authorization_create(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -446,12 +419,10 @@ pub async fn authorization_refresh<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_authorization_refresh(api.as_ref(), request).await {
+    match serve_authorization_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("authorization_refresh"));
-    response
+    }
 }
 async fn serve_authorization_refresh<T: CommunityApi>(
     api: &T,
@@ -459,7 +430,6 @@ async fn serve_authorization_refresh<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "authorization_refresh");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -472,11 +442,9 @@ async fn serve_authorization_refresh<T: CommunityApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = AuthorizationRefreshInput {};
-    Ok(
-        runtime::into_response(
-            api.authorization_refresh(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "authorization_refresh")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.authorization_refresh(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -514,12 +482,10 @@ pub async fn people_permission_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_people_permission_list(api.as_ref(), request).await {
+    match serve_people_permission_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("people_permission_list"));
-    response
+    }
 }
 async fn serve_people_permission_list<T: CommunityApi>(
     api: &T,
@@ -527,7 +493,6 @@ async fn serve_people_permission_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "people_permission_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -540,11 +505,9 @@ async fn serve_people_permission_list<T: CommunityApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = PeoplePermissionListInput {};
-    Ok(
-        runtime::into_response(
-            api.people_permission_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "people_permission_list")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.people_permission_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -577,12 +540,10 @@ pub async fn community_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_community_list(api.as_ref(), request).await {
+    match serve_community_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("community_list"));
-    response
+    }
 }
 async fn serve_community_list<T: CommunityApi>(
     api: &T,
@@ -590,13 +551,13 @@ async fn serve_community_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "community_list");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = CommunityListInput {};
-    Ok(runtime::into_response(api.community_list(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "community_list").with_principal(());
+    Ok(runtime::into_response(api.community_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -638,12 +599,10 @@ pub async fn building_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_building_list(api.as_ref(), request).await {
+    match serve_building_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("building_list"));
-    response
+    }
 }
 async fn serve_building_list<T: CommunityApi>(
     api: &T,
@@ -651,7 +610,6 @@ async fn serve_building_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "building_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -675,11 +633,8 @@ async fn serve_building_list<T: CommunityApi>(
     let input = BuildingListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.building_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "building_list").with_principal(principal);
+    Ok(runtime::into_response(api.building_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -721,12 +676,10 @@ pub async fn unit_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_unit_list(api.as_ref(), request).await {
+    match serve_unit_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("unit_list"));
-    response
+    }
 }
 async fn serve_unit_list<T: CommunityApi>(
     api: &T,
@@ -734,7 +687,6 @@ async fn serve_unit_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "unit_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -758,7 +710,8 @@ async fn serve_unit_list<T: CommunityApi>(
     let input = UnitListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.unit_list(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "unit_list").with_principal(principal);
+    Ok(runtime::into_response(api.unit_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -800,12 +753,10 @@ pub async fn floor_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_floor_list(api.as_ref(), request).await {
+    match serve_floor_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("floor_list"));
-    response
+    }
 }
 async fn serve_floor_list<T: CommunityApi>(
     api: &T,
@@ -813,7 +764,6 @@ async fn serve_floor_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "floor_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -837,11 +787,8 @@ async fn serve_floor_list<T: CommunityApi>(
     let input = FloorListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.floor_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "floor_list").with_principal(principal);
+    Ok(runtime::into_response(api.floor_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -883,12 +830,10 @@ pub async fn house_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_list(api.as_ref(), request).await {
+    match serve_house_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_list"));
-    response
+    }
 }
 async fn serve_house_list<T: CommunityApi>(
     api: &T,
@@ -896,7 +841,6 @@ async fn serve_house_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -920,11 +864,8 @@ async fn serve_house_list<T: CommunityApi>(
     let input = HouseListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.house_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "house_list").with_principal(principal);
+    Ok(runtime::into_response(api.house_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -971,12 +912,10 @@ pub async fn security_phone_verify<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_security_phone_verify(api.as_ref(), request).await {
+    match serve_security_phone_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("security_phone_verify"));
-    response
+    }
 }
 async fn serve_security_phone_verify<T: CommunityApi>(
     api: &T,
@@ -984,7 +923,6 @@ async fn serve_security_phone_verify<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "security_phone_verify");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1008,11 +946,9 @@ async fn serve_security_phone_verify<T: CommunityApi>(
     let input = SecurityPhoneVerifyInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.security_phone_verify(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "security_phone_verify")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.security_phone_verify(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1059,12 +995,10 @@ pub async fn security_owner_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_security_owner_get(api.as_ref(), request).await {
+    match serve_security_owner_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("security_owner_get"));
-    response
+    }
 }
 async fn serve_security_owner_get<T: CommunityApi>(
     api: &T,
@@ -1072,7 +1006,6 @@ async fn serve_security_owner_get<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "security_owner_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1096,11 +1029,8 @@ async fn serve_security_owner_get<T: CommunityApi>(
     let input = SecurityOwnerGetInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.security_owner_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "security_owner_get").with_principal(principal);
+    Ok(runtime::into_response(api.security_owner_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1142,12 +1072,10 @@ pub async fn security_owner_verify<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_security_owner_verify(api.as_ref(), request).await {
+    match serve_security_owner_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("security_owner_verify"));
-    response
+    }
 }
 async fn serve_security_owner_verify<T: CommunityApi>(
     api: &T,
@@ -1155,7 +1083,6 @@ async fn serve_security_owner_verify<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "security_owner_verify");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1179,11 +1106,9 @@ async fn serve_security_owner_verify<T: CommunityApi>(
     let input = SecurityOwnerVerifyInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.security_owner_verify(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "security_owner_verify")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.security_owner_verify(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1230,12 +1155,10 @@ pub async fn people_photo_upload<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_people_photo_upload(api.as_ref(), request).await {
+    match serve_people_photo_upload(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("people_photo_upload"));
-    response
+    }
 }
 async fn serve_people_photo_upload<T: CommunityApi>(
     api: &T,
@@ -1243,7 +1166,6 @@ async fn serve_people_photo_upload<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "people_photo_upload");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1339,11 +1261,8 @@ async fn serve_people_photo_upload<T: CommunityApi>(
     let input = PeoplePhotoUploadInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.people_photo_upload(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "people_photo_upload").with_principal(principal);
+    Ok(runtime::into_response(api.people_photo_upload(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1390,12 +1309,10 @@ pub async fn idcard_photo_recognize<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_idcard_photo_recognize(api.as_ref(), request).await {
+    match serve_idcard_photo_recognize(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("idcard_photo_recognize"));
-    response
+    }
 }
 async fn serve_idcard_photo_recognize<T: CommunityApi>(
     api: &T,
@@ -1403,7 +1320,6 @@ async fn serve_idcard_photo_recognize<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "idcard_photo_recognize");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1427,11 +1343,9 @@ async fn serve_idcard_photo_recognize<T: CommunityApi>(
     let input = IdcardPhotoRecognizeInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.idcard_photo_recognize(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "idcard_photo_recognize")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.idcard_photo_recognize(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1473,12 +1387,10 @@ pub async fn yibiaosanshi_submit<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_yibiaosanshi_submit(api.as_ref(), request).await {
+    match serve_yibiaosanshi_submit(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("yibiaosanshi_submit"));
-    response
+    }
 }
 async fn serve_yibiaosanshi_submit<T: CommunityApi>(
     api: &T,
@@ -1486,7 +1398,6 @@ async fn serve_yibiaosanshi_submit<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "yibiaosanshi_submit");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1510,11 +1421,8 @@ async fn serve_yibiaosanshi_submit<T: CommunityApi>(
     let input = YibiaosanshiSubmitInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.yibiaosanshi_submit(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "yibiaosanshi_submit").with_principal(principal);
+    Ok(runtime::into_response(api.yibiaosanshi_submit(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1561,12 +1469,10 @@ pub async fn house_bind<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_bind(api.as_ref(), request).await {
+    match serve_house_bind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_bind"));
-    response
+    }
 }
 async fn serve_house_bind<T: CommunityApi>(
     api: &T,
@@ -1574,7 +1480,6 @@ async fn serve_house_bind<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_bind");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1598,11 +1503,8 @@ async fn serve_house_bind<T: CommunityApi>(
     let input = HouseBindInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.house_bind(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "house_bind").with_principal(principal);
+    Ok(runtime::into_response(api.house_bind(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1635,12 +1537,10 @@ pub async fn user_house_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_house_list(api.as_ref(), request).await {
+    match serve_user_house_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_house_list"));
-    response
+    }
 }
 async fn serve_user_house_list<T: CommunityApi>(
     api: &T,
@@ -1648,7 +1548,6 @@ async fn serve_user_house_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_house_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1661,11 +1560,8 @@ async fn serve_user_house_list<T: CommunityApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = UserHouseListInput {};
-    Ok(
-        runtime::into_response(
-            api.user_house_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_house_list").with_principal(principal);
+    Ok(runtime::into_response(api.user_house_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1712,12 +1608,10 @@ pub async fn house_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_get(api.as_ref(), request).await {
+    match serve_house_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_get"));
-    response
+    }
 }
 async fn serve_house_get<T: CommunityApi>(
     api: &T,
@@ -1725,7 +1619,6 @@ async fn serve_house_get<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1749,7 +1642,8 @@ async fn serve_house_get<T: CommunityApi>(
     let input = HouseGetInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.house_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "house_get").with_principal(principal);
+    Ok(runtime::into_response(api.house_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1796,12 +1690,10 @@ pub async fn shenhe_get<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_shenhe_get(api.as_ref(), request).await {
+    match serve_shenhe_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("shenhe_get"));
-    response
+    }
 }
 async fn serve_shenhe_get<T: CommunityApi>(
     api: &T,
@@ -1809,7 +1701,6 @@ async fn serve_shenhe_get<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "shenhe_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1833,11 +1724,8 @@ async fn serve_shenhe_get<T: CommunityApi>(
     let input = ShenheGetInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.shenhe_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "shenhe_get").with_principal(principal);
+    Ok(runtime::into_response(api.shenhe_get(ctx, input).await))
 }
 #[utoipa::path(
     delete,
@@ -1879,12 +1767,10 @@ pub async fn shenhe_delete<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_shenhe_delete(api.as_ref(), request).await {
+    match serve_shenhe_delete(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("shenhe_delete"));
-    response
+    }
 }
 async fn serve_shenhe_delete<T: CommunityApi>(
     api: &T,
@@ -1892,7 +1778,6 @@ async fn serve_shenhe_delete<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "shenhe_delete");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1916,11 +1801,8 @@ async fn serve_shenhe_delete<T: CommunityApi>(
     let input = ShenheDeleteInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.shenhe_delete(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "shenhe_delete").with_principal(principal);
+    Ok(runtime::into_response(api.shenhe_delete(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -1962,12 +1844,10 @@ pub async fn house_shouquan_update<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_shouquan_update(api.as_ref(), request).await {
+    match serve_house_shouquan_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_shouquan_update"));
-    response
+    }
 }
 async fn serve_house_shouquan_update<T: CommunityApi>(
     api: &T,
@@ -1975,7 +1855,6 @@ async fn serve_house_shouquan_update<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_shouquan_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1999,11 +1878,9 @@ async fn serve_house_shouquan_update<T: CommunityApi>(
     let input = HouseShouquanUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.house_shouquan_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "house_shouquan_update")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.house_shouquan_update(ctx, input).await))
 }
 #[utoipa::path(
     delete,
@@ -2045,12 +1922,10 @@ pub async fn house_unbind<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_unbind(api.as_ref(), request).await {
+    match serve_house_unbind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_unbind"));
-    response
+    }
 }
 async fn serve_house_unbind<T: CommunityApi>(
     api: &T,
@@ -2058,7 +1933,6 @@ async fn serve_house_unbind<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_unbind");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2082,11 +1956,8 @@ async fn serve_house_unbind<T: CommunityApi>(
     let input = HouseUnbindInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.house_unbind(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "house_unbind").with_principal(principal);
+    Ok(runtime::into_response(api.house_unbind(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -2128,12 +1999,10 @@ pub async fn house_charge_update<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_house_charge_update(api.as_ref(), request).await {
+    match serve_house_charge_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("house_charge_update"));
-    response
+    }
 }
 async fn serve_house_charge_update<T: CommunityApi>(
     api: &T,
@@ -2141,7 +2010,6 @@ async fn serve_house_charge_update<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "house_charge_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2165,11 +2033,8 @@ async fn serve_house_charge_update<T: CommunityApi>(
     let input = HouseChargeUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.house_charge_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "house_charge_update").with_principal(principal);
+    Ok(runtime::into_response(api.house_charge_update(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2211,12 +2076,10 @@ pub async fn order_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_list(api.as_ref(), request).await {
+    match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
-    response
+    }
 }
 async fn serve_order_list<T: CommunityApi>(
     api: &T,
@@ -2224,7 +2087,6 @@ async fn serve_order_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2248,11 +2110,8 @@ async fn serve_order_list<T: CommunityApi>(
     let input = OrderListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.order_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_list").with_principal(principal);
+    Ok(runtime::into_response(api.order_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2294,12 +2153,10 @@ pub async fn payment_list<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_list(api.as_ref(), request).await {
+    match serve_payment_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_list"));
-    response
+    }
 }
 async fn serve_payment_list<T: CommunityApi>(
     api: &T,
@@ -2307,7 +2164,6 @@ async fn serve_payment_list<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2331,11 +2187,8 @@ async fn serve_payment_list<T: CommunityApi>(
     let input = PaymentListInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_list").with_principal(principal);
+    Ok(runtime::into_response(api.payment_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -2387,12 +2240,10 @@ pub async fn payment_create<T: CommunityApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_create(api.as_ref(), request).await {
+    match serve_payment_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_create"));
-    response
+    }
 }
 async fn serve_payment_create<T: CommunityApi>(
     api: &T,
@@ -2400,7 +2251,6 @@ async fn serve_payment_create<T: CommunityApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_create");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -2424,9 +2274,6 @@ async fn serve_payment_create<T: CommunityApi>(
     let input = PaymentCreateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_create").with_principal(principal);
+    Ok(runtime::into_response(api.payment_create(ctx, input).await))
 }

@@ -711,6 +711,8 @@ pub enum SmsSendOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 验证码发送失败（1007）：短信服务商调用失败
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SmsSendOutput {
     fn from_example(
@@ -746,6 +748,9 @@ impl OperationOutput for SmsSendOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -753,6 +758,7 @@ impl OperationOutput for SmsSendOutput {
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -762,6 +768,7 @@ impl OperationOutput for SmsSendOutput {
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -772,6 +779,13 @@ impl OperationOutput for SmsSendOutput {
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -786,6 +800,8 @@ pub enum SmsVerifyOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SmsVerifyOutput {
     fn from_example(
@@ -818,12 +834,16 @@ impl OperationOutput for SmsVerifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -832,6 +852,7 @@ impl OperationOutput for SmsVerifyOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -841,6 +862,13 @@ impl OperationOutput for SmsVerifyOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -857,6 +885,8 @@ pub enum AuthLoginOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthLoginOutput {
     fn from_example(
@@ -892,6 +922,9 @@ impl OperationOutput for AuthLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -899,6 +932,7 @@ impl OperationOutput for AuthLoginOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -908,6 +942,7 @@ impl OperationOutput for AuthLoginOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -918,6 +953,13 @@ impl OperationOutput for AuthLoginOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -934,6 +976,8 @@ pub enum AuthRegisterOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthRegisterOutput {
     fn from_example(
@@ -969,6 +1013,9 @@ impl OperationOutput for AuthRegisterOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -976,6 +1023,7 @@ impl OperationOutput for AuthRegisterOutput {
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -985,6 +1033,7 @@ impl OperationOutput for AuthRegisterOutput {
             Self::Conflict(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -995,6 +1044,13 @@ impl OperationOutput for AuthRegisterOutput {
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1011,6 +1067,8 @@ pub enum AuthRefreshOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthRefreshOutput {
     fn from_example(
@@ -1046,6 +1104,9 @@ impl OperationOutput for AuthRefreshOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1053,6 +1114,7 @@ impl OperationOutput for AuthRefreshOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1062,6 +1124,7 @@ impl OperationOutput for AuthRefreshOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1072,6 +1135,13 @@ impl OperationOutput for AuthRefreshOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1088,6 +1158,8 @@ pub enum AuthLogoutOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthLogoutOutput {
     fn from_example(
@@ -1123,6 +1195,9 @@ impl OperationOutput for AuthLogoutOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1130,6 +1205,7 @@ impl OperationOutput for AuthLogoutOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1139,6 +1215,7 @@ impl OperationOutput for AuthLogoutOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1149,6 +1226,13 @@ impl OperationOutput for AuthLogoutOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1165,6 +1249,8 @@ pub enum UserProfileGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserProfileGetOutput {
     fn from_example(
@@ -1200,6 +1286,9 @@ impl OperationOutput for UserProfileGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1207,6 +1296,7 @@ impl OperationOutput for UserProfileGetOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1216,6 +1306,7 @@ impl OperationOutput for UserProfileGetOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1226,6 +1317,13 @@ impl OperationOutput for UserProfileGetOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1244,6 +1342,8 @@ pub enum UserProfileUpdateOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserProfileUpdateOutput {
     fn from_example(
@@ -1282,6 +1382,9 @@ impl OperationOutput for UserProfileUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1290,6 +1393,7 @@ impl OperationOutput for UserProfileUpdateOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1300,6 +1404,7 @@ impl OperationOutput for UserProfileUpdateOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1311,6 +1416,13 @@ impl OperationOutput for UserProfileUpdateOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1329,6 +1441,8 @@ pub enum UserPasswordUpdateOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserPasswordUpdateOutput {
     fn from_example(
@@ -1367,6 +1481,9 @@ impl OperationOutput for UserPasswordUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1375,6 +1492,7 @@ impl OperationOutput for UserPasswordUpdateOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1385,6 +1503,7 @@ impl OperationOutput for UserPasswordUpdateOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1396,6 +1515,13 @@ impl OperationOutput for UserPasswordUpdateOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1416,6 +1542,8 @@ pub enum HeatBindOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HeatBindOutput {
     fn from_example(
@@ -1457,6 +1585,9 @@ impl OperationOutput for HeatBindOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1466,6 +1597,7 @@ impl OperationOutput for HeatBindOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1477,6 +1609,7 @@ impl OperationOutput for HeatBindOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1489,6 +1622,13 @@ impl OperationOutput for HeatBindOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1507,6 +1647,8 @@ pub enum HeatAccountGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HeatAccountGetOutput {
     fn from_example(
@@ -1545,6 +1687,9 @@ impl OperationOutput for HeatAccountGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1553,6 +1698,7 @@ impl OperationOutput for HeatAccountGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1563,6 +1709,7 @@ impl OperationOutput for HeatAccountGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1574,6 +1721,13 @@ impl OperationOutput for HeatAccountGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1592,6 +1746,8 @@ pub enum PaymentInfoGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentInfoGetOutput {
     fn from_example(
@@ -1630,6 +1786,9 @@ impl OperationOutput for PaymentInfoGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1638,6 +1797,7 @@ impl OperationOutput for PaymentInfoGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1648,6 +1808,7 @@ impl OperationOutput for PaymentInfoGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1659,6 +1820,13 @@ impl OperationOutput for PaymentInfoGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1679,6 +1847,8 @@ pub enum PaymentCreateOutput {
     InternalServerError(types::ErrorResponse),
     /// 502 application/json: 微信支付下单失败（错误码500）
     BadGateway(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentCreateOutput {
     fn from_example(
@@ -1720,6 +1890,9 @@ impl OperationOutput for PaymentCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1729,6 +1902,7 @@ impl OperationOutput for PaymentCreateOutput {
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::BadGateway(_) => crate::runtime::status(502u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1740,6 +1914,7 @@ impl OperationOutput for PaymentCreateOutput {
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::BadGateway(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1752,6 +1927,13 @@ impl OperationOutput for PaymentCreateOutput {
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::BadGateway(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1772,6 +1954,8 @@ pub enum PaymentStatusGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentStatusGetOutput {
     fn from_example(
@@ -1813,6 +1997,9 @@ impl OperationOutput for PaymentStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1822,6 +2009,7 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1833,6 +2021,7 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1845,6 +2034,13 @@ impl OperationOutput for PaymentStatusGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1863,6 +2059,8 @@ pub enum PaymentHistoryListOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentHistoryListOutput {
     fn from_example(
@@ -1901,6 +2099,9 @@ impl OperationOutput for PaymentHistoryListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1909,6 +2110,7 @@ impl OperationOutput for PaymentHistoryListOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1919,6 +2121,7 @@ impl OperationOutput for PaymentHistoryListOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1930,6 +2133,13 @@ impl OperationOutput for PaymentHistoryListOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1944,6 +2154,8 @@ pub enum PaymentNotifyOutput {
     Unauthorized(types::WechatPayNotifyAck),
     /// 500 application/json: 服务器处理失败（微信支付将重试）
     InternalServerError(types::WechatPayNotifyAck),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PaymentNotifyOutput {
     fn from_example(
@@ -1976,12 +2188,16 @@ impl OperationOutput for PaymentNotifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1990,6 +2206,7 @@ impl OperationOutput for PaymentNotifyOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1999,6 +2216,13 @@ impl OperationOutput for PaymentNotifyOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2011,6 +2235,8 @@ pub enum ConfigAgreementsGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ConfigAgreementsGetOutput {
     fn from_example(
@@ -2040,11 +2266,15 @@ impl OperationOutput for ConfigAgreementsGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2052,6 +2282,7 @@ impl OperationOutput for ConfigAgreementsGetOutput {
             Self::Ok(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2060,6 +2291,13 @@ impl OperationOutput for ConfigAgreementsGetOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2072,6 +2310,8 @@ pub enum ConfigSystemGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ConfigSystemGetOutput {
     fn from_example(
@@ -2101,11 +2341,15 @@ impl OperationOutput for ConfigSystemGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2113,6 +2357,7 @@ impl OperationOutput for ConfigSystemGetOutput {
             Self::Ok(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2121,6 +2366,13 @@ impl OperationOutput for ConfigSystemGetOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2139,6 +2391,8 @@ pub enum StatisticsUserGetOutput {
     TooManyRequests(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误（错误码500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for StatisticsUserGetOutput {
     fn from_example(
@@ -2177,6 +2431,9 @@ impl OperationOutput for StatisticsUserGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -2185,6 +2442,7 @@ impl OperationOutput for StatisticsUserGetOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2195,6 +2453,7 @@ impl OperationOutput for StatisticsUserGetOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2206,6 +2465,13 @@ impl OperationOutput for StatisticsUserGetOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -2220,6 +2486,8 @@ pub enum HealthCheckOutput {
     InternalServerError(types::ErrorResponse),
     /// 503 application/json: 服务不可用（数据库未连接，错误码500）
     ServiceUnavailable(types::HealthUnavailableResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for HealthCheckOutput {
     fn from_example(
@@ -2252,12 +2520,16 @@ impl OperationOutput for HealthCheckOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::TooManyRequests(_) => crate::runtime::status(429u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
             Self::ServiceUnavailable(_) => crate::runtime::status(503u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -2266,6 +2538,7 @@ impl OperationOutput for HealthCheckOutput {
             Self::TooManyRequests(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
             Self::ServiceUnavailable(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -2275,6 +2548,13 @@ impl OperationOutput for HealthCheckOutput {
             Self::TooManyRequests(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
             Self::ServiceUnavailable(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }

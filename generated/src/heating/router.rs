@@ -99,12 +99,10 @@ pub async fn sms_send<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_sms_send(api.as_ref(), request).await {
+    match serve_sms_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("sms_send"));
-    response
+    }
 }
 async fn serve_sms_send<T: HeatingApi>(
     api: &T,
@@ -112,7 +110,6 @@ async fn serve_sms_send<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "sms_send");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::SmsSendRequest> = if raw.is_empty() && !true {
         None
@@ -129,7 +126,8 @@ async fn serve_sms_send<T: HeatingApi>(
     let input = SmsSendInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.sms_send(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "sms_send").with_principal(());
+    Ok(runtime::into_response(api.sms_send(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -171,12 +169,10 @@ pub async fn sms_verify<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_sms_verify(api.as_ref(), request).await {
+    match serve_sms_verify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("sms_verify"));
-    response
+    }
 }
 async fn serve_sms_verify<T: HeatingApi>(
     api: &T,
@@ -184,7 +180,6 @@ async fn serve_sms_verify<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "sms_verify");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::SmsVerifyRequest> = if raw.is_empty() && !true {
         None
@@ -201,7 +196,8 @@ async fn serve_sms_verify<T: HeatingApi>(
     let input = SmsVerifyInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.sms_verify(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "sms_verify").with_principal(());
+    Ok(runtime::into_response(api.sms_verify(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -245,12 +241,10 @@ pub async fn auth_login<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_login(api.as_ref(), request).await {
+    match serve_auth_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_login"));
-    response
+    }
 }
 async fn serve_auth_login<T: HeatingApi>(
     api: &T,
@@ -258,7 +252,6 @@ async fn serve_auth_login<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_login");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::LoginRequest> = if raw.is_empty() && !true {
         None
@@ -275,7 +268,8 @@ async fn serve_auth_login<T: HeatingApi>(
     let input = AuthLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.auth_login(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "auth_login").with_principal(());
+    Ok(runtime::into_response(api.auth_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -322,12 +316,10 @@ pub async fn auth_register<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_register(api.as_ref(), request).await {
+    match serve_auth_register(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_register"));
-    response
+    }
 }
 async fn serve_auth_register<T: HeatingApi>(
     api: &T,
@@ -335,7 +327,6 @@ async fn serve_auth_register<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_register");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::RegisterRequest> = if raw.is_empty() && !true {
         None
@@ -352,7 +343,8 @@ async fn serve_auth_register<T: HeatingApi>(
     let input = AuthRegisterInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.auth_register(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "auth_register").with_principal(());
+    Ok(runtime::into_response(api.auth_register(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -399,12 +391,10 @@ pub async fn auth_refresh<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_refresh(api.as_ref(), request).await {
+    match serve_auth_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_refresh"));
-    response
+    }
 }
 async fn serve_auth_refresh<T: HeatingApi>(
     api: &T,
@@ -412,7 +402,6 @@ async fn serve_auth_refresh<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_refresh");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::RefreshRequest> = if raw.is_empty() && !true {
         None
@@ -429,7 +418,8 @@ async fn serve_auth_refresh<T: HeatingApi>(
     let input = AuthRefreshInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.auth_refresh(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "auth_refresh").with_principal(());
+    Ok(runtime::into_response(api.auth_refresh(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -472,12 +462,10 @@ pub async fn auth_logout<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_logout(api.as_ref(), request).await {
+    match serve_auth_logout(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_logout"));
-    response
+    }
 }
 async fn serve_auth_logout<T: HeatingApi>(
     api: &T,
@@ -485,7 +473,6 @@ async fn serve_auth_logout<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_logout");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -498,11 +485,8 @@ async fn serve_auth_logout<T: HeatingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = AuthLogoutInput {};
-    Ok(
-        runtime::into_response(
-            api.auth_logout(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "auth_logout").with_principal(principal);
+    Ok(runtime::into_response(api.auth_logout(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -545,12 +529,10 @@ pub async fn user_profile_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_profile_get(api.as_ref(), request).await {
+    match serve_user_profile_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_profile_get"));
-    response
+    }
 }
 async fn serve_user_profile_get<T: HeatingApi>(
     api: &T,
@@ -558,7 +540,6 @@ async fn serve_user_profile_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_profile_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -571,11 +552,8 @@ async fn serve_user_profile_get<T: HeatingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = UserProfileGetInput {};
-    Ok(
-        runtime::into_response(
-            api.user_profile_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_profile_get").with_principal(principal);
+    Ok(runtime::into_response(api.user_profile_get(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -627,12 +605,10 @@ pub async fn user_profile_update<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_profile_update(api.as_ref(), request).await {
+    match serve_user_profile_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_profile_update"));
-    response
+    }
 }
 async fn serve_user_profile_update<T: HeatingApi>(
     api: &T,
@@ -640,7 +616,6 @@ async fn serve_user_profile_update<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_profile_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -664,11 +639,8 @@ async fn serve_user_profile_update<T: HeatingApi>(
     let input = UserProfileUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.user_profile_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_profile_update").with_principal(principal);
+    Ok(runtime::into_response(api.user_profile_update(ctx, input).await))
 }
 #[utoipa::path(
     put,
@@ -720,12 +692,10 @@ pub async fn user_password_update<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_password_update(api.as_ref(), request).await {
+    match serve_user_password_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_password_update"));
-    response
+    }
 }
 async fn serve_user_password_update<T: HeatingApi>(
     api: &T,
@@ -733,7 +703,6 @@ async fn serve_user_password_update<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_password_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -757,11 +726,8 @@ async fn serve_user_password_update<T: HeatingApi>(
     let input = UserPasswordUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.user_password_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_password_update").with_principal(principal);
+    Ok(runtime::into_response(api.user_password_update(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -818,12 +784,10 @@ pub async fn heat_bind<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_heat_bind(api.as_ref(), request).await {
+    match serve_heat_bind(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("heat_bind"));
-    response
+    }
 }
 async fn serve_heat_bind<T: HeatingApi>(
     api: &T,
@@ -831,7 +795,6 @@ async fn serve_heat_bind<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "heat_bind");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -855,7 +818,8 @@ async fn serve_heat_bind<T: HeatingApi>(
     let input = HeatBindInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.heat_bind(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "heat_bind").with_principal(principal);
+    Ok(runtime::into_response(api.heat_bind(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -903,12 +867,10 @@ pub async fn heat_account_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_heat_account_get(api.as_ref(), request).await {
+    match serve_heat_account_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("heat_account_get"));
-    response
+    }
 }
 async fn serve_heat_account_get<T: HeatingApi>(
     api: &T,
@@ -916,7 +878,6 @@ async fn serve_heat_account_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "heat_account_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -929,11 +890,8 @@ async fn serve_heat_account_get<T: HeatingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = HeatAccountGetInput {};
-    Ok(
-        runtime::into_response(
-            api.heat_account_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "heat_account_get").with_principal(principal);
+    Ok(runtime::into_response(api.heat_account_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -981,12 +939,10 @@ pub async fn payment_info_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_info_get(api.as_ref(), request).await {
+    match serve_payment_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_info_get"));
-    response
+    }
 }
 async fn serve_payment_info_get<T: HeatingApi>(
     api: &T,
@@ -994,7 +950,6 @@ async fn serve_payment_info_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_info_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1007,11 +962,8 @@ async fn serve_payment_info_get<T: HeatingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = PaymentInfoGetInput {};
-    Ok(
-        runtime::into_response(
-            api.payment_info_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_info_get").with_principal(principal);
+    Ok(runtime::into_response(api.payment_info_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1068,12 +1020,10 @@ pub async fn payment_create<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_create(api.as_ref(), request).await {
+    match serve_payment_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_create"));
-    response
+    }
 }
 async fn serve_payment_create<T: HeatingApi>(
     api: &T,
@@ -1081,7 +1031,6 @@ async fn serve_payment_create<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_create");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1105,11 +1054,8 @@ async fn serve_payment_create<T: HeatingApi>(
     let input = PaymentCreateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_create").with_principal(principal);
+    Ok(runtime::into_response(api.payment_create(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1162,12 +1108,10 @@ pub async fn payment_status_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_status_get(api.as_ref(), request).await {
+    match serve_payment_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_status_get"));
-    response
+    }
 }
 async fn serve_payment_status_get<T: HeatingApi>(
     api: &T,
@@ -1175,7 +1119,6 @@ async fn serve_payment_status_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_status_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1204,11 +1147,8 @@ async fn serve_payment_status_get<T: HeatingApi>(
     let input = PaymentStatusGetInput {
         order_id: param_order_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.payment_status_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_status_get").with_principal(principal);
+    Ok(runtime::into_response(api.payment_status_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1288,12 +1228,10 @@ pub async fn payment_history_list<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_history_list(api.as_ref(), request).await {
+    match serve_payment_history_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_history_list"));
-    response
+    }
 }
 async fn serve_payment_history_list<T: HeatingApi>(
     api: &T,
@@ -1301,7 +1239,6 @@ async fn serve_payment_history_list<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_history_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1373,11 +1310,8 @@ async fn serve_payment_history_list<T: HeatingApi>(
         start_date: param_start_date,
         end_date: param_end_date,
     };
-    Ok(
-        runtime::into_response(
-            api.payment_history_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "payment_history_list").with_principal(principal);
+    Ok(runtime::into_response(api.payment_history_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1450,12 +1384,10 @@ pub async fn payment_notify<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_payment_notify(api.as_ref(), request).await {
+    match serve_payment_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("payment_notify"));
-    response
+    }
 }
 async fn serve_payment_notify<T: HeatingApi>(
     api: &T,
@@ -1463,7 +1395,6 @@ async fn serve_payment_notify<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "payment_notify");
     let mut violations: Vec<Violation> = Vec::new();
     let param_wechatpay_timestamp: Option<String> = runtime::text_param(
         &mut violations,
@@ -1558,7 +1489,8 @@ async fn serve_payment_notify<T: HeatingApi>(
             }),
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.payment_notify(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "payment_notify").with_principal(());
+    Ok(runtime::into_response(api.payment_notify(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1591,12 +1523,10 @@ pub async fn config_agreements_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_config_agreements_get(api.as_ref(), request).await {
+    match serve_config_agreements_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("config_agreements_get"));
-    response
+    }
 }
 async fn serve_config_agreements_get<T: HeatingApi>(
     api: &T,
@@ -1604,17 +1534,13 @@ async fn serve_config_agreements_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "config_agreements_get");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = ConfigAgreementsGetInput {};
-    Ok(
-        runtime::into_response(
-            api.config_agreements_get(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "config_agreements_get").with_principal(());
+    Ok(runtime::into_response(api.config_agreements_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1647,12 +1573,10 @@ pub async fn config_system_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_config_system_get(api.as_ref(), request).await {
+    match serve_config_system_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("config_system_get"));
-    response
+    }
 }
 async fn serve_config_system_get<T: HeatingApi>(
     api: &T,
@@ -1660,17 +1584,13 @@ async fn serve_config_system_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "config_system_get");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = ConfigSystemGetInput {};
-    Ok(
-        runtime::into_response(
-            api.config_system_get(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "config_system_get").with_principal(());
+    Ok(runtime::into_response(api.config_system_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1718,12 +1638,10 @@ pub async fn statistics_user_get<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_statistics_user_get(api.as_ref(), request).await {
+    match serve_statistics_user_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("statistics_user_get"));
-    response
+    }
 }
 async fn serve_statistics_user_get<T: HeatingApi>(
     api: &T,
@@ -1731,7 +1649,6 @@ async fn serve_statistics_user_get<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "statistics_user_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1744,11 +1661,8 @@ async fn serve_statistics_user_get<T: HeatingApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = StatisticsUserGetInput {};
-    Ok(
-        runtime::into_response(
-            api.statistics_user_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "statistics_user_get").with_principal(principal);
+    Ok(runtime::into_response(api.statistics_user_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1786,12 +1700,10 @@ pub async fn health_check<T: HeatingApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_health_check(api.as_ref(), request).await {
+    match serve_health_check(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("health_check"));
-    response
+    }
 }
 async fn serve_health_check<T: HeatingApi>(
     api: &T,
@@ -1799,11 +1711,11 @@ async fn serve_health_check<T: HeatingApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "health_check");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = HealthCheckInput {};
-    Ok(runtime::into_response(api.health_check(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "health_check").with_principal(());
+    Ok(runtime::into_response(api.health_check(ctx, input).await))
 }

@@ -557,6 +557,8 @@ pub enum WxLoginOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for WxLoginOutput {
     fn from_example(
@@ -589,12 +591,16 @@ impl OperationOutput for WxLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -603,6 +609,7 @@ impl OperationOutput for WxLoginOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -612,6 +619,13 @@ impl OperationOutput for WxLoginOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -630,6 +644,8 @@ pub enum UserLoginOutput {
     Conflict(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserLoginOutput {
     fn from_example(
@@ -668,6 +684,9 @@ impl OperationOutput for UserLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -676,6 +695,7 @@ impl OperationOutput for UserLoginOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::Conflict(_) => crate::runtime::status(409u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -686,6 +706,7 @@ impl OperationOutput for UserLoginOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::Conflict(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -697,6 +718,13 @@ impl OperationOutput for UserLoginOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::Conflict(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -713,6 +741,8 @@ pub enum SceneIdLoginOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SceneIdLoginOutput {
     fn from_example(
@@ -748,6 +778,9 @@ impl OperationOutput for SceneIdLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -755,6 +788,7 @@ impl OperationOutput for SceneIdLoginOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -764,6 +798,7 @@ impl OperationOutput for SceneIdLoginOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -774,6 +809,13 @@ impl OperationOutput for SceneIdLoginOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -790,6 +832,8 @@ pub enum SmsVerifyCodeSendOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SmsVerifyCodeSendOutput {
     fn from_example(
@@ -825,6 +869,9 @@ impl OperationOutput for SmsVerifyCodeSendOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -832,6 +879,7 @@ impl OperationOutput for SmsVerifyCodeSendOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -841,6 +889,7 @@ impl OperationOutput for SmsVerifyCodeSendOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -851,6 +900,13 @@ impl OperationOutput for SmsVerifyCodeSendOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -867,6 +923,8 @@ pub enum AreaTreeGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AreaTreeGetOutput {
     fn from_example(
@@ -902,6 +960,9 @@ impl OperationOutput for AreaTreeGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -909,6 +970,7 @@ impl OperationOutput for AreaTreeGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -918,6 +980,7 @@ impl OperationOutput for AreaTreeGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -928,6 +991,13 @@ impl OperationOutput for AreaTreeGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -942,6 +1012,8 @@ pub enum CityWithHotListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for CityWithHotListOutput {
     fn from_example(
@@ -974,12 +1046,16 @@ impl OperationOutput for CityWithHotListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -988,6 +1064,7 @@ impl OperationOutput for CityWithHotListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -997,6 +1074,13 @@ impl OperationOutput for CityWithHotListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1013,6 +1097,8 @@ pub enum AreaByGpsGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AreaByGpsGetOutput {
     fn from_example(
@@ -1048,6 +1134,9 @@ impl OperationOutput for AreaByGpsGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1055,6 +1144,7 @@ impl OperationOutput for AreaByGpsGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1064,6 +1154,7 @@ impl OperationOutput for AreaByGpsGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1074,6 +1165,13 @@ impl OperationOutput for AreaByGpsGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1088,6 +1186,8 @@ pub enum MerchantCategoryTreeGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for MerchantCategoryTreeGetOutput {
     fn from_example(
@@ -1120,12 +1220,16 @@ impl OperationOutput for MerchantCategoryTreeGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1134,6 +1238,7 @@ impl OperationOutput for MerchantCategoryTreeGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1143,6 +1248,13 @@ impl OperationOutput for MerchantCategoryTreeGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1159,6 +1271,8 @@ pub enum MerchantListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for MerchantListOutput {
     fn from_example(
@@ -1194,6 +1308,9 @@ impl OperationOutput for MerchantListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1201,6 +1318,7 @@ impl OperationOutput for MerchantListOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1210,6 +1328,7 @@ impl OperationOutput for MerchantListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1220,6 +1339,13 @@ impl OperationOutput for MerchantListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1236,6 +1362,8 @@ pub enum MerchantGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for MerchantGetOutput {
     fn from_example(
@@ -1271,6 +1399,9 @@ impl OperationOutput for MerchantGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1278,6 +1409,7 @@ impl OperationOutput for MerchantGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1287,6 +1419,7 @@ impl OperationOutput for MerchantGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1297,6 +1430,13 @@ impl OperationOutput for MerchantGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1313,6 +1453,8 @@ pub enum GoodsListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for GoodsListOutput {
     fn from_example(
@@ -1348,6 +1490,9 @@ impl OperationOutput for GoodsListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1355,6 +1500,7 @@ impl OperationOutput for GoodsListOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1364,6 +1510,7 @@ impl OperationOutput for GoodsListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1374,6 +1521,13 @@ impl OperationOutput for GoodsListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1390,6 +1544,8 @@ pub enum GoodsGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for GoodsGetOutput {
     fn from_example(
@@ -1425,6 +1581,9 @@ impl OperationOutput for GoodsGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1432,6 +1591,7 @@ impl OperationOutput for GoodsGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1441,6 +1601,7 @@ impl OperationOutput for GoodsGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1451,6 +1612,13 @@ impl OperationOutput for GoodsGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1467,6 +1635,8 @@ pub enum OrderListOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderListOutput {
     fn from_example(
@@ -1502,6 +1672,9 @@ impl OperationOutput for OrderListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1509,6 +1682,7 @@ impl OperationOutput for OrderListOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1518,6 +1692,7 @@ impl OperationOutput for OrderListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1528,6 +1703,13 @@ impl OperationOutput for OrderListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1544,6 +1726,8 @@ pub enum OrderGetOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderGetOutput {
     fn from_example(
@@ -1579,6 +1763,9 @@ impl OperationOutput for OrderGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1586,6 +1773,7 @@ impl OperationOutput for OrderGetOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1595,6 +1783,7 @@ impl OperationOutput for OrderGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1605,6 +1794,13 @@ impl OperationOutput for OrderGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1621,6 +1817,8 @@ pub enum OrderBuyOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderBuyOutput {
     fn from_example(
@@ -1656,6 +1854,9 @@ impl OperationOutput for OrderBuyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1663,6 +1864,7 @@ impl OperationOutput for OrderBuyOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1672,6 +1874,7 @@ impl OperationOutput for OrderBuyOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1682,6 +1885,13 @@ impl OperationOutput for OrderBuyOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1698,6 +1908,8 @@ pub enum OrderRefundOutput {
     NotFound(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for OrderRefundOutput {
     fn from_example(
@@ -1733,6 +1945,9 @@ impl OperationOutput for OrderRefundOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1740,6 +1955,7 @@ impl OperationOutput for OrderRefundOutput {
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1749,6 +1965,7 @@ impl OperationOutput for OrderRefundOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::NotFound(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1759,6 +1976,13 @@ impl OperationOutput for OrderRefundOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1771,6 +1995,8 @@ pub enum MiniprogramBridgePayGetOutput {
     BadRequest(types::ErrorResponse),
     /// 500 application/json: 未知错误（业务码 500，HTTP 500）
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for MiniprogramBridgePayGetOutput {
     fn from_example(
@@ -1798,11 +2024,15 @@ impl OperationOutput for MiniprogramBridgePayGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1810,6 +2040,7 @@ impl OperationOutput for MiniprogramBridgePayGetOutput {
             Self::Ok(_) => Some("text/html"),
             Self::BadRequest(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1818,6 +2049,13 @@ impl OperationOutput for MiniprogramBridgePayGetOutput {
             Self::Ok(body) => Some(body.clone()),
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }

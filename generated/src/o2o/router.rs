@@ -98,12 +98,10 @@ pub async fn wx_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_wx_login(api.as_ref(), request).await {
+    match serve_wx_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("wx_login"));
-    response
+    }
 }
 async fn serve_wx_login<T: O2oApi>(
     api: &T,
@@ -111,7 +109,6 @@ async fn serve_wx_login<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "wx_login");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::WxLoginRequest> = if raw.is_empty() && !true {
         None
@@ -128,7 +125,8 @@ async fn serve_wx_login<T: O2oApi>(
     let input = WxLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.wx_login(ctx.with_principal(()), input).await))
+    let ctx = Context::new(parts, raw, "wx_login").with_principal(());
+    Ok(runtime::into_response(api.wx_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -180,12 +178,10 @@ pub async fn user_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_login(api.as_ref(), request).await {
+    match serve_user_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_login"));
-    response
+    }
 }
 async fn serve_user_login<T: O2oApi>(
     api: &T,
@@ -193,7 +189,6 @@ async fn serve_user_login<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_login");
     let credential = runtime::json_field(&raw, "token")?
         .map(Credential::ApiKey)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -217,11 +212,8 @@ async fn serve_user_login<T: O2oApi>(
     let input = UserLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.user_login(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_login").with_principal(principal);
+    Ok(runtime::into_response(api.user_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -268,12 +260,10 @@ pub async fn scene_id_login<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_scene_id_login(api.as_ref(), request).await {
+    match serve_scene_id_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("scene_id_login"));
-    response
+    }
 }
 async fn serve_scene_id_login<T: O2oApi>(
     api: &T,
@@ -281,7 +271,6 @@ async fn serve_scene_id_login<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "scene_id_login");
     let credential = runtime::json_field(&raw, "token")?
         .map(Credential::ApiKey)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -305,11 +294,8 @@ async fn serve_scene_id_login<T: O2oApi>(
     let input = SceneIdLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.scene_id_login(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "scene_id_login").with_principal(principal);
+    Ok(runtime::into_response(api.scene_id_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -356,12 +342,10 @@ pub async fn sms_verify_code_send<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_sms_verify_code_send(api.as_ref(), request).await {
+    match serve_sms_verify_code_send(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("sms_verify_code_send"));
-    response
+    }
 }
 async fn serve_sms_verify_code_send<T: O2oApi>(
     api: &T,
@@ -369,7 +353,6 @@ async fn serve_sms_verify_code_send<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "sms_verify_code_send");
     let credential = runtime::json_field(&raw, "token")?
         .map(Credential::ApiKey)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -393,11 +376,8 @@ async fn serve_sms_verify_code_send<T: O2oApi>(
     let input = SmsVerifyCodeSendInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.sms_verify_code_send(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "sms_verify_code_send").with_principal(principal);
+    Ok(runtime::into_response(api.sms_verify_code_send(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -447,12 +427,10 @@ pub async fn area_tree_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_area_tree_get(api.as_ref(), request).await {
+    match serve_area_tree_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("area_tree_get"));
-    response
+    }
 }
 async fn serve_area_tree_get<T: O2oApi>(
     api: &T,
@@ -460,7 +438,6 @@ async fn serve_area_tree_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "area_tree_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -489,11 +466,8 @@ async fn serve_area_tree_get<T: O2oApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.area_tree_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "area_tree_get").with_principal(principal);
+    Ok(runtime::into_response(api.area_tree_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -531,12 +505,10 @@ pub async fn city_with_hot_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_city_with_hot_list(api.as_ref(), request).await {
+    match serve_city_with_hot_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("city_with_hot_list"));
-    response
+    }
 }
 async fn serve_city_with_hot_list<T: O2oApi>(
     api: &T,
@@ -544,7 +516,6 @@ async fn serve_city_with_hot_list<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "city_with_hot_list");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -559,11 +530,8 @@ async fn serve_city_with_hot_list<T: O2oApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = CityWithHotListInput {};
-    Ok(
-        runtime::into_response(
-            api.city_with_hot_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "city_with_hot_list").with_principal(principal);
+    Ok(runtime::into_response(api.city_with_hot_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -623,12 +591,10 @@ pub async fn area_by_gps_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_area_by_gps_get(api.as_ref(), request).await {
+    match serve_area_by_gps_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("area_by_gps_get"));
-    response
+    }
 }
 async fn serve_area_by_gps_get<T: O2oApi>(
     api: &T,
@@ -636,7 +602,6 @@ async fn serve_area_by_gps_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "area_by_gps_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -679,11 +644,8 @@ async fn serve_area_by_gps_get<T: O2oApi>(
         lng: param_lng.expect("a missing required parameter is rejected above"),
         lat: param_lat.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.area_by_gps_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "area_by_gps_get").with_principal(principal);
+    Ok(runtime::into_response(api.area_by_gps_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -721,16 +683,10 @@ pub async fn merchant_category_tree_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_merchant_category_tree_get(api.as_ref(), request)
-        .await
-    {
+    match serve_merchant_category_tree_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("merchant_category_tree_get"));
-    response
+    }
 }
 async fn serve_merchant_category_tree_get<T: O2oApi>(
     api: &T,
@@ -738,7 +694,6 @@ async fn serve_merchant_category_tree_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "merchant_category_tree_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -753,11 +708,9 @@ async fn serve_merchant_category_tree_get<T: O2oApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = MerchantCategoryTreeGetInput {};
-    Ok(
-        runtime::into_response(
-            api.merchant_category_tree_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "merchant_category_tree_get")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.merchant_category_tree_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -854,12 +807,10 @@ pub async fn merchant_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_merchant_list(api.as_ref(), request).await {
+    match serve_merchant_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("merchant_list"));
-    response
+    }
 }
 async fn serve_merchant_list<T: O2oApi>(
     api: &T,
@@ -867,7 +818,6 @@ async fn serve_merchant_list<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "merchant_list");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -962,11 +912,8 @@ async fn serve_merchant_list<T: O2oApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.merchant_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "merchant_list").with_principal(principal);
+    Ok(runtime::into_response(api.merchant_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1029,12 +976,10 @@ pub async fn merchant_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_merchant_get(api.as_ref(), request).await {
+    match serve_merchant_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("merchant_get"));
-    response
+    }
 }
 async fn serve_merchant_get<T: O2oApi>(
     api: &T,
@@ -1042,7 +987,6 @@ async fn serve_merchant_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "merchant_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -1093,11 +1037,8 @@ async fn serve_merchant_get<T: O2oApi>(
         lng: param_lng,
         lat: param_lat,
     };
-    Ok(
-        runtime::into_response(
-            api.merchant_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "merchant_get").with_principal(principal);
+    Ok(runtime::into_response(api.merchant_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1140,12 +1081,10 @@ pub async fn goods_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_goods_list(api.as_ref(), request).await {
+    match serve_goods_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("goods_list"));
-    response
+    }
 }
 async fn serve_goods_list<T: O2oApi>(
     api: &T,
@@ -1153,7 +1092,6 @@ async fn serve_goods_list<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "goods_list");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -1179,11 +1117,8 @@ async fn serve_goods_list<T: O2oApi>(
         merchant_id: param_merchant_id
             .expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.goods_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "goods_list").with_principal(principal);
+    Ok(runtime::into_response(api.goods_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1226,12 +1161,10 @@ pub async fn goods_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_goods_get(api.as_ref(), request).await {
+    match serve_goods_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("goods_get"));
-    response
+    }
 }
 async fn serve_goods_get<T: O2oApi>(
     api: &T,
@@ -1239,7 +1172,6 @@ async fn serve_goods_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "goods_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -1264,7 +1196,8 @@ async fn serve_goods_get<T: O2oApi>(
     let input = GoodsGetInput {
         id: param_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(runtime::into_response(api.goods_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "goods_get").with_principal(principal);
+    Ok(runtime::into_response(api.goods_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1314,12 +1247,10 @@ pub async fn order_list<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_list(api.as_ref(), request).await {
+    match serve_order_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_list"));
-    response
+    }
 }
 async fn serve_order_list<T: O2oApi>(
     api: &T,
@@ -1327,7 +1258,6 @@ async fn serve_order_list<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_list");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -1352,11 +1282,8 @@ async fn serve_order_list<T: O2oApi>(
     let input = OrderListInput {
         status: param_status,
     };
-    Ok(
-        runtime::into_response(
-            api.order_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_list").with_principal(principal);
+    Ok(runtime::into_response(api.order_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1399,12 +1326,10 @@ pub async fn order_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_get(api.as_ref(), request).await {
+    match serve_order_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_get"));
-    response
+    }
 }
 async fn serve_order_get<T: O2oApi>(
     api: &T,
@@ -1412,7 +1337,6 @@ async fn serve_order_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_get");
     let credential = runtime::Query::parse(parts.uri.query())
         .get("token")
         .filter(|v| !v.is_empty())
@@ -1441,7 +1365,8 @@ async fn serve_order_get<T: O2oApi>(
     let input = OrderGetInput {
         order_no: param_order_no.expect("a missing required parameter is rejected above"),
     };
-    Ok(runtime::into_response(api.order_get(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "order_get").with_principal(principal);
+    Ok(runtime::into_response(api.order_get(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1488,12 +1413,10 @@ pub async fn order_buy<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_buy(api.as_ref(), request).await {
+    match serve_order_buy(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_buy"));
-    response
+    }
 }
 async fn serve_order_buy<T: O2oApi>(
     api: &T,
@@ -1501,7 +1424,6 @@ async fn serve_order_buy<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_buy");
     let credential = runtime::json_field(&raw, "token")?
         .map(Credential::ApiKey)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1525,7 +1447,8 @@ async fn serve_order_buy<T: O2oApi>(
     let input = OrderBuyInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(runtime::into_response(api.order_buy(ctx.with_principal(principal), input).await))
+    let ctx = Context::new(parts, raw, "order_buy").with_principal(principal);
+    Ok(runtime::into_response(api.order_buy(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1572,12 +1495,10 @@ pub async fn order_refund<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_order_refund(api.as_ref(), request).await {
+    match serve_order_refund(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("order_refund"));
-    response
+    }
 }
 async fn serve_order_refund<T: O2oApi>(
     api: &T,
@@ -1585,7 +1506,6 @@ async fn serve_order_refund<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "order_refund");
     let credential = runtime::json_field(&raw, "token")?
         .map(Credential::ApiKey)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1609,11 +1529,8 @@ async fn serve_order_refund<T: O2oApi>(
     let input = OrderRefundInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.order_refund(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "order_refund").with_principal(principal);
+    Ok(runtime::into_response(api.order_refund(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1666,16 +1583,10 @@ pub async fn miniprogram_bridge_pay_get<T: O2oApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_miniprogram_bridge_pay_get(api.as_ref(), request)
-        .await
-    {
+    match serve_miniprogram_bridge_pay_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("miniprogram_bridge_pay_get"));
-    response
+    }
 }
 async fn serve_miniprogram_bridge_pay_get<T: O2oApi>(
     api: &T,
@@ -1683,7 +1594,6 @@ async fn serve_miniprogram_bridge_pay_get<T: O2oApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "miniprogram_bridge_pay_get");
     let mut violations: Vec<Violation> = Vec::new();
     let query = runtime::Query::parse(parts.uri.query());
     let param_target_oper_id: Option<i64> = runtime::text_param(
@@ -1733,9 +1643,6 @@ async fn serve_miniprogram_bridge_pay_get<T: O2oApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.miniprogram_bridge_pay_get(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "miniprogram_bridge_pay_get").with_principal(());
+    Ok(runtime::into_response(api.miniprogram_bridge_pay_get(ctx, input).await))
 }

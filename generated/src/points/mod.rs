@@ -508,6 +508,8 @@ pub enum AuthWechatLoginOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器处理错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthWechatLoginOutput {
     fn from_example(
@@ -537,11 +539,15 @@ impl OperationOutput for AuthWechatLoginOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -549,6 +555,7 @@ impl OperationOutput for AuthWechatLoginOutput {
             Self::Ok(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -557,6 +564,13 @@ impl OperationOutput for AuthWechatLoginOutput {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -571,6 +585,8 @@ pub enum AuthTokenRefreshOutput {
     Forbidden(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for AuthTokenRefreshOutput {
     fn from_example(
@@ -603,12 +619,16 @@ impl OperationOutput for AuthTokenRefreshOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -617,6 +637,7 @@ impl OperationOutput for AuthTokenRefreshOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::Forbidden(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -626,6 +647,13 @@ impl OperationOutput for AuthTokenRefreshOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -640,6 +668,8 @@ pub enum UserInfoGetOutput {
     Forbidden(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for UserInfoGetOutput {
     fn from_example(
@@ -672,12 +702,16 @@ impl OperationOutput for UserInfoGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -686,6 +720,7 @@ impl OperationOutput for UserInfoGetOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::Forbidden(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -695,6 +730,13 @@ impl OperationOutput for UserInfoGetOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -709,6 +751,8 @@ pub enum PointsPackageListOutput {
     Forbidden(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsPackageListOutput {
     fn from_example(
@@ -741,12 +785,16 @@ impl OperationOutput for PointsPackageListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -755,6 +803,7 @@ impl OperationOutput for PointsPackageListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::Forbidden(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -764,6 +813,13 @@ impl OperationOutput for PointsPackageListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -782,6 +838,8 @@ pub enum PointsOrderCreateOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsOrderCreateOutput {
     fn from_example(
@@ -820,6 +878,9 @@ impl OperationOutput for PointsOrderCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -828,6 +889,7 @@ impl OperationOutput for PointsOrderCreateOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -838,6 +900,7 @@ impl OperationOutput for PointsOrderCreateOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -849,6 +912,13 @@ impl OperationOutput for PointsOrderCreateOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -867,6 +937,8 @@ pub enum PointsPaymentCheckOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsPaymentCheckOutput {
     fn from_example(
@@ -905,6 +977,9 @@ impl OperationOutput for PointsPaymentCheckOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -913,6 +988,7 @@ impl OperationOutput for PointsPaymentCheckOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -923,6 +999,7 @@ impl OperationOutput for PointsPaymentCheckOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -934,6 +1011,13 @@ impl OperationOutput for PointsPaymentCheckOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -950,6 +1034,8 @@ pub enum PointsPurchaseHistoryListOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsPurchaseHistoryListOutput {
     fn from_example(
@@ -985,6 +1071,9 @@ impl OperationOutput for PointsPurchaseHistoryListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -992,6 +1081,7 @@ impl OperationOutput for PointsPurchaseHistoryListOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1001,6 +1091,7 @@ impl OperationOutput for PointsPurchaseHistoryListOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1011,6 +1102,13 @@ impl OperationOutput for PointsPurchaseHistoryListOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1027,6 +1125,8 @@ pub enum PointsConsumptionHistoryListOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsConsumptionHistoryListOutput {
     fn from_example(
@@ -1062,6 +1162,9 @@ impl OperationOutput for PointsConsumptionHistoryListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1069,6 +1172,7 @@ impl OperationOutput for PointsConsumptionHistoryListOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1078,6 +1182,7 @@ impl OperationOutput for PointsConsumptionHistoryListOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1088,6 +1193,13 @@ impl OperationOutput for PointsConsumptionHistoryListOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1102,6 +1214,8 @@ pub enum PointsPaymentNotifyOutput {
     Unauthorized(types::WechatPayNotifyAck),
     /// 500 application/json: 服务端处理失败（微信支付将重试）
     InternalServerError(types::WechatPayNotifyAck),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for PointsPaymentNotifyOutput {
     fn from_example(
@@ -1134,12 +1248,16 @@ impl OperationOutput for PointsPaymentNotifyOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::BadRequest(_) => crate::runtime::status(400u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1148,6 +1266,7 @@ impl OperationOutput for PointsPaymentNotifyOutput {
             Self::BadRequest(_) => Some("application/json"),
             Self::Unauthorized(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1157,6 +1276,13 @@ impl OperationOutput for PointsPaymentNotifyOutput {
             Self::BadRequest(body) => Some(crate::runtime::to_json(body)),
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1171,6 +1297,8 @@ pub enum ApiKeyListOutput {
     Forbidden(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ApiKeyListOutput {
     fn from_example(
@@ -1203,12 +1331,16 @@ impl OperationOutput for ApiKeyListOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::Unauthorized(_) => crate::runtime::status(401u16),
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1217,6 +1349,7 @@ impl OperationOutput for ApiKeyListOutput {
             Self::Unauthorized(_) => Some("application/json"),
             Self::Forbidden(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1226,6 +1359,13 @@ impl OperationOutput for ApiKeyListOutput {
             Self::Unauthorized(body) => Some(crate::runtime::to_json(body)),
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1242,6 +1382,8 @@ pub enum ApiKeyCreateOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ApiKeyCreateOutput {
     fn from_example(
@@ -1277,6 +1419,9 @@ impl OperationOutput for ApiKeyCreateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1284,6 +1429,7 @@ impl OperationOutput for ApiKeyCreateOutput {
             Self::Forbidden(_) => crate::runtime::status(403u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1293,6 +1439,7 @@ impl OperationOutput for ApiKeyCreateOutput {
             Self::Forbidden(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1303,6 +1450,13 @@ impl OperationOutput for ApiKeyCreateOutput {
             Self::Forbidden(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1321,6 +1475,8 @@ pub enum ApiKeyDeleteOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ApiKeyDeleteOutput {
     fn from_example(
@@ -1359,6 +1515,9 @@ impl OperationOutput for ApiKeyDeleteOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1367,6 +1526,7 @@ impl OperationOutput for ApiKeyDeleteOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1377,6 +1537,7 @@ impl OperationOutput for ApiKeyDeleteOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1388,6 +1549,13 @@ impl OperationOutput for ApiKeyDeleteOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1406,6 +1574,8 @@ pub enum ApiKeyStatusUpdateOutput {
     UnprocessableEntity(types::ErrorResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for ApiKeyStatusUpdateOutput {
     fn from_example(
@@ -1444,6 +1614,9 @@ impl OperationOutput for ApiKeyStatusUpdateOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
@@ -1452,6 +1625,7 @@ impl OperationOutput for ApiKeyStatusUpdateOutput {
             Self::NotFound(_) => crate::runtime::status(404u16),
             Self::UnprocessableEntity(_) => crate::runtime::status(422u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
@@ -1462,6 +1636,7 @@ impl OperationOutput for ApiKeyStatusUpdateOutput {
             Self::NotFound(_) => Some("application/json"),
             Self::UnprocessableEntity(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1473,6 +1648,13 @@ impl OperationOutput for ApiKeyStatusUpdateOutput {
             Self::NotFound(body) => Some(crate::runtime::to_json(body)),
             Self::UnprocessableEntity(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1483,6 +1665,8 @@ pub enum SystemStatusGetOutput {
     Ok(types::SystemStatusGetResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SystemStatusGetOutput {
     fn from_example(
@@ -1509,16 +1693,21 @@ impl OperationOutput for SystemStatusGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
         match self {
             Self::Ok(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1526,6 +1715,13 @@ impl OperationOutput for SystemStatusGetOutput {
         match self {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }
@@ -1536,6 +1732,8 @@ pub enum SystemNoticeGetOutput {
     Ok(types::SystemNoticeGetResponse),
     /// 500 application/json: 服务器内部错误
     InternalServerError(types::ErrorResponse),
+    /// One of the responses above, already rendered (mock mode's answers).
+    Prepared(crate::runtime::Prepared),
 }
 impl OperationOutput for SystemNoticeGetOutput {
     fn from_example(
@@ -1562,16 +1760,21 @@ impl OperationOutput for SystemNoticeGetOutput {
             }
         }
     }
+    fn prepared(prepared: crate::runtime::Prepared) -> Self {
+        Self::Prepared(prepared)
+    }
     fn status(&self) -> StatusCode {
         match self {
             Self::Ok(_) => crate::runtime::status(200u16),
             Self::InternalServerError(_) => crate::runtime::status(500u16),
+            Self::Prepared(p) => p.status,
         }
     }
     fn media_type(&self) -> Option<&'static str> {
         match self {
             Self::Ok(_) => Some("application/json"),
             Self::InternalServerError(_) => Some("application/json"),
+            Self::Prepared(p) => p.media_type,
         }
     }
     #[allow(unused_variables)]
@@ -1579,6 +1782,13 @@ impl OperationOutput for SystemNoticeGetOutput {
         match self {
             Self::Ok(body) => Some(crate::runtime::to_json(body)),
             Self::InternalServerError(body) => Some(crate::runtime::to_json(body)),
+            Self::Prepared(p) => p.body_text(),
+        }
+    }
+    fn render(self) -> crate::runtime::Prepared {
+        match self {
+            Self::Prepared(p) => p,
+            typed => crate::runtime::Prepared::of(&typed),
         }
     }
 }

@@ -100,12 +100,10 @@ pub async fn auth_wechat_login<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_wechat_login(api.as_ref(), request).await {
+    match serve_auth_wechat_login(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_wechat_login"));
-    response
+    }
 }
 async fn serve_auth_wechat_login<T: PointsApi>(
     api: &T,
@@ -113,7 +111,6 @@ async fn serve_auth_wechat_login<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_wechat_login");
     let mut violations: Vec<Violation> = Vec::new();
     let body: Option<types::AuthWechatLoginRequest> = if raw.is_empty() && !true {
         None
@@ -130,11 +127,8 @@ async fn serve_auth_wechat_login<T: PointsApi>(
     let input = AuthWechatLoginInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.auth_wechat_login(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "auth_wechat_login").with_principal(());
+    Ok(runtime::into_response(api.auth_wechat_login(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -172,12 +166,10 @@ pub async fn auth_token_refresh<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_auth_token_refresh(api.as_ref(), request).await {
+    match serve_auth_token_refresh(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("auth_token_refresh"));
-    response
+    }
 }
 async fn serve_auth_token_refresh<T: PointsApi>(
     api: &T,
@@ -185,7 +177,6 @@ async fn serve_auth_token_refresh<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "auth_token_refresh");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -198,11 +189,8 @@ async fn serve_auth_token_refresh<T: PointsApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = AuthTokenRefreshInput {};
-    Ok(
-        runtime::into_response(
-            api.auth_token_refresh(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "auth_token_refresh").with_principal(principal);
+    Ok(runtime::into_response(api.auth_token_refresh(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -240,12 +228,10 @@ pub async fn user_info_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_user_info_get(api.as_ref(), request).await {
+    match serve_user_info_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("user_info_get"));
-    response
+    }
 }
 async fn serve_user_info_get<T: PointsApi>(
     api: &T,
@@ -253,7 +239,6 @@ async fn serve_user_info_get<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "user_info_get");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -266,11 +251,8 @@ async fn serve_user_info_get<T: PointsApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = UserInfoGetInput {};
-    Ok(
-        runtime::into_response(
-            api.user_info_get(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "user_info_get").with_principal(principal);
+    Ok(runtime::into_response(api.user_info_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -308,12 +290,10 @@ pub async fn points_package_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_package_list(api.as_ref(), request).await {
+    match serve_points_package_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("points_package_list"));
-    response
+    }
 }
 async fn serve_points_package_list<T: PointsApi>(
     api: &T,
@@ -321,7 +301,6 @@ async fn serve_points_package_list<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_package_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -334,11 +313,8 @@ async fn serve_points_package_list<T: PointsApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = PointsPackageListInput {};
-    Ok(
-        runtime::into_response(
-            api.points_package_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_package_list").with_principal(principal);
+    Ok(runtime::into_response(api.points_package_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -390,12 +366,10 @@ pub async fn points_order_create<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_order_create(api.as_ref(), request).await {
+    match serve_points_order_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("points_order_create"));
-    response
+    }
 }
 async fn serve_points_order_create<T: PointsApi>(
     api: &T,
@@ -403,7 +377,6 @@ async fn serve_points_order_create<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_order_create");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -427,11 +400,8 @@ async fn serve_points_order_create<T: PointsApi>(
     let input = PointsOrderCreateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.points_order_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_order_create").with_principal(principal);
+    Ok(runtime::into_response(api.points_order_create(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -479,12 +449,10 @@ pub async fn points_payment_check<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_payment_check(api.as_ref(), request).await {
+    match serve_points_payment_check(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("points_payment_check"));
-    response
+    }
 }
 async fn serve_points_payment_check<T: PointsApi>(
     api: &T,
@@ -492,7 +460,6 @@ async fn serve_points_payment_check<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_payment_check");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -519,11 +486,8 @@ async fn serve_points_payment_check<T: PointsApi>(
     let input = PointsPaymentCheckInput {
         order_id: param_order_id.expect("a missing required parameter is rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.points_payment_check(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_payment_check").with_principal(principal);
+    Ok(runtime::into_response(api.points_payment_check(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -584,16 +548,10 @@ pub async fn points_purchase_history_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_purchase_history_list(api.as_ref(), request)
-        .await
-    {
+    match serve_points_purchase_history_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("points_purchase_history_list"));
-    response
+    }
 }
 async fn serve_points_purchase_history_list<T: PointsApi>(
     api: &T,
@@ -601,7 +559,6 @@ async fn serve_points_purchase_history_list<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_purchase_history_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -649,11 +606,9 @@ async fn serve_points_purchase_history_list<T: PointsApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api.points_purchase_history_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_purchase_history_list")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.points_purchase_history_list(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -714,16 +669,10 @@ pub async fn points_consumption_history_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_consumption_history_list(api.as_ref(), request)
-        .await
-    {
+    match serve_points_consumption_history_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response
-        .extensions_mut()
-        .insert(runtime::ServedOperation("points_consumption_history_list"));
-    response
+    }
 }
 async fn serve_points_consumption_history_list<T: PointsApi>(
     api: &T,
@@ -731,7 +680,6 @@ async fn serve_points_consumption_history_list<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_consumption_history_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -779,13 +727,9 @@ async fn serve_points_consumption_history_list<T: PointsApi>(
                     .expect("spec defaults match their schema")
             }),
     };
-    Ok(
-        runtime::into_response(
-            api
-                .points_consumption_history_list(ctx.with_principal(principal), input)
-                .await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_consumption_history_list")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.points_consumption_history_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -851,12 +795,10 @@ pub async fn points_payment_notify<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_points_payment_notify(api.as_ref(), request).await {
+    match serve_points_payment_notify(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("points_payment_notify"));
-    response
+    }
 }
 async fn serve_points_payment_notify<T: PointsApi>(
     api: &T,
@@ -864,7 +806,6 @@ async fn serve_points_payment_notify<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "points_payment_notify");
     let mut violations: Vec<Violation> = Vec::new();
     let param_wechatpay_timestamp: Option<String> = runtime::text_param(
         &mut violations,
@@ -941,11 +882,8 @@ async fn serve_points_payment_notify<T: PointsApi>(
         wechatpay_signature_type: param_wechatpay_signature_type,
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.points_payment_notify(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "points_payment_notify").with_principal(());
+    Ok(runtime::into_response(api.points_payment_notify(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -983,12 +921,10 @@ pub async fn api_key_list<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_api_key_list(api.as_ref(), request).await {
+    match serve_api_key_list(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("api_key_list"));
-    response
+    }
 }
 async fn serve_api_key_list<T: PointsApi>(
     api: &T,
@@ -996,7 +932,6 @@ async fn serve_api_key_list<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "api_key_list");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1009,11 +944,8 @@ async fn serve_api_key_list<T: PointsApi>(
         return Err(Rejection::invalid(violations));
     }
     let input = ApiKeyListInput {};
-    Ok(
-        runtime::into_response(
-            api.api_key_list(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "api_key_list").with_principal(principal);
+    Ok(runtime::into_response(api.api_key_list(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1060,12 +992,10 @@ pub async fn api_key_create<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_api_key_create(api.as_ref(), request).await {
+    match serve_api_key_create(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("api_key_create"));
-    response
+    }
 }
 async fn serve_api_key_create<T: PointsApi>(
     api: &T,
@@ -1073,7 +1003,6 @@ async fn serve_api_key_create<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "api_key_create");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1097,11 +1026,8 @@ async fn serve_api_key_create<T: PointsApi>(
     let input = ApiKeyCreateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.api_key_create(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "api_key_create").with_principal(principal);
+    Ok(runtime::into_response(api.api_key_create(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1153,12 +1079,10 @@ pub async fn api_key_delete<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_api_key_delete(api.as_ref(), request).await {
+    match serve_api_key_delete(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("api_key_delete"));
-    response
+    }
 }
 async fn serve_api_key_delete<T: PointsApi>(
     api: &T,
@@ -1166,7 +1090,6 @@ async fn serve_api_key_delete<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "api_key_delete");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1190,11 +1113,8 @@ async fn serve_api_key_delete<T: PointsApi>(
     let input = ApiKeyDeleteInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.api_key_delete(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "api_key_delete").with_principal(principal);
+    Ok(runtime::into_response(api.api_key_delete(ctx, input).await))
 }
 #[utoipa::path(
     post,
@@ -1246,12 +1166,10 @@ pub async fn api_key_status_update<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_api_key_status_update(api.as_ref(), request).await {
+    match serve_api_key_status_update(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("api_key_status_update"));
-    response
+    }
 }
 async fn serve_api_key_status_update<T: PointsApi>(
     api: &T,
@@ -1259,7 +1177,6 @@ async fn serve_api_key_status_update<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "api_key_status_update");
     let credential = runtime::bearer_token(&parts.headers)
         .map(Credential::Bearer)
         .ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
@@ -1283,11 +1200,9 @@ async fn serve_api_key_status_update<T: PointsApi>(
     let input = ApiKeyStatusUpdateInput {
         body: body.expect("a required body is parsed or rejected above"),
     };
-    Ok(
-        runtime::into_response(
-            api.api_key_status_update(ctx.with_principal(principal), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "api_key_status_update")
+        .with_principal(principal);
+    Ok(runtime::into_response(api.api_key_status_update(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1315,12 +1230,10 @@ pub async fn system_status_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_system_status_get(api.as_ref(), request).await {
+    match serve_system_status_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("system_status_get"));
-    response
+    }
 }
 async fn serve_system_status_get<T: PointsApi>(
     api: &T,
@@ -1328,17 +1241,13 @@ async fn serve_system_status_get<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "system_status_get");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = SystemStatusGetInput {};
-    Ok(
-        runtime::into_response(
-            api.system_status_get(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "system_status_get").with_principal(());
+    Ok(runtime::into_response(api.system_status_get(ctx, input).await))
 }
 #[utoipa::path(
     get,
@@ -1366,12 +1275,10 @@ pub async fn system_notice_get<T: PointsApi>(
     State(api): State<Arc<T>>,
     request: Request,
 ) -> Response {
-    let mut response = match serve_system_notice_get(api.as_ref(), request).await {
+    match serve_system_notice_get(api.as_ref(), request).await {
         Ok(response) => response,
         Err(rejection) => render_rejection(&rejection),
-    };
-    response.extensions_mut().insert(runtime::ServedOperation("system_notice_get"));
-    response
+    }
 }
 async fn serve_system_notice_get<T: PointsApi>(
     api: &T,
@@ -1379,15 +1286,11 @@ async fn serve_system_notice_get<T: PointsApi>(
 ) -> Result<Response, Rejection> {
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
-    let ctx = Context::new(&parts, raw.clone(), "system_notice_get");
     let mut violations: Vec<Violation> = Vec::new();
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));
     }
     let input = SystemNoticeGetInput {};
-    Ok(
-        runtime::into_response(
-            api.system_notice_get(ctx.with_principal(()), input).await,
-        ),
-    )
+    let ctx = Context::new(parts, raw, "system_notice_get").with_principal(());
+    Ok(runtime::into_response(api.system_notice_get(ctx, input).await))
 }

@@ -747,7 +747,11 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
     quote! {
         #doc
         #[derive(Debug, Clone, PartialEq)]
-        pub enum #name { #(#variants)* }
+        pub enum #name {
+            #(#variants)*
+            /// One of the responses above, already rendered (mock mode's answers).
+            Prepared(crate::runtime::Prepared),
+        }
         impl OperationOutput for #name {
             fn from_example(status: u16, media_type: Option<&str>, body: &str) -> Result<Self, ExampleError> {
                 match (status, media_type) {
@@ -755,10 +759,17 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
                     _ => Err(ExampleError(format!("{} documents no {status} {media_type:?} response", #id))),
                 }
             }
-            fn status(&self) -> StatusCode { match self { #(#statuses)* } }
-            fn media_type(&self) -> Option<&'static str> { match self { #(#medias)* } }
+            fn prepared(prepared: crate::runtime::Prepared) -> Self { Self::Prepared(prepared) }
+            fn status(&self) -> StatusCode { match self { #(#statuses)* Self::Prepared(p) => p.status, } }
+            fn media_type(&self) -> Option<&'static str> { match self { #(#medias)* Self::Prepared(p) => p.media_type, } }
             #[allow(unused_variables)]
-            fn body_text(&self) -> Option<String> { match self { #(#bodies)* } }
+            fn body_text(&self) -> Option<String> { match self { #(#bodies)* Self::Prepared(p) => p.body_text(), } }
+            fn render(self) -> crate::runtime::Prepared {
+                match self {
+                    Self::Prepared(p) => p,
+                    typed => crate::runtime::Prepared::of(&typed),
+                }
+            }
         }
     }
 }
@@ -877,21 +888,19 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
     quote! {
         #doc_attr
         pub async fn #name<T: #trait_ident>(State(api): State<Arc<T>>, request: Request) -> Response {
-            let mut response = match #serve(api.as_ref(), request).await {
+            match #serve(api.as_ref(), request).await {
                 Ok(response) => response,
                 Err(rejection) => render_rejection(&rejection),
-            };
-            response.extensions_mut().insert(runtime::ServedOperation(#id));
-            response
+            }
         }
 
         async fn #serve<T: #trait_ident>(api: &T, request: Request) -> Result<Response, Rejection> {
             let (mut parts, body) = request.into_parts();
             let raw = runtime::read_body(body).await?;
-            let ctx = Context::new(&parts, raw.clone(), #id);
             #(#steps)*
             let input = #input { #(#assigns)* };
-            Ok(runtime::into_response(api.#name(ctx.with_principal(#principal), input).await))
+            let ctx = Context::new(parts, raw, #id).with_principal(#principal);
+            Ok(runtime::into_response(api.#name(ctx, input).await))
         }
     }
 }
