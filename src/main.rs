@@ -20,6 +20,29 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_target(false)
+        .with_timer(UtcMillis)
         .init();
     mpapi::cli::run(mpapi::cli::Cli::parse()).await
+}
+
+/// Log timestamps as `2026-11-21T11:16:11.934Z` (UTC, milliseconds). The date and time of day
+/// are formatted once per second per thread: formatting them for every line cost more than the
+/// rest of a request's log line.
+struct UtcMillis;
+
+impl tracing_subscriber::fmt::time::FormatTime for UtcMillis {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        thread_local! {
+            static SECOND: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        }
+        let now = chrono::Utc::now();
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != now.timestamp() {
+                *second = now.timestamp();
+                *text = now.format("%Y-%m-%dT%H:%M:%S").to_string();
+            }
+            // A leap second reads as 1000 ms and more; keep it inside the second.
+            write!(w, "{text}.{:03}Z", now.timestamp_subsec_millis().min(999))
+        })
+    }
 }

@@ -177,7 +177,7 @@ pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
         }
     }
     anyhow::ensure!(!apps.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", IMPLEMENTED.join(", "));
-    crate::server::run(apps, listen.bind).await
+    crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach).await
 }
 
 #[cfg(test)]

@@ -117,19 +117,38 @@ pub async fn bind_all(apis: &[Api], bind: IpAddr, port_base: u16) -> Result<Vec<
     Ok(listeners)
 }
 
+/// Whether requests carry the peer's address (`ConnectInfo<SocketAddr>`): the real server keys
+/// its per-IP limit on it; mock mode has no use for it and saves attaching it to every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAddresses {
+    /// Attach the peer address to every request.
+    Attach,
+    /// Leave it out.
+    Omit,
+}
+
 /// Serve every API on its listener until Ctrl-C. Prints the URLs (and LAN URLs when bound to
 /// all interfaces, so a phone on the same network can reach them).
-pub async fn run(apps: Vec<(Api, tokio::net::TcpListener, Router)>, bind: IpAddr) -> Result<()> {
+pub async fn run(apps: Vec<(Api, tokio::net::TcpListener, Router)>, bind: IpAddr, peers: PeerAddresses) -> Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);
         let app = outer(router, api.id);
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
         tasks.spawn(async move {
-            axum::serve(listener, axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
+            match peers {
+                PeerAddresses::Attach => {
+                    let app = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+                    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+                }
+                PeerAddresses::Omit => {
+                    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            }
         });
     }
     while let Some(result) = tasks.join_next().await {

@@ -233,6 +233,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
 
 /// Read the whole body, refusing more than [`BODY_LIMIT`] bytes.
 pub async fn read_body(body: Body) -> Result<Bytes, Rejection> {
+    // Most GET requests have no body: nothing to collect.
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return Ok(Bytes::new());
+    }
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
         Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节"))
     })
