@@ -253,3 +253,68 @@ async fn whole_payloads() {
     let reply = send(&charging, Request::get("/api/payment/wechat/pay?paymentId=1").header("authorization", "Bearer t").body(Body::empty()).unwrap()).await;
     insta::assert_snapshot!("charging_wechat_pay_page", format!("{} {}\n{}", reply.status, reply.content_type.unwrap_or_default(), reply.body));
 }
+
+/// Collects what the log formatter writes.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// Capture this thread's log lines while the guard lives (the test runtime polls on this
+    /// thread, so the requests' events reach it).
+    fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        (buffer, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn one_log_line_per_request() {
+    let (buffer, _guard) = LogBuffer::capture();
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    send(&app, Request::get("/api/config/system?__example=success").body(Body::empty()).unwrap()).await;
+    send(&app, Request::get("/no/such/path").body(Body::empty()).unwrap()).await;
+    let sms = Request::post("/api/sms/send").header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    send(&app, sms).await;
+
+    let text = buffer.text();
+    let lines: Vec<&str> = text.lines().filter(|line| line.contains(" request=")).collect();
+    assert_eq!(lines.len(), 3, "one line per request:\n{text}");
+    let expected = [
+        "request=heating GET /api/config/system 200 example=success ",
+        "request=heating GET /no/such/path 404 example=- ",
+        "request=heating POST /api/sms/send 400 example=- ",
+    ];
+    for (line, expected) in lines.iter().zip(expected) {
+        assert!(line.contains(expected), "{line:?} does not say {expected:?}");
+        assert!(line.ends_with("ms"), "{line:?} gives no latency");
+    }
+}
+
+#[tokio::test]
+async fn a_path_with_control_characters_is_logged_escaped() {
+    let (buffer, _guard) = LogBuffer::capture();
+    let (app, _) = mock_app("heating", Validation::Enforce);
+    // U+009B is CSI for terminals that read C1 controls; a URI may carry it as raw UTF-8.
+    let uri = axum::http::Uri::from_maybe_shared(axum::body::Bytes::from("/x\u{9b}31m")).unwrap();
+    send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+    let text = buffer.text();
+    assert!(!text.contains('\u{9b}'), "the control character reached the log: {text:?}");
+    assert!(text.contains("GET /x\\u{9b}31m 404"), "{text:?}");
+}
