@@ -10,12 +10,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
-use generated::runtime::{AnswerCache, Context as RequestContext, Example, ExampleRef, ExampleSource, Rejection, RejectionKind};
+use generated::runtime::{
+    AnswerCache, Context as RequestContext, Example, ExampleRef, ExampleSource, Prepared, Rejection, RejectionKind,
+};
 
 use crate::apis::Api;
 
@@ -310,17 +312,13 @@ fn ascii_header(text: &str) -> String {
 }
 
 fn example_response(source: &MockSource, index: usize) -> Response {
-    let chosen = &source.api.examples[index];
     let example = source.example(index);
-    let mut response = Response::new(Body::from(example.body.to_string()));
-    *response.status_mut() = axum::http::StatusCode::from_u16(example.status).unwrap_or_default();
-    let content_type = match chosen.media_type {
-        "text/html" => "text/html; charset=utf-8",
-        m if m.ends_with("/xml") => "text/xml; charset=utf-8",
-        _ => "application/json",
-    };
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+    Prepared {
+        status: axum::http::StatusCode::from_u16(example.status).unwrap_or_default(),
+        media_type: Some(source.api.examples[index].media_type),
+        body: Bytes::copy_from_slice(example.body.as_bytes()),
+    }
+    .into_response()
 }
 
 /// Watch `mocks/` and reload every source when a file changes. The watcher lives as long as

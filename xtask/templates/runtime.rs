@@ -158,8 +158,6 @@ pub struct Context<P> {
     pub extensions: Extensions,
     /// The body bytes as received (signed callbacks verify these, never a re-serialisation).
     pub raw_body: Bytes,
-    /// The peer address, when the server was started with connect info.
-    pub remote_addr: Option<SocketAddr>,
 }
 
 impl Context<()> {
@@ -171,7 +169,6 @@ impl Context<()> {
             principal: (),
             operation_id,
             request_id: request_id(&headers),
-            remote_addr: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
             method,
             uri,
             headers,
@@ -193,8 +190,12 @@ impl<P> Context<P> {
             headers: self.headers,
             extensions: self.extensions,
             raw_body: self.raw_body,
-            remote_addr: self.remote_addr,
         }
+    }
+
+    /// The peer address, when the server was started with connect info.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
     }
 }
 
@@ -240,12 +241,6 @@ pub async fn read_body(body: Body) -> Result<Bytes, Rejection> {
     axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
         Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节"))
     })
-}
-
-/// The media type of the request without parameters, lower-cased (`application/json`).
-pub fn media_type(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
 }
 
 /// Refuse a body whose `Content-Type` is present and none of `accepted` (a missing one is
@@ -687,8 +682,8 @@ pub trait OperationOutput: Sized {
     fn render(self) -> Prepared;
 }
 
-/// A documented response rendered to what goes on the wire. Made only by [`OperationOutput::render`]
-/// from a typed response, so its bytes always read as that response.
+/// A documented response rendered to what goes on the wire: by [`OperationOutput::render`] from a
+/// typed response, or by mock mode from a documented example file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
     /// The status code.
@@ -713,23 +708,29 @@ impl Prepared {
     pub fn body_text(&self) -> Option<String> {
         self.media_type.map(|_| String::from_utf8_lossy(&self.body).into_owned())
     }
+
+    /// The axum response: the status, the body, and the media type as `Content-Type` (with
+    /// `charset=utf-8` for HTML and XML).
+    pub fn into_response(self) -> axum::response::Response {
+        let Prepared { status, media_type, body } = self;
+        let mut response = axum::response::Response::new(Body::from(body));
+        *response.status_mut() = status;
+        if let Some(media_type) = media_type {
+            let value = match media_type {
+                "application/json" => "application/json",
+                "text/html" => "text/html; charset=utf-8",
+                "application/xml" | "text/xml" => "text/xml; charset=utf-8",
+                other => other,
+            };
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+        }
+        response
+    }
 }
 
 /// Turn any documented response into an axum response.
 pub fn into_response<O: OperationOutput>(output: O) -> axum::response::Response {
-    let Prepared { status, media_type, body } = output.render();
-    let mut response = axum::response::Response::new(Body::from(body));
-    *response.status_mut() = status;
-    if let Some(media_type) = media_type {
-        let value = match media_type {
-            "application/json" => "application/json",
-            "text/html" => "text/html; charset=utf-8",
-            "application/xml" | "text/xml" => "text/xml; charset=utf-8",
-            other => other,
-        };
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
-    }
-    response
+    output.render().into_response()
 }
 
 /// Read a JSON example body into a typed value.
