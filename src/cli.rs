@@ -113,13 +113,7 @@ async fn mock(args: MockArgs) -> Result<()> {
     for (api, listener) in listeners {
         let source = MockSource::load(api, &dir)?;
         sources.push(source.clone());
-        let layer = MockLayer {
-            api,
-            source,
-            validation: args.validation,
-            latency: args.latency.unwrap_or_default(),
-            operations: server::operation_index(api),
-        };
+        let layer = MockLayer::new(api, source, args.validation, args.latency.unwrap_or_default());
         apps.push((api, listener, server::mock_app(layer)));
     }
     let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };

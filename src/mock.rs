@@ -5,15 +5,17 @@
 //! refusals look exactly like the real server's. `--validation warn|off` turns refusals of
 //! invalid requests back into the chosen example.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{Poll, ready};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::response::Response;
 use generated::runtime::{
     AnswerCache, Context as RequestContext, Example, ExampleRef, ExampleSource, Prepared, Rejection, RejectionKind,
@@ -187,7 +189,7 @@ impl Choice {
             }
             Ok(())
         };
-        for prefer in headers.get_all("prefer") {
+        for prefer in headers.get_all(PREFER) {
             let prefer = prefer.to_str().map_err(|_| "the Prefer header is not text".to_owned())?;
             for part in prefer.split([',', ';']) {
                 if let Some((key, value)) = part.split_once('=') {
@@ -229,19 +231,72 @@ pub fn pick(examples: &[ExampleRef], operation_id: &str, choice: &Choice) -> Res
     })
 }
 
-/// Per-API state of the mock middleware.
+/// The mock middleware's settings for one API: a tower layer around the API's router.
 #[derive(Clone)]
 pub struct MockLayer {
+    shared: Arc<Settings>,
+}
+
+struct Settings {
+    api: Api,
+    source: MockSource,
+    validation: Validation,
+    latency: Latency,
+    /// Every operation with its default example.
+    operations: Vec<MockOperation>,
+    /// Path template → the operations on it (indices into `operations`), matched as axum's
+    /// router matches (both are `matchit`).
+    paths: matchit::Router<Vec<usize>>,
+}
+
+/// An operation as the middleware finds it from the request's method and path.
+struct MockOperation {
+    method: Method,
+    id: &'static str,
+    /// The index of its default example in the API's `EXAMPLES`.
+    default: usize,
+}
+
+impl MockLayer {
+    /// The middleware of `api`'s mock mode, answering from `source`.
+    pub fn new(api: Api, source: MockSource, validation: Validation, latency: Latency) -> MockLayer {
+        let mut operations = Vec::new();
+        let mut templates: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (method, template, id) in (api.operations)() {
+            match templates.iter_mut().find(|(t, _)| *t == template) {
+                Some((_, indices)) => indices.push(operations.len()),
+                None => templates.push((template, vec![operations.len()])),
+            }
+            operations.push(MockOperation {
+                method: Method::from_bytes(method.as_bytes()).expect("generated methods are HTTP methods"),
+                id,
+                default: source.default_index(id),
+            });
+        }
+        let mut paths = matchit::Router::new();
+        for (template, indices) in templates {
+            paths.insert(template, indices).expect("the generated router accepted the same templates");
+        }
+        MockLayer { shared: Arc::new(Settings { api, source, validation, latency, operations, paths }) }
+    }
+
     /// The API.
-    pub api: Api,
+    pub fn api(&self) -> Api {
+        self.shared.api
+    }
+
     /// The example files.
-    pub source: MockSource,
-    /// What to do with invalid requests.
-    pub validation: Validation,
-    /// Added latency.
-    pub latency: Latency,
-    /// `(method, path template, operationId)` of every operation (a few dozen: a scan is cheap).
-    pub operations: Arc<Vec<(&'static str, &'static str, &'static str)>>,
+    pub fn source(&self) -> &MockSource {
+        &self.shared.source
+    }
+}
+
+impl<S> tower::Layer<S> for MockLayer {
+    type Service = MockService<S>;
+
+    fn layer(&self, inner: S) -> MockService<S> {
+        MockService { shared: self.shared.clone(), inner }
+    }
 }
 
 /// Response header naming the example mock mode answered with.
@@ -249,58 +304,150 @@ pub const EXAMPLE_HEADER: &str = "x-mpapi-example";
 /// Response header carrying the violations `--validation warn` let through.
 pub const VALIDATION_HEADER: &str = "x-mpapi-validation";
 
-/// The mock middleware, around each matched route: refuses impossible choices, applies the
-/// validation mode, names the example, and waits the asked latency.
-pub async fn middleware(State(layer): State<Arc<MockLayer>>, mut request: Request, next: Next) -> Response {
-    let started = tokio::time::Instant::now();
-    let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
-    let operation_id = layer
-        .operations
-        .iter()
-        .find(|(method, template, _)| *method == request.method().as_str() && *template == path)
-        .map(|(_, _, id)| *id);
-    let choice = Choice::from_request(request.uri(), request.headers());
-    let (choice, chosen) = match (choice, operation_id) {
-        (Ok(choice), Some(id)) => match pick(layer.api.examples, id, &choice) {
-            Ok(chosen) => (choice, Some(chosen)),
-            Err(message) => return (layer.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message)),
-        },
-        (Err(message), _) => return (layer.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message)),
-        (Ok(choice), None) => (choice, None),
-    };
-    if let Some(index) = chosen {
-        request.extensions_mut().insert(Chosen(index));
-    }
-    let mut response = next.run(request).await;
-    let chosen = chosen.map(|index| (index, &layer.api.examples[index]));
+// Header names as values: looking a `&str` up parses and lowercases it on every request.
+/// [`EXAMPLE_HEADER`] as a header name.
+pub const EXAMPLE: HeaderName = HeaderName::from_static(EXAMPLE_HEADER);
+const VALIDATION: HeaderName = HeaderName::from_static(VALIDATION_HEADER);
+const PREFER: HeaderName = HeaderName::from_static("prefer");
 
-    if let (Some((index, chosen)), Some(rejection)) = (chosen, response.extensions().get::<Rejection>().cloned()) {
-        let invalid = matches!(rejection.kind, RejectionKind::InvalidRequest | RejectionKind::UnsupportedMediaType);
-        if invalid && layer.validation != Validation::Enforce {
-            if layer.validation == Validation::Warn {
-                tracing::warn!(api = layer.api.id, operation = chosen.operation_id, violations = %rejection.message, "answering despite an invalid request");
+/// The mock middleware around an API's router: finds the operation a request is for, refuses
+/// impossible choices, applies the validation mode, names the example, and waits the asked
+/// latency. Other paths (`/docs`, `/openapi.json`, `/`) pass through.
+///
+/// Around the router rather than around each route (`Router::route_layer`): axum boxes a
+/// layered route again and clones it for every request, which cost more than finding the
+/// operation here. A tower service rather than `axum::middleware::from_fn`, which boxes a
+/// future and builds a `Next` for every request.
+#[derive(Clone)]
+pub struct MockService<S> {
+    shared: Arc<Settings>,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for MockService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = MockResponse<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let settings = &self.shared;
+        let started = tokio::time::Instant::now();
+        let operation = settings.paths.at(request.uri().path()).ok().and_then(|found| {
+            found.value.iter().map(|&index| &settings.operations[index]).find(|o| o.method == request.method())
+        });
+        let Some(operation) = operation else {
+            return MockResponse::passed(settings.clone(), self.inner.call(request));
+        };
+        let refuse = |message: String| {
+            let response = (settings.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message));
+            MockResponse::refused(settings.clone(), response)
+        };
+        let choice = match Choice::from_request(request.uri(), request.headers()) {
+            Ok(choice) => choice,
+            Err(message) => return refuse(message),
+        };
+        let chosen = if choice.example.is_none() && choice.code.is_none() {
+            // The common case, no choice made: the default, without a search.
+            operation.default
+        } else {
+            match pick(settings.api.examples, operation.id, &choice) {
+                Ok(index) => index,
+                Err(message) => return refuse(message),
             }
-            response = example_response(&layer.source, index);
-            if layer.validation == Validation::Warn
-                && let Ok(value) = HeaderValue::from_str(&ascii_header(&rejection.message))
-            {
-                response.headers_mut().insert(VALIDATION_HEADER, value);
+        };
+        request.extensions_mut().insert(Chosen(chosen));
+        let wait_ms = match choice.delay_ms {
+            Some(ms) => ms,
+            None if settings.latency.max_ms > 0 => fastrand::u64(settings.latency.min_ms..=settings.latency.max_ms),
+            None => 0,
+        };
+        MockResponse {
+            inner: Some(self.inner.call(request)),
+            shared: settings.clone(),
+            chosen: Some(chosen),
+            // Bounded so a typo cannot hold a connection for hours.
+            deadline: (wait_ms > 0).then(|| started + Duration::from_millis(wait_ms.min(60_000))),
+            answer: None,
+            delay: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`MockService`]: the route's answer, adjusted to the validation
+    /// mode and named, then held until the asked latency has passed.
+    pub struct MockResponse<F> {
+        #[pin]
+        inner: Option<F>,
+        shared: Arc<Settings>,
+        chosen: Option<usize>,
+        deadline: Option<tokio::time::Instant>,
+        // The answer, once there is one (a refusal has one from the start).
+        answer: Option<Response>,
+        // Boxed only when a request waits: most requests do not.
+        delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+impl<F> MockResponse<F> {
+    fn refused(shared: Arc<Settings>, response: Response) -> Self {
+        MockResponse { inner: None, shared, chosen: None, deadline: None, answer: Some(response), delay: None }
+    }
+
+    /// A request for no operation, answered as the router answers it.
+    fn passed(shared: Arc<Settings>, inner: F) -> Self {
+        MockResponse { inner: Some(inner), shared, chosen: None, deadline: None, answer: None, delay: None }
+    }
+}
+
+impl<F, E> Future for MockResponse<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some(inner) = this.inner.as_mut().as_pin_mut() {
+            let response = ready!(inner.poll(cx))?;
+            this.inner.set(None);
+            *this.answer = Some(finish(this.shared, *this.chosen, response));
+            *this.delay = this.deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+        }
+        if let Some(delay) = this.delay {
+            ready!(delay.as_mut().poll(cx));
+        }
+        Poll::Ready(Ok(this.answer.take().expect("a mock response is polled after it completed")))
+    }
+}
+
+/// The route's answer as mock mode gives it: a refused invalid request turned back into the
+/// chosen example under `--validation warn|off`, and the example named in [`EXAMPLE_HEADER`].
+fn finish(settings: &Settings, chosen: Option<usize>, mut response: Response) -> Response {
+    let Some(index) = chosen else { return response };
+    let example = &settings.api.examples[index];
+    if let Some(rejection) = response.extensions().get::<Rejection>() {
+        let invalid = matches!(rejection.kind, RejectionKind::InvalidRequest | RejectionKind::UnsupportedMediaType);
+        if !invalid || settings.validation == Validation::Enforce {
+            return response;
+        }
+        let warning = (settings.validation == Validation::Warn).then(|| rejection.message.clone());
+        response = example_response(&settings.source, index);
+        if let Some(message) = warning {
+            tracing::warn!(api = settings.api.id, operation = example.operation_id, violations = %message, "answering despite an invalid request");
+            if let Ok(value) = HeaderValue::from_str(&ascii_header(&message)) {
+                response.headers_mut().insert(VALIDATION, value);
             }
         }
     }
-    if let Some((_, chosen)) = chosen.filter(|_| response.extensions().get::<Rejection>().is_none()) {
-        response.headers_mut().insert(EXAMPLE_HEADER, HeaderValue::from_static(chosen.name));
-    }
-
-    let wait = match choice.delay_ms {
-        Some(ms) => ms,
-        None if layer.latency.max_ms > 0 => fastrand::u64(layer.latency.min_ms..=layer.latency.max_ms),
-        None => 0,
-    };
-    if wait > 0 {
-        // Bounded so a typo cannot hold a connection for hours.
-        tokio::time::sleep_until(started + Duration::from_millis(wait.min(60_000))).await;
-    }
+    response.headers_mut().insert(EXAMPLE, HeaderValue::from_static(example.name));
     response
 }
 

@@ -1,29 +1,33 @@
 //! Listeners and what every port serves besides its API: `/openapi.json`, Swagger UI at
 //! `/docs`, an index page at `/`, CORS, `X-HTTP-Method-Override`, one log line per request.
 
-use std::net::{IpAddr, SocketAddr};
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Poll, ready};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, Method};
-use axum::middleware::Next;
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{Html, Response};
-use tower_http::cors::CorsLayer;
+use futures_util::future::Either;
+use tower::Layer as _;
+use tower::util::future::MapResponseFuture;
+use tower::util::{MapRequest, MapResponse};
+use tower_http::cors::{Cors, CorsLayer};
 
 use crate::apis::Api;
-use crate::mock::{EXAMPLE_HEADER, MockLayer, VALIDATION_HEADER};
+use crate::mock::{EXAMPLE, EXAMPLE_HEADER, MockLayer, MockService, VALIDATION_HEADER};
 
-/// The router of one API in mock mode: the generated router over the mocks, the mock middleware
-/// around each operation, and the documentation routes.
-pub fn mock_app(layer: MockLayer) -> Router {
-    let api = layer.api;
-    let router = (api.mock_router)(layer.source.clone())
-        .route_layer(axum::middleware::from_fn_with_state(Arc::new(layer), crate::mock::middleware));
-    with_docs(router, api, "mock")
+/// One API in mock mode: the generated router over the mocks with the documentation routes,
+/// behind the mock middleware.
+pub fn mock_app(layer: MockLayer) -> MockService<Router> {
+    let api = layer.api();
+    let router = with_docs((api.mock_router)(layer.source().clone()), api, "mock");
+    layer.layer(router)
 }
 
 /// Add `/openapi.json`, Swagger UI at `/docs` and the index page to an API's router.
@@ -44,30 +48,74 @@ fn index_page(api: Api, title: &str, mode: &str) -> String {
     )
 }
 
-/// `(method, path template, operationId)`, for the middleware that only sees the matched path.
-pub fn operation_index(api: Api) -> Arc<Vec<(&'static str, &'static str, &'static str)>> {
-    Arc::new((api.operations)())
-}
-
 /// A port's whole service: an API's router behind method override, CORS and the request log.
-pub type App = tower::util::BoxCloneSyncService<Request, Response, Infallible>;
+///
+/// A concrete type rather than a boxed service: hyper clones the service for every request, and
+/// every layer here clones cheaply (a function pointer, CORS settings, an API id, the router's
+/// `Arc`), where a boxed one would allocate for each clone and each response future.
+pub type App<S = Router> = MapRequest<CorsForOrigins<RequestLog<S>>, fn(Request) -> Request>;
+
+/// A port's whole service in mock mode.
+pub type MockApp = App<MockService<Router>>;
 
 /// Wrap a port's router in what runs before routing: method override (so the overridden
 /// method is the one routed), CORS (preflights are answered for every path), the request log.
 /// The layers wrap the router as a service, so every request is routed once.
-pub fn outer(router: Router, api_id: &'static str) -> App {
+pub fn outer<S>(router: S, api_id: &'static str) -> App<S>
+where
+    S: tower::Service<Request, Response = Response> + Clone,
+{
     // Only the mirrored origin varies an actual response; the mirrored methods and headers of
     // a preflight answer go to the browser's preflight cache, which keys them itself.
     let cors = CorsLayer::very_permissive()
         .expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
-        .vary([axum::http::header::ORIGIN]);
-    let service = tower::ServiceBuilder::new()
-        .map_request(method_override)
-        .layer(cors)
-        .layer(axum::middleware::from_fn(move |request: Request, next: Next| log(api_id, request, next)))
-        .service(router);
-    App::new(service)
+        .vary([header::ORIGIN]);
+    let logged = RequestLog { api: api_id, inner: router };
+    let cors = CorsForOrigins {
+        cors: cors.layer(logged.clone()),
+        plain: MapResponse::new(logged, vary_origin as fn(Response) -> Response),
+    };
+    MapRequest::new(cors, method_override as fn(Request) -> Request)
 }
+
+/// tower-http's CORS for the requests that carry `Origin` (a browser's cross-origin requests and
+/// its preflights); the others (mini-programs, curl, servers) only get `Vary: Origin`, so that a
+/// shared cache does not hand their answer to a browser. CORS headers mean nothing to a request
+/// without `Origin`, and building them for every request cost as much as routing it.
+#[derive(Clone)]
+pub struct CorsForOrigins<S> {
+    cors: Cors<S>,
+    plain: MapResponse<S, fn(Response) -> Response>,
+}
+
+impl<S> tower::Service<Request> for CorsForOrigins<S>
+where
+    S: tower::Service<Request, Response = Response> + Clone,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, MapResponseFuture<S::Future, fn(Response) -> Response>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        ready!(self.cors.poll_ready(cx))?;
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if request.headers().contains_key(header::ORIGIN) {
+            Either::Left(self.cors.call(request))
+        } else {
+            Either::Right(self.plain.call(request))
+        }
+    }
+}
+
+fn vary_origin(mut response: Response) -> Response {
+    response.headers_mut().append(header::VARY, HeaderValue::from_static("origin"));
+    response
+}
+
+const METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
 
 /// `POST` with `X-HTTP-Method-Override: PUT|DELETE|PATCH` is served as that method (clients
 /// and proxies that only speak GET and POST).
@@ -75,7 +123,7 @@ fn method_override(mut request: Request) -> Request {
     if request.method() == Method::POST
         && let Some(method) = request
             .headers()
-            .get("x-http-method-override")
+            .get(METHOD_OVERRIDE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| Method::from_bytes(v.trim().to_ascii_uppercase().as_bytes()).ok())
     {
@@ -84,23 +132,91 @@ fn method_override(mut request: Request) -> Request {
     request
 }
 
-/// One line per request: API, method, path, status, chosen example, latency.
+/// One log line per request: API, method, path, status, chosen example, latency (ms):
+/// `heating GET /api/config/system 200 example=success 0.2ms`.
 ///
-/// One `request` field rather than a field each or a message: each field costs the formatter
-/// as much as the line, and a message is re-read character by character for terminal escapes,
-/// which the path is escaped for here (the rest is ours).
-async fn log(api: &'static str, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    // A path is visible ASCII or UTF-8; escape anything else a terminal could act on (C1 controls).
-    let path = request.uri().path();
-    let path = if path.is_ascii() { path.to_owned() } else { path.escape_debug().to_string() };
-    let response = next.run(request).await;
-    let example = response.headers().get(EXAMPLE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let status = response.status().as_u16();
-    tracing::info!(request = %format_args!("{api} {method} {path} {status} example={example} {latency_ms:.1}ms"));
-    response
+/// A tower service rather than `axum::middleware::from_fn`, which boxes a future, clones the
+/// inner service and builds a `Next` for every request.
+#[derive(Debug, Clone)]
+pub struct RequestLog<S> {
+    api: &'static str,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RequestLog<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = LoggedResponse<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let line = Line {
+            api: self.api,
+            started: Instant::now(),
+            method: request.method().clone(),
+            // The URI shares the request head's bytes; cloning it copies nothing.
+            uri: request.uri().clone(),
+        };
+        LoggedResponse { inner: self.inner.call(request), line: Some(line) }
+    }
+}
+
+/// What a log line needs of its request.
+#[derive(Debug)]
+struct Line {
+    api: &'static str,
+    started: Instant,
+    method: Method,
+    uri: Uri,
+}
+
+impl Line {
+    /// One `request` field rather than a field each or a message: each field costs the
+    /// formatter as much as the line, and a message is re-read character by character for
+    /// terminal escapes, which the path is escaped for here (the rest is ours).
+    fn write(self, response: &Response) {
+        let Line { api, started, method, uri } = self;
+        let path = uri.path();
+        // A path is visible ASCII or UTF-8; escape anything else a terminal could act on (C1 controls).
+        let path: &dyn std::fmt::Display = if path.is_ascii() { &path } else { &path.escape_debug() };
+        let example = response.headers().get(EXAMPLE).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        // Tenths of a millisecond in integers: formatting a float cost a tenth of the line.
+        let tenths = started.elapsed().as_micros() / 100;
+        let (ms, tenth) = (tenths / 10, tenths % 10);
+        let status = response.status().as_u16();
+        tracing::info!(request = %format_args!("{api} {method} {path} {status} example={example} {ms}.{tenth}ms"));
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestLog`]: the inner future, then the log line.
+    pub struct LoggedResponse<F> {
+        #[pin]
+        inner: F,
+        line: Option<Line>,
+    }
+}
+
+impl<F, E> Future for LoggedResponse<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(line)) = (&result, this.line.take()) {
+            line.write(response);
+        }
+        Poll::Ready(result)
+    }
 }
 
 /// Bind every API's port (`port_base` + its offset); the listeners come back in port order. An
@@ -129,7 +245,11 @@ pub enum PeerAddresses {
 
 /// Serve every API on its listener until Ctrl-C. Prints the URLs (and LAN URLs when bound to
 /// all interfaces, so a phone on the same network can reach them).
-pub async fn run(apps: Vec<(Api, tokio::net::TcpListener, Router)>, bind: IpAddr, peers: PeerAddresses) -> Result<()> {
+pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses) -> Result<()>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+{
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);

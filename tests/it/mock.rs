@@ -14,16 +14,10 @@ use xtask::spec::{APIS, Spec, default_example, workspace_root};
 
 use crate::support::{Reply, same_json, send, valid_plan};
 
-fn mock_app(api: &str, validation: Validation) -> (server::App, MockSource) {
+fn mock_app(api: &str, validation: Validation) -> (server::MockApp, MockSource) {
     let api: Api = apis::by_id(api).expect("known api");
     let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
-    let layer = MockLayer {
-        api,
-        source: source.clone(),
-        validation,
-        latency: Latency::default(),
-        operations: server::operation_index(api),
-    };
+    let layer = MockLayer::new(api, source.clone(), validation, Latency::default());
     (server::outer(server::mock_app(layer), api.id), source)
 }
 
@@ -212,13 +206,7 @@ async fn watch_reloads_edited_mock_files() {
     }
     let source = MockSource::load(api, dir.path()).unwrap();
     let _watcher = mpapi::mock::watch(dir.path(), vec![source.clone()]).unwrap();
-    let layer = MockLayer {
-        api,
-        source: source.clone(),
-        validation: Validation::Enforce,
-        latency: Latency::default(),
-        operations: server::operation_index(api),
-    };
+    let layer = MockLayer::new(api, source.clone(), Validation::Enforce, Latency::default());
     let app = server::outer(server::mock_app(layer), api.id);
     let health = || Request::get("/health").body(Body::empty()).unwrap();
     // Answered once before the edit, so the typed answer is cached.

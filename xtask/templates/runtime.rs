@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -146,8 +144,6 @@ pub struct Context<P> {
     pub principal: P,
     /// The operationId being served.
     pub operation_id: &'static str,
-    /// The request id: the client's `X-Request-Id` when it sent a usable one, else generated.
-    pub request_id: String,
     /// The request method.
     pub method: Method,
     /// The request URI (path and query) as received.
@@ -168,7 +164,6 @@ impl Context<()> {
         Context {
             principal: (),
             operation_id,
-            request_id: request_id(&headers),
             method,
             uri,
             headers,
@@ -184,7 +179,6 @@ impl<P> Context<P> {
         Context {
             principal,
             operation_id: self.operation_id,
-            request_id: self.request_id,
             method: self.method,
             uri: self.uri,
             headers: self.headers,
@@ -197,31 +191,6 @@ impl<P> Context<P> {
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
     }
-}
-
-/// The client's `X-Request-Id` if it is short and printable, else a new process-unique id
-/// (`<process start, ms, hex>-<counter, hex>`).
-fn request_id(headers: &HeaderMap) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    static PREFIX: LazyLock<String> = LazyLock::new(|| {
-        let start = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or_default();
-        format!("{start:x}-")
-    });
-    if let Some(id) = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return id.to_owned();
-    }
-    use std::fmt::Write as _;
-    let mut id = String::with_capacity(PREFIX.len() + 16);
-    id.push_str(&PREFIX);
-    let _ = write!(id, "{:x}", NEXT.fetch_add(1, Ordering::Relaxed));
-    id
 }
 
 /// The token of an `Authorization: Bearer <token>` header, if there is a non-empty one.
