@@ -9,6 +9,7 @@ pub mod apis;
 pub mod auth;
 pub mod cli;
 pub mod heating;
+pub mod logging;
 pub mod clock;
 pub mod config;
 pub mod mock;

@@ -181,16 +181,49 @@ impl Line {
     /// formatter as much as the line, and a message is re-read character by character for
     /// terminal escapes, which the path is escaped for here (the rest is ours).
     fn write(self, response: &Response) {
-        let Line { api, started, method, uri } = self;
-        let path = uri.path();
-        // A path is visible ASCII or UTF-8; escape anything else a terminal could act on (C1 controls).
-        let path: &dyn std::fmt::Display = if path.is_ascii() { &path } else { &path.escape_debug() };
-        let example = response.headers().get(EXAMPLE).and_then(|v| v.to_str().ok()).unwrap_or("-");
-        // Tenths of a millisecond in integers: formatting a float cost a tenth of the line.
-        let tenths = started.elapsed().as_micros() / 100;
-        let (ms, tenth) = (tenths / 10, tenths % 10);
-        let status = response.status().as_u16();
-        tracing::info!(request = %format_args!("{api} {method} {path} {status} example={example} {ms}.{tenth}ms"));
+        let summary = Summary {
+            line: &self,
+            status: response.status().as_u16(),
+            example: response.headers().get(EXAMPLE).and_then(|v| v.to_str().ok()).unwrap_or("-"),
+            // Tenths of a millisecond, in integers.
+            tenths_ms: self.started.elapsed().as_micros() / 100,
+        };
+        tracing::info!(request = %summary);
+    }
+}
+
+/// The text of a request's log line: `heating GET /api/config/system 200 example=success 0.2ms`.
+struct Summary<'a> {
+    line: &'a Line,
+    status: u16,
+    example: &'a str,
+    tenths_ms: u128,
+}
+
+impl std::fmt::Display for Summary<'_> {
+    /// Written piece by piece rather than with `format_args!`, which cost a third of the line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut number = itoa::Buffer::new();
+        f.write_str(self.line.api)?;
+        f.write_str(" ")?;
+        f.write_str(self.line.method.as_str())?;
+        f.write_str(" ")?;
+        let path = self.line.uri.path();
+        if path.is_ascii() {
+            f.write_str(path)?;
+        } else {
+            // A path is visible ASCII or UTF-8; escape anything else a terminal could act on (C1 controls).
+            std::fmt::Display::fmt(&path.escape_debug(), f)?;
+        }
+        f.write_str(" ")?;
+        f.write_str(number.format(self.status))?;
+        f.write_str(" example=")?;
+        f.write_str(self.example)?;
+        f.write_str(" ")?;
+        f.write_str(number.format(self.tenths_ms / 10))?;
+        f.write_str(".")?;
+        f.write_str(number.format(self.tenths_ms % 10))?;
+        f.write_str("ms")
     }
 }
 

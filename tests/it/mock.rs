@@ -157,6 +157,17 @@ async fn cors_preflight_and_method_override() {
     assert_eq!(header(&reply, "access-control-allow-origin"), Some("http://localhost:5173"));
     assert!(header(&reply, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
 
+    // A browser's cross-origin request gets its origin back and may read mpapi's headers.
+    let request = Request::get("/api/config/system").header("origin", "http://localhost:5173").body(Body::empty()).unwrap();
+    let reply = send(&app, request).await;
+    assert_eq!(header(&reply, "access-control-allow-origin"), Some("http://localhost:5173"));
+    assert!(header(&reply, "access-control-expose-headers").is_some_and(|h| h.contains(EXAMPLE_HEADER)), "{:?}", reply.headers);
+    assert_eq!(header(&reply, "vary"), Some("origin"));
+    // Without `Origin` (a mini-program, curl) no CORS headers, but caches still learn it varies.
+    let reply = send(&app, Request::get("/api/config/system").body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, header(&reply, "access-control-allow-origin")), (200, None));
+    assert_eq!(header(&reply, "vary"), Some("origin"));
+
     // PUT /api/user/profile reached through POST + X-HTTP-Method-Override.
     let request = Request::post("/api/user/profile")
         .header("x-http-method-override", "PUT")
@@ -181,8 +192,9 @@ async fn prefer_delay_holds_the_answer() {
 async fn docs_and_index_are_served_on_every_port() {
     for api in APIS {
         let (app, _) = mock_app(api.id, Validation::Enforce);
-        let reply = send(&app, Request::get("/openapi.json").body(Body::empty()).unwrap()).await;
-        assert_eq!(reply.status, 200, "{}", api.id);
+        // Not an operation: the mock middleware lets it through, even with a choice attached.
+        let reply = send(&app, Request::get("/openapi.json?__example=nope").body(Body::empty()).unwrap()).await;
+        assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (200, None), "{}", api.id);
         let published = reply.json();
         let spec = Spec::load(&workspace_root(), api).unwrap();
         assert_eq!(published["info"]["title"], spec.doc["info"]["title"]);

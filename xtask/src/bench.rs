@@ -25,21 +25,21 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOpts {
     /// Seconds each measured wrk run lasts.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: u64,
     /// Connections wrk keeps open.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
     /// Rounds of (mock, bare) per request; the verdict takes the median round's ratio, so one
     /// disturbed run on a shared machine does not decide it.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 }
 
 /// wrk threads: one per core of the 2-core machines the target was set on.
 const WRK_THREADS: u32 = 2;
 /// Seconds of warm-up wrk runs before each measured run (connections, caches, allocator).
-const WARMUP_SECS: u64 = 2;
+const WARMUP_SECS: u64 = 1;
 /// Worker threads of the bare server's tokio runtime.
 const BARE_WORKERS: usize = 2;
 
@@ -246,10 +246,16 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
     let mut pairs = Vec::new();
     for probe in &PROBES {
         let mut rounds = Vec::new();
-        for _ in 0..opts.rounds {
-            // Mock, then bare, back to back: both sides see the machine in the same state.
-            let mock_run = measure(&wrk, opts, "mock", mock.port, probe, &script)?;
-            let bare_run = measure(&wrk, opts, "bare", bare.port, probe, &script)?;
+        for number in 0..opts.rounds {
+            // Back to back, so both sides see the machine in the same state; which side goes
+            // first alternates, so a machine that speeds up or slows down favours neither.
+            let (mock_run, bare_run) = if number % 2 == 0 {
+                let mock_run = measure(&wrk, opts, "mock", mock.port, probe, &script)?;
+                (mock_run, measure(&wrk, opts, "bare", bare.port, probe, &script)?)
+            } else {
+                let bare_run = measure(&wrk, opts, "bare", bare.port, probe, &script)?;
+                (measure(&wrk, opts, "mock", mock.port, probe, &script)?, bare_run)
+            };
             rounds.push(Round { mock: mock_run, bare: bare_run });
         }
         pairs.push(Pair { probe: *probe, rounds });
