@@ -312,7 +312,8 @@ const PREFER: HeaderName = HeaderName::from_static("prefer");
 
 /// The mock middleware around an API's router: finds the operation a request is for, refuses
 /// impossible choices, applies the validation mode, names the example, and waits the asked
-/// latency. Other paths (`/docs`, `/openapi.json`, `/`) pass through.
+/// latency. Requests for no operation (`/docs`, `/openapi.json`, `/`, unknown paths, a method
+/// the path does not have) pass through to the router's answer as they are.
 ///
 /// Around the router rather than around each route (`Router::route_layer`): axum boxes a
 /// layered route again and clones it for every request, which cost more than finding the
@@ -339,8 +340,10 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let settings = &self.shared;
         let started = tokio::time::Instant::now();
+        // HEAD is answered by the GET operation, as axum's router answers it.
+        let method = if request.method() == Method::HEAD { &Method::GET } else { request.method() };
         let operation = settings.paths.at(request.uri().path()).ok().and_then(|found| {
-            found.value.iter().map(|&index| &settings.operations[index]).find(|o| o.method == request.method())
+            found.value.iter().map(|&index| &settings.operations[index]).find(|o| o.method == method)
         });
         let Some(operation) = operation else {
             return MockResponse::passed(settings.clone(), self.inner.call(request));

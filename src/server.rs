@@ -15,7 +15,6 @@ use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{Html, Response};
 use futures_util::future::Either;
 use tower::Layer as _;
-use tower::util::future::MapResponseFuture;
 use tower::util::{MapRequest, MapResponse};
 use tower_http::cors::{Cors, CorsLayer};
 
@@ -51,9 +50,11 @@ fn index_page(api: Api, title: &str, mode: &str) -> String {
 /// A port's whole service: an API's router behind method override, CORS and the request log.
 ///
 /// A concrete type rather than a boxed service: hyper clones the service for every request, and
-/// every layer here clones cheaply (a function pointer, CORS settings, an API id, the router's
-/// `Arc`), where a boxed one would allocate for each clone and each response future.
-pub type App<S = Router> = MapRequest<CorsForOrigins<RequestLog<S>>, fn(Request) -> Request>;
+/// a boxed one allocates for each clone and each response future. The layers here clone
+/// without allocating (function pointers, CORS settings without a `Vary` list, an API id, the
+/// router's `Arc`).
+pub type App<S = Router> =
+    MapRequest<MapResponse<CorsForOrigins<RequestLog<S>>, fn(Response) -> Response>, fn(Request) -> Request>;
 
 /// A port's whole service in mock mode.
 pub type MockApp = App<MockService<Router>>;
@@ -65,27 +66,25 @@ pub fn outer<S>(router: S, api_id: &'static str) -> App<S>
 where
     S: tower::Service<Request, Response = Response> + Clone,
 {
-    // Only the mirrored origin varies an actual response; the mirrored methods and headers of
-    // a preflight answer go to the browser's preflight cache, which keys them itself.
+    // `Vary: Origin` is added to every answer below, CORS or not; tower-http would build it
+    // anew (and clone its list) for every request.
     let cors = CorsLayer::very_permissive()
         .expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
-        .vary([header::ORIGIN]);
+        .vary([]);
     let logged = RequestLog { api: api_id, inner: router };
-    let cors = CorsForOrigins {
-        cors: cors.layer(logged.clone()),
-        plain: MapResponse::new(logged, vary_origin as fn(Response) -> Response),
-    };
-    MapRequest::new(cors, method_override as fn(Request) -> Request)
+    let cors = CorsForOrigins { cors: cors.layer(logged.clone()), plain: logged };
+    let varied = MapResponse::new(cors, vary_origin as fn(Response) -> Response);
+    MapRequest::new(varied, method_override as fn(Request) -> Request)
 }
 
-/// tower-http's CORS for the requests that carry `Origin` (a browser's cross-origin requests and
-/// its preflights); the others (mini-programs, curl, servers) only get `Vary: Origin`, so that a
-/// shared cache does not hand their answer to a browser. CORS headers mean nothing to a request
-/// without `Origin`, and building them for every request cost as much as routing it.
+/// tower-http's CORS for the requests that carry `Origin` (a browser's cross-origin requests) and
+/// for every `OPTIONS` (preflights); the others (mini-programs, curl, servers) skip it: CORS
+/// headers mean nothing to a request without `Origin`, and building them for every request cost
+/// as much as routing it.
 #[derive(Clone)]
 pub struct CorsForOrigins<S> {
     cors: Cors<S>,
-    plain: MapResponse<S, fn(Response) -> Response>,
+    plain: S,
 }
 
 impl<S> tower::Service<Request> for CorsForOrigins<S>
@@ -94,15 +93,16 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, MapResponseFuture<S::Future, fn(Response) -> Response>>;
+    type Future = Either<tower_http::cors::ResponseFuture<S::Future>, S::Future>;
 
+    /// Both halves are the same always-ready router; only one of them gets the request.
     fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
         ready!(self.cors.poll_ready(cx))?;
         self.plain.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if request.headers().contains_key(header::ORIGIN) {
+        if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
             Either::Left(self.cors.call(request))
         } else {
             Either::Right(self.plain.call(request))
@@ -110,6 +110,8 @@ where
     }
 }
 
+/// Every answer varies with `Origin` (CORS mirrors it), so a shared cache must not hand one
+/// client's answer to a browser on another origin.
 fn vary_origin(mut response: Response) -> Response {
     response.headers_mut().append(header::VARY, HeaderValue::from_static("origin"));
     response
@@ -185,8 +187,8 @@ impl Line {
             line: &self,
             status: response.status().as_u16(),
             example: response.headers().get(EXAMPLE).and_then(|v| v.to_str().ok()).unwrap_or("-"),
-            // Tenths of a millisecond, in integers.
-            tenths_ms: self.started.elapsed().as_micros() / 100,
+            // Tenths of a millisecond (rounded), in integers.
+            tenths_ms: (self.started.elapsed().as_micros() + 50) / 100,
         };
         tracing::info!(request = %summary);
     }

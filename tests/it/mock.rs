@@ -167,6 +167,12 @@ async fn cors_preflight_and_method_override() {
     let reply = send(&app, Request::get("/api/config/system").body(Body::empty()).unwrap()).await;
     assert_eq!((reply.status, header(&reply, "access-control-allow-origin")), (200, None));
     assert_eq!(header(&reply, "vary"), Some("origin"));
+    // Any OPTIONS is answered as a preflight, as before the split.
+    let reply = send(&app, Request::options("/api/sms/send").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, 200);
+    // HEAD is the GET operation's answer, named like it.
+    let reply = send(&app, Request::head("/api/config/system").body(Body::empty()).unwrap()).await;
+    assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (200, Some("success")));
 
     // PUT /api/user/profile reached through POST + X-HTTP-Method-Override.
     let request = Request::post("/api/user/profile")
