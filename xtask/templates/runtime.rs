@@ -723,8 +723,8 @@ pub struct Example {
     pub media_type: Option<std::borrow::Cow<'static, str>>,
     /// The body text (JSON, HTML or XML), shared with the source rather than copied per request.
     pub body: std::sync::Arc<str>,
-    /// (operationId, example name, generation of the files it was read from): lets
-    /// [`answer`] reuse the typed answer while the files are unchanged.
+    /// The example's index in the API's `EXAMPLES` and the generation of the files it was read
+    /// from: lets [`answer`] reuse the rendered answer while the files are unchanged.
     pub key: Option<AnswerKey>,
 }
 
