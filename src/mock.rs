@@ -133,10 +133,11 @@ impl MockSource {
 
 impl ExampleSource for MockSource {
     fn choose<P>(&self, _: &'static str, ctx: &RequestContext<P>) -> Example {
-        // The middleware has picked already (and refused an impossible choice); without it,
-        // read the choice here.
-        let index = match ctx.extensions.get::<Chosen>() {
-            Some(Chosen(index)) => *index,
+        // The mock middleware hands over the example it picked (and refuses impossible
+        // choices before the route runs); without the middleware, read the choice here.
+        let handed = CHOSEN.try_with(|index| *index).ok();
+        let index = match handed.filter(|&index| self.api.examples[index].operation_id == ctx.operation_id) {
+            Some(index) => index,
             None => {
                 let choice = Choice::from_request(&ctx.uri, &ctx.headers).unwrap_or_default();
                 pick(self.api.examples, ctx.operation_id, &choice).unwrap_or_else(|_| self.default_index(ctx.operation_id))
@@ -154,10 +155,13 @@ impl ExampleSource for MockSource {
     }
 }
 
-/// The example the mock middleware picked for a request (its index in the API's `EXAMPLES`),
-/// left in the request's extensions for [`MockSource::choose`].
-#[derive(Debug, Clone, Copy)]
-struct Chosen(usize);
+tokio::task_local! {
+    /// The example the mock middleware picked for the request whose route is being polled (its
+    /// index in the API's `EXAMPLES`), for [`MockSource::choose`]. Set around each poll of the
+    /// route rather than left in the request's extensions: a fourth extension made axum's
+    /// extension map grow on every request.
+    static CHOSEN: usize;
+}
 
 /// What the client asked for: `Prefer: code=404, example=not_found, delay=100`, or the query
 /// parameters `__code`, `__example`, `__delay` (the query wins where both are given).
@@ -175,6 +179,10 @@ impl Choice {
     /// Read the choice from the `Prefer` header and the query string.
     pub fn from_request(uri: &Uri, headers: &HeaderMap) -> Result<Choice, String> {
         let mut choice = Choice::default();
+        if uri.query().is_none() && !headers.contains_key(PREFER) {
+            // Most requests choose nothing.
+            return Ok(choice);
+        }
         let mut set = |key: &str, value: &str| -> Result<(), String> {
             let value = value.trim().trim_matches('"');
             match key.trim().to_ascii_lowercase().as_str() {
@@ -204,6 +212,11 @@ impl Choice {
             }
         }
         Ok(choice)
+    }
+
+    /// Whether the choice names neither a code nor an example (the operation's default).
+    pub fn is_default(&self) -> bool {
+        self.example.is_none() && self.code.is_none()
     }
 }
 
@@ -247,6 +260,9 @@ struct Settings {
     /// Path template → the operations on it (indices into `operations`), matched as axum's
     /// router matches (both are `matchit`).
     paths: matchit::Router<Vec<usize>>,
+    /// The templates without parameters, looked up before `paths`: a hash lookup costs a
+    /// third of a walk down the tree, and a path without parameters matches only itself.
+    exact: rustc_hash::FxHashMap<&'static str, Vec<usize>>,
 }
 
 /// An operation as the middleware finds it from the request's method and path.
@@ -274,10 +290,14 @@ impl MockLayer {
             });
         }
         let mut paths = matchit::Router::new();
+        let mut exact = rustc_hash::FxHashMap::default();
         for (template, indices) in templates {
+            if !template.contains('{') {
+                exact.insert(template, indices.clone());
+            }
             paths.insert(template, indices).expect("the generated router accepted the same templates");
         }
-        MockLayer { shared: Arc::new(Settings { api, source, validation, latency, operations, paths }) }
+        MockLayer { shared: Arc::new(Settings { api, source, validation, latency, operations, paths, exact }) }
     }
 
     /// The API.
@@ -337,14 +357,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let settings = &self.shared;
-        let started = tokio::time::Instant::now();
         // HEAD is answered by the GET operation, as axum's router answers it.
         let method = if request.method() == Method::HEAD { &Method::GET } else { request.method() };
-        let operation = settings.paths.at(request.uri().path()).ok().and_then(|found| {
-            found.value.iter().map(|&index| &settings.operations[index]).find(|o| o.method == method)
-        });
+        let path = request.uri().path();
+        let candidates = match settings.exact.get(path) {
+            Some(indices) => Some(indices),
+            None => settings.paths.at(path).ok().map(|found| found.value),
+        };
+        let operation = candidates
+            .and_then(|indices| indices.iter().map(|&index| &settings.operations[index]).find(|o| o.method == method));
         let Some(operation) = operation else {
             return MockResponse::passed(settings.clone(), self.inner.call(request));
         };
@@ -356,7 +379,7 @@ where
             Ok(choice) => choice,
             Err(message) => return refuse(message),
         };
-        let chosen = if choice.example.is_none() && choice.code.is_none() {
+        let chosen = if choice.is_default() {
             // The common case, no choice made: the default, without a search.
             operation.default
         } else {
@@ -365,7 +388,6 @@ where
                 Err(message) => return refuse(message),
             }
         };
-        request.extensions_mut().insert(Chosen(chosen));
         let wait_ms = match choice.delay_ms {
             Some(ms) => ms,
             None if settings.latency.max_ms > 0 => fastrand::u64(settings.latency.min_ms..=settings.latency.max_ms),
@@ -376,7 +398,7 @@ where
             shared: settings.clone(),
             chosen: Some(chosen),
             // Bounded so a typo cannot hold a connection for hours.
-            deadline: (wait_ms > 0).then(|| started + Duration::from_millis(wait_ms.min(60_000))),
+            deadline: (wait_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(wait_ms.min(60_000))),
             answer: None,
             delay: None,
         }
@@ -419,7 +441,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
-            let response = ready!(inner.poll(cx))?;
+            let polled = match *this.chosen {
+                Some(index) => CHOSEN.sync_scope(index, || inner.poll(cx)),
+                None => inner.poll(cx),
+            };
+            let response = ready!(polled)?;
             this.inner.set(None);
             *this.answer = Some(finish(this.shared, *this.chosen, response));
             *this.delay = this.deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));

@@ -281,7 +281,7 @@ impl LogBuffer {
     fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
         let buffer = LogBuffer::default();
         let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let subscriber = mpapi::logging::builder(false).with_writer(move || writer.clone()).finish();
         (buffer, tracing::subscriber::set_default(subscriber))
     }
 

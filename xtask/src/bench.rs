@@ -25,20 +25,21 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOpts {
     /// Seconds each measured wrk run lasts.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: u64,
     /// Connections wrk keeps open.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
     /// Rounds of (mock, bare) per request; the verdict takes the median round's ratio, so one
     /// disturbed run on a shared machine does not decide it.
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
 }
 
 /// wrk threads: one per core of the 2-core machines the target was set on.
 const WRK_THREADS: u32 = 2;
-/// Seconds of warm-up wrk runs before each measured run (connections, caches, allocator).
+/// Seconds of warm-up wrk runs against each side before a request's first round (connections,
+/// caches, allocator).
 const WARMUP_SECS: u64 = 1;
 /// Worker threads of the bare server's tokio runtime.
 const BARE_WORKERS: usize = 2;
@@ -115,9 +116,19 @@ impl Pair {
     /// The median of the rounds' mock/bare throughput ratios (the lower middle one for an even
     /// number of rounds).
     pub fn ratio(&self) -> f64 {
+        self.quantile(1, 2)
+    }
+
+    /// The first and third quartiles of the rounds' ratios (how far the rounds spread).
+    pub fn quartiles(&self) -> (f64, f64) {
+        (self.quantile(1, 4), self.quantile(3, 4))
+    }
+
+    /// The ratio `numerator/denominator` of the way up the sorted rounds (rounding down).
+    fn quantile(&self, numerator: usize, denominator: usize) -> f64 {
         let mut ratios: Vec<f64> = self.rounds.iter().map(Round::ratio).collect();
         ratios.sort_by(f64::total_cmp);
-        ratios.get(ratios.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
+        ratios.get(ratios.len().saturating_sub(1) * numerator / denominator).copied().unwrap_or(0.0)
     }
 
     /// Whether the pair meets the target, with every answer a success.
@@ -183,10 +194,12 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{:<5} mock/bare throughput {:.2} (median of {} rounds)  {verdict}",
+                "{:<5} mock/bare throughput {:.2} (median of {} rounds; quartiles {:.2}–{:.2})  {verdict}",
                 pair.probe.method,
                 pair.ratio(),
-                pair.rounds.len()
+                pair.rounds.len(),
+                pair.quartiles().0,
+                pair.quartiles().1
             )?;
         }
         for mismatch in &self.answer_mismatches {
@@ -245,6 +258,10 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
     let script = LuaScripts::write()?;
     let mut pairs = Vec::new();
     for probe in &PROBES {
+        for (side, port) in [("mock", mock.port), ("bare", bare.port)] {
+            eprintln!("bench: {side} {} {} ({WARMUP_SECS} s warm-up)", probe.method, probe.path);
+            run_wrk(&wrk, opts, WARMUP_SECS, port, probe, script.script(probe).as_deref())?;
+        }
         let mut rounds = Vec::new();
         for number in 0..opts.rounds {
             // Back to back, so both sides see the machine in the same state; which side goes
@@ -584,13 +601,8 @@ fn wrk_script(probe: &Probe) -> String {
 
 /// A warm-up run, then the measured run, of `probe` against `port`.
 fn measure(wrk: &Path, opts: &BenchOpts, side: &str, port: u16, probe: &Probe, scripts: &LuaScripts) -> Result<WrkRun> {
-    eprintln!(
-        "bench: {side} {} {} ({WARMUP_SECS} s warm-up, then {} s)",
-        probe.method, probe.path, opts.duration
-    );
-    let script = scripts.script(probe);
-    run_wrk(wrk, opts, WARMUP_SECS, port, probe, script.as_deref())?;
-    run_wrk(wrk, opts, opts.duration, port, probe, script.as_deref())
+    eprintln!("bench: {side} {} {} ({} s)", probe.method, probe.path, opts.duration);
+    run_wrk(wrk, opts, opts.duration, port, probe, scripts.script(probe).as_deref())
 }
 
 fn run_wrk(wrk: &Path, opts: &BenchOpts, seconds: u64, port: u16, probe: &Probe, script: Option<&Path>) -> Result<WrkRun> {
@@ -705,6 +717,9 @@ Transfer/sec:     11.86MB
         let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0), round(85.0, 100.0)] };
         assert_eq!(pair.ratio(), 0.85);
         assert!(pair.passed());
+        let five: Vec<Round> = [50.0, 95.0, 70.0, 80.0, 90.0].into_iter().map(|mock| round(mock, 100.0)).collect();
+        let pair = Pair { probe: PROBES[0], rounds: five };
+        assert_eq!((pair.quartiles(), pair.ratio()), ((0.70, 0.90), 0.80));
         // An even number of rounds takes the lower middle one.
         let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0)] };
         assert_eq!(pair.ratio(), 0.10);
