@@ -526,3 +526,35 @@ pub fn watch(mocks_dir: &Path, sources: Vec<MockSource>) -> Result<notify::Recom
     });
     Ok(watcher)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `choose` for a request to `operation_id` that names no example (`Prefer`, `__example`).
+    fn choose_plain(source: &MockSource, operation_id: &'static str) -> Example {
+        let (parts, ()) = Request::get("/any").body(()).expect("a request").into_parts();
+        source.choose("heating", &RequestContext::new(parts, Bytes::new(), operation_id))
+    }
+
+    #[test]
+    fn the_example_the_middleware_picked_is_the_one_answered() {
+        let api = crate::apis::by_id("heating").expect("heating");
+        let source = MockSource::load(api, Path::new(env!("CARGO_MANIFEST_DIR")).join("mocks").as_path()).expect("mocks");
+        let (index, example) = api
+            .examples
+            .iter()
+            .enumerate()
+            .find(|(_, e)| !e.is_default)
+            .expect("an operation with more than one example");
+        // Handed over: that example, though the request itself chooses nothing.
+        let handed = CHOSEN.sync_scope(index, || choose_plain(&source, example.operation_id));
+        assert_eq!(handed.key.map(|(i, _)| i), Some(index));
+        // Without the middleware, or with an index of another operation: the request's own choice.
+        let default = source.default_index(example.operation_id);
+        assert_eq!(choose_plain(&source, example.operation_id).key.map(|(i, _)| i), Some(default));
+        let other = api.examples.iter().position(|e| e.operation_id != example.operation_id).expect("two operations");
+        let mismatched = CHOSEN.sync_scope(other, || choose_plain(&source, example.operation_id));
+        assert_eq!(mismatched.key.map(|(i, _)| i), Some(default));
+    }
+}

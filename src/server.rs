@@ -72,6 +72,9 @@ where
     let cors = CorsLayer::very_permissive()
         .expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
         .vary([]);
+    // tower-http checks the settings when it builds a CORS service, and panics on unusable ones:
+    // build one now, so that a bad setting stops the start rather than a request.
+    drop(cors.layer(()));
     let logged = RequestLog { api: api_id, inner: router };
     let cors = CorsForOrigins { cors: Arc::new(cors), inner: logged };
     let varied = MapResponse::new(cors, vary_origin as fn(Response) -> Response);
@@ -190,6 +193,10 @@ impl Line {
     /// (which cost a third of the line); [`crate::logging::LogFields`] escapes what a terminal
     /// would act on.
     fn write(self, response: &Response) {
+        // The text is put together only for a subscriber that takes it (not under `RUST_LOG=warn`).
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
         thread_local! {
             static TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
         }

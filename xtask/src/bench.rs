@@ -599,7 +599,7 @@ fn wrk_script(probe: &Probe) -> String {
     )
 }
 
-/// A warm-up run, then the measured run, of `probe` against `port`.
+/// The measured run of `probe` against `port` (the warm-ups are done once per request in [`run`]).
 fn measure(wrk: &Path, opts: &BenchOpts, side: &str, port: u16, probe: &Probe, scripts: &LuaScripts) -> Result<WrkRun> {
     eprintln!("bench: {side} {} {} ({} s)", probe.method, probe.path, opts.duration);
     run_wrk(wrk, opts, opts.duration, port, probe, scripts.script(probe).as_deref())

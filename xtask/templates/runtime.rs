@@ -798,7 +798,7 @@ impl ExampleRef {
 /// Where the generated `Examples` implementations get their answers (mock mode reads `mocks/`).
 pub trait ExampleSource: Send + Sync + 'static {
     /// The example to answer this request with (mock mode honours `Prefer` and `__example`, or
-    /// the choice its middleware left in the request's extensions).
+    /// takes the example its middleware picked).
     fn choose<P>(&self, api: &'static str, ctx: &Context<P>) -> Example;
     /// The operation's default example: the first example of its lowest 2xx response.
     fn default_example(&self, api: &'static str, operation_id: &'static str) -> Example;
