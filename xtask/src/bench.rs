@@ -192,14 +192,13 @@ impl fmt::Display for Report {
                 (true, true) => "PASS",
                 (true, false) => "FAIL",
             };
+            let (first, third) = pair.quartiles();
             writeln!(
                 f,
-                "{:<5} mock/bare throughput {:.2} (median of {} rounds; quartiles {:.2}–{:.2})  {verdict}",
+                "{:<5} mock/bare throughput {:.2} (median of {} rounds; quartiles {first:.2}–{third:.2})  {verdict}",
                 pair.probe.method,
                 pair.ratio(),
-                pair.rounds.len(),
-                pair.quartiles().0,
-                pair.quartiles().1
+                pair.rounds.len()
             )?;
         }
         for mismatch in &self.answer_mismatches {
