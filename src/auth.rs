@@ -1,14 +1,11 @@
-//! Credentials: access tokens (JWT HS256, jsonwebtoken), opaque refresh tokens (random, stored as
-//! SHA-256), passwords (argon2id), random identifiers and codes.
+//! Credentials: access tokens (JWT HS256, jsonwebtoken), opaque refresh tokens (stored as
+//! SHA-256), passwords (argon2id).
 
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use aws_lc_rs::digest::{SHA256, digest};
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -79,51 +76,15 @@ impl Tokens {
     }
 }
 
-/// `n` random bytes.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // Only fails when the OS has no entropy source; nothing sensible remains then.
-    SystemRandom::new().fill(&mut bytes).expect("the operating system's random source failed");
-    bytes
-}
-
-/// A random opaque token: 32 bytes, base64url (43 characters).
-pub fn opaque_token() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes::<32>())
-}
-
 /// Lower-hex SHA-256 of a high-entropy token (refresh tokens are stored only as this).
 pub fn token_hash(token: &str) -> String {
     hex::encode(digest(&SHA256, token.as_bytes()).as_ref())
 }
 
-/// `len` random hex characters.
-pub fn random_hex(len: usize) -> String {
-    let mut out = hex::encode(random_bytes::<32>());
-    while out.len() < len {
-        out.push_str(&hex::encode(random_bytes::<32>()));
-    }
-    out.truncate(len);
-    out
-}
-
-/// A uniformly random decimal string of `digits` digits (SMS codes: 6).
-pub fn random_digits(digits: usize) -> String {
-    (0..digits)
-        .map(|_| loop {
-            // Rejection sampling keeps every digit equally likely.
-            let [b] = random_bytes::<1>();
-            if b < 250 {
-                break char::from(b'0' + b % 10);
-            }
-        })
-        .collect()
-}
-
 /// Hash a password with argon2id and a random salt (PHC string). CPU-heavy: call it from a
 /// blocking task.
 pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt length");
+    let salt = SaltString::encode_b64(&crate::random::bytes::<16>()).expect("16 bytes is a valid salt length");
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .expect("argon2 with default parameters accepts any password")
@@ -163,12 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn random_values_have_their_shape() {
-        let code = random_digits(6);
-        assert_eq!(code.len(), 6);
-        assert!(code.bytes().all(|b| b.is_ascii_digit()));
-        assert_eq!(random_hex(24).len(), 24);
-        assert_ne!(opaque_token(), opaque_token());
-        assert_eq!(token_hash("a").len(), 64);
+    fn token_hashes_are_sha256_hex() {
+        assert_eq!(token_hash("a"), "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb");
     }
 }

@@ -16,6 +16,7 @@ pub mod mock;
 pub mod money;
 pub mod pii;
 pub mod providers;
+pub mod random;
 pub mod ratelimit;
 pub mod sandbox;
 pub mod storage;

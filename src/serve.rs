@@ -11,7 +11,7 @@ use axum::Router;
 use secrecy::ExposeSecret;
 
 use crate::apis::Api;
-use crate::auth::{self, Tokens};
+use crate::auth::Tokens;
 use crate::clock::Clock;
 use crate::config::{Config, ProviderKind};
 use crate::heating::service::{ACCESS_TTL, HeatingService};
@@ -56,7 +56,7 @@ async fn secret(db: &Db, configured: Option<&secrecy::SecretString>, name: &str)
     let hex_value = match configured {
         Some(value) => value.expose_secret().to_owned(),
         None => {
-            let value = db.secret(name, || auth::random_hex(64)).await?;
+            let value = db.secret(name, || crate::random::hex(64)).await?;
             tracing::warn!(secret = name, "not configured: using a key generated and kept in the database (development only)");
             value
         }

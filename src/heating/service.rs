@@ -144,7 +144,7 @@ impl HeatingService {
             let wait = self.db.heating_sms_slot_taken_at(phone).await?.map_or(CODE_INTERVAL_MS, |at| at + CODE_INTERVAL_MS - now);
             return Err(HeatingError::TooFrequent((wait.max(1000) as u64).div_ceil(1000)));
         }
-        let code = auth::random_digits(6);
+        let code = crate::random::digits(6);
         let hash = self.vault.digest(&Self::code_domain(phone, purpose), &code);
         let stored =
             self.db.heating_sms_insert(phone, purpose.as_str(), &hash, now, now + i64::from(CODE_TTL_SECONDS) * 1000).await;
@@ -218,7 +218,7 @@ impl HeatingService {
         let password_hash = hash_password(password).await?;
         let now = self.clock.now_ms();
         let user = User {
-            id: auth::random_hex(24),
+            id: crate::random::hex(24),
             phone: phone.to_owned(),
             password_hash,
             nickname: nickname.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(phone).to_owned(),
@@ -253,8 +253,8 @@ impl HeatingService {
         self.use_code(code_id).await?;
         let now = self.clock.now_ms();
         let previous_login = self.db.heating_user_mark_login(&user.id, now).await?;
-        let session_id = auth::random_hex(24);
-        let refresh_token = auth::opaque_token();
+        let session_id = crate::random::hex(24);
+        let refresh_token = crate::random::opaque_token();
         self.db
             .heating_session_insert(&session_id, &user.id, &auth::token_hash(&refresh_token), now + REFRESH_TTL_MS, now)
             .await?;
@@ -278,7 +278,7 @@ impl HeatingService {
     /// again revokes the whole session.
     pub async fn refresh(&self, refresh_token: &str) -> Result<types::RefreshData, HeatingError> {
         let now = self.clock.now_ms();
-        let new_token = auth::opaque_token();
+        let new_token = crate::random::opaque_token();
         let rotation = self
             .db
             .heating_session_rotate(&auth::token_hash(refresh_token), &auth::token_hash(&new_token), now + REFRESH_TTL_MS, now)
@@ -565,7 +565,7 @@ impl HeatingService {
             return self.answer_order(order);
         }
         let order = NewOrder {
-            order_id: format!("O{now}{}", auth::random_digits(4)),
+            order_id: format!("O{now}{}", crate::random::digits(4)),
             user_id: who.user_id.clone(),
             heat_account: account.heat_account.clone(),
             amount_fen: total,

@@ -235,7 +235,7 @@ impl SmsProvider for AliyunSms {
         _purpose: SmsPurpose,
         _ttl_seconds: u32,
     ) -> Result<(), ProviderError> {
-        let nonce = super::wxpay::nonce_str().map_err(|e| transport(e.0))?;
+        let nonce = crate::random::nonce_str();
         let url = self.url(phone, code, &nonce, Utc::now());
         // without_url: the URL carries the AccessKeyId and signature, which stay out of logs.
         let response = self.http.get(url).send().await.map_err(|e| transport(e.without_url().to_string()))?;

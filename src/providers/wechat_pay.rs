@@ -350,7 +350,7 @@ impl SandboxPay {
         let mchid = mchid.into();
         let merchant = MerchantSigner::generate(
             mchid,
-            format!("SANDBOX{}", wxpay::random_hex(32).map_err(config)?.to_uppercase()),
+            format!("SANDBOX{}", crate::random::hex(32).to_uppercase()),
         )
         .map_err(config)?;
         let platform = PlatformSigner::generate().map_err(config)?;
@@ -393,7 +393,7 @@ impl SandboxPay {
         now: DateTime<Utc>,
     ) -> Result<(NotifyHeaders, Vec<u8>, String), SandboxPayError> {
         // Real transaction ids are 28 digits starting 42000.
-        let transaction_id = format!("42000{}", wxpay::random_digits(23)?);
+        let transaction_id = format!("42000{}", crate::random::digits(23));
         let mut transaction = json!({
             "appid": self.appid,
             "mchid": self.merchant.mchid(),
@@ -419,7 +419,7 @@ impl SandboxPay {
         }
         let plaintext = serde_json::to_vec(&transaction).map_err(|e| SandboxPayError::Internal(e.to_string()))?;
         let envelope = NotifyEnvelope {
-            id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), wxpay::random_digits(12)?),
+            id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), crate::random::digits(12)),
             create_time: beijing_rfc3339(now),
             event_type: if success { "TRANSACTION.SUCCESS" } else { "TRANSACTION.PAYERROR" }.into(),
             resource_type: "encrypt-resource".into(),
@@ -530,9 +530,7 @@ impl WechatPay for SandboxPay {
                 },
             );
         }
-        wxpay::random_hex(28)
-            .map(|hex| format!("wx{hex}"))
-            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: e.0 })
+        Ok(format!("wx{}", crate::random::hex(28)))
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {

@@ -104,49 +104,6 @@ pub fn parse_public_key(bytes: &[u8]) -> Result<ParsedPublicKey, KeyError> {
     }
 }
 
-/// `n` random bytes from the system CSPRNG.
-fn random_bytes<const N: usize>() -> Result<[u8; N], KeyError> {
-    let mut buf = [0u8; N];
-    aws_lc_rs::rand::fill(&mut buf).map_err(|_| KeyError("the system random generator failed".into()))?;
-    Ok(buf)
-}
-
-/// A random nonce: 32 uppercase hex characters (16 random bytes).
-pub fn nonce_str() -> Result<String, KeyError> {
-    Ok(hex::encode_upper(random_bytes::<16>()?))
-}
-
-/// `len` random characters of `[0-9A-Za-z]`.
-pub fn random_alphanumeric(len: usize) -> Result<String, KeyError> {
-    random_string(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", len)
-}
-
-/// `len` random decimal digits.
-pub fn random_digits(len: usize) -> Result<String, KeyError> {
-    random_string(b"0123456789", len)
-}
-
-/// `len` random lowercase hex characters.
-pub fn random_hex(len: usize) -> Result<String, KeyError> {
-    random_string(b"0123456789abcdef", len)
-}
-
-fn random_string(alphabet: &[u8], len: usize) -> Result<String, KeyError> {
-    // Rejecting bytes at or above the largest multiple of the alphabet size keeps the
-    // characters uniformly distributed.
-    let n = alphabet.len();
-    let limit = 256 - 256 % n;
-    let mut out = String::with_capacity(len);
-    while out.len() < len {
-        for b in random_bytes::<32>()? {
-            if usize::from(b) < limit && out.len() < len {
-                out.push(char::from(alphabet[usize::from(b) % n]));
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn rsa_sign(key: &KeyPair, message: &[u8]) -> Result<String, KeyError> {
     let mut signature = vec![0u8; key.public_modulus_len()];
     key.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut signature)
@@ -236,7 +193,7 @@ impl MerchantSigner {
     /// path with its query (`/v3/pay/transactions/jsapi`), `body` the exact bytes sent (empty
     /// for GET).
     pub fn authorization(&self, method: &str, url: &str, body: &[u8]) -> Result<String, KeyError> {
-        self.authorization_at(method, url, body, Utc::now().timestamp(), &nonce_str()?)
+        self.authorization_at(method, url, body, Utc::now().timestamp(), &crate::random::nonce_str())
     }
 
     /// [`MerchantSigner::authorization`] with a given timestamp (seconds) and nonce:
@@ -264,7 +221,7 @@ impl MerchantSigner {
     /// base64(RSA-SHA256(`appId\ntimeStamp\nnonceStr\nprepay_id=…\n`)); `signType` is not signed.
     pub fn pay_params(&self, appid: &str, prepay_id: &str) -> Result<PayParams, KeyError> {
         let time_stamp = Utc::now().timestamp().to_string();
-        let nonce_str = nonce_str()?;
+        let nonce_str = crate::random::nonce_str();
         let package = format!("prepay_id={prepay_id}");
         let pay_sign = self.sign(format!("{appid}\n{time_stamp}\n{nonce_str}\n{package}\n").as_bytes())?;
         Ok(PayParams { app_id: appid.to_string(), time_stamp, nonce_str, package, sign_type: "RSA".into(), pay_sign })
@@ -502,8 +459,8 @@ impl PlatformSigner {
     /// random 32-byte APIv3 key (32 characters of `[0-9A-Za-z]`, like a real one).
     pub fn generate() -> Result<PlatformSigner, KeyError> {
         let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError("RSA key generation failed".into()))?;
-        let serial = format!("PUB_KEY_ID_SANDBOX{}", hex::encode_upper(random_bytes::<12>()?));
-        let apiv3 = random_alphanumeric(32)?;
+        let serial = format!("PUB_KEY_ID_SANDBOX{}", hex::encode_upper(crate::random::bytes::<12>()));
+        let apiv3 = crate::random::alphanumeric(32);
         Ok(PlatformSigner { serial, key, apiv3_key: SecretSlice::from(apiv3.into_bytes()) })
     }
 
@@ -538,7 +495,7 @@ impl PlatformSigner {
     /// AAD = `associated_data`, `original_type` = `associated_data`).
     pub fn encrypt_resource(&self, plaintext: &[u8], associated_data: &str) -> Result<EncryptedResource, KeyError> {
         let key = aes_key(self.apiv3_key.expose_secret())?;
-        let nonce_text = random_alphanumeric(12)?;
+        let nonce_text = crate::random::alphanumeric(12);
         let nonce = Nonce::try_assume_unique_for_key(nonce_text.as_bytes())
             .map_err(|_| KeyError("GCM nonce is not 12 bytes".into()))?;
         let mut in_out = plaintext.to_vec();
@@ -555,7 +512,7 @@ impl PlatformSigner {
 
     /// Sign `body` (a notify or a response) now with a fresh nonce.
     pub fn sign_notify(&self, body: &[u8]) -> Result<NotifyHeaders, KeyError> {
-        self.sign_notify_at(body, Utc::now().timestamp(), &nonce_str()?)
+        self.sign_notify_at(body, Utc::now().timestamp(), &crate::random::nonce_str())
     }
 
     /// Sign `body` as of `timestamp` (seconds) with `nonce`: base64(RSA-SHA256(
