@@ -118,5 +118,5 @@ async fn mock(args: MockArgs) -> Result<()> {
     }
     let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };
     println!("mpapi mock — examples from {} (validation: {:?})", dir.display(), args.validation);
-    server::run(apps, args.listen.bind, server::PeerAddresses::Omit).await
+    server::run(apps, args.listen.bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin).await
 }

@@ -1,10 +1,18 @@
-//! The server's clock: UTC now, which tests can move forward (code expiry, token lifetime,
-//! late fees) without sleeping.
+//! Time: the server's clock (UTC now, which tests can move forward — code expiry, token
+//! lifetime, late fees — without sleeping), and the conversions between UTC inside and the
+//! documents' wire formats (ISO 8601 with milliseconds, Beijing calendar days).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
+
+/// Beijing time, UTC+8: the business day of every document (heating's due days and date
+/// filters, community's and o2o's local times, WeChat Pay's `+08:00` times).
+pub const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
 
 /// UTC time, plus an offset that only tests set.
 #[derive(Clone, Debug, Default)]
@@ -32,4 +40,28 @@ impl Clock {
 /// ms since the epoch as the documents write times: `2024-01-01T12:00:00.000Z` (ISO 8601, UTC).
 pub fn iso_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The Beijing calendar day `ms` (since the epoch) falls on.
+pub fn beijing_date(ms: i64) -> NaiveDate {
+    BEIJING.timestamp_millis_opt(ms).single().map(|t| t.date_naive()).unwrap_or_default()
+}
+
+/// The first millisecond of Beijing calendar day `date` (16:00Z the day before).
+pub fn beijing_day_start(date: NaiveDate) -> i64 {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    BEIJING.from_local_datetime(&midnight).single().expect("a fixed offset is never ambiguous").timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beijing_days_start_at_sixteen_hundred_utc() {
+        let date = NaiveDate::from_ymd_opt(2024, 12, 1).unwrap();
+        assert_eq!(iso_ms(beijing_day_start(date)), "2024-11-30T16:00:00.000Z");
+        assert_eq!(beijing_date(beijing_day_start(date)), date);
+        assert_eq!(beijing_date(beijing_day_start(date) - 1), date.pred_opt().unwrap());
+    }
 }

@@ -1,7 +1,13 @@
 //! Server configuration: defaults, then an optional TOML file, then `MPAPI_*` environment
 //! variables (and `DATABASE_URL`). Secrets are [`SecretString`]s: they never reach a log.
+//!
+//! Server-wide settings sit at the top (database, secrets, the SMS account, CORS, the
+//! environment); everything that belongs to one mini-program — its appid and WeChat login, its
+//! WeChat Pay merchant, its token policy, its request limit — sits in `[apis.<id>]`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use figment::Figment;
@@ -13,55 +19,78 @@ use serde::{Deserialize, Serialize};
 ///
 /// Sources, later ones winning: built-in defaults; the TOML file named by `--config` or
 /// `MPAPI_CONFIG` (default `mpapi.toml` when it exists); environment variables `MPAPI_…` with `__`
-/// between levels (`MPAPI_SMS__PROVIDER=real`, `MPAPI_WECHAT_PAY__MCHID=…`); `DATABASE_URL`.
+/// between levels (`MPAPI_SMS__PROVIDER=real`, `MPAPI_APIS__HEATING__WECHAT_PAY__MCHID=…`);
+/// `DATABASE_URL`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
+    /// `development` (default) or `production`: production refuses to start with anything that
+    /// is only fit for development (sandbox providers, generated secrets, …; see
+    /// [`Config::production_problems`]).
+    pub env: Environment,
     /// `sqlite://mpapi.db?mode=rwc` (default) or `postgres://…`.
     pub database_url: String,
     /// Secrets the server signs and encrypts with.
     pub secrets: Secrets,
-    /// The SMS provider.
+    /// The SMS account every API sends its codes through.
     pub sms: SmsConfig,
-    /// WeChat mini-program login (code2Session).
-    pub wechat_login: WechatLoginConfig,
-    /// WeChat Pay v3.
-    pub wechat_pay: WechatPayConfig,
-    /// Per-IP request limit (000 §7: 100 requests per 15 minutes).
-    pub rate_limit: RateLimitConfig,
+    /// Browser origins allowed to call `serve` (CORS). Empty (default): any origin — mini-programs
+    /// are no browsers, and the tokens are bearer tokens, not cookies.
+    pub cors_origins: Vec<String>,
+    /// Take the client IP from the last `X-Forwarded-For` entry (set this only behind a reverse
+    /// proxy that appends it, such as the production ingress; otherwise clients could pick their
+    /// own IP). Default: the TCP peer.
+    pub trust_forwarded_for: bool,
     /// Seed the demo data (heat account H202400001 …) into a fresh database. Unset: only while
-    /// the sandbox payment provider is active — the demo owners' ID numbers are public, so a
-    /// server taking real payments must not hold their accounts unless asked to.
+    /// the API's WeChat Pay is the sandbox — the demo owners' ID numbers are public, so a server
+    /// taking real payments must not hold their accounts unless asked to.
     pub demo_data: Option<bool>,
+    /// Per-API settings, by API id (`heating`, `points`, …); an API without a section gets
+    /// [`ApiConfig::defaults`].
+    pub apis: BTreeMap<String, ApiConfig>,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
+            env: Environment::Development,
             database_url: "sqlite://mpapi.db?mode=rwc".into(),
             secrets: Secrets::default(),
             sms: SmsConfig::default(),
-            wechat_login: WechatLoginConfig::default(),
-            wechat_pay: WechatPayConfig::default(),
-            rate_limit: RateLimitConfig::default(),
+            cors_origins: Vec::new(),
+            trust_forwarded_for: false,
             demo_data: None,
+            apis: crate::apis::APIS.iter().map(|api| (api.id.to_owned(), ApiConfig::defaults(api.id))).collect(),
         }
     }
 }
 
+/// Where the server runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// A developer's machine or a test: sandbox providers and generated keys are fine.
+    #[default]
+    Development,
+    /// Real users and real money: nothing of the sandbox may be active.
+    Production,
+}
+
 /// Keys for tokens and personal data. When one is not configured the server generates it on first
-/// start and keeps it in the database (fine for development; set them in production so the keys do
-/// not sit beside the data they protect).
+/// start and keeps it in the database (fine for development; production refuses it, so the keys
+/// do not sit beside the data they protect).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Secrets {
-    /// HMAC key for access tokens (JWT HS256), any length ≥ 32 bytes.
+    /// The master key for access tokens, hex, ≥ 32 bytes; each API signs with its own key derived
+    /// from it (HMAC-SHA256 of the API id), so a token of one API never verifies for another.
     #[serde(serialize_with = "skip_secret")]
     pub jwt: Option<SecretString>,
-    /// AES-256-GCM key for ID numbers at rest: 64 hex characters.
+    /// AES-256-GCM key for personal data at rest (ID numbers, WeChat session keys): 64 hex
+    /// characters.
     #[serde(serialize_with = "skip_secret")]
     pub pii_key: Option<SecretString>,
-    /// HMAC pepper for blind indexes and code hashes, any length ≥ 32 bytes.
+    /// HMAC pepper for blind indexes and code hashes, hex, ≥ 32 bytes.
     #[serde(serialize_with = "skip_secret")]
     pub pepper: Option<SecretString>,
 }
@@ -92,8 +121,11 @@ pub struct SmsConfig {
     pub access_key_secret: Option<SecretString>,
     /// The approved signature (签名名称).
     pub sign_name: String,
-    /// The template (模板CODE) with one `${code}` variable.
+    /// The template (模板CODE) with one `${code}` variable, for every purpose without its own.
     pub template_code: String,
+    /// Templates by code purpose (`login`, `register`, `reset_password`, …), overriding
+    /// `template_code`.
+    pub templates: BTreeMap<String, String>,
 }
 
 impl Default for SmsConfig {
@@ -105,8 +137,99 @@ impl Default for SmsConfig {
             access_key_secret: None,
             sign_name: String::new(),
             template_code: String::new(),
+            templates: BTreeMap::new(),
         }
     }
+}
+
+/// One mini-program's settings (`[apis.<id>]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    /// The mini-program's appid: WeChat login, encryptedData watermarks and payments use it.
+    pub appid: String,
+    /// WeChat login (code2Session) for this appid.
+    pub wechat_login: WechatLoginConfig,
+    /// The WeChat Pay merchant this API takes payments with.
+    pub wechat_pay: WechatPayConfig,
+    /// Access-token lifetime and refresh style.
+    pub tokens: TokenConfig,
+    /// The per-IP request limit; `None`: no limit (only heating's document states one).
+    pub rate_limit: Option<RateLimitConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig::defaults("")
+    }
+}
+
+impl ApiConfig {
+    /// The documented defaults of API `id`: heating 000 (2 h tokens, rotating refresh tokens,
+    /// 100 requests per IP per 15 min), points 001 (2 h, the expired token refreshable for 7
+    /// days), community 002 (1 h, 14 days), charging 003 (24 h, no refresh), o2o 004 (the
+    /// document is silent: 7 days, no refresh).
+    pub fn defaults(id: &str) -> ApiConfig {
+        let days = |n: u64| n * 24 * 3600;
+        let (access_ttl_seconds, refresh, refresh_seconds) = match id {
+            "heating" => (7200, RefreshStyle::Rotating, days(30)),
+            "points" => (7200, RefreshStyle::ExpiredAccess, days(7)),
+            "community" => (3600, RefreshStyle::ExpiredAccess, days(14)),
+            "charging" => (86_400, RefreshStyle::None, 0),
+            _ => (days(7), RefreshStyle::None, 0),
+        };
+        ApiConfig {
+            appid: format!("wx_sandbox_{}", if id.is_empty() { "app" } else { id }),
+            wechat_login: WechatLoginConfig::default(),
+            wechat_pay: WechatPayConfig::default(),
+            tokens: TokenConfig { access_ttl_seconds, refresh, refresh_seconds },
+            rate_limit: (id == "heating").then(RateLimitConfig::default),
+        }
+    }
+}
+
+/// How an API's access tokens live and are renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TokenConfig {
+    /// Access-token lifetime, seconds (the documents' `expires_in`).
+    pub access_ttl_seconds: u64,
+    /// How a client gets a new access token.
+    pub refresh: RefreshStyle,
+    /// `rotating`: the refresh token's lifetime; `expired-access`: how long after its expiry an
+    /// access token may still be exchanged (once). Seconds.
+    pub refresh_seconds: u64,
+}
+
+impl Default for TokenConfig {
+    fn default() -> TokenConfig {
+        ApiConfig::defaults("").tokens
+    }
+}
+
+impl TokenConfig {
+    /// The access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl_seconds)
+    }
+
+    /// The refresh window (see [`TokenConfig::refresh_seconds`]).
+    pub fn refresh_window(&self) -> Duration {
+        Duration::from_secs(self.refresh_seconds)
+    }
+}
+
+/// The refresh styles the five documents use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefreshStyle {
+    /// No refresh: log in again (charging).
+    None,
+    /// An opaque refresh token, exchanged for a new pair; a token used twice revokes its session
+    /// (heating).
+    Rotating,
+    /// The expired access token itself, presented once within a grace window (points, community).
+    ExpiredAccess,
 }
 
 /// WeChat login: sandbox openids, or code2Session at api.weixin.qq.com.
@@ -117,21 +240,14 @@ pub struct WechatLoginConfig {
     pub provider: ProviderKind,
     /// `https://api.weixin.qq.com` (tests point it at wiremock).
     pub base_url: String,
-    /// The mini-program appid.
-    pub appid: String,
-    /// The mini-program AppSecret.
+    /// The mini-program's AppSecret.
     #[serde(serialize_with = "skip_secret")]
     pub secret: Option<SecretString>,
 }
 
 impl Default for WechatLoginConfig {
     fn default() -> WechatLoginConfig {
-        WechatLoginConfig {
-            provider: ProviderKind::Sandbox,
-            base_url: "https://api.weixin.qq.com".into(),
-            appid: String::new(),
-            secret: None,
-        }
+        WechatLoginConfig { provider: ProviderKind::Sandbox, base_url: "https://api.weixin.qq.com".into(), secret: None }
     }
 }
 
@@ -143,8 +259,6 @@ pub struct WechatPayConfig {
     pub provider: ProviderKind,
     /// `https://api.mch.weixin.qq.com` (tests point it at wiremock).
     pub base_url: String,
-    /// The mini-program appid orders are placed with.
-    pub appid: String,
     /// The merchant id (商户号).
     pub mchid: String,
     /// The merchant API certificate serial number (商户API证书序列号).
@@ -158,8 +272,9 @@ pub struct WechatPayConfig {
     pub public_key_id: String,
     /// The WeChat Pay public key, SPKI PEM — the file's path.
     pub public_key_file: Option<PathBuf>,
-    /// The notify URL sent with every order. Default: the API's own
-    /// `http://127.0.0.1:{port}{notify path}` (right for the sandbox; set an https URL for real).
+    /// The public base URL notifies are sent to (`https://pay.example.com`); the API's notify
+    /// path is appended. Default: `http://127.0.0.1:{port}`, right for the sandbox only — a real
+    /// merchant must set an https URL WeChat can reach.
     pub notify_base_url: Option<String>,
 }
 
@@ -168,7 +283,6 @@ impl Default for WechatPayConfig {
         WechatPayConfig {
             provider: ProviderKind::Sandbox,
             base_url: "https://api.mch.weixin.qq.com".into(),
-            appid: "wx0000000000sandbox".into(),
             mchid: "1900000001".into(),
             merchant_serial_no: String::new(),
             merchant_private_key_file: None,
@@ -180,23 +294,19 @@ impl Default for WechatPayConfig {
     }
 }
 
-/// The per-IP limit every API request counts against (000 §7).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A per-IP request limit (heating 000 §7: 100 requests per 15 minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitConfig {
     /// Requests allowed per window and IP.
     pub requests: u32,
     /// The window, in seconds.
     pub window_seconds: u64,
-    /// Take the client IP from the last `X-Forwarded-For` entry (set this only behind a reverse
-    /// proxy that appends it, such as the production ingress; otherwise clients could pick their
-    /// own IP). Default: the TCP peer.
-    pub trust_forwarded_for: bool,
 }
 
 impl Default for RateLimitConfig {
     fn default() -> RateLimitConfig {
-        RateLimitConfig { requests: 100, window_seconds: 15 * 60, trust_forwarded_for: false }
+        RateLimitConfig { requests: 100, window_seconds: 15 * 60 }
     }
 }
 
@@ -206,7 +316,8 @@ fn skip_secret<S: serde::Serializer>(_: &Option<SecretString>, s: S) -> Result<S
 
 impl Config {
     /// Read the configuration: defaults, the TOML file (`explicit`, else `MPAPI_CONFIG`, else
-    /// `mpapi.toml` when present), `MPAPI_…` variables, `DATABASE_URL`.
+    /// `mpapi.toml` when present), `MPAPI_…` variables, `DATABASE_URL`. `MPAPI_ENV=production`
+    /// is `env = "production"`.
     pub fn load(explicit: Option<&Path>) -> Result<Config> {
         let file = explicit
             .map(Path::to_path_buf)
@@ -220,7 +331,61 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("MPAPI_").split("__").ignore(&["CONFIG"]))
             .merge(Env::raw().only(&["DATABASE_URL"]));
-        figment.extract().context("reading the configuration")
+        let mut config: Config = figment.extract().context("reading the configuration")?;
+        // A section in the file replaces the defaults field by field, but an API without one
+        // still needs its documented defaults.
+        for api in crate::apis::APIS {
+            config.apis.entry(api.id.to_owned()).or_insert_with(|| ApiConfig::defaults(api.id));
+        }
+        Ok(config)
+    }
+
+    /// API `id`'s settings (its defaults when it has no section).
+    pub fn api(&self, id: &str) -> ApiConfig {
+        self.apis.get(id).cloned().unwrap_or_else(|| ApiConfig::defaults(id))
+    }
+
+    /// What makes this configuration unfit for production, for the APIs `serving`: sandbox
+    /// providers (they hand out SMS codes and accept any login code), generated secrets (they
+    /// would sit in the database beside the data they protect), real WeChat Pay without a public
+    /// https notify URL. Empty when fit.
+    pub fn production_problems(&self, serving: &[&str]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, secret) in [("jwt", &self.secrets.jwt), ("pii_key", &self.secrets.pii_key), ("pepper", &self.secrets.pepper)] {
+            if secret.is_none() {
+                problems.push(format!("secrets.{name} is not set (MPAPI_SECRETS__{})", name.to_uppercase()));
+            }
+        }
+        if self.sms.provider == ProviderKind::Sandbox {
+            problems.push("sms.provider is the sandbox".into());
+        }
+        for id in serving {
+            let api = self.api(id);
+            if api.wechat_login.provider == ProviderKind::Sandbox {
+                problems.push(format!("apis.{id}.wechat_login.provider is the sandbox"));
+            }
+            if api.wechat_pay.provider == ProviderKind::Sandbox {
+                problems.push(format!("apis.{id}.wechat_pay.provider is the sandbox"));
+            } else if !api.wechat_pay.notify_base_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                problems.push(format!("apis.{id}.wechat_pay.notify_base_url must be a public https URL"));
+            }
+            if api.appid.starts_with("wx_sandbox_") {
+                problems.push(format!("apis.{id}.appid is not set"));
+            }
+        }
+        if self.demo_data == Some(true) {
+            problems.push("demo_data is on (the demo owners' ID numbers are public)".into());
+        }
+        problems
+    }
+
+    /// Whether any sandbox provider is active for the APIs `serving`.
+    pub fn any_sandbox(&self, serving: &[&str]) -> bool {
+        self.sms.provider == ProviderKind::Sandbox
+            || serving.iter().any(|id| {
+                let api = self.api(id);
+                api.wechat_login.provider == ProviderKind::Sandbox || api.wechat_pay.provider == ProviderKind::Sandbox
+            })
     }
 }
 
@@ -235,7 +400,9 @@ mod tests {
         std::fs::write(
             &file,
             "database_url = \"sqlite::memory:\"\n[secrets]\njwt = \"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"\n\
-             [sms]\nprovider = \"real\"\naccess_key_secret = \"very-secret\"\n[rate_limit]\nrequests = 7\n",
+             [sms]\nprovider = \"real\"\naccess_key_secret = \"very-secret\"\n\
+             [apis.heating]\nappid = \"wx1234567890abcdef\"\n[apis.heating.rate_limit]\nrequests = 7\n\
+             [apis.points.tokens]\naccess_ttl_seconds = 60\n",
         )
         .unwrap();
         let config = Config::load(Some(&file)).unwrap();
@@ -244,10 +411,41 @@ mod tests {
             assert_eq!(config.database_url, "sqlite::memory:");
         }
         assert_eq!(config.sms.provider, ProviderKind::Real);
-        assert_eq!((config.rate_limit.requests, config.rate_limit.window_seconds), (7, 900));
-        assert_eq!(config.wechat_pay.provider, ProviderKind::Sandbox);
+        let heating = config.api("heating");
+        assert_eq!(heating.appid, "wx1234567890abcdef");
+        assert_eq!(heating.rate_limit.map(|l| (l.requests, l.window_seconds)), Some((7, 900)));
+        assert_eq!(heating.tokens.refresh, RefreshStyle::Rotating);
+        assert_eq!(heating.wechat_pay.provider, ProviderKind::Sandbox);
+        let points = config.api("points");
+        assert_eq!((points.tokens.access_ttl_seconds, points.tokens.refresh), (60, RefreshStyle::ExpiredAccess));
+        assert_eq!(points.tokens.refresh_seconds, 7 * 24 * 3600, "the rest of the section keeps its defaults");
+        assert_eq!(config.api("community").tokens.access_ttl_seconds, 3600);
+        assert!(config.api("charging").rate_limit.is_none());
         let debug = format!("{config:?}");
         assert!(!debug.contains("very-secret") && !debug.contains("00112233"), "{debug}");
         assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn production_refuses_what_only_development_may_use() {
+        let config = Config::default();
+        let problems = config.production_problems(&["heating"]).join("\n");
+        for expected in ["secrets.jwt", "secrets.pii_key", "secrets.pepper", "sms.provider", "apis.heating.wechat_login", "apis.heating.wechat_pay", "apis.heating.appid"] {
+            assert!(problems.contains(expected), "{expected} missing from:\n{problems}");
+        }
+        let mut config = Config::default();
+        let secret = || Some(SecretString::from("00".repeat(32)));
+        config.secrets = Secrets { jwt: secret(), pii_key: secret(), pepper: secret() };
+        config.sms.provider = ProviderKind::Real;
+        let heating = config.apis.get_mut("heating").unwrap();
+        heating.appid = "wx1234567890abcdef".into();
+        heating.wechat_login.provider = ProviderKind::Real;
+        heating.wechat_pay.provider = ProviderKind::Real;
+        heating.wechat_pay.notify_base_url = Some("http://10.0.0.1".into());
+        assert_eq!(config.production_problems(&["heating"]), vec!["apis.heating.wechat_pay.notify_base_url must be a public https URL"]);
+        config.apis.get_mut("heating").unwrap().wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+        assert!(config.production_problems(&["heating"]).is_empty());
+        assert!(!config.any_sandbox(&["heating"]));
+        assert!(config.any_sandbox(&["heating", "points"]), "points still has sandbox providers");
     }
 }

@@ -1,19 +1,24 @@
 //! mpapi: five WeChat mini-program backends served from their OpenAPI contracts.
 //!
 //! The contracts live in `openapi/`; `generated/` holds the types, handler traits and routers
-//! generated from them. This crate runs them: [`mock`] answers every operation with its
-//! documented examples; [`server`] adds the documentation routes and listeners; [`cli`] is the
-//! `mpapi` command.
+//! generated from them. This crate runs them two ways: [`mock`] answers every operation with its
+//! documented examples; [`serve`] runs the real implementations (one folder per API, such as
+//! [`heating`]) on the shared blocks — [`identity`] (tokens, sessions, codes, passwords, WeChat
+//! login), [`payments`] (orders, notifies, refunds), [`api_support`] (errors, paging) — over
+//! [`storage`] and the [`providers`]. [`server`] adds the documentation routes, CORS, the request
+//! log and the listeners; [`cli`] is the `mpapi` command.
 
+pub mod api_support;
 pub mod apis;
-pub mod auth;
 pub mod cli;
-pub mod heating;
 pub mod clock;
 pub mod config;
+pub mod heating;
+pub mod identity;
 pub mod logging;
 pub mod mock;
 pub mod money;
+pub mod payments;
 pub mod pii;
 pub mod providers;
 pub mod random;

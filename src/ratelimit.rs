@@ -1,5 +1,5 @@
-//! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), and the
-//! `Retry-After` header on every 429 an API answers.
+//! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), answered
+//! in the API's own 429 (with `Retry-After`).
 //!
 //! The limiter is governor's GCRA keyed by IP: a burst of `requests`, refilled evenly over the
 //! window (one request every 9 s for 100 per 15 min), so a client never gets more than the
@@ -12,28 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-tokio::task_local! {
-    static RETRY_AFTER: std::cell::Cell<Option<u64>>;
-}
-
-/// Ask for `Retry-After: seconds` on the response being produced (the application layer calls
-/// this when it answers 429 for its own limits, such as one SMS per phone per minute).
-pub fn set_retry_after(seconds: u64) {
-    let _ = RETRY_AFTER.try_with(|cell| cell.set(Some(seconds.max(1))));
-}
-
 /// An IP limiter and how its API words a refusal.
 #[derive(Clone)]
 pub struct IpLimit {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    /// The API's own 429 body, given the seconds to wait.
-    refuse: fn(u64) -> Response,
+    /// The API's own 429, given the seconds to wait and now (ms); it carries `Retry-After`.
+    refuse: fn(u64, i64) -> Response,
+    /// The server's clock (the answer's timestamp).
+    clock: crate::clock::Clock,
     /// Paths that do not count (server-to-server callbacks).
     exempt: Arc<[&'static str]>,
     /// Whether the client IP is the last `X-Forwarded-For` entry (behind a trusted proxy).
@@ -46,9 +37,10 @@ impl IpLimit {
     pub fn new(
         requests: u32,
         window: Duration,
-        refuse: fn(u64) -> Response,
+        refuse: fn(u64, i64) -> Response,
         exempt: Vec<&'static str>,
         trust_forwarded_for: bool,
+        clock: crate::clock::Clock,
     ) -> IpLimit {
         let burst = NonZeroU32::new(requests.max(1)).expect("max(1) is non-zero");
         let period = (window / burst.get()).max(Duration::from_nanos(1));
@@ -64,7 +56,7 @@ impl IpLimit {
                 limiter.shrink_to_fit();
             }
         });
-        IpLimit { limiter, refuse, exempt: exempt.into(), trust_forwarded_for }
+        IpLimit { limiter, refuse, clock, exempt: exempt.into(), trust_forwarded_for }
     }
 
     fn client_ip(&self, request: &Request) -> IpAddr {
@@ -78,30 +70,14 @@ impl IpLimit {
     }
 }
 
-/// The middleware: count the request against its IP (refusing with the API's 429), and put the
-/// `Retry-After` the application asked for on any 429.
+/// The middleware: count the request against its IP, refusing with the API's 429.
 pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Response {
     if !limit.exempt.contains(&request.uri().path()) {
         let ip = limit.client_ip(&request);
         if let Err(not_until) = limit.limiter.check_key(&ip) {
             let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
-            let mut response = (limit.refuse)(wait);
-            insert_retry_after(&mut response, wait);
-            return response;
+            return (limit.refuse)(wait, limit.clock.now_ms());
         }
     }
-    let (mut response, asked) = RETRY_AFTER
-        .scope(std::cell::Cell::new(None), async {
-            let response = next.run(request).await;
-            (response, RETRY_AFTER.with(|cell| cell.get()))
-        })
-        .await;
-    if response.status() == StatusCode::TOO_MANY_REQUESTS && !response.headers().contains_key(header::RETRY_AFTER) {
-        insert_retry_after(&mut response, asked.unwrap_or(60));
-    }
-    response
-}
-
-fn insert_retry_after(response: &mut Response, seconds: u64) {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    next.run(request).await
 }

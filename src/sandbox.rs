@@ -1,6 +1,6 @@
 //! The sandbox: stand-ins for SMS, WeChat login and WeChat Pay, and the `/_sandbox/*` routes that
 //! let a developer or a test see and drive them. The routes are plain JSON, outside every API
-//! contract, and exist only where the server mounts them.
+//! contract, and each exists only on the ports of APIs whose provider it drives is the sandbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,25 +11,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::SecondsFormat;
+use secrecy::SecretString;
 use serde_json::json;
 
+use crate::clock::Clock;
 use crate::providers::sms::SandboxSms;
+use crate::providers::wechat_login::SandboxLogin;
 use crate::providers::wechat_pay::{SandboxPay, SandboxPayError};
 
-/// The sandbox providers' shared state.
+/// One API's sandbox: the providers of that API that are stand-ins.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
-    /// The SMS outbox (`GET /_sandbox/sms`).
-    pub sms: Arc<SandboxSms>,
-    /// The payment platform when the sandbox WeChat Pay provider is active
-    /// (`POST /_sandbox/pay/{order_id}`); `None` answers 404 there.
+    /// The API.
+    pub api: &'static str,
+    /// The SMS outbox, when SMS is the sandbox (`GET /_sandbox/sms`).
+    pub sms: Option<Arc<SandboxSms>>,
+    /// The mini-program's appid, when its WeChat login is the sandbox
+    /// (`GET /_sandbox/wechat/encrypt`).
+    pub login_appid: Option<String>,
+    /// The payment platform, when the API's WeChat Pay is the sandbox
+    /// (`POST /_sandbox/pay/{order_id}`).
     pub pay: Option<Arc<SandboxPay>>,
-}
-
-#[derive(Clone)]
-struct RouteState {
-    sandbox: Sandbox,
-    api: &'static str,
+    /// The server's clock (watermarks).
+    pub clock: Clock,
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -42,46 +46,59 @@ fn valid_phone(phone: &str) -> bool {
 }
 
 impl Sandbox {
-    /// A sandbox with an SMS outbox and, when the sandbox pay provider is active, a payment
-    /// platform.
-    pub fn new(sms: Arc<SandboxSms>, pay: Option<Arc<SandboxPay>>) -> Sandbox {
-        Sandbox { sms, pay }
+    /// Whether any of the API's providers is the sandbox (then the routes exist).
+    pub fn is_active(&self) -> bool {
+        self.sms.is_some() || self.login_appid.is_some() || self.pay.is_some()
     }
 
-    /// The `/_sandbox/*` routes for API `api` (its outbox messages only):
+    /// The `/_sandbox/*` routes of the API's active sandbox providers:
     ///
     /// - `GET /_sandbox/sms?phone=NUMBER` → 200 `{"phone","messages":[{"code","type","sent_at"}]}`,
-    ///   newest first, `sent_at` RFC 3339 UTC with milliseconds; a missing or invalid phone → 400.
+    ///   this API's codes, newest first, `sent_at` RFC 3339 UTC with milliseconds; a missing or
+    ///   invalid phone → 400.
+    /// - `GET /_sandbox/wechat/encrypt?code=CODE&data=JSON` → 200 `{"encryptedData","iv"}`: the JSON
+    ///   object `data` sealed as WeChat seals getUserProfile/getPhoneNumber data (AES-128-CBC,
+    ///   watermark with this API's appid) with the session key the sandbox login gives `code` —
+    ///   send them with that same code to the API's login. Missing code, or data that is no JSON
+    ///   object → 400.
     /// - `POST /_sandbox/pay/{order_id}?result=success|fail` (default success) → 200
     ///   `{"order_id","result","notify":{"status","body"}}` after delivering the notify; unknown
-    ///   order (or no sandbox pay) 404, expired / already paid / being paid 409, bad result 400,
-    ///   notify not delivered 502.
+    ///   order 404, expired / closed / already paid / being paid 409, bad result 400, notify not
+    ///   delivered 502.
     ///
     /// Errors are `{"error": "…"}`.
-    pub fn routes(&self, api: &'static str) -> Router {
-        Router::new()
-            .route("/_sandbox/sms", get(sms_outbox))
-            .route("/_sandbox/pay/{order_id}", post(pay_order))
-            .with_state(RouteState { sandbox: self.clone(), api })
+    pub fn routes(&self) -> Router {
+        let mut router = Router::new();
+        if self.sms.is_some() {
+            router = router.route("/_sandbox/sms", get(sms_outbox));
+        }
+        if self.login_appid.is_some() {
+            router = router.route("/_sandbox/wechat/encrypt", get(wechat_encrypt));
+        }
+        if self.pay.is_some() {
+            router = router.route("/_sandbox/pay/{order_id}", post(pay_order));
+        }
+        router.with_state(self.clone())
     }
 }
 
-async fn sms_outbox(State(state): State<RouteState>, Query(query): Query<HashMap<String, String>>) -> Response {
+async fn sms_outbox(State(state): State<Sandbox>, Query(query): Query<HashMap<String, String>>) -> Response {
     let Some(phone) = query.get("phone") else {
         return error(StatusCode::BAD_REQUEST, "query parameter phone is required");
     };
     if !valid_phone(phone) {
         return error(StatusCode::BAD_REQUEST, "phone must be 11 digits starting with 1");
     }
-    let messages: Vec<_> = state
-        .sandbox
-        .sms
+    let Some(sms) = &state.sms else {
+        return error(StatusCode::NOT_FOUND, "the sandbox SMS provider is not active");
+    };
+    let messages: Vec<_> = sms
         .entries(Some(state.api), phone)
         .into_iter()
         .map(|e| {
             json!({
                 "code": e.code,
-                "type": e.purpose.as_str(),
+                "type": e.purpose,
                 "sent_at": e.sent_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             })
         })
@@ -89,12 +106,26 @@ async fn sms_outbox(State(state): State<RouteState>, Query(query): Query<HashMap
     Json(json!({ "phone": phone, "messages": messages })).into_response()
 }
 
-async fn pay_order(
-    State(state): State<RouteState>,
-    Path(order_id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let Some(pay) = &state.sandbox.pay else {
+async fn wechat_encrypt(State(state): State<Sandbox>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let Some(appid) = &state.login_appid else {
+        return error(StatusCode::NOT_FOUND, "the sandbox WeChat login is not active");
+    };
+    let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "query parameter code is required (the wx.login code you will log in with)");
+    };
+    let data = match query.get("data").map(|d| serde_json::from_str::<serde_json::Value>(d)) {
+        Some(Ok(data)) if data.is_object() => data,
+        _ => return error(StatusCode::BAD_REQUEST, "query parameter data must be a JSON object, e.g. {\"nickName\":\"张三\"}"),
+    };
+    let session_key = SecretString::from(SandboxLogin::session_key_for(code));
+    match crate::identity::wechat::seal(&session_key, &data, appid, state.clock.now().timestamp()) {
+        Ok((encrypted_data, iv)) => Json(json!({ "encryptedData": encrypted_data, "iv": iv })).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Query(query): Query<HashMap<String, String>>) -> Response {
+    let Some(pay) = &state.pay else {
         return error(StatusCode::NOT_FOUND, "the sandbox WeChat Pay provider is not active");
     };
     let result = query.get("result").map(String::as_str).unwrap_or("success");
@@ -134,7 +165,17 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::providers::{PrepayRequest, SmsProvider as _, SmsPurpose, WechatPay as _};
+    use crate::providers::{PrepayRequest, SmsProvider as _, WechatPay as _};
+
+    fn sandbox(api: &'static str) -> Sandbox {
+        Sandbox { api, sms: None, login_appid: None, pay: None, clock: Clock::default() }
+    }
+
+    impl Sandbox {
+        fn with_sms(self, sms: Arc<SandboxSms>) -> Sandbox {
+            Sandbox { sms: Some(sms), ..self }
+        }
+    }
 
     async fn call(router: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
         let request = Request::builder().method(method).uri(uri).body(Body::empty()).expect("request");
@@ -147,10 +188,10 @@ mod tests {
     #[tokio::test]
     async fn sms_outbox_shows_this_apis_codes_newest_first() {
         let sms = Arc::new(SandboxSms::new());
-        sms.send_code("heating", "13800000000", "123456", SmsPurpose::Login, 300).await.expect("sent");
-        sms.send_code("points", "13800000000", "999999", SmsPurpose::Login, 300).await.expect("sent");
-        sms.send_code("heating", "13800000000", "654321", SmsPurpose::Register, 300).await.expect("sent");
-        let router = Sandbox::new(sms, None).routes("heating");
+        sms.send_code("heating", "13800000000", "123456", "login", 300).await.expect("sent");
+        sms.send_code("points", "13800000000", "999999", "login", 300).await.expect("sent");
+        sms.send_code("heating", "13800000000", "654321", "register", 300).await.expect("sent");
+        let router = sandbox("heating").with_sms(sms).routes();
 
         let (status, body) = call(&router, "GET", "/_sandbox/sms?phone=13800000000").await;
         assert_eq!(status, StatusCode::OK);
@@ -170,14 +211,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pay_route_errors() {
-        let sms = Arc::new(SandboxSms::new());
-        let (status, _) =
-            call(&Sandbox::new(sms.clone(), None).routes("heating"), "POST", "/_sandbox/pay/ORDER_001").await;
+    async fn routes_exist_only_for_sandbox_providers() {
+        let (status, _) = call(&sandbox("heating").routes(), "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new())).routes();
+        for uri in ["/_sandbox/pay/ORDER_001", "/_sandbox/wechat/encrypt?code=a&data={}"] {
+            let request = Request::builder().method("POST").uri(uri).body(Body::empty()).expect("request");
+            let status = only_sms.clone().oneshot(request).await.expect("infallible").status();
+            assert!(status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED, "{uri}: {status}");
+        }
+    }
 
-        let pay = Arc::new(SandboxPay::new("wx1", "1900000001").expect("keygen"));
-        let router = Sandbox::new(sms, Some(pay.clone())).routes("heating");
+    #[tokio::test]
+    async fn encrypt_seals_for_the_sandbox_session_of_the_code() {
+        let router = Sandbox { login_appid: Some("wx_sandbox_points".into()), ..sandbox("points") }.routes();
+        let data = serde_json::json!({"nickName": "张三"}).to_string();
+        let uri = format!("/_sandbox/wechat/encrypt?code=abc&data={}", form_urlencoded::byte_serialize(data.as_bytes()).collect::<String>());
+        let (status, body) = call(&router, "GET", &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (sealed, iv) = (body["encryptedData"].as_str().unwrap(), body["iv"].as_str().unwrap());
+        let opened = crate::identity::wechat::open(&SandboxLogin::session_key_for("abc"), sealed, iv, "wx_sandbox_points").unwrap();
+        assert_eq!(opened["nickName"], "张三");
+        assert!(crate::identity::wechat::open(&SandboxLogin::session_key_for("other"), sealed, iv, "wx_sandbox_points").is_err());
+        for uri in ["/_sandbox/wechat/encrypt?data={}", "/_sandbox/wechat/encrypt?code=abc&data=[1]", "/_sandbox/wechat/encrypt?code=abc"] {
+            let (status, _) = call(&router, "GET", uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pay_route_errors() {
+        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
+        let router = Sandbox { pay: Some(pay.clone()), ..sandbox("heating") }.routes();
         let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_404").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body["error"].as_str().is_some_and(|e| e.contains("ORDER_404")));

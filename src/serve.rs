@@ -1,34 +1,54 @@
-//! `mpapi serve`: the real server. Connects and migrates the database, loads the keys, picks the
-//! providers (sandbox unless configured), seeds a fresh database, and builds each implemented
-//! API's router: the generated router over the real implementation, the per-IP limit, the
-//! `/_sandbox/*` routes while sandbox providers are active, and the documentation routes.
+//! `mpapi serve`: the real server. Connects and migrates the database, loads the keys, refuses a
+//! production start with anything only fit for development, and builds each implemented API from
+//! [`REAL_APIS`]: its providers (sandbox unless configured), its shared blocks (sessions, codes,
+//! WeChat login, payments) under its own configuration section, its seed, the generated router
+//! over its implementation, its request limit, its `/_sandbox/*` routes while any of its providers
+//! is the sandbox, its documentation routes, and its housekeeping.
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::Router;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::apis::Api;
-use crate::auth::Tokens;
 use crate::clock::Clock;
-use crate::config::{Config, ProviderKind};
-use crate::heating::service::{ACCESS_TTL, HeatingService};
-use crate::heating::{self, Heating};
+use crate::config::{ApiConfig, Config, Environment, ProviderKind};
+use crate::identity::{Codes, Passwords, Sessions, Wechat};
+use crate::payments::Payments;
 use crate::pii::Vault;
 use crate::providers::sms::{AliyunSms, SandboxSms};
 use crate::providers::wechat_login::{Code2Session, SandboxLogin};
-use crate::providers::wechat_pay::{SandboxPay, WechatPayV3};
-use crate::providers::{Providers, SmsProvider, WechatLogin, WechatPay};
+use crate::providers::wechat_pay::{Merchant, SandboxPay, WechatPay, WechatPayV3};
+use crate::providers::{SmsProvider, WechatLogin};
 use crate::ratelimit::{self, IpLimit};
 use crate::sandbox::Sandbox;
 use crate::storage::Db;
 
-/// The APIs with a real implementation so far; `serve` starts only these.
-pub const IMPLEMENTED: &[&str] = &["heating"];
+/// An API with a real implementation: its id and how to build its router.
+pub struct RealApi {
+    /// The API id.
+    pub id: &'static str,
+    /// Build the API's router (without docs and sandbox routes) listening on `port`.
+    pub build: for<'a> fn(&'a Server, &'a ApiParts, u16) -> Pin<Box<dyn Future<Output = Result<Router>> + Send + 'a>>,
+    /// What the start-up banner says about where to begin (demo accounts, a first call).
+    pub start_here: fn(&ApiParts) -> Vec<String>,
+}
 
-/// Everything the real APIs share: storage, keys, providers, clock.
+/// The APIs with a real implementation so far; `serve` starts only these.
+pub const REAL_APIS: &[RealApi] =
+    &[RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here }];
+
+/// The ids of [`REAL_APIS`].
+pub fn implemented() -> Vec<&'static str> {
+    REAL_APIS.iter().map(|api| api.id).collect()
+}
+
+/// Everything the real APIs share: configuration, storage, keys, the SMS account, the clock.
 #[derive(Clone)]
 pub struct Server {
     /// The configuration it was built from.
@@ -37,12 +57,20 @@ pub struct Server {
     pub db: Db,
     /// Personal-data keys.
     pub vault: Arc<Vault>,
-    /// Access tokens.
-    pub tokens: Arc<Tokens>,
-    /// SMS, WeChat login, WeChat Pay (and the sandbox when active).
-    pub providers: Providers,
+    /// The master key every API's token key is derived from.
+    jwt: SecretSlice<u8>,
+    /// Password hashing (a bounded pool shared by every API).
+    pub passwords: Passwords,
+    /// The SMS account.
+    pub sms: Arc<dyn SmsProvider>,
+    /// The SMS outbox while SMS is the sandbox.
+    pub sandbox_sms: Option<Arc<SandboxSms>>,
     /// The clock (tests move it).
     pub clock: Clock,
+    /// Secrets generated into the database because none was configured (development only).
+    pub generated_secrets: Vec<&'static str>,
+    /// Each implemented API's providers and sandbox, built once at start.
+    apis: Arc<std::collections::BTreeMap<&'static str, Arc<ApiParts>>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -51,110 +79,231 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// A configured secret, else one generated on first start and kept in the database.
-async fn secret(db: &Db, configured: Option<&secrecy::SecretString>, name: &str) -> Result<Vec<u8>> {
+/// One API's own providers and sandbox, from its configuration section.
+pub struct ApiParts {
+    /// The API id.
+    pub id: &'static str,
+    /// Its configuration section.
+    pub config: ApiConfig,
+    /// WeChat login for its appid.
+    pub login: Arc<dyn WechatLogin>,
+    /// Its WeChat Pay merchant.
+    pub pay: Arc<dyn WechatPay>,
+    /// Its sandbox (routes only while one of its providers is the sandbox).
+    pub sandbox: Sandbox,
+    /// Whether the demo data is seeded (unset: while its WeChat Pay is the sandbox).
+    pub demo: bool,
+}
+
+impl std::fmt::Debug for ApiParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiParts").field("id", &self.id).field("demo", &self.demo).finish_non_exhaustive()
+    }
+}
+
+/// A configured secret (hex), else one generated on first start and kept in the database.
+async fn secret(db: &Db, configured: Option<&secrecy::SecretString>, name: &'static str, generated: &mut Vec<&'static str>) -> Result<Vec<u8>> {
     let hex_value = match configured {
         Some(value) => value.expose_secret().to_owned(),
         None => {
-            let value = db.secret(name, || crate::random::hex(64)).await?;
-            tracing::warn!(secret = name, "not configured: using a key generated and kept in the database (development only)");
-            value
+            generated.push(name);
+            db.secret(name, || crate::random::hex(64)).await?
         }
     };
     hex::decode(hex_value.trim()).with_context(|| format!("secret {name} must be hex"))
 }
 
 impl Server {
-    /// Connect, migrate, load keys, build providers.
+    /// Connect, migrate, load keys, build the shared providers. In production
+    /// ([`Environment::Production`]) refuse anything only fit for development, for the APIs
+    /// `serving`.
     pub async fn new(config: Config) -> Result<Server> {
+        if config.env == Environment::Production {
+            let problems = config.production_problems(&implemented());
+            anyhow::ensure!(
+                problems.is_empty(),
+                "refusing to start in production:\n  - {}\n(set env = \"development\" for a development server)",
+                problems.join("\n  - ")
+            );
+        }
         let db = Db::connect(&config.database_url)
             .await
             .with_context(|| format!("opening the database ({})", redact_url(&config.database_url)))?;
-        let jwt = secret(&db, config.secrets.jwt.as_ref(), "jwt").await?;
-        let pii_key = secret(&db, config.secrets.pii_key.as_ref(), "pii_key").await?;
-        let pepper = secret(&db, config.secrets.pepper.as_ref(), "pepper").await?;
-        let vault = Arc::new(Vault::new(&pii_key, &pepper).context("secrets.pii_key / secrets.pepper")?);
-        let tokens = Arc::new(Tokens::new(&jwt, ACCESS_TTL).context("secrets.jwt")?);
-        let providers = providers(&config)?;
-        Ok(Server { config, db, vault, tokens, providers, clock: Clock::default() })
-    }
-
-    /// The router of `api` listening on `port`, or `None` when it has no real implementation.
-    pub async fn router(&self, api: Api, port: u16) -> Result<Option<Router>> {
-        let router = match api.id {
-            "heating" => self.heating(port).await?,
-            _ => return Ok(None),
-        };
-        let router = match &self.providers.sandbox {
-            Some(sandbox) => router.merge(sandbox.routes(api.id)),
-            None => router,
-        };
-        Ok(Some(crate::server::with_docs(router, api, "serve")))
-    }
-
-    async fn heating(&self, port: u16) -> Result<Router> {
-        let demo = self.config.demo_data.unwrap_or(self.config.wechat_pay.provider == ProviderKind::Sandbox);
-        if heating::seed::seed(&self.db, &self.vault, self.clock.now_ms(), demo).await? {
-            let what = if demo { "seasons, agreements, configuration and demo accounts (H202400001)" } else { "seasons, agreements, configuration" };
-            tracing::info!(api = "heating", "fresh database: {what} written");
+        let mut generated_secrets = Vec::new();
+        let jwt = secret(&db, config.secrets.jwt.as_ref(), "jwt", &mut generated_secrets).await?;
+        let pii_key = secret(&db, config.secrets.pii_key.as_ref(), "pii_key", &mut generated_secrets).await?;
+        let pepper = secret(&db, config.secrets.pepper.as_ref(), "pepper", &mut generated_secrets).await?;
+        if !generated_secrets.is_empty() {
+            tracing::warn!(secrets = generated_secrets.join(", "), "not configured: using keys generated and kept in the database (development only)");
         }
-        let notify_path = generated::heating::Operation::PaymentNotify.path();
-        let base = self.config.wechat_pay.notify_base_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
-        let service = HeatingService {
-            db: self.db.clone(),
-            vault: self.vault.clone(),
-            tokens: self.tokens.clone(),
-            sms: self.providers.sms.clone(),
-            pay: self.providers.wechat_pay.clone(),
-            notify_url: format!("{}{notify_path}", base.trim_end_matches('/')),
+        anyhow::ensure!(jwt.len() >= 32, "secrets.jwt must be at least 32 bytes");
+        let vault = Arc::new(Vault::new(&pii_key, &pepper).context("secrets.pii_key / secrets.pepper")?);
+        let (sms, sandbox_sms): (Arc<dyn SmsProvider>, _) = match config.sms.provider {
+            ProviderKind::Sandbox => {
+                let outbox = Arc::new(SandboxSms::new());
+                (outbox.clone(), Some(outbox))
+            }
+            ProviderKind::Real => (Arc::new(AliyunSms::new(&config.sms).context("sms")?), None),
+        };
+        let mut server = Server {
+            config,
+            db,
+            vault,
+            jwt: SecretSlice::from(jwt),
+            passwords: Passwords::default(),
+            sms,
+            sandbox_sms,
+            clock: Clock::default(),
+            generated_secrets,
+            apis: Arc::default(),
+        };
+        let apis = REAL_APIS.iter().map(|api| Ok((api.id, Arc::new(server.build_parts(api.id)?)))).collect::<Result<_>>()?;
+        server.apis = Arc::new(apis);
+        Ok(server)
+    }
+
+    /// API `id`'s providers and sandbox (built at start), `None` for an API without a real
+    /// implementation.
+    pub fn parts(&self, id: &str) -> Option<Arc<ApiParts>> {
+        self.apis.get(id).cloned()
+    }
+
+    fn build_parts(&self, id: &'static str) -> Result<ApiParts> {
+        let config = self.config.api(id);
+        let login: Arc<dyn WechatLogin> = match config.wechat_login.provider {
+            ProviderKind::Sandbox => Arc::new(SandboxLogin),
+            ProviderKind::Real => Arc::new(Code2Session::new(&config.appid, &config.wechat_login).with_context(|| format!("apis.{id}.wechat_login"))?),
+        };
+        let (pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match config.wechat_pay.provider {
+            ProviderKind::Sandbox => {
+                let pay = Arc::new(
+                    SandboxPay::new(config.appid.clone(), config.wechat_pay.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?,
+                );
+                (pay.clone(), Some(pay))
+            }
+            ProviderKind::Real => {
+                let pay = WechatPayV3::new(&config.appid, &config.wechat_pay).with_context(|| format!("apis.{id}.wechat_pay"))?;
+                (Arc::new(pay), None)
+            }
+        };
+        let sandbox = Sandbox {
+            api: id,
+            sms: self.sandbox_sms.clone(),
+            login_appid: (config.wechat_login.provider == ProviderKind::Sandbox).then(|| config.appid.clone()),
+            pay: sandbox_pay,
             clock: self.clock.clone(),
         };
-        let limit = self.config.rate_limit.clone();
-        let limit = IpLimit::new(
-            limit.requests,
-            Duration::from_secs(limit.window_seconds),
-            heating::rate_limited,
-            vec![notify_path],
-            limit.trust_forwarded_for,
-        );
-        Ok(generated::heating::router(Arc::new(Heating(Arc::new(service))))
-            .layer(axum::middleware::from_fn(move |request, next| ratelimit::middleware(limit.clone(), request, next))))
+        let demo = self.config.demo_data.unwrap_or(config.wechat_pay.provider == ProviderKind::Sandbox);
+        Ok(ApiParts { id, config, login, pay, sandbox, demo })
+    }
+
+    /// API `id`'s sessions under its token policy.
+    pub fn sessions(&self, parts: &ApiParts) -> Result<Arc<Sessions>> {
+        Sessions::new(parts.id, self.jwt.expose_secret(), parts.config.tokens, self.db.clone(), self.clock.clone())
+    }
+
+    /// API `id`'s payments with its merchant; notifies go to `notify_path` under the configured
+    /// public base URL (default: this port on 127.0.0.1, right for the sandbox only).
+    pub fn payments(&self, parts: &ApiParts, port: u16, notify_path: &str, settle: Arc<dyn crate::storage::payments::Settle>) -> Arc<Payments> {
+        let base = parts.config.wechat_pay.notify_base_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+        let notify_url = format!("{}{notify_path}", base.trim_end_matches('/'));
+        Arc::new(Payments::new(parts.id, parts.pay.clone(), settle, notify_url, self.db.clone(), self.clock.clone()))
+    }
+
+    /// The per-IP limit of an API, when its section has one, answered by `refuse`; `exempt`
+    /// paths (server-to-server callbacks) do not count.
+    pub fn ip_limit(&self, parts: &ApiParts, refuse: fn(u64, i64) -> axum::response::Response, exempt: Vec<&'static str>) -> Option<IpLimit> {
+        parts.config.rate_limit.map(|limit| {
+            IpLimit::new(limit.requests, Duration::from_secs(limit.window_seconds), refuse, exempt, self.config.trust_forwarded_for, self.clock.clone())
+        })
+    }
+
+    /// The router of `api` listening on `port` (its API routes, `/_sandbox/*` while any of its
+    /// providers is the sandbox, the documentation routes), or `None` when it has no real
+    /// implementation.
+    pub async fn router(&self, api: Api, port: u16) -> Result<Option<Router>> {
+        let Some(real) = REAL_APIS.iter().find(|r| r.id == api.id) else {
+            return Ok(None);
+        };
+        let parts = self.parts(real.id).context("implemented APIs have parts")?;
+        let router = (real.build)(self, &parts, port).await?;
+        let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
+        Ok(Some(crate::server::with_docs(router, api, "serve")))
     }
 }
 
-fn providers(config: &Config) -> Result<Providers> {
-    let sandbox_sms = Arc::new(SandboxSms::new());
-    let sms: Arc<dyn SmsProvider> = match config.sms.provider {
-        ProviderKind::Sandbox => sandbox_sms.clone(),
-        ProviderKind::Real => Arc::new(AliyunSms::new(&config.sms).context("sms")?),
-    };
-    let wechat_login: Arc<dyn WechatLogin> = match config.wechat_login.provider {
-        ProviderKind::Sandbox => Arc::new(SandboxLogin),
-        ProviderKind::Real => Arc::new(Code2Session::new(&config.wechat_login).context("wechat_login")?),
-    };
-    let (wechat_pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match config.wechat_pay.provider {
-        ProviderKind::Sandbox => {
-            let pay = Arc::new(
-                SandboxPay::new(config.wechat_pay.appid.clone(), config.wechat_pay.mchid.clone()).context("sandbox WeChat Pay")?,
-            );
-            (pay.clone(), Some(pay))
+/// Run `housekeeping` every minute (first after a minute): closing expired orders, refunds,
+/// pruning. Every step is a conditional write, so all instances may run it at once.
+fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock: Clock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(60), Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(error) = housekeeping(api, &payments, &db, &clock).await {
+                tracing::warn!(api, %error, "housekeeping failed; trying again in a minute");
+            }
         }
-        ProviderKind::Real => (Arc::new(WechatPayV3::new(&config.wechat_pay).context("wechat_pay")?), None),
+    });
+}
+
+/// One round of housekeeping for `api`: its payments' sweep, and pruning what can no longer
+/// matter — sessions over or revoked more than a day ago, codes older than two days (the daily
+/// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
+/// hours). Answers the rows pruned.
+pub async fn housekeeping(api: &'static str, payments: &Payments, db: &Db, clock: &Clock) -> Result<u64> {
+    let swept = payments.sweep().await?;
+    if swept != crate::payments::Swept::default() {
+        tracing::info!(api, ?swept, "payments swept");
+    }
+    let now = clock.now_ms();
+    const DAY: i64 = 86_400_000;
+    let pruned = db.sessions().prune(now - DAY).await? + db.codes().prune(now - 2 * DAY).await? + db.payments().prune_notifications(now - 30 * DAY).await?;
+    Ok(pruned)
+}
+
+/// Heating (000): SMS codes, rotating refresh tokens, bills paid with WeChat Pay.
+async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+    use crate::heating::{self, Heating, service::HeatingService};
+    let now = server.clock.now_ms();
+    let written = heating::seed::seed(&server.db, &server.vault, now, parts.demo, parts.pay.merchant()).await?;
+    if !written.is_empty() {
+        tracing::info!(api = "heating", "fresh database: {} written", written.join(" and "));
+    }
+    let notify_path = generated::heating::Operation::PaymentNotify.path();
+    let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::heating::Settler));
+    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone());
+    let service = HeatingService {
+        db: server.db.clone(),
+        vault: server.vault.clone(),
+        sessions: server.sessions(parts)?,
+        codes: Codes::new("heating", heating::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        passwords: server.passwords.clone(),
+        wechat: Wechat::new("heating", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
+        payments,
+        clock: server.clock.clone(),
     };
-    let any_sandbox = config.sms.provider == ProviderKind::Sandbox
-        || config.wechat_login.provider == ProviderKind::Sandbox
-        || sandbox_pay.is_some();
-    let sandbox = any_sandbox.then(|| Sandbox::new(sandbox_sms, sandbox_pay));
-    Ok(Providers { sms, wechat_login, wechat_pay, sandbox })
+    let router = generated::heating::router(Arc::new(Heating(Arc::new(service))));
+    Ok(match server.ip_limit(parts, heating::rate_limited, vec![notify_path]) {
+        Some(limit) => router.layer(axum::middleware::from_fn(move |request, next| ratelimit::middleware(limit.clone(), request, next))),
+        None => router,
+    })
+}
+
+fn heating_start_here(parts: &ApiParts) -> Vec<String> {
+    let mut lines = Vec::new();
+    if parts.demo {
+        lines.push("demo heat accounts: H202400001 (张三, ID 610102199001011231), H202400002 (李四, ID 11010519491231002X)".into());
+    }
+    lines.push("first call: curl -s -XPOST {url}/api/sms/send -H 'content-type: application/json' -d '{\"phone\":\"13800000000\",\"type\":\"register\"}'".into());
+    lines
 }
 
 /// A database URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            let user = credentials.split(':').next().unwrap_or("");
-            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
         }
         _ => url.to_owned(),
     }
@@ -163,21 +312,60 @@ pub fn redact_url(url: &str) -> String {
 /// Run `mpapi serve`: every selected API that has a real implementation, each on its port.
 pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
     let selected = listen.selected()?;
+    let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
     let server = Server::new(config).await?;
     println!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend());
-    if server.providers.sandbox.is_some() {
-        println!("sandbox providers active: SMS codes at /_sandbox/sms?phone=…, payments at POST /_sandbox/pay/{{order_id}}");
-    }
     let mut apps = Vec::new();
+    let mut skipped = Vec::new();
     for (api, listener) in crate::server::bind_all(&selected, listen.bind, listen.port_base).await? {
         let port = listener.local_addr()?.port();
         match server.router(api, port).await? {
             Some(router) => apps.push((api, listener, router)),
-            None => println!("{:<10} not started: no real implementation yet (`mpapi mock --api {}` serves its examples)", api.id, api.id),
+            None => skipped.push(api.id),
         }
     }
-    anyhow::ensure!(!apps.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", IMPLEMENTED.join(", "));
-    crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach).await
+    anyhow::ensure!(!apps.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
+    banner(&server, &apps.iter().map(|(api, listener, _)| (*api, listener.local_addr().map(|a| a.port()).unwrap_or(0))).collect::<Vec<_>>(), &skipped, listen.bind)?;
+    crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors).await
+}
+
+/// What every start prints: where each API listens (the server prints that per port), where to
+/// begin (demo accounts, a first call, the sandbox routes), the APIs not started, and warnings.
+fn banner(server: &Server, started: &[(Api, u16)], skipped: &[&str], bind: IpAddr) -> Result<()> {
+    let mut any_sandbox = false;
+    for (api, port) in started {
+        let (Some(real), Some(parts)) = (REAL_APIS.iter().find(|r| r.id == api.id), server.parts(api.id)) else { continue };
+        let url = format!("http://127.0.0.1:{port}");
+        println!("{} — start at {url}/ (Swagger UI {url}/docs)", api.id);
+        for line in (real.start_here)(&parts) {
+            println!("  {}", line.replace("{url}", &url));
+        }
+        if parts.sandbox.is_active() {
+            any_sandbox = true;
+            let mut routes = Vec::new();
+            if parts.sandbox.sms.is_some() {
+                routes.push(format!("{url}/_sandbox/sms?phone=…"));
+            }
+            if parts.sandbox.login_appid.is_some() {
+                routes.push(format!("{url}/_sandbox/wechat/encrypt?code=…&data=…"));
+            }
+            if parts.sandbox.pay.is_some() {
+                routes.push(format!("POST {url}/_sandbox/pay/{{order_id}}?result=success|fail"));
+            }
+            println!("  sandbox: {}", routes.join("  "));
+        }
+    }
+    for id in skipped {
+        println!("{id:<10} not started: no real implementation yet (`mpapi mock --api {id}` serves its examples)");
+    }
+    if any_sandbox && !bind.is_loopback() {
+        let warning = format!(
+            "WARNING: sandbox providers are active and mpapi listens on {bind}: anyone on this network can read SMS codes at /_sandbox/sms, log in as any WeChat user and mark orders paid. Use --bind 127.0.0.1, or real providers."
+        );
+        println!("{warning}");
+        tracing::warn!("{warning}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,6 +373,7 @@ mod tests {
     #[test]
     fn database_passwords_are_redacted() {
         assert_eq!(super::redact_url("postgres://me:secret@127.0.0.1:5432/test"), "postgres://me:***@127.0.0.1:5432/test");
+        assert_eq!(super::redact_url("postgres://me:p%40ss@db/test?application_name=a@b"), "postgres://me:***@db/test?application_name=a@b");
         assert_eq!(super::redact_url("sqlite://mpapi.db?mode=rwc"), "sqlite://mpapi.db?mode=rwc");
     }
 }

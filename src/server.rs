@@ -60,18 +60,53 @@ pub type App<S = Router> =
 /// A port's whole service in mock mode.
 pub type MockApp = App<MockService<Router>>;
 
+/// Which browser origins may call a port (CORS).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Cors {
+    /// Any origin, credentials allowed (mock mode; `serve` unless configured): mini-programs are
+    /// no browsers, and the tokens are bearer tokens rather than cookies.
+    #[default]
+    AnyOrigin,
+    /// Only these origins (`https://admin.example.com`).
+    Origins(Vec<HeaderValue>),
+}
+
+impl Cors {
+    /// The configured origins (`serve`'s `cors_origins`); none means any origin. An origin that is
+    /// no valid header value is an error at start.
+    pub fn from_origins(origins: &[String]) -> Result<Cors> {
+        if origins.is_empty() {
+            return Ok(Cors::AnyOrigin);
+        }
+        let values = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o.trim_end_matches('/')).with_context(|| format!("cors_origins: {o:?} is no origin")))
+            .collect::<Result<_>>()?;
+        Ok(Cors::Origins(values))
+    }
+
+    fn layer(&self) -> CorsLayer {
+        let layer = match self {
+            Cors::AnyOrigin => CorsLayer::very_permissive(),
+            Cors::Origins(origins) => CorsLayer::new()
+                .allow_origin(origins.clone())
+                .allow_methods(tower_http::cors::AllowMethods::mirror_request())
+                .allow_headers(tower_http::cors::AllowHeaders::mirror_request()),
+        };
+        layer.expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
+    }
+}
+
 /// Wrap a port's router in what runs before routing: method override (so the overridden
 /// method is the one routed), CORS (preflights are answered for every path), the request log.
 /// The layers wrap the router as a service, so every request is routed once.
-pub fn outer<S>(router: S, api_id: &'static str) -> App<S>
+pub fn outer<S>(router: S, api_id: &'static str, cors: &Cors) -> App<S>
 where
     S: tower::Service<Request, Response = Response> + Clone,
 {
     // `Vary: Origin` is added to every answer below, CORS or not; tower-http would build it
     // anew (and clone its list) for every request.
-    let cors = CorsLayer::very_permissive()
-        .expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
-        .vary([]);
+    let cors = cors.layer().vary([]);
     // tower-http checks the settings when it builds a CORS service, and panics on unusable ones:
     // build one now, so that a bad setting stops the start rather than a request.
     drop(cors.layer(()));
@@ -280,7 +315,7 @@ pub enum PeerAddresses {
 
 /// Serve every API on its listener until Ctrl-C. Prints the URLs (and LAN URLs when bound to
 /// all interfaces, so a phone on the same network can reach them).
-pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses) -> Result<()>
+pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors) -> Result<()>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
@@ -288,7 +323,7 @@ where
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);
-        let app = outer(router, api.id);
+        let app = outer(router, api.id, cors);
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -1,8 +1,12 @@
-//! The heating API's application errors and the one place they become its envelope
-//! (`{code, message, data: null, timestamp}`, 000 "错误码说明") and HTTP status.
+//! The heating API's application errors and their envelope (`{code, message, data: null,
+//! timestamp}`, 000 "错误码说明") and HTTP status; `api_support::error_output` puts them in each
+//! operation's documented variant.
 
 use generated::heating::types::{ErrorResponse, ErrorResponseCode};
 
+use crate::api_support::ApiError;
+use crate::identity::{CodeError, SessionError};
+use crate::payments::PayError;
 use crate::storage::StorageError;
 
 /// Everything a heating operation can refuse with. The HTTP status follows the contract's
@@ -36,6 +40,9 @@ pub enum HeatingError {
     /// 429 / 1008 操作频繁; the client may retry after this many seconds.
     #[error("操作频繁，请稍后再试")]
     TooFrequent(u64),
+    /// 429 / 1008: the phone's codes for today are used up; retry after this many seconds.
+    #[error("今日验证码发送次数已达上限，请稍后再试")]
+    DailyCap(u64),
     /// 502 / 1007 验证码发送失败 (the SMS provider failed).
     #[error("验证码发送失败")]
     SmsFailed,
@@ -53,26 +60,60 @@ impl From<StorageError> for HeatingError {
     }
 }
 
-impl HeatingError {
-    /// The HTTP status.
-    pub fn status(&self) -> u16 {
+impl From<CodeError> for HeatingError {
+    fn from(error: CodeError) -> HeatingError {
+        match error {
+            CodeError::TooSoon(seconds) => HeatingError::TooFrequent(seconds),
+            CodeError::DailyCap(seconds) => HeatingError::DailyCap(seconds),
+            CodeError::Wrong => HeatingError::CodeWrong("验证码错误"),
+            CodeError::Exhausted => HeatingError::CodeWrong("验证码错误次数过多，请重新获取"),
+            CodeError::Expired => HeatingError::CodeExpired,
+            CodeError::SendFailed => HeatingError::SmsFailed,
+            CodeError::Storage(error) => error.into(),
+        }
+    }
+}
+
+impl From<SessionError> for HeatingError {
+    fn from(error: SessionError) -> HeatingError {
+        match error {
+            SessionError::Expired => HeatingError::Unauthorized("token已过期"),
+            SessionError::Storage(error) => error.into(),
+            SessionError::Invalid | SessionError::RefreshExpired | SessionError::Reused | SessionError::AlreadyRenewed => {
+                HeatingError::Unauthorized("Token无效")
+            }
+        }
+    }
+}
+
+impl From<PayError> for HeatingError {
+    fn from(error: PayError) -> HeatingError {
+        match error {
+            PayError::Provider(_) => HeatingError::PayFailed,
+            PayError::PayerNeeded => HeatingError::BadRequest("请先调用wx.login，并在wx_code中传入获得的code".into()),
+            PayError::NotPayable => HeatingError::BadRequest("订单已失效，请重新下单".into()),
+            PayError::Storage(error) => error.into(),
+        }
+    }
+}
+
+impl ApiError for HeatingError {
+    type Body = ErrorResponse;
+
+    fn status(&self) -> u16 {
         match self {
-            HeatingError::BadRequest(_)
-            | HeatingError::CodeWrong(_)
-            | HeatingError::CodeExpired
-            | HeatingError::PasswordWrong => 400,
+            HeatingError::BadRequest(_) | HeatingError::CodeWrong(_) | HeatingError::CodeExpired | HeatingError::PasswordWrong => 400,
             HeatingError::UserExists => 409,
             HeatingError::UserNotFound | HeatingError::NotFound(_) => 404,
             HeatingError::Unauthorized(_) => 401,
-            HeatingError::TooFrequent(_) => 429,
+            HeatingError::TooFrequent(_) | HeatingError::DailyCap(_) => 429,
             HeatingError::SmsFailed | HeatingError::PayFailed => 502,
             HeatingError::Internal(_) => 500,
         }
     }
 
-    /// The document's error code.
-    pub fn code(&self) -> ErrorResponseCode {
-        match self {
+    fn body(&self, now_ms: i64) -> ErrorResponse {
+        let code = match self {
             HeatingError::BadRequest(_) => ErrorResponseCode::Value400,
             HeatingError::CodeWrong(_) => ErrorResponseCode::Value1002,
             HeatingError::CodeExpired => ErrorResponseCode::Value1006,
@@ -81,68 +122,28 @@ impl HeatingError {
             HeatingError::UserNotFound => ErrorResponseCode::Value1004,
             HeatingError::Unauthorized(_) => ErrorResponseCode::Value401,
             HeatingError::NotFound(_) => ErrorResponseCode::Value404,
-            HeatingError::TooFrequent(_) => ErrorResponseCode::Value1008,
+            HeatingError::TooFrequent(_) | HeatingError::DailyCap(_) => ErrorResponseCode::Value1008,
             HeatingError::SmsFailed => ErrorResponseCode::Value1007,
             HeatingError::PayFailed | HeatingError::Internal(_) => ErrorResponseCode::Value500,
+        };
+        ErrorResponse { code, message: self.to_string(), data: (), timestamp: now_ms }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            HeatingError::TooFrequent(seconds) | HeatingError::DailyCap(seconds) => Some(*seconds),
+            _ => None,
         }
     }
 
-    /// The envelope, stamped `now_ms`. Internal details are logged here and never sent.
-    pub fn envelope(&self, now_ms: i64) -> ErrorResponse {
-        if let HeatingError::Internal(detail) = self {
-            tracing::error!(api = "heating", detail, "internal error");
+    fn internal_detail(&self) -> Option<&str> {
+        match self {
+            HeatingError::Internal(detail) => Some(detail),
+            _ => None,
         }
-        if let HeatingError::TooFrequent(seconds) = self {
-            crate::ratelimit::set_retry_after(*seconds);
-        }
-        ErrorResponse { code: self.code(), message: self.to_string(), data: (), timestamp: now_ms }
     }
-}
 
-/// An operation's output built from an error: the variant of the error's status.
-pub trait ErrorOutput {
-    /// The error in its envelope, stamped `now_ms`, as this operation's response.
-    fn from_error(error: HeatingError, now_ms: i64) -> Self;
-}
-
-/// Implement [`ErrorOutput`] for operation outputs: each error goes to the variant of its
-/// status; a status the operation does not document is a bug of ours, logged and answered as 500.
-macro_rules! error_outputs {
-    ($($output:ident { $($status:literal => $variant:ident),* $(,)? })*) => {$(
-        impl ErrorOutput for generated::heating::$output {
-            fn from_error(error: HeatingError, now_ms: i64) -> Self {
-                let body = error.envelope(now_ms);
-                match error.status() {
-                    $($status => generated::heating::$output::$variant(body),)*
-                    status => {
-                        tracing::error!(api = "heating", output = stringify!($output), status, %error, "undocumented error status");
-                        generated::heating::$output::InternalServerError(
-                            HeatingError::Internal(String::new()).envelope(now_ms),
-                        )
-                    }
-                }
-            }
-        }
-    )*};
-}
-
-error_outputs! {
-    SmsSendOutput { 400 => BadRequest, 429 => TooManyRequests, 500 => InternalServerError, 502 => BadGateway }
-    SmsVerifyOutput { 400 => BadRequest, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthLoginOutput { 400 => BadRequest, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthRegisterOutput { 400 => BadRequest, 409 => Conflict, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthRefreshOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthLogoutOutput { 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserProfileGetOutput { 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserProfileUpdateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserPasswordUpdateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    HeatBindOutput { 400 => BadRequest, 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    HeatAccountGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentInfoGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentCreateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError, 502 => BadGateway }
-    PaymentStatusGetOutput { 400 => BadRequest, 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentHistoryListOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    ConfigAgreementsGetOutput { 429 => TooManyRequests, 500 => InternalServerError }
-    ConfigSystemGetOutput { 429 => TooManyRequests, 500 => InternalServerError }
-    StatisticsUserGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
+    fn internal() -> HeatingError {
+        HeatingError::Internal(String::new())
+    }
 }

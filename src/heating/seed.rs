@@ -6,9 +6,10 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 
-use super::service::season_of;
+use super::service::{OWNER_ID_DOMAIN, late_fee_fen, season_of};
 use crate::pii::Vault;
-use crate::storage::heating::{Account, Agreement, Bill, Order, OrderBill, Season, SeedData};
+use crate::storage::heating::reference::{SeedAccount, SeedBill};
+use crate::storage::heating::{Agreement, Season, SeedData};
 use crate::storage::{Db, StorageError};
 
 fn utc_midnight(year: i32, month: u32, day: u32) -> i64 {
@@ -54,15 +55,13 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
         });
     }
     for owner in &OWNERS {
-        data.accounts.push(Account {
+        data.accounts.push(SeedAccount {
             heat_account: owner.heat_account.into(),
             owner_name: owner.name.into(),
-            owner_id_index: vault.digest("heating.owner_id", owner.id_number),
+            owner_id_index: vault.digest(OWNER_ID_DOMAIN, owner.id_number),
             owner_id_cipher: vault.encrypt(owner.id_number, &format!("heating_account.owner_id:{}", owner.heat_account)),
             address: owner.address.into(),
             heating_area_centi: owner.area_centi,
-            bound_user_id: None,
-            bound_at: None,
         });
     }
     // 张三: paid on time two seasons ago, paid 10 days late last season (with the late fee),
@@ -71,53 +70,31 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
     for (year, amount_fen, paid) in history {
         let bill_date = utc_midnight(year, 10, 15) + 7 * 3_600_000 + 49 * 60_000 + 28_024;
         let due_date = utc_midnight(year, 11, 30);
-        let bill_id = format!("B{bill_date}");
-        let paid_at = paid.map(|(month, day)| utc_midnight(year, month, day) + 3 * 3_600_000);
-        let late_fee = paid_at.map_or(0, |at| super::service::late_fee_fen(amount_fen, due_date, at));
-        if let Some(paid_at) = paid_at {
-            let order_id = format!("O{}", paid_at - 360_000);
-            data.orders.push(Order {
-                order_id: order_id.clone(),
-                user_id: None,
-                heat_account: "H202400001".into(),
-                amount_fen: amount_fen + late_fee,
-                status: "paid".into(),
-                prepay_id: None,
-                transaction_id: Some(format!("4200000{paid_at}")),
-                created_at: paid_at - 360_000,
-                expires_at: paid_at - 360_000 + super::service::ORDER_TTL_MS,
-                paid_at: Some(paid_at),
-            });
-            data.order_bills.push(OrderBill { order_id, bill_id: bill_id.clone(), amount_fen, late_fee_fen: late_fee });
-        }
-        data.bills.push(Bill {
-            bill_id,
+        let paid = paid.map(|(month, day)| {
+            let paid_at = utc_midnight(year, month, day) + 3 * 3_600_000;
+            let late_fee = late_fee_fen(amount_fen, due_date, paid_at);
+            (format!("O{}", paid_at - 360_000), format!("4200000{paid_at}"), paid_at, late_fee)
+        });
+        data.bills.push(SeedBill {
+            bill_id: format!("B{bill_date}"),
             heat_account: "H202400001".into(),
             heating_season: format!("{year}-{}", year + 1),
             amount_fen,
             bill_date,
             due_date,
-            status: if paid_at.is_some() { "paid" } else { "unpaid" }.into(),
-            paid_at,
-            late_fee_paid_fen: paid_at.map(|_| late_fee),
-            order_id: None,
-            hold_until: None,
+            paid,
         });
     }
     // 李四: this season's bill, unpaid.
     let bill_date = utc_midnight(current, 10, 15) + 8 * 3_600_000;
-    data.bills.push(Bill {
+    data.bills.push(SeedBill {
         bill_id: format!("B{bill_date}"),
         heat_account: "H202400002".into(),
         heating_season: format!("{current}-{}", current + 1),
         amount_fen: 140_840,
         bill_date,
         due_date: utc_midnight(current, 11, 30),
-        status: "unpaid".into(),
-        paid_at: None,
-        late_fee_paid_fen: None,
-        order_id: None,
-        hold_until: None,
+        paid: None,
     });
     data.agreements = vec![
         Agreement {
@@ -148,15 +125,14 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
     data
 }
 
-/// Seed a fresh database: the seasons, agreements and system configuration always; the demo
-/// accounts, bills and payments when `with_demo`. Answers whether anything was written.
-pub async fn seed(db: &Db, vault: &Vault, now_ms: i64, with_demo: bool) -> Result<bool, StorageError> {
+/// Seed what the database has not received yet: the seasons, agreements and system
+/// configuration always (once); the demo accounts, bills and payments when `with_demo` (once).
+/// Safe when several instances start at once. Answers the sets written (empty on a restart).
+pub async fn seed(db: &Db, vault: &Vault, now_ms: i64, with_demo: bool, merchant: &crate::providers::wechat_pay::Merchant) -> Result<Vec<&'static str>, StorageError> {
     let mut data = demo(vault, now_ms);
     if !with_demo {
         data.accounts.clear();
         data.bills.clear();
-        data.orders.clear();
-        data.order_bills.clear();
     }
-    db.heating_seed(data).await
+    db.heating_reference().seed(data, &merchant.mchid, &merchant.appid, now_ms).await
 }

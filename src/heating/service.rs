@@ -1,85 +1,66 @@
-//! The heating API's application logic (000): SMS codes, accounts and sessions, heat accounts,
-//! bills and late fees, payments and their notifies, statistics. It speaks the contract's data
-//! types, calls storage for every read and write and the providers for SMS and WeChat Pay, and
-//! refuses with [`HeatingError`].
+//! The heating API's application logic (000): codes, accounts and sessions (on the shared
+//! identity block), heat accounts, bills and late fees, payments (on the shared payments block),
+//! statistics. Each public method is named after the operationId it serves; it speaks the
+//! contract's data types, calls storage and the shared blocks, and refuses with [`HeatingError`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Datelike, FixedOffset, NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate};
 use generated::heating::types;
 use rust_decimal::Decimal;
 
 use super::error::HeatingError;
-use crate::auth::{self, Tokens};
-use crate::clock::{Clock, iso_ms};
+use crate::api_support::PageRequest;
+use crate::clock::{Clock, beijing_date, beijing_day_start, iso_ms};
+use crate::identity::{CodePolicy, Codes, Passwords, Principal, Sessions, Subject, Wechat, WechatError};
 use crate::money::{fen, yuan};
-use crate::pii::{IdNumber, Vault, mask_phone};
-use crate::providers::{NotifyError, NotifyHeaders, PrepayRequest, SmsProvider, SmsPurpose, WechatPay};
-use crate::storage::heating::{
-    Bill, NewOrder, Notified, Order, ProfileChange, Rotation, Settlement, User, bill_status, order_status,
-};
+use crate::payments::{NotifyOutcome, Payments};
+use crate::pii::{IdNumber, Vault};
 use crate::storage::Db;
+use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, ProfileChange, User};
+use crate::storage::payments::{PayOrder, PayStatus};
 
-/// A verification code lives 5 minutes (000 §1.1 `expire_time`: 300).
-pub const CODE_TTL_SECONDS: u32 = 300;
-/// One code per phone per minute (000 §7).
-pub const CODE_INTERVAL_MS: i64 = 60_000;
-/// Wrong guesses allowed per code before it is dead (domain.md §6).
-pub const CODE_MAX_ATTEMPTS: i32 = 5;
-/// Refresh tokens live 30 days (the document is silent; access tokens live 2 h).
-pub const REFRESH_TTL_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
+/// wrong guesses kill a code, domain.md §6; ten codes per phone a day against SMS pumping — the
+/// document is silent on a daily cap).
+pub const CODE_POLICY: CodePolicy = CodePolicy {
+    length: 6,
+    no_leading_zero: false,
+    ttl: Duration::from_secs(300),
+    resend_interval: Duration::from_secs(60),
+    max_attempts: 5,
+    daily_cap: 10,
+};
+
 /// An unpaid order holds its bills, and can be paid, for 30 minutes (WeChat Pay `time_expire`).
 pub const ORDER_TTL_MS: i64 = 30 * 60 * 1000;
 /// Late fee: 0.05 % (万分之五) of the bill per full day past its due date…
 pub const LATE_FEE_PER_DAY_BASIS_POINTS: i64 = 5;
 /// …never more than the bill itself.
 pub const LATE_FEE_CAP_PERCENT: i64 = 100;
+/// The largest page of the payment history (000 §5.4 `size` maximum).
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// The blind-index domain of heat-account owners' ID numbers.
+pub const OWNER_ID_DOMAIN: &str = "heating.owner_id";
 
-/// Beijing time: the business day of Urumqi's heating company (date filters are its dates).
-fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("+08:00 is a valid offset")
-}
-
-/// What became of a WeChat Pay notify (000 §5.5); the adapter answers each as the contract says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotifyOutcome {
-    /// Applied, or already applied before: 200 SUCCESS.
-    Applied,
-    /// The signature, serial or timestamp does not verify: 401 FAIL (WeChat retries).
-    BadSignature,
-    /// The body is no notify or does not decrypt: 400 FAIL.
-    Unreadable,
-    /// Verified, but not ours to apply (unknown order, other merchant, other amount): 400 FAIL.
-    Refused(&'static str),
-    /// Our fault (storage): 500 FAIL, WeChat retries.
-    Failed,
-}
-
-/// Who is calling: the user and the session of their access token.
-#[derive(Debug, Clone)]
-pub struct HeatingUser {
-    /// The user id.
-    pub user_id: String,
-    /// The session (`sid`); logout revokes it.
-    pub session_id: String,
-}
-
-/// The heating application: storage, keys, providers, clock.
+/// The heating application: storage, keys, the shared blocks, the clock.
 pub struct HeatingService {
     /// The database.
     pub db: Db,
     /// Personal-data keys.
     pub vault: Arc<Vault>,
-    /// Access tokens.
-    pub tokens: Arc<Tokens>,
-    /// SMS sending.
-    pub sms: Arc<dyn SmsProvider>,
-    /// WeChat Pay.
-    pub pay: Arc<dyn WechatPay>,
-    /// The URL WeChat Pay sends notifies to (this API's `/api/payment/notify`).
-    pub notify_url: String,
+    /// Sessions and access tokens (rotating refresh tokens).
+    pub sessions: Arc<Sessions>,
+    /// SMS verification codes.
+    pub codes: Codes,
+    /// Password hashing.
+    pub passwords: Passwords,
+    /// WeChat login, for the payer's openid.
+    pub wechat: Wechat,
+    /// WeChat Pay orders and notifies.
+    pub payments: Arc<Payments>,
     /// The clock.
     pub clock: Clock,
 }
@@ -88,8 +69,7 @@ pub struct HeatingService {
 /// Beijing time (the document writes due dates as `2024-11-30T00:00:00.000Z`, i.e. 08:00 that
 /// day in Urumqi's business time; the whole day counts as on time).
 pub fn due_day_end(due_ms: i64) -> i64 {
-    let offset = i64::from(beijing().local_minus_utc()) * 1000;
-    ((due_ms + offset).div_euclid(86_400_000) + 1) * 86_400_000 - offset
+    beijing_day_start(beijing_date(due_ms)) + 86_400_000
 }
 
 /// The late fee in fen of a bill of `amount_fen` due at `due_ms`, unpaid at `now_ms`:
@@ -102,233 +82,131 @@ pub fn late_fee_fen(amount_fen: i64, due_ms: i64, now_ms: i64) -> i64 {
 
 /// The heating season a moment falls in: from August on it is `Y-(Y+1)`, before that `(Y-1)-Y`.
 pub fn season_of(ms: i64) -> String {
-    let date = beijing().timestamp_millis_opt(ms).single().map(|t| t.date_naive()).unwrap_or_default();
+    let date = beijing_date(ms);
     let start = if date.month() >= 8 { date.year() } else { date.year() - 1 };
     format!("{start}-{}", start + 1)
 }
 
-fn purpose(kind: &types::SmsSendRequestType) -> SmsPurpose {
+/// The code purpose of a wire `type` (000 §1.1).
+fn purpose(kind: &types::SmsSendRequestType) -> &'static str {
     match kind {
-        types::SmsSendRequestType::Login => SmsPurpose::Login,
-        types::SmsSendRequestType::Register => SmsPurpose::Register,
-        types::SmsSendRequestType::ResetPassword => SmsPurpose::ResetPassword,
+        types::SmsSendRequestType::Login => "login",
+        types::SmsSendRequestType::Register => "register",
+        types::SmsSendRequestType::ResetPassword => "reset_password",
     }
 }
 
 impl HeatingService {
-    fn code_domain(phone: &str, purpose: SmsPurpose) -> String {
-        format!("heating.sms:{phone}:{}", purpose.as_str())
-    }
-
     fn id_context(user_id: &str) -> String {
         format!("heating_user.id_card:{user_id}")
     }
 
     fn today(&self) -> NaiveDate {
-        self.clock.now().with_timezone(&beijing()).date_naive()
+        beijing_date(self.clock.now_ms())
     }
 
     // ---- 000 §1 SMS ---------------------------------------------------------------------------
 
-    /// 000 §1.1: send a 6-digit code (stored hashed, 5 minutes, one per phone per minute).
-    /// Whether the phone is registered is not checked here (§1.1 documents no 1003/1004): the
-    /// operation the code is for answers that (§2.1 login → 1004, §2.2 register → 1003).
-    pub async fn send_code(
-        &self,
-        phone: &str,
-        kind: &types::SmsSendRequestType,
-    ) -> Result<types::SmsSendData, HeatingError> {
-        let purpose = purpose(kind);
-        let now = self.clock.now_ms();
-        if !self.db.heating_sms_take_slot(phone, now, CODE_INTERVAL_MS).await? {
-            let wait = self.db.heating_sms_slot_taken_at(phone).await?.map_or(CODE_INTERVAL_MS, |at| at + CODE_INTERVAL_MS - now);
-            return Err(HeatingError::TooFrequent((wait.max(1000) as u64).div_ceil(1000)));
-        }
-        let code = crate::random::digits(6);
-        let hash = self.vault.digest(&Self::code_domain(phone, purpose), &code);
-        let stored =
-            self.db.heating_sms_insert(phone, purpose.as_str(), &hash, now, now + i64::from(CODE_TTL_SECONDS) * 1000).await;
-        let sent = match stored {
-            Ok(()) => self.sms.send_code("heating", phone, &code, purpose, CODE_TTL_SECONDS).await.map_err(|error| {
-                tracing::warn!(api = "heating", phone = mask_phone(phone), %error, "SMS provider failed");
-                HeatingError::SmsFailed
-            }),
-            Err(error) => Err(error.into()),
-        };
-        if let Err(error) = sent {
-            // Nothing was sent: the phone may try again at once, and an earlier code still works.
-            self.db.heating_sms_withdraw(phone, purpose.as_str(), now).await?;
-            return Err(error);
-        }
-        Ok(types::SmsSendData { phone: phone.to_owned(), expire_time: CODE_TTL_SECONDS as i32 })
+    /// operationId `sms_send` (000 §1.1): send a 6-digit code ([`CODE_POLICY`]). Whether the
+    /// phone is registered is not checked here (§1.1 documents no 1003/1004): the operation the
+    /// code is for answers that (§2.1 login → 1004, §2.2 register → 1003).
+    pub async fn sms_send(&self, phone: &str, kind: &types::SmsSendRequestType) -> Result<types::SmsSendData, HeatingError> {
+        let sent = self.codes.send(phone, purpose(kind), false).await?;
+        Ok(types::SmsSendData { phone: phone.to_owned(), expire_time: sent.ttl.as_secs() as i32 })
     }
 
-    /// Check `code` against the newest code sent to `phone` for `purpose`; answers the code's id
-    /// (for [`HeatingService::use_code`]). Wrong → 1002 (the 5th wrong guess kills the code; each
-    /// check is claimed before comparing, so parallel guesses cannot exceed that), expired → 1006.
-    pub async fn check_code(&self, phone: &str, purpose: SmsPurpose, code: &str) -> Result<i64, HeatingError> {
-        let Some(sent) = self.db.heating_sms_latest(phone, purpose.as_str()).await? else {
-            return Err(HeatingError::CodeWrong("验证码错误"));
-        };
-        if self.clock.now_ms() >= sent.expires_at {
-            return Err(HeatingError::CodeExpired);
-        }
-        if !self.db.heating_sms_take_attempt(sent.id, CODE_MAX_ATTEMPTS).await? {
-            return Err(HeatingError::CodeWrong("验证码错误次数过多，请重新获取"));
-        }
-        if !self.vault.digest_matches(&Self::code_domain(phone, purpose), code, &sent.code_hash) {
-            return Err(HeatingError::CodeWrong("验证码错误"));
-        }
-        self.db.heating_sms_return_attempt(sent.id).await?;
-        Ok(sent.id)
-    }
-
-    /// Use a checked code up (codes are single-use); 1002 when another request used it meanwhile.
-    pub async fn use_code(&self, id: i64) -> Result<(), HeatingError> {
-        if self.db.heating_sms_consume(id, self.clock.now_ms()).await? { Ok(()) } else { Err(HeatingError::CodeWrong("验证码错误")) }
-    }
-
-    /// 000 §1.2: whether a code is right, without using it up.
-    pub async fn verify_code(
-        &self,
-        phone: &str,
-        kind: &types::SmsSendRequestType,
-        code: &str,
-    ) -> Result<types::SmsVerifyData, HeatingError> {
-        self.check_code(phone, purpose(kind), code).await?;
+    /// operationId `sms_verify` (000 §1.2): whether a code is right, without using it up.
+    /// Wrong → 1002 (the 5th wrong guess kills the code), expired → 1006.
+    pub async fn sms_verify(&self, phone: &str, kind: &types::SmsSendRequestType, code: &str) -> Result<types::SmsVerifyData, HeatingError> {
+        self.codes.check(Subject::Phone(phone), purpose(kind), code).await?;
         Ok(types::SmsVerifyData { is_valid: true })
     }
 
     // ---- 000 §2 accounts and sessions -----------------------------------------------------------
 
-    /// 000 §2.2: register with a `register` code; the password is stored as argon2id.
-    pub async fn register(
-        &self,
-        phone: &str,
-        code: &str,
-        password: &str,
-        nickname: Option<&str>,
-    ) -> Result<types::RegisterData, HeatingError> {
+    /// operationId `auth_register` (000 §2.2): register with a `register` code; the password is
+    /// stored as argon2id.
+    pub async fn auth_register(&self, phone: &str, code: &str, password: &str, nickname: Option<&str>) -> Result<types::RegisterData, HeatingError> {
         // The code first: without it nobody learns whether a phone is registered.
-        let code_id = self.check_code(phone, SmsPurpose::Register, code).await?;
-        if self.db.heating_user_by_phone(phone).await?.is_some() {
+        let ticket = self.codes.check(Subject::Phone(phone), "register", code).await?;
+        if self.db.heating_users().by_phone(phone).await?.is_some() {
             return Err(HeatingError::UserExists);
         }
-        self.use_code(code_id).await?;
-        let password_hash = hash_password(password).await?;
+        self.codes.consume(&ticket).await?;
+        let password_hash = self.passwords.hash(password).await.map_err(|e| HeatingError::Internal(e.to_string()))?;
         let now = self.clock.now_ms();
-        let user = User {
-            id: crate::random::hex(24),
-            phone: phone.to_owned(),
-            password_hash,
-            nickname: nickname.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(phone).to_owned(),
-            avatar: String::new(),
-            real_name: None,
-            id_card_cipher: None,
-            id_card_masked: None,
-            address: None,
-            last_login_at: None,
-            created_at: now,
-            updated_at: now,
-        };
-        if !self.db.heating_user_insert(user.clone()).await? {
+        let id = crate::random::hex(24);
+        let nickname = nickname.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(phone);
+        let new = NewUser { id: &id, phone, password_hash: &password_hash, nickname, now };
+        if !self.db.heating_users().insert(new).await? {
             return Err(HeatingError::UserExists);
         }
-        Ok(types::RegisterData {
-            user_id: user.id,
-            phone: user.phone,
-            nickname: user.nickname,
-            created_at: iso_ms(now),
-        })
+        Ok(types::RegisterData { user_id: id, phone: phone.to_owned(), nickname: nickname.to_owned(), created_at: iso_ms(now) })
     }
 
-    /// 000 §2.1: log in with a `login` code; starts a session (access token 2 h, refresh token).
-    /// An unregistered phone is 1004 — after its code checked out, so the answer reveals nothing to
-    /// someone without the phone.
-    pub async fn login(&self, phone: &str, code: &str) -> Result<types::LoginData, HeatingError> {
-        let code_id = self.check_code(phone, SmsPurpose::Login, code).await?;
-        let Some(user) = self.db.heating_user_by_phone(phone).await? else {
+    /// operationId `auth_login` (000 §2.1): log in with a `login` code; starts a session (access
+    /// token 2 h, rotating refresh token). An unregistered phone is 1004 — after its code checked
+    /// out, so the answer reveals nothing to someone without the phone.
+    pub async fn auth_login(&self, phone: &str, code: &str) -> Result<types::LoginData, HeatingError> {
+        let ticket = self.codes.check(Subject::Phone(phone), "login", code).await?;
+        let Some(user) = self.db.heating_users().by_phone(phone).await? else {
             return Err(HeatingError::UserNotFound);
         };
-        self.use_code(code_id).await?;
-        let now = self.clock.now_ms();
-        let previous_login = self.db.heating_user_mark_login(&user.id, now).await?;
-        let session_id = crate::random::hex(24);
-        let refresh_token = crate::random::opaque_token();
-        self.db
-            .heating_session_insert(&session_id, &user.id, &auth::token_hash(&refresh_token), now + REFRESH_TTL_MS, now)
-            .await?;
+        self.codes.consume(&ticket).await?;
+        let is_first_login = self.db.heating_users().mark_login(&user.id, self.clock.now_ms()).await?;
+        let issued = self.sessions.start(&user.id).await?;
         Ok(types::LoginData {
-            token: self.tokens.issue(&user.id, &session_id, "heating", now / 1000),
-            refresh_token,
-            expires_in: self.tokens.ttl.as_secs() as i32,
+            token: issued.access_token,
+            refresh_token: issued.refresh_token.unwrap_or_default(),
+            expires_in: issued.expires_in as i32,
             user_info: types::UserInfo {
                 id: user.id,
                 phone: user.phone,
                 nickname: user.nickname,
                 avatar: user.avatar,
-                is_first_login: previous_login.is_none(),
+                is_first_login,
                 created_at: iso_ms(user.created_at),
                 updated_at: iso_ms(user.updated_at),
             },
         })
     }
 
-    /// 000 §2.3: exchange a refresh token for new tokens; the old one dies, and presenting it
-    /// again revokes the whole session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<types::RefreshData, HeatingError> {
-        let now = self.clock.now_ms();
-        let new_token = crate::random::opaque_token();
-        let rotation = self
-            .db
-            .heating_session_rotate(&auth::token_hash(refresh_token), &auth::token_hash(&new_token), now + REFRESH_TTL_MS, now)
-            .await?;
-        match rotation {
-            Rotation::Rotated { session_id, user_id } => Ok(types::RefreshData {
-                token: self.tokens.issue(&user_id, &session_id, "heating", now / 1000),
-                refresh_token: new_token,
-                expires_in: self.tokens.ttl.as_secs() as i32,
-            }),
-            Rotation::Reused => {
-                tracing::warn!(api = "heating", "a rotated refresh token was presented again; its session is revoked");
-                Err(HeatingError::Unauthorized("Token无效"))
-            }
-            Rotation::Invalid => Err(HeatingError::Unauthorized("Token无效")),
-        }
+    /// operationId `auth_refresh` (000 §2.3): exchange a refresh token for new tokens; the old
+    /// one dies, and presenting it again revokes the whole session.
+    pub async fn auth_refresh(&self, refresh_token: &str) -> Result<types::RefreshData, HeatingError> {
+        let issued = self.sessions.refresh_rotating(refresh_token).await?;
+        Ok(types::RefreshData {
+            token: issued.access_token,
+            refresh_token: issued.refresh_token.unwrap_or_default(),
+            expires_in: issued.expires_in as i32,
+        })
     }
 
-    /// The user behind an access token: valid signature, unexpired, session not revoked.
-    pub async fn authenticate(&self, token: &str) -> Result<HeatingUser, HeatingError> {
-        let claims = self.tokens.verify(token, "heating").map_err(|_| HeatingError::Unauthorized("Token无效"))?;
-        // The signature was checked above; the lifetime is checked here, against our clock.
-        if claims.exp * 1000 <= self.clock.now_ms() {
-            return Err(HeatingError::Unauthorized("token已过期"));
-        }
-        if !self.db.heating_session_live(&claims.sid, &claims.sub).await? {
-            return Err(HeatingError::Unauthorized("Token无效"));
-        }
-        Ok(HeatingUser { user_id: claims.sub, session_id: claims.sid })
+    /// The caller behind an access token (the operations that need Authorization).
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, HeatingError> {
+        Ok(self.sessions.authenticate(token).await?)
     }
 
-    /// 000 §2.4: end the session (its access and refresh tokens stop working).
-    pub async fn logout(&self, who: &HeatingUser) -> Result<(), HeatingError> {
-        self.db.heating_session_revoke(&who.session_id, self.clock.now_ms()).await?;
-        Ok(())
+    /// operationId `auth_logout` (000 §2.4): end the session (its access and refresh tokens stop
+    /// working).
+    pub async fn auth_logout(&self, who: &Principal) -> Result<(), HeatingError> {
+        Ok(self.sessions.revoke(who).await?)
     }
 
     // ---- 000 §3 profile --------------------------------------------------------------------------
 
-    async fn user(&self, who: &HeatingUser) -> Result<User, HeatingError> {
-        self.db.heating_user(&who.user_id).await?.ok_or(HeatingError::Unauthorized("Token无效"))
+    async fn user(&self, who: &Principal) -> Result<User, HeatingError> {
+        self.db.heating_users().get(&who.user_id).await?.ok_or(HeatingError::Unauthorized("Token无效"))
     }
 
-    /// 000 §3.1: the profile, ID number masked, balance = the bound account's current balance.
-    pub async fn profile(&self, who: &HeatingUser) -> Result<types::UserProfile, HeatingError> {
+    /// operationId `user_profile_get` (000 §3.1): the profile, ID number masked, balance = the
+    /// bound account's current balance.
+    pub async fn user_profile_get(&self, who: &Principal) -> Result<types::UserProfile, HeatingError> {
         let user = self.user(who).await?;
-        let account = self.db.heating_account_of(&user.id).await?;
+        let account = self.db.heating_accounts().bound_to(&user.id).await?;
         let balance = match &account {
             Some(account) => {
-                let bills = self.db.heating_bills(&account.heat_account).await?;
+                let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
                 paid_fen(&bills) - total_fen(&bills)
             }
             None => 0,
@@ -348,11 +226,11 @@ impl HeatingService {
         })
     }
 
-    /// 000 §3.2: change the given fields; answers those that actually changed. The ID number
-    /// must pass GB 11643 and is stored encrypted.
-    pub async fn update_profile(
+    /// operationId `user_profile_update` (000 §3.2): change the given fields; answers those that
+    /// actually changed. The ID number must pass GB 11643 and is stored encrypted.
+    pub async fn user_profile_update(
         &self,
-        who: &HeatingUser,
+        who: &Principal,
         request: &types::UserProfileUpdateRequest,
     ) -> Result<Vec<types::UserProfileUpdateDataUpdatedFieldItem>, HeatingError> {
         use types::UserProfileUpdateDataUpdatedFieldItem as Field;
@@ -391,7 +269,7 @@ impl HeatingService {
             changed.push(Field::Address);
         }
         if !changed.is_empty() {
-            self.db.heating_user_set_profile(&user.id, &change, self.clock.now_ms()).await?;
+            self.db.heating_users().set_profile(&user.id, &change, self.clock.now_ms()).await?;
         }
         Ok(changed)
     }
@@ -404,50 +282,47 @@ impl HeatingService {
             .map_err(|e| HeatingError::Internal(format!("user {}: {e}", user.id)))
     }
 
-    /// 000 §3.3: change the password: the old password (1005), the account's own phone and a
-    /// `reset_password` code (1002/1006). Every other session of the user ends.
-    pub async fn change_password(
-        &self,
-        who: &HeatingUser,
-        request: &types::UserPasswordUpdateRequest,
-    ) -> Result<(), HeatingError> {
+    /// operationId `user_password_update` (000 §3.3): change the password: the old password
+    /// (1005), the account's own phone and a `reset_password` code (1002/1006). Every other
+    /// session of the user ends.
+    pub async fn user_password_update(&self, who: &Principal, request: &types::UserPasswordUpdateRequest) -> Result<(), HeatingError> {
         let user = self.user(who).await?;
         if request.phone != user.phone {
             return Err(HeatingError::BadRequest("手机号与当前账号不一致".into()));
         }
-        if !verify_password(&request.old_password, &user.password_hash).await? {
+        let matches = self.passwords.verify(&request.old_password, &user.password_hash).await.map_err(|e| HeatingError::Internal(e.to_string()))?;
+        if !matches {
             return Err(HeatingError::PasswordWrong);
         }
-        let code_id = self.check_code(&user.phone, SmsPurpose::ResetPassword, &request.code).await?;
-        self.use_code(code_id).await?;
-        let password_hash = hash_password(&request.new_password).await?;
-        let now = self.clock.now_ms();
-        self.db.heating_user_set_password(&user.id, &password_hash, now).await?;
+        self.codes.redeem(Subject::Phone(&user.phone), "reset_password", &request.code).await?;
+        let password_hash = self.passwords.hash(&request.new_password).await.map_err(|e| HeatingError::Internal(e.to_string()))?;
+        self.db.heating_users().set_password(&user.id, &password_hash, self.clock.now_ms()).await?;
         // Whoever else was signed in with the old password is signed out; this device stays.
-        self.db.heating_sessions_revoke_others(&who.user_id, &who.session_id, now).await?;
+        self.sessions.revoke_others(who).await?;
         Ok(())
     }
 
     // ---- 000 §4 heat accounts -----------------------------------------------------------------
 
-    /// 000 §4.1: bind a heat account whose registered owner has this name and ID number; once.
-    /// The user's empty profile fields (name, ID, address) are filled from the binding.
-    pub async fn bind(&self, who: &HeatingUser, request: &types::HeatBindRequest) -> Result<types::HeatBindData, HeatingError> {
+    /// operationId `heat_bind` (000 §4.1): bind a heat account whose registered owner has this
+    /// name and ID number; once. Whether the account is already bound is said only to someone
+    /// who knows its owner. The user's empty profile fields (name, ID, address) are filled from
+    /// the binding.
+    pub async fn heat_bind(&self, who: &Principal, request: &types::HeatBindRequest) -> Result<types::HeatBindData, HeatingError> {
         let id = IdNumber::parse(&request.id_card, self.today()).map_err(|e| HeatingError::BadRequest(e.to_string()))?;
-        let Some(account) = self.db.heating_account(request.heat_account.trim()).await? else {
+        let accounts = self.db.heating_accounts();
+        let Some(account) = accounts.get(request.heat_account.trim()).await? else {
             return Err(HeatingError::NotFound("供热账号不存在"));
         };
+        if request.real_name.trim() != account.owner_name || !self.vault.digest_matches(OWNER_ID_DOMAIN, id.expose(), &account.owner_id_index) {
+            return Err(HeatingError::BadRequest("户主姓名或身份证号与供热账号登记信息不一致".into()));
+        }
         if account.bound_user_id.is_some() {
             return Err(HeatingError::BadRequest("供热账号已被绑定".into()));
         }
         let user = self.user(who).await?;
-        if self.db.heating_account_of(&user.id).await?.is_some() {
+        if accounts.bound_to(&user.id).await?.is_some() {
             return Err(HeatingError::BadRequest("当前用户已绑定其他供热账号".into()));
-        }
-        if request.real_name.trim() != account.owner_name
-            || !self.vault.digest_matches("heating.owner_id", id.expose(), &account.owner_id_index)
-        {
-            return Err(HeatingError::BadRequest("户主姓名或身份证号与供热账号登记信息不一致".into()));
         }
         let now = self.clock.now_ms();
         // The user's empty profile fields take the owner's (written only where still empty).
@@ -457,10 +332,10 @@ impl HeatingService {
             id_card: Some((self.vault.encrypt(id.expose(), &Self::id_context(&user.id)), id.masked())),
             address: Some(account.address.clone()),
         };
-        if !self.db.heating_account_bind(&account.heat_account, &user.id, &fill, now).await? {
+        if !accounts.bind(&account.heat_account, &user.id, &fill, now).await? {
             return Err(HeatingError::BadRequest("供热账号已被绑定".into()));
         }
-        let bills = self.db.heating_bills(&account.heat_account).await?;
+        let bills = accounts.bills(&account.heat_account).await?;
         let current = season_of(now);
         let heating_fee = bills.iter().filter(|b| b.heating_season == current).map(|b| b.amount_fen).sum();
         Ok(types::HeatBindData {
@@ -473,18 +348,17 @@ impl HeatingService {
         })
     }
 
-    async fn bound(&self, who: &HeatingUser) -> Result<crate::storage::heating::Account, HeatingError> {
-        self.db.heating_account_of(&who.user_id).await?.ok_or(HeatingError::NotFound("未绑定供热账号"))
+    async fn bound(&self, who: &Principal) -> Result<crate::storage::heating::Account, HeatingError> {
+        self.db.heating_accounts().bound_to(&who.user_id).await?.ok_or(HeatingError::NotFound("未绑定供热账号"))
     }
 
-    /// 000 §4.2: the bound account, its fees over all seasons (balance = paid − total: negative
-    /// while anything is owed) and the current season's dates.
-    pub async fn account(&self, who: &HeatingUser) -> Result<types::HeatAccount, HeatingError> {
+    /// operationId `heat_account_get` (000 §4.2): the bound account, its fees over all seasons
+    /// (balance = paid − total: negative while anything is owed) and the current season's dates.
+    pub async fn heat_account_get(&self, who: &Principal) -> Result<types::HeatAccount, HeatingError> {
         let account = self.bound(who).await?;
-        let bills = self.db.heating_bills(&account.heat_account).await?;
-        let seasons = self.db.heating_seasons().await?;
-        let now = self.clock.now_ms();
-        let current = season_of(now);
+        let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
+        let seasons = self.db.heating_accounts().seasons().await?;
+        let current = season_of(self.clock.now_ms());
         let season = seasons
             .iter()
             .find(|s| s.season == current)
@@ -509,12 +383,12 @@ impl HeatingService {
 
     // ---- 000 §5 payments -------------------------------------------------------------------------
 
-    /// 000 §5.1: the unpaid bills with their late fees as of now.
-    pub async fn payment_info(&self, who: &HeatingUser) -> Result<types::PaymentInfo, HeatingError> {
+    /// operationId `payment_info_get` (000 §5.1): the unpaid bills with their late fees as of now.
+    pub async fn payment_info_get(&self, who: &Principal) -> Result<types::PaymentInfo, HeatingError> {
         let account = self.bound(who).await?;
         let now = self.clock.now_ms();
-        let bills = self.db.heating_bills(&account.heat_account).await?;
-        let unpaid: Vec<&Bill> = bills.iter().filter(|b| b.status == bill_status::UNPAID).collect();
+        let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
+        let unpaid: Vec<&Bill> = bills.iter().filter(|b| b.status == BillStatus::Unpaid).collect();
         let fees: Vec<i64> = unpaid.iter().map(|b| late_fee_fen(b.amount_fen, b.due_date, now)).collect();
         Ok(types::PaymentInfo {
             heat_account: account.heat_account,
@@ -536,100 +410,94 @@ impl HeatingService {
         })
     }
 
-    /// 000 §5.2: order the given unpaid bills of the bound account; `amount` must be their sum
-    /// with late fees. The bills are held for this order for 30 minutes; asking again for the
-    /// same bills while that order is live answers the same order (freshly signed).
-    pub async fn create_payment(
-        &self,
-        who: &HeatingUser,
-        request: &types::PaymentCreateRequest,
-    ) -> Result<types::PaymentCreateData, HeatingError> {
+    /// The payer's openid for a new order: from `wx_code` (remembered for next time), else the
+    /// one remembered; `None` when neither exists (fine for the sandbox, refused by a real
+    /// merchant when the order is placed).
+    async fn payer_openid(&self, user: &User, wx_code: Option<&str>) -> Result<Option<String>, HeatingError> {
+        let Some(code) = wx_code else {
+            return Ok(user.payer_openid.clone());
+        };
+        let openid = self.wechat.openid(code).await.map_err(|error| match error {
+            WechatError::Code(_) => HeatingError::BadRequest("wx_code无效".into()),
+            other => {
+                tracing::warn!(api = "heating", error = %other, "code2Session failed");
+                HeatingError::PayFailed
+            }
+        })?;
+        if user.payer_openid.as_deref() != Some(openid.as_str()) {
+            self.db.heating_users().set_payer_openid(&user.id, &openid).await?;
+        }
+        Ok(Some(openid))
+    }
+
+    /// operationId `payment_create` (000 §5.2): order the given unpaid bills of the bound
+    /// account; `amount` must be their sum with late fees as of now. The bills are held for this
+    /// order for 30 minutes; asking again for the same bills while that order is live answers the
+    /// same order (freshly signed). The payer is `wx_code`'s openid (our contract extension).
+    pub async fn payment_create(&self, who: &Principal, request: &types::PaymentCreateRequest) -> Result<types::PaymentCreateData, HeatingError> {
         let wrong = || HeatingError::BadRequest("账单信息不正确".into());
-        let account = self.db.heating_account_of(&who.user_id).await?.ok_or_else(|| HeatingError::BadRequest("未绑定供热账号".into()))?;
+        // The document's only failure for §5.2 is 400, so "not bound" is a 400 here.
+        let account = self.db.heating_accounts().bound_to(&who.user_id).await?.ok_or_else(|| HeatingError::BadRequest("未绑定供热账号".into()))?;
         let ids: BTreeSet<&str> = request.bill_ids.iter().map(|id| id.0.as_str()).collect();
         if ids.len() != request.bill_ids.len() {
             return Err(HeatingError::BadRequest("账单ID重复".into()));
         }
         let now = self.clock.now_ms();
-        let bills = self.db.heating_bills(&account.heat_account).await?;
+        let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
         let mut lines = Vec::new();
         for id in &ids {
-            let bill = bills.iter().find(|b| b.bill_id == *id && b.status == bill_status::UNPAID).ok_or_else(wrong)?;
-            lines.push((bill.bill_id.clone(), bill.amount_fen, late_fee_fen(bill.amount_fen, bill.due_date, now)));
+            let bill = bills.iter().find(|b| b.bill_id == *id && b.status == BillStatus::Unpaid).ok_or_else(wrong)?;
+            lines.push(OrderLine {
+                bill_id: bill.bill_id.clone(),
+                amount_fen: bill.amount_fen,
+                late_fee_fen: late_fee_fen(bill.amount_fen, bill.due_date, now),
+            });
         }
-        let total: i64 = lines.iter().map(|(_, amount, fee)| amount + fee).sum();
+        let total: i64 = lines.iter().map(|l| l.amount_fen + l.late_fee_fen).sum();
         if fen(request.amount) != Some(total) {
             return Err(HeatingError::BadRequest(format!("支付金额不正确：应付{}元（账单金额加滞纳金）", yuan(total))));
         }
-        if let Some(order) = self.live_order_for(who, &account.heat_account, &ids, now).await? {
-            return self.answer_order(order);
+        let user = self.user(who).await?;
+        let payer = self.payer_openid(&user, request.wx_code.as_deref()).await?;
+        let orders = self.db.heating_orders();
+        let wanted: Vec<&str> = ids.iter().copied().collect();
+        if let Some(order) = orders.live_for(&who.user_id, &account.heat_account, &wanted, now).await? {
+            return self.answer_order(order, payer).await;
         }
-        let order = NewOrder {
-            order_id: format!("O{now}{}", crate::random::digits(4)),
-            user_id: who.user_id.clone(),
-            heat_account: account.heat_account.clone(),
-            amount_fen: total,
-            created_at: now,
-            expires_at: now + ORDER_TTL_MS,
-            bills: lines,
-        };
-        if !self.db.heating_order_create(order.clone()).await? {
-            // Lost a race with the same user's identical request: answer the winner's order.
-            if let Some(order) = self.live_order_for(who, &account.heat_account, &ids, now).await? {
-                return self.answer_order(order);
+        let seasons: BTreeSet<&str> = bills.iter().filter(|b| ids.contains(b.bill_id.as_str())).map(|b| b.heating_season.as_str()).collect();
+        let description = format!("供热费 {} {}", account.heat_account, seasons.into_iter().collect::<Vec<_>>().join(","));
+        // `O` + ms + 4 random digits (the document's `O1734502968025` shape); a number already
+        // taken (two orders in one millisecond drawing the same digits) is drawn again.
+        for _ in 0..5 {
+            let out_trade_no = format!("O{now}{}", crate::random::digits(4));
+            let pay = self.payments.new_order(&out_trade_no, Some(&who.user_id), payer.as_deref(), &description, total, now, Duration::from_millis(ORDER_TTL_MS as u64));
+            match orders.create(NewOrder { pay, heat_account: &account.heat_account, lines: &lines }).await? {
+                Created::Created => {
+                    let order = self.db.payments().get(&out_trade_no).await?.ok_or_else(|| HeatingError::Internal("order vanished".into()))?;
+                    return self.answer_order(order, None).await;
+                }
+                Created::NumberTaken => continue,
+                Created::BillsTaken => {
+                    // Lost a race with the same user's identical request: answer the winner's order.
+                    if let Some(order) = orders.live_for(&who.user_id, &account.heat_account, &wanted, now).await? {
+                        return self.answer_order(order, payer).await;
+                    }
+                    return Err(HeatingError::BadRequest("账单已缴清或正在支付中，请刷新后重试".into()));
+                }
             }
-            return Err(HeatingError::BadRequest("账单已缴清或正在支付中，请刷新后重试".into()));
         }
-        let seasons: BTreeSet<&str> =
-            bills.iter().filter(|b| ids.contains(b.bill_id.as_str())).map(|b| b.heating_season.as_str()).collect();
-        let prepay = PrepayRequest {
-            out_trade_no: order.order_id.clone(),
-            description: format!("供热费 {} {}", account.heat_account, seasons.into_iter().collect::<Vec<_>>().join(",")),
-            amount_fen: total,
-            payer_openid: None,
-            notify_url: self.notify_url.clone(),
-            time_expire: chrono::DateTime::from_timestamp_millis(order.expires_at).unwrap_or_default(),
-        };
-        let prepay_id = match self.pay.jsapi_prepay(&prepay).await {
-            Ok(prepay_id) => prepay_id,
-            Err(error) => {
-                tracing::warn!(api = "heating", order_id = order.order_id, %error, "WeChat Pay prepay failed");
-                self.db.heating_order_fail(&order.order_id).await?;
-                return Err(HeatingError::PayFailed);
-            }
-        };
-        self.db.heating_order_set_prepay(&order.order_id, &prepay_id).await?;
-        let stored = self.db.heating_order(&order.order_id).await?.ok_or_else(|| HeatingError::Internal("order vanished".into()))?;
-        self.answer_order(stored)
+        Err(HeatingError::Internal("no free order number after 5 draws".into()))
     }
 
-    /// The caller's pending, unexpired order for exactly these bills, if any.
-    async fn live_order_for(
-        &self,
-        who: &HeatingUser,
-        heat_account: &str,
-        ids: &BTreeSet<&str>,
-        now: i64,
-    ) -> Result<Option<Order>, HeatingError> {
-        for order in self.db.heating_orders(heat_account).await? {
-            if order.status != order_status::PENDING || order.expires_at <= now || order.user_id.as_deref() != Some(&who.user_id) {
-                continue;
-            }
-            let lines = self.db.heating_order_bills(&order.order_id).await?;
-            if lines.iter().map(|l| l.bill_id.as_str()).collect::<BTreeSet<_>>() == *ids {
-                return Ok(Some(order));
-            }
+    /// The answer for a live order: pay parameters signed now (the order placed with WeChat Pay
+    /// first when it has no prepay_id yet).
+    async fn answer_order(&self, mut order: PayOrder, payer: Option<String>) -> Result<types::PaymentCreateData, HeatingError> {
+        if order.payer_openid.is_none() {
+            order.payer_openid = payer;
         }
-        Ok(None)
-    }
-
-    fn answer_order(&self, order: Order) -> Result<types::PaymentCreateData, HeatingError> {
-        let Some(prepay_id) = &order.prepay_id else {
-            return Err(HeatingError::BadRequest("订单正在创建，请稍后重试".into()));
-        };
-        let params = self.pay.pay_params(prepay_id).map_err(|e| HeatingError::Internal(format!("signing pay params: {e}")))?;
+        let params = self.payments.pay_params(&order).await?;
         Ok(types::PaymentCreateData {
-            order_id: order.order_id,
+            order_id: order.out_trade_no,
             amount: yuan(order.amount_fen),
             wechat_pay_params: types::WechatPayParams {
                 app_id: params.app_id,
@@ -643,43 +511,41 @@ impl HeatingService {
         })
     }
 
-    /// The order as the caller may see it: of their bound account, or placed by them.
-    async fn visible_order(&self, who: &HeatingUser, order_id: &str) -> Result<Order, HeatingError> {
-        let order = self.db.heating_order(order_id).await?.ok_or(HeatingError::NotFound("订单不存在"))?;
-        let account = self.db.heating_account_of(&who.user_id).await?;
-        let mine = order.user_id.as_deref() == Some(&who.user_id)
-            || account.is_some_and(|a| a.heat_account == order.heat_account);
-        if mine { Ok(order) } else { Err(HeatingError::NotFound("订单不存在")) }
-    }
-
-    /// 000 §5.3: an order's state (a pending order past its 30 minutes reads `canceled`).
-    pub async fn payment_status(&self, who: &HeatingUser, order_id: &str) -> Result<types::PaymentStatus, HeatingError> {
-        let order = self.visible_order(who, order_id).await?;
+    /// operationId `payment_status_get` (000 §5.3): an order's state, of the caller's bound
+    /// account or placed by them; a pending order whose notify is late is looked up with WeChat
+    /// Pay; one past its 30 minutes reads `canceled`.
+    pub async fn payment_status_get(&self, who: &Principal, order_id: &str) -> Result<types::PaymentStatus, HeatingError> {
+        let not_found = || HeatingError::NotFound("订单不存在");
+        let order = self.db.heating_orders().get(order_id).await?.ok_or_else(not_found)?;
+        let account = self.db.heating_accounts().bound_to(&who.user_id).await?;
+        let mine = order.pay.user_id.as_deref() == Some(&who.user_id) || account.is_some_and(|a| a.heat_account == order.heat_account);
+        if !mine {
+            return Err(not_found());
+        }
+        let pay = self.payments.current(order_id).await?.ok_or_else(not_found)?;
         Ok(types::PaymentStatus {
-            order_id: order.order_id.clone(),
-            status: status_of(&order, self.clock.now_ms()),
-            amount: yuan(order.amount_fen),
-            paid_at: order.paid_at.map(iso_ms),
+            order_id: pay.out_trade_no.clone(),
+            status: status_of(&pay, self.clock.now_ms()),
+            amount: yuan(pay.amount_fen),
+            paid_at: pay.paid_at.map(iso_ms),
             payment_method: types::PaymentStatusPaymentMethod::Wechat,
         })
     }
 
-    /// 000 §5.4: the bound account's payment records (one per bill of each order), newest
-    /// first; `start_date`/`end_date` (YYYY-MM-DD, Beijing dates, both inclusive) filter by order
-    /// time.
-    pub async fn history(
+    /// operationId `payment_history_list` (000 §5.4): the bound account's payment records (one
+    /// per bill of each order), newest first; `start_date`/`end_date` (YYYY-MM-DD, Beijing dates,
+    /// both inclusive) filter by order time.
+    pub async fn payment_history_list(
         &self,
-        who: &HeatingUser,
+        who: &Principal,
         page: i32,
         size: i32,
         start_date: Option<&str>,
         end_date: Option<&str>,
     ) -> Result<types::PaymentHistory, HeatingError> {
         let day_start = |date: &str| -> Result<i64, HeatingError> {
-            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|_| HeatingError::BadRequest(format!("日期格式应为YYYY-MM-DD：{date}")))?;
-            let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
-            Ok(beijing().from_local_datetime(&midnight).single().expect("fixed offsets are unambiguous").timestamp_millis())
+            let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| HeatingError::BadRequest(format!("日期格式应为YYYY-MM-DD：{date}")))?;
+            Ok(beijing_day_start(date))
         };
         let from = start_date.map(day_start).transpose()?;
         let to = end_date.map(day_start).transpose()?.map(|ms| ms + 86_400_000);
@@ -688,20 +554,21 @@ impl HeatingService {
         {
             return Err(HeatingError::BadRequest("开始日期不能晚于结束日期".into()));
         }
-        let Some(account) = self.db.heating_account_of(&who.user_id).await? else {
+        let Some(account) = self.db.heating_accounts().bound_to(&who.user_id).await? else {
             return Ok(types::PaymentHistory { total: 0, page, size, records: Vec::new() });
         };
-        let offset = (i64::from(page.max(1)) - 1) as u64 * size.max(1) as u64;
-        let (total, records) = self.db.heating_records(&account.heat_account, from, to, offset, size.max(1) as u64).await?;
+        let request = PageRequest::new(page.into(), size.into(), MAX_PAGE_SIZE);
+        let records = self.db.heating_orders().records(&account.heat_account, from, to, request).await?;
         let now = self.clock.now_ms();
         Ok(types::PaymentHistory {
-            total: total as i64,
+            total: records.total as i64,
             page,
             size,
             records: records
+                .items
                 .into_iter()
                 .map(|r| types::PaymentRecord {
-                    order_id: r.order.order_id.clone(),
+                    order_id: r.order.out_trade_no.clone(),
                     bill_id: r.line.bill_id,
                     amount: yuan(r.line.amount_fen + r.line.late_fee_fen),
                     heating_season: r.heating_season,
@@ -713,104 +580,38 @@ impl HeatingService {
                         types::PaymentStatusStatus::Canceled => types::PaymentRecordStatus::Canceled,
                     },
                     paid_at: r.order.paid_at.map(iso_ms),
+                    // The document's own example is '' (no receipts are issued by this system).
                     receipt_url: String::new(),
                 })
                 .collect(),
         })
     }
 
-    /// 000 §5.5: a WeChat Pay notify: verified (signature over the raw body, timestamp, serial),
-    /// decrypted, checked against our merchant and the order's amount, and applied in one
-    /// transaction.
-    pub async fn notify(&self, headers: NotifyHeaders, raw_body: &[u8]) -> NotifyOutcome {
-        let now = self.clock.now();
-        let notification = match self.pay.verify_notify(&headers, raw_body, now) {
-            Ok(notification) => notification,
-            Err(NotifyError::Signature(reason)) => {
-                tracing::warn!(api = "heating", reason, "notify refused: signature");
-                return NotifyOutcome::BadSignature;
-            }
-            Err(NotifyError::Body(reason)) => {
-                tracing::warn!(api = "heating", reason, "notify refused: body");
-                return NotifyOutcome::Unreadable;
-            }
-        };
-        let transaction = &notification.transaction;
-        let order_id = transaction.out_trade_no.as_str();
-        let (appid, mchid) = self.pay.merchant();
-        if transaction.appid != appid || transaction.mchid != mchid {
-            tracing::error!(api = "heating", order_id, "notify for another merchant");
-            return NotifyOutcome::Refused("商户信息不一致");
-        }
-        // When the payer paid, not when the notify (perhaps a retry hours later) arrived.
-        let paid_at = transaction
-            .success_time
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map_or(now.timestamp_millis(), |t| t.timestamp_millis());
-        let notified = Notified {
-            notify_id: &notification.id,
-            event_type: &notification.event_type,
-            out_trade_no: order_id,
-            trade_state: &transaction.trade_state,
-            transaction_id: &transaction.transaction_id,
-            amount_fen: transaction.amount_total_fen,
-            paid_at,
-        };
-        match self.db.heating_settle(&notified, now.timestamp_millis()).await {
-            Ok(Settlement::Paid) => {
-                tracing::info!(api = "heating", order_id, "order paid");
-                NotifyOutcome::Applied
-            }
-            Ok(Settlement::Failed) => {
-                tracing::info!(api = "heating", order_id, trade_state = transaction.trade_state, "order failed");
-                NotifyOutcome::Applied
-            }
-            Ok(Settlement::Duplicate) => NotifyOutcome::Applied,
-            Ok(Settlement::UnknownOrder) => {
-                tracing::error!(api = "heating", order_id, "notify for an unknown order");
-                NotifyOutcome::Refused("订单不存在")
-            }
-            Ok(Settlement::AmountMismatch) => {
-                tracing::error!(api = "heating", order_id, amount_fen = transaction.amount_total_fen, "notify amount differs from the order");
-                NotifyOutcome::Refused("金额不一致")
-            }
-            Ok(Settlement::BillsTaken) => {
-                // Paid, but its bills were settled by another order meanwhile: WeChat must stop
-                // retrying (nothing will change); the payment needs a refund by an operator.
-                tracing::error!(api = "heating", order_id, "paid order whose bills another order settled: refund needed");
-                NotifyOutcome::Applied
-            }
-            Err(error) => {
-                tracing::error!(api = "heating", order_id, %error, "notify not applied");
-                NotifyOutcome::Failed
-            }
-        }
+    /// operationId `payment_notify` (000 §5.5): a WeChat Pay notify, verified over the raw body,
+    /// decrypted, checked and settled by the shared payments block (bills paid in the same
+    /// transaction; bills another order took meanwhile → the payment is refunded).
+    pub async fn payment_notify(&self, headers: &axum::http::HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
+        self.payments.notify(headers, raw_body).await
     }
 
     // ---- 000 §6–§8 ------------------------------------------------------------------------------
 
-    /// 000 §6.1: the agreements from storage.
-    pub async fn agreements(&self) -> Result<types::AgreementsData, HeatingError> {
-        let rows = self.db.heating_agreements().await?;
+    /// operationId `config_agreements_get` (000 §6.1): the agreements from storage.
+    pub async fn config_agreements_get(&self) -> Result<types::AgreementsData, HeatingError> {
+        let rows = self.db.heating_reference().agreements().await?;
         let find = |kind: &str| {
             rows.iter()
                 .find(|a| a.kind == kind)
-                .map(|a| types::Agreement {
-                    title: a.title.clone(),
-                    content: a.content.clone(),
-                    version: a.version.clone(),
-                    updated_at: a.updated_at.clone(),
-                })
+                .map(|a| types::Agreement { title: a.title.clone(), content: a.content.clone(), version: a.version.clone(), updated_at: a.updated_at.clone() })
                 .ok_or_else(|| HeatingError::Internal(format!("agreement {kind} is missing")))
         };
         Ok(types::AgreementsData { user_agreement: find("user_agreement")?, privacy_policy: find("privacy_policy")? })
     }
 
-    /// 000 §6.2: the system configuration from storage.
-    pub async fn system_config(&self) -> Result<types::SystemConfig, HeatingError> {
+    /// operationId `config_system_get` (000 §6.2): the system configuration from storage.
+    pub async fn config_system_get(&self) -> Result<types::SystemConfig, HeatingError> {
         let mut object = serde_json::Map::new();
-        for (key, value) in self.db.heating_config().await? {
+        for (key, value) in self.db.heating_reference().config().await? {
             let value = match value {
                 Some(text) => serde_json::from_str(&text).map_err(|e| HeatingError::Internal(format!("config {key}: {e}")))?,
                 None => serde_json::Value::Null,
@@ -820,28 +621,17 @@ impl HeatingService {
         serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| HeatingError::Internal(format!("system config: {e}")))
     }
 
-    /// 000 §7.1: statistics from the account's bills and payments. `total_paid_amount`: every paid
-    /// order (bills and late fees); `current_season_paid`: the part for this season's bills;
-    /// `average_monthly_consumption`: all billed fees over the heating months of those seasons;
-    /// `on_time_payment_rate`: of the bills due so far, the share paid by their due date.
-    pub async fn statistics(&self, who: &HeatingUser) -> Result<types::UserStatistics, HeatingError> {
+    /// operationId `statistics_user_get` (000 §7.1): statistics from the account's bills and
+    /// payments. `total_paid_amount`: every paid order (bills and late fees);
+    /// `current_season_paid`: the part for this season's bills; `average_monthly_consumption`:
+    /// all billed fees over the heating months of those seasons; `on_time_payment_rate`: of the
+    /// bills due so far, the share paid by their due date.
+    pub async fn statistics_user_get(&self, who: &Principal) -> Result<types::UserStatistics, HeatingError> {
         let account = self.bound(who).await?;
         let now = self.clock.now_ms();
-        let bills = self.db.heating_bills(&account.heat_account).await?;
-        let seasons = self.db.heating_seasons().await?;
-        let (_, records) = self.db.heating_records(&account.heat_account, None, None, 0, i64::MAX as u64).await?;
-        let current = season_of(now);
-        let mut paid_orders = BTreeSet::new();
-        let mut total_paid = 0;
-        let mut current_paid = 0;
-        for record in records.iter().filter(|r| r.order.status == order_status::PAID) {
-            if paid_orders.insert(record.order.order_id.clone()) {
-                total_paid += record.order.amount_fen;
-            }
-            if record.heating_season == current {
-                current_paid += record.line.amount_fen + record.line.late_fee_fen;
-            }
-        }
+        let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
+        let seasons = self.db.heating_accounts().seasons().await?;
+        let paid = self.db.heating_orders().paid_totals(&account.heat_account, &season_of(now)).await?;
         let billed_seasons: BTreeSet<&str> = bills.iter().map(|b| b.heating_season.as_str()).collect();
         let months: i64 = seasons
             .iter()
@@ -849,21 +639,20 @@ impl HeatingService {
             .map(|s| ((s.heating_end - s.heating_start) as f64 / (30.4375 * 86_400_000.0)).round() as i64)
             .sum();
         let average = if months > 0 { (total_fen(&bills) + months / 2) / months } else { 0 };
-        let due: Vec<&Bill> =
-            bills.iter().filter(|b| b.status == bill_status::PAID || due_day_end(b.due_date) <= now).collect();
+        let due: Vec<&Bill> = bills.iter().filter(|b| b.status == BillStatus::Paid || due_day_end(b.due_date) <= now).collect();
         let on_time = due.iter().filter(|b| b.paid_at.is_some_and(|at| at < due_day_end(b.due_date))).count();
         let rate = if due.is_empty() { 1.0 } else { ((on_time as f64 / due.len() as f64) * 100.0).round() / 100.0 };
         Ok(types::UserStatistics {
             total_heating_seasons: billed_seasons.len() as i32,
-            total_paid_amount: yuan(total_paid),
-            current_season_paid: yuan(current_paid),
+            total_paid_amount: yuan(paid.total_fen),
+            current_season_paid: yuan(paid.season_fen),
             average_monthly_consumption: yuan(average),
             on_time_payment_rate: rate,
         })
     }
 
-    /// 000 §8.1: whether the database answers.
-    pub async fn healthy(&self) -> bool {
+    /// operationId `health_check` (000 §8.1): whether the database answers.
+    pub async fn health_check(&self) -> bool {
         self.db.ping().await
     }
 }
@@ -873,37 +662,24 @@ fn total_fen(bills: &[Bill]) -> i64 {
 }
 
 fn paid_fen(bills: &[Bill]) -> i64 {
-    bills.iter().filter(|b| b.status == bill_status::PAID).map(|b| b.amount_fen).sum()
+    bills.iter().filter(|b| b.status == BillStatus::Paid).map(|b| b.amount_fen).sum()
 }
 
-fn status_of(order: &Order, now: i64) -> types::PaymentStatusStatus {
-    match order.status.as_str() {
-        order_status::PAID => types::PaymentStatusStatus::Paid,
-        order_status::FAILED => types::PaymentStatusStatus::Failed,
-        order_status::PENDING if order.expires_at > now => types::PaymentStatusStatus::Pending,
-        _ => types::PaymentStatusStatus::Canceled,
+/// An order's state on heating's wire (000 §5.3): a pending order past its time, or one closed
+/// unpaid, reads `canceled`.
+fn status_of(order: &PayOrder, now: i64) -> types::PaymentStatusStatus {
+    match order.status {
+        PayStatus::Paid => types::PaymentStatusStatus::Paid,
+        PayStatus::Failed => types::PaymentStatusStatus::Failed,
+        PayStatus::Pending if order.expires_at > now => types::PaymentStatusStatus::Pending,
+        PayStatus::Pending | PayStatus::Closed => types::PaymentStatusStatus::Canceled,
     }
 }
 
-async fn hash_password(password: &str) -> Result<String, HeatingError> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(|e| HeatingError::Internal(format!("password hashing: {e}")))
-}
-
-async fn verify_password(password: &str, stored: &str) -> Result<bool, HeatingError> {
-    let (password, stored) = (password.to_owned(), stored.to_owned());
-    tokio::task::spawn_blocking(move || auth::verify_password(&password, &stored))
-        .await
-        .map_err(|e| HeatingError::Internal(format!("password check: {e}")))
-}
-
-/// How long access tokens live (000 "安全建议": 2 hours).
-pub const ACCESS_TTL: Duration = Duration::from_secs(7200);
-
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone as _;
+
     use super::*;
 
     const DAY: i64 = 86_400_000;

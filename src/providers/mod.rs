@@ -47,41 +47,13 @@ pub enum ProviderError {
     },
 }
 
-/// What a verification code is for; names the SMS template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmsPurpose {
-    /// Log in with phone + code.
-    Login,
-    /// Register a new account.
-    Register,
-    /// Change or reset a password.
-    ResetPassword,
-}
-
-impl SmsPurpose {
-    /// The wire name (`login`, `register`, `reset_password`; 000 §1.1 `type`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SmsPurpose::Login => "login",
-            SmsPurpose::Register => "register",
-            SmsPurpose::ResetPassword => "reset_password",
-        }
-    }
-}
-
 /// Sends verification codes by SMS.
 #[async_trait]
 pub trait SmsProvider: Send + Sync + 'static {
-    /// Send `code` to `phone` (11 digits, mainland) for `purpose`; the code expires after
-    /// `ttl_seconds`. `api` is the sending API's id, used by the sandbox outbox.
-    async fn send_code(
-        &self,
-        api: &'static str,
-        phone: &str,
-        code: &str,
-        purpose: SmsPurpose,
-        ttl_seconds: u32,
-    ) -> Result<(), ProviderError>;
+    /// Send `code` to `phone` (11 digits, mainland) for `purpose` (the sending API's own word:
+    /// `login`, `register`, `reset_password`, `yezhu`, …; it picks the SMS template); the code
+    /// expires after `ttl_seconds`. `api` is the sending API's id, used by the sandbox outbox.
+    async fn send_code(&self, api: &'static str, phone: &str, code: &str, purpose: &str, ttl_seconds: u32) -> Result<(), ProviderError>;
 }
 
 /// What code2Session answered (domain.md §1.1). The session_key never leaves the server.

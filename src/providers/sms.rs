@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 
-use super::{ProviderError, SmsProvider, SmsPurpose};
+use super::{ProviderError, SmsProvider};
 use crate::config::SmsConfig;
 
 /// One message the sandbox "sent".
@@ -26,8 +26,8 @@ pub struct OutboxEntry {
     pub phone: String,
     /// The verification code.
     pub code: String,
-    /// What the code is for.
-    pub purpose: SmsPurpose,
+    /// What the code is for (the API's word).
+    pub purpose: String,
     /// When it was sent (UTC).
     pub sent_at: DateTime<Utc>,
 }
@@ -82,18 +82,12 @@ impl SandboxSms {
 
 #[async_trait]
 impl SmsProvider for SandboxSms {
-    async fn send_code(
-        &self,
-        api: &'static str,
-        phone: &str,
-        code: &str,
-        purpose: SmsPurpose,
-        ttl_seconds: u32,
-    ) -> Result<(), ProviderError> {
+    async fn send_code(&self, api: &'static str, phone: &str, code: &str, purpose: &str, ttl_seconds: u32) -> Result<(), ProviderError> {
         // The sandbox code is no secret (showing it is the point); the phone is still masked.
         let masked = crate::pii::mask_phone(phone);
-        tracing::info!(api, phone = masked, code, purpose = purpose.as_str(), ttl_seconds, "sandbox SMS sent (full number: GET /_sandbox/sms)");
-        self.push(OutboxEntry { api, phone: phone.to_string(), code: code.to_string(), purpose, sent_at: Utc::now() });
+        tracing::info!(api, phone = masked, code, purpose, ttl_seconds, "sandbox SMS sent (full number: GET /_sandbox/sms)");
+        let entry = OutboxEntry { api, phone: phone.to_string(), code: code.to_string(), purpose: purpose.to_owned(), sent_at: Utc::now() };
+        self.push(entry);
         Ok(())
     }
 }
@@ -130,14 +124,15 @@ pub fn aliyun_signature(method: &str, canonical_query: &str, access_key_secret: 
     B64.encode(hmac::sign(&key, string_to_sign.as_bytes()).as_ref())
 }
 
-/// The real SMS provider: Aliyun dysmsapi `SendSms` (Version 2017-05-25), one template with a
-/// `${code}` variable.
+/// The real SMS provider: Aliyun dysmsapi `SendSms` (Version 2017-05-25): a template per code
+/// purpose (or one for all), each with a `${code}` variable.
 pub struct AliyunSms {
     endpoint: String,
     access_key_id: String,
     access_key_secret: SecretString,
     sign_name: String,
     template_code: String,
+    templates: BTreeMap<String, String>,
     http: reqwest::Client,
 }
 
@@ -148,6 +143,7 @@ impl fmt::Debug for AliyunSms {
             .field("access_key_id", &self.access_key_id)
             .field("sign_name", &self.sign_name)
             .field("template_code", &self.template_code)
+            .field("templates", &self.templates)
             .finish_non_exhaustive()
     }
 }
@@ -164,8 +160,8 @@ impl AliyunSms {
     /// Per-request timeout: a login should not hang on a slow SMS gateway.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// Build from configuration; a missing access key, secret, sign name or template is
-    /// [`ProviderError::Config`].
+    /// Build from configuration; a missing access key, secret, sign name or default template is
+    /// [`ProviderError::Config`] (purposes without a template of their own use the default).
     pub fn new(config: &SmsConfig) -> Result<AliyunSms, ProviderError> {
         let missing = |what: &str| ProviderError::Config { provider: ALIYUN, detail: format!("sms.{what} is not set") };
         let secret = config.access_key_secret.clone().filter(|s| !s.expose_secret().is_empty());
@@ -190,12 +186,19 @@ impl AliyunSms {
             access_key_secret,
             sign_name: config.sign_name.clone(),
             template_code: config.template_code.clone(),
+            templates: config.templates.clone(),
             http,
         })
     }
 
-    /// The signed request URL for sending `code` to `phone`, with the given nonce and time.
-    fn url(&self, phone: &str, code: &str, nonce: &str, now: DateTime<Utc>) -> String {
+    /// The template for `purpose`: its own, else the default.
+    fn template(&self, purpose: &str) -> &str {
+        self.templates.get(purpose).map_or(&self.template_code, String::as_str)
+    }
+
+    /// The signed request URL for sending `code` to `phone` for `purpose`, with the given nonce
+    /// and time.
+    fn url(&self, phone: &str, code: &str, purpose: &str, nonce: &str, now: DateTime<Utc>) -> String {
         let template_param = serde_json::json!({ "code": code }).to_string();
         let params: BTreeMap<String, String> = [
             ("AccessKeyId", self.access_key_id.as_str()),
@@ -207,7 +210,7 @@ impl AliyunSms {
             ("SignatureMethod", "HMAC-SHA1"),
             ("SignatureNonce", nonce),
             ("SignatureVersion", "1.0"),
-            ("TemplateCode", &self.template_code),
+            ("TemplateCode", self.template(purpose)),
             ("TemplateParam", &template_param),
             ("Timestamp", &now.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
             ("Version", "2017-05-25"),
@@ -227,16 +230,9 @@ fn transport(detail: impl Into<String>) -> ProviderError {
 
 #[async_trait]
 impl SmsProvider for AliyunSms {
-    async fn send_code(
-        &self,
-        _api: &'static str,
-        phone: &str,
-        code: &str,
-        _purpose: SmsPurpose,
-        _ttl_seconds: u32,
-    ) -> Result<(), ProviderError> {
+    async fn send_code(&self, _api: &'static str, phone: &str, code: &str, purpose: &str, _ttl_seconds: u32) -> Result<(), ProviderError> {
         let nonce = crate::random::nonce_str();
-        let url = self.url(phone, code, &nonce, Utc::now());
+        let url = self.url(phone, code, purpose, &nonce, Utc::now());
         // without_url: the URL carries the AccessKeyId and signature, which stay out of logs.
         let response = self.http.get(url).send().await.map_err(|e| transport(e.without_url().to_string()))?;
         let status = response.status();
@@ -299,16 +295,16 @@ mod tests {
     #[tokio::test]
     async fn sandbox_outbox_is_newest_first_per_api_and_bounded() {
         let sms = SandboxSms::with_capacity(3);
-        sms.send_code("heating", "13800000000", "111111", SmsPurpose::Login, 300).await.expect("sent");
-        sms.send_code("points", "13800000000", "222222", SmsPurpose::Register, 300).await.expect("sent");
-        sms.send_code("heating", "13800000000", "333333", SmsPurpose::ResetPassword, 300).await.expect("sent");
+        sms.send_code("heating", "13800000000", "111111", "login", 300).await.expect("sent");
+        sms.send_code("points", "13800000000", "222222", "register", 300).await.expect("sent");
+        sms.send_code("heating", "13800000000", "333333", "reset_password", 300).await.expect("sent");
         let codes = |api, phone| sms.entries(api, phone).into_iter().map(|e| e.code).collect::<Vec<_>>();
         assert_eq!(codes(Some("heating"), "13800000000"), ["333333", "111111"]);
         assert_eq!(codes(None, "13800000000"), ["333333", "222222", "111111"]);
         assert!(codes(None, "13900000000").is_empty());
-        sms.send_code("heating", "13900000000", "444444", SmsPurpose::Login, 300).await.expect("sent");
+        sms.send_code("heating", "13900000000", "444444", "login", 300).await.expect("sent");
         assert_eq!(codes(None, "13800000000"), ["333333", "222222"], "the oldest is dropped");
-        assert_eq!(sms.entries(None, "13900000000")[0].purpose, SmsPurpose::Login);
+        assert_eq!(sms.entries(None, "13900000000")[0].purpose, "login");
     }
 
     #[test]
@@ -320,7 +316,11 @@ mod tests {
             template_code: "SMS_1".into(),
             ..SmsConfig::default()
         };
-        assert!(AliyunSms::new(&config).is_ok());
+        let sms = AliyunSms::new(&config).expect("ok");
+        assert_eq!(sms.template("login"), "SMS_1");
+        let per_purpose = SmsConfig { templates: [("yezhu".to_owned(), "SMS_2".to_owned())].into(), ..config.clone() };
+        let sms = AliyunSms::new(&per_purpose).expect("ok");
+        assert_eq!((sms.template("yezhu"), sms.template("login")), ("SMS_2", "SMS_1"));
         for broken in [
             SmsConfig { access_key_secret: None, ..config.clone() },
             SmsConfig { access_key_secret: Some("".into()), ..config.clone() },

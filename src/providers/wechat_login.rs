@@ -32,7 +32,9 @@ impl SandboxLogin {
         format!("sb_{}", &hex[..25])
     }
 
-    fn session_key_for(code: &str) -> String {
+    /// The session_key the sandbox gives `code` (base64 of 16 bytes): what
+    /// `/_sandbox/wechat/encrypt` seals data with for that code's login.
+    pub fn session_key_for(code: &str) -> String {
         let digest = digest::digest(&digest::SHA256, format!("mpapi-sandbox-session-key:{code}").as_bytes());
         B64.encode(&digest.as_ref()[..16])
     }
@@ -91,11 +93,12 @@ impl Code2Session {
     /// Per-request timeout, seconds.
     pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// Build from configuration; a missing appid or secret is [`ProviderError::Config`].
-    pub fn new(config: &WechatLoginConfig) -> Result<Code2Session, ProviderError> {
+    /// code2Session for mini-program `appid` with its configured AppSecret; a missing appid or
+    /// secret is [`ProviderError::Config`].
+    pub fn new(appid: &str, config: &WechatLoginConfig) -> Result<Code2Session, ProviderError> {
         let config_error = |detail: String| ProviderError::Config { provider: CODE2SESSION, detail };
-        if config.appid.trim().is_empty() {
-            return Err(config_error("wechat_login.appid is not set".into()));
+        if appid.trim().is_empty() {
+            return Err(config_error("appid is not set".into()));
         }
         let secret = config
             .secret
@@ -108,7 +111,7 @@ impl Code2Session {
             .map_err(|e| config_error(format!("HTTP client: {e}")))?;
         Ok(Code2Session {
             base_url: config.base_url.trim_end_matches('/').to_string(),
-            appid: config.appid.clone(),
+            appid: appid.to_owned(),
             secret,
             http,
         })
@@ -189,11 +192,10 @@ mod tests {
 
     #[test]
     fn real_login_needs_appid_and_secret() {
-        let ok = WechatLoginConfig { appid: "wx1".into(), secret: Some("s".into()), ..Default::default() };
-        assert!(Code2Session::new(&ok).is_ok());
+        let ok = WechatLoginConfig { secret: Some("s".into()), ..Default::default() };
+        assert!(Code2Session::new("wx1", &ok).is_ok());
         let no_secret = WechatLoginConfig { secret: None, ..ok.clone() };
-        assert!(matches!(Code2Session::new(&no_secret), Err(ProviderError::Config { .. })));
-        let no_appid = WechatLoginConfig { appid: "".into(), ..ok };
-        assert!(matches!(Code2Session::new(&no_appid), Err(ProviderError::Config { .. })));
+        assert!(matches!(Code2Session::new("wx1", &no_secret), Err(ProviderError::Config { .. })));
+        assert!(matches!(Code2Session::new(" ", &ok), Err(ProviderError::Config { .. })));
     }
 }

@@ -1,18 +1,28 @@
-//! Storage: the database connection, migrations, and each API's queries. sea-orm is used here
-//! and nowhere else; the layers above call the functions of [`heating`] and get plain rows back.
+//! Storage: the database connection, migrations, and one store type per area (identity,
+//! payments, each API's own tables). sea-orm is used here and nowhere else; the layers above call
+//! store methods and get plain rows and enums back.
+//!
+//! A store is a thin wrapper around a connection — the pool or a transaction — so the same
+//! queries run alone or inside a larger transaction (`SessionStore(&tx)`), and nothing inside a
+//! transaction reaches for the pool behind its back.
 
 use std::time::Duration;
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, EntityTrait, Set};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 pub mod heating;
+pub mod identity;
 mod migration;
+pub mod payments;
 mod secret;
 
-/// A storage failure. Callers answer it as their API's internal error and log it; the message
-/// never reaches a client.
+/// A storage failure. Callers answer it as their API's internal error (or "unavailable") and
+/// log it; the message never reaches a client.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The database refused or failed a statement.
@@ -29,26 +39,45 @@ pub struct Db {
     conn: DatabaseConnection,
 }
 
+/// How many connections a SQLite file gets: readers run beside the one writer (WAL), and a
+/// request that holds a transaction never waits for the connection another request holds.
+const SQLITE_CONNECTIONS: u32 = 4;
+
 impl Db {
     /// Connect to `url` (`sqlite://file.db?mode=rwc`, `sqlite::memory:`, `postgres://…`) and apply
-    /// every pending migration.
+    /// every pending migration (two servers starting at once wait for each other).
     ///
-    /// SQLite gets one connection: writers are serialised by SQLite anyway, and one connection
-    /// keeps transactions from meeting `SQLITE_BUSY` (and makes `sqlite::memory:` one database).
+    /// A SQLite file runs in WAL mode with several connections and a busy timeout, and every
+    /// write transaction starts `BEGIN IMMEDIATE` ([`write`]): writers queue for the write lock
+    /// up front instead of failing half-way with `SQLITE_BUSY`. `sqlite::memory:` is one
+    /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> Result<Db, StorageError> {
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
-            options.max_connections(1).min_connections(1);
+            let connections = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { SQLITE_CONNECTIONS };
+            options.max_connections(connections).min_connections(1).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
         } else {
             options.max_connections(16);
         }
         let conn = Database::connect(options).await?;
-        migration::Migrator::up(&conn, None).await?;
+        // Migrate inside one write transaction (both databases have transactional DDL), under an
+        // advisory lock on PostgreSQL: a second instance starting at the same moment waits, then
+        // finds the schema in place, instead of failing half-way through `CREATE TABLE`.
+        let tx = write(&conn).await?;
+        if conn.get_database_backend() == DbBackend::Postgres {
+            tx.execute_unprepared("SELECT pg_advisory_xact_lock(7262617069)").await?;
+        }
+        migration::Migrator::up(&tx, None).await?;
+        tx.commit().await?;
         Ok(Db { conn })
     }
 
-    /// The connection, for this module's query functions.
+    /// The connection pool, for store types.
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
     }
@@ -60,6 +89,12 @@ impl Db {
             DbBackend::Postgres => "postgres",
             _ => "other",
         }
+    }
+
+    /// Close every connection of the pool (shared by all clones): every later query fails.
+    /// Shutdown uses it; tests use it to take the database away under a running server.
+    pub async fn close(&self) {
+        let _ = self.conn.close_by_ref().await;
     }
 
     /// Whether the database answers now (health checks).
@@ -86,3 +121,59 @@ impl Db {
             .ok_or_else(|| StorageError::Corrupt(format!("secret {name} vanished after insert")))
     }
 }
+
+/// Claim seed set `name` inside `tx`: true when this database had not received it (the marker
+/// is now written, and commits with the seed), false when it had. Of two instances seeding at
+/// once, the second waits on the marker's key until the first commits, then finds it.
+pub(crate) async fn claim_seed(tx: &sea_orm::DatabaseTransaction, name: &str, now: i64) -> Result<bool, StorageError> {
+    let inserted = secret::seed_applied::Entity::insert(secret::seed_applied::ActiveModel {
+        name: Set(name.to_owned()),
+        applied_at: Set(now),
+    })
+    .on_conflict(OnConflict::column(secret::seed_applied::Column::Name).do_nothing().to_owned())
+    .exec_without_returning(tx)
+    .await?;
+    Ok(inserted > 0)
+}
+
+/// Begin a write transaction on `conn`: `BEGIN IMMEDIATE` on SQLite (the write lock is taken at
+/// once, so two writers queue rather than deadlock on a lock upgrade), a plain `BEGIN` on
+/// PostgreSQL (row locks decide there), a savepoint inside a transaction.
+pub(crate) async fn write<C: TransactionTrait + ConnectionTrait>(conn: &C) -> Result<C::Transaction, sea_orm::DbErr> {
+    let options = TransactionOptions {
+        sqlite_transaction_mode: (conn.get_database_backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    conn.begin_with_options(options).await
+}
+
+/// Whether an `UPDATE` changed a row (the guard of every conditional write).
+pub(crate) fn affected(result: sea_orm::UpdateResult) -> bool {
+    result.rows_affected > 0
+}
+
+/// Whether a statement failed on a unique index.
+pub(crate) fn is_unique_violation(error: &sea_orm::DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Define a status column's enum: stored as the lower-case text given, read back strictly (an
+/// unknown value is a [`StorageError::Corrupt`] row, never a silent default).
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sea_orm::EnumIter, sea_orm::DeriveActiveEnum)]
+        #[sea_orm(rs_type = "String", db_type = "String(sea_orm::sea_query::StringLen::N(16))")]
+        $vis enum $name {
+            $($(#[$vmeta])* #[sea_orm(string_value = $text)] $variant,)+
+        }
+
+        impl $name {
+            /// The value as stored.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+    };
+}
+pub(crate) use text_enum;

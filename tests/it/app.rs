@@ -4,7 +4,6 @@
 //! JSON answer against `openapi/<api>.yaml`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use mpapi::config::Config;
 use mpapi::serve::Server;
@@ -42,29 +41,34 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-static SCHEMAS: AtomicU32 = AtomicU32::new(0);
+/// How old a test schema must be before a later run may drop it as left over: no test run lasts
+/// that long, so a live schema of a concurrent run (another `cargo test`, nextest's process per
+/// test) is never dropped.
+const STALE_SCHEMA_SECONDS: u64 = 3600;
 
 /// A fresh database URL: a SQLite file, or a new PostgreSQL schema when `DATABASE_URL` is set.
-async fn fresh_database(dir: &tempfile::TempDir) -> String {
+/// Schemas are named `mpapi_t<unix seconds>_<random>`; schemas of runs older than an hour are
+/// dropped first, so the database does not grow run after run.
+pub async fn fresh_database(dir: &tempfile::TempDir) -> String {
     match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => {
-            let schema = format!("mpapi_t{}_{}", std::process::id(), SCHEMAS.fetch_add(1, Ordering::Relaxed));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+            let schema = format!("mpapi_t{now}_{}", mpapi::random::hex(12));
             let admin = sea_orm::Database::connect(&url).await.expect("DATABASE_URL connects");
             use sea_orm::ConnectionTrait;
-            // Schemas left by earlier runs go first, so the database does not grow run after run.
-            let stale = admin
+            let existing = admin
                 .query_all_raw(sea_orm::Statement::from_string(
                     admin.get_database_backend(),
-                    format!(
-                        "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'mpapi_t%' AND nspname NOT LIKE 'mpapi_t{}\\_%'",
-                        std::process::id()
-                    ),
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'mpapi\\_t%'".to_owned(),
                 ))
                 .await
                 .expect("listing schemas");
-            for row in stale {
+            for row in existing {
                 let name: String = row.try_get("", "nspname").expect("nspname");
-                let _ = admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+                let created = name.strip_prefix("mpapi_t").and_then(|rest| rest.split('_').next()).and_then(|s| s.parse::<u64>().ok());
+                if created.is_some_and(|at| at + STALE_SCHEMA_SECONDS < now) {
+                    let _ = admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE")).await;
+                }
             }
             admin.execute_unprepared(&format!("CREATE SCHEMA \"{schema}\"")).await.expect("creating a schema");
             let separator = if url.contains('?') { '&' } else { '?' };
@@ -85,12 +89,18 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
         configure(&mut config);
+        TestApp::start(api, config, dir).await
+    }
+
+    /// `api` on a server with exactly `config` (its database included: a restart test reuses
+    /// one), keeping `dir` alive as long as the app.
+    pub async fn start(api: &'static str, config: Config, dir: tempfile::TempDir) -> TestApp {
         let server = Server::new(config).await.expect("the server starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port 0 binds");
         let address = listener.local_addr().expect("bound");
         let api_entry = *mpapi::apis::APIS.iter().find(|a| a.id == api).expect("known api");
         let router = server.router(api_entry, address.port()).await.expect("router builds").expect("implemented");
-        let app = mpapi::server::outer(router, api);
+        let app = mpapi::server::outer(router, api, &mpapi::server::Cors::AnyOrigin);
         tokio::spawn(async move {
             let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<SocketAddr>(app);
             axum::serve(listener, app).await.expect("serving");
@@ -99,6 +109,21 @@ impl TestApp {
         let spec = Spec::load(&workspace_root(), spec_api).expect("the spec loads");
         let validator = ExampleValidator::new(&spec).expect("validator");
         TestApp { address, server, client: reqwest::Client::new(), spec, validator, _dir: dir }
+    }
+
+    /// The API's providers and sandbox as the router uses them.
+    pub fn parts(&self, api: &str) -> std::sync::Arc<mpapi::serve::ApiParts> {
+        self.server.parts(api).expect("an implemented API")
+    }
+
+    /// The sandbox payment platform of `api`.
+    pub fn pay_platform(&self, api: &str) -> std::sync::Arc<mpapi::providers::wechat_pay::SandboxPay> {
+        self.parts(api).sandbox.pay.clone().expect("the sandbox WeChat Pay is active")
+    }
+
+    /// The temporary folder the SQLite file lives in.
+    pub fn into_dir(self) -> tempfile::TempDir {
+        self._dir
     }
 
     /// `http://127.0.0.1:PORT` + path.

@@ -18,7 +18,7 @@ fn mock_app(api: &str, validation: Validation) -> (server::MockApp, MockSource) 
     let api: Api = apis::by_id(api).expect("known api");
     let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
     let layer = MockLayer::new(api, source.clone(), validation, Latency::default());
-    (server::outer(server::mock_app(layer), api.id), source)
+    (server::outer(server::mock_app(layer), api.id, &server::Cors::AnyOrigin), source)
 }
 
 fn mock_file(api: &str, operation: &str, name: &str) -> String {
@@ -225,7 +225,7 @@ async fn watch_reloads_edited_mock_files() {
     let source = MockSource::load(api, dir.path()).unwrap();
     let _watcher = mpapi::mock::watch(dir.path(), vec![source.clone()]).unwrap();
     let layer = MockLayer::new(api, source.clone(), Validation::Enforce, Latency::default());
-    let app = server::outer(server::mock_app(layer), api.id);
+    let app = server::outer(server::mock_app(layer), api.id, &server::Cors::AnyOrigin);
     let health = || Request::get("/health").body(Body::empty()).unwrap();
     // Answered once before the edit, so the typed answer is cached.
     assert_eq!(send(&app, health()).await.json()["message"], json!("success"));

@@ -17,7 +17,7 @@ use mpapi::providers::wechat_login::Code2Session;
 use mpapi::providers::wechat_pay::{SandboxOrderState, SandboxPay, SandboxPayError, WechatPayV3};
 use mpapi::providers::wxpay::{self, PlatformSigner};
 use mpapi::providers::{
-    NotifyError, PrepayRequest, ProviderError, SmsProvider as _, SmsPurpose, WechatLogin as _, WechatPay as _,
+    NotifyError, PrepayRequest, ProviderError, SmsProvider as _, WechatLogin as _, WechatPay as _,
 };
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ fn aliyun(server: &MockServer) -> AliyunSms {
         access_key_secret: Some(ALIYUN_SECRET.into()),
         sign_name: "供暖缴费".into(),
         template_code: "SMS_123456789".into(),
+        templates: Default::default(),
     })
     .expect("configured")
 }
@@ -91,7 +92,7 @@ async fn aliyun_send_sms_sends_a_signed_request() {
         .await;
     let sms = aliyun(&server);
     for _ in 0..2 {
-        sms.send_code("heating", "13800000000", "246810", SmsPurpose::Login, 300).await.expect("sent");
+        sms.send_code("heating", "13800000000", "246810", "login", 300).await.expect("sent");
     }
     // Each request carries its own nonce: Aliyun refuses a replayed SignatureNonce.
     let nonces: Vec<String> = server
@@ -114,7 +115,7 @@ async fn aliyun_error_code_is_a_vendor_error() {
         })))
         .mount(&server)
         .await;
-    match aliyun(&server).send_code("heating", "13800000000", "1", SmsPurpose::Login, 300).await {
+    match aliyun(&server).send_code("heating", "13800000000", "1", "login", 300).await {
         Err(ProviderError::Vendor { code, message, .. }) => {
             assert_eq!(code, "isv.BUSINESS_LIMIT_CONTROL");
             assert!(message.contains("流控"));
@@ -127,7 +128,7 @@ async fn aliyun_error_code_is_a_vendor_error() {
 async fn aliyun_http_failure_is_a_transport_error() {
     let server = MockServer::start().await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).mount(&server).await;
-    let result = aliyun(&server).send_code("heating", "13800000000", "1", SmsPurpose::Login, 300).await;
+    let result = aliyun(&server).send_code("heating", "13800000000", "1", "login", 300).await;
     assert!(matches!(result, Err(ProviderError::Transport { .. })), "{result:?}");
 
     // Nothing listening at all.
@@ -140,19 +141,17 @@ async fn aliyun_http_failure_is_a_transport_error() {
         ..SmsConfig::default()
     })
     .expect("configured");
-    let result = gone.send_code("heating", "13800000000", "1", SmsPurpose::Login, 300).await;
+    let result = gone.send_code("heating", "13800000000", "1", "login", 300).await;
     assert!(matches!(result, Err(ProviderError::Transport { .. })), "{result:?}");
 }
 
 // ---------------------------------------------------------------- code2Session
 
 fn code2session(server: &MockServer) -> Code2Session {
-    Code2Session::new(&WechatLoginConfig {
-        provider: ProviderKind::Real,
-        base_url: server.uri(),
-        appid: "wx1234567890abcdef".into(),
-        secret: Some("app-secret-value".into()),
-    })
+    Code2Session::new(
+        "wx1234567890abcdef",
+        &WechatLoginConfig { provider: ProviderKind::Real, base_url: server.uri(), secret: Some("app-secret-value".into()) },
+    )
     .expect("configured")
 }
 

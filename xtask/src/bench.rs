@@ -230,8 +230,8 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
         return Ok(rerun_in_release(root, opts)?.success());
     }
 
-    eprintln!("bench: cargo build --release -p mpapi");
-    let mpapi = build_release(root, "mpapi")?;
+    eprintln!("bench: cargo build --profile dist -p mpapi");
+    let mpapi = build_dist(root, "mpapi")?;
     let answers = PROBES.iter().map(|probe| mock_answer(root, probe)).collect::<Result<Vec<_>>>()?;
 
     let bare = BareServer::start(&answers)?;
@@ -293,12 +293,12 @@ fn find_wrk() -> Result<PathBuf> {
         .context("`wrk` is not on PATH: install it (`apt-get install wrk` on Debian or Ubuntu) and run again")
 }
 
-/// Build the release xtask and run the benchmark there, with the same options.
+/// Build the optimised xtask and run the benchmark there, with the same options.
 fn rerun_in_release(root: &Path, opts: &BenchOpts) -> Result<ExitStatus> {
-    eprintln!("bench: cargo build --release -p xtask (the bare server must be optimised too)");
+    eprintln!("bench: cargo build --profile dist -p xtask (the bare server must be optimised too)");
     // xtask alone: built together with mpapi, shared dependencies would get other features than
     // when each is built alone, and every run would compile them twice.
-    let xtask = build_release(root, "xtask")?;
+    let xtask = build_dist(root, "xtask")?;
     Command::new(&xtask)
         .args(["bench", "--duration", &opts.duration.to_string(), "--connections", &opts.connections.to_string()])
         .args(["--rounds", &opts.rounds.to_string()])
@@ -308,24 +308,25 @@ fn rerun_in_release(root: &Path, opts: &BenchOpts) -> Result<ExitStatus> {
         .with_context(|| format!("running {}", xtask.display()))
 }
 
-/// `cargo build --release -p <package>`; the executable of its same-named binary. Cargo reports
-/// the path, so `CARGO_TARGET_DIR` and `build.target-dir` are honoured.
-fn build_release(root: &Path, package: &str) -> Result<PathBuf> {
+/// `cargo build --profile dist -p <package>` (release with fat LTO, the deployed build); the
+/// executable of its same-named binary. Cargo reports the path, so `CARGO_TARGET_DIR` and
+/// `build.target-dir` are honoured.
+fn build_dist(root: &Path, package: &str) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "--message-format=json-render-diagnostics", "-p", package])
+        .args(["build", "--profile", "dist", "--message-format=json-render-diagnostics", "-p", package])
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("running cargo build --release -p {package}"))?;
-    ensure!(output.status.success(), "cargo build --release -p {package} failed ({})", output.status);
+        .with_context(|| format!("running cargo build --profile dist -p {package}"))?;
+    ensure!(output.status.success(), "cargo build --profile dist -p {package} failed ({})", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message.pointer("/target/name").and_then(|v| v.as_str()) == Some(package))
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .with_context(|| format!("cargo build --release -p {package} reported no `{package}` executable"))
+        .with_context(|| format!("cargo build --profile dist -p {package} reported no `{package}` executable"))
 }
 
 /// The bytes mock mode answers `probe` with: its mock file as compact JSON.
@@ -370,7 +371,7 @@ impl MockMode {
             None => Ok(()),
             Some(status) => bail!(
                 "mpapi mock exited ({status}) before answering; run it by hand to see why: \
-                 target/release/mpapi mock --api {API} --port-base {} --bind 127.0.0.1",
+                 target/dist/mpapi mock --api {API} --port-base {} --bind 127.0.0.1",
                 self.port
             ),
         }

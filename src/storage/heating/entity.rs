@@ -1,7 +1,19 @@
-//! The heating tables as sea-orm entities (see the migration for the column conventions:
-//! times in ms since the epoch, money in fen).
+//! The heating API's own tables as sea-orm entities (see the migration for the column
+//! conventions: times in ms since the epoch, money in fen).
 
 #![allow(missing_docs)] // derive-generated items; each entity's module is documented
+
+use crate::storage::text_enum;
+
+text_enum! {
+    /// Where a bill stands.
+    pub enum BillStatus {
+        /// Not paid yet (an order may hold it).
+        Unpaid = "unpaid",
+        /// Paid by an order.
+        Paid = "paid",
+    }
+}
 
 /// `heating_user`: One registered user (000 §2.2).
 pub mod user {
@@ -20,92 +32,10 @@ pub mod user {
         pub id_card_cipher: Option<String>,
         pub id_card_masked: Option<String>,
         pub address: Option<String>,
+        pub payer_openid: Option<String>,
         pub last_login_at: Option<i64>,
         pub created_at: i64,
         pub updated_at: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `heating_sms_code`: One verification code sent (000 §1): stored as a keyed hash, never in clear.
-pub mod sms_code {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "heating_sms_code")]
-    pub struct Model {
-        #[sea_orm(primary_key)]
-        pub id: i64,
-        pub phone: String,
-        pub purpose: String,
-        pub code_hash: String,
-        pub attempts: i32,
-        pub created_at: i64,
-        pub expires_at: i64,
-        pub used_at: Option<i64>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `heating_sms_throttle`: When a phone was last sent a code (one per minute, 000 §7).
-pub mod sms_throttle {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "heating_sms_throttle")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub phone: String,
-        pub last_sent_at: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `heating_session`: A login session: the current refresh token's hash; access tokens name it (`sid`).
-pub mod session {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "heating_session")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub user_id: String,
-        pub refresh_hash: String,
-        pub refresh_expires_at: i64,
-        pub created_at: i64,
-        pub revoked_at: Option<i64>,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `heating_refresh_used`: Refresh tokens already rotated away; presenting one again revokes its session.
-pub mod refresh_used {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "heating_refresh_used")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub refresh_hash: String,
-        pub session_id: String,
-        pub used_at: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -172,7 +102,7 @@ pub mod bill {
         pub amount_fen: i64,
         pub bill_date: i64,
         pub due_date: i64,
-        pub status: String,
+        pub status: super::BillStatus,
         pub paid_at: Option<i64>,
         pub late_fee_paid_fen: Option<i64>,
         pub order_id: Option<String>,
@@ -185,7 +115,7 @@ pub mod bill {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// `heating_order`: A payment order (000 §5.2): its amount in fen, its WeChat Pay state.
+/// `heating_order`: which heat account a payment order (`pay_order`) pays bills of.
 pub mod order {
     use sea_orm::entity::prelude::*;
 
@@ -193,20 +123,19 @@ pub mod order {
     #[sea_orm(table_name = "heating_order")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub order_id: String,
-        pub user_id: Option<String>,
+        pub out_trade_no: String,
         pub heat_account: String,
-        pub amount_fen: i64,
-        pub status: String,
-        pub prepay_id: Option<String>,
-        pub transaction_id: Option<String>,
-        pub created_at: i64,
-        pub expires_at: i64,
-        pub paid_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
+    pub enum Relation {
+        #[sea_orm(
+            belongs_to = "crate::storage::payments::entity::order::Entity",
+            from = "Column::OutTradeNo",
+            to = "crate::storage::payments::entity::order::Column::OutTradeNo"
+        )]
+        PayOrder,
+    }
 
     impl ActiveModelBehavior for ActiveModel {}
 }
@@ -219,7 +148,7 @@ pub mod order_bill {
     #[sea_orm(table_name = "heating_order_bill")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub order_id: String,
+        pub out_trade_no: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub bill_id: String,
         pub amount_fen: i64,
@@ -228,33 +157,11 @@ pub mod order_bill {
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
     pub enum Relation {
-        #[sea_orm(belongs_to = "super::order::Entity", from = "Column::OrderId", to = "super::order::Column::OrderId")]
+        #[sea_orm(belongs_to = "super::order::Entity", from = "Column::OutTradeNo", to = "super::order::Column::OutTradeNo")]
         Order,
         #[sea_orm(belongs_to = "super::bill::Entity", from = "Column::BillId", to = "super::bill::Column::BillId")]
         Bill,
     }
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-/// `heating_notification`: Every verified WeChat Pay notify, by its id (dedupe and audit).
-pub mod notification {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "heating_notification")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: String,
-        pub order_id: String,
-        pub event_type: String,
-        pub trade_state: String,
-        pub outcome: String,
-        pub received_at: i64,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
 
     impl ActiveModelBehavior for ActiveModel {}
 }

@@ -3,7 +3,10 @@
 use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_server;
-mod m20261121_000002_heating;
+mod m20261203_000001_seed;
+mod m20261203_000002_identity;
+mod m20261203_000003_payments;
+mod m20261203_000004_heating;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -11,6 +14,25 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_server::Migration), Box::new(m20261121_000002_heating::Migration)]
+        vec![
+            Box::new(m20261121_000001_server::Migration),
+            Box::new(m20261203_000001_seed::Migration),
+            Box::new(m20261203_000002_identity::Migration),
+            Box::new(m20261203_000003_payments::Migration),
+            Box::new(m20261203_000004_heating::Migration),
+        ]
     }
+}
+
+/// `CREATE [UNIQUE] INDEX IF NOT EXISTS name ON table (columns)`.
+fn index(name: &str, table: &str, columns: &[&str], unique: bool) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index.name(name).table(Alias::new(table)).if_not_exists();
+    for column in columns {
+        index.col(Alias::new(*column));
+    }
+    if unique {
+        index.unique();
+    }
+    index.to_owned()
 }

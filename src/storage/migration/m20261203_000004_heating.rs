@@ -1,40 +1,30 @@
-//! The heating API's tables (000): users, SMS codes, sessions, heat accounts, seasons, bills,
-//! orders, notifications, agreements, system configuration.
+//! The heating API's own tables (000): users, heat accounts, seasons, bills, the orders that pay
+//! bills (each one a `pay_order`), agreements, system configuration. Sessions, codes and payment
+//! orders live in the shared identity and payment tables.
 //!
-//! Times are `BIGINT` milliseconds since the Unix epoch (UTC): they compare the same way in SQLite
-//! and PostgreSQL. Money is `BIGINT` fen; areas are `BIGINT` hundredths of a m².
+//! Times are `BIGINT` ms since the epoch (UTC); money `BIGINT` fen; areas `BIGINT` hundredths of a
+//! m².
 
 use sea_orm_migration::{prelude::*, schema::*};
+
+use super::index;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 8] = [
     "heating_user",
-    "heating_sms_code",
-    "heating_sms_throttle",
-    "heating_session",
-    "heating_refresh_used",
     "heating_account",
     "heating_season",
     "heating_bill",
     "heating_order",
     "heating_order_bill",
-    "heating_notification",
     "heating_agreement",
     "heating_config",
 ];
 
-fn index(name: &str, table: &str, columns: &[&str], unique: bool) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table.to_owned()).if_not_exists();
-    for column in columns {
-        index.col(Alias::new(*column));
-    }
-    if unique {
-        index.unique();
-    }
-    index.to_owned()
+fn fk(from: &str, column: &str, to: &str, to_column: &str) -> ForeignKeyCreateStatement {
+    ForeignKey::create().from(Alias::new(from), Alias::new(column)).to(Alias::new(to), Alias::new(to_column)).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -52,40 +42,10 @@ impl MigrationTrait for Migration {
                 .col(text_null("id_card_cipher"))
                 .col(string_null("id_card_masked"))
                 .col(string_null("address"))
+                .col(string_null("payer_openid"))
                 .col(big_integer_null("last_login_at"))
                 .col(big_integer("created_at"))
                 .col(big_integer("updated_at"))
-                .to_owned(),
-            Table::create()
-                .table("heating_sms_code")
-                .col(big_pk_auto("id"))
-                .col(string("phone"))
-                .col(string("purpose"))
-                .col(string("code_hash"))
-                .col(integer("attempts"))
-                .col(big_integer("created_at"))
-                .col(big_integer("expires_at"))
-                .col(big_integer_null("used_at"))
-                .to_owned(),
-            Table::create()
-                .table("heating_sms_throttle")
-                .col(string("phone").primary_key())
-                .col(big_integer("last_sent_at"))
-                .to_owned(),
-            Table::create()
-                .table("heating_session")
-                .col(string("id").primary_key())
-                .col(string("user_id"))
-                .col(string_uniq("refresh_hash"))
-                .col(big_integer("refresh_expires_at"))
-                .col(big_integer("created_at"))
-                .col(big_integer_null("revoked_at"))
-                .to_owned(),
-            Table::create()
-                .table("heating_refresh_used")
-                .col(string("refresh_hash").primary_key())
-                .col(string("session_id"))
-                .col(big_integer("used_at"))
                 .to_owned(),
             Table::create()
                 .table("heating_account")
@@ -97,6 +57,7 @@ impl MigrationTrait for Migration {
                 .col(big_integer("heating_area_centi"))
                 .col(string_null("bound_user_id"))
                 .col(big_integer_null("bound_at"))
+                .foreign_key(&mut fk("heating_account", "bound_user_id", "heating_user", "id"))
                 .to_owned(),
             Table::create()
                 .table("heating_season")
@@ -105,6 +66,9 @@ impl MigrationTrait for Migration {
                 .col(big_integer("heating_end"))
                 .col(big_integer("payment_deadline"))
                 .to_owned(),
+            // `order_id`/`hold_until` mark the order holding an unpaid bill. No foreign key on
+            // `order_id`: the claim is written before the order row, so that concurrent claims
+            // queue on the bill rows (see the heating store).
             Table::create()
                 .table("heating_bill")
                 .col(string("bill_id").primary_key())
@@ -113,41 +77,30 @@ impl MigrationTrait for Migration {
                 .col(big_integer("amount_fen"))
                 .col(big_integer("bill_date"))
                 .col(big_integer("due_date"))
-                .col(string("status"))
+                .col(string_len("status", 16))
                 .col(big_integer_null("paid_at"))
                 .col(big_integer_null("late_fee_paid_fen"))
                 .col(string_null("order_id"))
                 .col(big_integer_null("hold_until"))
+                .foreign_key(&mut fk("heating_bill", "heat_account", "heating_account", "heat_account"))
+                .foreign_key(&mut fk("heating_bill", "heating_season", "heating_season", "season"))
                 .to_owned(),
             Table::create()
                 .table("heating_order")
-                .col(string("order_id").primary_key())
-                .col(string_null("user_id"))
+                .col(string("out_trade_no").primary_key())
                 .col(string("heat_account"))
-                .col(big_integer("amount_fen"))
-                .col(string("status"))
-                .col(string_null("prepay_id"))
-                .col(string_null("transaction_id"))
-                .col(big_integer("created_at"))
-                .col(big_integer("expires_at"))
-                .col(big_integer_null("paid_at"))
+                .foreign_key(&mut fk("heating_order", "out_trade_no", "pay_order", "out_trade_no"))
+                .foreign_key(&mut fk("heating_order", "heat_account", "heating_account", "heat_account"))
                 .to_owned(),
             Table::create()
                 .table("heating_order_bill")
-                .col(string("order_id"))
+                .col(string("out_trade_no"))
                 .col(string("bill_id"))
                 .col(big_integer("amount_fen"))
                 .col(big_integer("late_fee_fen"))
-                .primary_key(Index::create().col("order_id").col("bill_id"))
-                .to_owned(),
-            Table::create()
-                .table("heating_notification")
-                .col(string("id").primary_key())
-                .col(string("order_id"))
-                .col(string("event_type"))
-                .col(string("trade_state"))
-                .col(string("outcome"))
-                .col(big_integer("received_at"))
+                .primary_key(Index::create().col("out_trade_no").col("bill_id"))
+                .foreign_key(&mut fk("heating_order_bill", "out_trade_no", "heating_order", "out_trade_no"))
+                .foreign_key(&mut fk("heating_order_bill", "bill_id", "heating_bill", "bill_id"))
                 .to_owned(),
             Table::create()
                 .table("heating_agreement")
@@ -166,15 +119,12 @@ impl MigrationTrait for Migration {
         for table in tables {
             manager.create_table(table).await?;
         }
-        let indexes = [
-            index("heating_sms_code_phone", "heating_sms_code", &["phone", "purpose"], false),
-            index("heating_session_user", "heating_session", &["user_id"], false),
+        for index in [
             index("heating_account_bound_user", "heating_account", &["bound_user_id"], true),
             index("heating_bill_account", "heating_bill", &["heat_account"], false),
-            index("heating_order_account", "heating_order", &["heat_account", "created_at"], false),
-            index("heating_order_transaction", "heating_order", &["transaction_id"], true),
-        ];
-        for index in indexes {
+            index("heating_order_account", "heating_order", &["heat_account"], false),
+            index("heating_order_bill_bill", "heating_order_bill", &["bill_id"], false),
+        ] {
             manager.create_index(index).await?;
         }
         Ok(())

@@ -1,0 +1,203 @@
+//! Verification codes sent by SMS: one store for every API, keyed by (API, subject, purpose) —
+//! the subject is the phone, or a key the API hands its client (community 002 `key`). Each API
+//! states its [`CodePolicy`]: length, lifetime, resend interval, attempts, a daily cap per phone
+//! (against SMS pumping). Codes are single use and stored as keyed digests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::pii::{Vault, mask_phone};
+use crate::providers::SmsProvider;
+use crate::storage::identity::NewCode;
+use crate::storage::{Db, StorageError};
+
+/// How one API's codes behave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodePolicy {
+    /// Digits per code.
+    pub length: usize,
+    /// Never start with 0 (codes a client sends back as a JSON integer).
+    pub no_leading_zero: bool,
+    /// How long a code is good for.
+    pub ttl: Duration,
+    /// How long a phone waits between two codes of this API.
+    pub resend_interval: Duration,
+    /// Wrong guesses a code survives; the next one kills it.
+    pub max_attempts: i32,
+    /// Codes one phone may be sent by this API in 24 hours.
+    pub daily_cap: u64,
+}
+
+/// Which code is meant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The newest code sent to this phone.
+    Phone(&'a str),
+    /// The code sent under this key (returned by [`Codes::send`] with `keyed`).
+    Key(&'a str),
+}
+
+impl Subject<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Subject::Phone(s) | Subject::Key(s) => s,
+        }
+    }
+}
+
+/// A code sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The key naming it, when sent with `keyed`.
+    pub key: Option<String>,
+    /// Its lifetime.
+    pub ttl: Duration,
+}
+
+/// A code that checked out, not used up yet ([`Codes::consume`] does that).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    id: i64,
+    /// The phone the code was sent to.
+    pub phone: String,
+}
+
+/// Why a code was not sent or not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeError {
+    /// The phone had a code less than the resend interval ago; it may ask again after this many
+    /// seconds.
+    #[error("too soon; retry after {0} s")]
+    TooSoon(u64),
+    /// The phone reached the daily cap; a slot frees after this many seconds.
+    #[error("daily cap reached; retry after {0} s")]
+    DailyCap(u64),
+    /// No such code, or not this one.
+    #[error("wrong code")]
+    Wrong,
+    /// The code had too many wrong guesses and is dead.
+    #[error("too many attempts")]
+    Exhausted,
+    /// The code expired.
+    #[error("code expired")]
+    Expired,
+    /// The SMS provider failed; nothing was sent (detail logged).
+    #[error("SMS not sent")]
+    SendFailed,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// One API's verification codes.
+pub struct Codes {
+    api: &'static str,
+    policy: CodePolicy,
+    db: Db,
+    vault: Arc<Vault>,
+    sms: Arc<dyn SmsProvider>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Codes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codes").field("api", &self.api).field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+impl Codes {
+    /// API `api`'s codes under `policy`.
+    pub fn new(api: &'static str, policy: CodePolicy, db: Db, vault: Arc<Vault>, sms: Arc<dyn SmsProvider>, clock: Clock) -> Codes {
+        Codes { api, policy, db, vault, sms, clock }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &CodePolicy {
+        &self.policy
+    }
+
+    fn domain(&self, subject: &str, purpose: &str) -> String {
+        format!("code:{}:{subject}:{purpose}", self.api)
+    }
+
+    /// Send a new code for `purpose` to `phone` (the throttle slot is taken first, so one phone's
+    /// sends are serialised even across instances). With `keyed`, the code is filed under a new
+    /// random key, returned; otherwise under the phone. A send the provider refuses is undone:
+    /// the phone may retry at once and an earlier code still works.
+    pub async fn send(&self, phone: &str, purpose: &str, keyed: bool) -> Result<Sent, CodeError> {
+        let now = self.clock.now_ms();
+        let codes = self.db.codes();
+        let interval = self.policy.resend_interval.as_millis() as i64;
+        if !codes.take_slot(self.api, phone, now, interval).await? {
+            let wait = codes.slot_taken_at(self.api, phone).await?.map_or(interval, |at| at + interval - now);
+            return Err(CodeError::TooSoon((wait.max(1000) as u64).div_ceil(1000)));
+        }
+        // The slot is ours, so nobody else counts or sends for this phone right now.
+        const DAY_MS: i64 = 24 * 3_600_000;
+        let (sent, oldest) = codes.sent_since(self.api, phone, now - DAY_MS).await?;
+        if sent >= self.policy.daily_cap {
+            codes.withdraw(self.api, phone, now).await?;
+            let wait = oldest.map_or(DAY_MS, |at| at + DAY_MS - now);
+            return Err(CodeError::DailyCap((wait.max(1000) as u64).div_ceil(1000)));
+        }
+        let code = if self.policy.no_leading_zero {
+            crate::random::digits_no_leading_zero(self.policy.length)
+        } else {
+            crate::random::digits(self.policy.length)
+        };
+        let key = keyed.then(|| crate::random::hex(32));
+        let subject = key.as_deref().unwrap_or(phone);
+        let hash = self.vault.digest(&self.domain(subject, purpose), &code);
+        let ttl_ms = self.policy.ttl.as_millis() as i64;
+        let stored = codes
+            .insert(NewCode { api: self.api, subject, phone, purpose, code_hash: &hash, now, expires_at: now + ttl_ms })
+            .await;
+        let sent = match stored {
+            Ok(()) => self.sms.send_code(self.api, phone, &code, purpose, self.policy.ttl.as_secs() as u32).await.map_err(|error| {
+                tracing::warn!(api = self.api, phone = mask_phone(phone), %error, "SMS provider failed");
+                CodeError::SendFailed
+            }),
+            Err(error) => Err(error.into()),
+        };
+        if let Err(error) = sent {
+            codes.withdraw(self.api, phone, now).await?;
+            return Err(error);
+        }
+        Ok(Sent { key, ttl: self.policy.ttl })
+    }
+
+    /// Check `code` against the newest unused code of `subject` for `purpose`, without using it
+    /// up. Each check is claimed before comparing, so parallel guesses cannot exceed the
+    /// attempts; a right guess gives its attempt back.
+    pub async fn check(&self, subject: Subject<'_>, purpose: &str, code: &str) -> Result<Ticket, CodeError> {
+        let codes = self.db.codes();
+        let Some(sent) = codes.latest(self.api, subject.as_str(), purpose).await? else {
+            return Err(CodeError::Wrong);
+        };
+        if self.clock.now_ms() >= sent.expires_at {
+            return Err(CodeError::Expired);
+        }
+        if !codes.take_attempt(sent.id, self.policy.max_attempts).await? {
+            return Err(CodeError::Exhausted);
+        }
+        if !self.vault.digest_matches(&self.domain(subject.as_str(), purpose), code, &sent.code_hash) {
+            return Err(CodeError::Wrong);
+        }
+        codes.return_attempt(sent.id).await?;
+        Ok(Ticket { id: sent.id, phone: sent.phone })
+    }
+
+    /// Use a checked code up (codes are single use); [`CodeError::Wrong`] when another request
+    /// used it meanwhile.
+    pub async fn consume(&self, ticket: &Ticket) -> Result<(), CodeError> {
+        if self.db.codes().consume(ticket.id, self.clock.now_ms()).await? { Ok(()) } else { Err(CodeError::Wrong) }
+    }
+
+    /// [`Codes::check`] then [`Codes::consume`].
+    pub async fn redeem(&self, subject: Subject<'_>, purpose: &str, code: &str) -> Result<Ticket, CodeError> {
+        let ticket = self.check(subject, purpose, code).await?;
+        self.consume(&ticket).await?;
+        Ok(ticket)
+    }
+}

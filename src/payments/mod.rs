@@ -1,0 +1,448 @@
+//! Payments, shared by every API that takes money: one order table that each API's own rows point
+//! at, JSAPI pay parameters for `wx.requestPayment` (placing the order with WeChat Pay when it has
+//! no prepay_id yet), the order's status with an order query when the notify is late, notifies
+//! (verify → dedupe → the API settles in the same transaction), closing expired orders, refunds
+//! and their notifies. An API supplies its [`Settle`] (its own writes) and its order rows.
+//!
+//! Built on domain types: each API renders [`PayParams`], [`PayOrder`] and [`NotifyOutcome`] in
+//! its own contract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use chrono::DateTime;
+
+use crate::clock::Clock;
+use crate::providers::ProviderError;
+use crate::providers::wechat_pay::{
+    Merchant, NotifyError, NotifyEvent, PayParams, PrepayRequest, RefundRequest, RefundStatus, TradeState, Transaction, WechatPay,
+};
+use crate::storage::payments::{
+    NewPayOrder, Notified, PayOrder, PayStatus, RefundRow, RefundRowStatus, Reported, Settle, Settlement,
+};
+use crate::storage::{Db, StorageError};
+
+/// A notify's outcome, for the API to answer in its own ack format (v3 JSON, v2 XML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOutcome {
+    /// Applied, or already applied before: acknowledge (WeChat stops retrying).
+    Applied,
+    /// The signature, serial or timestamp does not verify: refuse with 401 (WeChat retries; a
+    /// forger gets nothing).
+    BadSignature,
+    /// The body is no notify or does not decrypt: refuse with 400.
+    Unreadable,
+    /// Verified, but not ours to apply (unknown order, another merchant, another amount):
+    /// refuse with 400. The text says which, for the ack's message.
+    Refused(&'static str),
+    /// Our fault (storage): refuse with 500, WeChat retries.
+    Failed,
+}
+
+/// Why a payment step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// WeChat Pay refused or could not be reached (detail logged); the API answers its
+    /// "payment failed, try again" error.
+    #[error("WeChat Pay: {0}")]
+    Provider(#[from] ProviderError),
+    /// The merchant needs the payer's openid (real JSAPI) and the order has none.
+    #[error("the payer's openid is needed")]
+    PayerNeeded,
+    /// The order cannot be paid any more (paid, failed, closed or expired).
+    #[error("the order can no longer be paid")]
+    NotPayable,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// What one sweep did (see [`Payments::sweep`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Expired orders closed.
+    pub closed: usize,
+    /// Expired orders found paid after all (a notify that never came).
+    pub found_paid: usize,
+    /// Refunds asked for.
+    pub refunds_started: usize,
+    /// Refunds whose outcome was learnt by a query.
+    pub refunds_settled: usize,
+}
+
+/// One API's payments with one merchant.
+pub struct Payments {
+    api: &'static str,
+    pay: Arc<dyn WechatPay>,
+    settle: Arc<dyn Settle>,
+    notify_url: String,
+    db: Db,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Payments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payments").field("api", &self.api).field("notify_url", &self.notify_url).finish_non_exhaustive()
+    }
+}
+
+/// How long a pending order waits for its notify before a status read asks WeChat Pay.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+
+impl Payments {
+    /// API `api`'s payments through `pay`; WeChat Pay sends notifies (payments and refunds) to
+    /// `notify_url`; `settle` applies the API's own writes.
+    pub fn new(api: &'static str, pay: Arc<dyn WechatPay>, settle: Arc<dyn Settle>, notify_url: String, db: Db, clock: Clock) -> Payments {
+        Payments { api, pay, settle, notify_url, db, clock }
+    }
+
+    /// The merchant orders are placed with.
+    pub fn merchant(&self) -> &Merchant {
+        self.pay.merchant()
+    }
+
+    /// Whether orders need the payer's openid (real JSAPI).
+    pub fn needs_payer(&self) -> bool {
+        self.pay.needs_payer()
+    }
+
+    /// The API's settling, for its own stores.
+    pub fn settler(&self) -> &dyn Settle {
+        self.settle.as_ref()
+    }
+
+    /// A new pending order of this API (for the API's store to insert beside its own rows).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_order<'a>(
+        &'a self,
+        out_trade_no: &'a str,
+        user_id: Option<&'a str>,
+        payer_openid: Option<&'a str>,
+        description: &'a str,
+        amount_fen: i64,
+        now: i64,
+        ttl: Duration,
+    ) -> NewPayOrder<'a> {
+        let merchant = self.pay.merchant();
+        NewPayOrder {
+            out_trade_no,
+            api: self.api,
+            appid: &merchant.appid,
+            mchid: &merchant.mchid,
+            user_id,
+            payer_openid,
+            description,
+            amount_fen,
+            created_at: now,
+            expires_at: now + ttl.as_millis() as i64,
+        }
+    }
+
+    /// `wx.requestPayment` parameters for a pending order, freshly signed: the order is placed
+    /// with WeChat Pay first when it has no prepay_id yet (a new order, or one whose placing was
+    /// interrupted — a retry picks it up instead of waiting for it to expire). Placing it again
+    /// with the same number and amount is what WeChat Pay expects. When WeChat Pay refuses a new
+    /// order, the order fails and the API's settle releases what it held.
+    pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
+        if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
+            return Err(PayError::NotPayable);
+        }
+        let prepay_id = match &order.prepay {
+            Some((prepay_id, _)) => prepay_id.clone(),
+            None => self.prepay(order).await?,
+        };
+        Ok(self.pay.pay_params(&prepay_id)?)
+    }
+
+    async fn prepay(&self, order: &PayOrder) -> Result<String, PayError> {
+        if self.pay.needs_payer() && order.payer_openid.is_none() {
+            return Err(PayError::PayerNeeded);
+        }
+        let request = PrepayRequest {
+            out_trade_no: order.out_trade_no.clone(),
+            description: order.description.clone(),
+            amount_fen: order.amount_fen,
+            payer_openid: order.payer_openid.clone(),
+            notify_url: self.notify_url.clone(),
+            time_expire: DateTime::from_timestamp_millis(order.expires_at).unwrap_or_default(),
+        };
+        match self.pay.jsapi_prepay(&request).await {
+            Ok(prepay_id) => {
+                self.db.payments().set_prepay(&order.out_trade_no, &prepay_id, order.payer_openid.as_deref(), self.clock.now_ms()).await?;
+                Ok(prepay_id)
+            }
+            Err(error) => {
+                tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay refused the order");
+                self.db.payments().end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The order as it stands, asking WeChat Pay when it is still pending some seconds after it
+    /// was placed (a late or lost notify): a payment found that way settles exactly as its
+    /// notify would (and the notify, when it comes, is a duplicate). A failed query is logged
+    /// and the stored state answered.
+    pub async fn current(&self, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
+        let payments = self.db.payments();
+        let Some(order) = payments.get(out_trade_no).await? else {
+            return Ok(None);
+        };
+        let asked_late = order.created_at + NOTIFY_GRACE.as_millis() as i64 <= self.clock.now_ms();
+        if order.status != PayStatus::Pending || order.prepay.is_none() || !asked_late {
+            return Ok(Some(order));
+        }
+        match self.pay.query(out_trade_no).await {
+            Ok(transaction) => {
+                self.settle_query(&transaction).await?;
+                payments.get(out_trade_no).await
+            }
+            Err(error) => {
+                tracing::warn!(api = self.api, out_trade_no, %error, "order query failed; answering the stored state");
+                Ok(Some(order))
+            }
+        }
+    }
+
+    /// Settle what an order query found; nothing for an order still unpaid.
+    async fn settle_query(&self, transaction: &Transaction) -> Result<Option<Settlement>, StorageError> {
+        let (reported, id) = match (&transaction.trade_state, &transaction.transaction_id) {
+            (TradeState::Success, Some(transaction_id)) => {
+                let paid_at = transaction.success_time.map_or(self.clock.now_ms(), |t| t.timestamp_millis());
+                (Reported::Paid { transaction_id, paid_at }, format!("query:{transaction_id}"))
+            }
+            (TradeState::PayError | TradeState::Closed | TradeState::Revoked, _) => {
+                (Reported::Failed, format!("query:{}:failed", transaction.out_trade_no))
+            }
+            _ => return Ok(None),
+        };
+        let notified = Notified {
+            notify_id: &id,
+            api: self.api,
+            event_type: "QUERY",
+            out_trade_no: &transaction.out_trade_no,
+            amount_fen: transaction.amount_total_fen,
+            reported,
+        };
+        let settlement = self.db.payments().settle(&notified, self.settle.as_ref(), self.clock.now_ms()).await?;
+        self.after_settle(&transaction.out_trade_no, settlement).await;
+        Ok(Some(settlement))
+    }
+
+    /// A WeChat Pay notify (payment or refund), from its headers and the raw body exactly as
+    /// received: verified (signature, serial, timestamp), decrypted, checked against our merchant
+    /// and the order's amount, and applied in one transaction with the API's settle.
+    pub async fn notify(&self, headers: &HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
+        let now = self.clock.now();
+        let notification = match self.pay.verify_notify(headers, raw_body, now) {
+            Ok(notification) => notification,
+            Err(NotifyError::Signature(reason)) => {
+                tracing::warn!(api = self.api, reason, "notify refused: signature");
+                return NotifyOutcome::BadSignature;
+            }
+            Err(NotifyError::Body(reason)) => {
+                tracing::warn!(api = self.api, reason, "notify refused: body");
+                return NotifyOutcome::Unreadable;
+            }
+        };
+        let merchant = self.pay.merchant();
+        let result = match &notification.event {
+            NotifyEvent::Transaction(transaction) => {
+                if transaction.appid != merchant.appid || transaction.mchid != merchant.mchid {
+                    tracing::error!(api = self.api, out_trade_no = transaction.out_trade_no, "notify for another merchant");
+                    return NotifyOutcome::Refused("商户信息不一致");
+                }
+                let reported = match (&transaction.trade_state, &transaction.transaction_id) {
+                    (TradeState::Success, Some(transaction_id)) => Reported::Paid {
+                        transaction_id,
+                        // When the payer paid, not when the notify (perhaps a retry hours later) came.
+                        paid_at: transaction.success_time.map_or(now.timestamp_millis(), |t| t.timestamp_millis()),
+                    },
+                    (TradeState::Success, None) => return NotifyOutcome::Unreadable,
+                    (TradeState::NotPay | TradeState::UserPaying, _) => return NotifyOutcome::Applied,
+                    _ => Reported::Failed,
+                };
+                let notified = Notified {
+                    notify_id: &notification.id,
+                    api: self.api,
+                    event_type: &notification.event_type,
+                    out_trade_no: &transaction.out_trade_no,
+                    amount_fen: transaction.amount_total_fen,
+                    reported,
+                };
+                let settled = self.db.payments().settle(&notified, self.settle.as_ref(), now.timestamp_millis()).await;
+                settled.map(|settlement| (transaction.out_trade_no.clone(), Some(settlement)))
+            }
+            NotifyEvent::Refund(notice) => {
+                if notice.mchid != merchant.mchid {
+                    tracing::error!(api = self.api, out_refund_no = notice.out_refund_no, "refund notify for another merchant");
+                    return NotifyOutcome::Refused("商户信息不一致");
+                }
+                match self.db.payments().refund(&notice.out_refund_no).await {
+                    Ok(Some(_)) => self
+                        .record_refund(&notice.out_refund_no, notice.status, Some(&notice.refund_id))
+                        .await
+                        .map(|()| (notice.out_trade_no.clone(), None)),
+                    Ok(None) => {
+                        tracing::error!(api = self.api, out_refund_no = notice.out_refund_no, "notify for an unknown refund");
+                        return NotifyOutcome::Refused("退款单不存在");
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        match result {
+            Ok((out_trade_no, Some(settlement))) => {
+                self.after_settle(&out_trade_no, settlement).await;
+                match settlement {
+                    Settlement::UnknownOrder => NotifyOutcome::Refused("订单不存在"),
+                    Settlement::AmountMismatch => NotifyOutcome::Refused("金额不一致"),
+                    Settlement::Paid | Settlement::Failed | Settlement::Duplicate | Settlement::RefundNeeded => NotifyOutcome::Applied,
+                }
+            }
+            Ok((_, None)) => NotifyOutcome::Applied,
+            Err(error) => {
+                tracing::error!(api = self.api, %error, "notify not applied");
+                NotifyOutcome::Failed
+            }
+        }
+    }
+
+    /// Log what a settlement did, and give back money the API could not apply at once.
+    async fn after_settle(&self, out_trade_no: &str, settlement: Settlement) {
+        match settlement {
+            Settlement::Paid => tracing::info!(api = self.api, out_trade_no, "order paid"),
+            Settlement::Failed => tracing::info!(api = self.api, out_trade_no, "order failed"),
+            Settlement::Duplicate => {}
+            Settlement::UnknownOrder => tracing::error!(api = self.api, out_trade_no, "payment for an unknown order"),
+            Settlement::AmountMismatch => tracing::error!(api = self.api, out_trade_no, "payment amount differs from the order"),
+            Settlement::RefundNeeded => {
+                tracing::error!(api = self.api, out_trade_no, "paid order the API could not apply: refunding");
+                if let Err(error) = self.refund_needed(out_trade_no).await {
+                    // Stored as needing a refund: the sweep asks again.
+                    tracing::error!(api = self.api, out_trade_no, %error, "refund not started yet");
+                }
+            }
+        }
+    }
+
+    /// Give back the whole of an order marked as needing a refund.
+    async fn refund_needed(&self, out_trade_no: &str) -> Result<Option<RefundRow>, PayError> {
+        let Some(order) = self.db.payments().get(out_trade_no).await? else {
+            return Ok(None);
+        };
+        let reason = order.refund_reason.clone().unwrap_or_else(|| "订单无法履行".into());
+        self.refund(&order, order.amount_fen - order.refunded_fen, &reason).await
+    }
+
+    /// Refund `refund_fen` of a paid order: recorded first (so a retry reuses its number and the
+    /// notify finds it), then asked of WeChat Pay; its outcome comes by notify, answer or query.
+    /// `None`: the order has no refund to start (not paid, or one is under way).
+    pub async fn refund(&self, order: &PayOrder, refund_fen: i64, reason: &str) -> Result<Option<RefundRow>, PayError> {
+        let out_refund_no = format!("R{}", &order.out_trade_no.chars().take(24).collect::<String>()) + &crate::random::digits(7);
+        let payments = self.db.payments();
+        if !payments.start_refund(&order.out_trade_no, &out_refund_no, refund_fen, reason, self.clock.now_ms()).await? {
+            return Ok(None);
+        }
+        self.ask_refund(order, &out_refund_no, refund_fen, reason).await?;
+        Ok(payments.refund(&out_refund_no).await?)
+    }
+
+    async fn ask_refund(&self, order: &PayOrder, out_refund_no: &str, refund_fen: i64, reason: &str) -> Result<(), PayError> {
+        let request = RefundRequest {
+            out_trade_no: order.out_trade_no.clone(),
+            out_refund_no: out_refund_no.to_owned(),
+            reason: Some(reason.chars().take(80).collect()),
+            refund_fen,
+            total_fen: order.amount_fen,
+            notify_url: self.notify_url.clone(),
+        };
+        match self.pay.refund(&request).await {
+            Ok(refund) => Ok(self.record_refund(out_refund_no, refund.status, Some(&refund.refund_id)).await?),
+            Err(error @ ProviderError::Vendor { .. }) => {
+                // WeChat Pay said no (not enough balance, order not refundable, …): asking again
+                // will not help. Recorded as failed — the order's money-back state tells an
+                // operator to act.
+                tracing::error!(api = self.api, out_refund_no, %error, "refund refused; an operator must act");
+                self.record_refund(out_refund_no, RefundStatus::Closed, None).await?;
+                Err(error.into())
+            }
+            Err(error) => {
+                // Still `processing` with its number: the sweep queries it and asks again.
+                tracing::error!(api = self.api, out_refund_no, %error, "refund request failed");
+                Err(error.into())
+            }
+        }
+    }
+
+    async fn record_refund(&self, out_refund_no: &str, status: RefundStatus, refund_id: Option<&str>) -> Result<(), StorageError> {
+        let status = match status {
+            RefundStatus::Success => RefundRowStatus::Success,
+            RefundStatus::Processing => RefundRowStatus::Processing,
+            RefundStatus::Closed => RefundRowStatus::Closed,
+            RefundStatus::Abnormal => RefundRowStatus::Abnormal,
+        };
+        if self.db.payments().refund_outcome(out_refund_no, status, refund_id, self.clock.now_ms()).await? {
+            tracing::info!(api = self.api, out_refund_no, status = status.as_str(), "refund finished");
+        }
+        Ok(())
+    }
+
+    /// Housekeeping, safe on every instance at once (each step is a conditional write): close
+    /// expired pending orders with WeChat Pay (one found paid after all settles instead), ask
+    /// for refunds that are needed, learn the outcome of refunds pending for over a minute.
+    pub async fn sweep(&self) -> Result<Swept, StorageError> {
+        let mut swept = Swept::default();
+        let payments = self.db.payments();
+        let now = self.clock.now_ms();
+        for order in payments.expired_pending(self.api, now, 100).await? {
+            if order.prepay.is_some() {
+                match self.pay.close(&order.out_trade_no).await {
+                    Ok(()) => {}
+                    Err(ProviderError::Vendor { code, .. }) if code == "ORDERPAID" => {
+                        if let Ok(transaction) = self.pay.query(&order.out_trade_no).await
+                            && self.settle_query(&transaction).await? == Some(Settlement::Paid)
+                        {
+                            swept.found_paid += 1;
+                        }
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
+                        continue;
+                    }
+                }
+            }
+            if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
+                swept.closed += 1;
+            }
+        }
+        for order in payments.needing_refund(self.api, 100).await? {
+            match self.refund_needed(&order.out_trade_no).await {
+                Ok(Some(_)) => swept.refunds_started += 1,
+                Ok(None) => {}
+                Err(error) => tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "refund not started"),
+            }
+        }
+        for refund in payments.processing_refunds(now - 60_000, 100).await? {
+            match self.pay.query_refund(&refund.out_refund_no).await {
+                Ok(answer) if answer.status != RefundStatus::Processing => {
+                    self.record_refund(&refund.out_refund_no, answer.status, Some(&answer.refund_id)).await?;
+                    swept.refunds_settled += 1;
+                }
+                Ok(_) => {}
+                Err(ProviderError::Vendor { code, .. }) if code == "RESOURCE_NOT_EXISTS" => {
+                    // WeChat never received it (the request failed): ask again, same number.
+                    if let Some(order) = payments.get(&refund.out_trade_no).await?
+                        && let Err(error) = self.ask_refund(&order, &refund.out_refund_no, refund.refund_fen, &refund.reason).await
+                    {
+                        tracing::warn!(api = self.api, out_refund_no = refund.out_refund_no, %error, "refund asked again, failed");
+                    }
+                }
+                Err(error) => tracing::warn!(api = self.api, out_refund_no = refund.out_refund_no, %error, "refund query failed"),
+            }
+        }
+        Ok(swept)
+    }
+}

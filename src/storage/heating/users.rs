@@ -1,0 +1,210 @@
+//! Heating users (000 §2, §3): registration, profile, password, logins, the payer openid.
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use super::entity::user;
+use crate::storage::{StorageError, affected};
+
+/// A registered user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id (24 hex characters).
+    pub id: String,
+    /// Mainland mobile number (unique).
+    pub phone: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// 昵称.
+    pub nickname: String,
+    /// Avatar URL ("" when none).
+    pub avatar: String,
+    /// 真实姓名.
+    pub real_name: Option<String>,
+    /// 身份证号, AES-256-GCM sealed.
+    pub id_card_cipher: Option<String>,
+    /// 身份证号, masked (`610102********1231`).
+    pub id_card_masked: Option<String>,
+    /// 地址.
+    pub address: Option<String>,
+    /// The openid the user pays with (from a `wx.login` code given at payment).
+    pub payer_openid: Option<String>,
+    /// Registered, ms.
+    pub created_at: i64,
+    /// Last changed, ms.
+    pub updated_at: i64,
+}
+
+impl From<user::Model> for User {
+    fn from(row: user::Model) -> User {
+        User {
+            id: row.id,
+            phone: row.phone,
+            password_hash: row.password_hash,
+            nickname: row.nickname,
+            avatar: row.avatar,
+            real_name: row.real_name,
+            id_card_cipher: row.id_card_cipher,
+            id_card_masked: row.id_card_masked,
+            address: row.address,
+            payer_openid: row.payer_openid,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A user to register.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    /// Id.
+    pub id: &'a str,
+    /// Phone.
+    pub phone: &'a str,
+    /// argon2id PHC string.
+    pub password_hash: &'a str,
+    /// 昵称.
+    pub nickname: &'a str,
+    /// Now, ms.
+    pub now: i64,
+}
+
+/// Profile fields to write; `None` leaves a field alone. `id_card` is `(ciphertext, masked)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChange {
+    /// 昵称.
+    pub nickname: Option<String>,
+    /// 真实姓名.
+    pub real_name: Option<String>,
+    /// 身份证号: AES-256-GCM ciphertext (base64) and its masked form.
+    pub id_card: Option<(String, String)>,
+    /// 地址.
+    pub address: Option<String>,
+}
+
+/// `heating_user`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeatingUsers<'c, C>(pub &'c C);
+
+impl<C: ConnectionTrait> HeatingUsers<'_, C> {
+    /// The user with this phone.
+    pub async fn by_phone(&self, phone: &str) -> Result<Option<User>, StorageError> {
+        Ok(user::Entity::find().filter(user::Column::Phone.eq(phone)).one(self.0).await?.map(User::from))
+    }
+
+    /// The user with this id.
+    pub async fn get(&self, id: &str) -> Result<Option<User>, StorageError> {
+        Ok(user::Entity::find_by_id(id.to_owned()).one(self.0).await?.map(User::from))
+    }
+
+    /// operationId `auth_register`: register; false when the phone is taken (the unique index decides, not a prior read).
+    pub async fn insert(&self, new: NewUser<'_>) -> Result<bool, StorageError> {
+        let inserted = user::Entity::insert(user::ActiveModel {
+            id: Set(new.id.to_owned()),
+            phone: Set(new.phone.to_owned()),
+            password_hash: Set(new.password_hash.to_owned()),
+            nickname: Set(new.nickname.to_owned()),
+            avatar: Set(String::new()),
+            real_name: Set(None),
+            id_card_cipher: Set(None),
+            id_card_masked: Set(None),
+            address: Set(None),
+            payer_openid: Set(None),
+            last_login_at: Set(None),
+            created_at: Set(new.now),
+            updated_at: Set(new.now),
+        })
+        .on_conflict(OnConflict::column(user::Column::Phone).do_nothing().to_owned())
+        .exec_without_returning(self.0)
+        .await?;
+        Ok(inserted > 0)
+    }
+
+    /// operationId `user_profile_update`: set the profile fields that changed (`None`: leave as is) and `updated_at`; no other
+    /// column is written, so a concurrent password change is never undone.
+    pub async fn set_profile(&self, id: &str, change: &ProfileChange, now: i64) -> Result<(), StorageError> {
+        let mut update = user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now));
+        if let Some(nickname) = &change.nickname {
+            update = update.col_expr(user::Column::Nickname, Expr::value(nickname.clone()));
+        }
+        if let Some(real_name) = &change.real_name {
+            update = update.col_expr(user::Column::RealName, Expr::value(real_name.clone()));
+        }
+        if let Some((cipher, masked)) = &change.id_card {
+            update = update
+                .col_expr(user::Column::IdCardCipher, Expr::value(cipher.clone()))
+                .col_expr(user::Column::IdCardMasked, Expr::value(masked.clone()));
+        }
+        if let Some(address) = &change.address {
+            update = update.col_expr(user::Column::Address, Expr::value(address.clone()));
+        }
+        update.filter(user::Column::Id.eq(id)).exec(self.0).await?;
+        Ok(())
+    }
+
+    /// Fill the profile fields of `change` that are still empty (binding an account), each
+    /// written only where it is still null.
+    pub async fn fill_profile(&self, id: &str, change: &ProfileChange, now: i64) -> Result<(), StorageError> {
+        let only_if_empty = |column: user::Column, value: String| {
+            user::Entity::update_many()
+                .col_expr(column, Expr::value(value))
+                .col_expr(user::Column::UpdatedAt, Expr::value(now))
+                .filter(user::Column::Id.eq(id))
+                .filter(column.is_null())
+        };
+        if let Some(real_name) = &change.real_name {
+            only_if_empty(user::Column::RealName, real_name.clone()).exec(self.0).await?;
+        }
+        if let Some((cipher, masked)) = &change.id_card {
+            only_if_empty(user::Column::IdCardCipher, cipher.clone())
+                .col_expr(user::Column::IdCardMasked, Expr::value(masked.clone()))
+                .exec(self.0)
+                .await?;
+        }
+        if let Some(address) = &change.address {
+            only_if_empty(user::Column::Address, address.clone()).exec(self.0).await?;
+        }
+        Ok(())
+    }
+
+    /// operationId `user_password_update`: set a user's password hash (and `updated_at`).
+    pub async fn set_password(&self, id: &str, password_hash: &str, now: i64) -> Result<(), StorageError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Remember the openid the user pays with.
+    pub async fn set_payer_openid(&self, id: &str, openid: &str) -> Result<(), StorageError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::PayerOpenid, Expr::value(openid))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// operationId `auth_login`: record a login at `now`; answers whether it is the user's first. The first login is
+    /// claimed by a conditional write, so of two concurrent first logins only one says so.
+    pub async fn mark_login(&self, id: &str, now: i64) -> Result<bool, StorageError> {
+        let first = user::Entity::update_many()
+            .col_expr(user::Column::LastLoginAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::LastLoginAt.is_null())
+            .exec(self.0)
+            .await?;
+        if affected(first) {
+            return Ok(true);
+        }
+        user::Entity::update_many()
+            .col_expr(user::Column::LastLoginAt, Expr::value(now))
+            .filter(user::Column::Id.eq(id))
+            .exec(self.0)
+            .await?;
+        Ok(false)
+    }
+}

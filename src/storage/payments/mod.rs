@@ -1,0 +1,539 @@
+//! Payment storage, shared by every API: one `pay_order` table that each API's own rows point at,
+//! the notifications that settled them (dedupe and audit), refunds. Settling runs the API's own
+//! writes ([`Settle`]) in the same transaction as the order's; a payment the API cannot apply is
+//! stored as needing a refund, never only logged.
+
+use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+pub mod entity;
+
+pub use entity::{PayStatus, RefundRowStatus, RefundState};
+use entity::{notification, order, refund};
+
+use super::{Db, StorageError, affected, write};
+
+/// A payment order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayOrder {
+    /// Our order number, also WeChat Pay's `out_trade_no`.
+    pub out_trade_no: String,
+    /// The API that placed it.
+    pub api: String,
+    /// The mini-program it was placed for.
+    pub appid: String,
+    /// The merchant it was placed with.
+    pub mchid: String,
+    /// Who ordered (`None`: an order from before the API's users, such as seeded history).
+    pub user_id: Option<String>,
+    /// The payer's openid, when known.
+    pub payer_openid: Option<String>,
+    /// What is bought (shown to the payer).
+    pub description: String,
+    /// The amount, fen.
+    pub amount_fen: i64,
+    /// Its state.
+    pub status: PayStatus,
+    /// WeChat Pay's prepay_id and when it was obtained (ms; valid 2 h).
+    pub prepay: Option<(String, i64)>,
+    /// WeChat Pay's transaction id, once paid.
+    pub transaction_id: Option<String>,
+    /// Created, ms.
+    pub created_at: i64,
+    /// After this (ms) it can no longer be paid.
+    pub expires_at: i64,
+    /// When the payer paid, ms.
+    pub paid_at: Option<i64>,
+    /// Money back.
+    pub refund_state: RefundState,
+    /// Why money must go back.
+    pub refund_reason: Option<String>,
+    /// Refunded so far, fen.
+    pub refunded_fen: i64,
+}
+
+impl From<order::Model> for PayOrder {
+    fn from(row: order::Model) -> PayOrder {
+        PayOrder {
+            out_trade_no: row.out_trade_no,
+            api: row.api,
+            appid: row.appid,
+            mchid: row.mchid,
+            user_id: row.user_id,
+            payer_openid: row.payer_openid,
+            description: row.description,
+            amount_fen: row.amount_fen,
+            status: row.status,
+            prepay: row.prepay_id.zip(row.prepay_at),
+            transaction_id: row.transaction_id,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            paid_at: row.paid_at,
+            refund_state: row.refund_state,
+            refund_reason: row.refund_reason,
+            refunded_fen: row.refunded_fen,
+        }
+    }
+}
+
+/// A new payment order.
+#[derive(Debug, Clone)]
+pub struct NewPayOrder<'a> {
+    /// Our order number.
+    pub out_trade_no: &'a str,
+    /// The API placing it.
+    pub api: &'a str,
+    /// The mini-program.
+    pub appid: &'a str,
+    /// The merchant.
+    pub mchid: &'a str,
+    /// Who orders.
+    pub user_id: Option<&'a str>,
+    /// The payer's openid, when known.
+    pub payer_openid: Option<&'a str>,
+    /// What is bought.
+    pub description: &'a str,
+    /// Fen.
+    pub amount_fen: i64,
+    /// Now, ms.
+    pub created_at: i64,
+    /// Payable until (ms).
+    pub expires_at: i64,
+}
+
+/// What an API's [`Settle`] made of a paid order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// The API applied it (bills paid, points credited, …).
+    Applied,
+    /// The API cannot apply it (its bills were settled by another order meanwhile, …): the money
+    /// must go back. The reason is stored with the order.
+    Conflict(String),
+}
+
+/// An API's own writes when one of its orders is paid or released, run inside the transaction
+/// that changes the order (so the order and the API's rows change together or not at all).
+#[async_trait]
+pub trait Settle: Send + Sync + 'static {
+    /// `order` was just marked paid (at `now`, ms): apply it. A `Conflict` rolls back the API's
+    /// writes (not the order's: the money is taken) and marks the order as needing a refund.
+    async fn paid(&self, tx: &DatabaseTransaction, order: &PayOrder, now: i64) -> Result<Settled, StorageError>;
+    /// `order` will not be paid (failed, closed): release what it held.
+    async fn released(&self, tx: &DatabaseTransaction, order: &PayOrder) -> Result<(), StorageError>;
+}
+
+/// What a verified notify (or an order query) reports about an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reported<'a> {
+    /// Paid (`SUCCESS`).
+    Paid {
+        /// WeChat Pay's transaction id.
+        transaction_id: &'a str,
+        /// When the payer paid (ms).
+        paid_at: i64,
+    },
+    /// The payment failed or the order was closed (`PAYERROR`, `CLOSED`, `REVOKED`).
+    Failed,
+}
+
+/// A verified report to settle.
+#[derive(Debug, Clone, Copy)]
+pub struct Notified<'a> {
+    /// The notification id (`EV-…`; `query:<transaction_id>` for an order query): dedupes
+    /// redeliveries.
+    pub notify_id: &'a str,
+    /// The API whose notify URL received it.
+    pub api: &'a str,
+    /// `TRANSACTION.SUCCESS`, …
+    pub event_type: &'a str,
+    /// Our order number.
+    pub out_trade_no: &'a str,
+    /// The order's amount as WeChat Pay saw it, fen.
+    pub amount_fen: i64,
+    /// What happened.
+    pub reported: Reported<'a>,
+}
+
+/// What settling did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// The order is now paid and the API applied it.
+    Paid,
+    /// The order is now failed and the API released it.
+    Failed,
+    /// Nothing to change: this notify (or one with the same outcome) was handled before.
+    Duplicate,
+    /// No such order of this API.
+    UnknownOrder,
+    /// The reported amount is not the order's; nothing changed.
+    AmountMismatch,
+    /// Paid, but the API could not apply it: the order is paid and needs a refund.
+    RefundNeeded,
+}
+
+impl Settlement {
+    fn label(self) -> &'static str {
+        match self {
+            Settlement::Paid => "paid",
+            Settlement::Failed => "failed",
+            Settlement::Duplicate => "duplicate",
+            Settlement::UnknownOrder => "unknown_order",
+            Settlement::AmountMismatch => "amount_mismatch",
+            Settlement::RefundNeeded => "refund_needed",
+        }
+    }
+}
+
+/// A refund row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRow {
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// The order it gives money back for.
+    pub out_trade_no: String,
+    /// Fen.
+    pub refund_fen: i64,
+    /// Why.
+    pub reason: String,
+    /// Where it stands.
+    pub status: RefundRowStatus,
+    /// WeChat Pay's refund id.
+    pub refund_id: Option<String>,
+}
+
+impl From<refund::Model> for RefundRow {
+    fn from(row: refund::Model) -> RefundRow {
+        RefundRow {
+            out_refund_no: row.out_refund_no,
+            out_trade_no: row.out_trade_no,
+            refund_fen: row.refund_fen,
+            reason: row.reason,
+            status: row.status,
+            refund_id: row.refund_id,
+        }
+    }
+}
+
+/// Payment orders, notifications and refunds (`pay_order`, `pay_notification`, `pay_refund`).
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentStore<'c, C>(pub &'c C);
+
+impl Db {
+    /// The payment store over the pool.
+    pub fn payments(&self) -> PaymentStore<'_, sea_orm::DatabaseConnection> {
+        PaymentStore(self.conn())
+    }
+}
+
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PaymentStore<'_, C> {
+    /// Insert a pending order (inside the API's own transaction, beside its rows). A taken
+    /// `out_trade_no` is a unique violation the caller retries with a new number.
+    pub async fn insert(&self, new: NewPayOrder<'_>) -> Result<(), sea_orm::DbErr> {
+        order::Entity::insert(order::ActiveModel {
+            out_trade_no: Set(new.out_trade_no.to_owned()),
+            api: Set(new.api.to_owned()),
+            appid: Set(new.appid.to_owned()),
+            mchid: Set(new.mchid.to_owned()),
+            user_id: Set(new.user_id.map(str::to_owned)),
+            payer_openid: Set(new.payer_openid.map(str::to_owned)),
+            description: Set(new.description.to_owned()),
+            amount_fen: Set(new.amount_fen),
+            status: Set(PayStatus::Pending),
+            prepay_id: Set(None),
+            prepay_at: Set(None),
+            transaction_id: Set(None),
+            created_at: Set(new.created_at),
+            expires_at: Set(new.expires_at),
+            paid_at: Set(None),
+            closed_at: Set(None),
+            refund_state: Set(RefundState::None),
+            refund_reason: Set(None),
+            refunded_fen: Set(0),
+        })
+        .exec_without_returning(self.0)
+        .await?;
+        Ok(())
+    }
+
+    /// The order `out_trade_no`.
+    pub async fn get(&self, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
+        Ok(order::Entity::find_by_id(out_trade_no.to_owned()).one(self.0).await?.map(PayOrder::from))
+    }
+
+    /// Record the prepay_id WeChat Pay gave a pending order at `now` (ms), and the payer it was
+    /// placed for.
+    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, payer_openid: Option<&str>, now: i64) -> Result<(), StorageError> {
+        let mut update = order::Entity::update_many()
+            .col_expr(order::Column::PrepayId, Expr::value(prepay_id))
+            .col_expr(order::Column::PrepayAt, Expr::value(now))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .filter(order::Column::Status.eq(PayStatus::Pending));
+        if let Some(openid) = payer_openid {
+            update = update.col_expr(order::Column::PayerOpenid, Expr::value(openid));
+        }
+        update.exec(self.0).await?;
+        Ok(())
+    }
+
+    /// End a pending order unpaid (`Failed`: placing or paying it failed; `Closed`: it expired)
+    /// and let the API release what it held, in one transaction. False: it was not pending.
+    pub async fn end_unpaid(&self, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
+        let tx = write(self.0).await?;
+        let ended = end_pending(&tx, out_trade_no, status, settle, now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Apply a verified report in one transaction: record it (its id dedupes), then change the
+    /// order — its row first, so concurrent reports of one order queue on it — and the API's
+    /// rows with it.
+    pub async fn settle(&self, notified: &Notified<'_>, settle: &dyn Settle, now: i64) -> Result<Settlement, StorageError> {
+        let tx = write(self.0).await?;
+        let fresh = notification::Entity::insert(notification::ActiveModel {
+            id: Set(notified.notify_id.to_owned()),
+            api: Set(notified.api.to_owned()),
+            out_trade_no: Set(notified.out_trade_no.to_owned()),
+            event_type: Set(notified.event_type.to_owned()),
+            outcome: Set("received".to_owned()),
+            received_at: Set(now),
+        })
+        .on_conflict(OnConflict::column(notification::Column::Id).do_nothing().to_owned())
+        .exec_without_returning(&tx)
+        .await?;
+        if fresh == 0 {
+            // A redelivery: answer as the first delivery was answered (a refusal stays a refusal).
+            let stored = notification::Entity::find_by_id(notified.notify_id.to_owned()).one(&tx).await?;
+            tx.rollback().await?;
+            return Ok(match stored.map(|n| n.outcome).as_deref() {
+                Some("unknown_order") => Settlement::UnknownOrder,
+                Some("amount_mismatch") => Settlement::AmountMismatch,
+                _ => Settlement::Duplicate,
+            });
+        }
+        let order = order::Entity::find_by_id(notified.out_trade_no.to_owned())
+            .filter(order::Column::Api.eq(notified.api))
+            .one(&tx)
+            .await?
+            .map(PayOrder::from);
+        let Some(order) = order else {
+            return finish(tx, notified.notify_id, Settlement::UnknownOrder).await;
+        };
+        if order.amount_fen != notified.amount_fen {
+            return finish(tx, notified.notify_id, Settlement::AmountMismatch).await;
+        }
+        let Reported::Paid { transaction_id, paid_at } = notified.reported else {
+            let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now).await? {
+                Settlement::Failed
+            } else {
+                Settlement::Duplicate
+            };
+            return finish(tx, notified.notify_id, outcome).await;
+        };
+        // Pending — or failed/closed and paid after all (a late payment): the money is taken.
+        let paid = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
+            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
+            .col_expr(order::Column::PaidAt, Expr::value(paid_at))
+            .filter(order::Column::OutTradeNo.eq(&order.out_trade_no))
+            .filter(order::Column::Status.ne(PayStatus::Paid))
+            .exec(&tx)
+            .await?;
+        if !affected(paid) {
+            return finish(tx, notified.notify_id, Settlement::Duplicate).await;
+        }
+        let order = PayOrder { status: PayStatus::Paid, transaction_id: Some(transaction_id.to_owned()), paid_at: Some(paid_at), ..order };
+        // The API's writes run in a savepoint: a conflict undoes them, not the order's payment.
+        let savepoint = tx.begin().await?;
+        match settle.paid(&savepoint, &order, now).await? {
+            Settled::Applied => {
+                savepoint.commit().await?;
+                finish(tx, notified.notify_id, Settlement::Paid).await
+            }
+            Settled::Conflict(reason) => {
+                savepoint.rollback().await?;
+                order::Entity::update_many()
+                    .col_expr(order::Column::RefundState, Expr::value(RefundState::Needed))
+                    .col_expr(order::Column::RefundReason, Expr::value(reason))
+                    .filter(order::Column::OutTradeNo.eq(&order.out_trade_no))
+                    .exec(&tx)
+                    .await?;
+                finish(tx, notified.notify_id, Settlement::RefundNeeded).await
+            }
+        }
+    }
+
+    /// Mark an order paid as `reported`, with no API writes: for history written directly
+    /// (seeding), never for a live payment (that goes through [`PaymentStore::settle`]).
+    pub async fn mark_paid(&self, out_trade_no: &str, reported: Reported<'_>) -> Result<(), StorageError> {
+        let Reported::Paid { transaction_id, paid_at } = reported else {
+            return Err(StorageError::Corrupt(format!("order {out_trade_no}: only a payment can be recorded as paid")));
+        };
+        order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
+            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
+            .col_expr(order::Column::PaidAt, Expr::value(paid_at))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .exec(self.0)
+            .await?;
+        Ok(())
+    }
+
+    /// Pending orders of `api` whose time ran out before `now` (ms), oldest first.
+    pub async fn expired_pending(&self, api: &str, now: i64, limit: u64) -> Result<Vec<PayOrder>, StorageError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::Api.eq(api))
+            .filter(order::Column::Status.eq(PayStatus::Pending))
+            .filter(order::Column::ExpiresAt.lt(now))
+            .order_by_asc(order::Column::ExpiresAt)
+            .limit(limit)
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(PayOrder::from)
+            .collect())
+    }
+
+    /// Orders of `api` whose money must go back and was not asked for yet.
+    pub async fn needing_refund(&self, api: &str, limit: u64) -> Result<Vec<PayOrder>, StorageError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::Api.eq(api))
+            .filter(order::Column::RefundState.eq(RefundState::Needed))
+            .order_by_asc(order::Column::PaidAt)
+            .limit(limit)
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(PayOrder::from)
+            .collect())
+    }
+
+    /// Record a refund about to be asked for (before asking, so a retry reuses its
+    /// `out_refund_no` and a notify arriving at once finds it), and mark the order's money back
+    /// as under way. False: the order has no such money to give back any more (another request
+    /// started this refund).
+    pub async fn start_refund(&self, out_trade_no: &str, out_refund_no: &str, refund_fen: i64, reason: &str, now: i64) -> Result<bool, StorageError> {
+        let tx = write(self.0).await?;
+        let claimed = order::Entity::update_many()
+            .col_expr(order::Column::RefundState, Expr::value(RefundState::Processing))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .filter(order::Column::Status.eq(PayStatus::Paid))
+            .filter(order::Column::RefundState.is_in([RefundState::None, RefundState::Needed]))
+            .exec(&tx)
+            .await?;
+        if !affected(claimed) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        refund::Entity::insert(refund::ActiveModel {
+            out_refund_no: Set(out_refund_no.to_owned()),
+            out_trade_no: Set(out_trade_no.to_owned()),
+            refund_fen: Set(refund_fen),
+            reason: Set(reason.to_owned()),
+            status: Set(RefundRowStatus::Processing),
+            refund_id: Set(None),
+            created_at: Set(now),
+            finished_at: Set(None),
+        })
+        .exec_without_returning(&tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The refund `out_refund_no`.
+    pub async fn refund(&self, out_refund_no: &str) -> Result<Option<RefundRow>, StorageError> {
+        Ok(refund::Entity::find_by_id(out_refund_no.to_owned()).one(self.0).await?.map(RefundRow::from))
+    }
+
+    /// Refunds still under way that were asked for before `before` (ms): the sweeper queries them.
+    pub async fn processing_refunds(&self, before: i64, limit: u64) -> Result<Vec<RefundRow>, StorageError> {
+        Ok(refund::Entity::find()
+            .filter(refund::Column::Status.eq(RefundRowStatus::Processing))
+            .filter(refund::Column::CreatedAt.lt(before))
+            .order_by_asc(refund::Column::CreatedAt)
+            .limit(limit)
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(RefundRow::from)
+            .collect())
+    }
+
+    /// Record what WeChat Pay says of refund `out_refund_no` (from its answer, a notify or a
+    /// query): a final status is written once, with the order's money-back state and refunded
+    /// total. Answers whether this call changed anything.
+    pub async fn refund_outcome(&self, out_refund_no: &str, status: RefundRowStatus, refund_id: Option<&str>, now: i64) -> Result<bool, StorageError> {
+        let tx = write(self.0).await?;
+        let Some(row) = refund::Entity::find_by_id(out_refund_no.to_owned()).one(&tx).await? else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let mut update = refund::Entity::update_many()
+            .col_expr(refund::Column::Status, Expr::value(status))
+            .filter(refund::Column::OutRefundNo.eq(out_refund_no))
+            .filter(refund::Column::Status.eq(RefundRowStatus::Processing));
+        if status != RefundRowStatus::Processing {
+            update = update.col_expr(refund::Column::FinishedAt, Expr::value(now));
+        }
+        if let Some(refund_id) = refund_id {
+            update = update.col_expr(refund::Column::RefundId, Expr::value(refund_id));
+        }
+        let changed = affected(update.exec(&tx).await?) && status != RefundRowStatus::Processing;
+        if changed {
+            let (state, refunded) = match status {
+                RefundRowStatus::Success => (RefundState::Refunded, row.refund_fen),
+                _ => (RefundState::Failed, 0),
+            };
+            order::Entity::update_many()
+                .col_expr(order::Column::RefundState, Expr::value(state))
+                .col_expr(order::Column::RefundedFen, Expr::col(order::Column::RefundedFen).add(refunded))
+                .filter(order::Column::OutTradeNo.eq(&row.out_trade_no))
+                .exec(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Delete notification records received before `before` (ms): past WeChat's 24-hour retry
+    /// ladder they dedupe nothing; the orders keep what they settled.
+    pub async fn prune_notifications(&self, before: i64) -> Result<u64, StorageError> {
+        Ok(notification::Entity::delete_many().filter(notification::Column::ReceivedAt.lt(before)).exec(self.0).await?.rows_affected)
+    }
+}
+
+/// End a pending order unpaid and release the API's rows, inside `tx`; false when not pending.
+async fn end_pending(tx: &DatabaseTransaction, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
+    let updated = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(status))
+        .col_expr(order::Column::ClosedAt, Expr::value(now))
+        .filter(order::Column::OutTradeNo.eq(out_trade_no))
+        .filter(order::Column::Status.eq(PayStatus::Pending))
+        .exec(tx)
+        .await?;
+    if !affected(updated) {
+        return Ok(false);
+    }
+    let order = order::Entity::find_by_id(out_trade_no.to_owned())
+        .one(tx)
+        .await?
+        .map(PayOrder::from)
+        .ok_or_else(|| StorageError::Corrupt(format!("order {out_trade_no} vanished")))?;
+    settle.released(tx, &order).await?;
+    Ok(true)
+}
+
+/// Write the notification's outcome and commit.
+async fn finish(tx: DatabaseTransaction, notify_id: &str, outcome: Settlement) -> Result<Settlement, StorageError> {
+    notification::Entity::update_many()
+        .col_expr(notification::Column::Outcome, Expr::value(outcome.label()))
+        .filter(notification::Column::Id.eq(notify_id))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(outcome)
+}

@@ -1,0 +1,216 @@
+//! 000 §5.1–§5.4: `payment_info_get`, `payment_create`, `payment_status_get`,
+//! `payment_history_list` — bills held by one live order, expiry, late fees, interrupted orders,
+//! concurrent creates, late payments.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::{fen_of, futures_join_all, order, order_body, owner, platform_notify, post_notify, status_of, transaction};
+use crate::app::TestApp;
+use mpapi::storage::heating::{Created, NewOrder, OrderLine};
+use mpapi::storage::payments::{NewPayOrder, PayStatus, RefundState};
+
+/// A pending order placed directly in storage, for `bills` of `heat_account`, never given to
+/// WeChat Pay (as if the server stopped between the two steps).
+fn new_order<'a>(out_trade_no: &'a str, user_id: Option<&'a str>, amount_fen: i64, now: i64) -> NewPayOrder<'a> {
+    NewPayOrder {
+        out_trade_no,
+        api: "heating",
+        appid: "wx_sandbox_heating",
+        mchid: "1900000001",
+        user_id,
+        payer_openid: None,
+        description: "供热费",
+        amount_fen,
+        created_at: now,
+        expires_at: now + 30 * 60_000,
+    }
+}
+
+#[tokio::test]
+async fn payment_create_concurrently_for_one_bill_pays_once() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000006").await;
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let bill_id = info.data()["unpaid_bills"][0]["bill_id"].clone();
+    let amount = info.data()["total_unpaid"].as_f64().unwrap() + info.data()["total_late_fee"].as_f64().unwrap();
+    let body = json!({"bill_ids": [bill_id], "amount": (amount * 100.0).round() / 100.0});
+    let replies = futures_join(&app, &token, &body, 8).await;
+    let mut orders: Vec<String> =
+        replies.iter().filter(|r| r.status == 200).map(|r| r.data()["order_id"].as_str().unwrap().to_owned()).collect();
+    assert!(!orders.is_empty(), "at least one request orders");
+    orders.dedup();
+    assert_eq!(orders.len(), 1, "every successful create answers the same order: {orders:?}");
+    for reply in replies.iter().filter(|r| r.status != 200) {
+        assert_eq!((reply.status, reply.code()), (400, 400), "{}", reply.body);
+    }
+    // Pay it, concurrently twice: one state change.
+    let (a, b) = tokio::join!(app.sandbox_pay(&orders[0], "success"), app.sandbox_pay(&orders[0], "success"));
+    assert!(a.status == 200 || b.status == 200, "{} {}", a.body, b.body);
+    let history = app.get("/api/payment/history", Some(&token)).await;
+    let paid: Vec<&Value> =
+        history.data()["records"].as_array().unwrap().iter().filter(|r| r["bill_id"] == bill_id && r["status"] == "paid").collect();
+    assert_eq!(paid.len(), 1);
+    // And at the storage level: racing claims of one bill, exactly one wins.
+    let bills = app.server.db.heating_accounts().bills("H202400002").await.unwrap();
+    let bill = bills[0].clone();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let db = app.server.db.clone();
+        let bill = bill.clone();
+        let now = app.server.clock.now_ms();
+        tasks.push(tokio::spawn(async move {
+            let number = format!("ORACE{i}");
+            let lines = [OrderLine { bill_id: bill.bill_id.clone(), amount_fen: bill.amount_fen, late_fee_fen: 0 }];
+            db.heating_orders().create(NewOrder { pay: new_order(&number, None, bill.amount_fen, now), heat_account: "H202400002", lines: &lines }).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap() == Created::Created);
+    }
+    assert_eq!(won, 1);
+}
+#[tokio::test]
+async fn payment_notify_a_failed_payment_frees_the_bills() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000009").await;
+    let (order_id, _) = order(&app, &token).await;
+    let failed = app.sandbox_pay(&order_id, "fail").await;
+    assert_eq!(failed.body["notify"]["status"], 200, "{}", failed.body);
+    let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
+    assert_eq!(status.data()["status"], "failed");
+    let (again, _) = order(&app, &token).await;
+    assert_ne!(again, order_id);
+    // History filters by Beijing date; far-past dates find nothing.
+    let none = app.get("/api/payment/history?start_date=2000-01-01&end_date=2000-12-31", Some(&token)).await;
+    assert_eq!(none.data()["total"], 0);
+    let backwards = app.get("/api/payment/history?start_date=2025-02-01&end_date=2025-01-01", Some(&token)).await;
+    assert_eq!((backwards.status, backwards.code()), (400, 400));
+}
+
+async fn futures_join(app: &TestApp, token: &str, body: &Value, n: usize) -> Vec<crate::app::Reply> {
+    let requests = (0..n).map(|_| app.post("/api/payment/create", Some(token), body.clone())).collect();
+    futures_join_all(requests).await
+}
+
+#[tokio::test]
+async fn payment_create_an_expired_order_frees_its_bills() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000040").await;
+    let (first, _) = order(&app, &token).await;
+    // Asking again while it lives answers the same order.
+    let (again, _) = order(&app, &token).await;
+    assert_eq!(again, first);
+    app.server.clock.advance(Duration::from_secs(30 * 60 + 1));
+    assert_eq!(status_of(&app, &token, &first).await, "canceled");
+    // The sandbox platform will not take money for it any more.
+    let late = app.sandbox_pay(&first, "success").await;
+    assert_eq!(late.status, 409, "{}", late.body);
+    // Its bills are free: a new order takes them (the late fee may have grown meanwhile).
+    let (second, _) = order(&app, &token).await;
+    assert_ne!(second, first);
+    assert_eq!(app.sandbox_pay(&second, "success").await.status, 200);
+    assert_eq!(status_of(&app, &token, &second).await, "paid");
+    assert_eq!(status_of(&app, &token, &first).await, "canceled");
+}
+
+#[tokio::test]
+async fn payment_notify_a_late_payment_of_an_expired_order_still_applies() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000041").await;
+    let (order_id, amount) = order(&app, &token).await;
+    app.server.clock.advance(Duration::from_secs(31 * 60));
+    // The payer paid at the last moment; the notify comes after the order's time ran out, and
+    // nobody took its bills meanwhile: it applies.
+    let (headers, body) = platform_notify(&app, "EV-late", "TRANSACTION.SUCCESS", transaction(&app, &order_id, fen_of(&amount), "4200000000000000000000000041"));
+    assert_eq!(post_notify(&app, &headers, body).await.0, 200);
+    assert_eq!(status_of(&app, &token, &order_id).await, "paid");
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    assert_eq!(info.data()["unpaid_bills"], json!([]));
+}
+
+#[tokio::test]
+async fn payment_notify_for_bills_another_order_paid_is_kept_for_a_refund() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000042").await;
+    let (first, amount) = order(&app, &token).await;
+    app.server.clock.advance(Duration::from_secs(31 * 60));
+    let (second, _) = order(&app, &token).await;
+    assert_eq!(app.sandbox_pay(&second, "success").await.status, 200);
+    // The first order's payment shows up late: WeChat must stop retrying (it is acknowledged),
+    // the money is recorded as taken, and the order is marked for a refund — not just logged.
+    let (headers, body) = platform_notify(&app, "EV-taken", "TRANSACTION.SUCCESS", transaction(&app, &first, fen_of(&amount), "4200000000000000000000000042"));
+    let (status, ack) = post_notify(&app, &headers, body).await;
+    assert_eq!((status, ack["code"].as_str()), (200, Some("SUCCESS")));
+    let stored = app.server.db.payments().get(&first).await.unwrap().unwrap();
+    assert_eq!(stored.status, PayStatus::Paid);
+    assert_ne!(stored.refund_state, RefundState::None, "{stored:?}");
+    assert!(stored.refund_reason.as_deref().is_some_and(|r| r.contains("taken")), "{stored:?}");
+    // The bills stay paid by the second order.
+    let history = app.get("/api/payment/history", Some(&token)).await;
+    let second_paid = history.data()["records"].as_array().unwrap().iter().any(|r| r["order_id"] == second.as_str() && r["status"] == "paid");
+    assert!(second_paid, "{}", history.body);
+}
+
+#[tokio::test]
+async fn payment_create_refuses_an_amount_whose_late_fee_changed() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000043").await;
+    let body = order_body(&app, &token).await;
+    // A day later the late fee has grown by 0.05 %: the amount the client saw is refused.
+    app.server.clock.advance(Duration::from_secs(86_400));
+    let stale = app.post("/api/payment/create", Some(&token), body.clone()).await;
+    assert_eq!((stale.status, stale.code()), (400, 400), "{}", stale.body);
+    assert!(stale.body["message"].as_str().unwrap().starts_with("支付金额不正确"), "{}", stale.body);
+    let fresh = order_body(&app, &token).await;
+    assert_ne!(fresh["amount"], body["amount"]);
+    assert_eq!(app.post("/api/payment/create", Some(&token), fresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn payment_create_picks_up_an_order_whose_placing_was_interrupted() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000044").await;
+    let user_id = app.get("/api/user/profile", Some(&token)).await.data()["id"].as_str().unwrap().to_owned();
+    let body = order_body(&app, &token).await;
+    let bill_id = body["bill_ids"][0].as_str().unwrap().to_owned();
+    let amount_fen = fen_of(&body["amount"]);
+    // The order and its bill hold were written, then the server stopped before asking WeChat Pay.
+    let now = app.server.clock.now_ms();
+    let lines = [OrderLine { bill_id, amount_fen, late_fee_fen: 0 }];
+    let created = app
+        .server
+        .db
+        .heating_orders()
+        .create(NewOrder { pay: new_order("O0000000000001", Some(&user_id), amount_fen, now), heat_account: "H202400001", lines: &lines })
+        .await
+        .unwrap();
+    assert_eq!(created, Created::Created);
+    // The retry answers that order, now placed and signed — not "being created" for 30 minutes.
+    let retry = app.post("/api/payment/create", Some(&token), body).await;
+    assert_eq!(retry.status, 200, "{}", retry.body);
+    assert_eq!(retry.data()["order_id"], "O0000000000001");
+    assert!(retry.data()["wechat_pay_params"]["package"].as_str().unwrap().starts_with("prepay_id=wx"));
+    assert_eq!(app.sandbox_pay("O0000000000001", "success").await.status, 200);
+    assert_eq!(status_of(&app, &token, "O0000000000001").await, "paid");
+}
+
+#[tokio::test]
+async fn an_order_number_taken_is_drawn_again_not_a_500() {
+    let app = TestApp::heating().await;
+    let orders = app.server.db.heating_orders();
+    let bills = app.server.db.heating_accounts().bills("H202400002").await.unwrap();
+    let bill = &bills[0];
+    let now = app.server.clock.now_ms();
+    let lines = [OrderLine { bill_id: bill.bill_id.clone(), amount_fen: bill.amount_fen, late_fee_fen: 0 }];
+    // A number already used by a seeded order of another account: refused as taken, and the
+    // bill's hold is rolled back with it.
+    let seeded = app.server.db.heating_orders().records("H202400001", None, None, mpapi::api_support::PageRequest::new(1, 1, 10)).await.unwrap();
+    let taken = seeded.items[0].order.out_trade_no.clone();
+    let outcome = orders.create(NewOrder { pay: new_order(&taken, None, bill.amount_fen, now), heat_account: "H202400002", lines: &lines }).await.unwrap();
+    assert_eq!(outcome, Created::NumberTaken);
+    let outcome = orders.create(NewOrder { pay: new_order("O0000000000002", None, bill.amount_fen, now), heat_account: "H202400002", lines: &lines }).await.unwrap();
+    assert_eq!(outcome, Created::Created, "the bill was not left held");
+}

@@ -1,0 +1,135 @@
+//! What the server around heating does: the per-IP limit (000 §7) and whom it trusts for the
+//! client IP, restarts and concurrent starts on one database, the production guard, CORS.
+
+use std::time::Duration;
+
+use mpapi::config::{Config, Environment, RateLimitConfig};
+use mpapi::serve::Server;
+use serde_json::json;
+
+use super::{login, user};
+use crate::app::{TestApp, fresh_database};
+
+fn limit_to(requests: u32, trust_forwarded_for: bool) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.apis.get_mut("heating").unwrap().rate_limit = Some(RateLimitConfig { requests, window_seconds: 900 });
+        c.trust_forwarded_for = trust_forwarded_for;
+    }
+}
+
+#[tokio::test]
+async fn the_ip_limit_answers_1008_and_spares_notifies() {
+    let app = TestApp::spawn("heating", limit_to(5, false)).await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/config/system", None).await.status, 200);
+    }
+    let limited = app.get("/api/config/system", None).await;
+    assert_eq!((limited.status, limited.code()), (429, 1008));
+    let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=181).contains(&wait), "{wait}");
+    // WeChat Pay's notifies are not counted: this one reaches verification (and fails there).
+    let notify = app
+        .client
+        .post(app.url("/api/payment/notify"))
+        .header("Wechatpay-Timestamp", "1")
+        .header("Wechatpay-Nonce", "n")
+        .header("Wechatpay-Signature", "c2ln")
+        .header("Wechatpay-Serial", "PUB_KEY_ID_X")
+        .json(&json!({"id": "EV-1", "create_time": "2024-12-18T15:55:28+08:00", "event_type": "TRANSACTION.SUCCESS",
+            "resource_type": "encrypt-resource", "summary": "支付成功",
+            "resource": {"algorithm": "AEAD_AES_256_GCM", "ciphertext": "eA==", "associated_data": "transaction", "original_type": "transaction", "nonce": "n"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notify.status(), 401);
+}
+
+async fn status_from(app: &TestApp, forwarded_for: &str) -> u16 {
+    let response = app.client.get(app.url("/api/config/system")).header("X-Forwarded-For", forwarded_for).send().await.unwrap();
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_counts_only_behind_a_trusted_proxy() {
+    // Untrusted (the default): a client cannot escape its limit by inventing addresses.
+    let app = TestApp::spawn("heating", limit_to(3, false)).await;
+    let statuses: Vec<u16> = futures_util::future::join_all((0..5).map(|i| status_from(&app, &format!("10.0.0.{i}")))).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "{statuses:?}");
+    // Trusted: the last X-Forwarded-For entry (what the proxy appended) is the client.
+    let app = TestApp::spawn("heating", limit_to(3, true)).await;
+    for i in 0..5 {
+        assert_eq!(status_from(&app, &format!("spoofed, 10.0.0.{i}")).await, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(status_from(&app, "10.0.0.9").await, 200);
+    }
+    assert_eq!(status_from(&app, "10.0.0.9").await, 429);
+    assert_eq!(status_from(&app, "10.0.0.10").await, 200);
+}
+
+#[tokio::test]
+async fn a_restart_on_an_existing_database_keeps_everything() {
+    let app = TestApp::heating().await;
+    let (token, refresh) = user(&app, "13900000050").await;
+    let bound = app.post("/api/heat/bind", Some(&token), super::bind_body("张三", super::OWNER_ID)).await;
+    assert_eq!(bound.status, 200);
+    let config = app.server.config.clone();
+    let offset = Duration::from_millis((app.server.clock.now_ms() - chrono::Utc::now().timestamp_millis()).max(0) as u64);
+    let dir = app.into_dir();
+    // A second start on the same database: migrations run again (nothing to do), nothing is
+    // seeded twice, the generated keys are the same, so tokens issued before still verify.
+    let again = TestApp::start("heating", config, dir).await;
+    again.server.clock.advance(offset);
+    assert_eq!(again.get("/api/user/profile", Some(&token)).await.data()["heat_account"], "H202400001");
+    let refreshed = again.post("/api/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let history = again.get("/api/payment/history", Some(&token)).await;
+    assert_eq!(history.data()["total"], 2, "the seeded history once: {}", history.body);
+    let account = again.get("/api/heat/account", Some(&token)).await;
+    assert_eq!(account.data()["paid_fee"], json!(2499.0), "{}", account.body);
+    login(&again, "13900000050").await;
+}
+
+#[tokio::test]
+async fn two_instances_starting_at_once_seed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    let (a, b) = tokio::join!(Server::new(config.clone()), Server::new(config.clone()));
+    let (a, b) = (a.expect("first instance"), b.expect("second instance"));
+    let api = mpapi::apis::by_id("heating").unwrap();
+    let (ra, rb) = tokio::join!(a.router(api, 1), b.router(api, 2));
+    ra.expect("first router").expect("implemented");
+    rb.expect("second router").expect("implemented");
+    let records = a.db.heating_orders().records("H202400001", None, None, mpapi::api_support::PageRequest::new(1, 10, 10)).await.unwrap();
+    assert_eq!(records.total, 2, "the demo history exists once");
+    assert_eq!(a.db.heating_accounts().seasons().await.unwrap().len(), 3);
+    // Both hold the same keys.
+    assert_eq!(a.db.secret("jwt", String::new).await.unwrap(), b.db.secret("jwt", String::new).await.unwrap());
+}
+
+#[tokio::test]
+async fn production_refuses_sandbox_providers_and_generated_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { env: Environment::Production, database_url: fresh_database(&dir).await, ..Config::default() };
+    let error = Server::new(config).await.expect_err("refused").to_string();
+    for expected in ["secrets.jwt", "sms.provider is the sandbox", "apis.heating.wechat_pay.provider is the sandbox"] {
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn cors_for_serve_allows_only_configured_origins() {
+    use tower::ServiceExt as _;
+    let cors = mpapi::server::Cors::from_origins(&["https://admin.example.com".to_owned()]).unwrap();
+    let router = axum::Router::new().route("/x", axum::routing::get(|| async { "ok" }));
+    let app = mpapi::server::outer(router, "heating", &cors);
+    let ask = |origin: &'static str| {
+        let request = axum::http::Request::builder().uri("/x").header("Origin", origin).body(axum::body::Body::empty()).unwrap();
+        app.clone().oneshot(request)
+    };
+    let allowed = ask("https://admin.example.com").await.unwrap();
+    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://admin.example.com");
+    let other = ask("https://evil.example.com").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    assert!(mpapi::server::Cors::from_origins(&["bad\norigin".to_owned()]).is_err());
+}

@@ -1,0 +1,46 @@
+//! 000 §3: `user_profile_get`, `user_profile_update`, `user_password_update`.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{code, user};
+use crate::app::TestApp;
+
+#[tokio::test]
+async fn user_profile_update_and_user_password_update() {
+    let app = TestApp::heating().await;
+    let phone = "13900000003";
+    let (token, _) = user(&app, phone).await;
+    let bad = app.put("/api/user/profile", Some(&token), json!({"id_card": "610102199001011234"})).await;
+    assert_eq!((bad.status, bad.code()), (400, 400));
+    let updated =
+        app.put("/api/user/profile", Some(&token), json!({"nickname": "新昵称", "id_card": "11010519491231002x", "address": "新地址"})).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.data()["updated_fields"], json!(["nickname", "id_card", "address"]));
+    let same = app.put("/api/user/profile", Some(&token), json!({"nickname": "新昵称"})).await;
+    assert_eq!(same.data()["updated_fields"], json!([]));
+    let profile = app.get("/api/user/profile", Some(&token)).await;
+    assert_eq!(profile.data()["id_card"], "110105********002X");
+    // Password: the old one must match (1005), then the reset code.
+    app.server.clock.advance(Duration::from_secs(61));
+    let reset_code = code(&app, phone, "reset_password").await;
+    let change = |old: &str, code: &str| {
+        json!({"old_password": old, "new_password": "abcdef123", "phone": phone, "code": code})
+    };
+    let wrong = app.put("/api/user/password", Some(&token), change("nope-nope", &reset_code)).await;
+    assert_eq!((wrong.status, wrong.code()), (400, 1005));
+    // A second device signed in before the change is signed out by it; this one stays.
+    let other_device = {
+        app.server.clock.advance(Duration::from_secs(61));
+        let login_code = code(&app, phone, "login").await;
+        let login = app.post("/api/auth/login", None, json!({"phone": phone, "code": login_code})).await;
+        login.data()["token"].as_str().unwrap().to_owned()
+    };
+    let changed = app.put("/api/user/password", Some(&token), change("123456789", &reset_code)).await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(app.get("/api/user/profile", Some(&other_device)).await.status, 401);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 200);
+    let reused = app.put("/api/user/password", Some(&token), change("abcdef123", &reset_code)).await;
+    assert_eq!(reused.code(), 1002, "the code was used up");
+}
