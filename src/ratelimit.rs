@@ -1,5 +1,6 @@
-//! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), and the
-//! `Retry-After` header on every 429 an API answers.
+//! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), refused
+//! with the API's own 429 and a `Retry-After` header. (The application's own 429s carry their
+//! `Retry-After` in the operation's typed output, as the contract declares it.)
 //!
 //! The limiter is governor's GCRA keyed by IP: a burst of `requests`, refilled evenly over the
 //! window (one request every 9 s for 100 per 15 min), so a client never gets more than the
@@ -12,21 +13,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
-tokio::task_local! {
-    static RETRY_AFTER: std::cell::Cell<Option<u64>>;
-}
-
-/// Ask for `Retry-After: seconds` on the response being produced (the application layer calls
-/// this when it answers 429 for its own limits, such as one SMS per phone per minute).
-pub fn set_retry_after(seconds: u64) {
-    let _ = RETRY_AFTER.try_with(|cell| cell.set(Some(seconds.max(1))));
-}
 
 /// An IP limiter and how its API words a refusal.
 #[derive(Clone)]
@@ -78,30 +69,18 @@ impl IpLimit {
     }
 }
 
-/// The middleware: count the request against its IP (refusing with the API's 429), and put the
-/// `Retry-After` the application asked for on any 429.
+/// The middleware: count the request against its IP, refusing with the API's 429 and
+/// `Retry-After` (set here too, whatever the API's refusal carries: the header is the limit's
+/// promise to the client).
 pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Response {
     if !limit.exempt.contains(&request.uri().path()) {
         let ip = limit.client_ip(&request);
         if let Err(not_until) = limit.limiter.check_key(&ip) {
             let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
             let mut response = (limit.refuse)(wait);
-            insert_retry_after(&mut response, wait);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
             return response;
         }
     }
-    let (mut response, asked) = RETRY_AFTER
-        .scope(std::cell::Cell::new(None), async {
-            let response = next.run(request).await;
-            (response, RETRY_AFTER.with(|cell| cell.get()))
-        })
-        .await;
-    if response.status() == StatusCode::TOO_MANY_REQUESTS && !response.headers().contains_key(header::RETRY_AFTER) {
-        insert_retry_after(&mut response, asked.unwrap_or(60));
-    }
-    response
-}
-
-fn insert_retry_after(response: &mut Response, seconds: u64) {
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    next.run(request).await
 }

@@ -2,6 +2,7 @@
 //! (`{code, message, data: null, timestamp}`, 000 "错误码说明") and HTTP status.
 
 use generated::heating::types::{ErrorResponse, ErrorResponseCode};
+use generated::runtime::{ErrorAnswer, FromErrorAnswer};
 
 use crate::storage::StorageError;
 
@@ -92,57 +93,33 @@ impl HeatingError {
         if let HeatingError::Internal(detail) = self {
             tracing::error!(api = "heating", detail, "internal error");
         }
-        if let HeatingError::TooFrequent(seconds) = self {
-            crate::ratelimit::set_retry_after(*seconds);
-        }
         ErrorResponse { code: self.code(), message: self.to_string(), data: (), timestamp: now_ms }
+    }
+
+    /// The error as an answer: its status, its envelope stamped `now_ms`, and the seconds to
+    /// wait when it is a rate limit.
+    pub fn answer(&self, now_ms: i64) -> ErrorAnswer<ErrorResponse> {
+        let retry_after = match self {
+            HeatingError::TooFrequent(seconds) => Some(*seconds),
+            _ => None,
+        };
+        ErrorAnswer { status: self.status(), body: self.envelope(now_ms), retry_after }
     }
 }
 
-/// An operation's output built from an error: the variant of the error's status.
-pub trait ErrorOutput {
-    /// The error in its envelope, stamped `now_ms`, as this operation's response.
-    fn from_error(error: HeatingError, now_ms: i64) -> Self;
-}
-
-/// Implement [`ErrorOutput`] for operation outputs: each error goes to the variant of its
-/// status; a status the operation does not document is a bug of ours, logged and answered as 500.
-macro_rules! error_outputs {
-    ($($output:ident { $($status:literal => $variant:ident),* $(,)? })*) => {$(
-        impl ErrorOutput for generated::heating::$output {
-            fn from_error(error: HeatingError, now_ms: i64) -> Self {
-                let body = error.envelope(now_ms);
-                match error.status() {
-                    $($status => generated::heating::$output::$variant(body),)*
-                    status => {
-                        tracing::error!(api = "heating", output = stringify!($output), status, %error, "undocumented error status");
-                        generated::heating::$output::InternalServerError(
-                            HeatingError::Internal(String::new()).envelope(now_ms),
-                        )
-                    }
-                }
-            }
-        }
-    )*};
-}
-
-error_outputs! {
-    SmsSendOutput { 400 => BadRequest, 429 => TooManyRequests, 500 => InternalServerError, 502 => BadGateway }
-    SmsVerifyOutput { 400 => BadRequest, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthLoginOutput { 400 => BadRequest, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthRegisterOutput { 400 => BadRequest, 409 => Conflict, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthRefreshOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    AuthLogoutOutput { 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserProfileGetOutput { 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserProfileUpdateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    UserPasswordUpdateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    HeatBindOutput { 400 => BadRequest, 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    HeatAccountGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentInfoGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentCreateOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError, 502 => BadGateway }
-    PaymentStatusGetOutput { 400 => BadRequest, 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
-    PaymentHistoryListOutput { 400 => BadRequest, 401 => Unauthorized, 429 => TooManyRequests, 500 => InternalServerError }
-    ConfigAgreementsGetOutput { 429 => TooManyRequests, 500 => InternalServerError }
-    ConfigSystemGetOutput { 429 => TooManyRequests, 500 => InternalServerError }
-    StatisticsUserGetOutput { 401 => Unauthorized, 404 => NotFound, 429 => TooManyRequests, 500 => InternalServerError }
+/// An operation's output built from an error: the variant its spec documents for the error's
+/// status (`FromErrorAnswer`, generated from the contract). A status the operation does not
+/// document is a bug of ours, logged and answered as the operation's 500.
+pub fn error_output<O: FromErrorAnswer<ErrorResponse>>(error: HeatingError, now_ms: i64) -> O {
+    O::from_error_answer(error.answer(now_ms)).unwrap_or_else(|refused| {
+        tracing::error!(
+            api = "heating",
+            output = std::any::type_name::<O>(),
+            status = refused.status,
+            %error,
+            "undocumented error status"
+        );
+        O::from_error_answer(HeatingError::Internal(String::new()).answer(now_ms))
+            .unwrap_or_else(|_| unreachable!("every heating operation that answers errors documents 500"))
+    })
 }

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use generated::heating::types::{self, *};
 use generated::heating::*;
-use generated::runtime::{Context, Credential, Unauthenticated};
+use generated::runtime::{AuthError, Context, Credential, ErrorAnswer, FromErrorAnswer};
 
 pub mod error;
 pub mod seed;
 pub mod service;
 
-use error::{ErrorOutput, HeatingError};
+use error::{HeatingError, error_output};
 use service::{HeatingService, HeatingUser, NotifyOutcome};
 
 use crate::providers::NotifyHeaders;
@@ -35,7 +35,7 @@ macro_rules! answer {
         let now = $self.now();
         match $result {
             Ok(data) => $output::Ok($response { code: $code::Value200, message: $message.into(), data, timestamp: now }),
-            Err(error) => <$output as ErrorOutput>::from_error(error, now),
+            Err(error) => error_output::<$output>(error, now),
         }
     }};
 }
@@ -43,13 +43,15 @@ macro_rules! answer {
 impl HeatingApi for Heating {
     type Principal = HeatingUser;
 
-    async fn authenticate(&self, _: Operation, credential: Credential) -> Result<HeatingUser, Unauthenticated> {
-        self.0.authenticate(credential.secret()).await.map_err(|error| {
-            if let HeatingError::Internal(detail) = &error {
-                // The session lookup failed: refuse (fail closed) and say why in the log only.
+    async fn authenticate(&self, _: Operation, credential: Credential) -> Result<HeatingUser, AuthError> {
+        self.0.authenticate(credential.secret()).await.map_err(|error| match error {
+            HeatingError::Internal(detail) => {
+                // The session lookup failed: refuse (fail closed) with 503, so the client keeps
+                // its token, and say why in the log only.
                 tracing::error!(api = "heating", detail, "authentication failed internally");
+                AuthError::Unavailable("服务暂时不可用，请稍后重试".into())
             }
-            Unauthenticated::new(error.to_string())
+            other => AuthError::Unauthenticated(other.to_string()),
         })
     }
 
@@ -195,13 +197,15 @@ impl HeatingApi for Heating {
     }
 }
 
-/// The heating API's 429 for the per-IP limit (000 §7): HTTP 429, code 1008.
-pub fn rate_limited(_retry_after: u64) -> axum::response::Response {
+/// The heating API's 429 for the per-IP limit (000 §7): HTTP 429, code 1008, `Retry-After`.
+pub fn rate_limited(retry_after: u64) -> axum::response::Response {
     let body = types::ErrorResponse {
         code: ErrorResponseCode::Value1008,
         message: "操作频繁，请稍后再试".into(),
         data: (),
         timestamp: chrono::Utc::now().timestamp_millis(),
     };
-    generated::runtime::into_response(SmsSendOutput::TooManyRequests(body))
+    let answer = ErrorAnswer { status: 429, body, retry_after: Some(retry_after) };
+    let output = SmsSendOutput::from_error_answer(answer).unwrap_or_else(|_| unreachable!("§1.1 documents 429"));
+    generated::runtime::into_response(output)
 }
