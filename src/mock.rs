@@ -489,9 +489,15 @@ fn ascii_header(text: &str) -> String {
 
 fn example_response(source: &MockSource, index: usize) -> Response {
     let example = source.example(index);
+    let documented = &source.api.examples[index];
     Prepared {
         status: axum::http::StatusCode::from_u16(example.status).unwrap_or_default(),
-        media_type: Some(source.api.examples[index].media_type),
+        media_type: Some(documented.media_type),
+        headers: documented
+            .headers
+            .iter()
+            .map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)))
+            .collect(),
         body: Bytes::copy_from_slice(example.body.as_bytes()),
     }
     .into_response()

@@ -15,6 +15,7 @@ use xtask::mocks;
 use xtask::spec::{Operation, Spec, default_example, workspace_root};
 
 use crate::support::{Plan, Reply, parameters, per_api, router, same_json, send, valid_plan};
+use generated::runtime::{ErrorAnswer, FromErrorAnswer, OperationOutput, Rejection};
 
 #[test]
 fn generated_code_matches_openapi() {
@@ -393,7 +394,20 @@ fn normal_operation(doc: &Value, op: &Value) -> Value {
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(status, r)| (status.clone(), content(&deref(r)["content"])))
+        .map(|(status, r)| {
+            let r = deref(r);
+            // Header names compare case-insensitively (HTTP); each header by its schema.
+            let headers: serde_json::Map<String, Value> = r["headers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, h)| {
+                    let h = deref(h);
+                    (name.to_ascii_lowercase(), json!({"schema": h.get("schema").map(|s| normal_schema(doc, s, 0)), "description": h["description"]}))
+                })
+                .collect();
+            (status.clone(), json!({"content": content(&r["content"]), "headers": headers}))
+        })
         .collect();
     let mut security: Vec<String> = op["security"]
         .as_array()
@@ -600,4 +614,43 @@ async fn unknown_paths_methods_and_bad_xml_are_answered_in_the_envelope() {
 
 fn errors_of(spec: &Spec) -> ExampleValidator {
     ExampleValidator::new(spec).expect("validator")
+}
+
+#[tokio::test]
+async fn an_unavailable_credential_check_is_answered_503_in_each_envelope() {
+    for spec in Spec::load_all(&workspace_root()).expect("specs") {
+        let errors = errors_of(&spec);
+        let response = per_api!(spec.api.id, |m| m::render_rejection(&Rejection::unavailable("服务暂时不可用，请稍后重试")));
+        let reply = crate::support::reply(response).await;
+        assert_eq!(reply.status, 503, "{}: {}", spec.api, reply.body);
+        assert_eq!(reply.status, rejection(&spec, "unavailable"));
+        let body = reply.json();
+        assert!(errors.errors("/components/schemas/ErrorResponse", &body).is_empty(), "{}: {body}", spec.api);
+        assert!(body["message"].as_str().is_some_and(|m| m.contains("服务暂时不可用")), "{}: {body}", spec.api);
+        // Not the answer that makes a mini-program drop its token.
+        let unauthenticated = &spec.doc["x-rejections"]["unauthenticated"]["body"]["code"];
+        assert_ne!(&body["code"], unauthenticated, "{}: {body}", spec.api);
+    }
+}
+
+#[test]
+fn error_answers_become_the_variant_documented_for_their_status() {
+    use generated::heating::types::{ErrorResponse, ErrorResponseCode, RetryAfterHeaders};
+    use generated::heating::{ConfigSystemGetOutput, SmsSendOutput};
+    let body = |code| ErrorResponse { code, message: "操作频繁，请稍后再试".into(), data: (), timestamp: 1734502968024 };
+
+    let limited = ErrorAnswer { status: 429, body: body(ErrorResponseCode::Value1008), retry_after: Some(42) };
+    let output = SmsSendOutput::from_error_answer(limited).expect("§1.1 documents 429");
+    assert_eq!(output, SmsSendOutput::TooManyRequests(body(ErrorResponseCode::Value1008), RetryAfterHeaders { retry_after: Some(42) }));
+    // The declared Retry-After is rendered from the typed output.
+    let rendered = output.render().into_response();
+    assert_eq!(rendered.status(), 429);
+    assert_eq!(rendered.headers()["retry-after"], "42");
+
+    let failed = ErrorAnswer { status: 502, body: body(ErrorResponseCode::Value1007), retry_after: None };
+    assert_eq!(SmsSendOutput::from_error_answer(failed), Ok(SmsSendOutput::BadGateway(body(ErrorResponseCode::Value1007))));
+
+    // An operation that documents no 404 hands the answer back.
+    let missing = ErrorAnswer { status: 404, body: body(ErrorResponseCode::Value404), retry_after: None };
+    assert_eq!(ConfigSystemGetOutput::from_error_answer(missing.clone()), Err(missing));
 }

@@ -77,6 +77,8 @@ async fn clients_pick_examples_by_name_or_code() {
     let reply = send(&app, sms_send(&[("prefer", "example=rate_limited")], "/api/sms/send", valid_sms())).await;
     assert_eq!((reply.status, header(&reply, EXAMPLE_HEADER)), (429, Some("rate_limited")));
     assert!(same_json(&reply.json(), &serde_json::from_str(&mock_file("heating", "sms_send", "rate_limited")).unwrap()));
+    // The response declares Retry-After; its documented example goes with the answer.
+    assert_eq!(header(&reply, "retry-after"), Some("60"));
 
     let reply = send(&app, sms_send(&[("prefer", "code=400")], "/api/sms/send", valid_sms())).await;
     assert_eq!(reply.status, 400);
@@ -118,9 +120,12 @@ async fn validation_modes() {
     assert!(header(&reply, VALIDATION_HEADER).is_some_and(|v| v.contains("phone")), "{:?}", reply.headers);
 
     let (app, _) = mock_app("heating", Validation::Off);
-    let reply = send(&app, sms_send(&[], "/api/sms/send", invalid)).await;
+    let reply = send(&app, sms_send(&[], "/api/sms/send", invalid.clone())).await;
     assert_eq!(reply.status, 200);
     assert!(header(&reply, VALIDATION_HEADER).is_none());
+    // Answered without the typed response, a chosen example still carries its documented headers.
+    let reply = send(&app, sms_send(&[("prefer", "example=rate_limited")], "/api/sms/send", invalid)).await;
+    assert_eq!((reply.status, header(&reply, "retry-after")), (429, Some("60")));
 
     // Each API refuses in its own envelope.
     let (app, _) = mock_app("o2o", Validation::Enforce);

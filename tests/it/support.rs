@@ -111,7 +111,11 @@ pub async fn send<S>(service: &S, request: Request<Body>) -> Reply
 where
     S: tower::Service<Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible> + Clone,
 {
-    let response = service.clone().oneshot(request).await.expect("routers are infallible");
+    reply(service.clone().oneshot(request).await.expect("routers are infallible")).await
+}
+
+/// A response as the tests look at it.
+pub async fn reply(response: axum::response::Response) -> Reply {
     let status = response.status().as_u16();
     let content_type = response
         .headers()

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
-use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header, request::Parts};
 use serde::de::DeserializeOwned;
 
 /// The largest request body a generated router reads, in bytes (10 MiB: face photos uploaded
@@ -34,6 +34,9 @@ pub enum RejectionKind {
     UnsupportedMediaType,
     /// The body is larger than [`BODY_LIMIT`].
     PayloadTooLarge,
+    /// The credential could not be checked now (storage down): HTTP 503, never the
+    /// unauthenticated answer, so that clients keep their tokens through an outage.
+    Unavailable,
 }
 
 /// One broken rule of a request: where (`phone`, `bill_ids[0]`, `query.page`) and what.
@@ -95,6 +98,11 @@ impl Rejection {
         Rejection { kind: RejectionKind::Unauthenticated, violations: Vec::new(), message: message.into() }
     }
 
+    /// A credential that could not be checked now.
+    pub fn unavailable(message: impl Into<String>) -> Rejection {
+        Rejection { kind: RejectionKind::Unavailable, violations: Vec::new(), message: message.into() }
+    }
+
     /// A refusal of the given kind with a plain message.
     pub fn of(kind: RejectionKind, message: impl Into<String>) -> Rejection {
         Rejection { kind, violations: Vec::new(), message: message.into() }
@@ -119,18 +127,31 @@ impl Credential {
     }
 }
 
-/// The implementation's refusal of a credential: the message goes into the API's
-/// unauthenticated answer.
+/// Why `authenticate` did not produce a principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unauthenticated {
-    /// Why the credential was refused (`token已过期`, ...).
-    pub message: String,
+pub enum AuthError {
+    /// The credential is missing, malformed, expired or revoked: the API's unauthenticated answer (401-class).
+    Unauthenticated(String),
+    /// The credential could not be checked now (storage down): the API's unavailable answer, HTTP 503.
+    Unavailable(String),
 }
 
-impl Unauthenticated {
-    /// A refusal with this message.
-    pub fn new(message: impl Into<String>) -> Unauthenticated {
-        Unauthenticated { message: message.into() }
+impl Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::Unauthenticated(message) | AuthError::Unavailable(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+impl From<AuthError> for Rejection {
+    fn from(error: AuthError) -> Rejection {
+        match error {
+            AuthError::Unauthenticated(message) => Rejection::unauthenticated(message),
+            AuthError::Unavailable(message) => Rejection::unavailable(message),
+        }
     }
 }
 
@@ -654,8 +675,59 @@ pub trait OperationOutput: Sized {
     fn media_type(&self) -> Option<&'static str>;
     /// The body as it goes on the wire, when there is one.
     fn body_text(&self) -> Option<String>;
-    /// The response rendered: status, media type and body bytes.
+    /// The response headers the spec declares for this response, as they go on the wire.
+    fn headers(&self) -> Vec<(HeaderName, HeaderValue)>;
+    /// The response rendered: status, media type, headers and body bytes.
     fn render(self) -> Prepared;
+}
+
+/// An error answer an implementation built: the documented status, the API's error body, and the seconds a client should wait (429s).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorAnswer<B> {
+    /// The HTTP status the error maps to.
+    pub status: u16,
+    /// The API's error envelope.
+    pub body: B,
+    /// Seconds to wait before retrying: fills a `Retry-After` header the response declares.
+    pub retry_after: Option<u64>,
+}
+
+/// Outputs that can carry an error answer with body type `B`.
+pub trait FromErrorAnswer<B>: Sized {
+    /// The variant documented for `answer.status` with body type `B`; the answer back when the operation documents no such status with that body.
+    fn from_error_answer(answer: ErrorAnswer<B>) -> Result<Self, ErrorAnswer<B>>;
+}
+
+/// The typed response headers a spec declares on a response (a generated `…Headers` struct).
+pub trait ResponseHeaders {
+    /// The headers that have a value, as they go on the wire.
+    fn to_pairs(&self) -> Vec<(HeaderName, HeaderValue)>;
+}
+
+/// A header value written from a typed one; `None` for text a header cannot carry (controls,
+/// line breaks), which is then left out rather than sent broken.
+pub fn to_header_value<T: Display>(value: &T) -> Option<HeaderValue> {
+    HeaderValue::from_str(&value.to_string()).ok()
+}
+
+/// A `Retry-After` seconds value in the header's integer type (saturating: no header type the
+/// specs use is narrower than `i32`).
+pub fn retry_after_seconds<T: TryFrom<u64> + Bounded>(seconds: u64) -> T {
+    T::try_from(seconds).unwrap_or(T::MAX)
+}
+
+/// Integer types with a largest value.
+pub trait Bounded {
+    /// The largest value.
+    const MAX: Self;
+}
+
+impl Bounded for i32 {
+    const MAX: i32 = i32::MAX;
+}
+
+impl Bounded for i64 {
+    const MAX: i64 = i64::MAX;
 }
 
 /// A documented response rendered to what goes on the wire: by [`OperationOutput::render`] from a
@@ -666,6 +738,9 @@ pub struct Prepared {
     pub status: StatusCode,
     /// The media type, when the response has a body.
     pub media_type: Option<&'static str>,
+    /// The response headers the spec declares (`Retry-After`), when they have values; most
+    /// responses have none (an empty `Vec` clones without allocating).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The body (empty when there is none); cloning shares it.
     pub body: Bytes,
 }
@@ -676,6 +751,7 @@ impl Prepared {
         Prepared {
             status: output.status(),
             media_type: output.media_type(),
+            headers: output.headers(),
             body: output.body_text().map(Bytes::from).unwrap_or_default(),
         }
     }
@@ -688,9 +764,12 @@ impl Prepared {
     /// The axum response: the status, the body, and the media type as `Content-Type` (with
     /// `charset=utf-8` for HTML and XML).
     pub fn into_response(self) -> axum::response::Response {
-        let Prepared { status, media_type, body } = self;
+        let Prepared { status, media_type, headers, body } = self;
         let mut response = axum::response::Response::new(Body::from(body));
         *response.status_mut() = status;
+        for (name, value) in headers {
+            response.headers_mut().insert(name, value);
+        }
         if let Some(media_type) = media_type {
             let value = match media_type {
                 "application/json" => "application/json",
@@ -714,6 +793,12 @@ pub fn example_json<T: DeserializeOwned>(body: &str) -> Result<T, ExampleError> 
     let mut deserializer = serde_json::Deserializer::from_str(body);
     serde_path_to_error::deserialize(&mut deserializer)
         .map_err(|e| ExampleError(format!("at {}: {}", e.path(), e.inner())))
+}
+
+/// Read the documented header examples of a response (`{"Retry-After": 60}`) into its typed
+/// headers.
+pub fn example_headers<T: DeserializeOwned>(json: &str) -> Result<T, ExampleError> {
+    serde_json::from_str(json).map_err(|e| ExampleError(format!("header examples: {e}")))
 }
 
 /// Write a typed value as the JSON body.
@@ -779,6 +864,10 @@ pub struct ExampleRef {
     pub media_type: &'static str,
     /// Whether it is the operation's default (the first example of its lowest 2xx).
     pub is_default: bool,
+    /// The documented examples of the response's declared headers, as they go on the wire
+    /// (`("retry-after", "60")`): what mock mode sends with the example when it answers without
+    /// reading it into the typed response (`--validation warn|off`).
+    pub headers: &'static [(&'static str, &'static str)],
 }
 
 impl ExampleRef {
@@ -845,4 +934,50 @@ pub fn null_schema() -> utoipa::openapi::schema::Object {
 /// as written.
 pub fn stated_schema(json: &str) -> utoipa::openapi::schema::Schema {
     serde_json::from_str(json).expect("the generator embeds schemas that utoipa reads")
+}
+
+/// What the published document says beyond the `utoipa::path` attributes, filled in by each
+/// API's generated `openapi.rs`: the headers responses declare.
+pub mod publish {
+    use utoipa::openapi::header::Header;
+    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{OpenApi, RefOr};
+
+    /// The operation `method path` of the document (generated code names only operations its
+    /// own handlers publish).
+    pub fn operation<'a>(openapi: &'a mut OpenApi, path: &str, method: &str) -> &'a mut Operation {
+        let item = openapi.paths.paths.get_mut(path).expect("the handlers publish every path");
+        let operation = match method {
+            "get" => &mut item.get,
+            "put" => &mut item.put,
+            "post" => &mut item.post,
+            "delete" => &mut item.delete,
+            "options" => &mut item.options,
+            "head" => &mut item.head,
+            "patch" => &mut item.patch,
+            _ => &mut item.trace,
+        };
+        operation.as_mut().expect("the handlers publish every operation")
+    }
+
+    /// Declare headers on the `status` response: `(name, description, example as JSON)` each,
+    /// with the schema of the field carrying it in the typed headers struct `H` (so the published
+    /// schema is the one the code reads and writes).
+    pub fn response_headers<H: utoipa::PartialSchema>(operation: &mut Operation, status: &str, headers: &[(&str, &str, Option<&str>)]) {
+        let schema = H::schema();
+        let RefOr::T(Schema::Object(object)) = &schema else {
+            unreachable!("header structs are objects")
+        };
+        let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+            unreachable!("the handlers publish every documented response")
+        };
+        for (name, description, example) in headers {
+            let property = object.properties.get(*name).expect("a header struct has a field per header").clone();
+            let mut header = Header::new(property);
+            header.description = Some((*description).to_owned());
+            header.example = example.map(|json| serde_json::from_str(json).expect("header examples are JSON"));
+            response.headers.insert((*name).to_owned(), RefOr::T(header));
+        }
+    }
 }

@@ -689,3 +689,20 @@ async fn verified_notifies_we_cannot_apply_are_refused_every_time() {
     let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
     assert_eq!((status.data()["status"].as_str(), status.data()["paid_at"].as_str()), (Some("paid"), Some("2026-11-21T07:55:28.000Z")));
 }
+
+#[tokio::test]
+async fn a_database_outage_during_authentication_is_503_not_401() {
+    let app = TestApp::heating().await;
+    let (token, _) = user(&app, "13900000020").await;
+    app.server.db.close().await;
+    // Not through `app.get`: 503 is the router's unavailable answer (x-rejections), which the
+    // operations do not list.
+    let reply = app.client.get(app.url("/api/user/profile")).bearer_auth(&token).send().await.expect("answered");
+    assert_eq!(reply.status(), 503);
+    let body: Value = reply.json().await.expect("JSON");
+    assert_eq!(body["code"], 500, "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    // A token that is no token at all is still refused as such: no database is asked.
+    let reply = app.client.get(app.url("/api/user/profile")).bearer_auth("not-a-token").send().await.expect("answered");
+    assert_eq!(reply.status(), 401);
+}

@@ -9,7 +9,8 @@ use quote::{format_ident, quote};
 use serde_json::Value;
 
 use super::model::{
-    Body, BodyKind, Carrier, Constraints, Field, Location, Model, Operation, Param, Payload, Security, Ty, TypeDef,
+    Body, BodyKind, Carrier, Constraints, Field, HeadersDef, Location, Model, Operation, Param, Payload, Security, Ty,
+    TypeDef,
 };
 
 fn ident(name: &str) -> Ident {
@@ -34,11 +35,21 @@ fn docs(text: &str) -> TokenStream {
 /// utoipa cannot document a type alias).
 struct Types<'a> {
     defs: BTreeMap<&'a str, &'a TypeDef>,
+    headers: BTreeMap<&'a str, &'a HeadersDef>,
 }
 
 impl<'a> Types<'a> {
     fn new(model: &'a Model) -> Types<'a> {
-        Types { defs: model.types.iter().map(|t| (t.name(), t)).collect() }
+        Types {
+            defs: model.types.iter().map(|t| (t.name(), t)).collect(),
+            headers: model.headers.iter().map(|h| (h.name.as_str(), h)).collect(),
+        }
+    }
+
+    /// The field of header struct `headers` carrying header `wire` (names compare
+    /// case-insensitively, as HTTP header names do).
+    fn header_field(&self, headers: &str, wire: &str) -> Option<&'a Field> {
+        self.headers.get(headers)?.fields.iter().find(|f| f.wire.eq_ignore_ascii_case(wire))
     }
 
     fn resolve<'t>(&'t self, ty: &'t Ty) -> &'t Ty {
@@ -198,7 +209,8 @@ fn constraint_attrs(c: &Constraints) -> Vec<TokenStream> {
 pub fn types(model: &Model) -> TokenStream {
     let types = Types::new(model);
     let mut patterns = Vec::new();
-    let items: Vec<TokenStream> = model.types.iter().map(|def| type_def(&types, def, &mut patterns)).collect();
+    let mut items: Vec<TokenStream> = model.types.iter().map(|def| type_def(&types, def, &mut patterns)).collect();
+    items.extend(model.headers.iter().map(|def| headers_def(&types, def, &mut patterns)));
     quote! {
         #![allow(clippy::all, missing_docs, non_camel_case_types, unused_imports)]
         use std::sync::LazyLock;
@@ -341,6 +353,37 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
             let doc = docs(doc);
             let ty = types.tokens(ty);
             quote! { #doc pub type #name_ident = #ty; }
+        }
+    }
+}
+
+/// A struct of typed response headers: serde reads the spec's header examples into it (mock
+/// mode), utoipa publishes each field's schema as its header's, and `ResponseHeaders` writes the
+/// headers that have values.
+fn headers_def(types: &Types<'_>, def: &HeadersDef, items: &mut Vec<TokenStream>) -> TokenStream {
+    let name = ident(&def.name);
+    let listed = def.fields.iter().map(|f| format!("`{}`", f.wire)).collect::<Vec<_>>().join(", ");
+    let doc = docs(&format!("The response headers {listed}, as a response that declares them carries them."));
+    let fields: Vec<TokenStream> = def.fields.iter().map(|f| field_tokens(types, &def.name, f, false, false, items)).collect();
+    let pairs = def.fields.iter().map(|f| {
+        let field = ident(&f.ident);
+        let wire = f.wire.to_ascii_lowercase();
+        quote! {
+            if let Some(value) = self.#field.as_ref().and_then(crate::runtime::to_header_value) {
+                out.push((axum::http::HeaderName::from_static(#wire), value));
+            }
+        }
+    });
+    quote! {
+        #doc
+        #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+        pub struct #name { #(#fields)* }
+        impl crate::runtime::ResponseHeaders for #name {
+            fn to_pairs(&self) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+                let mut out = Vec::new();
+                #(#pairs)*
+                out
+            }
         }
     }
 }
@@ -589,7 +632,7 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
         #![allow(clippy::all, missing_docs, unused_imports)]
         use std::future::Future;
         use axum::http::StatusCode;
-        use crate::runtime::{Context, Credential, ExampleError, OperationOutput, Rejection, RejectionKind, Unauthenticated, Upload};
+        use crate::runtime::{AuthError, Context, Credential, ExampleError, OperationOutput, Rejection, RejectionKind, Upload};
 
         pub mod types;
         pub mod router;
@@ -625,8 +668,9 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
             /// What a verified credential becomes: a user for the real server, the credential itself for mock mode.
             type Principal: Send + Sync + 'static;
             /// Verify the credential presented to a secured operation. The router calls it before
-            /// validating the request; an `Err` is answered with the API's unauthenticated response.
-            fn authenticate(&self, operation: Operation, credential: Credential) -> impl Future<Output = Result<Self::Principal, Unauthenticated>> + Send;
+            /// validating the request; `AuthError::Unauthenticated` is answered with the API's
+            /// unauthenticated response, `AuthError::Unavailable` with its unavailable one (503).
+            fn authenticate(&self, operation: Operation, credential: Credential) -> impl Future<Output = Result<Self::Principal, AuthError>> + Send;
             #(#trait_methods)*
         }
 
@@ -695,53 +739,69 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
     let variants = o.responses.iter().map(|r| {
         let v = ident(&r.variant);
         let doc = docs(&format!("{} {}: {}", r.status, r.media_type.as_deref().unwrap_or("(no body)"), r.doc));
-        match &r.payload {
-            Payload::Empty => quote! { #doc #v, },
-            Payload::Json(ty) => {
-                let ty = types.tokens(ty);
-                quote! { #doc #v(#ty), }
-            }
-            Payload::Text(..) => quote! { #doc #v(String), },
+        let mut fields = match &r.payload {
+            Payload::Empty => Vec::new(),
+            Payload::Json(ty) => vec![types.tokens(ty)],
+            Payload::Text(..) => vec![quote! { String }],
+        };
+        if let Some(headers) = &r.headers {
+            let h = ident(&headers.ty);
+            fields.push(quote! { types::#h });
         }
+        if fields.is_empty() { quote! { #doc #v, } } else { quote! { #doc #v(#(#fields),*), } }
     });
     let from_arms = o.responses.iter().map(|r| {
         let v = ident(&r.variant);
         let status = r.status;
+        let mut fields = match &r.payload {
+            Payload::Empty => Vec::new(),
+            Payload::Json(_) => vec![quote! { crate::runtime::example_json(body)? }],
+            Payload::Text(..) => vec![quote! { body.to_owned() }],
+        };
+        if let Some(headers) = &r.headers {
+            let examples: serde_json::Map<String, Value> =
+                headers.headers.iter().filter_map(|(wire, _, example)| Some((wire.clone(), example.clone()?))).collect();
+            let json = Value::Object(examples).to_string();
+            fields.push(quote! { crate::runtime::example_headers(#json)? });
+        }
+        let value = if fields.is_empty() { quote! { Self::#v } } else { quote! { Self::#v(#(#fields),*) } };
         match (&r.payload, &r.media_type) {
-            (Payload::Empty, _) => quote! { (#status, None) => Ok(Self::#v), },
-            (Payload::Json(_), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(crate::runtime::example_json(body)?)), },
-            (Payload::Text(..), Some(m)) => quote! { (#status, Some(#m)) => Ok(Self::#v(body.to_owned())), },
+            (Payload::Empty, _) => quote! { (#status, None) => Ok(#value), },
+            (_, Some(m)) => quote! { (#status, Some(#m)) => Ok(#value), },
             _ => TokenStream::new(),
         }
     });
-    let status_arms = o.responses.iter().map(|r| {
+    let has_fields = |r: &super::model::Response| r.payload != Payload::Empty || r.headers.is_some();
+    let mut statuses = Vec::new();
+    let mut medias = Vec::new();
+    let mut bodies = Vec::new();
+    let mut header_arms = Vec::new();
+    for r in &o.responses {
         let v = ident(&r.variant);
         let status = r.status;
-        let pattern = match r.payload {
-            Payload::Empty => quote! { Self::#v },
-            _ => quote! { Self::#v(_) },
+        let pattern = match (has_fields(r), r.headers.is_some()) {
+            (false, _) => quote! { Self::#v },
+            (true, false) => quote! { Self::#v(_) },
+            (true, true) => quote! { Self::#v(..) },
         };
+        statuses.push(quote! { #pattern => crate::runtime::status(#status), });
         let media = match &r.media_type {
             Some(m) => quote! { Some(#m) },
             None => quote! { None },
         };
-        let body = match r.payload {
-            Payload::Empty => quote! { None },
-            Payload::Json(_) => quote! { Some(crate::runtime::to_json(body)) },
-            Payload::Text(..) => quote! { Some(body.clone()) },
-        };
-        let bind = match r.payload {
-            Payload::Empty => quote! { Self::#v },
-            _ => quote! { Self::#v(body) },
-        };
-        (quote! { #pattern => crate::runtime::status(#status), }, quote! { #pattern => #media, }, quote! { #bind => #body, })
-    });
-    let (statuses, medias, bodies): (Vec<_>, Vec<_>, Vec<_>) = status_arms.fold((vec![], vec![], vec![]), |mut acc, (a, b, c)| {
-        acc.0.push(a);
-        acc.1.push(b);
-        acc.2.push(c);
-        acc
-    });
+        medias.push(quote! { #pattern => #media, });
+        let bind = if r.headers.is_some() { quote! { Self::#v(body, _) } } else { quote! { Self::#v(body) } };
+        bodies.push(match r.payload {
+            Payload::Empty => quote! { #pattern => None, },
+            Payload::Json(_) => quote! { #bind => Some(crate::runtime::to_json(body)), },
+            Payload::Text(..) => quote! { #bind => Some(body.clone()), },
+        });
+        if r.headers.is_some() {
+            let bind = if r.payload == Payload::Empty { quote! { Self::#v(headers) } } else { quote! { Self::#v(_, headers) } };
+            header_arms.push(quote! { #bind => crate::runtime::ResponseHeaders::to_pairs(headers), });
+        }
+    }
+    let error_impls = error_answer_impls(types, o, &name);
     let id = &o.id;
     let doc = docs(&format!("The documented responses of `{}` ({}).", o.id, o.summary));
     quote! {
@@ -764,6 +824,13 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
             fn media_type(&self) -> Option<&'static str> { match self { #(#medias)* Self::Prepared(p) => p.media_type, } }
             #[allow(unused_variables)]
             fn body_text(&self) -> Option<String> { match self { #(#bodies)* Self::Prepared(p) => p.body_text(), } }
+            fn headers(&self) -> Vec<(axum::http::HeaderName, axum::http::HeaderValue)> {
+                match self {
+                    #(#header_arms)*
+                    Self::Prepared(p) => p.headers.clone(),
+                    _ => Vec::new(),
+                }
+            }
             fn render(self) -> crate::runtime::Prepared {
                 match self {
                     Self::Prepared(p) => p,
@@ -771,7 +838,56 @@ fn output_enum(types: &Types<'_>, o: &Operation) -> TokenStream {
                 }
             }
         }
+        #(#error_impls)*
     }
+}
+
+/// `FromErrorAnswer<B>` for every distinct body type `B` among the operation's 4xx/5xx JSON
+/// responses: an implementation's error answer becomes the variant documented for its status.
+fn error_answer_impls(types: &Types<'_>, o: &Operation, output: &Ident) -> Vec<TokenStream> {
+    // By the Rust type the body resolves to: two aliases of one type are one implementation.
+    let mut by_type: BTreeMap<String, (TokenStream, Vec<&super::model::Response>)> = BTreeMap::new();
+    for r in o.responses.iter().filter(|r| r.status >= 400) {
+        if let Payload::Json(ty) = &r.payload {
+            let tokens = types.tokens(ty);
+            by_type.entry(tokens.to_string()).or_insert_with(|| (tokens, Vec::new())).1.push(r);
+        }
+    }
+    by_type
+        .into_values()
+        .map(|(body_ty, responses)| {
+            let arms = responses.iter().map(|r| {
+                let v = ident(&r.variant);
+                let status = r.status;
+                match &r.headers {
+                    None => quote! { #status => Ok(Self::#v(answer.body)), },
+                    Some(headers) => {
+                        let h = ident(&headers.ty);
+                        let retry_after = types.header_field(&headers.ty, "retry-after").map(|f| {
+                            let field = ident(&f.ident);
+                            match types.resolve(&f.ty) {
+                                Ty::I32 | Ty::I64 => quote! { #field: answer.retry_after.map(crate::runtime::retry_after_seconds), },
+                                _ => quote! { #field: answer.retry_after.map(|seconds| seconds.to_string()), },
+                            }
+                        });
+                        quote! {
+                            #status => Ok(Self::#v(answer.body, types::#h { #retry_after ..Default::default() })),
+                        }
+                    }
+                }
+            });
+            quote! {
+                impl crate::runtime::FromErrorAnswer<#body_ty> for #output {
+                    fn from_error_answer(answer: crate::runtime::ErrorAnswer<#body_ty>) -> Result<Self, crate::runtime::ErrorAnswer<#body_ty>> {
+                        match answer.status {
+                            #(#arms)*
+                            _ => Err(answer),
+                        }
+                    }
+                }
+            }
+        })
+        .collect()
 }
 
 /// `router.rs`: one axum handler per operation, documented with `utoipa::path`.
@@ -848,14 +964,14 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
         (Security::Required(_), Some(credential)) => {
             steps.push(quote! {
                 let credential = #credential.ok_or_else(|| Rejection::unauthenticated("缺少登录凭证"))?;
-                let principal = api.authenticate(Operation::#variant, credential).await.map_err(|e| Rejection::unauthenticated(e.message))?;
+                let principal = api.authenticate(Operation::#variant, credential).await.map_err(Rejection::from)?;
             });
             quote! { principal }
         }
         (Security::Optional(_), Some(credential)) => {
             steps.push(quote! {
                 let principal = match #credential {
-                    Some(credential) => Some(api.authenticate(Operation::#variant, credential).await.map_err(|e| Rejection::unauthenticated(e.message))?),
+                    Some(credential) => Some(api.authenticate(Operation::#variant, credential).await.map_err(Rejection::from)?),
                     None => None,
                 };
             });
@@ -1132,10 +1248,49 @@ pub fn openapi(model: &Model) -> TokenStream {
             },
         }
     });
+    let contract = model.operations.iter().map(|o| {
+        let (path, method) = (&o.path, &o.method);
+        let mut seen = Vec::new();
+        let headers: Vec<TokenStream> = o
+            .responses
+            .iter()
+            .filter_map(|r| {
+                let headers = r.headers.as_ref()?;
+                // Several media types of one status share its headers: published once.
+                if seen.contains(&r.status) {
+                    return None;
+                }
+                seen.push(r.status);
+                let status = r.status.to_string();
+                let ty = ident(&headers.ty);
+                let entries = headers.headers.iter().map(|(wire, description, example)| {
+                    let example = match example {
+                        Some(e) => {
+                            let json = e.to_string();
+                            quote! { Some(#json) }
+                        }
+                        None => quote! { None },
+                    };
+                    quote! { (#wire, #description, #example) }
+                });
+                Some(quote! { publish::response_headers::<super::types::#ty>(operation, #status, &[#(#entries),*]); })
+            })
+            .collect();
+        if headers.is_empty() {
+            return TokenStream::new();
+        }
+        quote! {
+            {
+                let operation = publish::operation(openapi, #path, #method);
+                #(#headers)*
+            }
+        }
+    });
     let doc = docs(&format!("The OpenAPI document of `{}`, built from the generated handlers and types.", model.api));
     quote! {
         #![allow(clippy::all, missing_docs)]
         use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use crate::runtime::publish;
         use super::router;
 
         #doc
@@ -1145,7 +1300,7 @@ pub fn openapi(model: &Model) -> TokenStream {
             paths(#(#paths),*),
             components(schemas(#(#schemas),*)),
             tags(#(#tags),*),
-            modifiers(&SecuritySchemes)
+            modifiers(&SecuritySchemes, &Contract)
         )]
         pub struct #doc_ident;
 
@@ -1161,6 +1316,16 @@ pub fn openapi(model: &Model) -> TokenStream {
             fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
                 let components = openapi.components.get_or_insert_with(Default::default);
                 #(#schemes)*
+            }
+        }
+
+        /// Adds what the handlers' attributes cannot say: the headers responses declare.
+        struct Contract;
+
+        impl utoipa::Modify for Contract {
+            #[allow(unused_variables)]
+            fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+                #(#contract)*
             }
         }
     }
@@ -1186,7 +1351,22 @@ pub fn examples(model: &Model) -> TokenStream {
         }
     });
     let refs = model.examples.iter().map(|(op, name, status, media, is_default)| {
-        quote! { ExampleRef { operation_id: #op, name: #name, status: #status, media_type: #media, is_default: #is_default } }
+        let response = model
+            .operations
+            .iter()
+            .find(|o| &o.id == op)
+            .and_then(|o| o.responses.iter().find(|r| r.status == *status && r.media_type.as_deref() == Some(media.as_str())));
+        let headers = response.and_then(|r| r.headers.as_ref()).map(|h| &h.headers).into_iter().flatten().filter_map(|(wire, _, example)| {
+            let text = match example.as_ref()? {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            let wire = wire.to_ascii_lowercase();
+            Some(quote! { (#wire, #text) })
+        });
+        quote! {
+            ExampleRef { operation_id: #op, name: #name, status: #status, media_type: #media, is_default: #is_default, headers: &[#(#headers),*] }
+        }
     });
     let doc = docs(&format!(
         "Implements [`{}`] by answering every operation with the documented example its\n[`ExampleSource`] picks. Credentials are accepted on presence: nothing is verified.",
@@ -1194,7 +1374,7 @@ pub fn examples(model: &Model) -> TokenStream {
     ));
     quote! {
         #![allow(clippy::all, missing_docs)]
-        use crate::runtime::{Context, Credential, ExampleRef, ExampleSource, Unauthenticated};
+        use crate::runtime::{AuthError, Context, Credential, ExampleRef, ExampleSource};
         use super::*;
 
         /// Every documented response example, operation by operation in spec order.
@@ -1206,7 +1386,7 @@ pub fn examples(model: &Model) -> TokenStream {
 
         impl<S: ExampleSource> #trait_ident for Examples<S> {
             type Principal = Credential;
-            async fn authenticate(&self, _operation: Operation, credential: Credential) -> Result<Credential, Unauthenticated> {
+            async fn authenticate(&self, _operation: Operation, credential: Credential) -> Result<Credential, AuthError> {
                 Ok(credential)
             }
             #(#methods)*

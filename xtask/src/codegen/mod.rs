@@ -21,13 +21,14 @@ use sha2::{Digest, Sha256};
 use crate::spec::{APIS, Spec};
 
 /// The rejection kinds every spec's `x-rejections` must describe, as snake_case keys.
-pub const REJECTION_KINDS: [&str; 6] = [
+pub const REJECTION_KINDS: [&str; 7] = [
     "invalid_request",
     "unauthenticated",
     "not_found",
     "method_not_allowed",
     "unsupported_media_type",
     "payload_too_large",
+    "unavailable",
 ];
 
 const RUNTIME_TEMPLATE: &str = include_str!("../../templates/runtime.rs");

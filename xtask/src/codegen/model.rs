@@ -252,8 +252,29 @@ pub struct Response {
     pub media_type: Option<String>,
     /// The body.
     pub payload: Payload,
+    /// The headers the response declares, when it declares any.
+    pub headers: Option<ResponseHeaders>,
     /// The spec's description.
     pub doc: String,
+}
+
+/// The headers one response declares: their generated struct, and what the spec says of each.
+#[derive(Debug, Clone)]
+pub struct ResponseHeaders {
+    /// The generated struct (a [`HeadersDef`]) that carries them.
+    pub ty: String,
+    /// Each header: wire name, description, example (when the spec gives one).
+    pub headers: Vec<(String, String, Option<Value>)>,
+}
+
+/// A struct of typed response headers, one per distinct set of declared headers (responses that
+/// declare the same headers share it).
+#[derive(Debug, Clone)]
+pub struct HeadersDef {
+    /// Rust name (`RetryAfterHeaders`).
+    pub name: String,
+    /// One optional field per header; `wire` is the header's name.
+    pub fields: Vec<Field>,
 }
 
 /// How an operation is secured.
@@ -359,6 +380,8 @@ pub struct Model {
     pub description: String,
     /// Generated types, components first then inline ones, each name once.
     pub types: Vec<TypeDef>,
+    /// Typed response headers (not schemas of the document: published on their responses).
+    pub headers: Vec<HeadersDef>,
     /// Operations, in spec order.
     pub operations: Vec<Operation>,
     /// Security schemes used.
@@ -378,7 +401,7 @@ pub fn trait_name(api: &str) -> String {
 
 /// Build the model of a spec.
 pub fn build(spec: &Spec) -> Result<Model> {
-    let mut builder = Builder { spec, types: Vec::new(), names: BTreeSet::new() };
+    let mut builder = Builder { spec, types: Vec::new(), names: BTreeSet::new(), headers: Vec::new() };
     let schemas = spec.doc.pointer("/components/schemas").and_then(Value::as_object).cloned().unwrap_or_default();
     for name in schemas.keys() {
         builder.names.insert(name.to_upper_camel_case());
@@ -419,6 +442,7 @@ pub fn build(spec: &Spec) -> Result<Model> {
         version: spec.doc.pointer("/info/version").and_then(Value::as_str).unwrap_or_default().to_owned(),
         description: spec.doc.pointer("/info/description").and_then(Value::as_str).unwrap_or_default().to_owned(),
         types: builder.types,
+        headers: builder.headers.into_iter().map(|(_, def)| def).collect(),
         operations,
         schemes: schemes.into_values().collect(),
         rejections,
@@ -476,6 +500,8 @@ struct Builder<'a> {
     types: Vec<TypeDef>,
     /// Every Rust type name taken so far.
     names: BTreeSet<String>,
+    /// Header structs, by the declaration they were built from (its JSON without examples).
+    headers: Vec<(String, HeadersDef)>,
 }
 
 impl Builder<'_> {
@@ -776,9 +802,10 @@ impl Builder<'_> {
             let status: u16 = key.parse().with_context(|| format!("response key {key} is not a status code"))?;
             let response = self.spec.resolve(&responses[key])?;
             let doc = str_of(response, "description");
+            let headers = self.response_headers(response).with_context(|| format!("headers of response {key}"))?;
             let content = response.get("content").and_then(Value::as_object);
             let Some(content) = content.filter(|c| !c.is_empty()) else {
-                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, doc });
+                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, headers, doc });
                 continue;
             };
             let several = content.len() > 1;
@@ -799,10 +826,59 @@ impl Builder<'_> {
                 if several {
                     variant.push_str(&media_suffix(media_type));
                 }
-                out.push(Response { status, variant, media_type: Some(media_type.clone()), payload, doc: doc.clone() });
+                out.push(Response {
+                    status,
+                    variant,
+                    media_type: Some(media_type.clone()),
+                    payload,
+                    headers: headers.clone(),
+                    doc: doc.clone(),
+                });
             }
         }
         Ok(out)
+    }
+
+    /// The headers a response declares, typed: one struct per distinct declaration.
+    fn response_headers(&mut self, response: &Value) -> Result<Option<ResponseHeaders>> {
+        let Some(declared) = response.get("headers").and_then(Value::as_object).filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let mut resolved = Map::new();
+        let mut described = Vec::new();
+        for (name, header) in declared {
+            let header = self.spec.resolve(header)?;
+            if header.get("required").and_then(Value::as_bool) == Some(true) {
+                // An error answer (`FromErrorAnswer`) could not fill it.
+                bail!("header {name}: required response headers are not supported");
+            }
+            let mut schema = header.get("schema").cloned().ok_or_else(|| anyhow!("header {name} has no schema"))?;
+            if let (Some(schema), Some(description)) = (schema.as_object_mut(), header.get("description")) {
+                schema.entry("description").or_insert_with(|| description.clone());
+            }
+            let example = header.get("example").cloned();
+            if let Some(example) = &example {
+                // Mock mode sends it as it is: it must be a valid header value.
+                let text = example.as_str().map(str::to_owned).unwrap_or_else(|| example.to_string());
+                if !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                    bail!("header {name}: the example {text:?} is not a header value (visible ASCII)");
+                }
+            }
+            described.push((name.clone(), str_of(header, "description"), example));
+            resolved.insert(name.clone(), schema);
+        }
+        let key = Value::Object(resolved.clone()).to_string();
+        if let Some((_, def)) = self.headers.iter().find(|(k, _)| *k == key) {
+            return Ok(Some(ResponseHeaders { ty: def.name.clone(), headers: described }));
+        }
+        let suggested: String = resolved.keys().map(|n| n.to_upper_camel_case()).collect::<String>() + "Headers";
+        let name = self.fresh_name(&suggested);
+        let mut fields = Vec::new();
+        for (wire, schema) in &resolved {
+            fields.push(self.field(wire, field_ident(wire), schema, false, &format!("{name}{}", wire.to_upper_camel_case()))?);
+        }
+        self.headers.push((key, HeadersDef { name: name.clone(), fields }));
+        Ok(Some(ResponseHeaders { ty: name, headers: described }))
     }
 }
 
