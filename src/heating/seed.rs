@@ -1,14 +1,14 @@
 //! Demo data written on a fresh database so a new user can walk the whole journey (000):
 //! account `H202400001` (张三) with bills over three heating seasons — two paid, the current one
-//! unpaid — a second account `H202400002`, the agreements and the system configuration, all
-//! taken from the document's examples. Seasons are placed around the first start's date, so
+//! unpaid — a second account `H202400002`, a registered user `13800138000`, the agreements and
+//! the system configuration, all taken from the document's examples. Seasons are placed around the first start's date, so
 //! the current season always has its bill.
 
 use chrono::{NaiveDate, TimeZone, Utc};
 
 use super::service::{OWNER_ID_DOMAIN, late_fee_fen, season_of};
 use crate::pii::Vault;
-use crate::storage::heating::reference::{SeedAccount, SeedBill};
+use crate::storage::heating::reference::{SeedAccount, SeedBill, SeedUser};
 use crate::storage::heating::{Agreement, Season, SeedData};
 use crate::storage::{Db, StorageError};
 
@@ -41,6 +41,11 @@ const OWNERS: [Owner; 2] = [
         area_centi: 9630,
     },
 ];
+
+/// The demo user's phone (registered, not bound).
+pub const DEMO_PHONE: &str = "13800138000";
+/// The demo user's password.
+pub const DEMO_PASSWORD: &str = "12345678";
 
 /// The demo data for a database first started at `now_ms`.
 pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
@@ -96,6 +101,14 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
         due_date: utc_midnight(current, 11, 30),
         paid: None,
     });
+    // A registered user (not bound yet), so a first walk needs one SMS code, not two a minute
+    // apart: it logs in, binds H202400001, pays.
+    data.users.push(SeedUser {
+        id: "demo00000000000000000001".into(),
+        phone: DEMO_PHONE.into(),
+        password_hash: crate::identity::passwords::hash(DEMO_PASSWORD),
+        nickname: "演示用户".into(),
+    });
     data.agreements = vec![
         Agreement {
             kind: "user_agreement".into(),
@@ -129,10 +142,15 @@ pub fn demo(vault: &Vault, now_ms: i64) -> SeedData {
 /// configuration always (once); the demo accounts, bills and payments when `with_demo` (once).
 /// Safe when several instances start at once. Answers the sets written (empty on a restart).
 pub async fn seed(db: &Db, vault: &Vault, now_ms: i64, with_demo: bool, merchant: &crate::providers::wechat_pay::Merchant) -> Result<Vec<&'static str>, StorageError> {
+    // A restart has nothing to write: skip building the data (the demo password's hash costs).
+    if db.seeded("heating.reference").await? && (!with_demo || db.seeded("heating.demo").await?) {
+        return Ok(Vec::new());
+    }
     let mut data = demo(vault, now_ms);
     if !with_demo {
         data.accounts.clear();
         data.bills.clear();
+        data.users.clear();
     }
     db.heating_reference().seed(data, &merchant.mchid, &merchant.appid, now_ms).await
 }

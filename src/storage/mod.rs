@@ -102,6 +102,11 @@ impl Db {
         self.conn.ping().await.is_ok()
     }
 
+    /// Whether this database received seed set `name` (a restart skips building it).
+    pub async fn seeded(&self, name: &str) -> Result<bool, StorageError> {
+        Ok(secret::seed_applied::Entity::find_by_id(name.to_owned()).one(&self.conn).await?.is_some())
+    }
+
     /// The secret called `name`: the stored one, else `generate()` stored now. Two servers
     /// starting at once agree: the first insert wins and both read it back.
     pub async fn secret(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StorageError> {

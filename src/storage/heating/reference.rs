@@ -4,7 +4,7 @@
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait};
 
 use super::entity::{BillStatus, account, agreement, bill, config, order, order_bill, season};
-use super::{OrderLine, Season};
+use super::{HeatingUsers, NewUser, OrderLine, Season};
 use crate::storage::payments::{NewPayOrder, PaymentStore, Reported};
 use crate::storage::{StorageError, claim_seed, write};
 
@@ -72,6 +72,21 @@ pub struct SeedData {
     pub accounts: Vec<SeedAccount>,
     /// Demo bills and the orders that paid them.
     pub bills: Vec<SeedBill>,
+    /// Demo users, registered (not bound).
+    pub users: Vec<SeedUser>,
+}
+
+/// A seeded user: registered with a phone and a password hash.
+#[derive(Debug, Clone)]
+pub struct SeedUser {
+    /// Id.
+    pub id: String,
+    /// Phone.
+    pub phone: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// 昵称.
+    pub nickname: String,
 }
 
 /// `heating_agreement`, `heating_config`, and seeding.
@@ -159,6 +174,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                 if let Some((out_trade_no, transaction_id, paid_at, late_fee)) = &row.paid {
                     seed_paid_order(&tx, row, out_trade_no, transaction_id, *paid_at, *late_fee, mchid, appid).await?;
                 }
+            }
+            for row in &data.users {
+                let new = NewUser { id: &row.id, phone: &row.phone, password_hash: &row.password_hash, nickname: &row.nickname, now };
+                HeatingUsers(&tx).insert(new).await?;
             }
             written.push("demo accounts");
         }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::app::TestApp;
@@ -85,34 +86,38 @@ pub async fn status_of(app: &TestApp, token: &str, order_id: &str) -> String {
 }
 
 /// POST a notify as WeChat Pay would: its headers, the body as bytes.
-pub async fn post_notify(app: &TestApp, headers: &[(String, String)], body: Vec<u8>) -> (u16, Value) {
-    let mut request = app.client.post(app.url("/api/payment/notify")).header("Content-Type", "application/json");
-    for (name, value) in headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
+pub async fn post_notify(app: &TestApp, headers: &HeaderMap, body: Vec<u8>) -> (u16, Value) {
+    let request = app.client.post(app.url("/api/payment/notify")).header("Content-Type", "application/json").headers(headers.clone());
     let response = request.body(body).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Replace header `name`'s value.
-pub fn with_header(headers: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
-    headers.iter().map(|(n, v)| (n.clone(), if n.eq_ignore_ascii_case(name) { value.to_owned() } else { v.clone() })).collect()
+/// The same headers with `name` set to `value`.
+pub fn with_header(headers: &HeaderMap, name: &'static str, value: &str) -> HeaderMap {
+    let mut headers = headers.clone();
+    headers.insert(name, value.parse().unwrap());
+    headers
 }
 
 /// The value of header `name`.
-pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
-    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).unwrap_or_default()
+pub fn header_of<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+}
+
+/// The notify the sandbox platform would send for paying (or failing) `order_id`, not sent.
+pub fn sandbox_notify(app: &TestApp, order_id: &str, success: bool) -> (HeaderMap, Vec<u8>) {
+    app.pay_platform("heating").build_notify(order_id, success).unwrap()
 }
 
 /// A notify signed by the sandbox platform (so it verifies) about `transaction`.
-pub fn platform_notify(app: &TestApp, id: &str, event_type: &str, transaction: Value) -> (Vec<(String, String)>, Vec<u8>) {
+pub fn platform_notify(app: &TestApp, id: &str, event_type: &str, transaction: Value) -> (HeaderMap, Vec<u8>) {
     let pay = app.pay_platform("heating");
     let resource = pay.platform().encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
     let body = json!({"id": id, "create_time": "2026-11-21T15:55:28+08:00", "event_type": event_type,
         "resource_type": "encrypt-resource", "summary": "支付成功", "resource": resource});
     let body = body.to_string().into_bytes();
-    (pay.platform().sign_notify(&body).unwrap(), body)
+    (pay.platform().sign_notify(&body, app.server.clock.now()).unwrap(), body)
 }
 
 /// A transaction resource for `out_trade_no` of `total` fen from the heating merchant.
