@@ -14,7 +14,7 @@ use chrono::SecondsFormat;
 use serde_json::json;
 
 use crate::providers::sms::SandboxSms;
-use crate::providers::wechat_pay::{SandboxPay, SandboxPayError};
+use crate::providers::wechat_pay::sandbox::{SandboxPay, SandboxPayError};
 
 /// The sandbox providers' shared state.
 #[derive(Clone, Debug)]
@@ -134,7 +134,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::providers::{PrepayRequest, SmsProvider as _, SmsPurpose, WechatPay as _};
+    use crate::providers::wechat_pay::{PrepayRequest, WechatPay as _};
+    use crate::providers::{SmsProvider as _, SmsPurpose};
 
     async fn call(router: &Router, method: &str, uri: &str) -> (StatusCode, Value) {
         let request = Request::builder().method(method).uri(uri).body(Body::empty()).expect("request");
@@ -199,7 +200,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(
             pay.order("ORDER_001").map(|o| o.state),
-            Some(crate::providers::wechat_pay::SandboxOrderState::NotPaid)
+            Some(crate::providers::wechat_pay::sandbox::SandboxOrderState::NotPaid)
         );
     }
 }

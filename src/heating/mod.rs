@@ -16,7 +16,7 @@ pub mod service;
 use error::{ErrorOutput, HeatingError};
 use service::{HeatingService, HeatingUser, NotifyOutcome};
 
-use crate::providers::NotifyHeaders;
+use crate::providers::wechat_pay::NotifyHeaders;
 
 /// The real heating server: the generated trait over the service.
 #[derive(Clone)]

@@ -16,7 +16,8 @@ use crate::auth::{self, Tokens};
 use crate::clock::{Clock, iso_ms};
 use crate::money::{fen, yuan};
 use crate::pii::{IdNumber, Vault, mask_phone};
-use crate::providers::{NotifyError, NotifyHeaders, PrepayRequest, SmsProvider, SmsPurpose, WechatPay};
+use crate::providers::wechat_pay::{NotifyError, NotifyHeaders, PrepayRequest, WechatPay};
+use crate::providers::{SmsProvider, SmsPurpose};
 use crate::storage::heating::{
     Bill, NewOrder, Notified, Order, ProfileChange, Rotation, Settlement, User, bill_status, order_status,
 };

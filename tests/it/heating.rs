@@ -445,7 +445,7 @@ async fn futures_util_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F
 }
 
 /// POST a notify as WeChat Pay would.
-async fn post_notify(app: &TestApp, headers: &mpapi::providers::NotifyHeaders, body: Vec<u8>) -> (u16, Value) {
+async fn post_notify(app: &TestApp, headers: &mpapi::providers::wechat_pay::NotifyHeaders, body: Vec<u8>) -> (u16, Value) {
     let response = app
         .client
         .post(app.url("/api/payment/notify"))
@@ -644,7 +644,7 @@ async fn real_providers_replace_the_sandbox() {
 }
 
 /// A notify signed by the platform (so it verifies) about `transaction`.
-fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (mpapi::providers::NotifyHeaders, Vec<u8>) {
+fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (mpapi::providers::wechat_pay::NotifyHeaders, Vec<u8>) {
     let sandbox = app.server.providers.sandbox.clone().unwrap().pay.unwrap();
     let resource = sandbox.platform().encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
     let body = json!({"id": id, "create_time": "2026-11-21T15:55:28+08:00", "event_type": "TRANSACTION.SUCCESS",

@@ -14,11 +14,10 @@ use chrono::{TimeDelta, Utc};
 use mpapi::config::{ProviderKind, SmsConfig, WechatLoginConfig, WechatPayConfig};
 use mpapi::providers::sms::{AliyunSms, aliyun_canonical_query, aliyun_signature};
 use mpapi::providers::wechat_login::Code2Session;
-use mpapi::providers::wechat_pay::{SandboxOrderState, SandboxPay, SandboxPayError, WechatPayV3};
-use mpapi::providers::wxpay::{self, PlatformSigner};
-use mpapi::providers::{
-    NotifyError, PrepayRequest, ProviderError, SmsProvider as _, SmsPurpose, WechatLogin as _, WechatPay as _,
-};
+use mpapi::providers::wechat_pay::sandbox::{PlatformSigner, SandboxOrderState, SandboxPay, SandboxPayError};
+use mpapi::providers::wechat_pay::v3::WechatPayV3;
+use mpapi::providers::wechat_pay::{NotifyError, PrepayRequest, WechatPay as _, keys, sign, verify};
+use mpapi::providers::{ProviderError, SmsProvider as _, SmsPurpose, WechatLogin as _};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
@@ -217,7 +216,7 @@ pub(crate) struct PayFixture {
 
 fn write_pem(dir: &std::path::Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
     let file = dir.join(name);
-    std::fs::write(&file, wxpay::to_pem(label, der)).expect("write pem");
+    std::fs::write(&file, keys::to_pem(label, der)).expect("write pem");
     file
 }
 
@@ -263,7 +262,7 @@ pub(crate) struct MerchantSignature {
 impl Match for MerchantSignature {
     fn matches(&self, request: &Request) -> bool {
         let Some(auth) = request.headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
-        let Some(params) = wxpay::parse_authorization(auth) else { return false };
+        let Some(params) = sign::parse_authorization(auth) else { return false };
         let keys: Vec<&str> = params.keys().map(String::as_str).collect();
         if keys != ["mchid", "nonce_str", "serial_no", "signature", "timestamp"]
             || params["mchid"] != MCHID
@@ -520,7 +519,7 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
 
     // What the merchant received verifies with the provider's own code path and decrypts.
     let received = merchant.received_requests().await.expect("recording");
-    let headers = wxpay::headers_from_map(&received[0].headers).expect("Wechatpay-* headers");
+    let headers = verify::headers_from_map(&received[0].headers).expect("Wechatpay-* headers");
     assert_eq!(headers.serial, pay.platform().serial());
     assert!(headers.serial.starts_with("PUB_KEY_ID_SANDBOX"));
     let n = pay.verify_notify(&headers, &received[0].body, Utc::now()).expect("verifies");
@@ -569,7 +568,7 @@ async fn sandbox_order_is_paid_only_when_the_merchant_acknowledges_success() {
     assert_eq!(pay.order("SB_ORDER_0003").map(|o| o.state), Some(SandboxOrderState::NotPaid), "a failed payment");
     let received = merchant.received_requests().await.expect("recording");
     let last = received.last().expect("a notify");
-    let headers = wxpay::headers_from_map(&last.headers).expect("headers");
+    let headers = verify::headers_from_map(&last.headers).expect("headers");
     let n = pay.verify_notify(&headers, &last.body, Utc::now()).expect("verifies");
     assert_eq!((n.event_type.as_str(), n.transaction.trade_state.as_str()), ("TRANSACTION.PAYERROR", "PAYERROR"));
     pay.pay("SB_ORDER_0003", true).await.expect("retry succeeds");

@@ -1,6 +1,7 @@
-//! WeChat Pay v3 JSAPI (domain.md §2.2): the real provider (`WechatPayV3`, HTTPS to
-//! api.mch.weixin.qq.com) and the sandbox payment platform (`SandboxPay`), which plays WeChat Pay
-//! and sends real signed, encrypted notifies to the merchant's notify URL.
+//! The sandbox payment platform (domain.md §2.2): [`SandboxPay`] plays WeChat Pay for the
+//! server — it holds orders in memory, and, through [`PlatformSigner`], signs and encrypts real
+//! notifies with a platform key of its own — so a frontend walks every payment journey with no
+//! merchant account, through the same verification code the real provider uses.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,218 +9,105 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use secrecy::ExposeSecret as _;
-use serde::{Deserialize, Serialize};
+use aws_lc_rs::aead::{Aad, Nonce};
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret as _, SecretSlice};
 use serde_json::{Value, json};
 
-use super::wxpay::{self, KeyError, MerchantSigner, NotifyEnvelope, NotifyVerifier, PlatformSigner};
-use super::{Notification, NotifyError, NotifyHeaders, PayParams, PrepayRequest, ProviderError, WechatPay};
-use crate::config::WechatPayConfig;
-
-const REAL: &str = "wechat-pay";
-const SANDBOX: &str = "sandbox-pay";
-
-/// The JSAPI order path (domain.md §2.2).
-pub const JSAPI_PATH: &str = "/v3/pay/transactions/jsapi";
-
-/// Beijing time, UTC+8 (checked at compile time).
-const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+8 is a valid offset"),
+use super::keys::{self, KeyError};
+use super::sign::{self, MerchantSigner, SIGNATURE_TYPE};
+use super::verify::{self, EncryptedResource, NotifyEnvelope, NotifyVerifier, RESOURCE_ALGORITHM};
+use super::{
+    Notification, NotifyError, NotifyHeaders, PayParams, PrepayRequest, ProviderError, WechatPay, beijing_rfc3339,
+    valid_out_trade_no,
 };
 
-/// Format a UTC time as WeChat Pay shows it: RFC 3339, seconds, Beijing time (`+08:00`).
-pub fn beijing_rfc3339(t: DateTime<Utc>) -> String {
-    t.with_timezone(&BEIJING).to_rfc3339_opts(SecondsFormat::Secs, false)
+const SANDBOX: &str = "sandbox-pay";
+
+/// WeChat Pay's side, played by the sandbox: signs notifies and responses with a platform key
+/// (serial `PUB_KEY_ID_SANDBOX…`) and encrypts resources with the APIv3 key.
+pub struct PlatformSigner {
+    serial: String,
+    key: KeyPair,
+    apiv3_key: SecretSlice<u8>,
 }
 
-/// The JSON body of `POST /v3/pay/transactions/jsapi`.
-#[derive(Debug, Serialize)]
-struct JsapiBody<'a> {
-    appid: &'a str,
-    mchid: &'a str,
-    description: &'a str,
-    out_trade_no: &'a str,
-    time_expire: String,
-    notify_url: &'a str,
-    amount: JsapiAmount,
-    payer: JsapiPayer<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct JsapiAmount {
-    total: i64,
-    currency: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-struct JsapiPayer<'a> {
-    openid: &'a str,
-}
-
-#[derive(Deserialize)]
-struct PrepayAnswer {
-    prepay_id: String,
-}
-
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-fn real_config(detail: impl Into<String>) -> ProviderError {
-    ProviderError::Config { provider: REAL, detail: detail.into() }
-}
-
-fn real_transport(detail: impl Into<String>) -> ProviderError {
-    ProviderError::Transport { provider: REAL, detail: detail.into() }
-}
-
-/// The real WeChat Pay v3 provider (JSAPI): orders with merchant-signed requests, verifies every
-/// response and notify against the WeChat Pay public key (`PUB_KEY_ID_…`).
-pub struct WechatPayV3 {
-    base_url: String,
-    appid: String,
-    public_key_id: String,
-    signer: MerchantSigner,
-    verifier: NotifyVerifier,
-    http: reqwest::Client,
-}
-
-impl fmt::Debug for WechatPayV3 {
+impl fmt::Debug for PlatformSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WechatPayV3")
-            .field("base_url", &self.base_url)
-            .field("appid", &self.appid)
-            .field("mchid", &self.signer.mchid())
-            .field("public_key_id", &self.public_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("PlatformSigner").field("serial", &self.serial).finish_non_exhaustive()
     }
 }
 
-impl WechatPayV3 {
-    /// Per-request timeout.
-    pub const TIMEOUT: Duration = Duration::from_secs(10);
+impl PlatformSigner {
+    /// A platform with a fresh RSA-2048 key, serial `PUB_KEY_ID_SANDBOX` + 24 hex digits, and a
+    /// random 32-byte APIv3 key (32 characters of `[0-9A-Za-z]`, like a real one).
+    pub fn generate() -> Result<PlatformSigner, KeyError> {
+        let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError("RSA key generation failed".into()))?;
+        let serial = format!("PUB_KEY_ID_SANDBOX{}", hex::encode_upper(crate::random::bytes::<12>()));
+        let apiv3 = crate::random::alphanumeric(32);
+        Ok(PlatformSigner { serial, key, apiv3_key: SecretSlice::from(apiv3.into_bytes()) })
+    }
 
-    /// Build from configuration: reads the merchant private key (PKCS#8 PEM) and the WeChat Pay
-    /// public key (SPKI PEM) files. Anything missing or unparsable is [`ProviderError::Config`].
-    pub fn new(config: &WechatPayConfig) -> Result<WechatPayV3, ProviderError> {
-        for (name, value) in [
-            ("appid", &config.appid),
-            ("mchid", &config.mchid),
-            ("merchant_serial_no", &config.merchant_serial_no),
-            ("public_key_id", &config.public_key_id),
-            ("base_url", &config.base_url),
-        ] {
-            if value.trim().is_empty() {
-                return Err(real_config(format!("wechat_pay.{name} is not set")));
-            }
-        }
-        let read = |name: &str, path: &Option<std::path::PathBuf>| {
-            let path = path.as_ref().ok_or_else(|| real_config(format!("wechat_pay.{name} is not set")))?;
-            std::fs::read(path).map_err(|e| real_config(format!("reading {}: {e}", path.display())))
-        };
-        let private_key = read("merchant_private_key_file", &config.merchant_private_key_file)?;
-        let public_key = read("public_key_file", &config.public_key_file)?;
-        let apiv3_key = config
-            .apiv3_key
-            .as_ref()
-            .filter(|k| !k.expose_secret().is_empty())
-            .ok_or_else(|| real_config("wechat_pay.apiv3_key is not set"))?;
-        let signer = MerchantSigner::new(&config.mchid, &config.merchant_serial_no, &private_key)
-            .map_err(|e| real_config(format!("merchant private key: {e}")))?;
-        let verifier = NotifyVerifier::new(apiv3_key.expose_secret().as_bytes())
-            .and_then(|v| v.with_key(&config.public_key_id, &public_key))
-            .map_err(|e| real_config(format!("WeChat Pay public key / APIv3 key: {e}")))?;
-        let http = reqwest::Client::builder()
-            .timeout(WechatPayV3::TIMEOUT)
-            // WeChat Pay v3 refuses requests without a User-Agent.
-            .user_agent(concat!("mpapi/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| real_config(format!("HTTP client: {e}")))?;
-        Ok(WechatPayV3 {
-            base_url: config.base_url.trim_end_matches('/').to_string(),
-            appid: config.appid.clone(),
-            public_key_id: config.public_key_id.clone(),
-            signer,
-            verifier,
-            http,
+    /// A platform with a given serial, RSA private key (PKCS#8/PKCS#1, PEM/DER) and APIv3 key
+    /// (32 bytes) — tests use it to sign wiremock responses.
+    pub fn new(serial: impl Into<String>, private_key: &[u8], apiv3_key: &[u8]) -> Result<PlatformSigner, KeyError> {
+        keys::apiv3_key(apiv3_key)?;
+        Ok(PlatformSigner {
+            serial: serial.into(),
+            key: keys::parse_private_key(private_key)?,
+            apiv3_key: SecretSlice::from(apiv3_key.to_vec()),
         })
     }
-}
 
-#[async_trait]
-impl WechatPay for WechatPayV3 {
-    fn merchant(&self) -> (&str, &str) {
-        (&self.appid, self.signer.mchid())
+    /// The serial sent as `Wechatpay-Serial`.
+    pub fn serial(&self) -> &str {
+        &self.serial
     }
 
-    async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        let openid = order.payer_openid.as_deref().ok_or_else(|| real_config("JSAPI needs a payer openid"))?;
-        let body = serde_json::to_vec(&JsapiBody {
-            appid: &self.appid,
-            mchid: self.signer.mchid(),
-            description: &order.description,
-            out_trade_no: &order.out_trade_no,
-            time_expire: beijing_rfc3339(order.time_expire),
-            notify_url: &order.notify_url,
-            amount: JsapiAmount { total: order.amount_fen, currency: "CNY" },
-            payer: JsapiPayer { openid },
+    /// The platform public key, SPKI DER (what merchants verify with).
+    pub fn public_key_der(&self) -> Result<Vec<u8>, KeyError> {
+        keys::spki_der(&self.key)
+    }
+
+    /// A verifier that knows this platform's key and APIv3 key — what a merchant configured
+    /// with this platform would build.
+    pub fn verifier(&self) -> Result<NotifyVerifier, KeyError> {
+        NotifyVerifier::new(self.apiv3_key.expose_secret())?.with_key(self.serial.clone(), &self.public_key_der()?)
+    }
+
+    /// Encrypt `plaintext` as a notify resource (AES-256-GCM, random 12-character nonce,
+    /// AAD = `associated_data`, `original_type` = `associated_data`).
+    pub fn encrypt_resource(&self, plaintext: &[u8], associated_data: &str) -> Result<EncryptedResource, KeyError> {
+        let key = keys::apiv3_key(self.apiv3_key.expose_secret())?;
+        let nonce_text = crate::random::alphanumeric(12);
+        let nonce = Nonce::try_assume_unique_for_key(nonce_text.as_bytes())
+            .map_err(|_| KeyError("GCM nonce is not 12 bytes".into()))?;
+        let mut in_out = plaintext.to_vec();
+        key.seal_in_place_append_tag(nonce, Aad::from(associated_data.as_bytes()), &mut in_out)
+            .map_err(|_| KeyError("AES-GCM encryption failed".into()))?;
+        Ok(EncryptedResource {
+            algorithm: RESOURCE_ALGORITHM.into(),
+            ciphertext: B64.encode(in_out),
+            nonce: nonce_text,
+            associated_data: associated_data.into(),
+            original_type: associated_data.into(),
         })
-        .map_err(|e| real_config(format!("order body: {e}")))?;
-        let url = reqwest::Url::parse(&format!("{}{JSAPI_PATH}", self.base_url))
-            .map_err(|e| real_config(format!("wechat_pay.base_url: {e}")))?;
-        // Sign the path as sent, so a base_url with a path prefix still verifies.
-        let signed_path = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
-        let authorization =
-            self.signer.authorization("POST", &signed_path, &body).map_err(|e| real_config(format!("signing: {e}")))?;
-        let response = self
-            .http
-            .post(url)
-            .header(reqwest::header::AUTHORIZATION, authorization)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            // Ask for responses signed with the public key we hold (domain.md §2.2).
-            .header("Wechatpay-Serial", &self.public_key_id)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| real_transport(e.to_string()))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| real_transport(e.to_string()))?;
-        if !status.is_success() {
-            return match serde_json::from_slice::<ErrorAnswer>(&bytes) {
-                Ok(e) => Err(ProviderError::Vendor { provider: REAL, code: e.code, message: e.message }),
-                Err(_) => Err(real_transport(format!("HTTP {status}, unreadable answer"))),
-            };
-        }
-        // An unverified answer might not come from WeChat Pay: never use its prepay_id.
-        wxpay::headers_from_map(&headers)
-            .and_then(|h| self.verifier.verify(&h, &bytes, Utc::now()))
-            .map_err(|e| real_transport(format!("response {e}")))?;
-        let answer: PrepayAnswer =
-            serde_json::from_slice(&bytes).map_err(|e| real_transport(format!("answer without prepay_id: {e}")))?;
-        Ok(answer.prepay_id)
     }
 
-    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
-        self.signer.pay_params(&self.appid, prepay_id).map_err(|e| real_config(format!("signing: {e}")))
+    /// Sign `body` (a notify or a response) now with a fresh nonce.
+    pub fn sign_notify(&self, body: &[u8]) -> Result<NotifyHeaders, KeyError> {
+        self.sign_notify_at(body, Utc::now().timestamp(), &crate::random::nonce_str())
     }
 
-    fn verify_notify(
-        &self,
-        headers: &NotifyHeaders,
-        body: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Notification, NotifyError> {
-        self.verifier.parse_notify(headers, body, now)
+    /// Sign `body` as of `timestamp` (seconds) with `nonce`: base64(RSA-SHA256(
+    /// `timestamp\nnonce\nbody\n`)).
+    pub fn sign_notify_at(&self, body: &[u8], timestamp: i64, nonce: &str) -> Result<NotifyHeaders, KeyError> {
+        let timestamp = timestamp.to_string();
+        let signature = sign::rsa_sign(&self.key, &verify::signed_message(&timestamp, nonce, body))?;
+        Ok(NotifyHeaders { timestamp, nonce: nonce.to_string(), signature, serial: self.serial.clone() })
     }
 }
 
@@ -317,12 +205,6 @@ fn vendor(code: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::Vendor { provider: SANDBOX, code: code.into(), message: message.into() }
 }
 
-/// WeChat's out_trade_no rule: 6–32 characters of `[0-9A-Za-z_-|*]`.
-pub fn valid_out_trade_no(s: &str) -> bool {
-    (6..=32).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*'))
-}
-
 /// Resets a `Paying` order to `NotPaid` unless the payment was committed, so a dropped or failed
 /// delivery never leaves the order stuck.
 struct PayingGuard<'a> {
@@ -348,11 +230,8 @@ impl SandboxPay {
     pub fn new(appid: impl Into<String>, mchid: impl Into<String>) -> Result<SandboxPay, ProviderError> {
         let config = |e: KeyError| ProviderError::Config { provider: SANDBOX, detail: e.0 };
         let mchid = mchid.into();
-        let merchant = MerchantSigner::generate(
-            mchid,
-            format!("SANDBOX{}", crate::random::hex(32).to_uppercase()),
-        )
-        .map_err(config)?;
+        let merchant = MerchantSigner::generate(mchid, format!("SANDBOX{}", crate::random::hex(32).to_uppercase()))
+            .map_err(config)?;
         let platform = PlatformSigner::generate().map_err(config)?;
         let verifier = platform.verifier().map_err(config)?;
         let http = reqwest::Client::builder()
@@ -462,7 +341,7 @@ impl SandboxPay {
             .header("Wechatpay-Nonce", &headers.nonce)
             .header("Wechatpay-Signature", &headers.signature)
             .header("Wechatpay-Serial", &headers.serial)
-            .header("Wechatpay-Signature-Type", wxpay::SIGNATURE_TYPE)
+            .header("Wechatpay-Signature-Type", SIGNATURE_TYPE)
             .body(body)
             .send()
             .await
@@ -580,21 +459,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn beijing_time_has_the_plus_eight_offset() {
-        let t = DateTime::parse_from_rfc3339("2024-12-18T07:55:28Z").expect("time").with_timezone(&Utc);
-        assert_eq!(beijing_rfc3339(t), "2024-12-18T15:55:28+08:00");
-    }
-
-    #[test]
-    fn out_trade_no_rule() {
-        assert!(valid_out_trade_no("ORD_2024-01|*9"));
-        assert!(!valid_out_trade_no("12345"));
-        assert!(!valid_out_trade_no(&"1".repeat(33)));
-        assert!(!valid_out_trade_no("ORDER 0001"));
-        assert!(!valid_out_trade_no("订单000001"));
-    }
-
     #[tokio::test]
     async fn prepay_validates_like_wechat() {
         let pay = sandbox();
@@ -642,7 +506,7 @@ mod tests {
     async fn pay_params_are_signed_with_the_sandbox_merchant_key() {
         let pay = sandbox();
         let params = pay.pay_params("wx0123").expect("params");
-        let key = wxpay::parse_public_key(&pay.merchant_public_key_der().expect("der")).expect("key");
+        let key = keys::parse_public_key(&pay.merchant_public_key_der().expect("der")).expect("key");
         let message = format!("{}\n{}\n{}\n{}\n", params.app_id, params.time_stamp, params.nonce_str, params.package);
         use base64::Engine as _;
         let signature = base64::engine::general_purpose::STANDARD.decode(&params.pay_sign).expect("b64");
@@ -650,11 +514,24 @@ mod tests {
     }
 
     #[test]
-    fn real_provider_needs_its_configuration() {
-        let config = WechatPayConfig { provider: crate::config::ProviderKind::Real, ..WechatPayConfig::default() };
-        match WechatPayV3::new(&config) {
-            Err(ProviderError::Config { detail, .. }) => assert!(detail.contains("merchant_serial_no"), "{detail}"),
-            other => panic!("expected a config error, got {other:?}"),
-        }
+    fn platform_signing_reproduces_the_wechatpay_go_notify() {
+        use crate::providers::wechat_pay::vectors::{self, testing_key};
+        // The platform key of wechatpay-go's notify test signs the same body, timestamp and nonce
+        // into the same signature: the sandbox signs notifies exactly as WeChat Pay does.
+        let platform = PlatformSigner::new(
+            vectors::GO_NOTIFY_SERIAL,
+            testing_key(vectors::GO_PRIVATE_KEY).as_bytes(),
+            vectors::JAVA_APIV3_KEY.as_bytes(),
+        )
+        .expect("platform");
+        let headers = platform
+            .sign_notify_at(
+                vectors::GO_NOTIFY_BODY.as_bytes(),
+                vectors::GO_NOTIFY_TIMESTAMP.parse().expect("seconds"),
+                vectors::GO_NOTIFY_NONCE,
+            )
+            .expect("signs");
+        assert_eq!(headers.signature, vectors::GO_NOTIFY_SIGNATURE);
+        assert_eq!((headers.timestamp.as_str(), headers.serial.as_str()), ("1624523846", "D7CE59D1F522D701"));
     }
 }
