@@ -54,7 +54,7 @@ impl Sandbox {
     ///   newest first, `sent_at` RFC 3339 UTC with milliseconds; a missing or invalid phone → 400.
     /// - `POST /_sandbox/pay/{order_id}?result=success|fail` (default success) → 200
     ///   `{"order_id","result","notify":{"status","body"}}` after delivering the notify; unknown
-    ///   order (or no sandbox pay) 404, expired / already paid / being paid 409, bad result 400,
+    ///   order (or no sandbox pay) 404, expired / closed / already paid / being paid 409, bad result 400,
     ///   notify not delivered 502.
     ///
     /// Errors are `{"error": "…"}`.
@@ -113,9 +113,10 @@ async fn pay_order(
         Err(e) => {
             let status = match e {
                 SandboxPayError::NotFound(_) => StatusCode::NOT_FOUND,
-                SandboxPayError::Expired(_) | SandboxPayError::AlreadyPaid(_) | SandboxPayError::InProgress(_) => {
-                    StatusCode::CONFLICT
-                }
+                SandboxPayError::Expired(_)
+                | SandboxPayError::Closed(_)
+                | SandboxPayError::AlreadyPaid(_)
+                | SandboxPayError::InProgress(_) => StatusCode::CONFLICT,
                 SandboxPayError::Notify(_) => StatusCode::BAD_GATEWAY,
                 SandboxPayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
@@ -177,7 +178,8 @@ mod tests {
             call(&Sandbox::new(sms.clone(), None).routes("heating"), "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
-        let pay = Arc::new(SandboxPay::new("wx1", "1900000001").expect("keygen"));
+        let clock = crate::clock::Clock::default();
+        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", clock.clone()).expect("keygen"));
         let router = Sandbox::new(sms, Some(pay.clone())).routes("heating");
         let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_404").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -202,5 +204,14 @@ mod tests {
             pay.order("ORDER_001").map(|o| o.state),
             Some(crate::providers::wechat_pay::sandbox::SandboxOrderState::NotPaid)
         );
+        // Past its time_expire by the server's clock, or closed: 409.
+        clock.advance(std::time::Duration::from_secs(6 * 60));
+        let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_001").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("expired")), "{body}");
+        pay.close("ORDER_001").await.expect("closes");
+        let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_001").await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("closed")), "{body}");
     }
 }

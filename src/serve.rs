@@ -77,8 +77,10 @@ impl Server {
         let pepper = secret(&db, config.secrets.pepper.as_ref(), "pepper").await?;
         let vault = Arc::new(Vault::new(&pii_key, &pepper).context("secrets.pii_key / secrets.pepper")?);
         let tokens = Arc::new(Tokens::new(&jwt, ACCESS_TTL).context("secrets.jwt")?);
-        let providers = providers(&config)?;
-        Ok(Server { config, db, vault, tokens, providers, clock: Clock::default() })
+        // One clock for the APIs and the sandbox providers: tests move both at once.
+        let clock = Clock::default();
+        let providers = providers(&config, &clock)?;
+        Ok(Server { config, db, vault, tokens, providers, clock })
     }
 
     /// The router of `api` listening on `port`, or `None` when it has no real implementation.
@@ -124,7 +126,7 @@ impl Server {
     }
 }
 
-fn providers(config: &Config) -> Result<Providers> {
+fn providers(config: &Config, clock: &Clock) -> Result<Providers> {
     let sandbox_sms = Arc::new(SandboxSms::new());
     let sms: Arc<dyn SmsProvider> = match config.sms.provider {
         ProviderKind::Sandbox => sandbox_sms.clone(),
@@ -137,7 +139,8 @@ fn providers(config: &Config) -> Result<Providers> {
     let (wechat_pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match config.wechat_pay.provider {
         ProviderKind::Sandbox => {
             let pay = Arc::new(
-                SandboxPay::new(config.wechat_pay.appid.clone(), config.wechat_pay.mchid.clone()).context("sandbox WeChat Pay")?,
+                SandboxPay::new(config.wechat_pay.appid.clone(), config.wechat_pay.mchid.clone(), clock.clone())
+                    .context("sandbox WeChat Pay")?,
             );
             (pay.clone(), Some(pay))
         }

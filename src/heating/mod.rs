@@ -16,8 +16,6 @@ pub mod service;
 use error::{ErrorOutput, HeatingError};
 use service::{HeatingService, HeatingUser, NotifyOutcome};
 
-use crate::providers::wechat_pay::NotifyHeaders;
-
 /// The real heating server: the generated trait over the service.
 #[derive(Clone)]
 pub struct Heating(pub Arc<HeatingService>);
@@ -139,16 +137,11 @@ impl HeatingApi for Heating {
         answer!(self, result, PaymentHistoryListOutput, PaymentHistoryResponse, PaymentHistoryResponseCode, "获取成功")
     }
 
-    async fn payment_notify(&self, ctx: Context<()>, input: PaymentNotifyInput) -> PaymentNotifyOutput {
-        let headers = NotifyHeaders {
-            timestamp: input.wechatpay_timestamp,
-            nonce: input.wechatpay_nonce,
-            signature: input.wechatpay_signature,
-            serial: input.wechatpay_serial,
-        };
-        // The signature covers the bytes as received, never a re-serialisation of the body.
+    async fn payment_notify(&self, ctx: Context<()>, _: PaymentNotifyInput) -> PaymentNotifyOutput {
+        // The signature covers the bytes as received, never a re-serialisation of the body; the
+        // provider reads its `Wechatpay-*` headers itself.
         let ack = |code, message: &str| WechatPayNotifyAck { code, message: message.into() };
-        match self.0.notify(headers, &ctx.raw_body).await {
+        match self.0.notify(&ctx.headers, &ctx.raw_body).await {
             NotifyOutcome::Applied => PaymentNotifyOutput::Ok(ack(WechatPayNotifyAckCode::Success, "OK")),
             NotifyOutcome::BadSignature => {
                 PaymentNotifyOutput::Unauthorized(ack(WechatPayNotifyAckCode::Fail, "签名验证失败"))

@@ -16,7 +16,7 @@ use crate::auth::{self, Tokens};
 use crate::clock::{Clock, iso_ms};
 use crate::money::{fen, yuan};
 use crate::pii::{IdNumber, Vault, mask_phone};
-use crate::providers::wechat_pay::{NotifyError, NotifyHeaders, PrepayRequest, WechatPay};
+use crate::providers::wechat_pay::{NotifyError, NotifyEvent, PrepayRequest, WechatPay};
 use crate::providers::{SmsProvider, SmsPurpose};
 use crate::storage::heating::{
     Bill, NewOrder, Notified, Order, ProfileChange, Rotation, Settlement, User, bill_status, order_status,
@@ -723,9 +723,9 @@ impl HeatingService {
     /// 000 §5.5: a WeChat Pay notify: verified (signature over the raw body, timestamp, serial),
     /// decrypted, checked against our merchant and the order's amount, and applied in one
     /// transaction.
-    pub async fn notify(&self, headers: NotifyHeaders, raw_body: &[u8]) -> NotifyOutcome {
+    pub async fn notify(&self, headers: &axum::http::HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
         let now = self.clock.now();
-        let notification = match self.pay.verify_notify(&headers, raw_body, now) {
+        let notification = match self.pay.verify_notify(headers, raw_body, now) {
             Ok(notification) => notification,
             Err(NotifyError::Signature(reason)) => {
                 tracing::warn!(api = "heating", reason, "notify refused: signature");
@@ -736,25 +736,28 @@ impl HeatingService {
                 return NotifyOutcome::Unreadable;
             }
         };
-        let transaction = &notification.transaction;
+        let transaction = match &notification.event {
+            NotifyEvent::Transaction(transaction) => transaction,
+            NotifyEvent::Refund(refund) => {
+                // Heating never asks for refunds: nothing to apply, and WeChat must stop retrying.
+                tracing::warn!(api = "heating", out_refund_no = refund.out_refund_no, "refund notify ignored");
+                return NotifyOutcome::Applied;
+            }
+        };
         let order_id = transaction.out_trade_no.as_str();
-        let (appid, mchid) = self.pay.merchant();
-        if transaction.appid != appid || transaction.mchid != mchid {
+        let merchant = self.pay.merchant();
+        if transaction.appid != merchant.appid || transaction.mchid != merchant.mchid {
             tracing::error!(api = "heating", order_id, "notify for another merchant");
             return NotifyOutcome::Refused("商户信息不一致");
         }
         // When the payer paid, not when the notify (perhaps a retry hours later) arrived.
-        let paid_at = transaction
-            .success_time
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map_or(now.timestamp_millis(), |t| t.timestamp_millis());
+        let paid_at = transaction.success_time.unwrap_or(now).timestamp_millis();
         let notified = Notified {
             notify_id: &notification.id,
             event_type: &notification.event_type,
             out_trade_no: order_id,
-            trade_state: &transaction.trade_state,
-            transaction_id: &transaction.transaction_id,
+            trade_state: transaction.trade_state.as_str(),
+            transaction_id: transaction.transaction_id.as_deref().unwrap_or_default(),
             amount_fen: transaction.amount_total_fen,
             paid_at,
         };
@@ -764,7 +767,7 @@ impl HeatingService {
                 NotifyOutcome::Applied
             }
             Ok(Settlement::Failed) => {
-                tracing::info!(api = "heating", order_id, trade_state = transaction.trade_state, "order failed");
+                tracing::info!(api = "heating", order_id, trade_state = transaction.trade_state.as_str(), "order failed");
                 NotifyOutcome::Applied
             }
             Ok(Settlement::Duplicate) => NotifyOutcome::Applied,

@@ -1,16 +1,18 @@
 //! The sandbox payment platform (domain.md §2.2): [`SandboxPay`] plays WeChat Pay for the
-//! server — it holds orders in memory, and, through [`PlatformSigner`], signs and encrypts real
-//! notifies with a platform key of its own — so a frontend walks every payment journey with no
-//! merchant account, through the same verification code the real provider uses.
+//! server — it holds orders and refunds in memory and, through [`PlatformSigner`], signs and
+//! encrypts real notifies with a platform key of its own — so a frontend walks every payment
+//! journey with no merchant account, through the same verification code the real provider uses.
+//! Its time is the server's [`Clock`], so tests that move the clock move the sandbox too.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lc_rs::aead::{Aad, Nonce};
 use aws_lc_rs::rsa::{KeyPair, KeySize};
+use axum::http::{HeaderMap, HeaderValue};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, Utc};
@@ -21,9 +23,10 @@ use super::keys::{self, KeyError};
 use super::sign::{self, MerchantSigner, SIGNATURE_TYPE};
 use super::verify::{self, EncryptedResource, NotifyEnvelope, NotifyVerifier, RESOURCE_ALGORITHM};
 use super::{
-    Notification, NotifyError, NotifyHeaders, PayParams, PrepayRequest, ProviderError, WechatPay, beijing_rfc3339,
-    valid_out_trade_no,
+    Merchant, Notification, NotifyError, PayParams, PrepayRequest, ProviderError, Refund, RefundRequest, RefundStatus,
+    TradeState, Transaction, WechatPay, beijing_rfc3339, valid_out_trade_no,
 };
+use crate::clock::Clock;
 
 const SANDBOX: &str = "sandbox-pay";
 
@@ -79,7 +82,7 @@ impl PlatformSigner {
     }
 
     /// Encrypt `plaintext` as a notify resource (AES-256-GCM, random 12-character nonce,
-    /// AAD = `associated_data`, `original_type` = `associated_data`).
+    /// AAD = `associated_data`, `original_type` = `associated_data`: `transaction`, `refund`).
     pub fn encrypt_resource(&self, plaintext: &[u8], associated_data: &str) -> Result<EncryptedResource, KeyError> {
         let key = keys::apiv3_key(self.apiv3_key.expose_secret())?;
         let nonce_text = crate::random::alphanumeric(12);
@@ -97,29 +100,43 @@ impl PlatformSigner {
         })
     }
 
-    /// Sign `body` (a notify or a response) now with a fresh nonce.
-    pub fn sign_notify(&self, body: &[u8]) -> Result<NotifyHeaders, KeyError> {
-        self.sign_notify_at(body, Utc::now().timestamp(), &crate::random::nonce_str())
+    /// Sign `body` (a notify or an answer) as of `now` with a fresh nonce.
+    pub fn sign_notify(&self, body: &[u8], now: DateTime<Utc>) -> Result<HeaderMap, KeyError> {
+        self.sign_notify_at(body, now.timestamp(), &crate::random::nonce_str())
     }
 
-    /// Sign `body` as of `timestamp` (seconds) with `nonce`: base64(RSA-SHA256(
-    /// `timestamp\nnonce\nbody\n`)).
-    pub fn sign_notify_at(&self, body: &[u8], timestamp: i64, nonce: &str) -> Result<NotifyHeaders, KeyError> {
+    /// Sign `body` as of `timestamp` (seconds) with `nonce`: the `Wechatpay-Timestamp`, `-Nonce`,
+    /// `-Serial`, `-Signature-Type` headers and `Wechatpay-Signature` = base64(RSA-SHA256(
+    /// `timestamp\nnonce\nbody\n`)), as WeChat Pay sends them.
+    pub fn sign_notify_at(&self, body: &[u8], timestamp: i64, nonce: &str) -> Result<HeaderMap, KeyError> {
         let timestamp = timestamp.to_string();
         let signature = sign::rsa_sign(&self.key, &verify::signed_message(&timestamp, nonce, body))?;
-        Ok(NotifyHeaders { timestamp, nonce: nonce.to_string(), signature, serial: self.serial.clone() })
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            (verify::HEADER_TIMESTAMP, timestamp.as_str()),
+            (verify::HEADER_NONCE, nonce),
+            (verify::HEADER_SIGNATURE, signature.as_str()),
+            (verify::HEADER_SERIAL, self.serial.as_str()),
+            (verify::HEADER_SIGNATURE_TYPE, SIGNATURE_TYPE),
+        ] {
+            let value = HeaderValue::from_str(value).map_err(|_| KeyError(format!("{name} is no header value")))?;
+            headers.insert(name, value);
+        }
+        Ok(headers)
     }
 }
 
 /// Where a sandbox order stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SandboxOrderState {
-    /// Ordered, not (successfully) paid yet.
+    /// Ordered, not (successfully) paid yet (a failed attempt leaves it here: payable again).
     NotPaid,
     /// A success notify is being delivered.
     Paying,
     /// Paid: the merchant acknowledged the success notify with 2xx.
     Paid,
+    /// Closed unpaid by the merchant (`close`): it can no longer be paid.
+    Closed,
 }
 
 /// An order the sandbox platform holds (what `jsapi_prepay` recorded).
@@ -135,8 +152,38 @@ pub struct SandboxOrder {
     pub time_expire: DateTime<Utc>,
     /// The payer, when the API has one.
     pub payer_openid: Option<String>,
-    /// Paid or not.
+    /// Where it stands.
     pub state: SandboxOrderState,
+    /// The transaction id, once paid.
+    pub transaction_id: Option<String>,
+    /// When it was paid (the sandbox clock).
+    pub success_time: Option<DateTime<Utc>>,
+}
+
+/// A refund the sandbox platform holds. Sandbox refunds succeed at once: the money is "back"
+/// when `refund` returns, though `refund` answers `PROCESSING` like WeChat's first answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRefund {
+    /// The request as first accepted (a retry must repeat its order and amounts).
+    pub request: RefundRequest,
+    /// `50` + 27 digits, like WeChat's refund ids.
+    pub refund_id: String,
+    /// The order's transaction id.
+    pub transaction_id: String,
+    /// When it succeeded (the sandbox clock).
+    pub success_time: DateTime<Utc>,
+}
+
+impl SandboxRefund {
+    fn answer(&self, status: RefundStatus) -> Refund {
+        Refund {
+            out_refund_no: self.request.out_refund_no.clone(),
+            refund_id: self.refund_id.clone(),
+            status,
+            success_time: (status == RefundStatus::Success).then_some(self.success_time),
+            refund_fen: self.request.refund_fen,
+        }
+    }
 }
 
 /// Why `SandboxPay::pay` did not pay.
@@ -148,6 +195,9 @@ pub enum SandboxPayError {
     /// The order's time_expire has passed.
     #[error("order {0} has expired")]
     Expired(String),
+    /// The merchant closed the order.
+    #[error("order {0} is closed")]
+    Closed(String),
     /// The order is already paid.
     #[error("order {0} is already paid")]
     AlreadyPaid(String),
@@ -179,23 +229,38 @@ pub struct SandboxPayOutcome {
     pub notify_body: Value,
 }
 
+/// What the sandbox platform holds.
+#[derive(Default)]
+struct Ledger {
+    orders: HashMap<String, SandboxOrder>,
+    /// By out_refund_no (unique per merchant, like WeChat's).
+    refunds: HashMap<String, SandboxRefund>,
+}
+
+impl Ledger {
+    fn refunded_fen(&self, out_trade_no: &str) -> i64 {
+        self.refunds.values().filter(|r| r.request.out_trade_no == out_trade_no).map(|r| r.request.refund_fen).sum()
+    }
+}
+
 /// The sandbox payment platform. It plays WeChat Pay (a platform key pair `PUB_KEY_ID_SANDBOX…`
 /// and a random APIv3 key) and holds the merchant's key, so the server runs the same
-/// verification code path as with the real provider. Orders live in memory.
+/// verification code path as with the real provider. Orders and refunds live in memory; its
+/// time is the server's [`Clock`].
 pub struct SandboxPay {
-    appid: String,
-    merchant: MerchantSigner,
+    merchant: Merchant,
+    signer: MerchantSigner,
     platform: PlatformSigner,
     verifier: NotifyVerifier,
-    orders: Mutex<HashMap<String, SandboxOrder>>,
+    clock: Clock,
+    ledger: Mutex<Ledger>,
     http: reqwest::Client,
 }
 
 impl fmt::Debug for SandboxPay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SandboxPay")
-            .field("appid", &self.appid)
-            .field("mchid", &self.merchant.mchid())
+            .field("merchant", &self.merchant)
             .field("platform", &self.platform)
             .finish_non_exhaustive()
     }
@@ -205,19 +270,61 @@ fn vendor(code: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::Vendor { provider: SANDBOX, code: code.into(), message: message.into() }
 }
 
-/// Resets a `Paying` order to `NotPaid` unless the payment was committed, so a dropped or failed
-/// delivery never leaves the order stuck.
+fn internal(e: impl fmt::Display) -> ProviderError {
+    ProviderError::Config { provider: SANDBOX, detail: e.to_string() }
+}
+
+/// WeChat's out_refund_no rule: 1–64 characters of `[0-9A-Za-z_-|*@]`.
+fn valid_out_refund_no(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'))
+}
+
+fn valid_notify_url(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+/// POST a signed notify to `url` once, as WeChat Pay does (no retries here); the merchant's
+/// status and body.
+async fn deliver(
+    http: &reqwest::Client,
+    url: &str,
+    headers: HeaderMap,
+    body: Vec<u8>,
+) -> Result<(u16, String), String> {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.map_err(|e| e.to_string())?))
+}
+
+/// Resets a `Paying` order unless the payment was committed, so a dropped or failed delivery
+/// never leaves the order stuck; on commit records the transaction.
 struct PayingGuard<'a> {
     pay: &'a SandboxPay,
     out_trade_no: &'a str,
-    committed: bool,
+    /// Set once the merchant acknowledged: the transaction id and when it was paid.
+    committed: Option<(String, DateTime<Utc>)>,
 }
 
 impl Drop for PayingGuard<'_> {
     fn drop(&mut self) {
-        let mut orders = self.pay.orders.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(order) = orders.get_mut(self.out_trade_no) {
-            order.state = if self.committed { SandboxOrderState::Paid } else { SandboxOrderState::NotPaid };
+        let mut ledger = self.pay.ledger();
+        if let Some(order) = ledger.orders.get_mut(self.out_trade_no) {
+            match self.committed.take() {
+                Some((transaction_id, success_time)) => {
+                    order.state = SandboxOrderState::Paid;
+                    order.transaction_id = Some(transaction_id);
+                    order.success_time = Some(success_time);
+                }
+                None => order.state = SandboxOrderState::NotPaid,
+            }
         }
     }
 }
@@ -226,12 +333,16 @@ impl SandboxPay {
     /// Timeout for delivering a notify.
     pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A sandbox platform for `appid`/`mchid` with freshly generated merchant and platform keys.
-    pub fn new(appid: impl Into<String>, mchid: impl Into<String>) -> Result<SandboxPay, ProviderError> {
+    /// A sandbox platform for `appid`/`mchid` with freshly generated merchant and platform keys,
+    /// keeping time with `clock`.
+    pub fn new(appid: impl Into<String>, mchid: impl Into<String>, clock: Clock) -> Result<SandboxPay, ProviderError> {
         let config = |e: KeyError| ProviderError::Config { provider: SANDBOX, detail: e.0 };
-        let mchid = mchid.into();
-        let merchant = MerchantSigner::generate(mchid, format!("SANDBOX{}", crate::random::hex(32).to_uppercase()))
-            .map_err(config)?;
+        let merchant = Merchant { appid: appid.into(), mchid: mchid.into() };
+        let signer = MerchantSigner::generate(
+            merchant.mchid.clone(),
+            format!("SANDBOX{}", crate::random::hex(32).to_uppercase()),
+        )
+        .map_err(config)?;
         let platform = PlatformSigner::generate().map_err(config)?;
         let verifier = platform.verifier().map_err(config)?;
         let http = reqwest::Client::builder()
@@ -239,7 +350,17 @@ impl SandboxPay {
             .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
             .build()
             .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: format!("HTTP client: {e}") })?;
-        Ok(SandboxPay { appid: appid.into(), merchant, platform, verifier, orders: Mutex::new(HashMap::new()), http })
+        Ok(SandboxPay { merchant, signer, platform, verifier, clock, ledger: Mutex::default(), http })
+    }
+
+    /// The server's time, in whole seconds like every time WeChat Pay writes.
+    fn now(&self) -> DateTime<Utc> {
+        let now = self.clock.now();
+        DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The platform side (its serial, public key, signing) — tests sign forged notifies with it.
@@ -249,33 +370,61 @@ impl SandboxPay {
 
     /// The merchant key's public half, SPKI DER (verifies `paySign`).
     pub fn merchant_public_key_der(&self) -> Result<Vec<u8>, KeyError> {
-        self.merchant.public_key_der()
+        self.signer.public_key_der()
     }
 
     /// The order recorded under `out_trade_no`.
     pub fn order(&self, out_trade_no: &str) -> Option<SandboxOrder> {
-        self.orders.lock().unwrap_or_else(PoisonError::into_inner).get(out_trade_no).cloned()
+        self.ledger().orders.get(out_trade_no).cloned()
+    }
+
+    /// The refund recorded under `out_refund_no`.
+    pub fn refund_record(&self, out_refund_no: &str) -> Option<SandboxRefund> {
+        self.ledger().refunds.get(out_refund_no).cloned()
     }
 
     /// Build the notify WeChat Pay would send for paying `out_trade_no` (`success` or a
-    /// `PAYERROR`), signed now with the platform key; does not send it or change the order.
-    pub fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(NotifyHeaders, Vec<u8>), SandboxPayError> {
+    /// `PAYERROR`), signed now (the sandbox clock) with the platform key; does not send it or
+    /// change the order. The headers are the `Wechatpay-*` ones.
+    pub fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
         let order = self.order(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.to_string()))?;
-        let (headers, body, _) = self.notify_for(&order, success, Utc::now())?;
+        let transaction_id = format!("42000{}", crate::random::digits(23));
+        let (headers, body) = self.transaction_notify(&order, &transaction_id, success, self.now())?;
         Ok((headers, body))
     }
 
-    fn notify_for(
+    /// A signed, encrypted notify (`event_type`, resource `kind`) about `resource`, as of `now`.
+    fn notify(
+        &self,
+        event_type: &str,
+        summary: &str,
+        kind: &str,
+        resource: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(HeaderMap, Vec<u8>), KeyError> {
+        let plaintext = serde_json::to_vec(resource).map_err(|e| KeyError(e.to_string()))?;
+        let envelope = NotifyEnvelope {
+            id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), crate::random::digits(12)),
+            create_time: beijing_rfc3339(now),
+            event_type: event_type.into(),
+            resource_type: "encrypt-resource".into(),
+            summary: summary.into(),
+            resource: self.platform.encrypt_resource(&plaintext, kind)?,
+        };
+        let body = serde_json::to_vec(&envelope).map_err(|e| KeyError(e.to_string()))?;
+        Ok((self.platform.sign_notify(&body, now)?, body))
+    }
+
+    fn transaction_notify(
         &self,
         order: &SandboxOrder,
+        transaction_id: &str,
         success: bool,
         now: DateTime<Utc>,
-    ) -> Result<(NotifyHeaders, Vec<u8>, String), SandboxPayError> {
-        // Real transaction ids are 28 digits starting 42000.
-        let transaction_id = format!("42000{}", crate::random::digits(23));
+    ) -> Result<(HeaderMap, Vec<u8>), KeyError> {
         let mut transaction = json!({
-            "appid": self.appid,
-            "mchid": self.merchant.mchid(),
+            "appid": self.merchant.appid,
+            "mchid": self.merchant.mchid,
             "out_trade_no": order.out_trade_no,
             "transaction_id": transaction_id,
             "trade_type": "JSAPI",
@@ -296,31 +445,45 @@ impl SandboxPay {
         if let Some(openid) = &order.payer_openid {
             transaction["payer"] = json!({ "openid": openid });
         }
-        let plaintext = serde_json::to_vec(&transaction).map_err(|e| SandboxPayError::Internal(e.to_string()))?;
-        let envelope = NotifyEnvelope {
-            id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), crate::random::digits(12)),
-            create_time: beijing_rfc3339(now),
-            event_type: if success { "TRANSACTION.SUCCESS" } else { "TRANSACTION.PAYERROR" }.into(),
-            resource_type: "encrypt-resource".into(),
-            summary: if success { "支付成功" } else { "支付失败" }.into(),
-            resource: self.platform.encrypt_resource(&plaintext, "transaction")?,
-        };
-        let body = serde_json::to_vec(&envelope).map_err(|e| SandboxPayError::Internal(e.to_string()))?;
-        let headers = self.platform.sign_notify(&body)?;
-        Ok((headers, body, transaction_id))
+        let (event_type, summary) =
+            if success { ("TRANSACTION.SUCCESS", "支付成功") } else { ("TRANSACTION.PAYERROR", "支付失败") };
+        self.notify(event_type, summary, "transaction", &transaction, now)
+    }
+
+    fn refund_notify(&self, refund: &SandboxRefund, now: DateTime<Utc>) -> Result<(HeaderMap, Vec<u8>), KeyError> {
+        let resource = json!({
+            "mchid": self.merchant.mchid,
+            "out_trade_no": refund.request.out_trade_no,
+            "transaction_id": refund.transaction_id,
+            "out_refund_no": refund.request.out_refund_no,
+            "refund_id": refund.refund_id,
+            "refund_status": "SUCCESS",
+            "success_time": beijing_rfc3339(refund.success_time),
+            "user_received_account": "支付用户零钱",
+            "amount": {
+                "total": refund.request.total_fen,
+                "refund": refund.request.refund_fen,
+                "payer_total": refund.request.total_fen,
+                "payer_refund": refund.request.refund_fen,
+            },
+        });
+        self.notify("REFUND.SUCCESS", "退款成功", "refund", &resource, now)
     }
 
     /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
     /// notify URL like WeChat Pay (one attempt, no retries). The order becomes paid only when
-    /// the merchant answers a success notify with 2xx; a failed attempt leaves it payable.
+    /// the merchant answers a success notify with 2xx; a failed attempt leaves it payable. A
+    /// closed or expired order (by the sandbox clock) is refused.
     pub async fn pay(&self, out_trade_no: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
-        let now = Utc::now();
+        let now = self.now();
         let order = {
-            let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
-            let order = orders.get_mut(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
+            let mut ledger = self.ledger();
+            let order =
+                ledger.orders.get_mut(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
             match order.state {
                 SandboxOrderState::Paid => return Err(SandboxPayError::AlreadyPaid(out_trade_no.into())),
                 SandboxOrderState::Paying => return Err(SandboxPayError::InProgress(out_trade_no.into())),
+                SandboxOrderState::Closed => return Err(SandboxPayError::Closed(out_trade_no.into())),
                 SandboxOrderState::NotPaid if order.time_expire <= now => {
                     return Err(SandboxPayError::Expired(out_trade_no.into()));
                 }
@@ -331,31 +494,22 @@ impl SandboxPay {
             }
             order.clone()
         };
-        let mut guard = success.then_some(PayingGuard { pay: self, out_trade_no, committed: false });
-        let (headers, body, transaction_id) = self.notify_for(&order, success, now)?;
-        let response = self
-            .http
-            .post(&order.notify_url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Wechatpay-Timestamp", &headers.timestamp)
-            .header("Wechatpay-Nonce", &headers.nonce)
-            .header("Wechatpay-Signature", &headers.signature)
-            .header("Wechatpay-Serial", &headers.serial)
-            .header("Wechatpay-Signature-Type", SIGNATURE_TYPE)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| SandboxPayError::Notify(e.to_string()))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| SandboxPayError::Notify(e.to_string()))?;
-        if let Some(guard) = guard.as_mut() {
-            guard.committed = status.is_success();
+        let mut guard = success.then_some(PayingGuard { pay: self, out_trade_no, committed: None });
+        // Real transaction ids are 28 digits starting 42000.
+        let transaction_id = format!("42000{}", crate::random::digits(23));
+        let (headers, body) = self.transaction_notify(&order, &transaction_id, success, now)?;
+        let (status, text) =
+            deliver(&self.http, &order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)?;
+        if let Some(guard) = guard.as_mut()
+            && (200..300).contains(&status)
+        {
+            guard.committed = Some((transaction_id.clone(), now));
         }
         drop(guard);
-        tracing::info!(out_trade_no, success, status = status.as_u16(), "sandbox pay notify delivered");
+        tracing::info!(out_trade_no, success, status, "sandbox pay notify delivered");
         Ok(SandboxPayOutcome {
             transaction_id,
-            notify_status: status.as_u16(),
+            notify_status: status,
             notify_body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
         })
     }
@@ -363,8 +517,13 @@ impl SandboxPay {
 
 #[async_trait]
 impl WechatPay for SandboxPay {
-    fn merchant(&self) -> (&str, &str) {
-        (&self.appid, self.merchant.mchid())
+    fn merchant(&self) -> &Merchant {
+        &self.merchant
+    }
+
+    fn needs_payer(&self) -> bool {
+        // APIs without a WeChat login (heating) still walk the payment journey in the sandbox.
+        false
     }
 
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
@@ -377,27 +536,28 @@ impl WechatPay for SandboxPay {
         if order.description.is_empty() || order.description.chars().count() > 127 {
             return Err(vendor("PARAM_ERROR", "description must be 1-127 characters"));
         }
-        let now = Utc::now();
+        let now = self.now();
         if order.time_expire <= now {
             return Err(vendor("PARAM_ERROR", "time_expire must be in the future"));
         }
-        match reqwest::Url::parse(&order.notify_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            _ => return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL")),
+        if !valid_notify_url(&order.notify_url) {
+            return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
         }
-        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(existing) = orders.get(&order.out_trade_no) {
+        let mut ledger = self.ledger();
+        if let Some(existing) = ledger.orders.get(&order.out_trade_no) {
             if existing.amount_fen != order.amount_fen {
                 return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
             }
-            if existing.state == SandboxOrderState::Paid {
-                return Err(vendor("ORDERPAID", "该订单已支付"));
-            }
-            if existing.time_expire <= now {
-                return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
+            match existing.state {
+                SandboxOrderState::Paid => return Err(vendor("ORDERPAID", "该订单已支付")),
+                SandboxOrderState::Closed => return Err(vendor("ORDER_CLOSED", "订单已关闭")),
+                _ if existing.time_expire <= now => {
+                    return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
+                }
+                _ => {}
             }
         } else {
-            orders.insert(
+            ledger.orders.insert(
                 order.out_trade_no.clone(),
                 SandboxOrder {
                     out_trade_no: order.out_trade_no.clone(),
@@ -406,6 +566,8 @@ impl WechatPay for SandboxPay {
                     time_expire: order.time_expire,
                     payer_openid: order.payer_openid.clone(),
                     state: SandboxOrderState::NotPaid,
+                    transaction_id: None,
+                    success_time: None,
                 },
             );
         }
@@ -413,17 +575,118 @@ impl WechatPay for SandboxPay {
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
-        self.merchant
-            .pay_params(&self.appid, prepay_id)
-            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: e.0 })
+        self.signer
+            .pay_params_at(&self.merchant.appid, prepay_id, self.now().timestamp(), &crate::random::nonce_str())
+            .map_err(internal)
     }
 
-    fn verify_notify(
-        &self,
-        headers: &NotifyHeaders,
-        body: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Notification, NotifyError> {
+    async fn query(&self, out_trade_no: &str) -> Result<Transaction, ProviderError> {
+        let ledger = self.ledger();
+        let order = ledger.orders.get(out_trade_no).ok_or_else(|| vendor("ORDER_NOT_EXIST", "订单不存在"))?;
+        let trade_state = match order.state {
+            // An unpaid order stays NOTPAY past its time_expire until the merchant closes it.
+            SandboxOrderState::NotPaid => TradeState::NotPay,
+            SandboxOrderState::Paying => TradeState::UserPaying,
+            SandboxOrderState::Closed => TradeState::Closed,
+            SandboxOrderState::Paid if ledger.refunded_fen(out_trade_no) > 0 => TradeState::Refund,
+            SandboxOrderState::Paid => TradeState::Success,
+        };
+        Ok(Transaction {
+            appid: self.merchant.appid.clone(),
+            mchid: self.merchant.mchid.clone(),
+            out_trade_no: order.out_trade_no.clone(),
+            transaction_id: order.transaction_id.clone(),
+            trade_state,
+            success_time: order.success_time,
+            amount_total_fen: order.amount_fen,
+            payer_openid: order.payer_openid.clone(),
+        })
+    }
+
+    async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
+        let mut ledger = self.ledger();
+        let order = ledger.orders.get_mut(out_trade_no).ok_or_else(|| vendor("ORDER_NOT_EXIST", "订单不存在"))?;
+        match order.state {
+            SandboxOrderState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
+            // A payment in flight may still succeed: closing now would lose it.
+            SandboxOrderState::Paying => Err(vendor("USERPAYING", "用户支付中，请稍后再试")),
+            // Closing a closed order again answers like the first close.
+            SandboxOrderState::NotPaid | SandboxOrderState::Closed => {
+                order.state = SandboxOrderState::Closed;
+                Ok(())
+            }
+        }
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<Refund, ProviderError> {
+        if !valid_out_refund_no(&request.out_refund_no) {
+            return Err(vendor("PARAM_ERROR", "out_refund_no must be 1-64 characters of [0-9A-Za-z_-|*@]"));
+        }
+        if request.refund_fen <= 0 || request.total_fen <= 0 {
+            return Err(vendor("PARAM_ERROR", "amount.refund and amount.total must be positive numbers of fen"));
+        }
+        if !request.notify_url.is_empty() && !valid_notify_url(&request.notify_url) {
+            return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
+        }
+        let now = self.now();
+        let refund = {
+            let mut ledger = self.ledger();
+            if let Some(existing) = ledger.refunds.get(&request.out_refund_no) {
+                // A retry: the same refund, as it stands now — if it asks for the same money from
+                // the same order (WeChat's check; reason and notify URL may change).
+                let first = &existing.request;
+                let same = (&first.out_trade_no, first.refund_fen, first.total_fen)
+                    == (&request.out_trade_no, request.refund_fen, request.total_fen);
+                return if same {
+                    Ok(existing.answer(RefundStatus::Success))
+                } else {
+                    Err(vendor("INVALID_REQUEST", "同一退款单号的请求参数与之前不一致"))
+                };
+            }
+            let refunded = ledger.refunded_fen(&request.out_trade_no);
+            let order =
+                ledger.orders.get(&request.out_trade_no).ok_or_else(|| vendor("RESOURCE_NOT_EXISTS", "订单不存在"))?;
+            let transaction_id = match (order.state, &order.transaction_id) {
+                (SandboxOrderState::Paid, Some(id)) => id.clone(),
+                _ => return Err(vendor("INVALID_REQUEST", "订单未支付，不能退款")),
+            };
+            if request.total_fen != order.amount_fen {
+                return Err(vendor("INVALID_REQUEST", "订单金额与原订单不一致"));
+            }
+            if refunded + request.refund_fen > order.amount_fen {
+                return Err(vendor("INVALID_REQUEST", "申请退款金额超过订单可退金额"));
+            }
+            let refund = SandboxRefund {
+                request: request.clone(),
+                refund_id: format!("50{}", crate::random::digits(27)),
+                transaction_id,
+                success_time: now,
+            };
+            ledger.refunds.insert(request.out_refund_no.clone(), refund.clone());
+            refund
+        };
+        if !request.notify_url.is_empty() {
+            let (headers, body) = self.refund_notify(&refund, now).map_err(internal)?;
+            let (http, url, out_refund_no) =
+                (self.http.clone(), request.notify_url.clone(), request.out_refund_no.clone());
+            // WeChat notifies refunds later, from elsewhere: the answer does not wait for it.
+            tokio::spawn(async move {
+                match deliver(&http, &url, headers, body).await {
+                    Ok((status, _)) => tracing::info!(out_refund_no, status, "sandbox refund notify delivered"),
+                    Err(error) => tracing::warn!(out_refund_no, error, "sandbox refund notify not delivered"),
+                }
+            });
+        }
+        Ok(refund.answer(RefundStatus::Processing))
+    }
+
+    async fn query_refund(&self, out_refund_no: &str) -> Result<Refund, ProviderError> {
+        let ledger = self.ledger();
+        let refund = ledger.refunds.get(out_refund_no).ok_or_else(|| vendor("RESOURCE_NOT_EXISTS", "退款单不存在"))?;
+        Ok(refund.answer(RefundStatus::Success))
+    }
+
+    fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
         self.verifier.parse_notify(headers, body, now)
     }
 }
@@ -435,24 +698,29 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
+    use crate::providers::wechat_pay::NotifyEvent;
 
     fn sandbox() -> &'static SandboxPay {
         static S: OnceLock<SandboxPay> = OnceLock::new();
-        S.get_or_init(|| SandboxPay::new("wx0000000000sandbox", "1900000001").expect("keygen"))
+        S.get_or_init(|| SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("keygen"))
     }
 
-    fn order(no: &str, fen: i64) -> PrepayRequest {
+    fn order_at(no: &str, fen: i64, now: DateTime<Utc>) -> PrepayRequest {
         PrepayRequest {
             out_trade_no: no.into(),
             description: "供暖费".into(),
             amount_fen: fen,
             payer_openid: Some("o_user".into()),
             notify_url: "http://127.0.0.1:9/notify".into(),
-            time_expire: Utc::now() + TimeDelta::minutes(30),
+            time_expire: now + TimeDelta::minutes(30),
         }
     }
 
-    fn vendor_code(r: Result<String, ProviderError>) -> String {
+    fn order(no: &str, fen: i64) -> PrepayRequest {
+        order_at(no, fen, Utc::now())
+    }
+
+    fn vendor_code<T: fmt::Debug>(r: Result<T, ProviderError>) -> String {
         match r {
             Err(ProviderError::Vendor { code, .. }) => code,
             other => panic!("expected a vendor error, got {other:?}"),
@@ -471,9 +739,12 @@ mod tests {
         assert_eq!(vendor_code(pay.jsapi_prepay(&order("SB1", 100)).await), "PARAM_ERROR");
         let expired = PrepayRequest { time_expire: Utc::now() - TimeDelta::seconds(1), ..order("SBTEST_0003", 100) };
         assert_eq!(vendor_code(pay.jsapi_prepay(&expired).await), "PARAM_ERROR");
+        let no_url = PrepayRequest { notify_url: "ftp://example.com/n".into(), ..order("SBTEST_0004", 100) };
+        assert_eq!(vendor_code(pay.jsapi_prepay(&no_url).await), "PARAM_ERROR");
         let recorded = pay.order("SBTEST_0001").expect("recorded");
         assert_eq!((recorded.amount_fen, recorded.state), (100, SandboxOrderState::NotPaid));
         assert!(pay.order("SBTEST_0002").is_none());
+        assert!(!pay.needs_payer());
     }
 
     #[tokio::test]
@@ -483,21 +754,23 @@ mod tests {
         let (headers, body) = pay.build_notify("SBTEST_0010", true).expect("notify");
         let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
         assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
-        assert_eq!(n.transaction.amount_total_fen, 2500);
-        assert_eq!(n.transaction.trade_state, "SUCCESS");
-        assert_eq!((n.transaction.appid.as_str(), n.transaction.mchid.as_str()), pay.merchant());
-        assert!(n.transaction.transaction_id.starts_with("42000") && n.transaction.transaction_id.len() == 28);
-        assert!(n.transaction.success_time.as_deref().is_some_and(|t| t.ends_with("+08:00")));
+        let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
+        assert_eq!((t.amount_total_fen, &t.trade_state), (2500, &TradeState::Success));
+        assert_eq!((&t.appid, &t.mchid), (&pay.merchant().appid, &pay.merchant().mchid));
+        assert!(t.transaction_id.as_deref().is_some_and(|id| id.starts_with("42000") && id.len() == 28));
+        assert!(t.success_time.is_some_and(|at| (Utc::now() - at).num_seconds().abs() < 5));
 
         let (headers, body) = pay.build_notify("SBTEST_0010", false).expect("notify");
         let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
-        assert_eq!((n.event_type.as_str(), n.transaction.trade_state.as_str()), ("TRANSACTION.PAYERROR", "PAYERROR"));
-        assert_eq!(n.transaction.success_time, None);
+        assert_eq!(n.event_type, "TRANSACTION.PAYERROR");
+        assert!(
+            matches!(n.event, NotifyEvent::Transaction(t) if t.trade_state == TradeState::PayError && t.success_time.is_none())
+        );
 
         // Another platform's key under the sandbox serial: refused.
         let forger = PlatformSigner::generate().expect("keygen");
-        let forged = forger.sign_notify(&body).expect("sign");
-        let forged = NotifyHeaders { serial: pay.platform().serial().into(), ..forged };
+        let mut forged = forger.sign_notify(&body, Utc::now()).expect("sign");
+        forged.insert(verify::HEADER_SERIAL, HeaderValue::from_str(pay.platform().serial()).expect("ascii"));
         assert!(matches!(pay.verify_notify(&forged, &body, Utc::now()), Err(NotifyError::Signature(_))));
         assert!(matches!(pay.build_notify("SBTEST_NOPE", true), Err(SandboxPayError::NotFound(_))));
     }
@@ -508,9 +781,77 @@ mod tests {
         let params = pay.pay_params("wx0123").expect("params");
         let key = keys::parse_public_key(&pay.merchant_public_key_der().expect("der")).expect("key");
         let message = format!("{}\n{}\n{}\n{}\n", params.app_id, params.time_stamp, params.nonce_str, params.package);
-        use base64::Engine as _;
-        let signature = base64::engine::general_purpose::STANDARD.decode(&params.pay_sign).expect("b64");
+        let signature = B64.decode(&params.pay_sign).expect("b64");
         assert!(key.verify_sig(message.as_bytes(), &signature).is_ok());
+        assert_eq!(params.app_id, "wx0000000000sandbox");
+    }
+
+    #[tokio::test]
+    async fn the_sandbox_keeps_the_servers_time() {
+        let clock = Clock::default();
+        let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", clock.clone()).expect("keygen");
+        pay.jsapi_prepay(&order_at("SBCLOCK_001", 100, clock.now())).await.expect("prepay");
+        // The server's clock moves 31 minutes: the order's 30 minutes are over for the sandbox too.
+        clock.advance(Duration::from_secs(31 * 60));
+        assert_eq!(pay.pay("SBCLOCK_001", true).await, Err(SandboxPayError::Expired("SBCLOCK_001".into())));
+        // Ordering it again: its time_expire (set by the first prepay) has passed.
+        assert_eq!(vendor_code(pay.jsapi_prepay(&order_at("SBCLOCK_001", 100, clock.now())).await), "ORDER_CLOSED");
+        // Still NOTPAY until closed; closed, it cannot be paid, nor ordered again.
+        assert_eq!(pay.query("SBCLOCK_001").await.expect("query").trade_state, TradeState::NotPay);
+        pay.close("SBCLOCK_001").await.expect("closes");
+        pay.close("SBCLOCK_001").await.expect("closing twice is fine");
+        assert_eq!(pay.query("SBCLOCK_001").await.expect("query").trade_state, TradeState::Closed);
+        assert_eq!(pay.pay("SBCLOCK_001", true).await, Err(SandboxPayError::Closed("SBCLOCK_001".into())));
+        // Notifies and pay parameters are signed as of the moved clock.
+        let (headers, body) = pay.build_notify("SBCLOCK_001", false).expect("notify");
+        assert!(pay.verify_notify(&headers, &body, clock.now()).is_ok());
+        assert!(pay.verify_notify(&headers, &body, Utc::now()).is_err(), "31 minutes from real time");
+        let params = pay.pay_params("wx0123").expect("params");
+        assert_eq!(params.time_stamp, clock.now().timestamp().to_string());
+    }
+
+    #[tokio::test]
+    async fn unknown_and_unpaid_orders_are_vendor_errors() {
+        let pay = sandbox();
+        assert_eq!(vendor_code(pay.query("SBNONE_0001").await), "ORDER_NOT_EXIST");
+        assert_eq!(vendor_code(pay.close("SBNONE_0001").await), "ORDER_NOT_EXIST");
+        assert_eq!(vendor_code(pay.query_refund("R_NONE").await), "RESOURCE_NOT_EXISTS");
+        let refund = |no: &str, out_refund_no: &str, refund_fen: i64| RefundRequest {
+            out_trade_no: no.into(),
+            out_refund_no: out_refund_no.into(),
+            reason: None,
+            refund_fen,
+            total_fen: 300,
+            notify_url: String::new(),
+        };
+        assert_eq!(vendor_code(pay.refund(&refund("SBNONE_0001", "R_0001", 100)).await), "RESOURCE_NOT_EXISTS");
+        pay.jsapi_prepay(&order("SBUNPAID_01", 300)).await.expect("prepay");
+        let query = pay.query("SBUNPAID_01").await.expect("query");
+        assert_eq!((query.trade_state, query.transaction_id, query.success_time), (TradeState::NotPay, None, None));
+        assert_eq!(vendor_code(pay.refund(&refund("SBUNPAID_01", "R_0002", 100)).await), "INVALID_REQUEST");
+        assert_eq!(vendor_code(pay.refund(&refund("SBUNPAID_01", "R 0003", 100)).await), "PARAM_ERROR");
+        assert_eq!(vendor_code(pay.refund(&refund("SBUNPAID_01", "R_0004", 0)).await), "PARAM_ERROR");
+        let bad_url = RefundRequest { notify_url: "notify".into(), ..refund("SBUNPAID_01", "R_0005", 1) };
+        assert_eq!(vendor_code(pay.refund(&bad_url).await), "PARAM_ERROR");
+        assert!(pay.refund_record("R_0002").is_none());
+    }
+
+    #[test]
+    fn debug_names_the_merchant_and_serial_but_no_key() {
+        let pay = sandbox();
+        let debug = format!("{pay:?}");
+        assert!(debug.contains("1900000001") && debug.contains(pay.platform().serial()), "{debug}");
+        let apiv3 = String::from_utf8(pay.platform.apiv3_key.expose_secret().to_vec()).expect("ascii");
+        assert!(!debug.contains(&apiv3) && !debug.contains("KeyPair"), "{debug}");
+    }
+
+    #[test]
+    fn out_refund_no_rule() {
+        assert!(valid_out_refund_no("R@1|*_-"));
+        assert!(valid_out_refund_no(&"1".repeat(64)));
+        assert!(!valid_out_refund_no(""));
+        assert!(!valid_out_refund_no(&"1".repeat(65)));
+        assert!(!valid_out_refund_no("退款1"));
     }
 
     #[test]
@@ -531,7 +872,11 @@ mod tests {
                 vectors::GO_NOTIFY_NONCE,
             )
             .expect("signs");
-        assert_eq!(headers.signature, vectors::GO_NOTIFY_SIGNATURE);
-        assert_eq!((headers.timestamp.as_str(), headers.serial.as_str()), ("1624523846", "D7CE59D1F522D701"));
+        let header = |name: &str| headers[name].to_str().expect("ascii").to_string();
+        assert_eq!(header(verify::HEADER_SIGNATURE), vectors::GO_NOTIFY_SIGNATURE);
+        assert_eq!(header(verify::HEADER_TIMESTAMP), "1624523846");
+        assert_eq!(header(verify::HEADER_NONCE), vectors::GO_NOTIFY_NONCE);
+        assert_eq!(header(verify::HEADER_SERIAL), "D7CE59D1F522D701");
+        assert_eq!(header(verify::HEADER_SIGNATURE_TYPE), "WECHATPAY2-SHA256-RSA2048");
     }
 }
