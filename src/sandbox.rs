@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::clock::Clock;
 use crate::providers::sms::SandboxSms;
 use crate::providers::wechat_login::SandboxLogin;
-use crate::providers::wechat_pay::{SandboxPay, SandboxPayError};
+use crate::providers::wechat_pay::sandbox::{SandboxPay, SandboxPayError};
 
 /// One API's sandbox: the providers of that API that are stand-ins.
 #[derive(Clone, Debug)]
@@ -144,9 +144,10 @@ async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Q
         Err(e) => {
             let status = match e {
                 SandboxPayError::NotFound(_) => StatusCode::NOT_FOUND,
-                SandboxPayError::Expired(_) | SandboxPayError::AlreadyPaid(_) | SandboxPayError::InProgress(_) => {
-                    StatusCode::CONFLICT
-                }
+                SandboxPayError::Expired(_)
+                | SandboxPayError::Closed(_)
+                | SandboxPayError::AlreadyPaid(_)
+                | SandboxPayError::InProgress(_) => StatusCode::CONFLICT,
                 SandboxPayError::Notify(_) => StatusCode::BAD_GATEWAY,
                 SandboxPayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             };
@@ -165,7 +166,8 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::providers::{PrepayRequest, SmsProvider as _, WechatPay as _};
+    use crate::providers::SmsProvider as _;
+    use crate::providers::wechat_pay::{PrepayRequest, WechatPay as _};
 
     fn sandbox(api: &'static str) -> Sandbox {
         Sandbox { api, sms: None, login_appid: None, pay: None, clock: Clock::default() }
@@ -264,7 +266,7 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(
             pay.order("ORDER_001").map(|o| o.state),
-            Some(crate::providers::wechat_pay::SandboxOrderState::NotPaid)
+            Some(crate::providers::wechat_pay::sandbox::SandboxOrderState::NotPaid)
         );
     }
 }

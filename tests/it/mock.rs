@@ -286,6 +286,13 @@ impl LogBuffer {
     fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
         let buffer = LogBuffer::default();
         let writer = buffer.clone();
+        // While a single subscriber is registered, tracing works out the interest of a callsite
+        // reached for the first time from the calling thread's subscriber alone: a callsite first
+        // reached by a test running without one (in parallel) would be cached as never, and this
+        // capture would miss its lines. A second subscriber, idle and kept for the whole run,
+        // makes tracing ask every registered subscriber instead.
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let subscriber = mpapi::logging::builder(false).with_writer(move || writer.clone()).finish();
         (buffer, tracing::subscriber::set_default(subscriber))
     }

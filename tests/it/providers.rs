@@ -8,20 +8,24 @@ use std::path::PathBuf;
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{KeyPair as _, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+use axum::http::HeaderMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use chrono::{TimeDelta, Utc};
+use chrono::{TimeDelta, TimeZone as _, Utc};
+use mpapi::clock::Clock;
 use mpapi::config::{ProviderKind, SmsConfig, WechatLoginConfig, WechatPayConfig};
 use mpapi::providers::sms::{AliyunSms, aliyun_canonical_query, aliyun_signature};
 use mpapi::providers::wechat_login::Code2Session;
-use mpapi::providers::wechat_pay::{SandboxOrderState, SandboxPay, SandboxPayError, WechatPayV3};
-use mpapi::providers::wxpay::{self, PlatformSigner};
-use mpapi::providers::{
-    NotifyError, PrepayRequest, ProviderError, SmsProvider as _, WechatLogin as _, WechatPay as _,
+use mpapi::providers::wechat_pay::sandbox::{PlatformSigner, SandboxOrderState, SandboxPay, SandboxPayError};
+use mpapi::providers::wechat_pay::v3::WechatPayV3;
+use mpapi::providers::wechat_pay::{
+    Merchant, NotifyError, NotifyEvent, PrepayRequest, Refund, RefundNotice, RefundRequest, RefundStatus, TradeState,
+    Transaction, WechatPay as _, keys, sign,
 };
+use mpapi::providers::{ProviderError, SmsProvider as _, WechatLogin as _};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+use wiremock::matchers::{body_json, body_partial_json, header, method, path, query_param};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 // ---------------------------------------------------------------- Aliyun SMS
@@ -203,7 +207,9 @@ async fn code2session_errcode_is_a_vendor_error() {
 
 const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0114232134912410000000000000000000";
 const APIV3_KEY: &str = "0123456789abcdefghijABCDEFGHIJ01";
-const MCHID: &str = "1900000109";
+pub(crate) const MCHID: &str = "1900000109";
+/// The mini-program the test merchant takes payments for.
+pub(crate) const APPID: &str = "wxd678efh567hg6787";
 const MERCHANT_SERIAL: &str = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1";
 
 /// Test keys generated with aws-lc-rs and written as PEM files, plus the config pointing at them.
@@ -216,7 +222,7 @@ pub(crate) struct PayFixture {
 
 fn write_pem(dir: &std::path::Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
     let file = dir.join(name);
-    std::fs::write(&file, wxpay::to_pem(label, der)).expect("write pem");
+    std::fs::write(&file, keys::to_pem(label, der)).expect("write pem");
     file
 }
 
@@ -231,7 +237,6 @@ pub(crate) fn pay_fixture(server: &MockServer) -> PayFixture {
     let config = WechatPayConfig {
         provider: ProviderKind::Real,
         base_url: server.uri(),
-        appid: "wxd678efh567hg6787".into(),
         mchid: MCHID.into(),
         merchant_serial_no: MERCHANT_SERIAL.into(),
         merchant_private_key_file: Some(write_pem(
@@ -262,7 +267,7 @@ pub(crate) struct MerchantSignature {
 impl Match for MerchantSignature {
     fn matches(&self, request: &Request) -> bool {
         let Some(auth) = request.headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
-        let Some(params) = wxpay::parse_authorization(auth) else { return false };
+        let Some(params) = sign::parse_authorization(auth) else { return false };
         let keys: Vec<&str> = params.keys().map(String::as_str).collect();
         if keys != ["mchid", "nonce_str", "serial_no", "signature", "timestamp"]
             || params["mchid"] != MCHID
@@ -285,6 +290,15 @@ impl Match for MerchantSignature {
     }
 }
 
+/// A request without a body, as `GET` sends it (the signed body line is empty).
+struct NoBody;
+
+impl Match for NoBody {
+    fn matches(&self, request: &Request) -> bool {
+        request.body.is_empty() && !request.headers.contains_key("content-type")
+    }
+}
+
 fn jsapi_order(out_trade_no: &str, openid: Option<&str>, notify_url: &str) -> PrepayRequest {
     PrepayRequest {
         out_trade_no: out_trade_no.into(),
@@ -296,15 +310,86 @@ fn jsapi_order(out_trade_no: &str, openid: Option<&str>, notify_url: &str) -> Pr
     }
 }
 
-/// A response signed with `platform` like WeChat Pay's (`Wechatpay-*` headers over the body).
+/// `template` with `headers` (a `Wechatpay-*` set) added.
+fn with_headers(mut template: ResponseTemplate, headers: &HeaderMap) -> ResponseTemplate {
+    for (name, value) in headers {
+        template = template.insert_header(name.as_str(), value.to_str().expect("ascii header"));
+    }
+    template
+}
+
+/// An answer signed with `platform` like WeChat Pay's (`Wechatpay-*` headers over the body, now).
 pub(crate) fn signed_response(platform: &PlatformSigner, status: u16, body: &[u8]) -> ResponseTemplate {
-    let h = platform.sign_notify(body).expect("sign");
-    ResponseTemplate::new(status)
-        .set_body_raw(body.to_vec(), "application/json")
-        .insert_header("Wechatpay-Timestamp", h.timestamp.as_str())
-        .insert_header("Wechatpay-Nonce", h.nonce.as_str())
-        .insert_header("Wechatpay-Signature", h.signature.as_str())
-        .insert_header("Wechatpay-Serial", h.serial.as_str())
+    let headers = platform.sign_notify(body, Utc::now()).expect("sign");
+    with_headers(ResponseTemplate::new(status).set_body_raw(body.to_vec(), "application/json"), &headers)
+}
+
+/// 2xx answers no caller may use: unsigned, signed over another body, signed by another key
+/// under WeChat's serial, signed six minutes ago.
+fn untrusted_responses(platform: &PlatformSigner, status: u16, body: &[u8]) -> Vec<(&'static str, ResponseTemplate)> {
+    let answer = || ResponseTemplate::new(status).set_body_raw(body.to_vec(), "application/json");
+    let stranger = KeyPair::generate(KeySize::Rsa2048).expect("keygen");
+    let stranger = PlatformSigner::new(PUBLIC_KEY_ID, stranger.as_der().expect("pkcs8").as_ref(), APIV3_KEY.as_bytes())
+        .expect("platform");
+    let other_body = platform.sign_notify(br#"{"other":"body"}"#, Utc::now()).expect("sign");
+    let by_stranger = stranger.sign_notify(body, Utc::now()).expect("sign");
+    let stale = platform.sign_notify(body, Utc::now() - TimeDelta::minutes(6)).expect("sign");
+    vec![
+        ("unsigned", answer()),
+        ("signed over another body", with_headers(answer(), &other_body)),
+        ("signed by another key", with_headers(answer(), &by_stranger)),
+        ("signed six minutes ago", with_headers(answer(), &stale)),
+    ]
+}
+
+fn vendor_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({"code": code, "message": message}))
+}
+
+/// The message of the vendor error `code` (panics on anything else).
+fn expect_vendor<T: std::fmt::Debug>(result: Result<T, ProviderError>, code: &str) -> String {
+    match result {
+        Err(ProviderError::Vendor { code: got, message, .. }) if got == code => message,
+        other => panic!("expected the vendor error {code}, got {other:?}"),
+    }
+}
+
+/// A paid order as WeChat Pay's query answers it (fields of the v3 query-order answer).
+fn paid_transaction(out_trade_no: &str) -> Value {
+    json!({
+        "appid": "wxd678efh567hg6787", "mchid": MCHID, "out_trade_no": out_trade_no,
+        "transaction_id": "4200002468202412181357913579", "trade_type": "JSAPI", "trade_state": "SUCCESS",
+        "trade_state_desc": "支付成功", "bank_type": "CMC", "attach": "", "success_time": "2024-12-18T15:55:28+08:00",
+        "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+        "amount": {"total": 186000, "payer_total": 186000, "currency": "CNY", "payer_currency": "CNY"}
+    })
+}
+
+/// A refund as WeChat Pay answers it (fields of the v3 refund answer).
+fn refund_answer(out_refund_no: &str, status: &str, success_time: Option<&str>) -> Value {
+    let mut answer = json!({
+        "refund_id": "50000000382019052709732678859", "out_refund_no": out_refund_no,
+        "transaction_id": "4200002468202412181357913579", "out_trade_no": "HT202412180001",
+        "channel": "ORIGINAL", "user_received_account": "招商银行信用卡0403", "create_time": "2024-12-19T10:00:00+08:00",
+        "status": status, "funds_account": "AVAILABLE",
+        "amount": {"total": 186000, "refund": 60000, "payer_total": 186000, "payer_refund": 60000,
+            "settlement_refund": 60000, "settlement_total": 186000, "discount_refund": 0, "currency": "CNY"}
+    });
+    if let Some(at) = success_time {
+        answer["success_time"] = json!(at);
+    }
+    answer
+}
+
+fn refund_request(out_refund_no: &str) -> RefundRequest {
+    RefundRequest {
+        out_trade_no: "HT202412180001".into(),
+        out_refund_no: out_refund_no.into(),
+        reason: Some("重复缴费".into()),
+        refund_fen: 60_000,
+        total_fen: 186_000,
+        notify_url: "https://example.com/api/payment/notify".into(),
+    }
 }
 
 #[tokio::test]
@@ -331,8 +416,11 @@ async fn jsapi_prepay_signs_the_request_and_verifies_the_answer() {
         .expect(1)
         .mount(&server)
         .await;
-    let pay = WechatPayV3::new(&fx.config).expect("configured");
-    assert_eq!(pay.merchant(), ("wxd678efh567hg6787", MCHID));
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    assert_eq!(pay.merchant(), &Merchant { appid: "wxd678efh567hg6787".into(), mchid: MCHID.into() });
+    assert!(pay.needs_payer());
+    let debug = format!("{pay:?}");
+    assert!(debug.contains(PUBLIC_KEY_ID) && !debug.contains(APIV3_KEY), "{debug}");
     let order =
         jsapi_order("HT202412180001", Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "https://example.com/api/payment/notify");
     let prepay_id = pay.jsapi_prepay(&order).await.expect("prepay");
@@ -352,59 +440,24 @@ async fn jsapi_prepay_signs_the_request_and_verifies_the_answer() {
 }
 
 #[tokio::test]
-async fn jsapi_prepay_refuses_an_answer_with_a_bad_signature() {
-    let server = MockServer::start().await;
-    let fx = pay_fixture(&server);
-    // Signed over another body: the prepay_id cannot be trusted.
-    let signed = fx.platform.sign_notify(br#"{"prepay_id":"wx_original"}"#).expect("sign");
-    Mock::given(method("POST"))
-        .and(path("/v3/pay/transactions/jsapi"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_raw(br#"{"prepay_id":"wx_forged"}"#.to_vec(), "application/json")
-                .insert_header("Wechatpay-Timestamp", signed.timestamp.as_str())
-                .insert_header("Wechatpay-Nonce", signed.nonce.as_str())
-                .insert_header("Wechatpay-Signature", signed.signature.as_str())
-                .insert_header("Wechatpay-Serial", signed.serial.as_str()),
-        )
-        .mount(&server)
-        .await;
-    let pay = WechatPayV3::new(&fx.config).expect("configured");
-    let result = pay.jsapi_prepay(&jsapi_order("HT202412180002", Some("o1"), "https://example.com/n")).await;
-    match result {
-        Err(ProviderError::Transport { detail, .. }) => assert!(detail.contains("signature"), "{detail}"),
-        other => panic!("expected a refused answer, got {other:?}"),
-    }
-
-    // An unsigned answer is refused too.
-    server.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"prepay_id": "wx_unsigned"})))
-        .mount(&server)
-        .await;
-    let result = pay.jsapi_prepay(&jsapi_order("HT202412180002", Some("o1"), "https://example.com/n")).await;
-    assert!(matches!(result, Err(ProviderError::Transport { .. })), "{result:?}");
-}
-
-#[tokio::test]
 async fn jsapi_prepay_error_answer_is_a_vendor_error() {
     let server = MockServer::start().await;
     let fx = pay_fixture(&server);
     Mock::given(method("POST"))
         .and(path("/v3/pay/transactions/jsapi"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "code": "PARAM_ERROR", "message": "输入源“/body/payer/openid”映射到值字段“用户标识”字符串规则校验失败"
-        })))
+        .respond_with(vendor_error(
+            400,
+            "PARAM_ERROR",
+            "输入源“/body/payer/openid”映射到值字段“用户标识”字符串规则校验失败",
+        ))
         .mount(&server)
         .await;
-    let pay = WechatPayV3::new(&fx.config).expect("configured");
-    match pay.jsapi_prepay(&jsapi_order("HT202412180003", Some("bad"), "https://example.com/n")).await {
-        Err(ProviderError::Vendor { code, message, .. }) => {
-            assert_eq!(code, "PARAM_ERROR");
-            assert!(message.contains("openid"));
-        }
-        other => panic!("expected PARAM_ERROR, got {other:?}"),
-    }
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let message = expect_vendor(
+        pay.jsapi_prepay(&jsapi_order("HT202412180003", Some("bad"), "https://example.com/n")).await,
+        "PARAM_ERROR",
+    );
+    assert!(message.contains("openid"));
     // Without a payer, nothing is sent.
     let result = pay.jsapi_prepay(&jsapi_order("HT202412180004", None, "https://example.com/n")).await;
     assert!(matches!(result, Err(ProviderError::Config { detail, .. }) if detail.contains("payer openid")));
@@ -412,32 +465,239 @@ async fn jsapi_prepay_error_answer_is_a_vendor_error() {
 }
 
 #[tokio::test]
-async fn real_provider_verifies_and_decrypts_notifies_from_its_public_key() {
+async fn query_signs_its_query_string_and_reads_the_transaction() {
     let server = MockServer::start().await;
     let fx = pay_fixture(&server);
-    let pay = WechatPayV3::new(&fx.config).expect("configured");
-    let transaction = json!({
-        "appid": "wxd678efh567hg6787", "mchid": MCHID, "out_trade_no": "HT202412180001",
-        "transaction_id": "4200002468202412181357913579", "trade_type": "JSAPI", "trade_state": "SUCCESS",
-        "trade_state_desc": "支付成功", "bank_type": "OTHERS", "success_time": "2024-12-18T15:55:28+08:00",
-        "payer": {"openid": "o1"}, "amount": {"total": 186000, "payer_total": 186000, "currency": "CNY", "payer_currency": "CNY"}
-    });
-    let resource = fx.platform.encrypt_resource(transaction.to_string().as_bytes(), "transaction").expect("encrypt");
-    let body = serde_json::to_vec(&json!({
-        "id": "EV-2024121815552800123456789", "create_time": "2024-12-18T15:55:28+08:00",
-        "event_type": "TRANSACTION.SUCCESS", "resource_type": "encrypt-resource", "summary": "支付成功",
-        "resource": resource,
-    }))
-    .expect("json");
-    let headers = fx.platform.sign_notify(&body).expect("sign");
+    let query = |no: &str| {
+        Mock::given(method("GET"))
+            .and(path(format!("/v3/pay/transactions/out-trade-no/{no}")))
+            .and(query_param("mchid", MCHID))
+            .and(header("accept", "application/json"))
+            .and(header("wechatpay-serial", PUBLIC_KEY_ID))
+            .and(NoBody)
+            .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+    };
+    let paid = paid_transaction("HT202412180001").to_string();
+    query("HT202412180001")
+        .respond_with(signed_response(&fx.platform, 200, paid.as_bytes()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // An unpaid order: no transaction_id, no success_time, payer without openid.
+    let unpaid = json!({"appid": "wxd678efh567hg6787", "mchid": MCHID, "out_trade_no": "HT202412180002",
+        "trade_state": "NOTPAY", "trade_state_desc": "订单未支付", "payer": {},
+        "amount": {"total": 186000, "currency": "CNY", "payer_currency": "CNY"}})
+    .to_string();
+    query("HT202412180002")
+        .respond_with(signed_response(&fx.platform, 200, unpaid.as_bytes()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    query("HT202412180404")
+        .respond_with(vendor_error(404, "ORDER_NOT_EXIST", "订单不存在"))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let t = pay.query("HT202412180001").await.expect("query");
+    assert_eq!(
+        t,
+        Transaction {
+            appid: "wxd678efh567hg6787".into(),
+            mchid: MCHID.into(),
+            out_trade_no: "HT202412180001".into(),
+            transaction_id: Some("4200002468202412181357913579".into()),
+            trade_state: TradeState::Success,
+            // 15:55:28 Beijing time.
+            success_time: Utc.with_ymd_and_hms(2024, 12, 18, 7, 55, 28).single(),
+            amount_total_fen: 186_000,
+            payer_openid: Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into()),
+        }
+    );
+    let t = pay.query("HT202412180002").await.expect("query");
+    assert_eq!(
+        (t.trade_state, t.transaction_id, t.success_time, t.payer_openid),
+        (TradeState::NotPay, None, None, None)
+    );
+    expect_vendor(pay.query("HT202412180404").await, "ORDER_NOT_EXIST");
+}
+
+#[tokio::test]
+async fn close_posts_the_mchid_and_takes_the_signed_no_content() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    let close = |no: &str| {
+        Mock::given(method("POST"))
+            .and(path(format!("/v3/pay/transactions/out-trade-no/{no}/close")))
+            .and(header("content-type", "application/json"))
+            .and(header("wechatpay-serial", PUBLIC_KEY_ID))
+            .and(body_json(json!({"mchid": MCHID})))
+            .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+    };
+    close("HT202412180001").respond_with(signed_response(&fx.platform, 204, b"")).expect(1).mount(&server).await;
+    close("HT202412180002").respond_with(vendor_error(400, "ORDERPAID", "订单已支付")).expect(1).mount(&server).await;
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    pay.close("HT202412180001").await.expect("closed");
+    expect_vendor(pay.close("HT202412180002").await, "ORDERPAID");
+}
+
+#[tokio::test]
+async fn refund_and_refund_query_are_signed_and_read() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    let processing = refund_answer("RF202412190001", "PROCESSING", None).to_string();
+    Mock::given(method("POST"))
+        .and(path("/v3/refund/domestic/refunds"))
+        .and(header("content-type", "application/json"))
+        .and(header("wechatpay-serial", PUBLIC_KEY_ID))
+        .and(body_json(json!({
+            "out_trade_no": "HT202412180001",
+            "out_refund_no": "RF202412190001",
+            "reason": "重复缴费",
+            "notify_url": "https://example.com/api/payment/notify",
+            "amount": {"refund": 60000, "total": 186000, "currency": "CNY"},
+        })))
+        .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+        .respond_with(signed_response(&fx.platform, 200, processing.as_bytes()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // No reason and no notify URL: both left out of the body.
+    Mock::given(method("POST"))
+        .and(path("/v3/refund/domestic/refunds"))
+        .and(body_json(json!({
+            "out_trade_no": "HT202412180001",
+            "out_refund_no": "RF202412190002",
+            "amount": {"refund": 60000, "total": 186000, "currency": "CNY"},
+        })))
+        .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+        .respond_with(vendor_error(403, "NOT_ENOUGH", "基本账户余额不足，请充值后重新发起"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let success = refund_answer("RF202412190001", "SUCCESS", Some("2024-12-19T10:00:05+08:00")).to_string();
+    Mock::given(method("GET"))
+        .and(path("/v3/refund/domestic/refunds/RF202412190001"))
+        .and(header("wechatpay-serial", PUBLIC_KEY_ID))
+        .and(NoBody)
+        .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+        .respond_with(signed_response(&fx.platform, 200, success.as_bytes()))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let refund = pay.refund(&refund_request("RF202412190001")).await.expect("refund");
+    assert_eq!(
+        refund,
+        Refund {
+            out_refund_no: "RF202412190001".into(),
+            refund_id: "50000000382019052709732678859".into(),
+            status: RefundStatus::Processing,
+            success_time: None,
+            refund_fen: 60_000,
+        }
+    );
+    let bare = RefundRequest { reason: None, notify_url: String::new(), ..refund_request("RF202412190002") };
+    expect_vendor(pay.refund(&bare).await, "NOT_ENOUGH");
+    let refund = pay.query_refund("RF202412190001").await.expect("query");
+    assert_eq!((refund.status, refund.refund_fen), (RefundStatus::Success, 60_000));
+    assert_eq!(refund.success_time, Utc.with_ymd_and_hms(2024, 12, 19, 2, 0, 5).single());
+}
+
+/// Every call refuses a 2xx answer that WeChat Pay did not sign, whatever the body says.
+#[tokio::test]
+async fn no_call_uses_an_answer_that_does_not_verify() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let calls = [
+        ("prepay", br#"{"prepay_id":"wx_forged"}"#.to_vec()),
+        ("query", paid_transaction("HT202412180001").to_string().into_bytes()),
+        ("close", Vec::new()),
+        (
+            "refund",
+            refund_answer("RF202412190001", "SUCCESS", Some("2024-12-19T10:00:05+08:00")).to_string().into_bytes(),
+        ),
+        (
+            "query_refund",
+            refund_answer("RF202412190001", "SUCCESS", Some("2024-12-19T10:00:05+08:00")).to_string().into_bytes(),
+        ),
+    ];
+    for (call, body) in calls {
+        for (how, response) in untrusted_responses(&fx.platform, if body.is_empty() { 204 } else { 200 }, &body) {
+            server.reset().await;
+            Mock::given(wiremock::matchers::any()).respond_with(response).mount(&server).await;
+            let result = match call {
+                "prepay" => pay
+                    .jsapi_prepay(&jsapi_order("HT202412180001", Some("o1"), "https://example.com/n"))
+                    .await
+                    .map(drop),
+                "query" => pay.query("HT202412180001").await.map(drop),
+                "close" => pay.close("HT202412180001").await,
+                "refund" => pay.refund(&refund_request("RF202412190001")).await.map(drop),
+                _ => pay.query_refund("RF202412190001").await.map(drop),
+            };
+            match result {
+                Err(ProviderError::Transport { detail, .. }) => {
+                    assert!(detail.contains("answer"), "{call}, {how}: {detail}")
+                }
+                other => panic!("{call}, {how}: expected a refused answer, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn real_provider_verifies_and_decrypts_payment_and_refund_notifies() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let notify = |event_type: &str, kind: &str, resource: &Value| {
+        let resource = fx.platform.encrypt_resource(resource.to_string().as_bytes(), kind).expect("encrypt");
+        let body = serde_json::to_vec(&json!({
+            "id": "EV-2024121815552800123456789", "create_time": "2024-12-18T15:55:28+08:00",
+            "event_type": event_type, "resource_type": "encrypt-resource", "summary": "支付成功",
+            "resource": resource,
+        }))
+        .expect("json");
+        (fx.platform.sign_notify(&body, Utc::now()).expect("sign"), body)
+    };
+    let (headers, body) = notify("TRANSACTION.SUCCESS", "transaction", &paid_transaction("HT202412180001"));
     let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
     assert_eq!(n.id, "EV-2024121815552800123456789");
-    assert_eq!(n.transaction.amount_total_fen, 186_000);
-    assert_eq!(n.transaction.transaction_id, "4200002468202412181357913579");
+    let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
+    assert_eq!((t.amount_total_fen, t.trade_state), (186_000, TradeState::Success));
+    assert_eq!(t.transaction_id.as_deref(), Some("4200002468202412181357913579"));
     assert!(matches!(
         pay.verify_notify(&headers, &body, Utc::now() + TimeDelta::seconds(301)),
         Err(NotifyError::Signature(_))
     ));
+
+    let refund = json!({
+        "mchid": MCHID, "out_trade_no": "HT202412180001", "transaction_id": "4200002468202412181357913579",
+        "out_refund_no": "RF202412190001", "refund_id": "50000000382019052709732678859", "refund_status": "SUCCESS",
+        "success_time": "2024-12-19T10:00:05+08:00", "user_received_account": "招商银行信用卡0403",
+        "amount": {"total": 186000, "refund": 60000, "payer_total": 186000, "payer_refund": 60000}
+    });
+    let (headers, body) = notify("REFUND.SUCCESS", "refund", &refund);
+    let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+    assert_eq!(n.event_type, "REFUND.SUCCESS");
+    assert_eq!(
+        n.event,
+        NotifyEvent::Refund(RefundNotice {
+            mchid: MCHID.into(),
+            out_trade_no: "HT202412180001".into(),
+            transaction_id: "4200002468202412181357913579".into(),
+            out_refund_no: "RF202412190001".into(),
+            refund_id: "50000000382019052709732678859".into(),
+            status: RefundStatus::Success,
+            success_time: Utc.with_ymd_and_hms(2024, 12, 19, 2, 0, 5).single(),
+            refund_fen: 60_000,
+            total_fen: 186_000,
+        })
+    );
 }
 
 #[test]
@@ -448,7 +708,6 @@ fn real_pay_configuration_errors() {
     let good = WechatPayConfig {
         provider: ProviderKind::Real,
         base_url: server_uri,
-        appid: "wx1".into(),
         mchid: MCHID.into(),
         merchant_serial_no: MERCHANT_SERIAL.into(),
         merchant_private_key_file: Some(write_pem(
@@ -467,11 +726,13 @@ fn real_pay_configuration_errors() {
         )),
         notify_base_url: None,
     };
-    assert!(WechatPayV3::new(&good).is_ok());
+    assert!(WechatPayV3::new("wx1", &good).is_ok());
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").expect("write");
+    assert!(matches!(WechatPayV3::new(" ", &good), Err(ProviderError::Config { .. })), "an appid is needed");
     for broken in [
         WechatPayConfig { mchid: "".into(), ..good.clone() },
+        WechatPayConfig { base_url: "api.mch.weixin.qq.com".into(), ..good.clone() },
         WechatPayConfig { apiv3_key: None, ..good.clone() },
         WechatPayConfig { apiv3_key: Some("too-short".into()), ..good.clone() },
         WechatPayConfig { merchant_private_key_file: None, ..good.clone() },
@@ -480,21 +741,33 @@ fn real_pay_configuration_errors() {
         WechatPayConfig { public_key_file: Some(garbage), ..good.clone() },
         WechatPayConfig { public_key_id: "".into(), ..good.clone() },
     ] {
-        assert!(matches!(WechatPayV3::new(&broken), Err(ProviderError::Config { .. })));
+        assert!(matches!(WechatPayV3::new("wx1", &broken), Err(ProviderError::Config { .. })));
     }
 }
 
 // ---------------------------------------------------------------- sandbox WeChat Pay
 
-fn sandbox_order(out_trade_no: &str, notify_url: String, expire_in: TimeDelta) -> PrepayRequest {
+fn sandbox_order(out_trade_no: &str, notify_url: String, now: chrono::DateTime<Utc>) -> PrepayRequest {
     PrepayRequest {
         out_trade_no: out_trade_no.into(),
         description: "供暖费".into(),
         amount_fen: 4_321,
         payer_openid: Some("sb_0123456789abcdef012345678".into()),
         notify_url,
-        time_expire: Utc::now() + expire_in,
+        time_expire: now + TimeDelta::minutes(30),
     }
+}
+
+/// A merchant stand-in answering every notify with `status`.
+async fn merchant_answering(status: u16) -> MockServer {
+    let merchant = MockServer::start().await;
+    let answer = match status {
+        204 => ResponseTemplate::new(204),
+        200 => ResponseTemplate::new(200).set_body_json(json!({"code": "SUCCESS", "message": "OK"})),
+        _ => ResponseTemplate::new(status).set_body_string("database down"),
+    };
+    Mock::given(method("POST")).respond_with(answer).mount(&merchant).await;
+    merchant
 }
 
 #[tokio::test]
@@ -508,9 +781,9 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
         .expect(1)
         .mount(&merchant)
         .await;
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001").expect("sandbox");
+    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
     let notify_url = format!("{}/api/payment/notify", merchant.uri());
-    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0001", notify_url, TimeDelta::minutes(30))).await.expect("prepay");
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0001", notify_url, Utc::now())).await.expect("prepay");
 
     let outcome = pay.pay("SB_ORDER_0001", true).await.expect("paid");
     assert_eq!(outcome.notify_status, 200);
@@ -519,18 +792,20 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
 
     // What the merchant received verifies with the provider's own code path and decrypts.
     let received = merchant.received_requests().await.expect("recording");
-    let headers = wxpay::headers_from_map(&received[0].headers).expect("Wechatpay-* headers");
-    assert_eq!(headers.serial, pay.platform().serial());
-    assert!(headers.serial.starts_with("PUB_KEY_ID_SANDBOX"));
-    let n = pay.verify_notify(&headers, &received[0].body, Utc::now()).expect("verifies");
+    let serial = received[0].headers["wechatpay-serial"].to_str().expect("ascii");
+    assert_eq!(serial, pay.platform().serial());
+    assert!(serial.starts_with("PUB_KEY_ID_SANDBOX"));
+    let n = pay.verify_notify(&received[0].headers, &received[0].body, Utc::now()).expect("verifies");
     assert!(n.id.starts_with("EV-"));
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
-    assert_eq!(n.transaction.out_trade_no, "SB_ORDER_0001");
-    assert_eq!(n.transaction.amount_total_fen, 4_321);
-    assert_eq!(n.transaction.trade_state, "SUCCESS");
-    assert_eq!(n.transaction.transaction_id, outcome.transaction_id);
-    assert_eq!(n.transaction.payer_openid.as_deref(), Some("sb_0123456789abcdef012345678"));
-    assert_eq!((n.transaction.appid.as_str(), n.transaction.mchid.as_str()), ("wx0000000000sandbox", "1900000001"));
+    let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
+    assert_eq!(
+        (t.out_trade_no.as_str(), t.amount_total_fen, &t.trade_state),
+        ("SB_ORDER_0001", 4_321, &TradeState::Success)
+    );
+    assert_eq!(t.transaction_id.as_deref(), Some(outcome.transaction_id.as_str()));
+    assert_eq!(t.payer_openid.as_deref(), Some("sb_0123456789abcdef012345678"));
+    assert_eq!((t.appid.as_str(), t.mchid.as_str()), ("wx0000000000sandbox", "1900000001"));
     let envelope: Value = serde_json::from_slice(&received[0].body).expect("json");
     assert_eq!(envelope["resource"]["associated_data"], "transaction");
     assert_eq!(envelope["resource_type"], "encrypt-resource");
@@ -539,7 +814,7 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
     // A body altered in transit no longer verifies.
     let mut tampered = received[0].body.clone();
     tampered.extend_from_slice(b" ");
-    assert!(matches!(pay.verify_notify(&headers, &tampered, Utc::now()), Err(NotifyError::Signature(_))));
+    assert!(matches!(pay.verify_notify(&received[0].headers, &tampered, Utc::now()), Err(NotifyError::Signature(_))));
 
     assert_eq!(pay.pay("SB_ORDER_0001", true).await, Err(SandboxPayError::AlreadyPaid("SB_ORDER_0001".into())));
     assert_eq!(pay.pay("SB_UNKNOWN_01", true).await, Err(SandboxPayError::NotFound("SB_UNKNOWN_01".into())));
@@ -547,39 +822,127 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
 
 #[tokio::test]
 async fn sandbox_order_is_paid_only_when_the_merchant_acknowledges_success() {
-    let merchant = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/refuse"))
-        .respond_with(ResponseTemplate::new(500).set_body_string("database down"))
-        .mount(&merchant)
-        .await;
-    Mock::given(method("POST")).and(path("/ok")).respond_with(ResponseTemplate::new(204)).mount(&merchant).await;
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001").expect("sandbox");
-    let refuse = format!("{}/refuse", merchant.uri());
-    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0002", refuse, TimeDelta::minutes(30))).await.expect("prepay");
+    let refusing = merchant_answering(500).await;
+    let ok = merchant_answering(204).await;
+    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0002", refusing.uri(), Utc::now())).await.expect("prepay");
     let outcome = pay.pay("SB_ORDER_0002", true).await.expect("delivered");
     assert_eq!((outcome.notify_status, outcome.notify_body), (500, json!("database down")));
     assert_eq!(pay.order("SB_ORDER_0002").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+    assert_eq!(pay.query("SB_ORDER_0002").await.expect("query").trade_state, TradeState::NotPay);
 
-    let ok = format!("{}/ok", merchant.uri());
-    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0003", ok, TimeDelta::minutes(30))).await.expect("prepay");
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0003", ok.uri(), Utc::now())).await.expect("prepay");
     let outcome = pay.pay("SB_ORDER_0003", false).await.expect("delivered");
     assert_eq!(outcome.notify_status, 204);
     assert_eq!(pay.order("SB_ORDER_0003").map(|o| o.state), Some(SandboxOrderState::NotPaid), "a failed payment");
-    let received = merchant.received_requests().await.expect("recording");
+    let received = ok.received_requests().await.expect("recording");
     let last = received.last().expect("a notify");
-    let headers = wxpay::headers_from_map(&last.headers).expect("headers");
-    let n = pay.verify_notify(&headers, &last.body, Utc::now()).expect("verifies");
-    assert_eq!((n.event_type.as_str(), n.transaction.trade_state.as_str()), ("TRANSACTION.PAYERROR", "PAYERROR"));
+    let n = pay.verify_notify(&last.headers, &last.body, Utc::now()).expect("verifies");
+    assert_eq!(n.event_type, "TRANSACTION.PAYERROR");
+    assert!(matches!(n.event, NotifyEvent::Transaction(t) if t.trade_state == TradeState::PayError));
     pay.pay("SB_ORDER_0003", true).await.expect("retry succeeds");
     assert_eq!(pay.order("SB_ORDER_0003").map(|o| o.state), Some(SandboxOrderState::Paid));
 }
 
 #[tokio::test]
 async fn sandbox_expired_order_cannot_be_paid() {
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001").expect("sandbox");
-    let order = sandbox_order("SB_ORDER_0004", "http://127.0.0.1:9/n".into(), TimeDelta::milliseconds(300));
-    pay.jsapi_prepay(&order).await.expect("prepay");
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let clock = Clock::default();
+    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", clock.clone()).expect("sandbox");
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0004", "http://127.0.0.1:9/n".into(), clock.now()))
+        .await
+        .expect("prepay");
+    clock.advance(std::time::Duration::from_secs(30 * 60 + 1));
     assert_eq!(pay.pay("SB_ORDER_0004", true).await, Err(SandboxPayError::Expired("SB_ORDER_0004".into())));
+}
+
+/// The refund notifies `merchant` has received so far, verified and decrypted by `pay`.
+async fn refund_notices(pay: &SandboxPay, merchant: &MockServer) -> Vec<RefundNotice> {
+    let mut notices = Vec::new();
+    for request in merchant.received_requests().await.expect("recording") {
+        let n = pay.verify_notify(&request.headers, &request.body, Utc::now()).expect("every notify verifies");
+        if let NotifyEvent::Refund(notice) = n.event {
+            assert_eq!(n.event_type, "REFUND.SUCCESS");
+            notices.push(notice);
+        }
+    }
+    notices
+}
+
+/// Wait (up to 5 s) until `merchant` has received `count` refund notifies; they come from a task
+/// of their own, a moment after `refund` answered.
+async fn wait_for_refund_notices(pay: &SandboxPay, merchant: &MockServer, count: usize) -> Vec<RefundNotice> {
+    for _ in 0..200 {
+        let notices = refund_notices(pay, merchant).await;
+        if notices.len() >= count {
+            return notices;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("{count} refund notifies expected, got {:?}", refund_notices(pay, merchant).await)
+}
+
+#[tokio::test]
+async fn sandbox_plays_the_whole_order_and_refund_life() {
+    let merchant = merchant_answering(200).await;
+    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0005", merchant.uri(), Utc::now())).await.expect("prepay");
+    let unpaid = pay.query("SB_ORDER_0005").await.expect("query");
+    assert_eq!((unpaid.trade_state, unpaid.transaction_id), (TradeState::NotPay, None));
+
+    let outcome = pay.pay("SB_ORDER_0005", true).await.expect("paid");
+    let paid = pay.query("SB_ORDER_0005").await.expect("query");
+    assert_eq!(paid.trade_state, TradeState::Success);
+    assert_eq!(paid.transaction_id.as_deref(), Some(outcome.transaction_id.as_str()));
+    assert!(paid.success_time.is_some_and(|at| (Utc::now() - at).num_seconds().abs() < 5));
+    expect_vendor(pay.close("SB_ORDER_0005").await, "ORDERPAID");
+
+    let request = |out_refund_no: &str, refund_fen: i64| RefundRequest {
+        out_trade_no: "SB_ORDER_0005".into(),
+        out_refund_no: out_refund_no.into(),
+        reason: Some("退费".into()),
+        refund_fen,
+        total_fen: 4_321,
+        notify_url: merchant.uri(),
+    };
+    let first = pay.refund(&request("SB_REFUND_01", 1_000)).await.expect("refund");
+    assert_eq!((first.status, first.refund_fen, first.success_time), (RefundStatus::Processing, 1_000, None));
+    assert!(first.refund_id.starts_with("50") && first.refund_id.len() == 29, "{}", first.refund_id);
+    let notices = wait_for_refund_notices(&pay, &merchant, 1).await;
+    let [notice] = notices.as_slice() else { panic!("one refund notify, got {notices:?}") };
+    assert_eq!(
+        (notice.out_refund_no.as_str(), notice.refund_id.as_str(), notice.status),
+        ("SB_REFUND_01", first.refund_id.as_str(), RefundStatus::Success)
+    );
+    assert_eq!((notice.mchid.as_str(), notice.out_trade_no.as_str()), ("1900000001", "SB_ORDER_0005"));
+    assert_eq!(notice.transaction_id, outcome.transaction_id);
+    assert_eq!((notice.refund_fen, notice.total_fen), (1_000, 4_321));
+    let queried = pay.query_refund("SB_REFUND_01").await.expect("query");
+    assert_eq!((queried.status, &queried.refund_id), (RefundStatus::Success, &first.refund_id));
+    assert_eq!(queried.success_time, notice.success_time);
+    assert_eq!(pay.query("SB_ORDER_0005").await.expect("query").trade_state, TradeState::Refund);
+
+    // The same out_refund_no again is the same refund (another reason is no other refund); with
+    // other amounts it is refused.
+    let again = pay.refund(&RefundRequest { reason: None, ..request("SB_REFUND_01", 1_000) }).await.expect("retry");
+    assert_eq!((again.refund_id, again.status), (first.refund_id.clone(), RefundStatus::Success));
+    expect_vendor(pay.refund(&request("SB_REFUND_01", 999)).await, "INVALID_REQUEST");
+    // All refunds together stay within the order's 4321 fen.
+    expect_vendor(pay.refund(&request("SB_REFUND_02", 3_322)).await, "INVALID_REQUEST");
+    expect_vendor(
+        pay.refund(&RefundRequest { total_fen: 4_320, ..request("SB_REFUND_02", 10) }).await,
+        "INVALID_REQUEST",
+    );
+    pay.refund(&request("SB_REFUND_02", 3_321)).await.expect("the rest");
+    assert_eq!(wait_for_refund_notices(&pay, &merchant, 2).await[1].refund_fen, 3_321);
+    expect_vendor(pay.refund(&request("SB_REFUND_03", 1)).await, "INVALID_REQUEST");
+    assert!(pay.refund_record("SB_REFUND_03").is_none());
+    // A refund without a notify URL sends nothing.
+    let before = merchant.received_requests().await.expect("recording").len();
+    pay.jsapi_prepay(&sandbox_order("SB_ORDER_0006", merchant.uri(), Utc::now())).await.expect("prepay");
+    pay.pay("SB_ORDER_0006", true).await.expect("paid");
+    let quiet =
+        RefundRequest { out_trade_no: "SB_ORDER_0006".into(), notify_url: String::new(), ..request("SB_REFUND_04", 1) };
+    pay.refund(&quiet).await.expect("refund");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(merchant.received_requests().await.expect("recording").len(), before + 1, "the payment notify only");
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use axum::http::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
 use crate::app::TestApp;
@@ -445,16 +446,12 @@ async fn futures_util_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F
 }
 
 /// POST a notify as WeChat Pay would.
-async fn post_notify(app: &TestApp, headers: &mpapi::providers::NotifyHeaders, body: Vec<u8>) -> (u16, Value) {
+async fn post_notify(app: &TestApp, headers: &HeaderMap, body: Vec<u8>) -> (u16, Value) {
     let response = app
         .client
         .post(app.url("/api/payment/notify"))
         .header("Content-Type", "application/json")
-        .header("Wechatpay-Timestamp", &headers.timestamp)
-        .header("Wechatpay-Nonce", &headers.nonce)
-        .header("Wechatpay-Signature", &headers.signature)
-        .header("Wechatpay-Serial", &headers.serial)
-        .header("Wechatpay-Signature-Type", "WECHATPAY2-SHA256-RSA2048")
+        .headers(headers.clone())
         .body(body)
         .send()
         .await
@@ -501,14 +498,17 @@ async fn forged_or_stale_notifies_are_refused() {
     tampered.insert(at, b' ');
     assert_eq!(post_notify(&app, &headers, tampered).await.0, 401);
     // Signed by someone else: a serial we do not know, a signature that does not verify, probe traffic.
-    let mut unknown = headers.clone();
-    unknown.serial = "PUB_KEY_ID_0000000000000000000000000000".into();
+    let with = |name: &'static str, value: String| {
+        let mut headers = headers.clone();
+        headers.insert(name, HeaderValue::from_str(&value).unwrap());
+        headers
+    };
+    let unknown = with("Wechatpay-Serial", "PUB_KEY_ID_0000000000000000000000000000".into());
     assert_eq!(post_notify(&app, &unknown, body.clone()).await.0, 401);
-    let mut forged = headers.clone();
-    forged.signature = base64_of(&[7u8; 256]);
+    let forged = with("Wechatpay-Signature", base64_of(&[7u8; 256]));
     assert_eq!(post_notify(&app, &forged, body.clone()).await.0, 401);
-    let mut probe = headers.clone();
-    probe.signature = format!("WECHATPAY/SIGNTEST/{}", headers.signature);
+    let signature = headers["Wechatpay-Signature"].to_str().unwrap();
+    let probe = with("Wechatpay-Signature", format!("WECHATPAY/SIGNTEST/{signature}"));
     assert_eq!(post_notify(&app, &probe, body.clone()).await.0, 401);
     // Stale: more than 5 minutes after it was signed.
     app.server.clock.advance(Duration::from_secs(301));
@@ -644,13 +644,13 @@ async fn real_providers_replace_the_sandbox() {
 }
 
 /// A notify signed by the platform (so it verifies) about `transaction`.
-fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (mpapi::providers::NotifyHeaders, Vec<u8>) {
+fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (HeaderMap, Vec<u8>) {
     let sandbox = app.server.providers.sandbox.clone().unwrap().pay.unwrap();
     let resource = sandbox.platform().encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
     let body = json!({"id": id, "create_time": "2026-11-21T15:55:28+08:00", "event_type": "TRANSACTION.SUCCESS",
         "resource_type": "encrypt-resource", "summary": "支付成功", "resource": resource});
     let body = body.to_string().into_bytes();
-    (sandbox.platform().sign_notify(&body).unwrap(), body)
+    (sandbox.platform().sign_notify(&body, app.server.clock.now()).unwrap(), body)
 }
 
 #[tokio::test]
@@ -660,8 +660,8 @@ async fn verified_notifies_we_cannot_apply_are_refused_every_time() {
     let (order_id, amount) = order(&app, &token).await;
     let (appid, mchid) = {
         let pay = app.server.providers.wechat_pay.clone();
-        let (a, m) = pay.merchant();
-        (a.to_owned(), m.to_owned())
+        let merchant = pay.merchant();
+        (merchant.appid.clone(), merchant.mchid.clone())
     };
     let fen = (amount.as_f64().unwrap() * 100.0).round() as i64;
     let transaction = |out_trade_no: &str, total: i64| {
