@@ -31,12 +31,15 @@ use crate::ratelimit::{self, IpLimit};
 use crate::sandbox::Sandbox;
 use crate::storage::Db;
 
+/// The future of [`RealApi::build`].
+pub type Building<'a> = Pin<Box<dyn Future<Output = Result<Router>> + Send + 'a>>;
+
 /// An API with a real implementation: its id and how to build its router.
 pub struct RealApi {
     /// The API id.
     pub id: &'static str,
     /// Build the API's router (without docs and sandbox routes) listening on `port`.
-    pub build: for<'a> fn(&'a Server, &'a ApiParts, u16) -> Pin<Box<dyn Future<Output = Result<Router>> + Send + 'a>>,
+    pub build: for<'a> fn(&'a Server, &'a ApiParts, u16) -> Building<'a>,
     /// What the start-up banner says about where to begin (demo accounts, a first call).
     pub start_here: fn(&ApiParts) -> Vec<String>,
 }

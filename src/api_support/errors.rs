@@ -50,6 +50,7 @@ where
                 O::prepared(Prepared {
                     status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                     media_type: Some("application/json"),
+                    headers: Vec::new(),
                     body: serde_json::to_vec(&fallback.body).unwrap_or_default().into(),
                 })
             })

@@ -217,7 +217,7 @@ pub(crate) struct PayFixture {
     _dir: tempfile::TempDir,
     pub(crate) config: WechatPayConfig,
     pub(crate) merchant_public: ParsedPublicKey,
-    pub(crate) platform: PlatformSigner,
+    pub(crate) platform: std::sync::Arc<PlatformSigner>,
 }
 
 fn write_pem(dir: &std::path::Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
@@ -254,7 +254,7 @@ pub(crate) fn pay_fixture(server: &MockServer) -> PayFixture {
         _dir: dir,
         config,
         merchant_public: ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, merchant_spki.as_ref()).expect("key"),
-        platform: PlatformSigner::new(PUBLIC_KEY_ID, platform_pkcs8.as_ref(), APIV3_KEY.as_bytes()).expect("platform"),
+        platform: std::sync::Arc::new(PlatformSigner::new(PUBLIC_KEY_ID, platform_pkcs8.as_ref(), APIV3_KEY.as_bytes()).expect("platform")),
     }
 }
 

@@ -5,8 +5,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveValue::NotSet, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 pub mod entity;
@@ -94,7 +94,7 @@ impl Db {
     }
 }
 
-impl<C: ConnectionTrait + TransactionTrait> SessionStore<'_, C> {
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> SessionStore<'_, C> {
     /// Start a session.
     pub async fn insert(&self, new: NewSession<'_>) -> Result<(), StorageError> {
         session::Entity::insert(session::ActiveModel {
@@ -268,7 +268,7 @@ pub struct NewCode<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct CodeStore<'c, C>(pub &'c C);
 
-impl<C: ConnectionTrait + TransactionTrait> CodeStore<'_, C> {
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> CodeStore<'_, C> {
     /// Take `phone`'s send slot in `api`: true when its last code is at least `interval_ms` old
     /// (or it never had one), and the slot is now `now`. False: too soon.
     pub async fn take_slot(&self, api: &str, phone: &str, now: i64, interval_ms: i64) -> Result<bool, StorageError> {
@@ -448,7 +448,7 @@ pub struct WechatLogin<'a> {
     pub now: i64,
 }
 
-impl<C: ConnectionTrait + TransactionTrait> WechatStore<'_, C> {
+impl<C: ConnectionTrait> WechatStore<'_, C> {
     /// Record a login: a new openid gets `new_user_id` (the insert decides, so two concurrent
     /// first logins agree on one user); a known one keeps its user and takes the new session key
     /// (the newest login's key is the one encryptedData is sealed with).

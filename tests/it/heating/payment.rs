@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{fen_of, futures_join_all, order, order_body, owner, platform_notify, post_notify, status_of, transaction};
+use super::{fen_of, futures_join_all, login, order, order_body, owner, platform_notify, post_notify, status_of, transaction};
 use crate::app::TestApp;
 use mpapi::storage::heating::{Created, NewOrder, OrderLine};
 use mpapi::storage::payments::{NewPayOrder, PayStatus, RefundState};
@@ -161,6 +161,7 @@ async fn payment_create_refuses_an_amount_whose_late_fee_changed() {
     let body = order_body(&app, &token).await;
     // A day later the late fee has grown by 0.05 %: the amount the client saw is refused.
     app.server.clock.advance(Duration::from_secs(86_400));
+    let (token, _) = login(&app, "13900000043").await;
     let stale = app.post("/api/payment/create", Some(&token), body.clone()).await;
     assert_eq!((stale.status, stale.code()), (400, 400), "{}", stale.body);
     assert!(stale.body["message"].as_str().unwrap().starts_with("支付金额不正确"), "{}", stale.body);
