@@ -8,7 +8,9 @@
 //! - [`v3`]: the real HTTP provider. [`sandbox`]: the sandbox platform (WeChat Pay's side too).
 
 use async_trait::async_trait;
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::clock::BEIJING;
 use serde::Deserialize;
 
 use super::ProviderError;
@@ -401,12 +403,6 @@ fn refund_from_json(json: &[u8]) -> Result<Refund, String> {
         refund_fen: notice.refund_fen,
     })
 }
-
-/// Beijing time, UTC+8 (checked at compile time).
-const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
-    Some(offset) => offset,
-    None => panic!("UTC+8 is a valid offset"),
-};
 
 /// Format a UTC time as WeChat Pay shows it: RFC 3339, seconds, Beijing time (`+08:00`).
 pub fn beijing_rfc3339(t: DateTime<Utc>) -> String {
