@@ -4,6 +4,7 @@ mod app;
 mod codegen;
 mod contract;
 mod heating;
+mod identity;
 mod mock;
 mod providers;
 mod support;

@@ -1,0 +1,125 @@
+//! The shared identity block on a real database, for the parts heating does not use and the APIs
+//! after it will: renewing an expired access token once within its grace window (points,
+//! community), WeChat login per appid with the session key kept server side and encryptedData
+//! opened with it, codes filed under a returned key, and passwords on the bounded pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpapi::clock::Clock;
+use mpapi::config::{Config, RefreshStyle, TokenConfig};
+use mpapi::identity::wechat::seal;
+use mpapi::identity::{CodeError, CodePolicy, Codes, SessionError, Sessions, Subject, Wechat, WechatError};
+use mpapi::pii::Vault;
+use mpapi::providers::sms::SandboxSms;
+use mpapi::providers::wechat_login::SandboxLogin;
+use mpapi::storage::Db;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::app::fresh_database;
+
+async fn db(dir: &tempfile::TempDir) -> Db {
+    let config = Config { database_url: fresh_database(dir).await, ..Config::default() };
+    Db::connect(&config.database_url).await.expect("the database opens")
+}
+
+fn vault() -> Arc<Vault> {
+    Arc::new(Vault::new(&[7; 32], &[9; 32]).unwrap())
+}
+
+#[tokio::test]
+async fn an_expired_access_token_renews_once_within_its_grace_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::default();
+    let policy = TokenConfig { access_ttl_seconds: 7200, refresh: RefreshStyle::ExpiredAccess, refresh_seconds: 7 * 86_400 };
+    let sessions = Sessions::new("points", &[5; 32], policy, db(&dir).await, clock.clone()).unwrap();
+    let issued = sessions.start("user-1").await.unwrap();
+    assert_eq!((issued.expires_in, issued.refresh_token.as_deref()), (7200, None));
+    assert_eq!(sessions.authenticate(&issued.access_token).await.unwrap().user_id, "user-1");
+    // Expired: refused as a credential, accepted for renewal — by exactly one of two racers.
+    clock.advance(Duration::from_secs(7201));
+    assert!(matches!(sessions.authenticate(&issued.access_token).await, Err(SessionError::Expired)));
+    let (a, b) = tokio::join!(sessions.refresh_expired(&issued.access_token), sessions.refresh_expired(&issued.access_token));
+    let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert_eq!(winners.len(), 1, "exactly one renewal wins");
+    let renewed = &winners[0];
+    assert_eq!(sessions.authenticate(&renewed.access_token).await.unwrap().session_id, issued.principal.session_id);
+    assert!(matches!(sessions.refresh_expired(&issued.access_token).await, Err(SessionError::AlreadyRenewed)), "once");
+    // The renewed token, expired for longer than the grace window, is refused for good.
+    clock.advance(Duration::from_secs(7200 + 7 * 86_400 + 1));
+    assert!(matches!(sessions.refresh_expired(&renewed.access_token).await, Err(SessionError::RefreshExpired)));
+    // Revoked sessions renew nothing; another style's call is refused.
+    let other = sessions.start("user-2").await.unwrap();
+    sessions.revoke(&other.principal).await.unwrap();
+    assert!(matches!(sessions.refresh_expired(&other.access_token).await, Err(SessionError::Invalid)));
+    assert!(matches!(sessions.refresh_rotating("anything").await, Err(SessionError::Invalid)));
+}
+
+#[tokio::test]
+async fn wechat_login_creates_one_user_per_openid_and_keeps_the_session_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let wechat = Wechat::new("points", "wx_sandbox_points".into(), Arc::new(SandboxLogin), db.clone(), vault(), Clock::default());
+    // Two first logins of one user at once agree on one user; one of them is the first.
+    let (a, b) = tokio::join!(wechat.login("code-a", None), wechat.login("code-a", None));
+    let ((a, _), (b, _)) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.user_id, b.user_id);
+    assert_eq!(u8::from(a.is_new) + u8::from(b.is_new), 1);
+    assert_eq!(a.openid, SandboxLogin::openid_for("code-a"));
+    // encryptedData sealed for this login's session key opens, watermark checked.
+    let key = SecretString::from(SandboxLogin::session_key_for("code-a"));
+    let (data, iv) = seal(&key, &json!({"nickName": "微信用户"}), "wx_sandbox_points", 1_700_000_000).unwrap();
+    let (again, opened) = wechat.login("code-a", Some((&data, &iv))).await.unwrap();
+    assert!(!again.is_new);
+    assert_eq!(opened.unwrap()["nickName"], "微信用户");
+    // Later, with the key kept server side (the client never has it).
+    assert_eq!(wechat.decrypt(&again.openid, &data, &iv).await.unwrap()["nickName"], "微信用户");
+    // Data sealed for another mini-program, or for another login's key, does not open.
+    let (foreign, foreign_iv) = seal(&key, &json!({"a": 1}), "wx_other", 0).unwrap();
+    assert!(matches!(wechat.decrypt(&again.openid, &foreign, &foreign_iv).await, Err(WechatError::Decrypt)));
+    assert!(matches!(wechat.login("code-b", Some((&data, &iv))).await, Err(WechatError::Decrypt)));
+    assert!(matches!(wechat.decrypt("nobody", &data, &iv).await, Err(WechatError::NoSession)));
+    // A code WeChat refuses is the client's fault, with WeChat's errcode.
+    assert!(matches!(wechat.login("invalid", None).await, Err(WechatError::Code(code)) if code == "40029"));
+}
+
+#[tokio::test]
+async fn codes_filed_under_a_key_and_without_a_leading_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let sms = Arc::new(SandboxSms::new());
+    let policy = CodePolicy {
+        length: 4,
+        no_leading_zero: true,
+        ttl: Duration::from_secs(1800),
+        resend_interval: Duration::from_secs(60),
+        max_attempts: 3,
+        daily_cap: 5,
+    };
+    let clock = Clock::default();
+    let codes = Codes::new("community", policy, db(&dir).await, vault(), sms.clone(), clock.clone());
+    let sent = codes.send("13800000001", "yezhu", true).await.unwrap();
+    let key = sent.key.expect("a key");
+    let code = sms.entries(Some("community"), "13800000001")[0].code.clone();
+    assert_eq!(code.len(), 4);
+    assert_ne!(code.as_bytes()[0], b'0');
+    // The code is filed under its key, not under the phone.
+    assert!(matches!(codes.check(Subject::Phone("13800000001"), "yezhu", &code).await, Err(CodeError::Wrong)));
+    let ticket = codes.redeem(Subject::Key(&key), "yezhu", &code).await.unwrap();
+    assert_eq!(ticket.phone, "13800000001");
+    assert!(matches!(codes.redeem(Subject::Key(&key), "yezhu", &code).await, Err(CodeError::Wrong)), "single use");
+    assert!(matches!(codes.send("13800000001", "yezhu", true).await, Err(CodeError::TooSoon(wait)) if (1..=60).contains(&wait)));
+}
+
+#[tokio::test]
+async fn passwords_hash_and_verify_through_a_pool_of_one() {
+    let passwords = mpapi::identity::Passwords::new(1);
+    let hashes = futures_util::future::join_all((0..4).map(|i| {
+        let passwords = passwords.clone();
+        async move { passwords.hash(&format!("password-{i}")).await.unwrap() }
+    }))
+    .await;
+    for (i, hash) in hashes.iter().enumerate() {
+        assert!(passwords.verify(&format!("password-{i}"), hash).await.unwrap());
+    }
+}
