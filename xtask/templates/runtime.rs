@@ -937,12 +937,129 @@ pub fn stated_schema(json: &str) -> utoipa::openapi::schema::Schema {
 }
 
 /// What the published document says beyond the `utoipa::path` attributes, filled in by each
-/// API's generated `openapi.rs`: the headers responses declare.
+/// API's generated `openapi.rs`: the headers responses declare, and every documented example
+/// (named, as in the spec) of request bodies, responses and parameters.
 pub mod publish {
+    use serde_json::Value;
+    use utoipa::openapi::example::Example;
     use utoipa::openapi::header::Header;
-    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
     use utoipa::openapi::schema::Schema;
-    use utoipa::openapi::{OpenApi, RefOr};
+    use utoipa::openapi::{Content, OpenApi, RefOr};
+
+    /// Where documented examples go in an operation.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Place {
+        /// The request body's content of this media type.
+        Request {
+            /// The media type.
+            media_type: &'static str,
+        },
+        /// A response's content.
+        Response {
+            /// The status, as the document keys it (`"200"`).
+            status: &'static str,
+            /// The media type.
+            media_type: &'static str,
+        },
+        /// A parameter's `example`.
+        Parameter {
+            /// Its name.
+            name: &'static str,
+            /// Where it travels: `path`, `query` or `header`.
+            location: &'static str,
+        },
+    }
+
+    /// Documented examples of one place of one operation: for bodies the spec's `examples` map
+    /// (name → `{summary, description, value}`, in the spec's order), for parameters the value.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Documented {
+        /// The operation's path template.
+        pub path: &'static str,
+        /// Its method, lower case.
+        pub method: &'static str,
+        /// Where in the operation.
+        pub place: Place,
+        /// The examples (or the parameter's example) as JSON.
+        pub json: &'static str,
+    }
+
+    fn parse(json: &str) -> Value {
+        serde_json::from_str(json).expect("the generator embeds examples as JSON")
+    }
+
+    fn content<'a>(map: impl IntoIterator<Item = (&'a String, &'a mut RefOr<Content>)>, media_type: &str) -> &'a mut Content {
+        match map.into_iter().find(|(m, _)| *m == media_type) {
+            Some((_, RefOr::T(content))) => content,
+            _ => unreachable!("the handlers publish every documented media type inline"),
+        }
+    }
+
+    /// Put every documented example into the document (utoipa keeps an `examples` map sorted
+    /// by name; [`in_spec_order`] restores the spec's order in the JSON that is served).
+    pub fn examples(openapi: &mut OpenApi, documented: &[Documented]) {
+        for entry in documented {
+            let operation = self::operation(openapi, entry.path, entry.method);
+            let value = parse(entry.json);
+            match entry.place {
+                Place::Parameter { name, location } => {
+                    let location = match location {
+                        "path" => ParameterIn::Path,
+                        "header" => ParameterIn::Header,
+                        _ => ParameterIn::Query,
+                    };
+                    for parameter in operation.parameters.iter_mut().flatten() {
+                        if let RefOr::T(p) = parameter
+                            && p.name == name
+                            && p.parameter_in == location
+                        {
+                            *p = ParameterBuilder::from(p.clone()).example(Some(value.clone())).build();
+                        }
+                    }
+                }
+                Place::Request { media_type } => {
+                    let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                        unreachable!("the handlers publish every request body inline")
+                    };
+                    content(body.content.iter_mut(), media_type).examples = named(value);
+                }
+                Place::Response { status, media_type } => {
+                    let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+                        unreachable!("the handlers publish every documented response")
+                    };
+                    content(response.content.iter_mut(), media_type).examples = named(value);
+                }
+            }
+        }
+    }
+
+    fn named(map: Value) -> std::collections::BTreeMap<String, RefOr<Example>> {
+        let Value::Object(map) = map else { unreachable!("examples maps are objects") };
+        map.into_iter()
+            .map(|(name, example)| (name, RefOr::T(serde_json::from_value(example).expect("examples read as Example objects"))))
+            .collect()
+    }
+
+    /// The document as served: every `examples` map in the spec's order (Swagger UI shows an
+    /// operation's first example first: the documented default, not the alphabetically first).
+    pub fn in_spec_order(mut json: Value, documented: &[Documented]) -> Value {
+        for entry in documented {
+            let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+            let operation = format!("/paths/{}/{}", escape(entry.path), entry.method);
+            let pointer = match entry.place {
+                Place::Parameter { .. } => continue,
+                Place::Request { media_type } => format!("{operation}/requestBody/content/{}/examples", escape(media_type)),
+                Place::Response { status, media_type } => {
+                    format!("{operation}/responses/{status}/content/{}/examples", escape(media_type))
+                }
+            };
+            if let Some(examples) = json.pointer_mut(&pointer) {
+                *examples = parse(entry.json);
+            }
+        }
+        json
+    }
 
     /// The operation `method path` of the document (generated code names only operations its
     /// own handlers publish).

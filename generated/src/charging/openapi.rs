@@ -275,10 +275,2164 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct ChargingDoc;
-/// The published OpenAPI document (served at `/openapi.json`).
+/// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <ChargingDoc as utoipa::OpenApi>::openapi()
 }
+/// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+/// `examples` map in the spec's order.
+pub fn published() -> serde_json::Value {
+    let json = serde_json::to_value(document()).expect("the document serialises");
+    publish::in_spec_order(json, DOCUMENTED)
+}
+/// Every documented example of the spec, where it goes in the document.
+const DOCUMENTED: &[publish::Documented] = &[
+    publish::Documented {
+        path: "/api/user/wechat/login",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"with_user_info":{"summary":"携带用户信息","value":{"code":"0c3Xk6Ga1rTq8H0bWqIa1Ff8Xk3Xk6GP","userInfo":{"nickName":"阿杰的Model 3","avatarUrl":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132","gender":1,"country":"中国","province":"广东","city":"深圳","language":"zh_CN"}}},"code_only":{"summary":"仅传code（userInfo为空时创建默认对象）","value":{"code":"0a1Bc2Ga1sUr8H0cXrJa1Gg9Yl4Yl7GQ"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wechat/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"登录成功（已有用户）","value":{"code":0,"message":"登录成功","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjEwMDg2LCJvcGVuSWQiOiJvWDNwRjVSazJtTjhxVDF2VzR5WjdiQzBkRTZnIiwiaWF0IjoxNjg2ODA5NDIyLCJleHAiOjE2ODY4OTU4MjJ9.agnIlsUqyXlMBOaB4ctFDqMraovWLeODDNPtIaBM3sw","userId":10086,"openId":"oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g","balance":86.5,"points":320}}},"new_user":{"summary":"首次登录，自动创建新用户","value":{"code":0,"message":"登录成功","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjEwMDg5LCJvcGVuSWQiOiJvWDNwRjVSazlhQjJjRDRlRjZnSDhpSjBrTDFtIiwiaWF0IjoxNjg2ODA5NDIyLCJleHAiOjE2ODY4OTU4MjJ9.sN8i7Xao3ERcnBGiD7-yW4xEvB4DxuCrRhB2MJZeF34","userId":10089,"openId":"oX3pF5Rk9aB2cD4eF6gH8iJ0kL1m","balance":0.0,"points":0}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wechat/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"wechat_code_invalid":{"summary":"1004 微信登录失败（code无效、过期或已使用）","value":{"code":1004,"message":"微信登录失败：code无效或已被使用","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wechat/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wechat/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"wechat_service_error":{"summary":"1004 微信登录失败（微信接口异常）","value":{"code":1004,"message":"微信登录失败：微信服务繁忙，请稍后重试","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"用户名密码登录","value":{"username":"zhangwei88","password":"Chg@2023sz"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"登录成功","value":{"code":0,"message":"登录成功","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjEwMDg3LCJvcGVuSWQiOiJ1c2VyXzEwMDg3IiwiaWF0IjoxNjg2ODEwMDIyLCJleHAiOjE2ODY4OTY0MjJ9.2glvwRV3ZQOUvd1jftRDV01ioxrPvRm6WlU1CP1CGP8","userId":10087,"openId":"user_10087","balance":35.2,"points":80}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"password_incorrect":{"summary":"1002 用户名或密码错误","value":{"code":1002,"message":"用户名或密码错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"user_not_found":{"summary":"1001 用户不存在","value":{"code":1001,"message":"用户不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/register",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"注册（含可选字段）","value":{"username":"liuyang_ev","password":"Ev2023@nanshan","nickname":"刘洋","avatar":"https://charge.example.com/static/avatar/default.png","gender":1}},"minimal":{"summary":"仅必填字段","value":{"username":"chenjing01","password":"Cj20230615"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"注册成功","value":{"code":0,"message":"注册成功","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VySWQiOjEwMDg4LCJvcGVuSWQiOiIiLCJpYXQiOjE2ODY4MTA2MjIsImV4cCI6MTY4Njg5NzAyMn0.-4qmP2OTpx9vi5JPC177IR1QSPd1Gt1kl5jz1lj03WY","userId":10088,"openId":"","balance":0.0,"points":0}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"username_exists":{"summary":"1003 用户名已存在","value":{"code":1003,"message":"用户名已存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"当前用户信息","value":{"code":0,"message":"操作成功","data":{"userId":10086,"openId":"oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g","nickname":"阿杰的Model 3","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132","gender":1,"country":"中国","province":"广东","city":"深圳","language":"zh_CN","balance":86.5,"points":320,"lastLoginTime":"2023-06-15T06:10:22Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"user_not_found":{"summary":"1001 用户不存在","value":{"code":1001,"message":"用户不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"更新昵称与地区","value":{"nickname":"阿杰的Model 3","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132","gender":1,"country":"中国","province":"广东","city":"深圳","language":"zh_CN"}},"nickname_only":{"summary":"仅更新昵称","value":{"nickname":"南山充电侠"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"更新成功","value":{"code":0,"message":"更新成功","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"user_not_found":{"summary":"1001 用户不存在","value":{"code":1001,"message":"用户不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/update",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "latitude",
+            location: "query",
+        },
+        json: r#"22.533012"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "longitude",
+            location: "query",
+        },
+        json: r#"113.930457"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "radius",
+            location: "query",
+        },
+        json: r#"5000"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageNum",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageSize",
+            location: "query",
+        },
+        json: r#"10"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"深圳大学附近5公里内的充电站","value":{"code":0,"message":"操作成功","data":{"total":3,"list":[{"id":"ST0001","name":"深圳湾科技生态园充电站","status":1,"address":"广东省深圳市南山区高新南十道深圳湾科技生态园10栋B2层停车场","latitude":22.528471,"longitude":113.944723,"distance":1549.8,"description":"直流快充4台（60kW）与交流慢充2台，24小时开放，停车前2小时免费","availablePorts":5,"totalPorts":8,"updateTime":"2023-06-15T06:45:00Z"},{"id":"ST0003","name":"海岸城购物中心充电站","status":2,"address":"广东省深圳市南山区文心五路33号海岸城B2层停车场","latitude":22.517262,"longitude":113.935917,"distance":1838.9,"description":"商场地下停车场快充站，设备升级维护中，预计6月20日恢复","availablePorts":0,"totalPorts":10,"updateTime":"2023-06-15T06:45:00Z"},{"id":"ST0002","name":"南山科技园北区充电站","status":1,"address":"广东省深圳市南山区朗山路16号华瀚创新园地面停车场","latitude":22.555318,"longitude":113.950182,"distance":3202.4,"description":"交流慢充为主，适合园区员工日间停车充电，07:00-23:00开放","availablePorts":2,"totalPorts":6,"updateTime":"2023-06-15T06:45:00Z"}],"pageNum":1,"pageSize":10,"pages":1}}},"empty":{"summary":"半径内没有充电站","value":{"code":0,"message":"操作成功","data":{"total":0,"list":[],"pageNum":1,"pageSize":10,"pages":0}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/nearby",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""ST0001""#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"深圳湾科技生态园充电站详情","value":{"code":0,"message":"操作成功","data":{"id":"ST0001","name":"深圳湾科技生态园充电站","status":1,"address":"广东省深圳市南山区高新南十道深圳湾科技生态园10栋B2层停车场","latitude":22.528471,"longitude":113.944723,"description":"直流快充4台（60kW）与交流慢充2台，24小时开放，停车前2小时免费","availablePorts":5,"totalPorts":8,"piles":[{"id":"CP0001","pileNo":"CP001","pileType":1,"status":2,"powerRate":60.0,"totalPorts":2,"availablePorts":1},{"id":"CP0002","pileNo":"CP002","pileType":1,"status":1,"powerRate":60.0,"totalPorts":2,"availablePorts":2},{"id":"CP0003","pileNo":"CP003","pileType":2,"status":1,"powerRate":7.0,"totalPorts":2,"availablePorts":1},{"id":"CP0004","pileNo":"CP004","pileType":2,"status":2,"powerRate":7.0,"totalPorts":2,"availablePorts":1}],"updateTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"station_not_found":{"summary":"2001 充电站不存在","value":{"code":2001,"message":"充电站不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "keyword",
+            location: "query",
+        },
+        json: r#""科技""#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "latitude",
+            location: "query",
+        },
+        json: r#"22.533012"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "longitude",
+            location: "query",
+        },
+        json: r#"113.930457"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageNum",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageSize",
+            location: "query",
+        },
+        json: r#"10"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"按“科技”搜索（提供了经纬度，含distance）","value":{"code":0,"message":"操作成功","data":{"total":2,"list":[{"id":"ST0001","name":"深圳湾科技生态园充电站","status":1,"address":"广东省深圳市南山区高新南十道深圳湾科技生态园10栋B2层停车场","latitude":22.528471,"longitude":113.944723,"distance":1549.8,"availablePorts":5,"totalPorts":8,"updateTime":"2023-06-15T06:45:00Z"},{"id":"ST0002","name":"南山科技园北区充电站","status":1,"address":"广东省深圳市南山区朗山路16号华瀚创新园地面停车场","latitude":22.555318,"longitude":113.950182,"distance":3202.4,"availablePorts":2,"totalPorts":6,"updateTime":"2023-06-15T06:45:00Z"}],"pageNum":1,"pageSize":10,"pages":1}}},"without_location":{"summary":"未提供经纬度（不含distance）","value":{"code":0,"message":"操作成功","data":{"total":2,"list":[{"id":"ST0001","name":"深圳湾科技生态园充电站","status":1,"address":"广东省深圳市南山区高新南十道深圳湾科技生态园10栋B2层停车场","latitude":22.528471,"longitude":113.944723,"availablePorts":5,"totalPorts":8,"updateTime":"2023-06-15T06:45:00Z"},{"id":"ST0002","name":"南山科技园北区充电站","status":1,"address":"广东省深圳市南山区朗山路16号华瀚创新园地面停车场","latitude":22.555318,"longitude":113.950182,"availablePorts":2,"totalPorts":6,"updateTime":"2023-06-15T06:45:00Z"}],"pageNum":1,"pageSize":10,"pages":1}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/station/search",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "stationId",
+            location: "path",
+        },
+        json: r#""ST0001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"深圳湾科技生态园充电站的全部充电桩","value":{"code":0,"message":"操作成功","data":[{"id":"CP0001","stationId":"ST0001","pileNo":"CP001","pileType":1,"status":2,"powerRate":60.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234562","totalPorts":2,"floatingPower":300.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V3.2.7","hardwareVersion":"HW-DC60-V2.0","ccid":"89860121801234567801","voltage":"750","ampereValue":"80","onlineStatus":1,"signalStrength":86,"temperature":41.2,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"直流快充桩，双枪，单枪最大60kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":1,"ports":[{"id":"PT000101","portNo":"1","portType":1,"status":2,"isDisabled":false},{"id":"PT000102","portNo":"2","portType":1,"status":1,"isDisabled":false}]},{"id":"CP0002","stationId":"ST0001","pileNo":"CP002","pileType":1,"status":1,"powerRate":60.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234570","totalPorts":2,"floatingPower":300.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V3.2.7","hardwareVersion":"HW-DC60-V2.0","ccid":"89860121801234567802","voltage":"750","ampereValue":"80","onlineStatus":1,"signalStrength":78,"temperature":33.6,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"直流快充桩，双枪，单枪最大60kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":2,"ports":[{"id":"PT000201","portNo":"1","portType":1,"status":1,"isDisabled":false},{"id":"PT000202","portNo":"2","portType":1,"status":1,"isDisabled":false}]},{"id":"CP0003","stationId":"ST0001","pileNo":"CP003","pileType":2,"status":1,"powerRate":7.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234588","totalPorts":2,"floatingPower":60.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V1.8.4","hardwareVersion":"HW-AC7-V1.3","ccid":"89860121801234567803","voltage":"220","ampereValue":"32","onlineStatus":1,"signalStrength":64,"temperature":35.1,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"交流慢充桩，双枪，单枪7kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":1,"ports":[{"id":"PT000301","portNo":"1","portType":1,"status":1,"isDisabled":false},{"id":"PT000302","portNo":"2","portType":1,"status":3,"isDisabled":true}]},{"id":"CP0004","stationId":"ST0001","pileNo":"CP004","pileType":2,"status":2,"powerRate":7.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234596","totalPorts":2,"floatingPower":60.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V1.8.4","hardwareVersion":"HW-AC7-V1.3","ccid":"89860121801234567804","voltage":"220","ampereValue":"32","onlineStatus":1,"signalStrength":71,"temperature":37.8,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"交流慢充桩，双枪，单枪7kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":1,"ports":[{"id":"PT000401","portNo":"1","portType":1,"status":2,"isDisabled":false},{"id":"PT000402","portNo":"2","portType":1,"status":1,"isDisabled":false}]}]}},"idle_only":{"summary":"status=1，仅空闲充电桩","value":{"code":0,"message":"操作成功","data":[{"id":"CP0002","stationId":"ST0001","pileNo":"CP002","pileType":1,"status":1,"powerRate":60.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234570","totalPorts":2,"floatingPower":300.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V3.2.7","hardwareVersion":"HW-DC60-V2.0","ccid":"89860121801234567802","voltage":"750","ampereValue":"80","onlineStatus":1,"signalStrength":78,"temperature":33.6,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"直流快充桩，双枪，单枪最大60kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":2,"ports":[{"id":"PT000201","portNo":"1","portType":1,"status":1,"isDisabled":false},{"id":"PT000202","portNo":"2","portType":1,"status":1,"isDisabled":false}]},{"id":"CP0003","stationId":"ST0001","pileNo":"CP003","pileType":2,"status":1,"powerRate":7.0,"manufacturer":"深圳市易充新能源设备有限公司","imei":"865328061234588","totalPorts":2,"floatingPower":60.0,"autoStopEnabled":true,"pluginWaitTime":60,"removalWaitTime":120,"supportsNewProtocol":true,"protocolVersion":"V2.1","softwareVersion":"V1.8.4","hardwareVersion":"HW-AC7-V1.3","ccid":"89860121801234567803","voltage":"220","ampereValue":"32","onlineStatus":1,"signalStrength":64,"temperature":35.1,"lastHeartbeatTime":"2023-06-15T06:44:41Z","installationDate":"2022-11-18","lastMaintenanceDate":"2023-05-20","description":"交流慢充桩，双枪，单枪7kW","updateTime":"2023-06-15T06:45:00Z","availablePorts":1,"ports":[{"id":"PT000301","portNo":"1","portType":1,"status":1,"isDisabled":false},{"id":"PT000302","portNo":"2","portType":1,"status":3,"isDisabled":true}]}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"station_not_found":{"summary":"2001 充电站不存在","value":{"code":2001,"message":"充电站不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/station/{stationId}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""CP0001""#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"CP001 直流快充桩（1号枪充电中）","value":{"code":0,"message":"操作成功","data":{"id":"CP0001","stationId":"ST0001","stationName":"深圳湾科技生态园充电站","pileNo":"CP001","pileType":1,"status":2,"powerRate":60.0,"manufacturer":"深圳市易充新能源设备有限公司","totalPorts":2,"onlineStatus":1,"signalStrength":86,"temperature":41.2,"lastHeartbeatTime":"2023-06-15T06:44:41Z","ports":[{"id":"PT000101","portNo":"1","portType":1,"status":2,"voltage":512.3,"currentAmpere":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"isDisabled":false},{"id":"PT000102","portNo":"2","portType":1,"status":1,"voltage":0.0,"currentAmpere":0.0,"power":0.0,"temperature":31.0,"electricity":0.0,"isDisabled":false}],"updateTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/pile/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "code",
+            location: "path",
+        },
+        json: r#""CDZ20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"扫描CP001桩身二维码","value":{"code":0,"message":"操作成功","data":{"id":"CP0001","stationId":"ST0001","stationName":"深圳湾科技生态园充电站","pileNo":"CP001","pileType":1,"status":2,"powerRate":60.0,"deviceAddress":"20230001","ports":[{"id":"PT000101","portNo":"1","portType":1,"status":2,"isDisabled":false},{"id":"PT000102","portNo":"2","portType":1,"status":1,"isDisabled":false}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/qrcode/{code}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pileId",
+            location: "query",
+        },
+        json: r#""CP0001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"pileId=CP0001 的端口（两个端口都在充电）","value":{"code":0,"message":"操作成功","data":[{"id":"PT000101","pileId":"CP0001","pileNo":"CP001","portNo":"1","portType":1,"status":2,"currentOrderId":"ORD000124","totalChargingTimes":1286,"totalChargingDuration":5123400,"totalPowerConsumption":18765.43},{"id":"PT000102","pileId":"CP0001","pileNo":"CP001","portNo":"2","portType":1,"status":2,"currentOrderId":"ORD000126","totalChargingTimes":1174,"totalChargingDuration":4689120,"totalPowerConsumption":16932.87}]}},"with_idle_port":{"summary":"pileId=CP0001，2号端口空闲（currentOrderId为null）","value":{"code":0,"message":"操作成功","data":[{"id":"PT000101","pileId":"CP0001","pileNo":"CP001","portNo":"1","portType":1,"status":2,"currentOrderId":"ORD000124","totalChargingTimes":1286,"totalChargingDuration":5123400,"totalPowerConsumption":18765.43},{"id":"PT000102","pileId":"CP0001","pileNo":"CP001","portNo":"2","portType":1,"status":1,"currentOrderId":null,"totalChargingTimes":1174,"totalChargingDuration":4689120,"totalPowerConsumption":16932.87}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPort",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""PT000101""#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"CP001 1号枪（充电中）","value":{"code":0,"message":"操作成功","data":{"id":"PT000101","pileId":"CP0001","pileNo":"CP001","portNo":"1","portType":1,"status":2,"faultType":0,"isDisabled":false,"currentOrderId":"ORD000124","lastOrderId":"ORD000123","voltage":512.3,"currentAmpere":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"totalChargingTimes":1286,"totalChargingDuration":5123400,"totalPowerConsumption":18765.43,"lastCheckTime":"2023-06-15T06:44:30Z","updateTime":"2023-06-15T06:45:00Z"}}},"idle":{"summary":"CP001 2号枪（空闲，无当前订单）","value":{"code":0,"message":"操作成功","data":{"id":"PT000102","pileId":"CP0001","pileNo":"CP001","portNo":"2","portType":1,"status":1,"faultType":0,"isDisabled":false,"currentOrderId":null,"lastOrderId":"ORD000097","voltage":0.0,"currentAmpere":0.0,"power":0.0,"temperature":31.0,"electricity":0.0,"totalChargingTimes":1174,"totalChargingDuration":4689120,"totalPowerConsumption":16932.87,"lastCheckTime":"2023-06-15T06:44:30Z","updateTime":"2023-06-15T06:45:00Z"}}},"faulted":{"summary":"CP003 2号枪（故障：继电器粘连，已禁用）","value":{"code":0,"message":"操作成功","data":{"id":"PT000302","pileId":"CP0003","pileNo":"CP003","portNo":"2","portType":1,"status":3,"faultType":2,"isDisabled":true,"currentOrderId":null,"lastOrderId":"ORD000097","voltage":0.0,"currentAmpere":0.0,"power":0.0,"temperature":30.4,"electricity":0.0,"totalChargingTimes":802,"totalChargingDuration":3011400,"totalPowerConsumption":10455.2,"lastCheckTime":"2023-06-15T06:44:30Z","updateTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""PT000101""#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"CP001 1号枪实时状态","value":{"code":0,"message":"操作成功","data":{"id":"PT000101","pileId":"CP0001","pileNo":"CP001","portNo":"1","portType":1,"status":2,"faultType":0,"isDisabled":false,"currentOrderId":"ORD000124","lastOrderId":"ORD000123","voltage":512.8,"currentAmpere":48.4,"power":24.8,"temperature":38.5,"electricity":10.53,"totalChargingTimes":1286,"totalChargingDuration":5123400,"totalPowerConsumption":18765.43,"lastCheckTime":"2023-06-15T06:45:10Z","updateTime":"2023-06-15T06:45:10Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/port/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"full_auto_stop":{"summary":"充满自停，微信支付","value":{"pileId":"CP0001","portId":"PT000101","chargingMode":1,"chargingParameter":0,"paymentMethod":1}},"by_amount":{"summary":"按金额充50元，余额支付","value":{"pileId":"CP0002","portId":"PT000201","chargingMode":2,"chargingParameter":50.0,"paymentMethod":3}},"by_time":{"summary":"按时间充90分钟","value":{"pileId":"CP0003","portId":"PT000301","chargingMode":3,"chargingParameter":90,"paymentMethod":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"充满自停，微信支付（充电结束后支付）","value":{"code":0,"message":"订单创建成功","data":{"orderId":"ORD000124","orderNo":"CD202306151419480002","status":0,"paymentStatus":0,"paymentMethod":1,"amount":0.0,"startTime":"2023-06-15T06:19:48Z","paymentUrl":"/pages/payment/pay?orderId=ORD000124","deviceAddress":"20230001"}}},"by_amount_balance":{"summary":"按金额50元，余额支付（无需跳转支付）","value":{"code":0,"message":"订单创建成功","data":{"orderId":"ORD000125","orderNo":"CD202306151812050003","status":0,"paymentStatus":0,"paymentMethod":3,"amount":50.0,"startTime":"2023-06-15T10:12:05Z","paymentUrl":null,"deviceAddress":"20230002"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"port_fault":{"summary":"2006 充电端口故障","value":{"code":2006,"message":"充电端口故障","data":null}},"balance_insufficient":{"summary":"1005 账户余额不足","value":{"code":1005,"message":"账户余额不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}},"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"port_occupied":{"summary":"2005 充电端口已被占用","value":{"code":2005,"message":"充电端口已被占用","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"order_create_failed":{"summary":"3005 订单创建失败","value":{"code":3005,"message":"订单创建失败","data":null}},"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""ORD000123""#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"已完成并已支付的订单（跨峰、尖峰、平时段）","value":{"code":0,"message":"操作成功","data":{"id":"ORD000123","orderNo":"CD202306151030050001","userId":10086,"pileId":"CP0001","pileNo":"CP001","portId":"PT000101","portNo":"1","stationName":"深圳湾科技生态园充电站","amount":45.22,"startTime":"2023-06-15T02:30:12Z","endTime":"2023-06-15T04:05:42Z","powerConsumption":39.16,"chargingTime":5730,"power":24.6,"status":2,"paymentStatus":1,"paymentMethod":1,"paymentTime":"2023-06-15T04:05:50Z","serviceFee":6.78,"totalAmount":52.0,"transactionId":"4200001893202306150123456789","chargingMode":1,"stopReason":2,"billingMode":1,"sharpElectricity":24.6,"sharpAmount":30.75,"peakElectricity":12.22,"peakAmount":12.83,"flatElectricity":2.34,"flatAmount":1.64,"valleyElectricity":0.0,"valleyAmount":0.0,"deepValleyElectricity":0.0,"deepValleyAmount":0.0,"remark":"北京时间10:30:12-12:05:42，跨峰/尖峰/平三个时段，按计费规则BR001分时计费，服务费率15%","deviceAddress":"20230001","updateTime":"2023-06-15T04:05:50Z"}}},"charging":{"summary":"充电进行中的订单（endTime、paymentTime、transactionId、stopReason为null）","value":{"code":0,"message":"操作成功","data":{"id":"ORD000124","orderNo":"CD202306151419480002","userId":10086,"pileId":"CP0001","pileNo":"CP001","portId":"PT000101","portNo":"1","stationName":"深圳湾科技生态园充电站","amount":10.98,"startTime":"2023-06-15T06:19:48Z","endTime":null,"powerConsumption":10.46,"chargingTime":1512,"power":24.9,"status":1,"paymentStatus":0,"paymentMethod":1,"paymentTime":null,"serviceFee":1.65,"totalAmount":12.63,"transactionId":null,"chargingMode":1,"stopReason":null,"billingMode":1,"sharpElectricity":0.0,"sharpAmount":0.0,"peakElectricity":10.46,"peakAmount":10.98,"flatElectricity":0.0,"flatAmount":0.0,"valleyElectricity":0.0,"valleyAmount":0.0,"deepValleyElectricity":0.0,"deepValleyAmount":0.0,"remark":"充电中，费用为实时估算","deviceAddress":"20230001","updateTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""ORD000124""#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"充电已结束（待支付）","value":{"code":0,"message":"操作成功","data":{"id":"ORD000124","status":2,"paymentStatus":0,"startTime":"2023-06-15T06:19:48Z","endTime":"2023-06-15T07:02:18Z","powerConsumption":17.64,"chargingTime":2550,"power":24.9,"amount":18.52,"voltage":0.0,"currentAmpere":0.0,"currentTime":"2023-06-15T07:02:30Z"}}},"charging":{"summary":"充电进行中（endTime为null）","value":{"code":0,"message":"操作成功","data":{"id":"ORD000124","status":1,"paymentStatus":0,"startTime":"2023-06-15T06:19:48Z","endTime":null,"powerConsumption":10.46,"chargingTime":1512,"power":24.9,"amount":10.98,"voltage":512.3,"currentAmpere":48.6,"currentTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageNum",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "pageSize",
+            location: "query",
+        },
+        json: r#"10"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "startDate",
+            location: "query",
+        },
+        json: r#""2023-06-01""#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "endDate",
+            location: "query",
+        },
+        json: r#""2023-06-30""#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"2023年6月的订单（第1页，每页3条，共8单）","value":{"code":0,"message":"操作成功","data":{"total":8,"list":[{"id":"ORD000124","orderNo":"CD202306151419480002","stationName":"深圳湾科技生态园充电站","pileNo":"CP001","portNo":"1","amount":18.52,"startTime":"2023-06-15T06:19:48Z","endTime":"2023-06-15T07:02:18Z","powerConsumption":17.64,"chargingTime":2550,"status":2,"paymentStatus":1},{"id":"ORD000123","orderNo":"CD202306151030050001","stationName":"深圳湾科技生态园充电站","pileNo":"CP001","portNo":"1","amount":45.22,"startTime":"2023-06-15T02:30:12Z","endTime":"2023-06-15T04:05:42Z","powerConsumption":39.16,"chargingTime":5730,"status":2,"paymentStatus":1},{"id":"ORD000097","orderNo":"CD202306092105330007","stationName":"南山科技园北区充电站","pileNo":"CP012","portNo":"2","amount":21.35,"startTime":"2023-06-09T13:05:41Z","endTime":"2023-06-09T17:02:10Z","powerConsumption":27.38,"chargingTime":14189,"status":2,"paymentStatus":1}],"pageNum":1,"pageSize":3,"pages":3}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""ORD000124""#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"user_stop":{"summary":"用户主动停止","value":{"stopReason":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"用户主动停止，订单结算完成","value":{"code":0,"message":"停止充电成功","data":{"orderId":"ORD000124","status":2,"endTime":"2023-06-15T07:02:18Z","powerConsumption":17.64,"chargingTime":2550,"amount":18.52}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_completed":{"summary":"3003 订单已完成","value":{"code":3003,"message":"订单已完成","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"pile_not_charging":{"summary":"5004 充电桩未在充电中","value":{"code":5004,"message":"充电桩未在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/order/{id}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"wechat":{"summary":"微信支付","value":{"orderId":"ORD000124","paymentMethod":1}},"balance":{"summary":"余额支付","value":{"orderId":"ORD000124","paymentMethod":3}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"微信支付，等待用户付款","value":{"code":0,"message":"支付订单已创建","data":{"paymentId":"PAY000457","orderId":"ORD000124","paymentStatus":1,"paymentMethod":1,"amount":21.3,"paymentUrl":"https://charge.example.com/api/payment/wechat/pay?paymentId=PAY000457","qrCodeUrl":"weixin://wxpay/bizpayurl?pr=Xk3d9Qa00"}}},"balance_paid":{"summary":"余额支付成功","value":{"code":0,"message":"支付成功","data":{"paymentId":"PAY000458","orderId":"ORD000124","paymentStatus":2,"paymentMethod":3,"amount":21.3,"paymentUrl":null,"qrCodeUrl":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"balance_insufficient":{"summary":"1005 账户余额不足","value":{"code":1005,"message":"账户余额不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"payment_duplicate":{"summary":"4003 重复支付（订单已支付）","value":{"code":4003,"message":"重复支付","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/pay",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"payment_failed":{"summary":"4001 支付失败（支付平台下单失败）","value":{"code":4001,"message":"支付失败","data":null}},"payment_timeout":{"summary":"4002 支付超时（支付平台响应超时）","value":{"code":4002,"message":"支付超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "path",
+        },
+        json: r#""PAY000457""#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"微信支付成功","value":{"code":0,"message":"操作成功","data":{"paymentId":"PAY000457","orderId":"ORD000124","paymentStatus":2,"paymentMethod":1,"amount":21.3,"paymentTime":"2023-06-15T07:03:10Z","transactionId":"4200001895202306158765432101"}}},"paying":{"summary":"支付中（用户尚未完成付款）","value":{"code":0,"message":"操作成功","data":{"paymentId":"PAY000457","orderId":"ORD000124","paymentStatus":1,"paymentMethod":1,"amount":21.3,"paymentTime":null,"transactionId":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"payment_not_found":{"summary":"支付记录不存在（文档无对应业务码，使用404）","value":{"code":404,"message":"支付记录不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/{id}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"wechat_100":{"summary":"微信充值100元","value":{"amount":100.0,"paymentMethod":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"微信充值100元","value":{"code":0,"message":"充值订单已创建","data":{"rechargeId":"RC000078","amount":100.0,"paymentMethod":1,"paymentUrl":"https://charge.example.com/api/payment/wechat/pay?paymentId=RC000078","qrCodeUrl":"weixin://wxpay/bizpayurl?pr=Tq8mZ2c00"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/recharge",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"payment_failed":{"summary":"4001 支付失败（支付平台下单失败）","value":{"code":4001,"message":"支付失败","data":null}},"payment_timeout":{"summary":"4002 支付超时（支付平台响应超时）","value":{"code":4002,"message":"支付超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/notify",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/xml",
+        },
+        json: r#"{"paid":{"summary":"订单PAY000457支付成功通知（total_fee=2130分，即21.30元）","value":"<xml>\n  <appid><![CDATA[wx8a3c5e7f9b1d2046]]></appid>\n  <mch_id><![CDATA[1612345678]]></mch_id>\n  <nonce_str><![CDATA[5d2b6c2a8db53831f7eda20af46e531c]]></nonce_str>\n  <sign><![CDATA[BEC680E39613E62D6E05F287D3844FEB]]></sign>\n  <result_code><![CDATA[SUCCESS]]></result_code>\n  <return_code><![CDATA[SUCCESS]]></return_code>\n  <openid><![CDATA[oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g]]></openid>\n  <is_subscribe><![CDATA[N]]></is_subscribe>\n  <trade_type><![CDATA[JSAPI]]></trade_type>\n  <bank_type><![CDATA[CMB_DEBIT]]></bank_type>\n  <total_fee>2130</total_fee>\n  <fee_type><![CDATA[CNY]]></fee_type>\n  <cash_fee>2130</cash_fee>\n  <transaction_id><![CDATA[4200001895202306158765432101]]></transaction_id>\n  <out_trade_no><![CDATA[PAY000457]]></out_trade_no>\n  <attach><![CDATA[ORD000124]]></attach>\n  <time_end><![CDATA[20230615150310]]></time_end>\n</xml>"},"pay_failed":{"summary":"充值RC000078支付失败通知（result_code=FAIL）","value":"<xml>\n  <appid><![CDATA[wx8a3c5e7f9b1d2046]]></appid>\n  <mch_id><![CDATA[1612345678]]></mch_id>\n  <nonce_str><![CDATA[a8c3e61f0b9d4e27b5f2c7d1e9a04b36]]></nonce_str>\n  <sign><![CDATA[3E223951339441EBC1CD7B86E0556250]]></sign>\n  <result_code><![CDATA[FAIL]]></result_code>\n  <err_code><![CDATA[NOTENOUGH]]></err_code>\n  <err_code_des><![CDATA[余额不足]]></err_code_des>\n  <return_code><![CDATA[SUCCESS]]></return_code>\n  <openid><![CDATA[oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g]]></openid>\n  <trade_type><![CDATA[JSAPI]]></trade_type>\n  <total_fee>10000</total_fee>\n  <out_trade_no><![CDATA[RC000078]]></out_trade_no>\n  <attach><![CDATA[RC000078]]></attach>\n</xml>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/notify",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "text/xml",
+        },
+        json: r#"{"paid":{"summary":"订单PAY000457支付成功通知（total_fee=2130分，即21.30元）","value":"<xml>\n  <appid><![CDATA[wx8a3c5e7f9b1d2046]]></appid>\n  <mch_id><![CDATA[1612345678]]></mch_id>\n  <nonce_str><![CDATA[5d2b6c2a8db53831f7eda20af46e531c]]></nonce_str>\n  <sign><![CDATA[BEC680E39613E62D6E05F287D3844FEB]]></sign>\n  <result_code><![CDATA[SUCCESS]]></result_code>\n  <return_code><![CDATA[SUCCESS]]></return_code>\n  <openid><![CDATA[oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g]]></openid>\n  <is_subscribe><![CDATA[N]]></is_subscribe>\n  <trade_type><![CDATA[JSAPI]]></trade_type>\n  <bank_type><![CDATA[CMB_DEBIT]]></bank_type>\n  <total_fee>2130</total_fee>\n  <fee_type><![CDATA[CNY]]></fee_type>\n  <cash_fee>2130</cash_fee>\n  <transaction_id><![CDATA[4200001895202306158765432101]]></transaction_id>\n  <out_trade_no><![CDATA[PAY000457]]></out_trade_no>\n  <attach><![CDATA[ORD000124]]></attach>\n  <time_end><![CDATA[20230615150310]]></time_end>\n</xml>"},"pay_failed":{"summary":"充值RC000078支付失败通知（result_code=FAIL）","value":"<xml>\n  <appid><![CDATA[wx8a3c5e7f9b1d2046]]></appid>\n  <mch_id><![CDATA[1612345678]]></mch_id>\n  <nonce_str><![CDATA[a8c3e61f0b9d4e27b5f2c7d1e9a04b36]]></nonce_str>\n  <sign><![CDATA[3E223951339441EBC1CD7B86E0556250]]></sign>\n  <result_code><![CDATA[FAIL]]></result_code>\n  <err_code><![CDATA[NOTENOUGH]]></err_code>\n  <err_code_des><![CDATA[余额不足]]></err_code_des>\n  <return_code><![CDATA[SUCCESS]]></return_code>\n  <openid><![CDATA[oX3pF5Rk2mN8qT1vW4yZ7bC0dE6g]]></openid>\n  <trade_type><![CDATA[JSAPI]]></trade_type>\n  <total_fee>10000</total_fee>\n  <out_trade_no><![CDATA[RC000078]]></out_trade_no>\n  <attach><![CDATA[RC000078]]></attach>\n</xml>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/xml",
+        },
+        json: r#"{"success":{"summary":"处理成功","value":"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/xml",
+        },
+        json: r#"{"sign_invalid":{"summary":"签名校验失败","value":"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[签名失败]]></return_msg></xml>"},"amount_mismatch":{"summary":"total_fee与支付记录金额不一致","value":"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[订单金额不一致]]></return_msg></xml>"},"malformed_xml":{"summary":"XML格式错误或缺少必填字段","value":"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[参数格式校验错误]]></return_msg></xml>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/xml",
+        },
+        json: r#"{"process_failed":{"summary":"处理失败","value":"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[系统繁忙，请稍后重试]]></return_msg></xml>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "paymentId",
+            location: "query",
+        },
+        json: r#""PAY000457""#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "text/html",
+        },
+        json: r#"{"page":{"summary":"订单PAY000457的微信支付页面","value":"<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>微信支付</title></head><body><h3>深圳湾科技生态园充电站</h3><p>订单编号：CD202306151419480002</p><p>支付金额：<strong>¥21.30</strong></p><button id=\"pay\">立即支付</button><script>document.getElementById(\"pay\").onclick=function(){WeixinJSBridge.invoke(\"getBrandWCPayRequest\",{\"appId\":\"wx8a3c5e7f9b1d2046\",\"timeStamp\":\"1686812598\",\"nonceStr\":\"5K8264ILTKCH16CQ2502SI8ZNMTM67VS\",\"package\":\"prepay_id=wx15150318402517a1b2c3d4e5f60712340000\",\"signType\":\"MD5\",\"paySign\":\"C380BEC2BFD727A4B6845133519F3AD6\"},function(res){if(res.err_msg==\"get_brand_wcpay_request:ok\"){location.href=\"/api/payment/PAY000457/status\";}});};</script></body></html>"}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"payment_not_found":{"summary":"支付记录不存在（文档无对应业务码，使用404）","value":{"code":404,"message":"支付记录不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/wechat/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/charging",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "period",
+            location: "query",
+        },
+        json: r#""month""#,
+    },
+    publish::Documented {
+        path: "/api/statistics/charging",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"本月（2023年6月）统计","value":{"code":0,"message":"操作成功","data":{"totalChargingTimes":8,"totalChargingDuration":36120,"totalPowerConsumption":206.37,"totalAmount":201.2,"averageChargingDuration":4515,"averagePowerConsumption":25.8,"averageAmount":25.15,"chargingTrend":[{"date":"2023-06-02","chargingTimes":1,"powerConsumption":31.2,"amount":28.4},{"date":"2023-06-05","chargingTimes":2,"powerConsumption":44.8,"amount":39.95},{"date":"2023-06-09","chargingTimes":2,"powerConsumption":51.07,"amount":42.67},{"date":"2023-06-12","chargingTimes":1,"powerConsumption":22.5,"amount":16.88},{"date":"2023-06-15","chargingTimes":2,"powerConsumption":56.8,"amount":73.3}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/charging",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/charging",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/charging",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"系统配置","value":{"code":0,"message":"操作成功","data":{"appName":"易充电","appVersion":"1.3.2","companyName":"深圳市易充新能源科技有限公司","contactPhone":"0755-86001234","contactEmail":"service@charge.example.com","serviceAgreement":"《易充电用户服务协议》：用户通过本小程序扫码充电，应按计费规则支付电费及服务费……","privacyPolicy":"《易充电隐私政策》：我们仅为提供充电服务收集您的微信openId、位置信息（用于查找附近充电站）及订单信息……","aboutUs":"易充电是深圳市易充新能源科技有限公司运营的电动汽车充电服务平台，覆盖深圳市南山、福田、宝安等区的公共充电站。","helpCenter":"扫码充电步骤：1.扫描桩身二维码 2.选择充电枪与充电方式 3.插枪后点击开始充电 4.充电结束后支付订单。","faq":"Q：充电结束后多久可以拔枪？A：订单结束后即可拔枪，请在30分钟内移车以免产生占位费。","noticeList":[{"id":"NT20230610","title":"端午节期间服务费八折","content":"6月22日至6月24日，所有充电站服务费八折，电费不变。","publishTime":"2023-06-10T02:00:00Z"},{"id":"NT20230601","title":"海岸城购物中心充电站设备升级","content":"海岸城购物中心充电站6月1日至6月20日设备升级维护，暂停服务。","publishTime":"2023-06-01T01:30:00Z"}],"bannerList":[{"id":"BN001","imageUrl":"https://charge.example.com/static/banner/dragon-boat-2023.jpg","linkUrl":"/pages/activity/detail?id=ACT202306","title":"端午充电服务费八折"},{"id":"BN002","imageUrl":"https://charge.example.com/static/banner/recharge-gift.jpg","linkUrl":"/pages/wallet/recharge","title":"充值满100送10"}],"wechatAppId":"wx8a3c5e7f9b1d2046","jwtExpiryInMinutes":1440,"apiVersion":"1.0.0"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/billing-rules",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"直流快充与交流慢充分时计费规则（2023年夏季）","value":{"code":0,"message":"操作成功","data":{"billingRules":[{"id":"BR001","name":"直流快充分时计费（2023夏季）","description":"尖峰11:00-12:00；峰10:00-11:00、14:00-19:00；平08:00-10:00、12:00-14:00、19:00-24:00；谷00:00-02:00、06:00-08:00；深谷02:00-06:00","pileType":1,"serviceFeeRate":15.0,"timeRates":[{"timeType":4,"startTime":"00:00","endTime":"02:00","rate":0.3},{"timeType":5,"startTime":"02:00","endTime":"06:00","rate":0.22},{"timeType":4,"startTime":"06:00","endTime":"08:00","rate":0.3},{"timeType":3,"startTime":"08:00","endTime":"10:00","rate":0.7},{"timeType":2,"startTime":"10:00","endTime":"11:00","rate":1.05},{"timeType":1,"startTime":"11:00","endTime":"12:00","rate":1.25},{"timeType":3,"startTime":"12:00","endTime":"14:00","rate":0.7},{"timeType":2,"startTime":"14:00","endTime":"19:00","rate":1.05},{"timeType":3,"startTime":"19:00","endTime":"24:00","rate":0.7}],"effectiveDate":"2023-06-01","isActive":true},{"id":"BR002","name":"交流慢充分时计费（2023夏季）","description":"时段划分同直流快充，服务费率10%","pileType":2,"serviceFeeRate":10.0,"timeRates":[{"timeType":4,"startTime":"00:00","endTime":"02:00","rate":0.3},{"timeType":5,"startTime":"02:00","endTime":"06:00","rate":0.22},{"timeType":4,"startTime":"06:00","endTime":"08:00","rate":0.3},{"timeType":3,"startTime":"08:00","endTime":"10:00","rate":0.7},{"timeType":2,"startTime":"10:00","endTime":"11:00","rate":1.05},{"timeType":1,"startTime":"11:00","endTime":"12:00","rate":1.25},{"timeType":3,"startTime":"12:00","endTime":"14:00","rate":0.7},{"timeType":2,"startTime":"14:00","endTime":"19:00","rate":1.05},{"timeType":3,"startTime":"19:00","endTime":"24:00","rate":0.7}],"effectiveDate":"2023-06-01","isActive":true}],"defaultRule":{"id":"BR000","name":"统一费率","description":"未配置分时计费规则的充电桩按统一费率计费","pileType":1,"rate":0.85,"serviceFeeRate":15.0,"isActive":true}}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/billing-rules",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/billing-rules",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"启动订单ORD000124","value":{"orderId":"ORD000124","deviceAddress":"20230001"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"启动成功，订单进行中","value":{"code":0,"message":"启动充电成功","data":{"success":true,"orderId":"ORD000124","status":1}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_completed":{"summary":"3003 订单已完成","value":{"code":3003,"message":"订单已完成","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"port_fault":{"summary":"2006 充电端口故障","value":{"code":2006,"message":"充电端口故障","data":null}},"balance_insufficient":{"summary":"1005 账户余额不足","value":{"code":1005,"message":"账户余额不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}},"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"port_occupied":{"summary":"2005 充电端口已被占用","value":{"code":2005,"message":"充电端口已被占用","data":null}},"pile_charging":{"summary":"5003 充电桩正在充电中","value":{"code":5003,"message":"充电桩正在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"用户主动停止","value":{"orderId":"ORD000124","deviceAddress":"20230001","stopReason":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"停止成功，订单已完成","value":{"code":0,"message":"停止充电成功","data":{"success":true,"orderId":"ORD000124","status":2}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_completed":{"summary":"3003 订单已完成","value":{"code":3003,"message":"订单已完成","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"pile_not_charging":{"summary":"5004 充电桩未在充电中","value":{"code":5004,"message":"充电桩未在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}},"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "deviceAddress",
+            location: "query",
+        },
+        json: r#""20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "portNo",
+            location: "query",
+        },
+        json: r#""1""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"CP001全部端口（两个端口都在充电）","value":{"code":0,"message":"操作成功","data":{"deviceAddress":"20230001","status":2,"ports":[{"portNo":"1","status":2,"voltage":512.3,"currentAmpere":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"currentOrderId":"ORD000124"},{"portNo":"2","status":2,"voltage":498.7,"currentAmpere":60.2,"power":30.0,"temperature":40.1,"electricity":3.21,"currentOrderId":"ORD000126"}]}}},"with_idle_port":{"summary":"CP001全部端口，2号端口空闲（currentOrderId为null）","value":{"code":0,"message":"操作成功","data":{"deviceAddress":"20230001","status":2,"ports":[{"portNo":"1","status":2,"voltage":512.3,"currentAmpere":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"currentOrderId":"ORD000124"},{"portNo":"2","status":1,"voltage":0.0,"currentAmpere":0.0,"power":0.0,"temperature":31.0,"electricity":0.0,"currentOrderId":null}]}}},"single_port":{"summary":"portNo=1","value":{"code":0,"message":"操作成功","data":{"deviceAddress":"20230001","status":2,"ports":[{"portNo":"1","status":2,"voltage":512.3,"currentAmpere":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"currentOrderId":"ORD000124"}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}},"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "deviceAddress",
+            location: "path",
+        },
+        json: r#""20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"card_auto_stop":{"summary":"卡启动，充满自停，可用金额86.50元（文档示例取值：port 1、startMode 1、chargingMode 1）","value":{"port":1,"orderId":"ORD000124","startMode":1,"cardId":"1234567890","chargingMode":1,"chargingParam":0,"availableAmount":8650}},"remote_auto_stop":{"summary":"远程启动，充满自停，可用金额86.50元","value":{"port":1,"orderId":"ORD000124","startMode":2,"cardId":"","chargingMode":1,"chargingParam":0,"availableAmount":8650}},"card_by_amount":{"summary":"卡启动，按金额充50元","value":{"port":2,"orderId":"ORD000126","startMode":1,"cardId":"1234567890","chargingMode":2,"chargingParam":5000,"availableAmount":5000}},"remote_by_time":{"summary":"远程启动，按时间充1小时","value":{"port":1,"orderId":"ORD000127","startMode":2,"cardId":"","chargingMode":3,"chargingParam":3600,"availableAmount":8650}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"启动命令已发送","value":{"code":0,"message":"操作成功","data":{"message":"启动充电命令已发送"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_completed":{"summary":"3003 订单已完成","value":{"code":3003,"message":"订单已完成","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"port_fault":{"summary":"2006 充电端口故障","value":{"code":2006,"message":"充电端口故障","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}},"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}},"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"port_occupied":{"summary":"2005 充电端口已被占用","value":{"code":2005,"message":"充电端口已被占用","data":null}},"pile_charging":{"summary":"5003 充电桩正在充电中","value":{"code":5003,"message":"充电桩正在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/start",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "deviceAddress",
+            location: "path",
+        },
+        json: r#""20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"user_stop":{"summary":"用户主动停止1号端口","value":{"port":1,"orderId":"ORD000124","stopReason":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"停止命令已发送","value":{"code":0,"message":"操作成功","data":{"message":"停止充电命令已发送"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"order_status_error":{"summary":"3002 订单状态错误","value":{"code":3002,"message":"订单状态错误","data":null}},"order_completed":{"summary":"3003 订单已完成","value":{"code":3003,"message":"订单已完成","data":null}},"order_cancelled":{"summary":"3004 订单已取消","value":{"code":3004,"message":"订单已取消","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}},"pile_not_charging":{"summary":"5004 充电桩未在充电中","value":{"code":5004,"message":"充电桩未在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"3001 订单不存在","value":{"code":3001,"message":"订单不存在","data":null}},"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}},"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/stop",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "deviceAddress",
+            location: "path",
+        },
+        json: r#""20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "port",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"1号端口充电中","value":{"code":0,"message":"操作成功","data":{"deviceAddress":"20230001","port":1,"status":2,"voltage":512.3,"current":48.6,"power":24.9,"temperature":38.5,"electricity":10.46,"chargingTime":1512,"orderId":"ORD000124","updateTime":"2023-06-15T06:45:00Z"}}},"idle":{"summary":"2号端口空闲（orderId为null）","value":{"code":0,"message":"操作成功","data":{"deviceAddress":"20230001","port":2,"status":1,"voltage":0.0,"current":0.0,"power":0.0,"temperature":31.0,"electricity":0.0,"chargingTime":0,"orderId":null,"updateTime":"2023-06-15T06:45:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}},"port_not_found":{"summary":"2003 充电端口不存在","value":{"code":2003,"message":"充电端口不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "deviceAddress",
+            location: "path",
+        },
+        json: r#""20230001""#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"document_example":{"summary":"文档示例的配置字节","value":{"config":[0,1,2,3]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"配置命令已发送","value":{"code":0,"message":"操作成功","data":{"message":"配置命令已发送"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}},"pile_offline":{"summary":"2004 充电桩离线","value":{"code":2004,"message":"充电桩离线","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"无权访问该资源（如他人的订单）","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_charging":{"summary":"5003 充电桩正在充电中","value":{"code":5003,"message":"充电桩正在充电中","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/ChargingPile/{deviceAddress}/config",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_control_failed":{"summary":"5001 充电桩控制失败（设备拒绝或执行失败）","value":{"code":5001,"message":"充电桩控制失败","data":null}},"pile_comm_timeout":{"summary":"5002 充电桩通信超时","value":{"code":5002,"message":"充电桩通信超时","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"4台设备在线","value":{"code":0,"message":"操作成功","data":[{"imei":"865328061234562","endpoint":"113.88.112.45:50321","connectTime":"2023-06-15T00:02:13Z"},{"imei":"865328061234570","endpoint":"113.88.112.46:41877","connectTime":"2023-06-14T22:15:40Z"},{"imei":"865328061234588","endpoint":"113.88.112.47:45230","connectTime":"2023-06-14T23:58:02Z"},{"imei":"865328061234596","endpoint":"120.229.35.18:38012","connectTime":"2023-06-15T03:47:05Z"}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "imei",
+            location: "path",
+        },
+        json: r#""865328061234562""#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"设备已连接","value":{"code":0,"message":"操作成功","data":{"imei":"865328061234562","isConnected":true,"endpoint":"113.88.112.45:50321"}}},"disconnected":{"summary":"设备未连接（海岸城站维护中的充电桩，endpoint为null）","value":{"code":0,"message":"操作成功","data":{"imei":"865328061235015","isConnected":false,"endpoint":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（缺少必填参数或格式不正确）","value":{"code":400,"message":"请求参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未携带令牌或令牌无效","value":{"code":401,"message":"未授权或认证失败","data":null}},"token_expired":{"summary":"JWT令牌已过期（有效期24小时）","value":{"code":401,"message":"令牌已过期，请重新登录","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"pile_not_found":{"summary":"2002 充电桩不存在","value":{"code":2002,"message":"充电桩不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/devices/{imei}/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"服务器内部错误","value":{"code":9999,"message":"未知错误","data":null}}}"#,
+    },
+];
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
@@ -296,9 +2450,11 @@ impl utoipa::Modify for SecuritySchemes {
             );
     }
 }
-/// Adds what the handlers' attributes cannot say: the headers responses declare.
+/// Adds what the handlers' attributes cannot say: the headers responses declare and the
+/// documented examples.
 struct Contract;
 impl utoipa::Modify for Contract {
-    #[allow(unused_variables)]
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {}
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        publish::examples(openapi, DOCUMENTED);
+    }
 }

@@ -270,10 +270,1300 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct CommunityDoc;
-/// The published OpenAPI document (served at `/openapi.json`).
+/// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <CommunityDoc as utoipa::OpenApi>::openapi()
 }
+/// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+/// `examples` map in the spec's order.
+pub fn published() -> serde_json::Value {
+    let json = serde_json::to_value(document()).expect("the document serialises");
+    publish::in_spec_order(json, DOCUMENTED)
+}
+/// Every documented example of the spec, where it goes in the document.
+const DOCUMENTED: &[publish::Documented] = &[
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"register":{"summary":"注册类型验证码","value":{"phone":"17610491130","type":"register"}},"yezhu":{"summary":"业主验证码（需传房屋名称）","value":{"phone":"17600381130","type":"yezhu","community_house_name":"晨曦家园1栋1单元1楼101号"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回验证码缓存键值，并且后台发送验证码","value":{"code":"0","msg":"验证码获取成功,5分钟内有效","key":"verificationCode_qaFUTv8034G29I5","expired_at":"2020-11-19 13:34:38"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"phone_invalid":{"summary":"失败，参数不正确：手机号不正确","value":{"code":"1","msg":"服务器开小差，请重试","phone":"1761049113","message":"必须是正确的手机号"}},"type_invalid":{"summary":"失败，参数不正确：type 不在允许范围","value":{"code":"1","msg":"服务器开小差，请重试","phone":"17610491130","message":"type参数必须是login、register、verify等"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"phone_not_registered":{"summary":"失败，login类型下，手机号未注册","value":{"code":"1","msg":"该手机号未注册","phone":"18600381130","message":"该手机号未注册"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"phone_registered":{"summary":"失败，register类型下，手机号已注册","value":{"code":"1","msg":"该手机号已注册，请直接登录","phone":"17610493577","message":"手机号已存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/verificationCodes/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"sms_send_failed":{"summary":"失败，短信平台发送失败（文档未给示例，补写）","value":{"code":"1","msg":"服务器开小差，请重试","phone":"17610491130","message":"短信平台发送验证码失败，请稍后重试"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/code",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"wx.login 获得的 code","value":{"code":"0a3Xk0Ga1sN2vB0vW1Ha1o9lNa3Xk0GP"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，获取oepnid和session_key","value":{"code":"0","msg":"获得open_id和seesion_key","openid":"oRNfs4txH2QmXzewt234oyNdsa-n3HYI","session_key":"gF3i6PSBHFMu2XqrY9XyPQ==","message":"成功获取open_id和seesion_key"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_missing":{"summary":"失败，参数不正确：没有传 code（补写）","value":{"code":"1","msg":"服务器开小差，请重试","message":"小程序code值未传送"}},"code_invalid":{"summary":"失败，微信判定 code 无效或已使用（errcode 40029；补写，message 沿用 1.4.1 文档措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"小程序code不正确，请传递新code值"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"wechat_unavailable":{"summary":"失败，微信接口繁忙（errcode -1；补写）","value":{"code":"1","msg":"服务器开小差，请重试","message":"微信登录接口繁忙，请稍后重试（errcode -1）"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/users",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"weixin":{"summary":"微信绑定手机号注册","value":{"type":"weixin","encryptedData":"CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142d","iv":"r7BXXKkLb8qrSNn05n0qiA==","openid":"oRNfs4txH2QmXzewt234oyNdsa-n3HYI","session_key":"gF3i6PSBHFMu2XqrY9XyPQ==","name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}},"self_phone":{"summary":"其他手机号 + 验证码注册","value":{"type":"selfPhone","verification_key":"verificationCode_qaFUTv8034G29I5","verification_code":528913,"openid":"oRNfs4txH2QmXzewt234oyNdsa-n3HYI","session_key":"gF3i6PSBHFMu2XqrY9XyPQ==","name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/users",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success_login":{"summary":"成功，用户有帐号，直接登陆","value":{"code":"0","token_expired":"1","msg":"您登陆成功！","access_token":"eyJ0eXAiO","token_type":"Bearer","expires_in":3600,"permissions":["NewMember"],"name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}},"success_register":{"summary":"成功，用户没帐号，我们给他注册，并帮他登陆","value":{"code":"0","token_expired":"1","msg":"您注册成功！","access_token":"eyJ0eXAiO","token_type":"Bearer","expires_in":3600,"permissions":["NewMember"],"name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/users",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"name_missing":{"summary":"失败，参数不正确","value":{"code":"1","msg":"服务器开小差，请重试","message":"用户的name值未传送"}},"verification_code_expired":{"summary":"失败，验证码已失效","value":{"code":"1","msg":"验证码已失效","message":"验证码已失效"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/users",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"wx.login 获得的 code","value":{"code":"061Qm8000uzVwL1Fvw300uWwTa1Qm80A"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回用户角色、token值、过期时间等用户","value":{"code":"0","access_token":"eyJ0eXAiOi","msg":"token值等用户数据获取成功","token_type":"Bearer","expires_in":3600,"permissions":["NewMember"],"name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_invalid":{"summary":"失败，参数不正确","value":{"code":"1","msg":"服务器开小差，请重试","message":"小程序code不正确，请传递新code值"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"visitor_not_registered":{"summary":"失败，该用户只是个游客，未注册","value":{"code":"1","msg":"服务器开小差，请重试","message":"这只是个游客"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/authorizations",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/authorizations/current",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回用户角色、token值、过期时间等用户","value":{"code":"0","access_token":"eyJ0eXAiOi","msg":"token值等用户数据获取成功","token_type":"Bearer","expires_in":3600,"permissions":["NewMember"],"name":"yangzhe","avatar":"https://thirdwx.qlogo.cn/mmopen/vi_32/Q0j4TwGTfTLkGq1xia3CicVfD8cFmC2qKZ7Jbx4fCkmUjv6e2Jg3ZqjQ/132"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/authorizations/current",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_invalid":{"summary":"失败，参数不正确","value":{"code":"1","msg":"服务器开小差，请重试","message":"小程序code不正确，请传递新code值"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/authorizations/current",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值失效（code=9）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}},"refresh_expired":{"summary":"失败，token值已经超过了14天更新时间，已经在后台缓存中移除，此时应该使用code换取token（详见本文档1.4.1）","value":{"code":"1","msg":"服务器开小差，请重试","message":"刷新token值失败,message编码Au335"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/authorizations/current",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/permissions",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回用户角色","value":{"code":"0","token_expired":"1","msg":"获取用户角色成功","data":["HouseMember"],"message":"获取用户角色成功message编码Yi2048"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/permissions",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/permissions",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"visitor_not_registered":{"summary":"失败，该用户只是个游客，未注册","value":{"code":"1","msg":"服务器开小差，请重试","message":"这只是个游客"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/permissions",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/communities",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回小区列表数据","value":{"code":0,"token_expired":"1","msg":"获取到了小区","message":"获取到了小区","data":[{"id":1,"city_id":null,"community_name":"晨曦家园","community_identifier":"1","community_pinyin":"ChenXiJiaYuan","community_type":0,"community_order":0,"community_value1":null,"community_value2":null,"community_value3":null,"deleted_at":null},{"id":2,"city_id":null,"community_name":"交运里","community_identifier":"2","community_pinyin":"JiaoYunLi","community_type":0,"community_order":0,"community_value1":null,"community_value2":null,"community_value3":null,"deleted_at":null}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/communities",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（code=9；取消token后为遗留示例）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/communities",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/buildings",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"请求示例","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/buildings",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回楼栋列表数据","value":{"code":0,"token_expired":"1","msg":"获取到了楼栋","message":"获取到了楼栋","data":[{"id":1,"community_identifier":1,"building_number":1,"building_name":"1栋","deleted_at":null},{"id":2,"community_identifier":1,"building_number":10,"building_name":"10栋","deleted_at":null}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/buildings",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递小区id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/buildings",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/buildings",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/units",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"请求示例","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/units",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回楼栋列表数据","value":{"code":0,"token_expired":"1","msg":"获取到了楼栋","message":"获取到了楼栋","data":[{"id":1,"building_id":1,"community_identifier":1,"unit_number":1,"unit_name":"1单元","deleted_at":null},{"id":2,"building_id":1,"community_identifier":1,"unit_number":2,"unit_name":"2单元","deleted_at":null}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/units",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递楼栋id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/units",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/units",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/floors",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"请求示例","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/floors",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回楼栋列表数据","value":{"code":0,"token_expired":"1","msg":"获取到了楼层","message":"获取到了楼层","data":[{"id":1,"unit_id":1,"community_identifier":1,"floor_number":1,"floor_name":"1楼","deleted_at":null},{"id":2,"unit_id":1,"community_identifier":1,"floor_number":2,"floor_name":"2楼","deleted_at":null}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/floors",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递单元id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/floors",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/floors",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/houses",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"请求示例","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/houses",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回房屋列表数据","value":{"code":0,"token_expired":"1","msg":"获取到了房间和业主手机号","message":"获取到了房间和业主手机号","data":[{"id":1,"floor_id":1,"community_identifier":1,"house_number":101,"house_name":"101号","house_type":"单元楼","house_value1":null,"house_value2":null,"house_value3":null,"deleted_at":null},{"id":2,"floor_id":1,"community_identifier":1,"house_number":102,"house_name":"102号","house_type":"单元楼","house_value1":null,"house_value2":null,"house_value3":null,"deleted_at":null}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/houses",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递楼层id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/houses",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/houses",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"手机号验证码 + 小区唯一标识","value":{"verification_key":"verificationCode_qaFUTv8034G29I5","verification_code":528913,"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，将通过手机号查找到的安防平台数据保存到了万家灯火数据库，跳转到列表页（文档示例 + 其他成功示例携带的 token_expired）","value":{"code":0,"token_expired":"1","msg":"已自动绑定您的一标三实信息","message":"在安防平台查找到了数据"}},"already_bound":{"summary":"成功，安防平台查找到了数据，但该用户已经录入个人信息，无需再次录入，直接跳转到列表页","value":{"code":"0","message":"保存到people数据库的操作出错，已经全部回滚，请和万家灯火技术人员核对问题所在（message编码Yi673）","msg":"已绑定个人信息，无需二次录入","token_expired":"1"}},"phone_not_bound":{"summary":"成功，但未查找到该房间的业主，可以让填表用户继续填写，流程正常运转（code \"2\"）","value":{"code":"2","token_expired":"1","msg":"该手机号还未绑定业主","message":"安防平台没有查找到该手机号绑定的数据,message编码Yi658-message编码SeApi57"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"verification_code_expired":{"summary":"失败，验证码失效","value":{"code":"1","token_expired":"1","msg":"验证码已失效","message":"验证码已失效"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"platform_call_error":{"summary":"失败，万家灯火平台调取接口代码出现问题","value":{"code":"1","token_expired":"1","msg":"系统开小差，请重试或联系工作人员","message":"万家灯火平台调用接口出现错误,message编码Yi664-message编码SeApi59"}},"server_error":{"summary":"服务器内部错误（通用）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/phone",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"security_platform_error":{"summary":"失败，安防平台接口出现故障","value":{"code":"1","token_expired":"1","msg":"系统开小差，请重试或联系工作人员","message":"安防平台接口出现故障，请检查配置信息如安防平台url，message编码Yi652-message编码SeApi55"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"房屋id","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回该房屋业主信息","value":{"code":"0","token_expired":"1","msg":"已获取房屋业主手机号码","data":{"people_phone":"17600381130","people_house_use":"住宅","people_house_xingzhi":"私有","people_house_status":"自用","people_house_role":"业主","phone":"176****1130"},"message":"获得了手机号码，还获得了该房屋的基本信息值，一旦业主提供的验证码核实通过，就展现给用户查看"}},"owner_not_bound":{"summary":"成功，但未查找到该房间的业主，可以让填表用户继续填写（code \"2\"）","value":{"code":"2","token_expired":"1","msg":"该房屋尚未绑定业主","message":"安防平台没有查找到该房屋下的业主数据,message编码Yi1149-message编码SeApi87"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递房屋id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"platform_call_error":{"summary":"失败，万家灯火平台调取接口代码出现问题","value":{"code":"1","token_expired":"1","msg":"系统开小差，请重试或联系工作人员","message":"万家灯火平台调用接口出现错误,message编码Yi664-message编码SeApi59"}},"server_error":{"summary":"服务器内部错误（通用）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"security_platform_error":{"summary":"失败，安防平台接口出现故障","value":{"code":"1","token_expired":"1","msg":"系统开小差，请重试或联系工作人员","message":"安防平台接口出现故障，请检查配置信息如安防平台url，message编码Yi652-message编码SeApi55"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu-code",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"业主验证码","value":{"verification_key":"verificationCode_Jd82kLq0PzX7mNw","verification_code":"604217"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu-code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功","value":{"code":"0","token_expired":"1","msg":"验证成功","message":"验证成功"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu-code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"verification_code_wrong":{"summary":"失败","value":{"code":"1","token_expired":"1","msg":"验证码错误","message":"验证码错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu-code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/security/yezhu-code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "multipart/form-data",
+        },
+        json: r#"{"default":{"summary":"wx.uploadFile 表单（file 为照片二进制内容）","value":{"file":"(binary image/jpeg)","community_identifier":1,"building_number":2,"unit_number":3,"floor_number":4,"house_number":401}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回图片url","value":{"code":"0","data":"https://100k.mgg.cool/wjdh-platform/face-photo/1/2/3/4/401/202011/21/QhnV7ro72m5eYCTtdCNl6vLTusEigO7mNY7oVrVQ.png","message":"图片上传成功,message编码Yi1320","msg":"图片上传成功","token_expired":"1"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"file_missing":{"summary":"失败，参数不准确","value":{"code":"1","token_expired":"1","msg":"没有传递任何文件到后台","message":"传递的file为空"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/people/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"oss_upload_failed":{"summary":"失败，向OSS服务器上传失败","value":{"code":"1","token_expired":"1","msg":"图片上传失败","message":"图片上传失败,message编码Yi1326"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"身份证照片 base64（截断）","value":{"image":"/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAARCAABAAEDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAf/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFAEBAAAAAAAAAAAAAAAAAAAAAP/EABQRAQAAAAAAAAAAAAAAAAAAAAD/2gAMAwEAAhEDEQA/AKp//9k="}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回身份证相关信息","value":{"code":"0","token_expired":"1","msg":"获取信息成功！","data":{"birthday":"19921130","address":"河北省秦皇岛市海港区秦皇小区98栋3单元4号","gender":"男","nation":"汉","idcard":"130302199211302519","name":"杨哲"},"message":"获取信息成功"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"image_missing":{"summary":"失败，参数不准确","value":{"code":"1","token_expired":"1","msg":"没有传递image的base64码","message":"传递的image字段为空"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/idcard/photo",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"ocr_failed":{"summary":"失败，照片扫描失败或者接口没充钱","value":{"code":"1","token_expired":"1","msg":"扫描失败，请重新上传更加清晰的照片或者手动填写个人信息","message":"照片模糊，或者是接口欠费了"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/yibiaosanshi",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"业主第一次录入（虚构的人员信息）","value":{"phone":"17610493577","idcard":"130302198506122131","name":"王建国","photo":"https://100k.mgg.cool/wjdh-platform/face-photo/1/2/3/4/401/202011/21/QhnV7ro72m5eYCTtdCNl6vLTusEigO7mNY7oVrVQ.png","sex":"男","birth":19850612,"nation":"汉族","address":"河北省秦皇岛市海港区建设大街128号","zzmm":"群众","tyjr":0,"dibao":0,"shangfang":0,"job":"教师","company":"秦皇岛市海港区实验小学","house_id":1,"role":"业主","status":"自用","use":"住宅","xingzhi":"私有","choice":1,"type":"业主"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/yibiaosanshi",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，提交审核（文档示例 + 字段表中的 shenhe_data）","value":{"code":"0","message":"已提交审核","msg":"已提交审核","token_expired":"1","shenhe_data":[{"name":"王建国","idcard":"130302198506122131","photo":"https://100k.mgg.cool/wjdh-platform/face-photo/1/2/3/4/401/202011/21/QhnV7ro72m5eYCTtdCNl6vLTusEigO7mNY7oVrVQ.png","phone":"17610493577","job":"教师","company":"秦皇岛市海港区实验小学"}]}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/yibiaosanshi",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"name_missing":{"summary":"失败，参数不准确","value":{"code":"1","token_expired":"1","msg":"没有填写姓名","message":"没有填写姓名"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/yibiaosanshi",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/yibiaosanshi",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"为已录入个人信息的用户绑定另一套房屋","value":{"phone":"17610493577","house_id":2,"role":"父亲","status":"自用","use":"住宅","xingzhi":"私有","choice":1,"type":"业主"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，提交审核","value":{"code":"0","message":"已提交审核","msg":"已提交审核","token_expired":"1"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"name_missing":{"summary":"失败，参数不准确（文档原样示例）","value":{"code":"1","token_expired":"1","msg":"没有填写姓名","message":"没有填写姓名"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"house_already_bound":{"summary":"失败，已绑定该房屋（补写）","value":{"code":"1","token_expired":"1","msg":"您已绑定该房屋，无需重复绑定","message":"该用户已绑定该房屋或已有待审核的绑定申请"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/housesList",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":"0","token_expired":"1","msg":"成功获取用户一标三实列表","data":[{"house_id":1,"status":"审核通过","role":"业主","role_name":"业主","introduction":"晨曦家园1栋1单元1楼101号","not_register":1},{"house_id":2,"status":"审核通过","role":"父亲","role_name":"父亲","introduction":"晨曦家园3栋2单元4楼401号","not_register":5},{"shenhe_id":1,"status":"待审核","introduction":"晨曦家园1栋1单元1楼101号的业主正在申请：家属绑定","action":"业主正在申请：业主绑定"}],"message":"成功获取用户一标三实列表"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/housesList",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/housesList",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"房屋id","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":"0","token_expired":"1","msg":"成功获取房屋信息","data":{"introduction":"晨曦家园1栋1单元1楼101号","house_type":"单元楼","use":"住宅","xingzhi":"私有","status":"自用","zhuhuleixing":"业主","yibangding":[{"shouquan":"管理员","id":2,"name":"付钰","role":"业主"},{"shouquan":"邀请激活","id":1,"name":"付文生","role":"父亲"},{"shouquan":"禁用管理","id":3,"name":"李四","role":"妻子"},{"shouquan":"授权管理","id":4,"name":"付聪","role":"儿子"}],"weibangding":[{"id":8,"introduction":"晨曦家园1栋1单元1楼101号","action":"租客正在申请：租客绑定","status":"待审核","type":"租客绑定"},{"id":4,"introduction":"晨曦家园1栋1单元1楼101号","action":"家属正在申请：家属绑定","status":"未通过","type":"家属绑定"}],"yijihuo":[{"shouquan":"管理员","id":2,"name":"付钰","role":"业主"},{"shouquan":"禁用管理","id":3,"name":"李四","role":"妻子"},{"shouquan":"授权管理","id":4,"name":"付聪","role":"儿子"}],"weijihuo":[{"shouquan":"邀请激活","name":"付文生","role":"父亲"}]},"message":"成功获取房屋信息"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递房屋id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"house_not_found":{"summary":"失败，未查找到房屋信息（补写）","value":{"code":"1","token_expired":"1","msg":"未查找到房屋信息","message":"未查找到该用户绑定的该房屋信息"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"审核id","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据（photo 为文档占位值 “www.....”，替换为真实形态的照片地址）","value":{"code":"0","token_expired":"1","msg":"成功获取用户审核信息","data":{"shenhe_type":"业主绑定","shenhe_status":1,"shenhe_action_introduction":"业主正在申请：业主绑定","shenhe_house_introduction":"晨曦家园1栋1单元2楼201号","shenhe_refuse_reason":"","name":"杨哲","sex":"男","birth":"19921130","nation":"汉族","address":"河北秦皇岛海港区","idcard":"130302199211302519","photo":"https://100k.mgg.cool/wjdh-platform/face-photo/1/2/3/4/401/202011/21/QhnV7ro72m5eYCTtdCNl6vLTusEigO7mNY7oVrVQ.png","zhengzhimianmao":"1","tuiyijunren":"0","shangfang":"0","dibao":"0","job":"程序员","company":"万家灯火","house_role":"业主","house_status":"自用","use":"住宅","xingzhi":"私有","zhuhuleixing":"业主"},"message":"成功获取审核信息"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递审核id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"shenhe_not_found":{"summary":"失败","value":{"code":"1","token_expired":"0","msg":"未查找到审核信息","message":"未查找到审核信息。message编码Yi1815"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "delete",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"审核id","value":{"id":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":"0","token_expired":"1","msg":"删除成功","message":"删除成功"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"delete_failed":{"summary":"失败","value":{"code":"1","token_expired":"0","msg":"删除失败","message":"审核删除失败,message编程1879"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/shenhe/detail",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "put",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"人员房屋绑定id","value":{"id":3}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":0,"token_expired":1,"msg":"修改成功","data":"授权管理","message":"已经把该家庭成员的people_house_shouquan改为了0，0为禁止管理，1为授权管理"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递人员房屋绑定id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "delete",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"人员房屋绑定id","value":{"id":4}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":0,"token_expired":1,"msg":"解绑成功","message":"删除成功"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递人员房屋绑定id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/shouquan",
+        method: "delete",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/charge",
+        method: "put",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"人员房屋绑定id","value":{"id":3}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/charge",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":0,"token_expired":1,"msg":"修改成功","data":"授权支付","message":"已经把该家庭成员的people_house_charge改为了0，0为禁止支付，1为授权支付"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/charge",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"id_missing":{"summary":"参数不正确：没有传递id（文档未给示例，按字段表 code=1 补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"没有传递人员房屋绑定id"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/charge",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/house/charge",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/orders/list",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"查看某房屋未支付的物业费","value":{"paied":false,"title":"物业费","house_id":1,"per_page":15,"page":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/orders/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":0,"token_expired":1,"msg":"获取订单列表成功","message":"获取订单列表成功","data":[{"id":21,"paied":"已付款","number":"20201211163729119876","title":"付钰费","amount":"0.01元","status":"进行中","remark":"2020年的付钰费","extra":"{'单价':'30元/平米'}","manager":"晨曦家园物业有限公司"},{"id":20,"paied":"已付款","number":"20201210171754508115","title":"物业费2020年12月10日17-18","amount":"0.01元","house":"晨曦家园1栋1单元1楼101号","status":"进行中","remark":null,"extra":null,"manager":"秦皇小区"}],"pages":{"current_page":1,"first_page_url":"https://tc.mg.cool/api/v1/orders/list?page=1","from":1,"last_page":2,"last_page_url":"https://tc.mg.cool/api/v1/orders/list?page=2","next_page_url":"https://tc.mg.cool/api/v1/orders/list?page=2","path":"https://tc.mg.cool/api/v1/orders/list","per_page":15,"prev_page_url":null,"to":15,"total":17}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/orders/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"per_page_invalid":{"summary":"失败，参数不正确（文档未给示例，补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"per_page必须是大于0的整数"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/orders/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/orders/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/payments/list",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"查看某房屋的物业费账单（第一页）","value":{"paied":true,"title":"物业费","house_id":1,"per_page":15,"page":1}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/payments/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回列表数据","value":{"code":0,"token_expired":1,"msg":"成功获取账单列表","message":"成功获取账单列表Payments234","data":[{"id":1,"total_amount":"0.02","paid_at":"2020-12-13 23:01:07","payment_number":"4200000848202012131079162905","payment_shop_number":"10002C2Y1A2Z5fd62cac34e925fd62ca","orders":[{"id":1,"number":"20201213225857334000","title":"测试费1","amount":"0.01元","house":"晨曦家园1栋1单元1楼101号","status":"进行中"},{"id":2,"number":"20201213225900130758","title":"测试费2","amount":"0.01元","house":"晨曦家园1栋1单元1楼101号","status":"进行中"}]}],"pages":{"current_page":1,"first_page_url":"https://tc.mg.cool/api/v1/orders/list?page=1","from":1,"last_page":2,"last_page_url":"https://tc.mg.cool/api/v1/orders/list?page=2","next_page_url":"https://tc.mg.cool/api/v1/orders/list?page=2","path":"https://tc.mg.cool/api/v1/orders/list","per_page":15,"prev_page_url":null,"to":15,"total":17}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/payments/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"per_page_invalid":{"summary":"失败，参数不正确（文档未给示例，补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"per_page必须是大于0的整数"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/payments/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/payments/list",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"多个订单一起缴费","value":{"ids":"21A22A23A24"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"成功，返回缴费信息","value":{"code":0,"token_expired":1,"msg":"成功获取缴费信息","data":{"appId":"wx3c3d7ceb2deb958d","timeStamp":"1607678409","nonceStr":"RvDkAXFUpscM1ksX","package":"prepay_id=wx111720097829482df8a1fa234453380000","signType":"MD5","paySign":"CA2A8645235DC63430D71DA7043BD674"},"message":"成功获取缴费信息"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"ids_invalid":{"summary":"失败，ids 格式不正确（补写）","value":{"code":"1","token_expired":"1","msg":"服务器开小差，请重试","message":"ids必须是使用A隔开的订单id字符串，如21A22A23"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_invalid":{"summary":"失败，未登录用户或token值超过1小时过期（理论上不应该出现，但服务器端缓存可能意外丢失，导致token值失效）","value":{"code":"9","token_expired":"0","msg":"请重新建立智慧平台鉴权连接","message":"token值因各种原因而失效，请重新调用接口获取token"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"失败，未查找到订单（补写）","value":{"code":"1","token_expired":"1","msg":"未查找到订单","message":"订单22不存在或不属于该用户"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器开小差（通用服务器错误；文档未给示例，msg 采用文档通用措辞）","value":{"code":"1","msg":"服务器开小差，请重试","message":"服务器内部错误，请和万家灯火技术人员核对问题所在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/weapp/payment",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"wechat_pay_error":{"summary":"失败，微信支付统一下单失败（补写）","value":{"code":"1","token_expired":"1","msg":"支付发起失败，请重试","message":"微信支付统一下单失败：SYSTEMERROR 系统超时"}}}"#,
+    },
+];
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
@@ -291,9 +1581,11 @@ impl utoipa::Modify for SecuritySchemes {
             );
     }
 }
-/// Adds what the handlers' attributes cannot say: the headers responses declare.
+/// Adds what the handlers' attributes cannot say: the headers responses declare and the
+/// documented examples.
 struct Contract;
 impl utoipa::Modify for Contract {
-    #[allow(unused_variables)]
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {}
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        publish::examples(openapi, DOCUMENTED);
+    }
 }

@@ -146,10 +146,1134 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct HeatingDoc;
-/// The published OpenAPI document (served at `/openapi.json`).
+/// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <HeatingDoc as utoipa::OpenApi>::openapi()
 }
+/// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+/// `examples` map in the spec's order.
+pub fn published() -> serde_json::Value {
+    let json = serde_json::to_value(document()).expect("the document serialises");
+    publish::in_spec_order(json, DOCUMENTED)
+}
+/// Every documented example of the spec, where it goes in the document.
+const DOCUMENTED: &[publish::Documented] = &[
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"login":{"summary":"发送登录验证码（文档示例）","value":{"phone":"13888888888","type":"login"}},"register":{"summary":"发送注册验证码","value":{"phone":"13888888888","type":"register"}},"reset_password":{"summary":"发送修改密码验证码","value":{"phone":"13888888888","type":"reset_password"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"验证码发送成功","value":{"code":200,"message":"验证码发送成功","data":{"phone":"13888888888","expire_time":300},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"phone_invalid":{"summary":"手机号格式不正确（1001，文档示例）","value":{"code":1001,"message":"手机号格式不正确","data":null,"timestamp":1648656000000}},"invalid_params":{"summary":"验证码类型无效（400）","value":{"code":400,"message":"请求参数错误：type可选值为login, register, reset_password","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"phone_too_frequent":{"summary":"同一手机号1分钟内重复发送（1008，文档示例）","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1648656000000}},"rate_limited":{"summary":"超出IP限流（1008）","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/send",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"sms_send_failed":{"summary":"短信服务商发送失败（1007）","value":{"code":1007,"message":"验证码发送失败","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/verify",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"login":{"summary":"验证登录验证码（文档示例）","value":{"phone":"13888888888","code":"123456","type":"login"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/verify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"验证码正确","value":{"code":200,"message":"验证码正确","data":{"is_valid":true},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/verify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_wrong":{"summary":"验证码错误（1002，文档示例）","value":{"code":1002,"message":"验证码错误","data":null,"timestamp":1648656000000}},"code_expired":{"summary":"验证码已过期（1006）","value":{"code":1006,"message":"验证码已过期","data":null,"timestamp":1734502968024}},"phone_invalid":{"summary":"手机号格式不正确（1001）","value":{"code":1001,"message":"手机号格式不正确","data":null,"timestamp":1734502968024}},"invalid_params":{"summary":"参数缺失（400）","value":{"code":400,"message":"请求参数错误：code为6位数字","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/verify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/sms/verify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"手机号+验证码登录（文档示例）","value":{"phone":"13888888888","code":"123456"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"登录成功（文档示例）","value":{"code":200,"message":"登录成功","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9...","refresh_token":"refresh_token_string","expires_in":7200,"user_info":{"id":"64a7b8c9d1e2f3a4b5c6d7e8","phone":"13888888888","nickname":"用户昵称","avatar":"","is_first_login":false,"created_at":"2024-01-01T12:00:00.000Z","updated_at":"2024-01-01T12:00:00.000Z"}},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_wrong":{"summary":"验证码错误（1002）","value":{"code":1002,"message":"验证码错误","data":null,"timestamp":1734502968024}},"code_expired":{"summary":"验证码已过期（1006）","value":{"code":1006,"message":"验证码已过期","data":null,"timestamp":1734502968024}},"phone_invalid":{"summary":"手机号格式不正确（1001）","value":{"code":1001,"message":"手机号格式不正确","data":null,"timestamp":1734502968024}},"invalid_params":{"summary":"参数缺失（400）","value":{"code":400,"message":"请求参数错误：phone和code为必填项","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"user_not_found":{"summary":"用户不存在，请先注册（1004，文档示例）","value":{"code":1004,"message":"用户不存在，请先注册","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"注册（文档示例）","value":{"phone":"13888888888","code":"123456","password":"123456789","nickname":"用户昵称"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"注册成功（文档示例）","value":{"code":200,"message":"注册成功","data":{"user_id":"64a7b8c9d1e2f3a4b5c6d7e8","phone":"13888888888","nickname":"用户昵称","created_at":"2024-01-01T12:00:00.000Z"},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_wrong":{"summary":"验证码错误（1002）","value":{"code":1002,"message":"验证码错误","data":null,"timestamp":1734502968024}},"code_expired":{"summary":"验证码已过期（1006）","value":{"code":1006,"message":"验证码已过期","data":null,"timestamp":1734502968024}},"phone_invalid":{"summary":"手机号格式不正确（1001）","value":{"code":1001,"message":"手机号格式不正确","data":null,"timestamp":1734502968024}},"password_invalid":{"summary":"密码长度不符（400）","value":{"code":400,"message":"请求参数错误：密码长度须为6-20位","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"user_exists":{"summary":"用户已存在（1003，文档示例）","value":{"code":1003,"message":"用户已存在","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/register",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"刷新token（文档示例）","value":{"refresh_token":"refresh_token_string"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"token刷新成功（文档示例）","value":{"code":200,"message":"token刷新成功","data":{"token":"new_access_token","refresh_token":"new_refresh_token","expires_in":7200},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误","value":{"code":400,"message":"请求参数错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"refresh_token_invalid":{"summary":"Token无效（401，文档示例）","value":{"code":401,"message":"Token无效","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/refresh",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/logout",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"登出成功（文档示例）","value":{"code":200,"message":"登出成功","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/logout",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/logout",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/logout",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/auth/logout",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"id":"64a7b8c9d1e2f3a4b5c6d7e8","phone":"13888888888","nickname":"用户昵称","avatar":"","real_name":"张三","id_card":"610102********1234","address":"详细地址","heat_account":"H202400001","balance":1250.5,"created_at":"2024-01-01T12:00:00.000Z","updated_at":"2024-01-01T12:00:00.000Z"},"timestamp":1648656000000}},"not_completed":{"summary":"新注册用户，尚未完善资料、未绑定供热账号","value":{"code":200,"message":"获取成功","data":{"id":"64a7b8c9d1e2f3a4b5c6d7e9","phone":"13999999999","nickname":"13999999999","avatar":"","real_name":null,"id_card":null,"address":null,"heat_account":null,"balance":0.0,"created_at":"2024-12-18T07:49:28.024Z","updated_at":"2024-12-18T07:49:28.024Z"},"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"更新用户信息（文档示例，身份证号原样保留，其校验码不正确，服务端会返回400）","value":{"nickname":"新昵称","real_name":"张三","id_card":"610102199001011234","address":"新地址"}},"checksum_valid":{"summary":"更新用户信息（校验码正确的身份证号）","value":{"nickname":"新昵称","real_name":"张三","id_card":"610102199001011231","address":"新地址"}},"nickname_only":{"summary":"只修改昵称","value":{"nickname":"新昵称"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"更新成功（文档示例）","value":{"code":200,"message":"更新成功","data":{"updated_fields":["nickname","address"]},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误（400）","value":{"code":400,"message":"请求参数错误","data":null,"timestamp":1734502968024}},"id_card_invalid":{"summary":"身份证号校验未通过（400）","value":{"code":400,"message":"身份证号格式不正确","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/profile",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"修改密码（文档示例；文档的密码为占位文字，这里换成符合6-20位的值）","value":{"old_password":"123456789","new_password":"newPass2024","phone":"13888888888","code":"123456"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"密码修改成功（文档示例）","value":{"code":200,"message":"密码修改成功","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"old_password_wrong":{"summary":"旧密码错误（1005，文档示例）","value":{"code":1005,"message":"旧密码错误","data":null,"timestamp":1648656000000}},"code_wrong":{"summary":"验证码错误（1002）","value":{"code":1002,"message":"验证码错误","data":null,"timestamp":1734502968024}},"code_expired":{"summary":"验证码已过期（1006）","value":{"code":1006,"message":"验证码已过期","data":null,"timestamp":1734502968024}},"phone_invalid":{"summary":"手机号格式不正确（1001）","value":{"code":1001,"message":"手机号格式不正确","data":null,"timestamp":1734502968024}},"password_invalid":{"summary":"新密码长度不符（400）","value":{"code":400,"message":"请求参数错误：新密码长度须为6-20位","data":null,"timestamp":1734502968024}},"phone_mismatch":{"summary":"手机号与当前账号不一致（400）","value":{"code":400,"message":"手机号与当前登录账号不一致","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/password",
+        method: "put",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"绑定供热账号（文档示例，身份证号原样保留，其校验码不正确，服务端会返回400）","value":{"heat_account":"H202400001","real_name":"张三","id_card":"610102199001011234","address":"天山区xx小区xx号楼xx单元xx室"}},"checksum_valid":{"summary":"绑定供热账号（校验码正确的身份证号）","value":{"heat_account":"H202400001","real_name":"张三","id_card":"610102199001011231","address":"天山区xx小区xx号楼xx单元xx室"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"绑定成功（文档示例）","value":{"code":200,"message":"绑定成功","data":{"heat_account":"H202400001","real_name":"张三","address":"天山区xx小区xx号楼xx单元xx室","heating_area":85.5,"heating_fee":1250.5,"bind_time":"2024-01-01T12:00:00.000Z"},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"already_bound":{"summary":"供热账号已被绑定（400，文档示例）","value":{"code":400,"message":"供热账号已被绑定","data":null,"timestamp":1648656000000}},"invalid_params":{"summary":"参数缺失（400）","value":{"code":400,"message":"请求参数错误：heat_account、real_name、id_card、address为必填项","data":null,"timestamp":1734502968024}},"id_card_invalid":{"summary":"身份证号校验未通过（400）","value":{"code":400,"message":"身份证号格式不正确","data":null,"timestamp":1734502968024}},"owner_mismatch":{"summary":"户主信息与供热账号不符（400）","value":{"code":400,"message":"户主姓名或身份证号与供热账号登记信息不符","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"heat_account_not_found":{"summary":"供热账号不存在（404）","value":{"code":404,"message":"供热账号不存在","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/bind",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"heat_account":"H202400001","real_name":"张三","address":"天山区xx小区xx号楼xx单元xx室","heating_area":85.5,"current_balance":-1250.5,"total_fee":2500.0,"paid_fee":1249.5,"unpaid_fee":1250.5,"heating_season":"2024-2025","payment_deadline":"2024-11-30T00:00:00.000Z","heating_start":"2024-11-01T00:00:00.000Z","heating_end":"2025-03-31T00:00:00.000Z"},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"not_bound":{"summary":"未绑定供热账号（404，文档示例）","value":{"code":404,"message":"未绑定供热账号","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/heat/account",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"heat_account":"H202400001","unpaid_bills":[{"bill_id":"B1734502968024","heating_season":"2024-2025","amount":1250.5,"bill_date":"2024-12-18T07:49:28.024Z","due_date":"2024-11-30T00:00:00.000Z","status":"unpaid","late_fee":0.0}],"total_unpaid":1250.5,"total_late_fee":0.0},"timestamp":1648656000000}},"all_paid":{"summary":"已无未缴账单","value":{"code":200,"message":"获取成功","data":{"heat_account":"H202400001","unpaid_bills":[],"total_unpaid":0.0,"total_late_fee":0.0},"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"not_bound":{"summary":"未绑定供热账号（404）","value":{"code":404,"message":"未绑定供热账号","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"default":{"summary":"支付一张账单（文档示例）","value":{"bill_ids":["B1734502968024"],"amount":1250.5}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"订单创建成功（文档示例）","value":{"code":200,"message":"订单创建成功","data":{"order_id":"O1734502968025","amount":1250.5,"wechat_pay_params":{"appId":"wxAppId","timeStamp":"1734502968","nonceStr":"abc123def456","package":"prepay_id=wx1734502968025","signType":"RSA","paySign":"signString"},"created_at":"2024-12-18T07:49:28.025Z"},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"bill_invalid":{"summary":"账单信息不正确（400，文档示例）","value":{"code":400,"message":"账单信息不正确","data":null,"timestamp":1648656000000}},"invalid_params":{"summary":"参数缺失（400）","value":{"code":400,"message":"请求参数错误：bill_ids和amount为必填项","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "502",
+            media_type: "application/json",
+        },
+        json: r#"{"wechat_pay_failed":{"summary":"微信支付统一下单失败（500）","value":{"code":500,"message":"微信支付下单失败，请稍后重试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "order_id",
+            location: "path",
+        },
+        json: r#""O1734502968025""#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"已支付（文档示例）","value":{"code":200,"message":"查询成功","data":{"order_id":"O1734502968025","status":"paid","amount":1250.5,"paid_at":"2024-12-18T07:55:28.025Z","payment_method":"wechat"},"timestamp":1648656000000}},"pending":{"summary":"待支付","value":{"code":200,"message":"查询成功","data":{"order_id":"O1734502968025","status":"pending","amount":1250.5,"paid_at":null,"payment_method":"wechat"},"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"请求参数错误","value":{"code":400,"message":"请求参数错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"订单不存在（404，文档示例）","value":{"code":404,"message":"订单不存在","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/status/{order_id}",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "page",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "size",
+            location: "query",
+        },
+        json: r#"20"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "start_date",
+            location: "query",
+        },
+        json: r#""2024-01-01""#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "end_date",
+            location: "query",
+        },
+        json: r#""2024-12-31""#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"total":25,"page":1,"size":20,"records":[{"order_id":"O1734502968025","bill_id":"B1734502968024","amount":1250.5,"heating_season":"2024-2025","payment_method":"wechat","status":"paid","paid_at":"2024-12-18T07:55:28.025Z","receipt_url":""}]},"timestamp":1648656000000}},"empty":{"summary":"无缴费记录","value":{"code":200,"message":"获取成功","data":{"total":0,"page":1,"size":20,"records":[]},"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"日期格式错误（400）","value":{"code":400,"message":"请求参数错误：start_date格式应为YYYY-MM-DD","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Timestamp",
+            location: "header",
+        },
+        json: r#""1734508528""#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Nonce",
+            location: "header",
+        },
+        json: r#""c5ac7061fccab6bf3e254dcf98995b8c""#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Signature",
+            location: "header",
+        },
+        json: r#""CtcbzwtQjN8rnOXItEBJ5aQFSnIXESeV28Pr2YEmf9wsDQ8Nx25ytW6FXBCAFdrr0mgqngX3AD9gNzjnNHzSGTPBSsaEkIfhPF4b8YRRTpny88tNLyprXA0GU5ID3DkZHpjFkX1hAp/D0fva2GKjGRLtvYbtUk/OLYqFuzbjt3yOBzJSKQqJsvbXILffgAmX4pKql+Ln+6UPvSCeKwznvtPaEx+9nMBmKu7Wpbqm/+2ksc0XwjD+xlvlECkCxfD/OJ4gN3IurE0fpjxIkvHDiinQmk51BI7zQD8k1znU7r/spPqB+vZjc5ep6DC5wZUpFu5vJ8MoNKjCu8wnzyCFdA==""#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Serial",
+            location: "header",
+        },
+        json: r#""PUB_KEY_ID_0114232134912410000000000000000000""#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Signature-Type",
+            location: "header",
+        },
+        json: r#""WECHATPAY2-SHA256-RSA2048""#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"transaction_success":{"summary":"支付成功通知（TRANSACTION.SUCCESS）","value":{"id":"EV-2024121815552800123456789","create_time":"2024-12-18T15:55:28+08:00","event_type":"TRANSACTION.SUCCESS","resource_type":"encrypt-resource","summary":"支付成功","resource":{"algorithm":"AEAD_AES_256_GCM","ciphertext":"bjQLnP+zepicpUTmu3gKLHiQHT+zNzh2hRGjBhevoB1L9RIvNEVUxTveLruM0rfj0WAK1jHDhaXXzOI8d4VFmtvBtMkA/+SNV1tdpcY4BAEl9l2w/j4kSUt26phkV9mGCE/tCLl4r019GWp0RqhrWA==","associated_data":"transaction","original_type":"transaction","nonce":"fdasflkja484"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"处理成功","value":{"code":"SUCCESS","message":"OK"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_body":{"summary":"请求体格式错误","value":{"code":"FAIL","message":"请求体格式错误"}},"decrypt_failed":{"summary":"resource解密失败","value":{"code":"FAIL","message":"解密失败"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"signature_invalid":{"summary":"签名验证失败","value":{"code":"FAIL","message":"签名验证失败"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/payment/notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"processing_failed":{"summary":"服务器内部错误","value":{"code":"FAIL","message":"服务器内部错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/agreements",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"user_agreement":{"title":"用户协议","content":"欢迎使用精准暖费速办小程序。本协议是您与乌鲁木齐热力集团有限公司之间关于您使用本小程序的法律协议...","version":"1.0","updated_at":"2024-01-01"},"privacy_policy":{"title":"隐私政策","content":"乌鲁木齐热力集团有限公司（以下简称\"我们\"）深知个人信息对您的重要性，并会尽全力保护您的个人信息安全可靠...","version":"1.0","updated_at":"2024-01-01"}},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/agreements",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/agreements",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/system",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"customer_service_phone":"0991-1234567","business_hours":"周一至周五 9:00-18:00","company_name":"乌鲁木齐热力集团有限公司","company_address":"乌鲁木齐市天山区...","app_version":"1.0.0","announcement":"系统将于12月1日进行维护升级，维护期间服务可能暂时中断，敬请谅解。","maintenance_notice":null},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/system",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/config/system",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功（文档示例）","value":{"code":200,"message":"获取成功","data":{"total_heating_seasons":3,"total_paid_amount":5280.5,"current_season_paid":1250.5,"average_monthly_consumption":415.67,"on_time_payment_rate":0.95},"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"token_missing":{"summary":"未携带token","value":{"code":401,"message":"未授权，请先登录","data":null,"timestamp":1734502968024}},"token_invalid":{"summary":"token无效或已过期","value":{"code":401,"message":"Token无效","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"禁止访问","value":{"code":403,"message":"禁止访问","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"not_bound":{"summary":"未绑定供热账号（404，文档示例）","value":{"code":404,"message":"未绑定供热账号","data":null,"timestamp":1648656000000}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/api/statistics/user",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/health",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"服务正常（文档示例）","value":{"code":200,"message":"success","data":{"status":"OK","timestamp":"2024-12-18T07:51:08.024Z","mongodb":"connected"},"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/health",
+        method: "get",
+        place: publish::Place::Response {
+            status: "429",
+            media_type: "application/json",
+        },
+        json: r#"{"rate_limited":{"summary":"超出IP限流","value":{"code":1008,"message":"操作频繁，请稍后再试","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/health",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null,"timestamp":1734502968024}}}"#,
+    },
+    publish::Documented {
+        path: "/health",
+        method: "get",
+        place: publish::Place::Response {
+            status: "503",
+            media_type: "application/json",
+        },
+        json: r#"{"database_disconnected":{"summary":"数据库未连接","value":{"code":500,"message":"服务不可用：数据库未连接","data":{"status":"ERROR","timestamp":"2024-12-18T07:51:08.024Z","mongodb":"disconnected"},"timestamp":1734502968024}}}"#,
+    },
+];
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
@@ -167,10 +1291,10 @@ impl utoipa::Modify for SecuritySchemes {
             );
     }
 }
-/// Adds what the handlers' attributes cannot say: the headers responses declare.
+/// Adds what the handlers' attributes cannot say: the headers responses declare and the
+/// documented examples.
 struct Contract;
 impl utoipa::Modify for Contract {
-    #[allow(unused_variables)]
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         {
             let operation = publish::operation(openapi, "/api/sms/send", "post");
@@ -366,5 +1490,6 @@ impl utoipa::Modify for Contract {
                 &[("Retry-After", "距离可再次请求的秒数", Some("60"))],
             );
         }
+        publish::examples(openapi, DOCUMENTED);
     }
 }

@@ -135,10 +135,985 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct O2oDoc;
-/// The published OpenAPI document (served at `/openapi.json`).
+/// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <O2oDoc as utoipa::OpenApi>::openapi()
 }
+/// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+/// `examples` map in the spec's order.
+pub fn published() -> serde_json::Value {
+    let json = serde_json::to_value(document()).expect("the document serialises");
+    publish::in_spec_order(json, DOCUMENTED)
+}
+/// Every documented example of the spec, where it goes in the document.
+const DOCUMENTED: &[publish::Documented] = &[
+    publish::Documented {
+        path: "/api/user/wxLogin",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"wx_code":{"summary":"wx.login 获取到的 code","value":{"code":"0c3Xk7ll2Y8eWe4xGvml2bbJ1d3Xk7lS"}},"test_code_user":{"summary":"测试时code传值为user，返回用户信息","value":{"code":"user"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wxLogin",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"微信openId已绑定用户：返回 token 和用户信息","value":{"code":0,"message":"请求成功","data":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","userInfo":{"name":"张伟","mobile":"13912345678"}}}},"success_test_user":{"summary":"测试时code传值为user：返回测试用户信息","value":{"code":0,"message":"请求成功","data":{"token":"0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a","userInfo":{"name":"测试用户","mobile":"13800000000"}}}},"success_not_bound":{"summary":"微信openId尚未绑定用户：只返回 token，需调用 /login 绑定手机号","value":{"code":0,"message":"请求成功","data":{"token":"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wxLogin",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"code_missing":{"summary":"未传 code","value":{"code":10001,"message":"code不能为空"}},"code_invalid":{"summary":"code 无效或已使用（微信 code2Session 返回 40029）","value":{"code":10001,"message":"code无效或已过期"}},"appid_missing":{"summary":"无法从 user agent 获取小程序 appid","value":{"code":70011,"message":"微信appid不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wxLogin",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/wxLogin",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"bind_mobile":{"summary":"手机号 + 短信验证码","value":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","mobile":"13912345678","verify_code":"386512"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"绑定成功","value":{"code":0,"message":"请求成功","data":{"userInfo":{"name":"张伟","mobile":"13912345678"}}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_mobile":{"summary":"手机号格式不正确","value":{"code":10001,"message":"手机号格式不正确"}},"verify_code_wrong":{"summary":"验证码错误或已过期（验证码即本接口的密码，返回 10005）","value":{"code":10005,"message":"验证码错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "409",
+            media_type: "application/json",
+        },
+        json: r#"{"account_exists":{"summary":"手机号已绑定其他微信账号","value":{"code":10006,"message":"账号已存在，该手机号已绑定其他微信"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"scene_login":{"summary":"目标小程序 token + scene 值","value":{"token":"9f8e7d6c5b4a39281706f5e4d3c2b1a0","sceneId":"K7mQ2xYp9Rb4"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"快捷登陆成功","value":{"code":0,"message":"请求成功","data":{"userInfo":{"name":"张伟","mobile":"13912345678"},"payload":{"user_id":10086,"order_no":"020180416194512309817"}}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"scene_invalid":{"summary":"场景值无效或已过期","value":{"code":10001,"message":"场景值无效或已过期"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"account_not_found":{"summary":"场景值对应的用户账号不存在","value":{"code":10004,"message":"账号不存在"}},"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/loginWithSceneId",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"send_code":{"summary":"发送验证码","value":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","mobile":"13912345678"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"发送成功（测试环境返回验证码）","value":{"code":0,"message":"请求成功","data":{"verify_code":"386512"}}},"success_production":{"summary":"发送成功（正式环境不返回验证码）","value":{"code":0,"message":"请求成功","data":{}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_mobile":{"summary":"手机号格式不正确","value":{"code":10001,"message":"手机号格式不正确"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/sms/verify_code",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "tier",
+            location: "query",
+        },
+        json: r#"3"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"tier=3：省/市/县三级（节选）","value":{"code":0,"message":"请求成功","data":{"list":[{"id":1965,"area_id":440000,"name":"广东省","parent_id":0,"sub":[{"id":1988,"area_id":440300,"name":"深圳市","parent_id":440000,"sub":[{"id":1990,"area_id":440304,"name":"福田区","parent_id":440300},{"id":1991,"area_id":440305,"name":"南山区","parent_id":440300}]}]}]}}},"success_tier_1":{"summary":"tier=1：只返回省级（节选）","value":{"code":0,"message":"请求成功","data":{"list":[{"id":1,"area_id":110000,"name":"北京市","parent_id":0},{"id":793,"area_id":310000,"name":"上海市","parent_id":0},{"id":1965,"area_id":440000,"name":"广东省","parent_id":0}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"参数不合法","value":{"code":10001,"message":"参数不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/cities/withHot",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"热门城市 + 按首字母分组（节选）","value":{"code":0,"message":"请求成功","data":{"热门":[{"id":2,"area_id":110100,"name":"北京市","parent_id":110000},{"id":794,"area_id":310100,"name":"上海市","parent_id":310000},{"id":1966,"area_id":440100,"name":"广州市","parent_id":440000},{"id":1988,"area_id":440300,"name":"深圳市","parent_id":440000}],"A":[{"id":1125,"area_id":340800,"name":"安庆市","parent_id":340000},{"id":490,"area_id":210300,"name":"鞍山市","parent_id":210000}],"B":[{"id":2,"area_id":110100,"name":"北京市","parent_id":110000},{"id":38,"area_id":130600,"name":"保定市","parent_id":130000}],"G":[{"id":1966,"area_id":440100,"name":"广州市","parent_id":440000},{"id":2460,"area_id":520100,"name":"贵阳市","parent_id":520000}],"S":[{"id":794,"area_id":310100,"name":"上海市","parent_id":310000},{"id":1988,"area_id":440300,"name":"深圳市","parent_id":440000}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/cities/withHot",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/cities/withHot",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/cities/withHot",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lng",
+            location: "query",
+        },
+        json: r#"113.943223"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lat",
+            location: "query",
+        },
+        json: r#"22.540503"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"深圳市南山区","value":{"code":0,"message":"请求成功","data":{"province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_location":{"summary":"经纬度不合法","value":{"code":10001,"message":"经纬度不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/area/getByGps",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/categories/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"商家类别树（节选）","value":{"code":0,"message":"请求成功","data":{"list":[{"id":1,"pid":0,"name":"美食","icon":"https://o2o.niucha.ren/storage/category/1.png","status":1,"sub":[{"id":7,"pid":1,"name":"火锅","icon":"https://o2o.niucha.ren/storage/category/7.png","status":1},{"id":8,"pid":1,"name":"甜品饮品","icon":"https://o2o.niucha.ren/storage/category/8.png","status":1}]},{"id":2,"pid":0,"name":"休闲娱乐","icon":"https://o2o.niucha.ren/storage/category/2.png","status":1,"sub":[{"id":12,"pid":2,"name":"KTV","icon":"https://o2o.niucha.ren/storage/category/12.png","status":1}]}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/categories/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/categories/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/categories/tree",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "city_id",
+            location: "query",
+        },
+        json: r#"440300"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "keyword",
+            location: "query",
+        },
+        json: r#""火锅""#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "merchant_category_id",
+            location: "query",
+        },
+        json: r#"7"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lng",
+            location: "query",
+        },
+        json: r#"113.943223"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lat",
+            location: "query",
+        },
+        json: r#"22.540503"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "radius",
+            location: "query",
+        },
+        json: r#"5000"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "page",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"附近商家：lng/lat + radius=5000，按距离排序","value":{"code":0,"message":"请求成功","data":{"total":2,"list":[{"id":1031,"oper_id":5,"merchant_category_id":8,"merchantCategoryName":"甜品饮品","name":"茶颜小筑(南山书城店)","brand":"茶颜小筑","region":1,"address":"广东省深圳市南山区南海大道2748号南山书城1楼","province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305,"lng":113.930046,"lat":22.524952,"business_time":["09:00:00","22:00:00"],"logo":"https://o2o.niucha.ren/storage/merchant/1031/logo.png","desc_pic":"https://o2o.niucha.ren/storage/merchant/1031/desc.jpg","desc":"现煮芋圆、手作鲜奶茶，书城一楼临窗座位。","contacter":"王芳","contacter_phone":"0755-26653388","status":1,"distance":2196,"lowestAmount":"15.00","isOperSelf":0},{"id":1024,"oper_id":3,"merchant_category_id":7,"merchantCategoryName":"火锅","name":"蜀大侠火锅(海岸城店)","brand":"蜀大侠","region":1,"address":"广东省深圳市南山区文心五路33号海岸城购物中心4楼402号","province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305,"lng":113.936582,"lat":22.517373,"business_time":["10:30:00","22:30:00"],"logo":"https://o2o.niucha.ren/storage/merchant/1024/logo.png","desc_pic":"https://o2o.niucha.ren/storage/merchant/1024/desc.jpg","desc":"正宗成都老火锅，牛油锅底现炒，毛肚、鸭肠每日新鲜直供。","contacter":"李明","contacter_phone":"13714268890","status":1,"distance":2661,"lowestAmount":"68.00","isOperSelf":1}]}}},"success_keyword":{"summary":"关键字搜索（未传经纬度，无 distance）：keyword=火锅&city_id=440300","value":{"code":0,"message":"请求成功","data":{"total":1,"list":[{"id":1024,"oper_id":3,"merchant_category_id":7,"merchantCategoryName":"火锅","name":"蜀大侠火锅(海岸城店)","brand":"蜀大侠","region":1,"address":"广东省深圳市南山区文心五路33号海岸城购物中心4楼402号","province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305,"lng":113.936582,"lat":22.517373,"business_time":["10:30:00","22:30:00"],"logo":"https://o2o.niucha.ren/storage/merchant/1024/logo.png","desc_pic":"https://o2o.niucha.ren/storage/merchant/1024/desc.jpg","desc":"正宗成都老火锅，牛油锅底现炒，毛肚、鸭肠每日新鲜直供。","contacter":"李明","contacter_phone":"13714268890","status":1,"lowestAmount":"68.00","isOperSelf":1}]}}},"success_empty":{"summary":"没有符合条件的商家","value":{"code":0,"message":"请求成功","data":{"total":0,"list":[]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"参数不合法","value":{"code":10001,"message":"参数不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchants",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "query",
+        },
+        json: r#"1024"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lng",
+            location: "query",
+        },
+        json: r#"113.943223"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "lat",
+            location: "query",
+        },
+        json: r#"22.540503"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"商户详情（传递经纬度，含 distance）","value":{"code":0,"message":"请求成功","data":{"id":1024,"oper_id":3,"merchant_category_id":7,"merchantCategoryName":"火锅","name":"蜀大侠火锅(海岸城店)","brand":"蜀大侠","region":1,"address":"广东省深圳市南山区文心五路33号海岸城购物中心4楼402号","province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305,"lng":113.936582,"lat":22.517373,"business_time":["10:30:00","22:30:00"],"logo":"https://o2o.niucha.ren/storage/merchant/1024/logo.png","desc_pic":"https://o2o.niucha.ren/storage/merchant/1024/desc.jpg","desc":"正宗成都老火锅，牛油锅底现炒，毛肚、鸭肠每日新鲜直供。","contacter":"李明","contacter_phone":"13714268890","status":1,"distance":2661,"lowestAmount":"68.00","isOperSelf":1}}},"success_without_location":{"summary":"未传经纬度（无 distance）","value":{"code":0,"message":"请求成功","data":{"id":1024,"oper_id":3,"merchant_category_id":7,"merchantCategoryName":"火锅","name":"蜀大侠火锅(海岸城店)","brand":"蜀大侠","region":1,"address":"广东省深圳市南山区文心五路33号海岸城购物中心4楼402号","province":"广东省","province_id":440000,"city":"深圳市","city_id":440300,"area":"南山区","area_id":440305,"lng":113.936582,"lat":22.517373,"business_time":["10:30:00","22:30:00"],"logo":"https://o2o.niucha.ren/storage/merchant/1024/logo.png","desc_pic":"https://o2o.niucha.ren/storage/merchant/1024/desc.jpg","desc":"正宗成都老火锅，牛油锅底现炒，毛肚、鸭肠每日新鲜直供。","contacter":"李明","contacter_phone":"13714268890","status":1,"lowestAmount":"68.00","isOperSelf":1}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"id 缺失","value":{"code":10001,"message":"参数不合法"}},"merchant_not_found":{"summary":"商户不存在或已禁用","value":{"code":10001,"message":"商户不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/merchant/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "merchant_id",
+            location: "query",
+        },
+        json: r#"1024"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"商家 1024 的商品","value":{"code":0,"message":"请求成功","data":{"list":[{"id":2048,"oper_id":3,"merchant_id":1024,"name":"双人超值火锅套餐","desc":"鸳鸯锅底1份、精品肥牛1份、鲜毛肚1份、鸭血1份、时蔬拼盘1份、酸梅汤2杯","market_price":"198.00","price":"128.00","start_date":"2018-04-01","end_date":"2018-12-31","business_time":["10:30:00","22:00:00"],"thumb_url":"https://o2o.niucha.ren/storage/goods/2048/thumb.jpg","pic":"https://o2o.niucha.ren/storage/goods/2048/main.jpg","pic_list":["https://o2o.niucha.ren/storage/goods/2048/1.jpg","https://o2o.niucha.ren/storage/goods/2048/2.jpg","https://o2o.niucha.ren/storage/goods/2048/3.jpg"],"buy_info":"1. 有效期内每日10:30-22:00可用；2. 无需预约，高峰期可能需要排队；3. 每张券限2人使用，不与店内其他优惠同享。","status":1,"sell_number":326},{"id":2051,"oper_id":3,"merchant_id":1024,"name":"1分钱体验券（酸梅汤1杯）","desc":"新用户专享，到店凭核销码兑换冰镇酸梅汤1杯","market_price":"8.00","price":"0.01","start_date":"2018-04-01","end_date":"2018-06-30","business_time":["10:30:00","22:00:00"],"thumb_url":"https://o2o.niucha.ren/storage/goods/2051/thumb.jpg","pic":"https://o2o.niucha.ren/storage/goods/2051/main.jpg","pic_list":["https://o2o.niucha.ren/storage/goods/2051/1.jpg"],"buy_info":"每位用户限购1份，仅限堂食使用。","status":1,"sell_number":1542}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"参数不合法","value":{"code":10001,"message":"参数不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "id",
+            location: "query",
+        },
+        json: r#"2048"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"商品详情","value":{"code":0,"message":"请求成功","data":{"id":2048,"oper_id":3,"merchant_id":1024,"name":"双人超值火锅套餐","desc":"鸳鸯锅底1份、精品肥牛1份、鲜毛肚1份、鸭血1份、时蔬拼盘1份、酸梅汤2杯","market_price":"198.00","price":"128.00","start_date":"2018-04-01","end_date":"2018-12-31","business_time":["10:30:00","22:00:00"],"thumb_url":"https://o2o.niucha.ren/storage/goods/2048/thumb.jpg","pic":"https://o2o.niucha.ren/storage/goods/2048/main.jpg","pic_list":["https://o2o.niucha.ren/storage/goods/2048/1.jpg","https://o2o.niucha.ren/storage/goods/2048/2.jpg","https://o2o.niucha.ren/storage/goods/2048/3.jpg"],"buy_info":"1. 有效期内每日10:30-22:00可用；2. 无需预约，高峰期可能需要排队；3. 每张券限2人使用，不与店内其他优惠同享。","status":1,"sell_number":326}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"id 缺失","value":{"code":10001,"message":"参数不合法"}},"goods_not_found":{"summary":"商品不存在","value":{"code":10001,"message":"商品不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/goods/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "status",
+            location: "query",
+        },
+        json: r#"4"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"全部订单（未传 status）","value":{"code":0,"message":"请求成功","data":{"total":3,"list":[{"id":893846835,"oper_id":3,"order_no":"020180415222010166615","user_id":10086,"user_name":"张伟","notify_mobile":"13912345678","merchant_id":1024,"merchant_name":"蜀大侠火锅(海岸城店)","goods_id":2051,"goods_name":"1分钱体验券（酸梅汤1杯）","goods_pic":"https://o2o.niucha.ren/storage/goods/2051/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/2051/thumb.jpg","price":"0.01","buy_number":1,"pay_price":"0.01","pay_time":"2018-04-15 22:20:31","refund_price":"0.01","refund_time":"2018-04-16 19:30:45","status":6,"items":[{"id":5317,"order_id":893846835,"verify_code":"209384751163","status":3}],"isOperSelf":1},{"id":893847012,"oper_id":3,"order_no":"020180416193021582734","user_id":10086,"user_name":"张伟","notify_mobile":"13912345678","merchant_id":1024,"merchant_name":"蜀大侠火锅(海岸城店)","goods_id":2048,"goods_name":"双人超值火锅套餐","goods_pic":"https://o2o.niucha.ren/storage/goods/2048/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/2048/thumb.jpg","price":"128.00","buy_number":2,"pay_price":"256.00","pay_time":"2018-04-16 19:30:52","refund_price":null,"refund_time":null,"status":4,"items":[{"id":5501,"order_id":893847012,"verify_code":"836251904417","status":1},{"id":5502,"order_id":893847012,"verify_code":"471906385220","status":2}],"isOperSelf":1},{"id":893847105,"oper_id":5,"order_no":"020180416194512309817","user_id":10086,"user_name":"张伟","notify_mobile":null,"merchant_id":1031,"merchant_name":"茶颜小筑(南山书城店)","goods_id":3107,"goods_name":"芋圆鲜奶茶双杯券","goods_pic":"https://o2o.niucha.ren/storage/goods/3107/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/3107/thumb.jpg","price":"26.00","buy_number":1,"pay_price":"26.00","pay_time":null,"refund_price":null,"refund_time":null,"status":1,"isOperSelf":0}]}}},"success_unpaid":{"summary":"status=1 未支付订单（无 items）","value":{"code":0,"message":"请求成功","data":{"total":1,"list":[{"id":893847105,"oper_id":5,"order_no":"020180416194512309817","user_id":10086,"user_name":"张伟","notify_mobile":null,"merchant_id":1031,"merchant_name":"茶颜小筑(南山书城店)","goods_id":3107,"goods_name":"芋圆鲜奶茶双杯券","goods_pic":"https://o2o.niucha.ren/storage/goods/3107/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/3107/thumb.jpg","price":"26.00","buy_number":1,"pay_price":"26.00","pay_time":null,"refund_price":null,"refund_time":null,"status":1,"isOperSelf":0}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"参数不合法","value":{"code":10001,"message":"参数不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/orders",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "order_no",
+            location: "query",
+        },
+        json: r#""020180415222010166615""#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"已退款订单（退款接口文档示例对应的订单，含核销码）","value":{"code":0,"message":"请求成功","data":{"id":893846835,"oper_id":3,"order_no":"020180415222010166615","user_id":10086,"user_name":"张伟","notify_mobile":"13912345678","merchant_id":1024,"merchant_name":"蜀大侠火锅(海岸城店)","goods_id":2051,"goods_name":"1分钱体验券（酸梅汤1杯）","goods_pic":"https://o2o.niucha.ren/storage/goods/2051/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/2051/thumb.jpg","price":"0.01","buy_number":1,"pay_price":"0.01","pay_time":"2018-04-15 22:20:31","refund_price":"0.01","refund_time":"2018-04-16 19:30:45","status":6,"items":[{"id":5317,"order_id":893846835,"verify_code":"209384751163","status":3}],"isOperSelf":1}}},"success_paid":{"summary":"已付款订单（含核销码）","value":{"code":0,"message":"请求成功","data":{"id":893847012,"oper_id":3,"order_no":"020180416193021582734","user_id":10086,"user_name":"张伟","notify_mobile":"13912345678","merchant_id":1024,"merchant_name":"蜀大侠火锅(海岸城店)","goods_id":2048,"goods_name":"双人超值火锅套餐","goods_pic":"https://o2o.niucha.ren/storage/goods/2048/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/2048/thumb.jpg","price":"128.00","buy_number":2,"pay_price":"256.00","pay_time":"2018-04-16 19:30:52","refund_price":null,"refund_time":null,"status":4,"items":[{"id":5501,"order_id":893847012,"verify_code":"836251904417","status":1},{"id":5502,"order_id":893847012,"verify_code":"471906385220","status":2}],"isOperSelf":1}}},"success_unpaid":{"summary":"未支付订单（无 items）","value":{"code":0,"message":"请求成功","data":{"id":893847105,"oper_id":5,"order_no":"020180416194512309817","user_id":10086,"user_name":"张伟","notify_mobile":null,"merchant_id":1031,"merchant_name":"茶颜小筑(南山书城店)","goods_id":3107,"goods_name":"芋圆鲜奶茶双杯券","goods_pic":"https://o2o.niucha.ren/storage/goods/3107/main.jpg","goods_thumb_url":"https://o2o.niucha.ren/storage/goods/3107/thumb.jpg","price":"26.00","buy_number":1,"pay_price":"26.00","pay_time":null,"refund_price":null,"refund_time":null,"status":1,"isOperSelf":0}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"order_no 缺失","value":{"code":10001,"message":"参数不合法"}},"order_not_found":{"summary":"订单不存在","value":{"code":10001,"message":"订单不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/detail",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"buy_own_goods":{"summary":"购买当前运营中心的商品","value":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","goods_id":2048,"number":2,"notify_mobile":"13912345678"}},"buy_other_oper_goods":{"summary":"购买其他运营中心的商品（通知手机号为空）","value":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","goods_id":3107,"number":1,"notify_mobile":""}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"归属于当前小程序运营中心：返回调起微信支付配置","value":{"code":0,"message":"请求成功","data":{"order_no":"020180416193021582734","isOperSelf":1,"sdk_config":{"appId":"wx8a3c5e7f9b1d2c4e","nonceStr":"5K8264ILTKCH16CQ2502SI8ZNMTM67VS","package":"prepay_id=wx16193021582734a1b2c3d4e5f6071829","signType":"RSA","paySign":"oR9d8PuhnIc+YZ8cBHFCwfgpaK9gd7vaRvkYD7rthRAZ/X+QBhcCYL21N7cHCTUxbQ+EAt6Uy+lwSN22f5YZvI45MLko8Pfso0jm46v5hqcVwrk6uddkGuT+Cdvu4WBqDzaDjnNa5UK3GfE1Wfl2gHxIIY5lLdUgWFts17D4WuolLLkiFZV+JSHMvH7eaLdT9N5GBovBwu5yYKUR7skR8Fu+LozcSqQixnlEZUfyE55feLOQTUYzLmR9pNtPbPsu6WVhbNHMS3Ss2+AehHvz+n64GDmXxbX++IOBvm2olHu3PsOUGRwhudhVf7UcGcunXt8cqNjKNqZLhLw4jq/xDg==","timestamp":"1523878221"}}}},"success_other_oper":{"summary":"不归属于当前小程序运营中心：无 sdk_config，需跳转 h5 生成小程序码","value":{"code":0,"message":"请求成功","data":{"order_no":"020180416194512309817","isOperSelf":0}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"数量不合法","value":{"code":10001,"message":"参数不合法"}},"goods_off_shelf":{"summary":"商品已下架","value":{"code":10001,"message":"商品已下架"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/buy",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"refund":{"summary":"申请退款","value":{"token":"e3b7c1d9a4f2468b9c0d1e2f3a4b5c6d","order_no":"020180415222010166615"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"文档示例（原样保留）","value":{"code":0,"message":"请求成功","data":{"id":16,"order_id":893846835,"order_no":"020180415222010166615","amount":"0.01","updated_at":"2018-04-16 19:30:45","created_at":"2018-04-16 19:30:44","refund_id":"50000206712018041604196575582","status":2}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"order_no 缺失","value":{"code":10001,"message":"参数不合法"}},"not_refundable":{"summary":"订单当前状态不可退款（如已完成或已核销）","value":{"code":10001,"message":"该订单不可退款"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"not_logged_in":{"summary":"未登录（需执行步骤2：/login 绑定手机号）","value":{"code":10003,"message":"未登录"}},"token_invalid":{"summary":"token无效或不存在（需执行步骤1：wx.login + /wxLogin）","value":{"code":10007,"message":"token无效或不存在"}},"openid_missing":{"summary":"微信openId不存在（需重新调用 wx.login 并调用 /wxLogin 接口）","value":{"code":70010,"message":"微信openId不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"interface_not_found":{"summary":"接口不存在","value":{"code":10000,"message":"接口不存在"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/user/order/refund",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "targetOperId",
+            location: "query",
+        },
+        json: r#"5"#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "orderNo",
+            location: "query",
+        },
+        json: r#""020180416194512309817""#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "userId",
+            location: "query",
+        },
+        json: r#"10086"#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "page",
+            location: "query",
+        },
+        json: r#""pages/severs/index/index""#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "text/html",
+        },
+        json: r#"{"page":{"summary":"场景 K7mQ2xYp9Rb4 的小程序码页面","value":"<!DOCTYPE html>\n<html lang=\"zh-CN\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>长按识别小程序码完成支付</title>\n</head>\n<body>\n<div class=\"bridge\">\n<img class=\"wxacode\" src=\"https://o2o.niucha.ren/storage/wxacode/5/K7mQ2xYp9Rb4.png\" alt=\"小程序码\" data-scene=\"K7mQ2xYp9Rb4\" width=\"280\" height=\"280\">\n<p>订单号：020180416194512309817</p>\n<p>长按识别小程序码，进入“茶颜小筑”小程序完成支付</p>\n</div>\n</body>\n</html>\n"}}"#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_parameter":{"summary":"参数不合法","value":{"code":10001,"message":"参数不合法"}}}"#,
+    },
+    publish::Documented {
+        path: "/miniprogram_bridge/pay",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"unknown_error":{"summary":"未知错误","value":{"code":500,"message":"未知错误"}}}"#,
+    },
+];
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
@@ -151,9 +1126,11 @@ impl utoipa::Modify for SecuritySchemes {
             );
     }
 }
-/// Adds what the handlers' attributes cannot say: the headers responses declare.
+/// Adds what the handlers' attributes cannot say: the headers responses declare and the
+/// documented examples.
 struct Contract;
 impl utoipa::Modify for Contract {
-    #[allow(unused_variables)]
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {}
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        publish::examples(openapi, DOCUMENTED);
+    }
 }

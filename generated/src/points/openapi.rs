@@ -113,10 +113,751 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct PointsDoc;
-/// The published OpenAPI document (served at `/openapi.json`).
+/// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <PointsDoc as utoipa::OpenApi>::openapi()
 }
+/// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+/// `examples` map in the spec's order.
+pub fn published() -> serde_json::Value {
+    let json = serde_json::to_value(document()).expect("the document serialises");
+    publish::in_spec_order(json, DOCUMENTED)
+}
+/// Every documented example of the spec, where it goes in the document.
+const DOCUMENTED: &[publish::Documented] = &[
+    publish::Documented {
+        path: "/api/v1/auth/wechat-login",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"with_user_profile":{"summary":"携带 wx.getUserProfile 返回的加密数据","value":{"code":"0c1QdT000o9aRQ1Nqo300JkJ1Y0QdT0v","encryptedData":"CiyLU1Aw2KjvrjMdj8YKliAjtP4gsMZMQmRzooG2xrDcvSnxIMXFufNstNGTyaGS9uT5geRa0W4oTOb1WT7fJlAC+oNPdbB+3hVbJSRgv+4lGOETKUQz6OYStslQ142dNCuabNPGBzlooOmB231qMM85d2/fV6ChevvXvQP8Hkue1poOFtnEtpyxVLW1zAo6/1Xx1COxFvrc2d7UL/lmHInNlxuacJXwu0fjpXfz/YqYzBIBzD6WUfTIF9GRHpOn/Hz7saL8xz+W//FRAUid1OksQaQx4CMs8LOddcQhULW4ucetDf96JcR3g0gfRK4PC7E/r7Z6xNrXd2UIeorGj5Ef7b1pJAYB6Y5anaHqZ9J6nKEBvB4DnNLIVWSgARns/8wR2SiRS7MNACwTyrGvt9ts8p12PKFdlqYTopNHR1Vf7XjfhQlVsAJdNiKdYmYVoKlaRv85IfVunYzO0IKXsyl7JCUjCpoG20f0a04COwfneQAGGwd5oa+T8yO5hzuyDb/XcxxmK01EpqOyuxINew==","iv":"r7BXXKkLb8qrSNn05n0qiA=="}},"code_only":{"summary":"仅使用code登录","value":{"code":"0a3Xk1Ga1sYQ8H0rTFIa1Kz4nW3Xk1GS"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/wechat-login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"老用户登录成功","value":{"code":0,"message":"success","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MTAwMjM4NTYiLCJpYXQiOjE3MTg4NDgyMDAsImV4cCI6MTcxODg1NTQwMH0.bSLTvTLLee4Gqeeu-Mdh2wwPTMc4KS1FbQAcu2W4pSQ","expiresIn":7200,"userInfo":{"userId":"u10023856","nickName":"林晓峰","avatarUrl":"https://cdn.example.com/avatars/u10023856.png"},"points":5028,"isNewUser":false}}},"success_new_user":{"summary":"新用户首次登录（携带 getUserProfile 数据，得到匿名化昵称与默认头像）","value":{"code":0,"message":"success","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MTAwMjM4NTciLCJpYXQiOjE3MTg4NDgyNjAsImV4cCI6MTcxODg1NTQ2MH0.sxX7BS_XvaPoaWkazf6J2SUER4JpP8B2tL2T2mrE-50","expiresIn":7200,"userInfo":{"userId":"u10023857","nickName":"微信用户","avatarUrl":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132"},"points":0,"isNewUser":true}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/wechat-login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"code_invalid":{"summary":"code无效（已使用、已过期或与AppID不匹配，微信 errcode 40029）","value":{"code":422,"message":"code无效或已过期，请重新调用wx.login获取","data":null}},"code_missing":{"summary":"缺少code","value":{"code":422,"message":"参数错误：code不能为空","data":null}},"decrypt_failed":{"summary":"encryptedData/iv 解密失败或只提供了其中一个","value":{"code":422,"message":"参数错误：用户信息解密失败，请重新登录后再获取用户信息","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/wechat-login",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}},"wechat_unavailable":{"summary":"微信接口繁忙或调用失败（微信 errcode -1 / 45011）","value":{"code":500,"message":"微信服务繁忙，请稍后重试","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/refresh-token",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"刷新成功","value":{"code":0,"message":"success","data":{"token":"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1MTAwMjM4NTYiLCJpYXQiOjE3MTg4NTYwMDAsImV4cCI6MTcxODg2MzIwMH0.VcmFAiYDzM7CUX-r220zuSrIiZkp_-L1IOwMDrAtD14","expiresIn":7200}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/refresh-token",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/refresh-token",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/auth/refresh-token",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"获取成功","value":{"code":0,"message":"success","data":{"userInfo":{"userId":"u10023856","nickName":"林晓峰","avatarUrl":"https://cdn.example.com/avatars/u10023856.png","bindingStatus":{"phone":false,"email":false}},"points":5028,"pointsExpiryDate":"2024-12-31T23:59:59Z"}}},"no_points":{"summary":"新用户，暂无积分（积分有效期为 null）","value":{"code":0,"message":"success","data":{"userInfo":{"userId":"u10023857","nickName":"微信用户","avatarUrl":"https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132","bindingStatus":{"phone":false,"email":false}},"points":0,"pointsExpiryDate":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/user/info",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/packages",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"套餐列表","value":{"code":0,"message":"success","data":{"packages":[{"id":"pkg_basic_1000","name":"入门套餐","points":1000,"price":990,"originalPrice":990,"discount":0,"isHot":false,"description":"1000积分，适合体验与轻量调用"},{"id":"pkg_standard_5000","name":"标准套餐","points":5000,"price":3990,"originalPrice":4990,"discount":20,"isHot":true,"description":"5000积分，适合个人开发者日常调用，限时8折"},{"id":"pkg_pro_12000","name":"专业套餐","points":12000,"price":8910,"originalPrice":11880,"discount":25,"isHot":false,"description":"12000积分，适合小团队项目，限时75折"},{"id":"pkg_enterprise_50000","name":"企业套餐","points":50000,"price":34650,"originalPrice":49500,"discount":30,"isHot":false,"description":"50000积分，适合企业批量调用，限时7折"}]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/packages",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/packages",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/packages",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"standard_package":{"summary":"购买标准套餐","value":{"packageId":"pkg_standard_5000"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"下单成功，返回微信支付参数","value":{"code":0,"message":"success","data":{"orderId":"PT202406181025310001","paymentInfo":{"appId":"wx8a3f5c2e9b1d7046","timeStamp":"1718677531","nonceStr":"UJZDE8GXD6NCF10EPF91DHODZDOC9IS0","package":"prepay_id=wx20240618102531729fae923d5a4fd12aab","signType":"RSA","paySign":"Fgjk4pm+6PM4QoBF4Bwr1wXGlSxpR7hWpwepHs15eQ0mHp5U0y9o8ji1obfcK5Dlfa3K45JdRoC/ygQm/0oPk+BPzff0joU9V9q0xmqAXw/Ds+hAU/nFMcBQUXdjnV0YImtrF34IxQcTRP44XXkBAk0rAt6jie90pYQFBLBy0LZfC85M9tsrsxNnxtjZU1TJgI0bVOGOP/GSCbKjhgYupRvhyZOGpxvcZStbCgrUzu8jLsVq5gGzQDW/PQr344EJG4Xs5YGAgUeCgE/nw9E5npBuApOrBBIHL5eViLZYcB6PV3oSKm5ewZLSxzJ7MaKQpG0b3niHy6rqQ7XfdEdacw=="},"orderInfo":{"packageName":"标准套餐","points":5000,"price":3990,"createTime":"2024-06-18T02:25:31Z"}}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"package_not_found":{"summary":"套餐不存在或已下架","value":{"code":404,"message":"套餐不存在或已下架","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/create-order",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "orderId",
+            location: "query",
+        },
+        json: r#""PT202406181025310001""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"paid":{"summary":"已支付","value":{"code":0,"message":"success","data":{"isPaid":true,"points":5292,"expiryDate":"2024-12-31T23:59:59Z"}}},"not_paid":{"summary":"未支付（points 与 expiryDate 为 null）","value":{"code":0,"message":"success","data":{"isPaid":false,"points":null,"expiryDate":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"order_not_found":{"summary":"订单不存在","value":{"code":404,"message":"订单不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/check-payment",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "page",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "size",
+            location: "query",
+        },
+        json: r#"10"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"购买记录（第1页）","value":{"code":0,"message":"success","data":{"total":3,"list":[{"orderId":"PT202406181025310001","packageName":"标准套餐","points":5000,"price":3990,"status":"paid","purchaseTime":"2024-06-18T02:25:31Z"},{"orderId":"PT202406101647080003","packageName":"专业套餐","points":12000,"price":8910,"status":"failed","purchaseTime":"2024-06-10T08:47:08Z"},{"orderId":"PT202401201108150007","packageName":"入门套餐","points":1000,"price":990,"status":"paid","purchaseTime":"2024-01-20T03:08:15Z"}]}}},"empty":{"summary":"暂无购买记录","value":{"code":0,"message":"success","data":{"total":0,"list":[]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/purchase-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "page",
+            location: "query",
+        },
+        json: r#"1"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Parameter {
+            name: "size",
+            location: "query",
+        },
+        json: r#"10"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"消费记录（第1页）","value":{"code":0,"message":"success","data":{"total":4,"list":[{"id":"cr_20240619_000231","title":"文本生成接口调用","description":"调用 /v1/text/generate 共132次","points":132,"consumeTime":"2024-06-19T15:59:59Z","apiKeyId":"ak_3f9c2e71d04b","apiKeyName":"生产环境"},{"id":"cr_20240619_000230","title":"图像识别接口调用","description":"调用 /v1/image/recognize 共60次","points":120,"consumeTime":"2024-06-19T15:59:59Z","apiKeyId":"ak_8b21d6e4a9c0","apiKeyName":"测试环境"},{"id":"cr_20240619_000187","title":"数据导出","description":"导出调用明细报表（2024年5月）","points":12,"consumeTime":"2024-06-19T03:12:40Z","apiKeyId":"ak_3f9c2e71d04b","apiKeyName":"生产环境"},{"id":"cr_20240531_000095","title":"文本生成接口调用","description":"5月累计调用 /v1/text/generate 共708次","points":708,"consumeTime":"2024-05-31T15:59:59Z","apiKeyId":"ak_3f9c2e71d04b","apiKeyName":"生产环境"}]}}},"without_api_key":{"summary":"未关联API Key的消费（可选字段省略）","value":{"code":0,"message":"success","data":{"total":1,"list":[{"id":"cr_20240620_000012","title":"在线调试","points":5,"consumeTime":"2024-06-20T02:05:18Z"}]}}},"empty":{"summary":"暂无消费记录","value":{"code":0,"message":"success","data":{"total":0,"list":[]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/consumption-history",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Timestamp",
+            location: "header",
+        },
+        json: r#""1718677562""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Nonce",
+            location: "header",
+        },
+        json: r#""fdasflkja484w9f2""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Signature",
+            location: "header",
+        },
+        json: r#""M7ZP/eWa4qRSSSSivSslKmovhN2ChoOU4T/tKzN6r6Bz67khuNpKXNcTNNMqhjz9XhFQQWURTDQnuXGmSB6pF8uwlrt2QrAaKIOlpf/kZUu9YCdjsO7xhSFjj/XfBwrfzYoHumuZGIbOPNWg2P6GePB6jj+aZAO2tHIwI4oZdaRV63UIoo8iVQjx/TeTnw1vWnzoM91FePC2BNcDlXAnTPm/9uQR/K1HAMURsCYVZg1rZ4VQ""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Serial",
+            location: "header",
+        },
+        json: r#""PUB_KEY_ID_0116876543212024061800000000000042""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Parameter {
+            name: "Wechatpay-Signature-Type",
+            location: "header",
+        },
+        json: r#""WECHATPAY2-SHA256-RSA2048""#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"transaction_success":{"summary":"支付成功通知（订单 PT202406181025310001）","value":{"id":"EV-2024061810260256210873","create_time":"2024-06-18T10:26:02+08:00","resource_type":"encrypt-resource","event_type":"TRANSACTION.SUCCESS","summary":"支付成功","resource":{"original_type":"transaction","algorithm":"AEAD_AES_256_GCM","ciphertext":"5Hq1ct9OHQ5i0ly7CsUWyeyAzMOb/0xzgmTqwH4xU8Yc3R4JupAqMEw7L0x9CNPWbmTthSMx6OJd4UJb4MlU6qYRtxChGXjWDhjyQpuBcdH5fqjH6ZplcmQwAqJv4QFb8RpVo+CKKoxmE0ie3EJ8GApEShTW1A2YyQC4V5mYyZ7wXzGXs8Ppfe7rKTHGx7EbsF+Z5ZN8dLQ0N3rAmn1T4R8UGz7z","associated_data":"transaction","nonce":"Xk3Lq0pZ7vRt"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"ack_success":{"summary":"通知已处理（含重复通知）","value":{"code":"SUCCESS","message":"成功"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "400",
+            media_type: "application/json",
+        },
+        json: r#"{"decrypt_failed":{"summary":"报文解析或解密失败","value":{"code":"FAIL","message":"报文解密失败"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"signature_invalid":{"summary":"验签失败","value":{"code":"FAIL","message":"签名验证失败"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/points/payment-notify",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"processing_failed":{"summary":"处理失败，等待微信支付重试","value":{"code":"FAIL","message":"系统繁忙，请稍后重试"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"API Key列表","value":{"code":0,"message":"success","data":{"list":[{"id":"ak_3f9c2e71d04b","name":"生产环境","status":"active","createdAt":"2024-01-20T03:12:45Z","expiresAt":"2025-01-20T03:12:45Z","lastUsedAt":"2024-06-19T15:59:59Z"},{"id":"ak_8b21d6e4a9c0","name":"测试环境","status":"active","createdAt":"2024-06-18T02:40:00Z","expiresAt":"2024-12-18T02:40:00Z","lastUsedAt":"2024-06-19T15:59:59Z"},{"id":"ak_c4e19a07f532","name":"旧版集成","status":"inactive","createdAt":"2024-01-22T07:30:12Z","expiresAt":"2024-07-22T07:30:12Z","lastUsedAt":"2024-03-02T11:45:09Z"}]}}},"with_unused_key":{"summary":"含从未使用过的新建Key（lastUsedAt 为 null）","value":{"code":0,"message":"success","data":{"list":[{"id":"ak_5d7e0a3c91f2","name":"数据分析脚本","status":"active","createdAt":"2024-06-20T06:30:00Z","expiresAt":"2024-09-20T06:30:00Z","lastUsedAt":null},{"id":"ak_3f9c2e71d04b","name":"生产环境","status":"active","createdAt":"2024-01-20T03:12:45Z","expiresAt":"2025-01-20T03:12:45Z","lastUsedAt":"2024-06-19T15:59:59Z"}]}}},"empty":{"summary":"尚未创建API Key","value":{"code":0,"message":"success","data":{"list":[]}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys",
+        method: "get",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys",
+        method: "get",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"three_months":{"summary":"创建有效期3个月的Key","value":{"name":"数据分析脚本","expiryMonths":3}},"default_expiry":{"summary":"不传expiryMonths（默认6个月）","value":{"name":"数据分析脚本"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"创建成功（key仅此一次返回）","value":{"code":0,"message":"success","data":{"id":"ak_5d7e0a3c91f2","name":"数据分析脚本","status":"active","createdAt":"2024-06-20T06:30:00Z","expiresAt":"2024-09-20T06:30:00Z","key":"sk_live_jIhKtJ0RlgLKOmxgJTeKdNnFRIBXuDL7DxtpYlSX"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/create",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"delete_key":{"summary":"删除“旧版集成”Key","value":{"id":"ak_c4e19a07f532"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"删除成功","value":{"code":0,"message":"success","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"api_key_not_found":{"summary":"API Key不存在或已删除","value":{"code":404,"message":"API Key不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/delete",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Request {
+            media_type: "application/json",
+        },
+        json: r#"{"deactivate":{"summary":"停用“测试环境”Key","value":{"id":"ak_8b21d6e4a9c0","status":"inactive"}},"activate":{"summary":"重新启用“测试环境”Key","value":{"id":"ak_8b21d6e4a9c0","status":"active"}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"更新成功","value":{"code":0,"message":"success","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "401",
+            media_type: "application/json",
+        },
+        json: r#"{"unauthorized":{"summary":"未登录或登录已过期","value":{"code":401,"message":"未登录或登录已过期","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "403",
+            media_type: "application/json",
+        },
+        json: r#"{"forbidden":{"summary":"权限不足","value":{"code":403,"message":"权限不足","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "404",
+            media_type: "application/json",
+        },
+        json: r#"{"api_key_not_found":{"summary":"API Key不存在或已删除","value":{"code":404,"message":"API Key不存在","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "422",
+            media_type: "application/json",
+        },
+        json: r#"{"invalid_params":{"summary":"参数错误","value":{"code":422,"message":"参数错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/api-keys/update-status",
+        method: "post",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/system/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"normal":{"summary":"服务正常，已预告维护（maintenanceEndTime 为计划维护的预计结束时间）","value":{"code":0,"message":"success","data":{"apiStatus":"normal","message":"服务运行正常，系统将于6月23日04:00-06:00（北京时间）进行升级维护","maintenance":false,"maintenanceEndTime":"2024-06-22T22:00:00Z"}}},"normal_no_maintenance":{"summary":"服务正常，无计划维护（maintenanceEndTime 为 null）","value":{"code":0,"message":"success","data":{"apiStatus":"normal","message":"服务运行正常","maintenance":false,"maintenanceEndTime":null}}},"maintenance":{"summary":"系统维护中","value":{"code":0,"message":"success","data":{"apiStatus":"error","message":"系统升级维护中，期间暂停API调用与积分购买","maintenance":true,"maintenanceEndTime":"2024-06-22T22:00:00Z"}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/system/status",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/system/notice",
+        method: "get",
+        place: publish::Place::Response {
+            status: "200",
+            media_type: "application/json",
+        },
+        json: r#"{"success":{"summary":"有公告","value":{"code":0,"message":"success","data":{"hasNotice":true,"content":"为保障服务质量，系统将于6月23日04:00-06:00进行升级维护，期间API调用与积分购买将暂停，请提前做好安排。","startTime":"2024-06-20T00:00:00Z","endTime":"2024-06-22T22:00:00Z"}}},"no_notice":{"summary":"暂无公告（content、startTime、endTime 为 null）","value":{"code":0,"message":"success","data":{"hasNotice":false,"content":null,"startTime":null,"endTime":null}}}}"#,
+    },
+    publish::Documented {
+        path: "/api/v1/system/notice",
+        method: "get",
+        place: publish::Place::Response {
+            status: "500",
+            media_type: "application/json",
+        },
+        json: r#"{"server_error":{"summary":"服务器内部错误","value":{"code":500,"message":"服务器内部错误","data":null}}}"#,
+    },
+];
 /// Adds the spec's security schemes.
 struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
@@ -134,9 +875,11 @@ impl utoipa::Modify for SecuritySchemes {
             );
     }
 }
-/// Adds what the handlers' attributes cannot say: the headers responses declare.
+/// Adds what the handlers' attributes cannot say: the headers responses declare and the
+/// documented examples.
 struct Contract;
 impl utoipa::Modify for Contract {
-    #[allow(unused_variables)]
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {}
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        publish::examples(openapi, DOCUMENTED);
+    }
 }

@@ -1286,6 +1286,7 @@ pub fn openapi(model: &Model) -> TokenStream {
             }
         }
     });
+    let documented = documented_examples(model);
     let doc = docs(&format!("The OpenAPI document of `{}`, built from the generated handlers and types.", model.api));
     quote! {
         #![allow(clippy::all, missing_docs)]
@@ -1304,10 +1305,20 @@ pub fn openapi(model: &Model) -> TokenStream {
         )]
         pub struct #doc_ident;
 
-        /// The published OpenAPI document (served at `/openapi.json`).
+        /// The OpenAPI document built from the generated code.
         pub fn document() -> utoipa::openapi::OpenApi {
             <#doc_ident as utoipa::OpenApi>::openapi()
         }
+
+        /// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+        /// `examples` map in the spec's order.
+        pub fn published() -> serde_json::Value {
+            let json = serde_json::to_value(document()).expect("the document serialises");
+            publish::in_spec_order(json, DOCUMENTED)
+        }
+
+        /// Every documented example of the spec, where it goes in the document.
+        const DOCUMENTED: &[publish::Documented] = &[#(#documented),*];
 
         /// Adds the spec's security schemes.
         struct SecuritySchemes;
@@ -1319,16 +1330,64 @@ pub fn openapi(model: &Model) -> TokenStream {
             }
         }
 
-        /// Adds what the handlers' attributes cannot say: the headers responses declare.
+        /// Adds what the handlers' attributes cannot say: the headers responses declare and the
+        /// documented examples.
         struct Contract;
 
         impl utoipa::Modify for Contract {
-            #[allow(unused_variables)]
             fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
                 #(#contract)*
+                publish::examples(openapi, DOCUMENTED);
             }
         }
     }
+}
+
+/// A string literal of `text` as a raw string (embedded JSON stays readable).
+fn raw_string(text: &str) -> Literal {
+    let mut hashes = String::from("#");
+    while text.contains(&format!("\"{hashes}")) {
+        hashes.push('#');
+    }
+    format!("r{hashes}\"{text}\"{hashes}").parse().expect("a raw string literal")
+}
+
+/// The `publish::Documented` entries of a model: every documented example of request bodies,
+/// responses and parameters.
+fn documented_examples(model: &Model) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    for o in &model.operations {
+        let (path, method) = (&o.path, &o.method);
+        let mut entry = |place: TokenStream, json: String| {
+            let json = raw_string(&json);
+            out.push(quote! { publish::Documented { path: #path, method: #method, place: #place, json: #json } });
+        };
+        for p in &o.params {
+            if let Some(example) = &p.example {
+                let (name, location) = (&p.wire, match p.location {
+                    Location::Path => "path",
+                    Location::Query => "query",
+                    Location::Header => "header",
+                });
+                entry(quote! { publish::Place::Parameter { name: #name, location: #location } }, example.to_string());
+            }
+        }
+        for (media_type, examples) in o.body.iter().flat_map(|b| &b.examples) {
+            if !examples.is_empty() {
+                entry(quote! { publish::Place::Request { media_type: #media_type } }, Value::Object(examples.clone()).to_string());
+            }
+        }
+        for r in &o.responses {
+            if let (Some(media_type), false) = (&r.media_type, r.examples.is_empty()) {
+                let status = r.status.to_string();
+                entry(
+                    quote! { publish::Place::Response { status: #status, media_type: #media_type } },
+                    Value::Object(r.examples.clone()).to_string(),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// `examples.rs`: the trait implemented by answering every operation with a documented example.

@@ -201,6 +201,8 @@ pub struct Param {
     pub doc: String,
     /// The schema's format.
     pub format: Option<String>,
+    /// The parameter's documented `example`, published with it.
+    pub example: Option<Value>,
 }
 
 /// How a request body travels.
@@ -227,6 +229,9 @@ pub struct Body {
     pub required: bool,
     /// Doc comment.
     pub doc: String,
+    /// The documented examples, per media type: name → `{summary, description, value}`, in the
+    /// spec's order, references resolved.
+    pub examples: Vec<(String, Map<String, Value>)>,
 }
 
 /// How a response body travels.
@@ -254,6 +259,9 @@ pub struct Response {
     pub payload: Payload,
     /// The headers the response declares, when it declares any.
     pub headers: Option<ResponseHeaders>,
+    /// The documented examples of this status and media type: name → `{summary, description,
+    /// value}`, in the spec's order, references resolved.
+    pub examples: Map<String, Value>,
     /// The spec's description.
     pub doc: String,
 }
@@ -716,6 +724,7 @@ impl Builder<'_> {
                 constraints: constraints(&resolved),
                 doc: doc_of(param),
                 format: resolved.get("format").and_then(Value::as_str).map(str::to_owned),
+                example: param.get("example").cloned(),
                 wire,
                 location,
                 ty,
@@ -784,12 +793,17 @@ impl Builder<'_> {
         };
         let schema = content[first].get("schema").ok_or_else(|| anyhow!("request body without schema"))?;
         let ty = self.ty(schema, &format!("{pascal}Body"))?;
+        let mut examples = Vec::new();
+        for (media_type, media) in content {
+            examples.push((media_type.clone(), self.examples(media)?));
+        }
         Ok(Body {
             kind,
             media_types,
             ty,
             required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
             doc: str_of(body, "description"),
+            examples,
         })
     }
 
@@ -805,7 +819,8 @@ impl Builder<'_> {
             let headers = self.response_headers(response).with_context(|| format!("headers of response {key}"))?;
             let content = response.get("content").and_then(Value::as_object);
             let Some(content) = content.filter(|c| !c.is_empty()) else {
-                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, headers, doc });
+                let examples = Map::new();
+                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, headers, examples, doc });
                 continue;
             };
             let several = content.len() > 1;
@@ -832,9 +847,25 @@ impl Builder<'_> {
                     media_type: Some(media_type.clone()),
                     payload,
                     headers: headers.clone(),
+                    examples: self.examples(media)?,
                     doc: doc.clone(),
                 });
             }
+        }
+        Ok(out)
+    }
+
+    /// The examples of a media type object: name → `{summary, description, value}` (references
+    /// resolved, other keys dropped), in the spec's order.
+    fn examples(&self, media: &Value) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for (name, example) in media.get("examples").and_then(Value::as_object).into_iter().flatten() {
+            let example = self.spec.resolve(example).with_context(|| format!("example {name}"))?;
+            let kept: Map<String, Value> = ["summary", "description", "value"]
+                .iter()
+                .filter_map(|key| Some(((*key).to_owned(), example.get(*key)?.clone())))
+                .collect();
+            out.insert(name.clone(), Value::Object(kept));
         }
         Ok(out)
     }
