@@ -17,8 +17,9 @@ pub struct Api {
     pub examples: &'static [ExampleRef],
     /// `(method, path template, operationId)` of every operation.
     pub operations: fn() -> Vec<(&'static str, &'static str, &'static str)>,
-    /// The published OpenAPI document (utoipa, built from the generated code).
-    pub document: fn() -> utoipa::openapi::OpenApi,
+    /// The published OpenAPI document as served (utoipa, built from the generated code, with
+    /// every documented example in the spec's order).
+    pub published: fn() -> serde_json::Value,
     /// The generated router over the example-answering implementation.
     pub mock_router: fn(MockSource) -> Router,
     /// The API's own rendering of a refused request.
@@ -34,7 +35,7 @@ macro_rules! api {
             operations: || {
                 generated::$module::Operation::ALL.iter().map(|o| (o.method(), o.path(), o.id())).collect()
             },
-            document: generated::$module::openapi::document,
+            published: generated::$module::openapi::published,
             mock_router: |source| {
                 generated::$module::router(std::sync::Arc::new(generated::$module::examples::Examples(source)))
             },

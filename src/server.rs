@@ -32,9 +32,10 @@ pub fn mock_app(layer: MockLayer) -> MockService<Router> {
 
 /// Add `/openapi.json`, Swagger UI at `/docs` and the index page to an API's router.
 pub fn with_docs(router: Router, api: Api, mode: &'static str) -> Router {
-    let document = (api.document)();
-    let title = document.info.title.clone();
-    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", document);
+    let document = (api.published)();
+    let title = document.pointer("/info/title").and_then(serde_json::Value::as_str).unwrap_or(api.id).to_owned();
+    // Served as built (utoipa's own type would sort each examples map by name).
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document);
     let index = index_page(api, &title, mode);
     router.merge(swagger).route("/", axum::routing::get(move || async move { Html(index) }))
 }

@@ -129,6 +129,15 @@ fn cases(spec: &Spec, op: &Operation<'_>, plan: &Plan) -> Vec<Case> {
             plan: Plan { body: Some(("application/json".into(), b"{\"broken\": ".to_vec())), ..plan.clone() },
             field: "body".into(),
         });
+        // A JSON array is not an object, even one whose fields are all optional (where the
+        // body carries the credential, it has none: security first).
+        let token_in_body = op.op.get("x-token-in") == Some(&json!("body"));
+        out.push(Case {
+            label: label("array for an object"),
+            kind: if token_in_body { "unauthenticated" } else { "invalid_request" },
+            plan: plan.with_json_body(&json!([])),
+            field: if token_in_body { String::new() } else { "body".into() },
+        });
         out.push(Case {
             label: label("unsupported media type"),
             kind: "unsupported_media_type",
@@ -157,6 +166,10 @@ fn cases(spec: &Spec, op: &Operation<'_>, plan: &Plan) -> Vec<Case> {
                 let mut broken = body.clone();
                 broken[name] = wrong_type(prop);
                 out.push(Case { label: label(&format!("wrong type of {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
+                // `null` is not absent: a field that is optional but not nullable refuses it too.
+                let mut broken = body.clone();
+                broken[name] = Value::Null;
+                out.push(Case { label: label(&format!("null of {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
             }
             for (constraint, value) in constraint_breakers(prop) {
                 let mut broken = body.clone();
@@ -187,7 +200,8 @@ fn cases(spec: &Spec, op: &Operation<'_>, plan: &Plan) -> Vec<Case> {
             out.push(Case { label: label(&format!("query {constraint} of {name}")), kind: "invalid_request", plan: broken, field: name.clone() });
         }
     }
-    let secured = op.op["security"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())));
+    let secured = op.op["security"].as_array().is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.as_object().is_some_and(|o| !o.is_empty())))
+        || op.op.get("x-token-in") == Some(&json!("body"));
     if secured {
         let mut broken = plan.clone();
         broken.headers.retain(|(k, _)| k != "authorization");
@@ -221,10 +235,19 @@ async fn generated_routers_serve_documented_requests_and_refuse_broken_ones() {
                 continue;
             }
             exercised.entry(spec.api.id).or_default().insert("documented request".into());
+            // JSON Schema counts 79.0 as an integer: the same request with every whole number
+            // written with a fraction is served alike.
+            if let Some(body) = plan.json_body().filter(has_integer) {
+                let reply = send(&router, plan.with_json_body(&as_floats(body)).request()).await;
+                if reply.status != expected {
+                    failures.push(format!("{} {}: integers written as 79.0 got {}: {}", spec.api, op.id(), reply.status, reply.body));
+                }
+                exercised.entry(spec.api.id).or_default().insert("integers as floats".into());
+            }
             for case in cases(&spec, &op, &plan) {
                 broken_sent += 1;
                 let reply = send(&router, case.plan.request()).await;
-                match check_rejection(&spec, &errors, &case, &reply) {
+                match check_rejection(&spec, &op, &errors, &case, &reply) {
                     Ok(()) => {
                         exercised.entry(spec.api.id).or_default().insert(case_kind(&case.label));
                     }
@@ -235,7 +258,7 @@ async fn generated_routers_serve_documented_requests_and_refuse_broken_ones() {
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
     for (api, kinds) in &exercised {
-        for needed in ["documented request", "bad JSON", "unsupported media type", "missing", "wrong type", "missing credentials"] {
+        for needed in ["documented request", "bad JSON", "array for an object", "unsupported media type", "missing", "wrong type", "null", "missing credentials"] {
             assert!(kinds.contains(needed), "{api}: no {needed:?} case was exercised (got {kinds:?})");
         }
         assert!(
@@ -249,6 +272,26 @@ async fn generated_routers_serve_documented_requests_and_refuse_broken_ones() {
     assert!(operations - documented_sent <= 1, "{} operations could not be sent", operations - documented_sent);
 }
 
+/// Whether a JSON value holds an integer anywhere.
+fn has_integer(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_i64() || n.is_u64(),
+        Value::Array(items) => items.iter().any(has_integer),
+        Value::Object(map) => map.values().any(has_integer),
+        _ => false,
+    }
+}
+
+/// The value with every integer written as a float (`79` → `79.0`).
+fn as_floats(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => json!(n.as_f64().expect("a number")),
+        Value::Array(items) => Value::Array(items.into_iter().map(as_floats).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, as_floats(v))).collect()),
+        other => other,
+    }
+}
+
 /// The kind of a case label (`"heating sms_send: missing phone"` → `"missing"`).
 fn case_kind(label: &str) -> String {
     let what = label.split(": ").nth(1).unwrap_or_default();
@@ -259,8 +302,21 @@ fn case_kind(label: &str) -> String {
     }
 }
 
-fn check_rejection(spec: &Spec, errors: &ExampleValidator, case: &Case, reply: &Reply) -> Result<(), String> {
-    let status = rejection(spec, case.kind);
+/// How `op` refuses a request of `kind`: its own `x-rejections` rule (answered as its documented
+/// response of that status: JSON Pointer to the schema), else the API's (its `ErrorResponse`).
+fn refusal(spec: &Spec, op: &Operation<'_>, kind: &str) -> (u16, String) {
+    match op.op["x-rejections"][kind]["status"].as_u64() {
+        Some(status) => {
+            let response = spec.resolve(&op.op["responses"][status.to_string()]).expect("the status is documented");
+            let schema = response["content"]["application/json"]["schema"]["$ref"].as_str().expect("a JSON answer").trim_start_matches('#');
+            (status as u16, schema.to_owned())
+        }
+        None => (rejection(spec, kind), "/components/schemas/ErrorResponse".to_owned()),
+    }
+}
+
+fn check_rejection(spec: &Spec, op: &Operation<'_>, errors: &ExampleValidator, case: &Case, reply: &Reply) -> Result<(), String> {
+    let (status, schema) = refusal(spec, op, case.kind);
     if reply.status != status {
         return Err(format!("expected {status} ({}), got {}: {}", case.kind, reply.status, reply.body));
     }
@@ -268,9 +324,9 @@ fn check_rejection(spec: &Spec, errors: &ExampleValidator, case: &Case, reply: &
         return Err(format!("content type {:?}", reply.content_type));
     }
     let body = reply.json();
-    let problems = errors.errors("/components/schemas/ErrorResponse", &body);
+    let problems = errors.errors(&schema, &body);
     if !problems.is_empty() {
-        return Err(format!("the answer is not the API's error envelope: {problems:?}: {body}"));
+        return Err(format!("the answer is not the documented refusal ({schema}): {problems:?}: {body}"));
     }
     let message = body["message"].as_str().unwrap_or_default();
     if !message.contains(&case.field) {
@@ -282,7 +338,7 @@ fn check_rejection(spec: &Spec, errors: &ExampleValidator, case: &Case, reply: &
 
 /// The document the generated code publishes (utoipa), as JSON.
 fn published(api: &str) -> Value {
-    serde_json::to_value(per_api!(api, |m| m::openapi::document())).expect("the published document serialises")
+    per_api!(api, |m| m::openapi::published())
 }
 
 /// A schema reduced to what the contract fixes: type and nullability, format, enum values,
@@ -365,30 +421,42 @@ fn normal_operation(doc: &Value, op: &Value) -> Value {
                 "name": p["name"], "in": p["in"],
                 "required": p.get("required").cloned().unwrap_or(json!(false)),
                 "schema": p.get("schema").map(|s| normal_schema(doc, s, 0)),
+                "example": p.get("example"),
             })
         })
         .collect();
     params.sort_by_key(|p| format!("{}:{}", p["in"], p["name"]));
+    // Each media type: its schema, and its examples by name (summary, description, value; a
+    // `$ref` followed) with the names in the order given (the first is what Swagger UI shows).
     let content = |c: &Value| -> Value {
         let map: serde_json::Map<String, Value> = c
             .as_object()
             .into_iter()
             .flatten()
-            .map(|(media, m)| (media.clone(), m.get("schema").map(|s| normal_schema(doc, s, 0)).unwrap_or(Value::Null)))
+            .map(|(media, m)| {
+                let examples: serde_json::Map<String, Value> = m["examples"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, e)| {
+                        let e = deref(e);
+                        (name.clone(), json!({"summary": e["summary"], "description": e["description"], "value": e["value"]}))
+                    })
+                    .collect();
+                let names: Vec<&String> = examples.keys().collect();
+                let normal = json!({
+                    "schema": m.get("schema").map(|s| normal_schema(doc, s, 0)),
+                    "example names": names,
+                    "examples": examples,
+                });
+                (media.clone(), normal)
+            })
             .collect();
         Value::Object(map)
     };
     let body = op.get("requestBody").map(|b| {
         let b = deref(b);
-        let mut content = content(&b["content"]);
-        // utoipa writes an optional body as `Option<T>`, a nullable schema; an absent body is
-        // not a null one, so the top level's nullability of an optional body is not compared.
-        for schema in content.as_object_mut().into_iter().flat_map(|c| c.values_mut()) {
-            if let Some(s) = schema.as_object_mut() {
-                s.insert("nullable".into(), json!(false));
-            }
-        }
-        json!({ "required": b.get("required").cloned().unwrap_or(json!(false)), "content": content })
+        json!({ "required": b.get("required").cloned().unwrap_or(json!(false)), "content": content(&b["content"]) })
     });
     let responses: serde_json::Map<String, Value> = op["responses"]
         .as_object()
@@ -403,7 +471,8 @@ fn normal_operation(doc: &Value, op: &Value) -> Value {
                 .flatten()
                 .map(|(name, h)| {
                     let h = deref(h);
-                    (name.to_ascii_lowercase(), json!({"schema": h.get("schema").map(|s| normal_schema(doc, s, 0)), "description": h["description"]}))
+                    let schema = h.get("schema").map(|s| normal_schema(doc, s, 0));
+                    (name.to_ascii_lowercase(), json!({"schema": schema, "description": h["description"], "example": h["example"]}))
                 })
                 .collect();
             (status.clone(), json!({"content": content(&r["content"]), "headers": headers}))
@@ -581,6 +650,20 @@ async fn multipart_uploads_are_read_and_checked() {
     let reply = send(&router, upload("application/json", b"{}".to_vec())).await;
     assert_eq!(reply.status, 415, "{}", reply.body);
     assert_eq!(reply.json()["code"], json!("1"));
+
+    // No body (and no Content-Type, taken as multipart): the documented 400, naming the body.
+    let request = Request::post("/api/v1/people/photo").header("authorization", "Bearer test-token").body(Body::empty()).unwrap();
+    let reply = send(&router, request).await;
+    assert_eq!((reply.status, reply.json()["code"].clone()), (400, json!("1")), "{}", reply.body);
+    assert!(reply.json()["message"].as_str().unwrap().contains("body"), "{}", reply.body);
+
+    // A part the form does not list (additionalProperties: false) is refused, named.
+    let mut fields = FIELDS.to_vec();
+    fields.push(("extra", "1"));
+    let (content_type, body) = upload_body(&fields, Some(jpeg));
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.json()["message"].as_str().unwrap().contains("extra"), "{}", reply.body);
 }
 
 #[tokio::test]
@@ -600,16 +683,27 @@ async fn unknown_paths_methods_and_bad_xml_are_answered_in_the_envelope() {
         assert!(errors.errors("/components/schemas/ErrorResponse", &reply.json()).is_empty(), "{}: {}", spec.api, reply.body);
     }
 
-    // WeChat Pay v2 notify (charging) takes XML: a body that is not XML is refused.
+    // WeChat Pay v2 notify (charging) takes XML: a body that is not XML is refused, in WeChat
+    // Pay's XML answer (the operation's own x-rejections), the reason escaped.
     let spec = Spec::load(&workspace_root(), xtask::spec::APIS[3]).expect("charging");
     let router = router(&spec);
-    let request = Request::post("/api/payment/wechat/notify")
-        .header("content-type", "text/xml")
-        .body(Body::from("<xml><return_code>SUCCESS</return_code>"))
-        .unwrap();
-    let reply = send(&router, request).await;
-    assert_eq!(reply.status, rejection(&spec, "invalid_request"), "{}", reply.body);
-    assert!(errors_of(&spec).errors("/components/schemas/ErrorResponse", &reply.json()).is_empty(), "{}", reply.body);
+    for body in ["<xml><return_code>SUCCESS</return_code>", ""] {
+        let request = Request::post("/api/payment/wechat/notify").header("content-type", "text/xml").body(Body::from(body)).unwrap();
+        let reply = send(&router, request).await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.content_type.as_deref(), Some("application/xml; charset=utf-8"));
+        assert!(reply.body.starts_with("<xml><return_code>FAIL</return_code><return_msg>"), "{}", reply.body);
+        assert!(reply.body.contains("body") && !reply.body.contains("<xml><return_code>SUCCESS"), "{}", reply.body);
+    }
+    // The answer is what the contract documents for a refused notify.
+    let reply = send(&router, Request::post("/api/payment/wechat/notify").body(Body::empty()).unwrap()).await;
+    let documented = Spec::load(&workspace_root(), xtask::spec::APIS[3]).unwrap().doc["paths"]["/api/payment/wechat/notify"]["post"]["responses"]["400"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>();
+    assert!(documented.iter().any(|m| reply.content_type.as_deref().is_some_and(|c| c.starts_with(m.as_str()))), "{:?} not in {documented:?}", reply.content_type);
 }
 
 fn errors_of(spec: &Spec) -> ExampleValidator {

@@ -257,15 +257,16 @@ pub fn valid_plan(spec: &Spec, op: &Operation<'_>) -> Option<Plan> {
         };
         plan.body = Some((media.clone(), bytes));
     }
+    // A credential in the body is no security scheme (`security: []`); the body carries it.
+    if token_in_body {
+        let mut body = plan.json_body().unwrap_or(json!({}));
+        body["token"] = json!("test-token");
+        plan = plan.with_json_body(&body);
+    }
     for requirement in op.op["security"].as_array().into_iter().flatten() {
         for scheme in requirement.as_object().into_iter().flatten().map(|(k, _)| k) {
             match spec.doc.pointer(&format!("/components/securitySchemes/{scheme}/type")).and_then(Value::as_str) {
                 Some("http") => plan.headers.push(("authorization".into(), "Bearer test-token".into())),
-                Some("apiKey") if token_in_body => {
-                    let mut body = plan.json_body().unwrap_or(json!({}));
-                    body["token"] = json!("test-token");
-                    plan = plan.with_json_body(&body);
-                }
                 Some("apiKey") => plan.query.push(("token".into(), "test-token".into())),
                 _ => {}
             }

@@ -263,16 +263,40 @@ pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
         return Err(Rejection::field("body", "请求体不能为空"));
     }
     // Most bodies are well-formed: read them once, without tracking the path. Only a refused
-    // body is read again to say where it is wrong.
+    // body is read again, to read integers written with a fraction or to say where it is wrong.
     if let Ok(value) = serde_json::from_slice(raw) {
         return Ok(value);
     }
     // Malformed JSON is the body's fault, not the field the parser happened to be in (and
     // serde_json reports some type errors as syntax errors), so check well-formedness first.
-    serde_json::from_slice::<serde::de::IgnoredAny>(raw)
-        .map_err(|e| Rejection::field("body", format!("JSON格式错误：{e}")))?;
-    let mut deserializer = serde_json::Deserializer::from_slice(raw);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| serde_rejection(&e))
+    let mut value: serde_json::Value =
+        serde_json::from_slice(raw).map_err(|e| Rejection::field("body", format!("JSON格式错误：{e}")))?;
+    // JSON Schema counts `79.0` as the integer 79 (JavaScript has one number type, and clients
+    // write integers that way); serde's integers refuse a fraction, however zero.
+    integral_numbers_as_integers(&mut value);
+    from_value(value)
+}
+
+/// Replace every number with a zero fraction that fits an `i64` (`79.0`) by that integer.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(integer) = n.as_f64().and_then(exact_integer) {
+                *value = serde_json::Value::from(integer);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
+}
+
+/// The integer a float is, when it is one exactly: a whole number within ±2^53 (JavaScript's
+/// safe integers). Beyond, a float stands for many integers (`-9223372036854775809` reads as
+/// the float -2^63): it is left a float, and refused where an integer is wanted.
+fn exact_integer(f: f64) -> Option<i64> {
+    const SAFE: f64 = 9_007_199_254_740_991.0;
+    (f.fract() == 0.0 && f.abs() <= SAFE).then_some(f as i64)
 }
 
 /// Deserialise an XML body (WeChat Pay v2 notify), naming the failing field on error.
@@ -289,7 +313,8 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Re
 
 fn serde_rejection<E: Display>(error: &serde_path_to_error::Error<E>) -> Rejection {
     let path = error.path().to_string();
-    let path = if path == "." { String::new() } else { path };
+    // `.` is the root; `?` a position the format cannot name (the root of an XML document).
+    let path = if path == "." || path == "?" { String::new() } else { path };
     let detail = error.inner().to_string();
     // serde reports a missing field at its parent; name the field itself.
     if let Some(field) = detail.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
@@ -367,10 +392,14 @@ pub struct Form {
 
 /// Read a `multipart/form-data` body.
 pub async fn multipart_form(headers: &HeaderMap, raw: Bytes) -> Result<Form, Rejection> {
+    if raw.is_empty() {
+        return Err(Rejection::field("body", "请求体不能为空"));
+    }
+    // The media type was checked before (a missing one is taken as multipart/form-data): a body
+    // without its boundary cannot be read, which is the body's fault.
     let content_type = header_value(headers, header::CONTENT_TYPE.as_str()).unwrap_or_default();
-    let boundary = multer::parse_boundary(content_type).map_err(|_| {
-        Rejection::of(RejectionKind::UnsupportedMediaType, "应为multipart/form-data（带boundary）")
-    })?;
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|_| Rejection::field("body", "multipart/form-data请求体缺少boundary（Content-Type: multipart/form-data; boundary=…）"))?;
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(raw) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut form = Form::default();
@@ -494,7 +523,9 @@ pub mod check {
         let found = match value {
             serde_json::Value::Null => "null",
             serde_json::Value::Bool(_) => "boolean",
-            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                "integer"
+            }
             serde_json::Value::Number(_) => "number",
             serde_json::Value::String(_) => "string",
             serde_json::Value::Array(_) => "array",
@@ -519,6 +550,8 @@ pub mod check {
             // The documents' Beijing-time "2020-11-19 13:34:38".
             "local-date-time" => chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%d %H:%M:%S").is_ok(),
             "email" => value.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.')),
+            // RFC 3986 `URI`: a scheme, then the rest (an empty string is none).
+            "uri" => fluent_uri::Uri::parse(value).is_ok(),
             _ => true,
         };
         if !ok {
@@ -549,10 +582,21 @@ pub fn decimal_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
     let text = number.to_string();
     rust_decimal::Decimal::from_str(&text)
         .or_else(|_| rust_decimal::Decimal::from_scientific(&text))
-        .map_err(|_| serde::de::Error::custom(format!("{text} is out of range for a decimal")))
+        .ok()
+        .or_else(|| {
+            // More decimal places than a Decimal keeps (28: `5e-324`): the nearest Decimal, as any
+            // decimal reader rounds. A number beyond ±7.9e28 has none.
+            let float = number.as_f64()?;
+            if float.abs() < 1e-28 {
+                return Some(rust_decimal::Decimal::ZERO);
+            }
+            <rust_decimal::Decimal as rust_decimal::prelude::FromPrimitive>::from_f64(float)
+        })
+        .ok_or_else(|| serde::de::Error::custom(format!("{text} is out of range for a decimal")))
 }
 
-/// [`decimal_number`] for an optional field.
+/// [`decimal_number`] for a field that may be `null` (`Option`: a missing field is refused
+/// unless it also has `#[serde(default)]`).
 pub fn decimal_number_opt<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<rust_decimal::Decimal>, D::Error> {
@@ -560,6 +604,64 @@ pub fn decimal_number_opt<'de, D: serde::Deserializer<'de>>(
     struct Wrapped(#[serde(deserialize_with = "decimal_number")] rust_decimal::Decimal);
     use serde::Deserialize;
     Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|w| w.0))
+}
+
+/// [`decimal_number`] for an optional field that may not be `null` (with `#[serde(default)]`:
+/// absent is `None`, present is the number).
+pub fn decimal_number_present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<rust_decimal::Decimal>, D::Error> {
+    decimal_number(deserializer).map(Some)
+}
+
+/// A `type: string, format: decimal` field that is optional but may not be `null` (with
+/// `#[serde(default)]`).
+pub fn decimal_string_present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<rust_decimal::Decimal>, D::Error> {
+    rust_decimal::serde::str::deserialize(deserializer).map(Some)
+}
+
+/// An optional field that may not be `null` (with `#[serde(default)]`): absent is `None`, and a
+/// present value must be a `T` (serde's own `Option` would take `null` as absent).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// A required field that may be `null`: serde's own `Option` would take a missing field as
+/// `null` (through `deserialize_with`, a missing field is refused).
+pub fn nullable<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    <Option<T> as serde::Deserialize>::deserialize(deserializer)
+}
+
+/// `Deserialize` and `Serialize` for a generated object type, whose derived ones are inherent
+/// (`#[serde(remote = "Self")]`): it is read from a JSON object only. serde's derived structs
+/// also take a sequence of their fields (`[]` would be a struct whose optional fields are all
+/// absent), which JSON Schema's `type: object` does not.
+#[macro_export]
+macro_rules! json_object {
+    ($t:ident) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a JSON object")
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<$t, A::Error> {
+                        $t::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(Fields)
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $t::serialize(self, serializer)
+            }
+        }
+    };
 }
 
 /// Read a text value as `T`, pushing a violation naming `name` when it is missing but required,
@@ -571,7 +673,9 @@ pub fn text_param<T: DeserializeOwned>(
     kind: TextKind,
     required: bool,
 ) -> Option<T> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+    // An empty value (`?page=`, `Wechatpay-Nonce:`) is a value, the empty string: it is absent
+    // only when the name is.
+    let Some(raw) = raw else {
         if required {
             violations.push(Violation::new(name, "缺少必填参数"));
         }
@@ -579,9 +683,9 @@ pub fn text_param<T: DeserializeOwned>(
     };
     let value = match kind {
         TextKind::String => serde_json::Value::String(raw.to_owned()),
-        TextKind::Integer => match raw.parse::<i64>() {
-            Ok(n) => serde_json::Value::from(n),
-            Err(_) => {
+        TextKind::Integer => match raw.parse::<i64>().ok().or_else(|| raw.parse::<f64>().ok().and_then(exact_integer)) {
+            Some(n) => serde_json::Value::from(n),
+            None => {
                 violations.push(Violation::new(name, format!("应为整数，收到{raw:?}")));
                 return None;
             }
@@ -628,6 +732,27 @@ pub fn render_template(status: u16, template: &str, rejection: &Rejection) -> ax
     response.extensions_mut().insert(rejection.clone());
     *response.status_mut() = self::status(status);
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Render a rejection from a text template (an operation that answers in XML: WeChat Pay v2's
+/// notify ack): `{message}` is replaced by the message, escaped for XML media types, and
+/// `{now_ms}` / `{now_s}` by the time.
+pub fn render_text_template(status: u16, media_type: &'static str, template: &str, rejection: &Rejection) -> axum::response::Response {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let message = if media_type.ends_with("xml") {
+        rejection.message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    } else {
+        rejection.message.clone()
+    };
+    let body = template
+        .replace("{message}", &message)
+        .replace("{now_ms}", &now.as_millis().to_string())
+        .replace("{now_s}", &now.as_secs().to_string());
+    let mut response = axum::response::Response::new(Body::from(body));
+    response.extensions_mut().insert(rejection.clone());
+    *response.status_mut() = self::status(status);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(media_type)));
     response
 }
 
@@ -771,15 +896,21 @@ impl Prepared {
             response.headers_mut().insert(name, value);
         }
         if let Some(media_type) = media_type {
-            let value = match media_type {
-                "application/json" => "application/json",
-                "text/html" => "text/html; charset=utf-8",
-                "application/xml" | "text/xml" => "text/xml; charset=utf-8",
-                other => other,
-            };
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(media_type)));
         }
         response
+    }
+}
+
+/// The `Content-Type` of a documented media type: the media type itself (a client, and the
+/// contract, tell `application/xml` and `text/xml` apart), with `charset=utf-8` for text.
+fn content_type(media_type: &'static str) -> &'static str {
+    match media_type {
+        "application/json" => "application/json",
+        "text/html" => "text/html; charset=utf-8",
+        "application/xml" => "application/xml; charset=utf-8",
+        "text/xml" => "text/xml; charset=utf-8",
+        other => other,
     }
 }
 
@@ -937,12 +1068,129 @@ pub fn stated_schema(json: &str) -> utoipa::openapi::schema::Schema {
 }
 
 /// What the published document says beyond the `utoipa::path` attributes, filled in by each
-/// API's generated `openapi.rs`: the headers responses declare.
+/// API's generated `openapi.rs`: the headers responses declare, and every documented example
+/// (named, as in the spec) of request bodies, responses and parameters.
 pub mod publish {
+    use serde_json::Value;
+    use utoipa::openapi::example::Example;
     use utoipa::openapi::header::Header;
-    use utoipa::openapi::path::Operation;
+    use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
     use utoipa::openapi::schema::Schema;
-    use utoipa::openapi::{OpenApi, RefOr};
+    use utoipa::openapi::{Content, OpenApi, RefOr};
+
+    /// Where documented examples go in an operation.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Place {
+        /// The request body's content of this media type.
+        Request {
+            /// The media type.
+            media_type: &'static str,
+        },
+        /// A response's content.
+        Response {
+            /// The status, as the document keys it (`"200"`).
+            status: &'static str,
+            /// The media type.
+            media_type: &'static str,
+        },
+        /// A parameter's `example`.
+        Parameter {
+            /// Its name.
+            name: &'static str,
+            /// Where it travels: `path`, `query` or `header`.
+            location: &'static str,
+        },
+    }
+
+    /// Documented examples of one place of one operation: for bodies the spec's `examples` map
+    /// (name → `{summary, description, value}`, in the spec's order), for parameters the value.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Documented {
+        /// The operation's path template.
+        pub path: &'static str,
+        /// Its method, lower case.
+        pub method: &'static str,
+        /// Where in the operation.
+        pub place: Place,
+        /// The examples (or the parameter's example) as JSON.
+        pub json: &'static str,
+    }
+
+    fn parse(json: &str) -> Value {
+        serde_json::from_str(json).expect("the generator embeds examples as JSON")
+    }
+
+    fn content<'a>(map: impl IntoIterator<Item = (&'a String, &'a mut RefOr<Content>)>, media_type: &str) -> &'a mut Content {
+        match map.into_iter().find(|(m, _)| *m == media_type) {
+            Some((_, RefOr::T(content))) => content,
+            _ => unreachable!("the handlers publish every documented media type inline"),
+        }
+    }
+
+    /// Put every documented example into the document (utoipa keeps an `examples` map sorted
+    /// by name; [`in_spec_order`] restores the spec's order in the JSON that is served).
+    pub fn examples(openapi: &mut OpenApi, documented: &[Documented]) {
+        for entry in documented {
+            let operation = self::operation(openapi, entry.path, entry.method);
+            let value = parse(entry.json);
+            match entry.place {
+                Place::Parameter { name, location } => {
+                    let location = match location {
+                        "path" => ParameterIn::Path,
+                        "header" => ParameterIn::Header,
+                        _ => ParameterIn::Query,
+                    };
+                    for parameter in operation.parameters.iter_mut().flatten() {
+                        if let RefOr::T(p) = parameter
+                            && p.name == name
+                            && p.parameter_in == location
+                        {
+                            *p = ParameterBuilder::from(p.clone()).example(Some(value.clone())).build();
+                        }
+                    }
+                }
+                Place::Request { media_type } => {
+                    let Some(RefOr::T(body)) = operation.request_body.as_mut() else {
+                        unreachable!("the handlers publish every request body inline")
+                    };
+                    content(body.content.iter_mut(), media_type).examples = named(value);
+                }
+                Place::Response { status, media_type } => {
+                    let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+                        unreachable!("the handlers publish every documented response")
+                    };
+                    content(response.content.iter_mut(), media_type).examples = named(value);
+                }
+            }
+        }
+    }
+
+    fn named(map: Value) -> std::collections::BTreeMap<String, RefOr<Example>> {
+        let Value::Object(map) = map else { unreachable!("examples maps are objects") };
+        map.into_iter()
+            .map(|(name, example)| (name, RefOr::T(serde_json::from_value(example).expect("examples read as Example objects"))))
+            .collect()
+    }
+
+    /// The document as served: every `examples` map in the spec's order (Swagger UI shows an
+    /// operation's first example first: the documented default, not the alphabetically first).
+    pub fn in_spec_order(mut json: Value, documented: &[Documented]) -> Value {
+        for entry in documented {
+            let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+            let operation = format!("/paths/{}/{}", escape(entry.path), entry.method);
+            let pointer = match entry.place {
+                Place::Parameter { .. } => continue,
+                Place::Request { media_type } => format!("{operation}/requestBody/content/{}/examples", escape(media_type)),
+                Place::Response { status, media_type } => {
+                    format!("{operation}/responses/{status}/content/{}/examples", escape(media_type))
+                }
+            };
+            if let Some(examples) = json.pointer_mut(&pointer) {
+                *examples = parse(entry.json);
+            }
+        }
+        json
+    }
 
     /// The operation `method path` of the document (generated code names only operations its
     /// own handlers publish).
@@ -959,6 +1207,15 @@ pub mod publish {
             _ => &mut item.trace,
         };
         operation.as_mut().expect("the handlers publish every operation")
+    }
+
+    /// Mark the request body optional (`required: false`). The handlers publish the body's own
+    /// type: utoipa would publish an optional one as `Option<T>`, a schema that allows `null`,
+    /// while an absent body is not a `null` one.
+    pub fn optional_body(operation: &mut Operation) {
+        if let Some(RefOr::T(body)) = operation.request_body.as_mut() {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
     }
 
     /// Declare headers on the `status` response: `(name, description, example as JSON)` each,

@@ -223,7 +223,7 @@ pub fn types(model: &Model) -> TokenStream {
 
 fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -> TokenStream {
     match def {
-        TypeDef::Struct { name, doc, fields, xml_name, additional } => {
+        TypeDef::Struct { name, doc, fields, xml_name, additional, closed } => {
             let name_ident = ident(name);
             let doc = docs(doc);
             let is_form = fields.iter().any(|f| matches!(types.resolve(&f.ty), Ty::Upload));
@@ -241,17 +241,27 @@ fn type_def(types: &Types<'_>, def: &TypeDef, patterns: &mut Vec<TokenStream>) -
                 });
             }
             let checks: Vec<TokenStream> = fields.iter().map(|f| field_checks(types, name, f, patterns)).collect();
-            let derives = if is_form {
-                quote! { #[derive(Debug, Clone, PartialEq, utoipa::ToSchema)] }
+            // Objects are read from JSON objects only (`json_object!` around the derived code).
+            let (derives, object) = if is_form {
+                (quote! { #[derive(Debug, Clone, PartialEq, utoipa::ToSchema)] }, None)
             } else {
-                quote! { #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)] }
+                (
+                    quote! {
+                        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+                        #[serde(remote = "Self")]
+                    },
+                    Some(quote! { crate::json_object!(#name_ident); }),
+                )
             };
             let xml = xml_name.as_ref().map(|n| quote! { #[serde(rename = #n)] #[schema(xml(name = #n))] });
+            let closed = closed.then(|| quote! { #[serde(deny_unknown_fields)] });
             quote! {
                 #doc
                 #derives
                 #xml
+                #closed
                 pub struct #name_ident { #(#field_items)* }
+                #object
                 impl Validate for #name_ident {
                     #[allow(unused_variables)]
                     fn validate(&self, path: &str, out: &mut Vec<Violation>) { #(#checks)* }
@@ -416,15 +426,25 @@ fn field_tokens(
     if !f.required {
         serde_attrs.push(quote! { default, skip_serializing_if = "Option::is_none" });
     }
-    if double {
-        serde_attrs.push(quote! { with = "::serde_with::rust::double_option" });
-    } else if decimal_string {
-        let with = if f.required && !f.nullable { "rust_decimal::serde::str" } else { "rust_decimal::serde::str_option" };
-        serde_attrs.push(quote! { with = #with });
-    } else if resolved == Ty::DecimalNumber {
+    // serde's `Option` takes `null` for absent and absent for `null`; the contract tells them
+    // apart: an optional field that is not nullable refuses `null` (`present`), a required one
+    // that is nullable refuses absence (any `deserialize_with` does).
+    match (f.required, f.nullable) {
+        (false, true) => serde_attrs.push(quote! { with = "::serde_with::rust::double_option" }),
+        (true, false) if decimal_string => serde_attrs.push(quote! { with = "rust_decimal::serde::str" }),
+        (true, true) if decimal_string => serde_attrs.push(quote! { with = "rust_decimal::serde::str_option" }),
+        (false, false) if decimal_string => serde_attrs.push(quote! {
+            serialize_with = "rust_decimal::serde::str_option::serialize", deserialize_with = "crate::runtime::decimal_string_present"
+        }),
         // rust_decimal alone also takes "1250.50" for a number field; the contract does not.
-        let with = if f.required && !f.nullable { "crate::runtime::decimal_number" } else { "crate::runtime::decimal_number_opt" };
-        serde_attrs.push(quote! { deserialize_with = #with });
+        (true, false) if resolved == Ty::DecimalNumber => serde_attrs.push(quote! { deserialize_with = "crate::runtime::decimal_number" }),
+        (true, true) if resolved == Ty::DecimalNumber => serde_attrs.push(quote! { deserialize_with = "crate::runtime::decimal_number_opt" }),
+        (false, false) if resolved == Ty::DecimalNumber => {
+            serde_attrs.push(quote! { deserialize_with = "crate::runtime::decimal_number_present" })
+        }
+        (true, true) => serde_attrs.push(quote! { deserialize_with = "crate::runtime::nullable" }),
+        (false, false) => serde_attrs.push(quote! { deserialize_with = "crate::runtime::present" }),
+        (true, false) => {}
     }
     let mut schema_attrs = constraint_attrs(&f.constraints);
     if let Some(format) = &f.format {
@@ -613,17 +633,7 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
     let trait_methods = model.operations.iter().map(trait_method);
     let inputs = model.operations.iter().map(|o| input_struct(&types, o));
     let outputs = model.operations.iter().map(|o| output_enum(&types, o));
-    let rejection_arms = model.rejections.iter().map(|(kind, rule)| {
-        let kind = format_ident!("{}", kind.to_upper_camel_case());
-        let status = rule.status;
-        let template = serde_json::to_string(&rule.body).expect("JSON");
-        let fields = rule.by_field.iter().map(|f| {
-            let (field, status) = (&f.field, f.status);
-            let template = serde_json::to_string(&f.body).expect("JSON");
-            quote! { if rejection.violations.iter().any(|v| v.path == #field) { (#status, #template) } else }
-        });
-        quote! { RejectionKind::#kind => #(#fields)* { (#status, #template) }, }
-    });
+    let rejection_arms = model.rejections.iter().map(|(kind, rule)| rejection_arm(kind, rule));
     let trait_doc = docs(&format!(
         "{}: one method per operation of `openapi/{spec_file}`.\n\nThe real server and mock mode each implement it; `router()` serves any implementation.\nEvery method returns a documented response of its operation; there is no error channel.",
         model.title
@@ -679,10 +689,30 @@ pub fn api(model: &Model, spec_file: &str) -> TokenStream {
 
         /// Answer a refused request in this API's own envelope (`x-rejections` in the spec).
         pub fn render_rejection(rejection: &Rejection) -> axum::response::Response {
-            let (status, template) = match rejection.kind { #(#rejection_arms)* };
-            crate::runtime::render_template(status, template, rejection)
+            match rejection.kind { #(#rejection_arms)* }
         }
     }
+}
+
+/// The match arm answering one rejection kind from its rule (`x-rejections`).
+fn rejection_arm(kind: &str, rule: &super::model::RejectionRule) -> TokenStream {
+    let kind = format_ident!("{}", kind.to_upper_camel_case());
+    let render = |status: u16, body: &Value| match (&rule.media_type, body) {
+        (Some(media_type), Value::String(template)) => {
+            quote! { crate::runtime::render_text_template(#status, #media_type, #template, rejection) }
+        }
+        _ => {
+            let template = serde_json::to_string(body).expect("JSON");
+            quote! { crate::runtime::render_template(#status, #template, rejection) }
+        }
+    };
+    let fields = rule.by_field.iter().map(|f| {
+        let field = &f.field;
+        let answer = render(f.status, &f.body);
+        quote! { if rejection.violations.iter().any(|v| v.path == #field) { #answer } else }
+    });
+    let answer = render(rule.status, &rule.body);
+    quote! { RejectionKind::#kind => #(#fields)* { #answer }, }
 }
 
 fn principal_type(o: &Operation) -> TokenStream {
@@ -1001,14 +1031,34 @@ fn handler(types: &Types<'_>, model: &Model, o: &Operation) -> TokenStream {
     }
     steps.push(quote! { if !violations.is_empty() { return Err(Rejection::invalid(violations)); } });
 
+    // An operation with its own `x-rejections` answers those kinds its way, the rest as the API does.
+    let (reject, own_rejections) = if o.rejections.is_empty() {
+        (quote! { render_rejection }, TokenStream::new())
+    } else {
+        let reject = format_ident!("reject_{}", o.id);
+        let arms = o.rejections.iter().map(|(kind, rule)| rejection_arm(kind, rule));
+        let doc = docs(&format!("Answer a refused `{}` request: the operation's own `x-rejections` first.", o.id));
+        let own = quote! {
+            #doc
+            fn #reject(rejection: &Rejection) -> Response {
+                match rejection.kind {
+                    #(#arms)*
+                    _ => render_rejection(rejection),
+                }
+            }
+        };
+        (quote! { #reject }, own)
+    };
     quote! {
         #doc_attr
         pub async fn #name<T: #trait_ident>(State(api): State<Arc<T>>, request: Request) -> Response {
             match #serve(api.as_ref(), request).await {
                 Ok(response) => response,
-                Err(rejection) => render_rejection(&rejection),
+                Err(rejection) => #reject(&rejection),
             }
         }
+
+        #own_rejections
 
         async fn #serve<T: #trait_ident>(api: &T, request: Request) -> Result<Response, Rejection> {
             let (mut parts, body) = request.into_parts();
@@ -1093,7 +1143,7 @@ fn body_steps(types: &Types<'_>, body: &Body) -> (TokenStream, TokenStream) {
 /// Build a multipart form struct from its text and file parts.
 fn form_steps(types: &Types<'_>, ty: &Ty) -> TokenStream {
     let Ty::Named(name) = types.resolve(ty) else { return quote! { compile_error!("multipart bodies must be objects") } };
-    let Some(TypeDef::Struct { fields, .. }) = types.defs.get(name.as_str()) else {
+    let Some(TypeDef::Struct { fields, closed, .. }) = types.defs.get(name.as_str()) else {
         return quote! { compile_error!("multipart bodies must be objects") };
     };
     let struct_ty = types.tokens(ty);
@@ -1127,8 +1177,20 @@ fn form_steps(types: &Types<'_>, ty: &Ty) -> TokenStream {
             quote! { #field: match #var { Some(v) => v, None => return Err(Rejection::invalid(violations)) }, }
         });
     }
+    // `additionalProperties: false`: a part the form does not list is refused.
+    let unknown = closed.then(|| {
+        let known = fields.iter().map(|f| f.wire.as_str());
+        quote! {
+            for part in form.text.keys().chain(form.files.keys()) {
+                if ![#(#known),*].contains(&part.as_str()) {
+                    violations.push(Violation::new(part.clone(), "不是本表单的字段"));
+                }
+            }
+        }
+    });
     quote! {
         #(#lets)*
+        #unknown
         Ok::<#struct_ty, Rejection>(#struct_ty { #(#assigns)* })
     }
 }
@@ -1164,8 +1226,9 @@ fn path_attr(types: &Types<'_>, o: &Operation) -> TokenStream {
         quote! { (#wire = #ty, #location, description = #description #(, #features)*) }
     });
     let body = o.body.as_ref().map(|b| {
+        // Published as `T` even when optional (`Contract` marks it not required): `Option<T>`
+        // would allow a `null` body.
         let ty = types.tokens(&b.ty);
-        let ty = if b.required { ty } else { quote! { Option<#ty> } };
         let contents = b.media_types.iter().map(|m| quote! { (#ty = #m) });
         let description = &b.doc;
         quote! { request_body(description = #description, content(#(#contents),*)), }
@@ -1196,7 +1259,10 @@ fn path_attr(types: &Types<'_>, o: &Operation) -> TokenStream {
         }
     });
     let security = match &o.security {
-        Security::Public => quote! { security(()) },
+        // A credential in the body is no security scheme OpenAPI knows (see `x-token-in`).
+        Security::Public | Security::Required(super::model::Scheme { carrier: Carrier::ApiKeyQuery { in_body: true, .. }, .. }) => {
+            quote! { security(()) }
+        }
         Security::Required(s) => {
             let n = &s.name;
             quote! { security((#n = [])) }
@@ -1251,6 +1317,7 @@ pub fn openapi(model: &Model) -> TokenStream {
     let contract = model.operations.iter().map(|o| {
         let (path, method) = (&o.path, &o.method);
         let mut seen = Vec::new();
+        let optional_body = o.body.as_ref().filter(|b| !b.required).map(|_| quote! { publish::optional_body(operation); });
         let headers: Vec<TokenStream> = o
             .responses
             .iter()
@@ -1276,16 +1343,18 @@ pub fn openapi(model: &Model) -> TokenStream {
                 Some(quote! { publish::response_headers::<super::types::#ty>(operation, #status, &[#(#entries),*]); })
             })
             .collect();
-        if headers.is_empty() {
+        if headers.is_empty() && optional_body.is_none() {
             return TokenStream::new();
         }
         quote! {
             {
                 let operation = publish::operation(openapi, #path, #method);
+                #optional_body
                 #(#headers)*
             }
         }
     });
+    let documented = documented_examples(model);
     let doc = docs(&format!("The OpenAPI document of `{}`, built from the generated handlers and types.", model.api));
     quote! {
         #![allow(clippy::all, missing_docs)]
@@ -1304,10 +1373,20 @@ pub fn openapi(model: &Model) -> TokenStream {
         )]
         pub struct #doc_ident;
 
-        /// The published OpenAPI document (served at `/openapi.json`).
+        /// The OpenAPI document built from the generated code.
         pub fn document() -> utoipa::openapi::OpenApi {
             <#doc_ident as utoipa::OpenApi>::openapi()
         }
+
+        /// The published OpenAPI document as served at `/openapi.json`: [`document`] with every
+        /// `examples` map in the spec's order.
+        pub fn published() -> serde_json::Value {
+            let json = serde_json::to_value(document()).expect("the document serialises");
+            publish::in_spec_order(json, DOCUMENTED)
+        }
+
+        /// Every documented example of the spec, where it goes in the document.
+        const DOCUMENTED: &[publish::Documented] = &[#(#documented),*];
 
         /// Adds the spec's security schemes.
         struct SecuritySchemes;
@@ -1319,16 +1398,64 @@ pub fn openapi(model: &Model) -> TokenStream {
             }
         }
 
-        /// Adds what the handlers' attributes cannot say: the headers responses declare.
+        /// Adds what the handlers' attributes cannot say: the headers responses declare and the
+        /// documented examples.
         struct Contract;
 
         impl utoipa::Modify for Contract {
-            #[allow(unused_variables)]
             fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
                 #(#contract)*
+                publish::examples(openapi, DOCUMENTED);
             }
         }
     }
+}
+
+/// A string literal of `text` as a raw string (embedded JSON stays readable).
+fn raw_string(text: &str) -> Literal {
+    let mut hashes = String::from("#");
+    while text.contains(&format!("\"{hashes}")) {
+        hashes.push('#');
+    }
+    format!("r{hashes}\"{text}\"{hashes}").parse().expect("a raw string literal")
+}
+
+/// The `publish::Documented` entries of a model: every documented example of request bodies,
+/// responses and parameters.
+fn documented_examples(model: &Model) -> Vec<TokenStream> {
+    let mut out = Vec::new();
+    for o in &model.operations {
+        let (path, method) = (&o.path, &o.method);
+        let mut entry = |place: TokenStream, json: String| {
+            let json = raw_string(&json);
+            out.push(quote! { publish::Documented { path: #path, method: #method, place: #place, json: #json } });
+        };
+        for p in &o.params {
+            if let Some(example) = &p.example {
+                let (name, location) = (&p.wire, match p.location {
+                    Location::Path => "path",
+                    Location::Query => "query",
+                    Location::Header => "header",
+                });
+                entry(quote! { publish::Place::Parameter { name: #name, location: #location } }, example.to_string());
+            }
+        }
+        for (media_type, examples) in o.body.iter().flat_map(|b| &b.examples) {
+            if !examples.is_empty() {
+                entry(quote! { publish::Place::Request { media_type: #media_type } }, Value::Object(examples.clone()).to_string());
+            }
+        }
+        for r in &o.responses {
+            if let (Some(media_type), false) = (&r.media_type, r.examples.is_empty()) {
+                let status = r.status.to_string();
+                entry(
+                    quote! { publish::Place::Response { status: #status, media_type: #media_type } },
+                    Value::Object(r.examples.clone()).to_string(),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// `examples.rs`: the trait implemented by answering every operation with a documented example.

@@ -46,6 +46,7 @@ publish.workspace = true
 [dependencies]
 axum = { version = "0.8", features = ["macros"] }
 chrono = { version = "0.4", default-features = false, features = ["std"] }
+fluent-uri = "0.4"
 form_urlencoded = "1"
 futures-util = { version = "0.3", default-features = false }
 multer = "3"

@@ -112,6 +112,8 @@ pub enum TypeDef {
         xml_name: Option<String>,
         /// The type of properties not listed (`additionalProperties` beside `properties`).
         additional: Option<Ty>,
+        /// `additionalProperties: false`: properties not listed are refused.
+        closed: bool,
     },
     /// A string enum.
     StringEnum {
@@ -201,6 +203,8 @@ pub struct Param {
     pub doc: String,
     /// The schema's format.
     pub format: Option<String>,
+    /// The parameter's documented `example`, published with it.
+    pub example: Option<Value>,
 }
 
 /// How a request body travels.
@@ -227,6 +231,9 @@ pub struct Body {
     pub required: bool,
     /// Doc comment.
     pub doc: String,
+    /// The documented examples, per media type: name → `{summary, description, value}`, in the
+    /// spec's order, references resolved.
+    pub examples: Vec<(String, Map<String, Value>)>,
 }
 
 /// How a response body travels.
@@ -254,6 +261,9 @@ pub struct Response {
     pub payload: Payload,
     /// The headers the response declares, when it declares any.
     pub headers: Option<ResponseHeaders>,
+    /// The documented examples of this status and media type: name → `{summary, description,
+    /// value}`, in the spec's order, references resolved.
+    pub examples: Map<String, Value>,
     /// The spec's description.
     pub doc: String,
 }
@@ -303,7 +313,7 @@ pub enum Carrier {
     /// `Authorization: Bearer`.
     Bearer,
     /// An apiKey in the query (o2o's `token`), or in the JSON body on operations marked
-    /// `x-token-in: body`.
+    /// `x-token-in: body` (which publish `security: []`).
     ApiKeyQuery {
         /// The parameter name.
         name: String,
@@ -339,6 +349,9 @@ pub struct Operation {
     pub body: Option<Body>,
     /// Responses, by ascending status.
     pub responses: Vec<Response>,
+    /// The operation's own `x-rejections`, by kind, used instead of the document's (a WeChat Pay
+    /// notify is refused in WeChat Pay's answer format, not the API's envelope).
+    pub rejections: BTreeMap<String, RejectionRule>,
 }
 
 /// How the router answers a request it refuses before calling the implementation
@@ -347,6 +360,9 @@ pub struct Operation {
 pub struct RejectionRule {
     /// The HTTP status.
     pub status: u16,
+    /// The body's media type: JSON (the body is a JSON template) unless the rule names another
+    /// (`application/xml`: the body is a text template).
+    pub media_type: Option<String>,
     /// The body template (strings `{message}`, `{now_ms}` are substituted).
     pub body: Value,
     /// `by_field`: a violation at one of these fields is answered with its own status and body
@@ -479,20 +495,44 @@ fn rejections(spec: &Spec) -> Result<BTreeMap<String, RejectionRule>> {
     let mut out = BTreeMap::new();
     for kind in crate::codegen::REJECTION_KINDS {
         let rule = rules.get(kind).ok_or_else(|| anyhow!("x-rejections has no {kind}"))?;
-        let status = rule.get("status").and_then(Value::as_u64).ok_or_else(|| anyhow!("x-rejections.{kind}.status"))?;
-        let body = rule.get("body").cloned().ok_or_else(|| anyhow!("x-rejections.{kind}.body"))?;
-        let mut by_field = Vec::new();
-        for (i, field_rule) in rule.get("by_field").and_then(Value::as_array).into_iter().flatten().enumerate() {
-            let at = |key: &str| anyhow!("x-rejections.{kind}.by_field[{i}].{key}");
-            by_field.push(FieldRule {
-                field: field_rule.get("field").and_then(Value::as_str).ok_or_else(|| at("field"))?.to_owned(),
-                status: u16::try_from(field_rule.get("status").and_then(Value::as_u64).ok_or_else(|| at("status"))?)?,
-                body: field_rule.get("body").cloned().ok_or_else(|| at("body"))?,
-            });
-        }
-        out.insert(kind.to_owned(), RejectionRule { status: u16::try_from(status)?, body, by_field });
+        out.insert(kind.to_owned(), rejection_rule(kind, rule)?);
     }
     Ok(out)
+}
+
+/// An operation's own `x-rejections`: any kind a handler can refuse with (unknown paths and
+/// methods never reach one).
+fn operation_rejections(node: &Value) -> Result<BTreeMap<String, RejectionRule>> {
+    let mut out = BTreeMap::new();
+    for (kind, rule) in node.get("x-rejections").and_then(Value::as_object).into_iter().flatten() {
+        if kind == "description" {
+            continue;
+        }
+        if !crate::codegen::REJECTION_KINDS.contains(&kind.as_str()) || ["not_found", "method_not_allowed"].contains(&kind.as_str()) {
+            bail!("x-rejections.{kind}: an operation can only answer the kinds its handler refuses");
+        }
+        out.insert(kind.clone(), rejection_rule(kind, rule)?);
+    }
+    Ok(out)
+}
+
+fn rejection_rule(kind: &str, rule: &Value) -> Result<RejectionRule> {
+    let status = rule.get("status").and_then(Value::as_u64).ok_or_else(|| anyhow!("x-rejections.{kind}.status"))?;
+    let body = rule.get("body").cloned().ok_or_else(|| anyhow!("x-rejections.{kind}.body"))?;
+    let media_type = rule.get("media_type").and_then(Value::as_str).map(str::to_owned);
+    if media_type.as_deref().is_some_and(|m| !crate::spec::is_json_media(m)) != body.is_string() {
+        bail!("x-rejections.{kind}: a text body (a string) goes with a non-JSON media_type, a JSON body without one");
+    }
+    let mut by_field = Vec::new();
+    for (i, field_rule) in rule.get("by_field").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let at = |key: &str| anyhow!("x-rejections.{kind}.by_field[{i}].{key}");
+        by_field.push(FieldRule {
+            field: field_rule.get("field").and_then(Value::as_str).ok_or_else(|| at("field"))?.to_owned(),
+            status: u16::try_from(field_rule.get("status").and_then(Value::as_u64).ok_or_else(|| at("status"))?)?,
+            body: field_rule.get("body").cloned().ok_or_else(|| at("body"))?,
+        });
+    }
+    Ok(RejectionRule { status: u16::try_from(status)?, media_type, body, by_field })
 }
 
 struct Builder<'a> {
@@ -580,7 +620,8 @@ impl Builder<'_> {
                 Some(extra) => Some(self.ty(extra, &format!("{name}Value"))?),
                 None => None,
             };
-            return Ok(Some(TypeDef::Struct { name: name.to_owned(), doc, fields, xml_name, additional }));
+            let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+            return Ok(Some(TypeDef::Struct { name: name.to_owned(), doc, fields, xml_name, additional, closed }));
         }
         Ok(None)
     }
@@ -716,6 +757,7 @@ impl Builder<'_> {
                 constraints: constraints(&resolved),
                 doc: doc_of(param),
                 format: resolved.get("format").and_then(Value::as_str).map(str::to_owned),
+                example: param.get("example").cloned(),
                 wire,
                 location,
                 ty,
@@ -731,7 +773,9 @@ impl Builder<'_> {
             None => None,
         };
         let responses = self.responses(node, &pascal)?;
+        let rejections = operation_rejections(node)?;
         Ok(Operation {
+            rejections,
             pascal,
             method: op.method.to_owned(),
             path: op.path.to_owned(),
@@ -749,22 +793,27 @@ impl Builder<'_> {
 
     fn security(&self, node: &Value, schemes: &BTreeMap<String, Scheme>) -> Result<Security> {
         let requirements = node.get("security").and_then(Value::as_array).ok_or_else(|| anyhow!("no security"))?;
+        if node.get("x-token-in").and_then(Value::as_str) == Some("body") {
+            // OpenAPI cannot put an apiKey in the body: such an operation states `security: []`
+            // (tools would otherwise send the key in the query and expect it refused without),
+            // and the router takes the credential from the body field the apiKey scheme names.
+            if !requirements.is_empty() {
+                bail!("x-token-in: body needs security: [] (the credential is a body field, which OpenAPI cannot declare as a scheme)");
+            }
+            let keys: Vec<&Scheme> = schemes.values().filter(|s| matches!(s.carrier, Carrier::ApiKeyQuery { .. })).collect();
+            let [scheme] = keys.as_slice() else { bail!("x-token-in: body needs exactly one apiKey security scheme") };
+            let Carrier::ApiKeyQuery { name, .. } = &scheme.carrier else { unreachable!("filtered above") };
+            return Ok(Security::Required(Scheme {
+                name: scheme.name.clone(),
+                carrier: Carrier::ApiKeyQuery { name: name.clone(), in_body: true },
+            }));
+        }
         let named: Vec<&String> = requirements.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).collect();
         let has_empty = requirements.iter().any(|r| r.as_object().is_some_and(Map::is_empty));
         let scheme = match named.as_slice() {
             [] => return Ok(Security::Public),
             [one] => schemes.get(*one).cloned().ok_or_else(|| anyhow!("unknown security scheme {one}"))?,
             _ => bail!("operations with several security schemes are not supported"),
-        };
-        let scheme = match scheme.carrier {
-            Carrier::ApiKeyQuery { name, .. } => Scheme {
-                name: scheme.name,
-                carrier: Carrier::ApiKeyQuery {
-                    name,
-                    in_body: node.get("x-token-in").and_then(Value::as_str) == Some("body"),
-                },
-            },
-            Carrier::Bearer => scheme,
         };
         Ok(if has_empty { Security::Optional(scheme) } else { Security::Required(scheme) })
     }
@@ -784,12 +833,17 @@ impl Builder<'_> {
         };
         let schema = content[first].get("schema").ok_or_else(|| anyhow!("request body without schema"))?;
         let ty = self.ty(schema, &format!("{pascal}Body"))?;
+        let mut examples = Vec::new();
+        for (media_type, media) in content {
+            examples.push((media_type.clone(), self.examples(media)?));
+        }
         Ok(Body {
             kind,
             media_types,
             ty,
             required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
             doc: str_of(body, "description"),
+            examples,
         })
     }
 
@@ -805,7 +859,8 @@ impl Builder<'_> {
             let headers = self.response_headers(response).with_context(|| format!("headers of response {key}"))?;
             let content = response.get("content").and_then(Value::as_object);
             let Some(content) = content.filter(|c| !c.is_empty()) else {
-                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, headers, doc });
+                let examples = Map::new();
+                out.push(Response { status, variant: status_variant(status), media_type: None, payload: Payload::Empty, headers, examples, doc });
                 continue;
             };
             let several = content.len() > 1;
@@ -832,9 +887,25 @@ impl Builder<'_> {
                     media_type: Some(media_type.clone()),
                     payload,
                     headers: headers.clone(),
+                    examples: self.examples(media)?,
                     doc: doc.clone(),
                 });
             }
+        }
+        Ok(out)
+    }
+
+    /// The examples of a media type object: name → `{summary, description, value}` (references
+    /// resolved, other keys dropped), in the spec's order.
+    fn examples(&self, media: &Value) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for (name, example) in media.get("examples").and_then(Value::as_object).into_iter().flatten() {
+            let example = self.spec.resolve(example).with_context(|| format!("example {name}"))?;
+            let kept: Map<String, Value> = ["summary", "description", "value"]
+                .iter()
+                .filter_map(|key| Some(((*key).to_owned(), example.get(*key)?.clone())))
+                .collect();
+            out.insert(name.clone(), Value::Object(kept));
         }
         Ok(out)
     }
