@@ -332,3 +332,16 @@ async fn a_path_with_control_characters_is_logged_escaped() {
     assert!(!text.contains('\u{9b}'), "the control character reached the log: {text:?}");
     assert!(text.contains("GET /x\\u{9b}31m 404"), "{text:?}");
 }
+
+#[tokio::test]
+async fn a_port_in_use_suggests_another_port_base() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = taken.local_addr().unwrap().port();
+    let heating = apis::by_id("heating").unwrap();
+    let Err(error) = server::bind_all(&[heating], [127, 0, 0, 1].into(), port).await else {
+        panic!("port {port} is taken, yet it bound");
+    };
+    let text = format!("{error:#}");
+    assert!(text.contains("heating") && text.contains(&port.to_string()), "{text}");
+    assert!(text.contains("--port-base"), "{text}");
+}
