@@ -296,9 +296,19 @@ pub async fn bind_all(apis: &[Api], bind: IpAddr, port_base: u16) -> Result<Vec<
     let mut listeners = Vec::new();
     for api in apis {
         let port = port_base.checked_add(api.offset).context("--port-base is too high")?;
-        let listener = tokio::net::TcpListener::bind((bind, port))
-            .await
-            .with_context(|| format!("binding {bind}:{port} for {}", api.id))?;
+        let listener = tokio::net::TcpListener::bind((bind, port)).await.map_err(|error| {
+            let hint = if error.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    " (port {port} is in use: stop what listens there, or choose other ports with --port-base, \
+                     e.g. --port-base {}; this API listens on the base + {})",
+                    port_base.saturating_add(100),
+                    api.offset
+                )
+            } else {
+                String::new()
+            };
+            anyhow::Error::new(error).context(format!("binding {bind}:{port} for {}{hint}", api.id))
+        })?;
         listeners.push((*api, listener));
     }
     Ok(listeners)

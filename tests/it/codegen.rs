@@ -332,6 +332,29 @@ fn check_rejection(spec: &Spec, op: &Operation<'_>, errors: &ExampleValidator, c
     if !message.contains(&case.field) {
         return Err(format!("the message does not name {:?}: {message}", case.field));
     }
+    one_language(message)
+}
+
+/// A refusal's message is Chinese throughout: none of serde's English (`invalid type: …`), no
+/// regex, and no prefix said twice. (ASCII that is the contract's own — field names, enum values,
+/// identifiers in descriptions — is fine.)
+fn one_language(message: &str) -> Result<(), String> {
+    let serde_words = [
+        "invalid type", "invalid value", "expected", "unknown variant", "unknown field", "missing field", "floating point",
+        "at line", "EOF", "trailing characters", "out of range", "invalid length", "duplicate field", "JSON object",
+        "sequence", "struct ",
+    ];
+    if let Some(word) = serde_words.iter().find(|w| message.contains(*w)) {
+        return Err(format!("English in the message ({word:?}): {message}"));
+    }
+    if message.contains('^') || message.contains("\\d") {
+        return Err(format!("a regex in the message: {message}"));
+    }
+    if let Some((prefix, rest)) = message.split_once('：')
+        && rest.starts_with(prefix)
+    {
+        return Err(format!("the prefix {prefix:?} twice: {message}"));
+    }
     Ok(())
 }
 
@@ -747,4 +770,22 @@ fn error_answers_become_the_variant_documented_for_their_status() {
     // An operation that documents no 404 hands the answer back.
     let missing = ErrorAnswer { status: 404, body: body(ErrorResponseCode::Value404), retry_after: None };
     assert_eq!(ConfigSystemGetOutput::from_error_answer(missing.clone()), Err(missing));
+}
+
+#[tokio::test]
+async fn a_number_one_ulp_off_an_integer_is_not_one() {
+    // serde_json's default float parser may round 1.9999999999999998 to 2.0; read exactly, it is
+    // no integer (JSON Schema, and Schemathesis with it, say so).
+    let spec = Spec::load(&workspace_root(), xtask::spec::APIS[3]).expect("charging");
+    let router = router(&spec);
+    for (method, status) in [("2.0", 200), ("1.9999999999999998", 400), ("-9223372036854775809", 400)] {
+        let body = format!(r#"{{"orderId": "ORD000124", "paymentMethod": {method}}}"#);
+        let request = Request::post("/api/payment/pay")
+            .header("authorization", "Bearer test-token")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let reply = send(&router, request).await;
+        assert_eq!(reply.status, status, "{method}: {}", reply.body);
+    }
 }

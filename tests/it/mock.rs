@@ -297,7 +297,12 @@ impl LogBuffer {
         static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
         SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let subscriber = mpapi::logging::builder(false).with_writer(move || writer.clone()).finish();
-        (buffer, tracing::subscriber::set_default(subscriber))
+        let guard = tracing::subscriber::set_default(subscriber);
+        // A callsite first hit by another test while this subscriber was being registered can
+        // keep the interest it computed without it ("never": nothing logged, seen once in five
+        // runs of the suite); computing every callsite's interest again now includes it.
+        tracing::callsite::rebuild_interest_cache();
+        (buffer, guard)
     }
 
     fn text(&self) -> String {
@@ -338,4 +343,17 @@ async fn a_path_with_control_characters_is_logged_escaped() {
     let text = buffer.text();
     assert!(!text.contains('\u{9b}'), "the control character reached the log: {text:?}");
     assert!(text.contains("GET /x\\u{9b}31m 404"), "{text:?}");
+}
+
+#[tokio::test]
+async fn a_port_in_use_suggests_another_port_base() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+    let port = taken.local_addr().unwrap().port();
+    let heating = apis::by_id("heating").unwrap();
+    let Err(error) = server::bind_all(&[heating], [127, 0, 0, 1].into(), port).await else {
+        panic!("port {port} is taken, yet it bound");
+    };
+    let text = format!("{error:#}");
+    assert!(text.contains("heating") && text.contains(&port.to_string()), "{text}");
+    assert!(text.contains("--port-base"), "{text}");
 }

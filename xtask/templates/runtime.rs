@@ -80,12 +80,15 @@ pub struct Rejection {
 impl Rejection {
     /// A request that breaks the contract; the message names every failing field.
     pub fn invalid(violations: Vec<Violation>) -> Rejection {
-        let detail = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        Rejection {
-            kind: RejectionKind::InvalidRequest,
-            message: format!("请求参数错误：{detail}"),
-            violations,
-        }
+        let message = format!("请求参数错误：{}", detail(&violations));
+        Rejection { kind: RejectionKind::InvalidRequest, message, violations }
+    }
+
+    /// The failing fields and what is wrong with each (the message without its leading
+    /// `请求参数错误：`), or the message when no field is at fault: a template that words the
+    /// refusal its own way (`手机号格式不正确：{detail}`) takes this, so nothing is said twice.
+    pub fn detail(&self) -> String {
+        if self.violations.is_empty() { self.message.clone() } else { detail(&self.violations) }
     }
 
     /// One failing field.
@@ -107,6 +110,10 @@ impl Rejection {
     pub fn of(kind: RejectionKind, message: impl Into<String>) -> Rejection {
         Rejection { kind, violations: Vec::new(), message: message.into() }
     }
+}
+
+fn detail(violations: &[Violation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// A credential as the client presented it, before any verification.
@@ -270,7 +277,7 @@ pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     // Malformed JSON is the body's fault, not the field the parser happened to be in (and
     // serde_json reports some type errors as syntax errors), so check well-formedness first.
     let mut value: serde_json::Value =
-        serde_json::from_slice(raw).map_err(|e| Rejection::field("body", format!("JSON格式错误：{e}")))?;
+        serde_json::from_slice(raw).map_err(|e| Rejection::field("body", malformed_json(&e)))?;
     // JSON Schema counts `79.0` as the integer 79 (JavaScript has one number type, and clients
     // write integers that way); serde's integers refuse a fraction, however zero.
     integral_numbers_as_integers(&mut value);
@@ -316,13 +323,112 @@ fn serde_rejection<E: Display>(error: &serde_path_to_error::Error<E>) -> Rejecti
     // `.` is the root; `?` a position the format cannot name (the root of an XML document).
     let path = if path == "." || path == "?" { String::new() } else { path };
     let detail = error.inner().to_string();
-    // serde reports a missing field at its parent; name the field itself.
-    if let Some(field) = detail.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
-        return Rejection::field(join(&path, field), "缺少必填字段");
+    // serde reports a missing or unknown field at its parent; name the field itself.
+    for (prefix, message) in [("missing field `", "缺少必填字段"), ("unknown field `", "不是允许的字段")] {
+        if let Some(field) = detail.strip_prefix(prefix).and_then(|r| r.split('`').next()) {
+            return Rejection::field(join(&path, field), message);
+        }
     }
+    Rejection::field(if path.is_empty() { "body".to_owned() } else { path }, in_chinese(&detail))
+}
+
+/// What is wrong with a body that is not JSON at all, and where (serde_json's own words are
+/// English).
+fn malformed_json(error: &serde_json::Error) -> String {
+    let at = format!("第{}行第{}列", error.line(), error.column());
+    match error.classify() {
+        serde_json::error::Category::Eof => format!("JSON格式错误：内容不完整（{at}）"),
+        _ if error.to_string().starts_with("trailing characters") => format!("JSON格式错误：末尾有多余的字符（{at}）"),
+        _ => format!("JSON格式错误（{at}）"),
+    }
+}
+
+/// serde's message about a value, in the Chinese of the other messages: `invalid type: string
+/// "x", expected i32` → `应为整数，收到字符串"x"`. Messages already in Chinese (our own) are kept;
+/// one this does not know becomes a plain `取值无效`, never English.
+pub fn in_chinese(detail: &str) -> String {
     // Drop serde's " at line 1 column 7" suffix: the path already says where.
-    let detail = detail.split(" at line ").next().unwrap_or(&detail).to_owned();
-    Rejection::field(if path.is_empty() { "body".to_owned() } else { path }, detail)
+    let detail = detail.split(" at line ").next().unwrap_or(detail);
+    let split = |rest: &str| -> (String, String) {
+        match rest.rsplit_once(", expected ") {
+            Some((found, expected)) => (found.to_owned(), expected.to_owned()),
+            None => (rest.to_owned(), String::new()),
+        }
+    };
+    if let Some(rest) = detail.strip_prefix("invalid type: ") {
+        let (found, expected) = split(rest);
+        return format!("类型错误：应为{}，收到{}", expectation(&expected), unexpected(&found));
+    }
+    if let Some(rest) = detail.strip_prefix("invalid value: ") {
+        let (found, expected) = split(rest);
+        let expected_text = expectation(&expected);
+        if expected_text == "整数" {
+            return format!("超出整数范围：{}", unexpected(&found));
+        }
+        // serde_repr's integer enums: "expected one of: 1, 2, 3".
+        let choices = expected.strip_prefix("one of: ").map(|list| list.replace(", ", "、"));
+        return match choices {
+            Some(list) => format!("取值无效：{}，可选值为{list}", unexpected(&found)),
+            None if expected.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == 'o' || c == 'r') => {
+                format!("取值无效：{}，可选值为{}", unexpected(&found), expected.replace(" or ", "、"))
+            }
+            None => format!("取值无效：{}", unexpected(&found)),
+        };
+    }
+    if let Some(rest) = detail.strip_prefix("unknown variant `") {
+        let (variant, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        return format!("取值无效：\"{variant}\"，可选值为{}", choices.join("、"));
+    }
+    if let Some(field) = detail.strip_prefix("duplicate field `").and_then(|r| r.split('`').next()) {
+        return format!("字段{field}重复");
+    }
+    if detail.starts_with("invalid length ") {
+        return "数组长度不正确".to_owned();
+    }
+    // Not serde's: one of ours (in Chinese already), or a library's we do not know.
+    if detail.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) { detail.to_owned() } else { "取值无效".to_owned() }
+}
+
+/// What a serde `Visitor` expected, in Chinese.
+fn expectation(expected: &str) -> &'static str {
+    match expected {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "an integer" | "isize" | "usize" => "整数",
+        "f32" | "f64" | "a number" => "数字",
+        "a string" | "a borrowed string" | "string" | "a character" | "char" => "字符串",
+        "a boolean" | "bool" => "布尔值（true或false）",
+        "a sequence" | "a vector" | "sequence" => "数组",
+        "unit" | "null" => "null",
+        e if e.starts_with("struct ") || e.contains("map") || e.contains("object") => "对象",
+        e if e.contains("Decimal") || e.contains("decimal") => "金额数字",
+        e if e.starts_with("one of") => "枚举值之一",
+        _ => "正确的类型",
+    }
+}
+
+/// What serde found instead (`string "x"`, ``integer `5` ``), in Chinese.
+fn unexpected(found: &str) -> String {
+    let quoted = |rest: &str| rest.trim_matches('`').to_owned();
+    if let Some(rest) = found.strip_prefix("string ") {
+        return format!("字符串{rest}");
+    }
+    if let Some(rest) = found.strip_prefix("integer ") {
+        return format!("整数{}", quoted(rest));
+    }
+    if let Some(rest) = found.strip_prefix("floating point ") {
+        return format!("小数{}", quoted(rest));
+    }
+    if let Some(rest) = found.strip_prefix("boolean ") {
+        return format!("布尔值{}", quoted(rest));
+    }
+    match found {
+        "null" | "unit value" | "unit" => "null".to_owned(),
+        "sequence" => "数组".to_owned(),
+        "map" => "对象".to_owned(),
+        // serde_repr writes the bare number of an unknown integer enum value.
+        other if other.parse::<f64>().is_ok() => other.to_owned(),
+        _ => "其他类型".to_owned(),
+    }
 }
 
 /// `parent.child`, or `child` at the top.
@@ -357,7 +463,7 @@ impl Query {
 
 /// Parse one parameter value into its type, or say what was expected.
 pub fn parse_param<T: FromStr>(name: &str, raw: &str, expected: &str) -> Result<T, Violation> {
-    raw.parse::<T>().map_err(|_| Violation::new(name, format!("应为{expected}，收到{raw:?}")))
+    raw.parse::<T>().map_err(|_| Violation::new(name, format!("类型错误：应为{expected}，收到{raw:?}")))
 }
 
 /// A required parameter's raw value, or a violation naming it.
@@ -407,7 +513,8 @@ pub async fn multipart_form(headers: &HeaderMap, raw: Bytes) -> Result<Form, Rej
         let field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(e) => return Err(Rejection::field("body", format!("multipart格式错误：{e}"))),
+            // multer's reasons are English; where it failed is all a client can act on.
+            Err(_) => return Err(Rejection::field("body", "multipart格式错误：无法读取各部分")),
         };
         let name = field.name().unwrap_or_default().to_owned();
         let file_name = field.file_name().map(str::to_owned);
@@ -415,7 +522,7 @@ pub async fn multipart_form(headers: &HeaderMap, raw: Bytes) -> Result<Form, Rej
         let bytes = field
             .bytes()
             .await
-            .map_err(|e| Rejection::field(name.clone(), format!("读取失败：{e}")))?;
+            .map_err(|_| Rejection::field(name.clone(), "读取失败"))?;
         if file_name.is_some() {
             form.files.entry(name).or_insert(Upload { file_name, content_type, bytes });
         } else {
@@ -481,10 +588,12 @@ pub mod check {
         }
     }
 
-    /// `pattern` (the regex is compiled once by the caller).
-    pub fn pattern(path: &str, value: &str, regex: &regex::Regex, out: &mut Vec<Violation>) {
+    /// `pattern` (the regex is compiled once by the caller). The message says what the value
+    /// should be, in the spec's words (`hint`: its description), never the regex.
+    pub fn pattern(path: &str, value: &str, regex: &regex::Regex, hint: &str, out: &mut Vec<Violation>) {
         if !regex.is_match(value) {
-            out.push(Violation::new(path, format!("格式不正确，应匹配 {}", regex.as_str())));
+            let message = if hint.is_empty() { "格式不正确".to_owned() } else { format!("格式不正确，应为{hint}") };
+            out.push(Violation::new(path, message));
         }
     }
 
@@ -533,7 +642,17 @@ pub mod check {
         };
         let ok = allowed.contains(&found) || (found == "integer" && allowed.contains(&"number"));
         if !ok {
-            out.push(Violation::new(path, format!("类型应为{}，收到{found}", allowed.join("或"))));
+            let name = |t: &str| match t {
+                "string" => "字符串",
+                "integer" => "整数",
+                "number" => "数字",
+                "boolean" => "布尔值",
+                "array" => "数组",
+                "object" => "对象",
+                _ => "null",
+            };
+            let allowed: Vec<&str> = allowed.iter().map(|t| name(t)).collect();
+            out.push(Violation::new(path, format!("类型错误：应为{}，收到{}", allowed.join("或"), name(found))));
         }
     }
 
@@ -592,7 +711,7 @@ pub fn decimal_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
             }
             <rust_decimal::Decimal as rust_decimal::prelude::FromPrimitive>::from_f64(float)
         })
-        .ok_or_else(|| serde::de::Error::custom(format!("{text} is out of range for a decimal")))
+        .ok_or_else(|| serde::de::Error::custom(format!("{text}超出金额数字的范围")))
 }
 
 /// [`decimal_number`] for a field that may be `null` (`Option`: a missing field is refused
@@ -686,14 +805,14 @@ pub fn text_param<T: DeserializeOwned>(
         TextKind::Integer => match raw.parse::<i64>().ok().or_else(|| raw.parse::<f64>().ok().and_then(exact_integer)) {
             Some(n) => serde_json::Value::from(n),
             None => {
-                violations.push(Violation::new(name, format!("应为整数，收到{raw:?}")));
+                violations.push(Violation::new(name, format!("类型错误：应为整数，收到{raw:?}")));
                 return None;
             }
         },
         TextKind::Number => match serde_json::from_str::<serde_json::Value>(raw) {
             Ok(n) if n.is_number() => n,
             _ => {
-                violations.push(Violation::new(name, format!("应为数字，收到{raw:?}")));
+                violations.push(Violation::new(name, format!("类型错误：应为数字，收到{raw:?}")));
                 return None;
             }
         },
@@ -701,7 +820,7 @@ pub fn text_param<T: DeserializeOwned>(
             "true" | "1" => serde_json::Value::Bool(true),
             "false" | "0" => serde_json::Value::Bool(false),
             _ => {
-                violations.push(Violation::new(name, format!("应为true或false，收到{raw:?}")));
+                violations.push(Violation::new(name, format!("类型错误：应为true或false，收到{raw:?}")));
                 return None;
             }
         },
@@ -709,7 +828,7 @@ pub fn text_param<T: DeserializeOwned>(
     match serde_json::from_value::<T>(value) {
         Ok(v) => Some(v),
         Err(e) => {
-            violations.push(Violation::new(name, e.to_string()));
+            violations.push(Violation::new(name, in_chinese(&e.to_string())));
             None
         }
     }
@@ -722,11 +841,12 @@ pub fn json_field(raw: &Bytes, name: &str) -> Result<Option<String>, Rejection> 
     Ok(value.get(name).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned))
 }
 
-/// Render a rejection from its spec template: the strings `{message}`, `{now_ms}` and
-/// `{now_s}` are replaced by the message and the current time (ms or s since the epoch).
+/// Render a rejection from its spec template: the strings `{message}`, `{detail}`
+/// ([`Rejection::detail`]), `{now_ms}` and `{now_s}` are replaced by the message, the failing
+/// fields and the current time (ms or s since the epoch).
 pub fn render_template(status: u16, template: &str, rejection: &Rejection) -> axum::response::Response {
     let mut body: serde_json::Value = serde_json::from_str(template).expect("x-rejections templates are JSON");
-    substitute(&mut body, &rejection.message);
+    substitute(&mut body, &rejection.message, &rejection.detail());
     let mut response = axum::response::Response::new(Body::from(body.to_string()));
     // Middleware (mock mode's `--validation warn|off`) can see what was refused and why.
     response.extensions_mut().insert(rejection.clone());
@@ -736,17 +856,16 @@ pub fn render_template(status: u16, template: &str, rejection: &Rejection) -> ax
 }
 
 /// Render a rejection from a text template (an operation that answers in XML: WeChat Pay v2's
-/// notify ack): `{message}` is replaced by the message, escaped for XML media types, and
-/// `{now_ms}` / `{now_s}` by the time.
+/// notify ack): `{message}` and `{detail}` are replaced as in [`render_template`], escaped for
+/// XML media types, and `{now_ms}` / `{now_s}` by the time.
 pub fn render_text_template(status: u16, media_type: &'static str, template: &str, rejection: &Rejection) -> axum::response::Response {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let message = if media_type.ends_with("xml") {
-        rejection.message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-    } else {
-        rejection.message.clone()
+    let escape = |text: String| {
+        if media_type.ends_with("xml") { text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;") } else { text }
     };
     let body = template
-        .replace("{message}", &message)
+        .replace("{message}", &escape(rejection.message.clone()))
+        .replace("{detail}", &escape(rejection.detail()))
         .replace("{now_ms}", &now.as_millis().to_string())
         .replace("{now_s}", &now.as_secs().to_string());
     let mut response = axum::response::Response::new(Body::from(body));
@@ -756,14 +875,14 @@ pub fn render_text_template(status: u16, media_type: &'static str, template: &st
     response
 }
 
-fn substitute(value: &mut serde_json::Value, message: &str) {
+fn substitute(value: &mut serde_json::Value, message: &str, detail: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     match value {
         serde_json::Value::String(s) if s == "{now_ms}" => *value = serde_json::Value::from(now.as_millis() as u64),
         serde_json::Value::String(s) if s == "{now_s}" => *value = serde_json::Value::from(now.as_secs()),
-        serde_json::Value::String(s) => *s = s.replace("{message}", message),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|v| substitute(v, message)),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, message)),
+        serde_json::Value::String(s) => *s = s.replace("{message}", message).replace("{detail}", detail),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| substitute(v, message, detail)),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| substitute(v, message, detail)),
         _ => {}
     }
 }

@@ -144,9 +144,7 @@ async fn serve_user_wechat_login<T: ChargingApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::UserWechatLoginRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::UserWechatLoginRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::UserWechatLoginRequest>(&raw)?)
     };
@@ -219,9 +217,7 @@ async fn serve_user_login<T: ChargingApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::UserLoginRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::UserLoginRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::UserLoginRequest>(&raw)?)
     };
@@ -289,9 +285,7 @@ async fn serve_user_register<T: ChargingApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::UserRegisterRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::UserRegisterRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::UserRegisterRequest>(&raw)?)
     };
@@ -433,9 +427,7 @@ async fn serve_user_update<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::UserUpdateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::UserUpdateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::UserUpdateRequest>(&raw)?)
     };
@@ -1466,9 +1458,7 @@ async fn serve_order_create<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::OrderCreateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::OrderCreateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::OrderCreateRequest>(&raw)?)
     };
@@ -1904,9 +1894,7 @@ async fn serve_order_stop<T: ChargingApi>(
         crate::runtime::TextKind::String,
         true,
     );
-    let body: Option<types::OrderStopRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::OrderStopRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::OrderStopRequest>(&raw)?)
     };
@@ -2002,9 +1990,7 @@ async fn serve_payment_pay<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PaymentPayRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PaymentPayRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PaymentPayRequest>(&raw)?)
     };
@@ -2168,9 +2154,7 @@ async fn serve_payment_recharge<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PaymentRechargeRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PaymentRechargeRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PaymentRechargeRequest>(&raw)?)
     };
@@ -2266,9 +2250,7 @@ async fn serve_payment_wechat_notify<T: ChargingApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::WechatPayNotify> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::WechatPayNotify> = {
         runtime::require_media_type(&parts.headers, &["application/xml", "text/xml"])?;
         Some(runtime::xml_body::<types::WechatPayNotify>(&raw)?)
     };
@@ -2641,9 +2623,7 @@ async fn serve_charging_start<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ChargingStartRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ChargingStartRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ChargingStartRequest>(&raw)?)
     };
@@ -2733,9 +2713,7 @@ async fn serve_charging_stop<T: ChargingApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ChargingStopRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ChargingStopRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ChargingStopRequest>(&raw)?)
     };
@@ -2952,9 +2930,7 @@ async fn serve_device_charging_start<T: ChargingApi>(
         crate::runtime::TextKind::String,
         true,
     );
-    let body: Option<types::DeviceChargingStartRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::DeviceChargingStartRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::DeviceChargingStartRequest>(&raw)?)
     };
@@ -3066,9 +3042,7 @@ async fn serve_device_charging_stop<T: ChargingApi>(
         crate::runtime::TextKind::String,
         true,
     );
-    let body: Option<types::DeviceChargingStopRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::DeviceChargingStopRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::DeviceChargingStopRequest>(&raw)?)
     };
@@ -3304,9 +3278,7 @@ async fn serve_pile_configure<T: ChargingApi>(
         crate::runtime::TextKind::String,
         true,
     );
-    let body: Option<types::PileConfigRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PileConfigRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PileConfigRequest>(&raw)?)
     };
@@ -3460,7 +3432,13 @@ async fn serve_device_status_get<T: ChargingApi>(
                 .expect("spec patterns are checked at generation time")
         });
         let path = "imei";
-        check::pattern(path, value, &PATTERN_PARAM_IMEI_0, &mut violations);
+        check::pattern(
+            path,
+            value,
+            &PATTERN_PARAM_IMEI_0,
+            "设备IMEI号",
+            &mut violations,
+        );
     }
     if !violations.is_empty() {
         return Err(Rejection::invalid(violations));

@@ -1774,7 +1774,13 @@ impl Validate for StationPile {
         {
             let value = &self.imei;
             let path = &join(path, "imei");
-            check::pattern(path, value, &PATTERN_STATION_PILE_IMEI_0, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_STATION_PILE_IMEI_0,
+                "设备IMEI号（15位数字）",
+                out,
+            );
         }
         {
             let value = &self.total_ports;
@@ -5137,7 +5143,13 @@ impl Validate for WechatPayNotify {
         }
         if let Some(value) = &self.time_end {
             let path = &join(path, "time_end");
-            check::pattern(path, value, &PATTERN_WECHAT_PAY_NOTIFY_TIME_END_1, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WECHAT_PAY_NOTIFY_TIME_END_1,
+                "支付完成时间，格式yyyyMMddHHmmss（北京时间）",
+                out,
+            );
         }
     }
 }
@@ -5551,7 +5563,13 @@ impl Validate for SystemConfig {
         {
             let value = &self.wechat_app_id;
             let path = &join(path, "wechatAppId");
-            check::pattern(path, value, &PATTERN_SYSTEM_CONFIG_WECHAT_APP_ID_2, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SYSTEM_CONFIG_WECHAT_APP_ID_2,
+                "微信小程序 AppID",
+                out,
+            );
         }
         {
             let value = &self.jwt_expiry_in_minutes;
@@ -5675,12 +5693,24 @@ impl Validate for TimeRate {
         {
             let value = &self.start_time;
             let path = &join(path, "startTime");
-            check::pattern(path, value, &PATTERN_TIME_RATE_START_TIME_3, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_TIME_RATE_START_TIME_3,
+                "开始时间，HH:mm（北京时间，含）",
+                out,
+            );
         }
         {
             let value = &self.end_time;
             let path = &join(path, "endTime");
-            check::pattern(path, value, &PATTERN_TIME_RATE_END_TIME_4, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_TIME_RATE_END_TIME_4,
+                "结束时间，HH:mm（北京时间，不含",
+                out,
+            );
         }
         {
             let value = &self.rate;
@@ -6851,7 +6881,13 @@ impl Validate for ConnectedDevice {
         {
             let value = &self.imei;
             let path = &join(path, "imei");
-            check::pattern(path, value, &PATTERN_CONNECTED_DEVICE_IMEI_5, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_CONNECTED_DEVICE_IMEI_5,
+                "设备IMEI号",
+                out,
+            );
         }
         {
             let value = &self.connect_time;
@@ -6942,7 +6978,13 @@ impl Validate for DeviceConnectionStatus {
         {
             let value = &self.imei;
             let path = &join(path, "imei");
-            check::pattern(path, value, &PATTERN_DEVICE_CONNECTION_STATUS_IMEI_6, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_DEVICE_CONNECTION_STATUS_IMEI_6,
+                "设备IMEI号",
+                out,
+            );
         }
     }
 }

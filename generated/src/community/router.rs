@@ -141,9 +141,7 @@ async fn serve_verification_code_send<T: CommunityApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::VerificationCodeSendRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::VerificationCodeSendRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::VerificationCodeSendRequest>(&raw)?)
     };
@@ -211,9 +209,7 @@ async fn serve_weapp_code_exchange<T: CommunityApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::WeappCodeExchangeRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::WeappCodeExchangeRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::WeappCodeExchangeRequest>(&raw)?)
     };
@@ -276,9 +272,7 @@ async fn serve_weapp_user_register<T: CommunityApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::WeappUserRegisterRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::WeappUserRegisterRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::WeappUserRegisterRequest>(&raw)?)
     };
@@ -362,13 +356,13 @@ async fn serve_weapp_authorization_create<T: CommunityApi>(
         None => None,
     };
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::WeappAuthorizationCreateRequest> = if raw.is_empty()
-        && !false
-    {
-        None
-    } else {
-        runtime::require_media_type(&parts.headers, &["application/json"])?;
-        Some(runtime::json_body::<types::WeappAuthorizationCreateRequest>(&raw)?)
+    let body: Option<types::WeappAuthorizationCreateRequest> = {
+        if raw.is_empty() {
+            None
+        } else {
+            runtime::require_media_type(&parts.headers, &["application/json"])?;
+            Some(runtime::json_body::<types::WeappAuthorizationCreateRequest>(&raw)?)
+        }
     };
     if let Some(body) = &body {
         body.validate("", &mut violations);
@@ -618,9 +612,7 @@ async fn serve_building_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::BuildingListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::BuildingListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::BuildingListRequest>(&raw)?)
     };
@@ -695,9 +687,7 @@ async fn serve_unit_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::UnitListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::UnitListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::UnitListRequest>(&raw)?)
     };
@@ -772,9 +762,7 @@ async fn serve_floor_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::FloorListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::FloorListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::FloorListRequest>(&raw)?)
     };
@@ -849,9 +837,7 @@ async fn serve_house_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseListRequest>(&raw)?)
     };
@@ -931,9 +917,7 @@ async fn serve_security_phone_verify<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::SecurityPhoneVerifyRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::SecurityPhoneVerifyRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::SecurityPhoneVerifyRequest>(&raw)?)
     };
@@ -1014,9 +998,7 @@ async fn serve_security_owner_get<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::SecurityOwnerGetRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::SecurityOwnerGetRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::SecurityOwnerGetRequest>(&raw)?)
     };
@@ -1091,9 +1073,7 @@ async fn serve_security_owner_verify<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::SecurityOwnerVerifyRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::SecurityOwnerVerifyRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::SecurityOwnerVerifyRequest>(&raw)?)
     };
@@ -1174,9 +1154,7 @@ async fn serve_people_photo_upload<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PeoplePhotoUploadRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PeoplePhotoUploadRequest> = {
         runtime::require_media_type(&parts.headers, &["multipart/form-data"])?;
         Some(
             {
@@ -1345,9 +1323,7 @@ async fn serve_idcard_photo_recognize<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::IdcardPhotoRecognizeRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::IdcardPhotoRecognizeRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::IdcardPhotoRecognizeRequest>(&raw)?)
     };
@@ -1423,9 +1399,7 @@ async fn serve_yibiaosanshi_submit<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::YibiaosanshiSubmitRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::YibiaosanshiSubmitRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::YibiaosanshiSubmitRequest>(&raw)?)
     };
@@ -1505,9 +1479,7 @@ async fn serve_house_bind<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseBindRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseBindRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseBindRequest>(&raw)?)
     };
@@ -1644,9 +1616,7 @@ async fn serve_house_get<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseGetRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseGetRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseGetRequest>(&raw)?)
     };
@@ -1726,9 +1696,7 @@ async fn serve_shenhe_get<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ShenheGetRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ShenheGetRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ShenheGetRequest>(&raw)?)
     };
@@ -1803,9 +1771,7 @@ async fn serve_shenhe_delete<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ShenheDeleteRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ShenheDeleteRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ShenheDeleteRequest>(&raw)?)
     };
@@ -1880,9 +1846,7 @@ async fn serve_house_shouquan_update<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseShouquanUpdateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseShouquanUpdateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseShouquanUpdateRequest>(&raw)?)
     };
@@ -1958,9 +1922,7 @@ async fn serve_house_unbind<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseUnbindRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseUnbindRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseUnbindRequest>(&raw)?)
     };
@@ -2035,9 +1997,7 @@ async fn serve_house_charge_update<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::HouseChargeUpdateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::HouseChargeUpdateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::HouseChargeUpdateRequest>(&raw)?)
     };
@@ -2112,9 +2072,7 @@ async fn serve_order_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::OrderListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::OrderListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::OrderListRequest>(&raw)?)
     };
@@ -2189,9 +2147,7 @@ async fn serve_payment_list<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PaymentListRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PaymentListRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PaymentListRequest>(&raw)?)
     };
@@ -2276,9 +2232,7 @@ async fn serve_payment_create<T: CommunityApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PaymentCreateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PaymentCreateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PaymentCreateRequest>(&raw)?)
     };

@@ -336,6 +336,7 @@ impl Validate for VerificationCodeSendRequest {
                 path,
                 value,
                 &PATTERN_VERIFICATION_CODE_SEND_REQUEST_PHONE_0,
+                "手机号（字段表写 integer",
                 out,
             );
         }
@@ -404,6 +405,7 @@ impl Validate for VerificationCodeSendResponse {
                 path,
                 value,
                 &PATTERN_VERIFICATION_CODE_SEND_RESPONSE_EXPIRED_AT_1,
+                "过期时间，默认5分钟（type=yezhu 默认30分钟）（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
                 out,
             );
             check::format(path, value, "local-date-time", out);
@@ -759,6 +761,7 @@ impl Validate for WeappUserRegisterResponse {
                 path,
                 value,
                 &PATTERN_WEAPP_USER_REGISTER_RESPONSE_EXPIRED_IN_2,
+                "过期时间，默认3600秒（字段表的写法：expired_in/string）",
                 out,
             );
         }
@@ -988,6 +991,7 @@ impl Validate for WeappAuthorizationCreateResponse {
                 path,
                 value,
                 &PATTERN_WEAPP_AUTHORIZATION_CREATE_RESPONSE_EXPIRED_IN_3,
+                "过期时间，默认3600秒（字段表的写法：expired_in/string）",
                 out,
             );
         }
@@ -1186,6 +1190,7 @@ impl Validate for AuthorizationRefreshResponse {
                 path,
                 value,
                 &PATTERN_AUTHORIZATION_REFRESH_RESPONSE_EXPIRED_IN_4,
+                "过期时间，默认3600秒（字段表的写法：expired_in/string）",
                 out,
             );
         }
@@ -1379,11 +1384,23 @@ impl Validate for Community {
         {
             let value = &self.community_identifier;
             let path = &join(path, "community_identifier");
-            check::pattern(path, value, &PATTERN_COMMUNITY_COMMUNITY_IDENTIFIER_5, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_COMMUNITY_COMMUNITY_IDENTIFIER_5,
+                "社区唯一标识，作为调取楼栋时使用的id值传入（附录写 integer，示例为字符串 \"1\"，按示例）",
+                out,
+            );
         }
         if let Some(value) = &self.deleted_at {
             let path = &join(path, "deleted_at");
-            check::pattern(path, value, &PATTERN_COMMUNITY_DELETED_AT_6, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_COMMUNITY_DELETED_AT_6,
+                "软删除时间（附录未列出",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }
@@ -1426,7 +1443,13 @@ impl Validate for Building {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         if let Some(value) = &self.deleted_at {
             let path = &join(path, "deleted_at");
-            check::pattern(path, value, &PATTERN_BUILDING_DELETED_AT_7, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_BUILDING_DELETED_AT_7,
+                "软删除时间（对本接口无用",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }
@@ -1472,7 +1495,13 @@ impl Validate for Unit {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         if let Some(value) = &self.deleted_at {
             let path = &join(path, "deleted_at");
-            check::pattern(path, value, &PATTERN_UNIT_DELETED_AT_8, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_UNIT_DELETED_AT_8,
+                "软删除时间（对本接口无用",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }
@@ -1518,7 +1547,13 @@ impl Validate for Floor {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         if let Some(value) = &self.deleted_at {
             let path = &join(path, "deleted_at");
-            check::pattern(path, value, &PATTERN_FLOOR_DELETED_AT_9, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_FLOOR_DELETED_AT_9,
+                "软删除时间（对本接口无用",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }
@@ -1634,7 +1669,13 @@ impl Validate for House {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         if let Some(value) = &self.deleted_at {
             let path = &join(path, "deleted_at");
-            check::pattern(path, value, &PATTERN_HOUSE_DELETED_AT_10, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_HOUSE_DELETED_AT_10,
+                "软删除时间（对本接口无用",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }
@@ -2112,7 +2153,13 @@ impl Validate for BuildingListRequest {
             let path = &join(path, "id");
             check::json_types(path, value, &["string", "integer"], out);
             if let Some(value) = value.as_str() {
-                check::pattern(path, value, &PATTERN_BUILDING_LIST_REQUEST_ID_12, out);
+                check::pattern(
+                    path,
+                    value,
+                    &PATTERN_BUILDING_LIST_REQUEST_ID_12,
+                    "小区的 community_identifier（社区唯一标识）",
+                    out,
+                );
             }
             if let Some(value) = value.as_f64() {
                 check::minimum(path, value, 1f64, false, out);
@@ -2554,12 +2601,24 @@ impl Validate for OwnerHouseInfo {
         {
             let value = &self.people_phone;
             let path = &join(path, "people_phone");
-            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_14, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_14,
+                "业主手机号（完整号码）",
+                out,
+            );
         }
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_OWNER_HOUSE_INFO_PHONE_15, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_OWNER_HOUSE_INFO_PHONE_15,
+                "脱敏后的业主手机号（前3后4）",
+                out,
+            );
         }
     }
 }
@@ -3014,12 +3073,24 @@ impl Validate for IdcardInfo {
         {
             let value = &self.birthday;
             let path = &join(path, "birthday");
-            check::pattern(path, value, &PATTERN_IDCARD_INFO_BIRTHDAY_16, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_IDCARD_INFO_BIRTHDAY_16,
+                "出生日期（YYYYMMDD）",
+                out,
+            );
         }
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_IDCARD_INFO_IDCARD_17, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_IDCARD_INFO_IDCARD_17,
+                "身份证号（GB 11643，18位，末位校验码可为X）",
+                out,
+            );
         }
     }
 }
@@ -3645,6 +3716,7 @@ impl Validate for YibiaosanshiSubmitRequest {
                 path,
                 value,
                 &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_18,
+                "手机号",
                 out,
             );
         }
@@ -3655,6 +3727,7 @@ impl Validate for YibiaosanshiSubmitRequest {
                 path,
                 value,
                 &PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_19,
+                "身份证号",
                 out,
             );
         }
@@ -3709,7 +3782,13 @@ impl Validate for ShenheData {
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_SHENHE_DATA_IDCARD_20, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SHENHE_DATA_IDCARD_20,
+                "用户上次填的身份证号码",
+                out,
+            );
         }
         {
             let value = &self.photo;
@@ -3719,7 +3798,13 @@ impl Validate for ShenheData {
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_SHENHE_DATA_PHONE_21, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SHENHE_DATA_PHONE_21,
+                "用户上次填的手机号码",
+                out,
+            );
         }
     }
 }
@@ -4183,7 +4268,13 @@ impl Validate for HouseBindRequest {
         {
             let value = &self.phone;
             let path = &join(path, "phone");
-            check::pattern(path, value, &PATTERN_HOUSE_BIND_REQUEST_PHONE_22, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_HOUSE_BIND_REQUEST_PHONE_22,
+                "手机号（用于判断该用户是否已在 people 表中有数据）",
+                out,
+            );
         }
         {
             let value = &self.house_id;
@@ -5948,12 +6039,24 @@ impl Validate for ShenheDetail {
         {
             let value = &self.birth;
             let path = &join(path, "birth");
-            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_BIRTH_23, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SHENHE_DETAIL_BIRTH_23,
+                "出生日期（YYYYMMDD",
+                out,
+            );
         }
         {
             let value = &self.idcard;
             let path = &join(path, "idcard");
-            check::pattern(path, value, &PATTERN_SHENHE_DETAIL_IDCARD_24, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SHENHE_DETAIL_IDCARD_24,
+                "身份证",
+                out,
+            );
         }
     }
 }
@@ -6701,12 +6804,24 @@ impl Validate for Order {
         {
             let value = &self.number;
             let path = &join(path, "number");
-            check::pattern(path, value, &PATTERN_ORDER_NUMBER_25, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_ORDER_NUMBER_25,
+                "订单编号（字段表未列出，示例中给出",
+                out,
+            );
         }
         {
             let value = &self.amount;
             let path = &join(path, "amount");
-            check::pattern(path, value, &PATTERN_ORDER_AMOUNT_26, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_ORDER_AMOUNT_26,
+                "缴费金额：带“元”字的字符串，如“0.01元”（字段表写 float，示例为字符串）",
+                out,
+            );
         }
     }
 }
@@ -7102,12 +7217,24 @@ impl Validate for PaymentOrder {
         {
             let value = &self.number;
             let path = &join(path, "number");
-            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_NUMBER_27, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAYMENT_ORDER_NUMBER_27,
+                "订单编号（字段表未列出，示例中给出）",
+                out,
+            );
         }
         {
             let value = &self.amount;
             let path = &join(path, "amount");
-            check::pattern(path, value, &PATTERN_PAYMENT_ORDER_AMOUNT_28, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAYMENT_ORDER_AMOUNT_28,
+                "缴费金额：带“元”字的字符串，如“0.01元”（字段表写 float，示例为字符串）",
+                out,
+            );
         }
     }
 }
@@ -7151,7 +7278,13 @@ impl Validate for Payment {
         {
             let value = &self.paid_at;
             let path = &join(path, "paid_at");
-            check::pattern(path, value, &PATTERN_PAYMENT_PAID_AT_29, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAYMENT_PAID_AT_29,
+                "支付时间（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
         {
@@ -7272,7 +7405,13 @@ impl Validate for PaymentCreateRequest {
         {
             let value = &self.ids;
             let path = &join(path, "ids");
-            check::pattern(path, value, &PATTERN_PAYMENT_CREATE_REQUEST_IDS_30, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAYMENT_CREATE_REQUEST_IDS_30,
+                "使用“A”隔开的选中订单id的字符串，形式为“21A22A23A24”代表21号、22号、23号、24号订单一起缴费",
+                out,
+            );
         }
     }
 }
@@ -7345,17 +7484,35 @@ impl Validate for WxPayParams {
         {
             let value = &self.time_stamp;
             let path = &join(path, "timeStamp");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_TIME_STAMP_31, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WX_PAY_PARAMS_TIME_STAMP_31,
+                "时间戳（秒，字符串）",
+                out,
+            );
         }
         {
             let value = &self.package;
             let path = &join(path, "package");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PACKAGE_32, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WX_PAY_PARAMS_PACKAGE_32,
+                "统一下单接口返回的 prepay_id 参数值，形式为 prepay_id=***",
+                out,
+            );
         }
         {
             let value = &self.pay_sign;
             let path = &join(path, "paySign");
-            check::pattern(path, value, &PATTERN_WX_PAY_PARAMS_PAY_SIGN_33, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WX_PAY_PARAMS_PAY_SIGN_33,
+                "签名（32位大写十六进制）",
+                out,
+            );
         }
     }
 }

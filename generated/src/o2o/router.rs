@@ -110,9 +110,7 @@ async fn serve_wx_login<T: O2oApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::WxLoginRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::WxLoginRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::WxLoginRequest>(&raw)?)
     };
@@ -197,9 +195,7 @@ async fn serve_user_login<T: O2oApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::LoginRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::LoginRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::LoginRequest>(&raw)?)
     };
@@ -279,9 +275,7 @@ async fn serve_scene_id_login<T: O2oApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::LoginWithSceneIdRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::LoginWithSceneIdRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::LoginWithSceneIdRequest>(&raw)?)
     };
@@ -361,9 +355,7 @@ async fn serve_sms_verify_code_send<T: O2oApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::SmsVerifyCodeRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::SmsVerifyCodeRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::SmsVerifyCodeRequest>(&raw)?)
     };
@@ -1432,9 +1424,7 @@ async fn serve_order_buy<T: O2oApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::OrderBuyRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::OrderBuyRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::OrderBuyRequest>(&raw)?)
     };
@@ -1514,9 +1504,7 @@ async fn serve_order_refund<T: O2oApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::OrderRefundRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::OrderRefundRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::OrderRefundRequest>(&raw)?)
     };

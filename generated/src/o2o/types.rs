@@ -157,7 +157,13 @@ impl Validate for UserInfo {
         {
             let value = &self.mobile;
             let path = &join(path, "mobile");
-            check::pattern(path, value, &PATTERN_USER_INFO_MOBILE_0, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_USER_INFO_MOBILE_0,
+                "手机号（11 位中国大陆手机号）",
+                out,
+            );
         }
     }
 }
@@ -301,12 +307,24 @@ impl Validate for LoginRequest {
         {
             let value = &self.mobile;
             let path = &join(path, "mobile");
-            check::pattern(path, value, &PATTERN_LOGIN_REQUEST_MOBILE_1, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_LOGIN_REQUEST_MOBILE_1,
+                "手机号（11 位中国大陆手机号）",
+                out,
+            );
         }
         {
             let value = &self.verify_code;
             let path = &join(path, "verify_code");
-            check::pattern(path, value, &PATTERN_LOGIN_REQUEST_VERIFY_CODE_2, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_LOGIN_REQUEST_VERIFY_CODE_2,
+                "验证码（通过 /sms/verify_code 接口获取的短信验证码",
+                out,
+            );
         }
     }
 }
@@ -550,7 +568,13 @@ impl Validate for SmsVerifyCodeRequest {
         {
             let value = &self.mobile;
             let path = &join(path, "mobile");
-            check::pattern(path, value, &PATTERN_SMS_VERIFY_CODE_REQUEST_MOBILE_3, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_SMS_VERIFY_CODE_REQUEST_MOBILE_3,
+                "手机号（11 位中国大陆手机号）",
+                out,
+            );
         }
     }
 }
@@ -584,6 +608,7 @@ impl Validate for SmsVerifyCodeData {
                 path,
                 value,
                 &PATTERN_SMS_VERIFY_CODE_DATA_VERIFY_CODE_4,
+                "验证码，测试时存在（正式环境不返回",
                 out,
             );
         }
@@ -1138,7 +1163,13 @@ impl utoipa::ToSchema for MerchantBusinessTimeItem {}
 impl Validate for MerchantBusinessTimeItem {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         let value = &self.0;
-        check::pattern(path, value, &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5, out);
+        check::pattern(
+            path,
+            value,
+            &PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5,
+            "时间 HH:MM:SS",
+            out,
+        );
     }
 }
 /// 状态（只返回状态正常的商家）
@@ -1466,7 +1497,13 @@ impl utoipa::ToSchema for GoodsBusinessTimeItem {}
 impl Validate for GoodsBusinessTimeItem {
     fn validate(&self, path: &str, out: &mut Vec<Violation>) {
         let value = &self.0;
-        check::pattern(path, value, &PATTERN_GOODS_BUSINESS_TIME_ITEM_6, out);
+        check::pattern(
+            path,
+            value,
+            &PATTERN_GOODS_BUSINESS_TIME_ITEM_6,
+            "时间 HH:MM:SS",
+            out,
+        );
     }
 }
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -1973,12 +2010,24 @@ impl Validate for Order {
         }
         if let Some(value) = &self.pay_time {
             let path = &join(path, "pay_time");
-            check::pattern(path, value, &PATTERN_ORDER_PAY_TIME_7, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_ORDER_PAY_TIME_7,
+                "支付时间，未支付时为 null（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
         if let Some(value) = &self.refund_time {
             let path = &join(path, "refund_time");
-            check::pattern(path, value, &PATTERN_ORDER_REFUND_TIME_8, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_ORDER_REFUND_TIME_8,
+                "退款时间，未退款时为 null（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
         if let Some(value) = &self.items {
@@ -2167,7 +2216,13 @@ impl Validate for OrderBuyRequest {
         }
         if let Some(Some(value)) = &self.notify_mobile {
             let path = &join(path, "notify_mobile");
-            check::pattern(path, value, &PATTERN_ORDER_BUY_REQUEST_NOTIFY_MOBILE_9, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_ORDER_BUY_REQUEST_NOTIFY_MOBILE_9,
+                "通知手机号(可为空)",
+                out,
+            );
         }
     }
 }
@@ -2246,12 +2301,24 @@ impl Validate for PaySdkConfig {
         {
             let value = &self.package;
             let path = &join(path, "package");
-            check::pattern(path, value, &PATTERN_PAY_SDK_CONFIG_PACKAGE_10, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAY_SDK_CONFIG_PACKAGE_10,
+                "package（prepay_id=…）",
+                out,
+            );
         }
         {
             let value = &self.timestamp;
             let path = &join(path, "timestamp");
-            check::pattern(path, value, &PATTERN_PAY_SDK_CONFIG_TIMESTAMP_11, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_PAY_SDK_CONFIG_TIMESTAMP_11,
+                "时间戳（秒级 Unix 时间戳字符串",
+                out,
+            );
         }
     }
 }
@@ -2467,13 +2534,25 @@ impl Validate for Refund {
         {
             let value = &self.updated_at;
             let path = &join(path, "updated_at");
-            check::pattern(path, value, &PATTERN_REFUND_UPDATED_AT_12, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_REFUND_UPDATED_AT_12,
+                "更新时间（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
         {
             let value = &self.created_at;
             let path = &join(path, "created_at");
-            check::pattern(path, value, &PATTERN_REFUND_CREATED_AT_13, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_REFUND_CREATED_AT_13,
+                "创建时间（北京时间，格式 YYYY-MM-DD HH:MM:SS）",
+                out,
+            );
             check::format(path, value, "local-date-time", out);
         }
     }

@@ -112,9 +112,7 @@ async fn serve_auth_wechat_login<T: PointsApi>(
     let (mut parts, body) = request.into_parts();
     let raw = runtime::read_body(body).await?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::AuthWechatLoginRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::AuthWechatLoginRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::AuthWechatLoginRequest>(&raw)?)
     };
@@ -385,9 +383,7 @@ async fn serve_points_order_create<T: PointsApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::PointsOrderCreateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::PointsOrderCreateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::PointsOrderCreateRequest>(&raw)?)
     };
@@ -852,6 +848,7 @@ async fn serve_points_payment_notify<T: PointsApi>(
             path,
             value,
             &PATTERN_PARAM_WECHATPAY_TIMESTAMP_0,
+            "通知时间戳（秒）",
             &mut violations,
         );
     }
@@ -885,9 +882,7 @@ async fn serve_points_payment_notify<T: PointsApi>(
         crate::runtime::TextKind::String,
         false,
     );
-    let body: Option<types::WechatPayNotification> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::WechatPayNotification> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::WechatPayNotification>(&raw)?)
     };
@@ -1038,9 +1033,7 @@ async fn serve_api_key_create<T: PointsApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ApiKeyCreateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ApiKeyCreateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ApiKeyCreateRequest>(&raw)?)
     };
@@ -1125,9 +1118,7 @@ async fn serve_api_key_delete<T: PointsApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ApiKeyDeleteRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ApiKeyDeleteRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ApiKeyDeleteRequest>(&raw)?)
     };
@@ -1212,9 +1203,7 @@ async fn serve_api_key_status_update<T: PointsApi>(
         .await
         .map_err(Rejection::from)?;
     let mut violations: Vec<Violation> = Vec::new();
-    let body: Option<types::ApiKeyStatusUpdateRequest> = if raw.is_empty() && !true {
-        None
-    } else {
+    let body: Option<types::ApiKeyStatusUpdateRequest> = {
         runtime::require_media_type(&parts.headers, &["application/json"])?;
         Some(runtime::json_body::<types::ApiKeyStatusUpdateRequest>(&raw)?)
     };

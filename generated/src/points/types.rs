@@ -635,7 +635,13 @@ impl Validate for WechatPayParams {
         {
             let value = &self.time_stamp;
             let path = &join(path, "timeStamp");
-            check::pattern(path, value, &PATTERN_WECHAT_PAY_PARAMS_TIME_STAMP_0, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WECHAT_PAY_PARAMS_TIME_STAMP_0,
+                "时间戳，微信支付用（秒级Unix时间戳字符串）",
+                out,
+            );
         }
         {
             let value = &self.nonce_str;
@@ -645,7 +651,13 @@ impl Validate for WechatPayParams {
         {
             let value = &self.package;
             let path = &join(path, "package");
-            check::pattern(path, value, &PATTERN_WECHAT_PAY_PARAMS_PACKAGE_1, out);
+            check::pattern(
+                path,
+                value,
+                &PATTERN_WECHAT_PAY_PARAMS_PACKAGE_1,
+                "预支付交易会话标识，微信支付用（prepay_id=…，有效期2小时）",
+                out,
+            );
         }
     }
 }

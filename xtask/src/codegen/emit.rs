@@ -541,7 +541,8 @@ fn value_checks(
                 patterns.push(quote! {
                     static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
                 });
-                out.push(quote! { check::pattern(path, value, &#stat, #sink); });
+                let hint = &c.pattern_hint;
+                out.push(quote! { check::pattern(path, value, &#stat, #hint, #sink); });
             }
             if let Some(format) = &c.format {
                 out.push(quote! { check::format(path, value, #format, #sink); });
@@ -602,7 +603,8 @@ fn value_checks(
                 patterns.push(quote! {
                     static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
                 });
-                out.push(quote! { if let Some(value) = value.as_str() { check::pattern(path, value, &#stat, #sink); } });
+                let hint = &c.pattern_hint;
+                out.push(quote! { if let Some(value) = value.as_str() { check::pattern(path, value, &#stat, #hint, #sink); } });
             }
             if let Some(n) = c.minimum {
                 let excl = c.exclusive_minimum;
@@ -1123,13 +1125,14 @@ fn body_steps(types: &Types<'_>, body: &Body) -> (TokenStream, TokenStream) {
             quote! { { let form = runtime::multipart_form(&parts.headers, raw.clone()).await?; #form } }
         }
     };
+    let read = quote! {
+        runtime::require_media_type(&parts.headers, &[#(#media),*])?;
+        Some(#parse?)
+    };
+    // An optional body may be absent; a required one is read (and refused when empty).
+    let read = if required { read } else { quote! { if raw.is_empty() { None } else { #read } } };
     let step = quote! {
-        let body: Option<#ty> = if raw.is_empty() && !#required {
-            None
-        } else {
-            runtime::require_media_type(&parts.headers, &[#(#media),*])?;
-            Some(#parse?)
-        };
+        let body: Option<#ty> = { #read };
         if let Some(body) = &body { body.validate("", &mut violations); }
     };
     let assign = if required {

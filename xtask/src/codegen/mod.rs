@@ -54,7 +54,9 @@ quick-xml = { version = "0.38", features = ["serialize"] }
 regex = "1"
 rust_decimal = { version = "1", features = ["serde-float", "serde-with-str"] }
 serde = { version = "1", features = ["derive"] }
-serde_json = { version = "1", features = ["preserve_order"] }
+# float_roundtrip: numbers parse to the nearest float (the default parser can be one off:
+# 1.9999999999999998 read as 2.0 would pass for an integer).
+serde_json = { version = "1", features = ["preserve_order", "float_roundtrip"] }
 serde_path_to_error = "0.1"
 serde_repr = "0.1"
 serde_with = { version = "3", default-features = false, features = ["macros", "std"] }

@@ -51,6 +51,9 @@ pub struct Constraints {
     pub max_length: Option<u64>,
     /// `pattern`.
     pub pattern: Option<String>,
+    /// What a value that breaks `pattern` should look like, for the refusal message (never the
+    /// regex): the schema's `x-pattern-description`, else its `description`.
+    pub pattern_hint: String,
     /// `minimum` (or `exclusiveMinimum`, then `exclusive_minimum` is set).
     pub minimum: Option<f64>,
     /// Whether `minimum` is exclusive.
@@ -754,7 +757,14 @@ impl Builder<'_> {
                 ident: field_ident(&wire),
                 required: location == Location::Path || param.get("required").and_then(Value::as_bool).unwrap_or(false),
                 default: resolved.get("default").cloned(),
-                constraints: constraints(&resolved),
+                constraints: {
+                    let mut c = constraints(&resolved);
+                    // A parameter describes itself beside its schema.
+                    if c.pattern.is_some() && c.pattern_hint.is_empty() {
+                        c.pattern_hint = str_of(param, "description").split(['\n', '。', '；']).next().unwrap_or_default().trim().to_owned();
+                    }
+                    c
+                },
                 doc: doc_of(param),
                 format: resolved.get("format").and_then(Value::as_str).map(str::to_owned),
                 example: param.get("example").cloned(),
@@ -983,6 +993,16 @@ fn constraints(schema: &Value) -> Constraints {
         min_length: u("minLength"),
         max_length: u("maxLength"),
         pattern: schema.get("pattern").and_then(Value::as_str).map(str::to_owned),
+        pattern_hint: ["x-pattern-description", "description"]
+            .iter()
+            .find_map(|key| schema.get(*key).and_then(Value::as_str))
+            .filter(|_| schema.get("pattern").is_some())
+            .unwrap_or_default()
+            .split(['\n', '。', '；'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
         minimum: f("minimum").or(f("exclusiveMinimum")),
         exclusive_minimum: f("exclusiveMinimum").is_some(),
         maximum: f("maximum").or(f("exclusiveMaximum")),
