@@ -254,8 +254,8 @@ fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock:
 /// One round of housekeeping for `api`: its payments' sweep, and pruning what can no longer
 /// matter — sessions over or revoked more than a day ago, codes older than two days (the daily
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
-/// hours). Answers the rows pruned.
-pub async fn housekeeping(api: &'static str, payments: &Payments, db: &Db, clock: &Clock) -> Result<u64> {
+/// hours). Answers what the sweep did and the rows pruned.
+pub async fn housekeeping(api: &'static str, payments: &Payments, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
         tracing::info!(api, ?swept, "payments swept");
@@ -263,7 +263,7 @@ pub async fn housekeeping(api: &'static str, payments: &Payments, db: &Db, clock
     let now = clock.now_ms();
     const DAY: i64 = 86_400_000;
     let pruned = db.sessions().prune(now - DAY).await? + db.codes().prune(now - 2 * DAY).await? + db.payments().prune_notifications(now - 30 * DAY).await?;
-    Ok(pruned)
+    Ok((swept, pruned))
 }
 
 /// Heating (000): SMS codes, rotating refresh tokens, bills paid with WeChat Pay.

@@ -215,3 +215,27 @@ async fn an_order_number_taken_is_drawn_again_not_a_500() {
     let outcome = orders.create(NewOrder { pay: new_order("O0000000000002", None, bill.amount_fen, now), heat_account: "H202400002", lines: &lines }).await.unwrap();
     assert_eq!(outcome, Created::Created, "the bill was not left held");
 }
+
+#[tokio::test]
+async fn housekeeping_closes_expired_orders_and_prunes() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000045").await;
+    let (order_id, _) = order(&app, &token).await;
+    let parts = app.parts("heating");
+    // The same payments the router uses: its merchant (the sandbox platform), its database.
+    let payments = app.server.payments(&parts, app.address.port(), "/api/payment/notify", std::sync::Arc::new(mpapi::storage::heating::Settler));
+    let (swept, _) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
+    assert_eq!(swept.closed, 0, "a live order stays open");
+    app.server.clock.advance(Duration::from_secs(31 * 60));
+    let (swept, _) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
+    assert_eq!(swept.closed, 1);
+    assert_eq!(app.server.db.payments().get(&order_id).await.unwrap().unwrap().status, PayStatus::Closed);
+    // Closed with the payment platform too: it will not take money for it any more.
+    let late = app.sandbox_pay(&order_id, "success").await;
+    assert_eq!(late.status, 409, "{}", late.body);
+    assert_eq!(status_of(&app, &token, &order_id).await, "canceled");
+    // Two days on, the codes and the logged-out or expired sessions of that time are pruned.
+    app.server.clock.advance(Duration::from_secs(40 * 86_400));
+    let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
+    assert!(pruned >= 3, "two codes and a session at least: {pruned}");
+}
