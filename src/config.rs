@@ -366,8 +366,13 @@ impl Config {
             }
             if api.wechat_pay.provider == ProviderKind::Sandbox {
                 problems.push(format!("apis.{id}.wechat_pay.provider is the sandbox"));
-            } else if !api.wechat_pay.notify_base_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
-                problems.push(format!("apis.{id}.wechat_pay.notify_base_url must be a public https URL"));
+            } else {
+                if !api.wechat_pay.notify_base_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                    problems.push(format!("apis.{id}.wechat_pay.notify_base_url must be a public https URL"));
+                }
+                if api.wechat_pay.mchid == WechatPayConfig::default().mchid {
+                    problems.push(format!("apis.{id}.wechat_pay.mchid is not set (the default is WeChat's sample merchant)"));
+                }
             }
             if api.appid.starts_with("wx_sandbox_") {
                 problems.push(format!("apis.{id}.appid is not set"));
@@ -377,15 +382,6 @@ impl Config {
             problems.push("demo_data is on (the demo owners' ID numbers are public)".into());
         }
         problems
-    }
-
-    /// Whether any sandbox provider is active for the APIs `serving`.
-    pub fn any_sandbox(&self, serving: &[&str]) -> bool {
-        self.sms.provider == ProviderKind::Sandbox
-            || serving.iter().any(|id| {
-                let api = self.api(id);
-                api.wechat_login.provider == ProviderKind::Sandbox || api.wechat_pay.provider == ProviderKind::Sandbox
-            })
     }
 }
 
@@ -441,11 +437,13 @@ mod tests {
         heating.appid = "wx1234567890abcdef".into();
         heating.wechat_login.provider = ProviderKind::Real;
         heating.wechat_pay.provider = ProviderKind::Real;
+        heating.wechat_pay.mchid = "1230000109".into();
         heating.wechat_pay.notify_base_url = Some("http://10.0.0.1".into());
         assert_eq!(config.production_problems(&["heating"]), vec!["apis.heating.wechat_pay.notify_base_url must be a public https URL"]);
         config.apis.get_mut("heating").unwrap().wechat_pay.notify_base_url = Some("https://pay.example.com".into());
         assert!(config.production_problems(&["heating"]).is_empty());
-        assert!(!config.any_sandbox(&["heating"]));
-        assert!(config.any_sandbox(&["heating", "points"]), "points still has sandbox providers");
+        assert!(!config.production_problems(&["heating", "points"]).is_empty(), "points still has sandbox providers");
+        config.apis.get_mut("heating").unwrap().wechat_pay.mchid = WechatPayConfig::default().mchid;
+        assert_eq!(config.production_problems(&["heating"]).len(), 1, "WeChat's sample merchant");
     }
 }

@@ -134,6 +134,14 @@ impl Server {
         let db = Db::connect(&config.database_url)
             .await
             .with_context(|| format!("opening the database ({})", redact_url(&config.database_url)))?;
+        if config.env == Environment::Production {
+            let demo = db.demo_seeds().await?;
+            anyhow::ensure!(
+                demo.is_empty(),
+                "refusing to start in production: the database holds demo data ({}) whose owners' ID numbers are public; use a database that never ran with demo data",
+                demo.join(", ")
+            );
+        }
         let mut generated_secrets = Vec::new();
         let jwt = secret(&db, config.secrets.jwt.as_ref(), "jwt", &mut generated_secrets).await?;
         let pii_key = secret(&db, config.secrets.pii_key.as_ref(), "pii_key", &mut generated_secrets).await?;
@@ -255,7 +263,7 @@ fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock:
 /// matter — sessions over or revoked more than a day ago, codes older than two days (the daily
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
 /// hours). Answers what the sweep did and the rows pruned.
-pub async fn housekeeping(api: &'static str, payments: &Payments, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
+pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
         tracing::info!(api, ?swept, "payments swept");

@@ -20,7 +20,7 @@ use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::{IdNumber, Vault};
 use crate::storage::Db;
 use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, ProfileChange, User};
-use crate::storage::payments::{PayOrder, PayStatus};
+use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
 /// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
 /// wrong guesses kill a code, domain.md §6; ten codes per phone a day against SMS pumping — the
@@ -665,10 +665,12 @@ fn paid_fen(bills: &[Bill]) -> i64 {
     bills.iter().filter(|b| b.status == BillStatus::Paid).map(|b| b.amount_fen).sum()
 }
 
-/// An order's state on heating's wire (000 §5.3): a pending order past its time, or one closed
-/// unpaid, reads `canceled`.
+/// An order's state on heating's wire (000 §5.3): a pending order past its time, one closed
+/// unpaid, and one paid whose bills another order had paid (its money goes back) read
+/// `canceled`.
 fn status_of(order: &PayOrder, now: i64) -> types::PaymentStatusStatus {
     match order.status {
+        PayStatus::Paid if order.refund_state != RefundState::None => types::PaymentStatusStatus::Canceled,
         PayStatus::Paid => types::PaymentStatusStatus::Paid,
         PayStatus::Failed => types::PaymentStatusStatus::Failed,
         PayStatus::Pending if order.expires_at > now => types::PaymentStatusStatus::Pending,

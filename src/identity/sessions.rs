@@ -20,8 +20,8 @@ pub struct Principal {
     pub session_id: String,
 }
 
-/// Tokens just issued.
-#[derive(Debug, Clone)]
+/// Tokens just issued (`Debug` leaves them out: they are bearer credentials).
+#[derive(Clone)]
 pub struct Issued {
     /// The access token (JWT).
     pub access_token: String,
@@ -31,6 +31,12 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     /// The session.
     pub principal: Principal,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued").field("expires_in", &self.expires_in).field("principal", &self.principal).finish_non_exhaustive()
+    }
 }
 
 /// Why a token was not accepted. Each API words these in its own envelope.

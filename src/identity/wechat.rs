@@ -20,7 +20,9 @@ use crate::providers::{ProviderError, WechatLogin};
 use crate::storage::identity::WechatLogin as LoginRow;
 use crate::storage::{Db, StorageError};
 
-/// A WeChat user after login.
+/// A WeChat user after login. The API keeps its own user row under `user_id`, inserted if absent
+/// on every login (not only when `is_new`: a first login whose API write failed must not leave
+/// the user without a row).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WechatUser {
     /// The API's user id (allocated on the first login).
@@ -132,6 +134,11 @@ impl Wechat {
     /// way but pay with WeChat (heating's payer).
     pub async fn openid(&self, code: &str) -> Result<String, WechatError> {
         Ok(self.code2session(code).await?.openid)
+    }
+
+    /// The openid of the API's user `user_id` under this mini-program (payments need the payer).
+    pub async fn openid_of(&self, user_id: &str) -> Result<Option<String>, StorageError> {
+        self.db.wechat().openid_of(&self.appid, self.api, user_id).await
     }
 
     /// Open encryptedData of `openid`'s latest login (getPhoneNumber and the like, sent after

@@ -16,7 +16,7 @@ use chrono::DateTime;
 use crate::clock::Clock;
 use crate::providers::ProviderError;
 use crate::providers::wechat_pay::{
-    Merchant, NotifyError, NotifyEvent, PayParams, PrepayRequest, RefundRequest, RefundStatus, TradeState, Transaction, WechatPay,
+    NotifyError, NotifyEvent, PayParams, PrepayRequest, RefundRequest, RefundStatus, TradeState, Transaction, WechatPay,
 };
 use crate::storage::payments::{
     NewPayOrder, Notified, PayOrder, PayStatus, RefundRow, RefundRowStatus, Reported, Settle, Settlement,
@@ -97,21 +97,6 @@ impl Payments {
         Payments { api, pay, settle, notify_url, db, clock }
     }
 
-    /// The merchant orders are placed with.
-    pub fn merchant(&self) -> &Merchant {
-        self.pay.merchant()
-    }
-
-    /// Whether orders need the payer's openid (real JSAPI).
-    pub fn needs_payer(&self) -> bool {
-        self.pay.needs_payer()
-    }
-
-    /// The API's settling, for its own stores.
-    pub fn settler(&self) -> &dyn Settle {
-        self.settle.as_ref()
-    }
-
     /// A new pending order of this API (for the API's store to insert beside its own rows).
     #[allow(clippy::too_many_arguments)]
     pub fn new_order<'a>(
@@ -139,23 +124,16 @@ impl Payments {
         }
     }
 
-    /// `wx.requestPayment` parameters for a pending order, freshly signed: the order is placed
-    /// with WeChat Pay first when it has no prepay_id yet (a new order, or one whose placing was
-    /// interrupted — a retry picks it up instead of waiting for it to expire). Placing it again
-    /// with the same number and amount is what WeChat Pay expects. When WeChat Pay refuses a new
-    /// order, the order fails and the API's settle releases what it held.
+    /// `wx.requestPayment` parameters for a pending order, freshly signed. The order is placed
+    /// with WeChat Pay on every call — same number and amount, so WeChat answers a fresh
+    /// prepay_id (valid 2 hours) — which also picks up an order whose placing was interrupted
+    /// (a retry answers it instead of waiting for it to expire). Only when WeChat Pay refuses an
+    /// order it never had does the order fail (and the API's settle release what it held); a
+    /// timeout, or a refusal of an order placed before, leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
         if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
             return Err(PayError::NotPayable);
         }
-        let prepay_id = match &order.prepay {
-            Some((prepay_id, _)) => prepay_id.clone(),
-            None => self.prepay(order).await?,
-        };
-        Ok(self.pay.pay_params(&prepay_id)?)
-    }
-
-    async fn prepay(&self, order: &PayOrder) -> Result<String, PayError> {
         if self.pay.needs_payer() && order.payer_openid.is_none() {
             return Err(PayError::PayerNeeded);
         }
@@ -167,14 +145,21 @@ impl Payments {
             notify_url: self.notify_url.clone(),
             time_expire: DateTime::from_timestamp_millis(order.expires_at).unwrap_or_default(),
         };
+        let payments = self.db.payments();
         match self.pay.jsapi_prepay(&request).await {
             Ok(prepay_id) => {
-                self.db.payments().set_prepay(&order.out_trade_no, &prepay_id, order.payer_openid.as_deref(), self.clock.now_ms()).await?;
-                Ok(prepay_id)
+                let now = self.clock.now_ms();
+                if !payments.set_prepay(&order.out_trade_no, &prepay_id, order.payer_openid.as_deref(), now).await? {
+                    // It failed or closed meanwhile (another request, a notify, the sweep).
+                    return Err(PayError::NotPayable);
+                }
+                Ok(self.pay.pay_params(&prepay_id)?)
             }
             Err(error) => {
-                tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay refused the order");
-                self.db.payments().end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
+                if order.prepay.is_none() && is_final(&error) {
+                    payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                }
                 Err(error.into())
             }
         }
@@ -184,7 +169,7 @@ impl Payments {
     /// was placed (a late or lost notify): a payment found that way settles exactly as its
     /// notify would (and the notify, when it comes, is a duplicate). A failed query is logged
     /// and the stored state answered.
-    pub async fn current(&self, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
+    pub async fn current(self: &Arc<Self>, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
         let payments = self.db.payments();
         let Some(order) = payments.get(out_trade_no).await? else {
             return Ok(None);
@@ -205,17 +190,15 @@ impl Payments {
         }
     }
 
-    /// Settle what an order query found; nothing for an order still unpaid.
-    async fn settle_query(&self, transaction: &Transaction) -> Result<Option<Settlement>, StorageError> {
-        let (reported, id) = match (&transaction.trade_state, &transaction.transaction_id) {
-            (TradeState::Success, Some(transaction_id)) => {
-                let paid_at = transaction.success_time.map_or(self.clock.now_ms(), |t| t.timestamp_millis());
-                (Reported::Paid { transaction_id, paid_at }, format!("query:{transaction_id}"))
-            }
-            (TradeState::PayError | TradeState::Closed | TradeState::Revoked, _) => {
-                (Reported::Failed, format!("query:{}:failed", transaction.out_trade_no))
-            }
-            _ => return Ok(None),
+    /// Settle what an order query found; nothing for an order still unpaid (or in a state this
+    /// version does not act on).
+    async fn settle_query(self: &Arc<Self>, transaction: &Transaction) -> Result<Option<Settlement>, StorageError> {
+        let Some(reported) = reported(transaction, self.clock.now_ms()) else {
+            return Ok(None);
+        };
+        let id = match reported {
+            Reported::Paid { transaction_id, .. } => format!("query:{transaction_id}"),
+            Reported::Failed => format!("query:{}:failed", transaction.out_trade_no),
         };
         let notified = Notified {
             notify_id: &id,
@@ -233,7 +216,7 @@ impl Payments {
     /// A WeChat Pay notify (payment or refund), from its headers and the raw body exactly as
     /// received: verified (signature, serial, timestamp), decrypted, checked against our merchant
     /// and the order's amount, and applied in one transaction with the API's settle.
-    pub async fn notify(&self, headers: &HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
+    pub async fn notify(self: &Arc<Self>, headers: &HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
         let now = self.clock.now();
         let notification = match self.pay.verify_notify(headers, raw_body, now) {
             Ok(notification) => notification,
@@ -253,15 +236,14 @@ impl Payments {
                     tracing::error!(api = self.api, out_trade_no = transaction.out_trade_no, "notify for another merchant");
                     return NotifyOutcome::Refused("商户信息不一致");
                 }
-                let reported = match (&transaction.trade_state, &transaction.transaction_id) {
-                    (TradeState::Success, Some(transaction_id)) => Reported::Paid {
-                        transaction_id,
-                        // When the payer paid, not when the notify (perhaps a retry hours later) came.
-                        paid_at: transaction.success_time.map_or(now.timestamp_millis(), |t| t.timestamp_millis()),
-                    },
-                    (TradeState::Success, None) => return NotifyOutcome::Unreadable,
-                    (TradeState::NotPay | TradeState::UserPaying, _) => return NotifyOutcome::Applied,
-                    _ => Reported::Failed,
+                if transaction.trade_state == TradeState::Success && transaction.transaction_id.is_none() {
+                    return NotifyOutcome::Unreadable;
+                }
+                let Some(reported) = reported(transaction, now.timestamp_millis()) else {
+                    // Nothing this version acts on (NOTPAY, USERPAYING, REFUND, a new state):
+                    // acknowledged, the order unchanged.
+                    tracing::warn!(api = self.api, out_trade_no = transaction.out_trade_no, state = transaction.trade_state.as_str(), "notify with nothing to settle");
+                    return NotifyOutcome::Applied;
                 };
                 let notified = Notified {
                     notify_id: &notification.id,
@@ -279,7 +261,7 @@ impl Payments {
                     tracing::error!(api = self.api, out_refund_no = notice.out_refund_no, "refund notify for another merchant");
                     return NotifyOutcome::Refused("商户信息不一致");
                 }
-                match self.db.payments().refund(&notice.out_refund_no).await {
+                match self.db.payments().refund(self.api, &notice.out_refund_no).await {
                     Ok(Some(_)) => self
                         .record_refund(&notice.out_refund_no, notice.status, Some(&notice.refund_id))
                         .await
@@ -309,8 +291,10 @@ impl Payments {
         }
     }
 
-    /// Log what a settlement did, and give back money the API could not apply at once.
-    async fn after_settle(&self, out_trade_no: &str, settlement: Settlement) {
+    /// Log what a settlement did, and start giving back money the API could not apply — in the
+    /// background, so that WeChat's notify is answered at once (the sweep asks again if this
+    /// attempt fails).
+    async fn after_settle(self: &Arc<Self>, out_trade_no: &str, settlement: Settlement) {
         match settlement {
             Settlement::Paid => tracing::info!(api = self.api, out_trade_no, "order paid"),
             Settlement::Failed => tracing::info!(api = self.api, out_trade_no, "order failed"),
@@ -319,16 +303,20 @@ impl Payments {
             Settlement::AmountMismatch => tracing::error!(api = self.api, out_trade_no, "payment amount differs from the order"),
             Settlement::RefundNeeded => {
                 tracing::error!(api = self.api, out_trade_no, "paid order the API could not apply: refunding");
-                if let Err(error) = self.refund_needed(out_trade_no).await {
-                    // Stored as needing a refund: the sweep asks again.
-                    tracing::error!(api = self.api, out_trade_no, %error, "refund not started yet");
-                }
+                let this = self.clone();
+                let out_trade_no = out_trade_no.to_owned();
+                tokio::spawn(async move {
+                    if let Err(error) = this.refund_needed(&out_trade_no).await {
+                        // Stored as needing a refund: the sweep asks again.
+                        tracing::error!(api = this.api, out_trade_no, %error, "refund not started yet");
+                    }
+                });
             }
         }
     }
 
     /// Give back the whole of an order marked as needing a refund.
-    async fn refund_needed(&self, out_trade_no: &str) -> Result<Option<RefundRow>, PayError> {
+    async fn refund_needed(self: &Arc<Self>, out_trade_no: &str) -> Result<Option<RefundRow>, PayError> {
         let Some(order) = self.db.payments().get(out_trade_no).await? else {
             return Ok(None);
         };
@@ -336,9 +324,11 @@ impl Payments {
         self.refund(&order, order.amount_fen - order.refunded_fen, &reason).await
     }
 
-    /// Refund `refund_fen` of a paid order: recorded first (so a retry reuses its number and the
-    /// notify finds it), then asked of WeChat Pay; its outcome comes by notify, answer or query.
-    /// `None`: the order has no refund to start (not paid, or one is under way).
+    /// Refund `refund_fen` of a paid order (the whole amount or a part; several parts may follow
+    /// one another, never more than was paid): recorded first (so a retry reuses its number and
+    /// the notify finds it), then asked of WeChat Pay; its outcome comes by notify, answer or
+    /// query. `None`: the order has no such refund to start (not paid, a refund under way, or
+    /// more than what is left).
     pub async fn refund(&self, order: &PayOrder, refund_fen: i64, reason: &str) -> Result<Option<RefundRow>, PayError> {
         let out_refund_no = format!("R{}", &order.out_trade_no.chars().take(24).collect::<String>()) + &crate::random::digits(7);
         let payments = self.db.payments();
@@ -346,7 +336,7 @@ impl Payments {
             return Ok(None);
         }
         self.ask_refund(order, &out_refund_no, refund_fen, reason).await?;
-        Ok(payments.refund(&out_refund_no).await?)
+        Ok(payments.refund(self.api, &out_refund_no).await?)
     }
 
     async fn ask_refund(&self, order: &PayOrder, out_refund_no: &str, refund_fen: i64, reason: &str) -> Result<(), PayError> {
@@ -360,17 +350,17 @@ impl Payments {
         };
         match self.pay.refund(&request).await {
             Ok(refund) => Ok(self.record_refund(out_refund_no, refund.status, Some(&refund.refund_id)).await?),
-            Err(error @ ProviderError::Vendor { .. }) => {
-                // WeChat Pay said no (not enough balance, order not refundable, …): asking again
-                // will not help. Recorded as failed — the order's money-back state tells an
-                // operator to act.
+            Err(error) if is_final(&error) => {
+                // WeChat Pay said no for good (the order cannot be refunded, a wrong amount, …):
+                // recorded as failed — the order's money-back state tells an operator to act.
                 tracing::error!(api = self.api, out_refund_no, %error, "refund refused; an operator must act");
                 self.record_refund(out_refund_no, RefundStatus::Closed, None).await?;
                 Err(error.into())
             }
             Err(error) => {
-                // Still `processing` with its number: the sweep queries it and asks again.
-                tracing::error!(api = self.api, out_refund_no, %error, "refund request failed");
+                // Busy, rate-limited, not enough balance yet, or no answer: still `processing`
+                // under its number; the sweep asks again with the same number.
+                tracing::warn!(api = self.api, out_refund_no, %error, "refund not accepted yet; asking again later");
                 Err(error.into())
             }
         }
@@ -392,24 +382,33 @@ impl Payments {
     /// Housekeeping, safe on every instance at once (each step is a conditional write): close
     /// expired pending orders with WeChat Pay (one found paid after all settles instead), ask
     /// for refunds that are needed, learn the outcome of refunds pending for over a minute.
-    pub async fn sweep(&self) -> Result<Swept, StorageError> {
+    pub async fn sweep(self: &Arc<Self>) -> Result<Swept, StorageError> {
         let mut swept = Swept::default();
         let payments = self.db.payments();
         let now = self.clock.now_ms();
         for order in payments.expired_pending(self.api, now, 100).await? {
             if order.prepay.is_some() {
                 match self.pay.close(&order.out_trade_no).await {
+                    // ORDER_NOT_EXIST: WeChat never had it (its placing failed): nothing to close.
                     Ok(()) => {}
+                    Err(ProviderError::Vendor { code, .. }) if code == "ORDER_NOT_EXIST" => {}
                     Err(ProviderError::Vendor { code, .. }) if code == "ORDERPAID" => {
-                        if let Ok(transaction) = self.pay.query(&order.out_trade_no).await
-                            && self.settle_query(&transaction).await? == Some(Settlement::Paid)
-                        {
-                            swept.found_paid += 1;
+                        match self.pay.query(&order.out_trade_no).await {
+                            Ok(transaction) if self.settle_query(&transaction).await?.is_some() => {
+                                swept.found_paid += 1;
+                                continue;
+                            }
+                            outcome => {
+                                let detail = outcome.err().map(|e| e.to_string()).unwrap_or_else(|| "nothing to settle".into());
+                                tracing::error!(api = self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
+                            }
                         }
+                        payments.postpone_sweep(&order.out_trade_no, now).await?;
                         continue;
                     }
                     Err(error) => {
                         tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
+                        payments.postpone_sweep(&order.out_trade_no, now).await?;
                         continue;
                     }
                 }
@@ -425,7 +424,7 @@ impl Payments {
                 Err(error) => tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "refund not started"),
             }
         }
-        for refund in payments.processing_refunds(now - 60_000, 100).await? {
+        for refund in payments.processing_refunds(self.api, now - 60_000, 100).await? {
             match self.pay.query_refund(&refund.out_refund_no).await {
                 Ok(answer) if answer.status != RefundStatus::Processing => {
                     self.record_refund(&refund.out_refund_no, answer.status, Some(&answer.refund_id)).await?;
@@ -444,5 +443,32 @@ impl Payments {
             }
         }
         Ok(swept)
+    }
+}
+
+/// What a transaction's state reports about its order: paid (`SUCCESS`), failed (`PAYERROR`,
+/// `CLOSED`, `REVOKED`), or nothing to act on (`NOTPAY`, `USERPAYING`, `REFUND` — a refund
+/// follows a payment this server recorded or an operator made — and states this version does not
+/// know). One mapping for notifies and order queries.
+fn reported(transaction: &Transaction, now_ms: i64) -> Option<Reported<'_>> {
+    match (&transaction.trade_state, &transaction.transaction_id) {
+        (TradeState::Success, Some(transaction_id)) => Some(Reported::Paid {
+            transaction_id,
+            // When the payer paid, not when the notify (perhaps a retry hours later) came.
+            paid_at: transaction.success_time.map_or(now_ms, |t| t.timestamp_millis()),
+        }),
+        (TradeState::PayError | TradeState::Closed | TradeState::Revoked, _) => Some(Reported::Failed),
+        _ => None,
+    }
+}
+
+/// Whether WeChat Pay's refusal is final: asking again with the same request cannot succeed. Its
+/// "busy, try again" answers (`SYSTEM_ERROR`, `BIZERR_NEED_RETRY`), rate limits
+/// (`FREQUENCY_LIMITED`), `NOT_ENOUGH` (the merchant's balance, which refills) and anything that
+/// is not an answer (transport, our configuration) are not.
+fn is_final(error: &ProviderError) -> bool {
+    match error {
+        ProviderError::Vendor { code, .. } => !matches!(code.as_str(), "SYSTEM_ERROR" | "BIZERR_NEED_RETRY" | "FREQUENCY_LIMITED" | "NOT_ENOUGH"),
+        ProviderError::Transport { .. } | ProviderError::Config { .. } => false,
     }
 }

@@ -6,7 +6,6 @@
 //! so `/_sandbox/*` can show it; real providers talk to the vendor over HTTPS and are tested
 //! against wiremock (tests/it/providers.rs).
 
-use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -72,17 +71,4 @@ pub trait WechatLogin: Send + Sync + 'static {
     /// Exchange a `wx.login()` code. Vendor errors keep WeChat's errcode (`40029` invalid code,
     /// `45011` rate limited, `40226` high-risk user, `-1` busy) in [`ProviderError::Vendor`].
     async fn code2session(&self, code: &str) -> Result<WechatSession, ProviderError>;
-}
-
-/// The providers a server runs with.
-#[derive(Clone)]
-pub struct Providers {
-    /// SMS sending.
-    pub sms: Arc<dyn SmsProvider>,
-    /// WeChat login.
-    pub wechat_login: Arc<dyn WechatLogin>,
-    /// WeChat Pay.
-    pub wechat_pay: Arc<dyn wechat_pay::WechatPay>,
-    /// The sandbox's state when the sandbox providers are active (serves `/_sandbox/*`).
-    pub sandbox: Option<crate::sandbox::Sandbox>,
 }

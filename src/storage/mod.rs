@@ -72,7 +72,14 @@ impl Db {
         if conn.get_database_backend() == DbBackend::Postgres {
             tx.execute_unprepared("SELECT pg_advisory_xact_lock(7262617069)").await?;
         }
-        migration::Migrator::up(&tx, None).await?;
+        migration::Migrator::up(&tx, None).await.map_err(|error| match error {
+            // A database made by mpapi before its tables moved to the shared blocks (December
+            // 2026): no migration path, and such databases only ever held development data.
+            sea_orm::DbErr::Custom(detail) if detail.contains("m20261121_000002_heating") => StorageError::Corrupt(format!(
+                "this database was made by an older mpapi whose heating tables are gone; it holds only development data: delete it (mpapi.db) or point DATABASE_URL at a new one ({detail})"
+            )),
+            other => other.into(),
+        })?;
         tx.commit().await?;
         Ok(Db { conn })
     }
@@ -100,6 +107,19 @@ impl Db {
     /// Whether the database answers now (health checks).
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()
+    }
+
+    /// The seed sets of demo data (`<api>.demo`) this database received: a production server
+    /// must hold none (the demo owners' ID numbers are public).
+    pub async fn demo_seeds(&self) -> Result<Vec<String>, StorageError> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        Ok(secret::seed_applied::Entity::find()
+            .filter(secret::seed_applied::Column::Name.like("%.demo"))
+            .all(&self.conn)
+            .await?
+            .into_iter()
+            .map(|row| row.name)
+            .collect())
     }
 
     /// Whether this database received seed set `name` (a restart skips building it).

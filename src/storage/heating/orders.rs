@@ -12,7 +12,7 @@ use sea_orm::{
 use super::entity::{BillStatus, bill, order, order_bill};
 use crate::api_support::paging::{Page, PageRequest};
 use crate::storage::payments::entity::order as pay_order;
-use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, Settle, Settled};
+use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, RefundState, Settle, Settled};
 use crate::storage::{StorageError, is_unique_violation, write};
 
 /// One bill an order pays, with the amount and late fee fixed at order time (fen).
@@ -242,7 +242,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
     }
 
     /// operationId `statistics_user_get`: what `heat_account`'s paid orders add up to, and the
-    /// part for `season`'s bills.
+    /// part for `season`'s bills — orders whose money goes back (another order paid their bills)
+    /// do not count.
     pub async fn paid_totals(&self, heat_account: &str, season: &str) -> Result<PaidTotals, StorageError> {
         #[derive(Debug, FromQueryResult)]
         struct PaidLine {
@@ -254,6 +255,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         }
         let lines = lines_of_account(heat_account)
             .filter(pay_order::Column::Status.eq(PayStatus::Paid))
+            .filter(pay_order::Column::RefundState.eq(RefundState::None))
             .select_only()
             .column(order_bill::Column::OutTradeNo)
             .column_as(pay_order::Column::AmountFen, "order_fen")
@@ -289,7 +291,12 @@ pub struct Settler;
 impl Settle for Settler {
     async fn paid(&self, tx: &DatabaseTransaction, order: &PayOrder, now: i64) -> Result<Settled, StorageError> {
         let paid_at = order.paid_at.unwrap_or(now);
-        let lines = order_bill::Entity::find().filter(order_bill::Column::OutTradeNo.eq(&order.out_trade_no)).all(tx).await?;
+        // In bill order, so two orders sharing bills take their row locks in the same order.
+        let lines = order_bill::Entity::find()
+            .filter(order_bill::Column::OutTradeNo.eq(&order.out_trade_no))
+            .order_by_asc(order_bill::Column::BillId)
+            .all(tx)
+            .await?;
         for line in &lines {
             // Still unpaid, and held by this order or by no live order (a late payment of an
             // expired order may still take its bills if nobody else did).

@@ -73,6 +73,10 @@ pub enum Rotation {
     Invalid,
 }
 
+/// How long after a refresh token was rotated presenting it again counts as a duplicate request
+/// (refused, session kept) rather than reuse (session revoked), ms.
+pub const REUSE_GRACE_MS: i64 = 10_000;
+
 /// Sessions and refresh tokens (`session`, `session_refresh_used`).
 #[derive(Debug, Clone, Copy)]
 pub struct SessionStore<'c, C>(pub &'c C);
@@ -192,13 +196,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
                     .await?;
                     Rotation::Rotated(Session { generation: s.generation + 1, ..Session::from(s) })
                 } else {
-                    // Another request rotated this very token a moment ago: it won, this one
-                    // is refused without revoking the winner's session.
+                    // Another request (on PostgreSQL, in an overlapping transaction) rotated this
+                    // very token a moment ago: it won, this one is refused without revoking the
+                    // winner's session.
                     Rotation::Invalid
                 }
             }
             Some(_) => Rotation::Invalid,
             None => match refresh_used::Entity::find_by_id(old_hash.to_owned()).one(&tx).await? {
+                // Rotated moments ago: a client retrying a refresh whose answer it lost, or two
+                // refreshes fired together — not a thief; refused without signing the user out.
+                Some(used) if now - used.used_at < REUSE_GRACE_MS => Rotation::Invalid,
                 Some(used) => {
                     session::Entity::update_many()
                         .col_expr(session::Column::RevokedAt, Expr::value(now))
@@ -215,11 +223,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         Ok(outcome)
     }
 
-    /// Delete what can no longer matter: sessions revoked or over before `before` (ms; their
-    /// rotated tokens go with them), and rotated tokens used before `before`. Answers the rows
-    /// deleted.
+    /// Delete the sessions revoked or over before `before` (ms), and with them (foreign key,
+    /// cascade) their rotated refresh tokens — kept until then, so reuse of a stolen token is
+    /// detected for the whole life of its session. Answers the sessions deleted.
     pub async fn prune(&self, before: i64) -> Result<u64, StorageError> {
-        let used = refresh_used::Entity::delete_many().filter(refresh_used::Column::UsedAt.lt(before)).exec(self.0).await?;
         let dead = session::Entity::delete_many()
             .filter(
                 sea_orm::Condition::any()
@@ -228,7 +235,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             )
             .exec(self.0)
             .await?;
-        Ok(used.rows_affected + dead.rows_affected)
+        Ok(dead.rows_affected)
     }
 }
 
@@ -484,6 +491,17 @@ impl<C: ConnectionTrait> WechatStore<'_, C> {
             StorageError::Corrupt(format!("wechat identity {}/{} vanished", login.appid, login.openid))
         })?;
         Ok(Upserted { user_id: row.user_id, created: false })
+    }
+
+    /// The openid user `user_id` of `api` has under `appid`.
+    pub async fn openid_of(&self, appid: &str, api: &str, user_id: &str) -> Result<Option<String>, StorageError> {
+        Ok(wechat::Entity::find()
+            .filter(wechat::Column::Appid.eq(appid))
+            .filter(wechat::Column::Api.eq(api))
+            .filter(wechat::Column::UserId.eq(user_id))
+            .one(self.0)
+            .await?
+            .map(|row| row.openid))
     }
 
     /// The user of (`appid`, `openid`).

@@ -33,6 +33,8 @@ impl MigrationTrait for Migration {
                 .col(string_len("refund_state", 16))
                 .col(string_null("refund_reason"))
                 .col(big_integer("refunded_fen"))
+                .col(integer("sweep_attempts"))
+                .col(big_integer_null("sweep_after"))
                 .to_owned(),
             Table::create()
                 .table("pay_notification")

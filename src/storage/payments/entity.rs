@@ -76,6 +76,8 @@ pub mod order {
         pub refund_state: super::RefundState,
         pub refund_reason: Option<String>,
         pub refunded_fen: i64,
+        pub sweep_attempts: i32,
+        pub sweep_after: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -253,6 +253,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             refund_state: Set(RefundState::None),
             refund_reason: Set(None),
             refunded_fen: Set(0),
+            sweep_attempts: Set(0),
+            sweep_after: Set(None),
         })
         .exec_without_returning(self.0)
         .await?;
@@ -265,8 +267,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     }
 
     /// Record the prepay_id WeChat Pay gave a pending order at `now` (ms), and the payer it was
-    /// placed for.
-    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, payer_openid: Option<&str>, now: i64) -> Result<(), StorageError> {
+    /// placed for; false when the order is no longer pending (nothing written).
+    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, payer_openid: Option<&str>, now: i64) -> Result<bool, StorageError> {
         let mut update = order::Entity::update_many()
             .col_expr(order::Column::PrepayId, Expr::value(prepay_id))
             .col_expr(order::Column::PrepayAt, Expr::value(now))
@@ -275,8 +277,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         if let Some(openid) = payer_openid {
             update = update.col_expr(order::Column::PayerOpenid, Expr::value(openid));
         }
-        update.exec(self.0).await?;
-        Ok(())
+        Ok(affected(update.exec(self.0).await?))
     }
 
     /// End a pending order unpaid (`Failed`: placing or paying it failed; `Closed`: it expired)
@@ -382,12 +383,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(())
     }
 
-    /// Pending orders of `api` whose time ran out before `now` (ms), oldest first.
+    /// Pending orders of `api` whose time ran out before `now` (ms), oldest first — but not those
+    /// whose last sweep failed until their next attempt is due, so a few orders WeChat Pay will
+    /// not close never keep the others waiting.
     pub async fn expired_pending(&self, api: &str, now: i64, limit: u64) -> Result<Vec<PayOrder>, StorageError> {
         Ok(order::Entity::find()
             .filter(order::Column::Api.eq(api))
             .filter(order::Column::Status.eq(PayStatus::Pending))
             .filter(order::Column::ExpiresAt.lt(now))
+            .filter(sea_orm::Condition::any().add(order::Column::SweepAfter.is_null()).add(order::Column::SweepAfter.lte(now)))
             .order_by_asc(order::Column::ExpiresAt)
             .limit(limit)
             .all(self.0)
@@ -395,6 +399,23 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .into_iter()
             .map(PayOrder::from)
             .collect())
+    }
+
+    /// A sweep of an expired order failed at `now` (ms): try it again later, twice as late each
+    /// time (2, 4, 8 … minutes, at most a day).
+    pub async fn postpone_sweep(&self, out_trade_no: &str, now: i64) -> Result<(), StorageError> {
+        let Some(row) = order::Entity::find_by_id(out_trade_no.to_owned()).one(self.0).await? else {
+            return Ok(());
+        };
+        let attempts = row.sweep_attempts.saturating_add(1);
+        let wait = Ord::min(60_000_i64 << attempts.clamp(1, 11), 86_400_000);
+        order::Entity::update_many()
+            .col_expr(order::Column::SweepAttempts, Expr::value(attempts))
+            .col_expr(order::Column::SweepAfter, Expr::value(now + wait))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .exec(self.0)
+            .await?;
+        Ok(())
     }
 
     /// Orders of `api` whose money must go back and was not asked for yet.
@@ -413,15 +434,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 
     /// Record a refund about to be asked for (before asking, so a retry reuses its
     /// `out_refund_no` and a notify arriving at once finds it), and mark the order's money back
-    /// as under way. False: the order has no such money to give back any more (another request
-    /// started this refund).
+    /// as under way. False: the order is not paid, has a refund under way, or has less than
+    /// `refund_fen` left to give back.
     pub async fn start_refund(&self, out_trade_no: &str, out_refund_no: &str, refund_fen: i64, reason: &str, now: i64) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
+        // One refund at a time per order, never past what was paid.
         let claimed = order::Entity::update_many()
             .col_expr(order::Column::RefundState, Expr::value(RefundState::Processing))
             .filter(order::Column::OutTradeNo.eq(out_trade_no))
             .filter(order::Column::Status.eq(PayStatus::Paid))
-            .filter(order::Column::RefundState.is_in([RefundState::None, RefundState::Needed]))
+            .filter(order::Column::RefundState.ne(RefundState::Processing))
+            .filter(Expr::col(order::Column::RefundedFen).add(refund_fen).lte(Expr::col(order::Column::AmountFen)))
             .exec(&tx)
             .await?;
         if !affected(claimed) {
@@ -444,14 +467,20 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(true)
     }
 
-    /// The refund `out_refund_no`.
-    pub async fn refund(&self, out_refund_no: &str) -> Result<Option<RefundRow>, StorageError> {
-        Ok(refund::Entity::find_by_id(out_refund_no.to_owned()).one(self.0).await?.map(RefundRow::from))
+    /// The refund `out_refund_no` of an order of `api`.
+    pub async fn refund(&self, api: &str, out_refund_no: &str) -> Result<Option<RefundRow>, StorageError> {
+        Ok(refund::Entity::find_by_id(out_refund_no.to_owned())
+            .filter(refund::Column::OutTradeNo.in_subquery(orders_of(api)))
+            .one(self.0)
+            .await?
+            .map(RefundRow::from))
     }
 
-    /// Refunds still under way that were asked for before `before` (ms): the sweeper queries them.
-    pub async fn processing_refunds(&self, before: i64, limit: u64) -> Result<Vec<RefundRow>, StorageError> {
+    /// Refunds of `api`'s orders still under way that were asked for before `before` (ms): the
+    /// sweep queries them.
+    pub async fn processing_refunds(&self, api: &str, before: i64, limit: u64) -> Result<Vec<RefundRow>, StorageError> {
         Ok(refund::Entity::find()
+            .filter(refund::Column::OutTradeNo.in_subquery(orders_of(api)))
             .filter(refund::Column::Status.eq(RefundRowStatus::Processing))
             .filter(refund::Column::CreatedAt.lt(before))
             .order_by_asc(refund::Column::CreatedAt)
@@ -464,18 +493,24 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     }
 
     /// Record what WeChat Pay says of refund `out_refund_no` (from its answer, a notify or a
-    /// query): a final status is written once, with the order's money-back state and refunded
-    /// total. Answers whether this call changed anything.
+    /// query): a final status is written once (a later success overriding a failure), with the
+    /// order's money-back state and refunded total. Answers whether this call changed anything.
     pub async fn refund_outcome(&self, out_refund_no: &str, status: RefundRowStatus, refund_id: Option<&str>, now: i64) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
         let Some(row) = refund::Entity::find_by_id(out_refund_no.to_owned()).one(&tx).await? else {
             tx.rollback().await?;
             return Ok(false);
         };
+        // A final outcome is written once; only a later SUCCESS (a notify or query after a refusal
+        // or an ABNORMAL that an operator resolved) overrides a failure.
+        let from: &[RefundRowStatus] = match status {
+            RefundRowStatus::Success => &[RefundRowStatus::Processing, RefundRowStatus::Closed, RefundRowStatus::Abnormal],
+            _ => &[RefundRowStatus::Processing],
+        };
         let mut update = refund::Entity::update_many()
             .col_expr(refund::Column::Status, Expr::value(status))
             .filter(refund::Column::OutRefundNo.eq(out_refund_no))
-            .filter(refund::Column::Status.eq(RefundRowStatus::Processing));
+            .filter(refund::Column::Status.is_in(from.iter().copied()));
         if status != RefundRowStatus::Processing {
             update = update.col_expr(refund::Column::FinishedAt, Expr::value(now));
         }
@@ -504,6 +539,12 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     pub async fn prune_notifications(&self, before: i64) -> Result<u64, StorageError> {
         Ok(notification::Entity::delete_many().filter(notification::Column::ReceivedAt.lt(before)).exec(self.0).await?.rows_affected)
     }
+}
+
+/// `SELECT out_trade_no FROM pay_order WHERE api = ?`: scopes refunds (which name only their
+/// order) to one API.
+fn orders_of(api: &str) -> sea_orm::sea_query::SelectStatement {
+    sea_orm::sea_query::Query::select().column(order::Column::OutTradeNo).from(order::Entity).and_where(order::Column::Api.eq(api)).to_owned()
 }
 
 /// End a pending order unpaid and release the API's rows, inside `tx`; false when not pending.

@@ -16,7 +16,9 @@ async fn auth_refresh_rotates_and_reuse_revokes_the_session() {
     let (token, refresh) = user(&app, "13900000002").await;
     let first = app.post("/api/auth/refresh", None, json!({"refresh_token": refresh})).await;
     assert_eq!(first.status, 200);
-    // The old token again: refused, and the session it belonged to is over.
+    // The old token again, later than a retry would come: refused, and the session it belonged
+    // to is over (whoever holds a copy loses it too).
+    app.server.clock.advance(Duration::from_secs(11));
     let reuse = app.post("/api/auth/refresh", None, json!({"refresh_token": refresh})).await;
     assert_eq!((reuse.status, reuse.code()), (401, 401));
     let rotated = app.post("/api/auth/refresh", None, json!({"refresh_token": first.data()["refresh_token"]})).await;
@@ -134,4 +136,27 @@ async fn a_database_outage_is_503_never_a_sign_out() {
     // A public operation whose storage fails answers its documented 500.
     let system = app.get("/api/config/system", None).await;
     assert_eq!((system.status, system.code()), (500, 500));
+}
+
+#[tokio::test]
+async fn auth_refresh_twice_at_once_keeps_the_session() {
+    let app = TestApp::heating().await;
+    let (_, refresh) = user(&app, "13900000033").await;
+    // A client firing two refreshes (or retrying one whose answer it lost): one wins, the other
+    // is refused — and the user stays signed in.
+    let body = json!({"refresh_token": refresh});
+    let (a, b) = tokio::join!(app.post("/api/auth/refresh", None, body.clone()), app.post("/api/auth/refresh", None, body.clone()));
+    let mut statuses = [a.status, b.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{} {}", a.body, b.body);
+    let winner = if a.status == 200 { a } else { b };
+    let token = winner.data()["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 200);
+    let retry = app.post("/api/auth/refresh", None, body.clone()).await;
+    assert_eq!(retry.status, 401);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 200, "a quick retry is no theft");
+    // Presented again later, the rotated token is taken as stolen: the session ends.
+    app.server.clock.advance(Duration::from_secs(11));
+    assert_eq!(app.post("/api/auth/refresh", None, body).await.status, 401);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 401);
 }

@@ -148,10 +148,16 @@ async fn payment_notify_for_bills_another_order_paid_is_kept_for_a_refund() {
     assert_eq!(stored.status, PayStatus::Paid);
     assert_ne!(stored.refund_state, RefundState::None, "{stored:?}");
     assert!(stored.refund_reason.as_deref().is_some_and(|r| r.contains("taken")), "{stored:?}");
-    // The bills stay paid by the second order.
+    // The bills stay paid by the second order; the first reads canceled (its money goes back)
+    // and counts nowhere.
+    assert_eq!(status_of(&app, &token, &first).await, "canceled");
     let history = app.get("/api/payment/history", Some(&token)).await;
-    let second_paid = history.data()["records"].as_array().unwrap().iter().any(|r| r["order_id"] == second.as_str() && r["status"] == "paid");
-    assert!(second_paid, "{}", history.body);
+    let records = history.data()["records"].as_array().unwrap();
+    let state = |id: &str| records.iter().find(|r| r["order_id"] == id).map(|r| r["status"].clone());
+    assert_eq!((state(&second), state(&first)), (Some(json!("paid")), Some(json!("canceled"))), "{}", history.body);
+    let stats = app.get("/api/statistics/user", Some(&token)).await;
+    let second_amount = app.get(&format!("/api/payment/status/{second}"), Some(&token)).await.data()["amount"].clone();
+    assert_eq!(stats.data()["current_season_paid"], second_amount, "{}", stats.body);
 }
 
 #[tokio::test]
@@ -234,8 +240,12 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     let late = app.sandbox_pay(&order_id, "success").await;
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!(status_of(&app, &token, &order_id).await, "canceled");
-    // Two days on, the codes and the logged-out or expired sessions of that time are pruned.
+    // Forty days on, the two codes of this test and the phone's send slot (more than two days
+    // old) and its session (its refresh token lapsed after 30 days) are pruned; nothing is left
+    // to prune after that.
     app.server.clock.advance(Duration::from_secs(40 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
-    assert!(pruned >= 3, "two codes and a session at least: {pruned}");
+    assert_eq!(pruned, 4, "two codes, a send slot and a session");
+    let (_, again) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
+    assert_eq!(again, 0);
 }

@@ -67,13 +67,19 @@ impl Real {
         serde_json::from_str::<Value>(&template).unwrap()["code"].as_str().unwrap().to_owned()
     }
 
-    /// Log the demo user in (one code through Aliyun) and bind H202400001; the access token.
-    async fn demo_owner(&self) -> String {
+    /// Log the demo user in (one code through Aliyun); the access token.
+    async fn demo_login(&self) -> String {
         let app = &self.app;
         assert_eq!(app.post("/api/sms/send", None, json!({"phone": DEMO_PHONE, "type": "login"})).await.status, 200);
         let login = app.post("/api/auth/login", None, json!({"phone": DEMO_PHONE, "code": self.last_code().await})).await;
         assert_eq!(login.status, 200, "{}", login.body);
-        let token = login.data()["token"].as_str().unwrap().to_owned();
+        login.data()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Log the demo user in and bind H202400001; the access token.
+    async fn demo_owner(&self) -> String {
+        let app = &self.app;
+        let token = self.demo_login().await;
         let bound = app.post("/api/heat/bind", Some(&token), bind_body("张三", super::OWNER_ID)).await;
         assert_eq!(bound.status, 200, "{}", bound.body);
         token
@@ -111,6 +117,36 @@ impl Real {
             "resource_type": "encrypt-resource", "summary": "支付成功", "resource": resource});
         let body = body.to_string().into_bytes();
         (self.pay.platform.sign_notify(&body, self.app.server.clock.now()).unwrap(), body)
+    }
+
+    /// The refund request WeChat Pay received (waiting up to 5 s for it: it is sent in the
+    /// background).
+    async fn refund_request(&self) -> Value {
+        for _ in 0..100 {
+            let requests = self.wechat.received_requests().await.unwrap();
+            if let Some(request) = requests.iter().rev().find(|r| r.url.path() == "/v3/refund/domestic/refunds") {
+                return serde_json::from_slice(&request.body).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no refund request reached WeChat Pay");
+    }
+
+    /// A live order of the demo owner for its unpaid bill, placed with WeChat Pay; its number
+    /// and amount in fen.
+    async fn placed_order(&self, token: &str, code: &str) -> (String, i64) {
+        self.wx_login(code, "o_payer_0001").await;
+        let mut body = order_body(&self.app, token).await;
+        body["wx_code"] = json!(code);
+        let created = self.app.post("/api/payment/create", Some(token), body).await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        (created.data()["order_id"].as_str().unwrap().to_owned(), fen_of(&created.data()["amount"]))
+    }
+
+    /// The same payments the router uses (its merchant, its database), for housekeeping.
+    fn payments(&self) -> std::sync::Arc<mpapi::payments::Payments> {
+        let parts = self.app.parts("heating");
+        self.app.server.payments(&parts, self.app.address.port(), "/api/payment/notify", std::sync::Arc::new(mpapi::storage::heating::Settler))
     }
 
     fn paid(out_trade_no: &str, fen: i64, transaction_id: &str) -> Value {
@@ -170,9 +206,10 @@ async fn payment_create_takes_real_money_with_the_payer_of_a_wx_login_code() {
     with_code["wx_code"] = json!("used-code");
     let refused = app.post("/api/payment/create", Some(&token), with_code.clone()).await;
     assert_eq!((refused.status, refused.body["message"].as_str()), (400, Some("wx_code无效")), "{}", refused.body);
-    // The payer's code: code2Session gives the openid the order is placed for, once.
+    // The payer's code: code2Session gives the openid the order is placed for. Each answer
+    // places it again (same number and amount: WeChat answers a fresh prepay_id), so twice here.
     real.wx_login("wx-code-1", "o_payer_0001").await;
-    real.accept_orders("o_payer_0001", 1).await;
+    real.accept_orders("o_payer_0001", 2).await;
     with_code["wx_code"] = json!("wx-code-1");
     let created = app.post("/api/payment/create", Some(&token), with_code).await;
     assert_eq!(created.status, 200, "{}", created.body);
@@ -271,11 +308,11 @@ async fn payment_notify_for_bills_another_order_paid_is_refunded() {
     let (headers, notify) = real.notify("EV-real-4", "TRANSACTION.SUCCESS", "transaction", &Real::paid(&first_id, first_fen, "4200000000000000000000009003"));
     let (status, ack) = post_notify(app, &headers, notify).await;
     assert_eq!((status, ack["code"].as_str()), (200, Some("SUCCESS")), "WeChat must stop retrying: {ack}");
+    // The refund is asked right after the ack (not before it: WeChat wants its answer fast).
+    let asked = real.refund_request().await;
     let order = app.server.db.payments().get(&first_id).await.unwrap().unwrap();
     assert_eq!(order.refund_state, RefundState::Processing, "{order:?}");
     // WeChat Pay's refund notify finishes it.
-    let requests = real.wechat.received_requests().await.unwrap();
-    let asked: Value = serde_json::from_slice(&requests.iter().rev().find(|r| r.url.path() == "/v3/refund/domestic/refunds").unwrap().body).unwrap();
     let refund = json!({"mchid": MCHID, "out_trade_no": first_id, "transaction_id": "4200000000000000000000009003",
         "out_refund_no": asked["out_refund_no"], "refund_id": "50000000382019052709732678859", "refund_status": "SUCCESS",
         "success_time": "2026-12-03T16:00:05+08:00", "user_received_account": "招商银行信用卡0403",
@@ -286,4 +323,84 @@ async fn payment_notify_for_bills_another_order_paid_is_refunded() {
     let order = app.server.db.payments().get(&first_id).await.unwrap().unwrap();
     assert_eq!((order.refund_state, order.refunded_fen), (RefundState::Refunded, first_fen), "{order:?}");
     assert_eq!(status_of(app, &token, &second_id).await, "paid");
+}
+
+#[tokio::test]
+async fn housekeeping_finds_a_payment_whose_notify_never_came() {
+    let real = real().await;
+    let app = &real.app;
+    let token = real.demo_owner().await;
+    real.accept_orders("o_payer_0001", 1).await;
+    let (order_id, fen) = real.placed_order(&token, "wx-code-5").await;
+    // The notify was lost; the order runs out. Closing it, WeChat says it is paid; asked, it
+    // gives the payment, which settles like its notify would have.
+    Mock::given(method("POST"))
+        .and(path(format!("/v3/pay/transactions/out-trade-no/{order_id}/close")))
+        .and(MerchantSignature { public_key: real.pay.merchant_public.clone() })
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": "ORDERPAID", "message": "该订单已支付"})))
+        .expect(1)
+        .mount(&real.wechat)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/pay/transactions/out-trade-no/{order_id}")))
+        .respond_with(signed_response(&real.pay.platform, 200, Real::paid(&order_id, fen, "4200000000000000000000009005").to_string().as_bytes()))
+        .mount(&real.wechat)
+        .await;
+    app.server.clock.advance(Duration::from_secs(31 * 60));
+    let (swept, _) = mpapi::serve::housekeeping("heating", &real.payments(), &app.server.db, &app.server.clock).await.unwrap();
+    assert_eq!((swept.found_paid, swept.closed), (1, 0), "{swept:?}");
+    app.server.clock.advance(Duration::from_secs(61));
+    let token = real.demo_login().await;
+    assert_eq!(status_of(app, &token, &order_id).await, "paid");
+}
+
+#[tokio::test]
+async fn refunds_wechat_cannot_take_yet_are_asked_again_and_final_refusals_are_recorded() {
+    let real = real().await;
+    let app = &real.app;
+    let token = real.demo_owner().await;
+    real.accept_orders("o_payer_0001", 1).await;
+    let (order_id, fen) = real.placed_order(&token, "wx-code-6").await;
+    let (headers, notify) = real.notify("EV-real-6", "TRANSACTION.SUCCESS", "transaction", &Real::paid(&order_id, fen, "4200000000000000000000009006"));
+    assert_eq!(post_notify(app, &headers, notify).await.0, 200);
+    let payments = real.payments();
+    let order = app.server.db.payments().get(&order_id).await.unwrap().unwrap();
+    // The merchant's balance is empty: not final — the refund stays under way, same number.
+    Mock::given(method("POST"))
+        .and(path("/v3/refund/domestic/refunds"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"code": "NOT_ENOUGH", "message": "基本账户余额不足"})))
+        .up_to_n_times(1)
+        .mount(&real.wechat)
+        .await;
+    assert!(payments.refund(&order, fen, "测试退款").await.is_err());
+    let stored = app.server.db.payments().get(&order_id).await.unwrap().unwrap();
+    assert_eq!(stored.refund_state, RefundState::Processing);
+    let asked = real.refund_request().await;
+    // A minute later the sweep asks WeChat, which never took it, and asks again with the same
+    // number; this time WeChat refuses for good: recorded as failed, for an operator.
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/refund/domestic/refunds/{}", asked["out_refund_no"].as_str().unwrap())))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"})))
+        .mount(&real.wechat)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/refund/domestic/refunds"))
+        .and(body_partial_json(json!({"out_refund_no": asked["out_refund_no"]})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"code": "INVALID_REQUEST", "message": "订单已全额退款"})))
+        .expect(1)
+        .mount(&real.wechat)
+        .await;
+    app.server.clock.advance(Duration::from_secs(61));
+    mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
+    let stored = app.server.db.payments().get(&order_id).await.unwrap().unwrap();
+    assert_eq!((stored.refund_state, stored.refunded_fen), (RefundState::Failed, 0), "{stored:?}");
+    // WeChat's own word that it did refund wins over our record of a refusal.
+    let refund = json!({"mchid": MCHID, "out_trade_no": order_id, "transaction_id": "4200000000000000000000009006",
+        "out_refund_no": asked["out_refund_no"], "refund_id": "50000000382019052709732678860", "refund_status": "SUCCESS",
+        "success_time": "2026-12-03T16:00:05+08:00", "user_received_account": "招商银行信用卡0403",
+        "amount": {"total": fen, "refund": fen, "payer_total": fen, "payer_refund": fen}});
+    let (headers, notify) = real.notify("EV-real-7", "REFUND.SUCCESS", "refund", &refund);
+    assert_eq!(post_notify(app, &headers, notify).await.0, 200);
+    let stored = app.server.db.payments().get(&order_id).await.unwrap().unwrap();
+    assert_eq!((stored.refund_state, stored.refunded_fen), (RefundState::Refunded, fen), "{stored:?}");
 }

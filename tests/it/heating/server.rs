@@ -133,3 +133,44 @@ async fn cors_for_serve_allows_only_configured_origins() {
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     assert!(mpapi::server::Cors::from_origins(&["bad\norigin".to_owned()]).is_err());
 }
+
+#[tokio::test]
+async fn a_database_of_an_older_mpapi_is_named_as_such() {
+    use sea_orm::ConnectionTrait as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(&dir).await;
+    drop(mpapi::storage::Db::connect(&url).await.unwrap());
+    let raw = sea_orm::Database::connect(&url).await.unwrap();
+    raw.execute_unprepared("INSERT INTO seaql_migrations (version, applied_at) VALUES ('m20261121_000002_heating', 0)").await.unwrap();
+    let error = mpapi::storage::Db::connect(&url).await.expect_err("refused").to_string();
+    assert!(error.contains("older mpapi") && error.contains("delete it"), "{error}");
+}
+
+#[tokio::test]
+async fn production_refuses_a_database_with_demo_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database(&dir).await;
+    let development = Server::new(Config { database_url: url.clone(), ..Config::default() }).await.unwrap();
+    let _ = development.router(mpapi::apis::by_id("heating").unwrap(), 1).await.unwrap();
+    let mut config = Config { env: Environment::Production, database_url: url, ..Config::default() };
+    let secret = || Some(secrecy::SecretString::from("11".repeat(32)));
+    config.secrets = mpapi::config::Secrets { jwt: secret(), pii_key: secret(), pepper: secret() };
+    config.sms.provider = mpapi::config::ProviderKind::Real;
+    config.sms.access_key_id = "id".into();
+    config.sms.access_key_secret = Some("secret".into());
+    config.sms.sign_name = "s".into();
+    config.sms.template_code = "SMS_1".into();
+    let heating = config.apis.get_mut("heating").unwrap();
+    heating.appid = "wx1234567890abcdef".into();
+    heating.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
+    heating.wechat_pay.provider = mpapi::config::ProviderKind::Real;
+    heating.wechat_pay.mchid = "1230000109".into();
+    heating.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+    for api in ["points", "community", "charging", "o2o"] {
+        config.apis.remove(api);
+    }
+    let problems = config.production_problems(&["heating"]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let error = Server::new(config).await.expect_err("refused").to_string();
+    assert!(error.contains("demo data") && error.contains("heating.demo"), "{error}");
+}
