@@ -315,21 +315,20 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Run `mpapi serve`: every selected API that has a real implementation, each on its port.
+/// Only their ports are bound, so that `mpapi mock` may serve the others beside it.
 pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
-    let selected = listen.selected()?;
+    let (real, skipped): (Vec<Api>, Vec<Api>) = listen.selected()?.into_iter().partition(|api| implemented().contains(&api.id));
+    anyhow::ensure!(!real.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
     let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
     let server = Server::new(config).await?;
     println!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend());
     let mut apps = Vec::new();
-    let mut skipped = Vec::new();
-    for (api, listener) in crate::server::bind_all(&selected, listen.bind, listen.port_base).await? {
+    for (api, listener) in crate::server::bind_all(&real, listen.bind, listen.port_base).await? {
         let port = listener.local_addr()?.port();
-        match server.router(api, port).await? {
-            Some(router) => apps.push((api, listener, router)),
-            None => skipped.push(api.id),
-        }
+        let router = server.router(api, port).await?.context("only implemented APIs are bound")?;
+        apps.push((api, listener, router));
     }
-    anyhow::ensure!(!apps.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
+    let skipped: Vec<&str> = skipped.iter().map(|api| api.id).collect();
     banner(&server, &apps.iter().map(|(api, listener, _)| (*api, listener.local_addr().map(|a| a.port()).unwrap_or(0))).collect::<Vec<_>>(), &skipped, listen.bind)?;
     crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors).await
 }

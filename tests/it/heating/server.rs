@@ -133,3 +133,38 @@ async fn cors_for_serve_allows_only_configured_origins() {
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     assert!(mpapi::server::Cors::from_origins(&["bad\norigin".to_owned()]).is_err());
 }
+
+#[tokio::test]
+async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
+    // Mock mode serving points beside it holds port base + 1; serve, which has no points to
+    // serve, starts anyway. A base whose own port is free and whose next port this test holds:
+    let (base, _points) = loop {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if let Ok(next) = base.checked_add(1).map_or(Err(()), |p| std::net::TcpListener::bind(("127.0.0.1", p)).map_err(|_| ())) {
+            break (base, next);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    let listen = mpapi::cli::Listen { apis: Vec::new(), port_base: base, bind: [127, 0, 0, 1].into() };
+    let serving = tokio::spawn(mpapi::serve::run(config, listen));
+    let client = reqwest::Client::new();
+    let mut answered = None;
+    for _ in 0..300 {
+        if serving.is_finished() {
+            break;
+        }
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{base}/health")).send().await {
+            answered = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if serving.is_finished() {
+        panic!("serve stopped: {:?}", serving.await);
+    }
+    serving.abort();
+    assert_eq!(answered, Some(200), "heating answers on {base}");
+}
