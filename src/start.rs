@@ -213,17 +213,23 @@ pub fn mock(api: Api, served: &[(Api, u16)]) -> StartHere {
 /// has an example besides its default: (path, that example's name).
 fn example_to_pick(api: Api) -> Option<(&'static str, &'static str)> {
     let document = serde_json::to_value((api.document)()).ok()?;
-    let open = |security: &Value| security.as_array().is_some_and(|s| s.is_empty() || s.iter().any(|r| r.as_object().is_some_and(|r| r.is_empty())));
+    // Security as OpenAPI states it: the operation's own, else the document's; none, an empty
+    // list or an empty requirement lets anyone call.
+    let open = |security: &Value| {
+        security.is_null() || security.as_array().is_some_and(|s| s.is_empty() || s.iter().any(|r| r.as_object().is_some_and(|r| r.is_empty())))
+    };
     (api.operations)().into_iter().find_map(|(method, path, id)| {
         if method != "GET" || path.contains('{') {
             return None;
         }
         let operation = &document["paths"][path]["get"];
-        let security = operation.get("security").unwrap_or(&document["security"]);
+        let anyone = open(operation.get("security").unwrap_or(&document["security"]));
+        // A referenced parameter may be required: not a bare GET then.
         let bare = operation["parameters"].as_array().is_none_or(|ps| ps.iter().all(|p| p["required"] != Value::Bool(true) && p.get("$ref").is_none()));
-        let other = api.examples.iter().find(|e| e.operation_id == id && !e.is_default)?;
-        (open(security) || security.is_null()).then_some(())?;
-        bare.then_some((path, other.name))
+        if !(anyone && bare) {
+            return None;
+        }
+        api.examples.iter().find(|e| e.operation_id == id && !e.is_default).map(|e| (path, e.name))
     })
 }
 
