@@ -35,6 +35,9 @@ struct ServeArgs {
     config: Option<PathBuf>,
 }
 
+/// heating's port, the one its document names for development; the others follow it.
+pub const DEFAULT_PORT_BASE: u16 = 3000;
+
 /// Which APIs, and where they listen.
 #[derive(Args, Clone)]
 pub struct Listen {
@@ -42,7 +45,7 @@ pub struct Listen {
     #[arg(long = "api", value_name = "NAME")]
     pub apis: Vec<String>,
     /// The first port: heating listens on N, points N+1, community N+2, charging N+3, o2o N+4.
-    #[arg(long, default_value_t = 3000, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_PORT_BASE, value_name = "N")]
     pub port_base: u16,
     /// The address to listen on; 0.0.0.0 lets a phone on the same network reach mpapi.
     #[arg(long, default_value = "127.0.0.1", value_name = "ADDR")]
@@ -110,13 +113,20 @@ async fn mock(args: MockArgs) -> Result<()> {
     let mut apps = Vec::new();
     let mut sources = Vec::new();
     let listeners = server::bind_all(&args.listen.selected()?, args.listen.bind, args.listen.port_base).await?;
+    let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;
     for (api, listener) in listeners {
         let source = MockSource::load(api, &dir)?;
         sources.push(source.clone());
         let layer = MockLayer::new(api, source, args.validation, args.latency.unwrap_or_default());
-        apps.push((api, listener, server::mock_app(layer)));
+        apps.push((api, listener, server::mock_app(layer, &served)));
     }
     let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };
-    println!("mpapi mock — examples from {} (validation: {:?})", dir.display(), args.validation);
+    println!("mpapi mock — examples from {} (validation: {:?}); each port's / says where to start", dir.display(), args.validation);
+    // How to pick an example is the same on every port: said once.
+    if let Some((api, _)) = served.first() {
+        for note in crate::start::mock(*api, &served).notes {
+            println!("  {note}");
+        }
+    }
     server::run(apps, args.listen.bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin).await
 }

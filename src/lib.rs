@@ -6,7 +6,8 @@
 //! [`heating`]) on the shared blocks — [`identity`] (tokens, sessions, codes, passwords, WeChat
 //! login), [`payments`] (orders, notifies, refunds), [`api_support`] (errors, paging) — over
 //! [`storage`] and the [`providers`]. [`server`] adds the documentation routes, CORS, the request
-//! log and the listeners; [`cli`] is the `mpapi` command.
+//! log and the listeners; [`start`] what the start-up banner and every index page say to a new
+//! user; [`cli`] is the `mpapi` command.
 
 pub mod api_support;
 pub mod apis;
@@ -27,3 +28,4 @@ pub mod sandbox;
 pub mod storage;
 pub mod serve;
 pub mod server;
+pub mod start;

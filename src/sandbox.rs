@@ -51,6 +51,28 @@ impl Sandbox {
         self.sms.is_some() || self.login_appid.is_some() || self.pay.is_some()
     }
 
+    /// The routes [`Sandbox::routes`] serves, as (method and path, what it does), for the
+    /// start-up banner and the index page.
+    pub fn active_routes(&self) -> Vec<(&'static str, &'static str)> {
+        let mut routes = Vec::new();
+        if self.sms.is_some() {
+            routes.push(("GET /_sandbox/sms?phone=NUMBER", "the codes sent to that phone, newest first"));
+        }
+        if self.login_appid.is_some() {
+            routes.push((
+                "GET /_sandbox/wechat/encrypt?code=CODE&data=JSON",
+                "{encryptedData, iv}: the JSON object sealed as WeChat seals user data, for the sandbox session of that wx.login code",
+            ));
+        }
+        if self.pay.is_some() {
+            routes.push((
+                "POST /_sandbox/pay/{order_id}?result=success|fail",
+                "the sandbox payment platform pays (or fails) the order and sends the API a signed WeChat Pay notify",
+            ));
+        }
+        routes
+    }
+
     /// The `/_sandbox/*` routes of the API's active sandbox providers:
     ///
     /// - `GET /_sandbox/sms?phone=NUMBER` → 200 `{"phone","messages":[{"code","type","sent_at"}]}`,
@@ -221,6 +243,31 @@ mod tests {
             let request = Request::builder().method("POST").uri(uri).body(Body::empty()).expect("request");
             let status = only_sms.clone().oneshot(request).await.expect("infallible").status();
             assert!(status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED, "{uri}: {status}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_routes_listed_are_the_routes_served() {
+        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
+        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new()));
+        let all = Sandbox { login_appid: Some("wx1".into()), pay: Some(pay), ..only_sms.clone() };
+        for (sandbox, count) in [(sandbox("heating"), 0), (only_sms, 1), (all, 3)] {
+            let listed = sandbox.active_routes();
+            assert_eq!(listed.len(), count, "{listed:?}");
+            let router = sandbox.routes();
+            for (route, _) in listed {
+                let (method, template) = route.split_once(' ').expect("METHOD /path");
+                let uri = template
+                    .replace("{order_id}", "O1")
+                    .replace("NUMBER", "13800000000")
+                    .replace("CODE", "c")
+                    .replace("JSON", "%7B%7D")
+                    .replace("success|fail", "success");
+                // The route's own answer is JSON (even its 404 for an unknown order); the
+                // router's refusal of a path it does not serve has no body.
+                let (status, body) = call(&router, method, &uri).await;
+                assert!(body.is_object(), "{route}: {status} {body}");
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use crate::providers::wechat_pay::v3::WechatPayV3;
 use crate::providers::{SmsProvider, WechatLogin};
 use crate::ratelimit::{self, IpLimit};
 use crate::sandbox::Sandbox;
+use crate::start::{Elsewhere, Mode, StartHere};
 use crate::storage::Db;
 
 /// The future of [`RealApi::build`].
@@ -40,8 +41,9 @@ pub struct RealApi {
     pub id: &'static str,
     /// Build the API's router (without docs and sandbox routes) listening on `port`.
     pub build: for<'a> fn(&'a Server, &'a ApiParts, u16) -> Building<'a>,
-    /// What the start-up banner says about where to begin (demo accounts, a first call).
-    pub start_here: fn(&ApiParts) -> Vec<String>,
+    /// Where a new user begins (demo accounts, first calls), for the banner and the index page;
+    /// [`Server::start_here`] adds the sandbox routes and the other ports.
+    pub start_here: fn(&ApiParts) -> StartHere,
 }
 
 /// The APIs with a real implementation so far; `serve` starts only these.
@@ -231,17 +233,43 @@ impl Server {
         })
     }
 
-    /// The router of `api` listening on `port` (its API routes, `/_sandbox/*` while any of its
-    /// providers is the sandbox, the documentation routes), or `None` when it has no real
-    /// implementation.
+    /// The router of `api` listening on `port`, the only API of its process: see
+    /// [`Server::router_among`].
     pub async fn router(&self, api: Api, port: u16) -> Result<Option<Router>> {
-        let Some(real) = REAL_APIS.iter().find(|r| r.id == api.id) else {
+        self.router_among(api, port, &[(api, port)]).await
+    }
+
+    /// The router of `api` listening on `port` in a process serving `served` (every API with its
+    /// port): its API routes, `/_sandbox/*` while any of its providers is the sandbox, the
+    /// documentation routes and the index page; `None` when it has no real implementation.
+    pub async fn router_among(&self, api: Api, port: u16, served: &[(Api, u16)]) -> Result<Option<Router>> {
+        let (Some(real), Some(start)) = (REAL_APIS.iter().find(|r| r.id == api.id), self.start_here(api, port, served)) else {
             return Ok(None);
         };
         let parts = self.parts(real.id).context("implemented APIs have parts")?;
         let router = (real.build)(self, &parts, port).await?;
         let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
-        Ok(Some(crate::server::with_docs(router, api, "serve")))
+        Ok(Some(crate::server::with_docs(router, api, start)))
+    }
+
+    /// Where a new user begins with `api` on `port`, in a process serving `served`: the API's own
+    /// start (demo data, first calls), its active sandbox routes, the other ports, and the APIs
+    /// without a real implementation (mock mode serves them on the ports beside). `None` when
+    /// `api` has no real implementation.
+    pub fn start_here(&self, api: Api, port: u16, served: &[(Api, u16)]) -> Option<StartHere> {
+        let real = REAL_APIS.iter().find(|r| r.id == api.id)?;
+        let parts = self.parts(real.id)?;
+        let mut start = (real.start_here)(&parts);
+        start.sandbox = parts.sandbox.active_routes();
+        start.neighbours = served.iter().filter(|(other, _)| other.id != api.id).map(|(other, port)| (other.id, *port)).collect();
+        let base = crate::start::port_base(api, port);
+        let mock_only = crate::start::ports_of(base, |a| !implemented().contains(&a.id));
+        if !mock_only.is_empty() {
+            let ids: Vec<&str> = mock_only.iter().map(|(id, _)| *id).collect();
+            let command = crate::start::mock_command(&ids, base);
+            start.elsewhere = Some(Elsewhere { why: "no real implementation yet", apis: mock_only, command });
+        }
+        Some(start)
     }
 }
 
@@ -302,13 +330,35 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router>
     })
 }
 
-fn heating_start_here(parts: &ApiParts) -> Vec<String> {
-    let mut lines = Vec::new();
+/// Heating's start: the demo user and accounts while seeded; with the sandbox SMS, a login
+/// code for the demo user (a register code for a new phone without demo data) read back from
+/// the outbox; with real SMS, a call that sends nobody a message.
+fn heating_start_here(parts: &ApiParts) -> StartHere {
+    use crate::heating::seed::{DEMO_PASSWORD, DEMO_PHONE};
+    let mut start = StartHere::new(Mode::Serve);
     if parts.demo {
-        lines.push("demo heat accounts: H202400001 (张三, ID 610102199001011231), H202400002 (李四, ID 11010519491231002X)".into());
+        start.notes.push(format!(
+            "demo user {DEMO_PHONE} (password {DEMO_PASSWORD}): registered, no heat account bound on a fresh database, so one login code is enough"
+        ));
+        start.notes.push(
+            "demo heat accounts: H202400001 (户主 张三, ID 610102199001011231, 天山区xx小区xx号楼xx单元xx室; this season's bill unpaid), \
+             H202400002 (李四, ID 11010519491231002X)"
+                .into(),
+        );
     }
-    lines.push("first call: curl -s -XPOST {url}/api/sms/send -H 'content-type: application/json' -d '{\"phone\":\"13800000000\",\"type\":\"register\"}'".into());
-    lines
+    if parts.sandbox.sms.is_some() {
+        let (phone, kind) = if parts.demo { (DEMO_PHONE, "login") } else { ("13800000000", "register") };
+        start.notes.push(
+            "one code per phone per minute (000 §7); log in with POST /api/auth/login {\"phone\",\"code\"} and send data.token as Authorization: Bearer TOKEN".into(),
+        );
+        start.first_calls.push(format!(
+            "curl -s -X POST {{base}}/api/sms/send -H 'Content-Type: application/json' -d '{{\"phone\":\"{phone}\",\"type\":\"{kind}\"}}'"
+        ));
+        start.first_calls.push(format!("curl -s '{{base}}/_sandbox/sms?phone={phone}'"));
+    } else {
+        start.first_calls.push("curl -s {base}/api/config/system".into());
+    }
+    start
 }
 
 /// A database URL without its password, for messages.
@@ -323,62 +373,50 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Run `mpapi serve`: every selected API that has a real implementation, each on its port.
+/// Only their ports are bound, so `mpapi mock` may serve the others beside it.
 pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
-    let selected = listen.selected()?;
+    let (real, _): (Vec<Api>, Vec<Api>) = listen.selected()?.into_iter().partition(|api| implemented().contains(&api.id));
+    anyhow::ensure!(!real.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
     let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
     let server = Server::new(config).await?;
     println!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend());
+    let listeners = crate::server::bind_all(&real, listen.bind, listen.port_base).await?;
+    let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;
     let mut apps = Vec::new();
-    let mut skipped = Vec::new();
-    for (api, listener) in crate::server::bind_all(&selected, listen.bind, listen.port_base).await? {
-        let port = listener.local_addr()?.port();
-        match server.router(api, port).await? {
-            Some(router) => apps.push((api, listener, router)),
-            None => skipped.push(api.id),
-        }
+    for ((api, listener), (_, port)) in listeners.into_iter().zip(&served) {
+        let router = server.router_among(api, *port, &served).await?.context("only implemented APIs are bound")?;
+        apps.push((api, listener, router));
     }
-    anyhow::ensure!(!apps.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
-    banner(&server, &apps.iter().map(|(api, listener, _)| (*api, listener.local_addr().map(|a| a.port()).unwrap_or(0))).collect::<Vec<_>>(), &skipped, listen.bind)?;
+    println!("{}", banner(&server, &served, listen.bind).join("\n"));
     crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors).await
 }
 
-/// What every start prints: where each API listens (the server prints that per port), where to
-/// begin (demo accounts, a first call, the sandbox routes), the APIs not started, and warnings.
-fn banner(server: &Server, started: &[(Api, u16)], skipped: &[&str], bind: IpAddr) -> Result<()> {
+/// What every start prints (the server then prints each port's URL): per API, where to begin
+/// (demo data, first calls with this start's URLs, the active sandbox routes); the APIs served
+/// elsewhere; a warning when the sandbox is reachable from the network.
+pub fn banner(server: &Server, served: &[(Api, u16)], bind: IpAddr) -> Vec<String> {
+    let mut lines = Vec::new();
     let mut any_sandbox = false;
-    for (api, port) in started {
-        let (Some(real), Some(parts)) = (REAL_APIS.iter().find(|r| r.id == api.id), server.parts(api.id)) else { continue };
-        let url = format!("http://127.0.0.1:{port}");
-        println!("{} — start at {url}/ (Swagger UI {url}/docs)", api.id);
-        for line in (real.start_here)(&parts) {
-            println!("  {}", line.replace("{url}", &url));
-        }
-        if parts.sandbox.is_active() {
-            any_sandbox = true;
-            let mut routes = Vec::new();
-            if parts.sandbox.sms.is_some() {
-                routes.push(format!("{url}/_sandbox/sms?phone=…"));
-            }
-            if parts.sandbox.login_appid.is_some() {
-                routes.push(format!("{url}/_sandbox/wechat/encrypt?code=…&data=…"));
-            }
-            if parts.sandbox.pay.is_some() {
-                routes.push(format!("POST {url}/_sandbox/pay/{{order_id}}?result=success|fail"));
-            }
-            println!("  sandbox: {}", routes.join("  "));
-        }
+    let mut elsewhere = None;
+    for (api, port) in served {
+        let Some(start) = server.start_here(*api, *port, served) else { continue };
+        // The address a command run on this machine reaches the port at.
+        let host = if bind.is_unspecified() { IpAddr::from([127, 0, 0, 1]) } else { bind };
+        let url = format!("http://{}", std::net::SocketAddr::new(host, *port));
+        lines.push(format!("{} — start at {url}/ (Swagger UI {url}/docs)", api.id));
+        lines.extend(start.lines(&url).into_iter().map(|line| format!("  {line}")));
+        any_sandbox |= !start.sandbox.is_empty();
+        elsewhere = elsewhere.or_else(|| start.elsewhere_line());
     }
-    for id in skipped {
-        println!("{id:<10} not started: no real implementation yet (`mpapi mock --api {id}` serves its examples)");
-    }
+    lines.extend(elsewhere);
     if any_sandbox && !bind.is_loopback() {
         let warning = format!(
             "WARNING: sandbox providers are active and mpapi listens on {bind}: anyone on this network can read SMS codes at /_sandbox/sms, log in as any WeChat user and mark orders paid. Use --bind 127.0.0.1, or real providers."
         );
-        println!("{warning}");
         tracing::warn!("{warning}");
+        lines.push(warning);
     }
-    Ok(())
+    lines
 }
 
 #[cfg(test)]

@@ -21,32 +21,31 @@ use tower_http::cors::CorsLayer;
 
 use crate::apis::Api;
 use crate::mock::{EXAMPLE, EXAMPLE_HEADER, MockLayer, MockService, VALIDATION_HEADER};
+use crate::start::StartHere;
 
 /// One API in mock mode: the generated router over the mocks with the documentation routes,
-/// behind the mock middleware.
-pub fn mock_app(layer: MockLayer) -> MockService<Router> {
+/// behind the mock middleware. `served` is every API the process serves, with its port: the
+/// index page points at the others.
+pub fn mock_app(layer: MockLayer, served: &[(Api, u16)]) -> MockService<Router> {
     let api = layer.api();
-    let router = with_docs((api.mock_router)(layer.source().clone()), api, "mock");
+    let router = with_docs((api.mock_router)(layer.source().clone()), api, crate::start::mock(api, served));
     layer.layer(router)
 }
 
-/// Add `/openapi.json`, Swagger UI at `/docs` and the index page to an API's router.
-pub fn with_docs(router: Router, api: Api, mode: &'static str) -> Router {
+/// Add `/openapi.json`, Swagger UI at `/docs` and the index page at `/`, which says where to
+/// `start`.
+pub fn with_docs(router: Router, api: Api, start: StartHere) -> Router {
     let document = (api.published)();
-    let title = document.pointer("/info/title").and_then(serde_json::Value::as_str).unwrap_or(api.id).to_owned();
+    let title: Arc<str> = document.pointer("/info/title").and_then(serde_json::Value::as_str).unwrap_or(api.id).into();
     // Served as built (utoipa's own type would sort each examples map by name).
     let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document);
-    let index = index_page(api, &title, mode);
-    router.merge(swagger).route("/", axum::routing::get(move || async move { Html(index) }))
-}
-
-fn index_page(api: Api, title: &str, mode: &str) -> String {
-    format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>{title} · mpapi</title></head>\
-         <body><h1>{title}</h1><p>mpapi {mode} · API <code>{id}</code></p>\
-         <ul><li><a href=\"/docs\">Swagger UI</a></li><li><a href=\"/openapi.json\">/openapi.json</a></li></ul></body></html>",
-        id = api.id
-    )
+    let start = Arc::new(start);
+    // Rendered per request: its commands and links use the host the browser asked for.
+    let index = move |headers: axum::http::HeaderMap| {
+        let (start, title) = (start.clone(), title.clone());
+        async move { Html(start.page(api, &title, &headers)) }
+    };
+    router.merge(swagger).route("/", axum::routing::get(index))
 }
 
 /// A port's whole service: an API's router behind method override, CORS and the request log.

@@ -12,13 +12,18 @@ use mpapi::server;
 use serde_json::{Value, json};
 use xtask::spec::{APIS, Spec, default_example, workspace_root};
 
-use crate::support::{Reply, same_json, send, valid_plan};
+use crate::support::{Reply, page_commands, same_json, send, valid_plan};
+
+/// Every API on its default port, as `mpapi mock` serves them.
+fn default_ports() -> Vec<(Api, u16)> {
+    apis::APIS.iter().map(|api| (*api, 3000 + api.offset)).collect()
+}
 
 fn mock_app(api: &str, validation: Validation) -> (server::MockApp, MockSource) {
     let api: Api = apis::by_id(api).expect("known api");
     let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
     let layer = MockLayer::new(api, source.clone(), validation, Latency::default());
-    (server::outer(server::mock_app(layer), api.id, &server::Cors::AnyOrigin), source)
+    (server::outer(server::mock_app(layer, &default_ports()), api.id, &server::Cors::AnyOrigin), source)
 }
 
 fn mock_file(api: &str, operation: &str, name: &str) -> String {
@@ -221,6 +226,34 @@ async fn docs_and_index_are_served_on_every_port() {
 }
 
 #[tokio::test]
+async fn the_index_page_says_how_to_pick_an_example_and_where_the_other_ports_are() {
+    let mut tried = Vec::new();
+    for api in apis::APIS {
+        let (app, _) = mock_app(api.id, Validation::Enforce);
+        let host = format!("127.0.0.1:{}", 3000 + api.offset);
+        let page = send(&app, Request::get("/").header("host", &host).body(Body::empty()).unwrap()).await.body;
+        for expected in ["mpapi mock", "Prefer: example=NAME", "__example=NAME", "X-Mpapi-Example"] {
+            assert!(page.contains(expected), "{}: {expected} missing from {page}", api.id);
+        }
+        // Nothing of serve mode: no sandbox, no demo data.
+        assert!(!page.contains("_sandbox") && !page.contains("13800138000"), "{}: {page}", api.id);
+        for other in apis::APIS.iter().filter(|other| other.id != api.id) {
+            let link = format!("<a href=\"http://127.0.0.1:{}/\">{}</a>", 3000 + other.offset, other.id);
+            assert!(page.contains(&link), "{}: {link} missing from {page}", api.id);
+        }
+        // The command it shows picks the example it names.
+        let Some(command) = page_commands(&page).into_iter().next() else { continue };
+        let rest = command.strip_prefix("curl -si -H 'Prefer: example=").unwrap_or_else(|| panic!("{}: {command}", api.id));
+        let (example, url) = rest.split_once("' ").unwrap_or_else(|| panic!("{}: {command}", api.id));
+        let path = url.strip_prefix(&format!("http://{host}")).unwrap_or_else(|| panic!("{}: {command}", api.id));
+        let reply = send(&app, Request::get(path).header("prefer", format!("example={example}")).body(Body::empty()).unwrap()).await;
+        assert_eq!(header(&reply, EXAMPLE_HEADER), Some(example), "{}: {command}\n{}", api.id, reply.body);
+        tried.push(api.id);
+    }
+    assert!(tried.contains(&"heating") && tried.contains(&"points"), "{tried:?}");
+}
+
+#[tokio::test]
 async fn watch_reloads_edited_mock_files() {
     let dir = tempfile::tempdir().unwrap();
     let api = apis::by_id("heating").unwrap();
@@ -233,7 +266,7 @@ async fn watch_reloads_edited_mock_files() {
     let source = MockSource::load(api, dir.path()).unwrap();
     let _watcher = mpapi::mock::watch(dir.path(), vec![source.clone()]).unwrap();
     let layer = MockLayer::new(api, source.clone(), Validation::Enforce, Latency::default());
-    let app = server::outer(server::mock_app(layer), api.id, &server::Cors::AnyOrigin);
+    let app = server::outer(server::mock_app(layer, &default_ports()), api.id, &server::Cors::AnyOrigin);
     let health = || Request::get("/health").body(Body::empty()).unwrap();
     // Answered once before the edit, so the typed answer is cached.
     assert_eq!(send(&app, health()).await.json()["message"], json!("success"));

@@ -275,3 +275,11 @@ pub fn valid_plan(spec: &Spec, op: &Operation<'_>) -> Option<Plan> {
     Some(plan)
 }
 
+
+/// The command lines of an index page (its `<pre>`), HTML entities undone; none without one.
+pub fn page_commands(page: &str) -> Vec<String> {
+    let Some(start) = page.find("<pre>").map(|at| at + "<pre>".len()) else { return Vec::new() };
+    let end = start + page[start..].find("</pre>").expect("a closed <pre>");
+    let text = page[start..end].replace("&#39;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    text.lines().map(str::to_owned).collect()
+}

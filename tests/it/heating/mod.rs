@@ -15,6 +15,7 @@ mod heat;
 mod journey;
 mod notify;
 mod payment;
+mod readme;
 mod real;
 mod server;
 mod sms;

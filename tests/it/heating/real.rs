@@ -166,6 +166,10 @@ async fn real_providers_replace_the_sandbox() {
         assert_eq!(app.client.get(app.url(route)).send().await.unwrap().status(), 404, "{route}");
     }
     assert_eq!(app.client.post(app.url("/_sandbox/pay/O1")).send().await.unwrap().status(), 404);
+    // The index page lists no sandbox route, and its first call sends nobody an SMS.
+    let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("_sandbox") && page.contains("demo user 13800138000"), "{page}");
+    assert_eq!(crate::support::page_commands(&page), vec![format!("curl -s {}/api/config/system", app.url(""))]);
     // The code Aliyun was asked to send is the one that registers.
     let phone = "13800000000";
     let sent = app.post("/api/sms/send", None, json!({"phone": phone, "type": "register"})).await;

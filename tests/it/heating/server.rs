@@ -1,14 +1,16 @@
 //! What the server around heating does: the per-IP limit (000 §7) and whom it trusts for the
-//! client IP, restarts and concurrent starts on one database, the production guard, CORS.
+//! client IP, restarts and concurrent starts on one database, the production guard, CORS, and
+//! what the index page and the start-up banner tell a new user.
 
 use std::time::Duration;
 
 use mpapi::config::{Config, Environment, RateLimitConfig};
 use mpapi::serve::Server;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{login, user};
 use crate::app::{TestApp, fresh_database};
+use crate::support::page_commands;
 
 fn limit_to(requests: u32, trust_forwarded_for: bool) -> impl FnOnce(&mut Config) {
     move |c: &mut Config| {
@@ -173,4 +175,104 @@ async fn production_refuses_a_database_with_demo_data() {
     assert!(problems.is_empty(), "{problems:?}");
     let error = Server::new(config).await.expect_err("refused").to_string();
     assert!(error.contains("demo data") && error.contains("heating.demo"), "{error}");
+}
+
+/// The text between `open` and the next `close` after it.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).unwrap_or_else(|| panic!("{open} in {text}")) + open.len();
+    let end = start + text[start..].find(close).unwrap_or_else(|| panic!("{close} after {open} in {text}"));
+    &text[start..end]
+}
+
+#[tokio::test]
+async fn the_index_page_and_the_banner_say_where_to_start() {
+    let app = TestApp::heating().await;
+    let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let port = app.address.port();
+    let mock_others = format!("mpapi mock --api points --api community --api charging --api o2o --port-base {port}");
+    for expected in [
+        "mpapi serve",
+        "demo user 13800138000 (password 12345678)",
+        "H202400001 (户主 张三, ID 610102199001011231",
+        "H202400002",
+        "GET /_sandbox/sms?phone=NUMBER",
+        "GET /_sandbox/wechat/encrypt?code=CODE&amp;data=JSON",
+        "POST /_sandbox/pay/{order_id}?result=success|fail",
+        "Authorization: Bearer",
+        &mock_others,
+    ] {
+        assert!(page.contains(expected), "{expected} missing from {page}");
+    }
+    // The first calls work as written (reqwest sends Host: 127.0.0.1:PORT, the page's base):
+    // the code they send and read logs the demo user in.
+    let commands = page_commands(&page);
+    assert_eq!(commands.len(), 2, "{page}");
+    assert!(commands[0].starts_with(&format!("curl -s -X POST {}/api/sms/send ", app.url(""))), "{}", commands[0]);
+    let body: Value = serde_json::from_str(between(&commands[0], "-d '", "'")).unwrap();
+    assert_eq!(body, json!({"phone": "13800138000", "type": "login"}));
+    assert_eq!(app.post("/api/sms/send", None, body).await.status, 200);
+    let outbox: Value = app.client.get(between(&commands[1], "curl -s '", "'")).send().await.unwrap().json().await.unwrap();
+    let code = outbox["messages"][0]["code"].as_str().unwrap_or_else(|| panic!("{outbox}"));
+    let login = app.post("/api/auth/login", None, json!({"phone": "13800138000", "code": code})).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let profile = app.get("/api/user/profile", login.data()["token"].as_str()).await;
+    assert_eq!((profile.status, profile.data()["heat_account"].clone()), (200, Value::Null), "not bound yet: {}", profile.body);
+    // The banner says the same at the address the server listens on.
+    let api = mpapi::apis::by_id("heating").unwrap();
+    let banner = mpapi::serve::banner(&app.server, &[(api, port)], [127, 0, 0, 1].into()).join("\n");
+    for expected in [commands[0].as_str(), &commands[1], "demo user 13800138000", "POST /_sandbox/pay/{order_id}", "GET /_sandbox/wechat/encrypt", &mock_others] {
+        assert!(banner.contains(expected), "{expected} missing from\n{banner}");
+    }
+    assert!(!banner.contains("WARNING"), "loopback only: {banner}");
+    let open = mpapi::serve::banner(&app.server, &[(api, port)], [0, 0, 0, 0].into()).join("\n");
+    assert!(open.contains("WARNING: sandbox providers are active"), "{open}");
+}
+
+#[tokio::test]
+async fn without_demo_data_the_page_offers_no_demo_user() {
+    let app = TestApp::spawn("heating", |c| c.demo_data = Some(false)).await;
+    let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("13800138000") && !page.contains("H202400001"), "{page}");
+    // A new phone's register code instead: sent and read as shown.
+    let commands = page_commands(&page);
+    let body: Value = serde_json::from_str(between(&commands[0], "-d '", "'")).unwrap();
+    assert_eq!(body["type"], "register", "{page}");
+    assert_eq!(app.post("/api/sms/send", None, body).await.status, 200);
+    let outbox: Value = app.client.get(between(&commands[1], "curl -s '", "'")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(outbox["messages"][0]["type"], "register", "{outbox}");
+}
+
+#[tokio::test]
+async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
+    // Mock mode serving points beside it holds port base + 1; serve, which has no points to
+    // serve, starts anyway. A base whose own port is free and whose next port this test holds:
+    let (base, _points) = loop {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if let Ok(next) = base.checked_add(1).map_or(Err(()), |p| std::net::TcpListener::bind(("127.0.0.1", p)).map_err(|_| ())) {
+            break (base, next);
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    let listen = mpapi::cli::Listen { apis: Vec::new(), port_base: base, bind: [127, 0, 0, 1].into() };
+    let serving = tokio::spawn(mpapi::serve::run(config, listen));
+    let client = reqwest::Client::new();
+    let mut answered = None;
+    for _ in 0..300 {
+        if serving.is_finished() {
+            break;
+        }
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{base}/health")).send().await {
+            answered = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if serving.is_finished() {
+        panic!("serve stopped: {:?}", serving.await);
+    }
+    serving.abort();
+    assert_eq!(answered, Some(200), "heating answers on {base}");
 }
