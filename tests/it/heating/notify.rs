@@ -94,3 +94,18 @@ async fn payment_notify_we_cannot_apply_is_refused_every_time() {
     let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
     assert_eq!((status.data()["status"].as_str(), status.data()["paid_at"].as_str()), (Some("paid"), Some("2026-11-21T07:55:28.000Z")));
 }
+
+#[tokio::test]
+async fn payment_notify_of_a_state_with_nothing_to_settle_changes_nothing() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000014").await;
+    let (order_id, amount) = order(&app, &token).await;
+    for (id, state) in [("EV-userpaying", "USERPAYING"), ("EV-refund", "REFUND"), ("EV-new", "SOMETHING_NEW")] {
+        let mut resource = transaction(&app, &order_id, fen_of(&amount), "4200000000000000000000000006");
+        resource["trade_state"] = json!(state);
+        let (headers, body) = platform_notify(&app, id, "TRANSACTION.SUCCESS", resource);
+        let (status, ack) = post_notify(&app, &headers, body).await;
+        assert_eq!((status, ack["code"].as_str()), (200, Some("SUCCESS")), "{state}: acknowledged");
+        assert_eq!(status_of(&app, &token, &order_id).await, "pending", "{state}: the order unchanged");
+    }
+}
