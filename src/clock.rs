@@ -42,6 +42,12 @@ pub fn iso_ms(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
+/// ms since the epoch as points (001) writes times: `2024-12-31T23:59:59Z` (ISO 8601, UTC,
+/// whole seconds — the document's only value has none).
+pub fn iso_s(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// The Beijing calendar day `ms` (since the epoch) falls on.
 pub fn beijing_date(ms: i64) -> NaiveDate {
     BEIJING.timestamp_millis_opt(ms).single().map(|t| t.date_naive()).unwrap_or_default()

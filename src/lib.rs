@@ -21,6 +21,7 @@ pub mod mock;
 pub mod money;
 pub mod payments;
 pub mod pii;
+pub mod points;
 pub mod providers;
 pub mod random;
 pub mod ratelimit;

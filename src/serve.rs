@@ -47,8 +47,10 @@ pub struct RealApi {
 }
 
 /// The APIs with a real implementation so far; `serve` starts only these.
-pub const REAL_APIS: &[RealApi] =
-    &[RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here }];
+pub const REAL_APIS: &[RealApi] = &[
+    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here },
+    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here },
+];
 
 /// The ids of [`REAL_APIS`].
 pub fn implemented() -> Vec<&'static str> {
@@ -273,15 +275,27 @@ impl Server {
     }
 }
 
+/// An API's own housekeeping step beside its payments' sweep (points: expiring the balances
+/// whose year is over); answers how many rows it changed.
+pub type Chore = for<'a> fn(&'a Db, i64) -> Pin<Box<dyn Future<Output = Result<u64, crate::storage::StorageError>> + Send + 'a>>;
+
 /// Run `housekeeping` every minute (first after a minute): closing expired orders, refunds,
-/// pruning. Every step is a conditional write, so all instances may run it at once.
-fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock: Clock) {
+/// pruning, the API's `chores`. Every step is a conditional write, so all instances may run it
+/// at once.
+fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock: Clock, chores: &'static [Chore]) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(60), Duration::from_secs(60));
         loop {
             tick.tick().await;
             if let Err(error) = housekeeping(api, &payments, &db, &clock).await {
                 tracing::warn!(api, %error, "housekeeping failed; trying again in a minute");
+            }
+            for chore in chores {
+                match chore(&db, clock.now_ms()).await {
+                    Ok(0) => {}
+                    Ok(changed) => tracing::info!(api, changed, "housekeeping"),
+                    Err(error) => tracing::warn!(api, %error, "housekeeping failed; trying again in a minute"),
+                }
             }
         }
     });
@@ -312,7 +326,7 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router>
     }
     let notify_path = generated::heating::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::heating::Settler));
-    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone());
+    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
     let service = HeatingService {
         db: server.db.clone(),
         vault: server.vault.clone(),
@@ -357,6 +371,92 @@ fn heating_start_here(parts: &ApiParts) -> StartHere {
         start.first_calls.push(format!("curl -s '{{base}}/_sandbox/sms?phone={phone}'"));
     } else {
         start.first_calls.push("curl -s {base}/api/config/system".into());
+    }
+    start
+}
+
+/// Points (001): WeChat login, the expired token refreshable once, packages paid with WeChat
+/// Pay, API keys and metered debits.
+async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+    use crate::points::{self, Points, service::PointsService};
+    let now = server.clock.now_ms();
+    let written = points::seed::seed(
+        &server.db,
+        &server.vault,
+        &parts.config.appid,
+        parts.pay.merchant(),
+        parts.demo,
+        now,
+    )
+    .await?;
+    if !written.is_empty() {
+        tracing::info!(
+            api = "points",
+            "fresh database: {} written",
+            written.join(" and ")
+        );
+    }
+    let notify_path = generated::points::Operation::PointsPaymentNotify.path();
+    let payments = server.payments(
+        parts,
+        port,
+        notify_path,
+        Arc::new(crate::storage::points::Settler),
+    );
+    // Balances whose year is over expire even when nobody reads them.
+    const CHORES: &[Chore] = &[|db, now| {
+        Box::pin(async move { Ok(db.points_users().expire_due(now, 500).await?.unsigned_abs()) })
+    }];
+    spawn_housekeeping(
+        "points",
+        payments.clone(),
+        server.db.clone(),
+        server.clock.clone(),
+        CHORES,
+    );
+    let service = PointsService {
+        db: server.db.clone(),
+        vault: server.vault.clone(),
+        sessions: server.sessions(parts)?,
+        wechat: Wechat::new(
+            "points",
+            parts.config.appid.clone(),
+            parts.login.clone(),
+            server.db.clone(),
+            server.vault.clone(),
+            server.clock.clone(),
+        ),
+        payments,
+        clock: server.clock.clone(),
+    };
+    Ok(generated::points::router(Arc::new(Points(Arc::new(
+        service,
+    )))))
+}
+
+/// Points' start: the demo login code and key while seeded; with the sandbox login, a login
+/// call any code works with.
+fn points_start_here(parts: &ApiParts) -> StartHere {
+    use crate::points::seed::{DEMO_CODE, DEMO_KEY};
+    let mut start = StartHere::new(Mode::Serve);
+    if parts.demo {
+        start.notes.push(format!(
+            "demo user: log in with code \"{DEMO_CODE}\" (林晓峰, 5028 points, paid and failed purchases, three API keys); any other code is a new user with 0 points"
+        ));
+        start.notes.push(format!(
+            "the demo user's active API key (for POST /api/v1/points/consume): {DEMO_KEY}"
+        ));
+    }
+    if parts.sandbox.login_appid.is_some() {
+        let code = if parts.demo { DEMO_CODE } else { "any-code" };
+        start.notes.push("send data.token as Authorization: Bearer TOKEN; pay an order with POST /_sandbox/pay/{orderId}".into());
+        start.first_calls.push(format!(
+            "curl -s -X POST {{base}}/api/v1/auth/wechat-login -H 'Content-Type: application/json' -d '{{\"code\":\"{code}\"}}'"
+        ));
+    } else {
+        start
+            .first_calls
+            .push("curl -s {base}/api/v1/system/status".into());
     }
     start
 }

@@ -18,7 +18,6 @@ use service::HeatingService;
 
 use crate::api_support::error_output;
 use crate::identity::Principal;
-use crate::payments::NotifyOutcome;
 
 /// The real heating server: the generated trait over the service.
 #[derive(Clone)]
@@ -142,13 +141,13 @@ impl HeatingApi for Heating {
 
     async fn payment_notify(&self, ctx: Context<()>, _: PaymentNotifyInput) -> PaymentNotifyOutput {
         // The signature covers the bytes as received, never a re-serialisation of the body.
-        let ack = |code, message: &str| WechatPayNotifyAck { code, message: message.into() };
-        match self.0.payment_notify(&ctx.headers, &ctx.raw_body).await {
-            NotifyOutcome::Applied => PaymentNotifyOutput::Ok(ack(WechatPayNotifyAckCode::Success, "OK")),
-            NotifyOutcome::BadSignature => PaymentNotifyOutput::Unauthorized(ack(WechatPayNotifyAckCode::Fail, "签名验证失败")),
-            NotifyOutcome::Unreadable => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail, "解密失败")),
-            NotifyOutcome::Refused(why) => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail, why)),
-            NotifyOutcome::Failed => PaymentNotifyOutput::InternalServerError(ack(WechatPayNotifyAckCode::Fail, "服务器内部错误")),
+        let outcome = self.0.payment_notify(&ctx.headers, &ctx.raw_body).await;
+        let ack = |code| WechatPayNotifyAck { code, message: outcome.message().into() };
+        match outcome.status() {
+            200 => PaymentNotifyOutput::Ok(ack(WechatPayNotifyAckCode::Success)),
+            401 => PaymentNotifyOutput::Unauthorized(ack(WechatPayNotifyAckCode::Fail)),
+            400 => PaymentNotifyOutput::BadRequest(ack(WechatPayNotifyAckCode::Fail)),
+            _ => PaymentNotifyOutput::InternalServerError(ack(WechatPayNotifyAckCode::Fail)),
         }
     }
 

@@ -85,7 +85,7 @@ impl Wechat {
     }
 
     fn key_context(&self, openid: &str) -> String {
-        format!("wechat_identity.session_key:{}:{openid}", self.appid)
+        session_key_context(&self.appid, openid)
     }
 
     async fn code2session(&self, code: &str) -> Result<crate::providers::WechatSession, WechatError> {
@@ -151,6 +151,12 @@ impl Wechat {
             .map_err(|_| WechatError::Storage(StorageError::Corrupt(format!("session key of {openid} does not open"))))?;
         open(&key, encrypted_data, iv, &self.appid)
     }
+}
+
+/// The sealing context of the session_key of `openid` under `appid` (a sealed key opens only for
+/// the identity it was sealed for).
+pub fn session_key_context(appid: &str, openid: &str) -> String {
+    format!("wechat_identity.session_key:{appid}:{openid}")
 }
 
 /// Open encryptedData (domain.md §1.3): AES-128-CBC/PKCS#7, key = base64-decoded session_key (16

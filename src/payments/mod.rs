@@ -40,6 +40,30 @@ pub enum NotifyOutcome {
     Failed,
 }
 
+impl NotifyOutcome {
+    /// The HTTP status WeChat Pay is answered with: 200 (acknowledged), 401 (signature), 400
+    /// (unreadable or refused), 500 (our fault: WeChat retries).
+    pub fn status(self) -> u16 {
+        match self {
+            NotifyOutcome::Applied => 200,
+            NotifyOutcome::BadSignature => 401,
+            NotifyOutcome::Unreadable | NotifyOutcome::Refused(_) => 400,
+            NotifyOutcome::Failed => 500,
+        }
+    }
+
+    /// The ack's `message` (v3 `{code, message}`, v2 `return_msg`).
+    pub fn message(self) -> &'static str {
+        match self {
+            NotifyOutcome::Applied => "OK",
+            NotifyOutcome::BadSignature => "签名验证失败",
+            NotifyOutcome::Unreadable => "解密失败",
+            NotifyOutcome::Refused(why) => why,
+            NotifyOutcome::Failed => "服务器内部错误",
+        }
+    }
+}
+
 /// Why a payment step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {

@@ -19,6 +19,7 @@ pub mod heating;
 pub mod identity;
 mod migration;
 pub mod payments;
+pub mod points;
 mod secret;
 
 /// A storage failure. Callers answer it as their API's internal error (or "unavailable") and

@@ -7,7 +7,7 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::index;
+use super::{fk, index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,10 +22,6 @@ const TABLES: [&str; 8] = [
     "heating_agreement",
     "heating_config",
 ];
-
-fn fk(from: &str, column: &str, to: &str, to_column: &str) -> ForeignKeyCreateStatement {
-    ForeignKey::create().from(Alias::new(from), Alias::new(column)).to(Alias::new(to), Alias::new(to_column)).to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

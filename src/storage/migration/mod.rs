@@ -7,6 +7,7 @@ mod m20261203_000001_seed;
 mod m20261203_000002_identity;
 mod m20261203_000003_payments;
 mod m20261203_000004_heating;
+mod m20261203_000005_points;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_identity::Migration),
             Box::new(m20261203_000003_payments::Migration),
             Box::new(m20261203_000004_heating::Migration),
+            Box::new(m20261203_000005_points::Migration),
         ]
     }
 }
@@ -35,4 +37,9 @@ fn index(name: &str, table: &str, columns: &[&str], unique: bool) -> IndexCreate
         index.unique();
     }
     index.to_owned()
+}
+
+/// A foreign key `from.column → to.to_column`.
+fn fk(from: &str, column: &str, to: &str, to_column: &str) -> ForeignKeyCreateStatement {
+    ForeignKey::create().from(Alias::new(from), Alias::new(column)).to(Alias::new(to), Alias::new(to_column)).to_owned()
 }

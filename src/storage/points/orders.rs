@@ -1,0 +1,253 @@
+//! Which package a payment order buys (001 §2.2), the purchase history (§2.4), and settling: the
+//! [`Settler`] the shared payment store calls inside its transaction when an order is paid —
+//! the points are credited in the same transaction as the order turns paid.
+
+use async_trait::async_trait;
+use chrono::{Datelike, TimeZone, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
+};
+
+use super::entity::{order, user};
+use super::expire_in;
+use crate::api_support::{Page, PageRequest};
+use crate::storage::payments::entity::order as pay_order;
+use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, Settle, Settled};
+use crate::storage::{StorageError, is_unique_violation, write};
+
+/// An order of a package: the payment order and the package as ordered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsOrder {
+    /// The payment order.
+    pub pay: PayOrder,
+    /// Who ordered.
+    pub user_id: String,
+    /// The package.
+    pub package_id: String,
+    /// Its name when ordered.
+    pub package_name: String,
+    /// Its points when ordered.
+    pub points: i64,
+    /// Its price when ordered, fen.
+    pub price_fen: i64,
+}
+
+/// An order to place.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// The payment order (its amount is the price).
+    pub pay: NewPayOrder<'a>,
+    /// Who orders.
+    pub user_id: &'a str,
+    /// The package.
+    pub package_id: &'a str,
+    /// Its name now.
+    pub package_name: &'a str,
+    /// Its points now.
+    pub points: i64,
+}
+
+/// What placing an order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// Placed.
+    Created,
+    /// The order number is taken; nothing written (draw another).
+    NumberTaken,
+}
+
+/// The moment points credited at `now_ms` expire: 23:59:59 UTC on 31 December of that year
+/// (the rule the document's examples imply; see `x-transcription-notes` of points.yaml).
+pub fn year_end(now_ms: i64) -> i64 {
+    let year = chrono::DateTime::from_timestamp_millis(now_ms)
+        .unwrap_or_default()
+        .year();
+    Utc.with_ymd_and_hms(year, 12, 31, 23, 59, 59)
+        .single()
+        .map_or(now_ms, |t| t.timestamp_millis())
+}
+
+/// `points_order`.
+#[derive(Debug, Clone, Copy)]
+pub struct PointsOrders<'c, C>(pub &'c C);
+
+fn with_pay(row: order::Model, pay: PayOrder) -> PointsOrder {
+    PointsOrder {
+        pay,
+        user_id: row.user_id,
+        package_id: row.package_id,
+        package_name: row.package_name,
+        points: row.points,
+        price_fen: row.price_fen,
+    }
+}
+
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PointsOrders<'_, C> {
+    /// operationId `points_order_create`: place an order (the payment order and its package).
+    pub async fn create(&self, new: NewOrder<'_>) -> Result<Created, StorageError> {
+        let tx = write(self.0).await?;
+        match PaymentStore(&tx).insert(new.pay.clone()).await {
+            Ok(()) => {}
+            Err(error) if is_unique_violation(&error) => {
+                tx.rollback().await?;
+                return Ok(Created::NumberTaken);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        order::Entity::insert(order::ActiveModel {
+            out_trade_no: Set(new.pay.out_trade_no.to_owned()),
+            user_id: Set(new.user_id.to_owned()),
+            package_id: Set(new.package_id.to_owned()),
+            package_name: Set(new.package_name.to_owned()),
+            points: Set(new.points),
+            price_fen: Set(new.pay.amount_fen),
+        })
+        .exec_without_returning(&tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Created::Created)
+    }
+
+    /// operationId `points_order_create`: `user_id`'s pending, unexpired order of `package_id`
+    /// at `price_fen`, if any (asking twice answers one order).
+    pub async fn live_for(
+        &self,
+        user_id: &str,
+        package_id: &str,
+        price_fen: i64,
+        now: i64,
+    ) -> Result<Option<PayOrder>, StorageError> {
+        Ok(pay_order::Entity::find()
+            .join_rev(JoinType::InnerJoin, order::Relation::PayOrder.def())
+            .filter(order::Column::UserId.eq(user_id))
+            .filter(order::Column::PackageId.eq(package_id))
+            .filter(order::Column::PriceFen.eq(price_fen))
+            .filter(pay_order::Column::Status.eq(PayStatus::Pending))
+            .filter(pay_order::Column::ExpiresAt.gt(now))
+            .order_by_desc(pay_order::Column::CreatedAt)
+            .one(self.0)
+            .await?
+            .map(PayOrder::from))
+    }
+
+    /// operationId `points_payment_check`: order `out_trade_no` (a points order: another API's
+    /// payment order is not one).
+    pub async fn get(&self, out_trade_no: &str) -> Result<Option<PointsOrder>, StorageError> {
+        let Some(row) = order::Entity::find_by_id(out_trade_no.to_owned())
+            .one(self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let pay = PaymentStore(self.0)
+            .get(out_trade_no)
+            .await?
+            .ok_or_else(|| {
+                StorageError::Corrupt(format!("points order {out_trade_no} has no payment order"))
+            })?;
+        Ok(Some(with_pay(row, pay)))
+    }
+
+    /// operationId `points_purchase_history_list`: `user_id`'s orders, newest first, and their
+    /// count.
+    pub async fn history(
+        &self,
+        user_id: &str,
+        page: PageRequest,
+    ) -> Result<Page<PointsOrder>, StorageError> {
+        let rows = order::Entity::find()
+            .join(JoinType::InnerJoin, order::Relation::PayOrder.def())
+            .filter(order::Column::UserId.eq(user_id));
+        let total = rows.clone().count(self.0).await?;
+        let rows = rows
+            .order_by_desc(pay_order::Column::CreatedAt)
+            .order_by_desc(order::Column::OutTradeNo)
+            .offset(page.offset())
+            .limit(page.limit())
+            .all(self.0)
+            .await?;
+        let pays: Vec<PayOrder> = pay_order::Entity::find()
+            .filter(
+                pay_order::Column::OutTradeNo.is_in(rows.iter().map(|r| r.out_trade_no.clone())),
+            )
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(PayOrder::from)
+            .collect();
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let pay = pays
+                    .iter()
+                    .find(|p| p.out_trade_no == row.out_trade_no)
+                    .cloned()
+                    .ok_or_else(|| {
+                        StorageError::Corrupt(format!("order {} vanished", row.out_trade_no))
+                    })?;
+                Ok(with_pay(row, pay))
+            })
+            .collect::<Result<_, StorageError>>()?;
+        Ok(Page {
+            request: page,
+            total,
+            items,
+        })
+    }
+}
+
+/// Points' part of settling a payment order (called by the payment store inside its
+/// transaction): a paid order credits its points — the balance first expires if its year is
+/// over — and moves the expiry to the end of this year. Nothing is held while an order is
+/// pending, so a released order has nothing to free, and a late payment of a closed order is
+/// credited like any other (the payer paid for exactly these points).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settler;
+
+#[async_trait]
+impl Settle for Settler {
+    async fn paid(
+        &self,
+        tx: &DatabaseTransaction,
+        order: &PayOrder,
+        now: i64,
+    ) -> Result<Settled, StorageError> {
+        let Some(row) = order::Entity::find_by_id(order.out_trade_no.clone())
+            .one(tx)
+            .await?
+        else {
+            return Ok(Settled::Conflict(format!(
+                "payment order {} is not a points order",
+                order.out_trade_no
+            )));
+        };
+        expire_in(tx, &row.user_id, now).await?;
+        let Some(account) = user::Entity::find_by_id(row.user_id.clone())
+            .one(tx)
+            .await?
+        else {
+            return Ok(Settled::Conflict(format!(
+                "user {} of order {} is gone",
+                row.user_id, order.out_trade_no
+            )));
+        };
+        let expire_at = Ord::max(account.points_expire_at.unwrap_or(i64::MIN), year_end(now));
+        user::Entity::update_many()
+            .col_expr(
+                user::Column::Balance,
+                Expr::col(user::Column::Balance).add(row.points),
+            )
+            .col_expr(user::Column::PointsExpireAt, Expr::value(expire_at))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.eq(&row.user_id))
+            .exec(tx)
+            .await?;
+        Ok(Settled::Applied)
+    }
+
+    async fn released(&self, _: &DatabaseTransaction, _: &PayOrder) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
