@@ -24,6 +24,53 @@ enum Command {
     Serve(ServeArgs),
     /// Answer every documented operation with its documented examples (mock mode).
     Mock(MockArgs),
+    /// Operate the points API's stored state (001 §4): system status and maintenance, notices.
+    #[command(subcommand)]
+    Points(PointsCommand),
+}
+
+/// `mpapi points …`: what an operator changes while the servers run (every instance reads it
+/// from the database).
+#[derive(Subcommand)]
+enum PointsCommand {
+    /// Set the system status (001 §4.1). While maintenance is on, orders, API key changes and
+    /// metered debits are refused with HTTP 503.
+    Status(PointsStatusArgs),
+    /// Publish a notice (001 §4.2).
+    Notice(PointsNoticeArgs),
+}
+
+#[derive(Args)]
+struct PointsStatusArgs {
+    /// Maintenance on or off.
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    maintenance: String,
+    /// The expected end of the maintenance (RFC 3339, e.g. 2026-12-24T06:00:00+08:00); also
+    /// announces a planned one while maintenance is off.
+    #[arg(long, value_name = "TIME")]
+    until: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// What users are told (default: the document's wording for the state).
+    #[arg(long, value_name = "TEXT")]
+    message: Option<String>,
+    /// A TOML configuration file (for the database URL).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PointsNoticeArgs {
+    /// The notice's text.
+    #[arg(long, value_name = "TEXT")]
+    content: String,
+    /// Shown from (RFC 3339; default now).
+    #[arg(long, value_name = "TIME")]
+    from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Shown until (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    until: chrono::DateTime<chrono::FixedOffset>,
+    /// A TOML configuration file (for the database URL).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -105,7 +152,49 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = crate::config::Config::load(args.config.as_deref())?;
             crate::serve::run(config, args.listen).await
         }
+        Command::Points(command) => points(command).await,
     }
+}
+
+async fn points(command: PointsCommand) -> Result<()> {
+    use crate::storage::points::{Notice, SystemStatus};
+    let config_path = match &command {
+        PointsCommand::Status(args) => args.config.clone(),
+        PointsCommand::Notice(args) => args.config.clone(),
+    };
+    let config = crate::config::Config::load(config_path.as_deref())?;
+    let db = crate::storage::Db::connect(&config.database_url).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    match command {
+        PointsCommand::Status(args) => {
+            let maintenance = args.maintenance == "on";
+            let message = args.message.unwrap_or_else(|| {
+                if maintenance { "系统升级维护中，期间暂停API调用与积分购买".into() } else { "服务运行正常".into() }
+            });
+            let status = SystemStatus {
+                api_status: if maintenance { "error".into() } else { "normal".into() },
+                message,
+                maintenance,
+                maintenance_end_time: args.until.map(|t| t.timestamp_millis()),
+            };
+            if !db.points_reference().set_status(&status, now).await? {
+                bail!("this database has no points data yet: start `mpapi serve` on it once first");
+            }
+            println!("points status: maintenance {}, {}", args.maintenance, status.message);
+        }
+        PointsCommand::Notice(args) => {
+            let start_time = args.from.map_or(now, |t| t.timestamp_millis());
+            let end_time = args.until.timestamp_millis();
+            if end_time <= start_time {
+                bail!("--until must be after --from");
+            }
+            let id = format!("notice_{}", crate::random::hex(12));
+            db.points_reference().add_notice(&id, &Notice { content: args.content, start_time, end_time }).await?;
+            println!("points notice {id} published");
+        }
+    }
+    db.close().await;
+    Ok(())
 }
 
 async fn mock(args: MockArgs) -> Result<()> {

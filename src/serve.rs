@@ -44,12 +44,15 @@ pub struct RealApi {
     /// Where a new user begins (demo accounts, first calls), for the banner and the index page;
     /// [`Server::start_here`] adds the sandbox routes and the other ports.
     pub start_here: fn(&ApiParts) -> StartHere,
+    /// Whether it sends SMS codes (then its port serves the sandbox outbox while SMS is the
+    /// sandbox).
+    pub sends_sms: bool,
 }
 
 /// The APIs with a real implementation so far; `serve` starts only these.
 pub const REAL_APIS: &[RealApi] = &[
-    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here },
-    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here },
+    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true },
+    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false },
 ];
 
 /// The ids of [`REAL_APIS`].
@@ -174,7 +177,7 @@ impl Server {
             generated_secrets,
             apis: Arc::default(),
         };
-        let apis = REAL_APIS.iter().map(|api| Ok((api.id, Arc::new(server.build_parts(api.id)?)))).collect::<Result<_>>()?;
+        let apis = REAL_APIS.iter().map(|api| Ok((api.id, Arc::new(server.build_parts(api)?)))).collect::<Result<_>>()?;
         server.apis = Arc::new(apis);
         Ok(server)
     }
@@ -185,7 +188,8 @@ impl Server {
         self.apis.get(id).cloned()
     }
 
-    fn build_parts(&self, id: &'static str) -> Result<ApiParts> {
+    fn build_parts(&self, api: &RealApi) -> Result<ApiParts> {
+        let id = api.id;
         let config = self.config.api(id);
         let login: Arc<dyn WechatLogin> = match config.wechat_login.provider {
             ProviderKind::Sandbox => Arc::new(SandboxLogin),
@@ -205,7 +209,7 @@ impl Server {
         };
         let sandbox = Sandbox {
             api: id,
-            sms: self.sandbox_sms.clone(),
+            sms: self.sandbox_sms.clone().filter(|_| api.sends_sms),
             login_appid: (config.wechat_login.provider == ProviderKind::Sandbox).then(|| config.appid.clone()),
             pay: sandbox_pay,
             clock: self.clock.clone(),
@@ -405,7 +409,7 @@ async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> 
     );
     // Balances whose year is over expire even when nobody reads them.
     const CHORES: &[Chore] = &[|db, now| {
-        Box::pin(async move { Ok(db.points_users().expire_due(now, 500).await?.unsigned_abs()) })
+        Box::pin(async move { db.points_users().expire_due(now, 500).await })
     }];
     spawn_housekeeping(
         "points",

@@ -103,11 +103,9 @@ impl PointsService {
 
     /// The user behind a principal, their points expired first if their year is over.
     async fn user(&self, who: &Principal) -> Result<User, PointsError> {
-        let now = self.now();
-        self.db.points_users().expire(&who.user_id, now).await?;
         self.db
             .points_users()
-            .get(&who.user_id)
+            .current(&who.user_id, self.now())
             .await?
             .ok_or(PointsError::Unauthorized("未登录或登录已过期"))
     }
@@ -205,9 +203,8 @@ impl PointsService {
                 )
                 .await?;
         }
-        users.expire(&wechat_user.user_id, now).await?;
         let user = users
-            .get(&wechat_user.user_id)
+            .current(&wechat_user.user_id, now)
             .await?
             .ok_or_else(|| PointsError::Internal("user vanished after login".into()))?;
         let issued = self.sessions.start(&user.id).await?;
@@ -220,7 +217,8 @@ impl PointsService {
                 avatar_url: user.avatar_url,
             },
             points: user.balance,
-            is_new_user: wechat_user.is_new || inserted,
+            // The user row is inserted once: of concurrent first logins exactly one is new.
+            is_new_user: inserted,
         })
     }
 
@@ -353,6 +351,11 @@ impl PointsService {
                         .await;
                 }
                 Created::NumberTaken => continue,
+                Created::Pending(order) => {
+                    return self
+                        .answer_order(*order, &package.name, package.points)
+                        .await;
+                }
             }
         }
         Err(PointsError::Internal(

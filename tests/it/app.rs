@@ -84,6 +84,11 @@ impl TestApp {
         TestApp::spawn("heating", |_| {}).await
     }
 
+    /// The points API with default configuration (sandbox providers, demo data).
+    pub async fn points() -> TestApp {
+        TestApp::spawn("points", |_| {}).await
+    }
+
     /// `api` with the configuration adjusted by `configure`.
     pub async fn spawn(api: &'static str, configure: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().expect("a temporary folder");

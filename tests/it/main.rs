@@ -6,5 +6,6 @@ mod contract;
 mod heating;
 mod identity;
 mod mock;
+mod points;
 mod providers;
 mod support;

@@ -142,6 +142,18 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .map(User::from))
     }
 
+    /// User `id` as of `now`: when their points' year is over, expired first (see
+    /// [`expire_in`]) — a write only then, so reads stay reads.
+    pub async fn current(&self, id: &str, now: i64) -> Result<Option<User>, StorageError> {
+        match self.get(id).await? {
+            Some(user) if user.points_expire_at.is_some_and(|at| at < now) => {
+                self.expire(id, now).await?;
+                self.get(id).await
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Write the fields `change` gives.
     pub async fn set_profile(
         &self,
@@ -174,8 +186,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     }
 
     /// Housekeeping: expire up to `limit` users whose points expired before `now`; answers how
-    /// many points expired in all.
-    pub async fn expire_due(&self, now: i64, limit: u64) -> Result<i64, StorageError> {
+    /// many users' points expired.
+    pub async fn expire_due(&self, now: i64, limit: u64) -> Result<u64, StorageError> {
         let due: Vec<String> = user::Entity::find()
             .select_only()
             .column(user::Column::Id)
@@ -184,11 +196,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .into_tuple()
             .all(self.0)
             .await?;
-        let mut total = 0;
+        let mut expired = 0;
         for id in due {
-            total += self.expire(&id, now).await?;
+            if self.expire(&id, now).await? > 0 {
+                expired += 1;
+            }
         }
-        Ok(total)
+        Ok(expired)
     }
 }
 

@@ -50,12 +50,15 @@ pub struct NewOrder<'a> {
 }
 
 /// What placing an order did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
     /// Placed.
     Created,
     /// The order number is taken; nothing written (draw another).
     NumberTaken,
+    /// The user already has this pending, unexpired order of the package at this price (placed
+    /// by a concurrent request): nothing written, answer it.
+    Pending(Box<PayOrder>),
 }
 
 /// The moment points credited at `now_ms` expire: 23:59:59 UTC on 31 December of that year
@@ -85,9 +88,24 @@ fn with_pay(row: order::Model, pay: PayOrder) -> PointsOrder {
 }
 
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PointsOrders<'_, C> {
-    /// operationId `points_order_create`: place an order (the payment order and its package).
+    /// operationId `points_order_create`: place an order (the payment order and its package),
+    /// unless the user has a pending, unexpired order of the package at this price. Creates of
+    /// one user queue on a write to the user's row, so of concurrent creates for one package one
+    /// places the order and the others answer it.
     pub async fn create(&self, new: NewOrder<'_>) -> Result<Created, StorageError> {
         let tx = write(self.0).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(new.pay.created_at))
+            .filter(user::Column::Id.eq(new.user_id))
+            .exec(&tx)
+            .await?;
+        if let Some(pending) = PointsOrders(&tx)
+            .live_for(new.user_id, new.package_id, new.pay.amount_fen, new.pay.created_at)
+            .await?
+        {
+            tx.rollback().await?;
+            return Ok(Created::Pending(Box::new(pending)));
+        }
         match PaymentStore(&tx).insert(new.pay.clone()).await {
             Ok(()) => {}
             Err(error) if is_unique_violation(&error) => {

@@ -196,9 +196,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>>
         })
     }
 
-    /// Set the status (operators; the sandbox's maintenance switch).
-    pub async fn set_status(&self, new: &SystemStatus, now: i64) -> Result<(), StorageError> {
-        status::Entity::update_many()
+    /// Set the status (operators: `mpapi points status`); false when the database was never
+    /// seeded (no `mpapi serve` ran on it yet).
+    pub async fn set_status(&self, new: &SystemStatus, now: i64) -> Result<bool, StorageError> {
+        let updated = status::Entity::update_many()
             .col_expr(
                 status::Column::ApiStatus,
                 Expr::value(new.api_status.clone()),
@@ -213,7 +214,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>>
             .filter(status::Column::Id.eq(1))
             .exec(self.0)
             .await?;
-        Ok(())
+        Ok(crate::storage::affected(updated))
     }
 
     /// operationId `system_notice_get`: the newest notice shown at `now`, if any.
@@ -229,6 +230,19 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>>
                 start_time: row.start_time,
                 end_time: row.end_time,
             }))
+    }
+
+    /// Publish a notice shown from `notice.start_time` until `notice.end_time` (operators).
+    pub async fn add_notice(&self, id: &str, notice: &Notice) -> Result<(), StorageError> {
+        notice::Entity::insert(notice::ActiveModel {
+            id: Set(id.to_owned()),
+            content: Set(notice.content.clone()),
+            start_time: Set(notice.start_time),
+            end_time: Set(notice.end_time),
+        })
+        .exec_without_returning(self.0)
+        .await?;
+        Ok(())
     }
 
     /// Seed, once per database (markers `points.reference`, `points.demo`): the packages and

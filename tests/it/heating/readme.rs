@@ -1,5 +1,6 @@
-//! The README as a reader follows it: its walk of the document's journey, pasted into bash
-//! against a fresh server, and its configuration example, loaded as the server loads it.
+//! The README as a reader follows it: its walks of heating's and points' journeys, each pasted
+//! into bash against a fresh server of its API, and its configuration example, loaded as the
+//! server loads it.
 
 use mpapi::config::{Config, Environment, ProviderKind};
 use xtask::spec::workspace_root;
@@ -16,24 +17,30 @@ fn readme_block(heading: &str, lang: &str) -> String {
     section[start..end].to_owned()
 }
 
-#[tokio::test]
-async fn the_walk_pays_the_demo_bill_on_a_fresh_database() {
-    // The walk is for a reader's shell; a machine without curl cannot run it (cargo test needs
-    // none of it otherwise).
+/// The walk under `heading`, pasted into bash against `app` (its `BASE=` line, `base`, pointed at
+/// the app): its output, `None` on a machine without curl (the walk is for a reader's shell;
+/// cargo test needs none of it otherwise).
+async fn walk(heading: &str, base: &str, app: &TestApp) -> Option<std::process::Output> {
     if std::process::Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("the README walk was not run: no curl on this machine");
-        return;
+        eprintln!("the README walk under {heading} was not run: no curl on this machine");
+        return None;
     }
-    let walk = readme_block("### Walk the document's journey", "sh");
+    let walk = readme_block(heading, "sh");
     // Pasted into an interactive bash, `!` in double quotes would expand history.
     assert!(!walk.contains('!'), "the walk must paste into an interactive bash");
-    let app = TestApp::heating().await;
-    let walk = walk.replacen("BASE=http://127.0.0.1:3000\n", &format!("BASE={}\n", app.url("")), 1);
-    assert!(walk.contains(&app.url("")), "the walk starts by setting BASE=http://127.0.0.1:3000");
+    let walk = walk.replacen(&format!("BASE={base}\n"), &format!("BASE={}\n", app.url("")), 1);
+    assert!(walk.contains(&app.url("")), "the walk under {heading} starts by setting BASE={base}");
     let output = tokio::task::spawn_blocking(move || std::process::Command::new("bash").arg("-c").arg(walk).output())
         .await
         .expect("bash ran")
         .expect("bash starts");
+    Some(output)
+}
+
+#[tokio::test]
+async fn the_walk_pays_the_demo_bill_on_a_fresh_database() {
+    let app = TestApp::heating().await;
+    let Some(output) = walk("### Walk heating's journey", "http://127.0.0.1:3000", &app).await else { return };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let answers: Vec<&str> = stdout.lines().collect();
     let wanted = [
@@ -57,6 +64,46 @@ async fn the_walk_pays_the_demo_bill_on_a_fresh_database() {
     assert!(output.status.success() && output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
+#[tokio::test]
+async fn the_points_walk_buys_and_spends_points_on_a_fresh_database() {
+    let app = TestApp::spawn("points", |_| {}).await;
+    let Some(output) = walk("### Walk points' journey", "http://127.0.0.1:3001", &app).await else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{stderr}");
+    // Every answer is one line of JSON, in the walk's order; each is checked against the contract
+    // (the sandbox's own answer aside).
+    let answers: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}\n{stdout}"))).collect();
+    let [login, packages, order, paid, check, consume, history] = &answers[..] else {
+        panic!("seven answers expected:\n{stdout}");
+    };
+    let order_id = order["data"]["orderId"].as_str().expect("an order id");
+    let order_path = format!("/api/v1/points/check-payment?orderId={order_id}");
+    for (method, path, reply) in [
+        (reqwest::Method::POST, "/api/v1/auth/wechat-login", login),
+        (reqwest::Method::GET, "/api/v1/points/packages", packages),
+        (reqwest::Method::POST, "/api/v1/points/create-order", order),
+        (reqwest::Method::GET, order_path.as_str(), check),
+        (reqwest::Method::POST, "/api/v1/points/consume", consume),
+        (reqwest::Method::GET, "/api/v1/points/consumption-history", history),
+    ] {
+        assert_eq!(reply["code"], 0, "{path}: {reply}");
+        app.check(&method, path, &crate::app::Reply { status: 200, headers: Default::default(), body: reply.clone() });
+    }
+    assert_eq!(login["data"]["userInfo"]["userId"], mpapi::points::seed::DEMO_USER);
+    assert_eq!(paid["result"], "success", "{paid}");
+    assert_eq!(check["data"]["isPaid"], true);
+    let before = login["data"]["points"].as_i64().expect("points at login");
+    let after_purchase = check["data"]["points"].as_i64().expect("points after paying");
+    assert_eq!(after_purchase, before + 5000, "标准套餐 credits 5000 points");
+    assert_eq!(consume["data"]["balance"].as_i64(), Some(after_purchase - 132), "{consume}");
+    assert_eq!(consume["data"]["apiKeyName"], "生产环境");
+    assert_eq!(history["data"]["list"][0]["id"], consume["data"]["id"], "the debit heads the history");
+    // The key the README publishes is the one the demo data holds.
+    assert!(readme_block("### Walk points' journey", "sh").contains(mpapi::points::seed::DEMO_KEY));
+}
+
 #[test]
 fn the_configuration_example_is_fit_for_production() {
     let example = readme_block("### Configuration", "toml");
@@ -68,5 +115,6 @@ fn the_configuration_example_is_fit_for_production() {
     let heating = config.api("heating");
     assert_eq!((heating.wechat_pay.provider, heating.wechat_login.provider), (ProviderKind::Real, ProviderKind::Real));
     assert_eq!(config.sms.templates.get("register").map(String::as_str), Some("SMS_000000002"));
-    assert_eq!(config.production_problems(&["heating"]), Vec::<String>::new());
+    // Fit for every API `serve` starts, not only heating.
+    assert_eq!(config.production_problems(&mpapi::serve::implemented()), Vec::<String>::new());
 }

@@ -162,16 +162,19 @@ async fn production_refuses_a_database_with_demo_data() {
     config.sms.access_key_secret = Some("secret".into());
     config.sms.sign_name = "s".into();
     config.sms.template_code = "SMS_1".into();
-    let heating = config.apis.get_mut("heating").unwrap();
-    heating.appid = "wx1234567890abcdef".into();
-    heating.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
-    heating.wechat_pay.provider = mpapi::config::ProviderKind::Real;
-    heating.wechat_pay.mchid = "1230000109".into();
-    heating.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
-    for api in ["points", "community", "charging", "o2o"] {
+    // Every API serve starts fit for production; only the database is not.
+    for (api, appid) in [("heating", "wx1234567890abcdef"), ("points", "wx0fedcba987654321")] {
+        let section = config.apis.get_mut(api).unwrap();
+        section.appid = appid.into();
+        section.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
+        section.wechat_pay.provider = mpapi::config::ProviderKind::Real;
+        section.wechat_pay.mchid = "1230000109".into();
+        section.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+    }
+    for api in ["community", "charging", "o2o"] {
         config.apis.remove(api);
     }
-    let problems = config.production_problems(&["heating"]);
+    let problems = config.production_problems(&mpapi::serve::implemented());
     assert!(problems.is_empty(), "{problems:?}");
     let error = Server::new(config).await.expect_err("refused").to_string();
     assert!(error.contains("demo data") && error.contains("heating.demo"), "{error}");
@@ -189,7 +192,7 @@ async fn the_index_page_and_the_banner_say_where_to_start() {
     let app = TestApp::heating().await;
     let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
     let port = app.address.port();
-    let mock_others = format!("mpapi mock --api points --api community --api charging --api o2o --port-base {port}");
+    let mock_others = format!("mpapi mock --api community --api charging --api o2o --port-base {port}");
     for expected in [
         "mpapi serve",
         "demo user 13800138000 (password 12345678)",
@@ -244,14 +247,19 @@ async fn without_demo_data_the_page_offers_no_demo_user() {
 
 #[tokio::test]
 async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
-    // Mock mode serving points beside it holds port base + 1; serve, which has no points to
-    // serve, starts anyway. A base whose own port is free and whose next port this test holds:
-    let (base, _points) = loop {
+    // Mock mode serving community beside it holds port base + 2; serve, which has no community
+    // to serve, starts anyway. A base whose own port and points' (base + 1) are free and whose
+    // community port this test holds:
+    let (base, _community) = loop {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
-        if let Ok(next) = base.checked_add(1).map_or(Err(()), |p| std::net::TcpListener::bind(("127.0.0.1", p)).map_err(|_| ())) {
-            break (base, next);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if base.checked_add(2).is_none() || !free(base + 1) {
+            continue;
+        }
+        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 2)) {
+            break (base, held);
         }
     };
     let dir = tempfile::tempdir().unwrap();

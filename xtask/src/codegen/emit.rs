@@ -1309,9 +1309,12 @@ pub fn openapi(model: &Model) -> TokenStream {
     let schemes = model.schemes.iter().map(|s| {
         let name = &s.name;
         match &s.carrier {
-            Carrier::Bearer => quote! {
-                components.add_security_scheme(#name, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
-            },
+            Carrier::Bearer => {
+                let format = s.bearer_format.as_ref().map(|f| quote! { .bearer_format(#f) });
+                quote! {
+                    components.add_security_scheme(#name, SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer)#format.build()));
+                }
+            }
             Carrier::ApiKeyQuery { name: param, .. } => quote! {
                 components.add_security_scheme(#name, SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new(#param))));
             },

@@ -308,6 +308,9 @@ pub struct Scheme {
     pub name: String,
     /// Where the credential travels.
     pub carrier: Carrier,
+    /// A bearer scheme's `bearerFormat`, published as the spec states it (points' API key is
+    /// `sk_live_…`, not a JWT).
+    pub bearer_format: Option<String>,
 }
 
 /// Where a credential travels.
@@ -484,7 +487,8 @@ fn security_schemes(spec: &Spec) -> Result<BTreeMap<String, Scheme>> {
             }
             _ => bail!("security scheme {name}: only http bearer and apiKey in query are supported"),
         };
-        out.insert(name.clone(), Scheme { name: name.clone(), carrier });
+        let bearer_format = scheme.get("bearerFormat").and_then(Value::as_str).map(str::to_owned);
+        out.insert(name.clone(), Scheme { name: name.clone(), carrier, bearer_format });
     }
     Ok(out)
 }
@@ -816,6 +820,7 @@ impl Builder<'_> {
             return Ok(Security::Required(Scheme {
                 name: scheme.name.clone(),
                 carrier: Carrier::ApiKeyQuery { name: name.clone(), in_body: true },
+                bearer_format: None,
             }));
         }
         let named: Vec<&String> = requirements.iter().filter_map(Value::as_object).flat_map(|r| r.keys()).collect();
