@@ -46,7 +46,8 @@ struct PointsStatusArgs {
     #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
     maintenance: String,
     /// The expected end of the maintenance (RFC 3339, e.g. 2026-12-24T06:00:00+08:00); also
-    /// announces a planned one while maintenance is off.
+    /// announces a planned one while maintenance is off. An estimate shown to users: the
+    /// maintenance ends when an operator turns it off, never by itself.
     #[arg(long, value_name = "TIME")]
     until: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// What users are told (default: the document's wording for the state).
@@ -168,9 +169,17 @@ async fn points(command: PointsCommand) -> Result<()> {
     match command {
         PointsCommand::Status(args) => {
             let maintenance = args.maintenance == "on";
-            let message = args.message.unwrap_or_else(|| {
-                if maintenance { "系统升级维护中，期间暂停API调用与积分购买".into() } else { "服务运行正常".into() }
-            });
+            if args.until.is_some_and(|t| t.timestamp_millis() <= now) {
+                bail!("--until must be in the future");
+            }
+            let until = args.until.map(|t| crate::clock::iso_s(t.timestamp_millis()));
+            let message = match (args.message, maintenance, &until) {
+                (Some(message), ..) if message.trim().is_empty() => bail!("--message must not be empty"),
+                (Some(message), ..) => message.trim().to_owned(),
+                (None, true, _) => "系统升级维护中，期间暂停API调用与积分购买".into(),
+                (None, false, Some(until)) => format!("服务运行正常，系统将进行升级维护，预计{until}结束"),
+                (None, false, None) => "服务运行正常".into(),
+            };
             let status = SystemStatus {
                 api_status: if maintenance { "error".into() } else { "normal".into() },
                 message,
@@ -185,11 +194,14 @@ async fn points(command: PointsCommand) -> Result<()> {
         PointsCommand::Notice(args) => {
             let start_time = args.from.map_or(now, |t| t.timestamp_millis());
             let end_time = args.until.timestamp_millis();
-            if end_time <= start_time {
-                bail!("--until must be after --from");
+            if end_time <= start_time || end_time <= now {
+                bail!("--until must be after --from and in the future");
+            }
+            if args.content.trim().is_empty() {
+                bail!("--content must not be empty");
             }
             let id = format!("notice_{}", crate::random::hex(12));
-            db.points_reference().add_notice(&id, &Notice { content: args.content, start_time, end_time }).await?;
+            db.points_reference().add_notice(&id, &Notice { content: args.content.trim().to_owned(), start_time, end_time }).await?;
             println!("points notice {id} published");
         }
     }

@@ -383,6 +383,12 @@ fn heating_start_here(parts: &ApiParts) -> StartHere {
 /// Pay, API keys and metered debits.
 async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
     use crate::points::{self, Points, service::PointsService};
+    // Points' document states no request limit and its contract has no 429 answer: a limit
+    // configured here would be silently ignored, so it is refused.
+    anyhow::ensure!(
+        parts.config.rate_limit.is_none(),
+        "apis.points.rate_limit: points' document states no request limit and its contract no 429 answer; remove the setting"
+    );
     let now = server.clock.now_ms();
     let written = points::seed::seed(
         &server.db,

@@ -4,7 +4,6 @@
 //! three API keys (active, inactive, expired) and spent 972 points through them — the
 //! contract's example story, dated relative to the first start.
 
-use crate::clock::BEIJING;
 use crate::pii::Vault;
 use crate::providers::wechat_login::SandboxLogin;
 use crate::providers::wechat_pay::Merchant;
@@ -81,14 +80,12 @@ pub fn packages() -> Vec<Package> {
     ]
 }
 
-/// An order number as points draws them, for a seeded order placed at `ms`.
-fn order_no(ms: i64, suffix: &str) -> String {
-    let stamp = chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&BEIJING)
-        .format("%Y%m%d%H%M%S");
-    format!("PT{stamp}{suffix}")
+/// `months` calendar months after `ms` (how keys expire, 001 §3.2).
+fn months_after(ms: i64, months: u32) -> i64 {
+    let at = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    at.checked_add_months(chrono::Months::new(months)).unwrap_or(at).timestamp_millis()
 }
+
 
 /// The demo user's story, dated back from `now` (ms).
 fn demo(vault: &Vault, appid: &str, merchant: &Merchant, now: i64) -> SeedDemo {
@@ -118,9 +115,9 @@ fn demo(vault: &Vault, appid: &str, merchant: &Merchant, now: i64) -> SeedDemo {
         balance: 5028,
         points_expire_at: crate::storage::points::year_end(now),
         purchases: vec![
-            SeedPurchase { out_trade_no: order_no(basic, "0007"), package_id: "pkg_basic_1000", created_at: basic, transaction_id: Some("4200000000202401201108150007".into()) },
-            SeedPurchase { out_trade_no: order_no(pro, "0003"), package_id: "pkg_pro_12000", created_at: pro, transaction_id: None },
-            SeedPurchase { out_trade_no: order_no(standard, "0001"), package_id: "pkg_standard_5000", created_at: standard, transaction_id: Some("4200000000202406181025310001".into()) },
+            SeedPurchase { out_trade_no: super::service::order_number(basic, "0007"), package_id: "pkg_basic_1000", created_at: basic, transaction_id: Some("4200000000202401201108150007".into()) },
+            SeedPurchase { out_trade_no: super::service::order_number(pro, "0003"), package_id: "pkg_pro_12000", created_at: pro, transaction_id: None },
+            SeedPurchase { out_trade_no: super::service::order_number(standard, "0001"), package_id: "pkg_standard_5000", created_at: standard, transaction_id: Some("4200000000202406181025310001".into()) },
         ],
         keys: vec![
             SeedKey {
@@ -129,8 +126,8 @@ fn demo(vault: &Vault, appid: &str, merchant: &Merchant, now: i64) -> SeedDemo {
                 digest: vault.digest(KEY_DOMAIN, DEMO_KEY),
                 status: KeyStatus::Active,
                 created_at: now - 150 * DAY,
-                expires_at: now + 215 * DAY,
-                last_used_at: Some(now - DAY),
+                expires_at: months_after(now - 150 * DAY, 12),
+                last_used_at: Some(now),
             },
             SeedKey {
                 id: testing.0,
@@ -139,8 +136,8 @@ fn demo(vault: &Vault, appid: &str, merchant: &Merchant, now: i64) -> SeedDemo {
                 digest: vault.digest(KEY_DOMAIN, "sk_live_DemoSandboxKeyExpired0000000000000000000"),
                 status: KeyStatus::Active,
                 created_at: now - 213 * DAY,
-                expires_at: now - 30 * DAY,
-                last_used_at: Some(now - 31 * DAY),
+                expires_at: months_after(now - 213 * DAY, 6),
+                last_used_at: Some(now - 40 * DAY),
             },
             SeedKey {
                 id: "ak_c4e19a07f532",
@@ -148,14 +145,14 @@ fn demo(vault: &Vault, appid: &str, merchant: &Merchant, now: i64) -> SeedDemo {
                 digest: vault.digest(KEY_DOMAIN, "sk_live_DemoSandboxKeyInactive000000000000000000"),
                 status: KeyStatus::Inactive,
                 created_at: now - 148 * DAY,
-                expires_at: now + 35 * DAY,
+                expires_at: months_after(now - 148 * DAY, 6),
                 last_used_at: Some(now - 120 * DAY),
             },
         ],
         consumption: vec![
             record(40, "文本生成接口调用", Some("累计调用 /v1/text/generate 共708次"), 708, testing),
             record(1, "文本生成接口调用", Some("调用 /v1/text/generate 共132次"), 132, production),
-            record(1, "图像识别接口调用", Some("调用 /v1/image/recognize 共60次"), 120, testing),
+            record(1, "图像识别接口调用", Some("调用 /v1/image/recognize 共60次"), 120, production),
             record(0, "数据导出", Some("导出调用明细报表"), 12, production),
         ],
         notice: Notice {

@@ -20,7 +20,7 @@ use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::Vault;
 use crate::storage::Db;
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
-use crate::storage::points::{
+use crate::storage::points::{PointsOrder, 
     ApiKey, ConsumptionKind, Created, Debit, Debited, KeyStatus, NewApiKey, NewOrder,
     ProfileChange, User,
 };
@@ -43,8 +43,8 @@ pub const ANONYMOUS_NICKNAME: &str = "微信用户";
 /// WeChat's grey default avatar (anonymised getUserProfile data).
 pub const DEFAULT_AVATAR: &str = "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132";
 
-/// Who calls a points operation.
-#[derive(Debug, Clone)]
+/// Who calls a points operation. `Debug` leaves the renewal's token out (a bearer credential).
+#[derive(Clone)]
 pub enum Caller {
     /// A logged-in user (a valid, unexpired access token with a live session).
     User(Principal),
@@ -52,6 +52,16 @@ pub enum Caller {
     Renewal(String),
     /// A metered service with an API key that exists and is not deleted.
     Key(ApiKey),
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Caller::User(principal) => f.debug_tuple("User").field(principal).finish(),
+            Caller::Renewal(_) => f.write_str("Renewal(..)"),
+            Caller::Key(key) => f.debug_tuple("Key").field(&key.id).finish(),
+        }
+    }
 }
 
 /// The points application: storage, keys, the shared blocks, the clock.
@@ -310,18 +320,12 @@ impl PointsService {
             .live_for(&user.id, &package.id, package.price_fen, now)
             .await?
         {
-            return self
-                .answer_order(order, &package.name, package.points)
-                .await;
+            return self.answer_order(order).await;
         }
         let payer = self.wechat.openid_of(&user.id).await?;
         let description = format!("API积分商城 {}", package.name);
         for _ in 0..5 {
-            let stamp = chrono::DateTime::from_timestamp_millis(now)
-                .unwrap_or_default()
-                .with_timezone(&BEIJING)
-                .format("%Y%m%d%H%M%S");
-            let out_trade_no = format!("PT{stamp}{}", crate::random::digits(4));
+            let out_trade_no = order_number(now, &crate::random::digits(4));
             let pay = self.payments.new_order(
                 &out_trade_no,
                 Some(&user.id),
@@ -340,21 +344,15 @@ impl PointsService {
             };
             match orders.create(new).await? {
                 Created::Created => {
-                    let order = self
-                        .db
-                        .payments()
+                    let order = orders
                         .get(&out_trade_no)
                         .await?
                         .ok_or_else(|| PointsError::Internal("order vanished".into()))?;
-                    return self
-                        .answer_order(order, &package.name, package.points)
-                        .await;
+                    return self.answer_order(order).await;
                 }
                 Created::NumberTaken => continue,
                 Created::Pending(order) => {
-                    return self
-                        .answer_order(*order, &package.name, package.points)
-                        .await;
+                    return self.answer_order(*order).await;
                 }
             }
         }
@@ -363,12 +361,10 @@ impl PointsService {
         ))
     }
 
-    async fn answer_order(
-        &self,
-        order: PayOrder,
-        package_name: &str,
-        points: i64,
-    ) -> Result<types::PointsOrderCreateData, PointsError> {
+    /// The answer for a pending order: pay parameters signed now, and the package as it was
+    /// ordered (what the notify will credit).
+    async fn answer_order(&self, order: PointsOrder) -> Result<types::PointsOrderCreateData, PointsError> {
+        let PointsOrder { pay: order, package_name, points, .. } = order;
         let params = self.payments.pay_params(&order).await?;
         Ok(types::PointsOrderCreateData {
             order_id: order.out_trade_no,
@@ -381,7 +377,7 @@ impl PointsService {
                 pay_sign: params.pay_sign,
             },
             order_info: types::PointsOrderInfo {
-                package_name: package_name.to_owned(),
+                package_name,
                 points,
                 price: order.amount_fen,
                 create_time: iso_s(order.created_at),
@@ -415,10 +411,10 @@ impl PointsService {
         Ok(types::PointsPaymentCheckData {
             is_paid: paid,
             points: paid.then_some(user.balance),
+            // The account's expiry once paid, even when the points were spent since (null only
+            // when they expired).
             expiry_date: if paid {
-                user.points_expire_at
-                    .filter(|_| user.balance > 0)
-                    .map(iso_s)
+                user.points_expire_at.map(iso_s)
             } else {
                 None
             },
@@ -535,6 +531,9 @@ impl PointsService {
                     "参数错误：idempotencyKey已用于另一笔扣减".into(),
                 ));
             }
+            Debited::KeyUnusable => {
+                return Err(PointsError::Forbidden("API Key已停用、已过期或已删除".into()));
+            }
             Debited::Short(balance) => {
                 return Err(PointsError::Forbidden(format!(
                     "积分不足：当前余额{balance}，本次需要{}",
@@ -606,10 +605,8 @@ impl PointsService {
         if name.is_empty() {
             return Err(PointsError::Invalid("参数错误：name不能为空".into()));
         }
-        if self.db.points_keys().count(&who.user_id).await? >= MAX_KEYS {
-            return Err(PointsError::Invalid(format!(
-                "参数错误：API Key数量已达上限（{MAX_KEYS}个），请先删除不用的Key"
-            )));
+        if name.chars().any(char::is_control) {
+            return Err(PointsError::Invalid("参数错误：name不能包含控制字符".into()));
         }
         let months = match request.expiry_months {
             Some(types::ApiKeyCreateRequestExpiryMonths::Value1) => 1,
@@ -624,9 +621,10 @@ impl PointsService {
         let id = format!("ak_{}", crate::random::hex(12));
         let secret = format!("{KEY_PREFIX}{}", crate::random::alphanumeric(40));
         let (created_at, expires_at) = (now.timestamp_millis(), expires.timestamp_millis());
-        self.db
+        let created = self
+            .db
             .points_keys()
-            .insert(NewApiKey {
+            .create(NewApiKey {
                 id: &id,
                 user_id: &who.user_id,
                 name,
@@ -635,8 +633,13 @@ impl PointsService {
                 created_at,
                 expires_at,
                 last_used_at: None,
-            })
+            }, MAX_KEYS)
             .await?;
+        if !created {
+            return Err(PointsError::Invalid(format!(
+                "参数错误：API Key数量已达上限（{MAX_KEYS}个），请先删除不用的Key"
+            )));
+        }
         Ok(types::ApiKeyCreateData {
             id,
             name: name.to_owned(),
@@ -720,6 +723,13 @@ impl PointsService {
             },
         })
     }
+}
+
+/// An order number (`out_trade_no`, 001 notes §2.2): `PT` + the Beijing time of `ms` as
+/// yyyyMMddHHmmss + `suffix` (4 random digits).
+pub fn order_number(ms: i64, suffix: &str) -> String {
+    let stamp = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&BEIJING).format("%Y%m%d%H%M%S");
+    format!("PT{stamp}{suffix}")
 }
 
 /// The percentage off, rounded half up: `round((original − price) / original × 100)`, 0 without a

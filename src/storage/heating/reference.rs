@@ -216,7 +216,7 @@ async fn seed_paid_order(
             expires_at: created_at + crate::heating::service::ORDER_TTL_MS,
         })
         .await?;
-    PaymentStore(tx).mark_paid(out_trade_no, Reported::Paid { transaction_id, paid_at }).await?;
+    PaymentStore(tx).mark_reported(out_trade_no, Reported::Paid { transaction_id, paid_at }).await?;
     insert_new(tx, order::ActiveModel { out_trade_no: Set(out_trade_no.to_owned()), heat_account: Set(row.heat_account.clone()) }).await?;
     let line = OrderLine { bill_id: row.bill_id.clone(), amount_fen: row.amount_fen, late_fee_fen: late_fee };
     insert_new(tx, order_bill::ActiveModel {

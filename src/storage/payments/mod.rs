@@ -367,19 +367,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         }
     }
 
-    /// Mark an order paid as `reported`, with no API writes: for history written directly
+    /// Mark an order paid or failed as `reported`, with no API writes: for history written directly
     /// (seeding), never for a live payment (that goes through [`PaymentStore::settle`]).
-    pub async fn mark_paid(&self, out_trade_no: &str, reported: Reported<'_>) -> Result<(), StorageError> {
-        let Reported::Paid { transaction_id, paid_at } = reported else {
-            return Err(StorageError::Corrupt(format!("order {out_trade_no}: only a payment can be recorded as paid")));
+    pub async fn mark_reported(&self, out_trade_no: &str, reported: Reported<'_>) -> Result<(), StorageError> {
+        let update = match reported {
+            Reported::Paid { transaction_id, paid_at } => order::Entity::update_many()
+                .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
+                .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
+                .col_expr(order::Column::PaidAt, Expr::value(paid_at)),
+            Reported::Failed => order::Entity::update_many().col_expr(order::Column::Status, Expr::value(PayStatus::Failed)),
         };
-        order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
-            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
-            .col_expr(order::Column::PaidAt, Expr::value(paid_at))
-            .filter(order::Column::OutTradeNo.eq(out_trade_no))
-            .exec(self.0)
-            .await?;
+        update.filter(order::Column::OutTradeNo.eq(out_trade_no)).exec(self.0).await?;
         Ok(())
     }
 

@@ -4,11 +4,12 @@
 
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 
-use super::entity::{KeyStatus, api_key};
-use crate::storage::{StorageError, affected};
+use super::entity::{KeyStatus, api_key, user};
+use crate::storage::{StorageError, affected, write};
 
 /// An API key (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,32 @@ pub struct NewApiKey<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct PointsKeys<'c, C>(pub &'c C);
 
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PointsKeys<'_, C> {
+    /// operationId `api_key_create`: store a new key unless its owner already holds `max` keys
+    /// that are not deleted (false then). The owner's creates queue on a write to their user
+    /// row, so concurrent creates cannot pass the limit together.
+    pub async fn create(&self, new: NewApiKey<'_>, max: u64) -> Result<bool, StorageError> {
+        let tx = write(self.0).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::value(new.created_at))
+            .filter(user::Column::Id.eq(new.user_id))
+            .exec(&tx)
+            .await?;
+        let held = api_key::Entity::find()
+            .filter(api_key::Column::UserId.eq(new.user_id))
+            .filter(api_key::Column::DeletedAt.is_null())
+            .count(&tx)
+            .await?;
+        if held >= max {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        PointsKeys(&tx).insert(new).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 impl<C: ConnectionTrait> PointsKeys<'_, C> {
     /// operationId `api_key_create`: store a new key.
     pub async fn insert(&self, new: NewApiKey<'_>) -> Result<(), StorageError> {
@@ -99,15 +126,6 @@ impl<C: ConnectionTrait> PointsKeys<'_, C> {
             .into_iter()
             .map(ApiKey::from)
             .collect())
-    }
-
-    /// operationId `api_key_create`: how many keys `user_id` has that are not deleted.
-    pub async fn count(&self, user_id: &str) -> Result<u64, StorageError> {
-        Ok(api_key::Entity::find()
-            .filter(api_key::Column::UserId.eq(user_id))
-            .filter(api_key::Column::DeletedAt.is_null())
-            .count(self.0)
-            .await?)
     }
 
     /// operationId `api_key_delete`: delete `user_id`'s key `id`; false when it has no such key

@@ -2,12 +2,12 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, PaginatorTrait,
     QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use super::entity::{ConsumptionKind, api_key, consumption, user};
-use super::expire_in;
+use super::PointsUsers;
+use super::entity::{ConsumptionKind, KeyStatus, api_key, consumption, user};
 use crate::api_support::{Page, PageRequest};
 use crate::storage::{StorageError, affected, is_unique_violation, write};
 
@@ -80,6 +80,9 @@ pub enum Debited {
     Repeated(Consumption, i64),
     /// This idempotency key debited before with another cost or title: nothing done.
     KeyReused,
+    /// The key was switched off, deleted or expired since the request was authenticated:
+    /// nothing done.
+    KeyUnusable,
     /// The balance (after any expiry) does not cover the cost: nothing done.
     Short(i64),
 }
@@ -97,14 +100,29 @@ pub(crate) fn record_id(at_ms: i64) -> String {
 pub struct PointsLedger<'c, C>(pub &'c C);
 
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PointsLedger<'_, C> {
-    /// operationId `points_consume`: debit `debit.cost` points in one transaction — expired
-    /// points first expire, the record is inserted (its idempotency key is unique per user, so a
-    /// concurrent repeat waits for this one and then finds it), and the balance is lowered only
-    /// if it still covers the cost (`balance >= cost`, a conditional write: concurrent debits
-    /// never take more than there is).
+    /// operationId `points_consume`: debit `debit.cost` points. Points whose year is over expire
+    /// first, in their own transaction (the expiry stands whatever the debit does). Then, in one
+    /// transaction: the key is checked as it stands now (its owner may have switched it off or
+    /// deleted it since the request was authenticated; on PostgreSQL the row is share-locked, so
+    /// such a change waits for the debit), the record is inserted (its idempotency key is unique
+    /// per user, so a concurrent repeat waits for this one and then finds it), and the balance is
+    /// lowered only if it still covers the cost (`balance >= cost`, a conditional write:
+    /// concurrent debits never take more than there is).
     pub async fn debit(&self, debit: &Debit<'_>) -> Result<Debited, StorageError> {
+        PointsUsers(self.0).current(debit.user_id, debit.now).await?;
         let tx = write(self.0).await?;
-        expire_in(&tx, debit.user_id, debit.now).await?;
+        let mut key = api_key::Entity::find_by_id(debit.api_key_id.to_owned())
+            .filter(api_key::Column::UserId.eq(debit.user_id))
+            .filter(api_key::Column::Status.eq(KeyStatus::Active))
+            .filter(api_key::Column::DeletedAt.is_null())
+            .filter(api_key::Column::ExpiresAt.gt(debit.now));
+        if tx.get_database_backend() == DbBackend::Postgres {
+            key = key.lock_shared();
+        }
+        if key.one(&tx).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(Debited::KeyUnusable);
+        }
         let record = consumption::ActiveModel {
             id: Set(record_id(debit.now)),
             user_id: Set(debit.user_id.to_owned()),
@@ -142,7 +160,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .await?;
         if !affected(debited) {
             tx.rollback().await?;
-            return Ok(Debited::Short(self.balance(debit.user_id).await?));
+            return Ok(Debited::Short(self.balance(debit.user_id, debit.now).await?));
         }
         api_key::Entity::update_many()
             .col_expr(api_key::Column::LastUsedAt, Expr::value(debit.now))
@@ -186,15 +204,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         }
         Ok(Debited::Repeated(
             first.into(),
-            self.balance(debit.user_id).await?,
+            self.balance(debit.user_id, debit.now).await?,
         ))
     }
 
-    async fn balance(&self, user_id: &str) -> Result<i64, StorageError> {
-        Ok(user::Entity::find_by_id(user_id.to_owned())
-            .one(self.0)
-            .await?
-            .map_or(0, |u| u.balance))
+    /// The balance now (expired first if its year is over).
+    async fn balance(&self, user_id: &str, now: i64) -> Result<i64, StorageError> {
+        Ok(PointsUsers(self.0).current(user_id, now).await?.map_or(0, |u| u.balance))
     }
 
     /// operationId `points_consumption_history_list`: `user_id`'s records, newest first, and

@@ -58,19 +58,42 @@ pub enum Created {
     NumberTaken,
     /// The user already has this pending, unexpired order of the package at this price (placed
     /// by a concurrent request): nothing written, answer it.
-    Pending(Box<PayOrder>),
+    Pending(Box<PointsOrder>),
 }
 
-/// The moment points credited at `now_ms` expire: 23:59:59 UTC on 31 December of that year
-/// (the rule the document's examples imply; see `x-transcription-notes` of points.yaml).
+/// The moment points credited at `now_ms` expire: 23:59:59 UTC (the document's
+/// `2024-12-31T23:59:59Z`) on 31 December of the Beijing calendar year they are credited in —
+/// of the next year when credited in December, so that no purchase lasts less than a month (see
+/// `x-transcription-notes` of points.yaml).
 pub fn year_end(now_ms: i64) -> i64 {
-    let year = chrono::DateTime::from_timestamp_millis(now_ms)
-        .unwrap_or_default()
-        .year();
+    let date = crate::clock::beijing_date(now_ms);
+    let year = if date.month() == 12 { date.year() + 1 } else { date.year() };
     Utc.with_ymd_and_hms(year, 12, 31, 23, 59, 59)
         .single()
         .map_or(now_ms, |t| t.timestamp_millis())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::year_end;
+
+    #[test]
+    fn points_last_to_the_end_of_their_beijing_year_and_december_points_a_year_more() {
+        let at = |y, m, d, h| Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap().timestamp_millis();
+        let end = |y| Utc.with_ymd_and_hms(y, 12, 31, 23, 59, 59).unwrap().timestamp_millis();
+        assert_eq!(year_end(at(2024, 6, 18, 2)), end(2024), "the document's example");
+        assert_eq!(year_end(at(2024, 1, 20, 3)), end(2024));
+        // 1 January 03:00 in Beijing is still 31 December in UTC: the Beijing year counts.
+        assert_eq!(year_end(at(2024, 12, 31, 19)), end(2025));
+        assert_eq!(year_end(at(2024, 11, 30, 15)), end(2024), "30 November 23:00 Beijing");
+        assert_eq!(year_end(at(2024, 11, 30, 16)), end(2025), "1 December 00:00 Beijing");
+    }
+}
+
+/// How long a pending order must still be payable to be answered again (ms): 10 minutes.
+pub const REANSWER_MARGIN_MS: i64 = 10 * 60 * 1000;
 
 /// `points_order`.
 #[derive(Debug, Clone, Copy)]
@@ -128,26 +151,31 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(Created::Created)
     }
 
-    /// operationId `points_order_create`: `user_id`'s pending, unexpired order of `package_id`
-    /// at `price_fen`, if any (asking twice answers one order).
+    /// operationId `points_order_create`: `user_id`'s pending order of `package_id` at
+    /// `price_fen` that can still be paid for [`REANSWER_MARGIN_MS`] after `now`, if any (asking
+    /// twice answers one order; one about to expire is not answered again, its payer would not
+    /// finish in time).
     pub async fn live_for(
         &self,
         user_id: &str,
         package_id: &str,
         price_fen: i64,
         now: i64,
-    ) -> Result<Option<PayOrder>, StorageError> {
-        Ok(pay_order::Entity::find()
+    ) -> Result<Option<PointsOrder>, StorageError> {
+        let live = pay_order::Entity::find()
             .join_rev(JoinType::InnerJoin, order::Relation::PayOrder.def())
             .filter(order::Column::UserId.eq(user_id))
             .filter(order::Column::PackageId.eq(package_id))
             .filter(order::Column::PriceFen.eq(price_fen))
             .filter(pay_order::Column::Status.eq(PayStatus::Pending))
-            .filter(pay_order::Column::ExpiresAt.gt(now))
+            .filter(pay_order::Column::ExpiresAt.gt(now + REANSWER_MARGIN_MS))
             .order_by_desc(pay_order::Column::CreatedAt)
             .one(self.0)
-            .await?
-            .map(PayOrder::from))
+            .await?;
+        match live {
+            Some(pay) => self.get(&pay.out_trade_no).await,
+            None => Ok(None),
+        }
     }
 
     /// operationId `points_payment_check`: order `out_trade_no` (a points order: another API's

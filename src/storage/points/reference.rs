@@ -12,7 +12,7 @@ use super::entity::{
 };
 use super::keys::{NewApiKey, PointsKeys};
 use crate::storage::identity::{WechatLogin, WechatStore};
-use crate::storage::payments::{NewPayOrder, PayStatus, PaymentStore, Reported};
+use crate::storage::payments::{NewPayOrder, PaymentStore, Reported};
 use crate::storage::{StorageError, claim_seed, write};
 
 /// A package.
@@ -349,32 +349,11 @@ async fn seed_demo(
                 expires_at: purchase.created_at + 2 * 3_600_000,
             })
             .await?;
-        match &purchase.transaction_id {
-            Some(transaction_id) => {
-                payments
-                    .mark_paid(
-                        &purchase.out_trade_no,
-                        Reported::Paid {
-                            transaction_id,
-                            paid_at: purchase.created_at + 45_000,
-                        },
-                    )
-                    .await?
-            }
-            None => {
-                crate::storage::payments::entity::order::Entity::update_many()
-                    .col_expr(
-                        crate::storage::payments::entity::order::Column::Status,
-                        Expr::value(PayStatus::Failed),
-                    )
-                    .filter(
-                        crate::storage::payments::entity::order::Column::OutTradeNo
-                            .eq(&purchase.out_trade_no),
-                    )
-                    .exec(tx)
-                    .await?;
-            }
-        }
+        let reported = match &purchase.transaction_id {
+            Some(transaction_id) => Reported::Paid { transaction_id, paid_at: purchase.created_at + 45_000 },
+            None => Reported::Failed,
+        };
+        payments.mark_reported(&purchase.out_trade_no, reported).await?;
         order::Entity::insert(order::ActiveModel {
             out_trade_no: Set(purchase.out_trade_no.clone()),
             user_id: Set(demo.user_id.to_owned()),

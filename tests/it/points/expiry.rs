@@ -1,6 +1,7 @@
 //! The balance's yearly expiry (001 §1.3 `pointsExpiryDate`, §2.5 the `积分过期` record): points
-//! credited in a year expire at 23:59:59Z on its 31 December — on the first read after it, or
-//! by the housekeeping — once, with a consumption record of what expired.
+//! credited in a (Beijing) year expire at 23:59:59Z on its 31 December, the next year's when
+//! credited in December — on the first read or debit after it, or by the housekeeping — once,
+//! with a consumption record of what expired.
 
 use std::time::Duration;
 
@@ -47,7 +48,9 @@ async fn user_info_get_points_expire_at_the_end_of_their_year() {
         "{record}"
     );
     assert!(record.get("apiKeyId").is_none_or(|id| id.is_null()), "{record}");
-    // The key still works, the points are gone.
+    // A key works, the points are gone (the one made before is past its 12 months: the year's
+    // end is next year's when the test runs in December).
+    let (_, secret) = create_key(&app, &token, "新年", Some(12)).await;
     let short = consume(&app, &secret, 1, "after-expiry", "调用").await;
     assert_eq!((short.status, short.body["message"].as_str()), (403, Some("积分不足：当前余额0，本次需要1")), "{}", short.body);
     // Points bought in the new year expire at its end.
@@ -88,4 +91,31 @@ async fn housekeeping_expires_balances_nobody_reads() {
     let history = consumption(&app, &token).await;
     assert_eq!((history["total"].as_i64(), history["list"][0]["title"].as_str()), (Some(1), Some("调用")));
     assert_eq!(user_info(&app, &token).await["pointsExpiryDate"], json!(null));
+}
+
+#[tokio::test]
+async fn points_consume_first_after_the_year_end_expires_the_balance_and_says_so() {
+    let app = TestApp::points().await;
+    let token = login(&app, "expiry-debit").await;
+    buy(&app, &token, "pkg_basic_1000").await;
+    let expiry = year_end(&app);
+    // Half a year before the end (keys last at most 12 months), a key; then past the end with
+    // no read of the account in between: the debit itself finds the year over.
+    let end = DateTime::parse_from_rfc3339(&expiry).unwrap().to_utc();
+    let half_year_before = end - chrono::Duration::days(180);
+    if half_year_before > app.server.clock.now() {
+        app.server.clock.advance((half_year_before - app.server.clock.now()).to_std().unwrap());
+    }
+    let token = login(&app, "expiry-debit").await;
+    let (_, secret) = create_key(&app, &token, "跨年", Some(12)).await;
+    past_year_end(&app);
+    for attempt in ["first", "again"] {
+        let short = consume(&app, &secret, 1, attempt, "调用").await;
+        assert_eq!((short.status, short.body["message"].as_str()), (403, Some("积分不足：当前余额0，本次需要1")), "{}", short.body);
+    }
+    // The expiry stands (it is not undone with the refused debit), recorded once.
+    let token = login(&app, "expiry-debit").await;
+    let history = consumption(&app, &token).await;
+    assert_eq!(history["total"], 1, "{history}");
+    assert_eq!((history["list"][0]["points"].as_i64(), history["list"][0]["consumeTime"].as_str()), (Some(1000), Some(expiry.as_str())));
 }

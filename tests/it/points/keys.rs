@@ -93,3 +93,13 @@ async fn api_key_delete_and_status_update_of_another_users_key_are_404() {
     // The consumption record keeps the key's name.
     assert_eq!(consumption(&app, &owner).await["list"][0]["apiKeyName"], "mine");
 }
+
+#[tokio::test]
+async fn api_key_create_at_once_never_passes_the_limit() {
+    let app = TestApp::points().await;
+    let token = login(&app, "keys-race").await;
+    let body = json!({"name": "并发"});
+    let replies = join_all((0..30).map(|_| app.post(KEY_CREATE, Some(&token), body.clone())).collect()).await;
+    assert_eq!((count(&replies, 200), count(&replies, 422)), (20, 10));
+    assert_eq!(keys(&app, &token).await.len(), 20);
+}

@@ -132,9 +132,12 @@ pub async fn keys(app: &TestApp, token: &str) -> Vec<Value> {
     reply.data()["list"].as_array().unwrap().clone()
 }
 
-/// When points credited now expire: 23:59:59Z on 31 December of the clock's year.
+/// When points credited now expire: 23:59:59Z on 31 December of the clock's Beijing year, the
+/// next one in December.
 pub fn year_end(app: &TestApp) -> String {
-    format!("{}-12-31T23:59:59Z", app.server.clock.now().year())
+    let beijing = app.server.clock.now().with_timezone(&mpapi::clock::BEIJING);
+    let year = if beijing.month() == 12 { beijing.year() + 1 } else { beijing.year() };
+    format!("{year}-12-31T23:59:59Z")
 }
 
 /// `value` with the members at `pointers` replaced by `"[name]"` (each must exist): what a
