@@ -190,7 +190,8 @@ impl Payments {
     }
 
     /// The order as it stands, asking WeChat Pay when it is still pending some seconds after it
-    /// was placed (a late or lost notify): a payment found that way settles exactly as its
+    /// was placed (a late or lost notify) — at most once every [`NOTIFY_GRACE`] per order, on
+    /// every instance together: a payment found that way settles exactly as its
     /// notify would (and the notify, when it comes, is a duplicate). A failed query is logged
     /// and the stored state answered.
     pub async fn current(self: &Arc<Self>, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
@@ -200,6 +201,10 @@ impl Payments {
         };
         let asked_late = order.created_at + NOTIFY_GRACE.as_millis() as i64 <= self.clock.now_ms();
         if order.status != PayStatus::Pending || order.prepay.is_none() || !asked_late {
+            return Ok(Some(order));
+        }
+        // A client polling every second asks WeChat Pay once per grace period, not per poll.
+        if !payments.claim_query(out_trade_no, self.clock.now_ms(), NOTIFY_GRACE.as_millis() as i64).await? {
             return Ok(Some(order));
         }
         match self.pay.query(out_trade_no).await {

@@ -8,6 +8,7 @@ mod m20261203_000002_identity;
 mod m20261203_000003_payments;
 mod m20261203_000004_heating;
 mod m20261203_000005_points;
+mod m20261203_000006_pay_order_query;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_payments::Migration),
             Box::new(m20261203_000004_heating::Migration),
             Box::new(m20261203_000005_points::Migration),
+            Box::new(m20261203_000006_pay_order_query::Migration),
         ]
     }
 }

@@ -78,6 +78,7 @@ pub mod order {
         pub refunded_fen: i64,
         pub sweep_attempts: i32,
         pub sweep_after: Option<i64>,
+        pub queried_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

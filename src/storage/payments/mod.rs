@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
 };
 
@@ -255,6 +255,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             refunded_fen: Set(0),
             sweep_attempts: Set(0),
             sweep_after: Set(None),
+            queried_at: Set(None),
         })
         .exec_without_returning(self.0)
         .await?;
@@ -264,6 +265,20 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// The order `out_trade_no`.
     pub async fn get(&self, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
         Ok(order::Entity::find_by_id(out_trade_no.to_owned()).one(self.0).await?.map(PayOrder::from))
+    }
+
+    /// Claim the right to ask WeChat Pay about pending order `out_trade_no` now: true when nobody
+    /// asked in the last `interval_ms` (the claim is a conditional write, so of concurrent polls
+    /// on any instances one asks).
+    pub async fn claim_query(&self, out_trade_no: &str, now: i64, interval_ms: i64) -> Result<bool, StorageError> {
+        let claimed = order::Entity::update_many()
+            .col_expr(order::Column::QueriedAt, Expr::value(now))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .filter(order::Column::Status.eq(PayStatus::Pending))
+            .filter(Condition::any().add(order::Column::QueriedAt.is_null()).add(order::Column::QueriedAt.lte(now - interval_ms)))
+            .exec(self.0)
+            .await?;
+        Ok(affected(claimed))
     }
 
     /// Record the prepay_id WeChat Pay gave a pending order at `now` (ms), and the payer it was

@@ -297,3 +297,35 @@ async fn payments_refund_a_points_order_with_wechat_pay() {
     assert_eq!(check_payment(app, &token, &order_id).await["isPaid"], false);
     assert_eq!(purchases(app, &token).await["list"][0]["status"], "failed");
 }
+
+#[tokio::test]
+async fn points_payment_check_polled_asks_wechat_pay_once_per_five_seconds() {
+    let real = real().await;
+    let app = &real.app;
+    let token = real.login("wx-order-4", "o_points_payer").await;
+    real.accept_orders("o_points_payer", 990, 1).await;
+    let order_id = order(app, &token, "pkg_basic_1000").await;
+    let mut unpaid = Real::paid(&order_id, 990, "unused");
+    let unpaid = unpaid.as_object_mut().unwrap();
+    unpaid.remove("transaction_id");
+    unpaid.remove("success_time");
+    unpaid.insert("trade_state".into(), json!("NOTPAY"));
+    unpaid.insert("trade_state_desc".into(), json!("未支付"));
+    let unpaid = serde_json::Value::Object(unpaid.clone());
+    Mock::given(method("GET"))
+        .and(path(format!("/v3/pay/transactions/out-trade-no/{order_id}")))
+        .respond_with(signed_response(&real.pay.platform, 200, unpaid.to_string().as_bytes()))
+        .expect(2)
+        .mount(&real.wechat)
+        .await;
+    app.server.clock.advance(Duration::from_secs(6));
+    // A mini-program polling hard: ten polls at once, then five more, all within five seconds.
+    let polls = join_all((0..10).map(|_| check_payment(app, &token, &order_id)).collect()).await;
+    assert!(polls.iter().all(|poll| poll["isPaid"] == false));
+    for _ in 0..5 {
+        assert_eq!(check_payment(app, &token, &order_id).await["isPaid"], false);
+    }
+    // Five seconds on, the next poll asks again.
+    app.server.clock.advance(Duration::from_secs(5));
+    assert_eq!(check_payment(app, &token, &order_id).await["isPaid"], false);
+}
