@@ -3,7 +3,7 @@
 //! (emitted from the spec's responses) put it in the operation's variant for that status. Nothing
 //! is copied per API: an API implements [`ApiError`] once.
 
-use generated::runtime::{ErrorAnswer, FromErrorAnswer, OperationOutput, Prepared};
+use generated::runtime::{AuthError, ErrorAnswer, FromErrorAnswer, OperationOutput, Prepared};
 
 /// An API's application error.
 pub trait ApiError: std::fmt::Display + Sized {
@@ -55,5 +55,19 @@ where
                 })
             })
         }
+    }
+}
+
+/// An API's refusal of a credential as the generated router answers it: our own fault (storage
+/// could not check it) is `Unavailable` — HTTP 503, because a 401 would make every mini-program
+/// drop its token and a database blip would sign everyone out — anything else `Unauthenticated`
+/// in the error's own words.
+pub fn auth_error<E: ApiError>(api: &'static str, error: E) -> AuthError {
+    match error.internal_detail() {
+        Some(detail) => {
+            tracing::error!(api, detail, "authentication could not be checked");
+            AuthError::Unavailable("服务暂时不可用，请稍后重试".into())
+        }
+        None => AuthError::Unauthenticated(error.to_string()),
     }
 }

@@ -4,5 +4,5 @@
 pub mod errors;
 pub mod paging;
 
-pub use errors::{ApiError, error_output};
+pub use errors::{ApiError, auth_error, error_output};
 pub use paging::{Page, PageRequest};

@@ -16,7 +16,7 @@ pub mod service;
 use error::HeatingError;
 use service::HeatingService;
 
-use crate::api_support::error_output;
+use crate::api_support::{auth_error, error_output};
 use crate::identity::Principal;
 
 /// The real heating server: the generated trait over the service.
@@ -45,15 +45,7 @@ impl HeatingApi for Heating {
     type Principal = Principal;
 
     async fn authenticate(&self, _: Operation, credential: Credential) -> Result<Principal, AuthError> {
-        self.0.authenticate(credential.secret()).await.map_err(|error| match error {
-            // The session could not be looked up: not the client's fault, and a 401 would make
-            // every mini-program drop its token (a database blip would sign everyone out).
-            HeatingError::Internal(detail) => {
-                tracing::error!(api = "heating", detail, "authentication could not be checked");
-                AuthError::Unavailable("服务暂时不可用，请稍后重试".into())
-            }
-            other => AuthError::Unauthenticated(other.to_string()),
-        })
+        self.0.authenticate(credential.secret()).await.map_err(|error| auth_error("heating", error))
     }
 
     async fn sms_send(&self, ctx: Context<()>, input: SmsSendInput) -> SmsSendOutput {

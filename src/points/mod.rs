@@ -17,7 +17,7 @@ pub mod service;
 use error::PointsError;
 use service::{Caller, PointsService};
 
-use crate::api_support::error_output;
+use crate::api_support::{auth_error, error_output};
 use crate::identity::Principal;
 
 /// The real points server: the generated trait over the service.
@@ -63,19 +63,7 @@ impl PointsApi for Points {
             Operation::PointsConsume => self.0.authenticate_key(secret).await.map(Caller::Key),
             _ => self.0.authenticate(secret).await.map(Caller::User),
         };
-        result.map_err(|error| match error {
-            // The credential could not be looked up: not the client's fault, and a 401 would
-            // make every mini-program drop its token.
-            PointsError::Internal(detail) => {
-                tracing::error!(
-                    api = "points",
-                    detail,
-                    "authentication could not be checked"
-                );
-                AuthError::Unavailable("服务暂时不可用，请稍后重试".into())
-            }
-            other => AuthError::Unauthenticated(other.to_string()),
-        })
+        result.map_err(|error| auth_error("points", error))
     }
 
     async fn auth_wechat_login(
@@ -109,10 +97,7 @@ impl PointsApi for Points {
     }
 
     async fn user_info_get(&self, ctx: Context<Caller>, _: UserInfoGetInput) -> UserInfoGetOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => self.0.user_info_get(who).await,
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.user_info_get(user(&ctx.principal)?).await }.await;
         answer!(ctx, result, UserInfoGetOutput, UserInfoGetResponse)
     }
 
@@ -121,10 +106,11 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         _: PointsPackageListInput,
     ) -> PointsPackageListOutput {
-        let result = match user(&ctx.principal) {
-            Ok(_) => self.0.points_package_list().await,
-            Err(error) => Err(error),
-        };
+        let result = async {
+            user(&ctx.principal)?;
+            self.0.points_package_list().await
+        }
+        .await;
         answer!(
             ctx,
             result,
@@ -138,14 +124,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: PointsOrderCreateInput,
     ) -> PointsOrderCreateOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => {
-                self.0
-                    .points_order_create(who, &input.body.package_id)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.points_order_create(user(&ctx.principal)?, &input.body.package_id).await }.await;
         answer!(
             ctx,
             result,
@@ -159,10 +138,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: PointsPaymentCheckInput,
     ) -> PointsPaymentCheckOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => self.0.points_payment_check(who, &input.order_id).await,
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.points_payment_check(user(&ctx.principal)?, &input.order_id).await }.await;
         answer!(
             ctx,
             result,
@@ -176,14 +152,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: PointsPurchaseHistoryListInput,
     ) -> PointsPurchaseHistoryListOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => {
-                self.0
-                    .points_purchase_history_list(who, input.page, input.size)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.points_purchase_history_list(user(&ctx.principal)?, input.page, input.size).await }.await;
         answer!(
             ctx,
             result,
@@ -197,14 +166,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: PointsConsumptionHistoryListInput,
     ) -> PointsConsumptionHistoryListOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => {
-                self.0
-                    .points_consumption_history_list(who, input.page, input.size)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.points_consumption_history_list(user(&ctx.principal)?, input.page, input.size).await }.await;
         answer!(
             ctx,
             result,
@@ -248,10 +210,7 @@ impl PointsApi for Points {
     }
 
     async fn api_key_list(&self, ctx: Context<Caller>, _: ApiKeyListInput) -> ApiKeyListOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => self.0.api_key_list(who).await,
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.api_key_list(user(&ctx.principal)?).await }.await;
         answer!(ctx, result, ApiKeyListOutput, ApiKeyListResponse)
     }
 
@@ -260,10 +219,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: ApiKeyCreateInput,
     ) -> ApiKeyCreateOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => self.0.api_key_create(who, &input.body).await,
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.api_key_create(user(&ctx.principal)?, &input.body).await }.await;
         answer!(ctx, result, ApiKeyCreateOutput, ApiKeyCreateResponse)
     }
 
@@ -272,10 +228,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: ApiKeyDeleteInput,
     ) -> ApiKeyDeleteOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => self.0.api_key_delete(who, &input.body.id).await,
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.api_key_delete(user(&ctx.principal)?, &input.body.id).await }.await;
         answer!(ctx, result, ApiKeyDeleteOutput, ApiKeyDeleteResponse)
     }
 
@@ -284,14 +237,7 @@ impl PointsApi for Points {
         ctx: Context<Caller>,
         input: ApiKeyStatusUpdateInput,
     ) -> ApiKeyStatusUpdateOutput {
-        let result = match user(&ctx.principal) {
-            Ok(who) => {
-                self.0
-                    .api_key_status_update(who, &input.body.id, &input.body.status)
-                    .await
-            }
-            Err(error) => Err(error),
-        };
+        let result = async { self.0.api_key_status_update(user(&ctx.principal)?, &input.body.id, &input.body.status).await }.await;
         answer!(
             ctx,
             result,

@@ -21,7 +21,7 @@ use crate::pii::Vault;
 use crate::storage::Db;
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 use crate::storage::points::{PointsOrder, 
-    ApiKey, ConsumptionKind, Created, Debit, Debited, KeyStatus, NewApiKey, NewOrder,
+    ApiKey, Created, Debit, Debited, KeyStatus, NewApiKey, NewOrder,
     ProfileChange, User,
 };
 
@@ -541,7 +541,6 @@ impl PointsService {
                 )));
             }
         };
-        debug_assert_eq!(record.kind, ConsumptionKind::Consume);
         Ok(types::PointsConsumeData {
             id: record.id,
             title: record.title,
