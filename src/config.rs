@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Everything `mpapi serve` reads at start.
@@ -156,6 +156,13 @@ pub struct ApiConfig {
     pub tokens: TokenConfig,
     /// The per-IP request limit; `None`: no limit (only heating's document states one).
     pub rate_limit: Option<RateLimitConfig>,
+    /// Where uploaded files (community's face photos, 002 §2.3.1) are kept and how their URLs
+    /// are signed.
+    pub files: FilesConfig,
+    /// ID-card OCR (community, 002 §2.3.2).
+    pub ocr: OcrConfig,
+    /// The 安防平台 (security platform) asked about residents and owners (community, 002 §2.2).
+    pub security_platform: SecurityPlatformConfig,
 }
 
 impl Default for ApiConfig {
@@ -168,7 +175,8 @@ impl ApiConfig {
     /// The documented defaults of API `id`: heating 000 (2 h tokens, rotating refresh tokens,
     /// 100 requests per IP per 15 min), points 001 (2 h, the expired token refreshable for 7
     /// days), community 002 (1 h, 14 days), charging 003 (24 h, no refresh), o2o 004 (the
-    /// document is silent: 7 days, no refresh).
+    /// document is silent: 7 days, no refresh). WeChat Pay v2 for community and charging, v3 for
+    /// the others.
     pub fn defaults(id: &str) -> ApiConfig {
         let days = |n: u64| n * 24 * 3600;
         let (access_ttl_seconds, refresh, refresh_seconds) = match id {
@@ -178,12 +186,20 @@ impl ApiConfig {
             "charging" => (86_400, RefreshStyle::None, 0),
             _ => (days(7), RefreshStyle::None, 0),
         };
+        // Community's and charging's documents pay with WeChat Pay v2 (XML), the others with v3.
+        let pay_version = match id {
+            "community" | "charging" => PayVersion::V2,
+            _ => PayVersion::V3,
+        };
         ApiConfig {
             appid: format!("wx_sandbox_{}", if id.is_empty() { "app" } else { id }),
             wechat_login: WechatLoginConfig::default(),
-            wechat_pay: WechatPayConfig::default(),
+            wechat_pay: WechatPayConfig { version: pay_version, ..WechatPayConfig::default() },
             tokens: TokenConfig { access_ttl_seconds, refresh, refresh_seconds },
             rate_limit: (id == "heating").then(RateLimitConfig::default),
+            files: FilesConfig::default(),
+            ocr: OcrConfig::default(),
+            security_platform: SecurityPlatformConfig::default(),
         }
     }
 }
@@ -251,12 +267,17 @@ impl Default for WechatLoginConfig {
     }
 }
 
-/// WeChat Pay v3 (JSAPI). The sandbox generates its own merchant and platform keys at start.
+/// WeChat Pay (JSAPI), v3 or v2 (`version`). The sandbox generates its own merchant and platform
+/// keys (v3) or API key (v2) at start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WechatPayConfig {
     /// `sandbox` (default) or `real`.
     pub provider: ProviderKind,
+    /// The protocol the merchant speaks: `v3` (JSON, RSA; heating, points, o2o) or `v2` (XML,
+    /// MD5/HMAC-SHA256 signs; community and charging). Default: the API's (see
+    /// [`ApiConfig::defaults`]).
+    pub version: PayVersion,
     /// `https://api.mch.weixin.qq.com` (tests point it at wiremock).
     pub base_url: String,
     /// The merchant id (商户号).
@@ -276,6 +297,62 @@ pub struct WechatPayConfig {
     /// path is appended. Default: `http://127.0.0.1:{port}`, right for the sandbox only — a real
     /// merchant must set an https URL WeChat can reach.
     pub notify_base_url: Option<String>,
+    /// v2: the API key (API密钥, 32 characters, 商户平台→API安全), which signs every request,
+    /// answer and notify and decrypts refund notifies. Not the APIv3 key (domain.md §2.1).
+    #[serde(serialize_with = "skip_secret")]
+    pub api_key: Option<SecretString>,
+    /// v2: how requests are signed, `MD5` (default) or `HMAC-SHA256`; answers and notifies
+    /// without a `sign_type` are checked the same way.
+    pub sign_type: SignType,
+    /// v2: the merchant API certificate, PEM (`apiclient_cert.pem`) — the file's path. Refunds
+    /// (`/secapi/pay/refund`) need it and `client_key_file` for mutual TLS.
+    pub client_cert_file: Option<PathBuf>,
+    /// v2: the merchant API certificate's private key, PEM (`apiclient_key.pem`) — the file's
+    /// path.
+    pub client_key_file: Option<PathBuf>,
+}
+
+/// The WeChat Pay protocol of a merchant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayVersion {
+    /// API v2: XML bodies signed with the API key (MD5 or HMAC-SHA256), refunds over mutual
+    /// TLS (domain.md §2.1).
+    V2,
+    /// API v3: JSON bodies, RSA signatures, AES-GCM notify resources (domain.md §2.2).
+    #[default]
+    V3,
+}
+
+/// How WeChat Pay v2 signs (`sign_type`, domain.md §2.1), named as on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignType {
+    /// `MD5`: uppercase hex MD5 of `k=v&…&key=API_KEY`.
+    #[default]
+    #[serde(rename = "MD5")]
+    Md5,
+    /// `HMAC-SHA256`: uppercase hex HMAC-SHA256 of the same string, keyed with the API key.
+    #[serde(rename = "HMAC-SHA256")]
+    HmacSha256,
+}
+
+impl SignType {
+    /// The wire name, `MD5` or `HMAC-SHA256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignType::Md5 => "MD5",
+            SignType::HmacSha256 => "HMAC-SHA256",
+        }
+    }
+
+    /// The sign type WeChat writes as `s`; `None` for another.
+    pub fn from_wire(s: &str) -> Option<SignType> {
+        match s {
+            "MD5" => Some(SignType::Md5),
+            "HMAC-SHA256" => Some(SignType::HmacSha256),
+            _ => None,
+        }
+    }
 }
 
 impl Default for WechatPayConfig {
@@ -290,6 +367,11 @@ impl Default for WechatPayConfig {
             public_key_id: String::new(),
             public_key_file: None,
             notify_base_url: None,
+            version: PayVersion::V3,
+            api_key: None,
+            sign_type: SignType::Md5,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -307,6 +389,122 @@ pub struct RateLimitConfig {
 impl Default for RateLimitConfig {
     fn default() -> RateLimitConfig {
         RateLimitConfig { requests: 100, window_seconds: 15 * 60 }
+    }
+}
+
+/// Where files are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesProvider {
+    /// A directory on this machine (`local_dir`): fine for one instance or a shared volume.
+    #[default]
+    Local,
+    /// An S3-compatible bucket (AWS S3, Aliyun OSS, MinIO, …), kept private.
+    S3,
+}
+
+/// Private file storage (002 §2.3.1 face photos). Files are never public: clients load them
+/// through `GET /files/{key}` on the API's port with a signed, expiring URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// `local` (default) or `s3`.
+    pub provider: FilesProvider,
+    /// `local`: the directory (created if missing). Default `data/files`.
+    pub local_dir: PathBuf,
+    /// `s3`: the endpoint (`https://oss-cn-hangzhou.aliyuncs.com`); empty: AWS's own. With
+    /// `virtual_hosted_style` it must include the bucket (`https://BUCKET.oss-cn-hangzhou…`).
+    pub endpoint: String,
+    /// `s3`: the bucket (private: no public-read ACL or policy).
+    pub bucket: String,
+    /// `s3`: the region (`oss-cn-hangzhou`, `us-east-1`, …).
+    pub region: String,
+    /// `s3`: the access key id.
+    pub access_key_id: String,
+    /// `s3`: the secret access key.
+    #[serde(serialize_with = "skip_secret")]
+    pub secret_access_key: Option<SecretString>,
+    /// `s3`: virtual-hosted-style requests (`BUCKET.endpoint/key`), which Aliyun OSS requires;
+    /// false: path style (`endpoint/BUCKET/key`).
+    pub virtual_hosted_style: bool,
+    /// The public base URL file URLs start with (`https://api.example.com`); `/files/{key}` is
+    /// appended. Default: `http://127.0.0.1:{port}`, right for development only.
+    pub public_base_url: Option<String>,
+    /// How long a signed file URL stays valid, seconds (default 3600).
+    pub url_ttl_seconds: u64,
+    /// The largest file accepted, bytes (default 5 MiB).
+    pub max_bytes: usize,
+}
+
+impl Default for FilesConfig {
+    fn default() -> FilesConfig {
+        FilesConfig {
+            provider: FilesProvider::Local,
+            local_dir: PathBuf::from("data/files"),
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: None,
+            virtual_hosted_style: false,
+            public_base_url: None,
+            url_ttl_seconds: 3600,
+            max_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// ID-card OCR (002 §2.3.2): the deterministic sandbox, or Aliyun market's 身份证识别
+/// (`/rest/160601/ocr/ocr_idcard.json`, billed per call through an AppCode).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OcrConfig {
+    /// `sandbox` (default) or `real`.
+    pub provider: ProviderKind,
+    /// `https://cardnumber.market.alicloudapi.com` (tests point it at wiremock).
+    pub base_url: String,
+    /// The Aliyun market AppCode.
+    #[serde(serialize_with = "skip_secret")]
+    pub appcode: Option<SecretString>,
+}
+
+impl Default for OcrConfig {
+    fn default() -> OcrConfig {
+        OcrConfig {
+            provider: ProviderKind::Sandbox,
+            base_url: "https://cardnumber.market.alicloudapi.com".into(),
+            appcode: None,
+        }
+    }
+}
+
+/// The 安防平台 (002 §2.2): the sandbox platform kept in the database, or the real one over a
+/// signed JSON adapter (see `providers::security_platform`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecurityPlatformConfig {
+    /// `sandbox` (default) or `real`.
+    pub provider: ProviderKind,
+    /// The platform's base URL (`https://security.example.com`).
+    pub base_url: String,
+    /// Our application key there (`X-App-Key`).
+    pub app_key: String,
+    /// The secret requests are signed with (`X-Signature`).
+    #[serde(serialize_with = "skip_secret")]
+    pub app_secret: Option<SecretString>,
+    /// Per-request timeout, seconds (default 5).
+    pub timeout_seconds: u64,
+}
+
+impl Default for SecurityPlatformConfig {
+    fn default() -> SecurityPlatformConfig {
+        SecurityPlatformConfig {
+            provider: ProviderKind::Sandbox,
+            base_url: String::new(),
+            app_key: String::new(),
+            app_secret: None,
+            timeout_seconds: 5,
+        }
     }
 }
 
@@ -373,9 +571,28 @@ impl Config {
                 if api.wechat_pay.mchid == WechatPayConfig::default().mchid {
                     problems.push(format!("apis.{id}.wechat_pay.mchid is not set (the default is WeChat's sample merchant)"));
                 }
+                let v2_key = api.wechat_pay.api_key.as_ref();
+                if api.wechat_pay.version == PayVersion::V2
+                    && v2_key.is_none_or(|key| key.expose_secret().is_empty())
+                {
+                    problems.push(format!("apis.{id}.wechat_pay.api_key is not set (API v2 key)"));
+                }
             }
             if api.appid.starts_with("wx_sandbox_") {
                 problems.push(format!("apis.{id}.appid is not set"));
+            }
+            if *id == "community" {
+                if api.ocr.provider == ProviderKind::Sandbox {
+                    problems.push(format!("apis.{id}.ocr.provider is the sandbox"));
+                }
+                if api.security_platform.provider == ProviderKind::Sandbox {
+                    problems.push(format!("apis.{id}.security_platform.provider is the sandbox"));
+                }
+                let base = api.files.public_base_url.as_deref();
+                if !base.is_some_and(|u| u.starts_with("https://")) {
+                    let field = format!("apis.{id}.files.public_base_url");
+                    problems.push(format!("{field} must be a public https URL"));
+                }
             }
         }
         if self.demo_data == Some(true) {

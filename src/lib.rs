@@ -13,6 +13,7 @@ pub mod api_support;
 pub mod apis;
 pub mod cli;
 pub mod clock;
+pub mod community;
 pub mod config;
 pub mod heating;
 pub mod identity;

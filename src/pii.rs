@@ -81,6 +81,16 @@ impl std::fmt::Debug for IdNumber {
     }
 }
 
+/// An ID number not (yet) validated — as a vendor read it — masked as [`IdNumber::masked`] for
+/// logs and `Debug`: 18 ASCII characters keep their first 6 and last 4, anything else is `***`.
+pub fn mask_id_number(raw: &str) -> String {
+    if raw.len() == 18 && raw.is_ascii() {
+        format!("{}********{}", &raw[..6], &raw[14..])
+    } else {
+        "***".into()
+    }
+}
+
 /// A phone number for logs: `138****5678`.
 pub fn mask_phone(phone: &str) -> String {
     if phone.len() == 11 && phone.is_ascii() { format!("{}****{}", &phone[..3], &phone[7..]) } else { "***".into() }

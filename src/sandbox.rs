@@ -1,6 +1,7 @@
-//! The sandbox: stand-ins for SMS, WeChat login and WeChat Pay, and the `/_sandbox/*` routes that
-//! let a developer or a test see and drive them. The routes are plain JSON, outside every API
-//! contract, and each exists only on the ports of APIs whose provider it drives is the sandbox.
+//! The sandbox: stand-ins for SMS, WeChat login, WeChat Pay and the 安防平台, and the `/_sandbox/*`
+//! routes that let a developer or a test see and drive them. The routes are plain JSON, outside
+//! every API contract, and each exists only on the ports of APIs whose provider it drives is the
+//! sandbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::clock::Clock;
+use crate::providers::security_platform::SandboxSecurity;
 use crate::providers::sms::SandboxSms;
 use crate::providers::wechat_login::SandboxLogin;
 use crate::providers::wechat_pay::sandbox::{SandboxPay, SandboxPayError};
@@ -32,6 +34,8 @@ pub struct Sandbox {
     /// The payment platform, when the API's WeChat Pay is the sandbox
     /// (`POST /_sandbox/pay/{order_id}`).
     pub pay: Option<Arc<SandboxPay>>,
+    /// The 安防平台, when the API's is the sandbox (`POST /_sandbox/security`).
+    pub security: Option<Arc<SandboxSecurity>>,
     /// The server's clock (watermarks).
     pub clock: Clock,
 }
@@ -48,7 +52,10 @@ fn valid_phone(phone: &str) -> bool {
 impl Sandbox {
     /// Whether any of the API's providers is the sandbox (then the routes exist).
     pub fn is_active(&self) -> bool {
-        self.sms.is_some() || self.login_appid.is_some() || self.pay.is_some()
+        self.sms.is_some()
+            || self.login_appid.is_some()
+            || self.pay.is_some()
+            || self.security.is_some()
     }
 
     /// The routes [`Sandbox::routes`] serves, as (method and path, what it does), for the
@@ -70,6 +77,12 @@ impl Sandbox {
                 "the sandbox payment platform pays (or fails) the order and sends the API a signed WeChat Pay notify",
             ));
         }
+        if self.security.is_some() {
+            routes.push((
+                "POST /_sandbox/security?fail=true|false",
+                "switch the sandbox 安防平台 to failing (安防平台接口出现故障) or back, for every instance",
+            ));
+        }
         routes
     }
 
@@ -83,10 +96,14 @@ impl Sandbox {
     ///   watermark with this API's appid) with the session key the sandbox login gives `code` —
     ///   send them with that same code to the API's login. Missing code, or data that is no JSON
     ///   object → 400.
-    /// - `POST /_sandbox/pay/{order_id}?result=success|fail` (default success) → 200
+    /// - `POST /_sandbox/pay/{order_id}?result=success|fail` (default success; `order_id` the
+    ///   out_trade_no, or the prepay_id a mini-program holds) → 200
     ///   `{"order_id","result","notify":{"status","body"}}` after delivering the notify; unknown
     ///   order 404, expired / closed / already paid / being paid 409, bad result 400, notify not
     ///   delivered 502.
+    /// - `POST /_sandbox/security?fail=true|false` → 200 `{"fault": bool}`: the sandbox 安防平台
+    ///   fails every call (002 §2.2.1.4 example 4) or answers again, on every instance (the
+    ///   switch is in the database); `fail` missing or another value → 400.
     ///
     /// Errors are `{"error": "…"}`.
     pub fn routes(&self) -> Router {
@@ -99,6 +116,9 @@ impl Sandbox {
         }
         if self.pay.is_some() {
             router = router.route("/_sandbox/pay/{order_id}", post(pay_order));
+        }
+        if self.security.is_some() {
+            router = router.route("/_sandbox/security", post(security_fault));
         }
         router.with_state(self.clone())
     }
@@ -178,6 +198,27 @@ async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Q
     }
 }
 
+async fn security_fault(
+    State(state): State<Sandbox>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(security) = &state.security else {
+        return error(StatusCode::NOT_FOUND, "the sandbox 安防平台 is not active");
+    };
+    let fault = match query.get("fail").map(String::as_str) {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return error(StatusCode::BAD_REQUEST, "query parameter fail must be true or false"),
+    };
+    match security.set_fault(fault, state.clock.now_ms()).await {
+        Ok(()) => Json(json!({ "fault": fault })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "switching the sandbox 安防平台 failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "the database failed")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::body::Body;
@@ -192,7 +233,8 @@ mod tests {
     use crate::providers::wechat_pay::{PrepayRequest, WechatPay as _};
 
     fn sandbox(api: &'static str) -> Sandbox {
-        Sandbox { api, sms: None, login_appid: None, pay: None, clock: Clock::default() }
+        let clock = Clock::default();
+        Sandbox { api, sms: None, login_appid: None, pay: None, security: None, clock }
     }
 
     impl Sandbox {
@@ -262,7 +304,8 @@ mod tests {
                     .replace("NUMBER", "13800000000")
                     .replace("CODE", "c")
                     .replace("JSON", "%7B%7D")
-                    .replace("success|fail", "success");
+                    .replace("success|fail", "success")
+                    .replace("true|false", "false");
                 // The route's own answer is JSON (even its 404 for an unknown order); the
                 // router's refusal of a path it does not serve has no body.
                 let (status, body) = call(&router, method, &uri).await;
@@ -286,6 +329,31 @@ mod tests {
             let (status, _) = call(&router, "GET", uri).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
         }
+    }
+
+    #[tokio::test]
+    async fn security_route_switches_the_sandbox_platform() {
+        let db = crate::storage::Db::connect("sqlite::memory:").await.expect("a database");
+        let vault = Arc::new(crate::pii::Vault::new(&[7; 32], &[9; 32]).expect("keys"));
+        let security = Arc::new(SandboxSecurity::new(db, vault));
+        let listed = Sandbox { security: Some(security.clone()), ..sandbox("community") };
+        assert!(listed.is_active());
+        assert_eq!(listed.active_routes().len(), 1);
+        let router = listed.routes();
+        let (status, body) = call(&router, "POST", "/_sandbox/security?fail=true").await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "fault": true })));
+        assert!(security.fault().await.expect("read"));
+        let (status, body) = call(&router, "POST", "/_sandbox/security?fail=false").await;
+        assert_eq!((status, body), (StatusCode::OK, json!({ "fault": false })));
+        assert!(!security.fault().await.expect("read"));
+        for uri in ["/_sandbox/security", "/_sandbox/security?fail=maybe"] {
+            let (status, body) = call(&router, "POST", uri).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert!(body["error"].is_string());
+        }
+        let inactive = sandbox("community").routes();
+        let (status, _) = call(&inactive, "POST", "/_sandbox/security?fail=true").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "only while the platform is the sandbox");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::apis::Api;
 use crate::clock::Clock;
-use crate::config::{ApiConfig, Config, Environment, ProviderKind};
+use crate::config::{ApiConfig, Config, Environment, PayVersion, ProviderKind};
 use crate::identity::{Codes, Passwords, Sessions, Wechat};
 use crate::payments::Payments;
 use crate::pii::Vault;
@@ -25,6 +25,7 @@ use crate::providers::sms::{AliyunSms, SandboxSms};
 use crate::providers::wechat_login::{Code2Session, SandboxLogin};
 use crate::providers::wechat_pay::WechatPay;
 use crate::providers::wechat_pay::sandbox::SandboxPay;
+use crate::providers::wechat_pay::v2::WechatPayV2;
 use crate::providers::wechat_pay::v3::WechatPayV3;
 use crate::providers::{SmsProvider, WechatLogin};
 use crate::ratelimit::{self, IpLimit};
@@ -47,12 +48,16 @@ pub struct RealApi {
     /// Whether it sends SMS codes (then its port serves the sandbox outbox while SMS is the
     /// sandbox).
     pub sends_sms: bool,
+    /// Whether it asks the 安防平台 (then [`ApiParts::security_platform`] is built from its
+    /// section, and the sandbox platform's switch is served while it is the sandbox).
+    pub security_platform: bool,
 }
 
 /// The APIs with a real implementation so far; `serve` starts only these.
 pub const REAL_APIS: &[RealApi] = &[
-    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true },
-    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false },
+    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true, security_platform: false },
+    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false, security_platform: false },
+    RealApi { id: "community", build: |server, parts, port| Box::pin(community(server, parts, port)), start_here: community_start_here, sends_sms: true, security_platform: true },
 ];
 
 /// The ids of [`REAL_APIS`].
@@ -101,6 +106,8 @@ pub struct ApiParts {
     pub login: Arc<dyn WechatLogin>,
     /// Its WeChat Pay merchant.
     pub pay: Arc<dyn WechatPay>,
+    /// Its 安防平台, when it asks one (community).
+    pub security_platform: Option<Arc<dyn crate::providers::security_platform::SecurityPlatform>>,
     /// Its sandbox (routes only while one of its providers is the sandbox).
     pub sandbox: Sandbox,
     /// Whether the demo data is seeded (unset: while its WeChat Pay is the sandbox).
@@ -195,27 +202,53 @@ impl Server {
             ProviderKind::Sandbox => Arc::new(SandboxLogin),
             ProviderKind::Real => Arc::new(Code2Session::new(&config.appid, &config.wechat_login).with_context(|| format!("apis.{id}.wechat_login"))?),
         };
-        let (pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match config.wechat_pay.provider {
-            ProviderKind::Sandbox => {
-                let pay = Arc::new(
-                    SandboxPay::new(config.appid.clone(), config.wechat_pay.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?,
-                );
+        let pay_config = &config.wechat_pay;
+        let in_section = || format!("apis.{id}.wechat_pay");
+        let versioned = (pay_config.provider, pay_config.version);
+        let (pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match versioned {
+            (ProviderKind::Sandbox, version) => {
+                let new = match version {
+                    PayVersion::V3 => SandboxPay::new,
+                    PayVersion::V2 => SandboxPay::new_v2,
+                };
+                let pay = new(config.appid.clone(), pay_config.mchid.clone(), self.clock.clone());
+                let pay = Arc::new(pay.context("sandbox WeChat Pay")?);
                 (pay.clone(), Some(pay))
             }
-            ProviderKind::Real => {
-                let pay = WechatPayV3::new(&config.appid, &config.wechat_pay).with_context(|| format!("apis.{id}.wechat_pay"))?;
+            (ProviderKind::Real, PayVersion::V3) => {
+                let pay = WechatPayV3::new(&config.appid, pay_config).with_context(in_section)?;
                 (Arc::new(pay), None)
             }
+            (ProviderKind::Real, PayVersion::V2) => {
+                let pay = WechatPayV2::new(&config.appid, pay_config).with_context(in_section)?;
+                (Arc::new(pay), None)
+            }
+        };
+        let (security_platform, sandbox_security) = if api.security_platform {
+            let (platform, sandbox) = crate::providers::security_platform::from_config(&config.security_platform, self.db.clone(), self.vault.clone())
+                .with_context(|| format!("apis.{id}.security_platform"))?;
+            (Some(platform), sandbox)
+        } else {
+            (None, None)
         };
         let sandbox = Sandbox {
             api: id,
             sms: self.sandbox_sms.clone().filter(|_| api.sends_sms),
             login_appid: (config.wechat_login.provider == ProviderKind::Sandbox).then(|| config.appid.clone()),
             pay: sandbox_pay,
+            security: sandbox_security,
             clock: self.clock.clone(),
         };
         let demo = self.config.demo_data.unwrap_or(config.wechat_pay.provider == ProviderKind::Sandbox);
-        Ok(ApiParts { id, config, login, pay, sandbox, demo })
+        Ok(ApiParts { id, config, login, pay, security_platform, sandbox, demo })
+    }
+
+    /// The key file URLs are signed with, derived from the server's master key (so every
+    /// instance signs alike).
+    pub fn file_key(&self) -> Vec<u8> {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.jwt.expose_secret());
+        hmac::sign(&key, b"mpapi file urls").as_ref().to_vec()
     }
 
     /// API `id`'s sessions under its token policy.
@@ -467,6 +500,74 @@ fn points_start_here(parts: &ApiParts) -> StartHere {
         start
             .first_calls
             .push("curl -s {base}/api/v1/system/status".into());
+    }
+    start
+}
+
+/// Community (002): WeChat login with the session_key kept server side, key-based SMS codes,
+/// the 安防平台, face photos and ID-card OCR, reviews, and fee orders paid with WeChat Pay v2.
+async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+    use crate::community::{self, Community, service::CommunityService};
+    anyhow::ensure!(
+        parts.config.rate_limit.is_none(),
+        "apis.community.rate_limit: community's document states no request limit and its contract no 429 answer; remove the setting"
+    );
+    let now = server.clock.now_ms();
+    let written = community::seed::seed(&server.db, &server.vault, parts.pay.merchant(), parts.demo, now).await?;
+    if !written.is_empty() {
+        tracing::info!(api = "community", "fresh database: {} written", written.join(" and "));
+    }
+    if parts.sandbox.security.is_some() && parts.demo && crate::providers::security_platform::seed(&server.db, &server.vault).await? {
+        tracing::info!(api = "community", "fresh database: the sandbox 安防平台's residents written");
+    }
+    let notify_path = generated::community::Operation::PaymentNotify.path();
+    let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::community::Settler));
+    spawn_housekeeping("community", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
+    let files = crate::providers::files::FileStore::from_config(&parts.config.files, &server.file_key(), port, server.clock.clone())
+        .context("apis.community.files")?;
+    let files = Arc::new(files);
+    let service = Arc::new(CommunityService {
+        db: server.db.clone(),
+        vault: server.vault.clone(),
+        sessions: server.sessions(parts)?,
+        codes: Codes::new("community", community::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        owner_codes: Codes::new("community", community::service::OWNER_CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        wechat: Wechat::new("community", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
+        payments,
+        files: files.clone(),
+        ocr: crate::providers::ocr::from_config(&parts.config.ocr).context("apis.community.ocr")?,
+        platform: parts.security_platform.clone().context("community asks the 安防平台")?,
+        clock: server.clock.clone(),
+    });
+    let router = generated::community::router(Arc::new(Community(service.clone()))).merge(files.routes());
+    Ok(if parts.sandbox.is_active() { router.merge(community::sandbox::routes(service)) } else { router })
+}
+
+/// Community's start: the demo owner's login code while seeded; the sandbox login's first call.
+fn community_start_here(parts: &ApiParts) -> StartHere {
+    use crate::community::seed::{DEMO_CODE, DEMO_PHONE, PLATFORM_PHONE};
+    let mut start = StartHere::new(Mode::Serve);
+    if parts.demo {
+        start.notes.push(format!(
+            "demo owner 王建国 ({DEMO_PHONE}): POST /api/v1/weapp/authorizations {{\"code\":\"{DEMO_CODE}\"}}; 晨曦家园1栋1单元1楼101号 with his family, a pending and a refused review, unpaid and paid fees"
+        ));
+        start.notes.push(format!(
+            "the sandbox 安防平台 knows {PLATFORM_PHONE} (李秀英): a verify code for it auto-binds 晨曦家园1栋1单元2楼201号; house 102 has no owner"
+        ));
+    }
+    if parts.sandbox.login_appid.is_some() {
+        let code = if parts.demo { DEMO_CODE } else { "any-code" };
+        start.notes.push("send access_token as Authorization: Bearer TOKEN; review with POST /_sandbox/shenhe/{id}; pay a bill with POST /_sandbox/pay/{prepay_id} (from data.package)".into());
+        start.first_calls.push(format!(
+            "curl -s -X POST {{base}}/api/v1/weapp/authorizations -H 'Content-Type: application/json' -d '{{\"code\":\"{code}\"}}'"
+        ));
+    } else {
+        start.first_calls.push("curl -s -X POST {base}/api/v1/communities".into());
+    }
+    if parts.sandbox.is_active() {
+        for (route, what) in crate::community::sandbox::ROUTES {
+            start.notes.push(format!("{route}: {what}"));
+        }
     }
     start
 }

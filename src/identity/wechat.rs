@@ -141,6 +141,33 @@ impl Wechat {
         self.db.wechat().openid_of(&self.appid, self.api, user_id).await
     }
 
+    /// What a client may be shown in place of the session_key of `openid`'s latest login
+    /// (community 002 §1.2.1 answers a `session_key` the client sends back in §1.2.2): base64
+    /// of 16 bytes of a keyed digest of the key — never the key itself, which WeChat forbids
+    /// handing out. It changes when a login brings a new key; `None` without a login.
+    pub async fn session_proof(&self, openid: &str) -> Result<Option<String>, StorageError> {
+        let Some(row) = self.db.wechat().get(&self.appid, openid).await? else {
+            return Ok(None);
+        };
+        let key = self
+            .vault
+            .decrypt(&row.session_key_cipher, &self.key_context(openid))
+            .map_err(|_| StorageError::Corrupt(format!("session key of {openid} does not open")))?;
+        let digest = self.vault.digest("wechat_identity.session_proof", &format!("{}\n{openid}\n{key}", self.appid));
+        let bytes = hex::decode(&digest[..32]).unwrap_or_default();
+        Ok(Some(B64.encode(bytes)))
+    }
+
+    /// Whether `proof` is [`Wechat::session_proof`] of `openid`'s latest login (compared in
+    /// constant time): a client that sends back an openid and "session_key" is believed only
+    /// when it holds what this server answered for that login.
+    pub async fn check_session_proof(&self, openid: &str, proof: &str) -> Result<bool, StorageError> {
+        let Some(expected) = self.session_proof(openid).await? else {
+            return Ok(false);
+        };
+        Ok(aws_lc_rs::constant_time::verify_slices_are_equal(expected.as_bytes(), proof.as_bytes()).is_ok())
+    }
+
     /// Open encryptedData of `openid`'s latest login (getPhoneNumber and the like, sent after
     /// the login that stored the key).
     pub async fn decrypt(&self, openid: &str, encrypted_data: &str, iv: &str) -> Result<Value, WechatError> {

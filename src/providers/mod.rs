@@ -1,14 +1,20 @@
-//! External services behind traits: SMS, WeChat login (code2Session) and WeChat Pay v3 (its trait
-//! and types in [`wechat_pay`]), each with a sandbox provider (the default) and a real HTTP provider
-//! selected by configuration.
+//! External services behind traits: SMS, WeChat login (code2Session), WeChat Pay v3 (its trait
+//! and types in [`wechat_pay`]), and community's ID-card OCR ([`ocr`]) and 安防平台
+//! ([`security_platform`]), each with a sandbox provider (the default) and a real HTTP provider
+//! selected by configuration; and private file storage ([`files`]: a local directory or an
+//! S3-compatible bucket, served through signed URLs).
 //!
 //! The application layer only sees the traits. Sandbox providers keep what they "sent" in memory
-//! so `/_sandbox/*` can show it; real providers talk to the vendor over HTTPS and are tested
-//! against wiremock (tests/it/providers.rs).
+//! (the 安防平台 in the database, which every instance shares) so `/_sandbox/*` can show it; real
+//! providers talk to the vendor over HTTPS and are tested against wiremock (tests/it/providers.rs,
+//! tests/it/community_providers.rs).
 
 
 use async_trait::async_trait;
 
+pub mod files;
+pub mod ocr;
+pub mod security_platform;
 pub mod sms;
 pub mod wechat_login;
 pub mod wechat_pay;
@@ -71,4 +77,21 @@ pub trait WechatLogin: Send + Sync + 'static {
     /// Exchange a `wx.login()` code. Vendor errors keep WeChat's errcode (`40029` invalid code,
     /// `45011` rate limited, `40226` high-risk user, `-1` busy) in [`ProviderError::Vendor`].
     async fn code2session(&self, code: &str) -> Result<WechatSession, ProviderError>;
+}
+
+/// An HTTP client for `provider` whose every request gives up after `timeout`.
+pub(crate) fn http_client(
+    provider: &'static str,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| ProviderError::Config { provider, detail: format!("HTTP client: {e}") })
+}
+
+/// Lowercase hex of HMAC-SHA256(`key`, `message`): signed file URLs, the 安防平台's requests.
+pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    hex::encode(aws_lc_rs::hmac::sign(&key, message).as_ref())
 }

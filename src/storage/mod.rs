@@ -15,12 +15,14 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+pub mod community;
 pub mod heating;
 pub mod identity;
 mod migration;
 pub mod payments;
 pub mod points;
 mod secret;
+pub mod security_platform;
 
 /// A storage failure. Callers answer it as their API's internal error (or "unavailable") and
 /// log it; the message never reaches a client.

@@ -2,6 +2,8 @@
 
 mod app;
 mod codegen;
+mod community;
+mod community_providers;
 mod contract;
 mod heating;
 mod identity;
@@ -9,3 +11,4 @@ mod mock;
 mod points;
 mod providers;
 mod support;
+mod wechat_pay_v2;

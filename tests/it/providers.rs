@@ -249,6 +249,7 @@ pub(crate) fn pay_fixture(server: &MockServer) -> PayFixture {
         public_key_id: PUBLIC_KEY_ID.into(),
         public_key_file: Some(write_pem(dir.path(), "pub_key.pem", "PUBLIC KEY", platform_spki.as_ref())),
         notify_base_url: None,
+        ..WechatPayConfig::default()
     };
     PayFixture {
         _dir: dir,
@@ -725,6 +726,7 @@ fn real_pay_configuration_errors() {
             key.public_key().as_der().expect("der").as_ref(),
         )),
         notify_base_url: None,
+        ..WechatPayConfig::default()
     };
     assert!(WechatPayV3::new("wx1", &good).is_ok());
     let garbage = dir.path().join("garbage.pem");

@@ -628,6 +628,23 @@ pub mod check {
     }
 
     /// `type: [...]` with several types, for values kept as untyped JSON.
+    /// `value` is one of `allowed`, each a JSON text (`"\"业主\""`, `"2"`): the `enum` of a schema
+    /// that allows several types. An integral number matches its integer text (`2.0` is `2`).
+    pub fn json_enum(path: &str, value: &serde_json::Value, allowed: &[&str], out: &mut Vec<Violation>) {
+        let text = match value {
+            serde_json::Value::Number(n) if !(n.is_i64() || n.is_u64()) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => (f as i64).to_string(),
+                _ => value.to_string(),
+            },
+            _ => value.to_string(),
+        };
+        if !allowed.contains(&text.as_str()) {
+            let shown = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_else(|| t.to_owned());
+            let choices: Vec<String> = allowed.iter().map(|t| shown(t)).collect();
+            out.push(Violation::new(path, format!("取值无效：{}，可选值为{}", shown(&text), choices.join("、"))));
+        }
+    }
+
     pub fn json_types(path: &str, value: &serde_json::Value, allowed: &[&str], out: &mut Vec<Violation>) {
         let found = match value {
             serde_json::Value::Null => "null",

@@ -1,11 +1,14 @@
-//! WeChat Pay v3 for mini-programs (domain.md §2.2–2.3): the [`WechatPay`] trait and the types it
-//! speaks, shared by the real provider ([`v3::WechatPayV3`], HTTPS to api.mch.weixin.qq.com) and the
-//! sandbox payment platform ([`sandbox::SandboxPay`]).
+//! WeChat Pay for mini-programs (domain.md §2.1–2.3): the [`WechatPay`] trait and the types it
+//! speaks, shared by the real providers ([`v3::WechatPayV3`], [`v2::WechatPayV2`], HTTPS to
+//! api.mch.weixin.qq.com) and the sandbox payment platform ([`sandbox::SandboxPay`], either
+//! protocol).
 //!
 //! - [`keys`]: loading the merchant private key, WeChat Pay's public key and the APIv3 key.
 //! - [`sign`]: merchant signing (`Authorization` of API requests, `paySign`).
 //! - [`verify`]: signature verification of answers and notifies, resource decryption.
 //! - [`v3`]: the real HTTP provider. [`sandbox`]: the sandbox platform (WeChat Pay's side too).
+//! - [`v2`]: WeChat Pay v2 (XML, MD5/HMAC-SHA256 signs with the API key): its signing, XML,
+//!   notifies and ack, and the real v2 provider.
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,6 +21,7 @@ use super::ProviderError;
 pub mod keys;
 pub mod sandbox;
 pub mod sign;
+pub mod v2;
 pub mod v3;
 #[cfg(test)]
 mod vectors;

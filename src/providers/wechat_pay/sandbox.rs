@@ -3,6 +3,9 @@
 //! encrypts real notifies with a platform key of its own — so a frontend walks every payment
 //! journey with no merchant account, through the same verification code the real provider uses.
 //! Its time is the server's [`Clock`], so tests that move the clock move the sandbox too.
+//!
+//! In v2 mode ([`SandboxPay::new_v2`]) it speaks WeChat Pay v2 instead (domain.md §2.1): MD5
+//! `paySign`, XML notifies signed with its API key, refund notifies with an encrypted `req_info`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::keys::{self, KeyError};
 use super::sign::{self, MerchantSigner, SIGNATURE_TYPE};
+use super::v2::{self, V2Signer};
 use super::verify::{self, EncryptedResource, NotifyEnvelope, NotifyVerifier, RESOURCE_ALGORITHM};
 use super::{
     Merchant, Notification, NotifyError, PayParams, PrepayRequest, ProviderError, Refund, RefundRequest, RefundStatus,
@@ -233,6 +237,8 @@ pub struct SandboxPayOutcome {
 #[derive(Default)]
 struct Ledger {
     orders: HashMap<String, SandboxOrder>,
+    /// The out_trade_no of each prepay_id answered (a frontend holds only the prepay_id).
+    prepays: HashMap<String, String>,
     /// By out_refund_no (unique per merchant, like WeChat's).
     refunds: HashMap<String, SandboxRefund>,
 }
@@ -246,12 +252,15 @@ impl Ledger {
 /// The sandbox payment platform. It plays WeChat Pay (a platform key pair `PUB_KEY_ID_SANDBOX…`
 /// and a random APIv3 key) and holds the merchant's key, so the server runs the same
 /// verification code path as with the real provider. Orders and refunds live in memory; its
-/// time is the server's [`Clock`].
+/// time is the server's [`Clock`]. In v2 mode a random API key signs and verifies instead (the
+/// v3 keys are there but unused).
 pub struct SandboxPay {
     merchant: Merchant,
     signer: MerchantSigner,
     platform: PlatformSigner,
     verifier: NotifyVerifier,
+    /// v2 mode: the merchant's API key (MD5 signs).
+    v2: Option<V2Signer>,
     clock: Clock,
     ledger: Mutex<Ledger>,
     http: reqwest::Client,
@@ -262,6 +271,7 @@ impl fmt::Debug for SandboxPay {
         f.debug_struct("SandboxPay")
             .field("merchant", &self.merchant)
             .field("platform", &self.platform)
+            .field("v2", &self.v2.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -350,7 +360,28 @@ impl SandboxPay {
             .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
             .build()
             .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: format!("HTTP client: {e}") })?;
-        Ok(SandboxPay { merchant, signer, platform, verifier, clock, ledger: Mutex::default(), http })
+        let ledger = Mutex::default();
+        Ok(SandboxPay { merchant, signer, platform, verifier, v2: None, clock, ledger, http })
+    }
+
+    /// A sandbox platform speaking WeChat Pay v2 (domain.md §2.1) for `appid`/`mchid`, with a
+    /// random 32-character API key signing MD5, keeping time with `clock`: `pay_params` sign the
+    /// five `wx.requestPayment` fields with MD5, notifies are XML (Content-Type `text/xml`, no
+    /// `Wechatpay-*` headers) signed with the key, refund notifies carry an encrypted `req_info`,
+    /// and `verify_notify` verifies v2 notifies ([`V2Signer::parse_notify`]).
+    pub fn new_v2(
+        appid: impl Into<String>,
+        mchid: impl Into<String>,
+        clock: Clock,
+    ) -> Result<SandboxPay, ProviderError> {
+        let v3 = SandboxPay::new(appid, mchid, clock)?;
+        Ok(SandboxPay { v2: Some(V2Signer::generate()), ..v3 })
+    }
+
+    /// v2 mode: the merchant's API v2 key (tests sign forged notifies and check `paySign` with
+    /// it); `None` in v3 mode.
+    pub fn api_key(&self) -> Option<&str> {
+        self.v2.as_ref().map(V2Signer::expose_api_key)
     }
 
     /// The server's time, in whole seconds like every time WeChat Pay writes.
@@ -385,7 +416,8 @@ impl SandboxPay {
 
     /// Build the notify WeChat Pay would send for paying `out_trade_no` (`success` or a
     /// `PAYERROR`), signed now (the sandbox clock) with the platform key; does not send it or
-    /// change the order. The headers are the `Wechatpay-*` ones.
+    /// change the order. The headers are the `Wechatpay-*` ones (v2 mode: only Content-Type
+    /// `text/xml`, the XML body signed with the API key).
     pub fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
         let order = self.order(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.to_string()))?;
         let transaction_id = format!("42000{}", crate::random::digits(23));
@@ -422,6 +454,10 @@ impl SandboxPay {
         success: bool,
         now: DateTime<Utc>,
     ) -> Result<(HeaderMap, Vec<u8>), KeyError> {
+        if let Some(v2) = &self.v2 {
+            let fields = self.v2_transaction_notify(v2, order, transaction_id, success, now);
+            return Ok(v2_notify(fields));
+        }
         let mut transaction = json!({
             "appid": self.merchant.appid,
             "mchid": self.merchant.mchid,
@@ -451,6 +487,9 @@ impl SandboxPay {
     }
 
     fn refund_notify(&self, refund: &SandboxRefund, now: DateTime<Utc>) -> Result<(HeaderMap, Vec<u8>), KeyError> {
+        if let Some(v2) = &self.v2 {
+            return Ok(v2_notify(self.v2_refund_notify(v2, refund)?));
+        }
         let resource = json!({
             "mchid": self.merchant.mchid,
             "out_trade_no": refund.request.out_trade_no,
@@ -470,11 +509,99 @@ impl SandboxPay {
         self.notify("REFUND.SUCCESS", "退款成功", "refund", &resource, now)
     }
 
+    /// The v2 payment notify (domain.md §2.1) of `order`: its fields, signed with the API key.
+    fn v2_transaction_notify(
+        &self,
+        v2: &V2Signer,
+        order: &SandboxOrder,
+        transaction_id: &str,
+        success: bool,
+        now: DateTime<Utc>,
+    ) -> v2::Fields {
+        let total_fee = order.amount_fen.to_string();
+        let cash_fee = if success { total_fee.as_str() } else { "0" };
+        let nonce = crate::random::nonce_str();
+        let time_end = now.with_timezone(&crate::clock::BEIJING).format("%Y%m%d%H%M%S");
+        let mut fields = v2::fields_of([
+            ("return_code", "SUCCESS"),
+            ("return_msg", "OK"),
+            ("appid", self.merchant.appid.as_str()),
+            ("mch_id", &self.merchant.mchid),
+            ("nonce_str", &nonce),
+            ("sign_type", v2.sign_type().as_str()),
+            ("result_code", if success { "SUCCESS" } else { "FAIL" }),
+            ("openid", order.payer_openid.as_deref().unwrap_or_default()),
+            ("is_subscribe", "N"),
+            ("trade_type", "JSAPI"),
+            ("bank_type", "OTHERS"),
+            ("total_fee", &total_fee),
+            ("fee_type", "CNY"),
+            ("cash_fee", cash_fee),
+            ("transaction_id", transaction_id),
+            ("out_trade_no", &order.out_trade_no),
+            ("attach", ""),
+        ]);
+        if success {
+            fields.insert("time_end".into(), time_end.to_string());
+        } else {
+            fields.insert("err_code".into(), "PAYERROR".into());
+            fields.insert("err_code_des".into(), "支付失败，请重新下单支付".into());
+        }
+        v2.signed(fields)
+    }
+
+    /// The v2 refund notify (domain.md §2.1) of `refund`: unsigned, like WeChat's, its refund
+    /// sealed in `req_info` with the API key.
+    fn v2_refund_notify(
+        &self,
+        v2: &V2Signer,
+        refund: &SandboxRefund,
+    ) -> Result<v2::Fields, KeyError> {
+        let refund_fee = refund.request.refund_fen.to_string();
+        let total_fee = refund.request.total_fen.to_string();
+        let success_time = refund.success_time.with_timezone(&crate::clock::BEIJING);
+        let success_time = success_time.format("%Y-%m-%d %H:%M:%S").to_string();
+        let req_info = v2.encrypt_req_info(&v2::fields_of([
+            ("out_refund_no", refund.request.out_refund_no.as_str()),
+            ("out_trade_no", &refund.request.out_trade_no),
+            ("refund_account", "REFUND_SOURCE_RECHARGE_FUNDS"),
+            ("refund_fee", &refund_fee),
+            ("refund_id", &refund.refund_id),
+            ("refund_recv_accout", "支付用户零钱"),
+            ("refund_request_source", "API"),
+            ("refund_status", "SUCCESS"),
+            ("settlement_refund_fee", &refund_fee),
+            ("settlement_total_fee", &total_fee),
+            ("success_time", &success_time),
+            ("total_fee", &total_fee),
+            ("transaction_id", &refund.transaction_id),
+        ]))?;
+        let nonce = crate::random::nonce_str();
+        Ok(v2::fields_of([
+            ("return_code", "SUCCESS"),
+            ("appid", self.merchant.appid.as_str()),
+            ("mch_id", &self.merchant.mchid),
+            ("nonce_str", &nonce),
+            ("req_info", &req_info),
+        ]))
+    }
+
     /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
     /// notify URL like WeChat Pay (one attempt, no retries). The order becomes paid only when
-    /// the merchant answers a success notify with 2xx; a failed attempt leaves it payable. A
-    /// closed or expired order (by the sandbox clock) is refused.
-    pub async fn pay(&self, out_trade_no: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
+    /// the merchant answers a success notify with 2xx (v2 mode: and an XML ack whose
+    /// `return_code` is SUCCESS); a failed attempt leaves it payable. A closed or expired order
+    /// (by the sandbox clock) is refused.
+    /// `id` may be the out_trade_no or a prepay_id answered for it (a mini-program sees only
+    /// the prepay_id, in `package`).
+    pub async fn pay(&self, id: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
+        let out_trade_no = {
+            let ledger = self.ledger();
+            match ledger.prepays.get(id) {
+                Some(no) if !ledger.orders.contains_key(id) => no.clone(),
+                _ => id.to_owned(),
+            }
+        };
+        let out_trade_no = out_trade_no.as_str();
         let now = self.now();
         let order = {
             let mut ledger = self.ledger();
@@ -500,8 +627,10 @@ impl SandboxPay {
         let (headers, body) = self.transaction_notify(&order, &transaction_id, success, now)?;
         let (status, text) =
             deliver(&self.http, &order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)?;
+        let acknowledged =
+            (200..300).contains(&status) && (self.v2.is_none() || v2::is_ack(text.as_bytes()));
         if let Some(guard) = guard.as_mut()
-            && (200..300).contains(&status)
+            && acknowledged
         {
             guard.committed = Some((transaction_id.clone(), now));
         }
@@ -571,10 +700,17 @@ impl WechatPay for SandboxPay {
                 },
             );
         }
-        Ok(format!("wx{}", crate::random::hex(28)))
+        let prepay_id = format!("wx{}", crate::random::hex(28));
+        ledger.prepays.insert(prepay_id.clone(), order.out_trade_no.clone());
+        Ok(prepay_id)
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+        if let Some(v2) = &self.v2 {
+            let nonce = crate::random::nonce_str();
+            let now = self.now().timestamp();
+            return Ok(v2.pay_params_at(&self.merchant.appid, prepay_id, now, &nonce));
+        }
         self.signer
             .pay_params_at(&self.merchant.appid, prepay_id, self.now().timestamp(), &crate::random::nonce_str())
             .map_err(internal)
@@ -687,8 +823,19 @@ impl WechatPay for SandboxPay {
     }
 
     fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
-        self.verifier.parse_notify(headers, body, now)
+        match &self.v2 {
+            Some(v2) => v2.parse_notify(&self.merchant, body),
+            None => self.verifier.parse_notify(headers, body, now),
+        }
     }
+}
+
+/// A v2 notify as sent: Content-Type `text/xml` (replacing the JSON one [`deliver`] sets) and the
+/// XML body.
+fn v2_notify(fields: v2::Fields) -> (HeaderMap, Vec<u8>) {
+    let mut headers = HeaderMap::new();
+    headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(v2::XML_CONTENT_TYPE));
+    (headers, v2::to_xml(&fields).into_bytes())
 }
 
 #[cfg(test)]

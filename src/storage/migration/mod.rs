@@ -9,6 +9,8 @@ mod m20261203_000003_payments;
 mod m20261203_000004_heating;
 mod m20261203_000005_points;
 mod m20261203_000006_pay_order_query;
+mod m20261203_000007_community;
+mod m20261203_000008_security_platform;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000004_heating::Migration),
             Box::new(m20261203_000005_points::Migration),
             Box::new(m20261203_000006_pay_order_query::Migration),
+            Box::new(m20261203_000007_community::Migration),
+            Box::new(m20261203_000008_security_platform::Migration),
         ]
     }
 }

@@ -1,4 +1,4 @@
-//! The README as a reader follows it: its walks of heating's and points' journeys, each pasted
+//! The README as a reader follows it: its walks of heating's, points' and community's journeys, each pasted
 //! into bash against a fresh server of its API, and its configuration example, loaded as the
 //! server loads it.
 
@@ -117,4 +117,35 @@ fn the_configuration_example_is_fit_for_production() {
     assert_eq!(config.sms.templates.get("register").map(String::as_str), Some("SMS_000000002"));
     // Fit for every API `serve` starts, not only heating.
     assert_eq!(config.production_problems(&mpapi::serve::implemented()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn the_community_walk_pays_a_fee_on_a_fresh_database() {
+    let app = TestApp::community().await;
+    let Some(output) = walk("### Walk community's journey", "http://127.0.0.1:3002", &app).await else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{stderr}");
+    let answers: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}\n{stdout}"))).collect();
+    let [login, houses, detail, fee, pay, paid, bills] = &answers[..] else {
+        panic!("seven answers expected:\n{stdout}");
+    };
+    for (path, reply) in [
+        ("/api/v1/weapp/authorizations", login),
+        ("/api/v1/user/housesList", houses),
+        ("/api/v1/house/detail", detail),
+        ("/api/v1/weapp/payment", pay),
+        ("/api/v1/payments/list", bills),
+    ] {
+        assert!(reply["code"] == "0" || reply["code"] == 0, "{path}: {reply}");
+        app.check(&reqwest::Method::POST, path, &crate::app::Reply { status: 200, headers: Default::default(), body: reply.clone() });
+    }
+    assert_eq!(login["name"], "王建国");
+    assert_eq!(houses["data"][0]["not_register"], 1, "{houses}");
+    assert_eq!(detail["data"]["yibangding"].as_array().map(Vec::len), Some(4), "{detail}");
+    assert_eq!(pay["data"]["signType"], "MD5");
+    assert_eq!(paid["result"], "success", "{paid}");
+    assert_eq!(bills["data"][0]["orders"][0]["id"], fee["id"], "the newest bill paid the fee just issued: {bills}");
+    assert_eq!(bills["data"][0]["orders"][0]["paied"], "已付款");
 }

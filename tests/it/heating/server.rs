@@ -171,7 +171,21 @@ async fn production_refuses_a_database_with_demo_data() {
         section.wechat_pay.mchid = "1230000109".into();
         section.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
     }
-    for api in ["community", "charging", "o2o"] {
+    let community = config.apis.get_mut("community").unwrap();
+    community.appid = "wx1122334455667788".into();
+    community.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
+    community.wechat_pay.provider = mpapi::config::ProviderKind::Real;
+    community.wechat_pay.mchid = "1230000111".into();
+    community.wechat_pay.api_key = Some("k".repeat(32).into());
+    community.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+    community.ocr.provider = mpapi::config::ProviderKind::Real;
+    community.ocr.appcode = Some("appcode".into());
+    community.security_platform.provider = mpapi::config::ProviderKind::Real;
+    community.security_platform.base_url = "https://security.example.com".into();
+    community.security_platform.app_key = "mpapi".into();
+    community.security_platform.app_secret = Some("secret".into());
+    community.files.public_base_url = Some("https://tc.example.com".into());
+    for api in ["charging", "o2o"] {
         config.apis.remove(api);
     }
     let problems = config.production_problems(&mpapi::serve::implemented());
@@ -192,7 +206,7 @@ async fn the_index_page_and_the_banner_say_where_to_start() {
     let app = TestApp::heating().await;
     let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
     let port = app.address.port();
-    let mock_others = format!("mpapi mock --api community --api charging --api o2o --port-base {port}");
+    let mock_others = format!("mpapi mock --api charging --api o2o --port-base {port}");
     for expected in [
         "mpapi serve",
         "demo user 13800138000 (password 12345678)",
@@ -247,23 +261,24 @@ async fn without_demo_data_the_page_offers_no_demo_user() {
 
 #[tokio::test]
 async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
-    // Mock mode serving community beside it holds port base + 2; serve, which has no community
-    // to serve, starts anyway. A base whose own port and points' (base + 1) are free and whose
-    // community port this test holds:
-    let (base, _community) = loop {
+    // Mock mode serving charging beside it holds port base + 3; serve, which has no charging
+    // to serve, starts anyway. A base whose own port, points' (base + 1) and community's
+    // (base + 2) are free and whose charging port this test holds:
+    let (base, _charging) = loop {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if base.checked_add(2).is_none() || !free(base + 1) {
+        if base.checked_add(3).is_none() || !free(base + 1) || !free(base + 2) {
             continue;
         }
-        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 2)) {
+        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 3)) {
             break (base, held);
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    config.apis.get_mut("community").unwrap().files.local_dir = dir.path().join("files");
     let listen = mpapi::cli::Listen { apis: Vec::new(), port_base: base, bind: [127, 0, 0, 1].into() };
     let serving = tokio::spawn(mpapi::serve::run(config, listen));
     let client = reqwest::Client::new();

@@ -598,6 +598,10 @@ fn value_checks(
         Ty::Json if !c.json_types.is_empty() => {
             let types = &c.json_types;
             out.push(quote! { check::json_types(path, value, &[#(#types),*], #sink); });
+            if !c.json_enum.is_empty() {
+                let values = &c.json_enum;
+                out.push(quote! { check::json_enum(path, value, &[#(#values),*], #sink); });
+            }
             if let Some(p) = &c.pattern {
                 let stat = format_ident!("PATTERN_{}_{}", hint.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
                 patterns.push(quote! {

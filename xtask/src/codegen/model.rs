@@ -71,6 +71,9 @@ pub struct Constraints {
     /// The JSON types allowed, when a schema allows several (`[string, integer]`): such values
     /// stay untyped JSON and are checked against this list.
     pub json_types: Vec<String>,
+    /// The `enum` of such a schema, each value as JSON text (`"\"业主\""`, `"2"`): no Rust enum
+    /// can hold both kinds, so the value is checked against this list.
+    pub json_enum: Vec<String>,
 }
 
 /// One property of a struct.
@@ -1020,6 +1023,10 @@ fn constraints(schema: &Value) -> Constraints {
         },
         json_types: match schema.get("type") {
             Some(Value::Array(types)) if base.is_none() => types.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        },
+        json_enum: match (schema.get("type"), schema.get("enum")) {
+            (Some(Value::Array(_)), Some(Value::Array(values))) if base.is_none() => values.iter().map(Value::to_string).collect(),
             _ => Vec::new(),
         },
     }

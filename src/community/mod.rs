@@ -1,0 +1,168 @@
+//! The community API (002, 一标三实 / 万家灯火) for real: the generated [`CommunityApi`] trait
+//! implemented over [`service::CommunityService`]. Each operation here only unwraps its input,
+//! calls the service method of the same name and answers its response (the document's flat
+//! envelope is the response type itself); errors become their documented variant through
+//! [`crate::api_support::error_output`]. The notify answers WeChat Pay's XML.
+
+use std::sync::Arc;
+
+use generated::community::*;
+use generated::runtime::{AuthError, Context, Credential};
+
+pub mod error;
+mod fees;
+mod household;
+pub mod sandbox;
+pub mod seed;
+pub mod service;
+
+use error::CommunityError;
+use service::{Caller, CommunityService};
+
+use crate::api_support::{auth_error, error_output};
+use crate::identity::Principal;
+
+/// The real community server: the generated trait over the service.
+#[derive(Clone)]
+pub struct Community(pub Arc<CommunityService>);
+
+/// Answer a service result: `Ok` as the operation's 200, `Err` as the variant documented for
+/// its status.
+macro_rules! answer {
+    ($ctx:ident, $result:expr, $output:ident) => {{
+        match $result {
+            Ok(response) => $output::Ok(response),
+            Err(error) => error_output("community", $ctx.operation_id, error, 0),
+        }
+    }};
+}
+
+/// The caller of an operation that needs a valid token.
+fn user(caller: &Caller) -> Result<&Principal, CommunityError> {
+    match caller {
+        Caller::User(principal) => Ok(principal),
+        Caller::Renewal(_) => Err(CommunityError::Unauthorized(
+            "token值因各种原因而失效，请重新调用接口获取token".into(),
+        )),
+    }
+}
+
+/// `http://host` of the request, for Laravel's page URLs.
+fn base_url<P>(ctx: &Context<P>) -> String {
+    let host = ctx
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// Operations of a logged-in user: `op!(name, Input, Output, |service, who, input| call)`.
+macro_rules! user_op {
+    ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident, $c:ident| $call:expr) => {
+        async fn $name(&self, ctx: Context<Caller>, $i: $input) -> $output {
+            let $c = &ctx;
+            let result = async {
+                let $who = user(&ctx.principal)?;
+                let $s = &self.0;
+                // The document's refusals of a caller with a valid token say so.
+                $call.await.map_err(CommunityError::token_live)
+            }
+            .await;
+            answer!(ctx, result, $output)
+        }
+    };
+}
+
+impl CommunityApi for Community {
+    type Principal = Caller;
+
+    async fn authenticate(&self, operation: Operation, credential: Credential) -> Result<Caller, AuthError> {
+        let secret = credential.secret();
+        // 1.4.2 takes the old token, expired or not: the operation itself checks it. 1.4.1 is
+        // how a mini-program whose token is past refreshing gets a new one from a code, so a
+        // stale token it still sends must not stop it.
+        if matches!(operation, Operation::AuthorizationRefresh | Operation::WeappAuthorizationCreate) {
+            return Ok(Caller::Renewal(secret.to_owned()));
+        }
+        let result = self.0.authenticate(secret).await.map(Caller::User);
+        // 1.1 needs no token but for owner codes; a stale one must not stop a register code.
+        if operation == Operation::VerificationCodeSend {
+            return Ok(result.unwrap_or_else(|_| Caller::Renewal(secret.to_owned())));
+        }
+        result.map_err(|error| auth_error("community", error))
+    }
+
+    async fn verification_code_send(&self, ctx: Context<Option<Caller>>, input: VerificationCodeSendInput) -> VerificationCodeSendOutput {
+        let applicant = match &ctx.principal {
+            Some(Caller::User(principal)) => Some(principal),
+            _ => None,
+        };
+        answer!(ctx, self.0.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
+    }
+
+    async fn weapp_code_exchange(&self, ctx: Context<()>, input: WeappCodeExchangeInput) -> WeappCodeExchangeOutput {
+        answer!(ctx, self.0.weapp_code_exchange(&input.body.code).await, WeappCodeExchangeOutput)
+    }
+
+    async fn weapp_user_register(&self, ctx: Context<()>, input: WeappUserRegisterInput) -> WeappUserRegisterOutput {
+        answer!(ctx, self.0.weapp_user_register(&input.body).await, WeappUserRegisterOutput)
+    }
+
+    async fn weapp_authorization_create(
+        &self,
+        ctx: Context<Option<Caller>>,
+        input: WeappAuthorizationCreateInput,
+    ) -> WeappAuthorizationCreateOutput {
+        let code = input.body.as_ref().map(|b| b.code.as_str());
+        answer!(ctx, self.0.weapp_authorization_create(code).await, WeappAuthorizationCreateOutput)
+    }
+
+    async fn authorization_refresh(&self, ctx: Context<Caller>, _: AuthorizationRefreshInput) -> AuthorizationRefreshOutput {
+        let result = match &ctx.principal {
+            Caller::Renewal(token) => self.0.authorization_refresh(token).await,
+            Caller::User(_) => Err(CommunityError::Unauthorized("请携带旧token".into())),
+        };
+        answer!(ctx, result, AuthorizationRefreshOutput)
+    }
+
+    user_op!(people_permission_list, PeoplePermissionListInput, PeoplePermissionListOutput, |s, who, _i, _c| s.people_permission_list(who));
+
+    async fn community_list(&self, ctx: Context<()>, _: CommunityListInput) -> CommunityListOutput {
+        answer!(ctx, self.0.community_list().await, CommunityListOutput)
+    }
+
+    user_op!(building_list, BuildingListInput, BuildingListOutput, |s, _who, i, _c| s.building_list(&i.body.id));
+    user_op!(unit_list, UnitListInput, UnitListOutput, |s, _who, i, _c| s.unit_list(i.body.id));
+    user_op!(floor_list, FloorListInput, FloorListOutput, |s, _who, i, _c| s.floor_list(i.body.id));
+    user_op!(house_list, HouseListInput, HouseListOutput, |s, _who, i, _c| s.house_list(i.body.id));
+    user_op!(security_phone_verify, SecurityPhoneVerifyInput, SecurityPhoneVerifyOutput, |s, who, i, _c| s.security_phone_verify(who, &i.body));
+    user_op!(security_owner_get, SecurityOwnerGetInput, SecurityOwnerGetOutput, |s, who, i, _c| s.security_owner_get(who, i.body.id));
+    user_op!(security_owner_verify, SecurityOwnerVerifyInput, SecurityOwnerVerifyOutput, |s, who, i, _c| s.security_owner_verify(who, &i.body));
+    user_op!(people_photo_upload, PeoplePhotoUploadInput, PeoplePhotoUploadOutput, |s, who, i, _c| s.people_photo_upload(who, &i.body));
+    user_op!(idcard_photo_recognize, IdcardPhotoRecognizeInput, IdcardPhotoRecognizeOutput, |s, who, i, _c| s.idcard_photo_recognize(who, &i.body.image));
+    user_op!(yibiaosanshi_submit, YibiaosanshiSubmitInput, YibiaosanshiSubmitOutput, |s, who, i, _c| s.yibiaosanshi_submit(who, &i.body));
+    user_op!(house_bind, HouseBindInput, HouseBindOutput, |s, who, i, _c| s.house_bind(who, &i.body));
+    user_op!(user_house_list, UserHouseListInput, UserHouseListOutput, |s, who, _i, _c| s.user_house_list(who));
+    user_op!(house_get, HouseGetInput, HouseGetOutput, |s, who, i, _c| s.house_get(who, i.body.id));
+    user_op!(shenhe_get, ShenheGetInput, ShenheGetOutput, |s, who, i, _c| s.shenhe_get(who, i.body.id));
+    user_op!(shenhe_delete, ShenheDeleteInput, ShenheDeleteOutput, |s, who, i, _c| s.shenhe_delete(who, i.body.id));
+    user_op!(house_shouquan_update, HouseShouquanUpdateInput, HouseShouquanUpdateOutput, |s, who, i, _c| s.house_shouquan_update(who, i.body.id));
+    user_op!(house_unbind, HouseUnbindInput, HouseUnbindOutput, |s, who, i, _c| s.house_unbind(who, i.body.id));
+    user_op!(house_charge_update, HouseChargeUpdateInput, HouseChargeUpdateOutput, |s, who, i, _c| s.house_charge_update(who, i.body.id));
+    user_op!(order_list, OrderListInput, OrderListOutput, |s, who, i, c| s.order_list(who, &i.body, &base_url(c)));
+    user_op!(payment_list, PaymentListInput, PaymentListOutput, |s, who, i, c| s.payment_list(who, &i.body, &base_url(c)));
+    user_op!(payment_create, PaymentCreateInput, PaymentCreateOutput, |s, who, i, _c| s.payment_create(who, &i.body.ids));
+
+    async fn payment_notify(&self, ctx: Context<()>, _: PaymentNotifyInput) -> PaymentNotifyOutput {
+        // The signature covers every field as received, never the parsed subset.
+        let outcome = self.0.payment_notify(&ctx.headers, &ctx.raw_body).await;
+        let ack = crate::providers::wechat_pay::v2::notify_ack(outcome.status() == 200, outcome.message());
+        match outcome.status() {
+            200 => PaymentNotifyOutput::Ok(ack),
+            400 | 401 => PaymentNotifyOutput::BadRequest(ack),
+            _ => PaymentNotifyOutput::InternalServerError(ack),
+        }
+    }
+}
