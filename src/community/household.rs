@@ -142,15 +142,17 @@ impl CommunityService {
             .key_of_url(body.photo.trim())
             .filter(|key| key.starts_with("face-photo/") && key.contains(&format!("/{}-", user.id)))
             .ok_or_else(|| CommunityError::invalid("请重新上传人脸照片", "photo须为本账号通过2.3.1上传得到的地址"))?;
-        let birth = match body.birth {
-            Some(birth) => {
-                let text = birth.to_string();
-                chrono::NaiveDate::parse_from_str(&text, "%Y%m%d")
-                    .map_err(|_| CommunityError::invalid("出生日期不正确", "birth须为YYYYMMDD形式的日期"))?;
-                text
-            }
-            None => idcard.expose()[6..14].to_owned(),
-        };
+        // What the ID number says (GB 11643: digits 7–14 the birth date, the 17th odd for men)
+        // the form must not contradict.
+        let born = idcard.expose()[6..14].to_owned();
+        if body.birth.is_some_and(|birth| birth.to_string() != born) {
+            return Err(CommunityError::invalid("出生日期与身份证号不符", "birth须与身份证号中的出生日期一致"));
+        }
+        let male = idcard.expose().as_bytes()[16] % 2 == 1;
+        if (body.sex.as_str() == "男") != male {
+            return Err(CommunityError::invalid("性别与身份证号不符", "sex须与身份证号第17位所示的性别一致"));
+        }
+        let birth = born;
         let fields = house_fields!(body);
         let binding = self.binding_asked(&fields)?;
         let at = self.house_at(body.house_id).await?;

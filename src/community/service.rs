@@ -384,12 +384,17 @@ impl CommunityService {
             }
         };
         let new_id = crate::random::hex(24);
-        let (user, created) = self
+        let (user, created, moved) = self
             .db
             .community_users()
             .register_or_login(&new_id, &body.openid, &phone, name, avatar, self.now())
             .await?;
         let issued = self.sessions.start(&user.id).await?;
+        if moved {
+            // The account now belongs to the WeChat identity that proved the phone last: the
+            // sessions of the one it left end.
+            self.sessions.revoke_others(&issued.principal).await?;
+        }
         let permission = self.permission(&user.id).await?;
         Ok(WeappUserRegisterResponse {
             code: ok_code()?,

@@ -243,7 +243,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
 
     /// operationId `weapp_user_register`: the account of `phone`, created (id `new_id`) unless
     /// it exists, now logged in from `openid` (an account moves to the WeChat identity it last
-    /// registered or logged in from) with the nickname and avatar given. True when created.
+    /// registered or logged in from) with the nickname and avatar given. Answers the account,
+    /// whether this call created it, and whether it moved from another WeChat identity.
     pub async fn register_or_login(
         &self,
         new_id: &str,
@@ -252,7 +253,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         name: &str,
         avatar: &str,
         now: i64,
-    ) -> Result<(User, bool), StorageError> {
+    ) -> Result<(User, bool, bool), StorageError> {
         let tx = write(self.0).await?;
         // The openid leaves whatever account held it before.
         user::Entity::update_many()
@@ -263,6 +264,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .await?;
         let existing = user::Entity::find().filter(user::Column::Phone.eq(phone)).one(&tx).await?;
         let created = existing.is_none();
+        let moved = existing.as_ref().is_some_and(|row| row.openid.as_deref().is_some_and(|o| o != openid));
         let row = match existing {
             Some(row) => {
                 let mut active: user::ActiveModel = row.into();
@@ -297,7 +299,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             }
         };
         tx.commit().await?;
-        Ok((row, created))
+        Ok((row, created, moved))
     }
 
     /// Remember the phone the account verified with a code (2.2.1): the form's phone must be it

@@ -206,3 +206,27 @@ async fn concurrent_refreshes_with_one_token_renew_once() {
     assert_eq!(renewed, 1, "{:?}", replies.iter().map(|r| (r.status, r.body.clone())).collect::<Vec<_>>());
     assert!(replies.iter().all(|r| r.status == 200 || (r.status == 401 && r.flat_code() == 9)));
 }
+
+#[tokio::test]
+async fn an_account_moved_to_another_wechat_ends_the_old_sessions() {
+    let app = TestApp::community().await;
+    let phone = "13812340041";
+    let first = register_self_phone(&app, "wx-first-phone", phone, "旧微信").await;
+    let old = first.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.post(PERMISSIONS, Some(&old), json!({})).await.status, 200);
+    // The same phone proven from another WeChat: the account moves there.
+    next_minute(&app);
+    let (openid, proof) = exchange(&app, "wx-second-phone").await;
+    let (key, code) = code_for(&app, phone, "login").await;
+    let body = json!({ "type": "selfPhone", "verification_key": key, "verification_code": code.parse::<i64>().unwrap(),
+                       "openid": openid, "session_key": proof, "name": "新微信", "avatar": "https://thirdwx.qlogo.cn/mmopen/vi_32/b/132" });
+    let second = app.post(REGISTER, None, body).await;
+    assert_eq!((second.status, second.body["msg"].as_str()), (200, Some("您登陆成功！")), "{}", second.body);
+    let new = second.body["access_token"].as_str().unwrap();
+    assert_eq!(app.post(PERMISSIONS, Some(new), json!({})).await.status, 200);
+    let ended = app.post(PERMISSIONS, Some(&old), json!({})).await;
+    assert_eq!((ended.status, &ended.body["code"]), (401, &json!("9")), "{}", ended.body);
+    // The first WeChat is a visitor now.
+    let visitor = login(&app, "wx-first-phone").await;
+    assert_eq!(visitor.status, 404, "{}", visitor.body);
+}

@@ -180,7 +180,7 @@ async fn a_platform_outage_is_answered_in_the_envelope() {
     let owner = app.post(OWNER, Some(&token), json!({ "id": 2 })).await;
     assert_eq!((owner.status, owner.flat_code()), (502, 1), "{}", owner.body);
     let url = photo(&app, &token, 3).await;
-    let tenant = form(phone, &id_number("13030219900101002"), "钱新人", &url, 3, json!("租客"), 1);
+    let tenant = form(phone, &id_number("13030219900101005"), "钱新人", &url, 3, json!("租客"), 1);
     let submitted = app.post(SUBMIT, Some(&token), tenant).await;
     assert_eq!((submitted.status, submitted.flat_code()), (502, 1), "{}", submitted.body);
     assert_eq!(permission(&app, &token).await, "NewMember");
@@ -198,7 +198,7 @@ async fn a_house_never_has_two_owners() {
     let a = form("13812340031", &id_number("13030219900101003"), "甲业主", &url, 2, json!("业主"), 1);
     assert_eq!(app.post(SUBMIT, Some(&first), a).await.status, 200);
     let url = photo(&app, &second, 2).await;
-    let b = form("13812340032", &id_number("13030219900101004"), "乙业主", &url, 2, json!("业主"), 1);
+    let b = form("13812340032", &id_number("13030219900101007"), "乙业主", &url, 2, json!("业主"), 1);
     assert_eq!(app.post(SUBMIT, Some(&second), b).await.status, 200);
     let review = |token: String| {
         let app = &app;
@@ -242,4 +242,24 @@ async fn an_owner_code_needs_the_applicants_token() {
     let foreign = send_owner_code(&app, &other, json!(DEMO_PHONE), DEMO_HOUSE).await;
     assert_eq!(foreign.status, 400, "{}", foreign.body);
     assert_eq!(send_owner_code(&app, &token, json!(DEMO_PHONE), DEMO_HOUSE).await.status, 200);
+}
+
+#[tokio::test]
+async fn yibiaosanshi_submit_refuses_a_sex_or_birth_the_id_number_contradicts() {
+    let app = TestApp::community().await;
+    let phone = "13812340036";
+    let token = checked(&app, "wx-crosscheck", phone).await;
+    // House 2 has no owner: nothing but the form itself decides.
+    let good = newcomer_form(&app, &token, phone, 2, json!("家属"), 1).await;
+    let mut female = good.clone();
+    female["sex"] = json!("女");
+    let refused = app.post(SUBMIT, Some(&token), female).await;
+    assert_eq!((refused.status, refused.body["msg"].as_str()), (400, Some("性别与身份证号不符")), "{}", refused.body);
+    let mut born = good.clone();
+    born["birth"] = json!(19900102);
+    let refused = app.post(SUBMIT, Some(&token), born).await;
+    assert_eq!((refused.status, refused.body["msg"].as_str()), (400, Some("出生日期与身份证号不符")), "{}", refused.body);
+    let mut right = good;
+    right["birth"] = json!(19900101);
+    assert_eq!(app.post(SUBMIT, Some(&token), right).await.status, 200);
 }
