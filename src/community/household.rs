@@ -77,6 +77,9 @@ impl CommunityService {
     async fn check_consent(&self, user: &User, at: &HouseAt, binding: &NewBinding, choice: Option<i32>) -> Result<(), CommunityError> {
         let owner = self.owner_phone(at).await?;
         let own_phones = [Some(user.phone.as_str()), user.verified_phone.as_deref()];
+        if choice == Some(2) && binding.role != "业主" {
+            return Err(CommunityError::invalid("替换业主时角色须为业主", "choice=2（替换业主）须以role=业主申请"));
+        }
         match (owner, choice) {
             (None, Some(2)) => Err(CommunityError::invalid("该房屋尚未绑定业主，无需替换业主", "choice=2（替换业主）只能用于已有业主的房屋")),
             (None, _) => Ok(()),
@@ -174,10 +177,25 @@ impl CommunityService {
             company: company.clone(),
             photo_key: Some(photo_key),
         };
-        // A person on record with another account cannot be registered again from this one.
+        // The form is the account's own person: not someone else's record, and not a second
+        // identity for an account on record (the reviewer's approval checks this again).
         if let Some(existing) = self.db.household().person_by_idcard(&person.idcard_digest).await? {
             if existing.user_id.as_deref().is_some_and(|owner| owner != user.id) {
                 return Err(CommunityError::invalid("该身份证号已被其他账号登记", "idcard已属于其他小程序账号"));
+            }
+            if existing.user_id.is_none() && existing.phone != person.phone {
+                return Err(CommunityError::invalid(
+                    "该身份证号已登记，请使用登记的手机号办理",
+                    "idcard已有人员登记，表单手机号须与登记的手机号一致",
+                ));
+            }
+        }
+        if let Some(mine) = self.db.household().person_of(&user.id).await? {
+            if mine.idcard_digest != person.idcard_digest {
+                return Err(CommunityError::invalid(
+                    "您已录入一标三实信息，绑定更多房屋请使用绑定房屋",
+                    "账号已登记其他身份证号的人员信息（绑定更多房屋见2.4.2 house/bind）",
+                ));
             }
         }
         let kind = super::service::review_kind(&binding.role, &binding.zhuhu_type, fields.choice);

@@ -43,6 +43,11 @@ pub const OWNER_CODE_POLICY: CodePolicy =
 /// lifetime.
 const OWNER_WINDOW_MS: i64 = 30 * 60 * 1000;
 
+/// Houses whose owner one account may look up in 24 hours (2.2.2 answers the owner's phone).
+pub const OWNER_LOOKUPS_PER_DAY: usize = 5;
+
+const DAY_MS: i64 = 24 * 3_600_000;
+
 /// The prefix of the `key` 1.1 answers (the document's `verificationCode_qaFUTv8034G29I5`).
 const KEY_PREFIX: &str = "verificationCode_";
 
@@ -753,7 +758,18 @@ impl CommunityService {
             return Err(CommunityError::invalid("请先验证手机号", "查询业主前须先通过2.2.1验证本人手机号"));
         }
         let at = self.house_at(house_id).await?;
+        // 2.2.2 answers the owner's full phone (the contract's people_phone): a few houses a
+        // day per account, so nobody harvests a community's owners.
+        let looked_up = self.db.household().owner_lookups(&user.id, self.now() - DAY_MS).await?;
+        if looked_up.len() >= OWNER_LOOKUPS_PER_DAY && !looked_up.contains(&house_id) {
+            return Err(CommunityError::invalid(
+                "查询业主次数过多，请明天再试或联系物业",
+                format!("每个账号每天最多查询{OWNER_LOOKUPS_PER_DAY}套房屋的业主"),
+            ));
+        }
         let Some((owner_phone, info)) = self.owner_info(&at).await? else {
+            // A lookup that found nobody counts toward the day's lookups all the same.
+            self.db.household().record_owner_check(&user.id, house_id, "", self.now()).await?;
             return Ok(SecurityOwnerGetResponse {
                 code: wire("2")?,
                 token_expired: live()?,
@@ -778,14 +794,19 @@ impl CommunityService {
     pub async fn security_owner_verify(&self, who: &Principal, body: &SecurityOwnerVerifyRequest) -> Result<SecurityOwnerVerifyResponse, CommunityError> {
         let user = self.account(who).await?;
         let wrong = || CommunityError::Invalid(Told::same("验证码错误"));
-        let phone = self
-            .redeem(&self.owner_codes, &body.verification_key, &["yezhu"], &body.verification_code)
+        let ticket = self
+            .check_code(&self.owner_codes, &body.verification_key, &["yezhu"], &body.verification_code)
             .await
-            .map_err(|_| wrong())?;
+            .map_err(|error| match error {
+                CommunityError::Internal(_) => error,
+                _ => wrong(),
+            })?;
         let now = self.now();
-        if !self.db.household().owner_verified(&user.id, &phone, now - OWNER_WINDOW_MS, now).await? {
+        // The code is used up only by the applicant it was sent for.
+        if !self.db.household().owner_verified(&user.id, &ticket.phone, now - OWNER_WINDOW_MS, now).await? {
             return Err(wrong());
         }
+        self.owner_codes.consume(&ticket).await?;
         Ok(SecurityOwnerVerifyResponse {
             code: ok_code()?,
             token_expired: live()?,

@@ -481,7 +481,8 @@ impl HttpSecurityPlatform {
             return Err(transport(format!("{path}: HTTP {status}")));
         }
         let answer: Envelope<T> = serde_json::from_str(&text)
-            .map_err(|e| transport(format!("{path}: unreadable answer: {e}")))?;
+            // serde's message may quote a value (a phone, an ID number): only where it failed.
+            .map_err(|e| transport(format!("{path}: unreadable answer ({:?} at line {} column {})", e.classify(), e.line(), e.column())))?;
         if answer.code != 0 {
             return Err(ProviderError::Vendor {
                 provider: PLATFORM,

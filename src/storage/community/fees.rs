@@ -4,7 +4,7 @@
 //! bills that both got paid leave the second needing a refund, never an order paid twice.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -16,6 +16,19 @@ use crate::api_support::{Page, PageRequest};
 use crate::storage::payments::entity::order as pay_order;
 use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, RefundState, Settle, Settled};
 use crate::storage::{StorageError, is_unique_violation, write};
+
+/// `title LIKE '%…%'` with the text's own `%`, `_` and `\` taken literally.
+fn title_contains(title: &str) -> sea_orm::sea_query::SimpleExpr {
+    let mut pattern = String::from("%");
+    for c in title.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Expr::col((fee_order::Entity, fee_order::Column::Title)).like(LikeExpr::new(pattern).escape('\\'))
+}
 
 /// Which orders a list shows (4.1.1 携带数据).
 #[derive(Debug, Clone, Default)]
@@ -72,7 +85,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> F
             query = query.filter(fee_order::Column::Paid.eq(paid));
         }
         if let Some(title) = &filter.title {
-            query = query.filter(fee_order::Column::Title.contains(title));
+            query = query.filter(title_contains(title));
         }
         if let Some(house_id) = filter.house_id {
             query = query.filter(fee_order::Column::HouseId.eq(house_id));
@@ -182,22 +195,21 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> F
             // nothing: its money goes back, and it is no bill of these orders.
             .filter(pay_order::Column::RefundState.eq(RefundState::None));
         if house_id.is_some() || title.is_some() {
-            let mut orders = fee_order::Entity::find();
+            // Subqueries, so the database narrows the bills (no id list of unbounded length).
+            let mut orders = Query::select();
+            orders.column(fee_order::Column::Id).from(fee_order::Entity);
             if let Some(house_id) = house_id {
-                orders = orders.filter(fee_order::Column::HouseId.eq(house_id));
+                orders.and_where(fee_order::Column::HouseId.eq(house_id));
             }
             if let Some(title) = title {
-                orders = orders.filter(fee_order::Column::Title.contains(title));
+                orders.and_where(title_contains(title));
             }
-            let ids: Vec<i64> = orders.all(self.0).await?.into_iter().map(|o| o.id).collect();
-            let bills: Vec<String> = bill_order::Entity::find()
-                .filter(bill_order::Column::OrderId.is_in(ids))
-                .all(self.0)
-                .await?
-                .into_iter()
-                .map(|b| b.out_trade_no)
-                .collect();
-            query = query.filter(pay_order::Column::OutTradeNo.is_in(bills));
+            let bills = Query::select()
+                .column(bill_order::Column::OutTradeNo)
+                .from(bill_order::Entity)
+                .and_where(bill_order::Column::OrderId.in_subquery(orders))
+                .to_owned();
+            query = query.filter(pay_order::Column::OutTradeNo.in_subquery(bills));
         }
         let total = query.clone().count(self.0).await?;
         let rows = query

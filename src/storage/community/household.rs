@@ -366,7 +366,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
     }
 
     /// Remember that `user_id` looked up `house_id`'s owner, reached at `owner_phone` (2.2.2);
-    /// any earlier verification of that house is forgotten.
+    /// an earlier verification of that house is forgotten when the owner changed.
     pub async fn record_owner_check(
         &self,
         user_id: &str,
@@ -374,6 +374,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         owner_phone: &str,
         now: i64,
     ) -> Result<(), StorageError> {
+        // Looking the same owner up again (re-selecting the house) keeps a consent given.
+        let again = owner_check::Entity::update_many()
+            .col_expr(owner_check::Column::LookedUpAt, Expr::value(now))
+            .filter(owner_check::Column::UserId.eq(user_id))
+            .filter(owner_check::Column::HouseId.eq(house_id))
+            .filter(owner_check::Column::OwnerPhone.eq(owner_phone))
+            .exec(self.0)
+            .await?;
+        if affected(again) {
+            return Ok(());
+        }
         owner_check::Entity::insert(owner_check::ActiveModel {
             user_id: Set(user_id.to_owned()),
             house_id: Set(house_id),
@@ -393,6 +404,18 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         .exec_without_returning(self.0)
         .await?;
         Ok(())
+    }
+
+    /// The houses whose owner `user_id` looked up since `since`.
+    pub async fn owner_lookups(&self, user_id: &str, since: i64) -> Result<Vec<i64>, StorageError> {
+        Ok(owner_check::Entity::find()
+            .filter(owner_check::Column::UserId.eq(user_id))
+            .filter(owner_check::Column::LookedUpAt.gte(since))
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(|row| row.house_id)
+            .collect())
     }
 
     /// Whether `user_id` looked up an owner reached at `phone` since `since` (a yezhu code
@@ -598,7 +621,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                 .one(&tx)
                 .await?
                 .ok_or_else(|| StorageError::Corrupt(format!("review {id} vanished")))?;
-            let person_id = self.person_for(&tx, &row, now).await?;
+            let person_id = match self.person_for(&tx, &row, now).await? {
+                Ok(id) => id,
+                Err(why) => {
+                    tx.rollback().await?;
+                    return Ok(Decided::Conflict(why));
+                }
+            };
             let new = NewBinding {
                 house_id: row.house_id,
                 role: row.role.clone(),
@@ -615,7 +644,30 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                     .exec(&tx)
                     .await?;
             }
-            match bind(&tx, person_id, &new, now).await {
+            let bound = match bind(&tx, person_id, &new, now).await {
+                // Already on the house (a member becoming its owner by 替换业主, another role):
+                // the binding takes what was approved.
+                Ok(false) => {
+                    let owner = new.role == "业主";
+                    binding::Entity::update_many()
+                        .col_expr(binding::Column::Role, Expr::value(new.role.clone()))
+                        .col_expr(binding::Column::HouseUse, Expr::value(new.house_use.clone()))
+                        .col_expr(binding::Column::Xingzhi, Expr::value(new.xingzhi.clone()))
+                        .col_expr(binding::Column::HouseStatus, Expr::value(new.house_status.clone()))
+                        .col_expr(binding::Column::ZhuhuType, Expr::value(new.zhuhu_type.clone()))
+                        .col_expr(binding::Column::OwnerOf, Expr::value(owner.then_some(new.house_id)))
+                        .col_expr(binding::Column::Shouquan, Expr::value(owner))
+                        .col_expr(binding::Column::Charge, Expr::value(owner))
+                        .filter(binding::Column::HouseId.eq(new.house_id))
+                        .filter(binding::Column::PersonId.eq(person_id))
+                        .exec(&tx)
+                        .await
+                        .map(|_| true)
+                        .map_err(StorageError::from)
+                }
+                other => other,
+            };
+            match bound {
                 Ok(_) => {}
                 Err(StorageError::Db(error)) if is_unique_violation(&error) => {
                     tx.rollback().await?;
@@ -628,32 +680,46 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         Ok(Decided::Done(status))
     }
 
-    /// The person an approved review binds: the record it names, else the record of its ID
-    /// number, else a new one — the submitter's own when the form is theirs and they have none.
-    async fn person_for(&self, tx: &DatabaseTransaction, row: &Review, now: i64) -> Result<i64, StorageError> {
+    /// The person an approved review binds (a 2.4.1 form is the submitter's own data): the
+    /// record it names (2.4.2); else the submitter's record of that ID number; else a record of
+    /// that ID number nobody uses yet, activated for the submitter only when it carries the
+    /// form's (verified) phone; else a new record of the submitter. Anything else — the number
+    /// is another account's, or the submitter is on record with another number — is refused.
+    async fn person_for(
+        &self,
+        tx: &DatabaseTransaction,
+        row: &Review,
+        now: i64,
+    ) -> Result<Result<i64, &'static str>, StorageError> {
         if let Some(id) = row.person_id {
-            return Ok(id);
+            return Ok(Ok(id));
         }
-        let has_person =
-            person::Entity::find().filter(person::Column::UserId.eq(&row.user_id)).count(tx).await? > 0;
-        let account = (!has_person).then(|| row.user_id.clone());
-        if let Some(existing) =
-            person::Entity::find().filter(person::Column::IdcardDigest.eq(&row.idcard_digest)).one(tx).await?
-        {
-            if existing.user_id.is_none() {
-                if let Some(account) = account {
-                    person::Entity::update_many()
-                        .col_expr(person::Column::UserId, Expr::value(account))
-                        .filter(person::Column::Id.eq(existing.id))
-                        .filter(person::Column::UserId.is_null())
-                        .exec(tx)
-                        .await?;
-                }
+        let existing =
+            person::Entity::find().filter(person::Column::IdcardDigest.eq(&row.idcard_digest)).one(tx).await?;
+        let own = person::Entity::find().filter(person::Column::UserId.eq(&row.user_id)).one(tx).await?;
+        match (existing, own) {
+            (Some(existing), _) if existing.user_id.as_deref() == Some(row.user_id.as_str()) => Ok(Ok(existing.id)),
+            (Some(_), Some(_)) | (None, Some(_)) => Ok(Err("该账号已登记其他身份证号的人员信息")),
+            (Some(existing), None) if existing.user_id.is_some() => Ok(Err("该身份证号已属于其他账号")),
+            (Some(existing), None) if existing.phone != row.phone => {
+                Ok(Err("该身份证号已登记，手机号与登记的不一致：须由本人以登记的手机号办理"))
             }
-            return Ok(existing.id);
+            (Some(existing), None) => {
+                let claimed = person::Entity::update_many()
+                    .col_expr(person::Column::UserId, Expr::value(row.user_id.clone()))
+                    .col_expr(person::Column::UpdatedAt, Expr::value(now))
+                    .filter(person::Column::Id.eq(existing.id))
+                    .filter(person::Column::UserId.is_null())
+                    .exec(tx)
+                    .await?;
+                Ok(if affected(claimed) { Ok(existing.id) } else { Err("该身份证号已属于其他账号") })
+            }
+            (None, None) => {
+                let inserted =
+                    person::Entity::insert(person_row(review_person(row), Some(row.user_id.clone()), now)).exec(tx).await?;
+                Ok(Ok(inserted.last_insert_id))
+            }
         }
-        let inserted = person::Entity::insert(person_row(review_person(row), account, now)).exec(tx).await?;
-        Ok(inserted.last_insert_id)
     }
 
     /// operationId `house_shouquan_update` / `house_charge_update`: flip a member's grant

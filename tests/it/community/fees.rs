@@ -344,3 +344,15 @@ async fn a_lapsed_bill_paid_late_never_pays_an_order_twice() {
     let stored = app.server.db.payments().get(&old).await.unwrap().unwrap();
     assert_ne!(stored.refund_state, mpapi::storage::payments::RefundState::None, "the old bill's money goes back: {stored:?}");
 }
+
+#[tokio::test]
+async fn title_filters_take_percent_and_underscore_literally() {
+    let app = TestApp::community().await;
+    let owner = token(&app, "demo").await;
+    assert_eq!(order_ids(&app, &owner, json!({ "title": "%" })).await, Vec::<i64>::new());
+    assert_eq!(order_ids(&app, &owner, json!({ "title": "_" })).await, Vec::<i64>::new());
+    let bills = app.post(PAYMENTS, Some(&owner), json!({ "title": "%" })).await;
+    assert_eq!((bills.status, bills.body["pages"]["total"].as_i64()), (200, Some(0)), "{}", bills.body);
+    let bills = app.post(PAYMENTS, Some(&owner), json!({ "title": "测试费" })).await;
+    assert_eq!(bills.body["pages"]["total"].as_i64(), Some(1), "{}", bills.body);
+}

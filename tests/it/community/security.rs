@@ -263,3 +263,52 @@ async fn yibiaosanshi_submit_refuses_a_sex_or_birth_the_id_number_contradicts() 
     right["birth"] = json!(19900101);
     assert_eq!(app.post(SUBMIT, Some(&token), right).await.status, 200);
 }
+
+#[tokio::test]
+async fn an_account_looks_up_a_few_owners_a_day() {
+    let app = TestApp::community().await;
+    let token = checked(&app, "wx-harvest", "13812340051").await;
+    for house in 1..=5 {
+        let reply = app.post(OWNER, Some(&token), json!({ "id": house })).await;
+        assert_eq!(reply.status, 200, "house {house}: {}", reply.body);
+    }
+    let sixth = app.post(OWNER, Some(&token), json!({ "id": 6 })).await;
+    assert_eq!((sixth.status, sixth.body["msg"].as_str()), (400, Some("查询业主次数过多，请明天再试或联系物业")), "{}", sixth.body);
+    // A house already looked up still answers (re-selecting it is the document's flow), and a
+    // day later the sixth does.
+    assert_eq!(app.post(OWNER, Some(&token), json!({ "id": 1 })).await.status, 200);
+    app.server.clock.advance(std::time::Duration::from_secs(24 * 3600 + 60));
+    let token = super::token(&app, "wx-harvest").await;
+    assert_eq!(app.post(OWNER, Some(&token), json!({ "id": 6 })).await.status, 200);
+}
+
+#[tokio::test]
+async fn looking_the_owner_up_again_keeps_the_consent() {
+    let app = TestApp::community().await;
+    let phone = "13812340052";
+    let token = checked(&app, "wx-reselect", phone).await;
+    owner_consent(&app, &token, 1).await;
+    assert_eq!(app.post(OWNER, Some(&token), json!({ "id": 1 })).await.status, 200);
+    let tenant = newcomer_form(&app, &token, phone, 1, json!("租客"), 1).await;
+    let filed = app.post(SUBMIT, Some(&token), tenant).await;
+    assert_eq!(filed.status, 200, "{}", filed.body);
+}
+
+#[tokio::test]
+async fn a_form_cannot_take_over_someone_elses_record() {
+    let app = TestApp::community().await;
+    // 王德明 (demo, 父亲 of house 1, no account) is on record with his own phone; a stranger who
+    // knows his ID number cannot file his identity from another phone.
+    let phone = "13812340053";
+    let token = checked(&app, "wx-impostor", phone).await;
+    let url = photo(&app, &token, 2).await;
+    let impostor = form(phone, "130302195803150012", "王德明", &url, 2, json!("业主"), 1);
+    let refused = app.post(SUBMIT, Some(&token), impostor).await;
+    assert_eq!((refused.status, refused.body["msg"].as_str()), (400, Some("该身份证号已登记，请使用登记的手机号办理")), "{}", refused.body);
+    // 替换业主 is an owner's application only.
+    let mut replace = newcomer_form(&app, &token, phone, 1, json!("家属"), 2).await;
+    let refused = app.post(SUBMIT, Some(&token), replace.clone()).await;
+    assert_eq!((refused.status, refused.body["msg"].as_str()), (400, Some("替换业主时角色须为业主")), "{}", refused.body);
+    replace["role"] = json!("业主");
+    assert_eq!(app.post(SUBMIT, Some(&token), replace).await.status, 200);
+}
