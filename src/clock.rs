@@ -48,6 +48,12 @@ pub fn iso_s(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// ms since the epoch as community (002) and o2o (004) write times: `2020-11-19 13:34:38`,
+/// Beijing local time, whole seconds.
+pub fn beijing_local(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&BEIJING).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
 /// The Beijing calendar day `ms` (since the epoch) falls on.
 pub fn beijing_date(ms: i64) -> NaiveDate {
     BEIJING.timestamp_millis_opt(ms).single().map(|t| t.date_naive()).unwrap_or_default()

@@ -91,6 +91,14 @@ pub fn mask_id_number(raw: &str) -> String {
     }
 }
 
+/// A mainland mobile number: 11 digits, `1` then `3`–`9` (domain.md §4.2).
+pub fn valid_phone(phone: &str) -> bool {
+    phone.len() == 11
+        && phone.bytes().all(|b| b.is_ascii_digit())
+        && phone.starts_with('1')
+        && (b'3'..=b'9').contains(&phone.as_bytes()[1])
+}
+
 /// A phone number for logs: `138****5678`.
 pub fn mask_phone(phone: &str) -> String {
     if phone.len() == 11 && phone.is_ascii() { format!("{}****{}", &phone[..3], &phone[7..]) } else { "***".into() }

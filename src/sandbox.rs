@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::clock::Clock;
+use crate::pii::valid_phone;
 use crate::providers::security_platform::SandboxSecurity;
 use crate::providers::sms::SandboxSms;
 use crate::providers::wechat_login::SandboxLogin;
@@ -42,11 +43,6 @@ pub struct Sandbox {
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
-}
-
-/// A mainland mobile number: 11 digits starting with 1 (domain.md §4.2).
-fn valid_phone(phone: &str) -> bool {
-    phone.len() == 11 && phone.starts_with('1') && phone.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Sandbox {
@@ -129,7 +125,7 @@ async fn sms_outbox(State(state): State<Sandbox>, Query(query): Query<HashMap<St
         return error(StatusCode::BAD_REQUEST, "query parameter phone is required");
     };
     if !valid_phone(phone) {
-        return error(StatusCode::BAD_REQUEST, "phone must be 11 digits starting with 1");
+        return error(StatusCode::BAD_REQUEST, "phone must be a mainland mobile number: 11 digits, 1 then 3-9");
     }
     let Some(sms) = &state.sms else {
         return error(StatusCode::NOT_FOUND, "the sandbox SMS provider is not active");

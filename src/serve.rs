@@ -243,14 +243,6 @@ impl Server {
         Ok(ApiParts { id, config, login, pay, security_platform, sandbox, demo })
     }
 
-    /// The key file URLs are signed with, derived from the server's master key (so every
-    /// instance signs alike).
-    pub fn file_key(&self) -> Vec<u8> {
-        use aws_lc_rs::hmac;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.jwt.expose_secret());
-        hmac::sign(&key, b"mpapi file urls").as_ref().to_vec()
-    }
-
     /// API `id`'s sessions under its token policy.
     pub fn sessions(&self, parts: &ApiParts) -> Result<Arc<Sessions>> {
         Sessions::new(parts.id, self.jwt.expose_secret(), parts.config.tokens, self.db.clone(), self.clock.clone())
@@ -523,7 +515,7 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Route
     let notify_path = generated::community::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::community::Settler));
     spawn_housekeeping("community", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
-    let files = crate::providers::files::FileStore::from_config(&parts.config.files, &server.file_key(), port, server.clock.clone())
+    let files = crate::providers::files::FileStore::from_config(&parts.config.files, server.jwt.expose_secret(), port, server.clock.clone())
         .context("apis.community.files")?;
     let files = Arc::new(files);
     let service = Arc::new(CommunityService {

@@ -5,7 +5,8 @@
 use generated::community::types::*;
 
 use super::error::{CommunityError, Told};
-use super::service::{CommunityService, beijing, live, ok_code, wire, yuan_label};
+use super::service::{CommunityService, live, ok_code, wire, yuan_label};
+use crate::clock::beijing_local;
 use crate::api_support::{Page, PageRequest};
 use crate::identity::Principal;
 use crate::payments::NotifyOutcome;
@@ -162,7 +163,7 @@ impl CommunityService {
             data.push(Payment {
                 id: bill.orders.iter().map(|o| o.id).min().unwrap_or_default(),
                 total_amount: crate::money::yuan(bill.pay.amount_fen),
-                paid_at: beijing(bill.pay.paid_at.unwrap_or(bill.pay.created_at)),
+                paid_at: beijing_local(bill.pay.paid_at.unwrap_or(bill.pay.created_at)),
                 payment_number: bill.pay.transaction_id.clone().unwrap_or_default(),
                 payment_shop_number: bill.pay.out_trade_no.clone(),
                 orders,

@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::error::{CommunityError, MSG_RETRY, Told};
-use crate::clock::{BEIJING, Clock};
+use crate::clock::{BEIJING, Clock, beijing_local};
 use crate::identity::{CodePolicy, Codes, Principal, Sessions, Subject, Ticket, Wechat};
 use crate::payments::Payments;
-use crate::pii::{IdNumber, Vault, mask_phone};
+use crate::pii::{IdNumber, Vault, mask_phone, valid_phone};
 use crate::providers::files::{FileError, FileStore};
 use crate::providers::ocr::{IdCardOcr, OcrError};
 use crate::providers::security_platform::{HouseAddress, SecurityPlatform};
@@ -130,27 +130,11 @@ pub(super) fn live<T: DeserializeOwned>() -> Result<T, CommunityError> {
     wire::<T>("1").or_else(|_| wire::<T>(1))
 }
 
-/// `YYYY-MM-DD HH:MM:SS`, Beijing time (the document's times).
-pub fn beijing(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&BEIJING)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
 /// Fen as the orders' wire amount: `"0.01元"`.
 pub fn yuan_label(fen: i64) -> String {
     format!("{}元", crate::money::yuan(fen))
 }
 
-/// A mainland mobile number (11 digits, 1[3-9]…).
-fn valid_phone(phone: &str) -> bool {
-    phone.len() == 11
-        && phone.bytes().all(|b| b.is_ascii_digit())
-        && phone.starts_with('1')
-        && (b'3'..=b'9').contains(&phone.as_bytes()[1])
-}
 
 /// One of a 前言 table's names, from the Chinese name or its 1-based row number; `default`
 /// when absent. Refusals list the allowed values.
@@ -178,6 +162,13 @@ pub(super) fn enumeration(
             .ok_or_else(refuse),
         Some(_) => Err(refuse()),
     }
+}
+
+/// A value the security platform wrote, as one of a 前言 table's names: 其他 (every table's
+/// last row) when it is none of them — the platform's data is not the client's to refuse.
+fn known(table: &[&str], value: &str) -> String {
+    let value = value.trim();
+    if table.contains(&value) { value.to_owned() } else { "其他".to_owned() }
 }
 
 /// 审核类型 of a submission: 替换业主 (choice 2), 业主绑定, 租客绑定 or 家属绑定.
@@ -298,7 +289,7 @@ impl CommunityService {
             code: ok_code()?,
             msg: format!("验证码获取成功,{minutes}分钟内有效"),
             key: format!("{KEY_PREFIX}{key}"),
-            expired_at: beijing(self.now() + sent.ttl.as_millis() as i64),
+            expired_at: beijing_local(self.now() + sent.ttl.as_millis() as i64),
         })
     }
 
@@ -658,11 +649,11 @@ impl CommunityService {
             if let Some(house_id) = tree.house_at(&b.house.community_identifier, numbers).await? {
                 bindings.push(NewBinding {
                     house_id,
-                    role: enumeration("role", "居民角色", &ROLES, Some(&json!(b.role)), "其他").unwrap_or_else(|_| "其他".into()),
-                    house_use: enumeration("use", "房屋用途", &USES, Some(&json!(b.house_use)), "住宅").unwrap_or_else(|_| "其他".into()),
-                    xingzhi: enumeration("xingzhi", "房屋性质", &XINGZHI, Some(&json!(b.xingzhi)), "私有").unwrap_or_else(|_| "其他".into()),
-                    house_status: enumeration("status", "房屋状态", &STATUSES, Some(&json!(b.status)), "自用").unwrap_or_else(|_| "其他".into()),
-                    zhuhu_type: enumeration("type", "住户类型", &ZHUHU_TYPES, Some(&json!(b.zhuhu_type)), "其他").unwrap_or_else(|_| "其他".into()),
+                    role: known(&ROLES, &b.role),
+                    house_use: known(&USES, &b.house_use),
+                    xingzhi: known(&XINGZHI, &b.xingzhi),
+                    house_status: known(&STATUSES, &b.status),
+                    zhuhu_type: known(&ZHUHU_TYPES, &b.zhuhu_type),
                 });
             }
         }
@@ -732,16 +723,7 @@ impl CommunityService {
         let owner = self.platform.owner_of(&address).await.map_err(Self::platform_fault)?;
         match owner {
             Some(o) if valid_phone(&o.phone) => {
-                let pick = |table: &[&str], v: &str, d: &str| -> String {
-                    if table.contains(&v) { v.to_owned() } else { d.to_owned() }
-                };
-                let info = info(
-                    &o.phone,
-                    &pick(&USES, &o.house_use, "其他"),
-                    &pick(&XINGZHI, &o.xingzhi, "其他"),
-                    &pick(&STATUSES, &o.status, "其他"),
-                    "业主",
-                )?;
+                let info = info(&o.phone, &known(&USES, &o.house_use), &known(&XINGZHI, &o.xingzhi), &known(&STATUSES, &o.status), "业主")?;
                 Ok(Some((o.phone, info)))
             }
             _ => Ok(None),

@@ -785,23 +785,4 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         }
         Ok(id)
     }
-
-    /// The account of person `person_id`, if activated.
-    pub async fn account_of(&self, person_id: i64) -> Result<Option<String>, StorageError> {
-        Ok(person::Entity::find_by_id(person_id).one(self.0).await?.and_then(|p| p.user_id))
-    }
-
-    /// The houses account `user_id`'s person is bound to (for order visibility: `charge`
-    /// grants only, or every binding).
-    pub async fn houses_of(&self, user_id: &str, paying: bool) -> Result<Vec<i64>, StorageError> {
-        let Some(person) = self.person_of(user_id).await? else {
-            return Ok(Vec::new());
-        };
-        let mut query = binding::Entity::find().filter(binding::Column::PersonId.eq(person.id));
-        if paying {
-            query = query.filter(binding::Column::Charge.eq(true));
-        }
-        Ok(query.all(self.0).await?.into_iter().map(|b| b.house_id).collect())
-    }
 }
-
