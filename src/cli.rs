@@ -1,4 +1,6 @@
-//! The `mpapi` command line: `mpapi serve` (the real server) and `mpapi mock` (documented examples).
+//! The `mpapi` command line: `mpapi serve` (the real server) and `mpapi mock` (documented examples),
+//! `mpapi points` (operator commands) and the hidden `mpapi bench-data` (the nearby benchmark's
+//! stations).
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -27,6 +29,24 @@ enum Command {
     /// Operate the points API's stored state (001 §4): system status and maintenance, notices.
     #[command(subcommand)]
     Points(PointsCommand),
+    /// Load the nearby benchmark's generated stations (`cargo xtask bench --suite nearby` runs
+    /// it on a database of its own). Hidden from help: bench data has no place in a real
+    /// database, so production is refused.
+    #[command(hide = true)]
+    BenchData(BenchDataArgs),
+}
+
+/// `mpapi bench-data`: the database of `serve` (the same configuration), migrated, gets the
+/// generated stations BS000000… over greater Shenzhen, one DC pile with two ports each, under the
+/// seed `charging.bench` (once: a database that has them keeps them, whatever `--stations` says).
+#[derive(Args)]
+struct BenchDataArgs {
+    /// How many stations to generate.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    stations: usize,
+    /// A TOML configuration file (for the database URL; default as for `serve`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// `mpapi points …`: what an operator changes while the servers run (every instance reads it
@@ -154,7 +174,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::serve::run(config, args.listen).await
         }
         Command::Points(command) => points(command).await,
+        Command::BenchData(args) => bench_data(args).await,
     }
+}
+
+async fn bench_data(args: BenchDataArgs) -> Result<()> {
+    let config = crate::config::Config::load(args.config.as_deref())?;
+    if config.env == crate::config::Environment::Production {
+        bail!("refusing to load bench data into a production database");
+    }
+    let db = crate::storage::Db::connect(&config.database_url).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let written = crate::charging::seed::bench(&db, args.stations, now).await?;
+    let count = db.charging().station_count().await?;
+    db.close().await;
+    let seed = crate::charging::seed::BENCH_SEED;
+    if written {
+        println!("{seed}: {} generated stations written ({count} stations in the database)", args.stations);
+    } else {
+        println!("{seed}: already loaded ({count} stations in the database)");
+    }
+    Ok(())
 }
 
 async fn points(command: PointsCommand) -> Result<()> {

@@ -163,6 +163,8 @@ pub struct ApiConfig {
     pub ocr: OcrConfig,
     /// The 安防平台 (security platform) asked about residents and owners (community, 002 §2.2).
     pub security_platform: SecurityPlatformConfig,
+    /// The chargers (charging, 003 §9–§10): simulated (default) or a device gateway.
+    pub charger: crate::providers::charger::ChargerConfig,
 }
 
 impl Default for ApiConfig {
@@ -200,6 +202,7 @@ impl ApiConfig {
             files: FilesConfig::default(),
             ocr: OcrConfig::default(),
             security_platform: SecurityPlatformConfig::default(),
+            charger: crate::providers::charger::ChargerConfig::default(),
         }
     }
 }
@@ -593,6 +596,9 @@ impl Config {
                     let field = format!("apis.{id}.files.public_base_url");
                     problems.push(format!("{field} must be a public https URL"));
                 }
+            }
+            if *id == "charging" && api.charger.provider == ProviderKind::Sandbox {
+                problems.push(format!("apis.{id}.charger.provider is the simulator"));
             }
         }
         if self.demo_data == Some(true) {

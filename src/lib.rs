@@ -11,10 +11,12 @@
 
 pub mod api_support;
 pub mod apis;
+pub mod charging;
 pub mod cli;
 pub mod clock;
 pub mod community;
 pub mod config;
+pub mod geo;
 pub mod heating;
 pub mod identity;
 pub mod logging;

@@ -93,7 +93,7 @@ impl Sandbox {
     ///   send them with that same code to the API's login. Missing code, or data that is no JSON
     ///   object → 400.
     /// - `POST /_sandbox/pay/{order_id}?result=success|fail` (default success; `order_id` the
-    ///   out_trade_no, or the prepay_id a mini-program holds) → 200
+    ///   out_trade_no, the prepay_id a mini-program holds, or a NATIVE code_url or its `pr` token) → 200
     ///   `{"order_id","result","notify":{"status","body"}}` after delivering the notify; unknown
     ///   order 404, expired / closed / already paid / being paid 409, bad result 400, notify not
     ///   delivered 502.

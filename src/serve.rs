@@ -58,6 +58,7 @@ pub const REAL_APIS: &[RealApi] = &[
     RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true, security_platform: false },
     RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false, security_platform: false },
     RealApi { id: "community", build: |server, parts, port| Box::pin(community(server, parts, port)), start_here: community_start_here, sends_sms: true, security_platform: true },
+    RealApi { id: "charging", build: |server, parts, port| Box::pin(charging(server, parts, port)), start_here: charging_start_here, sends_sms: false, security_platform: false },
 ];
 
 /// The ids of [`REAL_APIS`].
@@ -560,6 +561,77 @@ fn community_start_here(parts: &ApiParts) -> StartHere {
         for (route, what) in crate::community::sandbox::ROUTES {
             start.notes.push(format!("{route}: {what}"));
         }
+    }
+    start
+}
+
+/// Charging (003): WeChat and username logins, stations near a GCJ-02 position, chargers behind
+/// the driver (simulated by default), orders billed by time-of-use tariffs, and payments by
+/// balance or WeChat Pay v2 (NATIVE and JSAPI). A watchdog syncs every live order each second
+/// and the devices' connections every ten.
+async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+    use crate::charging::{self, Charging, service::ChargingService};
+    anyhow::ensure!(
+        parts.config.rate_limit.is_none(),
+        "apis.charging.rate_limit: charging's document states no request limit and its contract no 429 answer; remove the setting"
+    );
+    let now = server.clock.now_ms();
+    let written = charging::seed::seed(&server.db, parts.demo, now).await?;
+    if !written.is_empty() {
+        tracing::info!(api = "charging", "fresh database: {} written", written.join(" and "));
+    }
+    let (driver, simulated) = crate::providers::charger::from_config(&parts.config.charger, server.db.clone(), server.clock.clone())
+        .context("apis.charging.charger")?;
+    if let Some(simulated) = &simulated {
+        charging::seed::simulate(&server.db, simulated).await?;
+    }
+    let notify_path = generated::charging::Operation::PaymentWechatNotify.path();
+    let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::charging::Settler));
+    spawn_housekeeping("charging", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
+    let service = Arc::new(ChargingService {
+        db: server.db.clone(),
+        sessions: server.sessions(parts)?,
+        wechat: Wechat::new("charging", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
+        passwords: server.passwords.clone(),
+        payments,
+        driver,
+        clock: server.clock.clone(),
+    });
+    charging::spawn_watchdog(service.clone());
+    let api = Charging { service, sandbox_pay: parts.sandbox.pay.is_some() };
+    let router = generated::charging::router(Arc::new(api));
+    Ok(match simulated {
+        Some(simulated) => router.merge(crate::providers::charger::simulated::routes(simulated)),
+        None => router,
+    })
+}
+
+/// Charging's start: the demo accounts while seeded, the QR code of the demo pile, the sandbox
+/// chargers' controls.
+fn charging_start_here(parts: &ApiParts) -> StartHere {
+    use crate::charging::seed::{DEMO_DEVICE, DEMO_PASSWORD, DEMO_USERNAME, OPERATOR_PASSWORD, OPERATOR_USERNAME};
+    let mut start = StartHere::new(Mode::Serve);
+    if parts.demo {
+        start.notes.push(format!(
+            "demo driver: POST /api/user/login {{\"username\":\"{DEMO_USERNAME}\",\"password\":\"{DEMO_PASSWORD}\"}} (balance 86.50, two past sessions); operator (may configure piles): {OPERATOR_USERNAME} / {OPERATOR_PASSWORD}"
+        ));
+        start.notes.push(format!(
+            "stations near 22.5285,113.9447 (Shenzhen), 23.1291,113.2644 (Guangzhou), Beijing and Shanghai; scan code CDZ{DEMO_DEVICE} is the demo DC pile (device {DEMO_DEVICE})"
+        ));
+        start.first_calls.push(format!(
+            "curl -s -X POST {{base}}/api/user/login -H 'Content-Type: application/json' -d '{{\"username\":\"{DEMO_USERNAME}\",\"password\":\"{DEMO_PASSWORD}\"}}'"
+        ));
+    }
+    if parts.sandbox.login_appid.is_some() {
+        start.notes.push("any wx.login code logs a new WeChat user in: POST /api/user/wechat/login {\"code\":\"any-code\"}; send data.token as Authorization: Bearer TOKEN".into());
+    }
+    if parts.config.charger.provider == crate::config::ProviderKind::Sandbox {
+        for (route, what) in crate::providers::charger::simulated::ROUTES {
+            start.notes.push(format!("{route}: {what}"));
+        }
+    }
+    if parts.sandbox.pay.is_some() {
+        start.notes.push("pay a WeChat payment or recharge with POST /_sandbox/pay/{paymentId} (PAY… or RC…)".into());
     }
     start
 }

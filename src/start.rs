@@ -163,7 +163,7 @@ fn hostname(host: &str) -> &str {
 }
 
 /// Text as HTML.
-fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -115,9 +115,7 @@ impl std::fmt::Debug for CommunityService {
 /// A value as one of the contract's types (its enums travel as the strings or numbers the
 /// document shows): `wire("业主")`, `wire(0)`.
 pub fn wire<T: DeserializeOwned>(value: impl Serialize) -> Result<T, CommunityError> {
-    let value = serde_json::to_value(value).map_err(|e| CommunityError::Internal(e.to_string()))?;
-    serde_json::from_value(value.clone())
-        .map_err(|e| CommunityError::Internal(format!("{value} is not of the contract's type: {e}")))
+    crate::api_support::wire(value).map_err(CommunityError::Internal)
 }
 
 /// An operation's success `code`: `"0"` or `0`, whichever the operation's examples use.

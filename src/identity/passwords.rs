@@ -49,6 +49,10 @@ impl Passwords {
     }
 }
 
+/// A hash of no one's password, checked when a login names no account: the refusal then takes
+/// as long as a wrong password's, so response times do not tell which names exist.
+pub static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| hash("no account has this password"));
+
 /// Hash synchronously (seeding, tests).
 pub fn hash(password: &str) -> String {
     let salt = SaltString::encode_b64(&crate::random::bytes::<16>()).expect("16 bytes is a valid salt length");

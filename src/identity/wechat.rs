@@ -20,6 +20,11 @@ use crate::providers::{ProviderError, WechatLogin};
 use crate::storage::identity::WechatLogin as LoginRow;
 use crate::storage::{Db, StorageError};
 
+/// The nickname WeChat gives everyone since November 2022 (anonymised getUserProfile data).
+pub const ANONYMOUS_NICKNAME: &str = "微信用户";
+/// WeChat's grey default avatar (anonymised getUserProfile data).
+pub const DEFAULT_AVATAR: &str = "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132";
+
 /// A WeChat user after login. The API keeps its own user row under `user_id`, inserted if absent
 /// on every login (not only when `is_new`: a first login whose API write failed must not leave
 /// the user without a row).

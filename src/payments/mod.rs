@@ -1,6 +1,6 @@
 //! Payments, shared by every API that takes money: one order table that each API's own rows point
-//! at, JSAPI pay parameters for `wx.requestPayment` (placing the order with WeChat Pay when it has
-//! no prepay_id yet), the order's status with an order query when the notify is late, notifies
+//! at, JSAPI pay parameters for `wx.requestPayment` or a NATIVE (scan-to-pay) `code_url` (placing
+//! the order with WeChat Pay each time), the order's status with an order query when the notify is late, notifies
 //! (verify → dedupe → the API settles in the same transaction), closing expired orders, refunds
 //! and their notifies. An API supplies its [`Settle`] (its own writes) and its order rows.
 //!
@@ -114,6 +114,15 @@ impl std::fmt::Debug for Payments {
 /// How long a pending order waits for its notify before a status read asks WeChat Pay.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
+/// How an order is placed with WeChat Pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TradeType {
+    /// In the mini-program (`wx.requestPayment`): a prepay_id, for the payer's openid.
+    Jsapi,
+    /// Scan-to-pay: a `code_url`, for whoever scans it.
+    Native,
+}
+
 impl Payments {
     /// API `api`'s payments through `pay`; WeChat Pay sends notifies (payments and refunds) to
     /// `notify_url`; `settle` applies the API's own writes.
@@ -155,29 +164,53 @@ impl Payments {
     /// order it never had does the order fail (and the API's settle release what it held); a
     /// timeout, or a refusal of an order placed before, leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
+        let prepay_id = self.place(order, TradeType::Jsapi).await?;
+        Ok(self.pay.pay_params(&prepay_id)?)
+    }
+
+    /// The NATIVE (scan-to-pay) `code_url` of a pending order, `weixin://wxpay/bizpayurl?pr=…`,
+    /// to show as a QR code: placed with WeChat Pay on every call, like [`Payments::pay_params`]
+    /// (same checks and failure handling), but with no payer openid needed (the payer is whoever
+    /// scans it). It is valid 2 hours and never past the order's expiry. The code_url is stored as
+    /// the order's prepay (`PayOrder::prepay`): it marks the order as placed, so a late notify is
+    /// looked up with an order query and an expired order is closed with WeChat Pay.
+    pub async fn native_params(&self, order: &PayOrder) -> Result<String, PayError> {
+        self.place(order, TradeType::Native).await
+    }
+
+    /// Place a pending, unexpired order with WeChat Pay as `trade` and store what it answers (the
+    /// prepay_id, or the code_url) as the order's prepay; answer it. A final refusal of an order
+    /// never placed before fails it (the API's settle releases what it held).
+    async fn place(&self, order: &PayOrder, trade: TradeType) -> Result<String, PayError> {
         if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
             return Err(PayError::NotPayable);
         }
-        if self.pay.needs_payer() && order.payer_openid.is_none() {
+        if trade == TradeType::Jsapi && self.pay.needs_payer() && order.payer_openid.is_none() {
             return Err(PayError::PayerNeeded);
         }
+        // NATIVE names no payer: whoever scans pays.
+        let payer_openid = if trade == TradeType::Jsapi { order.payer_openid.as_deref() } else { None };
         let request = PrepayRequest {
             out_trade_no: order.out_trade_no.clone(),
             description: order.description.clone(),
             amount_fen: order.amount_fen,
-            payer_openid: order.payer_openid.clone(),
+            payer_openid: payer_openid.map(str::to_owned),
             notify_url: self.notify_url.clone(),
             time_expire: DateTime::from_timestamp_millis(order.expires_at).unwrap_or_default(),
         };
         let payments = self.db.payments();
-        match self.pay.jsapi_prepay(&request).await {
-            Ok(prepay_id) => {
+        let placed = match trade {
+            TradeType::Jsapi => self.pay.jsapi_prepay(&request).await,
+            TradeType::Native => self.pay.native_prepay(&request).await,
+        };
+        match placed {
+            Ok(prepay) => {
                 let now = self.clock.now_ms();
-                if !payments.set_prepay(&order.out_trade_no, &prepay_id, order.payer_openid.as_deref(), now).await? {
+                if !payments.set_prepay(&order.out_trade_no, &prepay, payer_openid, now).await? {
                     // It failed or closed meanwhile (another request, a notify, the sweep).
                     return Err(PayError::NotPayable);
                 }
-                Ok(self.pay.pay_params(&prepay_id)?)
+                Ok(prepay)
             }
             Err(error) => {
                 tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");

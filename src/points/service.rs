@@ -38,10 +38,7 @@ pub const KEY_DOMAIN: &str = "points.api_key";
 pub const KEY_PREFIX: &str = "sk_live_";
 /// `lastUsedAt` resolution: a key's use is written at most once a minute.
 pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
-/// The nickname WeChat gives everyone since November 2022 (anonymised getUserProfile data).
-pub const ANONYMOUS_NICKNAME: &str = "微信用户";
-/// WeChat's grey default avatar (anonymised getUserProfile data).
-pub const DEFAULT_AVATAR: &str = "https://thirdwx.qlogo.cn/mmopen/vi_32/POgEwh4mIHO4nibH0KlMECNjjGxQUq24ZEaGT4poC6icRiccVGKSyXwibcPq4BWmiaIGuG1icwxaQX6grC9VemZoJ8rg/132";
+pub use crate::identity::wechat::{ANONYMOUS_NICKNAME, DEFAULT_AVATAR};
 
 /// Who calls a points operation. `Debug` leaves the renewal's token out (a bearer credential).
 #[derive(Clone)]

@@ -12,6 +12,7 @@
 
 use async_trait::async_trait;
 
+pub mod charger;
 pub mod files;
 pub mod ocr;
 pub mod security_platform;

@@ -15,6 +15,31 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
+/// Declare a table's entity module: `entity!(name, "table", key type, auto-increment, { columns });`.
+macro_rules! entity {
+    ($(#[$meta:meta])* $module:ident, $table:literal, $key:ty, $auto:literal, { $($column:ident: $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = $auto)]
+                pub id: $key,
+                $(pub $column: $ty,)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+pub mod charging;
+pub mod charger_sim;
 pub mod community;
 pub mod heating;
 pub mod identity;
@@ -178,6 +203,19 @@ pub(crate) async fn write<C: TransactionTrait + ConnectionTrait>(conn: &C) -> Re
 /// Whether an `UPDATE` changed a row (the guard of every conditional write).
 pub(crate) fn affected(result: sea_orm::UpdateResult) -> bool {
     result.rows_affected > 0
+}
+
+/// A `LIKE '%text%'` pattern matching `text` literally: its own `%`, `_` and `\\` escaped.
+pub(crate) fn contains(text: &str) -> sea_orm::sea_query::LikeExpr {
+    let mut pattern = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    sea_orm::sea_query::LikeExpr::new(pattern).escape('\\')
 }
 
 /// Whether a statement failed on a unique index.

@@ -100,6 +100,12 @@ impl TestApp {
         TestApp::spawn("points", |_| {}).await
     }
 
+    /// The charging API with default configuration (sandbox providers and simulated chargers,
+    /// demo data).
+    pub async fn charging() -> TestApp {
+        TestApp::spawn("charging", |_| {}).await
+    }
+
     /// The community API with default configuration (sandbox providers, demo data), its face
     /// photos kept in the test's temporary folder.
     pub async fn community() -> TestApp {
@@ -225,9 +231,15 @@ impl TestApp {
     /// notify acknowledgement) must come in one of them.
     pub fn check(&self, method: &reqwest::Method, path: &str, reply: &Reply) {
         let path = path.split('?').next().unwrap_or(path);
-        let Some(op) = self.spec.operations().into_iter().find(|op| {
-            op.method.eq_ignore_ascii_case(method.as_str()) && template_matches(op.path, path)
-        }) else {
+        // A literal segment wins over a parameter, as the router matches (`/api/station/search`
+        // is not `/api/station/{id}`).
+        let Some(op) = self
+            .spec
+            .operations()
+            .into_iter()
+            .filter(|op| op.method.eq_ignore_ascii_case(method.as_str()) && template_matches(op.path, path))
+            .min_by_key(|op| op.path.matches('{').count())
+        else {
             return; // /_sandbox/*, docs: not part of the contract
         };
         let status = reply.status.to_string();
@@ -275,4 +287,51 @@ async fn read(response: reqwest::Response) -> Reply {
     let text = response.text().await.expect("a body");
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Reply { status, headers, body }
+}
+
+// WeChat Pay v2's XML, as the notify tests of community and charging build and read it.
+
+/// A flat v2 XML message's fields (`<xml><k><![CDATA[v]]></k>…</xml>` or plain text values).
+pub fn xml_fields(body: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let text = std::str::from_utf8(body).unwrap();
+    let inner = text.trim().strip_prefix("<xml>").and_then(|t| t.strip_suffix("</xml>")).unwrap_or_else(|| panic!("not v2 XML: {text}"));
+    let mut fields = std::collections::BTreeMap::new();
+    let mut rest = inner.trim();
+    while let Some(open) = rest.strip_prefix('<') {
+        let (name, after) = open.split_once('>').unwrap();
+        let close = format!("</{name}>");
+        let end = after.find(&close).unwrap();
+        let raw = &after[..end];
+        let value = raw.replace("]]><![CDATA[", "").trim_start_matches("<![CDATA[").trim_end_matches("]]>").to_owned();
+        fields.insert(name.to_owned(), value);
+        rest = after[end + close.len()..].trim();
+    }
+    fields
+}
+
+/// `fields` as v2 XML (CDATA values).
+pub fn xml_of(fields: &std::collections::BTreeMap<String, String>) -> Vec<u8> {
+    let mut xml = String::from("<xml>");
+    for (name, value) in fields {
+        xml.push_str(&format!("<{name}><![CDATA[{value}]]></{name}>"));
+    }
+    xml.push_str("</xml>");
+    xml.into_bytes()
+}
+
+/// The v2 MD5 sign of `fields` under `key`: non-empty fields but `sign`, sorted, `&key=`.
+pub fn md5_sign(fields: &std::collections::BTreeMap<String, String>, key: &str) -> String {
+    let mut text = String::new();
+    for (name, value) in fields.iter().filter(|(n, v)| !v.is_empty() && *n != "sign") {
+        text.push_str(&format!("{name}={value}&"));
+    }
+    text.push_str(&format!("key={key}"));
+    hex::encode_upper(<md5::Md5 as md5::Digest>::digest(text.as_bytes()))
+}
+
+/// POST a WeChat Pay v2 notify to `path`: (HTTP status, the ack's return_code).
+pub async fn post_v2_notify(app: &TestApp, path: &str, body: Vec<u8>) -> (u16, String) {
+    let reply = app.post_raw(path, "text/xml", body).await;
+    let text = reply.body.as_str().unwrap_or_else(|| panic!("an XML ack: {}", reply.body)).to_owned();
+    (reply.status, xml_fields(text.as_bytes())["return_code"].clone())
 }

@@ -1,6 +1,8 @@
 //! mpapi's one integration-test binary.
 
 mod app;
+mod charger_driver;
+mod charging;
 mod codegen;
 mod community;
 mod community_providers;

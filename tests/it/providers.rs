@@ -466,6 +466,67 @@ async fn jsapi_prepay_error_answer_is_a_vendor_error() {
 }
 
 #[tokio::test]
+async fn native_prepay_signs_an_order_without_payer_and_reads_the_code_url() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    let answer = br#"{"code_url":"weixin://wxpay/bizpayurl?pr=p4lpSuKzz"}"#;
+    Mock::given(method("POST"))
+        .and(path("/v3/pay/transactions/native"))
+        .and(header("accept", "application/json"))
+        .and(header("content-type", "application/json"))
+        .and(header("wechatpay-serial", PUBLIC_KEY_ID))
+        .and(body_partial_json(json!({
+            "appid": "wxd678efh567hg6787",
+            "mchid": MCHID,
+            "description": "2024-2025采暖季供暖费",
+            "out_trade_no": "HT202412180020",
+            "notify_url": "https://example.com/api/payment/notify",
+            "amount": {"total": 186000, "currency": "CNY"},
+        })))
+        .and(MerchantSignature { public_key: fx.merchant_public.clone() })
+        .respond_with(signed_response(&fx.platform, 200, answer))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    // An openid on the order is not sent: whoever scans pays.
+    let order =
+        jsapi_order("HT202412180020", Some("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "https://example.com/api/payment/notify");
+    assert_eq!(pay.native_prepay(&order).await.expect("prepay"), "weixin://wxpay/bizpayurl?pr=p4lpSuKzz");
+    let sent: Value = server.received_requests().await.expect("recording")[0].body_json().expect("json");
+    assert!(sent.get("payer").is_none(), "{sent}");
+    let time_expire = sent["time_expire"].as_str().expect("time_expire");
+    let parsed = chrono::DateTime::parse_from_rfc3339(time_expire).expect("rfc 3339");
+    assert!(time_expire.ends_with("+08:00") && parsed.timestamp() == order.time_expire.timestamp(), "{time_expire}");
+}
+
+#[tokio::test]
+async fn native_prepay_refusals_and_answers_without_a_code_url_are_errors() {
+    let server = MockServer::start().await;
+    let fx = pay_fixture(&server);
+    Mock::given(method("POST"))
+        .and(path("/v3/pay/transactions/native"))
+        .and(body_partial_json(json!({"out_trade_no": "HT202412180021"})))
+        .respond_with(vendor_error(400, "ORDERPAID", "该订单已支付"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v3/pay/transactions/native"))
+        .and(body_partial_json(json!({"out_trade_no": "HT202412180022"})))
+        .respond_with(signed_response(&fx.platform, 200, br#"{"prepay_id":"wx26112221580621e9b071c00d9e093b0000"}"#))
+        .mount(&server)
+        .await;
+    let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
+    let result = pay.native_prepay(&jsapi_order("HT202412180021", None, "https://example.com/n")).await;
+    assert_eq!(expect_vendor(result, "ORDERPAID"), "该订单已支付");
+    let result = pay.native_prepay(&jsapi_order("HT202412180022", None, "https://example.com/n")).await;
+    assert!(
+        matches!(&result, Err(ProviderError::Transport { detail, .. }) if detail.contains("code_url")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn query_signs_its_query_string_and_reads_the_transaction() {
     let server = MockServer::start().await;
     let fx = pay_fixture(&server);
@@ -615,6 +676,7 @@ async fn no_call_uses_an_answer_that_does_not_verify() {
     let pay = WechatPayV3::new(APPID, &fx.config).expect("configured");
     let calls = [
         ("prepay", br#"{"prepay_id":"wx_forged"}"#.to_vec()),
+        ("native", br#"{"code_url":"weixin://wxpay/bizpayurl?pr=forged"}"#.to_vec()),
         ("query", paid_transaction("HT202412180001").to_string().into_bytes()),
         ("close", Vec::new()),
         (
@@ -633,6 +695,10 @@ async fn no_call_uses_an_answer_that_does_not_verify() {
             let result = match call {
                 "prepay" => pay
                     .jsapi_prepay(&jsapi_order("HT202412180001", Some("o1"), "https://example.com/n"))
+                    .await
+                    .map(drop),
+                "native" => pay
+                    .native_prepay(&jsapi_order("HT202412180001", None, "https://example.com/n"))
                     .await
                     .map(drop),
                 "query" => pay.query("HT202412180001").await.map(drop),

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use chrono::{TimeDelta, TimeZone as _, Utc};
 use mpapi::clock::{BEIJING, Clock};
 use mpapi::config::{ApiConfig, Config, PayVersion, ProviderKind, WechatPayConfig};
-use mpapi::payments::{NotifyOutcome, Payments};
+use mpapi::payments::{NotifyOutcome, PayError, Payments};
 use mpapi::providers::ProviderError;
 use mpapi::providers::wechat_pay::sandbox::{SandboxOrderState, SandboxPay};
 use mpapi::providers::wechat_pay::v2::{self, Fields, SignType, V2Signer, WechatPayV2};
@@ -390,6 +390,101 @@ async fn answers_that_do_not_verify_are_transport_errors() {
             "{what}: {result:?}"
         );
     }
+}
+
+const CODE_URL: &str = "weixin://wxpay/bizpayurl?pr=Xz6dUpAzz";
+
+#[tokio::test]
+async fn native_unifiedorder_sends_a_product_id_and_no_openid_and_reads_the_code_url() {
+    let server = MockServer::start().await;
+    // The payer's openid is left out even when the order has one: whoever scans pays.
+    let order = order("CM202412180010", "物业费 2024年12月", Some(OPENID));
+    let time_expire = order
+        .time_expire
+        .with_timezone(&BEIJING)
+        .format("%Y%m%d%H%M%S")
+        .to_string();
+    once(
+        &server,
+        call(
+            "/pay/unifiedorder",
+            &[
+                ("body", "物业费 2024年12月"),
+                ("out_trade_no", "CM202412180010"),
+                ("total_fee", "1860"),
+                ("spbill_create_ip", v2::SPBILL_CREATE_IP),
+                ("notify_url", "https://example.com/api/pay/notify"),
+                ("trade_type", "NATIVE"),
+                ("product_id", "CM202412180010"),
+                ("time_expire", &time_expire),
+            ],
+        ),
+        answer(&[
+            ("trade_type", "NATIVE"),
+            ("prepay_id", "wx201410272009395522657a690389285100"),
+            ("code_url", CODE_URL),
+        ]),
+    )
+    .await;
+    let pay = provider(&server);
+    assert_eq!(pay.native_prepay(&order).await.expect("prepay"), CODE_URL);
+    let sent = received_fields(&server.received_requests().await.expect("recording")[0]);
+    assert!(!sent.contains_key("openid"), "{sent:?}");
+
+    // product_id is at most 32 bytes: a longer order number is cut.
+    server.reset().await;
+    let template = answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]);
+    once(&server, call("/pay/unifiedorder", &[]), template).await;
+    let long = format!("CM{}", "7".repeat(38));
+    let code_url = pay.native_prepay(&order_without_payer(&long)).await;
+    assert_eq!(code_url.expect("prepay"), CODE_URL);
+    let sent = received_fields(&server.received_requests().await.expect("recording")[0]);
+    assert_eq!(
+        (sent["out_trade_no"].as_str(), sent["product_id"].as_str()),
+        (long.as_str(), &long[..32])
+    );
+}
+
+fn order_without_payer(out_trade_no: &str) -> PrepayRequest {
+    order(out_trade_no, "物业费", None)
+}
+
+#[tokio::test]
+async fn native_unifiedorder_refusals_and_answers_without_a_code_url_are_errors() {
+    let server = MockServer::start().await;
+    let unifiedorder = |no: &str| {
+        call(
+            "/pay/unifiedorder",
+            &[("out_trade_no", no), ("trade_type", "NATIVE")],
+        )
+    };
+    unifiedorder("CM_PAID_0010")
+        .respond_with(failure("ORDERPAID", "该订单已支付"))
+        .mount(&server)
+        .await;
+    unifiedorder("CM_SHUT_0010")
+        .respond_with(failure("ORDERCLOSED", "订单已关闭"))
+        .mount(&server)
+        .await;
+    // Verified and successful, but no code_url (a JSAPI-like answer).
+    unifiedorder("CM_NOURL_0010")
+        .respond_with(answer(&[("trade_type", "NATIVE"), ("prepay_id", "wx2024")]))
+        .mount(&server)
+        .await;
+    let pay = provider(&server);
+    let result = pay.native_prepay(&order_without_payer("CM_PAID_0010")).await;
+    assert_eq!(expect_vendor(result, "ORDERPAID"), "该订单已支付");
+    let result = pay.native_prepay(&order_without_payer("CM_SHUT_0010")).await;
+    assert_eq!(expect_vendor(result, "ORDER_CLOSED"), "订单已关闭");
+    let result = pay.native_prepay(&order_without_payer("CM_NOURL_0010")).await;
+    assert!(
+        matches!(&result, Err(ProviderError::Transport { detail, .. }) if detail.contains("code_url")),
+        "{result:?}"
+    );
+    assert_eq!(
+        server.received_requests().await.expect("recording").len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -985,4 +1080,181 @@ async fn sandbox_v2_payments_settle_once_and_refund_through_the_shared_block() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("the refund notify did not finish the refund");
+}
+
+/// A pending order of `payments` with no payer (NATIVE needs none), inserted and read back.
+async fn stored_order(db: &Db, payments: &Payments, no: &str, clock: &Clock) -> PayOrder {
+    let now = clock.now_ms();
+    let new = payments.new_order(
+        no,
+        None,
+        None,
+        "物业费",
+        1_860,
+        now,
+        std::time::Duration::from_secs(1800),
+    );
+    db.payments().insert(new).await.expect("inserted");
+    db.payments()
+        .get(no)
+        .await
+        .expect("read")
+        .expect("the order")
+}
+
+#[tokio::test]
+async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&fresh_database(&dir).await)
+        .await
+        .expect("database");
+    let clock = Clock::default();
+    let payments = Payments::new(
+        "community",
+        Arc::new(provider(&server)),
+        Arc::new(Counting::default()),
+        "https://example.com/api/pay/notify".into(),
+        db.clone(),
+        clock.clone(),
+    );
+    let stored = |no: &'static str| {
+        let db = db.clone();
+        async move {
+            db.payments()
+                .get(no)
+                .await
+                .expect("read")
+                .expect("the order")
+        }
+    };
+
+    let order = stored_order(&db, &payments, "CM202412180020", &clock).await;
+    let placed = call(
+        "/pay/unifiedorder",
+        &[
+            ("out_trade_no", "CM202412180020"),
+            ("trade_type", "NATIVE"),
+            ("product_id", "CM202412180020"),
+        ],
+    );
+    once(
+        &server,
+        placed,
+        answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]),
+    )
+    .await;
+    // The real provider needs the payer for JSAPI, not for NATIVE.
+    let result = payments.pay_params(&order).await;
+    assert!(matches!(result, Err(PayError::PayerNeeded)), "{result:?}");
+    assert_eq!(
+        payments.native_params(&order).await.expect("code_url"),
+        CODE_URL
+    );
+    // Stored as the order's prepay: the order counts as placed (queried when its notify is
+    // late, closed with WeChat when it expires).
+    let placed = stored("CM202412180020").await;
+    assert_eq!(
+        (placed.status, placed.prepay.map(|(prepay, _)| prepay)),
+        (PayStatus::Pending, Some(CODE_URL.to_owned()))
+    );
+
+    // A final refusal of an order never placed fails it; failed, it is not placed again.
+    let order = stored_order(&db, &payments, "CM202412180021", &clock).await;
+    let refused = call("/pay/unifiedorder", &[("out_trade_no", "CM202412180021")]);
+    once(&server, refused, failure("PARAM_ERROR", "product_id 不能为空")).await;
+    let result = payments.native_params(&order).await;
+    assert!(
+        matches!(&result, Err(PayError::Provider(ProviderError::Vendor { code, .. })) if code == "PARAM_ERROR"),
+        "{result:?}"
+    );
+    let failed = stored("CM202412180021").await;
+    assert_eq!(failed.status, PayStatus::Failed);
+    let result = payments.native_params(&failed).await;
+    assert!(matches!(result, Err(PayError::NotPayable)), "{result:?}");
+
+    // A refusal WeChat takes back later (busy) leaves the order pending.
+    let order = stored_order(&db, &payments, "CM202412180022", &clock).await;
+    let busy = call("/pay/unifiedorder", &[("out_trade_no", "CM202412180022")]);
+    once(&server, busy, failure("SYSTEMERROR", "系统繁忙")).await;
+    let result = payments.native_params(&order).await;
+    assert!(matches!(result, Err(PayError::Provider(_))), "{result:?}");
+    assert_eq!(stored("CM202412180022").await.status, PayStatus::Pending);
+}
+
+#[tokio::test]
+async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Db::connect(&fresh_database(&dir).await)
+        .await
+        .expect("database");
+    let clock = Clock::default();
+    let sandbox = Arc::new(SandboxPay::new_v2(APPID, MCHID, clock.clone()).expect("sandbox"));
+    let settle = Arc::new(Counting::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("port 0 binds");
+    let notify_url = format!("http://{}/notify", listener.local_addr().expect("bound"));
+    let payments = Arc::new(Payments::new(
+        "charging",
+        sandbox.clone(),
+        settle.clone(),
+        notify_url,
+        db.clone(),
+        clock.clone(),
+    ));
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    serve_notifies(listener, payments.clone(), bodies.clone()).await;
+
+    let no = format!("CD{}", mpapi::random::digits(16));
+    let order = stored_order(&db, &payments, &no, &clock).await;
+    let code_url = payments.native_params(&order).await.expect("code_url");
+    let pr = code_url
+        .strip_prefix("weixin://wxpay/bizpayurl?pr=")
+        .expect("a code_url");
+    // Asked again while the order is open: the same code_url, stored as the order's prepay.
+    assert_eq!(
+        payments.native_params(&order).await.expect("again"),
+        code_url
+    );
+    let placed = db
+        .payments()
+        .get(&no)
+        .await
+        .expect("read")
+        .expect("the order");
+    assert_eq!(
+        placed.prepay.map(|(prepay, _)| prepay).as_deref(),
+        Some(code_url.as_str())
+    );
+
+    // The payer scans: the sandbox's pay takes the pr token (or the code_url) like a prepay_id.
+    let outcome = sandbox.pay(pr, true).await.expect("paid");
+    assert_eq!(
+        (outcome.notify_status, outcome.notify_body.as_str()),
+        (200, Some(v2::notify_ack(true, "").as_str()))
+    );
+    let paid = db
+        .payments()
+        .get(&no)
+        .await
+        .expect("read")
+        .expect("the order");
+    assert_eq!(
+        (paid.status, paid.transaction_id.as_deref()),
+        (PayStatus::Paid, Some(outcome.transaction_id.as_str()))
+    );
+    assert_eq!(*settle.paid.lock().expect("lock"), vec![no.clone()]);
+    let notify = v2::read_xml(&bodies.lock().expect("lock")[0]).expect("XML");
+    assert_eq!(
+        (notify["trade_type"].as_str(), notify["out_trade_no"].as_str()),
+        ("NATIVE", no.as_str())
+    );
+    assert!(notify.get("openid").is_none_or(String::is_empty));
+
+    // Paid: no code_url any more, and the sandbox will not be paid twice.
+    let result = payments.native_params(&paid).await;
+    assert!(matches!(result, Err(PayError::NotPayable)), "{result:?}");
+    assert!(sandbox.pay(&code_url, true).await.is_err());
+    assert_eq!(*settle.paid.lock().expect("lock"), vec![no]);
 }

@@ -27,7 +27,8 @@ pub mod v3;
 mod vectors;
 pub mod verify;
 
-/// A JSAPI (mini-program) order, as `POST /v3/pay/transactions/jsapi` takes it.
+/// A JSAPI (mini-program) order, as `POST /v3/pay/transactions/jsapi` takes it; or a NATIVE
+/// (scan-to-pay) one, as `POST /v3/pay/transactions/native` takes it (no payer).
 #[derive(Debug, Clone)]
 pub struct PrepayRequest {
     /// Our order number (6–32 chars of `[0-9A-Za-z_-|*]`), unique per mchid.
@@ -37,7 +38,7 @@ pub struct PrepayRequest {
     /// The amount in fen.
     pub amount_fen: i64,
     /// The payer's openid; `None` when the API has no WeChat login (the sandbox accepts that,
-    /// the real provider refuses: JSAPI needs a payer).
+    /// the real provider refuses: JSAPI needs a payer). NATIVE orders do not use it.
     pub payer_openid: Option<String>,
     /// Where WeChat Pay sends the notify (https, no query in production).
     pub notify_url: String,
@@ -270,7 +271,7 @@ pub enum NotifyError {
 }
 
 /// WeChat Pay v3 for mini-programs, as every API needs it: orders (JSAPI prepay, pay parameters,
-/// query, close), refunds (ask, query) and notifies of both.
+/// NATIVE prepay, query, close), refunds (ask, query) and notifies of both.
 ///
 /// Vendor errors keep WeChat's code in [`ProviderError::Vendor`] (`ORDER_NOT_EXIST`,
 /// `ORDERPAID`, `INVALID_REQUEST`, `PARAM_ERROR`, …); an answer that does not verify as WeChat
@@ -284,6 +285,14 @@ pub trait WechatPay: Send + Sync + 'static {
     /// Place a JSAPI order; the prepay_id (valid 2 h). Same out_trade_no + same params again → a
     /// fresh prepay_id.
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError>;
+    /// Place a NATIVE (scan-to-pay) order: `order.amount_fen` in fen, `order.payer_openid`
+    /// unused (the payer is whoever scans). Answers the `code_url`, `weixin://wxpay/bizpayurl?pr=…`,
+    /// the text to show as a QR code (valid 2 h, and never past `order.time_expire`); the same
+    /// out_trade_no and params again, while the order is open, answer a code_url for the same
+    /// order. WeChat's refusals (`ORDERPAID`, `ORDER_CLOSED`, `PARAM_ERROR`, …) are
+    /// [`ProviderError::Vendor`]; an answer that does not verify or carries no `code_url` is
+    /// [`ProviderError::Transport`].
+    async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError>;
     /// Sign `wx.requestPayment` parameters for a prepay_id.
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError>;
     /// Query an order by out_trade_no (`GET /v3/pay/transactions/out-trade-no/{no}?mchid=`);

@@ -34,6 +34,9 @@ use crate::clock::Clock;
 
 const SANDBOX: &str = "sandbox-pay";
 
+/// What every NATIVE `code_url` starts with; a random `pr` token follows, as in WeChat's.
+const CODE_URL_PREFIX: &str = "weixin://wxpay/bizpayurl?pr=";
+
 /// WeChat Pay's side, played by the sandbox: signs notifies and responses with a platform key
 /// (serial `PUB_KEY_ID_SANDBOX…`) and encrypts resources with the APIv3 key.
 pub struct PlatformSigner {
@@ -143,7 +146,7 @@ pub enum SandboxOrderState {
     Closed,
 }
 
-/// An order the sandbox platform holds (what `jsapi_prepay` recorded).
+/// An order the sandbox platform holds (what `jsapi_prepay` or `native_prepay` recorded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxOrder {
     /// The merchant's order number.
@@ -237,8 +240,11 @@ pub struct SandboxPayOutcome {
 #[derive(Default)]
 struct Ledger {
     orders: HashMap<String, SandboxOrder>,
-    /// The out_trade_no of each prepay_id answered (a frontend holds only the prepay_id).
+    /// The out_trade_no of each prepay_id answered, and of each NATIVE code_url and its `pr`
+    /// token (a frontend holds only the prepay_id, or the code_url).
     prepays: HashMap<String, String>,
+    /// The code_url of each NATIVE order, by out_trade_no (asked again, answered again).
+    code_urls: HashMap<String, String>,
     /// By out_refund_no (unique per merchant, like WeChat's).
     refunds: HashMap<String, SandboxRefund>,
 }
@@ -463,7 +469,7 @@ impl SandboxPay {
             "mchid": self.merchant.mchid,
             "out_trade_no": order.out_trade_no,
             "transaction_id": transaction_id,
-            "trade_type": "JSAPI",
+            "trade_type": self.trade_type(&order.out_trade_no),
             "trade_state": if success { "SUCCESS" } else { "PAYERROR" },
             "trade_state_desc": if success { "支付成功" } else { "支付失败，请重新下单支付" },
             "bank_type": "OTHERS",
@@ -532,7 +538,7 @@ impl SandboxPay {
             ("result_code", if success { "SUCCESS" } else { "FAIL" }),
             ("openid", order.payer_openid.as_deref().unwrap_or_default()),
             ("is_subscribe", "N"),
-            ("trade_type", "JSAPI"),
+            ("trade_type", self.trade_type(&order.out_trade_no)),
             ("bank_type", "OTHERS"),
             ("total_fee", &total_fee),
             ("fee_type", "CNY"),
@@ -586,13 +592,69 @@ impl SandboxPay {
         ]))
     }
 
+    /// `NATIVE` for an order placed by `native_prepay`, else `JSAPI` (notifies name it).
+    fn trade_type(&self, out_trade_no: &str) -> &'static str {
+        if self.ledger().code_urls.contains_key(out_trade_no) { "NATIVE" } else { "JSAPI" }
+    }
+
+    /// Check `order` as WeChat Pay does and record it (the first time; asked again, the same
+    /// amount and an open order are needed); the ledger, still locked, for the caller to record
+    /// what it answers.
+    fn place(&self, order: &PrepayRequest) -> Result<MutexGuard<'_, Ledger>, ProviderError> {
+        if order.amount_fen <= 0 {
+            return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
+        }
+        if !valid_out_trade_no(&order.out_trade_no) {
+            return Err(vendor("PARAM_ERROR", "out_trade_no must be 6-32 characters of [0-9A-Za-z_-|*]"));
+        }
+        if order.description.is_empty() || order.description.chars().count() > 127 {
+            return Err(vendor("PARAM_ERROR", "description must be 1-127 characters"));
+        }
+        let now = self.now();
+        if order.time_expire <= now {
+            return Err(vendor("PARAM_ERROR", "time_expire must be in the future"));
+        }
+        if !valid_notify_url(&order.notify_url) {
+            return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
+        }
+        let mut ledger = self.ledger();
+        if let Some(existing) = ledger.orders.get(&order.out_trade_no) {
+            if existing.amount_fen != order.amount_fen {
+                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
+            }
+            match existing.state {
+                SandboxOrderState::Paid => return Err(vendor("ORDERPAID", "该订单已支付")),
+                SandboxOrderState::Closed => return Err(vendor("ORDER_CLOSED", "订单已关闭")),
+                _ if existing.time_expire <= now => {
+                    return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
+                }
+                _ => {}
+            }
+        } else {
+            ledger.orders.insert(
+                order.out_trade_no.clone(),
+                SandboxOrder {
+                    out_trade_no: order.out_trade_no.clone(),
+                    amount_fen: order.amount_fen,
+                    notify_url: order.notify_url.clone(),
+                    time_expire: order.time_expire,
+                    payer_openid: order.payer_openid.clone(),
+                    state: SandboxOrderState::NotPaid,
+                    transaction_id: None,
+                    success_time: None,
+                },
+            );
+        }
+        Ok(ledger)
+    }
+
     /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
     /// notify URL like WeChat Pay (one attempt, no retries). The order becomes paid only when
     /// the merchant answers a success notify with 2xx (v2 mode: and an XML ack whose
     /// `return_code` is SUCCESS); a failed attempt leaves it payable. A closed or expired order
     /// (by the sandbox clock) is refused.
     /// `id` may be the out_trade_no or a prepay_id answered for it (a mini-program sees only
-    /// the prepay_id, in `package`).
+    /// the prepay_id, in `package`), or a NATIVE order's code_url or its `pr` token.
     pub async fn pay(&self, id: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
         let out_trade_no = {
             let ledger = self.ledger();
@@ -656,53 +718,26 @@ impl WechatPay for SandboxPay {
     }
 
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        if order.amount_fen <= 0 {
-            return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
-        }
-        if !valid_out_trade_no(&order.out_trade_no) {
-            return Err(vendor("PARAM_ERROR", "out_trade_no must be 6-32 characters of [0-9A-Za-z_-|*]"));
-        }
-        if order.description.is_empty() || order.description.chars().count() > 127 {
-            return Err(vendor("PARAM_ERROR", "description must be 1-127 characters"));
-        }
-        let now = self.now();
-        if order.time_expire <= now {
-            return Err(vendor("PARAM_ERROR", "time_expire must be in the future"));
-        }
-        if !valid_notify_url(&order.notify_url) {
-            return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
-        }
-        let mut ledger = self.ledger();
-        if let Some(existing) = ledger.orders.get(&order.out_trade_no) {
-            if existing.amount_fen != order.amount_fen {
-                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
-            }
-            match existing.state {
-                SandboxOrderState::Paid => return Err(vendor("ORDERPAID", "该订单已支付")),
-                SandboxOrderState::Closed => return Err(vendor("ORDER_CLOSED", "订单已关闭")),
-                _ if existing.time_expire <= now => {
-                    return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
-                }
-                _ => {}
-            }
-        } else {
-            ledger.orders.insert(
-                order.out_trade_no.clone(),
-                SandboxOrder {
-                    out_trade_no: order.out_trade_no.clone(),
-                    amount_fen: order.amount_fen,
-                    notify_url: order.notify_url.clone(),
-                    time_expire: order.time_expire,
-                    payer_openid: order.payer_openid.clone(),
-                    state: SandboxOrderState::NotPaid,
-                    transaction_id: None,
-                    success_time: None,
-                },
-            );
-        }
+        let mut ledger = self.place(order)?;
         let prepay_id = format!("wx{}", crate::random::hex(28));
         ledger.prepays.insert(prepay_id.clone(), order.out_trade_no.clone());
         Ok(prepay_id)
+    }
+
+    /// Checked and recorded as `jsapi_prepay` does; answers `weixin://wxpay/bizpayurl?pr=` + 12
+    /// random `[0-9A-Za-z]`, the same one while the order is open. `pay` takes the code_url or
+    /// its `pr` token as well as the out_trade_no.
+    async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
+        let mut ledger = self.place(order)?;
+        if let Some(code_url) = ledger.code_urls.get(&order.out_trade_no) {
+            return Ok(code_url.clone());
+        }
+        let pr = crate::random::alphanumeric(12);
+        let code_url = format!("{CODE_URL_PREFIX}{pr}");
+        ledger.prepays.insert(pr, order.out_trade_no.clone());
+        ledger.prepays.insert(code_url.clone(), order.out_trade_no.clone());
+        ledger.code_urls.insert(order.out_trade_no.clone(), code_url.clone());
+        Ok(code_url)
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
@@ -892,6 +927,34 @@ mod tests {
         assert_eq!((recorded.amount_fen, recorded.state), (100, SandboxOrderState::NotPaid));
         assert!(pay.order("SBTEST_0002").is_none());
         assert!(!pay.needs_payer());
+    }
+
+    #[tokio::test]
+    async fn native_prepay_answers_one_code_url_per_open_order() {
+        let pay = sandbox();
+        let native = PrepayRequest { payer_openid: None, ..order("SBNATIVE_001", 700) };
+        let code_url = pay.native_prepay(&native).await.expect("native prepay");
+        let pr = code_url.strip_prefix("weixin://wxpay/bizpayurl?pr=").expect("a code_url");
+        assert!(pr.len() == 12 && pr.bytes().all(|b| b.is_ascii_alphanumeric()), "{code_url}");
+        assert_eq!(pay.native_prepay(&native).await.expect("again"), code_url, "the same while open");
+        let other = pay.native_prepay(&PrepayRequest { payer_openid: None, ..order("SBNATIVE_002", 700) }).await;
+        assert_ne!(other.expect("another order"), code_url);
+        // Checked like JSAPI orders.
+        assert_eq!(vendor_code(pay.native_prepay(&order("SBNATIVE_001", 701)).await), "INVALID_REQUEST");
+        assert_eq!(vendor_code(pay.native_prepay(&order("SBN", 700)).await), "PARAM_ERROR");
+        let recorded = pay.order("SBNATIVE_001").expect("recorded");
+        assert_eq!((recorded.amount_fen, recorded.state, recorded.payer_openid), (700, SandboxOrderState::NotPaid, None));
+        let (headers, body) = pay.build_notify("SBNATIVE_001", true).expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        assert!(matches!(n.event, NotifyEvent::Transaction(t) if t.amount_total_fen == 700 && t.payer_openid.is_none()));
+        // `pay` finds the order by its code_url or pr token, as a JSAPI order by its prepay_id (no
+        // merchant listens at port 9: the notify is not delivered and the order stays payable).
+        for id in [code_url.as_str(), pr, "SBNATIVE_001"] {
+            assert!(matches!(pay.pay(id, true).await, Err(SandboxPayError::Notify(_))), "{id}");
+        }
+        let unknown = "weixin://wxpay/bizpayurl?pr=000000000000";
+        assert_eq!(pay.pay(unknown, true).await, Err(SandboxPayError::NotFound(unknown.into())));
+        assert_eq!(pay.order("SBNATIVE_001").map(|o| o.state), Some(SandboxOrderState::NotPaid));
     }
 
     #[tokio::test]

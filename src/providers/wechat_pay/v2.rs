@@ -41,6 +41,9 @@ pub const SPBILL_CREATE_IP: &str = "127.0.0.1";
 /// `body` of an order is at most 128 bytes (domain.md §2.1 unifiedorder).
 const MAX_BODY_BYTES: usize = 128;
 
+/// `product_id` of a NATIVE order is at most 32 bytes (unifiedorder).
+const MAX_PRODUCT_ID_BYTES: usize = 32;
+
 /// `time_end` and `time_expire`: `yyyyMMddHHmmss`, Beijing time.
 const COMPACT_TIME: &str = "%Y%m%d%H%M%S";
 
@@ -594,7 +597,7 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// The real WeChat Pay v2 provider (JSAPI, domain.md §2.1): XML requests signed with the API key
+/// The real WeChat Pay v2 provider (JSAPI and NATIVE, domain.md §2.1): XML requests signed with the API key
 /// to `{base_url}/pay/…`, refunds to `/secapi/pay/refund` over mutual TLS with the merchant API
 /// certificate; every answer's `sign` is verified before it is used. Vendor errors carry the v3
 /// name of WeChat's `err_code` ([`v3_code`]); `return_code` FAIL is `Vendor{code: "FAIL"}` with
@@ -781,6 +784,34 @@ impl WechatPayV2 {
         }
         Ok(answer)
     }
+
+    /// `POST /pay/unifiedorder` of `order` as `trade_type`, with `extra` (JSAPI: `openid`;
+    /// NATIVE: `product_id`): `body` the description cut to 128 bytes, `total_fee` in fen,
+    /// `time_expire` `yyyyMMddHHmmss` Beijing; answers the verified answer's fields.
+    async fn unifiedorder(
+        &self,
+        order: &PrepayRequest,
+        trade_type: &str,
+        extra: (&str, &str),
+    ) -> Result<Fields, ProviderError> {
+        let total_fee = order.amount_fen.to_string();
+        let time_expire = order
+            .time_expire
+            .with_timezone(&BEIJING)
+            .format(COMPACT_TIME)
+            .to_string();
+        let params = [
+            ("body", truncate_bytes(&order.description, MAX_BODY_BYTES)),
+            ("out_trade_no", &order.out_trade_no),
+            ("total_fee", &total_fee),
+            ("spbill_create_ip", SPBILL_CREATE_IP),
+            ("notify_url", &order.notify_url),
+            ("trade_type", trade_type),
+            extra,
+            ("time_expire", &time_expire),
+        ];
+        self.call("/pay/unifiedorder", &params, false).await
+    }
 }
 
 #[async_trait]
@@ -801,26 +832,24 @@ impl WechatPay for WechatPayV2 {
             .payer_openid
             .as_deref()
             .ok_or_else(|| config_error("JSAPI needs a payer openid"))?;
-        let total_fee = order.amount_fen.to_string();
-        let time_expire = order
-            .time_expire
-            .with_timezone(&BEIJING)
-            .format(COMPACT_TIME)
-            .to_string();
-        let params = [
-            ("body", truncate_bytes(&order.description, MAX_BODY_BYTES)),
-            ("out_trade_no", &order.out_trade_no),
-            ("total_fee", &total_fee),
-            ("spbill_create_ip", SPBILL_CREATE_IP),
-            ("notify_url", &order.notify_url),
-            ("trade_type", "JSAPI"),
-            ("openid", openid),
-            ("time_expire", &time_expire),
-        ];
-        let answer = self.call("/pay/unifiedorder", &params, false).await?;
+        let answer = self
+            .unifiedorder(order, "JSAPI", ("openid", openid))
+            .await?;
         get(&answer, "prepay_id")
             .map(str::to_owned)
             .ok_or_else(|| transport("answer without prepay_id"))
+    }
+
+    /// `POST /pay/unifiedorder` (trade_type NATIVE), as for JSAPI but with no `openid` and
+    /// `product_id` the out_trade_no (cut to 32 bytes); answers the `code_url`.
+    async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
+        let product_id = truncate_bytes(&order.out_trade_no, MAX_PRODUCT_ID_BYTES);
+        let answer = self
+            .unifiedorder(order, "NATIVE", ("product_id", product_id))
+            .await?;
+        get(&answer, "code_url")
+            .map(str::to_owned)
+            .ok_or_else(|| transport("answer without code_url"))
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {

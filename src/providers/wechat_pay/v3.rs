@@ -23,7 +23,8 @@ use crate::config::WechatPayConfig;
 
 const REAL: &str = "wechat-pay";
 
-/// The JSON body of `POST /v3/pay/transactions/jsapi`.
+/// The JSON body of `POST /v3/pay/transactions/jsapi` (and, without `payer`, of
+/// `POST /v3/pay/transactions/native`).
 #[derive(Debug, Serialize)]
 struct JsapiBody<'a> {
     appid: &'a str,
@@ -33,7 +34,8 @@ struct JsapiBody<'a> {
     time_expire: String,
     notify_url: &'a str,
     amount: JsapiAmount,
-    payer: JsapiPayer<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payer: Option<JsapiPayer<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +80,11 @@ struct PrepayAnswer {
 }
 
 #[derive(Deserialize)]
+struct NativeAnswer {
+    code_url: String,
+}
+
+#[derive(Deserialize)]
 struct ErrorAnswer {
     code: String,
     #[serde(default)]
@@ -92,7 +99,7 @@ fn real_transport(detail: impl Into<String>) -> ProviderError {
     ProviderError::Transport { provider: REAL, detail: detail.into() }
 }
 
-/// The real WeChat Pay v3 provider (JSAPI): orders with merchant-signed requests, verifies every
+/// The real WeChat Pay v3 provider (JSAPI and NATIVE): orders with merchant-signed requests, verifies every
 /// response and notify against the WeChat Pay public key (`PUB_KEY_ID_…`).
 pub struct WechatPayV3 {
     base_url: Url,
@@ -182,6 +189,21 @@ impl WechatPayV3 {
         url
     }
 
+    /// The JSON body placing `order` (JSAPI with `payer`, NATIVE without).
+    fn order_body(&self, order: &PrepayRequest, payer: Option<&str>) -> Result<Vec<u8>, ProviderError> {
+        serde_json::to_vec(&JsapiBody {
+            appid: &self.merchant.appid,
+            mchid: &self.merchant.mchid,
+            description: &order.description,
+            out_trade_no: &order.out_trade_no,
+            time_expire: beijing_rfc3339(order.time_expire),
+            notify_url: &order.notify_url,
+            amount: JsapiAmount { total: order.amount_fen, currency: "CNY" },
+            payer: payer.map(|openid| JsapiPayer { openid }),
+        })
+        .map_err(|e| real_config(format!("order body: {e}")))
+    }
+
     /// Send a signed request and answer the body of a 2xx answer whose signature verifies.
     ///
     /// The `Authorization` signature covers the path and query exactly as sent. A non-2xx
@@ -235,22 +257,22 @@ impl WechatPay for WechatPayV3 {
 
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
         let openid = order.payer_openid.as_deref().ok_or_else(|| real_config("JSAPI needs a payer openid"))?;
-        let body = serde_json::to_vec(&JsapiBody {
-            appid: &self.merchant.appid,
-            mchid: &self.merchant.mchid,
-            description: &order.description,
-            out_trade_no: &order.out_trade_no,
-            time_expire: beijing_rfc3339(order.time_expire),
-            notify_url: &order.notify_url,
-            amount: JsapiAmount { total: order.amount_fen, currency: "CNY" },
-            payer: JsapiPayer { openid },
-        })
-        .map_err(|e| real_config(format!("order body: {e}")))?;
+        let body = self.order_body(order, Some(openid))?;
         let url = self.url(&["v3", "pay", "transactions", "jsapi"], &[]);
         let answer = self.call(Method::POST, url, Some(body)).await?;
         let answer: PrepayAnswer =
             serde_json::from_slice(&answer).map_err(|e| real_transport(format!("answer without prepay_id: {e}")))?;
         Ok(answer.prepay_id)
+    }
+
+    /// `POST /v3/pay/transactions/native` (no payer); answers the `code_url`.
+    async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
+        let body = self.order_body(order, None)?;
+        let url = self.url(&["v3", "pay", "transactions", "native"], &[]);
+        let answer = self.call(Method::POST, url, Some(body)).await?;
+        let answer: NativeAnswer =
+            serde_json::from_slice(&answer).map_err(|e| real_transport(format!("answer without code_url: {e}")))?;
+        Ok(answer.code_url)
     }
 
     fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {

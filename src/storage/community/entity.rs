@@ -3,29 +3,6 @@
 
 #![allow(missing_docs)] // derive-generated items; each entity's module is documented
 
-/// Declare a table's entity module: `entity!(name, "table", key type, auto-increment, { columns });`.
-macro_rules! entity {
-    ($(#[$meta:meta])* $module:ident, $table:literal, $key:ty, $auto:literal, { $($column:ident: $ty:ty),* $(,)? }) => {
-        $(#[$meta])*
-        pub mod $module {
-            use sea_orm::entity::prelude::*;
-
-            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-            #[sea_orm(table_name = $table)]
-            pub struct Model {
-                #[sea_orm(primary_key, auto_increment = $auto)]
-                pub id: $key,
-                $(pub $column: $ty,)*
-            }
-
-            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-            pub enum Relation {}
-
-            impl ActiveModelBehavior for ActiveModel {}
-        }
-    };
-}
-
 entity!(
     /// `community_community`: 小区 (2.1.1).
     community, "community_community", i64, false, {

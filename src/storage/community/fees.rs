@@ -4,7 +4,7 @@
 //! bills that both got paid leave the second needing a refund, never an order paid twice.
 
 use async_trait::async_trait;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LikeExpr, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -15,19 +15,11 @@ use super::entity::{bill_order, fee_order};
 use crate::api_support::{Page, PageRequest};
 use crate::storage::payments::entity::order as pay_order;
 use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, RefundState, Settle, Settled};
-use crate::storage::{StorageError, is_unique_violation, write};
+use crate::storage::{StorageError, contains, is_unique_violation, write};
 
 /// `title LIKE '%…%'` with the text's own `%`, `_` and `\` taken literally.
 fn title_contains(title: &str) -> sea_orm::sea_query::SimpleExpr {
-    let mut pattern = String::from("%");
-    for c in title.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    Expr::col((fee_order::Entity, fee_order::Column::Title)).like(LikeExpr::new(pattern).escape('\\'))
+    Expr::col((fee_order::Entity, fee_order::Column::Title)).like(contains(title))
 }
 
 /// Which orders a list shows (4.1.1 携带数据).

@@ -11,6 +11,8 @@ mod m20261203_000005_points;
 mod m20261203_000006_pay_order_query;
 mod m20261203_000007_community;
 mod m20261203_000008_security_platform;
+mod m20261203_000009_charging;
+mod m20261203_000010_charger_sim;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -28,6 +30,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_pay_order_query::Migration),
             Box::new(m20261203_000007_community::Migration),
             Box::new(m20261203_000008_security_platform::Migration),
+            Box::new(m20261203_000009_charging::Migration),
+            Box::new(m20261203_000010_charger_sim::Migration),
         ]
     }
 }

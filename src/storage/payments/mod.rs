@@ -38,7 +38,7 @@ pub struct PayOrder {
     pub amount_fen: i64,
     /// Its state.
     pub status: PayStatus,
-    /// WeChat Pay's prepay_id and when it was obtained (ms; valid 2 h).
+    /// WeChat Pay's prepay_id (JSAPI) or code_url (NATIVE) and when it was obtained (ms; valid 2 h).
     pub prepay: Option<(String, i64)>,
     /// WeChat Pay's transaction id, once paid.
     pub transaction_id: Option<String>,

@@ -103,8 +103,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// operationId `points_consume`: debit `debit.cost` points. Points whose year is over expire
     /// first, in their own transaction (the expiry stands whatever the debit does). Then, in one
     /// transaction: the key is checked as it stands now (its owner may have switched it off or
-    /// deleted it since the request was authenticated; on PostgreSQL the row is share-locked, so
-    /// such a change waits for the debit), the record is inserted (its idempotency key is unique
+    /// deleted it since the request was authenticated; on PostgreSQL the row is locked `FOR
+    /// UPDATE`, so such a change waits for the debit), the record is inserted (its idempotency key is unique
     /// per user, so a concurrent repeat waits for this one and then finds it), and the balance is
     /// lowered only if it still covers the cost (`balance >= cost`, a conditional write:
     /// concurrent debits never take more than there is).
@@ -117,7 +117,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .filter(api_key::Column::DeletedAt.is_null())
             .filter(api_key::Column::ExpiresAt.gt(debit.now));
         if tx.get_database_backend() == DbBackend::Postgres {
-            key = key.lock_shared();
+            // Exclusive, not shared: the debit updates this row (`last_used_at`) after the
+            // user's balance, so two debits holding it shared would each wait for the other's
+            // share to end — a deadlock PostgreSQL breaks by failing one. Taken exclusively, the
+            // key row orders debits on one key before either touches the balance.
+            key = key.lock_exclusive();
         }
         if key.one(&tx).await?.is_none() {
             tx.rollback().await?;

@@ -5,54 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use md5::Digest as _;
 use serde_json::json;
 
 use super::*;
+use crate::app::{md5_sign, xml_fields, xml_of};
 
-/// A flat v2 XML message's fields (`<xml><k><![CDATA[v]]></k>…</xml>` or plain text values).
-fn xml_fields(body: &[u8]) -> BTreeMap<String, String> {
-    let text = std::str::from_utf8(body).unwrap();
-    let inner = text.trim().strip_prefix("<xml>").and_then(|t| t.strip_suffix("</xml>")).unwrap_or_else(|| panic!("not v2 XML: {text}"));
-    let mut fields = BTreeMap::new();
-    let mut rest = inner.trim();
-    while let Some(open) = rest.strip_prefix('<') {
-        let (name, after) = open.split_once('>').unwrap();
-        let close = format!("</{name}>");
-        let end = after.find(&close).unwrap();
-        let raw = &after[..end];
-        let value = raw.replace("]]><![CDATA[", "").trim_start_matches("<![CDATA[").trim_end_matches("]]>").to_owned();
-        fields.insert(name.to_owned(), value);
-        rest = after[end + close.len()..].trim();
-    }
-    fields
-}
-
-/// `fields` as v2 XML (CDATA values).
-fn xml_of(fields: &BTreeMap<String, String>) -> Vec<u8> {
-    let mut xml = String::from("<xml>");
-    for (name, value) in fields {
-        xml.push_str(&format!("<{name}><![CDATA[{value}]]></{name}>"));
-    }
-    xml.push_str("</xml>");
-    xml.into_bytes()
-}
-
-/// The v2 MD5 sign of `fields` under `key`: non-empty fields but `sign`, sorted, `&key=`.
-fn md5_sign(fields: &BTreeMap<String, String>, key: &str) -> String {
-    let mut text = String::new();
-    for (name, value) in fields.iter().filter(|(n, v)| !v.is_empty() && *n != "sign") {
-        text.push_str(&format!("{name}={value}&"));
-    }
-    text.push_str(&format!("key={key}"));
-    hex::encode_upper(md5::Md5::digest(text.as_bytes()))
-}
-
-/// POST a v2 notify; (status, return_code).
+/// POST a v2 notify: (HTTP status, return_code).
 async fn notify(app: &TestApp, body: Vec<u8>) -> (u16, String) {
-    let reply = app.post_raw(NOTIFY, "text/xml", body).await;
-    let text = reply.body.as_str().unwrap_or_else(|| panic!("an XML ack: {}", reply.body)).to_owned();
-    (reply.status, xml_fields(text.as_bytes())["return_code"].clone())
+    crate::app::post_v2_notify(app, NOTIFY, body).await
 }
 
 /// Create a payment of `ids` as `token`; the bill's out_trade_no (read where the orders record

@@ -1,4 +1,4 @@
-//! The README as a reader follows it: its walks of heating's, points' and community's journeys, each pasted
+//! The README as a reader follows it: its walks of heating's, points', community's and charging's journeys, each pasted
 //! into bash against a fresh server of its API, and its configuration example, loaded as the
 //! server loads it.
 
@@ -148,4 +148,37 @@ async fn the_community_walk_pays_a_fee_on_a_fresh_database() {
     assert_eq!(paid["result"], "success", "{paid}");
     assert_eq!(bills["data"][0]["orders"][0]["id"], fee["id"], "the newest bill paid the fee just issued: {bills}");
     assert_eq!(bills["data"][0]["orders"][0]["paied"], "已付款");
+}
+
+#[tokio::test]
+async fn the_charging_walk_charges_and_pays_on_a_fresh_database() {
+    let app = TestApp::charging().await;
+    let Some(output) = walk("### Walk charging's journey", "http://127.0.0.1:3003", &app).await else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{stderr}");
+    let answers: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}\n{stdout}"))).collect();
+    let [login, nearby, pile, order, start, detail, paid] = &answers[..] else {
+        panic!("seven answers expected:\n{stdout}");
+    };
+    let order_id = order["data"]["orderId"].as_str().expect("an order id");
+    for (method, path, reply) in [
+        (reqwest::Method::POST, "/api/user/login".to_owned(), login),
+        (reqwest::Method::GET, "/api/station/nearby".to_owned(), nearby),
+        (reqwest::Method::GET, "/api/ChargingPile/qrcode/CDZ20230001".to_owned(), pile),
+        (reqwest::Method::POST, "/api/order/create".to_owned(), order),
+        (reqwest::Method::POST, "/api/ChargingPile/start".to_owned(), start),
+        (reqwest::Method::GET, format!("/api/order/{order_id}"), detail),
+        (reqwest::Method::POST, "/api/payment/pay".to_owned(), paid),
+    ] {
+        assert_eq!(reply["code"], 0, "{path}: {reply}");
+        app.check(&method, &path, &crate::app::Reply { status: 200, headers: Default::default(), body: reply.clone() });
+    }
+    assert_eq!(nearby["data"]["list"][0]["id"], "ST0001");
+    assert_eq!(pile["data"]["deviceAddress"], "20230001");
+    assert_eq!((detail["data"]["status"].as_i64(), detail["data"]["stopReason"].as_i64()), (Some(2), Some(4)), "{detail}");
+    assert_eq!(detail["data"]["powerConsumption"], 2.0, "{detail}");
+    assert_eq!(paid["data"]["amount"], detail["data"]["totalAmount"], "{paid}");
+    assert_eq!(paid["data"]["paymentStatus"], 2);
 }

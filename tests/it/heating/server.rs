@@ -185,9 +185,20 @@ async fn production_refuses_a_database_with_demo_data() {
     community.security_platform.app_key = "mpapi".into();
     community.security_platform.app_secret = Some("secret".into());
     community.files.public_base_url = Some("https://tc.example.com".into());
-    for api in ["charging", "o2o"] {
-        config.apis.remove(api);
-    }
+    let charging = config.apis.get_mut("charging").unwrap();
+    charging.appid = "wx8a3c5e7f9b1d2046".into();
+    charging.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
+    charging.wechat_pay.provider = mpapi::config::ProviderKind::Real;
+    charging.wechat_pay.mchid = "1230000222".into();
+    charging.wechat_pay.api_key = Some("k".repeat(32).into());
+    charging.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+    charging.charger.provider = mpapi::config::ProviderKind::Real;
+    charging.charger.gateway = Some(mpapi::providers::charger::GatewayConfig {
+        base_url: "https://gateway.example.com/api".into(),
+        token: "token".into(),
+        timeout_ms: 5000,
+    });
+    config.apis.remove("o2o");
     let problems = config.production_problems(&mpapi::serve::implemented());
     assert!(problems.is_empty(), "{problems:?}");
     let error = Server::new(config).await.expect_err("refused").to_string();
@@ -206,7 +217,7 @@ async fn the_index_page_and_the_banner_say_where_to_start() {
     let app = TestApp::heating().await;
     let page = app.client.get(app.url("/")).send().await.unwrap().text().await.unwrap();
     let port = app.address.port();
-    let mock_others = format!("mpapi mock --api charging --api o2o --port-base {port}");
+    let mock_others = format!("mpapi mock --api o2o --port-base {port}");
     for expected in [
         "mpapi serve",
         "demo user 13800138000 (password 12345678)",
@@ -261,18 +272,18 @@ async fn without_demo_data_the_page_offers_no_demo_user() {
 
 #[tokio::test]
 async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
-    // Mock mode serving charging beside it holds port base + 3; serve, which has no charging
-    // to serve, starts anyway. A base whose own port, points' (base + 1) and community's
-    // (base + 2) are free and whose charging port this test holds:
-    let (base, _charging) = loop {
+    // Mock mode serving o2o beside it holds port base + 4; serve, which has no o2o to serve,
+    // starts anyway. A base whose own port, points' (base + 1), community's (base + 2) and
+    // charging's (base + 3) are free and whose o2o port this test holds:
+    let (base, _o2o) = loop {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        if base.checked_add(3).is_none() || !free(base + 1) || !free(base + 2) {
+        if base.checked_add(4).is_none() || !free(base + 1) || !free(base + 2) || !free(base + 3) {
             continue;
         }
-        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 3)) {
+        if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 4)) {
             break (base, held);
         }
     };

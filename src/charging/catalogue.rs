@@ -1,0 +1,652 @@
+//! Stations, piles, ports and devices (003 §2, §3, §4, §9.3, §9.6, §10): lists from storage with
+//! availability derived from port state and the pile's connection; detail and status reads ask
+//! the charger live (and store what it says, see [`ChargingService::refresh_pile`]).
+
+use std::collections::HashMap;
+
+use generated::charging::types::*;
+
+use super::error::ChargingError;
+use super::service::{ChargingService, MAX_PAGE_SIZE, kwh_f64, ok, scaled, wire};
+use crate::api_support::{Page, PageRequest};
+use crate::clock::iso_s;
+use crate::geo;
+use crate::identity::Principal;
+use crate::providers::charger::{DriverError, PortState, Reading};
+use crate::storage::charging::{Pile, Port, PortReading, Station};
+
+/// The largest radius searched, metres (the document gives only the 5000 m default).
+pub const MAX_RADIUS_M: i32 = 50_000;
+
+/// Degrees ↔ stored micro-degrees.
+fn e6(degrees: f64) -> i64 {
+    (degrees * 1e6).round() as i64
+}
+
+fn degrees(e6: i64) -> f64 {
+    e6 as f64 / 1e6
+}
+
+/// A port's wire status (0 离线, 1 空闲, 2 使用中, 3 故障): offline with its pile.
+pub(super) fn port_status(pile: &Pile, port: &Port) -> i32 {
+    if !pile.online {
+        0
+    } else if port.status == 3 {
+        3
+    } else if port.current_order_id.is_some() || port.status == 2 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Whether a new order may take the port: idle, enabled, its pile online and not out of order.
+pub(super) fn port_available(pile: &Pile, port: &Port) -> bool {
+    pile.status != 3 && !port.disabled && port_status(pile, port) == 1
+}
+
+/// A pile's wire status (0 离线, 1 空闲, 2 使用中, 3 故障): out of order, offline, a port free,
+/// all taken, or none usable.
+pub(super) fn pile_status(pile: &Pile, ports: &[&Port]) -> i32 {
+    if pile.status == 3 {
+        3
+    } else if !pile.online {
+        0
+    } else if ports.iter().any(|p| port_available(pile, p)) {
+        1
+    } else if ports.iter().any(|p| port_status(pile, p) == 2) {
+        2
+    } else {
+        3
+    }
+}
+
+/// A station's wire status: its operator's 维护中/故障, else 在线 while any pile is online.
+fn station_status(station: &Station, piles: &[&Pile]) -> i32 {
+    match station.status {
+        2 | 3 => station.status,
+        _ if piles.iter().any(|p| p.online) => 1,
+        _ => 0,
+    }
+}
+
+/// Stations with their piles and ports, for the lists.
+struct Stock {
+    piles: Vec<Pile>,
+    ports: Vec<Port>,
+}
+
+impl Stock {
+    fn piles_of<'a>(&'a self, station: &str) -> Vec<&'a Pile> {
+        self.piles.iter().filter(|p| p.station_id == station).collect()
+    }
+
+    fn ports_of<'a>(&'a self, pile: &str) -> Vec<&'a Port> {
+        self.ports.iter().filter(|p| p.pile_id == pile).collect()
+    }
+
+    /// `(available, total)` ports of a station.
+    fn counts(&self, station: &Station) -> (i32, i32) {
+        let mut counts = (0, 0);
+        for pile in self.piles_of(&station.id) {
+            for port in self.ports_of(&pile.id) {
+                counts.1 += 1;
+                if station.status != 2 && station.status != 3 && port_available(pile, port) {
+                    counts.0 += 1;
+                }
+            }
+        }
+        counts
+    }
+}
+
+/// A pile's power as the wire's kW.
+fn kw(w: i64) -> f64 {
+    scaled(w, 1000)
+}
+
+impl ChargingService {
+    async fn stock(&self, station_ids: &[String]) -> Result<Stock, ChargingError> {
+        let store = self.db.charging();
+        let piles = store.piles_of(station_ids).await?;
+        let pile_ids: Vec<String> = piles.iter().map(|p| p.id.clone()).collect();
+        let ports = store.ports_of(Some(&pile_ids)).await?;
+        Ok(Stock { piles, ports })
+    }
+
+    /// operationId `station_nearby_list` (003 §2.1): stations within `radius` metres (default
+    /// 5000, at most [`MAX_RADIUS_M`]) of a GCJ-02 position, nearest first (ties by id). An index
+    /// on the position narrows to the radius' box; the haversine distance decides.
+    pub async fn station_nearby_list(&self, input: &generated::charging::StationNearbyListInput) -> Result<StationNearbyResponse, ChargingError> {
+        let radius = f64::from(input.radius.clamp(1, MAX_RADIUS_M));
+        let (lat, lng) = (input.latitude, input.longitude);
+        let ((lat0, lat1), (lng0, lng1)) = geo::bounding_box(lat, lng, radius);
+        let candidates = self.db.charging().stations_in_box((e6(lat0), e6(lat1)), (e6(lng0), e6(lng1))).await?;
+        let mut near: Vec<(f64, String)> = candidates
+            .into_iter()
+            .map(|(id, la, ln)| (geo::distance_m(lat, lng, degrees(la), degrees(ln)), id))
+            .filter(|(d, _)| *d <= radius)
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
+        let page: Vec<(f64, String)> = near.iter().skip(request.offset() as usize).take(request.limit() as usize).cloned().collect();
+        let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
+        let stations: HashMap<String, Station> = self.db.charging().stations(&ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let stock = self.stock(&ids).await?;
+        let mut list = Vec::with_capacity(page.len());
+        for (distance, id) in &page {
+            let Some(station) = stations.get(id) else { continue };
+            let (available, total) = stock.counts(station);
+            list.push(StationNearbyItem {
+                id: station.id.clone(),
+                name: station.name.clone(),
+                status: wire(station_status(station, &stock.piles_of(&station.id)))?,
+                address: station.address.clone(),
+                latitude: degrees(station.latitude_e6),
+                longitude: degrees(station.longitude_e6),
+                distance: (distance * 10.0).round() / 10.0,
+                description: station.description.clone(),
+                available_ports: available,
+                total_ports: total,
+                update_time: iso_s(station.updated_at),
+            });
+        }
+        let page = Page { request, total: near.len() as u64, items: list };
+        Ok(StationNearbyResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: StationNearbyData {
+                total: page.total as i64,
+                page_num: page.request.page as i32,
+                page_size: page.request.size as i32,
+                pages: page.pages() as i32,
+                list: page.items,
+            },
+        })
+    }
+
+    /// operationId `station_search` (003 §2.3): stations whose name or address contains the
+    /// keyword; nearest first with `distance` when a position is given, else by id.
+    pub async fn station_search(&self, input: &generated::charging::StationSearchInput) -> Result<StationSearchResponse, ChargingError> {
+        let keyword = input.keyword.trim();
+        if keyword.is_empty() {
+            return Err(ChargingError::invalid("keyword不能为空"));
+        }
+        let position = match (input.latitude, input.longitude) {
+            (Some(lat), Some(lng)) => Some((lat, lng)),
+            (None, None) => None,
+            _ => return Err(ChargingError::invalid("latitude与longitude须同时提供")),
+        };
+        let matches = self.db.charging().stations_matching(keyword).await?;
+        let mut found: Vec<(Option<f64>, String)> = matches
+            .into_iter()
+            .map(|(id, la, ln)| (position.map(|(lat, lng)| geo::distance_m(lat, lng, degrees(la), degrees(ln))), id))
+            .collect();
+        if position.is_some() {
+            found.sort_by(|a, b| a.0.unwrap_or(0.0).total_cmp(&b.0.unwrap_or(0.0)).then_with(|| a.1.cmp(&b.1)));
+        }
+        let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
+        let page: Vec<(Option<f64>, String)> = found.iter().skip(request.offset() as usize).take(request.limit() as usize).cloned().collect();
+        let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
+        let stations: HashMap<String, Station> = self.db.charging().stations(&ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let stock = self.stock(&ids).await?;
+        let mut list = Vec::with_capacity(page.len());
+        for (distance, id) in &page {
+            let Some(station) = stations.get(id) else { continue };
+            let (available, total) = stock.counts(station);
+            list.push(StationSearchItem {
+                id: station.id.clone(),
+                name: station.name.clone(),
+                status: wire(station_status(station, &stock.piles_of(&station.id)))?,
+                address: station.address.clone(),
+                latitude: degrees(station.latitude_e6),
+                longitude: degrees(station.longitude_e6),
+                distance: distance.map(|d| (d * 10.0).round() / 10.0),
+                available_ports: available,
+                total_ports: total,
+                update_time: iso_s(station.updated_at),
+            });
+        }
+        let page = Page { request, total: found.len() as u64, items: list };
+        Ok(StationSearchResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: StationSearchData {
+                total: page.total as i64,
+                page_num: page.request.page as i32,
+                page_size: page.request.size as i32,
+                pages: page.pages() as i32,
+                list: page.items,
+            },
+        })
+    }
+
+    async fn station_or_404(&self, id: &str) -> Result<Station, ChargingError> {
+        self.db.charging().station(id).await?.ok_or_else(|| ChargingError::new(2001, "充电站不存在"))
+    }
+
+    /// operationId `station_get` (003 §2.2): the station and its piles.
+    pub async fn station_get(&self, id: &str) -> Result<StationDetailResponse, ChargingError> {
+        let station = self.station_or_404(id).await?;
+        let stock = self.stock(std::slice::from_ref(&station.id)).await?;
+        let (available, total) = stock.counts(&station);
+        let mut piles = Vec::new();
+        for pile in stock.piles_of(&station.id) {
+            let ports = stock.ports_of(&pile.id);
+            piles.push(StationPileSummary {
+                id: pile.id.clone(),
+                pile_no: pile.pile_no.clone(),
+                pile_type: wire(pile.pile_type)?,
+                status: wire(pile_status(pile, &ports))?,
+                power_rate: kw(pile.power_rate_w),
+                total_ports: ports.len() as i32,
+                available_ports: ports.iter().filter(|p| port_available(pile, p)).count() as i32,
+            });
+        }
+        Ok(StationDetailResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: StationDetail {
+                id: station.id.clone(),
+                name: station.name.clone(),
+                status: wire(station_status(&station, &stock.piles_of(&station.id)))?,
+                address: station.address.clone(),
+                latitude: degrees(station.latitude_e6),
+                longitude: degrees(station.longitude_e6),
+                description: station.description.clone(),
+                available_ports: available,
+                total_ports: total,
+                piles,
+                update_time: iso_s(station.updated_at),
+            },
+        })
+    }
+
+    fn port_brief(pile: &Pile, port: &Port) -> Result<PortBrief, ChargingError> {
+        Ok(PortBrief {
+            id: port.id.clone(),
+            port_no: port.port_no.to_string(),
+            port_type: wire(port.port_type)?,
+            status: wire(port_status(pile, port))?,
+            is_disabled: port.disabled,
+        })
+    }
+
+    /// operationId `station_pile_list` (003 §3.1): every pile of the station (its `status`
+    /// filter on the derived pile status), with the hardware fields.
+    pub async fn station_pile_list(&self, station_id: &str, status: Option<i32>) -> Result<StationPileListResponse, ChargingError> {
+        let station = self.station_or_404(station_id).await?;
+        let stock = self.stock(std::slice::from_ref(&station.id)).await?;
+        let mut data = Vec::new();
+        for pile in stock.piles_of(&station.id) {
+            let ports = stock.ports_of(&pile.id);
+            let pile_status = pile_status(pile, &ports);
+            if status.is_some_and(|s| s != pile_status) {
+                continue;
+            }
+            data.push(StationPile {
+                id: pile.id.clone(),
+                station_id: pile.station_id.clone(),
+                pile_no: pile.pile_no.clone(),
+                pile_type: wire(pile.pile_type)?,
+                status: wire(pile_status)?,
+                power_rate: kw(pile.power_rate_w),
+                manufacturer: pile.manufacturer.clone(),
+                imei: pile.imei.clone(),
+                total_ports: ports.len() as i32,
+                floating_power: pile.floating_power_w as f64,
+                auto_stop_enabled: pile.auto_stop_enabled,
+                plugin_wait_time: pile.plugin_wait_seconds,
+                removal_wait_time: pile.removal_wait_seconds,
+                supports_new_protocol: pile.supports_new_protocol,
+                protocol_version: pile.protocol_version.clone(),
+                software_version: pile.software_version.clone(),
+                hardware_version: pile.hardware_version.clone(),
+                ccid: pile.ccid.clone(),
+                voltage: pile.rated_voltage.clone(),
+                ampere_value: pile.rated_ampere.clone(),
+                online_status: wire(i32::from(pile.online))?,
+                signal_strength: pile.signal_strength,
+                temperature: scaled(pile.temperature_dc, 10),
+                last_heartbeat_time: iso_s(pile.last_heartbeat_at.unwrap_or(pile.updated_at)),
+                installation_date: pile.installation_date.clone(),
+                last_maintenance_date: pile.last_maintenance_date.clone(),
+                description: pile.description.clone(),
+                update_time: iso_s(pile.updated_at),
+                available_ports: ports.iter().filter(|p| port_available(pile, p)).count() as i32,
+                ports: ports.iter().map(|p| Self::port_brief(pile, p)).collect::<Result<_, _>>()?,
+            });
+        }
+        Ok(StationPileListResponse { code: ok()?, message: "获取成功".into(), data })
+    }
+
+    /// Ask the charger about every port of `pile` and store what it says: the connection
+    /// (online, heartbeat), each port's reading and fault, and — through the order sync — the
+    /// live order on a port. A charger that does not answer leaves the stored readings and marks
+    /// the pile offline. Answers the pile and ports as stored afterwards, with the readings.
+    pub(super) async fn refresh_pile(&self, pile: &Pile) -> Result<(Pile, Vec<(Port, Option<Reading>)>), ChargingError> {
+        let store = self.db.charging();
+        let ports = store.ports_of(Some(std::slice::from_ref(&pile.id))).await?;
+        let now = self.clock.now_ms();
+        let mut readings = Vec::with_capacity(ports.len());
+        let mut answered = false;
+        for port in &ports {
+            match self.driver.read(&pile.device_address, port.port_no).await {
+                Ok(reading) => {
+                    answered |= reading.online;
+                    let fault = match reading.state {
+                        PortState::Fault(fault_type) => Some(fault_type.max(1)),
+                        _ if port.status == 3 => Some(0),
+                        _ => None,
+                    };
+                    let live = matches!(reading.state, PortState::Starting | PortState::Charging);
+                    let values = PortReading {
+                        voltage_dv: if live { reading.voltage_dv } else { 0 },
+                        current_ca: if live { reading.current_ca } else { 0 },
+                        power_w: if live { reading.power_w } else { 0 },
+                        temperature_dc: reading.temperature_dc,
+                        energy_wh: if port.current_order_id.is_some() { reading.energy_wh } else { 0 },
+                    };
+                    store.set_port_reading(&port.id, &values, fault, now).await?;
+                    readings.push(Some(reading));
+                }
+                Err(DriverError::Offline | DriverError::Timeout | DriverError::UnknownDevice) => readings.push(None),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        store.set_online(&pile.id, answered, answered.then_some(now)).await?;
+        for port in &ports {
+            if let Some(order_id) = &port.current_order_id
+                && let Some(order) = store.order(order_id).await?
+            {
+                self.sync(order).await?;
+            }
+        }
+        let pile = store.pile(&pile.id).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))?;
+        let ports = store.ports_of(Some(std::slice::from_ref(&pile.id))).await?;
+        Ok((pile, ports.into_iter().zip(readings).collect()))
+    }
+
+    async fn pile_or_404(&self, id: &str) -> Result<Pile, ChargingError> {
+        self.db.charging().pile(id).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))
+    }
+
+    /// The pile at `device_address` (2002 when none).
+    pub(super) async fn pile_at(&self, device_address: &str) -> Result<Pile, ChargingError> {
+        self.db.charging().pile_by_device(device_address).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))
+    }
+
+    /// operationId `pile_get` (003 §3.2 获取充电桩详情): the pile with each port's live reading.
+    pub async fn pile_get(&self, id: &str) -> Result<PileDetailResponse, ChargingError> {
+        let pile = self.pile_or_404(id).await?;
+        let (pile, ports) = self.refresh_pile(&pile).await?;
+        let station = self.db.charging().station(&pile.station_id).await?;
+        let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
+        Ok(PileDetailResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: PileDetail {
+                id: pile.id.clone(),
+                station_id: pile.station_id.clone(),
+                station_name: station.map(|s| s.name).unwrap_or_default(),
+                pile_no: pile.pile_no.clone(),
+                pile_type: wire(pile.pile_type)?,
+                status: wire(pile_status(&pile, &refs))?,
+                power_rate: kw(pile.power_rate_w),
+                manufacturer: pile.manufacturer.clone(),
+                total_ports: ports.len() as i32,
+                online_status: wire(i32::from(pile.online))?,
+                signal_strength: pile.signal_strength,
+                temperature: scaled(pile.temperature_dc, 10),
+                last_heartbeat_time: iso_s(pile.last_heartbeat_at.unwrap_or(pile.updated_at)),
+                ports: ports
+                    .iter()
+                    .map(|(port, _)| {
+                        Ok(PileDetailPort {
+                            id: port.id.clone(),
+                            port_no: port.port_no.to_string(),
+                            port_type: wire(port.port_type)?,
+                            status: wire(port_status(&pile, port))?,
+                            voltage: scaled(port.voltage_dv, 10),
+                            current_ampere: scaled(port.current_ca, 100),
+                            power: scaled(port.power_w, 1000),
+                            temperature: scaled(port.temperature_dc, 10),
+                            electricity: kwh_f64(port.energy_wh),
+                            is_disabled: port.disabled,
+                        })
+                    })
+                    .collect::<Result<_, ChargingError>>()?,
+                update_time: iso_s(pile.updated_at),
+            },
+        })
+    }
+
+    /// operationId `pile_qrcode_get` (003 §3.2 扫码获取充电桩信息): the pile a QR code names — its
+    /// printed code, pile id, device address or IMEI, or a URL whose last path segment or
+    /// `code`/`pileId` query value is one of those.
+    pub async fn pile_qrcode_get(&self, code: &str) -> Result<PileQrcodeResponse, ChargingError> {
+        let code = code.trim();
+        let mut candidates = vec![code.to_owned()];
+        if let Ok(url) = reqwest::Url::parse(code) {
+            candidates.extend(url.query_pairs().filter(|(k, _)| k == "code" || k == "pileId").map(|(_, v)| v.into_owned()));
+            if let Some(last) = url.path_segments().and_then(|mut s| s.next_back()).filter(|s| !s.is_empty()) {
+                candidates.push(last.to_owned());
+            }
+        }
+        let mut found = None;
+        for candidate in candidates.iter().filter(|c| !c.is_empty() && c.len() <= 256) {
+            if let Some(pile) = self.db.charging().pile_by_code(candidate).await? {
+                found = Some(pile);
+                break;
+            }
+        }
+        let pile = found.ok_or_else(|| ChargingError::new(2002, "充电桩不存在：无法识别的二维码"))?;
+        let (pile, ports) = self.refresh_pile(&pile).await?;
+        let station = self.db.charging().station(&pile.station_id).await?;
+        let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
+        Ok(PileQrcodeResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: PileQrcodeData {
+                id: pile.id.clone(),
+                station_id: pile.station_id.clone(),
+                station_name: station.map(|s| s.name).unwrap_or_default(),
+                pile_no: pile.pile_no.clone(),
+                pile_type: wire(pile.pile_type)?,
+                status: wire(pile_status(&pile, &refs))?,
+                power_rate: kw(pile.power_rate_w),
+                device_address: pile.device_address.clone(),
+                ports: refs.iter().map(|p| Self::port_brief(&pile, p)).collect::<Result<_, _>>()?,
+            },
+        })
+    }
+
+    /// operationId `port_list` (003 §4.1): the ports of a pile (2002 when no such pile), or of
+    /// every pile.
+    pub async fn port_list(&self, pile_id: Option<&str>) -> Result<PortListResponse, ChargingError> {
+        let store = self.db.charging();
+        let (piles, ports) = match pile_id {
+            Some(id) => {
+                let pile = self.pile_or_404(id).await?;
+                let ports = store.ports_of(Some(std::slice::from_ref(&pile.id))).await?;
+                (vec![pile], ports)
+            }
+            None => (store.all_piles().await?, store.ports_of(None).await?),
+        };
+        let piles: HashMap<&str, &Pile> = piles.iter().map(|p| (p.id.as_str(), p)).collect();
+        let mut data = Vec::with_capacity(ports.len());
+        for port in &ports {
+            let Some(pile) = piles.get(port.pile_id.as_str()) else { continue };
+            data.push(PortListItem {
+                id: port.id.clone(),
+                pile_id: pile.id.clone(),
+                pile_no: pile.pile_no.clone(),
+                port_no: port.port_no.to_string(),
+                port_type: wire(port.port_type)?,
+                status: wire(port_status(pile, port))?,
+                current_order_id: port.current_order_id.clone(),
+                total_charging_times: port.total_times,
+                total_charging_duration: port.total_seconds,
+                total_power_consumption: kwh_f64(port.total_wh),
+            });
+        }
+        Ok(PortListResponse { code: ok()?, message: "获取成功".into(), data })
+    }
+
+    /// operationIds `port_get` and `port_status_get` (003 §4.2): the port with its live reading.
+    pub async fn port_detail(&self, id: &str) -> Result<PortDetailResponse, ChargingError> {
+        let store = self.db.charging();
+        let port = store.port(id).await?.ok_or_else(|| ChargingError::new(2003, "充电端口不存在"))?;
+        let pile = self.pile_or_404(&port.pile_id).await?;
+        let (pile, ports) = self.refresh_pile(&pile).await?;
+        let port = ports.into_iter().map(|(p, _)| p).find(|p| p.id == id).ok_or_else(|| ChargingError::new(2003, "充电端口不存在"))?;
+        Ok(PortDetailResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: PortDetail {
+                id: port.id.clone(),
+                pile_id: pile.id.clone(),
+                pile_no: pile.pile_no.clone(),
+                port_no: port.port_no.to_string(),
+                port_type: wire(port.port_type)?,
+                status: wire(port_status(&pile, &port))?,
+                fault_type: wire(if port.status == 3 { port.fault_type.clamp(1, 2) } else { 0 })?,
+                is_disabled: port.disabled,
+                current_order_id: port.current_order_id.clone(),
+                last_order_id: port.last_order_id.clone(),
+                voltage: scaled(port.voltage_dv, 10),
+                current_ampere: scaled(port.current_ca, 100),
+                power: scaled(port.power_w, 1000),
+                temperature: scaled(port.temperature_dc, 10),
+                electricity: kwh_f64(port.energy_wh),
+                total_charging_times: port.total_times,
+                total_charging_duration: port.total_seconds,
+                total_power_consumption: kwh_f64(port.total_wh),
+                last_check_time: iso_s(port.last_check_at.unwrap_or(port.updated_at)),
+                update_time: iso_s(port.updated_at),
+            },
+        })
+    }
+
+    /// operationId `charging_status_get` (003 §9.3): the device's ports (or the one `portNo`)
+    /// as the charger reports them now.
+    pub async fn charging_status_get(&self, device_address: &str, port_no: Option<&str>) -> Result<ChargingStatusResponse, ChargingError> {
+        let pile = self.pile_at(device_address).await?;
+        let wanted = match port_no {
+            Some(no) => Some(no.trim().parse::<i32>().map_err(|_| ChargingError::invalid("portNo须为端口编号，如\"1\""))?),
+            None => None,
+        };
+        let (pile, ports) = self.refresh_pile(&pile).await?;
+        if wanted.is_some_and(|no| !ports.iter().any(|(p, _)| p.port_no == no)) {
+            return Err(ChargingError::new(2003, "充电端口不存在"));
+        }
+        if !pile.online {
+            return Err(ChargingError::new(5002, "充电桩通信超时：设备未应答"));
+        }
+        let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
+        Ok(ChargingStatusResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: ChargingStatusData {
+                device_address: pile.device_address.clone(),
+                status: wire(pile_status(&pile, &refs))?,
+                ports: ports
+                    .iter()
+                    .filter(|(p, _)| wanted.is_none_or(|no| p.port_no == no))
+                    .map(|(port, _)| {
+                        Ok(ChargingPortStatus {
+                            port_no: port.port_no.to_string(),
+                            status: wire(port_status(&pile, port))?,
+                            voltage: scaled(port.voltage_dv, 10),
+                            current_ampere: scaled(port.current_ca, 100),
+                            power: scaled(port.power_w, 1000),
+                            temperature: scaled(port.temperature_dc, 10),
+                            electricity: kwh_f64(port.energy_wh),
+                            current_order_id: port.current_order_id.clone(),
+                        })
+                    })
+                    .collect::<Result<_, ChargingError>>()?,
+            },
+        })
+    }
+
+    /// operationId `device_charging_status_get` (003 §9.6): one port as the charger reports it
+    /// now (2 is "充电中" here).
+    pub async fn device_charging_status_get(&self, device_address: &str, port_no: i32) -> Result<DeviceChargingStatusResponse, ChargingError> {
+        let pile = self.pile_at(device_address).await?;
+        let (pile, ports) = self.refresh_pile(&pile).await?;
+        let (port, reading) = ports.into_iter().find(|(p, _)| p.port_no == port_no).ok_or_else(|| ChargingError::new(2003, "充电端口不存在"))?;
+        let Some(reading) = reading else {
+            return Err(ChargingError::new(5002, "充电桩通信超时：设备未应答"));
+        };
+        let charging_seconds = match (reading.session_started_at, reading.state) {
+            (Some(start), PortState::Charging) => (reading.read_at - start) / 1000,
+            (Some(start), _) => (reading.session_ended_at.unwrap_or(reading.read_at) - start) / 1000,
+            _ => 0,
+        };
+        let live = matches!(reading.state, PortState::Starting | PortState::Charging);
+        Ok(DeviceChargingStatusResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: DeviceChargingStatusData {
+                device_address: pile.device_address.clone(),
+                port: port.port_no,
+                status: wire(port_status(&pile, &port))?,
+                voltage: scaled(port.voltage_dv, 10),
+                current: scaled(port.current_ca, 100),
+                power: scaled(port.power_w, 1000),
+                temperature: scaled(port.temperature_dc, 10),
+                electricity: kwh_f64(if live || port.current_order_id.is_some() { reading.energy_wh } else { 0 }),
+                charging_time: super::service::seconds_i32(charging_seconds),
+                order_id: if live { reading.order_id.clone() } else { port.current_order_id.clone() },
+                update_time: iso_s(reading.read_at),
+            },
+        })
+    }
+
+    /// operationId `device_list` (003 §10.1): the devices connected now, with the endpoint the
+    /// gateway sees them at.
+    pub async fn device_list(&self, _who: &Principal) -> Result<DeviceListResponse, ChargingError> {
+        let connections = self.driver.connections().await?;
+        Ok(DeviceListResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: connections
+                .into_iter()
+                .map(|c| ConnectedDevice { imei: c.imei, endpoint: c.endpoint, connect_time: iso_s(c.connected_at) })
+                .collect(),
+        })
+    }
+
+    /// operationId `device_status_get` (003 §10.2): whether the device with `imei` is connected
+    /// (an IMEI no pile has: 2002).
+    pub async fn device_status_get(&self, imei: &str) -> Result<DeviceStatusResponse, ChargingError> {
+        let pile = self.db.charging().pile_by_imei(imei.trim()).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))?;
+        let connection = self.driver.connections().await?.into_iter().find(|c| c.imei == pile.imei);
+        Ok(DeviceStatusResponse {
+            code: ok()?,
+            message: "获取成功".into(),
+            data: DeviceConnectionStatus {
+                imei: pile.imei.clone(),
+                is_connected: connection.is_some(),
+                endpoint: connection.map(|c| c.endpoint),
+            },
+        })
+    }
+
+    /// The heartbeat sweep: every pile is online exactly when its device is connected; the
+    /// connected ones are read (faults, readings, live orders).
+    pub async fn sweep_devices(&self) -> Result<(), ChargingError> {
+        let connections = self.driver.connections().await?;
+        let store = self.db.charging();
+        for pile in store.all_piles().await? {
+            let connected = connections.iter().any(|c| c.device_address == pile.device_address);
+            if connected {
+                self.refresh_pile(&pile).await?;
+            } else if pile.online {
+                store.set_online(&pile.id, false, None).await?;
+            }
+        }
+        Ok(())
+    }
+}

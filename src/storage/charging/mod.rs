@@ -1,0 +1,420 @@
+//! The charging API's storage (003): accounts and their balance, the station → pile → port
+//! catalogue with its live state, orders (the port claim, meter samples, settlement), payments,
+//! recharges (with the [`Settler`] the shared payments block calls), billing rules and the
+//! configuration document. Rows are the entity models (plain structs).
+
+pub mod entity;
+mod orders;
+mod pay;
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+
+pub use entity::billing_rule::Model as BillingRuleRow;
+pub use entity::order::Model as Order;
+pub use entity::payment::Model as Payment;
+pub use entity::pile::Model as Pile;
+pub use entity::port::Model as Port;
+pub use entity::recharge::Model as Recharge;
+pub use entity::station::Model as Station;
+pub use entity::user::Model as User;
+pub use orders::{Created, Finish, OrderFilter};
+pub use pay::{BalancePaid, Settler};
+
+use super::{Db, StorageError, affected, contains, is_unique_violation, write};
+use entity::*;
+
+/// The first user id (the document's examples are 10086 and up).
+const FIRST_USER_ID: i64 = 10001;
+
+impl Db {
+    /// The charging store over the pool.
+    pub fn charging(&self) -> ChargingStore<'_, sea_orm::DatabaseConnection> {
+        ChargingStore(self.conn())
+    }
+}
+
+/// The charging tables, over the pool or a transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct ChargingStore<'c, C>(pub &'c C);
+
+/// A new account's fields.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Login name (username accounts).
+    pub username: Option<String>,
+    /// argon2 PHC string (username accounts).
+    pub password_hash: Option<String>,
+    /// The WeChat openid (WeChat accounts).
+    pub openid: Option<String>,
+    /// 昵称.
+    pub nickname: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// 0 unknown, 1 male, 2 female.
+    pub gender: i32,
+    /// Country, province, city, language as WeChat or the user gave them.
+    pub country: String,
+    /// See `country`.
+    pub province: String,
+    /// See `country`.
+    pub city: String,
+    /// See `country`.
+    pub language: String,
+    /// `user` or `admin` (may drive devices, 003 §9–§10).
+    pub role: String,
+    /// Opening balance, fen (demo data only).
+    pub balance_fen: i64,
+}
+
+/// Why an account could not be created.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotCreated {
+    /// The username is taken (1003).
+    UsernameTaken,
+    /// An account with this openid exists (a concurrent first login): read it.
+    OpenidTaken,
+}
+
+/// Profile fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProfileChange {
+    /// 昵称.
+    pub nickname: Option<String>,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// 0/1/2.
+    pub gender: Option<i32>,
+    /// Country.
+    pub country: Option<String>,
+    /// Province.
+    pub province: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// Language.
+    pub language: Option<String>,
+}
+
+/// A live reading of a port, to store (see `charging::service` for the units' sources).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PortReading {
+    /// 0.1 V.
+    pub voltage_dv: i64,
+    /// 0.01 A.
+    pub current_ca: i64,
+    /// W.
+    pub power_w: i64,
+    /// 0.1 ℃.
+    pub temperature_dc: i64,
+    /// Wh of the session on it.
+    pub energy_wh: i64,
+}
+
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> ChargingStore<'_, C> {
+    // ---- accounts -------------------------------------------------------------------------
+
+    /// Create an account with the next free id (≥ 10001; a concurrent creation taking the same
+    /// id is retried).
+    pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<Result<User, NotCreated>, StorageError> {
+        for _ in 0..5 {
+            let last: Option<i64> = user::Entity::find()
+                .select_only()
+                .column_as(user::Column::Id.max(), "max")
+                .into_tuple::<Option<i64>>()
+                .one(self.0)
+                .await?
+                .flatten();
+            let id = last.map_or(FIRST_USER_ID, |m| Ord::max(m, FIRST_USER_ID - 1) + 1);
+            let row = user::ActiveModel {
+                id: Set(id),
+                username: Set(new.username.clone()),
+                password_hash: Set(new.password_hash.clone()),
+                openid: Set(new.openid.clone()),
+                nickname: Set(new.nickname.clone()),
+                avatar: Set(new.avatar.clone()),
+                gender: Set(new.gender),
+                country: Set(new.country.clone()),
+                province: Set(new.province.clone()),
+                city: Set(new.city.clone()),
+                language: Set(new.language.clone()),
+                balance_fen: Set(new.balance_fen),
+                points: Set(0),
+                role: Set(new.role.clone()),
+                last_login_at: Set(Some(now)),
+                created_at: Set(now),
+                updated_at: Set(now),
+            };
+            match user::Entity::insert(row).exec_without_returning(self.0).await {
+                Ok(_) => return Ok(Ok(self.user(id).await?.ok_or_else(|| StorageError::Corrupt("a new user vanished".into()))?)),
+                Err(error) if is_unique_violation(&error) => {
+                    if let Some(name) = &new.username
+                        && self.user_by_username(name).await?.is_some()
+                    {
+                        return Ok(Err(NotCreated::UsernameTaken));
+                    }
+                    if let Some(openid) = &new.openid
+                        && self.user_by_openid(openid).await?.is_some()
+                    {
+                        return Ok(Err(NotCreated::OpenidTaken));
+                    }
+                    // The id was taken by a concurrent creation: take the next.
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StorageError::Corrupt("no free user id after five tries".into()))
+    }
+
+    /// The account `id`.
+    pub async fn user(&self, id: i64) -> Result<Option<User>, StorageError> {
+        Ok(user::Entity::find_by_id(id).one(self.0).await?)
+    }
+
+    /// The account named `username`.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StorageError> {
+        Ok(user::Entity::find().filter(user::Column::Username.eq(username)).one(self.0).await?)
+    }
+
+    /// The account of WeChat user `openid`.
+    pub async fn user_by_openid(&self, openid: &str) -> Result<Option<User>, StorageError> {
+        Ok(user::Entity::find().filter(user::Column::Openid.eq(openid)).one(self.0).await?)
+    }
+
+    /// Change profile fields and/or record a login at `login_at`.
+    pub async fn update_profile(&self, id: i64, change: &ProfileChange, login_at: Option<i64>, now: i64) -> Result<bool, StorageError> {
+        let mut update = user::Entity::update_many().col_expr(user::Column::UpdatedAt, Expr::value(now));
+        macro_rules! set {
+            ($field:ident, $column:ident) => {
+                if let Some(value) = change.$field.clone() {
+                    update = update.col_expr(user::Column::$column, Expr::value(value));
+                }
+            };
+        }
+        set!(nickname, Nickname);
+        set!(avatar, Avatar);
+        set!(gender, Gender);
+        set!(country, Country);
+        set!(province, Province);
+        set!(city, City);
+        set!(language, Language);
+        if let Some(at) = login_at {
+            update = update.col_expr(user::Column::LastLoginAt, Expr::value(at));
+        }
+        Ok(affected(update.filter(user::Column::Id.eq(id)).exec(self.0).await?))
+    }
+
+    // ---- catalogue -------------------------------------------------------------------------
+
+    /// Stations whose position lies in the box (micro-degrees, inclusive): the candidates of a
+    /// radius search, as `(id, latitude_e6, longitude_e6)`.
+    pub async fn stations_in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(String, i64, i64)>, StorageError> {
+        Ok(station::Entity::find()
+            .select_only()
+            .columns([station::Column::Id, station::Column::LatitudeE6, station::Column::LongitudeE6])
+            .filter(station::Column::LatitudeE6.between(lat.0, lat.1))
+            .filter(station::Column::LongitudeE6.between(lng.0, lng.1))
+            .into_tuple()
+            .all(self.0)
+            .await?)
+    }
+
+    /// Stations whose name or address contains `keyword`, as `(id, latitude_e6, longitude_e6)`,
+    /// by id.
+    pub async fn stations_matching(&self, keyword: &str) -> Result<Vec<(String, i64, i64)>, StorageError> {
+        Ok(station::Entity::find()
+            .select_only()
+            .columns([station::Column::Id, station::Column::LatitudeE6, station::Column::LongitudeE6])
+            .filter(
+                Condition::any()
+                    .add(Expr::col(station::Column::Name).like(contains(keyword)))
+                    .add(Expr::col(station::Column::Address).like(contains(keyword))),
+            )
+            .order_by_asc(station::Column::Id)
+            .into_tuple()
+            .all(self.0)
+            .await?)
+    }
+
+    /// The stations `ids` (any order).
+    pub async fn stations(&self, ids: &[String]) -> Result<Vec<Station>, StorageError> {
+        Ok(station::Entity::find().filter(station::Column::Id.is_in(ids.iter().cloned())).all(self.0).await?)
+    }
+
+    /// The station `id`.
+    pub async fn station(&self, id: &str) -> Result<Option<Station>, StorageError> {
+        Ok(station::Entity::find_by_id(id.to_owned()).one(self.0).await?)
+    }
+
+    /// The piles of the stations `ids`, by pile number.
+    pub async fn piles_of(&self, station_ids: &[String]) -> Result<Vec<Pile>, StorageError> {
+        Ok(pile::Entity::find()
+            .filter(pile::Column::StationId.is_in(station_ids.iter().cloned()))
+            .order_by_asc(pile::Column::PileNo)
+            .all(self.0)
+            .await?)
+    }
+
+    /// The pile `id`.
+    pub async fn pile(&self, id: &str) -> Result<Option<Pile>, StorageError> {
+        Ok(pile::Entity::find_by_id(id.to_owned()).one(self.0).await?)
+    }
+
+    /// The pile a QR code names: its `qr_code`, or its pile id, device address or IMEI.
+    pub async fn pile_by_code(&self, code: &str) -> Result<Option<Pile>, StorageError> {
+        Ok(pile::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(pile::Column::QrCode.eq(code))
+                    .add(pile::Column::Id.eq(code))
+                    .add(pile::Column::DeviceAddress.eq(code))
+                    .add(pile::Column::Imei.eq(code)),
+            )
+            .one(self.0)
+            .await?)
+    }
+
+    /// The pile at `device_address`.
+    pub async fn pile_by_device(&self, device_address: &str) -> Result<Option<Pile>, StorageError> {
+        Ok(pile::Entity::find().filter(pile::Column::DeviceAddress.eq(device_address)).one(self.0).await?)
+    }
+
+    /// The pile with `imei`.
+    pub async fn pile_by_imei(&self, imei: &str) -> Result<Option<Pile>, StorageError> {
+        Ok(pile::Entity::find().filter(pile::Column::Imei.eq(imei)).one(self.0).await?)
+    }
+
+    /// Every pile (the heartbeat sweep).
+    pub async fn all_piles(&self) -> Result<Vec<Pile>, StorageError> {
+        Ok(pile::Entity::find().order_by_asc(pile::Column::Id).all(self.0).await?)
+    }
+
+    /// The ports of the piles `ids` (all ports when `None`), by pile and number.
+    pub async fn ports_of(&self, pile_ids: Option<&[String]>) -> Result<Vec<Port>, StorageError> {
+        let mut query = port::Entity::find();
+        if let Some(ids) = pile_ids {
+            query = query.filter(port::Column::PileId.is_in(ids.iter().cloned()));
+        }
+        Ok(query.order_by_asc(port::Column::PileId).order_by_asc(port::Column::PortNo).all(self.0).await?)
+    }
+
+    /// The port `id`.
+    pub async fn port(&self, id: &str) -> Result<Option<Port>, StorageError> {
+        Ok(port::Entity::find_by_id(id.to_owned()).one(self.0).await?)
+    }
+
+    /// Record whether the device of `pile_id` answers (`heartbeat_at`: when it was last heard).
+    pub async fn set_online(&self, pile_id: &str, online: bool, heartbeat_at: Option<i64>) -> Result<(), StorageError> {
+        let mut update = pile::Entity::update_many().col_expr(pile::Column::Online, Expr::value(online));
+        if let Some(at) = heartbeat_at {
+            update = update.col_expr(pile::Column::LastHeartbeatAt, Expr::value(at));
+        }
+        update.filter(pile::Column::Id.eq(pile_id)).exec(self.0).await?;
+        Ok(())
+    }
+
+    /// Store a port's live reading (and its fault state when `fault` is given: `Some(0)` clears
+    /// a fault, `Some(n)` marks fault type n and status 3).
+    pub async fn set_port_reading(&self, port_id: &str, reading: &PortReading, fault: Option<i32>, now: i64) -> Result<(), StorageError> {
+        let mut update = port::Entity::update_many()
+            .col_expr(port::Column::VoltageDv, Expr::value(reading.voltage_dv))
+            .col_expr(port::Column::CurrentCa, Expr::value(reading.current_ca))
+            .col_expr(port::Column::PowerW, Expr::value(reading.power_w))
+            .col_expr(port::Column::TemperatureDc, Expr::value(reading.temperature_dc))
+            .col_expr(port::Column::EnergyWh, Expr::value(reading.energy_wh))
+            .col_expr(port::Column::LastCheckAt, Expr::value(now))
+            .col_expr(port::Column::UpdatedAt, Expr::value(now));
+        match fault {
+            Some(0) => {
+                // A repaired port is idle again unless an order holds it.
+                update = update.col_expr(port::Column::FaultType, Expr::value(0)).col_expr(
+                    port::Column::Status,
+                    Expr::case(Expr::col(port::Column::CurrentOrderId).is_null(), 1).finally(2).into(),
+                );
+            }
+            Some(fault_type) => {
+                update = update.col_expr(port::Column::FaultType, Expr::value(fault_type)).col_expr(port::Column::Status, Expr::value(3));
+            }
+            None => {}
+        }
+        update.filter(port::Column::Id.eq(port_id)).exec(self.0).await?;
+        Ok(())
+    }
+
+    // ---- rules and configuration -------------------------------------------------------------
+
+    /// Every billing rule, the default last.
+    pub async fn billing_rules(&self) -> Result<Vec<BillingRuleRow>, StorageError> {
+        Ok(billing_rule::Entity::find()
+            .order_by_asc(billing_rule::Column::IsDefault)
+            .order_by_asc(billing_rule::Column::Id)
+            .all(self.0)
+            .await?)
+    }
+
+    /// The configuration document (JSON), if seeded.
+    pub async fn config_document(&self) -> Result<Option<String>, StorageError> {
+        Ok(config::Entity::find_by_id(1).one(self.0).await?.map(|row| row.document))
+    }
+
+    /// How many stations there are (seeding and the bench generator).
+    pub async fn station_count(&self) -> Result<u64, StorageError> {
+        Ok(station::Entity::find().count(self.0).await?)
+    }
+}
+
+/// Rows to seed, inserted in one transaction (each table's rows as models).
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    /// Stations.
+    pub stations: Vec<Station>,
+    /// Piles.
+    pub piles: Vec<Pile>,
+    /// Ports.
+    pub ports: Vec<Port>,
+    /// Billing rules.
+    pub rules: Vec<BillingRuleRow>,
+    /// The configuration document, JSON.
+    pub config: Option<String>,
+    /// Accounts (demo users).
+    pub users: Vec<User>,
+    /// Past orders (demo history).
+    pub orders: Vec<Order>,
+}
+
+impl Db {
+    /// Insert a catalogue in one write transaction (in chunks: SQLite limits a statement's
+    /// variables), once per database under the seed marker `seed`: `false` when it was in.
+    pub async fn insert_charging_catalogue(&self, seed: &str, catalogue: Catalogue, now: i64) -> Result<bool, StorageError> {
+        use sea_orm::IntoActiveModel;
+        let tx = write(self.conn()).await?;
+        if !super::claim_seed(&tx, seed, now).await? {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        macro_rules! insert_all {
+            ($rows:expr, $entity:ident) => {
+                for chunk in $rows.chunks(200) {
+                    $entity::Entity::insert_many(chunk.iter().cloned().map(|row| row.into_active_model()))
+                        .exec_without_returning(&tx)
+                        .await?;
+                }
+            };
+        }
+        insert_all!(catalogue.users, user);
+        insert_all!(catalogue.stations, station);
+        insert_all!(catalogue.piles, pile);
+        insert_all!(catalogue.ports, port);
+        insert_all!(catalogue.rules, billing_rule);
+        insert_all!(catalogue.orders, order);
+        if let Some(document) = catalogue.config {
+            config::Entity::insert(config::ActiveModel { id: Set(1), document: Set(document), updated_at: Set(0) })
+                .exec_without_returning(&tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}

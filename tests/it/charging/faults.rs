@@ -1,0 +1,237 @@
+//! What the chargers can do wrong, with the sandbox's controls (`/_sandbox/devices/{address}`):
+//! a pile going offline (before an order, and for good in the middle of one), a port fault
+//! (before and during a session), the vehicle unplugged or full, a pile that does not answer or
+//! refuses starts — and the device interface (§10) that shows the connections.
+
+use serde_json::json;
+
+use super::*;
+
+/// The IMEI of `pile` at ST0001, from the station's pile list.
+async fn imei(app: &TestApp, token: &str, pile: &str) -> String {
+    let piles = ok(&app.get("/api/ChargingPile/station/ST0001", Some(token)).await);
+    let found = piles.as_array().unwrap().iter().find(|p| p["id"] == pile).unwrap_or_else(|| panic!("{pile}: {piles}"));
+    found["imei"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_offline_pile_takes_no_order_and_shows_as_disconnected_until_it_is_back() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "offline-watcher").await;
+    let dc2 = imei(&app, &token, DC2_PILE).await;
+    // Every seeded pile is connected.
+    let devices = ok(&app.get(DEVICES, Some(&token)).await);
+    let connected: Vec<&str> = devices.as_array().unwrap().iter().map(|d| d["imei"].as_str().unwrap()).collect();
+    assert_eq!(connected.len(), 14, "{devices}");
+    assert!(connected.contains(&dc2.as_str()));
+    let status = ok(&app.get(&format!("/api/devices/{dc2}/status"), Some(&token)).await);
+    assert_eq!((&status["imei"], &status["isConnected"]), (&json!(dc2), &json!(true)));
+    let endpoint = status["endpoint"].as_str().unwrap().to_owned();
+    assert!(endpoint.contains(':'), "{status}");
+    let listed = devices.as_array().unwrap().iter().find(|d| d["imei"] == dc2.as_str()).unwrap();
+    assert_eq!(listed["endpoint"], endpoint.as_str());
+
+    let state = device_event(&app, DC2_DEVICE, "offline", None).await;
+    assert_eq!(state["online"], false, "{state}");
+    refused(&create(&app, &token, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, 400, 2004);
+    let status = ok(&app.get(&format!("/api/devices/{dc2}/status"), Some(&token)).await);
+    assert_eq!((&status["isConnected"], &status["endpoint"]), (&json!(false), &json!(null)), "{status}");
+    let devices = ok(&app.get(DEVICES, Some(&token)).await);
+    assert_eq!(devices.as_array().unwrap().len(), 13);
+    assert!(devices.as_array().unwrap().iter().all(|d| d["imei"] != dc2.as_str()));
+    let pile = ok(&app.get(&format!("/api/pile/{DC2_PILE}"), Some(&token)).await);
+    assert_eq!((&pile["onlineStatus"], &pile["status"], &pile["ports"][0]["status"]), (&json!(0), &json!(0), &json!(0)), "{pile}");
+    refused(&app.get(&format!("{PILE_STATUS}?deviceAddress={DC2_DEVICE}"), Some(&token)).await, 502, 5002);
+    // The other piles are unaffected.
+    created(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, DC_DEVICE);
+
+    device_event(&app, DC2_DEVICE, "online", None).await;
+    let status = ok(&app.get(&format!("/api/devices/{dc2}/status"), Some(&token)).await);
+    assert_eq!((&status["isConnected"], &status["endpoint"]), (&json!(true), &json!(endpoint)));
+    assert_eq!(ok(&app.get(DEVICES, Some(&token)).await).as_array().unwrap().len(), 14);
+    let other = driver(&app, "offline-watcher-2").await;
+    created(&create(&app, &other, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, DC2_DEVICE);
+    let pile = ok(&app.get(&format!("/api/pile/{DC2_PILE}"), Some(&token)).await);
+    assert_eq!((&pile["onlineStatus"], &pile["ports"][0]["status"], &pile["ports"][1]["status"]), (&json!(1), &json!(2), &json!(1)), "{pile}");
+    // An IMEI no pile has; not an IMEI.
+    refused(&app.get("/api/devices/865328061299999/status", Some(&token)).await, 404, 2002);
+    assert_eq!(app.get("/api/devices/12345/status", Some(&token)).await.status, 400);
+}
+
+#[tokio::test]
+async fn a_faulty_port_takes_no_order_until_repaired() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "fault-finder").await;
+    let state = device_event(&app, DC2_DEVICE, "fault&faultType=2", Some(1)).await;
+    assert_eq!((&state["ports"][0]["state"], &state["ports"][0]["faultType"]), (&json!("fault"), &json!(2)), "{state}");
+    refused(&create(&app, &token, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, 400, 2006);
+    let faulty = port(&app, &token, DC2_PORT).await;
+    assert_eq!((&faulty["status"], &faulty["faultType"]), (&json!(3), &json!(2)), "{faulty}");
+    // The pile's other port still works.
+    created(&create(&app, &token, DC2_PILE, "PT000202", 1, json!(0), 1).await, DC2_DEVICE);
+    // Repaired (the device reports no fault): the port is idle again.
+    device_event(&app, DC2_DEVICE, "online", None).await;
+    let repaired = port(&app, &token, DC2_PORT).await;
+    assert_eq!((&repaired["status"], &repaired["faultType"]), (&json!(1), &json!(0)), "{repaired}");
+    let other = driver(&app, "fault-finder-2").await;
+    created(&create(&app, &other, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, DC2_DEVICE);
+}
+
+#[tokio::test]
+async fn a_port_fault_mid_session_ends_the_order_abnormal_and_faults_the_port() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "fault-mid-session").await;
+    let order = charging(&app, &token, 1, json!(0), 1).await;
+    advance(&app, 3);
+    let live = order_status(&app, &token, &order).await;
+    assert_eq!(live["status"], 1);
+    device_event(&app, DC_DEVICE, "fault", Some(1)).await;
+    advance(&app, 2);
+    let status = order_status(&app, &token, &order).await;
+    assert_eq!((&status["status"], &status["power"]), (&json!(4), &json!(0.0)), "{status}");
+    let detail = order_detail(&app, &token, &order).await;
+    assert_eq!(detail["stopReason"], 6, "{detail}");
+    // Billed on what it delivered until the fault.
+    let energy = wh(&detail["powerConsumption"]);
+    assert!(energy >= wh(&live["powerConsumption"]) && energy > 0, "{detail}");
+    let device = device_state(&app, DC_DEVICE).await;
+    assert_eq!(device["ports"][0]["energyWh"], energy, "{device}");
+    let (amount, fee, total) = rebill(&detail, BR001_FEN_PER_KWH, BR001_FEE_PERCENT);
+    assert_eq!((fen(&detail["amount"]), fen(&detail["serviceFee"]), fen(&detail["totalAmount"])), (amount, fee, total));
+    assert!(total > 0);
+    // The port is faulted (保险丝熔断) and free of the order; the session counts.
+    let faulted = port(&app, &token, DC_PORT).await;
+    assert_eq!(
+        (&faulted["status"], &faulted["faultType"], &faulted["currentOrderId"], &faulted["lastOrderId"], &faulted["totalChargingTimes"]),
+        (&json!(3), &json!(1), &json!(null), &json!(order), &json!(1)),
+        "{faulted}"
+    );
+    let status = ok(&app.get(&format!("/api/port/{DC_PORT}/status"), Some(&token)).await);
+    assert_eq!((&status["status"], &status["faultType"]), (&json!(3), &json!(1)), "{status}");
+    // An abnormal order is paid like a completed one; the faulty port takes no order.
+    let payment = ok(&app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 1 })).await)["paymentId"].as_str().unwrap().to_owned();
+    assert_eq!(app.sandbox_pay(&payment, "success").await.body["notify"]["status"], json!(200));
+    refused(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, 400, 2006);
+    // A stop of the ended order says how it ended.
+    refused(&app.post(&format!("/api/order/{order}/stop"), Some(&token), json!({ "stopReason": 1 })).await, 400, 3002);
+}
+
+#[tokio::test]
+async fn the_vehicle_unplugged_completes_the_order_with_reason_7() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "unplugger").await;
+    let order = charging(&app, &token, 1, json!(0), 1).await;
+    advance(&app, 3);
+    device_event(&app, DC_DEVICE, "unplug", Some(1)).await;
+    let detail = until_ended(&app, &token, &order, 1).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(2), &json!(7)), "{detail}");
+    assert!(wh(&detail["powerConsumption"]) > 0);
+    assert_eq!(tier_wh(&detail), wh(&detail["powerConsumption"]));
+    let freed = port(&app, &token, DC_PORT).await;
+    assert_eq!((&freed["status"], &freed["currentOrderId"]), (&json!(1), &json!(null)));
+}
+
+#[tokio::test]
+async fn a_full_vehicle_completes_the_order_with_reason_2() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "full-early").await;
+    let order = charging(&app, &token, 1, json!(0), 1).await;
+    advance(&app, 3);
+    device_event(&app, DC_DEVICE, "full", Some(1)).await;
+    let detail = until_ended(&app, &token, &order, 1).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(2), &json!(2)), "{detail}");
+    let energy = wh(&detail["powerConsumption"]);
+    assert!(energy > 0 && energy < 40_000, "{detail}");
+    // Left alone, a DC vehicle is full at 40 kWh.
+    let other = driver(&app, "full-by-itself").await;
+    let second = created(&create(&app, &other, DC_PILE, DC_PORT_2, 1, json!(0), 1).await, DC_DEVICE);
+    started(&app, &other, &second, DC_DEVICE).await;
+    let detail = until_ended(&app, &other, &second, 10).await;
+    assert_eq!((&detail["status"], &detail["stopReason"], &detail["powerConsumption"]), (&json!(2), &json!(2), &json!(40.0)), "{detail}");
+    let (_, _, total) = rebill(&detail, BR001_FEN_PER_KWH, BR001_FEE_PERCENT);
+    assert_eq!(fen(&detail["totalAmount"]), total);
+}
+
+#[tokio::test]
+async fn a_pile_that_does_not_answer_is_a_timeout_and_one_that_refuses_a_control_failure() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "no-answer").await;
+    let order = created(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, DC_DEVICE);
+    let state = device_event(&app, DC_DEVICE, "no_answer", None).await;
+    assert_eq!(state["noAnswer"], true);
+    refused(&start(&app, &token, &order, DC_DEVICE).await, 502, 5002);
+    assert_eq!(order_status(&app, &token, &order).await["status"], 0, "not started");
+    refused(&app.get(&format!("{PILE_STATUS}?deviceAddress={DC_DEVICE}"), Some(&token)).await, 502, 5002);
+    refused(&app.get(&format!("/api/ChargingPile/{DC_DEVICE}/status?port=1"), Some(&token)).await, 502, 5002);
+    let operator = operator(&app).await;
+    device_event(&app, DC2_DEVICE, "no_answer", None).await;
+    refused(&app.post(&format!("/api/ChargingPile/{DC2_DEVICE}/config"), Some(&operator), json!({ "config": [1] })).await, 502, 5002);
+    // A pile that does not answer takes no new order either.
+    let other = driver(&app, "no-answer-2").await;
+    refused(&create(&app, &other, DC_PILE, DC_PORT_2, 1, json!(0), 1).await, 400, 2004);
+
+    // Refusing starts: 5001; reads still work.
+    device_event(&app, DC_DEVICE, "online", None).await;
+    let state = device_event(&app, DC_DEVICE, "reject", None).await;
+    assert_eq!((&state["reject"], &state["noAnswer"]), (&json!(true), &json!(false)));
+    refused(&start(&app, &token, &order, DC_DEVICE).await, 502, 5001);
+    assert_eq!(order_status(&app, &token, &order).await["status"], 0);
+    assert_eq!(ok(&app.get(&format!("{PILE_STATUS}?deviceAddress={DC_DEVICE}"), Some(&token)).await)["ports"][0]["currentOrderId"], order.as_str());
+
+    // Back to normal: the same order starts.
+    device_event(&app, DC_DEVICE, "online", None).await;
+    started(&app, &token, &order, DC_DEVICE).await;
+}
+
+#[tokio::test]
+async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "lost-pile").await;
+    let order = charging(&app, &token, 1, json!(0), 1).await;
+    advance(&app, 3);
+    let live = order_status(&app, &token, &order).await;
+    assert_eq!(live["status"], 1);
+    device_event(&app, DC_DEVICE, "offline", None).await;
+    // Silent for less than a minute: still charging as far as the server knows, frozen.
+    let frozen = order_status(&app, &token, &order).await;
+    assert_eq!(frozen["status"], 1, "{frozen}");
+    assert!(wh(&frozen["powerConsumption"]) >= wh(&live["powerConsumption"]));
+    advance(&app, 30);
+    assert_eq!(order_status(&app, &token, &order).await["status"], 1);
+    // 61 s after the last reading: abnormal (故障), billed on that reading.
+    advance(&app, 31);
+    let detail = order_detail(&app, &token, &order).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+    let samples = app.server.db.charging().samples(&order).await.unwrap();
+    let (last_at, last_wh) = *samples.last().unwrap();
+    assert_eq!(wh(&detail["powerConsumption"]), last_wh, "{samples:?}");
+    assert!(last_wh >= wh(&frozen["powerConsumption"]) && last_wh > 0);
+    let ended = chrono::DateTime::parse_from_rfc3339(detail["endTime"].as_str().unwrap()).unwrap().timestamp();
+    assert!((last_at.div_euclid(1000) - ended).abs() <= 1, "ended at the last reading ({last_at}): {detail}");
+    let (amount, fee, total) = rebill(&detail, BR001_FEN_PER_KWH, BR001_FEE_PERCENT);
+    assert_eq!((fen(&detail["amount"]), fen(&detail["serviceFee"]), fen(&detail["totalAmount"])), (amount, fee, total));
+    assert_eq!(tier_wh(&detail), last_wh);
+    // Back online: the order stays as billed, the port is free.
+    device_event(&app, DC_DEVICE, "online", None).await;
+    let freed = port(&app, &token, DC_PORT).await;
+    assert_eq!((&freed["status"], &freed["currentOrderId"]), (&json!(1), &json!(null)), "{freed}");
+    assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"]);
+}
+
+#[tokio::test]
+async fn a_pile_back_within_the_minute_reports_how_the_session_ended() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "flaky-pile").await;
+    let order = charging(&app, &token, 1, json!(0), 1).await;
+    advance(&app, 3);
+    device_event(&app, DC_DEVICE, "offline", None).await;
+    advance(&app, 10);
+    device_event(&app, DC_DEVICE, "online", None).await;
+    // The charger ended the session when it lost its connection: a fault, billed on what it
+    // delivered until then.
+    let detail = until_ended(&app, &token, &order, 1).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+    let device = device_state(&app, DC_DEVICE).await;
+    assert_eq!(device["ports"][0]["energyWh"], wh(&detail["powerConsumption"]), "{device}");
+    assert_eq!(port(&app, &token, DC_PORT).await["status"], 1);
+}
