@@ -694,8 +694,9 @@ mod tests {
     fn a_bill_past_its_money_limit_is_capped_at_the_energy_the_limit_buys() {
         let tariff = Tariff::flat(Decimal::ONE, Decimal::ZERO).unwrap();
         let samples = [Sample { at_ms: 0, energy_wh: 0 }, Sample { at_ms: 10_000, energy_wh: 10_000 }];
+        // The most energy whose bill stays within 5.00 yuan: 5.004 kWh still rounds to 5.00.
         let capped = capped_bill(&tariff, &samples, 500);
-        assert_eq!((capped.energy_wh, capped.total_fen), (5_000, 500));
+        assert_eq!((capped.energy_wh, capped.total_fen), (5_004, 500));
         // Under the limit, or without one: the whole bill.
         assert_eq!(capped_bill(&tariff, &samples, 2_000).total_fen, 1_000);
         assert_eq!(capped_bill(&tariff, &samples, 0).total_fen, 1_000);
