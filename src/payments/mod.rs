@@ -97,7 +97,10 @@ pub struct Swept {
 
 /// One API's payments with one merchant.
 pub struct Payments {
-    api: &'static str,
+    /// The API, or for an API with several merchants (o2o's operators) the API and the
+    /// merchant (`o2o:3`): the scope of its orders in `pay_order.api`, so each merchant's sweep,
+    /// notifies and refunds see only its own orders.
+    api: Arc<str>,
     pay: Arc<dyn WechatPay>,
     settle: Arc<dyn Settle>,
     notify_url: String,
@@ -126,8 +129,8 @@ enum TradeType {
 impl Payments {
     /// API `api`'s payments through `pay`; WeChat Pay sends notifies (payments and refunds) to
     /// `notify_url`; `settle` applies the API's own writes.
-    pub fn new(api: &'static str, pay: Arc<dyn WechatPay>, settle: Arc<dyn Settle>, notify_url: String, db: Db, clock: Clock) -> Payments {
-        Payments { api, pay, settle, notify_url, db, clock }
+    pub fn new(api: impl Into<Arc<str>>, pay: Arc<dyn WechatPay>, settle: Arc<dyn Settle>, notify_url: String, db: Db, clock: Clock) -> Payments {
+        Payments { api: api.into(), pay, settle, notify_url, db, clock }
     }
 
     /// A new pending order of this API (for the API's store to insert beside its own rows).
@@ -145,7 +148,7 @@ impl Payments {
         let merchant = self.pay.merchant();
         NewPayOrder {
             out_trade_no,
-            api: self.api,
+            api: &self.api,
             appid: &merchant.appid,
             mchid: &merchant.mchid,
             user_id,
@@ -213,7 +216,7 @@ impl Payments {
                 Ok(prepay)
             }
             Err(error) => {
-                tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
+                tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
                 if order.prepay.is_none() && is_final(&error) {
                     payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
                 }
@@ -246,7 +249,7 @@ impl Payments {
                 payments.get(out_trade_no).await
             }
             Err(error) => {
-                tracing::warn!(api = self.api, out_trade_no, %error, "order query failed; answering the stored state");
+                tracing::warn!(api = &*self.api, out_trade_no, %error, "order query failed; answering the stored state");
                 Ok(Some(order))
             }
         }
@@ -264,7 +267,7 @@ impl Payments {
         };
         let notified = Notified {
             notify_id: &id,
-            api: self.api,
+            api: &self.api,
             event_type: "QUERY",
             out_trade_no: &transaction.out_trade_no,
             amount_fen: transaction.amount_total_fen,
@@ -283,11 +286,11 @@ impl Payments {
         let notification = match self.pay.verify_notify(headers, raw_body, now) {
             Ok(notification) => notification,
             Err(NotifyError::Signature(reason)) => {
-                tracing::warn!(api = self.api, reason, "notify refused: signature");
+                tracing::warn!(api = &*self.api, reason, "notify refused: signature");
                 return NotifyOutcome::BadSignature;
             }
             Err(NotifyError::Body(reason)) => {
-                tracing::warn!(api = self.api, reason, "notify refused: body");
+                tracing::warn!(api = &*self.api, reason, "notify refused: body");
                 return NotifyOutcome::Unreadable;
             }
         };
@@ -295,7 +298,7 @@ impl Payments {
         let result = match &notification.event {
             NotifyEvent::Transaction(transaction) => {
                 if transaction.appid != merchant.appid || transaction.mchid != merchant.mchid {
-                    tracing::error!(api = self.api, out_trade_no = transaction.out_trade_no, "notify for another merchant");
+                    tracing::error!(api = &*self.api, out_trade_no = transaction.out_trade_no, "notify for another merchant");
                     return NotifyOutcome::Refused("商户信息不一致");
                 }
                 if transaction.trade_state == TradeState::Success && transaction.transaction_id.is_none() {
@@ -304,12 +307,12 @@ impl Payments {
                 let Some(reported) = reported(transaction, now.timestamp_millis()) else {
                     // Nothing this version acts on (NOTPAY, USERPAYING, REFUND, a new state):
                     // acknowledged, the order unchanged.
-                    tracing::warn!(api = self.api, out_trade_no = transaction.out_trade_no, state = transaction.trade_state.as_str(), "notify with nothing to settle");
+                    tracing::warn!(api = &*self.api, out_trade_no = transaction.out_trade_no, state = transaction.trade_state.as_str(), "notify with nothing to settle");
                     return NotifyOutcome::Applied;
                 };
                 let notified = Notified {
                     notify_id: &notification.id,
-                    api: self.api,
+                    api: &self.api,
                     event_type: &notification.event_type,
                     out_trade_no: &transaction.out_trade_no,
                     amount_fen: transaction.amount_total_fen,
@@ -320,16 +323,16 @@ impl Payments {
             }
             NotifyEvent::Refund(notice) => {
                 if notice.mchid != merchant.mchid {
-                    tracing::error!(api = self.api, out_refund_no = notice.out_refund_no, "refund notify for another merchant");
+                    tracing::error!(api = &*self.api, out_refund_no = notice.out_refund_no, "refund notify for another merchant");
                     return NotifyOutcome::Refused("商户信息不一致");
                 }
-                match self.db.payments().refund(self.api, &notice.out_refund_no).await {
+                match self.db.payments().refund(&self.api, &notice.out_refund_no).await {
                     Ok(Some(_)) => self
                         .record_refund(&notice.out_refund_no, notice.status, Some(&notice.refund_id))
                         .await
                         .map(|()| (notice.out_trade_no.clone(), None)),
                     Ok(None) => {
-                        tracing::error!(api = self.api, out_refund_no = notice.out_refund_no, "notify for an unknown refund");
+                        tracing::error!(api = &*self.api, out_refund_no = notice.out_refund_no, "notify for an unknown refund");
                         return NotifyOutcome::Refused("退款单不存在");
                     }
                     Err(error) => Err(error),
@@ -347,7 +350,7 @@ impl Payments {
             }
             Ok((_, None)) => NotifyOutcome::Applied,
             Err(error) => {
-                tracing::error!(api = self.api, %error, "notify not applied");
+                tracing::error!(api = &*self.api, %error, "notify not applied");
                 NotifyOutcome::Failed
             }
         }
@@ -358,19 +361,19 @@ impl Payments {
     /// attempt fails).
     async fn after_settle(self: &Arc<Self>, out_trade_no: &str, settlement: Settlement) {
         match settlement {
-            Settlement::Paid => tracing::info!(api = self.api, out_trade_no, "order paid"),
-            Settlement::Failed => tracing::info!(api = self.api, out_trade_no, "order failed"),
+            Settlement::Paid => tracing::info!(api = &*self.api, out_trade_no, "order paid"),
+            Settlement::Failed => tracing::info!(api = &*self.api, out_trade_no, "order failed"),
             Settlement::Duplicate => {}
-            Settlement::UnknownOrder => tracing::error!(api = self.api, out_trade_no, "payment for an unknown order"),
-            Settlement::AmountMismatch => tracing::error!(api = self.api, out_trade_no, "payment amount differs from the order"),
+            Settlement::UnknownOrder => tracing::error!(api = &*self.api, out_trade_no, "payment for an unknown order"),
+            Settlement::AmountMismatch => tracing::error!(api = &*self.api, out_trade_no, "payment amount differs from the order"),
             Settlement::RefundNeeded => {
-                tracing::error!(api = self.api, out_trade_no, "paid order the API could not apply: refunding");
+                tracing::error!(api = &*self.api, out_trade_no, "paid order the API could not apply: refunding");
                 let this = self.clone();
                 let out_trade_no = out_trade_no.to_owned();
                 tokio::spawn(async move {
                     if let Err(error) = this.refund_needed(&out_trade_no).await {
                         // Stored as needing a refund: the sweep asks again.
-                        tracing::error!(api = this.api, out_trade_no, %error, "refund not started yet");
+                        tracing::error!(api = &*this.api, out_trade_no, %error, "refund not started yet");
                     }
                 });
             }
@@ -398,7 +401,7 @@ impl Payments {
             return Ok(None);
         }
         self.ask_refund(order, &out_refund_no, refund_fen, reason).await?;
-        Ok(payments.refund(self.api, &out_refund_no).await?)
+        Ok(payments.refund(&self.api, &out_refund_no).await?)
     }
 
     async fn ask_refund(&self, order: &PayOrder, out_refund_no: &str, refund_fen: i64, reason: &str) -> Result<(), PayError> {
@@ -415,14 +418,14 @@ impl Payments {
             Err(error) if is_final(&error) => {
                 // WeChat Pay said no for good (the order cannot be refunded, a wrong amount, …):
                 // recorded as failed — the order's money-back state tells an operator to act.
-                tracing::error!(api = self.api, out_refund_no, %error, "refund refused; an operator must act");
+                tracing::error!(api = &*self.api, out_refund_no, %error, "refund refused; an operator must act");
                 self.record_refund(out_refund_no, RefundStatus::Closed, None).await?;
                 Err(error.into())
             }
             Err(error) => {
                 // Busy, rate-limited, not enough balance yet, or no answer: still `processing`
                 // under its number; the sweep asks again with the same number.
-                tracing::warn!(api = self.api, out_refund_no, %error, "refund not accepted yet; asking again later");
+                tracing::warn!(api = &*self.api, out_refund_no, %error, "refund not accepted yet; asking again later");
                 Err(error.into())
             }
         }
@@ -436,7 +439,7 @@ impl Payments {
             RefundStatus::Abnormal => RefundRowStatus::Abnormal,
         };
         if self.db.payments().refund_outcome(out_refund_no, status, refund_id, self.clock.now_ms()).await? {
-            tracing::info!(api = self.api, out_refund_no, status = status.as_str(), "refund finished");
+            tracing::info!(api = &*self.api, out_refund_no, status = status.as_str(), "refund finished");
         }
         Ok(())
     }
@@ -448,7 +451,7 @@ impl Payments {
         let mut swept = Swept::default();
         let payments = self.db.payments();
         let now = self.clock.now_ms();
-        for order in payments.expired_pending(self.api, now, 100).await? {
+        for order in payments.expired_pending(&self.api, now, 100).await? {
             if order.prepay.is_some() {
                 match self.pay.close(&order.out_trade_no).await {
                     // ORDER_NOT_EXIST: WeChat never had it (its placing failed): nothing to close.
@@ -462,14 +465,14 @@ impl Payments {
                             }
                             outcome => {
                                 let detail = outcome.err().map(|e| e.to_string()).unwrap_or_else(|| "nothing to settle".into());
-                                tracing::error!(api = self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
+                                tracing::error!(api = &*self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
                             }
                         }
                         payments.postpone_sweep(&order.out_trade_no, now).await?;
                         continue;
                     }
                     Err(error) => {
-                        tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
+                        tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
                         payments.postpone_sweep(&order.out_trade_no, now).await?;
                         continue;
                     }
@@ -479,14 +482,14 @@ impl Payments {
                 swept.closed += 1;
             }
         }
-        for order in payments.needing_refund(self.api, 100).await? {
+        for order in payments.needing_refund(&self.api, 100).await? {
             match self.refund_needed(&order.out_trade_no).await {
                 Ok(Some(_)) => swept.refunds_started += 1,
                 Ok(None) => {}
-                Err(error) => tracing::warn!(api = self.api, out_trade_no = order.out_trade_no, %error, "refund not started"),
+                Err(error) => tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "refund not started"),
             }
         }
-        for refund in payments.processing_refunds(self.api, now - 60_000, 100).await? {
+        for refund in payments.processing_refunds(&self.api, now - 60_000, 100).await? {
             match self.pay.query_refund(&refund.out_refund_no).await {
                 Ok(answer) if answer.status != RefundStatus::Processing => {
                     self.record_refund(&refund.out_refund_no, answer.status, Some(&answer.refund_id)).await?;
@@ -498,10 +501,10 @@ impl Payments {
                     if let Some(order) = payments.get(&refund.out_trade_no).await?
                         && let Err(error) = self.ask_refund(&order, &refund.out_refund_no, refund.refund_fen, &refund.reason).await
                     {
-                        tracing::warn!(api = self.api, out_refund_no = refund.out_refund_no, %error, "refund asked again, failed");
+                        tracing::warn!(api = &*self.api, out_refund_no = refund.out_refund_no, %error, "refund asked again, failed");
                     }
                 }
-                Err(error) => tracing::warn!(api = self.api, out_refund_no = refund.out_refund_no, %error, "refund query failed"),
+                Err(error) => tracing::warn!(api = &*self.api, out_refund_no = refund.out_refund_no, %error, "refund query failed"),
             }
         }
         Ok(swept)

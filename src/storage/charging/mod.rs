@@ -209,16 +209,32 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     // ---- catalogue -------------------------------------------------------------------------
 
     /// Stations whose position lies in the box (micro-degrees, inclusive): the candidates of a
-    /// radius search, as `(id, latitude_e6, longitude_e6)`.
+    /// radius search, as `(id, latitude_e6, longitude_e6)`, in no particular order.
+    ///
+    /// The database aggregates them into one JSON array (`json_group_array` on SQLite,
+    /// `json_agg` on PostgreSQL) answered as one row: a 5 km box holds hundreds of stations,
+    /// and the driver hands rows over one at a time (on SQLite, each through its worker
+    /// thread's channel), which cost several times the query itself. The covering index
+    /// `idx_charging_station_cover` (position, id) answers it without reading the table.
     pub async fn stations_in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(String, i64, i64)>, StorageError> {
-        Ok(station::Entity::find()
-            .select_only()
-            .columns([station::Column::Id, station::Column::LatitudeE6, station::Column::LongitudeE6])
-            .filter(station::Column::LatitudeE6.between(lat.0, lat.1))
-            .filter(station::Column::LongitudeE6.between(lng.0, lng.1))
-            .into_tuple()
-            .all(self.0)
-            .await?)
+        use sea_orm::{DbBackend, Statement};
+        let backend = self.0.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "SELECT CAST(COALESCE(json_agg(json_build_array(id, latitude_e6, longitude_e6)), '[]') AS TEXT) FROM charging_station \
+                 WHERE latitude_e6 BETWEEN $1 AND $2 AND longitude_e6 BETWEEN $3 AND $4"
+            }
+            _ => {
+                "SELECT json_group_array(json_array(id, latitude_e6, longitude_e6)) FROM charging_station \
+                 WHERE latitude_e6 BETWEEN ? AND ? AND longitude_e6 BETWEEN ? AND ?"
+            }
+        };
+        let statement = Statement::from_sql_and_values(backend, sql, [lat.0.into(), lat.1.into(), lng.0.into(), lng.1.into()]);
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(Vec::new());
+        };
+        let json: String = row.try_get_by_index(0)?;
+        serde_json::from_str(&json).map_err(|e| StorageError::Corrupt(format!("stations in a box: {e}")))
     }
 
     /// Stations whose name or address contains `keyword`, as `(id, latitude_e6, longitude_e6)`,

@@ -13,6 +13,7 @@ mod m20261203_000007_community;
 mod m20261203_000008_security_platform;
 mod m20261203_000009_charging;
 mod m20261203_000010_charger_sim;
+mod m20261203_000011_charging_station_cover;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_security_platform::Migration),
             Box::new(m20261203_000009_charging::Migration),
             Box::new(m20261203_000010_charger_sim::Migration),
+            Box::new(m20261203_000011_charging_station_cover::Migration),
         ]
     }
 }
