@@ -165,6 +165,13 @@ pub struct ApiConfig {
     pub security_platform: SecurityPlatformConfig,
     /// The chargers (charging, 003 §9–§10): simulated (default) or a device gateway.
     pub charger: crate::providers::charger::ChargerConfig,
+    /// Reverse geocoding, a position to its county (o2o, 004 §登陆相关 根据经纬度获取所在城市).
+    pub geocoder: GeocoderConfig,
+    /// The operators (运营中心) of an API with several mini-programs (o2o, 004): each its own
+    /// appid, WeChat login and WeChat Pay merchant. Empty for the others, which use `appid`,
+    /// `wechat_login` and `wechat_pay` above; o2o uses only these (default: the sandbox operators
+    /// 3 and 5 of the contract's examples).
+    pub operators: Vec<OperatorConfig>,
 }
 
 impl Default for ApiConfig {
@@ -203,7 +210,50 @@ impl ApiConfig {
             ocr: OcrConfig::default(),
             security_platform: SecurityPlatformConfig::default(),
             charger: crate::providers::charger::ChargerConfig::default(),
+            geocoder: GeocoderConfig::default(),
+            operators: if id == "o2o" { OperatorConfig::sandbox_pair() } else { Vec::new() },
         }
+    }
+}
+
+/// One operator (运营中心) of an API with several mini-programs (`[[apis.o2o.operators]]`,
+/// 004): its mini-program and its WeChat Pay merchant. The appid a request names routes it to
+/// its operator; it never authorises anything.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OperatorConfig {
+    /// The operator id (`oper_id` on the wire, the H5 page's `targetOperId`).
+    pub id: i64,
+    /// Its name, for logs and the banner.
+    pub name: String,
+    /// Its mini-program's appid.
+    pub appid: String,
+    /// WeChat login (code2Session) for that appid.
+    pub wechat_login: WechatLoginConfig,
+    /// Its WeChat Pay merchant (v3).
+    pub wechat_pay: WechatPayConfig,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> OperatorConfig {
+        OperatorConfig { id: 0, name: String::new(), appid: String::new(), wechat_login: WechatLoginConfig::default(), wechat_pay: WechatPayConfig::default() }
+    }
+}
+
+impl OperatorConfig {
+    /// The sandbox operators of the contract's examples: 3 (the default mini-program, 蜀大侠火锅's
+    /// operator) and 5 (茶颜小筑's), each with its own sandbox appid and merchant.
+    pub fn sandbox_pair() -> Vec<OperatorConfig> {
+        [(3, "运营中心3", "wx_sandbox_o2o_oper3", "1900000003"), (5, "运营中心5", "wx_sandbox_o2o_oper5", "1900000005")]
+            .into_iter()
+            .map(|(id, name, appid, mchid)| OperatorConfig {
+                id,
+                name: name.into(),
+                appid: appid.into(),
+                wechat_login: WechatLoginConfig::default(),
+                wechat_pay: WechatPayConfig { mchid: mchid.into(), ..WechatPayConfig::default() },
+            })
+            .collect()
     }
 }
 
@@ -511,6 +561,38 @@ impl Default for SecurityPlatformConfig {
     }
 }
 
+/// Reverse geocoding (o2o, 004 §登陆相关 根据经纬度获取所在城市): the sandbox (the nearest
+/// seeded county, `crate::areas::nearest_county`), or Tencent LBS's WebService
+/// (`/ws/geocoder/v1/`, a key per application, optionally signed with its SK).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GeocoderConfig {
+    /// `sandbox` (default) or `real`.
+    pub provider: ProviderKind,
+    /// `https://apis.map.qq.com` (tests point it at wiremock).
+    pub base_url: String,
+    /// The Tencent LBS key (`key`); required by `real`.
+    #[serde(serialize_with = "skip_secret")]
+    pub key: Option<SecretString>,
+    /// The key's SK when the key is set to "signature verification" (`sig`); `None`: unsigned.
+    #[serde(serialize_with = "skip_secret")]
+    pub secret_key: Option<SecretString>,
+    /// Per-request timeout, milliseconds (default 3000: the answer holds up a page load).
+    pub timeout_ms: u64,
+}
+
+impl Default for GeocoderConfig {
+    fn default() -> GeocoderConfig {
+        GeocoderConfig {
+            provider: ProviderKind::Sandbox,
+            base_url: "https://apis.map.qq.com".into(),
+            key: None,
+            secret_key: None,
+            timeout_ms: 3000,
+        }
+    }
+}
+
 fn skip_secret<S: serde::Serializer>(_: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_none()
 }
@@ -562,27 +644,33 @@ impl Config {
         }
         for id in serving {
             let api = self.api(id);
-            if api.wechat_login.provider == ProviderKind::Sandbox {
-                problems.push(format!("apis.{id}.wechat_login.provider is the sandbox"));
-            }
-            if api.wechat_pay.provider == ProviderKind::Sandbox {
-                problems.push(format!("apis.{id}.wechat_pay.provider is the sandbox"));
+            // The mini-programs and merchants: the API's own, or each of its operators'.
+            let merchants: Vec<(String, &str, &WechatLoginConfig, &WechatPayConfig)> = if api.operators.is_empty() {
+                vec![(format!("apis.{id}"), api.appid.as_str(), &api.wechat_login, &api.wechat_pay)]
             } else {
-                if !api.wechat_pay.notify_base_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
-                    problems.push(format!("apis.{id}.wechat_pay.notify_base_url must be a public https URL"));
+                api.operators.iter().enumerate().map(|(i, o)| (format!("apis.{id}.operators[{i}]"), o.appid.as_str(), &o.wechat_login, &o.wechat_pay)).collect()
+            };
+            for (section, appid, login, pay) in merchants {
+                if login.provider == ProviderKind::Sandbox {
+                    problems.push(format!("{section}.wechat_login.provider is the sandbox"));
                 }
-                if api.wechat_pay.mchid == WechatPayConfig::default().mchid {
-                    problems.push(format!("apis.{id}.wechat_pay.mchid is not set (the default is WeChat's sample merchant)"));
+                if pay.provider == ProviderKind::Sandbox {
+                    problems.push(format!("{section}.wechat_pay.provider is the sandbox"));
+                } else {
+                    if !pay.notify_base_url.as_deref().is_some_and(|u| u.starts_with("https://")) {
+                        problems.push(format!("{section}.wechat_pay.notify_base_url must be a public https URL"));
+                    }
+                    if pay.mchid == WechatPayConfig::default().mchid {
+                        problems.push(format!("{section}.wechat_pay.mchid is not set (the default is WeChat's sample merchant)"));
+                    }
+                    let v2_key = pay.api_key.as_ref();
+                    if pay.version == PayVersion::V2 && v2_key.is_none_or(|key| key.expose_secret().is_empty()) {
+                        problems.push(format!("{section}.wechat_pay.api_key is not set (API v2 key)"));
+                    }
                 }
-                let v2_key = api.wechat_pay.api_key.as_ref();
-                if api.wechat_pay.version == PayVersion::V2
-                    && v2_key.is_none_or(|key| key.expose_secret().is_empty())
-                {
-                    problems.push(format!("apis.{id}.wechat_pay.api_key is not set (API v2 key)"));
+                if appid.starts_with("wx_sandbox_") {
+                    problems.push(format!("{section}.appid is not set"));
                 }
-            }
-            if api.appid.starts_with("wx_sandbox_") {
-                problems.push(format!("apis.{id}.appid is not set"));
             }
             if *id == "community" {
                 if api.ocr.provider == ProviderKind::Sandbox {
@@ -596,6 +684,9 @@ impl Config {
                     let field = format!("apis.{id}.files.public_base_url");
                     problems.push(format!("{field} must be a public https URL"));
                 }
+            }
+            if *id == "o2o" && api.geocoder.provider == ProviderKind::Sandbox {
+                problems.push(format!("apis.{id}.geocoder.provider is the sandbox"));
             }
             if *id == "charging" && api.charger.provider == ProviderKind::Sandbox {
                 problems.push(format!("apis.{id}.charger.provider is the simulator"));
@@ -668,5 +759,23 @@ mod tests {
         assert!(!config.production_problems(&["heating", "points"]).is_empty(), "points still has sandbox providers");
         config.apis.get_mut("heating").unwrap().wechat_pay.mchid = WechatPayConfig::default().mchid;
         assert_eq!(config.production_problems(&["heating"]).len(), 1, "WeChat's sample merchant");
+        let o2o = Config::default().production_problems(&["o2o"]).join("\n");
+        assert!(o2o.contains("apis.o2o.geocoder.provider is the sandbox"), "{o2o}");
+        let heating = Config::default().production_problems(&["heating"]).join("\n");
+        assert!(!heating.contains("geocoder"), "only o2o geocodes: {heating}");
+        // o2o's merchants are its operators', each checked under its own section.
+        assert!(o2o.contains("apis.o2o.operators[0].wechat_pay.provider is the sandbox"), "{o2o}");
+        assert!(o2o.contains("apis.o2o.operators[1].appid is not set"), "{o2o}");
+        assert!(!o2o.contains("apis.o2o.wechat_pay"), "o2o's own merchant is unused: {o2o}");
+    }
+
+    #[test]
+    fn o2o_has_two_sandbox_operators_with_their_own_appids_and_merchants() {
+        let o2o = ApiConfig::defaults("o2o");
+        let ids: Vec<i64> = o2o.operators.iter().map(|o| o.id).collect();
+        assert_eq!(ids, [3, 5]);
+        assert_ne!(o2o.operators[0].appid, o2o.operators[1].appid);
+        assert_ne!(o2o.operators[0].wechat_pay.mchid, o2o.operators[1].wechat_pay.mchid);
+        assert!(ApiConfig::defaults("heating").operators.is_empty());
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod api_support;
 pub mod apis;
+pub mod areas;
 pub mod charging;
 pub mod cli;
 pub mod clock;

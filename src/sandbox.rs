@@ -32,9 +32,9 @@ pub struct Sandbox {
     /// The mini-program's appid, when its WeChat login is the sandbox
     /// (`GET /_sandbox/wechat/encrypt`).
     pub login_appid: Option<String>,
-    /// The payment platform, when the API's WeChat Pay is the sandbox
-    /// (`POST /_sandbox/pay/{order_id}`).
-    pub pay: Option<Arc<SandboxPay>>,
+    /// The payment platforms of the API's merchants that are the sandbox (one per merchant:
+    /// o2o has one per operator) (`POST /_sandbox/pay/{order_id}` finds the order's).
+    pub pays: Vec<Arc<SandboxPay>>,
     /// The 安防平台, when the API's is the sandbox (`POST /_sandbox/security`).
     pub security: Option<Arc<SandboxSecurity>>,
     /// The server's clock (watermarks).
@@ -50,7 +50,7 @@ impl Sandbox {
     pub fn is_active(&self) -> bool {
         self.sms.is_some()
             || self.login_appid.is_some()
-            || self.pay.is_some()
+            || !self.pays.is_empty()
             || self.security.is_some()
     }
 
@@ -67,7 +67,7 @@ impl Sandbox {
                 "{encryptedData, iv}: the JSON object sealed as WeChat seals user data, for the sandbox session of that wx.login code",
             ));
         }
-        if self.pay.is_some() {
+        if !self.pays.is_empty() {
             routes.push((
                 "POST /_sandbox/pay/{order_id}?result=success|fail",
                 "the sandbox payment platform pays (or fails) the order and sends the API a signed WeChat Pay notify",
@@ -110,7 +110,7 @@ impl Sandbox {
         if self.login_appid.is_some() {
             router = router.route("/_sandbox/wechat/encrypt", get(wechat_encrypt));
         }
-        if self.pay.is_some() {
+        if !self.pays.is_empty() {
             router = router.route("/_sandbox/pay/{order_id}", post(pay_order));
         }
         if self.security.is_some() {
@@ -163,15 +163,17 @@ async fn wechat_encrypt(State(state): State<Sandbox>, Query(query): Query<HashMa
 }
 
 async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let Some(pay) = &state.pay else {
+    if state.pays.is_empty() {
         return error(StatusCode::NOT_FOUND, "the sandbox WeChat Pay provider is not active");
-    };
+    }
     let result = query.get("result").map(String::as_str).unwrap_or("success");
     let success = match result {
         "success" => true,
         "fail" => false,
         _ => return error(StatusCode::BAD_REQUEST, "result must be success or fail"),
     };
+    // The merchant that holds the order (o2o: one platform per operator).
+    let pay = state.pays.iter().find(|pay| pay.holds(&order_id)).unwrap_or(&state.pays[0]);
     match pay.pay(&order_id, success).await {
         Ok(outcome) => Json(json!({
             "order_id": order_id,
@@ -230,7 +232,7 @@ mod tests {
 
     fn sandbox(api: &'static str) -> Sandbox {
         let clock = Clock::default();
-        Sandbox { api, sms: None, login_appid: None, pay: None, security: None, clock }
+        Sandbox { api, sms: None, login_appid: None, pays: Vec::new(), security: None, clock }
     }
 
     impl Sandbox {
@@ -288,7 +290,7 @@ mod tests {
     async fn the_routes_listed_are_the_routes_served() {
         let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
         let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new()));
-        let all = Sandbox { login_appid: Some("wx1".into()), pay: Some(pay), ..only_sms.clone() };
+        let all = Sandbox { login_appid: Some("wx1".into()), pays: vec![pay], ..only_sms.clone() };
         for (sandbox, count) in [(sandbox("heating"), 0), (only_sms, 1), (all, 3)] {
             let listed = sandbox.active_routes();
             assert_eq!(listed.len(), count, "{listed:?}");
@@ -352,16 +354,11 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "only while the platform is the sandbox");
     }
 
-    #[tokio::test]
-    async fn pay_route_errors() {
-        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
-        let router = Sandbox { pay: Some(pay.clone()), ..sandbox("heating") }.routes();
-        let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_404").await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(body["error"].as_str().is_some_and(|e| e.contains("ORDER_404")));
-
+    /// Place a 1-fen order `out_trade_no` with `pay`, notified to a port nothing listens on; its
+    /// prepay_id.
+    async fn place(pay: &SandboxPay, out_trade_no: &str) -> String {
         pay.jsapi_prepay(&PrepayRequest {
-            out_trade_no: "ORDER_001".into(),
+            out_trade_no: out_trade_no.into(),
             description: "d".into(),
             amount_fen: 1,
             payer_openid: None,
@@ -369,7 +366,18 @@ mod tests {
             time_expire: Utc::now() + TimeDelta::minutes(5),
         })
         .await
-        .expect("prepay");
+        .expect("prepay")
+    }
+
+    #[tokio::test]
+    async fn pay_route_errors() {
+        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
+        let router = Sandbox { pays: vec![pay.clone()], ..sandbox("heating") }.routes();
+        let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_404").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("ORDER_404")));
+
+        place(&pay, "ORDER_001").await;
         let (status, _) = call(&router, "POST", "/_sandbox/pay/ORDER_001?result=maybe").await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         // Nothing listens on port 9: the notify cannot be delivered, and the order stays payable.
@@ -379,5 +387,24 @@ mod tests {
             pay.order("ORDER_001").map(|o| o.state),
             Some(crate::providers::wechat_pay::sandbox::SandboxOrderState::NotPaid)
         );
+    }
+
+    #[tokio::test]
+    async fn the_pay_route_finds_the_merchant_holding_the_order() {
+        // Two merchants (o2o's operators): an order placed with the second is paid by it.
+        let first = Arc::new(SandboxPay::new("wx1", "1900000003", Clock::default()).expect("keygen"));
+        let second = Arc::new(SandboxPay::new("wx2", "1900000005", Clock::default()).expect("keygen"));
+        let router = Sandbox { pays: vec![first.clone(), second.clone()], ..sandbox("o2o") }.routes();
+        let prepay_id = place(&second, "ORDER_OF_5").await;
+        assert!(second.holds("ORDER_OF_5") && second.holds(&prepay_id));
+        assert!(!first.holds("ORDER_OF_5") && !first.holds(&prepay_id));
+        // The second merchant tries to deliver its notify (nothing listens: 502); the first
+        // would have answered 404.
+        for id in ["ORDER_OF_5", prepay_id.as_str()] {
+            let (status, body) = call(&router, "POST", &format!("/_sandbox/pay/{id}")).await;
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{id}: {body}");
+        }
+        let (status, _) = call(&router, "POST", "/_sandbox/pay/ORDER_OF_NOBODY").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::apis::Api;
 use crate::clock::Clock;
-use crate::config::{ApiConfig, Config, Environment, PayVersion, ProviderKind};
+use crate::config::{ApiConfig, Config, Environment, PayVersion, ProviderKind, WechatLoginConfig, WechatPayConfig};
 use crate::identity::{Codes, Passwords, Sessions, Wechat};
 use crate::payments::Payments;
 use crate::pii::Vault;
@@ -107,12 +107,42 @@ pub struct ApiParts {
     pub login: Arc<dyn WechatLogin>,
     /// Its WeChat Pay merchant.
     pub pay: Arc<dyn WechatPay>,
+    /// Its mini-programs with their merchants: one (the API's own, `login` and `pay` above), or
+    /// one per configured operator (o2o), in configuration order; `login` and `pay` are the
+    /// first's.
+    pub operators: Vec<OperatorParts>,
     /// Its 安防平台, when it asks one (community).
     pub security_platform: Option<Arc<dyn crate::providers::security_platform::SecurityPlatform>>,
     /// Its sandbox (routes only while one of its providers is the sandbox).
     pub sandbox: Sandbox,
     /// Whether the demo data is seeded (unset: while its WeChat Pay is the sandbox).
     pub demo: bool,
+}
+
+/// One mini-program of an API and its WeChat Pay merchant (an o2o operator, or the API itself).
+pub struct OperatorParts {
+    /// The operator id (0 for an API without operators).
+    pub id: i64,
+    /// The mini-program's appid.
+    pub appid: String,
+    /// WeChat login for that appid.
+    pub login: Arc<dyn WechatLogin>,
+    /// Whether `login` is the sandbox.
+    pub sandbox_login: bool,
+    /// The login settings (the real 小程序码 provider needs the same secret).
+    pub login_config: WechatLoginConfig,
+    /// The merchant.
+    pub pay: Arc<dyn WechatPay>,
+    /// The merchant's settings (its notify base URL).
+    pub pay_config: WechatPayConfig,
+    /// The sandbox payment platform, when `pay` is the sandbox.
+    pub sandbox_pay: Option<Arc<SandboxPay>>,
+}
+
+impl std::fmt::Debug for OperatorParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorParts").field("id", &self.id).field("appid", &self.appid).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ApiParts {
@@ -199,32 +229,25 @@ impl Server {
     fn build_parts(&self, api: &RealApi) -> Result<ApiParts> {
         let id = api.id;
         let config = self.config.api(id);
-        let login: Arc<dyn WechatLogin> = match config.wechat_login.provider {
-            ProviderKind::Sandbox => Arc::new(SandboxLogin),
-            ProviderKind::Real => Arc::new(Code2Session::new(&config.appid, &config.wechat_login).with_context(|| format!("apis.{id}.wechat_login"))?),
+        // An API with operators (o2o) has one mini-program and merchant per operator; the
+        // others have their own.
+        let operators = if config.operators.is_empty() {
+            vec![self.operator(&format!("apis.{id}"), 0, &config.appid, &config.wechat_login, &config.wechat_pay)?]
+        } else {
+            let mut built = Vec::new();
+            for (i, operator) in config.operators.iter().enumerate() {
+                anyhow::ensure!(
+                    !config.operators[..i].iter().any(|o| o.id == operator.id || o.appid == operator.appid),
+                    "apis.{id}.operators[{i}]: operator {} or appid {} appears twice",
+                    operator.id,
+                    operator.appid
+                );
+                built.push(self.operator(&format!("apis.{id}.operators[{i}]"), operator.id, &operator.appid, &operator.wechat_login, &operator.wechat_pay)?);
+            }
+            built
         };
-        let pay_config = &config.wechat_pay;
-        let in_section = || format!("apis.{id}.wechat_pay");
-        let versioned = (pay_config.provider, pay_config.version);
-        let (pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match versioned {
-            (ProviderKind::Sandbox, version) => {
-                let new = match version {
-                    PayVersion::V3 => SandboxPay::new,
-                    PayVersion::V2 => SandboxPay::new_v2,
-                };
-                let pay = new(config.appid.clone(), pay_config.mchid.clone(), self.clock.clone());
-                let pay = Arc::new(pay.context("sandbox WeChat Pay")?);
-                (pay.clone(), Some(pay))
-            }
-            (ProviderKind::Real, PayVersion::V3) => {
-                let pay = WechatPayV3::new(&config.appid, pay_config).with_context(in_section)?;
-                (Arc::new(pay), None)
-            }
-            (ProviderKind::Real, PayVersion::V2) => {
-                let pay = WechatPayV2::new(&config.appid, pay_config).with_context(in_section)?;
-                (Arc::new(pay), None)
-            }
-        };
+        let first = operators.first().context("an API has at least one mini-program")?;
+        let (login, pay) = (first.login.clone(), first.pay.clone());
         let (security_platform, sandbox_security) = if api.security_platform {
             let (platform, sandbox) = crate::providers::security_platform::from_config(&config.security_platform, self.db.clone(), self.vault.clone())
                 .with_context(|| format!("apis.{id}.security_platform"))?;
@@ -235,13 +258,45 @@ impl Server {
         let sandbox = Sandbox {
             api: id,
             sms: self.sandbox_sms.clone().filter(|_| api.sends_sms),
-            login_appid: (config.wechat_login.provider == ProviderKind::Sandbox).then(|| config.appid.clone()),
-            pay: sandbox_pay,
+            login_appid: operators.iter().find(|o| o.sandbox_login).map(|o| o.appid.clone()),
+            pays: operators.iter().filter_map(|o| o.sandbox_pay.clone()).collect(),
             security: sandbox_security,
             clock: self.clock.clone(),
         };
-        let demo = self.config.demo_data.unwrap_or(config.wechat_pay.provider == ProviderKind::Sandbox);
-        Ok(ApiParts { id, config, login, pay, security_platform, sandbox, demo })
+        let demo = self.config.demo_data.unwrap_or(operators.iter().all(|o| o.sandbox_pay.is_some()));
+        Ok(ApiParts { id, config, login, pay, operators, security_platform, sandbox, demo })
+    }
+
+    /// One mini-program and its merchant, from the settings under `section`: WeChat login and
+    /// WeChat Pay, each the sandbox or the real provider.
+    fn operator(&self, section: &str, id: i64, appid: &str, login: &WechatLoginConfig, pay_config: &WechatPayConfig) -> Result<OperatorParts> {
+        let login_provider: Arc<dyn WechatLogin> = match login.provider {
+            ProviderKind::Sandbox => Arc::new(SandboxLogin),
+            ProviderKind::Real => Arc::new(Code2Session::new(appid, login).with_context(|| format!("{section}.wechat_login"))?),
+        };
+        let in_section = || format!("{section}.wechat_pay");
+        let (pay, sandbox_pay): (Arc<dyn WechatPay>, _) = match (pay_config.provider, pay_config.version) {
+            (ProviderKind::Sandbox, version) => {
+                let new = match version {
+                    PayVersion::V3 => SandboxPay::new,
+                    PayVersion::V2 => SandboxPay::new_v2,
+                };
+                let pay = Arc::new(new(appid.to_owned(), pay_config.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?);
+                (pay.clone(), Some(pay))
+            }
+            (ProviderKind::Real, PayVersion::V3) => (Arc::new(WechatPayV3::new(appid, pay_config).with_context(in_section)?), None),
+            (ProviderKind::Real, PayVersion::V2) => (Arc::new(WechatPayV2::new(appid, pay_config).with_context(in_section)?), None),
+        };
+        Ok(OperatorParts {
+            id,
+            appid: appid.to_owned(),
+            login: login_provider,
+            sandbox_login: login.provider == ProviderKind::Sandbox,
+            login_config: login.clone(),
+            pay,
+            pay_config: pay_config.clone(),
+            sandbox_pay,
+        })
     }
 
     /// API `id`'s sessions under its token policy.
@@ -598,7 +653,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Router
         clock: server.clock.clone(),
     });
     charging::spawn_watchdog(service.clone());
-    let api = Charging { service, sandbox_pay: parts.sandbox.pay.is_some() };
+    let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty() };
     let router = generated::charging::router(Arc::new(api));
     Ok(match simulated {
         Some(simulated) => router.merge(crate::providers::charger::simulated::routes(simulated)),
@@ -630,7 +685,7 @@ fn charging_start_here(parts: &ApiParts) -> StartHere {
             start.notes.push(format!("{route}: {what}"));
         }
     }
-    if parts.sandbox.pay.is_some() {
+    if !parts.sandbox.pays.is_empty() {
         start.notes.push("pay a WeChat payment or recharge with POST /_sandbox/pay/{paymentId} (PAY… or RC…)".into());
     }
     start

@@ -61,6 +61,22 @@ pub(super) fn pile_status(pile: &Pile, ports: &[&Port]) -> i32 {
     }
 }
 
+/// Whether the station takes orders: not under its operator's 维护中 (2) or 故障 (3).
+pub(super) fn in_service(station: &Station) -> bool {
+    !matches!(station.status, 2 | 3)
+}
+
+/// A pile's wire status at its station: 3 (none usable) while the station is out of service,
+/// else [`pile_status`].
+fn pile_status_at(station: Option<&Station>, pile: &Pile, ports: &[&Port]) -> i32 {
+    if station.is_some_and(|s| !in_service(s)) { 3 } else { pile_status(pile, ports) }
+}
+
+/// The ports of a pile a new order may take, at its station (none while it is out of service).
+fn available_at(station: Option<&Station>, pile: &Pile, ports: &[&Port]) -> i32 {
+    if station.is_some_and(|s| !in_service(s)) { 0 } else { ports.iter().filter(|p| port_available(pile, p)).count() as i32 }
+}
+
 /// A station's wire status: its operator's 维护中/故障, else 在线 while any pile is online.
 fn station_status(station: &Station, piles: &[&Pile]) -> i32 {
     match station.status {
@@ -91,7 +107,7 @@ impl Stock {
         for pile in self.piles_of(&station.id) {
             for port in self.ports_of(&pile.id) {
                 counts.1 += 1;
-                if station.status != 2 && station.status != 3 && port_available(pile, port) {
+                if in_service(station) && port_available(pile, port) {
                     counts.0 += 1;
                 }
             }
@@ -237,10 +253,10 @@ impl ChargingService {
                 id: pile.id.clone(),
                 pile_no: pile.pile_no.clone(),
                 pile_type: wire(pile.pile_type)?,
-                status: wire(pile_status(pile, &ports))?,
+                status: wire(pile_status_at(Some(&station), pile, &ports))?,
                 power_rate: kw(pile.power_rate_w),
                 total_ports: ports.len() as i32,
-                available_ports: ports.iter().filter(|p| port_available(pile, p)).count() as i32,
+                available_ports: available_at(Some(&station), pile, &ports),
             });
         }
         Ok(StationDetailResponse {
@@ -280,7 +296,7 @@ impl ChargingService {
         let mut data = Vec::new();
         for pile in stock.piles_of(&station.id) {
             let ports = stock.ports_of(&pile.id);
-            let pile_status = pile_status(pile, &ports);
+            let pile_status = pile_status_at(Some(&station), pile, &ports);
             if status.is_some_and(|s| s != pile_status) {
                 continue;
             }
@@ -313,7 +329,7 @@ impl ChargingService {
                 last_maintenance_date: pile.last_maintenance_date.clone(),
                 description: pile.description.clone(),
                 update_time: iso_s(pile.updated_at),
-                available_ports: ports.iter().filter(|p| port_available(pile, p)).count() as i32,
+                available_ports: available_at(Some(&station), pile, &ports),
                 ports: ports.iter().map(|p| Self::port_brief(pile, p)).collect::<Result<_, _>>()?,
             });
         }
@@ -382,6 +398,7 @@ impl ChargingService {
         let (pile, ports) = self.refresh_pile(&pile).await?;
         let station = self.db.charging().station(&pile.station_id).await?;
         let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
+        let status = pile_status_at(station.as_ref(), &pile, &refs);
         Ok(PileDetailResponse {
             code: ok()?,
             message: "获取成功".into(),
@@ -391,7 +408,7 @@ impl ChargingService {
                 station_name: station.map(|s| s.name).unwrap_or_default(),
                 pile_no: pile.pile_no.clone(),
                 pile_type: wire(pile.pile_type)?,
-                status: wire(pile_status(&pile, &refs))?,
+                status: wire(status)?,
                 power_rate: kw(pile.power_rate_w),
                 manufacturer: pile.manufacturer.clone(),
                 total_ports: ports.len() as i32,
@@ -444,6 +461,7 @@ impl ChargingService {
         let (pile, ports) = self.refresh_pile(&pile).await?;
         let station = self.db.charging().station(&pile.station_id).await?;
         let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
+        let status = pile_status_at(station.as_ref(), &pile, &refs);
         Ok(PileQrcodeResponse {
             code: ok()?,
             message: "获取成功".into(),
@@ -453,7 +471,7 @@ impl ChargingService {
                 station_name: station.map(|s| s.name).unwrap_or_default(),
                 pile_no: pile.pile_no.clone(),
                 pile_type: wire(pile.pile_type)?,
-                status: wire(pile_status(&pile, &refs))?,
+                status: wire(status)?,
                 power_rate: kw(pile.power_rate_w),
                 device_address: pile.device_address.clone(),
                 ports: refs.iter().map(|p| Self::port_brief(&pile, p)).collect::<Result<_, _>>()?,
@@ -591,7 +609,12 @@ impl ChargingService {
             data: DeviceChargingStatusData {
                 device_address: pile.device_address.clone(),
                 port: port.port_no,
-                status: wire(port_status(&pile, &port))?,
+                // Here 2 is 充电中 as the charger reports it: a port only held by an order
+                // that has not started is 空闲 (with that order's id).
+                status: wire(match port_status(&pile, &port) {
+                    2 if !live => 1,
+                    status => status,
+                })?,
                 voltage: scaled(port.voltage_dv, 10),
                 current: scaled(port.current_ca, 100),
                 power: scaled(port.power_w, 1000),

@@ -153,8 +153,13 @@ impl ChargingService {
         if port.disabled {
             return Err(ChargingError::new(2006, "充电端口故障：该端口已停用"));
         }
-        let (tariff, billing_mode) = self.tariff_for(pile.pile_type).await?;
         let station = store.station(&pile.station_id).await?;
+        // The operator took the station out of service: its ports take no order.
+        if let Some(station) = station.as_ref().filter(|s| !super::catalogue::in_service(s)) {
+            let why = if station.status == 2 { "充电站维护中" } else { "充电站故障" };
+            return Err(ChargingError::new(2006, format!("充电端口故障：{why}，暂停服务")));
+        }
+        let (tariff, billing_mode) = self.tariff_for(pile.pile_type).await?;
         let now = self.clock.now_ms();
         let (id, order_no) = new_order_id(now);
         let order = Order {

@@ -8,7 +8,7 @@
 use rust_decimal::Decimal;
 
 use super::service::ConfigDocument;
-use super::tariff::{Slot, Tariff, Tier};
+use super::tariff::{Sample, Slot, Tariff, Tier};
 use crate::storage::charging::{BillingRuleRow, Catalogue, Order, Pile, Port, Station, User};
 use crate::storage::{Db, StorageError};
 
@@ -284,10 +284,14 @@ fn demo(now: i64) -> Catalogue {
     ];
     // Two past sessions of the demo user (paid), so statistics and the list are not empty.
     let day = 86_400_000;
-    let past = |n: i64, started: i64, wh: i64, flat: i64, peak: i64| {
+    // Each started at a Beijing clock time `days` days ago and billed by the tariff itself, so
+    // its tier lines agree with when it ran.
+    let beijing_midnight = (now + 8 * 3_600_000).div_euclid(day) * day - 8 * 3_600_000;
+    let past = |n: i64, days: i64, start_minute: i64, wh: i64| {
         let tariff = Tariff::new(demo_slots(), yuan("15")).expect("demo tariff");
-        let amount = flat * 70 / 1000 + peak * 105 / 1000;
-        let fee = (amount * 15 + 50) / 100;
+        let started = beijing_midnight - days * day + start_minute * 60_000;
+        let bill = tariff.bill(&[Sample { at_ms: started, energy_wh: 0 }, Sample { at_ms: started + 3_600_000, energy_wh: wh }]);
+        let line = |tier| bill.line(tier);
         Order {
             id: format!("ORD2026DEMO{n:04}"),
             order_no: format!("CD2026DEMO{n:04}"),
@@ -314,19 +318,19 @@ fn demo(now: i64) -> Catalogue {
             voltage_dv: 0,
             current_ca: 0,
             stop_reason: Some(2),
-            sharp_wh: 0,
-            sharp_fen: 0,
-            peak_wh: peak,
-            peak_fen: peak * 105 / 1000,
-            flat_wh: flat,
-            flat_fen: flat * 70 / 1000,
-            valley_wh: 0,
-            valley_fen: 0,
-            deep_valley_wh: 0,
-            deep_valley_fen: 0,
-            amount_fen: amount,
-            service_fee_fen: fee,
-            total_fen: amount + fee,
+            sharp_wh: line(Tier::Sharp).energy_wh,
+            sharp_fen: line(Tier::Sharp).amount_fen,
+            peak_wh: line(Tier::Peak).energy_wh,
+            peak_fen: line(Tier::Peak).amount_fen,
+            flat_wh: line(Tier::Flat).energy_wh,
+            flat_fen: line(Tier::Flat).amount_fen,
+            valley_wh: line(Tier::Valley).energy_wh,
+            valley_fen: line(Tier::Valley).amount_fen,
+            deep_valley_wh: line(Tier::DeepValley).energy_wh,
+            deep_valley_fen: line(Tier::DeepValley).amount_fen,
+            amount_fen: bill.amount_fen,
+            service_fee_fen: bill.service_fee_fen,
+            total_fen: bill.total_fen,
             paid_at: Some(started + 3_700_000),
             // Paid from the balance: no third-party transaction.
             transaction_id: None,
@@ -336,7 +340,8 @@ fn demo(now: i64) -> Catalogue {
             updated_at: started + 3_700_000,
         }
     };
-    let orders = vec![past(1, now - 3 * day, 30_000, 10_000, 20_000), past(2, now - day, 20_000, 20_000, 0)];
+    // 10:30–11:30 three days ago (峰 then 尖), 19:00–20:00 yesterday (平).
+    let orders = vec![past(1, 3, 10 * 60 + 30, 30_000), past(2, 1, 19 * 60, 20_000)];
     Catalogue { stations, piles, ports, users, orders, ..Catalogue::default() }
 }
 

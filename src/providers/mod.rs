@@ -1,8 +1,10 @@
 //! External services behind traits: SMS, WeChat login (code2Session), WeChat Pay v3 (its trait
 //! and types in [`wechat_pay`]), and community's ID-card OCR ([`ocr`]) and 安防平台
-//! ([`security_platform`]), each with a sandbox provider (the default) and a real HTTP provider
-//! selected by configuration; and private file storage ([`files`]: a local directory or an
-//! S3-compatible bucket, served through signed URLs).
+//! ([`security_platform`]), o2o's reverse geocoding ([`geocoder`]: a position to its county) and
+//! 小程序码 ([`wxacode`]: `getwxacodeunlimit` with a cached `stable_token`, or a locally drawn QR
+//! PNG), each with a sandbox provider (the default) and a real HTTP provider selected by
+//! configuration; and private file storage ([`files`]: a local directory or an S3-compatible
+//! bucket, served through signed URLs).
 //!
 //! The application layer only sees the traits. Sandbox providers keep what they "sent" in memory
 //! (the 安防平台 in the database, which every instance shares) so `/_sandbox/*` can show it; real
@@ -14,11 +16,31 @@ use async_trait::async_trait;
 
 pub mod charger;
 pub mod files;
+pub mod geocoder;
 pub mod ocr;
 pub mod security_platform;
 pub mod sms;
 pub mod wechat_login;
 pub mod wechat_pay;
+pub mod wxacode;
+
+/// The JSON answer of a GET whose query carries a secret (an AppSecret, a map key), read as
+/// text whatever its content type (WeChat labels JSON `text/plain`): a failed send (its error
+/// stripped of the URL, which holds the secret), a non-2xx status or an unreadable body is
+/// [`ProviderError::Transport`] of `provider`.
+pub(crate) async fn json_answer<T: serde::de::DeserializeOwned>(
+    provider: &'static str,
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, ProviderError> {
+    let transport = |detail: String| ProviderError::Transport { provider, detail };
+    let response = sent.map_err(|e| transport(e.without_url().to_string()))?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| transport(e.without_url().to_string()))?;
+    if !status.is_success() {
+        return Err(transport(format!("HTTP {status}")));
+    }
+    serde_json::from_str(&text).map_err(|e| transport(format!("unreadable answer: {e}")))
+}
 
 /// Why a provider call failed. The application maps every variant to its API's "upstream failed"
 /// answer (heating: HTTP 502, code 1007 for SMS); the detail goes to the log, never to a client.

@@ -131,16 +131,9 @@ impl WechatLogin for Code2Session {
                 ("grant_type", "authorization_code"),
             ])
             .send()
-            .await
-            // without_url: the query carries the AppSecret.
-            .map_err(|e| transport(e.without_url().to_string()))?;
-        let status = response.status();
-        // WeChat labels this JSON text/plain, so read text and parse it ourselves.
-        let text = response.text().await.map_err(|e| transport(e.without_url().to_string()))?;
-        if !status.is_success() {
-            return Err(transport(format!("HTTP {status}")));
-        }
-        let answer: Answer = serde_json::from_str(&text).map_err(|e| transport(format!("unreadable answer: {e}")))?;
+            .await;
+        // The query carries the AppSecret.
+        let answer: Answer = super::json_answer(CODE2SESSION, response).await?;
         match answer.errcode {
             Some(errcode) if errcode != 0 => Err(ProviderError::Vendor {
                 provider: CODE2SESSION,

@@ -157,7 +157,7 @@ impl TestApp {
 
     /// The sandbox payment platform of `api`.
     pub fn pay_platform(&self, api: &str) -> std::sync::Arc<mpapi::providers::wechat_pay::sandbox::SandboxPay> {
-        self.parts(api).sandbox.pay.clone().expect("the sandbox WeChat Pay is active")
+        self.parts(api).sandbox.pays.first().cloned().expect("the sandbox WeChat Pay is active")
     }
 
     /// The temporary folder the SQLite file lives in.

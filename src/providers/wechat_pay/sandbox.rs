@@ -648,6 +648,13 @@ impl SandboxPay {
         Ok(ledger)
     }
 
+    /// Whether this platform holds the order `id` names (an out_trade_no, or a prepay_id,
+    /// code_url or `pr` token it answered): which of several sandbox merchants pays it.
+    pub fn holds(&self, id: &str) -> bool {
+        let ledger = self.ledger();
+        ledger.orders.contains_key(id) || ledger.prepays.contains_key(id)
+    }
+
     /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
     /// notify URL like WeChat Pay (one attempt, no retries). The order becomes paid only when
     /// the merchant answers a success notify with 2xx (v2 mode: and an XML ack whose

@@ -235,3 +235,20 @@ async fn a_pile_back_within_the_minute_reports_how_the_session_ended() {
     assert_eq!(device["ports"][0]["energyWh"], wh(&detail["powerConsumption"]), "{device}");
     assert_eq!(port(&app, &token, DC_PORT).await["status"], 1);
 }
+
+#[tokio::test]
+async fn a_station_under_maintenance_takes_no_order_and_its_piles_say_so() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "maintenance-watcher").await;
+    // ST0003 (海岸城) is seeded 维护中 (status 2) with one online DC pile, CP0007.
+    let station = ok(&app.get("/api/station/ST0003", Some(&token)).await);
+    assert_eq!((&station["status"], &station["availablePorts"]), (&json!(2), &json!(0)), "{station}");
+    assert_eq!(station["piles"][0]["status"], 3, "none usable: {station}");
+    let pile = ok(&app.get("/api/pile/CP0007", Some(&token)).await);
+    assert_eq!((&pile["onlineStatus"], &pile["status"]), (&json!(1), &json!(3)), "{pile}");
+    let piles = ok(&app.get("/api/ChargingPile/station/ST0003", Some(&token)).await);
+    assert_eq!(piles[0]["status"], 3, "{piles}");
+    let refusal = create(&app, &token, "CP0007", "PT000701", 1, json!(0), 1).await;
+    refused(&refusal, 400, 2006);
+    assert!(refusal.body["message"].as_str().unwrap().contains("维护中"), "{}", refusal.body);
+}

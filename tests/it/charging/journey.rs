@@ -294,8 +294,8 @@ async fn a_second_session_paid_from_the_balance_then_statistics_and_the_list() {
         }
         totals
     };
-    // Newest first: 20 kWh 平 (16.10), then 10 kWh 平 + 20 kWh 峰 (32.20).
-    assert_eq!(past_totals, [16_10, 32_20]);
+    // Newest first: yesterday 19:00–20:00, 20 kWh 平 (14.00 + 2.10); three days ago 10:30–11:30, 15 kWh 峰 + 15 kWh 尖 (15.75 + 18.75 + 5.18).
+    assert_eq!(past_totals, [16_10, 39_68]);
 
     // 按电量 2 kWh from the balance.
     let order = charging(&app, &token, 4, json!(2), 3).await;

@@ -170,6 +170,10 @@ async fn charging_stop_and_the_device_level_controls() {
     refused(&app.post(STOP, Some(&other), json!({ "orderId": order, "deviceAddress": DC_DEVICE, "stopReason": 1 })).await, 403, 403);
     refused(&start(&app, &token, "ORD2099010100000000", DC_DEVICE).await, 404, 3001);
 
+    // Held by the order but not started: the charger's port is 空闲 (2 here is 充电中), with the order.
+    let held = ok(&app.get(&format!("/api/ChargingPile/{DC_DEVICE}/status?port=1"), Some(&token)).await);
+    assert_eq!((&held["status"], &held["orderId"], &held["power"]), (&json!(1), &json!(order), &json!(0.0)), "{held}");
+
     // The device-level start.
     let (path, body) = device_start(DC_DEVICE, &order, 1);
     assert_eq!(ok(&app.post(&path, Some(&token), body).await), json!({ "message": "启动充电命令已发送" }));

@@ -129,7 +129,7 @@ async fn auth_wechat_login_with_code2session() {
     let app = &real.app;
     // No sandbox: its routes are gone, and no demo user was seeded.
     let sandbox = &app.parts("points").sandbox;
-    assert!(sandbox.login_appid.is_none() && sandbox.pay.is_none(), "{sandbox:?}");
+    assert!(sandbox.login_appid.is_none() && sandbox.pays.is_empty(), "{sandbox:?}");
     assert_eq!(app.client.get(app.url("/_sandbox/wechat/encrypt?code=a&data={}")).send().await.unwrap().status(), 404);
     assert_eq!(app.client.post(app.url("/_sandbox/pay/PT1")).send().await.unwrap().status(), 404);
     assert_eq!(app.server.db.points_users().get(mpapi::points::seed::DEMO_USER).await.unwrap(), None);
