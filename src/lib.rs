@@ -23,6 +23,7 @@ pub mod identity;
 pub mod logging;
 pub mod mock;
 pub mod money;
+pub mod o2o;
 pub mod payments;
 pub mod pii;
 pub mod points;

@@ -44,6 +44,7 @@ pub mod community;
 pub mod heating;
 pub mod identity;
 mod migration;
+pub mod o2o;
 pub mod payments;
 pub mod points;
 mod secret;

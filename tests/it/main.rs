@@ -11,6 +11,7 @@ mod geocoder;
 mod heating;
 mod identity;
 mod mock;
+mod o2o_storage;
 mod points;
 mod providers;
 mod support;

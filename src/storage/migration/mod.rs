@@ -14,6 +14,7 @@ mod m20261203_000008_security_platform;
 mod m20261203_000009_charging;
 mod m20261203_000010_charger_sim;
 mod m20261203_000011_charging_station_cover;
+mod m20261204_000012_o2o;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_charging::Migration),
             Box::new(m20261203_000010_charger_sim::Migration),
             Box::new(m20261203_000011_charging_station_cover::Migration),
+            Box::new(m20261204_000012_o2o::Migration),
         ]
     }
 }
