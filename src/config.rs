@@ -181,6 +181,22 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
+    /// API `id`'s mini-programs and their merchants: its own (section `apis.{id}`, operator 0)
+    /// when it has no operators, else each operator's (`apis.{id}.operators[{i}]`), in
+    /// configuration order.
+    pub fn mini_programs(&self, id: &str) -> Vec<MiniProgram<'_>> {
+        if self.operators.is_empty() {
+            let section = format!("apis.{id}");
+            vec![MiniProgram { section, operator: 0, appid: &self.appid, login: &self.wechat_login, pay: &self.wechat_pay }]
+        } else {
+            self.operators
+                .iter()
+                .enumerate()
+                .map(|(i, o)| MiniProgram { section: format!("apis.{id}.operators[{i}]"), operator: o.id, appid: &o.appid, login: &o.wechat_login, pay: &o.wechat_pay })
+                .collect()
+        }
+    }
+
     /// The documented defaults of API `id`: heating 000 (2 h tokens, rotating refresh tokens,
     /// 100 requests per IP per 15 min), points 001 (2 h, the expired token refreshable for 7
     /// days), community 002 (1 h, 14 days), charging 003 (24 h, no refresh), o2o 004 (the
@@ -216,10 +232,25 @@ impl ApiConfig {
     }
 }
 
+/// One mini-program of an API and its merchant, as configured (see [`ApiConfig::mini_programs`]).
+#[derive(Debug, Clone)]
+pub struct MiniProgram<'a> {
+    /// Where it is configured, for messages: `apis.heating`, `apis.o2o.operators[1]`.
+    pub section: String,
+    /// The operator id (0 for an API without operators).
+    pub operator: i64,
+    /// The appid.
+    pub appid: &'a str,
+    /// Its WeChat login.
+    pub login: &'a WechatLoginConfig,
+    /// Its WeChat Pay merchant.
+    pub pay: &'a WechatPayConfig,
+}
+
 /// One operator (运营中心) of an API with several mini-programs (`[[apis.o2o.operators]]`,
 /// 004): its mini-program and its WeChat Pay merchant. The appid a request names routes it to
 /// its operator; it never authorises anything.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OperatorConfig {
     /// The operator id (`oper_id` on the wire, the H5 page's `targetOperId`).
@@ -232,12 +263,6 @@ pub struct OperatorConfig {
     pub wechat_login: WechatLoginConfig,
     /// Its WeChat Pay merchant (v3).
     pub wechat_pay: WechatPayConfig,
-}
-
-impl Default for OperatorConfig {
-    fn default() -> OperatorConfig {
-        OperatorConfig { id: 0, name: String::new(), appid: String::new(), wechat_login: WechatLoginConfig::default(), wechat_pay: WechatPayConfig::default() }
-    }
 }
 
 impl OperatorConfig {
@@ -644,13 +669,7 @@ impl Config {
         }
         for id in serving {
             let api = self.api(id);
-            // The mini-programs and merchants: the API's own, or each of its operators'.
-            let merchants: Vec<(String, &str, &WechatLoginConfig, &WechatPayConfig)> = if api.operators.is_empty() {
-                vec![(format!("apis.{id}"), api.appid.as_str(), &api.wechat_login, &api.wechat_pay)]
-            } else {
-                api.operators.iter().enumerate().map(|(i, o)| (format!("apis.{id}.operators[{i}]"), o.appid.as_str(), &o.wechat_login, &o.wechat_pay)).collect()
-            };
-            for (section, appid, login, pay) in merchants {
+            for MiniProgram { section, appid, login, pay, .. } in api.mini_programs(id) {
                 if login.provider == ProviderKind::Sandbox {
                     problems.push(format!("{section}.wechat_login.provider is the sandbox"));
                 }

@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::apis::Api;
 use crate::clock::Clock;
-use crate::config::{ApiConfig, Config, Environment, PayVersion, ProviderKind, WechatLoginConfig, WechatPayConfig};
+use crate::config::{ApiConfig, Config, Environment, MiniProgram, PayVersion, ProviderKind, WechatLoginConfig, WechatPayConfig};
 use crate::identity::{Codes, Passwords, Sessions, Wechat};
 use crate::payments::Payments;
 use crate::pii::Vault;
@@ -127,8 +127,6 @@ pub struct OperatorParts {
     pub appid: String,
     /// WeChat login for that appid.
     pub login: Arc<dyn WechatLogin>,
-    /// Whether `login` is the sandbox.
-    pub sandbox_login: bool,
     /// The login settings (the real 小程序码 provider needs the same secret).
     pub login_config: WechatLoginConfig,
     /// The merchant.
@@ -231,21 +229,17 @@ impl Server {
         let config = self.config.api(id);
         // An API with operators (o2o) has one mini-program and merchant per operator; the
         // others have their own.
-        let operators = if config.operators.is_empty() {
-            vec![self.operator(&format!("apis.{id}"), 0, &config.appid, &config.wechat_login, &config.wechat_pay)?]
-        } else {
-            let mut built = Vec::new();
-            for (i, operator) in config.operators.iter().enumerate() {
-                anyhow::ensure!(
-                    !config.operators[..i].iter().any(|o| o.id == operator.id || o.appid == operator.appid),
-                    "apis.{id}.operators[{i}]: operator {} or appid {} appears twice",
-                    operator.id,
-                    operator.appid
-                );
-                built.push(self.operator(&format!("apis.{id}.operators[{i}]"), operator.id, &operator.appid, &operator.wechat_login, &operator.wechat_pay)?);
-            }
-            built
-        };
+        let mut operators: Vec<OperatorParts> = Vec::new();
+        for program in config.mini_programs(id) {
+            anyhow::ensure!(
+                !operators.iter().any(|o| o.id == program.operator || o.appid == program.appid),
+                "{}: operator {} or appid {} appears twice",
+                program.section,
+                program.operator,
+                program.appid
+            );
+            operators.push(self.operator(&program)?);
+        }
         let first = operators.first().context("an API has at least one mini-program")?;
         let (login, pay) = (first.login.clone(), first.pay.clone());
         let (security_platform, sandbox_security) = if api.security_platform {
@@ -258,7 +252,7 @@ impl Server {
         let sandbox = Sandbox {
             api: id,
             sms: self.sandbox_sms.clone().filter(|_| api.sends_sms),
-            login_appid: operators.iter().find(|o| o.sandbox_login).map(|o| o.appid.clone()),
+            login_appid: operators.iter().find(|o| o.login_config.provider == ProviderKind::Sandbox).map(|o| o.appid.clone()),
             pays: operators.iter().filter_map(|o| o.sandbox_pay.clone()).collect(),
             security: sandbox_security,
             clock: self.clock.clone(),
@@ -267,9 +261,10 @@ impl Server {
         Ok(ApiParts { id, config, login, pay, operators, security_platform, sandbox, demo })
     }
 
-    /// One mini-program and its merchant, from the settings under `section`: WeChat login and
-    /// WeChat Pay, each the sandbox or the real provider.
-    fn operator(&self, section: &str, id: i64, appid: &str, login: &WechatLoginConfig, pay_config: &WechatPayConfig) -> Result<OperatorParts> {
+    /// One mini-program and its merchant, as configured: WeChat login and WeChat Pay, each the
+    /// sandbox or the real provider.
+    fn operator(&self, program: &MiniProgram<'_>) -> Result<OperatorParts> {
+        let MiniProgram { section, operator, appid, login, pay: pay_config } = program;
         let login_provider: Arc<dyn WechatLogin> = match login.provider {
             ProviderKind::Sandbox => Arc::new(SandboxLogin),
             ProviderKind::Real => Arc::new(Code2Session::new(appid, login).with_context(|| format!("{section}.wechat_login"))?),
@@ -281,20 +276,19 @@ impl Server {
                     PayVersion::V3 => SandboxPay::new,
                     PayVersion::V2 => SandboxPay::new_v2,
                 };
-                let pay = Arc::new(new(appid.to_owned(), pay_config.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?);
+                let pay = Arc::new(new(appid.to_string(), pay_config.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?);
                 (pay.clone(), Some(pay))
             }
             (ProviderKind::Real, PayVersion::V3) => (Arc::new(WechatPayV3::new(appid, pay_config).with_context(in_section)?), None),
             (ProviderKind::Real, PayVersion::V2) => (Arc::new(WechatPayV2::new(appid, pay_config).with_context(in_section)?), None),
         };
         Ok(OperatorParts {
-            id,
-            appid: appid.to_owned(),
+            id: *operator,
+            appid: appid.to_string(),
             login: login_provider,
-            sandbox_login: login.provider == ProviderKind::Sandbox,
-            login_config: login.clone(),
+            login_config: (*login).clone(),
             pay,
-            pay_config: pay_config.clone(),
+            pay_config: (*pay_config).clone(),
             sandbox_pay,
         })
     }

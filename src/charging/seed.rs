@@ -286,12 +286,11 @@ fn demo(now: i64) -> Catalogue {
     let day = 86_400_000;
     // Each started at a Beijing clock time `days` days ago and billed by the tariff itself, so
     // its tier lines agree with when it ran.
-    let beijing_midnight = (now + 8 * 3_600_000).div_euclid(day) * day - 8 * 3_600_000;
+    let beijing_midnight = crate::clock::beijing_day_start(crate::clock::beijing_date(now));
     let past = |n: i64, days: i64, start_minute: i64, wh: i64| {
         let tariff = Tariff::new(demo_slots(), yuan("15")).expect("demo tariff");
         let started = beijing_midnight - days * day + start_minute * 60_000;
         let bill = tariff.bill(&[Sample { at_ms: started, energy_wh: 0 }, Sample { at_ms: started + 3_600_000, energy_wh: wh }]);
-        let line = |tier| bill.line(tier);
         Order {
             id: format!("ORD2026DEMO{n:04}"),
             order_no: format!("CD2026DEMO{n:04}"),
@@ -318,16 +317,16 @@ fn demo(now: i64) -> Catalogue {
             voltage_dv: 0,
             current_ca: 0,
             stop_reason: Some(2),
-            sharp_wh: line(Tier::Sharp).energy_wh,
-            sharp_fen: line(Tier::Sharp).amount_fen,
-            peak_wh: line(Tier::Peak).energy_wh,
-            peak_fen: line(Tier::Peak).amount_fen,
-            flat_wh: line(Tier::Flat).energy_wh,
-            flat_fen: line(Tier::Flat).amount_fen,
-            valley_wh: line(Tier::Valley).energy_wh,
-            valley_fen: line(Tier::Valley).amount_fen,
-            deep_valley_wh: line(Tier::DeepValley).energy_wh,
-            deep_valley_fen: line(Tier::DeepValley).amount_fen,
+            sharp_wh: bill.line(Tier::Sharp).energy_wh,
+            sharp_fen: bill.line(Tier::Sharp).amount_fen,
+            peak_wh: bill.line(Tier::Peak).energy_wh,
+            peak_fen: bill.line(Tier::Peak).amount_fen,
+            flat_wh: bill.line(Tier::Flat).energy_wh,
+            flat_fen: bill.line(Tier::Flat).amount_fen,
+            valley_wh: bill.line(Tier::Valley).energy_wh,
+            valley_fen: bill.line(Tier::Valley).amount_fen,
+            deep_valley_wh: bill.line(Tier::DeepValley).energy_wh,
+            deep_valley_fen: bill.line(Tier::DeepValley).amount_fen,
             amount_fen: bill.amount_fen,
             service_fee_fen: bill.service_fee_fen,
             total_fen: bill.total_fen,

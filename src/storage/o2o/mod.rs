@@ -8,7 +8,7 @@
 pub mod entity;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 pub use entity::area::Model as Area;
 pub use entity::category::Model as Category;
@@ -153,10 +153,5 @@ impl<C: ConnectionTrait> O2oStore<'_, C> {
     /// The goods `id` (listed or not: an order's snapshot may name a delisted one).
     pub async fn goods(&self, id: i64) -> Result<Option<Goods>, StorageError> {
         Ok(goods::Entity::find_by_id(id).one(self.0).await?)
-    }
-
-    /// How many accounts there are.
-    pub async fn user_count(&self) -> Result<u64, StorageError> {
-        Ok(user::Entity::find().count(self.0).await?)
     }
 }
