@@ -53,12 +53,13 @@ pub struct RealApi {
     pub security_platform: bool,
 }
 
-/// The APIs with a real implementation so far; `serve` starts only these.
+/// The APIs with a real implementation: `serve` starts these (all five).
 pub const REAL_APIS: &[RealApi] = &[
     RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true, security_platform: false },
     RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false, security_platform: false },
     RealApi { id: "community", build: |server, parts, port| Box::pin(community(server, parts, port)), start_here: community_start_here, sends_sms: true, security_platform: true },
     RealApi { id: "charging", build: |server, parts, port| Box::pin(charging(server, parts, port)), start_here: charging_start_here, sends_sms: false, security_platform: false },
+    RealApi { id: "o2o", build: |server, parts, port| Box::pin(o2o(server, parts, port)), start_here: o2o_start_here, sends_sms: true, security_platform: false },
 ];
 
 /// The ids of [`REAL_APIS`].
@@ -681,6 +682,79 @@ fn charging_start_here(parts: &ApiParts) -> StartHere {
     }
     if !parts.sandbox.pays.is_empty() {
         start.notes.push("pay a WeChat payment or recharge with POST /_sandbox/pay/{paymentId} (PAY… or RC…)".into());
+    }
+    start
+}
+
+/// o2o (004): one mini-program and merchant per operator (payments scoped `o2o:{id}`, notifies
+/// at [`crate::o2o::NOTIFY_PATH`]), SMS codes, reverse geocoding, 小程序码 for the bridge page.
+async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+    use crate::o2o::{self, O2o, service::{O2oService, Operator}};
+    anyhow::ensure!(
+        parts.config.rate_limit.is_none(),
+        "apis.o2o.rate_limit: o2o's document states no request limit and its contract no 429 answer; remove the setting"
+    );
+    let mut operators = Vec::new();
+    for operator in &parts.operators {
+        let base = operator.pay_config.notify_base_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+        let notify_url = format!("{}{}", base.trim_end_matches('/'), o2o::NOTIFY_PATH.replace("{oper_id}", &operator.id.to_string()));
+        let scope = format!("o2o:{}", operator.id);
+        let payments = Arc::new(Payments::new(scope, operator.pay.clone(), Arc::new(crate::storage::o2o::orders::Settler), notify_url, server.db.clone(), server.clock.clone()));
+        spawn_housekeeping("o2o", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
+        operators.push(Operator {
+            id: operator.id,
+            wechat: Wechat::new("o2o", operator.appid.clone(), operator.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
+            payments,
+            wxacode: crate::providers::wxacode::from_config(&operator.appid, &operator.login_config).with_context(|| format!("apis.o2o operator {}", operator.id))?,
+            sandbox_login: operator.login_config.provider == ProviderKind::Sandbox,
+        });
+    }
+    let service = Arc::new(O2oService {
+        db: server.db.clone(),
+        sessions: server.sessions(parts)?,
+        codes: Codes::new("o2o", o2o::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        sandbox_sms: server.sandbox_sms.clone(),
+        operators,
+        geocoder: crate::providers::geocoder::from_config(&parts.config.geocoder).context("apis.o2o.geocoder")?,
+        clock: server.clock.clone(),
+    });
+    let written = o2o::seed::seed(&service, parts.demo).await?;
+    if !written.is_empty() {
+        tracing::info!(api = "o2o", "fresh database: {} written", written.join(" and "));
+    }
+    // A sandbox merchant forgets its payments when the process stops; the database does not:
+    // paid orders (the demo's, those of an earlier run) stay refundable.
+    for operator in parts.operators.iter().filter_map(|o| o.sandbox_pay.as_ref().map(|pay| (o.id, pay))) {
+        let (id, pay) = operator;
+        for paid in server.db.payments().paid_of(&format!("o2o:{id}")).await? {
+            let paid_at = chrono::DateTime::from_timestamp_millis(paid.paid_at.unwrap_or(paid.created_at)).unwrap_or_default();
+            pay.adopt_paid(&paid.out_trade_no, paid.amount_fen, paid.transaction_id.as_deref().unwrap_or_default(), paid_at);
+        }
+    }
+    let router = generated::o2o::router(Arc::new(O2o(service.clone())));
+    Ok(router.merge(o2o::extra_routes(service, parts.sandbox.is_active())))
+}
+
+/// o2o's start: the test code, the demo user's orders, the sandbox merchant's verification.
+fn o2o_start_here(parts: &ApiParts) -> StartHere {
+    use crate::storage::o2o::demo::{DEMO_PAID_ORDER, DEMO_UNPAID_ORDER};
+    let mut start = StartHere::new(Mode::Serve);
+    let operators: Vec<String> = parts.operators.iter().map(|o| format!("{} (appid {})", o.id, o.appid)).collect();
+    start.notes.push(format!(
+        "operators {}; a request's mini-program is its Referer https://servicewechat.com/{{appid}}/0/page-frame.html (none: the first operator while its login is the sandbox)",
+        operators.join(", ")
+    ));
+    if parts.sandbox.login_appid.is_some() {
+        start.notes.push("POST /api/user/wxLogin {\"code\":\"user\"} logs in as the test user 10086 张伟 (any other code: a new WeChat user, who binds a phone with /sms/verify_code then /login); GET operations take ?token=, POST ones {\"token\":…} in the body".into());
+        start.first_calls.push("curl -s -X POST {base}/api/user/wxLogin -H 'Content-Type: application/json' -d '{\"code\":\"user\"}'".into());
+    }
+    if parts.demo {
+        start.notes.push(format!(
+            "demo: merchants 1024 (operator 3) and 1031 (operator 5) near 113.943223,22.540503 (Shenzhen 南山); 10086's orders {DEMO_PAID_ORDER} (paid, codes 836251904417 unused and 471906385220 used) and {DEMO_UNPAID_ORDER} (unpaid at operator 5: open /miniprogram_bridge/pay?targetOperId=5&orderNo={DEMO_UNPAID_ORDER}&userId=10086)"
+        ));
+    }
+    if !parts.sandbox.pays.is_empty() {
+        start.notes.push("pay an order with POST /_sandbox/pay/{order_no}; a merchant verifies a code with POST /_sandbox/verify?verify_code=CODE".into());
     }
     start
 }

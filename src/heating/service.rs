@@ -25,14 +25,7 @@ use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 /// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
 /// wrong guesses kill a code, domain.md §6; ten codes per phone a day against SMS pumping — the
 /// document is silent on a daily cap).
-pub const CODE_POLICY: CodePolicy = CodePolicy {
-    length: 6,
-    no_leading_zero: false,
-    ttl: Duration::from_secs(300),
-    resend_interval: Duration::from_secs(60),
-    max_attempts: 5,
-    daily_cap: 10,
-};
+pub const CODE_POLICY: CodePolicy = CodePolicy::STANDARD;
 
 /// An unpaid order holds its bills, and can be paid, for 30 minutes (WeChat Pay `time_expire`).
 pub const ORDER_TTL_MS: i64 = 30 * 60 * 1000;

@@ -29,6 +29,20 @@ pub struct CodePolicy {
     pub daily_cap: u64,
 }
 
+impl CodePolicy {
+    /// Six digits, five minutes, one code a minute per phone, five wrong guesses, ten codes a
+    /// day per phone: what heating's document states (000 §1.1, §7), and the policy of an API
+    /// whose document states none (o2o).
+    pub const STANDARD: CodePolicy = CodePolicy {
+        length: 6,
+        no_leading_zero: false,
+        ttl: Duration::from_secs(300),
+        resend_interval: Duration::from_secs(60),
+        max_attempts: 5,
+        daily_cap: 10,
+    };
+}
+
 /// Which code is meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject<'a> {

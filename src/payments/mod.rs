@@ -395,13 +395,34 @@ impl Payments {
     /// query. `None`: the order has no such refund to start (not paid, a refund under way, or
     /// more than what is left).
     pub async fn refund(&self, order: &PayOrder, refund_fen: i64, reason: &str) -> Result<Option<RefundRow>, PayError> {
-        let out_refund_no = format!("R{}", &order.out_trade_no.chars().take(24).collect::<String>()) + &crate::random::digits(7);
+        let out_refund_no = refund_number(&order.out_trade_no);
         let payments = self.db.payments();
         if !payments.start_refund(&order.out_trade_no, &out_refund_no, refund_fen, reason, self.clock.now_ms()).await? {
             return Ok(None);
         }
         self.ask_refund(order, &out_refund_no, refund_fen, reason).await?;
         Ok(payments.refund(&self.api, &out_refund_no).await?)
+    }
+
+    /// Ask WeChat Pay for a refund the API recorded itself, in its own transaction with its own
+    /// writes (`PaymentStore::start_refund` under a [`refund_number`]): as [`Payments::refund`]
+    /// after the recording. Should the process stop before asking, the sweep finds the refund
+    /// still processing and asks under the same number. `None`: no such refund of this API.
+    pub async fn ask_recorded_refund(&self, out_refund_no: &str) -> Result<Option<RefundRow>, PayError> {
+        let payments = self.db.payments();
+        let Some(refund) = payments.refund(&self.api, out_refund_no).await? else {
+            return Ok(None);
+        };
+        let Some(order) = payments.get(&refund.out_trade_no).await? else {
+            return Ok(None);
+        };
+        self.ask_refund(&order, out_refund_no, refund.refund_fen, &refund.reason).await?;
+        Ok(payments.refund(&self.api, out_refund_no).await?)
+    }
+
+    /// The refund `out_refund_no` of this API's orders, as it stands.
+    pub async fn refund_row(&self, out_refund_no: &str) -> Result<Option<RefundRow>, StorageError> {
+        self.db.payments().refund(&self.api, out_refund_no).await
     }
 
     async fn ask_refund(&self, order: &PayOrder, out_refund_no: &str, refund_fen: i64, reason: &str) -> Result<(), PayError> {
@@ -509,6 +530,12 @@ impl Payments {
         }
         Ok(swept)
     }
+}
+
+/// A new refund number for order `out_trade_no` (`R` + up to 24 of its characters + 7 random
+/// digits; WeChat Pay allows 64).
+pub fn refund_number(out_trade_no: &str) -> String {
+    format!("R{}", &out_trade_no.chars().take(24).collect::<String>()) + &crate::random::digits(7)
 }
 
 /// What a transaction's state reports about its order: paid (`SUCCESS`), failed (`PAYERROR`,

@@ -281,7 +281,8 @@ fn template_matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
 }
 
-async fn read(response: reqwest::Response) -> Reply {
+/// Read an answer (JSON parsed, anything else as a string).
+pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let text = response.text().await.expect("a body");

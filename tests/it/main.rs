@@ -11,6 +11,8 @@ mod geocoder;
 mod heating;
 mod identity;
 mod mock;
+mod o2o;
+mod o2o_catalogue;
 mod o2o_storage;
 mod points;
 mod providers;

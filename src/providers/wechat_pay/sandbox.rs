@@ -648,6 +648,23 @@ impl SandboxPay {
         Ok(ledger)
     }
 
+    /// Remember an order the database says was paid before this platform started (its ledger
+    /// lives in memory; WeChat Pay's survives a restart), so that it can still be queried and
+    /// refunded. An order it holds already is left as it is.
+    pub fn adopt_paid(&self, out_trade_no: &str, amount_fen: i64, transaction_id: &str, paid_at: DateTime<Utc>) {
+        let mut ledger = self.ledger();
+        ledger.orders.entry(out_trade_no.to_owned()).or_insert_with(|| SandboxOrder {
+            out_trade_no: out_trade_no.to_owned(),
+            amount_fen,
+            notify_url: String::new(),
+            time_expire: paid_at,
+            payer_openid: None,
+            state: SandboxOrderState::Paid,
+            transaction_id: Some(transaction_id.to_owned()),
+            success_time: Some(paid_at),
+        });
+    }
+
     /// Whether this platform holds the order `id` names (an out_trade_no, or a prepay_id,
     /// code_url or `pr` token it answered): which of several sandbox merchants pays it.
     pub fn holds(&self, id: &str) -> bool {

@@ -15,6 +15,7 @@ mod m20261203_000009_charging;
 mod m20261203_000010_charger_sim;
 mod m20261203_000011_charging_station_cover;
 mod m20261204_000012_o2o;
+mod m20261204_000013_o2o_refund;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_charger_sim::Migration),
             Box::new(m20261203_000011_charging_station_cover::Migration),
             Box::new(m20261204_000012_o2o::Migration),
+            Box::new(m20261204_000013_o2o_refund::Migration),
         ]
     }
 }

@@ -14,8 +14,9 @@ entity!(
     name: String, mobile: String, created_at: i64,
 });
 entity!(
-    /// `o2o_openid`: an (appid, openid) that logged in with `/wxLogin`, and the account `/login`
-    /// or `/loginWithSceneId` bound it to.
+    /// `o2o_openid`: an (appid, openid) that logged in with `/wxLogin` (`id`: the shared WeChat
+    /// identity's user id, the session subject), and the account `/login` or
+    /// `/loginWithSceneId` bound it to.
     openid, "o2o_openid", String, false, {
     oper_id: i64, appid: String, openid: String, user_id: Option<i64>, updated_at: i64,
 });
@@ -53,7 +54,14 @@ entity!(
     order_id: i64, verify_code: String, status: i32, verified_at: Option<i64>, created_at: i64,
 });
 entity!(
-    /// `o2o_scene`: a bridge page's scene id (≤ 32 chars) and what it carries.
+    /// `o2o_scene`: a bridge page's scene id (≤ 32 chars), what it carries, and the WeChat
+    /// identity that redeemed it (one only).
     scene, "o2o_scene", String, false, {
-    oper_id: i64, user_id: i64, order_no: String, expires_at: i64, created_at: i64,
+    oper_id: i64, user_id: i64, order_no: String, expires_at: i64, created_at: i64, redeemed_by: Option<String>,
+});
+entity!(
+    /// `o2o_refund`: the one refund of an order (004 §订单模块 退款接口): its record number and
+    /// amount; where it stands is the shared `pay_refund` row under `out_refund_no`.
+    refund, "o2o_refund", i64, true, {
+    order_id: i64, out_refund_no: String, amount_fen: i64, created_at: i64,
 });

@@ -2,10 +2,13 @@
 //! merchant categories, merchants and goods (the catalogue), orders with their verify codes, and
 //! the bridge page's scene ids. Rows are the entity models (plain structs).
 //!
-//! WORK IN PROGRESS (issue 16): the catalogue half; orders, codes and scenes follow with the
-//! service.
+//! This file: the areas and the catalogue; `orders.rs`: accounts, orders, codes, refunds,
+//! scenes.
 
+pub mod demo;
 pub mod entity;
+pub mod orders;
+pub mod seed;
 
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -153,5 +156,16 @@ impl<C: ConnectionTrait> O2oStore<'_, C> {
     /// The goods `id` (listed or not: an order's snapshot may name a delisted one).
     pub async fn goods(&self, id: i64) -> Result<Option<Goods>, StorageError> {
         Ok(goods::Entity::find_by_id(id).one(self.0).await?)
+    }
+
+    /// The areas among `area_ids`, any tier (a merchant's province, city and county names).
+    pub async fn areas_of(&self, area_ids: &[i32]) -> Result<Vec<Area>, StorageError> {
+        Ok(area::Entity::find().filter(area::Column::AreaId.is_in(area_ids.iter().copied())).all(self.0).await?)
+    }
+
+    /// The categories among `ids` whatever their status: a merchant keeps its category's name
+    /// when the category is no longer shown in the tree.
+    pub async fn categories_of(&self, ids: &[i64]) -> Result<Vec<Category>, StorageError> {
+        Ok(category::Entity::find().filter(category::Column::Id.is_in(ids.iter().copied())).all(self.0).await?)
     }
 }

@@ -203,6 +203,10 @@ pub struct RefundRow {
     pub status: RefundRowStatus,
     /// WeChat Pay's refund id.
     pub refund_id: Option<String>,
+    /// Asked for, ms.
+    pub created_at: i64,
+    /// Its final outcome learnt, ms.
+    pub finished_at: Option<i64>,
 }
 
 impl From<refund::Model> for RefundRow {
@@ -214,6 +218,8 @@ impl From<refund::Model> for RefundRow {
             reason: row.reason,
             status: row.status,
             refund_id: row.refund_id,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
         }
     }
 }
@@ -438,6 +444,18 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .filter(order::Column::RefundState.eq(RefundState::Needed))
             .order_by_asc(order::Column::PaidAt)
             .limit(limit)
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(PayOrder::from)
+            .collect())
+    }
+
+    /// The paid orders of `api` (a sandbox payment platform adopts them at start).
+    pub async fn paid_of(&self, api: &str) -> Result<Vec<PayOrder>, StorageError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::Api.eq(api))
+            .filter(order::Column::Status.eq(PayStatus::Paid))
             .all(self.0)
             .await?
             .into_iter()

@@ -1,4 +1,4 @@
-//! The README as a reader follows it: its walks of heating's, points', community's and charging's journeys, each pasted
+//! The README as a reader follows it: its walks of heating's, points', community's, charging's and o2o's journeys, each pasted
 //! into bash against a fresh server of its API, and its configuration example, loaded as the
 //! server loads it.
 
@@ -181,4 +181,45 @@ async fn the_charging_walk_charges_and_pays_on_a_fresh_database() {
     assert_eq!(detail["data"]["powerConsumption"], 2.0, "{detail}");
     assert_eq!(paid["data"]["amount"], detail["data"]["totalAmount"], "{paid}");
     assert_eq!(paid["data"]["paymentStatus"], 2);
+}
+
+#[tokio::test]
+async fn the_o2o_walk_buys_in_both_mini_programs_on_a_fresh_database() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let Some(output) = walk("### Walk o2o's journey", "http://127.0.0.1:3004", &app).await else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{stderr}");
+    let answers: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}\n{stdout}"))).collect();
+    let [gps, merchants, order, paid, detail, verified, refund, other, scene, pay, paid_other, other_detail] = &answers[..] else {
+        panic!("twelve answers expected:\n{stdout}");
+    };
+    let order_no = order["data"]["order_no"].as_str().expect("an order number");
+    let other_no = other["data"]["order_no"].as_str().expect("an order number");
+    for (method, path, reply) in [
+        (reqwest::Method::GET, "/api/user/area/getByGps", gps),
+        (reqwest::Method::GET, "/api/user/merchants", merchants),
+        (reqwest::Method::POST, "/api/user/order/buy", order),
+        (reqwest::Method::GET, "/api/user/order/detail", detail),
+        (reqwest::Method::POST, "/api/user/order/refund", refund),
+        (reqwest::Method::POST, "/api/user/order/buy", other),
+        (reqwest::Method::POST, "/api/user/loginWithSceneId", scene),
+        (reqwest::Method::POST, "/api/user/order/pay", pay),
+        (reqwest::Method::GET, "/api/user/order/detail", other_detail),
+    ] {
+        assert_eq!(reply["code"], 0, "{path}: {reply}");
+        let reply = crate::app::Reply { status: 200, headers: Default::default(), body: reply.clone() };
+        app.check(&method, path, &reply);
+    }
+    assert_eq!((gps["data"]["city_id"].as_i64(), gps["data"]["area_id"].as_i64()), (Some(440300), Some(440305)));
+    assert_eq!(merchants["data"]["list"][0]["id"], 1031, "nearest first");
+    assert_eq!((order["data"]["isOperSelf"].as_i64(), other["data"]["isOperSelf"].as_i64()), (Some(1), Some(0)));
+    assert_eq!((paid["order_id"].as_str(), paid_other["order_id"].as_str()), (Some(order_no), Some(other_no)), "{paid} {paid_other}");
+    assert_eq!(detail["data"]["items"].as_array().map(Vec::len), Some(2), "{detail}");
+    assert_eq!(verified["completed"], false, "{verified}");
+    assert_eq!(refund["data"]["amount"], "128.00", "{refund}");
+    assert_eq!(scene["data"]["payload"]["order_no"], other_no, "{scene}");
+    assert_eq!(pay["data"]["sdk_config"]["appId"], "wx_sandbox_o2o_oper5", "{pay}");
+    assert_eq!((other_detail["data"]["status"].as_i64(), other_detail["data"]["isOperSelf"].as_i64()), (Some(4), Some(1)), "{other_detail}");
 }

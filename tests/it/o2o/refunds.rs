@@ -1,0 +1,129 @@
+//! Refunds (004 §订单模块 退款接口) and the races around them: only unused codes are refunded,
+//! asking again answers the same refund (退款中 until WeChat Pay's notify, then 退款成功), concurrent requests make one refund, a verify racing a
+//! refund has exactly one winner per code; and the unpaid timeout with a payment arriving after it
+//! (the money goes back).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpapi::payments::Payments;
+use mpapi::storage::o2o::orders::Settler;
+use mpapi::storage::payments::{PayStatus, RefundState};
+use serde_json::json;
+
+use super::*;
+
+async fn paid_order(app: &TestApp, token: &str, goods_id: i64, number: i32) -> (String, Vec<String>) {
+    let order_no = buy(app, OPER3, token, goods_id, number).await["order_no"].as_str().unwrap().to_owned();
+    pay(app, &order_no).await;
+    let paid = order(app, OPER3, token, &order_no).await;
+    (order_no, codes(&paid))
+}
+
+#[tokio::test]
+async fn a_refund_gives_back_the_unused_codes_once() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "refund-partial", "13700000003").await;
+    let (order_no, codes) = paid_order(&app, &token, 2048, 2).await;
+    assert_eq!(verify(&app, &codes[0]).await.0, 200);
+    let refund = ok(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await);
+    assert_eq!((&refund["amount"], &refund["order_no"]), (&json!("128.00"), &json!(order_no)), "{refund}");
+    assert!(refund["status"] == json!(1) || refund["status"] == json!(2), "退款中 or already 退款成功: {refund}");
+    assert!(!refund["refund_id"].as_str().unwrap().is_empty(), "WeChat Pay accepted it: {refund}");
+    // WeChat Pay's refund notify follows: asking again answers the same refund, then 退款成功.
+    let mut again = Value::Null;
+    for _ in 0..50 {
+        again = ok(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await);
+        if again["status"] == json!(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!((&again["id"], &again["amount"], &again["refund_id"], &again["status"]), (&refund["id"], &refund["amount"], &refund["refund_id"], &json!(2)), "{again}");
+    let after = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!((&after["status"], &after["refund_price"]), (&json!(6), &json!("128.00")));
+    let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
+    assert_eq!(statuses, [2, 3], "the verified code stays verified");
+    // The refunded code can no longer be verified; asking again answers the same refund.
+    assert_eq!(verify(&app, &codes[1]).await.0, 409);
+    // An unpaid order has nothing to refund.
+    let unpaid = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    refused(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": unpaid})).await, 400, 10001);
+}
+
+#[tokio::test]
+async fn concurrent_refunds_make_one() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "refund-race", "13700000004").await;
+    let (order_no, _) = paid_order(&app, &token, 2051, 3).await;
+    let requests = (0..8).map(|_| post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})));
+    let replies = futures_util::future::join_all(requests).await;
+    let refunds: Vec<Value> = replies.iter().map(ok).collect();
+    assert!(refunds.iter().all(|r| r["id"] == refunds[0]["id"] && r["amount"] == json!("0.03")), "{refunds:?}");
+    // One refund of the whole: a second would have found nothing left (3 of 3 fen refunded).
+    let pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
+    assert_eq!((pay.refund_state, pay.refunded_fen), (RefundState::Refunded, 3));
+}
+
+#[tokio::test]
+async fn a_verify_racing_a_refund_has_one_winner() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "verify-race", "13700000005").await;
+    for round in 0..6 {
+        let (order_no, codes) = paid_order(&app, &token, 2051, 1).await;
+        let refund = post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no}));
+        let verified = verify(&app, &codes[0]);
+        let (refund, (verify_status, _)) = tokio::join!(refund, verified);
+        let after = order(&app, OPER3, &token, &order_no).await;
+        match (refund.status, verify_status) {
+            (200, 409) => assert_eq!((&after["status"], &after["items"][0]["status"]), (&json!(6), &json!(3)), "round {round}"),
+            (400, 200) => assert_eq!((&after["status"], &after["items"][0]["status"]), (&json!(7), &json!(2)), "round {round}"),
+            other => panic!("round {round}: both or neither won: {other:?} {}", refund.body),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unpaid_order_closes_and_a_late_payment_goes_back() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "late-notify", "13700000006").await;
+    let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    let parts = app.parts("o2o");
+    let operator = &parts.operators[0];
+    let db = app.server.db.clone();
+    let payments = Arc::new(Payments::new("o2o:3", operator.pay.clone(), Arc::new(Settler), app.url("/wechatpay/notify/3"), db.clone(), app.server.clock.clone()));
+    // Nothing to close before the 15 minutes are over.
+    assert_eq!(payments.sweep().await.unwrap().closed, 0);
+    app.server.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(payments.sweep().await.unwrap().closed, 1);
+    let closed = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!(closed["status"], json!(3));
+    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
+
+    // The payer had paid after all: the notify arrives late. Acknowledged, the order stays
+    // closed, and the money goes back with the next sweep.
+    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).unwrap();
+    let mut request = app.client.post(app.url("/wechatpay/notify/3")).body(body);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    let reply = read(request.send().await.unwrap()).await;
+    assert_eq!((reply.status, &reply.body["code"]), (200, &json!("SUCCESS")), "{}", reply.body);
+    let pay = db.payments().get(&order_no).await.unwrap().unwrap();
+    // (The server's own housekeeping may have asked for the refund already.)
+    assert_eq!(pay.status, PayStatus::Paid);
+    assert_ne!(pay.refund_state, RefundState::None, "the money must go back");
+    assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(3));
+    // The sweep asks WeChat Pay for the money back (the sandbox, which closed the order itself,
+    // refuses: the refund is recorded as failed for an operator to act on, never dropped).
+    payments.sweep().await.unwrap();
+    let pay = db.payments().get(&order_no).await.unwrap().unwrap();
+    assert_ne!(pay.refund_state, RefundState::Needed, "the refund was asked for");
+    // A notify for another operator's route does not verify against this order (unknown there).
+    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).unwrap();
+    let mut request = app.client.post(app.url("/wechatpay/notify/5")).body(body);
+    for (name, value) in &headers {
+        request = request.header(name, value);
+    }
+    assert_ne!(request.send().await.unwrap().status().as_u16(), 200);
+}
