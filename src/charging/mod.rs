@@ -168,7 +168,7 @@ pub fn spawn_watchdog(service: Arc<ChargingService>) {
             if let Err(error) = service.watch_orders().await {
                 tracing::warn!(api = "charging", %error, "the order watchdog failed; trying again in a second");
             }
-            if round % 10 == 0
+            if round.is_multiple_of(10)
                 && let Err(error) = service.sweep_devices().await
             {
                 tracing::warn!(api = "charging", %error, "the device sweep failed; trying again in ten seconds");

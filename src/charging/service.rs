@@ -35,8 +35,8 @@ pub const START_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const LOST_AFTER: Duration = Duration::from_secs(60);
 /// A WeChat payment or recharge can be paid for 2 hours (the code_url's lifetime).
 pub const PAY_TTL: Duration = Duration::from_secs(2 * 3600);
-/// The largest recharge, yuan (the document is silent).
-pub const MAX_RECHARGE_FEN: i64 = 5_000_00;
+/// The largest recharge, fen: 5,000.00 yuan (the document is silent).
+pub const MAX_RECHARGE_FEN: i64 = 500_000;
 
 /// The charging application: storage, the shared blocks, the charger driver, the clock.
 pub struct ChargingService {

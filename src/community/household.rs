@@ -190,13 +190,13 @@ impl CommunityService {
                 ));
             }
         }
-        if let Some(mine) = self.db.household().person_of(&user.id).await? {
-            if mine.idcard_digest != person.idcard_digest {
-                return Err(CommunityError::invalid(
-                    "您已录入一标三实信息，绑定更多房屋请使用绑定房屋",
-                    "账号已登记其他身份证号的人员信息（绑定更多房屋见2.4.2 house/bind）",
-                ));
-            }
+        if let Some(mine) = self.db.household().person_of(&user.id).await?
+            && mine.idcard_digest != person.idcard_digest
+        {
+            return Err(CommunityError::invalid(
+                "您已录入一标三实信息，绑定更多房屋请使用绑定房屋",
+                "账号已登记其他身份证号的人员信息（绑定更多房屋见2.4.2 house/bind）",
+            ));
         }
         let kind = super::service::review_kind(&binding.role, &binding.zhuhu_type, fields.choice);
         let new = NewReview { user_id: user.id.clone(), kind: kind.into(), binding, choice: fields.choice, person_id: None, person, now };

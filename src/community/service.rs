@@ -213,10 +213,10 @@ impl CommunityService {
     /// NewMember.
     async fn permission(&self, user_id: &str) -> Result<&'static str, CommunityError> {
         let household = self.db.household();
-        if let Some(person) = household.person_of(user_id).await? {
-            if !household.bindings_of(person.id).await?.is_empty() {
-                return Ok("HouseMember");
-            }
+        if let Some(person) = household.person_of(user_id).await?
+            && !household.bindings_of(person.id).await?.is_empty()
+        {
+            return Ok("HouseMember");
         }
         Ok(if household.has_pending(user_id).await? { "Shenheing" } else { "NewMember" })
     }

@@ -366,13 +366,16 @@ pub struct SeedBill {
     pub orders: Vec<SeedOrder>,
 }
 
+/// A demo person: their data, their account (activated) and bindings with (shouquan, charge).
+pub type SeedPerson = (PersonData, Option<String>, Vec<(NewBinding, bool, bool)>);
+
 /// The demo data.
 #[derive(Debug, Clone, Default)]
 pub struct SeedDemo {
     /// Accounts.
     pub users: Vec<User>,
     /// People, their account (activated) and bindings with (shouquan, charge).
-    pub people: Vec<(PersonData, Option<String>, Vec<(NewBinding, bool, bool)>)>,
+    pub people: Vec<SeedPerson>,
     /// Reviews with their state and refusal reason.
     pub reviews: Vec<(NewReview, ReviewStatus, Option<String>)>,
     /// Unpaid orders.
