@@ -750,7 +750,7 @@ fn o2o_start_here(parts: &ApiParts) -> StartHere {
     }
     if parts.demo {
         start.notes.push(format!(
-            "demo: merchants 1024 (operator 3) and 1031 (operator 5) near 113.943223,22.540503 (Shenzhen 南山); 10086's orders {DEMO_PAID_ORDER} (paid, codes 836251904417 unused and 471906385220 used) and {DEMO_UNPAID_ORDER} (unpaid at operator 5: open /miniprogram_bridge/pay?targetOperId=5&orderNo={DEMO_UNPAID_ORDER}&userId=10086)"
+            "demo: merchants 1024 (operator 3) and 1031 (operator 5) near 113.943223,22.540503 (Shenzhen 南山); 10086's orders {DEMO_PAID_ORDER} (paid, codes 836251904417 unused and 471906385220 used) and {DEMO_UNPAID_ORDER} (unpaid at operator 5: open /miniprogram_bridge/pay?targetOperId=5&orderNo={DEMO_UNPAID_ORDER}&userId=10086&token=TOKEN with 10086's token)"
         ));
     }
     if !parts.sandbox.pays.is_empty() {

@@ -245,7 +245,11 @@ impl O2oService {
         match store.redeem_scene(&scene.id, &caller.identity, scene.user_id, now).await? {
             SceneRedeemed::Linked => {}
             SceneRedeemed::Taken => return Err(invalid()),
-            SceneRedeemed::BoundElsewhere => return Err(O2oError::new(10006, "该微信已绑定其他账号")),
+            // Say which binding stands in the way: the caller's openid, or the account's other one.
+            SceneRedeemed::BoundElsewhere if caller.user_id.is_some_and(|u| u != scene.user_id) => {
+                return Err(O2oError::new(10006, "该微信已绑定其他账号"));
+            }
+            SceneRedeemed::BoundElsewhere => return Err(O2oError::new(10006, "该账号已在本小程序绑定其他微信")),
         }
         Ok(LoginWithSceneIdData { user_info: info, payload: ScenePayload { user_id: scene.user_id, order_no: scene.order_no } })
     }

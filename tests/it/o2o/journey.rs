@@ -155,9 +155,13 @@ async fn other_operator_bridge_page_scene_login_and_pay() {
     let bound5 = user_with_phone(&app, OPER5, "journey-bridge-bound5", "13700000013").await;
     let second = open(page(5, user_id, &token)).await;
     let second = second.body.as_str().unwrap().split("data-scene=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_owned();
-    refused(&post(&app, OPER5, "/api/user/loginWithSceneId", &bound5, json!({"sceneId": second})).await, 409, 10006);
+    let reply = post(&app, OPER5, "/api/user/loginWithSceneId", &bound5, json!({"sceneId": second})).await;
+    refused(&reply, 409, 10006);
+    assert_eq!(reply.body["message"], json!("该微信已绑定其他账号"));
     let (fresh5, _) = wx_login(&app, OPER5, "journey-bridge-fresh5").await;
-    refused(&post(&app, OPER5, "/api/user/loginWithSceneId", &fresh5, json!({"sceneId": second})).await, 409, 10006);
+    let reply = post(&app, OPER5, "/api/user/loginWithSceneId", &fresh5, json!({"sceneId": second})).await;
+    refused(&reply, 409, 10006);
+    assert_eq!(reply.body["message"], json!("该账号已在本小程序绑定其他微信"));
     // (the account already has operator 5's openid token5: one openid per mini-program)
 
     // Pay in operator 5's mini-program.
