@@ -700,7 +700,7 @@ async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
         let notify_url = format!("{}{}", base.trim_end_matches('/'), o2o::NOTIFY_PATH.replace("{oper_id}", &operator.id.to_string()));
         let scope = format!("o2o:{}", operator.id);
         let payments = Arc::new(Payments::new(scope, operator.pay.clone(), Arc::new(crate::storage::o2o::orders::Settler), notify_url, server.db.clone(), server.clock.clone()));
-        spawn_housekeeping("o2o", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
+        spawn_housekeeping("o2o", payments.clone(), server.db.clone(), server.clock.clone(), &[|db, now| Box::pin(async move { db.o2o().close_lapsed(now).await })]);
         operators.push(Operator {
             id: operator.id,
             wechat: Wechat::new("o2o", operator.appid.clone(), operator.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),

@@ -102,7 +102,7 @@ fn code_error(error: CodeError) -> O2oError {
 
 fn pay_error(error: PayError) -> O2oError {
     match error {
-        PayError::NotPayable => O2oError::invalid("订单已超时关闭或已支付，不能支付"),
+        PayError::NotPayable => O2oError::invalid("订单已不能支付（已支付、已关闭，或本次支付失败：请在微信支付中重试或重新下单）"),
         PayError::PayerNeeded => O2oError::internal("the payer's openid is missing"),
         PayError::Provider(error) => O2oError::internal(format!("WeChat Pay: {error}")),
         PayError::Storage(error) => error.into(),

@@ -304,6 +304,28 @@ impl O2oStore<'_, DatabaseConnection> {
         Ok(RefundClaim::Claimed(refund))
     }
 
+    /// Close (3) the unpaid orders whose payment failed and whose time is over (`now`, ms):
+    /// the payer did not try again. Answers how many.
+    pub async fn close_lapsed(&self, now: i64) -> Result<u64, StorageError> {
+        use crate::storage::payments::PayStatus;
+        use crate::storage::payments::entity::order as pay_order;
+        let lapsed = Query::select()
+            .column(pay_order::Column::OutTradeNo)
+            .from(pay_order::Entity)
+            .and_where(pay_order::Column::Api.like("o2o:%"))
+            .and_where(pay_order::Column::Status.eq(PayStatus::Failed))
+            .and_where(pay_order::Column::ExpiresAt.lt(now))
+            .to_owned();
+        Ok(order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(CLOSED))
+            .col_expr(order::Column::UpdatedAt, Expr::value(now))
+            .filter(order::Column::Status.eq(UNPAID))
+            .filter(order::Column::OrderNo.in_subquery(lapsed))
+            .exec(self.0)
+            .await?
+            .rows_affected)
+    }
+
     /// A merchant verifies `verify_code` (核销): 1 → 2 while its order is 已付款; the order
     /// becomes 已完成 when no unused code is left.
     pub async fn verify(&self, verify_code: &str, now: i64) -> Result<Verified, StorageError> {
@@ -441,6 +463,13 @@ impl Settle for Settler {
     }
 
     async fn released(&self, tx: &DatabaseTransaction, pay: &PayOrder) -> Result<(), StorageError> {
+        // A payment attempt that failed (PAYERROR) after the order was placed with WeChat Pay
+        // leaves the order unpaid (1): the payer may try again until it lapses, when
+        // `close_lapsed` closes it. Closed by the timeout, or refused before ever being placed,
+        // the order closes now.
+        if pay.status == crate::storage::payments::PayStatus::Failed && pay.prepay.is_some() {
+            return Ok(());
+        }
         order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(CLOSED))
             .filter(order::Column::OrderNo.eq(&pay.out_trade_no))

@@ -60,8 +60,16 @@ async fn concurrent_refunds_make_one() {
     let replies = futures_util::future::join_all(requests).await;
     let refunds: Vec<Value> = replies.iter().map(ok).collect();
     assert!(refunds.iter().all(|r| r["id"] == refunds[0]["id"] && r["amount"] == json!("0.03")), "{refunds:?}");
-    // One refund of the whole: a second would have found nothing left (3 of 3 fen refunded).
-    let pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
+    // One refund of the whole: a second would have found nothing left (3 of 3 fen refunded, once
+    // WeChat Pay's refund notify has come).
+    let mut pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
+    for _ in 0..100 {
+        if pay.refund_state != RefundState::Processing {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
+    }
     assert_eq!((pay.refund_state, pay.refunded_fen), (RefundState::Refunded, 3));
 }
 
@@ -126,4 +134,27 @@ async fn an_unpaid_order_closes_and_a_late_payment_goes_back() {
         request = request.header(name, value);
     }
     assert_ne!(request.send().await.unwrap().status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_failed_payment_can_be_tried_again_until_the_order_lapses() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "failed-payment", "13700000007").await;
+    // The payer's bank refuses (PAYERROR): the order stays unpaid, and a second try pays it.
+    let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
+    assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(1));
+    pay(&app, &order_no).await;
+    let paid = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!((&paid["status"], codes(&paid).len()), (&json!(4), 1));
+
+    // A failure nobody retries: the order closes (3) once its time is over, not before.
+    let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
+    let db = app.server.db.clone();
+    assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 0);
+    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
+    app.server.clock.advance(Duration::from_secs(16 * 60));
+    assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 1);
+    assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(3));
 }
