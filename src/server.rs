@@ -323,8 +323,10 @@ pub enum PeerAddresses {
     Omit,
 }
 
-/// Serve every API on its listener until Ctrl-C. Prints the URLs (and LAN URLs when bound to
-/// all interfaces, so a phone on the same network can reach them).
+/// Serve every API on its listener until Ctrl-C or SIGTERM (what a container runtime or
+/// systemd sends to stop a service): the listeners close first, the requests in flight finish,
+/// then `run` returns. Prints the URLs (and LAN URLs when bound to all interfaces, so a phone on
+/// the same network can reach them).
 pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors) -> Result<()>
 where
     S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -334,9 +336,7 @@ where
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);
         let app = outer(router, api.id, cors);
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let shutdown = stop_requested();
         tasks.spawn(async move {
             match peers {
                 PeerAddresses::Attach => {
@@ -355,6 +355,29 @@ where
         result.context("a listener task failed")?.context("a listener stopped")?;
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
+async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(error) => {
+                tracing::warn!(%error, "SIGTERM cannot be caught; only Ctrl-C stops the server gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn announce(api: Api, address: SocketAddr, bind: IpAddr) {

@@ -390,3 +390,47 @@ async fn a_port_in_use_suggests_another_port_base() {
     assert!(text.contains("heating") && text.contains(&port.to_string()), "{text}");
     assert!(text.contains("--port-base"), "{text}");
 }
+
+/// SIGTERM (what a container runtime or systemd sends) stops the binary gracefully: its
+/// listeners close and it exits with success, not killed by the signal.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_the_binary_gracefully() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
+        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mpapi starts");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut up = false;
+    while started.elapsed() < Duration::from_secs(30) {
+        if client.get(format!("http://127.0.0.1:{port}/")).send().await.is_ok_and(|r| r.status().is_success()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !up {
+        let _ = child.kill();
+        panic!("mpapi mock did not answer on {port}");
+    }
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success());
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            break status;
+        }
+        if stopped.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("mpapi did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exited {status:?}, not gracefully");
+    assert!(client.get(format!("http://127.0.0.1:{port}/")).send().await.is_err(), "the listener is closed");
+}
