@@ -13,7 +13,7 @@ use crate::clock::iso_s;
 use crate::geo;
 use crate::identity::Principal;
 use crate::providers::charger::{DriverError, PortState, Reading};
-use crate::storage::charging::{Pile, Port, PortReading, Station};
+use crate::storage::charging::{ListedPile, ListedPort, ListedStation, Pile, Port, PortReading, Station};
 
 /// The largest radius searched, metres (the document gives only the 5000 m default).
 pub const MAX_RADIUS_M: i32 = 50_000;
@@ -27,13 +27,55 @@ fn degrees(e6: i64) -> f64 {
     e6 as f64 / 1e6
 }
 
+/// What a pile's availability is derived from: `charging_pile.status` (3 out of order) and
+/// whether its device answers. Read off a full row or a list's row alike.
+#[derive(Clone, Copy)]
+pub(super) struct PileCondition {
+    status: i32,
+    online: bool,
+}
+
+/// What a port's availability is derived from: `charging_port.status` (3 故障, 2 使用中),
+/// whether it is disabled, and whether a live order holds it.
+#[derive(Clone, Copy)]
+pub(super) struct PortCondition {
+    status: i32,
+    disabled: bool,
+    occupied: bool,
+}
+
+impl From<&Pile> for PileCondition {
+    fn from(pile: &Pile) -> Self {
+        PileCondition { status: pile.status, online: pile.online }
+    }
+}
+
+impl From<&ListedPile> for PileCondition {
+    fn from(pile: &ListedPile) -> Self {
+        PileCondition { status: pile.status, online: pile.online }
+    }
+}
+
+impl From<&Port> for PortCondition {
+    fn from(port: &Port) -> Self {
+        PortCondition { status: port.status, disabled: port.disabled, occupied: port.current_order_id.is_some() }
+    }
+}
+
+impl From<&ListedPort> for PortCondition {
+    fn from(port: &ListedPort) -> Self {
+        PortCondition { status: port.status, disabled: port.disabled, occupied: port.occupied }
+    }
+}
+
 /// A port's wire status (0 离线, 1 空闲, 2 使用中, 3 故障): offline with its pile.
-pub(super) fn port_status(pile: &Pile, port: &Port) -> i32 {
+pub(super) fn port_status(pile: impl Into<PileCondition>, port: impl Into<PortCondition>) -> i32 {
+    let (pile, port) = (pile.into(), port.into());
     if !pile.online {
         0
     } else if port.status == 3 {
         3
-    } else if port.current_order_id.is_some() || port.status == 2 {
+    } else if port.occupied || port.status == 2 {
         2
     } else {
         1
@@ -41,7 +83,8 @@ pub(super) fn port_status(pile: &Pile, port: &Port) -> i32 {
 }
 
 /// Whether a new order may take the port: idle, enabled, its pile online and not out of order.
-pub(super) fn port_available(pile: &Pile, port: &Port) -> bool {
+pub(super) fn port_available(pile: impl Into<PileCondition>, port: impl Into<PortCondition>) -> bool {
+    let (pile, port) = (pile.into(), port.into());
     pile.status != 3 && !port.disabled && port_status(pile, port) == 1
 }
 
@@ -52,9 +95,9 @@ pub(super) fn pile_status(pile: &Pile, ports: &[&Port]) -> i32 {
         3
     } else if !pile.online {
         0
-    } else if ports.iter().any(|p| port_available(pile, p)) {
+    } else if ports.iter().any(|&p| port_available(pile, p)) {
         1
-    } else if ports.iter().any(|p| port_status(pile, p) == 2) {
+    } else if ports.iter().any(|&p| port_status(pile, p) == 2) {
         2
     } else {
         3
@@ -63,7 +106,12 @@ pub(super) fn pile_status(pile: &Pile, ports: &[&Port]) -> i32 {
 
 /// Whether the station takes orders: not under its operator's 维护中 (2) or 故障 (3).
 pub(super) fn in_service(station: &Station) -> bool {
-    !matches!(station.status, 2 | 3)
+    operating(station.status)
+}
+
+/// Whether a station's operator status (`charging_station.status`) lets it take orders.
+fn operating(status: i32) -> bool {
+    !matches!(status, 2 | 3)
 }
 
 /// A pile's wire status at its station: 3 (none usable) while the station is out of service,
@@ -74,16 +122,34 @@ fn pile_status_at(station: Option<&Station>, pile: &Pile, ports: &[&Port]) -> i3
 
 /// The ports of a pile a new order may take, at its station (none while it is out of service).
 fn available_at(station: Option<&Station>, pile: &Pile, ports: &[&Port]) -> i32 {
-    if station.is_some_and(|s| !in_service(s)) { 0 } else { ports.iter().filter(|p| port_available(pile, p)).count() as i32 }
+    if station.is_some_and(|s| !in_service(s)) { 0 } else { ports.iter().filter(|&&p| port_available(pile, p)).count() as i32 }
 }
 
 /// A station's wire status: its operator's 维护中/故障, else 在线 while any pile is online.
 fn station_status(station: &Station, piles: &[&Pile]) -> i32 {
-    match station.status {
-        2 | 3 => station.status,
-        _ if piles.iter().any(|p| p.online) => 1,
+    station_wire_status(station.status, piles.iter().any(|p| p.online))
+}
+
+/// A station's wire status from its operator status and whether any of its piles answers.
+fn station_wire_status(status: i32, any_online: bool) -> i32 {
+    match status {
+        2 | 3 => status,
+        _ if any_online => 1,
         _ => 0,
     }
+}
+
+/// A listed station's wire status and `(available, total)` ports, as [`station_status`] and
+/// [`Stock::counts`] give them for full rows.
+fn listed_state(station: &ListedStation) -> (i32, i32, i32) {
+    let status = station_wire_status(station.status, station.piles.iter().any(|p| p.online));
+    let total = station.piles.iter().map(|p| p.ports.len() as i32).sum();
+    let available = if operating(station.status) {
+        station.piles.iter().map(|p| p.ports.iter().filter(|&t| port_available(p, t)).count() as i32).sum()
+    } else {
+        0
+    };
+    (status, available, total)
 }
 
 /// Stations with their piles and ports, for the lists.
@@ -122,6 +188,12 @@ fn kw(w: i64) -> f64 {
 }
 
 impl ChargingService {
+    /// The page's stations as a list shows them, by id.
+    async fn listed<D>(&self, page: &[(D, String)]) -> Result<HashMap<String, ListedStation>, ChargingError> {
+        let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
+        Ok(self.db.charging().listed_stations(&ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect())
+    }
+
     async fn stock(&self, station_ids: &[String]) -> Result<Stock, ChargingError> {
         let store = self.db.charging();
         let piles = store.piles_of(station_ids).await?;
@@ -132,7 +204,8 @@ impl ChargingService {
 
     /// operationId `station_nearby_list` (003 §2.1): stations within `radius` metres (default
     /// 5000, at most [`MAX_RADIUS_M`]) of a GCJ-02 position, nearest first (ties by id). An index
-    /// on the position narrows to the radius' box; the haversine distance decides.
+    /// on the position narrows to the radius' box; the haversine distance decides. Two
+    /// statements: the box's positions, then the page's stations with their piles and ports.
     pub async fn station_nearby_list(&self, input: &generated::charging::StationNearbyListInput) -> Result<StationNearbyResponse, ChargingError> {
         let radius = f64::from(input.radius.clamp(1, MAX_RADIUS_M));
         let (lat, lng) = (input.latitude, input.longitude);
@@ -146,22 +219,20 @@ impl ChargingService {
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
         let page: Vec<(f64, String)> = near.iter().skip(request.offset() as usize).take(request.limit() as usize).cloned().collect();
-        let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
-        let stations: HashMap<String, Station> = self.db.charging().stations(&ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
-        let stock = self.stock(&ids).await?;
+        let mut stations = self.listed(&page).await?;
         let mut list = Vec::with_capacity(page.len());
         for (distance, id) in &page {
-            let Some(station) = stations.get(id) else { continue };
-            let (available, total) = stock.counts(station);
+            let Some(station) = stations.remove(id) else { continue };
+            let (status, available, total) = listed_state(&station);
             list.push(StationNearbyItem {
-                id: station.id.clone(),
-                name: station.name.clone(),
-                status: wire(station_status(station, &stock.piles_of(&station.id)))?,
-                address: station.address.clone(),
+                id: station.id,
+                name: station.name,
+                status: wire(status)?,
+                address: station.address,
                 latitude: degrees(station.latitude_e6),
                 longitude: degrees(station.longitude_e6),
                 distance: (distance * 10.0).round() / 10.0,
-                description: station.description.clone(),
+                description: station.description,
                 available_ports: available,
                 total_ports: total,
                 update_time: iso_s(station.updated_at),
@@ -203,18 +274,16 @@ impl ChargingService {
         }
         let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
         let page: Vec<(Option<f64>, String)> = found.iter().skip(request.offset() as usize).take(request.limit() as usize).cloned().collect();
-        let ids: Vec<String> = page.iter().map(|(_, id)| id.clone()).collect();
-        let stations: HashMap<String, Station> = self.db.charging().stations(&ids).await?.into_iter().map(|s| (s.id.clone(), s)).collect();
-        let stock = self.stock(&ids).await?;
+        let mut stations = self.listed(&page).await?;
         let mut list = Vec::with_capacity(page.len());
         for (distance, id) in &page {
-            let Some(station) = stations.get(id) else { continue };
-            let (available, total) = stock.counts(station);
+            let Some(station) = stations.remove(id) else { continue };
+            let (status, available, total) = listed_state(&station);
             list.push(StationSearchItem {
-                id: station.id.clone(),
-                name: station.name.clone(),
-                status: wire(station_status(station, &stock.piles_of(&station.id)))?,
-                address: station.address.clone(),
+                id: station.id,
+                name: station.name,
+                status: wire(status)?,
+                address: station.address,
                 latitude: degrees(station.latitude_e6),
                 longitude: degrees(station.longitude_e6),
                 distance: distance.map(|d| (d * 10.0).round() / 10.0),
@@ -501,7 +570,7 @@ impl ChargingService {
                 pile_no: pile.pile_no.clone(),
                 port_no: port.port_no.to_string(),
                 port_type: wire(port.port_type)?,
-                status: wire(port_status(pile, port))?,
+                status: wire(port_status(*pile, port))?,
                 current_order_id: port.current_order_id.clone(),
                 total_charging_times: port.total_times,
                 total_charging_duration: port.total_seconds,

@@ -85,13 +85,18 @@ impl Db {
         options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
             let connections = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { SQLITE_CONNECTIONS };
+            // Nothing can take a SQLite file's connection away: no ping before every statement
+            // (it was a second round trip to the connection's worker thread per statement).
+            options.test_before_acquire(false);
             options.max_connections(connections).min_connections(1).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
         } else {
-            options.max_connections(16);
+            // A server-side connection can be lost while idle: ping it before use only then,
+            // not before every statement (a round trip each).
+            options.max_connections(16).test_before_acquire_if_idle_for(Duration::from_secs(30));
         }
         let conn = Database::connect(options).await?;
         // Migrate inside one write transaction (both databases have transactional DDL), under an

@@ -27,8 +27,92 @@ pub use pay::{BalancePaid, Settler};
 use super::{Db, StorageError, affected, contains, is_unique_violation, write};
 use entity::*;
 
+/// A station as a list shows it (003 §2.1 `StationNearbyItem`, §2.3), with the state of its
+/// piles and ports that availability is derived from ([`ChargingStore::listed_stations`]).
+/// Read from a JSON array in column order.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListedStation {
+    /// `charging_station.id`.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: String,
+    /// GCJ-02 latitude, micro-degrees.
+    pub latitude_e6: i64,
+    /// GCJ-02 longitude, micro-degrees.
+    pub longitude_e6: i64,
+    /// The operator's status (1 运营, 2 维护中, 3 故障).
+    pub status: i32,
+    /// Description.
+    pub description: String,
+    /// Last change, ms since the epoch (UTC).
+    pub updated_at: i64,
+    /// Its piles, in no particular order.
+    pub piles: Vec<ListedPile>,
+}
+
+/// A pile's state in a list: `charging_pile.status` (3 out of order), whether it answers, and its
+/// ports.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListedPile {
+    /// `charging_pile.status`.
+    pub status: i32,
+    /// `charging_pile.online`.
+    #[serde(deserialize_with = "int_bool")]
+    pub online: bool,
+    /// Its ports, in no particular order.
+    pub ports: Vec<ListedPort>,
+}
+
+/// A port's state in a list.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct ListedPort {
+    /// `charging_port.status`.
+    pub status: i32,
+    /// `charging_port.disabled`.
+    #[serde(deserialize_with = "int_bool")]
+    pub disabled: bool,
+    /// Whether a live order holds it (`current_order_id` set).
+    #[serde(deserialize_with = "int_bool")]
+    pub occupied: bool,
+}
+
+/// The select expression aggregating the stations `s` of a query into the JSON array
+/// [`ListedStation`]s are read from (`[]` when there are none): each station's columns, then its
+/// piles with their ports.
+fn listed_json(backend: sea_orm::DbBackend) -> &'static str {
+    match backend {
+        sea_orm::DbBackend::Postgres => {
+            "CAST(COALESCE(json_agg(json_build_array(s.id, s.name, s.address, s.latitude_e6, s.longitude_e6, s.status, s.description, s.updated_at, \
+               (SELECT COALESCE(json_agg(json_build_array(p.status, CAST(p.online AS INT), \
+                  (SELECT COALESCE(json_agg(json_build_array(t.status, CAST(t.disabled AS INT), CASE WHEN t.current_order_id IS NULL THEN 0 ELSE 1 END)), '[]') \
+                   FROM charging_port t WHERE t.pile_id = p.id))), '[]') \
+                FROM charging_pile p WHERE p.station_id = s.id))), '[]') AS TEXT)"
+        }
+        // A subquery's value loses its JSON subtype: json() gives it back, so that the nested
+        // arrays are arrays rather than strings.
+        _ => {
+            "json_group_array(json_array(s.id, s.name, s.address, s.latitude_e6, s.longitude_e6, s.status, s.description, s.updated_at, \
+               json((SELECT json_group_array(json_array(p.status, p.online, \
+                  json((SELECT json_group_array(json_array(t.status, t.disabled, t.current_order_id IS NOT NULL)) \
+                   FROM charging_port t WHERE t.pile_id = p.id)))) \
+                FROM charging_pile p WHERE p.station_id = s.id))))"
+        }
+    }
+}
+
+/// A boolean the database wrote into JSON as 0 or 1.
+fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(<i64 as serde::Deserialize>::deserialize(d)? != 0)
+}
+
 /// The first user id (the document's examples are 10086 and up).
 const FIRST_USER_ID: i64 = 10001;
+
+/// The stations' latitude bands for the nearby search: 10,000 micro-degrees (0.01°, about 1.1 km),
+/// as `idx_charging_station_band` divides (migration `m20261204_000014`).
+pub const LAT_BAND_E6: i64 = 10_000;
 
 impl Db {
     /// The charging store over the pool.
@@ -211,25 +295,42 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     /// Stations whose position lies in the box (micro-degrees, inclusive): the candidates of a
     /// radius search, as `(id, latitude_e6, longitude_e6)`, in no particular order.
     ///
+    /// The index `idx_charging_station_band` holds the stations by 0.01° latitude band
+    /// ([`LAT_BAND_E6`]), then longitude: the query names every band the box crosses, so each
+    /// band is one stretch of the index over the box's longitudes — the box's rows and no others
+    /// (a (latitude, longitude) index reads the box's whole latitude strip, six times as many
+    /// over the benchmark's Shenzhen).
+    ///
     /// The database aggregates them into one JSON array (`json_group_array` on SQLite,
     /// `json_agg` on PostgreSQL) answered as one row: a 5 km box holds hundreds of stations,
     /// and the driver hands rows over one at a time (on SQLite, each through its worker
-    /// thread's channel), which cost several times the query itself. The covering index
-    /// `idx_charging_station_cover` (position, id) answers it without reading the table.
+    /// thread's channel), which cost several times the query itself. The distance is computed
+    /// by the caller: SQLite has no `sin`, and the database's arithmetic over hundreds of rows
+    /// (a squared chord between unit vectors, ordered and counted in SQL) measured slower than
+    /// handing the positions over.
     pub async fn stations_in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(String, i64, i64)>, StorageError> {
         use sea_orm::{DbBackend, Statement};
         let backend = self.0.get_database_backend();
+        let p = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") };
+        // Integer division truncates toward zero in Rust, SQLite and PostgreSQL alike, and is
+        // monotonic: the bands of the box are exactly those from its south edge's to its north's.
+        let bands: Vec<i64> = (lat.0 / LAT_BAND_E6..=lat.1 / LAT_BAND_E6).collect();
+        let mut values: Vec<sea_orm::Value> = vec![lat.0.into(), lat.1.into(), lng.0.into(), lng.1.into()];
+        values.extend(bands.iter().map(|&b| sea_orm::Value::from(b)));
+        let band_list: Vec<String> = (5..5 + bands.len()).map(p).collect();
+        let filter = format!(
+            "FROM charging_station WHERE (latitude_e6 / {LAT_BAND_E6}) IN ({}) AND longitude_e6 BETWEEN {} AND {} AND latitude_e6 BETWEEN {} AND {}",
+            band_list.join(", "),
+            p(3),
+            p(4),
+            p(1),
+            p(2),
+        );
         let sql = match backend {
-            DbBackend::Postgres => {
-                "SELECT CAST(COALESCE(json_agg(json_build_array(id, latitude_e6, longitude_e6)), '[]') AS TEXT) FROM charging_station \
-                 WHERE latitude_e6 BETWEEN $1 AND $2 AND longitude_e6 BETWEEN $3 AND $4"
-            }
-            _ => {
-                "SELECT json_group_array(json_array(id, latitude_e6, longitude_e6)) FROM charging_station \
-                 WHERE latitude_e6 BETWEEN ? AND ? AND longitude_e6 BETWEEN ? AND ?"
-            }
+            DbBackend::Postgres => format!("SELECT CAST(COALESCE(json_agg(json_build_array(id, latitude_e6, longitude_e6)), '[]') AS TEXT) {filter}"),
+            _ => format!("SELECT json_group_array(json_array(id, latitude_e6, longitude_e6)) {filter}"),
         };
-        let statement = Statement::from_sql_and_values(backend, sql, [lat.0.into(), lat.1.into(), lng.0.into(), lng.1.into()]);
+        let statement = Statement::from_sql_and_values(backend, sql, values);
         let Some(row) = self.0.query_one_raw(statement).await? else {
             return Ok(Vec::new());
         };
@@ -252,6 +353,29 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .into_tuple()
             .all(self.0)
             .await?)
+    }
+
+    /// The stations `ids` (any order) with their piles and ports, as much of them as a list shows
+    /// (003 §2.1, §2.3): one statement answering one JSON document.
+    ///
+    /// A list page is ten stations with their piles and ports; read as rows (the station, pile
+    /// and port tables one by one) it was three statements and forty-odd rows, each handed over
+    /// on its own through the SQLite worker thread's channel — most of the nearby search's cost.
+    pub async fn listed_stations(&self, ids: &[String]) -> Result<Vec<ListedStation>, StorageError> {
+        use sea_orm::{DbBackend, Statement};
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let backend = self.0.get_database_backend();
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") }).collect();
+        let ids_in = placeholders.join(", ");
+        let sql = format!("SELECT {} FROM charging_station s WHERE s.id IN ({ids_in})", listed_json(backend));
+        let statement = Statement::from_sql_and_values(backend, sql, ids.iter().map(|id| sea_orm::Value::from(id.clone())));
+        let Some(row) = self.0.query_one_raw(statement).await? else {
+            return Ok(Vec::new());
+        };
+        let json: String = row.try_get_by_index(0)?;
+        serde_json::from_str(&json).map_err(|e| StorageError::Corrupt(format!("listed stations: {e}")))
     }
 
     /// The stations `ids` (any order).

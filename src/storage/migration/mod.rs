@@ -16,6 +16,7 @@ mod m20261203_000010_charger_sim;
 mod m20261203_000011_charging_station_cover;
 mod m20261204_000012_o2o;
 mod m20261204_000013_o2o_refund;
+mod m20261204_000014_charging_station_band;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_charging_station_cover::Migration),
             Box::new(m20261204_000012_o2o::Migration),
             Box::new(m20261204_000013_o2o_refund::Migration),
+            Box::new(m20261204_000014_charging_station_band::Migration),
         ]
     }
 }

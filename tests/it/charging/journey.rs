@@ -106,6 +106,13 @@ async fn stations_near_by_name_in_detail_and_by_qr_code() {
     // ST0001: 8 ports, the faulty and the disabled one not available; ST0003 is in maintenance.
     assert_eq!((&list[0]["status"], &list[0]["availablePorts"], &list[0]["totalPorts"]), (&json!(1), &json!(6), &json!(8)));
     assert_eq!((&list[1]["status"], &list[1]["availablePorts"]), (&json!(2), &json!(0)));
+    // The list derives availability from its own one-statement read: it agrees with the detail.
+    for item in list {
+        let detail = ok(&app.get(&format!("/api/station/{}", item["id"].as_str().unwrap()), Some(&token)).await);
+        for field in ["status", "availablePorts", "totalPorts", "name", "latitude", "longitude"] {
+            assert_eq!(item[field], detail[field], "{field} of {}", item["id"]);
+        }
+    }
     // Paging: two a page.
     let page2 = ok(&app.get(&format!("{NEARBY}?latitude={lat}&longitude={lng}&pageNum=2&pageSize=2"), Some(&token)).await);
     assert_eq!((&page2["total"], &page2["pageNum"], &page2["pageSize"], &page2["pages"]), (&json!(3), &json!(2), &json!(2), &json!(2)));
