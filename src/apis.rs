@@ -1,6 +1,9 @@
 //! The five APIs this binary serves: ids, port order, documents, and their generated pieces.
 
+use std::sync::OnceLock;
+
 use axum::Router;
+use axum::http::Method;
 use axum::response::Response;
 use generated::runtime::{ExampleRef, Rejection};
 
@@ -56,4 +59,77 @@ pub const APIS: [Api; 5] = [
 /// The API with this id.
 pub fn by_id(id: &str) -> Option<Api> {
     APIS.iter().copied().find(|a| a.id == id)
+}
+
+impl Api {
+    /// The API's [`OperationTable`], built on first use and kept for the life of the process.
+    pub fn table(&self) -> &'static OperationTable {
+        static TABLES: [OnceLock<OperationTable>; APIS.len()] = [const { OnceLock::new() }; APIS.len()];
+        let at = APIS.iter().position(|a| a.id == self.id).expect("an API of APIS");
+        TABLES[at].get_or_init(|| OperationTable::new(*self))
+    }
+}
+
+/// An API's operations, found from a request's method and path as its generated router finds
+/// them: mock mode picks the operation's example with it, the request log and the metrics name
+/// the operation with it. The request log looks a request up once and hands what it found on
+/// ([`crate::server::Routed`]), so a path is matched once outside axum's router.
+pub struct OperationTable {
+    /// Every operation's method and operationId, in the order of `Operation::ALL`.
+    operations: Vec<(Method, &'static str)>,
+    /// Path template → the operations on it (indices into `operations`), matched as axum's
+    /// router matches (both are `matchit`).
+    paths: matchit::Router<Vec<usize>>,
+    /// The templates without parameters, looked up before `paths`: a hash lookup costs a
+    /// third of a walk down the tree, and a path without parameters matches only itself.
+    exact: rustc_hash::FxHashMap<&'static str, Vec<usize>>,
+}
+
+impl OperationTable {
+    fn new(api: Api) -> OperationTable {
+        let mut operations = Vec::new();
+        let mut templates: Vec<(&'static str, Vec<usize>)> = Vec::new();
+        for (method, template, id) in (api.operations)() {
+            match templates.iter_mut().find(|(t, _)| *t == template) {
+                Some((_, indices)) => indices.push(operations.len()),
+                None => templates.push((template, vec![operations.len()])),
+            }
+            operations.push((Method::from_bytes(method.as_bytes()).expect("generated methods are HTTP methods"), id));
+        }
+        let mut paths = matchit::Router::new();
+        let mut exact = rustc_hash::FxHashMap::default();
+        for (template, indices) in templates {
+            if !template.contains('{') {
+                exact.insert(template, indices.clone());
+            }
+            paths.insert(template, indices).expect("the generated router accepted the same templates");
+        }
+        OperationTable { operations, paths, exact }
+    }
+
+    /// The operation a request with `method` and `path` is for (its index), `None` for a path
+    /// or method no operation has. HEAD finds the GET operation, as axum's router answers it.
+    pub fn find(&self, method: &Method, path: &str) -> Option<usize> {
+        let method = if method == Method::HEAD { &Method::GET } else { method };
+        let candidates = match self.exact.get(path) {
+            Some(indices) => indices,
+            None => self.paths.at(path).ok()?.value,
+        };
+        candidates.iter().copied().find(|&index| self.operations[index].0 == method)
+    }
+
+    /// The operationId of operation `index`.
+    pub fn id(&self, index: usize) -> &'static str {
+        self.operations[index].1
+    }
+
+    /// How many operations the API has.
+    pub fn len(&self) -> usize {
+        self.operations.len()
+    }
+
+    /// Whether the API has no operation (none of the five).
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
 }

@@ -165,16 +165,24 @@ fn mocks_dir(explicit: Option<PathBuf>) -> PathBuf {
     })
 }
 
-/// Run the command line.
+/// Run the command line, logging as configured (`serve`: its configuration's `log_format`; the
+/// others: `MPAPI_LOG_FORMAT`) until it is done.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Mock(args) => mock(args).await,
         Command::Serve(args) => {
             let config = crate::config::Config::load(args.config.as_deref())?;
+            let _log = crate::logging::init(config.log_format);
             crate::serve::run(config, args.listen).await
         }
-        Command::Points(command) => points(command).await,
-        Command::BenchData(args) => bench_data(args).await,
+        command => {
+            let _log = crate::logging::init(crate::config::Config::log_format_from_env()?);
+            match command {
+                Command::Mock(args) => mock(args).await,
+                Command::Points(command) => points(command).await,
+                Command::BenchData(args) => bench_data(args).await,
+                Command::Serve(_) => unreachable!("served above"),
+            }
+        }
     }
 }
 
@@ -262,11 +270,11 @@ async fn mock(args: MockArgs) -> Result<()> {
         apps.push((api, listener, server::mock_app(layer, &served)));
     }
     let _watcher = if args.watch { Some(crate::mock::watch(&dir, sources)?) } else { None };
-    println!("mpapi mock — examples from {} (validation: {:?}); each port's / says where to start", dir.display(), args.validation);
+    crate::logging::say(&format!("mpapi mock — examples from {} (validation: {:?}); each port's / says where to start", dir.display(), args.validation));
     // How to pick an example is the same on every port: said once.
     if let Some((api, _)) = served.first() {
         for note in crate::start::mock(*api, &served).notes {
-            println!("  {note}");
+            crate::logging::say(&format!("  {note}"));
         }
     }
     server::run(apps, args.listen.bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin).await

@@ -45,6 +45,10 @@ pub struct Config {
     /// the API's WeChat Pay is the sandbox — the demo owners' ID numbers are public, so a server
     /// taking real payments must not hold their accounts unless asked to.
     pub demo_data: Option<bool>,
+    /// How log lines are written: `text` (default) or `json`, one object per line for a log
+    /// collector (`MPAPI_LOG_FORMAT`). `serve` reads it here; the other commands (`mock` reads no
+    /// configuration file) take only the variable: [`Config::log_format_from_env`].
+    pub log_format: crate::logging::Format,
     /// Per-API settings, by API id (`heating`, `points`, …); an API without a section gets
     /// [`ApiConfig::defaults`].
     pub apis: BTreeMap<String, ApiConfig>,
@@ -60,6 +64,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             trust_forwarded_for: false,
             demo_data: None,
+            log_format: crate::logging::Format::Text,
             apis: crate::apis::APIS.iter().map(|api| (api.id.to_owned(), ApiConfig::defaults(api.id))).collect(),
         }
     }
@@ -648,6 +653,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The log format `MPAPI_LOG_FORMAT` names (`text` or `json`; unset: text), for the commands
+    /// that read no configuration file.
+    pub fn log_format_from_env() -> Result<crate::logging::Format> {
+        let figment = Figment::from(Serialized::default("log_format", crate::logging::Format::default()))
+            .merge(Env::prefixed("MPAPI_").only(&["LOG_FORMAT"]));
+        figment.extract_inner("log_format").context("reading MPAPI_LOG_FORMAT")
+    }
+
     /// API `id`'s settings (its defaults when it has no section).
     pub fn api(&self, id: &str) -> ApiConfig {
         self.apis.get(id).cloned().unwrap_or_else(|| ApiConfig::defaults(id))
@@ -721,6 +734,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_format_is_text_unless_set_to_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mpapi.toml");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(Config::default().log_format, crate::logging::Format::Text);
+        if std::env::var_os("MPAPI_LOG_FORMAT").is_none() {
+            assert_eq!(Config::load(Some(&file)).unwrap().log_format, crate::logging::Format::Text);
+            assert_eq!(Config::log_format_from_env().unwrap(), crate::logging::Format::Text);
+            std::fs::write(&file, "log_format = \"json\"\n").unwrap();
+            assert_eq!(Config::load(Some(&file)).unwrap().log_format, crate::logging::Format::Json);
+            std::fs::write(&file, "log_format = \"xml\"\n").unwrap();
+            let error = format!("{:#}", Config::load(Some(&file)).unwrap_err());
+            assert!(error.contains("log_format") || error.contains("xml"), "{error}");
+        }
+    }
 
     #[test]
     fn a_config_file_overrides_defaults_and_secrets_stay_out_of_debug() {

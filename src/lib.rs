@@ -6,7 +6,8 @@
 //! [`heating`]) on the shared blocks — [`identity`] (tokens, sessions, codes, passwords, WeChat
 //! login), [`payments`] (orders, notifies, refunds), [`api_support`] (errors, paging) — over
 //! [`storage`] and the [`providers`]. [`server`] adds the documentation routes, CORS, the request
-//! log and the listeners; [`start`] what the start-up banner and every index page say to a new
+//! log and the listeners; [`ops`] what every port answers operators (`/metrics` from
+//! [`metrics`], health); [`start`] what the start-up banner and every index page say to a new
 //! user; [`cli`] is the `mpapi` command.
 
 pub mod api_support;
@@ -21,9 +22,11 @@ pub mod geo;
 pub mod heating;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod mock;
 pub mod money;
 pub mod o2o;
+pub mod ops;
 pub mod payments;
 pub mod pii;
 pub mod points;

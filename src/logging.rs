@@ -1,7 +1,9 @@
-//! Logging: one line per event on stdout, written off the request path.
+//! Logging: one line per event on stdout — text, or one JSON object ([`Format`]) — written off
+//! the request path.
 
 use std::fmt::{self, Write as _};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::Level;
@@ -12,22 +14,108 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Log to stdout at `RUST_LOG` (default `info`) through a non-blocking writer, so that one line
-/// per request does not hold up the request that writes it. Lines still waiting are written
-/// when the returned guard is dropped: keep it for the life of the process.
-pub fn init() -> tracing_appender::non_blocking::WorkerGuard {
+/// How log lines are written: the `log_format` setting (`MPAPI_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// `2026-11-21T11:16:11.934Z  INFO message name=value` ([`builder`]): for people (default).
+    #[default]
+    Text,
+    /// `{"timestamp":"2026-11-21T11:16:11.934Z","level":"INFO","message":"…","name":value,…,"target":"mpapi::server"}`
+    /// ([`json_builder`]): for a log collector. The request line's parts are fields of their own.
+    Json,
+}
+
+/// Whether [`init`] chose [`Format::Json`]: the request log then writes its parts as fields.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Log to stdout at `RUST_LOG` (default `info`) in `format` through a non-blocking writer, so
+/// that one line per request does not hold up the request that writes it. Lines still waiting
+/// are written when the returned guard is dropped: keep it for the life of the process.
+pub fn init(format: Format) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(Batched::new(std::io::stdout()));
-    builder(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(writer)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    JSON.store(format == Format::Json, Ordering::Relaxed);
+    match format {
+        Format::Text => builder(std::io::IsTerminal::is_terminal(&std::io::stdout())).with_env_filter(filter).with_writer(writer).init(),
+        Format::Json => json_builder().with_env_filter(filter).with_writer(writer).init(),
+    }
     guard
+}
+
+/// Whether the log is JSON ([`init`] with [`Format::Json`]).
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+/// Tell the operator `text` (the start-up banner, each port's URL): printed as it is on stdout,
+/// or, while the log is JSON, logged as one event, so that stdout stays one JSON object per line.
+pub fn say(text: &str) {
+    if is_json() {
+        tracing::info!("{text}");
+    } else {
+        println!("{text}");
+    }
 }
 
 /// tracing-subscriber's `fmt` subscriber with mpapi's line format ([`LogFormat`], [`LogFields`]),
 /// the level coloured when `ansi`; [`init`] adds the filter and the writer, tests their own writer.
 pub fn builder(ansi: bool) -> tracing_subscriber::fmt::SubscriberBuilder<LogFields, LogFormat> {
     tracing_subscriber::fmt().with_ansi(ansi).event_format(LogFormat).fmt_fields(LogFields)
+}
+
+/// tracing-subscriber's JSON subscriber: one object per event with `timestamp` ([`UtcMillis`]),
+/// `level`, the message and the fields at the top level, and `target`; no spans (mpapi opens
+/// none). Every control character is a JSON escape ([`JsonFormat`]), so no value reaches a
+/// terminal as one. [`init`] adds the filter and the writer, tests their own writer.
+pub fn json_builder() -> tracing_subscriber::fmt::SubscriberBuilder<tracing_subscriber::fmt::format::JsonFields, JsonFormat> {
+    let format = tracing_subscriber::fmt::format().json().flatten_event(true).with_current_span(false).with_span_list(false).with_timer(UtcMillis);
+    tracing_subscriber::fmt().fmt_fields(tracing_subscriber::fmt::format::JsonFields::new()).event_format(JsonFormat(format))
+}
+
+/// tracing-subscriber's JSON format, with `DEL` and the C1 controls (U+0080–U+009F) escaped as
+/// well (`\u009b`): serde_json escapes only the C0 controls, and a terminal showing the log acts
+/// on C1's CSI as on `ESC [`. The object is the same JSON.
+pub struct JsonFormat(tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json, UtcMillis>);
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &tracing::Event<'_>) -> fmt::Result {
+        thread_local! {
+            static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let mut format = |line: &mut String| {
+            line.clear();
+            self.0.format_event(ctx, Writer::new(line), event)?;
+            write_json_escaped(&mut writer, line)
+        };
+        // A value whose `Debug` logs would find the buffer in use: it gets one of its own.
+        LINE.with(|line| match line.try_borrow_mut() {
+            Ok(mut line) => format(&mut line),
+            Err(_) => format(&mut String::new()),
+        })
+    }
+}
+
+/// Write the JSON text `json` with `DEL` and the C1 controls escaped (`\u007f`, `\u009b`): they
+/// occur only inside strings, where the escape means the same character.
+fn write_json_escaped(out: &mut impl fmt::Write, json: &str) -> fmt::Result {
+    let mut rest = json;
+    // DEL is one byte, and every C1 control starts with 0xC2 (as some printable characters do).
+    while let Some(at) = rest.bytes().position(|b| b == 0x7f || b == 0xc2) {
+        out.write_str(&rest[..at])?;
+        let c = rest[at..].chars().next().expect("`at` starts a character: it is ASCII or a lead byte");
+        if c.is_control() {
+            write!(out, "\\u{:04x}", u32::from(c))?;
+        } else {
+            out.write_char(c)?;
+        }
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.write_str(rest)
 }
 
 /// The log worker's output (tracing-appender's worker drains every line waiting, then flushes):
@@ -275,6 +363,56 @@ mod tests {
         assert!(lines[0].ends_with("Z  INFO request=heating GET /health 200 example=success 0.1ms"), "{}", lines[0]);
         assert!(lines[1].ends_with("Z  WARN answering despite an invalid request api=heating status=400"), "{}", lines[1]);
         assert!(lines[2].ends_with("Z ERROR a keyword field loses its r# type=Some(3)"), "{}", lines[2]);
+    }
+
+    /// The lines `events` logs through [`json_builder`]'s subscriber, parsed.
+    fn json_lines_of(events: impl FnOnce()) -> Vec<serde_json::Value> {
+        let writes = Writes::default();
+        let make = writes.clone();
+        let subscriber = json_builder().with_writer(move || make.clone()).finish();
+        tracing::subscriber::with_default(subscriber, events);
+        let text = writes.text();
+        text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))).collect()
+    }
+
+    #[test]
+    fn json_lines_carry_utc_milliseconds_level_target_message_and_fields() {
+        let lines = json_lines_of(|| {
+            tracing::info!(request = "heating GET /health 200 example=success 0.1ms");
+            tracing::warn!(api = "heating", status = 400, "answering despite an invalid request");
+            tracing::error!(error = %"bad\x07bell\nfake line", "message \x1b]0;title\x07");
+        });
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines {
+            let time = line["timestamp"].as_str().expect("a timestamp");
+            assert_eq!(time.len(), "2026-11-21T11:16:11.934Z".len(), "{line}");
+            let parsed = chrono::DateTime::parse_from_rfc3339(time).unwrap_or_else(|e| panic!("{e}: {time}"));
+            assert!(time.ends_with('Z') && parsed.offset().local_minus_utc() == 0, "{time}");
+            assert_eq!(line["target"], "mpapi::logging::tests", "{line}");
+        }
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["request"], "heating GET /health 200 example=success 0.1ms");
+        assert_eq!(
+            (&lines[1]["level"], &lines[1]["message"], &lines[1]["api"], &lines[1]["status"]),
+            (&serde_json::json!("WARN"), &serde_json::json!("answering despite an invalid request"), &serde_json::json!("heating"), &serde_json::json!(400))
+        );
+        // Control characters are JSON escapes on the line, and come back as they were.
+        assert_eq!(lines[2]["message"], "message \x1b]0;title\x07");
+        assert_eq!(lines[2]["error"], "bad\x07bell\nfake line");
+    }
+
+    #[test]
+    fn json_lines_have_no_raw_control_characters() {
+        let writes = Writes::default();
+        let make = writes.clone();
+        let subscriber = json_builder().with_writer(move || make.clone()).finish();
+        tracing::subscriber::with_default(subscriber, || tracing::info!(path = "/x\u{9b}31m\x1b[2J\nfake\x7f é\u{a0}", "request"));
+        let text = writes.text();
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+        assert!(!text.trim_end().chars().any(char::is_control), "{text:?}");
+        assert!(text.contains("\\u009b31m") && text.contains("\\u007f é\u{a0}"), "{text:?}");
+        let line: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(line["path"], "/x\u{9b}31m\x1b[2J\nfake\x7f é\u{a0}", "the same text once parsed");
     }
 
     #[test]

@@ -9,6 +9,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let _guard = mpapi::logging::init();
+    // Logging starts once the command knows its configuration (`log_format`).
     mpapi::cli::run(mpapi::cli::Cli::parse()).await
 }

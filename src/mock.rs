@@ -15,13 +15,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use axum::body::Bytes;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::Response;
 use generated::runtime::{
     AnswerCache, Context as RequestContext, Example, ExampleRef, ExampleSource, Prepared, Rejection, RejectionKind,
 };
 
-use crate::apis::Api;
+use crate::apis::{Api, OperationTable};
 
 /// What mock mode does with a request that breaks the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -255,49 +255,19 @@ struct Settings {
     source: MockSource,
     validation: Validation,
     latency: Latency,
-    /// Every operation with its default example.
-    operations: Vec<MockOperation>,
-    /// Path template → the operations on it (indices into `operations`), matched as axum's
-    /// router matches (both are `matchit`).
-    paths: matchit::Router<Vec<usize>>,
-    /// The templates without parameters, looked up before `paths`: a hash lookup costs a
-    /// third of a walk down the tree, and a path without parameters matches only itself.
-    exact: rustc_hash::FxHashMap<&'static str, Vec<usize>>,
-}
-
-/// An operation as the middleware finds it from the request's method and path.
-struct MockOperation {
-    method: Method,
-    id: &'static str,
-    /// The index of its default example in the API's `EXAMPLES`.
-    default: usize,
+    /// The API's operations, found from method and path.
+    table: &'static OperationTable,
+    /// The index of each operation's default example in the API's `EXAMPLES`, in the table's
+    /// order.
+    defaults: Vec<usize>,
 }
 
 impl MockLayer {
     /// The middleware of `api`'s mock mode, answering from `source`.
     pub fn new(api: Api, source: MockSource, validation: Validation, latency: Latency) -> MockLayer {
-        let mut operations = Vec::new();
-        let mut templates: Vec<(&'static str, Vec<usize>)> = Vec::new();
-        for (method, template, id) in (api.operations)() {
-            match templates.iter_mut().find(|(t, _)| *t == template) {
-                Some((_, indices)) => indices.push(operations.len()),
-                None => templates.push((template, vec![operations.len()])),
-            }
-            operations.push(MockOperation {
-                method: Method::from_bytes(method.as_bytes()).expect("generated methods are HTTP methods"),
-                id,
-                default: source.default_index(id),
-            });
-        }
-        let mut paths = matchit::Router::new();
-        let mut exact = rustc_hash::FxHashMap::default();
-        for (template, indices) in templates {
-            if !template.contains('{') {
-                exact.insert(template, indices.clone());
-            }
-            paths.insert(template, indices).expect("the generated router accepted the same templates");
-        }
-        MockLayer { shared: Arc::new(Settings { api, source, validation, latency, operations, paths, exact }) }
+        let table = api.table();
+        let defaults = (0..table.len()).map(|index| source.default_index(table.id(index))).collect();
+        MockLayer { shared: Arc::new(Settings { api, source, validation, latency, table, defaults }) }
     }
 
     /// The API.
@@ -330,10 +300,12 @@ pub const EXAMPLE: HeaderName = HeaderName::from_static(EXAMPLE_HEADER);
 const VALIDATION: HeaderName = HeaderName::from_static(VALIDATION_HEADER);
 const PREFER: HeaderName = HeaderName::from_static("prefer");
 
-/// The mock middleware around an API's router: finds the operation a request is for, refuses
-/// impossible choices, applies the validation mode, names the example, and waits the asked
-/// latency. Requests for no operation (`/docs`, `/openapi.json`, `/`, unknown paths, a method
-/// the path does not have) pass through to the router's answer as they are.
+/// The mock middleware around an API's router: finds the operation a request is for (the
+/// API's [`OperationTable`]; behind the request log, which has found it already, it is told:
+/// [`crate::server::Routed`]), refuses impossible choices, applies the validation mode, names
+/// the example, and waits the asked latency. Requests for no operation (`/docs`,
+/// `/openapi.json`, `/`, the operations routes, unknown paths, a method the path does not have)
+/// pass through to the router's answer as they are.
 ///
 /// Around the router rather than around each route (`Router::route_layer`): axum boxes a
 /// layered route again and clones it for every request, which cost more than finding the
@@ -358,19 +330,21 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        let operation = self.shared.table.find(request.method(), request.uri().path());
+        crate::server::Routed::call_operation(self, request, operation)
+    }
+}
+
+impl<S> crate::server::Routed for MockService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    fn call_operation(&mut self, request: Request, operation: Option<usize>) -> Self::Future {
         let settings = &self.shared;
-        // HEAD is answered by the GET operation, as axum's router answers it.
-        let method = if request.method() == Method::HEAD { &Method::GET } else { request.method() };
-        let path = request.uri().path();
-        let candidates = match settings.exact.get(path) {
-            Some(indices) => Some(indices),
-            None => settings.paths.at(path).ok().map(|found| found.value),
-        };
-        let operation = candidates
-            .and_then(|indices| indices.iter().map(|&index| &settings.operations[index]).find(|o| o.method == method));
         let Some(operation) = operation else {
             return MockResponse::passed(settings.clone(), self.inner.call(request));
         };
+        let id = settings.table.id(operation);
         let refuse = |message: String| {
             let response = (settings.api.render_rejection)(&Rejection::of(RejectionKind::InvalidRequest, message));
             MockResponse::refused(settings.clone(), response)
@@ -381,9 +355,9 @@ where
         };
         let chosen = if choice.is_default() {
             // The common case, no choice made: the default, without a search.
-            operation.default
+            settings.defaults[operation]
         } else {
-            match pick(settings.api.examples, operation.id, &choice) {
+            match pick(settings.api.examples, id, &choice) {
                 Ok(index) => index,
                 Err(message) => return refuse(message),
             }

@@ -323,7 +323,8 @@ impl Server {
 
     /// The router of `api` listening on `port` in a process serving `served` (every API with its
     /// port): its API routes, `/_sandbox/*` while any of its providers is the sandbox, the
-    /// documentation routes and the index page; `None` when it has no real implementation.
+    /// documentation routes and the index page, the operations routes (ready while the database
+    /// answers: [`crate::ops`]); `None` when it has no real implementation.
     pub async fn router_among(&self, api: Api, port: u16, served: &[(Api, u16)]) -> Result<Option<Router>> {
         let (Some(real), Some(start)) = (REAL_APIS.iter().find(|r| r.id == api.id), self.start_here(api, port, served)) else {
             return Ok(None);
@@ -331,7 +332,7 @@ impl Server {
         let parts = self.parts(real.id).context("implemented APIs have parts")?;
         let router = (real.build)(self, &parts, port).await?;
         let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
-        Ok(Some(crate::server::with_docs(router, api, start)))
+        Ok(Some(crate::server::with_docs(router, api, start).merge(crate::ops::routes(Some(self.db.clone())))))
     }
 
     /// Where a new user begins with `api` on `port`, in a process serving `served`: the API's own
@@ -777,7 +778,7 @@ pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
     anyhow::ensure!(!real.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
     let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
     let server = Server::new(config).await?;
-    println!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend());
+    crate::logging::say(&format!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend()));
     let listeners = crate::server::bind_all(&real, listen.bind, listen.port_base).await?;
     let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;
     let mut apps = Vec::new();
@@ -785,7 +786,7 @@ pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
         let router = server.router_among(api, *port, &served).await?.context("only implemented APIs are bound")?;
         apps.push((api, listener, router));
     }
-    println!("{}", banner(&server, &served, listen.bind).join("\n"));
+    crate::logging::say(&banner(&server, &served, listen.bind).join("\n"));
     crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors).await
 }
 

@@ -1,5 +1,6 @@
 //! Listeners and what every port serves besides its API: `/openapi.json`, Swagger UI at
-//! `/docs`, an index page at `/`, CORS, `X-HTTP-Method-Override`, one log line per request.
+//! `/docs`, an index page at `/`, the operations routes ([`crate::ops`]), CORS,
+//! `X-HTTP-Method-Override`, one log line and the metrics per request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,16 +21,17 @@ use tower::util::{MapRequest, MapResponse};
 use tower_http::cors::CorsLayer;
 
 use crate::apis::Api;
+use crate::metrics::ApiRequests;
 use crate::mock::{EXAMPLE, EXAMPLE_HEADER, MockLayer, MockService, VALIDATION_HEADER};
 use crate::start::StartHere;
 
-/// One API in mock mode: the generated router over the mocks with the documentation routes,
-/// behind the mock middleware. `served` is every API the process serves, with its port: the
-/// index page points at the others.
+/// One API in mock mode: the generated router over the mocks with the documentation routes and
+/// the operations routes (ready without a database), behind the mock middleware. `served` is
+/// every API the process serves, with its port: the index page points at the others.
 pub fn mock_app(layer: MockLayer, served: &[(Api, u16)]) -> MockService<Router> {
     let api = layer.api();
     let router = with_docs((api.mock_router)(layer.source().clone()), api, crate::start::mock(api, served));
-    layer.layer(router)
+    layer.layer(router.merge(crate::ops::routes(None)))
 }
 
 /// Add `/openapi.json`, Swagger UI at `/docs` and the index page at `/`, which says where to
@@ -98,11 +100,12 @@ impl Cors {
 }
 
 /// Wrap a port's router in what runs before routing: method override (so the overridden
-/// method is the one routed), CORS (preflights are answered for every path), the request log.
-/// The layers wrap the router as a service, so every request is routed once.
+/// method is the one routed), CORS (preflights are answered for every path), the request log
+/// with the metrics of API `api_id`. The layers wrap the router as a service, so every request
+/// is routed once.
 pub fn outer<S>(router: S, api_id: &'static str, cors: &Cors) -> App<S>
 where
-    S: tower::Service<Request, Response = Response> + Clone,
+    S: Routed + Clone,
 {
     // `Vary: Origin` is added to every answer below, CORS or not; tower-http would build it
     // anew (and clone its list) for every request.
@@ -110,7 +113,8 @@ where
     // tower-http checks the settings when it builds a CORS service, and panics on unusable ones:
     // build one now, so that a bad setting stops the start rather than a request.
     drop(cors.layer(()));
-    let logged = RequestLog { api: api_id, inner: router };
+    let api = crate::apis::by_id(api_id).unwrap_or_else(|| panic!("{api_id} is none of the APIs"));
+    let logged = RequestLog { requests: ApiRequests::of(api), inner: router };
     let cors = CorsForOrigins { cors: Arc::new(cors), inner: logged };
     let varied = MapResponse::new(cors, vary_origin as fn(Response) -> Response);
     MapRequest::new(varied, method_override as fn(Request) -> Request)
@@ -177,20 +181,38 @@ fn method_override(mut request: Request) -> Request {
     request
 }
 
-/// One log line per request: API, method, path, status, chosen example, latency (ms):
-/// `heating GET /api/config/system 200 example=success 0.2ms`.
+/// A port's routed service, told which operation of the API's [`crate::apis::OperationTable`]
+/// a request is for: [`RequestLog`] finds it once for the log and the metrics, and mock mode,
+/// which picks the operation's example, takes it from there rather than matching the path again.
+pub trait Routed: tower::Service<Request, Response = Response> {
+    /// Serve `request`, which is for operation `operation` (its index in the table; `None`: no
+    /// operation).
+    fn call_operation(&mut self, request: Request, operation: Option<usize>) -> Self::Future;
+}
+
+/// The real server's router finds the operation itself.
+impl Routed for Router {
+    fn call_operation(&mut self, request: Request, _: Option<usize>) -> Self::Future {
+        tower::Service::call(self, request)
+    }
+}
+
+/// One log line per request — API, method, path, status, chosen example, latency (ms):
+/// `heating GET /api/config/system 200 example=success 0.2ms` (with `log_format = "json"`, the
+/// same as fields of one JSON object, with the operationId) — and the request's metrics
+/// ([`ApiRequests`]). The operations routes ([`crate::ops`]) are neither logged nor counted.
 ///
 /// A tower service rather than `axum::middleware::from_fn`, which boxes a future, clones the
 /// inner service and builds a `Next` for every request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RequestLog<S> {
-    api: &'static str,
+    requests: &'static ApiRequests,
     inner: S,
 }
 
 impl<S> tower::Service<Request> for RequestLog<S>
 where
-    S: tower::Service<Request, Response = Response>,
+    S: Routed,
 {
     type Response = Response;
     type Error = S::Error;
@@ -201,21 +223,27 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if crate::ops::is_ops_path(request.uri().path()) {
+            return LoggedResponse { inner: self.inner.call_operation(request, None), line: None };
+        }
+        let operation = self.requests.table().find(request.method(), request.uri().path());
         let line = Line {
-            api: self.api,
+            requests: self.requests,
+            operation,
             started: Instant::now(),
             method: request.method().clone(),
             // The URI shares the request head's bytes; cloning it copies nothing.
             uri: request.uri().clone(),
         };
-        LoggedResponse { inner: self.inner.call(request), line: Some(line) }
+        LoggedResponse { inner: self.inner.call_operation(request, operation), line: Some(line) }
     }
 }
 
-/// What a log line needs of its request.
-#[derive(Debug)]
+/// What a log line and the metrics need of their request.
 struct Line {
-    api: &'static str,
+    requests: &'static ApiRequests,
+    /// The operation (index in the API's table), if the request is for one.
+    operation: Option<usize>,
     started: Instant,
     method: Method,
     uri: Uri,
@@ -228,8 +256,14 @@ impl Line {
     /// (which cost a third of the line); [`crate::logging::LogFields`] escapes what a terminal
     /// would act on.
     fn write(self, response: &Response) {
+        let elapsed = self.started.elapsed();
+        self.requests.record(self.operation, response.status(), elapsed);
         // The text is put together only for a subscriber that takes it (not under `RUST_LOG=warn`).
         if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
+        if crate::logging::is_json() {
+            self.write_fields(response, elapsed);
             return;
         }
         thread_local! {
@@ -240,12 +274,12 @@ impl Line {
         let example = response.headers().iter().find(|(name, _)| *name == EXAMPLE);
         let example = example.and_then(|(_, v)| v.to_str().ok()).unwrap_or("-");
         // Tenths of a millisecond (rounded), in integers.
-        let tenths_ms = (self.started.elapsed().as_micros() + 50) / 100;
+        let tenths_ms = (elapsed.as_micros() + 50) / 100;
         let mut number = itoa::Buffer::new();
         TEXT.with_borrow_mut(|text| {
             // Single characters pushed as characters: a one-byte `push_str` still calls `memcpy`.
             text.clear();
-            text.push_str(self.api);
+            text.push_str(self.requests.api());
             text.push(' ');
             text.push_str(self.method.as_str());
             text.push(' ');
@@ -261,6 +295,24 @@ impl Line {
             text.push_str("ms");
             tracing::info!(request = text.as_str());
         });
+    }
+
+    /// The line as separate fields, for `log_format = "json"` (a log collector reads fields, not
+    /// a sentence): `api`, `method`, `path` (without the query, which may carry a token),
+    /// `status`, `operation` (`-`: none), `example` (`-`: none), `latency_ms`.
+    fn write_fields(&self, response: &Response, elapsed: std::time::Duration) {
+        let example = response.headers().get(EXAMPLE).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let operation = self.operation.map_or(crate::metrics::NO_OPERATION, |index| self.requests.table().id(index));
+        tracing::info!(
+            api = self.requests.api(),
+            method = self.method.as_str(),
+            path = self.uri.path(),
+            status = response.status().as_u16(),
+            operation,
+            example,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "request"
+        );
     }
 }
 
@@ -329,7 +381,7 @@ pub enum PeerAddresses {
 /// the same network can reach them).
 pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors) -> Result<()>
 where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    S: Routed<Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     let mut tasks = tokio::task::JoinSet::new();
@@ -392,6 +444,74 @@ fn announce(api: Api, address: SocketAddr, bind: IpAddr) {
             }
         }
     }
-    println!("{:<10} {}  (docs: {}/docs)", api.id, urls.join("  "), urls[0]);
+    crate::logging::say(&format!("{:<10} {}  (docs: {}/docs)", api.id, urls.join("  "), urls[0]));
 }
 
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use axum::http::StatusCode;
+
+    use super::*;
+
+    /// What a subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The JSON object `write_fields` logs for a request to `uri` answered `status`, naming
+    /// `example`, after 1.234 ms.
+    fn json_line(uri: &'static str, status: StatusCode, example: Option<&'static str>) -> serde_json::Value {
+        let written = Written::default();
+        let writer = written.clone();
+        let subscriber = crate::logging::json_builder().with_writer(move || writer.clone()).finish();
+        let requests = ApiRequests::of(crate::apis::by_id("heating").expect("heating"));
+        let uri = Uri::from_static(uri);
+        let operation = requests.table().find(&Method::GET, uri.path());
+        let line = Line { requests, operation, started: Instant::now(), method: Method::GET, uri };
+        let mut response = Response::new(axum::body::Body::empty());
+        *response.status_mut() = status;
+        if let Some(example) = example {
+            response.headers_mut().insert(EXAMPLE, HeaderValue::from_static(example));
+        }
+        tracing::subscriber::with_default(subscriber, || line.write_fields(&response, Duration::from_micros(1234)));
+        let text = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    #[test]
+    fn in_json_the_request_lines_parts_are_fields_without_the_query() {
+        let line = json_line("/api/payment/status/ORD1?token=secret", StatusCode::UNAUTHORIZED, Some("unauthorized"));
+        for (field, expected) in [
+            ("message", serde_json::json!("request")),
+            ("level", serde_json::json!("INFO")),
+            ("target", serde_json::json!("mpapi::server")),
+            ("api", serde_json::json!("heating")),
+            ("method", serde_json::json!("GET")),
+            ("path", serde_json::json!("/api/payment/status/ORD1")),
+            ("status", serde_json::json!(401)),
+            ("operation", serde_json::json!("payment_status_get")),
+            ("example", serde_json::json!("unauthorized")),
+        ] {
+            assert_eq!(line[field], expected, "{field} in {line}");
+        }
+        assert!((line["latency_ms"].as_f64().expect("a number") - 1.234).abs() < 1e-9, "{line}");
+        assert!(!line.to_string().contains("secret"), "{line}");
+        let unknown = json_line("/no/such/path", StatusCode::NOT_FOUND, None);
+        assert_eq!((&unknown["operation"], &unknown["example"], &unknown["status"]), (&serde_json::json!("-"), &serde_json::json!("-"), &serde_json::json!(404)));
+    }
+}

@@ -142,12 +142,7 @@ impl ReverseGeocoder for TencentGeocoder {
         if let Some(sig) = &sig {
             params.push(("sig", sig.as_str()));
         }
-        let response = self
-            .http
-            .get(format!("{}{PATH}", self.base_url))
-            .query(&params)
-            .send()
-            .await;
+        let response = super::send(TENCENT, self.http.get(format!("{}{PATH}", self.base_url)).query(&params)).await;
         // The query carries the key.
         let answer: Answer = super::json_answer(TENCENT, response).await?;
         if answer.status != 0 {

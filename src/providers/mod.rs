@@ -102,6 +102,24 @@ pub trait WechatLogin: Send + Sync + 'static {
     async fn code2session(&self, code: &str) -> Result<WechatSession, ProviderError>;
 }
 
+/// Send `request` for `provider` (its name in errors: `aliyun-sms`, `wechat-pay`, …): every
+/// request of the real providers goes out here, and is counted and timed in the metrics by
+/// provider and outcome ([`crate::metrics::provider_request`]: a 2xx answer, another status, no
+/// answer). A vendor's refusal inside a 2xx answer (WeChat's `errcode`, Aliyun's `Code`) is the
+/// provider's to read, and counts as an answer here.
+pub(crate) async fn send(provider: &'static str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, reqwest::Error> {
+    use crate::metrics::ProviderOutcome;
+    let started = std::time::Instant::now();
+    let sent = request.send().await;
+    let outcome = match &sent {
+        Ok(response) if response.status().is_success() => ProviderOutcome::Ok,
+        Ok(_) => ProviderOutcome::HttpError,
+        Err(_) => ProviderOutcome::TransportError,
+    };
+    crate::metrics::provider_request(provider, outcome, started.elapsed());
+    sent
+}
+
 /// An HTTP client for `provider` whose every request gives up after `timeout`.
 pub(crate) fn http_client(
     provider: &'static str,

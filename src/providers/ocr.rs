@@ -235,15 +235,15 @@ impl IdCardOcr for AliyunOcr {
     async fn recognize(&self, image: &[u8]) -> Result<IdCardFace, OcrError> {
         let body =
             serde_json::json!({ "image": B64.encode(image), "configure": "{\"side\":\"face\"}" });
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header(
                 "Authorization",
                 format!("APPCODE {}", self.appcode.expose_secret()),
             )
-            .json(&body)
-            .send()
+            .json(&body);
+        let response = super::send(ALIYUN, request)
             .await
             .map_err(|e| transport(e.to_string()))?;
         let status = response.status();

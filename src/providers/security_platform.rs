@@ -460,7 +460,7 @@ impl HttpSecurityPlatform {
             self.app_secret.expose_secret().as_bytes(),
             signed.as_bytes(),
         );
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.base_url))
             .header("Content-Type", "application/json")
@@ -468,8 +468,8 @@ impl HttpSecurityPlatform {
             .header("X-Timestamp", timestamp)
             .header("X-Nonce", nonce)
             .header("X-Signature", signature)
-            .body(body)
-            .send()
+            .body(body);
+        let response = super::send(PLATFORM, request)
             .await
             .map_err(|e| transport(e.to_string()))?;
         let status = response.status();

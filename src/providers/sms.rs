@@ -234,7 +234,7 @@ impl SmsProvider for AliyunSms {
         let nonce = crate::random::nonce_str();
         let url = self.url(phone, code, purpose, &nonce, Utc::now());
         // without_url: the URL carries the AccessKeyId and signature, which stay out of logs.
-        let response = self.http.get(url).send().await.map_err(|e| transport(e.without_url().to_string()))?;
+        let response = super::send(ALIYUN, self.http.get(url)).await.map_err(|e| transport(e.without_url().to_string()))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| transport(e.without_url().to_string()))?;
         if status.is_server_error() {

@@ -121,17 +121,13 @@ impl Code2Session {
 #[async_trait]
 impl WechatLogin for Code2Session {
     async fn code2session(&self, code: &str) -> Result<WechatSession, ProviderError> {
-        let response = self
-            .http
-            .get(format!("{}/sns/jscode2session", self.base_url))
-            .query(&[
-                ("appid", self.appid.as_str()),
-                ("secret", self.secret.expose_secret()),
-                ("js_code", code),
-                ("grant_type", "authorization_code"),
-            ])
-            .send()
-            .await;
+        let request = self.http.get(format!("{}/sns/jscode2session", self.base_url)).query(&[
+            ("appid", self.appid.as_str()),
+            ("secret", self.secret.expose_secret()),
+            ("js_code", code),
+            ("grant_type", "authorization_code"),
+        ]);
+        let response = super::send(CODE2SESSION, request).await;
         // The query carries the AppSecret.
         let answer: Answer = super::json_answer(CODE2SESSION, response).await?;
         match answer.errcode {

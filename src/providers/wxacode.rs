@@ -352,16 +352,13 @@ impl WxaCodeHttp {
 
     /// `POST /cgi-bin/stable_token` (normal mode): the token and its `expires_in`, seconds.
     async fn fetch_token(&self) -> Result<(SecretString, u64), ProviderError> {
-        let response = self
-            .http
-            .post(format!("{}/cgi-bin/stable_token", self.base_url))
-            .json(&serde_json::json!({
-                "grant_type": "client_credential",
-                "appid": self.appid,
-                "secret": self.secret.expose_secret(),
-                "force_refresh": false,
-            }))
-            .send()
+        let request = self.http.post(format!("{}/cgi-bin/stable_token", self.base_url)).json(&serde_json::json!({
+            "grant_type": "client_credential",
+            "appid": self.appid,
+            "secret": self.secret.expose_secret(),
+            "force_refresh": false,
+        }));
+        let response = super::send(STABLE_TOKEN, request)
             .await
             .map_err(|e| transport(STABLE_TOKEN, e.without_url().to_string()))?;
         let status = response.status();
@@ -393,12 +390,12 @@ impl WxaCodeHttp {
             env_version: &request.env_version,
             width: request.width,
         };
-        let response = self
+        let call = self
             .http
             .post(format!("{}/wxa/getwxacodeunlimit", self.base_url))
             .query(&[("access_token", token.expose_secret())])
-            .json(&body)
-            .send()
+            .json(&body);
+        let response = super::send(WXACODE, call)
             .await
             // without_url: the query carries the access token.
             .map_err(|e| transport(WXACODE, e.without_url().to_string()))?;

@@ -68,6 +68,17 @@ pub struct Db {
     conn: DatabaseConnection,
 }
 
+/// A connection pool's state ([`Db::pool`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolState {
+    /// Connections open, idle or in use.
+    pub open: u32,
+    /// Of those, the idle ones.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// How many connections a SQLite file gets: readers run beside the one writer (WAL), and a
 /// request that holds a transaction never waits for the connection another request holds.
 const SQLITE_CONNECTIONS: u32 = 4;
@@ -141,6 +152,19 @@ impl Db {
     /// Whether the database answers now (health checks).
     pub async fn ping(&self) -> bool {
         self.conn.ping().await.is_ok()
+    }
+
+    /// The connection pool as it is now (`/metrics`).
+    pub fn pool(&self) -> PoolState {
+        fn state<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolState {
+            let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+            PoolState { open: pool.size(), idle, max: pool.options().get_max_connections() }
+        }
+        match self.conn.get_database_backend() {
+            DbBackend::Sqlite => state(self.conn.get_sqlite_connection_pool()),
+            DbBackend::Postgres => state(self.conn.get_postgres_connection_pool()),
+            _ => PoolState::default(),
+        }
     }
 
     /// The seed sets of demo data (`<api>.demo`) this database received: a production server

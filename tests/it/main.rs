@@ -14,6 +14,7 @@ mod mock;
 mod o2o;
 mod o2o_catalogue;
 mod o2o_storage;
+mod ops;
 mod points;
 mod providers;
 mod support;

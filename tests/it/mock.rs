@@ -303,7 +303,7 @@ async fn whole_payloads() {
 
 /// Collects what the log formatter writes.
 #[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl std::io::Write for LogBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -319,7 +319,7 @@ impl std::io::Write for LogBuffer {
 impl LogBuffer {
     /// Capture this thread's log lines while the guard lives (the test runtime polls on this
     /// thread, so the requests' events reach it).
-    fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
         let buffer = LogBuffer::default();
         let writer = buffer.clone();
         // While a single subscriber is registered, tracing works out the interest of a callsite
@@ -338,7 +338,7 @@ impl LogBuffer {
         (buffer, guard)
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }

@@ -157,7 +157,7 @@ impl DeviceGateway {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
+        let response = crate::providers::send(GATEWAY, request).await.map_err(|e| {
             if e.is_timeout() { DriverError::Timeout } else { DriverError::Provider(transport(format!("{}: {}", url.path(), e.without_url()))) }
         })?;
         let status = response.status();

@@ -729,11 +729,11 @@ impl WechatPayV2 {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let body = to_xml(&self.signer.signed(fields));
-        let response = http
+        let request = http
             .post(format!("{}{path}", self.base_url))
             .header(reqwest::header::CONTENT_TYPE, XML_CONTENT_TYPE)
-            .body(body)
-            .send()
+            .body(body);
+        let response = crate::providers::send(REAL, request)
             .await
             .map_err(|e| transport(e.to_string()))?;
         let status = response.status();

@@ -230,7 +230,7 @@ impl WechatPayV3 {
         if !body.is_empty() {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         }
-        let response = request.send().await.map_err(|e| real_transport(e.to_string()))?;
+        let response = crate::providers::send(REAL, request).await.map_err(|e| real_transport(e.to_string()))?;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|e| real_transport(e.to_string()))?;

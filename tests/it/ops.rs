@@ -1,0 +1,290 @@
+//! What every port answers operators: `/metrics` read back with a Prometheus text parser (the
+//! request counter and latency histogram of an operation, the database pool, a provider's
+//! calls), `/health/live` and `/health/ready` in both modes, and JSON logs from the binary.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use mpapi::apis::{self, Api};
+use mpapi::mock::{Latency, MockLayer, MockSource, Validation};
+use mpapi::server;
+use prometheus_parse::{Sample, Scrape, Value as Metric};
+use serde_json::{Value, json};
+use xtask::spec::workspace_root;
+
+use crate::app::TestApp;
+use crate::support::send;
+
+/// `api` in mock mode, through the same stack a listener serves.
+fn mock_app(api: &str) -> server::MockApp {
+    let api: Api = apis::by_id(api).expect("known api");
+    let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
+    let layer = MockLayer::new(api, source, Validation::Enforce, Latency::default());
+    server::outer(server::mock_app(layer, &[(api, 3000 + api.offset)]), api.id, &server::Cors::AnyOrigin)
+}
+
+/// `/metrics` text as Prometheus reads it.
+fn parse(text: &str) -> Scrape {
+    Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).expect("Prometheus text format")
+}
+
+fn labelled<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+    scrape.samples.iter().find(|s| s.metric == metric && labels.iter().all(|(name, value)| s.labels.get(name) == Some(*value)))
+}
+
+/// A counter's or gauge's value (0 when the series is not there yet).
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    match labelled(scrape, metric, labels).map(|s| &s.value) {
+        None => 0.0,
+        Some(Metric::Counter(v) | Metric::Gauge(v) | Metric::Untyped(v)) => *v,
+        Some(other) => panic!("{metric} is no counter or gauge: {other:?}"),
+    }
+}
+
+/// A histogram's observations (its `+Inf` bucket; 0 when the series is not there yet).
+fn observations(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    match labelled(scrape, metric, labels).map(|s| &s.value) {
+        None => 0.0,
+        Some(Metric::Histogram(buckets)) => {
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count), "{metric} buckets are cumulative: {buckets:?}");
+            buckets.iter().find(|b| b.less_than == f64::INFINITY).expect("a +Inf bucket").count
+        }
+        Some(other) => panic!("{metric} is no histogram: {other:?}"),
+    }
+}
+
+async fn scrape<S>(app: &S) -> Scrape
+where
+    S: tower::Service<Request<Body>, Response = axum::response::Response, Error = std::convert::Infallible> + Clone,
+{
+    let reply = send(app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.content_type.as_deref(), Some(mpapi::metrics::CONTENT_TYPE));
+    parse(&reply.body)
+}
+
+#[tokio::test]
+async fn mock_requests_are_counted_by_api_operation_and_status() {
+    let app = mock_app("heating");
+    let before = scrape(&app).await;
+    let system = [("api", "heating"), ("operation", "config_system_get"), ("status", "200")];
+    let refused = [("api", "heating"), ("operation", "sms_send"), ("status", "400")];
+    for _ in 0..3 {
+        let reply = send(&app, Request::get("/api/config/system").body(Body::empty()).unwrap()).await;
+        assert_eq!(reply.status, 200);
+    }
+    // HEAD is the GET operation's, as the router answers it.
+    send(&app, Request::head("/api/config/system").body(Body::empty()).unwrap()).await;
+    let sms = Request::post("/api/sms/send").header("content-type", "application/json").body(Body::from("{}")).unwrap();
+    assert_eq!(send(&app, sms).await.status, 400);
+    let after = scrape(&app).await;
+
+    let counted = value(&after, mpapi::metrics::REQUESTS, &system) - value(&before, mpapi::metrics::REQUESTS, &system);
+    // Other tests may count the same series meanwhile (the metrics are the process's): at least.
+    assert!(counted >= 4.0, "4 requests for config_system_get, counted {counted}");
+    assert!(value(&after, mpapi::metrics::REQUESTS, &refused) - value(&before, mpapi::metrics::REQUESTS, &refused) >= 1.0);
+    let latency = [("api", "heating"), ("operation", "config_system_get")];
+    let observed = observations(&after, mpapi::metrics::REQUEST_DURATION, &latency) - observations(&before, mpapi::metrics::REQUEST_DURATION, &latency);
+    assert!(observed >= 4.0, "4 latencies observed, {observed}");
+    assert!(after.docs.contains_key(mpapi::metrics::REQUEST_DURATION), "the histogram is documented");
+    // Mock mode has no database.
+    assert!(!after.samples.iter().any(|s| s.metric.starts_with("mpapi_db_pool")), "no pool in mock mode");
+}
+
+#[tokio::test]
+async fn a_path_parameter_and_an_unknown_path_name_their_operation() {
+    let app = mock_app("heating");
+    let status = [("api", "heating"), ("operation", "payment_status_get"), ("status", "401")];
+    let none = [("api", "heating"), ("operation", mpapi::metrics::NO_OPERATION), ("status", "404")];
+    let before = scrape(&app).await;
+    let reply = send(&app, Request::get("/api/payment/status/ORD123").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, 401, "no credential: {}", reply.body);
+    assert_eq!(send(&app, Request::get("/api/no/such/path").body(Body::empty()).unwrap()).await.status, 404);
+    let after = scrape(&app).await;
+    assert!(value(&after, mpapi::metrics::REQUESTS, &status) - value(&before, mpapi::metrics::REQUESTS, &status) >= 1.0);
+    assert!(value(&after, mpapi::metrics::REQUESTS, &none) - value(&before, mpapi::metrics::REQUESTS, &none) >= 1.0);
+}
+
+#[tokio::test]
+async fn mock_health_is_live_and_ready_and_heatings_own_health_is_its_example() {
+    let app = mock_app("heating");
+    for path in ["/health/live", "/health/ready"] {
+        let reply = send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+        assert_eq!((reply.status, reply.json()), (200, json!({"status": "ok"})), "{path}");
+        assert_eq!(reply.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    }
+    // The documented operation is untouched: its default example, named.
+    let health = send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
+    let example: Value = serde_json::from_str(&std::fs::read_to_string(workspace_root().join("mocks/heating/health_check/success.json")).unwrap()).unwrap();
+    assert_eq!((health.status, health.json()), (200, example));
+    assert_eq!(health.headers.get("x-mpapi-example").and_then(|v| v.to_str().ok()), Some("success"));
+}
+
+#[tokio::test]
+async fn the_operations_routes_are_on_every_port_and_in_no_published_document() {
+    for api in apis::APIS {
+        let app = mock_app(api.id);
+        for path in ["/metrics", "/health/live", "/health/ready"] {
+            let reply = send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+            assert_eq!(reply.status, 200, "{} {path}: {}", api.id, reply.body);
+        }
+        let document = send(&app, Request::get("/openapi.json").body(Body::empty()).unwrap()).await.json();
+        let paths = document["paths"].as_object().expect("paths");
+        assert!(paths.keys().all(|p| p != "/metrics" && !p.starts_with("/health/")), "{}: {:?}", api.id, paths.keys());
+    }
+}
+
+/// Neither logged nor counted: the request log leaves the operations routes out (the counting is
+/// the same step as the line; `mpapi::ops`'s unit test checks the counts themselves, in a test
+/// binary where nothing else counts).
+#[tokio::test]
+async fn the_operations_routes_are_not_logged() {
+    let (buffer, _guard) = crate::mock::LogBuffer::capture();
+    let app = mock_app("points");
+    for path in ["/metrics", "/health/live", "/health/ready", "/api/v1/system/status"] {
+        send(&app, Request::get(path).body(Body::empty()).unwrap()).await;
+    }
+    let text = buffer.text();
+    let lines: Vec<&str> = text.lines().filter(|line| line.contains(" request=")).collect();
+    assert_eq!(lines.len(), 1, "only the API request is logged:\n{text}");
+    assert!(lines[0].contains("request=points GET /api/v1/system/status 200"), "{}", lines[0]);
+}
+
+#[tokio::test]
+async fn serve_counts_its_requests_and_shows_its_database_pool() {
+    let app = TestApp::heating().await;
+    let system = [("api", "heating"), ("operation", "config_system_get"), ("status", "200")];
+    let before = parse(&app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap());
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/config/system", None).await.status, 200);
+    }
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], mpapi::metrics::CONTENT_TYPE);
+    let after = parse(&response.text().await.unwrap());
+    assert!(value(&after, mpapi::metrics::REQUESTS, &system) - value(&before, mpapi::metrics::REQUESTS, &system) >= 2.0);
+    let latency = [("api", "heating"), ("operation", "config_system_get")];
+    assert!(observations(&after, mpapi::metrics::REQUEST_DURATION, &latency) >= 2.0);
+    let backend = [("backend", app.server.db.backend())];
+    let max = value(&after, mpapi::metrics::DB_POOL_MAX, &backend);
+    let open = value(&after, mpapi::metrics::DB_POOL_CONNECTIONS, &backend);
+    let idle = value(&after, mpapi::metrics::DB_POOL_IDLE, &backend);
+    assert!(max >= 1.0 && (1.0..=max).contains(&open) && idle <= open, "pool: max {max}, open {open}, idle {idle}");
+}
+
+#[tokio::test]
+async fn serve_is_ready_while_its_database_answers() {
+    let app = TestApp::heating().await;
+    let get = |path: &'static str| {
+        let request = app.client.get(app.url(path));
+        async move {
+            let response = request.send().await.expect("answered");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    assert_eq!(get("/health/live").await, (200, json!({"status": "ok"})));
+    assert_eq!(get("/health/ready").await, (200, json!({"status": "ok"})));
+    // The contract's own health check answers as documented (checked against heating.yaml).
+    assert_eq!(app.get("/health", None).await.status, 200);
+    app.server.db.close().await;
+    assert_eq!(get("/health/ready").await, (503, json!({"status": "unavailable"})));
+    assert_eq!(get("/health/live").await, (200, json!({"status": "ok"})), "the process is still up");
+}
+
+#[tokio::test]
+async fn provider_calls_are_counted_by_provider_and_outcome() {
+    use mpapi::providers::geocoder::{ReverseGeocoder as _, TencentGeocoder};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let geocoder = |base_url: String| {
+        TencentGeocoder::new(&mpapi::config::GeocoderConfig {
+            provider: mpapi::config::ProviderKind::Real,
+            base_url,
+            key: Some("TEST-KEY".into()),
+            secret_key: None,
+            timeout_ms: 3000,
+        })
+        .expect("configured")
+    };
+    let provider = "tencent-geocoder";
+    let counted = |scrape: &Scrape, outcome: &str| value(scrape, mpapi::metrics::PROVIDER_REQUESTS, &[("provider", provider), ("outcome", outcome)]);
+    let before = parse(&mpapi::metrics::render(None));
+    let failing = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).mount(&failing).await;
+    assert!(geocoder(failing.uri()).county_of(22.54, 113.94).await.is_err());
+    // Nothing listens there: no answer.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    assert!(geocoder(format!("http://{closed}")).county_of(22.54, 113.94).await.is_err());
+    let ok = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": 0, "message": "ok"}))).mount(&ok).await;
+    assert_eq!(geocoder(ok.uri()).county_of(22.54, 113.94).await.unwrap(), None);
+    let after = parse(&mpapi::metrics::render(None));
+    for outcome in ["ok", "http_error", "transport_error"] {
+        assert!(counted(&after, outcome) - counted(&before, outcome) >= 1.0, "{outcome}: {}", counted(&after, outcome));
+    }
+    assert!(observations(&after, mpapi::metrics::PROVIDER_REQUEST_DURATION, &[("provider", provider)]) >= 3.0);
+}
+
+/// The binary with `MPAPI_LOG_FORMAT=json`: stdout is one JSON object per line — the start-up
+/// lines too — and the request line's parts are fields, the query (which may carry a token) left
+/// out.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_logs_json_lines_when_configured() {
+    use std::io::Read as _;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
+        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
+        .env("MPAPI_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mpapi starts");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut answered = None;
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/api/config/system?token=secret-token")).send().await {
+            answered = Some(response.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(killed.success() && answered == Some(200), "mpapi mock answered {answered:?} on {port}");
+    let mut stdout = String::new();
+    child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("stdout reads");
+    assert!(child.wait().expect("waitable").success());
+
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{stdout}")))
+        .collect();
+    assert!(!stdout.contains("secret-token"), "the query reached the log:\n{stdout}");
+    for line in &lines {
+        let time = line["timestamp"].as_str().expect("a timestamp");
+        assert!(time.ends_with('Z') && time.len() == "2026-11-21T11:16:11.934Z".len(), "{time}");
+        assert!(chrono::DateTime::parse_from_rfc3339(time).is_ok(), "{time}");
+        assert!(line["level"].is_string() && line["target"].is_string() && line["message"].is_string(), "{line}");
+    }
+    assert!(lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.starts_with("mpapi mock"))), "the start-up lines are JSON too:\n{stdout}");
+    let request = lines.iter().find(|l| l["message"] == "request").unwrap_or_else(|| panic!("no request line:\n{stdout}"));
+    assert_eq!(request["level"], "INFO");
+    assert_eq!(request["target"], "mpapi::server");
+    for (field, expected) in [
+        ("api", json!("heating")),
+        ("method", json!("GET")),
+        ("path", json!("/api/config/system")),
+        ("status", json!(200)),
+        ("operation", json!("config_system_get")),
+        ("example", json!("success")),
+    ] {
+        assert_eq!(request[field], expected, "{field} in {request}");
+    }
+    assert!(request["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{request}");
+}
