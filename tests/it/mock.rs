@@ -12,7 +12,7 @@ use mpapi::server;
 use serde_json::{Value, json};
 use xtask::spec::{APIS, Spec, default_example, workspace_root};
 
-use crate::support::{Reply, page_commands, same_json, send, valid_plan};
+use crate::support::{Reply, first_answer, page_commands, same_json, send, sigterm, spawn_heating_mock, valid_plan};
 
 /// Every API on its default port, as `mpapi mock` serves them.
 fn default_ports() -> Vec<(Api, u16)> {
@@ -396,30 +396,13 @@ async fn a_port_in_use_suggests_another_port_base() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sigterm_stops_the_binary_gracefully() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
-        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
-        .current_dir(workspace_root())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mpapi starts");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut up = false;
-    while started.elapsed() < Duration::from_secs(30) {
-        if client.get(format!("http://127.0.0.1:{port}/")).send().await.is_ok_and(|r| r.status().is_success()) {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !up {
+    let (mut child, port) = spawn_heating_mock(&[], std::process::Stdio::null());
+    let up = first_answer(port, "/").await;
+    if up != Some(200) {
         let _ = child.kill();
-        panic!("mpapi mock did not answer on {port}");
+        panic!("mpapi mock did not answer on {port}: {up:?}");
     }
-    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(killed.success());
+    assert!(sigterm(&child));
     let stopped = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("waitable") {
@@ -432,5 +415,5 @@ async fn sigterm_stops_the_binary_gracefully() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exited {status:?}, not gracefully");
-    assert!(client.get(format!("http://127.0.0.1:{port}/")).send().await.is_err(), "the listener is closed");
+    assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/")).send().await.is_err(), "the listener is closed");
 }

@@ -2,7 +2,6 @@
 //! request counter and latency histogram of an operation, the database pool, a provider's
 //! calls), `/health/live` and `/health/ready` in both modes, and JSON logs from the binary.
 
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
@@ -14,7 +13,7 @@ use serde_json::{Value, json};
 use xtask::spec::workspace_root;
 
 use crate::app::TestApp;
-use crate::support::send;
+use crate::support::{first_answer, send, sigterm, spawn_heating_mock};
 
 /// `api` in mock mode, through the same stack a listener serves.
 fn mock_app(api: &str) -> server::MockApp {
@@ -235,28 +234,10 @@ async fn provider_calls_are_counted_by_provider_and_outcome() {
 async fn the_binary_logs_json_lines_when_configured() {
     use std::io::Read as _;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
-        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
-        .env("MPAPI_LOG_FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .current_dir(workspace_root())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("mpapi starts");
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let mut answered = None;
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/api/config/system?token=secret-token")).send().await {
-            answered = Some(response.status().as_u16());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
-    assert!(killed.success() && answered == Some(200), "mpapi mock answered {answered:?} on {port}");
+    let (mut child, port) = spawn_heating_mock(&[("MPAPI_LOG_FORMAT", "json")], std::process::Stdio::piped());
+    let answered = first_answer(port, "/api/config/system?token=secret-token").await;
+    let killed = sigterm(&child);
+    assert!(killed && answered == Some(200), "mpapi mock answered {answered:?} on {port}");
     let mut stdout = String::new();
     child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("stdout reads");
     assert!(child.wait().expect("waitable").success());

@@ -283,3 +283,38 @@ pub fn page_commands(page: &str) -> Vec<String> {
     let text = page[start..end].replace("&#39;", "'").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
     text.lines().map(str::to_owned).collect()
 }
+
+/// The built binary as `mpapi mock --api heating` on a free port, with `env` set (and `RUST_LOG`
+/// removed) and stdout as given: the child and its port.
+pub fn spawn_heating_mock(env: &[(&str, &str)], stdout: std::process::Stdio) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
+        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
+        .envs(env.iter().copied())
+        .env_remove("RUST_LOG")
+        .current_dir(xtask::spec::workspace_root())
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mpapi starts");
+    (child, port)
+}
+
+/// The status of the first answer to `GET http://127.0.0.1:{port}{path}`, asked every 100 ms
+/// for 30 s at most (`None`: never answered).
+pub async fn first_answer(port: u16, path: &str) -> Option<u16> {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        if let Ok(response) = client.get(format!("http://127.0.0.1:{port}{path}")).send().await {
+            return Some(response.status().as_u16());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Send the process SIGTERM (`kill -TERM`): whether `kill` succeeded.
+pub fn sigterm(child: &std::process::Child) -> bool {
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs").success()
+}

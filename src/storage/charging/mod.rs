@@ -378,11 +378,6 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         serde_json::from_str(&json).map_err(|e| StorageError::Corrupt(format!("listed stations: {e}")))
     }
 
-    /// The stations `ids` (any order).
-    pub async fn stations(&self, ids: &[String]) -> Result<Vec<Station>, StorageError> {
-        Ok(station::Entity::find().filter(station::Column::Id.is_in(ids.iter().cloned())).all(self.0).await?)
-    }
-
     /// The station `id`.
     pub async fn station(&self, id: &str) -> Result<Option<Station>, StorageError> {
         Ok(station::Entity::find_by_id(id.to_owned()).one(self.0).await?)
