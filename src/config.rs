@@ -49,6 +49,11 @@ pub struct Config {
     /// collector (`MPAPI_LOG_FORMAT`). `serve` reads it here; the other commands (`mock` reads no
     /// configuration file) take only the variable: [`Config::log_format_from_env`].
     pub log_format: crate::logging::Format,
+    /// Redis (`redis://[:password@]host:6379/0`, `MPAPI_REDIS_URL`) for the state every instance
+    /// shares that changes on every request — today the per-IP limits. Unset (default): that
+    /// state lives in the database like the rest (a write per counted request).
+    #[serde(serialize_with = "skip_secret")]
+    pub redis_url: Option<SecretString>,
     /// Per-API settings, by API id (`heating`, `points`, …); an API without a section gets
     /// [`ApiConfig::defaults`].
     pub apis: BTreeMap<String, ApiConfig>,
@@ -65,6 +70,7 @@ impl Default for Config {
             trust_forwarded_for: false,
             demo_data: None,
             log_format: crate::logging::Format::Text,
+            redis_url: None,
             apis: crate::apis::APIS.iter().map(|api| (api.id.to_owned(), ApiConfig::defaults(api.id))).collect(),
         }
     }

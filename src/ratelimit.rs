@@ -1,66 +1,166 @@
 //! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), answered
-//! in the API's own 429 (with `Retry-After`).
+//! in the API's own 429 (with `Retry-After`), counted where every instance sees the same budget.
 //!
-//! The limiter is governor's GCRA keyed by IP: a burst of `requests`, refilled evenly over the
-//! window (one request every 9 s for 100 per 15 min), so a client never gets more than the
-//! documented number in any window. Operations called by servers rather than users (WeChat Pay
+//! The limit is GCRA keyed by IP: a burst of `requests`, refilled evenly over the window (one
+//! request every 9 s for 100 per 15 min), so a client never gets more than the documented number
+//! in any window — across all instances: the budgets live in the database
+//! ([`RateLimitStore`], one conditional upsert per counted request) or, when `redis_url` is set,
+//! in Redis (one script call). Operations called by servers rather than users (WeChat Pay
 //! notifies) are exempt: their retries come from a few egress IPs.
+//!
+//! When the budget store cannot answer, the request goes through (logged): the limit protects
+//! the service, and refusing every client while the store is away would be the outage it
+//! protects against.
 
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use governor::clock::{Clock as _, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-/// An IP limiter and how its API words a refusal.
+use crate::storage::rate_limit::{Admission, RateLimitStore};
+
+/// Where budgets are kept.
 #[derive(Clone)]
-pub struct IpLimit {
-    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+pub enum Budgets {
+    /// The `rate_limit` table of the server's database.
+    Database(RateLimitStore),
+    /// Redis, one key per limit and client (`mpapi:<namespace>:rl:<scope>:<client>`), expiring
+    /// when the budget is whole again.
+    Redis {
+        /// The connection (reconnects by itself).
+        connection: redis::aio::ConnectionManager,
+        /// The database's own prefix (kept in the database, so every instance on it agrees):
+        /// deployments, or test runs, sharing one Redis never share budgets.
+        namespace: String,
+    },
+}
+
+impl std::fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Budgets::Database(_) => "Budgets::Database",
+            Budgets::Redis { .. } => "Budgets::Redis",
+        })
+    }
+}
+
+/// GCRA in one Redis script (atomic on the server): KEYS[1] the client's TAT (µs), ARGV now,
+/// interval and window (µs). Answers 0 when admitted (the TAT moved, expiring when it passes),
+/// else the µs to wait. µs since 1970 stay below 2^53, exact in Lua's numbers.
+const REDIS_GCRA: &str = r"
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local after = tat + interval
+if after - window > now then return after - window - now end
+redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.ceil((after - now) / 1000))
+return 0
+";
+
+impl Budgets {
+    /// Count one request of `client` against `scope` at `now_us`: see [`RateLimitStore::admit`].
+    async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> anyhow::Result<Admission> {
+        match self {
+            Budgets::Database(store) => Ok(store.admit(scope, client, now_us, interval_us, window_us).await?),
+            Budgets::Redis { connection, namespace } => {
+                static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_GCRA));
+                let wait_us: i64 = SCRIPT
+                    .key(format!("mpapi:{namespace}:rl:{scope}:{client}"))
+                    .arg(now_us)
+                    .arg(interval_us)
+                    .arg(window_us)
+                    .invoke_async(&mut connection.clone())
+                    .await?;
+                Ok(if wait_us > 0 { Admission::Refused { wait_us } } else { Admission::Allowed })
+            }
+        }
+    }
+
+    /// Forget budgets that are whole again (the database; Redis keys expire by themselves).
+    async fn prune(&self, now_us: i64) -> anyhow::Result<()> {
+        if let Budgets::Database(store) = self {
+            store.prune(now_us).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An IP limit and how its API words a refusal.
+#[derive(Clone)]
+pub struct IpLimit(Arc<Inner>);
+
+struct Inner {
+    /// The limit's name in the budget store: `<api>:ip`.
+    scope: String,
+    budgets: Budgets,
+    /// Window / requests, µs (≥ 1).
+    interval_us: i64,
+    /// The window, µs.
+    window_us: i64,
     /// The API's own 429, given the seconds to wait and now (ms); it carries `Retry-After`.
     refuse: fn(u64, i64) -> Response,
-    /// The server's clock (the answer's timestamp).
+    /// The server's clock (budgets and the answer's timestamp).
     clock: crate::clock::Clock,
     /// Paths that do not count (server-to-server callbacks).
-    exempt: Arc<[&'static str]>,
+    exempt: Vec<&'static str>,
     /// Whether the client IP is the last `X-Forwarded-For` entry (behind a trusted proxy).
     trust_forwarded_for: bool,
 }
 
+/// What [`IpLimit::new`] needs besides the budgets.
+#[derive(Debug, Clone)]
+pub struct IpLimitRule {
+    /// The API id (the limit's scope).
+    pub api: &'static str,
+    /// Requests per window per IP.
+    pub requests: u32,
+    /// The window.
+    pub window: Duration,
+    /// Paths that do not count.
+    pub exempt: Vec<&'static str>,
+    /// Take the client IP from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+}
+
 impl IpLimit {
-    /// `requests` per `window` per IP. A background task forgets IPs whose budget is full again,
-    /// so the table does not grow with every client ever seen.
-    pub fn new(
-        requests: u32,
-        window: Duration,
-        refuse: fn(u64, i64) -> Response,
-        exempt: Vec<&'static str>,
-        trust_forwarded_for: bool,
-        clock: crate::clock::Clock,
-    ) -> IpLimit {
-        let burst = NonZeroU32::new(requests.max(1)).expect("max(1) is non-zero");
-        let period = (window / burst.get()).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(period).expect("a non-zero period").allow_burst(burst);
-        let limiter = Arc::new(RateLimiter::keyed(quota));
-        let weak = Arc::downgrade(&limiter);
+    /// `rule.requests` per `rule.window` per IP, kept in `budgets`, refused by `refuse`. A
+    /// background task prunes the database's budgets that are whole again every minute, until
+    /// the limit is dropped.
+    pub fn new(rule: IpLimitRule, budgets: Budgets, refuse: fn(u64, i64) -> Response, clock: crate::clock::Clock) -> IpLimit {
+        let window_us = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX / 4).max(1);
+        let interval_us = (window_us / i64::from(rule.requests.max(1))).max(1);
+        let inner = Arc::new(Inner {
+            scope: format!("{}:ip", rule.api),
+            budgets,
+            interval_us,
+            window_us,
+            refuse,
+            clock,
+            exempt: rule.exempt,
+            trust_forwarded_for: rule.trust_forwarded_for,
+        });
+        let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                let Some(limiter) = weak.upgrade() else { break };
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
+                let Some(inner) = weak.upgrade() else { break };
+                if let Err(error) = inner.budgets.prune(inner.clock.now().timestamp_micros()).await {
+                    tracing::warn!(%error, scope = inner.scope, "pruning the rate-limit budgets failed");
+                }
             }
         });
-        IpLimit { limiter, refuse, clock, exempt: exempt.into(), trust_forwarded_for }
+        IpLimit(inner)
     }
 
     fn client_ip(&self, request: &Request) -> IpAddr {
         let forwarded = self
+            .0
             .trust_forwarded_for
             .then(|| request.headers().get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
             .flatten();
@@ -72,11 +172,17 @@ impl IpLimit {
 
 /// The middleware: count the request against its IP, refusing with the API's 429.
 pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Response {
-    if !limit.exempt.contains(&request.uri().path()) {
-        let ip = limit.client_ip(&request);
-        if let Err(not_until) = limit.limiter.check_key(&ip) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs() + 1;
-            return (limit.refuse)(wait, limit.clock.now_ms());
+    let inner = &limit.0;
+    if !inner.exempt.contains(&request.uri().path()) {
+        let ip = limit.client_ip(&request).to_string();
+        let now_us = inner.clock.now().timestamp_micros();
+        match inner.budgets.admit(&inner.scope, &ip, now_us, inner.interval_us, inner.window_us).await {
+            Ok(Admission::Allowed) => {}
+            Ok(Admission::Refused { wait_us }) => {
+                let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
+                return (inner.refuse)(wait, inner.clock.now_ms());
+            }
+            Err(error) => tracing::error!(%error, scope = inner.scope, "the rate-limit budget store failed; the request is let through"),
         }
     }
     next.run(request).await

@@ -130,8 +130,14 @@ async fn sms_outbox(State(state): State<Sandbox>, Query(query): Query<HashMap<St
     let Some(sms) = &state.sms else {
         return error(StatusCode::NOT_FOUND, "the sandbox SMS provider is not active");
     };
-    let messages: Vec<_> = sms
-        .entries(Some(state.api), phone)
+    let entries = match sms.entries(Some(state.api), phone).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the sandbox SMS outbox failed");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "the database failed");
+        }
+    };
+    let messages: Vec<_> = entries
         .into_iter()
         .map(|e| {
             json!({
@@ -173,7 +179,18 @@ async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Q
         _ => return error(StatusCode::BAD_REQUEST, "result must be success or fail"),
     };
     // The merchant that holds the order (o2o: one platform per operator).
-    let pay = state.pays.iter().find(|pay| pay.holds(&order_id)).unwrap_or(&state.pays[0]);
+    let mut holder = None;
+    for pay in &state.pays {
+        match pay.holds(&order_id).await {
+            Ok(true) => {
+                holder = Some(pay);
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+    let pay = holder.unwrap_or(&state.pays[0]);
     match pay.pay(&order_id, success).await {
         Ok(outcome) => Json(json!({
             "order_id": order_id,
@@ -230,6 +247,10 @@ mod tests {
     use crate::providers::SmsProvider as _;
     use crate::providers::wechat_pay::{PrepayRequest, WechatPay as _};
 
+    async fn db() -> crate::storage::Db {
+        crate::storage::Db::connect("sqlite::memory:").await.expect("a database")
+    }
+
     fn sandbox(api: &'static str) -> Sandbox {
         let clock = Clock::default();
         Sandbox { api, sms: None, login_appid: None, pays: Vec::new(), security: None, clock }
@@ -251,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn sms_outbox_shows_this_apis_codes_newest_first() {
-        let sms = Arc::new(SandboxSms::new());
+        let sms = Arc::new(SandboxSms::new(db().await));
         sms.send_code("heating", "13800000000", "123456", "login", 300).await.expect("sent");
         sms.send_code("points", "13800000000", "999999", "login", 300).await.expect("sent");
         sms.send_code("heating", "13800000000", "654321", "register", 300).await.expect("sent");
@@ -278,7 +299,7 @@ mod tests {
     async fn routes_exist_only_for_sandbox_providers() {
         let (status, _) = call(&sandbox("heating").routes(), "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new())).routes();
+        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new(db().await))).routes();
         for uri in ["/_sandbox/pay/ORDER_001", "/_sandbox/wechat/encrypt?code=a&data={}"] {
             let request = Request::builder().method("POST").uri(uri).body(Body::empty()).expect("request");
             let status = only_sms.clone().oneshot(request).await.expect("infallible").status();
@@ -288,8 +309,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_routes_listed_are_the_routes_served() {
-        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
-        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new()));
+        let pay = Arc::new(SandboxPay::new(db().await, "wx1", "1900000001", Clock::default()).expect("a platform"));
+        let only_sms = sandbox("heating").with_sms(Arc::new(SandboxSms::new(db().await)));
         let all = Sandbox { login_appid: Some("wx1".into()), pays: vec![pay], ..only_sms.clone() };
         for (sandbox, count) in [(sandbox("heating"), 0), (only_sms, 1), (all, 3)] {
             let listed = sandbox.active_routes();
@@ -371,7 +392,7 @@ mod tests {
 
     #[tokio::test]
     async fn pay_route_errors() {
-        let pay = Arc::new(SandboxPay::new("wx1", "1900000001", Clock::default()).expect("keygen"));
+        let pay = Arc::new(SandboxPay::new(db().await, "wx1", "1900000001", Clock::default()).expect("a platform"));
         let router = Sandbox { pays: vec![pay.clone()], ..sandbox("heating") }.routes();
         let (status, body) = call(&router, "POST", "/_sandbox/pay/ORDER_404").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -384,7 +405,7 @@ mod tests {
         let (status, _) = call(&router, "POST", "/_sandbox/pay/ORDER_001").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert_eq!(
-            pay.order("ORDER_001").map(|o| o.state),
+            pay.order("ORDER_001").await.expect("read").map(|o| o.state),
             Some(crate::providers::wechat_pay::sandbox::SandboxOrderState::NotPaid)
         );
     }
@@ -392,12 +413,14 @@ mod tests {
     #[tokio::test]
     async fn the_pay_route_finds_the_merchant_holding_the_order() {
         // Two merchants (o2o's operators): an order placed with the second is paid by it.
-        let first = Arc::new(SandboxPay::new("wx1", "1900000003", Clock::default()).expect("keygen"));
-        let second = Arc::new(SandboxPay::new("wx2", "1900000005", Clock::default()).expect("keygen"));
+        let db = db().await;
+        let first = Arc::new(SandboxPay::new(db.clone(), "wx1", "1900000003", Clock::default()).expect("a platform"));
+        let second = Arc::new(SandboxPay::new(db, "wx2", "1900000005", Clock::default()).expect("a platform"));
         let router = Sandbox { pays: vec![first.clone(), second.clone()], ..sandbox("o2o") }.routes();
         let prepay_id = place(&second, "ORDER_OF_5").await;
-        assert!(second.holds("ORDER_OF_5") && second.holds(&prepay_id));
-        assert!(!first.holds("ORDER_OF_5") && !first.holds(&prepay_id));
+        let holds = async |pay: &SandboxPay, id: &str| pay.holds(id).await.expect("read");
+        assert!(holds(&second, "ORDER_OF_5").await && holds(&second, &prepay_id).await);
+        assert!(!holds(&first, "ORDER_OF_5").await && !holds(&first, &prepay_id).await);
         // The second merchant tries to deliver its notify (nothing listens: 502); the first
         // would have answered 404.
         for id in ["ORDER_OF_5", prepay_id.as_str()] {

@@ -28,7 +28,8 @@ use crate::providers::wechat_pay::sandbox::SandboxPay;
 use crate::providers::wechat_pay::v2::WechatPayV2;
 use crate::providers::wechat_pay::v3::WechatPayV3;
 use crate::providers::{SmsProvider, WechatLogin};
-use crate::ratelimit::{self, IpLimit};
+use crate::ratelimit::{self, Budgets, IpLimit, IpLimitRule};
+use crate::storage::rate_limit::RateLimitStore;
 use crate::sandbox::Sandbox;
 use crate::start::{Elsewhere, Mode, StartHere};
 use crate::storage::Db;
@@ -88,6 +89,9 @@ pub struct Server {
     pub clock: Clock,
     /// Secrets generated into the database because none was configured (development only).
     pub generated_secrets: Vec<&'static str>,
+    /// Where the per-IP limits keep their budgets: Redis when `redis_url` is set, else the
+    /// database (shared by every instance either way).
+    pub budgets: Budgets,
     /// Each implemented API's providers and sandbox, built once at start.
     apis: Arc<std::collections::BTreeMap<&'static str, Arc<ApiParts>>>,
 }
@@ -197,10 +201,22 @@ impl Server {
         let vault = Arc::new(Vault::new(&pii_key, &pepper).context("secrets.pii_key / secrets.pepper")?);
         let (sms, sandbox_sms): (Arc<dyn SmsProvider>, _) = match config.sms.provider {
             ProviderKind::Sandbox => {
-                let outbox = Arc::new(SandboxSms::new());
+                let outbox = Arc::new(SandboxSms::new(db.clone()));
                 (outbox.clone(), Some(outbox))
             }
             ProviderKind::Real => (Arc::new(AliyunSms::new(&config.sms).context("sms")?), None),
+        };
+        let budgets = match &config.redis_url {
+            Some(url) => {
+                let client = redis::Client::open(url.expose_secret()).context("redis_url")?;
+                let connection = tokio::time::timeout(Duration::from_secs(10), redis::aio::ConnectionManager::new(client))
+                    .await
+                    .context("connecting to Redis (redis_url): no answer within 10 s")?
+                    .context("connecting to Redis (redis_url)")?;
+                let namespace = db.secret("redis_namespace", || crate::random::hex(8)).await?;
+                Budgets::Redis { connection, namespace }
+            }
+            None => Budgets::Database(RateLimitStore::new(db.clone())),
         };
         let mut server = Server {
             config,
@@ -212,6 +228,7 @@ impl Server {
             sandbox_sms,
             clock: Clock::default(),
             generated_secrets,
+            budgets,
             apis: Arc::default(),
         };
         let apis = REAL_APIS.iter().map(|api| Ok((api.id, Arc::new(server.build_parts(api)?)))).collect::<Result<_>>()?;
@@ -277,7 +294,9 @@ impl Server {
                     PayVersion::V3 => SandboxPay::new,
                     PayVersion::V2 => SandboxPay::new_v2,
                 };
-                let pay = Arc::new(new(appid.to_string(), pay_config.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?);
+                // No key is generated here: the platform reads (or makes) its keys in the
+                // database on first use, so every instance signs and verifies alike.
+                let pay = Arc::new(new(self.db.clone(), appid.to_string(), pay_config.mchid.clone(), self.clock.clone()).context("sandbox WeChat Pay")?);
                 (pay.clone(), Some(pay))
             }
             (ProviderKind::Real, PayVersion::V3) => (Arc::new(WechatPayV3::new(appid, pay_config).with_context(in_section)?), None),
@@ -311,7 +330,14 @@ impl Server {
     /// paths (server-to-server callbacks) do not count.
     pub fn ip_limit(&self, parts: &ApiParts, refuse: fn(u64, i64) -> axum::response::Response, exempt: Vec<&'static str>) -> Option<IpLimit> {
         parts.config.rate_limit.map(|limit| {
-            IpLimit::new(limit.requests, Duration::from_secs(limit.window_seconds), refuse, exempt, self.config.trust_forwarded_for, self.clock.clone())
+            let rule = IpLimitRule {
+                api: parts.id,
+                requests: limit.requests,
+                window: Duration::from_secs(limit.window_seconds),
+                exempt,
+                trust_forwarded_for: self.config.trust_forwarded_for,
+            };
+            IpLimit::new(rule, self.budgets.clone(), refuse, self.clock.clone())
         })
     }
 
@@ -723,13 +749,13 @@ async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
     if !written.is_empty() {
         tracing::info!(api = "o2o", "fresh database: {} written", written.join(" and "));
     }
-    // A sandbox merchant forgets its payments when the process stops; the database does not:
-    // paid orders (the demo's, those of an earlier run) stay refundable.
+    // The demo's paid orders were seeded straight into the database, never through the sandbox
+    // merchant: it adopts them (insert-or-nothing), so they can be queried and refunded.
     for operator in parts.operators.iter().filter_map(|o| o.sandbox_pay.as_ref().map(|pay| (o.id, pay))) {
         let (id, pay) = operator;
         for paid in server.db.payments().paid_of(&format!("o2o:{id}")).await? {
             let paid_at = chrono::DateTime::from_timestamp_millis(paid.paid_at.unwrap_or(paid.created_at)).unwrap_or_default();
-            pay.adopt_paid(&paid.out_trade_no, paid.amount_fen, paid.transaction_id.as_deref().unwrap_or_default(), paid_at);
+            pay.adopt_paid(&paid.out_trade_no, paid.amount_fen, paid.transaction_id.as_deref().unwrap_or_default(), paid_at).await?;
         }
     }
     let router = generated::o2o::router(Arc::new(O2o(service.clone())));

@@ -20,6 +20,13 @@ pub const DEMO_PASSWORD: &str = "demo-pass-2026";
 pub const OPERATOR_USERNAME: &str = "operator";
 /// See [`OPERATOR_USERNAME`].
 pub const OPERATOR_PASSWORD: &str = "operator-pass-2026";
+/// The seeded accounts' passwords hashed once (argon2id, the default parameters
+/// [`crate::identity::passwords`] uses): public passwords need no fresh salt, and hashing them at
+/// start cost tens of milliseconds each of a fresh database's cold start. A test checks them.
+const PASSWORD_HASHES: [(&str, &str); 2] = [
+    (DEMO_PASSWORD, "$argon2id$v=19$m=19456,t=2,p=1$n7Jn0BaDMlQXWwn9oxPpNg$yY/NbXX25moyIoRJYNRL2xQ/R7TCPl48kPCJYsVf5to"),
+    (OPERATOR_PASSWORD, "$argon2id$v=19$m=19456,t=2,p=1$AbaADwNyaQdmlMbRtlYq4g$LUbX0BWtCIJaRTWfA7UT0i7h5YRNCLlwLzZP/SgENjg"),
+];
 /// The demo DC pile's device address and QR code (the document's examples).
 pub const DEMO_DEVICE: &str = "20230001";
 
@@ -262,7 +269,7 @@ fn demo(now: i64) -> Catalogue {
     let user = |id: i64, username: &str, password: &str, nickname: &str, role: &str, balance_fen: i64| User {
         id,
         username: Some(username.into()),
-        password_hash: Some(crate::identity::passwords::hash(password)),
+        password_hash: Some(PASSWORD_HASHES.iter().find(|(p, _)| *p == password).map_or_else(|| crate::identity::passwords::hash(password), |(_, h)| (*h).to_owned())),
         openid: None,
         nickname: nickname.into(),
         avatar: crate::identity::wechat::DEFAULT_AVATAR.into(),
@@ -427,4 +434,16 @@ pub async fn simulate(db: &Db, chargers: &crate::providers::charger::simulated::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_seeded_password_hashes_are_the_seeded_passwords() {
+        let passwords = crate::identity::Passwords::new(1);
+        for (password, hash) in super::PASSWORD_HASHES {
+            assert!(passwords.verify(password, hash).await.unwrap(), "{password}");
+            assert!(!passwords.verify("not-the-password", hash).await.unwrap());
+        }
+    }
 }

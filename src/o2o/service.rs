@@ -211,7 +211,10 @@ impl O2oService {
             return Err(O2oError::invalid("手机号格式不正确"));
         }
         self.codes.send(mobile, "login", false).await.map_err(code_error)?;
-        let verify_code = self.sandbox_sms.as_ref().and_then(|sms| sms.entries(Some("o2o"), mobile).into_iter().next()).map(|e| e.code);
+        let verify_code = match &self.sandbox_sms {
+            Some(sms) => sms.entries(Some("o2o"), mobile).await?.into_iter().next().map(|e| e.code),
+            None => None,
+        };
         Ok(SmsVerifyCodeData { verify_code })
     }
 

@@ -168,7 +168,7 @@ impl Payments {
     /// timeout, or a refusal of an order placed before, leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
         let prepay_id = self.place(order, TradeType::Jsapi).await?;
-        Ok(self.pay.pay_params(&prepay_id)?)
+        Ok(self.pay.pay_params(&prepay_id).await?)
     }
 
     /// The NATIVE (scan-to-pay) `code_url` of a pending order, `weixin://wxpay/bizpayurl?pr=…`,
@@ -283,7 +283,7 @@ impl Payments {
     /// and the order's amount, and applied in one transaction with the API's settle.
     pub async fn notify(self: &Arc<Self>, headers: &HeaderMap, raw_body: &[u8]) -> NotifyOutcome {
         let now = self.clock.now();
-        let notification = match self.pay.verify_notify(headers, raw_body, now) {
+        let notification = match self.pay.verify_notify(headers, raw_body, now).await {
             Ok(notification) => notification,
             Err(NotifyError::Signature(reason)) => {
                 tracing::warn!(api = &*self.api, reason, "notify refused: signature");
@@ -292,6 +292,10 @@ impl Payments {
             Err(NotifyError::Body(reason)) => {
                 tracing::warn!(api = &*self.api, reason, "notify refused: body");
                 return NotifyOutcome::Unreadable;
+            }
+            Err(NotifyError::Unavailable(reason)) => {
+                tracing::error!(api = &*self.api, reason, "notify not verified: keys unavailable");
+                return NotifyOutcome::Failed;
             }
         };
         let merchant = self.pay.merchant();

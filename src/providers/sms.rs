@@ -1,9 +1,8 @@
 //! SMS verification codes: the sandbox outbox (default) and Aliyun dysmsapi `SendSms` with RPC
 //! signature V1 (domain.md §6).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,67 +15,68 @@ use serde::Deserialize;
 
 use super::{ProviderError, SmsProvider};
 use crate::config::SmsConfig;
+use crate::storage::sandbox::SmsRow;
+use crate::storage::{Db, StorageError};
 
 /// One message the sandbox "sent".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
     /// The sending API's id (`heating`, …).
-    pub api: &'static str,
+    pub api: String,
     /// The phone number (11 digits).
     pub phone: String,
     /// The verification code.
     pub code: String,
     /// What the code is for (the API's word).
     pub purpose: String,
-    /// When it was sent (UTC).
+    /// When it was sent (UTC, to the millisecond).
     pub sent_at: DateTime<Utc>,
 }
 
-/// The sandbox SMS provider: keeps the most recent messages in memory (newest first) for
-/// `GET /_sandbox/sms` and logs each code. The codes are not secrets here: showing them is the
-/// sandbox's purpose.
+/// The sandbox SMS provider: keeps the most recent messages (newest first) for
+/// `GET /_sandbox/sms` and logs each code. The outbox is a table (`sandbox_sms`), not process
+/// memory, so a code sent through one instance shows in the outbox of every instance over the
+/// same database. The codes are not secrets here: showing them is the sandbox's purpose.
 pub struct SandboxSms {
-    outbox: Mutex<VecDeque<OutboxEntry>>,
+    db: Db,
     capacity: usize,
 }
 
 impl fmt::Debug for SandboxSms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.outbox.lock().unwrap_or_else(PoisonError::into_inner).len();
-        f.debug_struct("SandboxSms").field("messages", &len).field("capacity", &self.capacity).finish()
-    }
-}
-
-impl Default for SandboxSms {
-    fn default() -> SandboxSms {
-        SandboxSms::with_capacity(SandboxSms::DEFAULT_CAPACITY)
+        f.debug_struct("SandboxSms").field("capacity", &self.capacity).finish_non_exhaustive()
     }
 }
 
 impl SandboxSms {
-    /// How many messages the outbox keeps by default (older ones are dropped).
+    /// How many messages the outbox keeps by default (older ones are deleted as new ones come).
     pub const DEFAULT_CAPACITY: usize = 1000;
 
-    /// An empty outbox keeping [`SandboxSms::DEFAULT_CAPACITY`] messages.
-    pub fn new() -> SandboxSms {
-        SandboxSms::default()
+    /// The outbox in `db`, keeping [`SandboxSms::DEFAULT_CAPACITY`] messages.
+    pub fn new(db: Db) -> SandboxSms {
+        SandboxSms::with_capacity(db, SandboxSms::DEFAULT_CAPACITY)
     }
 
-    /// An empty outbox keeping at most `capacity` messages (at least 1).
-    pub fn with_capacity(capacity: usize) -> SandboxSms {
-        SandboxSms { outbox: Mutex::new(VecDeque::new()), capacity: capacity.max(1) }
+    /// The outbox in `db`, keeping at most `capacity` messages (at least 1) of all APIs and
+    /// phones together.
+    pub fn with_capacity(db: Db, capacity: usize) -> SandboxSms {
+        SandboxSms { db, capacity: capacity.max(1) }
     }
 
-    /// The messages sent to `phone`, newest first; only those of `api` when given.
-    pub fn entries(&self, api: Option<&str>, phone: &str) -> Vec<OutboxEntry> {
-        let outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        outbox.iter().filter(|e| e.phone == phone && api.is_none_or(|a| a == e.api)).cloned().collect()
-    }
-
-    fn push(&self, entry: OutboxEntry) {
-        let mut outbox = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
-        outbox.push_front(entry);
-        outbox.truncate(self.capacity);
+    /// The messages sent to `phone`, newest first; only those of `api` when given. A storage
+    /// failure is a [`StorageError`].
+    pub async fn entries(&self, api: Option<&str>, phone: &str) -> Result<Vec<OutboxEntry>, StorageError> {
+        let rows = self.db.sandbox_sms().to_phone(api, phone).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| OutboxEntry {
+                api: row.api,
+                phone: row.phone,
+                code: row.code,
+                purpose: row.purpose,
+                sent_at: DateTime::from_timestamp_millis(row.sent_at).unwrap_or_default(),
+            })
+            .collect())
     }
 }
 
@@ -85,9 +85,15 @@ impl SmsProvider for SandboxSms {
     async fn send_code(&self, api: &'static str, phone: &str, code: &str, purpose: &str, ttl_seconds: u32) -> Result<(), ProviderError> {
         // The sandbox code is no secret (showing it is the point); the phone is still masked.
         let masked = crate::pii::mask_phone(phone);
+        let message = SmsRow { api: api.to_owned(), phone: phone.to_owned(), code: code.to_owned(), purpose: purpose.to_owned(), sent_at: Utc::now().timestamp_millis() };
+        let capacity = u64::try_from(self.capacity).unwrap_or(u64::MAX);
+        // A message the outbox cannot show was not "sent": the caller answers it as an SMS failure.
+        self.db
+            .sandbox_sms()
+            .push(&message, capacity)
+            .await
+            .map_err(|e| ProviderError::Transport { provider: "sandbox-sms", detail: e.to_string() })?;
         tracing::info!(api, phone = masked, code, purpose, ttl_seconds, "sandbox SMS sent (full number: GET /_sandbox/sms)");
-        let entry = OutboxEntry { api, phone: phone.to_string(), code: code.to_string(), purpose: purpose.to_owned(), sent_at: Utc::now() };
-        self.push(entry);
         Ok(())
     }
 }
@@ -294,17 +300,34 @@ mod tests {
 
     #[tokio::test]
     async fn sandbox_outbox_is_newest_first_per_api_and_bounded() {
-        let sms = SandboxSms::with_capacity(3);
+        let sms = SandboxSms::with_capacity(Db::connect("sqlite::memory:").await.expect("a database"), 3);
         sms.send_code("heating", "13800000000", "111111", "login", 300).await.expect("sent");
         sms.send_code("points", "13800000000", "222222", "register", 300).await.expect("sent");
         sms.send_code("heating", "13800000000", "333333", "reset_password", 300).await.expect("sent");
-        let codes = |api, phone| sms.entries(api, phone).into_iter().map(|e| e.code).collect::<Vec<_>>();
-        assert_eq!(codes(Some("heating"), "13800000000"), ["333333", "111111"]);
-        assert_eq!(codes(None, "13800000000"), ["333333", "222222", "111111"]);
-        assert!(codes(None, "13900000000").is_empty());
+        let codes = async |api, phone| sms.entries(api, phone).await.expect("read").into_iter().map(|e| e.code).collect::<Vec<_>>();
+        assert_eq!(codes(Some("heating"), "13800000000").await, ["333333", "111111"]);
+        assert_eq!(codes(None, "13800000000").await, ["333333", "222222", "111111"]);
+        assert!(codes(None, "13900000000").await.is_empty());
         sms.send_code("heating", "13900000000", "444444", "login", 300).await.expect("sent");
-        assert_eq!(codes(None, "13800000000"), ["333333", "222222"], "the oldest is dropped");
-        assert_eq!(sms.entries(None, "13900000000")[0].purpose, "login");
+        assert_eq!(codes(None, "13800000000").await, ["333333", "222222"], "the oldest is dropped");
+        let newest = &sms.entries(None, "13900000000").await.expect("read")[0];
+        assert_eq!((newest.api.as_str(), newest.purpose.as_str()), ("heating", "login"));
+        assert!((Utc::now() - newest.sent_at).num_seconds().abs() < 5);
+    }
+
+    /// Two providers over one database (two instances) show one outbox.
+    #[tokio::test]
+    async fn sandbox_outbox_is_shared_through_the_database() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("sms.db").display());
+        let (a, b) = (Db::connect(&url).await.expect("a database"), Db::connect(&url).await.expect("again"));
+        let (first, second) = (SandboxSms::new(a), SandboxSms::new(b));
+        first.send_code("o2o", "13800000000", "123456", "login", 300).await.expect("sent");
+        second.send_code("o2o", "13800000000", "654321", "login", 300).await.expect("sent");
+        for sms in [&first, &second] {
+            let codes: Vec<_> = sms.entries(Some("o2o"), "13800000000").await.expect("read").into_iter().map(|e| e.code).collect();
+            assert_eq!(codes, ["654321", "123456"]);
+        }
     }
 
     #[test]

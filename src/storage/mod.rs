@@ -47,6 +47,8 @@ mod migration;
 pub mod o2o;
 pub mod payments;
 pub mod points;
+pub mod rate_limit;
+pub mod sandbox;
 mod secret;
 pub mod security_platform;
 
@@ -66,6 +68,9 @@ pub enum StorageError {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
+    /// Connections for state that changes on every request and may lose its last writes in a
+    /// power cut (the per-IP budgets): [`Db::volatile`].
+    volatile: DatabaseConnection,
 }
 
 /// A connection pool's state ([`Db::pool`]).
@@ -126,12 +131,48 @@ impl Db {
             other => other.into(),
         })?;
         tx.commit().await?;
-        Ok(Db { conn })
+        let volatile = Db::connect_volatile(url, &conn).await?;
+        Ok(Db { conn, volatile })
+    }
+
+    /// The pool behind [`Db::volatile`]: commits that do not wait for the disk. On SQLite one
+    /// connection with `synchronous = NORMAL` (WAL: a commit is durable once checkpointed; the
+    /// default `FULL` syncs the log on every commit, about a millisecond each on this disk) —
+    /// one connection, so its writes queue here rather than sleeping in SQLite's busy handler
+    /// against each other; on PostgreSQL a few connections with `synchronous_commit = off` (a
+    /// commit does not wait for the WAL flush, so a row every request updates is not held
+    /// locked across one). An in-memory SQLite database has one connection, shared.
+    async fn connect_volatile(url: &str, conn: &DatabaseConnection) -> Result<DatabaseConnection, StorageError> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            if url.contains(":memory:") || url.contains("mode=memory") {
+                return Ok(conn.clone());
+            }
+            options.test_before_acquire(false).max_connections(1).min_connections(1).map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        } else {
+            options
+                .max_connections(4)
+                .test_before_acquire_if_idle_for(Duration::from_secs(30))
+                .map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+        }
+        Ok(Database::connect(options).await?)
     }
 
     /// The connection pool, for store types.
     pub(crate) fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The pool for state whose last writes may be lost in a power cut (never in a crash of the
+    /// process): a request budget, not money or sessions. Its commits do not wait for the disk.
+    pub(crate) fn volatile(&self) -> &DatabaseConnection {
+        &self.volatile
     }
 
     /// `sqlite` or `postgres`.
@@ -147,6 +188,7 @@ impl Db {
     /// Shutdown uses it; tests use it to take the database away under a running server.
     pub async fn close(&self) {
         let _ = self.conn.close_by_ref().await;
+        let _ = self.volatile.close_by_ref().await;
     }
 
     /// Whether the database answers now (health checks).
@@ -186,8 +228,12 @@ impl Db {
     }
 
     /// The secret called `name`: the stored one, else `generate()` stored now. Two servers
-    /// starting at once agree: the first insert wins and both read it back.
+    /// starting at once agree: the first insert wins and both read it back. `generate` runs only
+    /// when no secret of that name is stored (it may be costly: the sandbox's RSA keys).
     pub async fn secret(&self, name: &str, generate: impl FnOnce() -> String) -> Result<String, StorageError> {
+        if let Some(value) = self.stored_secret(name).await? {
+            return Ok(value);
+        }
         let row = secret::ActiveModel {
             name: Set(name.to_owned()),
             value: Set(generate()),
@@ -202,6 +248,11 @@ impl Db {
             .await?
             .map(|row| row.value)
             .ok_or_else(|| StorageError::Corrupt(format!("secret {name} vanished after insert")))
+    }
+
+    /// The secret called `name` if one is stored (nothing is generated).
+    pub async fn stored_secret(&self, name: &str) -> Result<Option<String>, StorageError> {
+        Ok(secret::Entity::find_by_id(name.to_owned()).one(&self.conn).await?.map(|row| row.value))
     }
 }
 

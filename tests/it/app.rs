@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use mpapi::config::Config;
+use mpapi::providers::wechat_pay::sandbox::SandboxPay;
 use mpapi::serve::Server;
 use serde_json::Value;
 use xtask::lint::ExampleValidator;
@@ -156,7 +157,7 @@ impl TestApp {
     }
 
     /// The sandbox payment platform of `api`.
-    pub fn pay_platform(&self, api: &str) -> std::sync::Arc<mpapi::providers::wechat_pay::sandbox::SandboxPay> {
+    pub fn pay_platform(&self, api: &str) -> std::sync::Arc<SandboxPay> {
         self.parts(api).sandbox.pays.first().cloned().expect("the sandbox WeChat Pay is active")
     }
 

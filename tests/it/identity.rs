@@ -87,7 +87,8 @@ async fn wechat_login_creates_one_user_per_openid_and_keeps_the_session_key() {
 #[tokio::test]
 async fn codes_filed_under_a_key_and_without_a_leading_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let sms = Arc::new(SandboxSms::new());
+    let db = db(&dir).await;
+    let sms = Arc::new(SandboxSms::new(db.clone()));
     let policy = CodePolicy {
         length: 4,
         no_leading_zero: true,
@@ -97,10 +98,10 @@ async fn codes_filed_under_a_key_and_without_a_leading_zero() {
         daily_cap: 5,
     };
     let clock = Clock::default();
-    let codes = Codes::new("community", policy, db(&dir).await, vault(), sms.clone(), clock.clone());
+    let codes = Codes::new("community", policy, db, vault(), sms.clone(), clock.clone());
     let sent = codes.send("13800000001", "yezhu", true).await.unwrap();
     let key = sent.key.expect("a key");
-    let code = sms.entries(Some("community"), "13800000001")[0].code.clone();
+    let code = sms.entries(Some("community"), "13800000001").await.unwrap()[0].code.clone();
     assert_eq!(code.len(), 4);
     assert_ne!(code.as_bytes()[0], b'0');
     // The code is filed under its key, not under the phone.

@@ -10,6 +10,7 @@ mod contract;
 mod geocoder;
 mod heating;
 mod identity;
+mod instances;
 mod mock;
 mod o2o;
 mod o2o_catalogue;

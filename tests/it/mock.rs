@@ -417,3 +417,51 @@ async fn sigterm_stops_the_binary_gracefully() {
     assert!(status.success(), "exited {status:?}, not gracefully");
     assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/")).send().await.is_err(), "the listener is closed");
 }
+
+/// SIGTERM under load loses no accepted request: requests the binary has accepted and is still
+/// answering (each held 1.5 s by `__delay`, each on its own connection) are all answered in
+/// full after the signal, and only then does the process exit, with success.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_under_load_answers_every_accepted_request() {
+    let (mut child, port) = spawn_heating_mock(&[], std::process::Stdio::null());
+    let up = first_answer(port, "/").await;
+    if up != Some(200) {
+        let _ = child.kill();
+        panic!("mpapi mock did not answer on {port}: {up:?}");
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let in_flight: Vec<_> = (0..40)
+        .map(|_| {
+            let request = client.get(format!("http://127.0.0.1:{port}/api/config/system?__delay=1500")).send();
+            tokio::spawn(async move {
+                let response = request.await?;
+                let status = response.status().as_u16();
+                let body = response.bytes().await?;
+                Ok::<_, reqwest::Error>((status, body))
+            })
+        })
+        .collect();
+    // Every request is accepted and waiting in its delay when the signal comes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sigterm(&child));
+    let signalled = Instant::now();
+    for task in in_flight {
+        let (status, body) = task.await.unwrap().expect("an accepted request is answered after SIGTERM");
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("the whole body");
+        assert_eq!(json["code"], 200, "{json}");
+    }
+    assert!(signalled.elapsed() >= Duration::from_millis(500), "the answers waited for their delay");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waitable") {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("mpapi did not stop within 10 s of SIGTERM");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exited {status:?}, not gracefully");
+}

@@ -434,7 +434,7 @@ async fn jsapi_prepay_signs_the_request_and_verifies_the_answer() {
     assert_eq!(parsed.timestamp(), order.time_expire.timestamp());
 
     // The pay parameters verify with the merchant public key.
-    let params = pay.pay_params(&prepay_id).expect("params");
+    let params = pay.pay_params(&prepay_id).await.expect("params");
     let message = format!("wxd678efh567hg6787\n{}\n{}\nprepay_id={prepay_id}\n", params.time_stamp, params.nonce_str);
     let signature = B64.decode(&params.pay_sign).expect("base64");
     assert!(fx.merchant_public.verify_sig(message.as_bytes(), &signature).is_ok());
@@ -732,13 +732,13 @@ async fn real_provider_verifies_and_decrypts_payment_and_refund_notifies() {
         (fx.platform.sign_notify(&body, Utc::now()).expect("sign"), body)
     };
     let (headers, body) = notify("TRANSACTION.SUCCESS", "transaction", &paid_transaction("HT202412180001"));
-    let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+    let n = pay.verify_notify(&headers, &body, Utc::now()).await.expect("verifies");
     assert_eq!(n.id, "EV-2024121815552800123456789");
     let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
     assert_eq!((t.amount_total_fen, t.trade_state), (186_000, TradeState::Success));
     assert_eq!(t.transaction_id.as_deref(), Some("4200002468202412181357913579"));
     assert!(matches!(
-        pay.verify_notify(&headers, &body, Utc::now() + TimeDelta::seconds(301)),
+        pay.verify_notify(&headers, &body, Utc::now() + TimeDelta::seconds(301)).await,
         Err(NotifyError::Signature(_))
     ));
 
@@ -749,7 +749,7 @@ async fn real_provider_verifies_and_decrypts_payment_and_refund_notifies() {
         "amount": {"total": 186000, "refund": 60000, "payer_total": 186000, "payer_refund": 60000}
     });
     let (headers, body) = notify("REFUND.SUCCESS", "refund", &refund);
-    let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+    let n = pay.verify_notify(&headers, &body, Utc::now()).await.expect("verifies");
     assert_eq!(n.event_type, "REFUND.SUCCESS");
     assert_eq!(
         n.event,
@@ -838,6 +838,11 @@ async fn merchant_answering(status: u16) -> MockServer {
     merchant
 }
 
+/// A database of its own for a sandbox platform (its keys and ledger live there).
+async fn sandbox_db() -> mpapi::storage::Db {
+    mpapi::storage::Db::connect("sqlite::memory:").await.expect("a database")
+}
+
 #[tokio::test]
 async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
     let merchant = MockServer::start().await;
@@ -849,21 +854,21 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
         .expect(1)
         .mount(&merchant)
         .await;
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
+    let pay = SandboxPay::new(sandbox_db().await, "wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
     let notify_url = format!("{}/api/payment/notify", merchant.uri());
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0001", notify_url, Utc::now())).await.expect("prepay");
 
     let outcome = pay.pay("SB_ORDER_0001", true).await.expect("paid");
     assert_eq!(outcome.notify_status, 200);
     assert_eq!(outcome.notify_body, json!({"code": "SUCCESS", "message": "OK"}));
-    assert_eq!(pay.order("SB_ORDER_0001").map(|o| o.state), Some(SandboxOrderState::Paid));
+    assert_eq!(pay.order("SB_ORDER_0001").await.unwrap().map(|o| o.state), Some(SandboxOrderState::Paid));
 
     // What the merchant received verifies with the provider's own code path and decrypts.
     let received = merchant.received_requests().await.expect("recording");
     let serial = received[0].headers["wechatpay-serial"].to_str().expect("ascii");
-    assert_eq!(serial, pay.platform().serial());
+    assert_eq!(serial, pay.platform().await.unwrap().serial());
     assert!(serial.starts_with("PUB_KEY_ID_SANDBOX"));
-    let n = pay.verify_notify(&received[0].headers, &received[0].body, Utc::now()).expect("verifies");
+    let n = pay.verify_notify(&received[0].headers, &received[0].body, Utc::now()).await.expect("verifies");
     assert!(n.id.starts_with("EV-"));
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
     let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
@@ -882,7 +887,7 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
     // A body altered in transit no longer verifies.
     let mut tampered = received[0].body.clone();
     tampered.extend_from_slice(b" ");
-    assert!(matches!(pay.verify_notify(&received[0].headers, &tampered, Utc::now()), Err(NotifyError::Signature(_))));
+    assert!(matches!(pay.verify_notify(&received[0].headers, &tampered, Utc::now()).await, Err(NotifyError::Signature(_))));
 
     assert_eq!(pay.pay("SB_ORDER_0001", true).await, Err(SandboxPayError::AlreadyPaid("SB_ORDER_0001".into())));
     assert_eq!(pay.pay("SB_UNKNOWN_01", true).await, Err(SandboxPayError::NotFound("SB_UNKNOWN_01".into())));
@@ -892,30 +897,30 @@ async fn sandbox_pay_delivers_a_notify_that_verifies_and_decrypts() {
 async fn sandbox_order_is_paid_only_when_the_merchant_acknowledges_success() {
     let refusing = merchant_answering(500).await;
     let ok = merchant_answering(204).await;
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
+    let pay = SandboxPay::new(sandbox_db().await, "wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0002", refusing.uri(), Utc::now())).await.expect("prepay");
     let outcome = pay.pay("SB_ORDER_0002", true).await.expect("delivered");
     assert_eq!((outcome.notify_status, outcome.notify_body), (500, json!("database down")));
-    assert_eq!(pay.order("SB_ORDER_0002").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+    assert_eq!(pay.order("SB_ORDER_0002").await.unwrap().map(|o| o.state), Some(SandboxOrderState::NotPaid));
     assert_eq!(pay.query("SB_ORDER_0002").await.expect("query").trade_state, TradeState::NotPay);
 
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0003", ok.uri(), Utc::now())).await.expect("prepay");
     let outcome = pay.pay("SB_ORDER_0003", false).await.expect("delivered");
     assert_eq!(outcome.notify_status, 204);
-    assert_eq!(pay.order("SB_ORDER_0003").map(|o| o.state), Some(SandboxOrderState::NotPaid), "a failed payment");
+    assert_eq!(pay.order("SB_ORDER_0003").await.unwrap().map(|o| o.state), Some(SandboxOrderState::NotPaid), "a failed payment");
     let received = ok.received_requests().await.expect("recording");
     let last = received.last().expect("a notify");
-    let n = pay.verify_notify(&last.headers, &last.body, Utc::now()).expect("verifies");
+    let n = pay.verify_notify(&last.headers, &last.body, Utc::now()).await.expect("verifies");
     assert_eq!(n.event_type, "TRANSACTION.PAYERROR");
     assert!(matches!(n.event, NotifyEvent::Transaction(t) if t.trade_state == TradeState::PayError));
     pay.pay("SB_ORDER_0003", true).await.expect("retry succeeds");
-    assert_eq!(pay.order("SB_ORDER_0003").map(|o| o.state), Some(SandboxOrderState::Paid));
+    assert_eq!(pay.order("SB_ORDER_0003").await.unwrap().map(|o| o.state), Some(SandboxOrderState::Paid));
 }
 
 #[tokio::test]
 async fn sandbox_expired_order_cannot_be_paid() {
     let clock = Clock::default();
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", clock.clone()).expect("sandbox");
+    let pay = SandboxPay::new(sandbox_db().await, "wx0000000000sandbox", "1900000001", clock.clone()).expect("sandbox");
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0004", "http://127.0.0.1:9/n".into(), clock.now()))
         .await
         .expect("prepay");
@@ -927,7 +932,7 @@ async fn sandbox_expired_order_cannot_be_paid() {
 async fn refund_notices(pay: &SandboxPay, merchant: &MockServer) -> Vec<RefundNotice> {
     let mut notices = Vec::new();
     for request in merchant.received_requests().await.expect("recording") {
-        let n = pay.verify_notify(&request.headers, &request.body, Utc::now()).expect("every notify verifies");
+        let n = pay.verify_notify(&request.headers, &request.body, Utc::now()).await.expect("every notify verifies");
         if let NotifyEvent::Refund(notice) = n.event {
             assert_eq!(n.event_type, "REFUND.SUCCESS");
             notices.push(notice);
@@ -952,7 +957,7 @@ async fn wait_for_refund_notices(pay: &SandboxPay, merchant: &MockServer, count:
 #[tokio::test]
 async fn sandbox_plays_the_whole_order_and_refund_life() {
     let merchant = merchant_answering(200).await;
-    let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
+    let pay = SandboxPay::new(sandbox_db().await, "wx0000000000sandbox", "1900000001", Clock::default()).expect("sandbox");
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0005", merchant.uri(), Utc::now())).await.expect("prepay");
     let unpaid = pay.query("SB_ORDER_0005").await.expect("query");
     assert_eq!((unpaid.trade_state, unpaid.transaction_id), (TradeState::NotPay, None));
@@ -1003,7 +1008,7 @@ async fn sandbox_plays_the_whole_order_and_refund_life() {
     pay.refund(&request("SB_REFUND_02", 3_321)).await.expect("the rest");
     assert_eq!(wait_for_refund_notices(&pay, &merchant, 2).await[1].refund_fen, 3_321);
     expect_vendor(pay.refund(&request("SB_REFUND_03", 1)).await, "INVALID_REQUEST");
-    assert!(pay.refund_record("SB_REFUND_03").is_none());
+    assert!(pay.refund_record("SB_REFUND_03").await.unwrap().is_none());
     // A refund without a notify URL sends nothing.
     let before = merchant.received_requests().await.expect("recording").len();
     pay.jsapi_prepay(&sandbox_order("SB_ORDER_0006", merchant.uri(), Utc::now())).await.expect("prepay");
@@ -1013,4 +1018,170 @@ async fn sandbox_plays_the_whole_order_and_refund_life() {
     pay.refund(&quiet).await.expect("refund");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(merchant.received_requests().await.expect("recording").len(), before + 1, "the payment notify only");
+}
+
+// ---- the sandbox platform and outbox over one database, as two instances see them (issue 17) ----
+
+/// Two sandbox platforms of merchant 1900000001 over one fresh database (each with its own
+/// connection pool, as two instances have: PostgreSQL when `DATABASE_URL` says so), and that
+/// database.
+async fn two_platforms(dir: &tempfile::TempDir, v2: bool) -> (mpapi::storage::Db, SandboxPay, SandboxPay) {
+    let url = crate::app::fresh_database(dir).await;
+    let new = if v2 { SandboxPay::new_v2 } else { SandboxPay::new };
+    let (db_a, db_b) = (mpapi::storage::Db::connect(&url).await.expect("a"), mpapi::storage::Db::connect(&url).await.expect("b"));
+    let (appid, mchid) = (String::from("wx0000000000sandbox"), String::from("1900000001"));
+    let a = new(db_a.clone(), appid.clone(), mchid.clone(), Clock::default()).expect("platform a");
+    let b = new(db_b, appid, mchid, Clock::default()).expect("platform b");
+    (db_a, a, b)
+}
+
+#[tokio::test]
+async fn sandbox_platforms_over_one_database_are_one_platform() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let (db, a, b) = two_platforms(&dir, false).await;
+    // Nothing is generated until a key is needed; then both, asking at once, agree on one set.
+    for what in ["merchant_key", "platform_key", "apiv3_key"] {
+        assert!(db.stored_secret(&format!("sandbox_pay:1900000001:{what}")).await.expect("read").is_none(), "{what}");
+    }
+    let (platform_a, platform_b) = tokio::join!(a.platform(), b.platform());
+    assert_eq!(platform_a.expect("a's keys").serial(), platform_b.expect("b's keys").serial());
+    assert_eq!(a.merchant_public_key_der().await.expect("a"), b.merchant_public_key_der().await.expect("b"));
+
+    // Placed through A, paid through B by its prepay_id; the notify B signed verifies at A.
+    let merchant = merchant_answering(200).await;
+    let prepay_id = a.jsapi_prepay(&sandbox_order("SB_SHARED_001", merchant.uri(), Utc::now())).await.expect("prepay");
+    assert!(b.holds(&prepay_id).await.expect("read") && b.holds("SB_SHARED_001").await.expect("read"));
+    let outcome = b.pay(&prepay_id, true).await.expect("paid through B");
+    assert_eq!(outcome.notify_status, 200);
+    let received = merchant.received_requests().await.expect("recording");
+    let n = a.verify_notify(&received[0].headers, &received[0].body, Utc::now()).await.expect("A verifies B's notify");
+    let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
+    assert_eq!((t.out_trade_no.as_str(), t.transaction_id.as_deref()), ("SB_SHARED_001", Some(outcome.transaction_id.as_str())));
+    assert_eq!(a.order("SB_SHARED_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::Paid));
+    assert_eq!(a.pay("SB_SHARED_001", true).await, Err(SandboxPayError::AlreadyPaid("SB_SHARED_001".into())));
+    let queried = a.query("SB_SHARED_001").await.expect("query");
+    assert_eq!((queried.trade_state, queried.transaction_id), (TradeState::Success, Some(outcome.transaction_id.clone())));
+
+    // B's pay parameters verify with A's merchant key.
+    let params = b.pay_params(&prepay_id).await.expect("params");
+    let merchant_key = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, a.merchant_public_key_der().await.expect("der")).expect("key");
+    let message = format!("{}\n{}\n{}\n{}\n", params.app_id, params.time_stamp, params.nonce_str, params.package);
+    assert!(merchant_key.verify_sig(message.as_bytes(), &B64.decode(&params.pay_sign).expect("base64")).is_ok());
+
+    // One code_url for a NATIVE order, whichever instance answers, even at once.
+    let native = PrepayRequest { payer_openid: None, ..sandbox_order("SB_SHARED_002", merchant.uri(), Utc::now()) };
+    let (url_a, url_b) = tokio::join!(a.native_prepay(&native), b.native_prepay(&native));
+    let code_url = url_a.expect("a");
+    assert_eq!(code_url, url_b.expect("b"));
+    assert!(a.holds(&code_url).await.expect("read"));
+    // Closed through B: closed for A.
+    b.close("SB_SHARED_002").await.expect("closes");
+    assert_eq!(a.query("SB_SHARED_002").await.expect("query").trade_state, TradeState::Closed);
+    assert_eq!(a.pay(&code_url, true).await, Err(SandboxPayError::Closed("SB_SHARED_002".into())));
+
+    // A refund recorded through A is B's to answer.
+    let refund = RefundRequest {
+        out_trade_no: "SB_SHARED_001".into(),
+        out_refund_no: "SB_SHARED_R1".into(),
+        reason: None,
+        refund_fen: 321,
+        total_fen: 4_321,
+        notify_url: String::new(),
+    };
+    let first = a.refund(&refund).await.expect("refund");
+    assert_eq!(b.query_refund("SB_SHARED_R1").await.expect("query").refund_id, first.refund_id);
+    assert_eq!(b.refund(&refund).await.expect("a retry through B").refund_id, first.refund_id);
+    assert_eq!(b.query("SB_SHARED_001").await.expect("query").trade_state, TradeState::Refund);
+}
+
+#[tokio::test]
+async fn sandbox_v2_platforms_over_one_database_share_the_api_key() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let (_db, a, b) = two_platforms(&dir, true).await;
+    let (key_a, key_b) = tokio::join!(a.api_key(), b.api_key());
+    let key = key_a.expect("read").expect("v2");
+    assert_eq!((key.len(), Some(key.clone())), (32, key_b.expect("read")));
+    let merchant = merchant_answering(200).await;
+    a.jsapi_prepay(&sandbox_order("SB_SHARED_V2_1", merchant.uri(), Utc::now())).await.expect("prepay");
+    let (headers, body) = b.build_notify("SB_SHARED_V2_1", true).await.expect("notify");
+    assert!(a.verify_notify(&headers, &body, Utc::now()).await.is_ok(), "B's v2 notify verifies at A");
+}
+
+#[tokio::test]
+async fn sandbox_payments_of_one_order_from_two_instances_at_once_pay_it_once() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let (_db, a, b) = two_platforms(&dir, false).await;
+    // A merchant slow enough that both payments are in flight together.
+    let merchant = MockServer::start().await;
+    let slow = ResponseTemplate::new(200)
+        .set_body_json(json!({"code": "SUCCESS", "message": "OK"}))
+        .set_delay(std::time::Duration::from_millis(300));
+    Mock::given(method("POST")).respond_with(slow).mount(&merchant).await;
+    for n in 0..3 {
+        let no = format!("SB_RACE_00{n}");
+        a.jsapi_prepay(&sandbox_order(&no, merchant.uri(), Utc::now())).await.expect("prepay");
+        let (paid_a, paid_b) = tokio::join!(a.pay(&no, true), b.pay(&no, true));
+        let results = [paid_a, paid_b];
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+        let refused = results.iter().find_map(|r| r.as_ref().err()).expect("one refused");
+        assert!(
+            matches!(refused, SandboxPayError::InProgress(_) | SandboxPayError::AlreadyPaid(_)),
+            "{refused:?}"
+        );
+        assert_eq!(b.order(&no).await.expect("read").map(|o| o.state), Some(SandboxOrderState::Paid));
+    }
+    assert_eq!(merchant.received_requests().await.expect("recording").len(), 3, "one notify per order");
+}
+
+#[tokio::test]
+async fn sandbox_refunds_from_two_instances_never_exceed_the_order() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let (_db, a, b) = two_platforms(&dir, false).await;
+    a.adopt_paid("SB_RACE_REFUND", 4_321, "4200000000000000000000000001", Utc::now()).await.expect("adopted");
+    let request = |out_refund_no: String| RefundRequest {
+        out_trade_no: "SB_RACE_REFUND".into(),
+        out_refund_no,
+        reason: None,
+        refund_fen: 1_000,
+        total_fen: 4_321,
+        notify_url: String::new(),
+    };
+    // Ten refunds of 1000 fen at once, split over both: four fit in 4321.
+    let requests: Vec<_> = (0..10).map(|n| request(format!("SB_RR_{n:02}"))).collect();
+    let (a, b) = (&a, &b);
+    let answers = futures_util::future::join_all(
+        requests.iter().enumerate().map(|(n, r)| async move { if n % 2 == 0 { a.refund(r).await } else { b.refund(r).await } }),
+    )
+    .await;
+    assert_eq!(answers.iter().filter(|r| r.is_ok()).count(), 4, "{answers:?}");
+    for refused in answers.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(refused, ProviderError::Vendor { code, .. } if code == "INVALID_REQUEST"), "{refused:?}");
+    }
+    // One out_refund_no asked through both at once is one refund.
+    a.adopt_paid("SB_RACE_REFUND2", 4_321, "4200000000000000000000000002", Utc::now()).await.expect("adopted");
+    let same = RefundRequest { out_trade_no: "SB_RACE_REFUND2".into(), ..request("SB_RR_SAME".into()) };
+    let (first, second) = tokio::join!(a.refund(&same), b.refund(&same));
+    assert_eq!(first.expect("a").refund_id, second.expect("b").refund_id);
+    let more = RefundRequest { refund_fen: 3_322, ..RefundRequest { out_refund_no: "SB_RR_MORE".into(), ..same.clone() } };
+    assert!(a.refund(&more).await.is_err(), "the first 1000 counted once: 3322 more is too much");
+}
+
+#[tokio::test]
+async fn two_servers_show_one_sandbox_outbox_and_make_no_key_at_start() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let config = mpapi::config::Config { database_url: crate::app::fresh_database(&dir).await, ..mpapi::config::Config::default() };
+    let a = crate::app::TestApp::start("heating", config.clone(), dir).await;
+    let b = crate::app::TestApp::start("heating", config, tempfile::tempdir().expect("a folder")).await;
+    // Starting made no sandbox key (RSA generation was a third of a cold start): the payment
+    // platform makes its keys on first use.
+    for what in ["merchant_key", "platform_key"] {
+        assert!(a.server.db.stored_secret(&format!("sandbox_pay:1900000001:{what}")).await.expect("read").is_none(), "{what}");
+    }
+    let sent = a.post("/api/sms/send", None, json!({"phone": "13900000091", "type": "login"})).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    for app in [&a, &b] {
+        let outbox: Value = app.client.get(app.url("/_sandbox/sms?phone=13900000091")).send().await.expect("answered").json().await.expect("json");
+        let messages = outbox["messages"].as_array().expect("messages");
+        assert_eq!((messages.len(), messages[0]["type"].as_str()), (1, Some("login")), "{outbox}");
+    }
 }

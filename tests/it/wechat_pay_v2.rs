@@ -174,9 +174,14 @@ fn forged(fields: Fields) -> Fields {
     V2Signer::new("f".repeat(32).into(), SignType::Md5).signed(fields)
 }
 
+/// A database of its own for a sandbox platform (its keys and ledger live there).
+async fn sandbox_db() -> mpapi::storage::Db {
+    mpapi::storage::Db::connect("sqlite::memory:").await.expect("a database")
+}
+
 /// What `pay` makes of a notify of `fields` (v2 notifies carry no headers to check).
-fn verify(pay: &dyn WechatPay, fields: &Fields) -> Result<Notification, NotifyError> {
-    pay.verify_notify(&HeaderMap::new(), v2::to_xml(fields).as_bytes(), Utc::now())
+async fn verify(pay: &dyn WechatPay, fields: &Fields) -> Result<Notification, NotifyError> {
+    pay.verify_notify(&HeaderMap::new(), v2::to_xml(fields).as_bytes(), Utc::now()).await
 }
 
 /// The message of the vendor error `code` (panics on anything else).
@@ -240,7 +245,7 @@ async fn unifiedorder_sends_a_signed_order_and_reads_the_prepay_id() {
     assert_eq!(prepay_id, "wx201410272009395522657a690389285100");
 
     // wx.requestPayment's parameters: MD5 over exactly the five fields.
-    let params = pay.pay_params(&prepay_id).expect("params");
+    let params = pay.pay_params(&prepay_id).await.expect("params");
     assert_eq!(
         (params.app_id.as_str(), params.sign_type.as_str()),
         (APPID, "MD5")
@@ -290,7 +295,7 @@ async fn hmac_merchants_sign_requests_and_pay_parameters_with_hmac() {
     );
     assert_eq!(sent["sign"].len(), 64);
 
-    let params = pay.pay_params("wx2024").expect("params");
+    let params = pay.pay_params("wx2024").await.expect("params");
     assert_eq!(params.sign_type, "HMAC-SHA256");
     assert_eq!(
         params.pay_sign,
@@ -711,10 +716,10 @@ async fn real_provider_verifies_payment_and_refund_notifies() {
             ("time_end", "20241218155528"),
         ],
     );
-    let n = verify(&pay, &notify).expect("verifies");
+    let n = verify(&pay, &notify).await.expect("verifies");
     assert_eq!(n.id, "v2:4200002468202412181357913579");
     assert!(matches!(n.event, NotifyEvent::Transaction(t) if t.amount_total_fen == 1_860));
-    let result = verify(&pay, &forged(notify.clone()));
+    let result = verify(&pay, &forged(notify.clone())).await;
     assert!(
         matches!(result, Err(NotifyError::Signature(_))),
         "{result:?}"
@@ -739,7 +744,7 @@ async fn real_provider_verifies_payment_and_refund_notifies() {
         ("nonce_str", "0d4f14ee4f5d2b3bb2b5dbc3e4e6b3e4"),
         ("req_info", &req_info),
     ]);
-    let n = verify(&pay, &refund).expect("opens");
+    let n = verify(&pay, &refund).await.expect("opens");
     assert_eq!(
         (n.id.as_str(), n.event_type.as_str()),
         ("v2:refund:R2024121900001:SUCCESS", "REFUND.SUCCESS")
@@ -811,8 +816,8 @@ fn sandbox_order(out_trade_no: &str, notify_url: String) -> PrepayRequest {
 #[tokio::test]
 async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
     let merchant = merchant_answering(200, v2::notify_ack(true, "")).await;
-    let pay = SandboxPay::new_v2(APPID, MCHID, Clock::default()).expect("sandbox");
-    let api_key = pay.api_key().expect("v2 mode").to_owned();
+    let pay = SandboxPay::new_v2(sandbox_db().await, APPID, MCHID, Clock::default()).expect("sandbox");
+    let api_key = pay.api_key().await.unwrap().expect("v2 mode");
     assert_eq!(api_key.len(), 32);
     pay.jsapi_prepay(&sandbox_order("SB_V2_ORDER_01", merchant.uri()))
         .await
@@ -821,7 +826,7 @@ async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
     let outcome = pay.pay("SB_V2_ORDER_01", true).await.expect("paid");
     assert_eq!(outcome.notify_status, 200);
     assert_eq!(
-        pay.order("SB_V2_ORDER_01").map(|o| o.state),
+        pay.order("SB_V2_ORDER_01").await.unwrap().map(|o| o.state),
         Some(SandboxOrderState::Paid)
     );
     let received = merchant.received_requests().await.expect("recording");
@@ -851,6 +856,7 @@ async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
     );
     let n = pay
         .verify_notify(&notify.headers, &notify.body, Utc::now())
+        .await
         .expect("verifies");
     assert_eq!(n.id, format!("v2:{}", outcome.transaction_id));
     let NotifyEvent::Transaction(t) = n.event else {
@@ -866,7 +872,7 @@ async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
     );
 
     // Pay parameters: MD5 over the five fields, with the sandbox's key.
-    let params = pay.pay_params("wx_sandbox_prepay").expect("params");
+    let params = pay.pay_params("wx_sandbox_prepay").await.expect("params");
     assert_eq!(
         (params.sign_type.as_str(), params.pay_sign.clone()),
         ("MD5", pay_sign(&params, &api_key, SignType::Md5))
@@ -875,16 +881,18 @@ async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
     // A notify signed with another key is refused.
     let mut tampered = fields.clone();
     tampered.insert("total_fee".into(), "1".into());
-    let result = verify(&pay, &forged(tampered));
+    let result = verify(&pay, &forged(tampered)).await;
     assert!(
         matches!(result, Err(NotifyError::Signature(_))),
         "{result:?}"
     );
     // The v3 sandbox has no v2 key.
     assert!(
-        SandboxPay::new(APPID, MCHID, Clock::default())
+        SandboxPay::new(sandbox_db().await, APPID, MCHID, Clock::default())
             .expect("sandbox")
             .api_key()
+            .await
+            .unwrap()
             .is_none()
     );
 }
@@ -892,20 +900,21 @@ async fn sandbox_v2_delivers_xml_notifies_signed_with_its_key() {
 #[tokio::test]
 async fn sandbox_v2_order_is_paid_only_when_the_merchant_acks_success() {
     let failing = merchant_answering(200, v2::notify_ack(false, "签名验证失败")).await;
-    let pay = SandboxPay::new_v2(APPID, MCHID, Clock::default()).expect("sandbox");
+    let pay = SandboxPay::new_v2(sandbox_db().await, APPID, MCHID, Clock::default()).expect("sandbox");
     pay.jsapi_prepay(&sandbox_order("SB_V2_ORDER_02", failing.uri()))
         .await
         .expect("prepay");
     let outcome = pay.pay("SB_V2_ORDER_02", true).await.expect("delivered");
     assert_eq!(outcome.notify_status, 200);
     assert_eq!(
-        pay.order("SB_V2_ORDER_02").map(|o| o.state),
+        pay.order("SB_V2_ORDER_02").await.unwrap().map(|o| o.state),
         Some(SandboxOrderState::NotPaid),
         "FAIL ack"
     );
     let received = failing.received_requests().await.expect("recording");
     let n = pay
         .verify_notify(&received[0].headers, &received[0].body, Utc::now())
+        .await
         .expect("verifies");
     assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
 
@@ -917,6 +926,7 @@ async fn sandbox_v2_order_is_paid_only_when_the_merchant_acks_success() {
     let received = ok.received_requests().await.expect("recording");
     let n = pay
         .verify_notify(&received[0].headers, &received[0].body, Utc::now())
+        .await
         .expect("verifies");
     assert_eq!(
         (n.id.as_str(), n.event_type.as_str()),
@@ -989,7 +999,7 @@ async fn sandbox_v2_payments_settle_once_and_refund_through_the_shared_block() {
         .await
         .expect("database");
     let clock = Clock::default();
-    let sandbox = Arc::new(SandboxPay::new_v2(APPID, MCHID, clock.clone()).expect("sandbox"));
+    let sandbox = Arc::new(SandboxPay::new_v2(sandbox_db().await, APPID, MCHID, clock.clone()).expect("sandbox"));
     let settle = Arc::new(Counting::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -1189,7 +1199,7 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
         .await
         .expect("database");
     let clock = Clock::default();
-    let sandbox = Arc::new(SandboxPay::new_v2(APPID, MCHID, clock.clone()).expect("sandbox"));
+    let sandbox = Arc::new(SandboxPay::new_v2(sandbox_db().await, APPID, MCHID, clock.clone()).expect("sandbox"));
     let settle = Arc::new(Counting::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

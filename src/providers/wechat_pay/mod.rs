@@ -268,6 +268,10 @@ pub enum NotifyError {
     /// The body is not a notify, or the resource does not decrypt / parse.
     #[error("body: {0}")]
     Body(String),
+    /// The keys to verify with cannot be read now (the sandbox's live in the database): ours,
+    /// not the sender's — answered 500 so that WeChat retries.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// WeChat Pay v3 for mini-programs, as every API needs it: orders (JSAPI prepay, pay parameters,
@@ -293,8 +297,9 @@ pub trait WechatPay: Send + Sync + 'static {
     /// [`ProviderError::Vendor`]; an answer that does not verify or carries no `code_url` is
     /// [`ProviderError::Transport`].
     async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError>;
-    /// Sign `wx.requestPayment` parameters for a prepay_id.
-    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError>;
+    /// Sign `wx.requestPayment` parameters for a prepay_id. Async because the sandbox reads its
+    /// merchant key from the database on first use.
+    async fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError>;
     /// Query an order by out_trade_no (`GET /v3/pay/transactions/out-trade-no/{no}?mchid=`);
     /// unknown order → `Vendor{code:"ORDER_NOT_EXIST"}`.
     async fn query(&self, out_trade_no: &str) -> Result<Transaction, ProviderError>;
@@ -309,8 +314,9 @@ pub trait WechatPay: Send + Sync + 'static {
     /// Verify a notify from its HTTP headers and raw body (signature over the raw bytes,
     /// serial-selected key, timestamp within 5 min of `now`, probe signatures refused) and
     /// decrypt it. Headers + body (not a v3-specific header struct) so a v2 XML notify fits the
-    /// same trait later.
-    fn verify_notify(
+    /// same trait later. Async because the sandbox reads its keys from the database on first
+    /// use ([`NotifyError::Unavailable`] when it cannot).
+    async fn verify_notify(
         &self,
         headers: &axum::http::HeaderMap,
         body: &[u8],

@@ -1,15 +1,14 @@
 //! The sandbox payment platform (domain.md §2.2): [`SandboxPay`] plays WeChat Pay for the
-//! server — it holds orders and refunds in memory and, through [`PlatformSigner`], signs and
-//! encrypts real notifies with a platform key of its own — so a frontend walks every payment
-//! journey with no merchant account, through the same verification code the real provider uses.
-//! Its time is the server's [`Clock`], so tests that move the clock move the sandbox too.
+//! server — it holds orders and refunds in the database (shared by every instance) and, through
+//! [`PlatformSigner`], signs and encrypts real notifies with a platform key of its own — so a
+//! frontend walks every payment journey with no merchant account, through the same verification
+//! code the real provider uses. Its time is the server's [`Clock`], so tests that move the clock
+//! move the sandbox too.
 //!
 //! In v2 mode ([`SandboxPay::new_v2`]) it speaks WeChat Pay v2 instead (domain.md §2.1): MD5
 //! `paySign`, XML notifies signed with its API key, refund notifies with an encrypted `req_info`.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +30,9 @@ use super::{
     TradeState, Transaction, WechatPay, beijing_rfc3339, valid_out_trade_no,
 };
 use crate::clock::Clock;
+use crate::storage::sandbox::{NewSandboxOrder, RefundClaim, SandboxOrderRow, SandboxPayState, SandboxRefundRow};
+use crate::storage::{Db, StorageError};
+use tokio::sync::OnceCell;
 
 const SANDBOX: &str = "sandbox-pay";
 
@@ -236,39 +238,35 @@ pub struct SandboxPayOutcome {
     pub notify_body: Value,
 }
 
-/// What the sandbox platform holds.
-#[derive(Default)]
-struct Ledger {
-    orders: HashMap<String, SandboxOrder>,
-    /// The out_trade_no of each prepay_id answered, and of each NATIVE code_url and its `pr`
-    /// token (a frontend holds only the prepay_id, or the code_url).
-    prepays: HashMap<String, String>,
-    /// The code_url of each NATIVE order, by out_trade_no (asked again, answered again).
-    code_urls: HashMap<String, String>,
-    /// By out_refund_no (unique per merchant, like WeChat's).
-    refunds: HashMap<String, SandboxRefund>,
-}
-
-impl Ledger {
-    fn refunded_fen(&self, out_trade_no: &str) -> i64 {
-        self.refunds.values().filter(|r| r.request.out_trade_no == out_trade_no).map(|r| r.request.refund_fen).sum()
-    }
+/// The v3 keys, read from the database (made there by the first instance that needed them) on
+/// first use and kept: they never change.
+struct V3Keys {
+    signer: MerchantSigner,
+    platform: PlatformSigner,
+    verifier: NotifyVerifier,
 }
 
 /// The sandbox payment platform. It plays WeChat Pay (a platform key pair `PUB_KEY_ID_SANDBOX…`
 /// and a random APIv3 key) and holds the merchant's key, so the server runs the same
-/// verification code path as with the real provider. Orders and refunds live in memory; its
-/// time is the server's [`Clock`]. In v2 mode a random API key signs and verifies instead (the
-/// v3 keys are there but unused).
+/// verification code path as with the real provider; in v2 mode a random API key signs and
+/// verifies instead. Its time is the server's [`Clock`].
+///
+/// Nothing a second instance must see lives in this process (issue 17): the keys are secrets in
+/// the database (`server_secret`, `sandbox_pay:<mchid>:…`), made by the first instance that
+/// needs them — never at construction, which costs nothing — and kept here once read; orders,
+/// prepay ids, code_urls and refunds are rows of `sandbox_pay_*`
+/// ([`crate::storage::sandbox::SandboxPayStore`]) scoped by mchid and appid, and every change
+/// that must happen once (paying, closing, refunding) is a conditional write. Two instances
+/// configured alike are one platform: an order placed through one is paid through the other,
+/// and its notify verifies on both.
 pub struct SandboxPay {
     merchant: Merchant,
-    signer: MerchantSigner,
-    platform: PlatformSigner,
-    verifier: NotifyVerifier,
-    /// v2 mode: the merchant's API key (MD5 signs).
-    v2: Option<V2Signer>,
+    db: Db,
+    /// v2 mode: notifies, `paySign` and verification use the API key.
+    v2_mode: bool,
+    v3: OnceCell<V3Keys>,
+    v2: OnceCell<V2Signer>,
     clock: Clock,
-    ledger: Mutex<Ledger>,
     http: reqwest::Client,
 }
 
@@ -276,8 +274,8 @@ impl fmt::Debug for SandboxPay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SandboxPay")
             .field("merchant", &self.merchant)
-            .field("platform", &self.platform)
-            .field("v2", &self.v2.is_some())
+            .field("platform", &self.v3.get().map(|keys| &keys.platform))
+            .field("v2", &self.v2_mode)
             .finish_non_exhaustive()
     }
 }
@@ -290,6 +288,10 @@ fn internal(e: impl fmt::Display) -> ProviderError {
     ProviderError::Config { provider: SANDBOX, detail: e.to_string() }
 }
 
+fn storage(e: StorageError) -> SandboxPayError {
+    SandboxPayError::Internal(format!("storage: {e}"))
+}
+
 /// WeChat's out_refund_no rule: 1–64 characters of `[0-9A-Za-z_-|*@]`.
 fn valid_out_refund_no(s: &str) -> bool {
     (1..=64).contains(&s.len())
@@ -298,6 +300,20 @@ fn valid_out_refund_no(s: &str) -> bool {
 
 fn valid_notify_url(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|url| matches!(url.scheme(), "http" | "https"))
+}
+
+/// A fresh RSA-2048 private key, PKCS#8 PEM.
+fn rsa_pem() -> Result<String, KeyError> {
+    let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| KeyError("RSA key generation failed".into()))?;
+    Ok(keys::to_pem("PRIVATE KEY", &keys::pkcs8_der(&key)?))
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn utc(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// POST a signed notify to `url` once, as WeChat Pay does (no retries here); the merchant's
@@ -320,27 +336,93 @@ async fn deliver(
     Ok((status, response.text().await.map_err(|e| e.to_string())?))
 }
 
-/// Resets a `Paying` order unless the payment was committed, so a dropped or failed delivery
-/// never leaves the order stuck; on commit records the transaction.
-struct PayingGuard<'a> {
-    pay: &'a SandboxPay,
-    out_trade_no: &'a str,
-    /// Set once the merchant acknowledged: the transaction id and when it was paid.
-    committed: Option<(String, DateTime<Utc>)>,
+/// An order's row as the provider speaks of it at `now` (ms): a payment claim that lapsed (its
+/// instance stopped mid-delivery) leaves the order payable.
+fn order_of(row: &SandboxOrderRow, now: i64) -> SandboxOrder {
+    let state = match row.state {
+        SandboxPayState::NotPaid => SandboxOrderState::NotPaid,
+        SandboxPayState::Paying if row.attempt_until.is_some_and(|until| until <= now) => SandboxOrderState::NotPaid,
+        SandboxPayState::Paying => SandboxOrderState::Paying,
+        SandboxPayState::Paid => SandboxOrderState::Paid,
+        SandboxPayState::Closed => SandboxOrderState::Closed,
+    };
+    SandboxOrder {
+        out_trade_no: row.order.out_trade_no.clone(),
+        amount_fen: row.order.amount_fen,
+        notify_url: row.order.notify_url.clone(),
+        time_expire: utc(row.order.time_expire),
+        payer_openid: row.order.payer_openid.clone(),
+        state,
+        transaction_id: row.transaction_id.clone(),
+        success_time: row.success_time.map(utc),
+    }
 }
 
-impl Drop for PayingGuard<'_> {
+fn refund_of(row: SandboxRefundRow) -> SandboxRefund {
+    SandboxRefund {
+        request: RefundRequest {
+            out_trade_no: row.out_trade_no,
+            out_refund_no: row.out_refund_no,
+            reason: row.reason,
+            refund_fen: row.refund_fen,
+            total_fen: row.total_fen,
+            notify_url: row.notify_url,
+        },
+        refund_id: row.refund_id,
+        transaction_id: row.transaction_id,
+        success_time: utc(row.success_time),
+    }
+}
+
+/// `NATIVE` for an order `native_prepay` answered a code_url for, else `JSAPI` (notifies name it).
+fn trade_type(row: &SandboxOrderRow) -> &'static str {
+    if row.code_url.is_some() { "NATIVE" } else { "JSAPI" }
+}
+
+/// A payment claimed for delivery (`Paying` under its attempt id, the transaction id it
+/// notifies): [`PayingGuard::finish`] records how it ended. Dropped unfinished (the request
+/// was cancelled mid-delivery), it gives the order back at once from a spawned task; a crash
+/// is covered by the claim's lapse ([`SandboxPay::ATTEMPT_TTL`]).
+struct PayingGuard {
+    db: Db,
+    mchid: String,
+    appid: String,
+    out_trade_no: String,
+    attempt: String,
+    armed: bool,
+}
+
+impl PayingGuard {
+    /// The merchant acknowledged (`paid_at`: paid then) or did not (`None`: payable again),
+    /// each only while this attempt still holds the order.
+    async fn finish(mut self, paid_at: Option<DateTime<Utc>>) -> Result<(), SandboxPayError> {
+        self.armed = false;
+        let store = self.db.sandbox_pay(&self.mchid, &self.appid);
+        let held = match paid_at {
+            Some(at) => store.commit_payment(&self.out_trade_no, &self.attempt, ms(at)).await,
+            None => store.release_payment(&self.out_trade_no, &self.attempt).await,
+        }
+        .map_err(storage)?;
+        if !held {
+            tracing::warn!(out_trade_no = self.out_trade_no, "sandbox payment claim lapsed before the merchant answered");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PayingGuard {
     fn drop(&mut self) {
-        let mut ledger = self.pay.ledger();
-        if let Some(order) = ledger.orders.get_mut(self.out_trade_no) {
-            match self.committed.take() {
-                Some((transaction_id, success_time)) => {
-                    order.state = SandboxOrderState::Paid;
-                    order.transaction_id = Some(transaction_id);
-                    order.success_time = Some(success_time);
+        if !self.armed {
+            return;
+        }
+        let (db, mchid, appid) = (self.db.clone(), std::mem::take(&mut self.mchid), std::mem::take(&mut self.appid));
+        let (out_trade_no, attempt) = (std::mem::take(&mut self.out_trade_no), std::mem::take(&mut self.attempt));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = db.sandbox_pay(&mchid, &appid).release_payment(&out_trade_no, &attempt).await {
+                    tracing::warn!(out_trade_no, %error, "releasing an abandoned sandbox payment failed (it lapses by itself)");
                 }
-                None => order.state = SandboxOrderState::NotPaid,
-            }
+            });
         }
     }
 }
@@ -349,45 +431,87 @@ impl SandboxPay {
     /// Timeout for delivering a notify.
     pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// A sandbox platform for `appid`/`mchid` with freshly generated merchant and platform keys,
-    /// keeping time with `clock`.
-    pub fn new(appid: impl Into<String>, mchid: impl Into<String>, clock: Clock) -> Result<SandboxPay, ProviderError> {
-        let config = |e: KeyError| ProviderError::Config { provider: SANDBOX, detail: e.0 };
+    /// How long a payment being delivered holds its order (`Paying`): longer than any
+    /// delivery ([`SandboxPay::NOTIFY_TIMEOUT`]), so that only an instance that stopped
+    /// mid-delivery lets its claim lapse, and the order becomes payable again.
+    pub const ATTEMPT_TTL: Duration = Duration::from_secs(60);
+
+    /// The sandbox platform for `appid`/`mchid` over `db`, keeping time with `clock`. Cheap: the
+    /// keys are read (or made, by the first instance) on first use. Fails only when no HTTP
+    /// client can be built ([`ProviderError::Config`]).
+    pub fn new(db: Db, appid: impl Into<String>, mchid: impl Into<String>, clock: Clock) -> Result<SandboxPay, ProviderError> {
         let merchant = Merchant { appid: appid.into(), mchid: mchid.into() };
-        let signer = MerchantSigner::generate(
-            merchant.mchid.clone(),
-            format!("SANDBOX{}", crate::random::hex(32).to_uppercase()),
-        )
-        .map_err(config)?;
-        let platform = PlatformSigner::generate().map_err(config)?;
-        let verifier = platform.verifier().map_err(config)?;
         let http = reqwest::Client::builder()
             .timeout(SandboxPay::NOTIFY_TIMEOUT)
             .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
             .build()
             .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: format!("HTTP client: {e}") })?;
-        let ledger = Mutex::default();
-        Ok(SandboxPay { merchant, signer, platform, verifier, v2: None, clock, ledger, http })
+        Ok(SandboxPay { merchant, db, v2_mode: false, v3: OnceCell::new(), v2: OnceCell::new(), clock, http })
     }
 
-    /// A sandbox platform speaking WeChat Pay v2 (domain.md §2.1) for `appid`/`mchid`, with a
-    /// random 32-character API key signing MD5, keeping time with `clock`: `pay_params` sign the
-    /// five `wx.requestPayment` fields with MD5, notifies are XML (Content-Type `text/xml`, no
-    /// `Wechatpay-*` headers) signed with the key, refund notifies carry an encrypted `req_info`,
-    /// and `verify_notify` verifies v2 notifies ([`V2Signer::parse_notify`]).
+    /// A sandbox platform speaking WeChat Pay v2 (domain.md §2.1) for `appid`/`mchid` over
+    /// `db`, with a random 32-character API key (made on first use, kept in the database)
+    /// signing MD5, keeping time with `clock`: `pay_params` sign the five `wx.requestPayment`
+    /// fields with MD5, notifies are XML (Content-Type `text/xml`, no `Wechatpay-*` headers)
+    /// signed with the key, refund notifies carry an encrypted `req_info`, and `verify_notify`
+    /// verifies v2 notifies ([`V2Signer::parse_notify`]).
     pub fn new_v2(
+        db: Db,
         appid: impl Into<String>,
         mchid: impl Into<String>,
         clock: Clock,
     ) -> Result<SandboxPay, ProviderError> {
-        let v3 = SandboxPay::new(appid, mchid, clock)?;
-        Ok(SandboxPay { v2: Some(V2Signer::generate()), ..v3 })
+        let v3 = SandboxPay::new(db, appid, mchid, clock)?;
+        Ok(SandboxPay { v2_mode: true, ..v3 })
+    }
+
+    /// The secret `sandbox_pay:<mchid>:<what>`: the stored one, else `generate()` — run on the
+    /// blocking pool (RSA keys take a while) — stored now. Insert-if-absent then read back:
+    /// of two instances making it at once, both end with the first one stored.
+    async fn key(&self, what: &str, generate: impl FnOnce() -> Result<String, KeyError> + Send + 'static) -> Result<String, SandboxPayError> {
+        let name = format!("sandbox_pay:{}:{what}", self.merchant.mchid);
+        if let Some(value) = self.db.stored_secret(&name).await.map_err(storage)? {
+            return Ok(value);
+        }
+        let fresh = tokio::task::spawn_blocking(generate).await.map_err(|e| SandboxPayError::Internal(e.to_string()))??;
+        self.db.secret(&name, move || fresh).await.map_err(storage)
+    }
+
+    /// The v3 keys (merchant, platform, APIv3), read once.
+    async fn v3_keys(&self) -> Result<&V3Keys, SandboxPayError> {
+        self.v3
+            .get_or_try_init(|| async {
+                let merchant_key = self.key("merchant_key", rsa_pem).await?;
+                let merchant_serial = self.key("merchant_serial", || Ok(format!("SANDBOX{}", crate::random::hex(32).to_uppercase()))).await?;
+                let platform_key = self.key("platform_key", rsa_pem).await?;
+                let platform_serial =
+                    self.key("platform_serial", || Ok(format!("PUB_KEY_ID_SANDBOX{}", hex::encode_upper(crate::random::bytes::<12>())))).await?;
+                let apiv3_key = self.key("apiv3_key", || Ok(crate::random::alphanumeric(32))).await?;
+                let signer = MerchantSigner::new(self.merchant.mchid.clone(), merchant_serial, merchant_key.as_bytes())?;
+                let platform = PlatformSigner::new(platform_serial, platform_key.as_bytes(), apiv3_key.as_bytes())?;
+                let verifier = platform.verifier()?;
+                Ok(V3Keys { signer, platform, verifier })
+            })
+            .await
+    }
+
+    /// The v2 API key's signer, read once.
+    async fn v2_signer(&self) -> Result<&V2Signer, SandboxPayError> {
+        self.v2
+            .get_or_try_init(|| async {
+                let api_key = self.key("v2_api_key", || Ok(crate::random::alphanumeric(32))).await?;
+                Ok(V2Signer::new(api_key.into(), v2::SignType::Md5))
+            })
+            .await
     }
 
     /// v2 mode: the merchant's API v2 key (tests sign forged notifies and check `paySign` with
-    /// it); `None` in v3 mode.
-    pub fn api_key(&self) -> Option<&str> {
-        self.v2.as_ref().map(V2Signer::expose_api_key)
+    /// it); `None` in v3 mode. A storage failure is [`SandboxPayError::Internal`].
+    pub async fn api_key(&self) -> Result<Option<String>, SandboxPayError> {
+        if !self.v2_mode {
+            return Ok(None);
+        }
+        Ok(Some(self.v2_signer().await?.expose_api_key().to_owned()))
     }
 
     /// The server's time, in whole seconds like every time WeChat Pay writes.
@@ -396,50 +520,52 @@ impl SandboxPay {
         DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now)
     }
 
-    fn ledger(&self) -> MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The platform side (its serial, public key, signing) — tests sign forged notifies with it.
-    pub fn platform(&self) -> &PlatformSigner {
-        &self.platform
+    pub async fn platform(&self) -> Result<&PlatformSigner, SandboxPayError> {
+        Ok(&self.v3_keys().await?.platform)
     }
 
     /// The merchant key's public half, SPKI DER (verifies `paySign`).
-    pub fn merchant_public_key_der(&self) -> Result<Vec<u8>, KeyError> {
-        self.signer.public_key_der()
+    pub async fn merchant_public_key_der(&self) -> Result<Vec<u8>, SandboxPayError> {
+        Ok(self.v3_keys().await?.signer.public_key_der()?)
     }
 
-    /// The order recorded under `out_trade_no`.
-    pub fn order(&self, out_trade_no: &str) -> Option<SandboxOrder> {
-        self.ledger().orders.get(out_trade_no).cloned()
+    async fn row(&self, out_trade_no: &str) -> Result<Option<SandboxOrderRow>, SandboxPayError> {
+        self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid).order(out_trade_no).await.map_err(storage)
+    }
+
+    /// The order recorded under `out_trade_no`, as it stands now.
+    pub async fn order(&self, out_trade_no: &str) -> Result<Option<SandboxOrder>, SandboxPayError> {
+        let now = ms(self.now());
+        Ok(self.row(out_trade_no).await?.map(|row| order_of(&row, now)))
     }
 
     /// The refund recorded under `out_refund_no`.
-    pub fn refund_record(&self, out_refund_no: &str) -> Option<SandboxRefund> {
-        self.ledger().refunds.get(out_refund_no).cloned()
+    pub async fn refund_record(&self, out_refund_no: &str) -> Result<Option<SandboxRefund>, SandboxPayError> {
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        Ok(store.refund(out_refund_no).await.map_err(storage)?.map(refund_of))
     }
 
     /// Build the notify WeChat Pay would send for paying `out_trade_no` (`success` or a
     /// `PAYERROR`), signed now (the sandbox clock) with the platform key; does not send it or
     /// change the order. The headers are the `Wechatpay-*` ones (v2 mode: only Content-Type
     /// `text/xml`, the XML body signed with the API key).
-    pub fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
-        let order = self.order(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.to_string()))?;
+    pub async fn build_notify(&self, out_trade_no: &str, success: bool) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
+        let row = self.row(out_trade_no).await?.ok_or_else(|| SandboxPayError::NotFound(out_trade_no.to_string()))?;
         let transaction_id = format!("42000{}", crate::random::digits(23));
-        let (headers, body) = self.transaction_notify(&order, &transaction_id, success, self.now())?;
-        Ok((headers, body))
+        self.transaction_notify(&row, &transaction_id, success, self.now()).await
     }
 
     /// A signed, encrypted notify (`event_type`, resource `kind`) about `resource`, as of `now`.
-    fn notify(
+    async fn notify(
         &self,
         event_type: &str,
         summary: &str,
         kind: &str,
         resource: &Value,
         now: DateTime<Utc>,
-    ) -> Result<(HeaderMap, Vec<u8>), KeyError> {
+    ) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
+        let platform = self.platform().await?;
         let plaintext = serde_json::to_vec(resource).map_err(|e| KeyError(e.to_string()))?;
         let envelope = NotifyEnvelope {
             id: format!("EV-{}{}", now.format("%Y%m%d%H%M%S"), crate::random::digits(12)),
@@ -447,21 +573,22 @@ impl SandboxPay {
             event_type: event_type.into(),
             resource_type: "encrypt-resource".into(),
             summary: summary.into(),
-            resource: self.platform.encrypt_resource(&plaintext, kind)?,
+            resource: platform.encrypt_resource(&plaintext, kind)?,
         };
         let body = serde_json::to_vec(&envelope).map_err(|e| KeyError(e.to_string()))?;
-        Ok((self.platform.sign_notify(&body, now)?, body))
+        Ok((platform.sign_notify(&body, now)?, body))
     }
 
-    fn transaction_notify(
+    async fn transaction_notify(
         &self,
-        order: &SandboxOrder,
+        row: &SandboxOrderRow,
         transaction_id: &str,
         success: bool,
         now: DateTime<Utc>,
-    ) -> Result<(HeaderMap, Vec<u8>), KeyError> {
-        if let Some(v2) = &self.v2 {
-            let fields = self.v2_transaction_notify(v2, order, transaction_id, success, now);
+    ) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
+        let order = &row.order;
+        if self.v2_mode {
+            let fields = self.v2_transaction_notify(self.v2_signer().await?, row, transaction_id, success, now);
             return Ok(v2_notify(fields));
         }
         let mut transaction = json!({
@@ -469,7 +596,7 @@ impl SandboxPay {
             "mchid": self.merchant.mchid,
             "out_trade_no": order.out_trade_no,
             "transaction_id": transaction_id,
-            "trade_type": self.trade_type(&order.out_trade_no),
+            "trade_type": trade_type(row),
             "trade_state": if success { "SUCCESS" } else { "PAYERROR" },
             "trade_state_desc": if success { "支付成功" } else { "支付失败，请重新下单支付" },
             "bank_type": "OTHERS",
@@ -489,12 +616,12 @@ impl SandboxPay {
         }
         let (event_type, summary) =
             if success { ("TRANSACTION.SUCCESS", "支付成功") } else { ("TRANSACTION.PAYERROR", "支付失败") };
-        self.notify(event_type, summary, "transaction", &transaction, now)
+        self.notify(event_type, summary, "transaction", &transaction, now).await
     }
 
-    fn refund_notify(&self, refund: &SandboxRefund, now: DateTime<Utc>) -> Result<(HeaderMap, Vec<u8>), KeyError> {
-        if let Some(v2) = &self.v2 {
-            return Ok(v2_notify(self.v2_refund_notify(v2, refund)?));
+    async fn refund_notify(&self, refund: &SandboxRefund, now: DateTime<Utc>) -> Result<(HeaderMap, Vec<u8>), SandboxPayError> {
+        if self.v2_mode {
+            return Ok(v2_notify(self.v2_refund_notify(self.v2_signer().await?, refund)?));
         }
         let resource = json!({
             "mchid": self.merchant.mchid,
@@ -512,18 +639,19 @@ impl SandboxPay {
                 "payer_refund": refund.request.refund_fen,
             },
         });
-        self.notify("REFUND.SUCCESS", "退款成功", "refund", &resource, now)
+        self.notify("REFUND.SUCCESS", "退款成功", "refund", &resource, now).await
     }
 
-    /// The v2 payment notify (domain.md §2.1) of `order`: its fields, signed with the API key.
+    /// The v2 payment notify (domain.md §2.1) of `row`: its fields, signed with the API key.
     fn v2_transaction_notify(
         &self,
         v2: &V2Signer,
-        order: &SandboxOrder,
+        row: &SandboxOrderRow,
         transaction_id: &str,
         success: bool,
         now: DateTime<Utc>,
     ) -> v2::Fields {
+        let order = &row.order;
         let total_fee = order.amount_fen.to_string();
         let cash_fee = if success { total_fee.as_str() } else { "0" };
         let nonce = crate::random::nonce_str();
@@ -538,7 +666,7 @@ impl SandboxPay {
             ("result_code", if success { "SUCCESS" } else { "FAIL" }),
             ("openid", order.payer_openid.as_deref().unwrap_or_default()),
             ("is_subscribe", "N"),
-            ("trade_type", self.trade_type(&order.out_trade_no)),
+            ("trade_type", trade_type(row)),
             ("bank_type", "OTHERS"),
             ("total_fee", &total_fee),
             ("fee_type", "CNY"),
@@ -592,15 +720,10 @@ impl SandboxPay {
         ]))
     }
 
-    /// `NATIVE` for an order placed by `native_prepay`, else `JSAPI` (notifies name it).
-    fn trade_type(&self, out_trade_no: &str) -> &'static str {
-        if self.ledger().code_urls.contains_key(out_trade_no) { "NATIVE" } else { "JSAPI" }
-    }
-
-    /// Check `order` as WeChat Pay does and record it (the first time; asked again, the same
-    /// amount and an open order are needed); the ledger, still locked, for the caller to record
-    /// what it answers.
-    fn place(&self, order: &PrepayRequest) -> Result<MutexGuard<'_, Ledger>, ProviderError> {
+    /// Check `order` as WeChat Pay does and record it (the first time — of two instances
+    /// placing it at once, one records it — and asked again, the same amount and an open order
+    /// are needed); the order as stored.
+    async fn place(&self, order: &PrepayRequest) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
         }
@@ -617,59 +740,41 @@ impl SandboxPay {
         if !valid_notify_url(&order.notify_url) {
             return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
         }
-        let mut ledger = self.ledger();
-        if let Some(existing) = ledger.orders.get(&order.out_trade_no) {
-            if existing.amount_fen != order.amount_fen {
-                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
-            }
-            match existing.state {
-                SandboxOrderState::Paid => return Err(vendor("ORDERPAID", "该订单已支付")),
-                SandboxOrderState::Closed => return Err(vendor("ORDER_CLOSED", "订单已关闭")),
-                _ if existing.time_expire <= now => {
-                    return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)"));
-                }
-                _ => {}
-            }
-        } else {
-            ledger.orders.insert(
-                order.out_trade_no.clone(),
-                SandboxOrder {
-                    out_trade_no: order.out_trade_no.clone(),
-                    amount_fen: order.amount_fen,
-                    notify_url: order.notify_url.clone(),
-                    time_expire: order.time_expire,
-                    payer_openid: order.payer_openid.clone(),
-                    state: SandboxOrderState::NotPaid,
-                    transaction_id: None,
-                    success_time: None,
-                },
-            );
+        let new = NewSandboxOrder {
+            out_trade_no: order.out_trade_no.clone(),
+            amount_fen: order.amount_fen,
+            notify_url: order.notify_url.clone(),
+            time_expire: ms(order.time_expire),
+            payer_openid: order.payer_openid.clone(),
+        };
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        let row = store.place(&new, ms(now)).await.map_err(internal)?;
+        // The order as first recorded (now, or by an earlier or concurrent request) decides.
+        let existing = order_of(&row, ms(now));
+        if existing.amount_fen != order.amount_fen {
+            return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
         }
-        Ok(ledger)
+        match existing.state {
+            SandboxOrderState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
+            SandboxOrderState::Closed => Err(vendor("ORDER_CLOSED", "订单已关闭")),
+            _ if existing.time_expire <= now => Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)")),
+            _ => Ok(row),
+        }
     }
 
-    /// Remember an order the database says was paid before this platform started (its ledger
-    /// lives in memory; WeChat Pay's survives a restart), so that it can still be queried and
-    /// refunded. An order it holds already is left as it is.
-    pub fn adopt_paid(&self, out_trade_no: &str, amount_fen: i64, transaction_id: &str, paid_at: DateTime<Utc>) {
-        let mut ledger = self.ledger();
-        ledger.orders.entry(out_trade_no.to_owned()).or_insert_with(|| SandboxOrder {
-            out_trade_no: out_trade_no.to_owned(),
-            amount_fen,
-            notify_url: String::new(),
-            time_expire: paid_at,
-            payer_openid: None,
-            state: SandboxOrderState::Paid,
-            transaction_id: Some(transaction_id.to_owned()),
-            success_time: Some(paid_at),
-        });
+    /// Remember an order the database says was paid (`pay_order`) but this platform never
+    /// took — the demo's, seeded straight into the database — so that it can be queried and
+    /// refunded. An order it holds already is left as it is (insert-or-nothing).
+    pub async fn adopt_paid(&self, out_trade_no: &str, amount_fen: i64, transaction_id: &str, paid_at: DateTime<Utc>) -> Result<(), SandboxPayError> {
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        store.adopt_paid(out_trade_no, amount_fen, transaction_id, ms(paid_at)).await.map_err(storage)
     }
 
     /// Whether this platform holds the order `id` names (an out_trade_no, or a prepay_id,
     /// code_url or `pr` token it answered): which of several sandbox merchants pays it.
-    pub fn holds(&self, id: &str) -> bool {
-        let ledger = self.ledger();
-        ledger.orders.contains_key(id) || ledger.prepays.contains_key(id)
+    pub async fn holds(&self, id: &str) -> Result<bool, SandboxPayError> {
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        Ok(store.resolve(id).await.map_err(storage)?.is_some())
     }
 
     /// Pay `out_trade_no` (`success`) or fail the attempt, and deliver the notify to the order's
@@ -679,48 +784,57 @@ impl SandboxPay {
     /// (by the sandbox clock) is refused.
     /// `id` may be the out_trade_no or a prepay_id answered for it (a mini-program sees only
     /// the prepay_id, in `package`), or a NATIVE order's code_url or its `pr` token.
+    ///
+    /// A success first claims the order (`NOTPAY` → `Paying`, a conditional write): of two
+    /// payments at once, through one instance or two, one delivers its notify and the other is
+    /// refused ([`SandboxPayError::InProgress`], or [`SandboxPayError::AlreadyPaid`] once the
+    /// first is acknowledged).
     pub async fn pay(&self, id: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
-        let out_trade_no = {
-            let ledger = self.ledger();
-            match ledger.prepays.get(id) {
-                Some(no) if !ledger.orders.contains_key(id) => no.clone(),
-                _ => id.to_owned(),
-            }
-        };
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        let out_trade_no = store.resolve(id).await.map_err(storage)?.unwrap_or_else(|| id.to_owned());
         let out_trade_no = out_trade_no.as_str();
         let now = self.now();
-        let order = {
-            let mut ledger = self.ledger();
-            let order =
-                ledger.orders.get_mut(out_trade_no).ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
-            match order.state {
-                SandboxOrderState::Paid => return Err(SandboxPayError::AlreadyPaid(out_trade_no.into())),
-                SandboxOrderState::Paying => return Err(SandboxPayError::InProgress(out_trade_no.into())),
-                SandboxOrderState::Closed => return Err(SandboxPayError::Closed(out_trade_no.into())),
-                SandboxOrderState::NotPaid if order.time_expire <= now => {
-                    return Err(SandboxPayError::Expired(out_trade_no.into()));
-                }
-                SandboxOrderState::NotPaid => {}
-            }
-            if success {
-                order.state = SandboxOrderState::Paying;
-            }
-            order.clone()
+        let refusal = |order: &SandboxOrder| match order.state {
+            SandboxOrderState::Paid => Some(SandboxPayError::AlreadyPaid(out_trade_no.into())),
+            SandboxOrderState::Paying => Some(SandboxPayError::InProgress(out_trade_no.into())),
+            SandboxOrderState::Closed => Some(SandboxPayError::Closed(out_trade_no.into())),
+            SandboxOrderState::NotPaid if order.time_expire <= now => Some(SandboxPayError::Expired(out_trade_no.into())),
+            SandboxOrderState::NotPaid => None,
         };
-        let mut guard = success.then_some(PayingGuard { pay: self, out_trade_no, committed: None });
-        // Real transaction ids are 28 digits starting 42000.
-        let transaction_id = format!("42000{}", crate::random::digits(23));
-        let (headers, body) = self.transaction_notify(&order, &transaction_id, success, now)?;
-        let (status, text) =
-            deliver(&self.http, &order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)?;
-        let acknowledged =
-            (200..300).contains(&status) && (self.v2.is_none() || v2::is_ack(text.as_bytes()));
-        if let Some(guard) = guard.as_mut()
-            && acknowledged
-        {
-            guard.committed = Some((transaction_id.clone(), now));
+        let row = self.row(out_trade_no).await?.ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
+        if let Some(refused) = refusal(&order_of(&row, ms(now))) {
+            return Err(refused);
         }
-        drop(guard);
+        // Real transaction ids are 28 digits starting 42000; it names the attempt too.
+        let transaction_id = format!("42000{}", crate::random::digits(23));
+        let mut guard = None;
+        if success {
+            let until = ms(now) + i64::try_from(SandboxPay::ATTEMPT_TTL.as_millis()).unwrap_or(i64::MAX);
+            if !store.claim_payment(out_trade_no, &transaction_id, ms(now), until).await.map_err(storage)? {
+                // Another payment got there between the read and the claim: say what it did.
+                let current = self.row(out_trade_no).await?.map(|row| order_of(&row, ms(now)));
+                return Err(current.as_ref().and_then(refusal).unwrap_or(SandboxPayError::InProgress(out_trade_no.into())));
+            }
+            guard = Some(PayingGuard {
+                db: self.db.clone(),
+                mchid: self.merchant.mchid.clone(),
+                appid: self.merchant.appid.clone(),
+                out_trade_no: out_trade_no.to_owned(),
+                attempt: transaction_id.clone(),
+                armed: true,
+            });
+        }
+        let attempt = async {
+            let (headers, body) = self.transaction_notify(&row, &transaction_id, success, now).await?;
+            deliver(&self.http, &row.order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)
+        }
+        .await;
+        let acknowledged = matches!(&attempt, Ok((status, text))
+            if (200..300).contains(status) && (!self.v2_mode || v2::is_ack(text.as_bytes())));
+        if let Some(guard) = guard {
+            guard.finish(acknowledged.then_some(now)).await?;
+        }
+        let (status, text) = attempt?;
         tracing::info!(out_trade_no, success, status, "sandbox pay notify delivered");
         Ok(SandboxPayOutcome {
             transaction_id,
@@ -742,74 +856,74 @@ impl WechatPay for SandboxPay {
     }
 
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        let mut ledger = self.place(order)?;
+        self.place(order).await?;
         let prepay_id = format!("wx{}", crate::random::hex(28));
-        ledger.prepays.insert(prepay_id.clone(), order.out_trade_no.clone());
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        store.add_prepay(&prepay_id, &order.out_trade_no, self.clock.now_ms()).await.map_err(internal)?;
         Ok(prepay_id)
     }
 
     /// Checked and recorded as `jsapi_prepay` does; answers `weixin://wxpay/bizpayurl?pr=` + 12
-    /// random `[0-9A-Za-z]`, the same one while the order is open. `pay` takes the code_url or
-    /// its `pr` token as well as the out_trade_no.
+    /// random `[0-9A-Za-z]`, the same one while the order is open (whichever instance is
+    /// asked). `pay` takes the code_url or its `pr` token as well as the out_trade_no.
     async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        let mut ledger = self.place(order)?;
-        if let Some(code_url) = ledger.code_urls.get(&order.out_trade_no) {
-            return Ok(code_url.clone());
+        let row = self.place(order).await?;
+        if let Some(code_url) = row.code_url {
+            return Ok(code_url);
         }
         let pr = crate::random::alphanumeric(12);
         let code_url = format!("{CODE_URL_PREFIX}{pr}");
-        ledger.prepays.insert(pr, order.out_trade_no.clone());
-        ledger.prepays.insert(code_url.clone(), order.out_trade_no.clone());
-        ledger.code_urls.insert(order.out_trade_no.clone(), code_url.clone());
-        Ok(code_url)
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        store.code_url(&order.out_trade_no, &code_url, &pr, self.clock.now_ms()).await.map_err(internal)
     }
 
-    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
-        if let Some(v2) = &self.v2 {
+    async fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+        if self.v2_mode {
+            let v2 = self.v2_signer().await.map_err(internal)?;
             let nonce = crate::random::nonce_str();
             let now = self.now().timestamp();
             return Ok(v2.pay_params_at(&self.merchant.appid, prepay_id, now, &nonce));
         }
-        self.signer
+        let keys = self.v3_keys().await.map_err(internal)?;
+        keys.signer
             .pay_params_at(&self.merchant.appid, prepay_id, self.now().timestamp(), &crate::random::nonce_str())
             .map_err(internal)
     }
 
     async fn query(&self, out_trade_no: &str) -> Result<Transaction, ProviderError> {
-        let ledger = self.ledger();
-        let order = ledger.orders.get(out_trade_no).ok_or_else(|| vendor("ORDER_NOT_EXIST", "订单不存在"))?;
+        let row = self.row(out_trade_no).await.map_err(internal)?.ok_or_else(|| vendor("ORDER_NOT_EXIST", "订单不存在"))?;
+        let order = order_of(&row, ms(self.now()));
         let trade_state = match order.state {
             // An unpaid order stays NOTPAY past its time_expire until the merchant closes it.
             SandboxOrderState::NotPaid => TradeState::NotPay,
             SandboxOrderState::Paying => TradeState::UserPaying,
             SandboxOrderState::Closed => TradeState::Closed,
-            SandboxOrderState::Paid if ledger.refunded_fen(out_trade_no) > 0 => TradeState::Refund,
+            SandboxOrderState::Paid if row.refunded_fen > 0 => TradeState::Refund,
             SandboxOrderState::Paid => TradeState::Success,
         };
         Ok(Transaction {
             appid: self.merchant.appid.clone(),
             mchid: self.merchant.mchid.clone(),
-            out_trade_no: order.out_trade_no.clone(),
-            transaction_id: order.transaction_id.clone(),
+            out_trade_no: order.out_trade_no,
+            transaction_id: order.transaction_id,
             trade_state,
             success_time: order.success_time,
             amount_total_fen: order.amount_fen,
-            payer_openid: order.payer_openid.clone(),
+            payer_openid: order.payer_openid,
         })
     }
 
     async fn close(&self, out_trade_no: &str) -> Result<(), ProviderError> {
-        let mut ledger = self.ledger();
-        let order = ledger.orders.get_mut(out_trade_no).ok_or_else(|| vendor("ORDER_NOT_EXIST", "订单不存在"))?;
-        match order.state {
-            SandboxOrderState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        // Closing a closed order again answers like the first close.
+        if store.close(out_trade_no, ms(self.now())).await.map_err(internal)? {
+            return Ok(());
+        }
+        match self.row(out_trade_no).await.map_err(internal)? {
+            None => Err(vendor("ORDER_NOT_EXIST", "订单不存在")),
+            Some(row) if row.state == SandboxPayState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
             // A payment in flight may still succeed: closing now would lose it.
-            SandboxOrderState::Paying => Err(vendor("USERPAYING", "用户支付中，请稍后再试")),
-            // Closing a closed order again answers like the first close.
-            SandboxOrderState::NotPaid | SandboxOrderState::Closed => {
-                order.state = SandboxOrderState::Closed;
-                Ok(())
-            }
+            Some(_) => Err(vendor("USERPAYING", "用户支付中，请稍后再试")),
         }
     }
 
@@ -824,11 +938,24 @@ impl WechatPay for SandboxPay {
             return Err(vendor("PARAM_ERROR", "notify_url must be an http(s) URL"));
         }
         let now = self.now();
-        let refund = {
-            let mut ledger = self.ledger();
-            if let Some(existing) = ledger.refunds.get(&request.out_refund_no) {
+        let new = SandboxRefundRow {
+            out_refund_no: request.out_refund_no.clone(),
+            out_trade_no: request.out_trade_no.clone(),
+            refund_fen: request.refund_fen,
+            total_fen: request.total_fen,
+            reason: request.reason.clone(),
+            notify_url: request.notify_url.clone(),
+            refund_id: format!("50{}", crate::random::digits(27)),
+            transaction_id: String::new(),
+            success_time: ms(now),
+        };
+        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+        let refund = match store.claim_refund(&new).await.map_err(internal)? {
+            RefundClaim::Recorded(row) => refund_of(row),
+            RefundClaim::Existing(row) => {
                 // A retry: the same refund, as it stands now — if it asks for the same money from
                 // the same order (WeChat's check; reason and notify URL may change).
+                let existing = refund_of(row);
                 let first = &existing.request;
                 let same = (&first.out_trade_no, first.refund_fen, first.total_fen)
                     == (&request.out_trade_no, request.refund_fen, request.total_fen);
@@ -838,30 +965,13 @@ impl WechatPay for SandboxPay {
                     Err(vendor("INVALID_REQUEST", "同一退款单号的请求参数与之前不一致"))
                 };
             }
-            let refunded = ledger.refunded_fen(&request.out_trade_no);
-            let order =
-                ledger.orders.get(&request.out_trade_no).ok_or_else(|| vendor("RESOURCE_NOT_EXISTS", "订单不存在"))?;
-            let transaction_id = match (order.state, &order.transaction_id) {
-                (SandboxOrderState::Paid, Some(id)) => id.clone(),
-                _ => return Err(vendor("INVALID_REQUEST", "订单未支付，不能退款")),
-            };
-            if request.total_fen != order.amount_fen {
-                return Err(vendor("INVALID_REQUEST", "订单金额与原订单不一致"));
-            }
-            if refunded + request.refund_fen > order.amount_fen {
-                return Err(vendor("INVALID_REQUEST", "申请退款金额超过订单可退金额"));
-            }
-            let refund = SandboxRefund {
-                request: request.clone(),
-                refund_id: format!("50{}", crate::random::digits(27)),
-                transaction_id,
-                success_time: now,
-            };
-            ledger.refunds.insert(request.out_refund_no.clone(), refund.clone());
-            refund
+            RefundClaim::NoOrder => return Err(vendor("RESOURCE_NOT_EXISTS", "订单不存在")),
+            RefundClaim::NotPaid => return Err(vendor("INVALID_REQUEST", "订单未支付，不能退款")),
+            RefundClaim::TotalDiffers => return Err(vendor("INVALID_REQUEST", "订单金额与原订单不一致")),
+            RefundClaim::TooMuch => return Err(vendor("INVALID_REQUEST", "申请退款金额超过订单可退金额")),
         };
         if !request.notify_url.is_empty() {
-            let (headers, body) = self.refund_notify(&refund, now).map_err(internal)?;
+            let (headers, body) = self.refund_notify(&refund, now).await.map_err(internal)?;
             let (http, url, out_refund_no) =
                 (self.http.clone(), request.notify_url.clone(), request.out_refund_no.clone());
             // WeChat notifies refunds later, from elsewhere: the answer does not wait for it.
@@ -876,16 +986,18 @@ impl WechatPay for SandboxPay {
     }
 
     async fn query_refund(&self, out_refund_no: &str) -> Result<Refund, ProviderError> {
-        let ledger = self.ledger();
-        let refund = ledger.refunds.get(out_refund_no).ok_or_else(|| vendor("RESOURCE_NOT_EXISTS", "退款单不存在"))?;
+        let refund = self.refund_record(out_refund_no).await.map_err(internal)?;
+        let refund = refund.ok_or_else(|| vendor("RESOURCE_NOT_EXISTS", "退款单不存在"))?;
         Ok(refund.answer(RefundStatus::Success))
     }
 
-    fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
-        match &self.v2 {
-            Some(v2) => v2.parse_notify(&self.merchant, body),
-            None => self.verifier.parse_notify(headers, body, now),
+    async fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
+        if self.v2_mode {
+            let v2 = self.v2_signer().await.map_err(|e| NotifyError::Unavailable(e.to_string()))?;
+            return v2.parse_notify(&self.merchant, body);
         }
+        let keys = self.v3_keys().await.map_err(|e| NotifyError::Unavailable(e.to_string()))?;
+        keys.verifier.parse_notify(headers, body, now)
     }
 }
 
@@ -899,16 +1011,18 @@ fn v2_notify(fields: v2::Fields) -> (HeaderMap, Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
-
     use chrono::TimeDelta;
 
     use super::*;
     use crate::providers::wechat_pay::NotifyEvent;
 
-    fn sandbox() -> &'static SandboxPay {
-        static S: OnceLock<SandboxPay> = OnceLock::new();
-        S.get_or_init(|| SandboxPay::new("wx0000000000sandbox", "1900000001", Clock::default()).expect("keygen"))
+    async fn db() -> Db {
+        Db::connect("sqlite::memory:").await.expect("a database")
+    }
+
+    /// A v3 platform over a database of its own.
+    async fn sandbox() -> SandboxPay {
+        SandboxPay::new(db().await, "wx0000000000sandbox", "1900000001", Clock::default()).expect("a platform")
     }
 
     fn order_at(no: &str, fen: i64, now: DateTime<Utc>) -> PrepayRequest {
@@ -935,7 +1049,7 @@ mod tests {
 
     #[tokio::test]
     async fn prepay_validates_like_wechat() {
-        let pay = sandbox();
+        let pay = &sandbox().await;
         let first = pay.jsapi_prepay(&order("SBTEST_0001", 100)).await.expect("prepay");
         assert!(first.starts_with("wx") && first.len() == 30);
         let again = pay.jsapi_prepay(&order("SBTEST_0001", 100)).await.expect("prepay again");
@@ -947,15 +1061,15 @@ mod tests {
         assert_eq!(vendor_code(pay.jsapi_prepay(&expired).await), "PARAM_ERROR");
         let no_url = PrepayRequest { notify_url: "ftp://example.com/n".into(), ..order("SBTEST_0004", 100) };
         assert_eq!(vendor_code(pay.jsapi_prepay(&no_url).await), "PARAM_ERROR");
-        let recorded = pay.order("SBTEST_0001").expect("recorded");
+        let recorded = pay.order("SBTEST_0001").await.expect("read").expect("recorded");
         assert_eq!((recorded.amount_fen, recorded.state), (100, SandboxOrderState::NotPaid));
-        assert!(pay.order("SBTEST_0002").is_none());
+        assert!(pay.order("SBTEST_0002").await.expect("read").is_none());
         assert!(!pay.needs_payer());
     }
 
     #[tokio::test]
     async fn native_prepay_answers_one_code_url_per_open_order() {
-        let pay = sandbox();
+        let pay = &sandbox().await;
         let native = PrepayRequest { payer_openid: None, ..order("SBNATIVE_001", 700) };
         let code_url = pay.native_prepay(&native).await.expect("native prepay");
         let pr = code_url.strip_prefix("weixin://wxpay/bizpayurl?pr=").expect("a code_url");
@@ -966,10 +1080,10 @@ mod tests {
         // Checked like JSAPI orders.
         assert_eq!(vendor_code(pay.native_prepay(&order("SBNATIVE_001", 701)).await), "INVALID_REQUEST");
         assert_eq!(vendor_code(pay.native_prepay(&order("SBN", 700)).await), "PARAM_ERROR");
-        let recorded = pay.order("SBNATIVE_001").expect("recorded");
+        let recorded = pay.order("SBNATIVE_001").await.expect("read").expect("recorded");
         assert_eq!((recorded.amount_fen, recorded.state, recorded.payer_openid), (700, SandboxOrderState::NotPaid, None));
-        let (headers, body) = pay.build_notify("SBNATIVE_001", true).expect("notify");
-        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        let (headers, body) = pay.build_notify("SBNATIVE_001", true).await.expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).await.expect("verifies");
         assert!(matches!(n.event, NotifyEvent::Transaction(t) if t.amount_total_fen == 700 && t.payer_openid.is_none()));
         // `pay` finds the order by its code_url or pr token, as a JSAPI order by its prepay_id (no
         // merchant listens at port 9: the notify is not delivered and the order stays payable).
@@ -978,15 +1092,15 @@ mod tests {
         }
         let unknown = "weixin://wxpay/bizpayurl?pr=000000000000";
         assert_eq!(pay.pay(unknown, true).await, Err(SandboxPayError::NotFound(unknown.into())));
-        assert_eq!(pay.order("SBNATIVE_001").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+        assert_eq!(pay.order("SBNATIVE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
     }
 
     #[tokio::test]
     async fn built_notifies_verify_and_forgeries_do_not() {
-        let pay = sandbox();
+        let pay = &sandbox().await;
         pay.jsapi_prepay(&order("SBTEST_0010", 2500)).await.expect("prepay");
-        let (headers, body) = pay.build_notify("SBTEST_0010", true).expect("notify");
-        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        let (headers, body) = pay.build_notify("SBTEST_0010", true).await.expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).await.expect("verifies");
         assert_eq!(n.event_type, "TRANSACTION.SUCCESS");
         let NotifyEvent::Transaction(t) = n.event else { panic!("a transaction") };
         assert_eq!((t.amount_total_fen, &t.trade_state), (2500, &TradeState::Success));
@@ -994,8 +1108,8 @@ mod tests {
         assert!(t.transaction_id.as_deref().is_some_and(|id| id.starts_with("42000") && id.len() == 28));
         assert!(t.success_time.is_some_and(|at| (Utc::now() - at).num_seconds().abs() < 5));
 
-        let (headers, body) = pay.build_notify("SBTEST_0010", false).expect("notify");
-        let n = pay.verify_notify(&headers, &body, Utc::now()).expect("verifies");
+        let (headers, body) = pay.build_notify("SBTEST_0010", false).await.expect("notify");
+        let n = pay.verify_notify(&headers, &body, Utc::now()).await.expect("verifies");
         assert_eq!(n.event_type, "TRANSACTION.PAYERROR");
         assert!(
             matches!(n.event, NotifyEvent::Transaction(t) if t.trade_state == TradeState::PayError && t.success_time.is_none())
@@ -1004,16 +1118,16 @@ mod tests {
         // Another platform's key under the sandbox serial: refused.
         let forger = PlatformSigner::generate().expect("keygen");
         let mut forged = forger.sign_notify(&body, Utc::now()).expect("sign");
-        forged.insert(verify::HEADER_SERIAL, HeaderValue::from_str(pay.platform().serial()).expect("ascii"));
-        assert!(matches!(pay.verify_notify(&forged, &body, Utc::now()), Err(NotifyError::Signature(_))));
-        assert!(matches!(pay.build_notify("SBTEST_NOPE", true), Err(SandboxPayError::NotFound(_))));
+        forged.insert(verify::HEADER_SERIAL, HeaderValue::from_str(pay.platform().await.expect("keys").serial()).expect("ascii"));
+        assert!(matches!(pay.verify_notify(&forged, &body, Utc::now()).await, Err(NotifyError::Signature(_))));
+        assert!(matches!(pay.build_notify("SBTEST_NOPE", true).await, Err(SandboxPayError::NotFound(_))));
     }
 
     #[tokio::test]
     async fn pay_params_are_signed_with_the_sandbox_merchant_key() {
-        let pay = sandbox();
-        let params = pay.pay_params("wx0123").expect("params");
-        let key = keys::parse_public_key(&pay.merchant_public_key_der().expect("der")).expect("key");
+        let pay = &sandbox().await;
+        let params = pay.pay_params("wx0123").await.expect("params");
+        let key = keys::parse_public_key(&pay.merchant_public_key_der().await.expect("der")).expect("key");
         let message = format!("{}\n{}\n{}\n{}\n", params.app_id, params.time_stamp, params.nonce_str, params.package);
         let signature = B64.decode(&params.pay_sign).expect("b64");
         assert!(key.verify_sig(message.as_bytes(), &signature).is_ok());
@@ -1023,7 +1137,7 @@ mod tests {
     #[tokio::test]
     async fn the_sandbox_keeps_the_servers_time() {
         let clock = Clock::default();
-        let pay = SandboxPay::new("wx0000000000sandbox", "1900000001", clock.clone()).expect("keygen");
+        let pay = SandboxPay::new(db().await, "wx0000000000sandbox", "1900000001", clock.clone()).expect("a platform");
         pay.jsapi_prepay(&order_at("SBCLOCK_001", 100, clock.now())).await.expect("prepay");
         // The server's clock moves 31 minutes: the order's 30 minutes are over for the sandbox too.
         clock.advance(Duration::from_secs(31 * 60));
@@ -1037,16 +1151,16 @@ mod tests {
         assert_eq!(pay.query("SBCLOCK_001").await.expect("query").trade_state, TradeState::Closed);
         assert_eq!(pay.pay("SBCLOCK_001", true).await, Err(SandboxPayError::Closed("SBCLOCK_001".into())));
         // Notifies and pay parameters are signed as of the moved clock.
-        let (headers, body) = pay.build_notify("SBCLOCK_001", false).expect("notify");
-        assert!(pay.verify_notify(&headers, &body, clock.now()).is_ok());
-        assert!(pay.verify_notify(&headers, &body, Utc::now()).is_err(), "31 minutes from real time");
-        let params = pay.pay_params("wx0123").expect("params");
+        let (headers, body) = pay.build_notify("SBCLOCK_001", false).await.expect("notify");
+        assert!(pay.verify_notify(&headers, &body, clock.now()).await.is_ok());
+        assert!(pay.verify_notify(&headers, &body, Utc::now()).await.is_err(), "31 minutes from real time");
+        let params = pay.pay_params("wx0123").await.expect("params");
         assert_eq!(params.time_stamp, clock.now().timestamp().to_string());
     }
 
     #[tokio::test]
     async fn unknown_and_unpaid_orders_are_vendor_errors() {
-        let pay = sandbox();
+        let pay = &sandbox().await;
         assert_eq!(vendor_code(pay.query("SBNONE_0001").await), "ORDER_NOT_EXIST");
         assert_eq!(vendor_code(pay.close("SBNONE_0001").await), "ORDER_NOT_EXIST");
         assert_eq!(vendor_code(pay.query_refund("R_NONE").await), "RESOURCE_NOT_EXISTS");
@@ -1067,16 +1181,56 @@ mod tests {
         assert_eq!(vendor_code(pay.refund(&refund("SBUNPAID_01", "R_0004", 0)).await), "PARAM_ERROR");
         let bad_url = RefundRequest { notify_url: "notify".into(), ..refund("SBUNPAID_01", "R_0005", 1) };
         assert_eq!(vendor_code(pay.refund(&bad_url).await), "PARAM_ERROR");
-        assert!(pay.refund_record("R_0002").is_none());
+        assert!(pay.refund_record("R_0002").await.expect("read").is_none());
     }
 
-    #[test]
-    fn debug_names_the_merchant_and_serial_but_no_key() {
-        let pay = sandbox();
+    #[tokio::test]
+    async fn debug_names_the_merchant_and_serial_but_no_key() {
+        let pay = &sandbox().await;
+        let platform = pay.platform().await.expect("keys");
         let debug = format!("{pay:?}");
-        assert!(debug.contains("1900000001") && debug.contains(pay.platform().serial()), "{debug}");
-        let apiv3 = String::from_utf8(pay.platform.apiv3_key.expose_secret().to_vec()).expect("ascii");
+        assert!(debug.contains("1900000001") && debug.contains(platform.serial()), "{debug}");
+        let apiv3 = String::from_utf8(platform.apiv3_key.expose_secret().to_vec()).expect("ascii");
         assert!(!debug.contains(&apiv3) && !debug.contains("KeyPair"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn a_lapsed_payment_claim_leaves_the_order_payable() {
+        let clock = Clock::default();
+        let pay = SandboxPay::new(db().await, "wx0000000000sandbox", "1900000001", clock.clone()).expect("a platform");
+        pay.jsapi_prepay(&order_at("SBLAPSE_001", 100, clock.now())).await.expect("prepay");
+        // An instance claimed the payment, then stopped before the merchant answered.
+        let store = pay.db.sandbox_pay("1900000001", "wx0000000000sandbox");
+        let now = clock.now_ms();
+        assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000009", now, now + 60_000).await.expect("claim"));
+        assert_eq!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::InProgress("SBLAPSE_001".into())));
+        assert_eq!(pay.query("SBLAPSE_001").await.expect("query").trade_state, TradeState::UserPaying);
+        assert_eq!(vendor_code(pay.close("SBLAPSE_001").await), "USERPAYING");
+        // Once the claim lapses the order is payable again (nothing listens at port 9: the
+        // attempt fails, and gives the order back).
+        clock.advance(SandboxPay::ATTEMPT_TTL + Duration::from_secs(1));
+        assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+        assert!(matches!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::Notify(_))));
+        assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+        assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim"));
+    }
+
+    #[tokio::test]
+    async fn a_payment_dropped_mid_delivery_gives_the_order_back() {
+        let pay = &sandbox().await;
+        // A merchant that takes the connection and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let url = format!("http://{}/notify", silent.local_addr().expect("bound"));
+        pay.jsapi_prepay(&PrepayRequest { notify_url: url, ..order("SBDROP_001", 100) }).await.expect("prepay");
+        let dropped = tokio::time::timeout(Duration::from_millis(300), pay.pay("SBDROP_001", true)).await;
+        assert!(dropped.is_err(), "still delivering");
+        for _ in 0..100 {
+            if pay.order("SBDROP_001").await.expect("read").map(|o| o.state) == Some(SandboxOrderState::NotPaid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the dropped payment still holds the order");
     }
 
     #[test]

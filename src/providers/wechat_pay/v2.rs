@@ -852,7 +852,7 @@ impl WechatPay for WechatPayV2 {
             .ok_or_else(|| transport("answer without code_url"))
     }
 
-    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+    async fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
         let now = Utc::now().timestamp();
         Ok(self.signer.pay_params_at(
             &self.merchant.appid,
@@ -927,7 +927,7 @@ impl WechatPay for WechatPayV2 {
 
     /// [`V2Signer::parse_notify`] for this merchant; v2 notifies carry no headers or time to
     /// check.
-    fn verify_notify(
+    async fn verify_notify(
         &self,
         _headers: &HeaderMap,
         body: &[u8],

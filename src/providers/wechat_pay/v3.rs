@@ -275,7 +275,7 @@ impl WechatPay for WechatPayV3 {
         Ok(answer.code_url)
     }
 
-    fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
+    async fn pay_params(&self, prepay_id: &str) -> Result<PayParams, ProviderError> {
         self.signer.pay_params(&self.merchant.appid, prepay_id).map_err(|e| real_config(format!("signing: {e}")))
     }
 
@@ -314,7 +314,7 @@ impl WechatPay for WechatPayV3 {
         refund_from_json(&answer).map_err(|e| real_transport(format!("refund answer: {e}")))
     }
 
-    fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
+    async fn verify_notify(&self, headers: &HeaderMap, body: &[u8], now: DateTime<Utc>) -> Result<Notification, NotifyError> {
         self.verifier.parse_notify(headers, body, now)
     }
 }

@@ -17,6 +17,8 @@ mod m20261203_000011_charging_station_cover;
 mod m20261204_000012_o2o;
 mod m20261204_000013_o2o_refund;
 mod m20261204_000014_charging_station_band;
+mod m20261205_000015_sandbox_state;
+mod m20261205_000016_rate_limit;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -40,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_o2o::Migration),
             Box::new(m20261204_000013_o2o_refund::Migration),
             Box::new(m20261204_000014_charging_station_band::Migration),
+            Box::new(m20261205_000015_sandbox_state::Migration),
+            Box::new(m20261205_000016_rate_limit::Migration),
         ]
     }
 }

@@ -68,7 +68,7 @@ async fn the_same_notify_delivered_again_and_again_credits_once() {
     let app = TestApp::charging().await;
     let token = driver(&app, "double-notify").await;
     let id = recharge(&app, &token, json!(100)).await;
-    let (_, body) = app.pay_platform("charging").build_notify(&id, true).unwrap();
+    let (_, body) = app.pay_platform("charging").build_notify(&id, true).await.unwrap();
     let transaction = xml_fields(&body)["transaction_id"].clone();
     assert_eq!(notify(&app, body.clone()).await, (200, "SUCCESS".to_owned()));
     assert_eq!(notify(&app, body.clone()).await, (200, "SUCCESS".to_owned()), "a repeat is acknowledged");
@@ -91,8 +91,8 @@ async fn concurrent_notifies_of_two_recharges_credit_each_once() {
     let first = recharge(&app, &token, json!(100)).await;
     let second = recharge(&app, &token, json!(0.01)).await;
     let pay = app.pay_platform("charging");
-    let (_, a) = pay.build_notify(&first, true).unwrap();
-    let (_, b) = pay.build_notify(&second, true).unwrap();
+    let (_, a) = pay.build_notify(&first, true).await.unwrap();
+    let (_, b) = pay.build_notify(&second, true).await.unwrap();
     let bodies: Vec<Vec<u8>> = (0..6).map(|n| if n % 2 == 0 { a.clone() } else { b.clone() }).collect();
     let acks = join_all(bodies.into_iter().map(|body| notify(&app, body)).collect()).await;
     assert!(acks.iter().all(|ack| *ack == (200, "SUCCESS".to_owned())), "{acks:?}");
@@ -104,9 +104,9 @@ async fn forged_and_mismatched_notifies_are_refused_and_credit_nothing() {
     let app = TestApp::charging().await;
     let token = driver(&app, "forger-victim").await;
     let id = recharge(&app, &token, json!(100)).await;
-    let (_, body) = app.pay_platform("charging").build_notify(&id, true).unwrap();
+    let (_, body) = app.pay_platform("charging").build_notify(&id, true).await.unwrap();
     let genuine = xml_fields(&body);
-    let key = app.pay_platform("charging").api_key().unwrap().to_owned();
+    let key = app.pay_platform("charging").api_key().await.unwrap().expect("v2");
     assert_eq!(md5_sign(&genuine, &key), genuine["sign"], "the test signs as WeChat does");
     assert_eq!(genuine["total_fee"], "10000");
     let mut forgeries = Vec::new();
@@ -169,7 +169,7 @@ async fn a_wechat_payment_overtaken_by_the_balance_never_pays_twice() {
     assert_eq!(by_balance["paymentStatus"], 2);
     assert_eq!(balance(&app, &token).await, DEMO_BALANCE_FEN - total);
     // The WeChat money arrives late: acknowledged (WeChat stops retrying), not applied.
-    let (_, late) = app.pay_platform("charging").build_notify(&payment, true).unwrap();
+    let (_, late) = app.pay_platform("charging").build_notify(&payment, true).await.unwrap();
     assert_eq!(notify(&app, late.clone()).await, (200, "SUCCESS".to_owned()));
     assert_eq!(notify(&app, late).await, (200, "SUCCESS".to_owned()));
     let status = payment_status(&app, &token, &payment).await;

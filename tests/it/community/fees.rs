@@ -87,7 +87,7 @@ async fn payment_create_answers_v2_pay_params_and_holds_the_orders() {
     // answers a new prepay_id for the same out_trade_no).
     let (again, again_bill) = pay(&app, &owner, "2A1").await;
     assert_eq!((again.status, again_bill.as_deref()), (200, Some(bill.as_str())), "{}", again.body);
-    assert_eq!(app.pay_platform("community").order(&bill).expect("placed").amount_fen, 2);
+    assert_eq!(app.pay_platform("community").order(&bill).await.unwrap().expect("placed").amount_fen, 2);
     // An overlapping set while the bill is live: refused; a disjoint one is fine.
     let fresh = issue_order(&app, 1, "停车费", 500).await;
     for ids in ["2".to_owned(), format!("1A{fresh}"), format!("{fresh}A2")] {
@@ -187,7 +187,7 @@ async fn a_replayed_notify_changes_the_state_once() {
     let owner = token(&app, DEMO_CODE).await;
     let (_, bill) = pay(&app, &owner, "1A2").await;
     let bill = bill.unwrap();
-    let (_, body) = app.pay_platform("community").build_notify(&bill, true).unwrap();
+    let (_, body) = app.pay_platform("community").build_notify(&bill, true).await.unwrap();
     let transaction = xml_fields(&body)["transaction_id"].clone();
     // The same notify four times at once, then twice more.
     let acks = join_all((0..4).map(|_| notify(&app, body.clone())).collect()).await;
@@ -213,9 +213,9 @@ async fn a_forged_notify_is_refused_and_pays_nothing() {
     let owner = token(&app, DEMO_CODE).await;
     let (_, bill) = pay(&app, &owner, "1A2").await;
     let bill = bill.unwrap();
-    let (_, body) = app.pay_platform("community").build_notify(&bill, true).unwrap();
+    let (_, body) = app.pay_platform("community").build_notify(&bill, true).await.unwrap();
     let genuine = xml_fields(&body);
-    let key = app.pay_platform("community").api_key().unwrap().to_owned();
+    let key = app.pay_platform("community").api_key().await.unwrap().expect("v2");
     assert_eq!(md5_sign(&genuine, &key), genuine["sign"], "the test's signing agrees with WeChat's");
     let mut forgeries = Vec::new();
     // A field changed after signing.
@@ -280,7 +280,7 @@ async fn a_lapsed_bill_paid_late_never_pays_an_order_twice() {
     let (_, old) = pay(&app, &owner, "1").await;
     let old = old.unwrap();
     // WeChat's notify of the old bill, delayed past the bill's 30 minutes.
-    let (_, late_notify) = app.pay_platform("community").build_notify(&old, true).unwrap();
+    let (_, late_notify) = app.pay_platform("community").build_notify(&old, true).await.unwrap();
     app.server.clock.advance(std::time::Duration::from_secs(31 * 60));
     let owner = token(&app, DEMO_CODE).await;
     let (_, new) = pay(&app, &owner, "1A2").await;

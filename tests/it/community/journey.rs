@@ -138,7 +138,7 @@ async fn a_tenant_registers_is_approved_pays_the_fees_and_leaves() {
     let params = pay.body["data"].clone();
     assert_eq!(params["signType"], "MD5");
     assert!(params["package"].as_str().unwrap().starts_with("prepay_id="), "{params}");
-    let key = app.pay_platform("community").api_key().expect("v2").to_owned();
+    let key = app.pay_platform("community").api_key().await.unwrap().expect("v2");
     assert_eq!(params["paySign"].as_str().unwrap(), pay_sign(&params, &key), "{params}");
     let out_trade_no = stored_order(&app, 1).await.out_trade_no.expect("held by the bill");
     assert_eq!(stored_order(&app, 2).await.out_trade_no.as_deref(), Some(out_trade_no.as_str()));

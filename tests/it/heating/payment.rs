@@ -124,7 +124,7 @@ async fn payment_notify_a_late_payment_of_an_expired_order_still_applies() {
     app.server.clock.advance(Duration::from_secs(31 * 60));
     // The payer paid at the last moment; the notify comes after the order's time ran out, and
     // nobody took its bills meanwhile: it applies.
-    let (headers, body) = platform_notify(&app, "EV-late", "TRANSACTION.SUCCESS", transaction(&app, &order_id, fen_of(&amount), "4200000000000000000000000041"));
+    let (headers, body) = platform_notify(&app, "EV-late", "TRANSACTION.SUCCESS", transaction(&app, &order_id, fen_of(&amount), "4200000000000000000000000041")).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
     assert_eq!(status_of(&app, &token, &order_id).await, "paid");
     let info = app.get("/api/payment/info", Some(&token)).await;
@@ -141,7 +141,7 @@ async fn payment_notify_for_bills_another_order_paid_is_kept_for_a_refund() {
     assert_eq!(app.sandbox_pay(&second, "success").await.status, 200);
     // The first order's payment shows up late: WeChat must stop retrying (it is acknowledged),
     // the money is recorded as taken, and the order is marked for a refund — not just logged.
-    let (headers, body) = platform_notify(&app, "EV-taken", "TRANSACTION.SUCCESS", transaction(&app, &first, fen_of(&amount), "4200000000000000000000000042"));
+    let (headers, body) = platform_notify(&app, "EV-taken", "TRANSACTION.SUCCESS", transaction(&app, &first, fen_of(&amount), "4200000000000000000000000042")).await;
     let (status, ack) = post_notify(&app, &headers, body).await;
     assert_eq!((status, ack["code"].as_str()), (200, Some("SUCCESS")));
     let stored = app.server.db.payments().get(&first).await.unwrap().unwrap();

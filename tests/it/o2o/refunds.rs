@@ -110,7 +110,7 @@ async fn an_unpaid_order_closes_and_a_late_payment_goes_back() {
 
     // The payer had paid after all: the notify arrives late. Acknowledged, the order stays
     // closed, and the money goes back with the next sweep.
-    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).unwrap();
+    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).await.unwrap();
     let mut request = app.client.post(app.url("/wechatpay/notify/3")).body(body);
     for (name, value) in &headers {
         request = request.header(name, value);
@@ -128,7 +128,7 @@ async fn an_unpaid_order_closes_and_a_late_payment_goes_back() {
     let pay = db.payments().get(&order_no).await.unwrap().unwrap();
     assert_ne!(pay.refund_state, RefundState::Needed, "the refund was asked for");
     // A notify for another operator's route does not verify against this order (unknown there).
-    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).unwrap();
+    let (headers, body) = parts.sandbox.pays[0].build_notify(&order_no, true).await.unwrap();
     let mut request = app.client.post(app.url("/wechatpay/notify/5")).body(body);
     for (name, value) in &headers {
         request = request.header(name, value);

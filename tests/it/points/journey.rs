@@ -60,7 +60,7 @@ async fn the_documented_journey() {
     assert_eq!((pay["signType"].as_str(), pay["appId"].as_str()), (Some("RSA"), Some("wx_sandbox_points")));
     assert!(pay["package"].as_str().unwrap().starts_with("prepay_id=wx"), "{pay}");
     let message = format!("{}\n{}\n{}\n{}\n", pay["appId"].as_str().unwrap(), pay["timeStamp"].as_str().unwrap(), pay["nonceStr"].as_str().unwrap(), pay["package"].as_str().unwrap());
-    let merchant = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, app.pay_platform("points").merchant_public_key_der().unwrap()).unwrap();
+    let merchant = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, app.pay_platform("points").merchant_public_key_der().await.unwrap()).unwrap();
     let signature = base64::engine::general_purpose::STANDARD.decode(pay["paySign"].as_str().unwrap()).unwrap();
     merchant.verify_sig(message.as_bytes(), &signature).expect("paySign verifies with the merchant's key");
 

@@ -162,18 +162,19 @@ pub async fn post_notify(app: &TestApp, headers: &HeaderMap, body: Vec<u8>) -> (
 }
 
 /// The notify the sandbox platform would send for paying (or failing) `order_id`, not sent.
-pub fn sandbox_notify(app: &TestApp, order_id: &str, success: bool) -> (HeaderMap, Vec<u8>) {
-    app.pay_platform("points").build_notify(order_id, success).unwrap()
+pub async fn sandbox_notify(app: &TestApp, order_id: &str, success: bool) -> (HeaderMap, Vec<u8>) {
+    app.pay_platform("points").build_notify(order_id, success).await.unwrap()
 }
 
 /// A notify signed by the sandbox platform (so it verifies) about `transaction`.
-pub fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (HeaderMap, Vec<u8>) {
+pub async fn platform_notify(app: &TestApp, id: &str, transaction: Value) -> (HeaderMap, Vec<u8>) {
     let pay = app.pay_platform("points");
-    let resource = pay.platform().encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
+    let platform = pay.platform().await.unwrap();
+    let resource = platform.encrypt_resource(transaction.to_string().as_bytes(), "transaction").unwrap();
     let body = json!({"id": id, "create_time": "2026-11-21T15:55:28+08:00", "event_type": "TRANSACTION.SUCCESS",
         "resource_type": "encrypt-resource", "summary": "支付成功", "resource": resource});
     let body = body.to_string().into_bytes();
-    (pay.platform().sign_notify(&body, app.server.clock.now()).unwrap(), body)
+    (platform.sign_notify(&body, app.server.clock.now()).unwrap(), body)
 }
 
 /// A successful transaction resource for `out_trade_no` of `total` fen to the points merchant.

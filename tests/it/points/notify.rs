@@ -16,7 +16,7 @@ async fn points_payment_notify_duplicates_credit_once() {
     let app = TestApp::points().await;
     let token = login(&app, "notify-twice").await;
     let order_id = order(&app, &token, "pkg_standard_5000").await;
-    let (headers, body) = sandbox_notify(&app, &order_id, true);
+    let (headers, body) = sandbox_notify(&app, &order_id, true).await;
     // Eight identical deliveries at once.
     let deliveries = join_all((0..8).map(|_| post_notify(&app, &headers, body.clone())).collect()).await;
     for (status, ack) in &deliveries {
@@ -25,7 +25,7 @@ async fn points_payment_notify_duplicates_credit_once() {
     assert_eq!(balance(&app, &token).await, 5000);
     // WeChat retrying later, and a second, distinct success notify of the same order.
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
-    let (headers, body) = sandbox_notify(&app, &order_id, true);
+    let (headers, body) = sandbox_notify(&app, &order_id, true).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
     assert_eq!(check_payment(&app, &token, &order_id).await, json!({"isPaid": true, "points": 5000, "expiryDate": year_end(&app)}));
     let history = purchases(&app, &token).await;
@@ -38,7 +38,7 @@ async fn points_payment_notify_concurrent_for_two_orders_credits_both() {
     let token = login(&app, "notify-two-orders").await;
     let basic = order(&app, &token, "pkg_basic_1000").await;
     let standard = order(&app, &token, "pkg_standard_5000").await;
-    let (a, b) = (sandbox_notify(&app, &basic, true), sandbox_notify(&app, &standard, true));
+    let (a, b) = (sandbox_notify(&app, &basic, true).await, sandbox_notify(&app, &standard, true).await);
     let deliveries = join_all(vec![post_notify(&app, &a.0, a.1.clone()), post_notify(&app, &b.0, b.1.clone()), post_notify(&app, &a.0, a.1), post_notify(&app, &b.0, b.1)]).await;
     assert!(deliveries.iter().all(|(status, _)| *status == 200), "{deliveries:?}");
     assert_eq!(balance(&app, &token).await, 6000);
@@ -49,7 +49,7 @@ async fn points_payment_notify_forged_is_refused_and_credits_nothing() {
     let app = TestApp::points().await;
     let token = login(&app, "notify-forged").await;
     let order_id = order(&app, &token, "pkg_basic_1000").await;
-    let (headers, body) = sandbox_notify(&app, &order_id, true);
+    let (headers, body) = sandbox_notify(&app, &order_id, true).await;
     // The body changed after signing.
     let mut tampered = body.clone();
     let at = tampered.iter().position(|&b| b == b'"').unwrap();
@@ -87,7 +87,7 @@ async fn points_payment_notify_of_another_amount_or_merchant_is_refused() {
     let token = login(&app, "notify-amount").await;
     let order_id = order(&app, &token, "pkg_basic_1000").await;
     // One fen short, and refused again when WeChat redelivers it.
-    let (headers, body) = platform_notify(&app, "EV-short", transaction(&app, &order_id, 989, "4200000000000000000000000101"));
+    let (headers, body) = platform_notify(&app, "EV-short", transaction(&app, &order_id, 989, "4200000000000000000000000101")).await;
     for _ in 0..2 {
         let (status, ack) = post_notify(&app, &headers, body.clone()).await;
         assert_eq!((status, ack["code"].as_str(), ack["message"].as_str()), (400, Some("FAIL"), Some("金额不一致")));
@@ -95,16 +95,16 @@ async fn points_payment_notify_of_another_amount_or_merchant_is_refused() {
     // Another merchant's payment, signed by the platform.
     let mut other = transaction(&app, &order_id, 990, "4200000000000000000000000102");
     other["mchid"] = json!("1900009999");
-    let (headers, body) = platform_notify(&app, "EV-mchid", other);
+    let (headers, body) = platform_notify(&app, "EV-mchid", other).await;
     let (status, ack) = post_notify(&app, &headers, body).await;
     assert_eq!((status, ack["message"].as_str()), (400, Some("商户信息不一致")));
     // An order we never made.
-    let (headers, body) = platform_notify(&app, "EV-unknown", transaction(&app, "PT20240101000000" , 990, "4200000000000000000000000103"));
+    let (headers, body) = platform_notify(&app, "EV-unknown", transaction(&app, "PT20240101000000" , 990, "4200000000000000000000000103")).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 400);
     assert_eq!(check_payment(&app, &token, &order_id).await["isPaid"], false);
     assert_eq!(balance(&app, &token).await, 0);
     // The right amount pays.
-    let (headers, body) = platform_notify(&app, "EV-right", transaction(&app, &order_id, 990, "4200000000000000000000000104"));
+    let (headers, body) = platform_notify(&app, "EV-right", transaction(&app, &order_id, 990, "4200000000000000000000000104")).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
     assert_eq!(check_payment(&app, &token, &order_id).await["points"], 1000);
 }
@@ -125,7 +125,7 @@ async fn points_payment_notify_a_late_payment_of_a_closed_order_is_credited() {
     assert_eq!(purchases(&app, &token).await["list"][0]["status"], "failed");
     // The payer paid at the last moment and the notify comes now: the money is taken, so the
     // points are credited.
-    let (headers, body) = platform_notify(&app, "EV-late", transaction(&app, &order_id, 990, "4200000000000000000000000105"));
+    let (headers, body) = platform_notify(&app, "EV-late", transaction(&app, &order_id, 990, "4200000000000000000000000105")).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
     assert_eq!(check_payment(&app, &token, &order_id).await, json!({"isPaid": true, "points": 1000, "expiryDate": year_end(&app)}));
     assert_eq!(purchases(&app, &token).await["list"][0]["status"], "paid");

@@ -125,7 +125,7 @@ async fn points_payment_check_finds_a_payment_whose_notify_is_late() {
     assert_eq!(check_payment(&app, &token, &order_id).await, json!({"isPaid": true, "points": 1000, "expiryDate": year_end(&app)}));
     // Credited once, however often it is asked, and when the notify finally comes.
     assert_eq!(check_payment(&app, &token, &order_id).await["points"], 1000);
-    let (headers, body) = sandbox_notify(&app, &order_id, true);
+    let (headers, body) = sandbox_notify(&app, &order_id, true).await;
     assert_eq!(post_notify(&app, &headers, body).await.0, 200);
     assert_eq!(balance(&app, &token).await, 1000);
     assert_eq!(purchases(&app, &token).await["list"][0]["status"], "paid");

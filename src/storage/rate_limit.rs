@@ -1,0 +1,81 @@
+//! Request budgets in the database (`rate_limit`): GCRA with one conditional upsert per counted
+//! request, so every instance on the database counts against one budget per client.
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+use super::{Db, StorageError};
+
+/// One limit's budgets: `requests` per window per client, as GCRA keeps them — a theoretical
+/// arrival time (TAT) per client that each admitted request moves one emission interval
+/// (window / requests) later; a request is admitted while the TAT it would leave is at most one
+/// window ahead of now. It allows the whole budget at once, then one request per interval, and
+/// never more than `requests` in any window.
+#[derive(Clone, Debug)]
+pub struct RateLimitStore(Db);
+
+/// What a counted request is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted; go on.
+    Allowed,
+    /// Over the budget: the next request is admitted in this many µs.
+    Refused {
+        /// µs until the next admitted request.
+        wait_us: i64,
+    },
+}
+
+impl RateLimitStore {
+    /// The budgets in `db`.
+    pub fn new(db: Db) -> RateLimitStore {
+        RateLimitStore(db)
+    }
+
+    /// Count one request of `client` against limit `scope` at `now_us` (µs since 1970, UTC):
+    /// one statement, an upsert whose update is conditional on the budget, so two instances
+    /// counting the same client at once are serialised by the row (the database's lock) and
+    /// never both take the last request. It runs on [`Db::volatile`]: a power cut may forget the
+    /// last requests counted (their clients get them back), a crash of the process nothing. `interval_us` is window / requests, `window_us` the
+    /// window, both > 0.
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> Result<Admission, StorageError> {
+        let conn = self.0.volatile();
+        let backend = conn.get_database_backend();
+        // `max(a, b)` is SQLite's two-argument scalar; PostgreSQL spells it `GREATEST`.
+        let (greatest, p): (&str, fn(usize) -> String) = match backend {
+            DbBackend::Postgres => ("GREATEST", |n| format!("${n}")),
+            _ => ("MAX", |n| format!("?{n}")),
+        };
+        let (scope_p, client_p, now_p, interval_p, window_p) = (p(1), p(2), p(3), p(4), p(5));
+        let sql = format!(
+            "INSERT INTO rate_limit (scope, client, tat_us) VALUES ({scope_p}, {client_p}, {now_p} + {interval_p}) \
+             ON CONFLICT (scope, client) DO UPDATE SET tat_us = {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} \
+             WHERE {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} - {window_p} <= {now_p} \
+             RETURNING tat_us"
+        );
+        let values: Vec<sea_orm::Value> = vec![scope.into(), client.into(), now_us.into(), interval_us.into(), window_us.into()];
+        if conn.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await?.is_some() {
+            return Ok(Admission::Allowed);
+        }
+        // Refused: the row kept its TAT. Read it for the wait (only refusals pay this).
+        let sql = format!("SELECT tat_us FROM rate_limit WHERE scope = {} AND client = {}", p(1), p(2));
+        let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
+        let tat: i64 = match row {
+            Some(row) => row.try_get_by_index(0)?,
+            None => now_us,
+        };
+        Ok(Admission::Refused { wait_us: (tat + interval_us - window_us - now_us).max(0) })
+    }
+
+    /// Forget the clients whose budget is whole again at `now_us` (their TAT has passed): the
+    /// table holds only clients that spent part of their budget recently. Answers the rows
+    /// deleted.
+    pub async fn prune(&self, now_us: i64) -> Result<u64, StorageError> {
+        let conn = self.0.volatile();
+        let backend = conn.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => "DELETE FROM rate_limit WHERE tat_us < $1",
+            _ => "DELETE FROM rate_limit WHERE tat_us < ?1",
+        };
+        Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await?.rows_affected())
+    }
+}

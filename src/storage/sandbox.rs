@@ -1,0 +1,602 @@
+//! The sandbox's own state: the SMS outbox and the payment platform's orders, prepay ids and
+//! refunds, shared by every instance over the database (issue 17). Only the sandbox providers
+//! use them.
+
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+
+use super::{Db, StorageError, affected, text_enum, write};
+
+/// The tables as sea-orm entities (see the migration `m20261205_000015_sandbox_state`).
+#[allow(missing_docs)] // derive-generated items; each entity's module is documented
+pub mod entity {
+    /// `sandbox_sms`: a message the sandbox "sent".
+    pub mod sms {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "sandbox_sms")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i64,
+            pub api: String,
+            pub phone: String,
+            pub code: String,
+            pub purpose: String,
+            pub sent_at: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    /// `sandbox_pay_order`: an order a sandbox merchant holds.
+    pub mod order {
+        use sea_orm::entity::prelude::*;
+
+        use super::super::SandboxPayState;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "sandbox_pay_order")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub mchid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub appid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub out_trade_no: String,
+            pub amount_fen: i64,
+            pub notify_url: String,
+            pub time_expire: i64,
+            pub payer_openid: Option<String>,
+            pub state: SandboxPayState,
+            pub transaction_id: Option<String>,
+            pub success_time: Option<i64>,
+            pub code_url: Option<String>,
+            pub refunded_fen: i64,
+            pub attempt_id: Option<String>,
+            pub attempt_until: Option<i64>,
+            pub created_at: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    /// `sandbox_pay_prepay`: a prepay_id, code_url or `pr` token and the order it stands for.
+    pub mod prepay {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "sandbox_pay_prepay")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub mchid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub appid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub id: String,
+            pub out_trade_no: String,
+            pub created_at: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    /// `sandbox_pay_refund`: a refund as first accepted.
+    pub mod refund {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "sandbox_pay_refund")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub mchid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub appid: String,
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub out_refund_no: String,
+            pub out_trade_no: String,
+            pub refund_fen: i64,
+            pub total_fen: i64,
+            pub reason: Option<String>,
+            pub notify_url: String,
+            pub refund_id: String,
+            pub transaction_id: String,
+            pub success_time: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+}
+
+use entity::{order, prepay, refund, sms};
+
+// ---- the SMS outbox ----------------------------------------------------------------------------
+
+/// A message in the sandbox outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsRow {
+    /// The sending API's id (`heating`, …).
+    pub api: String,
+    /// The phone number (11 digits).
+    pub phone: String,
+    /// The verification code.
+    pub code: String,
+    /// What the code is for (the API's word).
+    pub purpose: String,
+    /// When it was sent, ms since the epoch (UTC).
+    pub sent_at: i64,
+}
+
+/// The sandbox SMS outbox's store.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxSmsStore<'c, C>(pub &'c C);
+
+impl Db {
+    /// The sandbox SMS outbox's store on the pool.
+    pub fn sandbox_sms(&self) -> SandboxSmsStore<'_, sea_orm::DatabaseConnection> {
+        SandboxSmsStore(self.conn())
+    }
+
+    /// The store of the sandbox merchant `mchid` with mini-program `appid` on the pool.
+    pub fn sandbox_pay<'a>(&'a self, mchid: &'a str, appid: &'a str) -> SandboxPayStore<'a, sea_orm::DatabaseConnection> {
+        SandboxPayStore { conn: self.conn(), mchid, appid }
+    }
+}
+
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> SandboxSmsStore<'_, C> {
+    /// Record `message` and drop what lies beyond the newest `keep` messages (at least 1) of
+    /// every phone together, in the same transaction: the outbox stays bounded however many
+    /// instances write to it. Ids grow with every insert, so "beyond the newest `keep`" is
+    /// `id <= new id - keep` (on PostgreSQL a rolled-back insert leaves a gap: then a few fewer
+    /// are kept, never more).
+    pub async fn push(&self, message: &SmsRow, keep: u64) -> Result<(), StorageError> {
+        let tx = write(self.0).await?;
+        let inserted = sms::Entity::insert(sms::ActiveModel {
+            id: sea_orm::NotSet,
+            api: Set(message.api.clone()),
+            phone: Set(message.phone.clone()),
+            code: Set(message.code.clone()),
+            purpose: Set(message.purpose.clone()),
+            sent_at: Set(message.sent_at),
+        })
+        .exec(&tx)
+        .await?;
+        let keep = i64::try_from(Ord::max(keep, 1)).unwrap_or(i64::MAX);
+        sms::Entity::delete_many().filter(sms::Column::Id.lte(inserted.last_insert_id.saturating_sub(keep))).exec(&tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The messages sent to `phone`, newest first; only those of `api` when given.
+    pub async fn to_phone(&self, api: Option<&str>, phone: &str) -> Result<Vec<SmsRow>, StorageError> {
+        let mut query = sms::Entity::find().filter(sms::Column::Phone.eq(phone));
+        if let Some(api) = api {
+            query = query.filter(sms::Column::Api.eq(api));
+        }
+        Ok(query
+            .order_by_desc(sms::Column::Id)
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(|row| SmsRow { api: row.api, phone: row.phone, code: row.code, purpose: row.purpose, sent_at: row.sent_at })
+            .collect())
+    }
+}
+
+// ---- the payment platform ------------------------------------------------------------------------
+
+text_enum! {
+    /// Where a sandbox order stands, as stored.
+    pub enum SandboxPayState {
+        /// Ordered, not paid (a failed attempt leaves it here).
+        NotPaid = "notpaid",
+        /// A success notify is being delivered (`attempt_id` names it, until `attempt_until`).
+        Paying = "paying",
+        /// Paid: the merchant acknowledged the success notify.
+        Paid = "paid",
+        /// Closed unpaid by the merchant.
+        Closed = "closed",
+    }
+}
+
+/// An order to record (`jsapi_prepay`, `native_prepay`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSandboxOrder {
+    /// The merchant's order number.
+    pub out_trade_no: String,
+    /// The amount, fen.
+    pub amount_fen: i64,
+    /// Where notifies go.
+    pub notify_url: String,
+    /// After this the order cannot be paid, ms.
+    pub time_expire: i64,
+    /// The payer, when the API has one.
+    pub payer_openid: Option<String>,
+}
+
+/// A sandbox order's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxOrderRow {
+    /// What was first recorded.
+    pub order: NewSandboxOrder,
+    /// Where it stands as stored (a `Paying` whose `attempt_until` has passed is payable again).
+    pub state: SandboxPayState,
+    /// The transaction id, once paid.
+    pub transaction_id: Option<String>,
+    /// When it was paid, ms.
+    pub success_time: Option<i64>,
+    /// Its NATIVE code_url, once `native_prepay` answered one (it is then a NATIVE order).
+    pub code_url: Option<String>,
+    /// The sum of its refunds, fen.
+    pub refunded_fen: i64,
+    /// When the claim of the payment being delivered lapses, ms (while `Paying`).
+    pub attempt_until: Option<i64>,
+}
+
+impl From<order::Model> for SandboxOrderRow {
+    fn from(row: order::Model) -> SandboxOrderRow {
+        SandboxOrderRow {
+            order: NewSandboxOrder {
+                out_trade_no: row.out_trade_no,
+                amount_fen: row.amount_fen,
+                notify_url: row.notify_url,
+                time_expire: row.time_expire,
+                payer_openid: row.payer_openid,
+            },
+            state: row.state,
+            transaction_id: row.transaction_id,
+            success_time: row.success_time,
+            code_url: row.code_url,
+            refunded_fen: row.refunded_fen,
+            attempt_until: row.attempt_until,
+        }
+    }
+}
+
+/// A refund's row: the request as first accepted and what the platform answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRefundRow {
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// The order refunded.
+    pub out_trade_no: String,
+    /// How much, fen.
+    pub refund_fen: i64,
+    /// The order's total as the request stated it, fen.
+    pub total_fen: i64,
+    /// Shown to the payer.
+    pub reason: Option<String>,
+    /// Where its notify went (empty: none).
+    pub notify_url: String,
+    /// `50` + 27 digits.
+    pub refund_id: String,
+    /// The order's transaction id.
+    pub transaction_id: String,
+    /// When it succeeded, ms.
+    pub success_time: i64,
+}
+
+impl From<refund::Model> for SandboxRefundRow {
+    fn from(row: refund::Model) -> SandboxRefundRow {
+        SandboxRefundRow {
+            out_refund_no: row.out_refund_no,
+            out_trade_no: row.out_trade_no,
+            refund_fen: row.refund_fen,
+            total_fen: row.total_fen,
+            reason: row.reason,
+            notify_url: row.notify_url,
+            refund_id: row.refund_id,
+            transaction_id: row.transaction_id,
+            success_time: row.success_time,
+        }
+    }
+}
+
+/// What [`SandboxPayStore::claim_refund`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundClaim {
+    /// Recorded now: the order's refunded sum is raised by it.
+    Recorded(SandboxRefundRow),
+    /// A refund of this out_refund_no exists (recorded earlier, or by a concurrent request):
+    /// nothing was written.
+    Existing(SandboxRefundRow),
+    /// No such order.
+    NoOrder,
+    /// The order is not paid.
+    NotPaid,
+    /// The request's total is not the order's amount.
+    TotalDiffers,
+    /// It would take the order's refunds past its amount.
+    TooMuch,
+}
+
+/// The store of one sandbox merchant (mchid + appid: one API's own, or one o2o operator's), as
+/// each platform held its own ledger in memory before.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxPayStore<'c, C> {
+    conn: &'c C,
+    mchid: &'c str,
+    appid: &'c str,
+}
+
+impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> SandboxPayStore<'_, C> {
+    fn orders(&self) -> Condition {
+        Condition::all().add(order::Column::Mchid.eq(self.mchid)).add(order::Column::Appid.eq(self.appid))
+    }
+
+    fn order_of(&self, out_trade_no: &str) -> Condition {
+        self.orders().add(order::Column::OutTradeNo.eq(out_trade_no))
+    }
+
+    /// A `Paying` order whose claim lapsed at `now` is payable (and closable) again.
+    fn payable(now: i64) -> Condition {
+        Condition::any().add(order::Column::State.eq(SandboxPayState::NotPaid)).add(
+            Condition::all()
+                .add(order::Column::State.eq(SandboxPayState::Paying))
+                .add(order::Column::AttemptUntil.lte(now)),
+        )
+    }
+
+    /// The order `out_trade_no`.
+    pub async fn order(&self, out_trade_no: &str) -> Result<Option<SandboxOrderRow>, StorageError> {
+        Ok(order::Entity::find().filter(self.order_of(out_trade_no)).one(self.conn).await?.map(SandboxOrderRow::from))
+    }
+
+    /// Record `new` unless an order of its number exists (insert-or-nothing: of two instances
+    /// placing it at once one records it), then the order as stored — the caller compares it
+    /// with what it asked.
+    pub async fn place(&self, new: &NewSandboxOrder, now: i64) -> Result<SandboxOrderRow, StorageError> {
+        order::Entity::insert(order::ActiveModel {
+            mchid: Set(self.mchid.to_owned()),
+            appid: Set(self.appid.to_owned()),
+            out_trade_no: Set(new.out_trade_no.clone()),
+            amount_fen: Set(new.amount_fen),
+            notify_url: Set(new.notify_url.clone()),
+            time_expire: Set(new.time_expire),
+            payer_openid: Set(new.payer_openid.clone()),
+            state: Set(SandboxPayState::NotPaid),
+            transaction_id: Set(None),
+            success_time: Set(None),
+            code_url: Set(None),
+            refunded_fen: Set(0),
+            attempt_id: Set(None),
+            attempt_until: Set(None),
+            created_at: Set(now),
+        })
+        .on_conflict(
+            OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(self.conn)
+        .await?;
+        self.order(&new.out_trade_no)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("sandbox order {} vanished after insert", new.out_trade_no)))
+    }
+
+    /// Record an order paid before the platform kept its ledger in the database (a demo order
+    /// seeded straight into `pay_order`), unless it holds one of that number.
+    pub async fn adopt_paid(&self, out_trade_no: &str, amount_fen: i64, transaction_id: &str, paid_at: i64) -> Result<(), StorageError> {
+        order::Entity::insert(order::ActiveModel {
+            mchid: Set(self.mchid.to_owned()),
+            appid: Set(self.appid.to_owned()),
+            out_trade_no: Set(out_trade_no.to_owned()),
+            amount_fen: Set(amount_fen),
+            notify_url: Set(String::new()),
+            time_expire: Set(paid_at),
+            payer_openid: Set(None),
+            state: Set(SandboxPayState::Paid),
+            transaction_id: Set(Some(transaction_id.to_owned())),
+            success_time: Set(Some(paid_at)),
+            code_url: Set(None),
+            refunded_fen: Set(0),
+            attempt_id: Set(None),
+            attempt_until: Set(None),
+            created_at: Set(paid_at),
+        })
+        .on_conflict(
+            OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(self.conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Remember that `id` (a prepay_id) stands for `out_trade_no`.
+    pub async fn add_prepay(&self, id: &str, out_trade_no: &str, now: i64) -> Result<(), StorageError> {
+        insert_prepay(self.conn, self.mchid, self.appid, id, out_trade_no, now).await
+    }
+
+    /// The order's NATIVE code_url: `code_url` (and its `pr` token) if it had none — set only
+    /// `WHERE code_url IS NULL`, so of two instances answering at once both answer the one
+    /// stored — else the one it has.
+    pub async fn code_url(&self, out_trade_no: &str, code_url: &str, pr: &str, now: i64) -> Result<String, StorageError> {
+        let tx = write(self.conn).await?;
+        let set = order::Entity::update_many()
+            .col_expr(order::Column::CodeUrl, Expr::value(code_url))
+            .filter(self.order_of(out_trade_no))
+            .filter(order::Column::CodeUrl.is_null())
+            .exec(&tx)
+            .await?;
+        if affected(set) {
+            insert_prepay(&tx, self.mchid, self.appid, pr, out_trade_no, now).await?;
+            insert_prepay(&tx, self.mchid, self.appid, code_url, out_trade_no, now).await?;
+        }
+        let stored = order::Entity::find().filter(self.order_of(out_trade_no)).one(&tx).await?.and_then(|row| row.code_url);
+        tx.commit().await?;
+        stored.ok_or_else(|| StorageError::Corrupt(format!("sandbox order {out_trade_no} has no code_url")))
+    }
+
+    /// The order `id` names: itself when an order of that number exists, else the order of the
+    /// prepay_id, code_url or `pr` token `id`; `None` when it names nothing.
+    pub async fn resolve(&self, id: &str) -> Result<Option<String>, StorageError> {
+        if order::Entity::find().filter(self.order_of(id)).one(self.conn).await?.is_some() {
+            return Ok(Some(id.to_owned()));
+        }
+        Ok(prepay::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), id.to_owned()))
+            .one(self.conn)
+            .await?
+            .map(|row| row.out_trade_no))
+    }
+
+    /// Claim the payment of `out_trade_no` for the attempt `attempt_id` until `until` (ms): only
+    /// if it is payable now (not paid, not closed, not claimed by a live attempt) and not
+    /// expired. Of two instances paying at once one wins; the other gets false.
+    pub async fn claim_payment(&self, out_trade_no: &str, attempt_id: &str, now: i64, until: i64) -> Result<bool, StorageError> {
+        let result = order::Entity::update_many()
+            .col_expr(order::Column::State, Expr::value(SandboxPayState::Paying.as_str()))
+            .col_expr(order::Column::AttemptId, Expr::value(attempt_id))
+            .col_expr(order::Column::AttemptUntil, Expr::value(until))
+            .filter(self.order_of(out_trade_no))
+            .filter(Self::payable(now))
+            .filter(order::Column::TimeExpire.gt(now))
+            .exec(self.conn)
+            .await?;
+        Ok(affected(result))
+    }
+
+    /// The attempt `attempt_id` was acknowledged: the order is paid with that transaction id at
+    /// `success_time` (ms) — only while that attempt still holds it.
+    pub async fn commit_payment(&self, out_trade_no: &str, attempt_id: &str, success_time: i64) -> Result<bool, StorageError> {
+        let result = order::Entity::update_many()
+            .col_expr(order::Column::State, Expr::value(SandboxPayState::Paid.as_str()))
+            .col_expr(order::Column::TransactionId, Expr::value(attempt_id))
+            .col_expr(order::Column::SuccessTime, Expr::value(success_time))
+            .col_expr(order::Column::AttemptId, Expr::value(Option::<String>::None))
+            .col_expr(order::Column::AttemptUntil, Expr::value(Option::<i64>::None))
+            .filter(self.order_of(out_trade_no))
+            .filter(order::Column::State.eq(SandboxPayState::Paying))
+            .filter(order::Column::AttemptId.eq(attempt_id))
+            .exec(self.conn)
+            .await?;
+        Ok(affected(result))
+    }
+
+    /// The attempt `attempt_id` failed or was dropped: the order is payable again — only while
+    /// that attempt still holds it.
+    pub async fn release_payment(&self, out_trade_no: &str, attempt_id: &str) -> Result<bool, StorageError> {
+        let result = order::Entity::update_many()
+            .col_expr(order::Column::State, Expr::value(SandboxPayState::NotPaid.as_str()))
+            .col_expr(order::Column::AttemptId, Expr::value(Option::<String>::None))
+            .col_expr(order::Column::AttemptUntil, Expr::value(Option::<i64>::None))
+            .filter(self.order_of(out_trade_no))
+            .filter(order::Column::State.eq(SandboxPayState::Paying))
+            .filter(order::Column::AttemptId.eq(attempt_id))
+            .exec(self.conn)
+            .await?;
+        Ok(affected(result))
+    }
+
+    /// Close `out_trade_no` if it is unpaid and no live attempt pays it (closing a closed order
+    /// again succeeds); false otherwise — the caller reads the order to say why.
+    pub async fn close(&self, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {
+        let result = order::Entity::update_many()
+            .col_expr(order::Column::State, Expr::value(SandboxPayState::Closed.as_str()))
+            .col_expr(order::Column::AttemptId, Expr::value(Option::<String>::None))
+            .col_expr(order::Column::AttemptUntil, Expr::value(Option::<i64>::None))
+            .filter(self.order_of(out_trade_no))
+            .filter(Condition::any().add(Self::payable(now)).add(order::Column::State.eq(SandboxPayState::Closed)))
+            .exec(self.conn)
+            .await?;
+        Ok(affected(result))
+    }
+
+    /// The refund `out_refund_no`.
+    pub async fn refund(&self, out_refund_no: &str) -> Result<Option<SandboxRefundRow>, StorageError> {
+        Ok(refund::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), out_refund_no.to_owned()))
+            .one(self.conn)
+            .await?
+            .map(SandboxRefundRow::from))
+    }
+
+    /// Record `new` (its `refund_id`, `transaction_id` and `success_time` are filled in from
+    /// the order here) in one transaction: an existing refund of its out_refund_no is answered
+    /// as it is; the order must exist, be paid and have the request's total; its refunded sum
+    /// is raised only `WHERE refunded_fen + refund <= amount_fen` (concurrent refunds never
+    /// take more than was paid), then the refund is inserted-or-nothing (of two requests with
+    /// one out_refund_no at once, the second finds the first's and writes nothing).
+    pub async fn claim_refund(&self, new: &SandboxRefundRow) -> Result<RefundClaim, StorageError> {
+        if let Some(existing) = self.refund(&new.out_refund_no).await? {
+            return Ok(RefundClaim::Existing(existing));
+        }
+        let tx = write(self.conn).await?;
+        let store = SandboxPayStore { conn: &tx, mchid: self.mchid, appid: self.appid };
+        let Some(order) = store.order(&new.out_trade_no).await? else {
+            return Ok(RefundClaim::NoOrder);
+        };
+        let transaction_id = match (order.state, order.transaction_id) {
+            (SandboxPayState::Paid, Some(id)) => id,
+            _ => return Ok(RefundClaim::NotPaid),
+        };
+        if new.total_fen != order.order.amount_fen {
+            return Ok(RefundClaim::TotalDiffers);
+        }
+        let raised = order::Entity::update_many()
+            .col_expr(order::Column::RefundedFen, Expr::col(order::Column::RefundedFen).add(new.refund_fen))
+            .filter(self.order_of(&new.out_trade_no))
+            .filter(order::Column::State.eq(SandboxPayState::Paid))
+            .filter(Expr::col(order::Column::RefundedFen).add(new.refund_fen).lte(Expr::col(order::Column::AmountFen)))
+            .exec(&tx)
+            .await?;
+        if !affected(raised) {
+            return Ok(RefundClaim::TooMuch);
+        }
+        let row = SandboxRefundRow { transaction_id, ..new.clone() };
+        let inserted = refund::Entity::insert(refund::ActiveModel {
+            mchid: Set(self.mchid.to_owned()),
+            appid: Set(self.appid.to_owned()),
+            out_refund_no: Set(row.out_refund_no.clone()),
+            out_trade_no: Set(row.out_trade_no.clone()),
+            refund_fen: Set(row.refund_fen),
+            total_fen: Set(row.total_fen),
+            reason: Set(row.reason.clone()),
+            notify_url: Set(row.notify_url.clone()),
+            refund_id: Set(row.refund_id.clone()),
+            transaction_id: Set(row.transaction_id.clone()),
+            success_time: Set(row.success_time),
+        })
+        .on_conflict(
+            OnConflict::columns([refund::Column::Mchid, refund::Column::Appid, refund::Column::OutRefundNo]).do_nothing().to_owned(),
+        )
+        .exec_without_returning(&tx)
+        .await?;
+        if inserted == 0 {
+            // A concurrent request recorded this out_refund_no first: undo the raise, answer it.
+            tx.rollback().await?;
+            return match self.refund(&new.out_refund_no).await? {
+                Some(existing) => Ok(RefundClaim::Existing(existing)),
+                None => Err(StorageError::Corrupt(format!("sandbox refund {} vanished", new.out_refund_no))),
+            };
+        }
+        tx.commit().await?;
+        Ok(RefundClaim::Recorded(row))
+    }
+}
+
+async fn insert_prepay<C: ConnectionTrait>(conn: &C, mchid: &str, appid: &str, id: &str, out_trade_no: &str, now: i64) -> Result<(), StorageError> {
+    prepay::Entity::insert(prepay::ActiveModel {
+        mchid: Set(mchid.to_owned()),
+        appid: Set(appid.to_owned()),
+        id: Set(id.to_owned()),
+        out_trade_no: Set(out_trade_no.to_owned()),
+        created_at: Set(now),
+    })
+    .on_conflict(OnConflict::columns([prepay::Column::Mchid, prepay::Column::Appid, prepay::Column::Id]).do_nothing().to_owned())
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Several instances on one database (issue 17): two `serve`s over one database — a fresh
+//! PostgreSQL schema on CI's second pass, a SQLite file otherwise — behave as one server: the
+//! per-IP limit holds across both (in the database, or in Redis when configured), a code sent
+//! through one verifies on the other, a logout on one ends the session on the other, duplicate
+//! notifies split across both change state once, and a port is claimed once.
+
+use mpapi::config::{Config, RateLimitConfig};
+use serde_json::json;
+
+use crate::app::{TestApp, fresh_database};
+
+/// Two servers of `api` on one fresh database, `configure`d alike (the second starts on the
+/// database the first migrated and seeded, as a second instance behind a load balancer would).
+async fn pair(api: &'static str, configure: impl FnOnce(&mut Config)) -> (TestApp, TestApp) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    configure(&mut config);
+    let first = TestApp::start(api, config.clone(), dir).await;
+    let second = TestApp::start(api, config, tempfile::tempdir().expect("a temporary folder")).await;
+    (first, second)
+}
+
+fn limit_to(requests: u32) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| c.apis.get_mut("heating").unwrap().rate_limit = Some(RateLimitConfig { requests, window_seconds: 900 })
+}
+
+/// `requests` spread over both instances are admitted, then both refuse (1008 with
+/// `Retry-After`).
+async fn the_limit_is_shared(a: &TestApp, b: &TestApp, requests: usize) {
+    for n in 0..requests {
+        let app = if n % 2 == 0 { a } else { b };
+        let reply = app.get("/api/config/system", None).await;
+        assert_eq!(reply.status, 200, "request {n}: {}", reply.body);
+    }
+    for app in [a, b] {
+        let limited = app.get("/api/config/system", None).await;
+        assert_eq!((limited.status, limited.code()), (429, 1008), "{}", limited.body);
+        let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&wait), "{wait}");
+    }
+}
+
+#[tokio::test]
+async fn the_ip_limit_holds_across_instances() {
+    let (a, b) = pair("heating", limit_to(6)).await;
+    the_limit_is_shared(&a, &b, 6).await;
+}
+
+#[tokio::test]
+async fn the_ip_limit_races_across_instances_without_overshooting() {
+    let (a, b) = pair("heating", limit_to(10)).await;
+    let replies = futures_util::future::join_all((0..30).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        app.get("/api/config/system", None)
+    }))
+    .await;
+    let admitted = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(admitted, 10, "{:?}", replies.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
+}
+
+/// The same with the budgets in Redis (`redis_url`): `MPAPI_TEST_REDIS_URL`, default the local
+/// Redis; a machine without one says so and skips.
+#[tokio::test]
+async fn the_ip_limit_holds_across_instances_in_redis() {
+    let url = std::env::var("MPAPI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let reachable = async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut connection = tokio::time::timeout(std::time::Duration::from_secs(2), client.get_multiplexed_async_connection()).await.ok()?.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut connection).await.ok()
+    };
+    if reachable.await.is_none() {
+        eprintln!("skipped: no Redis at {url} (set MPAPI_TEST_REDIS_URL)");
+        return;
+    }
+    let (a, b) = pair("heating", |c| {
+        limit_to(6)(c);
+        c.redis_url = Some(url.clone().into());
+    })
+    .await;
+    assert!(matches!(a.server.budgets, mpapi::ratelimit::Budgets::Redis { .. }));
+    the_limit_is_shared(&a, &b, 6).await;
+}
+
+#[tokio::test]
+async fn a_code_sent_through_one_verifies_on_the_other_and_a_logout_on_one_ends_the_session_on_both() {
+    let (a, b) = pair("heating", |_| {}).await;
+    let phone = "13900000071";
+    // Register with a code sent through A, verified by B; read from B's outbox.
+    let sent = a.post("/api/sms/send", None, json!({"phone": phone, "type": "register"})).await;
+    assert_eq!((sent.status, sent.code()), (200, 200), "{}", sent.body);
+    let code = b.sms_code(phone).await;
+    let registered = b.post("/api/auth/register", None, json!({"phone": phone, "code": code, "password": "123456789"})).await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    // The code was used up on B: A refuses it.
+    let again = a.post("/api/auth/register", None, json!({"phone": phone, "code": code, "password": "123456789"})).await;
+    assert_ne!(again.status, 200, "{}", again.body);
+    // A login code sent through B a minute later (codes are one a minute per phone), used on A;
+    // the session works on both.
+    for app in [&a, &b] {
+        app.server.clock.advance(std::time::Duration::from_secs(61));
+    }
+    let sent = b.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
+    assert_eq!((sent.status, sent.code()), (200, 200), "{}", sent.body);
+    let code = a.sms_code(phone).await;
+    let login = a.post("/api/auth/login", None, json!({"phone": phone, "code": code})).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = login.data()["token"].as_str().unwrap().to_owned();
+    for app in [&a, &b] {
+        assert_eq!(app.get("/api/user/profile", Some(&token)).await.status, 200);
+    }
+    // Logged out on B: A refuses the token at once.
+    let out = b.post("/api/auth/logout", Some(&token), json!({})).await;
+    assert_eq!(out.status, 200, "{}", out.body);
+    for app in [&a, &b] {
+        let refused = app.get("/api/user/profile", Some(&token)).await;
+        assert_eq!(refused.status, 401, "{}", refused.body);
+    }
+}
+
+#[tokio::test]
+async fn duplicate_notifies_split_across_instances_change_state_once() {
+    use crate::heating::{futures_join_all, order, owner, post_notify, sandbox_notify, status_of};
+    let (a, b) = pair("heating", |_| {}).await;
+    let token = owner(&a, "13900000072").await;
+    let (order_id, _) = order(&a, &token).await;
+    // Signed by A's sandbox platform; B verifies it with the same keys (they are the database's).
+    let (headers, body) = sandbox_notify(&a, &order_id, true).await;
+    let deliveries = futures_join_all((0..6).map(|n| post_notify(if n % 2 == 0 { &a } else { &b }, &headers, body.clone())).collect()).await;
+    for (status, ack) in &deliveries {
+        assert_eq!((*status, ack["code"].as_str()), (200, Some("SUCCESS")), "{deliveries:?}");
+    }
+    assert_eq!(status_of(&b, &token, &order_id).await, "paid");
+    let status = a.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
+    let stats = b.get("/api/statistics/user", Some(&token)).await;
+    assert_eq!(stats.data()["current_season_paid"], status.data()["amount"], "paid once: {}", stats.body);
+}
+
+#[tokio::test]
+async fn a_port_is_claimed_once_across_instances() {
+    use crate::charging::{CREATE, DC_DEVICE, DC_PILE, DC_PORT, created, driver, refused};
+    let (a, b) = pair("charging", |_| {}).await;
+    let mut drivers = Vec::new();
+    for n in 0..20 {
+        let app = if n % 2 == 0 { &a } else { &b };
+        drivers.push((app, driver(app, &format!("two-instance-racer-{n}")).await));
+    }
+    let replies = futures_util::future::join_all(drivers.iter().map(|(app, token)| {
+        let body = json!({"pileId": DC_PILE, "portId": DC_PORT, "chargingMode": 1, "chargingParameter": 0, "paymentMethod": 1});
+        app.post(CREATE, Some(token), body)
+    }))
+    .await;
+    let winners: Vec<usize> = (0..replies.len()).filter(|i| replies[*i].status == 200).collect();
+    assert_eq!(winners.len(), 1, "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
+    created(&replies[winners[0]], DC_DEVICE);
+    for (_, reply) in replies.iter().enumerate().filter(|(n, _)| *n != winners[0]) {
+        refused(reply, 409, 2005);
+    }
+}
+
+/// A configured Redis that does not answer stops the start with a message naming the setting,
+/// rather than a server whose limits silently count nothing.
+#[tokio::test]
+async fn an_unreachable_redis_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = Config { database_url: fresh_database(&dir).await, redis_url: Some("redis://127.0.0.1:1/".to_owned().into()), ..Config::default() };
+    let Err(error) = mpapi::serve::Server::new(config).await else { panic!("started without the Redis on port 1") };
+    assert!(format!("{error:#}").contains("redis_url"), "{error:#}");
+}
