@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: a server's requests/s and p99 beside a bare axum handler answering the
-//! same bytes, measured with wrk in one run. Two suites (`--suite mock|nearby|all`):
+//! same bytes, measured with wrk in one run. Three suites (`--suite mock|nearby|serve|all`):
 //!
 //! - `mock` (the default): `mpapi mock --api heating` on a public GET and a validated POST; the
 //!   target is [`TARGET_RATIO`] of the bare handler's throughput.
@@ -8,10 +8,20 @@
 //!   [`NEARBY`] (`GET /api/station/nearby`, 5 km around 22.65 N 114.05 E, first page of 10) with
 //!   the demo driver's bearer token; the target is [`NEARBY_TARGET`], an absolute one (≥ 5,000
 //!   requests/s with p99 ≤ 20 ms), the bare handler being the machine's ceiling beside it.
+//! - `serve` (issue 17, [`serve`]): the real server's authenticated read (heating's
+//!   `GET /api/user/profile` with a bearer token from the SMS login, beside the bare handler, on
+//!   a fresh SQLite file and on a fresh PostgreSQL schema of `--pg-url`; target
+//!   [`serve::READ_TARGET`]), points' payment flows on PostgreSQL (order create → sandbox pay →
+//!   signed notify → paid, driven by concurrent workers of this process; target
+//!   [`serve::PAY_TARGET`] flows/s), and the cold start and idle RSS of all five APIs (`serve` on
+//!   a fresh and on an existing SQLite file, `mock`; targets [`serve::START_TARGET`] and
+//!   [`serve::RSS_TARGET_KIB`]). The PostgreSQL parts are skipped, saying so, when `psql` cannot
+//!   reach `--pg-url`.
+//! - `all`: the three, one after the other.
 //!
-//! Each suite: the server and the bare handler answer once and their answers are compared, each
-//! side gets a warm-up per request, then rounds of (server, bare) back to back, the side going
-//! first alternating; the verdict takes the median round.
+//! Each wrk measurement: the server and the bare handler answer once and their answers are
+//! compared, each side gets a warm-up per request, then rounds of (server, bare) back to back, the
+//! side going first alternating; the verdict takes the median round.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -21,6 +31,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+
+pub mod serve;
 
 /// The share of the bare handler's throughput mock mode must reach (the issue's target).
 pub const TARGET_RATIO: f64 = 0.80;
@@ -44,7 +56,10 @@ pub enum SuiteName {
     Mock,
     /// `mpapi serve`'s charging `GET /api/station/nearby` over generated stations on SQLite.
     Nearby,
-    /// Both, one after the other.
+    /// `mpapi serve`: heating's authenticated read on SQLite and PostgreSQL, points' payment
+    /// flows on PostgreSQL, cold start and idle RSS of all five APIs.
+    Serve,
+    /// All three, one after the other.
     All,
 }
 
@@ -53,7 +68,8 @@ impl SuiteName {
         match self {
             SuiteName::Mock => &[SuiteName::Mock],
             SuiteName::Nearby => &[SuiteName::Nearby],
-            SuiteName::All => &[SuiteName::Mock, SuiteName::Nearby],
+            SuiteName::Serve => &[SuiteName::Serve],
+            SuiteName::All => &[SuiteName::Mock, SuiteName::Nearby, SuiteName::Serve],
         }
     }
 
@@ -61,6 +77,7 @@ impl SuiteName {
         match self {
             SuiteName::Mock => "mock",
             SuiteName::Nearby => "nearby",
+            SuiteName::Serve => "serve",
             SuiteName::All => "all",
         }
     }
@@ -72,19 +89,24 @@ pub struct BenchOpts {
     /// Seconds each measured wrk run lasts.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     pub duration: u64,
-    /// Connections wrk keeps open.
+    /// Connections wrk keeps open (and the serve suite's concurrent payment flows).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub connections: u32,
     /// Rounds of (server, bare) per request; the verdict takes the median round, so one
     /// disturbed run on a shared machine does not decide it.
     #[arg(long, default_value_t = 21, value_parser = clap::value_parser!(u32).range(1..))]
     pub rounds: u32,
-    /// Which benchmark: mock mode, the charging API's nearby search on SQLite, or both.
+    /// Which benchmark: mock mode, the charging API's nearby search on SQLite, the real server
+    /// (`serve`), or all three.
     #[arg(long, value_enum, default_value_t = SuiteName::Mock)]
     pub suite: SuiteName,
     /// Generated stations in the nearby suite's database.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub stations: u64,
+    /// The PostgreSQL of the serve suite (reached with `psql`): each measurement gets a fresh
+    /// schema `mpapi_bench_…` in it, dropped afterwards.
+    #[arg(long, default_value = serve::DEFAULT_PG_URL, value_name = "URL")]
+    pub pg_url: String,
 }
 
 /// wrk threads: one per core of the 2-core machines the target was set on.
@@ -398,15 +420,25 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
     let mpapi = build_dist(root, "mpapi")?;
     let mut passed = true;
     for (number, suite) in opts.suite.selected().iter().enumerate() {
-        let report = match suite {
-            SuiteName::Nearby => bench_nearby(&wrk, &mpapi, opts)?,
-            _ => bench_mock(root, &wrk, &mpapi, opts)?,
+        let (text, suite_passed) = match suite {
+            SuiteName::Nearby => {
+                let report = bench_nearby(&wrk, &mpapi, opts)?;
+                (report.to_string(), report.passed())
+            }
+            SuiteName::Serve => {
+                let report = serve::bench_serve(&wrk, &mpapi, opts)?;
+                (report.to_string(), report.passed())
+            }
+            _ => {
+                let report = bench_mock(root, &wrk, &mpapi, opts)?;
+                (report.to_string(), report.passed())
+            }
         };
         if number > 0 {
             println!();
         }
-        println!("{report}");
-        passed &= report.passed();
+        println!("{text}");
+        passed &= suite_passed;
     }
     Ok(passed)
 }
@@ -450,19 +482,9 @@ fn bench_mock(root: &Path, wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result
 /// stations (`mpapi bench-data`), `mpapi serve --api charging` on it, the demo driver's token,
 /// and [`NEARBY`] against a bare handler answering what `serve` answered.
 fn bench_nearby(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<Report> {
-    // target/dist/mpapi → target/bench/
-    let dir = mpapi.parent().and_then(Path::parent).context("the dist build lies in a target folder")?.join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = bench_dir(mpapi)?;
     let db = dir.join("nearby.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", db.display()));
-        match std::fs::remove_file(&file) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                return Err(error).with_context(|| format!("removing {}", file.display()));
-            }
-            _ => {}
-        }
-    }
+    remove_sqlite(&db)?;
     let url = format!("sqlite://{}?mode=rwc", db.display());
     let stations = opts.stations.to_string();
     eprintln!("bench: DATABASE_URL={url} {} bench-data --stations {stations}", mpapi.display());
@@ -478,7 +500,7 @@ fn bench_nearby(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<Report> {
     ensure!(status.success(), "mpapi bench-data --stations {stations} failed ({status})");
     let loaded = started.elapsed();
 
-    let mut serve = ServerProcess::serve(mpapi, &url, &dir)?;
+    let mut serve = ServerProcess::serve(mpapi, &["charging"], &url, &dir, &[], "serve.log")?;
     let index = Probe { method: "GET", path: "/", body: None, mock: None, bearer: false };
     wait_until_answering("mpapi serve", serve.port, &index, || serve.check_alive())?;
     let login = fetch(serve.port, &DEMO_LOGIN, None)?;
@@ -536,6 +558,28 @@ fn bench_nearby(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<Report> {
     })
 }
 
+/// `target/bench/` beside the dist build (`target/dist/mpapi`), created: the suites' databases
+/// and server logs.
+fn bench_dir(mpapi: &Path) -> Result<PathBuf> {
+    let dir = mpapi.parent().and_then(Path::parent).context("the dist build lies in a target folder")?.join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Remove the SQLite database `db` with its `-wal` and `-shm` files, where they exist.
+fn remove_sqlite(db: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::remove_file(&file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(error).with_context(|| format!("removing {}", file.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Each probe measured on both sides: a warm-up each, then `--rounds` rounds.
 fn measure_pairs(
     wrk: &Path,
@@ -590,6 +634,7 @@ fn rerun_in_release(root: &Path, opts: &BenchOpts) -> Result<ExitStatus> {
         .args(["bench", "--duration", &opts.duration.to_string(), "--connections", &opts.connections.to_string()])
         .args(["--rounds", &opts.rounds.to_string()])
         .args(["--suite", opts.suite.name(), "--stations", &opts.stations.to_string()])
+        .args(["--pg-url", &opts.pg_url])
         .env(RELEASE_MARKER, "1")
         .current_dir(root)
         .status()
@@ -646,22 +691,53 @@ impl ServerProcess {
     /// `mpapi mock --api heating`. Mock mode logs one line per request; /dev/null keeps the
     /// terminal (and a pipe that nobody drains) out of the measurement.
     fn mock(mpapi: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let args = ["mock", "--api", API, "--port-base", &port.to_string(), "--bind", "127.0.0.1"].map(str::to_owned);
+        Self::mock_on(mpapi, &[API], free_port()?)
+    }
+
+    /// `mpapi mock` with `--api` for each of `apis` (all five when empty), the first on `port`.
+    fn mock_on(mpapi: &Path, apis: &[&str], port: u16) -> Result<Self> {
+        let offset = apis.first().map_or(Ok(0), |api| port_offset(api))?;
+        let base = port.checked_sub(offset).context("a free port below the API's offset")?;
+        let mut args = vec!["mock".to_owned()];
+        for api in apis {
+            args.extend(["--api".to_owned(), (*api).to_owned()]);
+        }
+        args.extend(["--port-base".to_owned(), base.to_string(), "--bind".to_owned(), "127.0.0.1".to_owned()]);
         Self::start(Command::new(mpapi).args(&args), mpapi, &args, port, None)
     }
 
-    /// `mpapi serve --api charging` on `database_url` (charging listens on the port base + 3),
-    /// run in `dir` (no `mpapi.toml` of the work tree applies). Its log lines go to /dev/null as
-    /// mock mode's do; its standard error (a failed start) to `dir/serve.log`.
-    fn serve(mpapi: &Path, database_url: &str, dir: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let base = port.checked_sub(3).context("a free port below 3")?;
-        let args = ["serve", "--api", "charging", "--port-base", &base.to_string(), "--bind", "127.0.0.1"].map(str::to_owned);
-        let log = dir.join("serve.log");
+    /// `mpapi serve` with `--api` for each of `apis` (all five when empty) on `database_url`,
+    /// plus `env`; `port` is the first API's (the others follow their port offsets). Run in
+    /// `dir` (no `mpapi.toml` of the work tree applies). Its log lines go to /dev/null as mock
+    /// mode's do; its standard error (a failed start) to `dir/<log>`.
+    fn serve(mpapi: &Path, apis: &[&str], database_url: &str, dir: &Path, env: &[(&str, &str)], log: &str) -> Result<Self> {
+        let port = if apis.len() == 1 { free_port()? } else { free_port_run(5)? };
+        Self::serve_on(mpapi, apis, port, database_url, dir, env, log)
+    }
+
+    /// [`ServerProcess::serve`] with the first API on `port`.
+    fn serve_on(
+        mpapi: &Path,
+        apis: &[&str],
+        port: u16,
+        database_url: &str,
+        dir: &Path,
+        env: &[(&str, &str)],
+        log: &str,
+    ) -> Result<Self> {
+        let offset = apis.first().map_or(Ok(0), |api| port_offset(api))?;
+        let base = port.checked_sub(offset).context("a free port below the API's offset")?;
+        let mut args = vec!["serve".to_owned()];
+        for api in apis {
+            args.extend(["--api".to_owned(), (*api).to_owned()]);
+        }
+        args.extend(["--port-base".to_owned(), base.to_string(), "--bind".to_owned(), "127.0.0.1".to_owned()]);
         let mut command = Command::new(mpapi);
         command.args(&args).env("DATABASE_URL", database_url).current_dir(dir);
-        Self::start(&mut command, mpapi, &args, port, Some(log))
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self::start(&mut command, mpapi, &args, port, Some(dir.join(log)))
     }
 
     fn start(command: &mut Command, mpapi: &Path, args: &[String], port: u16, log: Option<PathBuf>) -> Result<Self> {
@@ -706,6 +782,31 @@ impl Drop for ServerProcess {
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port on 127.0.0.1")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The first of `count` consecutive ports free on loopback right now (all five APIs listen on a
+/// port base and the four after it).
+fn free_port_run(count: u16) -> Result<u16> {
+    for _ in 0..100 {
+        let first = free_port()?;
+        let Some(last) = first.checked_add(count - 1) else { continue };
+        if (first..=last).all(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()) {
+            return Ok(first);
+        }
+    }
+    bail!("no {count} consecutive free ports on 127.0.0.1 in 100 tries")
+}
+
+/// The API's port offset from the port base (`mpapi serve --help`).
+fn port_offset(api: &str) -> Result<u16> {
+    match api {
+        "heating" => Ok(0),
+        "points" => Ok(1),
+        "community" => Ok(2),
+        "charging" => Ok(3),
+        "o2o" => Ok(4),
+        other => bail!("unknown API {other:?}"),
+    }
 }
 
 /// The comparison point: axum routes that answer with fixed bytes, on their own tokio runtime in
@@ -801,25 +902,34 @@ fn json_body(answer: &Answer) -> Result<serde_json::Value> {
 /// Send `probe` once over a fresh connection (std only: no client dependency for a few
 /// requests), with `token` as its bearer when it wants one.
 fn fetch(port: u16, probe: &Probe, token: Option<&str>) -> Result<Answer> {
+    request(port, probe.method, probe.path, probe.body, token.filter(|_| probe.bearer))
+}
+
+/// Send one request over a fresh connection: `body` as JSON, `token` as its bearer.
+fn request(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>) -> Result<Answer> {
     let mut stream = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_secs(1))
         .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let body = probe.body.unwrap_or_default();
-    let content_type = if probe.body.is_some() { "Content-Type: application/json\r\n" } else { "" };
-    let authorization = match token.filter(|_| probe.bearer) {
-        Some(token) => format!("Authorization: Bearer {token}\r\n"),
-        None => String::new(),
-    };
-    let request = format!(
-        "{} {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{content_type}{authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        probe.method,
-        probe.path,
-        body.len()
-    );
-    stream.write_all(request.as_bytes())?;
+    stream.write_all(request_text(port, method, path, body, token, false).as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).with_context(|| format!("reading the answer from 127.0.0.1:{port}"))?;
     parse_answer(&raw)
+}
+
+/// An HTTP/1.1 request to 127.0.0.1:`port`: `body` with `Content-Type: application/json`,
+/// `token` as `Authorization: Bearer`, `Connection: close` unless `keep_alive`.
+fn request_text(port: u16, method: &str, path: &str, body: Option<&str>, token: Option<&str>, keep_alive: bool) -> String {
+    let content_type = if body.is_some() { "Content-Type: application/json\r\n" } else { "" };
+    let authorization = match token {
+        Some(token) => format!("Authorization: Bearer {token}\r\n"),
+        None => String::new(),
+    };
+    let connection = if keep_alive { "" } else { "Connection: close\r\n" };
+    let body = body.unwrap_or_default();
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{content_type}{authorization}Content-Length: {}\r\n{connection}\r\n{body}",
+        body.len()
+    )
 }
 
 fn parse_answer(raw: &[u8]) -> Result<Answer> {
@@ -861,7 +971,6 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
     }
 }
 
-/// Where the two answers to `probe` differ in what a client sees (status, Content-Type, body).
 /// Where the two answers to `probe` differ in what a client sees (status, Content-Type, body);
 /// `side` names the measured server.
 fn compare_answers(probe: &Probe, side: &str, server: &Answer, bare: &Answer) -> Vec<String> {
