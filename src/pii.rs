@@ -4,7 +4,6 @@
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::hmac;
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{Datelike, NaiveDate};
@@ -114,7 +113,6 @@ pub struct DecryptError;
 pub struct Vault {
     key: LessSafeKey,
     pepper: hmac::Key,
-    random: SystemRandom,
 }
 
 impl std::fmt::Debug for Vault {
@@ -129,15 +127,13 @@ impl Vault {
         anyhow::ensure!(aes_key.len() == 32, "the personal-data key must be 32 bytes (64 hex characters)");
         anyhow::ensure!(pepper.len() >= 32, "the pepper must be at least 32 bytes");
         let key = UnboundKey::new(&AES_256_GCM, aes_key).map_err(|_| anyhow::anyhow!("unusable AES key"))?;
-        Ok(Vault { key: LessSafeKey::new(key), pepper: hmac::Key::new(hmac::HMAC_SHA256, pepper), random: SystemRandom::new() })
+        Ok(Vault { key: LessSafeKey::new(key), pepper: hmac::Key::new(hmac::HMAC_SHA256, pepper) })
     }
 
     /// Encrypt `plain`, bound to `context` (table/column/row) so a ciphertext copied to another
     /// row does not decrypt: base64(nonce ‖ ciphertext ‖ tag).
     pub fn encrypt(&self, plain: &str, context: &str) -> String {
-        let mut nonce = [0u8; NONCE_LEN];
-        // SystemRandom only fails when the OS has no entropy source; nothing sensible remains.
-        self.random.fill(&mut nonce).expect("the operating system's random source failed");
+        let nonce: [u8; NONCE_LEN] = crate::random::bytes();
         let mut buffer = plain.as_bytes().to_vec();
         self.key
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buffer)

@@ -1,8 +1,9 @@
 //! Random values for identifiers, codes, tokens and nonces, all from the operating system's
-//! CSPRNG (aws-lc-rs). The one place the server makes randomness; `fastrand` is used only for mock
-//! mode's latency jitter, which is no secret.
+//! CSPRNG (`getrandom(2)` through the `getrandom` crate). The one place the server makes
+//! randomness; `fastrand` is used only for mock mode's latency jitter, which is no secret.
+//! (aws-lc-rs's generator seeds itself from CPU jitter on first use — about a fifth of a start's
+//! CPU — and is left to what aws-lc does itself: RSA keys and signatures.)
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -10,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     // Only fails when the OS has no entropy source; nothing sensible remains then.
-    SystemRandom::new().fill(&mut bytes).expect("the operating system's random source failed");
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     bytes
 }
 

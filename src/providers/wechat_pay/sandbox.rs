@@ -267,7 +267,6 @@ pub struct SandboxPay {
     v3: OnceCell<V3Keys>,
     v2: OnceCell<V2Signer>,
     clock: Clock,
-    http: reqwest::Client,
 }
 
 impl fmt::Debug for SandboxPay {
@@ -316,15 +315,26 @@ fn utc(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+/// The HTTP client every sandbox platform of the process sends its notifies with, built on the
+/// first notify: each build reads the system's root certificates, which at start cost every
+/// sandbox merchant (six of them) a few milliseconds for a client used only later, if at all.
+fn notify_client() -> Result<&'static reqwest::Client, String> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(SandboxPay::NOTIFY_TIMEOUT)
+        .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    Ok(CLIENT.get_or_init(|| client))
+}
+
 /// POST a signed notify to `url` once, as WeChat Pay does (no retries here); the merchant's
 /// status and body.
-async fn deliver(
-    http: &reqwest::Client,
-    url: &str,
-    headers: HeaderMap,
-    body: Vec<u8>,
-) -> Result<(u16, String), String> {
-    let response = http
+async fn deliver(url: &str, headers: HeaderMap, body: Vec<u8>) -> Result<(u16, String), String> {
+    let response = notify_client()?
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .headers(headers)
@@ -437,16 +447,12 @@ impl SandboxPay {
     pub const ATTEMPT_TTL: Duration = Duration::from_secs(60);
 
     /// The sandbox platform for `appid`/`mchid` over `db`, keeping time with `clock`. Cheap: the
-    /// keys are read (or made, by the first instance) on first use. Fails only when no HTTP
-    /// client can be built ([`ProviderError::Config`]).
+    /// keys are read (or made, by the first instance) on first use, the notifies' HTTP client
+    /// built on the first notify. Infallible today; a `Result` like the real providers'
+    /// constructors ([`ProviderError::Config`]).
     pub fn new(db: Db, appid: impl Into<String>, mchid: impl Into<String>, clock: Clock) -> Result<SandboxPay, ProviderError> {
         let merchant = Merchant { appid: appid.into(), mchid: mchid.into() };
-        let http = reqwest::Client::builder()
-            .timeout(SandboxPay::NOTIFY_TIMEOUT)
-            .user_agent("Mozilla/4.0 (sandbox WeChat Pay notify)")
-            .build()
-            .map_err(|e| ProviderError::Config { provider: SANDBOX, detail: format!("HTTP client: {e}") })?;
-        Ok(SandboxPay { merchant, db, v2_mode: false, v3: OnceCell::new(), v2: OnceCell::new(), clock, http })
+        Ok(SandboxPay { merchant, db, v2_mode: false, v3: OnceCell::new(), v2: OnceCell::new(), clock })
     }
 
     /// A sandbox platform speaking WeChat Pay v2 (domain.md §2.1) for `appid`/`mchid` over
@@ -826,7 +832,7 @@ impl SandboxPay {
         }
         let attempt = async {
             let (headers, body) = self.transaction_notify(&row, &transaction_id, success, now).await?;
-            deliver(&self.http, &row.order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)
+            deliver(&row.order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)
         }
         .await;
         let acknowledged = matches!(&attempt, Ok((status, text))
@@ -972,11 +978,10 @@ impl WechatPay for SandboxPay {
         };
         if !request.notify_url.is_empty() {
             let (headers, body) = self.refund_notify(&refund, now).await.map_err(internal)?;
-            let (http, url, out_refund_no) =
-                (self.http.clone(), request.notify_url.clone(), request.out_refund_no.clone());
+            let (url, out_refund_no) = (request.notify_url.clone(), request.out_refund_no.clone());
             // WeChat notifies refunds later, from elsewhere: the answer does not wait for it.
             tokio::spawn(async move {
-                match deliver(&http, &url, headers, body).await {
+                match deliver(&url, headers, body).await {
                     Ok((status, _)) => tracing::info!(out_refund_no, status, "sandbox refund notify delivered"),
                     Err(error) => tracing::warn!(out_refund_no, error, "sandbox refund notify not delivered"),
                 }
