@@ -1,9 +1,28 @@
 //! Request budgets in the database (`rate_limit`): GCRA with one conditional upsert per counted
 //! request, so every instance on the database counts against one budget per client.
 
+use std::sync::LazyLock;
+
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::{Db, StorageError};
+
+/// The admitting upsert in each backend's spelling (`max(a, b)` is SQLite's two-argument scalar,
+/// PostgreSQL's `GREATEST`), written once rather than on every counted request.
+static ADMIT_SQLITE: LazyLock<String> = LazyLock::new(|| admit_sql("MAX", |n| format!("?{n}")));
+static ADMIT_POSTGRES: LazyLock<String> = LazyLock::new(|| admit_sql("GREATEST", |n| format!("${n}")));
+
+/// `INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING` over parameters scope, client, now,
+/// interval and window (1–5): see [`RateLimitStore::admit`].
+fn admit_sql(greatest: &str, p: fn(usize) -> String) -> String {
+    let (scope_p, client_p, now_p, interval_p, window_p) = (p(1), p(2), p(3), p(4), p(5));
+    format!(
+        "INSERT INTO rate_limit (scope, client, tat_us) VALUES ({scope_p}, {client_p}, {now_p} + {interval_p}) \
+         ON CONFLICT (scope, client) DO UPDATE SET tat_us = {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} \
+         WHERE {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} - {window_p} <= {now_p} \
+         RETURNING tat_us"
+    )
+}
 
 /// One limit's budgets: `requests` per window per client, as GCRA keeps them — a theoretical
 /// arrival time (TAT) per client that each admitted request moves one emission interval
@@ -35,29 +54,24 @@ impl RateLimitStore {
     /// one statement, an upsert whose update is conditional on the budget, so two instances
     /// counting the same client at once are serialised by the row (the database's lock) and
     /// never both take the last request. It runs on [`Db::volatile`]: a power cut may forget the
-    /// last requests counted (their clients get them back), a crash of the process nothing. `interval_us` is window / requests, `window_us` the
-    /// window, both > 0.
+    /// last requests counted (their clients get them back), a crash of the process nothing.
+    /// `interval_us` is window / requests, `window_us` the window, both > 0.
     pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> Result<Admission, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
-        // `max(a, b)` is SQLite's two-argument scalar; PostgreSQL spells it `GREATEST`.
-        let (greatest, p): (&str, fn(usize) -> String) = match backend {
-            DbBackend::Postgres => ("GREATEST", |n| format!("${n}")),
-            _ => ("MAX", |n| format!("?{n}")),
+        let sql = match backend {
+            DbBackend::Postgres => &*ADMIT_POSTGRES,
+            _ => &*ADMIT_SQLITE,
         };
-        let (scope_p, client_p, now_p, interval_p, window_p) = (p(1), p(2), p(3), p(4), p(5));
-        let sql = format!(
-            "INSERT INTO rate_limit (scope, client, tat_us) VALUES ({scope_p}, {client_p}, {now_p} + {interval_p}) \
-             ON CONFLICT (scope, client) DO UPDATE SET tat_us = {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} \
-             WHERE {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} - {window_p} <= {now_p} \
-             RETURNING tat_us"
-        );
         let values: Vec<sea_orm::Value> = vec![scope.into(), client.into(), now_us.into(), interval_us.into(), window_us.into()];
-        if conn.query_one_raw(Statement::from_sql_and_values(backend, sql, values)).await?.is_some() {
+        if conn.query_one_raw(Statement::from_sql_and_values(backend, sql.as_str(), values)).await?.is_some() {
             return Ok(Admission::Allowed);
         }
         // Refused: the row kept its TAT. Read it for the wait (only refusals pay this).
-        let sql = format!("SELECT tat_us FROM rate_limit WHERE scope = {} AND client = {}", p(1), p(2));
+        let sql = match backend {
+            DbBackend::Postgres => "SELECT tat_us FROM rate_limit WHERE scope = $1 AND client = $2",
+            _ => "SELECT tat_us FROM rate_limit WHERE scope = ?1 AND client = ?2",
+        };
         let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
         let tat: i64 = match row {
             Some(row) => row.try_get_by_index(0)?,
