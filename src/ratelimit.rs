@@ -47,24 +47,29 @@ impl std::fmt::Debug for Budgets {
     }
 }
 
-/// GCRA in one Redis script (atomic on the server): KEYS[1] the client's TAT (µs), ARGV now,
-/// interval and window (µs). Answers 0 when admitted (the TAT moved, expiring when it passes),
-/// else the µs to wait. µs since 1970 stay below 2^53, exact in Lua's numbers.
+/// GCRA in one Redis script (atomic on the server): KEYS[1] a hash of the client's TAT and the
+/// newest request time counted (`seen`, see [`RateLimitStore::admit`]), ARGV now, interval and
+/// window (all µs). Answers 0 when admitted (the hash moved, expiring when the TAT passes), else
+/// the µs to wait. µs since 1970 stay below 2^53, exact in Lua's numbers.
 const REDIS_GCRA: &str = r"
-local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local held = redis.call('HMGET', KEYS[1], 'tat', 'seen')
+local tat = tonumber(held[1] or '0')
+local now = math.max(tonumber(ARGV[1]), tonumber(held[2] or '0'))
 if tat < now then tat = now end
 local after = tat + interval
 if after - window > now then return after - window - now end
-redis.call('SET', KEYS[1], string.format('%d', after), 'PX', math.ceil((after - now) / 1000))
+redis.call('HSET', KEYS[1], 'tat', string.format('%d', after), 'seen', string.format('%d', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((after - now) / 1000))
 return 0
 ";
 
 impl Budgets {
-    /// Count one request of `client` against `scope` at `now_us`: see [`RateLimitStore::admit`].
-    async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> anyhow::Result<Admission> {
+    /// Count one request of `client` against `scope` at `now_us` (µs since 1970, UTC) with
+    /// `interval_us` = window / requests: see [`RateLimitStore::admit`]. Errors are the store's
+    /// (database or Redis).
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> anyhow::Result<Admission> {
         match self {
             Budgets::Database(store) => Ok(store.admit(scope, client, now_us, interval_us, window_us).await?),
             Budgets::Redis { connection, namespace } => {

@@ -13,13 +13,15 @@ static ADMIT_SQLITE: LazyLock<String> = LazyLock::new(|| admit_sql("MAX", |n| fo
 static ADMIT_POSTGRES: LazyLock<String> = LazyLock::new(|| admit_sql("GREATEST", |n| format!("${n}")));
 
 /// `INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING` over parameters scope, client, now,
-/// interval and window (1–5): see [`RateLimitStore::admit`].
+/// interval and window (1–5): see [`RateLimitStore::admit`]. `{greatest}(seen_us, now)` is the
+/// request's time as the row counts it: never earlier than a request it already counted.
 fn admit_sql(greatest: &str, p: fn(usize) -> String) -> String {
     let (scope_p, client_p, now_p, interval_p, window_p) = (p(1), p(2), p(3), p(4), p(5));
+    let at = format!("{greatest}(rate_limit.seen_us, {now_p})");
     format!(
-        "INSERT INTO rate_limit (scope, client, tat_us) VALUES ({scope_p}, {client_p}, {now_p} + {interval_p}) \
-         ON CONFLICT (scope, client) DO UPDATE SET tat_us = {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} \
-         WHERE {greatest}(rate_limit.tat_us, {now_p}) + {interval_p} - {window_p} <= {now_p} \
+        "INSERT INTO rate_limit (scope, client, tat_us, seen_us) VALUES ({scope_p}, {client_p}, {now_p} + {interval_p}, {now_p}) \
+         ON CONFLICT (scope, client) DO UPDATE SET tat_us = {greatest}(rate_limit.tat_us, {at}) + {interval_p}, seen_us = {at} \
+         WHERE {greatest}(rate_limit.tat_us, {at}) + {interval_p} - {window_p} <= {at} \
          RETURNING tat_us"
     )
 }
@@ -56,6 +58,11 @@ impl RateLimitStore {
     /// never both take the last request. It runs on [`Db::volatile`]: a power cut may forget the
     /// last requests counted (their clients get them back), a crash of the process nothing.
     /// `interval_us` is window / requests, `window_us` the window, both > 0.
+    ///
+    /// Instances read their clocks before they wait for a pooled connection, so concurrent
+    /// requests reach the row out of time order; the row keeps the newest time it counted
+    /// (`seen_us`) and counts a request stamped earlier at that time. Otherwise a burst's last
+    /// request, stamped a few ms before one already counted, would be refused though within budget.
     pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> Result<Admission, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
@@ -69,15 +76,15 @@ impl RateLimitStore {
         }
         // Refused: the row kept its TAT. Read it for the wait (only refusals pay this).
         let sql = match backend {
-            DbBackend::Postgres => "SELECT tat_us FROM rate_limit WHERE scope = $1 AND client = $2",
-            _ => "SELECT tat_us FROM rate_limit WHERE scope = ?1 AND client = ?2",
+            DbBackend::Postgres => "SELECT tat_us, seen_us FROM rate_limit WHERE scope = $1 AND client = $2",
+            _ => "SELECT tat_us, seen_us FROM rate_limit WHERE scope = ?1 AND client = ?2",
         };
         let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
-        let tat: i64 = match row {
-            Some(row) => row.try_get_by_index(0)?,
-            None => now_us,
+        let (tat, at): (i64, i64) = match row {
+            Some(row) => (row.try_get_by_index(0)?, row.try_get_by_index::<i64>(1)?.max(now_us)),
+            None => (now_us, now_us),
         };
-        Ok(Admission::Refused { wait_us: (tat + interval_us - window_us - now_us).max(0) })
+        Ok(Admission::Refused { wait_us: (tat + interval_us - window_us - at).max(0) })
     }
 
     /// Forget the clients whose budget is whole again at `now_us` (their TAT has passed): the

@@ -167,3 +167,48 @@ async fn an_unreachable_redis_is_refused_at_start() {
     let Err(error) = mpapi::serve::Server::new(config).await else { panic!("started without the Redis on port 1") };
     assert!(format!("{error:#}").contains("redis_url"), "{error:#}");
 }
+
+/// Requests reach a budget out of time order (each instance reads its clock before it waits for
+/// a connection): a burst's last request stamped before one already counted is still admitted,
+/// and no order of stamps admits more than the limit. `budgets` is empty for scope `"t:ip"`.
+async fn out_of_order_stamps_are_counted_at_the_newest(budgets: &mpapi::ratelimit::Budgets) {
+    use mpapi::storage::rate_limit::Admission;
+    const S: i64 = 1_000_000;
+    let (interval, window) = (300 * S, 900 * S); // 3 per 15 minutes
+    let t0 = 1_800_000_000 * S;
+    // Stamps t0 + 5 ms, t0, t0 + 2 ms: all three within the burst of 3.
+    for (n, at) in [t0 + 5_000, t0, t0 + 2_000].into_iter().enumerate() {
+        let admission = budgets.admit("t:ip", "198.51.100.7", at, interval, window).await.expect("the store answers");
+        assert_eq!(admission, Admission::Allowed, "request {n} stamped {at}");
+    }
+    // A fourth, stamped earlier still, is over the budget: the wait counts from the newest stamp
+    // (one interval after t0 + 5 ms), not from its own.
+    let refused = budgets.admit("t:ip", "198.51.100.7", t0 - 1_000, interval, window).await.unwrap();
+    assert_eq!(refused, Admission::Refused { wait_us: interval });
+    // One interval after the newest stamp, exactly one more.
+    let refilled = t0 + 5_000 + interval;
+    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window).await.unwrap(), Admission::Allowed);
+    assert!(matches!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window).await.unwrap(), Admission::Refused { .. }));
+    // Another client's budget is its own.
+    assert_eq!(budgets.admit("t:ip", "198.51.100.8", t0, interval, window).await.unwrap(), Admission::Allowed);
+}
+
+#[tokio::test]
+async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = mpapi::storage::Db::connect(&fresh_database(&dir).await).await.expect("the database");
+    let budgets = mpapi::ratelimit::Budgets::Database(mpapi::storage::rate_limit::RateLimitStore::new(db));
+    out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
+}
+
+#[tokio::test]
+async fn a_budget_in_redis_counts_requests_arriving_out_of_time_order_at_the_newest_time() {
+    let url = std::env::var("MPAPI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let Ok(client) = redis::Client::open(url.as_str()) else { return eprintln!("skipped: {url} is not a Redis URL") };
+    let connection = match tokio::time::timeout(std::time::Duration::from_secs(2), redis::aio::ConnectionManager::new(client)).await {
+        Ok(Ok(connection)) => connection,
+        _ => return eprintln!("skipped: no Redis at {url} (set MPAPI_TEST_REDIS_URL)"),
+    };
+    let budgets = mpapi::ratelimit::Budgets::Redis { connection, namespace: format!("test{}", mpapi::random::hex(8)) };
+    out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
+}

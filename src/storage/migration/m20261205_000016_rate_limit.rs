@@ -21,6 +21,10 @@ impl MigrationTrait for Migration {
                     // When the client's budget is whole again, µs since 1970 (UTC): GCRA's
                     // theoretical arrival time of its next request.
                     .col(big_integer("tat_us"))
+                    // The newest request time (µs) this budget has counted: instances read
+                    // their clocks before they wait for a connection, so requests can reach
+                    // the row out of time order; each is counted at no earlier than this.
+                    .col(big_integer("seen_us"))
                     .primary_key(Index::create().col("scope").col("client"))
                     .to_owned(),
             )
