@@ -3,7 +3,9 @@
 use clap::Parser as _;
 
 // glibc's allocator serialises the many small allocations of concurrent requests on a lock
-// (seen in `perf`); mimalloc keeps them per thread.
+// (seen in `perf`); mimalloc keeps them per thread. Its `override` feature makes it the C code's
+// `malloc` too (SQLite, aws-lc): glibc kept an arena per SQLite connection thread, about 4.5 MB
+// of an idle `serve`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -39,15 +39,23 @@ pub fn mock_app(layer: MockLayer, served: &[(Api, u16)]) -> MockService<Router> 
 pub fn with_docs(router: Router, api: Api, start: StartHere) -> Router {
     let document = (api.published)();
     let title: Arc<str> = document.pointer("/info/title").and_then(serde_json::Value::as_str).unwrap_or(api.id).into();
-    // Served as built (utoipa's own type would sort each examples map by name).
-    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").external_url_unchecked("/openapi.json", document);
+    // Served as built (utoipa's own type would sort each examples map by name), and written once:
+    // the JSON text is a third of the document held as a `Value` (up to 200 KB against ~1 MB a
+    // port), and no request serialises it again.
+    let json = bytes::Bytes::from(serde_json::to_vec(&document).expect("a JSON value serialises"));
+    drop(document);
+    let openapi_json = move || {
+        let json = json.clone();
+        async move { ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json) }
+    };
+    let swagger = utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json"));
     let start = Arc::new(start);
     // Rendered per request: its commands and links use the host the browser asked for.
     let index = move |headers: axum::http::HeaderMap| {
         let (start, title) = (start.clone(), title.clone());
         async move { Html(start.page(api, &title, &headers)) }
     };
-    router.merge(swagger).route("/", axum::routing::get(index))
+    router.merge(swagger).route("/openapi.json", axum::routing::get(openapi_json)).route("/", axum::routing::get(index))
 }
 
 /// A port's whole service: an API's router behind method override, CORS and the request log.
