@@ -19,6 +19,7 @@ mod m20261204_000013_o2o_refund;
 mod m20261204_000014_charging_station_band;
 mod m20261205_000015_sandbox_state;
 mod m20261205_000016_rate_limit;
+mod m20261205_000017_pay_order_user;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_charging_station_band::Migration),
             Box::new(m20261205_000015_sandbox_state::Migration),
             Box::new(m20261205_000016_rate_limit::Migration),
+            Box::new(m20261205_000017_pay_order_user::Migration),
         ]
     }
 }

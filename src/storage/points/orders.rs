@@ -164,7 +164,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     ) -> Result<Option<PointsOrder>, StorageError> {
         let live = pay_order::Entity::find()
             .join_rev(JoinType::InnerJoin, order::Relation::PayOrder.def())
-            .filter(order::Column::UserId.eq(user_id))
+            // The user's pending orders through `idx_pay_order_user`, each joined by its key, not
+            // every order the user placed (a points order's payment has its user's id).
+            .filter(pay_order::Column::UserId.eq(user_id))
             .filter(order::Column::PackageId.eq(package_id))
             .filter(order::Column::PriceFen.eq(price_fen))
             .filter(pay_order::Column::Status.eq(PayStatus::Pending))
