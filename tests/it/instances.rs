@@ -59,20 +59,29 @@ async fn the_ip_limit_races_across_instances_without_overshooting() {
     assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
 }
 
+/// The Redis the tests use, `MPAPI_TEST_REDIS_URL` (default the local one), and a connection to
+/// it that answered a PING; `None` (said on stderr, so the test skips) when there is none.
+async fn test_redis() -> Option<(String, redis::aio::ConnectionManager)> {
+    let url = std::env::var("MPAPI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let connect = async {
+        let mut connection = redis::aio::ConnectionManager::new(redis::Client::open(url.as_str()).ok()?).await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut connection).await.ok()?;
+        Some(connection)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        Ok(Some(connection)) => Some((url, connection)),
+        _ => {
+            eprintln!("skipped: no Redis at {url} (set MPAPI_TEST_REDIS_URL)");
+            None
+        }
+    }
+}
+
 /// The same with the budgets in Redis (`redis_url`): `MPAPI_TEST_REDIS_URL`, default the local
 /// Redis; a machine without one says so and skips.
 #[tokio::test]
 async fn the_ip_limit_holds_across_instances_in_redis() {
-    let url = std::env::var("MPAPI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    let reachable = async {
-        let client = redis::Client::open(url.as_str()).ok()?;
-        let mut connection = tokio::time::timeout(std::time::Duration::from_secs(2), client.get_multiplexed_async_connection()).await.ok()?.ok()?;
-        redis::cmd("PING").query_async::<String>(&mut connection).await.ok()
-    };
-    if reachable.await.is_none() {
-        eprintln!("skipped: no Redis at {url} (set MPAPI_TEST_REDIS_URL)");
-        return;
-    }
+    let Some((url, _)) = test_redis().await else { return };
     let (a, b) = pair("heating", |c| {
         limit_to(6)(c);
         c.redis_url = Some(url.clone().into());
@@ -203,12 +212,7 @@ async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time(
 
 #[tokio::test]
 async fn a_budget_in_redis_counts_requests_arriving_out_of_time_order_at_the_newest_time() {
-    let url = std::env::var("MPAPI_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-    let Ok(client) = redis::Client::open(url.as_str()) else { return eprintln!("skipped: {url} is not a Redis URL") };
-    let connection = match tokio::time::timeout(std::time::Duration::from_secs(2), redis::aio::ConnectionManager::new(client)).await {
-        Ok(Ok(connection)) => connection,
-        _ => return eprintln!("skipped: no Redis at {url} (set MPAPI_TEST_REDIS_URL)"),
-    };
+    let Some((_, connection)) = test_redis().await else { return };
     let budgets = mpapi::ratelimit::Budgets::Redis { connection, namespace: format!("test{}", mpapi::random::hex(8)) };
     out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
 }
