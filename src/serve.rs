@@ -411,7 +411,9 @@ fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock:
 /// One round of housekeeping for `api`: its payments' sweep, and pruning what can no longer
 /// matter — sessions over or revoked more than a day ago, codes older than two days (the daily
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
-/// hours). Answers what the sweep did and the rows pruned.
+/// hours), the sandbox payment platform's prepay ids older than two days (WeChat's live two
+/// hours) and its orders older than 400 days with their refunds (WeChat refunds a payment for a
+/// year). Answers what the sweep did and the rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
@@ -419,7 +421,10 @@ pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, 
     }
     let now = clock.now_ms();
     const DAY: i64 = 86_400_000;
-    let pruned = db.sessions().prune(now - DAY).await? + db.codes().prune(now - 2 * DAY).await? + db.payments().prune_notifications(now - 30 * DAY).await?;
+    let pruned = db.sessions().prune(now - DAY).await?
+        + db.codes().prune(now - 2 * DAY).await?
+        + db.payments().prune_notifications(now - 30 * DAY).await?
+        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?;
     Ok((swept, pruned))
 }
 

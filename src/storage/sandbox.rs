@@ -156,6 +156,25 @@ impl Db {
     pub fn sandbox_pay<'a>(&'a self, mchid: &'a str, appid: &'a str) -> SandboxPayStore<'a, sea_orm::DatabaseConnection> {
         SandboxPayStore { conn: self.conn(), mchid, appid }
     }
+
+    /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
+    /// before `orders_before` (ms) with their refunds, and prepay ids made before
+    /// `prepays_before` or whose order is gone. Answers the rows deleted.
+    pub async fn prune_sandbox_pay(&self, orders_before: i64, prepays_before: i64) -> Result<u64, StorageError> {
+        let tx = write(self.conn()).await?;
+        let mut deleted = order::Entity::delete_many().filter(order::Column::CreatedAt.lt(orders_before)).exec(&tx).await?.rows_affected;
+        deleted += prepay::Entity::delete_many().filter(prepay::Column::CreatedAt.lt(prepays_before)).exec(&tx).await?.rows_affected;
+        // What belonged to an order no longer there (plain SQL: the same on SQLite and PostgreSQL).
+        for table in ["sandbox_pay_refund", "sandbox_pay_prepay"] {
+            let orphans = format!(
+                "DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM sandbox_pay_order o \
+                 WHERE o.mchid = {table}.mchid AND o.appid = {table}.appid AND o.out_trade_no = {table}.out_trade_no)"
+            );
+            deleted += tx.execute_unprepared(&orphans).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
 }
 
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> SandboxSmsStore<'_, C> {

@@ -20,6 +20,7 @@ mod m20261204_000014_charging_station_band;
 mod m20261205_000015_sandbox_state;
 mod m20261205_000016_rate_limit;
 mod m20261205_000017_pay_order_user;
+mod m20261206_000018_sandbox_pay_created;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000015_sandbox_state::Migration),
             Box::new(m20261205_000016_rate_limit::Migration),
             Box::new(m20261205_000017_pay_order_user::Migration),
+            Box::new(m20261206_000018_sandbox_pay_created::Migration),
         ]
     }
 }
