@@ -678,6 +678,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Router
         payments,
         driver,
         clock: server.clock.clone(),
+        positions: charging::positions::StationPositions::new(),
     });
     charging::spawn_watchdog(service.clone());
     let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty() };

@@ -203,14 +203,14 @@ impl ChargingService {
     }
 
     /// operationId `station_nearby_list` (003 §2.1): stations within `radius` metres (default
-    /// 5000, at most [`MAX_RADIUS_M`]) of a GCJ-02 position, nearest first (ties by id). An index
-    /// on the position narrows to the radius' box; the haversine distance decides. Two
-    /// statements: the box's positions, then the page's stations with their piles and ports.
+    /// 5000, at most [`MAX_RADIUS_M`]) of a GCJ-02 position, nearest first (ties by id). The
+    /// positions in memory ([`super::positions`]) narrow to the radius' box; the haversine
+    /// distance decides. One statement: the page's stations with their piles and ports.
     pub async fn station_nearby_list(&self, input: &generated::charging::StationNearbyListInput) -> Result<StationNearbyResponse, ChargingError> {
         let radius = f64::from(input.radius.clamp(1, MAX_RADIUS_M));
         let (lat, lng) = (input.latitude, input.longitude);
         let ((lat0, lat1), (lng0, lng1)) = geo::bounding_box(lat, lng, radius);
-        let candidates = self.db.charging().stations_in_box((e6(lat0), e6(lat1)), (e6(lng0), e6(lng1))).await?;
+        let candidates = self.positions.in_box(&self.db, (e6(lat0), e6(lat1)), (e6(lng0), e6(lng1))).await?;
         let mut near: Vec<(f64, String)> = candidates
             .into_iter()
             .map(|(id, la, ln)| (geo::distance_m(lat, lng, degrees(la), degrees(ln)), id))

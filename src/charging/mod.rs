@@ -17,6 +17,7 @@ mod catalogue;
 pub mod error;
 mod orders;
 mod pay;
+pub mod positions;
 pub mod seed;
 pub mod service;
 pub mod tariff;

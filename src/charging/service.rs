@@ -54,6 +54,8 @@ pub struct ChargingService {
     pub driver: Arc<dyn ChargerDriver>,
     /// The clock.
     pub clock: Clock,
+    /// The stations' positions for the radius search (a copy of the database's, reloaded).
+    pub positions: Arc<super::positions::StationPositions>,
 }
 
 /// Seconds → the wire's `i32` seconds (saturating: no session lasts 68 years).

@@ -110,8 +110,10 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 /// The first user id (the document's examples are 10086 and up).
 const FIRST_USER_ID: i64 = 10001;
 
-/// The stations' latitude bands for the nearby search: 10,000 micro-degrees (0.01°, about 1.1 km),
-/// as `idx_charging_station_band` divides (migration `m20261204_000014`).
+/// The stations' latitude bands for the nearby search: 10,000 micro-degrees (0.01°, about 1.1 km).
+/// The search's copy in memory (`charging::positions`) is sorted by band, then longitude; the
+/// index `idx_charging_station_band` (migration `m20261204_000014`) divides the same way, from
+/// when the search asked the database for the box.
 pub const LAT_BAND_E6: i64 = 10_000;
 
 impl Db {
@@ -292,50 +294,25 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
 
     // ---- catalogue -------------------------------------------------------------------------
 
-    /// Stations whose position lies in the box (micro-degrees, inclusive): the candidates of a
-    /// radius search, as `(id, latitude_e6, longitude_e6)`, in no particular order.
-    ///
-    /// The index `idx_charging_station_band` holds the stations by 0.01° latitude band
-    /// ([`LAT_BAND_E6`]), then longitude: the query names every band the box crosses, so each
-    /// band is one stretch of the index over the box's longitudes — the box's rows and no others
-    /// (a (latitude, longitude) index reads the box's whole latitude strip, six times as many
-    /// over the benchmark's Shenzhen).
+    /// Every station's position, as `(id, latitude_e6, longitude_e6)` in no particular order:
+    /// what the radius search's copy in memory is loaded from (`charging::positions`).
     ///
     /// The database aggregates them into one JSON array (`json_group_array` on SQLite,
-    /// `json_agg` on PostgreSQL) answered as one row: a 5 km box holds hundreds of stations,
-    /// and the driver hands rows over one at a time (on SQLite, each through its worker
-    /// thread's channel), which cost several times the query itself. The distance is computed
-    /// by the caller: SQLite has no `sin`, and the database's arithmetic over hundreds of rows
-    /// (a squared chord between unit vectors, ordered and counted in SQL) measured slower than
-    /// handing the positions over.
-    pub async fn stations_in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(String, i64, i64)>, StorageError> {
+    /// `json_agg` on PostgreSQL) answered as one row: the driver hands rows over one at a time
+    /// (on SQLite, each through its worker thread's channel), which for 10,000 stations cost
+    /// several times the query itself.
+    pub async fn station_positions(&self) -> Result<Vec<(String, i64, i64)>, StorageError> {
         use sea_orm::{DbBackend, Statement};
         let backend = self.0.get_database_backend();
-        let p = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") };
-        // Integer division truncates toward zero in Rust, SQLite and PostgreSQL alike, and is
-        // monotonic: the bands of the box are exactly those from its south edge's to its north's.
-        let bands: Vec<i64> = (lat.0 / LAT_BAND_E6..=lat.1 / LAT_BAND_E6).collect();
-        let mut values: Vec<sea_orm::Value> = vec![lat.0.into(), lat.1.into(), lng.0.into(), lng.1.into()];
-        values.extend(bands.iter().map(|&b| sea_orm::Value::from(b)));
-        let band_list: Vec<String> = (5..5 + bands.len()).map(p).collect();
-        let filter = format!(
-            "FROM charging_station WHERE (latitude_e6 / {LAT_BAND_E6}) IN ({}) AND longitude_e6 BETWEEN {} AND {} AND latitude_e6 BETWEEN {} AND {}",
-            band_list.join(", "),
-            p(3),
-            p(4),
-            p(1),
-            p(2),
-        );
         let sql = match backend {
-            DbBackend::Postgres => format!("SELECT CAST(COALESCE(json_agg(json_build_array(id, latitude_e6, longitude_e6)), '[]') AS TEXT) {filter}"),
-            _ => format!("SELECT json_group_array(json_array(id, latitude_e6, longitude_e6)) {filter}"),
+            DbBackend::Postgres => "SELECT CAST(COALESCE(json_agg(json_build_array(id, latitude_e6, longitude_e6)), '[]') AS TEXT) FROM charging_station",
+            _ => "SELECT json_group_array(json_array(id, latitude_e6, longitude_e6)) FROM charging_station",
         };
-        let statement = Statement::from_sql_and_values(backend, sql, values);
-        let Some(row) = self.0.query_one_raw(statement).await? else {
+        let Some(row) = self.0.query_one_raw(Statement::from_string(backend, sql)).await? else {
             return Ok(Vec::new());
         };
         let json: String = row.try_get_by_index(0)?;
-        serde_json::from_str(&json).map_err(|e| StorageError::Corrupt(format!("stations in a box: {e}")))
+        serde_json::from_str(&json).map_err(|e| StorageError::Corrupt(format!("station positions: {e}")))
     }
 
     /// Stations whose name or address contains `keyword`, as `(id, latitude_e6, longitude_e6)`,
