@@ -211,14 +211,15 @@ impl ChargingService {
         let (lat, lng) = (input.latitude, input.longitude);
         let ((lat0, lat1), (lng0, lng1)) = geo::bounding_box(lat, lng, radius);
         let candidates = self.positions.in_box(&self.db, (e6(lat0), e6(lat1)), (e6(lng0), e6(lng1))).await?;
-        let mut near: Vec<(f64, String)> = candidates
+        let mut near: Vec<(f64, std::sync::Arc<str>)> = candidates
             .into_iter()
             .map(|(id, la, ln)| (geo::distance_m(lat, lng, degrees(la), degrees(ln)), id))
             .filter(|(d, _)| *d <= radius)
             .collect();
         near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
-        let page: Vec<(f64, String)> = near.iter().skip(request.offset() as usize).take(request.limit() as usize).cloned().collect();
+        let page: Vec<(f64, String)> =
+            near.iter().skip(request.offset() as usize).take(request.limit() as usize).map(|(d, id)| (*d, id.to_string())).collect();
         let mut stations = self.listed(&page).await?;
         let mut list = Vec::with_capacity(page.len());
         for (distance, id) in &page {

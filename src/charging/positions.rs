@@ -29,7 +29,7 @@ struct Entry {
     band: i64,
     longitude_e6: i64,
     latitude_e6: i64,
-    id: Box<str>,
+    id: Arc<str>,
 }
 
 /// A loaded copy: the entries by (band, longitude, latitude, id), and when it was read.
@@ -59,11 +59,12 @@ impl StationPositions {
     }
 
     /// Stations whose position lies in the box (micro-degrees, inclusive), as
-    /// `(id, latitude_e6, longitude_e6)` in no particular order. Reads the stations from `db`
+    /// `(id, latitude_e6, longitude_e6)` in no particular order (the ids shared with the copy:
+    /// a box holds hundreds, and copying each was a visible share of a search). Reads the stations from `db`
     /// first when nothing is loaded yet (waiting for it); starts a reload in the background when
     /// the copy is older than its maximum age (one reload at a time). Errors: the database's, on
     /// a first load only.
-    pub async fn in_box(self: &Arc<Self>, db: &Db, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(String, i64, i64)>, StorageError> {
+    pub async fn in_box(self: &Arc<Self>, db: &Db, lat: (i64, i64), lng: (i64, i64)) -> Result<Vec<(Arc<str>, i64, i64)>, StorageError> {
         let loaded = match self.loaded.load_full() {
             Some(loaded) => {
                 if loaded.read_at.elapsed() >= self.max_age && !self.reloading.swap(true, Ordering::AcqRel) {
@@ -102,7 +103,7 @@ impl StationPositions {
 impl Loaded {
     /// Each latitude band the box crosses is one run of the sorted entries over the box's
     /// longitudes (found by binary search); of those, the ones inside its latitudes.
-    fn in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Vec<(String, i64, i64)> {
+    fn in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Vec<(Arc<str>, i64, i64)> {
         let mut found = Vec::new();
         // Integer division truncates toward zero and is monotonic: the bands of the box are
         // exactly those from its south edge's to its north's.
@@ -110,7 +111,7 @@ impl Loaded {
             let start = self.entries.partition_point(|e| (e.band, e.longitude_e6) < (band, lng.0));
             for entry in self.entries[start..].iter().take_while(|e| e.band == band && e.longitude_e6 <= lng.1) {
                 if (lat.0..=lat.1).contains(&entry.latitude_e6) {
-                    found.push((entry.id.to_string(), entry.latitude_e6, entry.longitude_e6));
+                    found.push((entry.id.clone(), entry.latitude_e6, entry.longitude_e6));
                 }
             }
         }
@@ -153,7 +154,7 @@ mod tests {
             ((30_000_000, 30_100_000), (0, 1)),
         ];
         for (lat, lng) in boxes {
-            let mut found = copy.in_box(lat, lng);
+            let mut found: Vec<(String, i64, i64)> = copy.in_box(lat, lng).into_iter().map(|(id, la, ln)| (id.to_string(), la, ln)).collect();
             found.sort();
             let mut expected: Vec<(String, i64, i64)> = refs
                 .iter()
