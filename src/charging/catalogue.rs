@@ -216,10 +216,18 @@ impl ChargingService {
             .map(|(id, la, ln)| (geo::distance_m(lat, lng, degrees(la), degrees(ln)), id))
             .filter(|(d, _)| *d <= radius)
             .collect();
-        near.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
         let request = PageRequest::new(i64::from(input.page_num), i64::from(input.page_size), MAX_PAGE_SIZE);
-        let page: Vec<(f64, String)> =
-            near.iter().skip(request.offset() as usize).take(request.limit() as usize).map(|(d, id)| (*d, id.to_string())).collect();
+        // Only the stations up to the page's end need their order: put those first (linear),
+        // then sort just them — a dense city's radius holds thousands, a page ten.
+        let order = |a: &(f64, std::sync::Arc<str>), b: &(f64, std::sync::Arc<str>)| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1));
+        let total = near.len() as u64;
+        let end = request.offset().saturating_add(request.limit()).min(total) as usize;
+        if end < near.len() {
+            near.select_nth_unstable_by(end, order);
+            near.truncate(end);
+        }
+        near.sort_unstable_by(order);
+        let page: Vec<(f64, String)> = near.iter().skip(request.offset() as usize).map(|(d, id)| (*d, id.to_string())).collect();
         let mut stations = self.listed(&page).await?;
         let mut list = Vec::with_capacity(page.len());
         for (distance, id) in &page {
@@ -239,7 +247,7 @@ impl ChargingService {
                 update_time: iso_s(station.updated_at),
             });
         }
-        let page = Page { request, total: near.len() as u64, items: list };
+        let page = Page { request, total, items: list };
         Ok(StationNearbyResponse {
             code: ok()?,
             message: "获取成功".into(),

@@ -375,3 +375,33 @@ async fn an_order_paid_from_the_balance_has_no_transaction_id() {
     let detail = order_detail(&app, &token, order).await;
     assert_eq!((&detail["paymentStatus"], &detail["transactionId"]), (&json!(1), &json!(null)), "{detail}");
 }
+
+/// Paging through a crowded radius: 200 generated stations over greater Shenzhen, read seven
+/// at a time, give the same stations in the same order (nearest first) as one page of 100,
+/// each page's items are the next ones, and a page past the end is empty with the same total.
+#[tokio::test]
+async fn nearby_pages_follow_one_order_through_a_crowded_radius() {
+    let app = TestApp::charging().await;
+    assert!(mpapi::charging::seed::bench(&app.server.db, 200, app.server.clock.now_ms()).await.unwrap());
+    let token = driver(&app, "journey-pages").await;
+    let at = format!("{NEARBY}?latitude=22.65&longitude=114.05&radius=20000");
+    let whole = ok(&app.get(&format!("{at}&pageNum=1&pageSize=100"), Some(&token)).await);
+    let total = whole["total"].as_i64().unwrap();
+    assert!(total > 30 && total <= 100, "{total} stations within 20 km: the test wants several pages of 7 and one of 100");
+    let ids = |page: &Value| -> Vec<(String, f64)> {
+        page["list"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_owned(), s["distance"].as_f64().unwrap())).collect()
+    };
+    let expected = ids(&whole);
+    assert_eq!(expected.len() as i64, total);
+    assert!(expected.windows(2).all(|w| w[0].1 <= w[1].1), "{expected:?}");
+    let mut paged = Vec::new();
+    let pages = (total + 6) / 7;
+    for number in 1..=pages + 1 {
+        let page = ok(&app.get(&format!("{at}&pageNum={number}&pageSize=7"), Some(&token)).await);
+        assert_eq!((page["total"].as_i64(), page["pages"].as_i64()), (Some(total), Some(pages)));
+        let items = ids(&page);
+        assert_eq!(items.len() as i64, if number <= pages { (total - (number - 1) * 7).min(7) } else { 0 }, "page {number}");
+        paged.extend(items);
+    }
+    assert_eq!(paged, expected);
+}
