@@ -86,21 +86,23 @@ impl StationPositions {
     /// Read every station's position and make it the copy searched.
     async fn reload(&self, db: &Db) -> Result<Arc<Loaded>, StorageError> {
         let read_at = Instant::now();
-        let mut entries: Vec<Entry> = db
-            .charging()
-            .station_positions()
-            .await?
-            .into_iter()
-            .map(|(id, latitude_e6, longitude_e6)| Entry { band: latitude_e6 / LAT_BAND_E6, longitude_e6, latitude_e6, id: id.into() })
-            .collect();
-        entries.sort_unstable();
-        let loaded = Arc::new(Loaded { entries, read_at });
+        let loaded = Arc::new(Loaded::new(db.charging().station_positions().await?, read_at));
         self.loaded.store(Some(loaded.clone()));
         Ok(loaded)
     }
 }
 
 impl Loaded {
+    /// The copy of `positions` (`(id, latitude_e6, longitude_e6)`, any order) read at `read_at`.
+    fn new<I: Into<Arc<str>>>(positions: Vec<(I, i64, i64)>, read_at: Instant) -> Loaded {
+        let mut entries: Vec<Entry> = positions
+            .into_iter()
+            .map(|(id, latitude_e6, longitude_e6)| Entry { band: latitude_e6 / LAT_BAND_E6, longitude_e6, latitude_e6, id: id.into() })
+            .collect();
+        entries.sort_unstable();
+        Loaded { entries, read_at }
+    }
+
     /// Each latitude band the box crosses is one run of the sorted entries over the box's
     /// longitudes (found by binary search); of those, the ones inside its latitudes.
     fn in_box(&self, lat: (i64, i64), lng: (i64, i64)) -> Vec<(Arc<str>, i64, i64)> {
@@ -123,18 +125,9 @@ impl Loaded {
 mod tests {
     use super::*;
 
-    fn loaded(stations: &[(&str, i64, i64)]) -> Loaded {
-        let mut entries: Vec<Entry> = stations
-            .iter()
-            .map(|&(id, la, ln)| Entry { band: la / LAT_BAND_E6, longitude_e6: ln, latitude_e6: la, id: id.into() })
-            .collect();
-        entries.sort_unstable();
-        Loaded { entries, read_at: Instant::now() }
-    }
-
     /// Against the definition (every station whose latitude and longitude lie in the box,
     /// edges included) over a grid of stations straddling band edges, the equator and the
-    /// antimeridian's sign change.
+    /// prime meridian (where the coordinates change sign).
     #[test]
     fn the_box_holds_exactly_the_stations_inside_it_edges_included() {
         let mut stations = Vec::new();
@@ -145,7 +138,7 @@ mod tests {
             }
         }
         let refs: Vec<(&str, i64, i64)> = stations.iter().map(|(id, la, ln)| (id.as_str(), *la, *ln)).collect();
-        let copy = loaded(&refs);
+        let copy = Loaded::new(refs.clone(), Instant::now());
         let boxes = [
             ((22_630_000, 22_650_000), (114_041_000, 114_059_000)),
             ((22_615_000, 22_615_000), (114_020_000, 114_080_000)),

@@ -159,19 +159,22 @@ impl Db {
 
     /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
     /// before `orders_before` (ms) with their refunds, and prepay ids made before
-    /// `prepays_before` or whose order is gone. Answers the rows deleted.
+    /// `prepays_before` (a prepay id is made while its order is payable, so one of an order
+    /// that old is long gone). Answers the rows deleted.
     pub async fn prune_sandbox_pay(&self, orders_before: i64, prepays_before: i64) -> Result<u64, StorageError> {
+        use sea_orm::{DbBackend, Statement};
         let tx = write(self.conn()).await?;
-        let mut deleted = order::Entity::delete_many().filter(order::Column::CreatedAt.lt(orders_before)).exec(&tx).await?.rows_affected;
+        let backend = tx.get_database_backend();
+        // The refunds first, while their orders are there to name them (a row-value IN: the
+        // same on SQLite and PostgreSQL; refunds are few, their orders found by `created_at`).
+        let refunds = format!(
+            "DELETE FROM sandbox_pay_refund WHERE (mchid, appid, out_trade_no) IN \
+             (SELECT mchid, appid, out_trade_no FROM sandbox_pay_order WHERE created_at < {})",
+            if backend == DbBackend::Postgres { "$1" } else { "?1" }
+        );
+        let mut deleted = tx.execute_raw(Statement::from_sql_and_values(backend, refunds, [orders_before.into()])).await?.rows_affected();
+        deleted += order::Entity::delete_many().filter(order::Column::CreatedAt.lt(orders_before)).exec(&tx).await?.rows_affected;
         deleted += prepay::Entity::delete_many().filter(prepay::Column::CreatedAt.lt(prepays_before)).exec(&tx).await?.rows_affected;
-        // What belonged to an order no longer there (plain SQL: the same on SQLite and PostgreSQL).
-        for table in ["sandbox_pay_refund", "sandbox_pay_prepay"] {
-            let orphans = format!(
-                "DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM sandbox_pay_order o \
-                 WHERE o.mchid = {table}.mchid AND o.appid = {table}.appid AND o.out_trade_no = {table}.out_trade_no)"
-            );
-            deleted += tx.execute_unprepared(&orphans).await?.rows_affected();
-        }
         tx.commit().await?;
         Ok(deleted)
     }

@@ -1,6 +1,6 @@
 //! `idx_sandbox_pay_order_created`, `idx_sandbox_pay_prepay_created`: the sandbox payment
 //! platform's orders and prepay ids by age, for the housekeeping that prunes them
-//! (`SandboxPayPrune`): without them each round reads the whole table, which a benchmark's
+//! (`Db::prune_sandbox_pay`): without them each round reads the whole table, which a benchmark's
 //! payment flows fill by the hundred thousand.
 
 use sea_orm_migration::prelude::*;
