@@ -218,6 +218,7 @@ impl Server {
             }
             None => Budgets::Database(RateLimitStore::new(db.clone())),
         };
+        spawn_wal_checkpoints(db.clone());
         let mut server = Server {
             config,
             db,
@@ -403,6 +404,24 @@ fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock:
                     Ok(changed) => tracing::info!(api, changed, "housekeeping"),
                     Err(error) => tracing::warn!(api, %error, "housekeeping failed; trying again in a minute"),
                 }
+            }
+        }
+    });
+}
+
+/// Every second, [`Db::checkpoint_wal`]: a SQLite file's write-ahead log kept short under
+/// reads that never pause (nothing to do on PostgreSQL: the task ends at once).
+fn spawn_wal_checkpoints(db: Db) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match db.checkpoint_wal().await {
+                Ok(None) => break,
+                Ok(Some(_)) => {}
+                // Busy past 100 ms (a long read): the next second tries again.
+                Err(error) => tracing::debug!(%error, "checkpointing the SQLite log failed; trying again in a second"),
             }
         }
     });

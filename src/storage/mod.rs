@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Set, SqliteTransactionMode,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, EntityTrait, Set, SqliteTransactionMode, Statement,
     TransactionOptions, TransactionTrait,
 };
 use sea_orm_migration::MigratorTrait;
@@ -71,7 +71,14 @@ pub struct Db {
     /// Connections for state that changes on every request and may lose its last writes in a
     /// power cut (the per-IP budgets): [`Db::volatile`].
     volatile: DatabaseConnection,
+    /// A SQLite file's connection for [`Db::checkpoint_wal`] (none for PostgreSQL and in-memory
+    /// SQLite).
+    checkpointer: Option<DatabaseConnection>,
 }
+
+/// How many frames (pages, 4 KiB each) a SQLite file's write-ahead log may hold before
+/// [`Db::checkpoint_wal`] empties it; SQLite's own automatic checkpoint starts at 1,000.
+pub const WAL_TRUNCATE_FRAMES: i64 = 1_000;
 
 /// A connection pool's state ([`Db::pool`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,7 +139,45 @@ impl Db {
         })?;
         tx.commit().await?;
         let volatile = Db::connect_volatile(url, &conn).await?;
-        Ok(Db { conn, volatile })
+        let checkpointer = Db::connect_checkpointer(url).await?;
+        Ok(Db { conn, volatile, checkpointer })
+    }
+
+    /// The connection behind [`Db::checkpoint_wal`] for a SQLite file: a busy timeout of 100 ms,
+    /// as a checkpoint that empties the log holds back writers while it waits for readers.
+    async fn connect_checkpointer(url: &str) -> Result<Option<DatabaseConnection>, StorageError> {
+        if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+            return Ok(None);
+        }
+        let mut options = ConnectOptions::new(url.to_owned());
+        options
+            .sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .test_before_acquire(false)
+            .max_connections(1)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal).busy_timeout(Duration::from_millis(100)));
+        Ok(Some(Database::connect(options).await?))
+    }
+
+    /// Keep a SQLite file's write-ahead log short; answers the frames it held (`None`: not a
+    /// SQLite file). SQLite's automatic checkpoints copy the log into the database but start
+    /// the log over only at a moment no reader is using it, and a server answering reads
+    /// without pause never has one: the log then grows without end (half a gigabyte in 25 s
+    /// of a benchmark's reads beside the per-IP budgets' writes), and every read searches its
+    /// index, ever slower. Past [`WAL_TRUNCATE_FRAMES`] this checkpoints in `TRUNCATE` mode,
+    /// which waits (at most 100 ms, holding writers back meanwhile; busy: next time) until the
+    /// readers have moved onto the database, then empties the log. The server calls it every
+    /// second (`serve::spawn_wal_checkpoints`).
+    pub async fn checkpoint_wal(&self) -> Result<Option<i64>, StorageError> {
+        let Some(conn) = &self.checkpointer else { return Ok(None) };
+        // (busy, frames in the log, frames copied into the database)
+        let state = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)")).await?;
+        let frames = state.map(|row| row.try_get_by_index::<i64>(1)).transpose()?.unwrap_or(0);
+        if frames >= WAL_TRUNCATE_FRAMES {
+            conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)")).await?;
+        }
+        Ok(Some(frames))
     }
 
     /// The pool behind [`Db::volatile`]: commits that do not wait for the disk. On SQLite one
@@ -189,6 +234,9 @@ impl Db {
     pub async fn close(&self) {
         let _ = self.conn.close_by_ref().await;
         let _ = self.volatile.close_by_ref().await;
+        if let Some(checkpointer) = &self.checkpointer {
+            let _ = checkpointer.close_by_ref().await;
+        }
     }
 
     /// Whether the database answers now (health checks).

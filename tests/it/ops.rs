@@ -1,6 +1,7 @@
 //! What every port answers operators: `/metrics` read back with a Prometheus text parser (the
 //! request counter and latency histogram of an operation, the database pool, a provider's
-//! calls), `/health/live` and `/health/ready` in both modes, and JSON logs from the binary.
+//! calls), `/health/live` and `/health/ready` in both modes, JSON logs from the binary, and a
+//! SQLite file's write-ahead log kept short.
 
 
 use axum::body::Body;
@@ -268,4 +269,49 @@ async fn the_binary_logs_json_lines_when_configured() {
         assert_eq!(request[field], expected, "{field} in {request}");
     }
     assert!(request["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{request}");
+}
+
+/// A SQLite log that a reader kept from starting over grows past the threshold; while the
+/// reader holds it, [`mpapi::storage::Db::checkpoint_wal`] gives up within its 100 ms (writers
+/// are never held back for long) and the log stays; once the reader is done, one call empties it.
+#[tokio::test]
+async fn a_long_sqlite_log_is_emptied_once_its_readers_move_on() {
+    use sea_orm::{ConnectionTrait, Statement, TransactionTrait};
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let file = dir.path().join("wal.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let db = mpapi::storage::Db::connect(&url).await.expect("the database");
+    let wal = dir.path().join("wal.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+
+    // A reader on its own connection holds a snapshot from before the writes.
+    let reader = sea_orm::Database::connect(url.as_str()).await.expect("a second connection");
+    let snapshot = reader.begin().await.expect("a read transaction");
+    snapshot
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, "SELECT count(*) FROM rate_limit"))
+        .await
+        .expect("the read");
+    let budgets = mpapi::storage::rate_limit::RateLimitStore::new(db.clone());
+    for n in 0..1_500 {
+        let admission = budgets.admit("t:ip", &format!("198.51.100.{n}"), 1_800_000_000_000_000, 9_000_000, 900_000_000, 1).await;
+        assert_eq!(admission.expect("the store answers").admitted, 1);
+    }
+    let grown = wal_len();
+    assert!(grown >= 1_000 * 4_096, "the log holds {grown} bytes");
+
+    let started = std::time::Instant::now();
+    let frames = db.checkpoint_wal().await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "waited {:?} for the reader", started.elapsed());
+    if let Ok(frames) = frames {
+        assert!(frames.expect("a SQLite file") >= mpapi::storage::WAL_TRUNCATE_FRAMES, "{frames:?}");
+    }
+    assert!(wal_len() >= grown, "the log went while a reader held it");
+
+    snapshot.commit().await.expect("the reader is done");
+    let frames = db.checkpoint_wal().await.expect("the checkpoint").expect("a SQLite file");
+    assert!(frames >= mpapi::storage::WAL_TRUNCATE_FRAMES, "{frames}");
+    assert_eq!(wal_len(), 0, "the log is emptied");
+    // The data is all in the database: the budgets still count.
+    let again = budgets.admit("t:ip", "198.51.100.7", 1_800_000_000_000_000, 9_000_000, 900_000_000, 100).await.unwrap();
+    assert_eq!(again.admitted, 99, "one of its 100 was spent above");
 }
