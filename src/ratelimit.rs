@@ -4,21 +4,25 @@
 //! The limit is GCRA keyed by IP: a burst of `requests`, refilled evenly over the window (one
 //! request every 9 s for 100 per 15 min), so a client never gets more than the documented number
 //! in any window — across all instances: the budgets live in the database
-//! ([`RateLimitStore`], one conditional upsert per counted request) or, when `redis_url` is set,
-//! in Redis (one script call). Operations called by servers rather than users (WeChat Pay
+//! ([`RateLimitStore`], one conditional upsert per counting) or, when `redis_url` is set, in
+//! Redis (one script call). A client's requests that arrive while its last counting is at the
+//! store are counted together in the next ([`IpLimit`]'s counting task). Operations called by servers rather than users (WeChat Pay
 //! notifies) are exempt: their retries come from a few egress IPs.
 //!
 //! When the budget store cannot answer, the request goes through (logged): the limit protects
 //! the service, and refusing every client while the store is away would be the outage it
 //! protects against.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use tokio::sync::oneshot;
 
 use crate::storage::rate_limit::{Admission, RateLimitStore};
 
@@ -48,40 +52,47 @@ impl std::fmt::Debug for Budgets {
 }
 
 /// GCRA in one Redis script (atomic on the server): KEYS[1] a hash of the client's TAT and the
-/// newest request time counted (`seen`, see [`RateLimitStore::admit`]), ARGV now, interval and
-/// window (all µs). Answers 0 when admitted (the hash moved, expiring when the TAT passes), else
-/// the µs to wait. µs since 1970 stay below 2^53, exact in Lua's numbers.
+/// newest request time counted (`seen`, see [`RateLimitStore::admit`]), ARGV now, interval,
+/// window (all µs) and the requests counted. Answers {admitted, µs until the next admission}; the
+/// hash moves when any is admitted, expiring when the TAT passes. µs since 1970 stay below 2^53,
+/// exact in Lua's numbers.
 const REDIS_GCRA: &str = r"
 local interval = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
+local count = tonumber(ARGV[4])
 local held = redis.call('HMGET', KEYS[1], 'tat', 'seen')
 local tat = tonumber(held[1] or '0')
 local now = math.max(tonumber(ARGV[1]), tonumber(held[2] or '0'))
 if tat < now then tat = now end
-local after = tat + interval
-if after - window > now then return after - window - now end
-redis.call('HSET', KEYS[1], 'tat', string.format('%d', after), 'seen', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((after - now) / 1000))
-return 0
+local admitted = math.min(count, math.floor((now + window - tat) / interval))
+if admitted > 0 then
+  tat = tat + admitted * interval
+  redis.call('HSET', KEYS[1], 'tat', string.format('%d', tat), 'seen', string.format('%d', now))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000))
+else
+  admitted = 0
+end
+return {admitted, math.max(0, tat + interval - window - now)}
 ";
 
 impl Budgets {
-    /// Count one request of `client` against `scope` at `now_us` (µs since 1970, UTC) with
-    /// `interval_us` = window / requests: see [`RateLimitStore::admit`]. Errors are the store's
-    /// (database or Redis).
-    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64) -> anyhow::Result<Admission> {
+    /// Count `count` (≥ 1) requests of `client` against `scope` at `now_us` (µs since 1970, UTC)
+    /// with `interval_us` = window / requests, admitting as many as the budget holds: see
+    /// [`RateLimitStore::admit`]. Errors are the store's (database or Redis).
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64, count: u32) -> anyhow::Result<Admission> {
         match self {
-            Budgets::Database(store) => Ok(store.admit(scope, client, now_us, interval_us, window_us).await?),
+            Budgets::Database(store) => Ok(store.admit(scope, client, now_us, interval_us, window_us, count).await?),
             Budgets::Redis { connection, namespace } => {
                 static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_GCRA));
-                let wait_us: i64 = SCRIPT
+                let (admitted, wait_us): (i64, i64) = SCRIPT
                     .key(format!("mpapi:{namespace}:rl:{scope}:{client}"))
                     .arg(now_us)
                     .arg(interval_us)
                     .arg(window_us)
+                    .arg(count.max(1))
                     .invoke_async(&mut connection.clone())
                     .await?;
-                Ok(if wait_us > 0 { Admission::Refused { wait_us } } else { Admission::Allowed })
+                Ok(Admission { admitted: u32::try_from(admitted).unwrap_or(0), wait_us })
             }
         }
     }
@@ -115,6 +126,22 @@ struct Inner {
     exempt: Vec<&'static str>,
     /// Whether the client IP is the last `X-Forwarded-For` entry (behind a trusted proxy).
     trust_forwarded_for: bool,
+    /// The requests waiting to be counted, by client: while one counting of a client is at the
+    /// budget store, that client's requests arriving meanwhile queue here and are counted
+    /// together in the next one (see [`IpLimit::count`]). Only requests in flight: the budget
+    /// itself is the store's.
+    pending: Mutex<HashMap<String, Vec<oneshot::Sender<Verdict>>>>,
+}
+
+/// What a request is told by its counting.
+#[derive(Debug, Clone, Copy)]
+enum Verdict {
+    /// Counted and within the budget.
+    Admitted,
+    /// Over the budget: the next request is admitted in this many µs.
+    Refused { wait_us: i64 },
+    /// The budget store failed (logged once per counting): the request goes through.
+    Unknown,
 }
 
 /// What [`IpLimit::new`] needs besides the budgets.
@@ -148,6 +175,7 @@ impl IpLimit {
             clock,
             exempt: rule.exempt,
             trust_forwarded_for: rule.trust_forwarded_for,
+            pending: Mutex::new(HashMap::new()),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -180,15 +208,72 @@ pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Respons
     let inner = &limit.0;
     if !inner.exempt.contains(&request.uri().path()) {
         let ip = limit.client_ip(&request).to_string();
-        let now_us = inner.clock.now().timestamp_micros();
-        match inner.budgets.admit(&inner.scope, &ip, now_us, inner.interval_us, inner.window_us).await {
-            Ok(Admission::Allowed) => {}
-            Ok(Admission::Refused { wait_us }) => {
-                let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
-                return (inner.refuse)(wait, inner.clock.now_ms());
-            }
-            Err(error) => tracing::error!(%error, scope = inner.scope, "the rate-limit budget store failed; the request is let through"),
+        if let Verdict::Refused { wait_us } = limit.count(ip).await {
+            let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
+            return (inner.refuse)(wait, inner.clock.now_ms());
         }
     }
     next.run(request).await
+}
+
+impl IpLimit {
+    /// Count one request of `client`. The requests of one client are counted in turns: the first
+    /// starts a counting task; those that arrive while a counting is at the store wait and are
+    /// counted together in the task's next turn, one statement (or script call) for all of them,
+    /// admitted in arrival order as far as the budget holds — exactly what counting them one by
+    /// one would admit. A busy client (many requests behind one NAT address, or a load test)
+    /// then costs the store one write per round trip instead of one per request, and its
+    /// requests no longer queue on the budget row's lock. The task runs detached, so a request
+    /// whose client goes away cannot strand the ones queued behind it.
+    async fn count(&self, client: String) -> Verdict {
+        let (sender, verdict) = oneshot::channel();
+        let first = {
+            let mut pending = self.0.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match pending.entry(client) {
+                Entry::Occupied(mut queued) => {
+                    queued.get_mut().push(sender);
+                    None
+                }
+                Entry::Vacant(slot) => {
+                    let client = slot.key().clone();
+                    slot.insert(vec![sender]);
+                    Some(client)
+                }
+            }
+        };
+        if let Some(client) = first {
+            tokio::spawn(counting(self.0.clone(), client));
+        }
+        // A counting task that died (a panic) let its requests through, as a failed store does.
+        verdict.await.unwrap_or(Verdict::Unknown)
+    }
+}
+
+/// The counting task of `client`: counts its queued requests turn by turn until none is left,
+/// then removes the queue (under the same lock a request queues under, so none is left behind).
+async fn counting(inner: Arc<Inner>, client: String) {
+    loop {
+        let turn = {
+            let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(queued) = pending.get_mut(&client) else { return };
+            if queued.is_empty() {
+                pending.remove(&client);
+                return;
+            }
+            std::mem::take(queued)
+        };
+        let count = u32::try_from(turn.len()).unwrap_or(u32::MAX);
+        let now_us = inner.clock.now().timestamp_micros();
+        let (admitted, refused) = match inner.budgets.admit(&inner.scope, &client, now_us, inner.interval_us, inner.window_us, count).await {
+            Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
+            Err(error) => {
+                tracing::error!(%error, scope = inner.scope, requests = count, "the rate-limit budget store failed; the requests are let through");
+                (0, Verdict::Unknown)
+            }
+        };
+        for (n, sender) in turn.into_iter().enumerate() {
+            // A request whose client went away no longer listens; its admission is spent.
+            let _ = sender.send(if n < admitted { Verdict::Admitted } else { refused });
+        }
+    }
 }

@@ -187,19 +187,40 @@ async fn out_of_order_stamps_are_counted_at_the_newest(budgets: &mpapi::ratelimi
     let t0 = 1_800_000_000 * S;
     // Stamps t0 + 5 ms, t0, t0 + 2 ms: all three within the burst of 3.
     for (n, at) in [t0 + 5_000, t0, t0 + 2_000].into_iter().enumerate() {
-        let admission = budgets.admit("t:ip", "198.51.100.7", at, interval, window).await.expect("the store answers");
-        assert_eq!(admission, Admission::Allowed, "request {n} stamped {at}");
+        let admission = budgets.admit("t:ip", "198.51.100.7", at, interval, window, 1).await.expect("the store answers");
+        assert_eq!(admission.admitted, 1, "request {n} stamped {at}");
     }
     // A fourth, stamped earlier still, is over the budget: the wait counts from the newest stamp
     // (one interval after t0 + 5 ms), not from its own.
-    let refused = budgets.admit("t:ip", "198.51.100.7", t0 - 1_000, interval, window).await.unwrap();
-    assert_eq!(refused, Admission::Refused { wait_us: interval });
+    let refused = budgets.admit("t:ip", "198.51.100.7", t0 - 1_000, interval, window, 1).await.unwrap();
+    assert_eq!(refused, Admission { admitted: 0, wait_us: interval });
     // One interval after the newest stamp, exactly one more.
     let refilled = t0 + 5_000 + interval;
-    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window).await.unwrap(), Admission::Allowed);
-    assert!(matches!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window).await.unwrap(), Admission::Refused { .. }));
+    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window, 1).await.unwrap().admitted, 1);
+    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window, 1).await.unwrap().admitted, 0);
     // Another client's budget is its own.
-    assert_eq!(budgets.admit("t:ip", "198.51.100.8", t0, interval, window).await.unwrap(), Admission::Allowed);
+    assert_eq!(budgets.admit("t:ip", "198.51.100.8", t0, interval, window, 1).await.unwrap().admitted, 1);
+}
+
+/// Requests counted together are admitted as far as the budget holds, exactly as many as
+/// counting them one by one would admit, and the refused learn the wait for the next.
+/// `budgets` is empty for scope `"t:batch"`.
+async fn requests_counted_together_take_what_the_budget_holds(budgets: &mpapi::ratelimit::Budgets) {
+    use mpapi::storage::rate_limit::Admission;
+    const S: i64 = 1_000_000;
+    let (interval, window) = (9 * S, 900 * S); // 100 per 15 minutes
+    let t0 = 1_800_000_000 * S;
+    let client = "203.0.113.9";
+    // A new client: 60 of 60, then 40 of 70 (the wait is one interval: the burst is spent).
+    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 60).await.unwrap(), Admission { admitted: 60, wait_us: 0 });
+    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 70).await.unwrap(), Admission { admitted: 40, wait_us: interval });
+    // Nothing left: none of 5, told the same wait.
+    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 5).await.unwrap(), Admission { admitted: 0, wait_us: interval });
+    // 3.5 intervals later, 3 have come back.
+    let later = t0 + 7 * interval / 2;
+    assert_eq!(budgets.admit("t:batch", client, later, interval, window, 10).await.unwrap(), Admission { admitted: 3, wait_us: interval / 2 });
+    // A new client asking for more than the whole budget gets the whole budget.
+    assert_eq!(budgets.admit("t:batch", "203.0.113.10", t0, interval, window, 150).await.unwrap().admitted, 100);
 }
 
 #[tokio::test]
@@ -208,6 +229,7 @@ async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time(
     let db = mpapi::storage::Db::connect(&fresh_database(&dir).await).await.expect("the database");
     let budgets = mpapi::ratelimit::Budgets::Database(mpapi::storage::rate_limit::RateLimitStore::new(db));
     out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
+    requests_counted_together_take_what_the_budget_holds(&budgets).await;
 }
 
 #[tokio::test]
@@ -215,4 +237,5 @@ async fn a_budget_in_redis_counts_requests_arriving_out_of_time_order_at_the_new
     let Some((_, connection)) = test_redis().await else { return };
     let budgets = mpapi::ratelimit::Budgets::Redis { connection, namespace: format!("test{}", mpapi::random::hex(8)) };
     out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
+    requests_counted_together_take_what_the_budget_holds(&budgets).await;
 }
