@@ -195,27 +195,20 @@ impl HeatingService {
     /// operationId `user_profile_get` (000 §3.1): the profile, ID number masked, balance = the
     /// bound account's current balance.
     pub async fn user_profile_get(&self, who: &Principal) -> Result<types::UserProfile, HeatingError> {
-        let user = self.user(who).await?;
-        let account = self.db.heating_accounts().bound_to(&user.id).await?;
-        let balance = match &account {
-            Some(account) => {
-                let bills = self.db.heating_accounts().bills(&account.heat_account).await?;
-                paid_fen(&bills) - total_fen(&bills)
-            }
-            None => 0,
-        };
+        let profile = self.db.heating_users().profile(&who.user_id).await?.ok_or(HeatingError::Unauthorized("Token无效"))?;
         Ok(types::UserProfile {
-            id: user.id,
-            phone: user.phone,
-            nickname: user.nickname,
-            avatar: user.avatar,
-            real_name: user.real_name,
-            id_card: user.id_card_masked,
-            address: user.address,
-            heat_account: account.map(|a| a.heat_account),
-            balance: yuan(balance),
-            created_at: iso_ms(user.created_at),
-            updated_at: iso_ms(user.updated_at),
+            id: profile.id,
+            phone: profile.phone,
+            nickname: profile.nickname,
+            avatar: profile.avatar,
+            real_name: profile.real_name,
+            id_card: profile.id_card_masked,
+            address: profile.address,
+            heat_account: profile.heat_account,
+            // Paid minus billed: what the unpaid bills owe, negative.
+            balance: yuan(-profile.owed_fen),
+            created_at: iso_ms(profile.created_at),
+            updated_at: iso_ms(profile.updated_at),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Heating users (000 §2, §3): registration, profile, password, logins, the payer openid.
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Set};
 
 use super::entity::user;
 use crate::storage::{StorageError, affected};
@@ -54,6 +54,42 @@ impl From<user::Model> for User {
     }
 }
 
+/// What 000 §3.1 shows of a user, read in one statement with the heat account bound to them
+/// and what its bills still owe.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct Profile {
+    /// Id (24 hex characters).
+    pub id: String,
+    /// Mainland mobile number.
+    pub phone: String,
+    /// 昵称.
+    pub nickname: String,
+    /// Avatar URL ("" when none).
+    pub avatar: String,
+    /// 真实姓名.
+    pub real_name: Option<String>,
+    /// 身份证号, masked (`610102********1231`).
+    pub id_card_masked: Option<String>,
+    /// 地址.
+    pub address: Option<String>,
+    /// Registered, ms.
+    pub created_at: i64,
+    /// Last changed, ms.
+    pub updated_at: i64,
+    /// The heat account bound to the user (at most one: a unique index), if any.
+    pub heat_account: Option<String>,
+    /// What that account's unpaid bills add up to, fen (0 without an account).
+    pub owed_fen: i64,
+}
+
+/// The account bound to the user of the row (`bound_user_id` is unique, so one at most).
+const BOUND_ACCOUNT_SQL: &str = "(SELECT a.heat_account FROM heating_account a WHERE a.bound_user_id = heating_user.id)";
+
+/// What the bound account's unpaid bills add up to (`SUM` is numeric on PostgreSQL: cast back).
+const OWED_FEN_SQL: &str = "(SELECT CAST(COALESCE(SUM(b.amount_fen), 0) AS BIGINT) FROM heating_bill b \
+     JOIN heating_account a ON a.heat_account = b.heat_account \
+     WHERE a.bound_user_id = heating_user.id AND b.status = 'unpaid')";
+
 /// A user to register.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
@@ -95,6 +131,29 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
     /// The user with this id.
     pub async fn get(&self, id: &str) -> Result<Option<User>, StorageError> {
         Ok(user::Entity::find_by_id(id.to_owned()).one(self.0).await?.map(User::from))
+    }
+
+    /// operationId `user_profile_get` (000 §3.1): the user's profile, bound account and what it
+    /// owes, in one statement (the profile is the most read operation after a login).
+    pub async fn profile(&self, id: &str) -> Result<Option<Profile>, StorageError> {
+        Ok(user::Entity::find_by_id(id.to_owned())
+            .select_only()
+            .columns([
+                user::Column::Id,
+                user::Column::Phone,
+                user::Column::Nickname,
+                user::Column::Avatar,
+                user::Column::RealName,
+                user::Column::IdCardMasked,
+                user::Column::Address,
+                user::Column::CreatedAt,
+                user::Column::UpdatedAt,
+            ])
+            .expr_as(Expr::cust(BOUND_ACCOUNT_SQL), "heat_account")
+            .expr_as(Expr::cust(OWED_FEN_SQL), "owed_fen")
+            .into_model::<Profile>()
+            .one(self.0)
+            .await?)
     }
 
     /// operationId `auth_register`: register; false when the phone is taken (the unique index decides, not a prior read).

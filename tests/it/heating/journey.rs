@@ -87,6 +87,9 @@ async fn the_documented_journey() {
     assert!(status.data()["paid_at"].is_string());
     let info = app.get("/api/payment/info", Some(&token)).await;
     assert_eq!(info.data()["unpaid_bills"], json!([]));
+    // Nothing is owed any more: the profile and the account say so alike.
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.data()["balance"], json!(0.0));
+    assert_eq!(app.get("/api/heat/account", Some(&token)).await.data()["current_balance"], json!(0.0));
 
     // §5.4 history: this payment first, then the two seeded ones.
     let history = app.get("/api/payment/history?page=1&size=20", Some(&token)).await;
