@@ -251,20 +251,29 @@ impl IpLimit {
 
 /// The counting task of `client`: counts its queued requests turn by turn until none is left,
 /// then removes the queue (under the same lock a request queues under, so none is left behind).
+/// Requests whose client went away before their turn are dropped from it uncounted, as they
+/// would be had they never reached the store.
 async fn counting(inner: Arc<Inner>, client: String) {
+    let mut queue = QueueGuard { inner, client, removed: false };
     loop {
         let turn = {
-            let mut pending = inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(queued) = pending.get_mut(&client) else { return };
+            let mut pending = queue.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(queued) = pending.get_mut(&queue.client) else {
+                queue.removed = true;
+                return;
+            };
+            queued.retain(|sender| !sender.is_closed());
             if queued.is_empty() {
-                pending.remove(&client);
+                pending.remove(&queue.client);
+                queue.removed = true;
                 return;
             }
             std::mem::take(queued)
         };
+        let inner = &queue.inner;
         let count = u32::try_from(turn.len()).unwrap_or(u32::MAX);
         let now_us = inner.clock.now().timestamp_micros();
-        let (admitted, refused) = match inner.budgets.admit(&inner.scope, &client, now_us, inner.interval_us, inner.window_us, count).await {
+        let (admitted, refused) = match inner.budgets.admit(&inner.scope, &queue.client, now_us, inner.interval_us, inner.window_us, count).await {
             Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
             Err(error) => {
                 tracing::error!(%error, scope = inner.scope, requests = count, "the rate-limit budget store failed; the requests are let through");
@@ -272,8 +281,27 @@ async fn counting(inner: Arc<Inner>, client: String) {
             }
         };
         for (n, sender) in turn.into_iter().enumerate() {
-            // A request whose client went away no longer listens; its admission is spent.
+            // A request whose client went away meanwhile no longer listens; its admission is spent.
             let _ = sender.send(if n < admitted { Verdict::Admitted } else { refused });
+        }
+    }
+}
+
+/// A client's queue while its counting task runs. Should the task end without emptying it (a
+/// panic in the store's client, the runtime shutting down), dropping the guard removes the
+/// queue: the requests in it are let through (their senders dropped), and the client's next
+/// request starts a new task instead of queueing behind one that is gone.
+struct QueueGuard {
+    inner: Arc<Inner>,
+    client: String,
+    /// The task removed the queue itself.
+    removed: bool,
+}
+
+impl Drop for QueueGuard {
+    fn drop(&mut self) {
+        if !self.removed {
+            self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.client);
         }
     }
 }

@@ -410,7 +410,8 @@ fn spawn_housekeeping(api: &'static str, payments: Arc<Payments>, db: Db, clock:
 }
 
 /// Every second, [`Db::checkpoint_wal`]: a SQLite file's write-ahead log kept short under
-/// reads that never pause (nothing to do on PostgreSQL: the task ends at once).
+/// reads that never pause (nothing to do on PostgreSQL: the task ends at once; on SQLite it ends
+/// when the database is closed).
 fn spawn_wal_checkpoints(db: Db) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -420,8 +421,7 @@ fn spawn_wal_checkpoints(db: Db) {
             match db.checkpoint_wal().await {
                 Ok(None) => break,
                 Ok(Some(_)) => {}
-                // Busy past 100 ms (a long read): the next second tries again.
-                Err(error) => tracing::debug!(%error, "checkpointing the SQLite log failed; trying again in a second"),
+                Err(error) => tracing::warn!(%error, "checkpointing the SQLite log failed; trying again in a second"),
             }
         }
     });

@@ -168,14 +168,20 @@ impl Db {
     /// index, ever slower. Past [`WAL_TRUNCATE_FRAMES`] this checkpoints in `TRUNCATE` mode,
     /// which waits (at most 100 ms, holding writers back meanwhile; busy: next time) until the
     /// readers have moved onto the database, then empties the log. The server calls it every
-    /// second (`serve::spawn_wal_checkpoints`).
+    /// second (`serve::spawn_wal_checkpoints`); `None` too once the database is closed.
     pub async fn checkpoint_wal(&self) -> Result<Option<i64>, StorageError> {
         let Some(conn) = &self.checkpointer else { return Ok(None) };
-        // (busy, frames in the log, frames copied into the database)
+        if conn.get_sqlite_connection_pool().is_closed() {
+            return Ok(None);
+        }
+        // (busy, frames in the log, frames copied into the database); busy is a row, not an error.
         let state = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(PASSIVE)")).await?;
         let frames = state.map(|row| row.try_get_by_index::<i64>(1)).transpose()?.unwrap_or(0);
         if frames >= WAL_TRUNCATE_FRAMES {
-            conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)")).await?;
+            let truncated = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)")).await?;
+            if truncated.map(|row| row.try_get_by_index::<i64>(0)).transpose()? == Some(1) {
+                tracing::debug!(frames, "a reader held the SQLite log past 100 ms; emptying it next time");
+            }
         }
         Ok(Some(frames))
     }
