@@ -6,8 +6,9 @@
 //! in any window — across all instances: the budgets live in the database
 //! ([`RateLimitStore`], one conditional upsert per counting) or, when `redis_url` is set, in
 //! Redis (one script call). A client's requests that arrive while its last counting is at the
-//! store are counted together in the next ([`IpLimit`]'s counting task). Operations called by servers rather than users (WeChat Pay
-//! notifies) are exempt: their retries come from a few egress IPs.
+//! store are counted together in the next ([`IpLimit`]'s counting task). Operations called by
+//! servers rather than users (WeChat Pay notifies) are exempt: their retries come from a few
+//! egress IPs.
 //!
 //! When the budget store cannot answer, the request goes through (logged): the limit protects
 //! the service, and refusing every client while the store is away would be the outage it

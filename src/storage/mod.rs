@@ -91,6 +91,19 @@ pub struct PoolState {
     pub max: u32,
 }
 
+/// Whether `url` names an in-memory SQLite database (each connection would be its own).
+fn sqlite_in_memory(url: &str) -> bool {
+    url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
+}
+
+/// What every pool of ours shares: no statement logging (tokens and codes are bound values), 10 s
+/// to connect.
+fn base_options(url: &str) -> ConnectOptions {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+    options
+}
+
 /// How many connections a SQLite file gets: readers run beside the one writer (WAL), and a
 /// request that holds a transaction never waits for the connection another request holds.
 const SQLITE_CONNECTIONS: u32 = 4;
@@ -104,10 +117,10 @@ impl Db {
     /// up front instead of failing half-way with `SQLITE_BUSY`. `sqlite::memory:` is one
     /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> Result<Db, StorageError> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
+        let mut options = base_options(url);
+        options.acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
-            let connections = if url.contains(":memory:") || url.contains("mode=memory") { 1 } else { SQLITE_CONNECTIONS };
+            let connections = if sqlite_in_memory(url) { 1 } else { SQLITE_CONNECTIONS };
             // Nothing can take a SQLite file's connection away: no ping before every statement
             // (it was a second round trip to the connection's worker thread per statement).
             options.test_before_acquire(false);
@@ -146,13 +159,11 @@ impl Db {
     /// The connection behind [`Db::checkpoint_wal`] for a SQLite file: a busy timeout of 100 ms,
     /// as a checkpoint that empties the log holds back writers while it waits for readers.
     async fn connect_checkpointer(url: &str) -> Result<Option<DatabaseConnection>, StorageError> {
-        if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        if !url.starts_with("sqlite:") || sqlite_in_memory(url) {
             return Ok(None);
         }
-        let mut options = ConnectOptions::new(url.to_owned());
+        let mut options = base_options(url);
         options
-            .sqlx_logging(false)
-            .connect_timeout(Duration::from_secs(10))
             .test_before_acquire(false)
             .max_connections(1)
             .min_connections(1)
@@ -194,10 +205,10 @@ impl Db {
     /// commit does not wait for the WAL flush, so a row every request updates is not held
     /// locked across one). An in-memory SQLite database has one connection, shared.
     async fn connect_volatile(url: &str, conn: &DatabaseConnection) -> Result<DatabaseConnection, StorageError> {
-        let mut options = ConnectOptions::new(url.to_owned());
-        options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(30));
+        let mut options = base_options(url);
+        options.acquire_timeout(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
-            if url.contains(":memory:") || url.contains("mode=memory") {
+            if sqlite_in_memory(url) {
                 return Ok(conn.clone());
             }
             options.test_before_acquire(false).max_connections(1).min_connections(1).map_sqlx_sqlite_opts(|o| {

@@ -1,9 +1,11 @@
 //! Heating users (000 §2, §3): registration, profile, password, logins, the payer openid.
 
+use std::sync::LazyLock;
+
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Set};
 
-use super::entity::user;
+use super::entity::{BillStatus, user};
 use crate::storage::{StorageError, affected};
 
 /// A registered user.
@@ -86,9 +88,15 @@ pub struct Profile {
 const BOUND_ACCOUNT_SQL: &str = "(SELECT a.heat_account FROM heating_account a WHERE a.bound_user_id = heating_user.id)";
 
 /// What the bound account's unpaid bills add up to (`SUM` is numeric on PostgreSQL: cast back).
-const OWED_FEN_SQL: &str = "(SELECT CAST(COALESCE(SUM(b.amount_fen), 0) AS BIGINT) FROM heating_bill b \
-     JOIN heating_account a ON a.heat_account = b.heat_account \
-     WHERE a.bound_user_id = heating_user.id AND b.status = 'unpaid')";
+/// The status is the entity's own spelling, written into the SQL once.
+static OWED_FEN_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "(SELECT CAST(COALESCE(SUM(b.amount_fen), 0) AS BIGINT) FROM heating_bill b \
+         JOIN heating_account a ON a.heat_account = b.heat_account \
+         WHERE a.bound_user_id = heating_user.id AND b.status = '{}')",
+        BillStatus::Unpaid.as_str()
+    )
+});
 
 /// A user to register.
 #[derive(Debug, Clone)]
@@ -150,7 +158,7 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
                 user::Column::UpdatedAt,
             ])
             .expr_as(Expr::cust(BOUND_ACCOUNT_SQL), "heat_account")
-            .expr_as(Expr::cust(OWED_FEN_SQL), "owed_fen")
+            .expr_as(Expr::cust(OWED_FEN_SQL.as_str()), "owed_fen")
             .into_model::<Profile>()
             .one(self.0)
             .await?)
