@@ -20,6 +20,8 @@ pub struct Api {
     pub examples: &'static [ExampleRef],
     /// `(method, path template, operationId)` of every operation.
     pub operations: fn() -> Vec<(&'static str, &'static str, &'static str)>,
+    /// The document's `info.title` (`供热缴费小程序 API`), known without building the document.
+    pub title: &'static str,
     /// The published OpenAPI document as served (utoipa, built from the generated code, with
     /// every documented example in the spec's order).
     pub published: fn() -> serde_json::Value,
@@ -38,6 +40,7 @@ macro_rules! api {
             operations: || {
                 generated::$module::Operation::ALL.iter().map(|o| (o.method(), o.path(), o.id())).collect()
             },
+            title: generated::$module::openapi::TITLE,
             published: generated::$module::openapi::published,
             mock_router: |source| {
                 generated::$module::router(std::sync::Arc::new(generated::$module::examples::Examples(source)))

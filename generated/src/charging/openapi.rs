@@ -275,6 +275,8 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct ChargingDoc;
+/// The document's `info.title`, without building the document.
+pub const TITLE: &str = "充电桩后端项目接口文档（带字段注释）";
 /// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <ChargingDoc as utoipa::OpenApi>::openapi()

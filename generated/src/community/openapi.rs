@@ -265,6 +265,8 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct CommunityDoc;
+/// The document's `info.title`, without building the document.
+pub const TITLE: &str = "小程序接口文档";
 /// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <CommunityDoc as utoipa::OpenApi>::openapi()

@@ -146,6 +146,8 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct HeatingDoc;
+/// The document's `info.title`, without building the document.
+pub const TITLE: &str = "乌鲁木齐热力集团供热缴费小程序 - API接口对接文档";
 /// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <HeatingDoc as utoipa::OpenApi>::openapi()

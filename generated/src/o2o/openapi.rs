@@ -137,6 +137,8 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct O2oDoc;
+/// The document's `info.title`, without building the document.
+pub const TITLE: &str = "用户端小程序接口列表";
 /// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <O2oDoc as utoipa::OpenApi>::openapi()

@@ -117,6 +117,8 @@ use super::router;
     modifiers(&SecuritySchemes, &Contract)
 )]
 pub struct PointsDoc;
+/// The document's `info.title`, without building the document.
+pub const TITLE: &str = "API积分商城 - 接口文档";
 /// The OpenAPI document built from the generated code.
 pub fn document() -> utoipa::openapi::OpenApi {
     <PointsDoc as utoipa::OpenApi>::openapi()

@@ -1383,6 +1383,9 @@ pub fn openapi(model: &Model) -> TokenStream {
         )]
         pub struct #doc_ident;
 
+        /// The document's `info.title`, without building the document.
+        pub const TITLE: &str = #title;
+
         /// The OpenAPI document built from the generated code.
         pub fn document() -> utoipa::openapi::OpenApi {
             <#doc_ident as utoipa::OpenApi>::openapi()
