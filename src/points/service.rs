@@ -340,17 +340,10 @@ impl PointsService {
                 points: package.points,
             };
             match orders.create(new).await? {
-                Created::Created => {
-                    let order = orders
-                        .get(&out_trade_no)
-                        .await?
-                        .ok_or_else(|| PointsError::Internal("order vanished".into()))?;
-                    return self.answer_order(order).await;
-                }
-                Created::NumberTaken => continue,
-                Created::Pending(order) => {
+                Created::Created(order) | Created::Pending(order) => {
                     return self.answer_order(*order).await;
                 }
+                Created::NumberTaken => continue,
             }
         }
         Err(PointsError::Internal(

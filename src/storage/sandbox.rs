@@ -463,16 +463,16 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         stored.ok_or_else(|| StorageError::Corrupt(format!("sandbox order {out_trade_no} has no code_url")))
     }
 
-    /// The order `id` names: itself when an order of that number exists, else the order of the
+    /// The order `id` names: the order of that number when one exists, else the order of the
     /// prepay_id, code_url or `pr` token `id`; `None` when it names nothing.
-    pub async fn resolve(&self, id: &str) -> Result<Option<String>, StorageError> {
-        if order::Entity::find().filter(self.order_of(id)).one(self.conn).await?.is_some() {
-            return Ok(Some(id.to_owned()));
+    pub async fn resolve(&self, id: &str) -> Result<Option<SandboxOrderRow>, StorageError> {
+        if let Some(row) = self.order(id).await? {
+            return Ok(Some(row));
         }
-        Ok(prepay::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), id.to_owned()))
-            .one(self.conn)
-            .await?
-            .map(|row| row.out_trade_no))
+        match prepay::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), id.to_owned())).one(self.conn).await? {
+            Some(prepay) => self.order(&prepay.out_trade_no).await,
+            None => Ok(None),
+        }
     }
 
     /// Claim the payment of `out_trade_no` for the attempt `attempt_id` until `until` (ms): only

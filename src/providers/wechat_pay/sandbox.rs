@@ -797,7 +797,8 @@ impl SandboxPay {
     /// first is acknowledged).
     pub async fn pay(&self, id: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
-        let out_trade_no = store.resolve(id).await.map_err(storage)?.unwrap_or_else(|| id.to_owned());
+        let row = store.resolve(id).await.map_err(storage)?.ok_or_else(|| SandboxPayError::NotFound(id.into()))?;
+        let out_trade_no = row.order.out_trade_no.clone();
         let out_trade_no = out_trade_no.as_str();
         let now = self.now();
         let refusal = |order: &SandboxOrder| match order.state {
@@ -807,7 +808,6 @@ impl SandboxPay {
             SandboxOrderState::NotPaid if order.time_expire <= now => Some(SandboxPayError::Expired(out_trade_no.into())),
             SandboxOrderState::NotPaid => None,
         };
-        let row = self.row(out_trade_no).await?.ok_or_else(|| SandboxPayError::NotFound(out_trade_no.into()))?;
         if let Some(refused) = refusal(&order_of(&row, ms(now))) {
             return Err(refused);
         }

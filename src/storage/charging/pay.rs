@@ -83,7 +83,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     async fn place<A: sea_orm::ActiveModelTrait>(&self, row: sea_orm::Insert<A>, pay: NewPayOrder<'_>) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
         match PaymentStore(&tx).insert(pay).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
                 return Ok(false);

@@ -132,7 +132,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> F
             }
         }
         match PaymentStore(&tx).insert(pay.clone()).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
                 return Ok(Claim::NumberTaken);

@@ -120,7 +120,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
             return Ok(Created::BillsTaken);
         }
         match PaymentStore(&tx).insert(new.pay.clone()).await {
-            Ok(()) => {}
+            Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
                 return Ok(Created::NumberTaken);

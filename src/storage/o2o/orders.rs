@@ -236,7 +236,7 @@ impl O2oStore<'_, DatabaseConnection> {
     pub async fn place_order(&self, order: Order, pay: NewPayOrder<'_>) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
         let placed = match PaymentStore(&tx).insert(pay).await {
-            Ok(()) => order::Entity::insert(order.into_active_model()).exec_without_returning(&tx).await.map(|_| ()),
+            Ok(_) => order::Entity::insert(order.into_active_model()).exec_without_returning(&tx).await.map(|_| ()),
             Err(error) => Err(error),
         };
         match placed {

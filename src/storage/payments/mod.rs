@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
 };
 
@@ -238,34 +238,33 @@ impl Db {
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> PaymentStore<'_, C> {
     /// Insert a pending order (inside the API's own transaction, beside its rows). A taken
     /// `out_trade_no` is a unique violation the caller retries with a new number.
-    pub async fn insert(&self, new: NewPayOrder<'_>) -> Result<(), sea_orm::DbErr> {
-        order::Entity::insert(order::ActiveModel {
-            out_trade_no: Set(new.out_trade_no.to_owned()),
-            api: Set(new.api.to_owned()),
-            appid: Set(new.appid.to_owned()),
-            mchid: Set(new.mchid.to_owned()),
-            user_id: Set(new.user_id.map(str::to_owned)),
-            payer_openid: Set(new.payer_openid.map(str::to_owned)),
-            description: Set(new.description.to_owned()),
-            amount_fen: Set(new.amount_fen),
-            status: Set(PayStatus::Pending),
-            prepay_id: Set(None),
-            prepay_at: Set(None),
-            transaction_id: Set(None),
-            created_at: Set(new.created_at),
-            expires_at: Set(new.expires_at),
-            paid_at: Set(None),
-            closed_at: Set(None),
-            refund_state: Set(RefundState::None),
-            refund_reason: Set(None),
-            refunded_fen: Set(0),
-            sweep_attempts: Set(0),
-            sweep_after: Set(None),
-            queried_at: Set(None),
-        })
-        .exec_without_returning(self.0)
-        .await?;
-        Ok(())
+    pub async fn insert(&self, new: NewPayOrder<'_>) -> Result<PayOrder, sea_orm::DbErr> {
+        let row = order::Model {
+            out_trade_no: new.out_trade_no.to_owned(),
+            api: new.api.to_owned(),
+            appid: new.appid.to_owned(),
+            mchid: new.mchid.to_owned(),
+            user_id: new.user_id.map(str::to_owned),
+            payer_openid: new.payer_openid.map(str::to_owned),
+            description: new.description.to_owned(),
+            amount_fen: new.amount_fen,
+            status: PayStatus::Pending,
+            prepay_id: None,
+            prepay_at: None,
+            transaction_id: None,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            paid_at: None,
+            closed_at: None,
+            refund_state: RefundState::None,
+            refund_reason: None,
+            refunded_fen: 0,
+            sweep_attempts: 0,
+            sweep_after: None,
+            queried_at: None,
+        };
+        order::Entity::insert(row.clone().into_active_model()).exec_without_returning(self.0).await?;
+        Ok(PayOrder::from(row))
     }
 
     /// The order `out_trade_no`.

@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use chrono::{Datelike, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, JoinType, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, JoinType,
+    PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
 };
 
 use super::entity::{order, user};
@@ -15,7 +16,7 @@ use super::expire_in;
 use crate::api_support::{Page, PageRequest};
 use crate::storage::payments::entity::order as pay_order;
 use crate::storage::payments::{NewPayOrder, PayOrder, PayStatus, PaymentStore, Settle, Settled};
-use crate::storage::{StorageError, is_unique_violation, write};
+use crate::storage::{StorageError, affected, is_unique_violation, write};
 
 /// An order of a package: the payment order and the package as ordered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,8 +53,8 @@ pub struct NewOrder<'a> {
 /// What placing an order did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
-    /// Placed.
-    Created,
+    /// Placed: the order as stored.
+    Created(Box<PointsOrder>),
     /// The order number is taken; nothing written (draw another).
     NumberTaken,
     /// The user already has this pending, unexpired order of the package at this price (placed
@@ -129,26 +130,27 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             tx.rollback().await?;
             return Ok(Created::Pending(Box::new(pending)));
         }
-        match PaymentStore(&tx).insert(new.pay.clone()).await {
-            Ok(()) => {}
+        let pay = match PaymentStore(&tx).insert(new.pay.clone()).await {
+            Ok(pay) => pay,
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
                 return Ok(Created::NumberTaken);
             }
             Err(error) => return Err(error.into()),
-        }
-        order::Entity::insert(order::ActiveModel {
-            out_trade_no: Set(new.pay.out_trade_no.to_owned()),
-            user_id: Set(new.user_id.to_owned()),
-            package_id: Set(new.package_id.to_owned()),
-            package_name: Set(new.package_name.to_owned()),
-            points: Set(new.points),
-            price_fen: Set(new.pay.amount_fen),
-        })
-        .exec_without_returning(&tx)
-        .await?;
+        };
+        let row = order::Model {
+            out_trade_no: new.pay.out_trade_no.to_owned(),
+            user_id: new.user_id.to_owned(),
+            package_id: new.package_id.to_owned(),
+            package_name: new.package_name.to_owned(),
+            points: new.points,
+            price_fen: new.pay.amount_fen,
+        };
+        order::Entity::insert(row.clone().into_active_model())
+            .exec_without_returning(&tx)
+            .await?;
         tx.commit().await?;
-        Ok(Created::Created)
+        Ok(Created::Created(Box::new(with_pay(row, pay))))
     }
 
     /// operationId `points_order_create`: `user_id`'s pending order of `package_id` at
@@ -272,26 +274,30 @@ impl Settle for Settler {
             )));
         };
         expire_in(tx, &row.user_id, now).await?;
-        let Some(account) = user::Entity::find_by_id(row.user_id.clone())
-            .one(tx)
-            .await?
-        else {
-            return Ok(Settled::Conflict(format!(
-                "user {} of order {} is gone",
-                row.user_id, order.out_trade_no
-            )));
-        };
-        let expire_at = Ord::max(account.points_expire_at.unwrap_or(i64::MIN), year_end(now));
-        user::Entity::update_many()
+        // The points last to the later of the year's end and an expiry they already had (one
+        // statement: a read of the row just written by `expire_in` would be a second).
+        let year_end = year_end(now);
+        let expire_at = Expr::case(
+            user::Column::PointsExpireAt.gt(year_end),
+            Expr::col(user::Column::PointsExpireAt),
+        )
+        .finally(Expr::value(year_end));
+        let credited = user::Entity::update_many()
             .col_expr(
                 user::Column::Balance,
                 Expr::col(user::Column::Balance).add(row.points),
             )
-            .col_expr(user::Column::PointsExpireAt, Expr::value(expire_at))
+            .col_expr(user::Column::PointsExpireAt, expire_at.into())
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
             .filter(user::Column::Id.eq(&row.user_id))
             .exec(tx)
             .await?;
+        if !affected(credited) {
+            return Ok(Settled::Conflict(format!(
+                "user {} of order {} is gone",
+                row.user_id, order.out_trade_no
+            )));
+        }
         Ok(Settled::Applied)
     }
 
