@@ -90,6 +90,24 @@ async fn payment_notify_a_failed_payment_frees_the_bills() {
     assert_eq!((backwards.status, backwards.code()), (400, 400));
 }
 
+/// The sandbox platform of a one-merchant API pays only orders it took: an unknown number (or
+/// prepay id) is 404 and leaves nothing behind, a `result` other than success/fail is 400.
+#[tokio::test]
+async fn sandbox_pay_of_an_order_it_never_took_is_not_found() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000019").await;
+    let unknown = app.sandbox_pay("HT209912310000000001", "success").await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+    assert!(unknown.body.to_string().contains("HT209912310000000001"), "{}", unknown.body);
+    let (order_id, _) = order(&app, &token).await;
+    let odd = app.sandbox_pay(&order_id, "maybe").await;
+    assert_eq!(odd.status, 400, "{}", odd.body);
+    let status = app.get(&format!("/api/payment/status/{order_id}"), Some(&token)).await;
+    assert_eq!(status.data()["status"], "pending", "{}", status.body);
+    let paid = app.sandbox_pay(&order_id, "success").await;
+    assert_eq!((paid.status, &paid.body["notify"]["status"]), (200, &json!(200)), "{}", paid.body);
+}
+
 async fn futures_join(app: &TestApp, token: &str, body: &Value, n: usize) -> Vec<crate::app::Reply> {
     let requests = (0..n).map(|_| app.post("/api/payment/create", Some(token), body.clone())).collect();
     futures_join_all(requests).await
