@@ -400,11 +400,25 @@ where
     S: Routed<Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
+    // One signal for every listener, said once in the log (an operator stopping the service sees
+    // when the drain began and when it ended).
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        let signal = stop_requested().await;
+        tracing::info!(signal, "stop requested: the listeners close, the requests in flight finish");
+        let _ = stop.send(true);
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);
         let app = outer(router, api.id, cors);
-        let shutdown = stop_requested();
+        let mut stopping = stopping.clone();
+        let shutdown = async move {
+            // An error means the signal task is gone without a signal: keep serving.
+            if stopping.wait_for(|stop| *stop).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tasks.spawn(async move {
             match peers {
                 PeerAddresses::Attach => {
@@ -419,14 +433,21 @@ where
             }
         });
     }
-    while let Some(result) = tasks.join_next().await {
-        result.context("a listener task failed")?.context("a listener stopped")?;
+    let served = async {
+        while let Some(result) = tasks.join_next().await {
+            result.context("a listener task failed")?.context("a listener stopped")?;
+        }
+        anyhow::Ok(())
     }
+    .await;
+    signal.abort();
+    served?;
+    tracing::info!("stopped: every listener closed and every request in flight answered");
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-async fn stop_requested() {
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM, answering which.
+async fn stop_requested() -> &'static str {
     #[cfg(unix)]
     {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -434,17 +455,18 @@ async fn stop_requested() {
             Err(error) => {
                 tracing::warn!(%error, "SIGTERM cannot be caught; only Ctrl-C stops the server gracefully");
                 let _ = tokio::signal::ctrl_c().await;
-                return;
+                return "SIGINT";
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
         }
     }
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

@@ -269,6 +269,14 @@ async fn the_binary_logs_json_lines_when_configured() {
         assert_eq!(request[field], expected, "{field} in {request}");
     }
     assert!(request["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{request}");
+    // The stop is said once, with its signal, and its end after the listeners closed.
+    let said = |prefix: &str| lines.iter().filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with(prefix))).collect::<Vec<_>>();
+    let requested = said("stop requested");
+    assert_eq!(requested.len(), 1, "{stdout}");
+    assert_eq!(requested[0]["signal"], "SIGTERM", "{stdout}");
+    assert_eq!(said("stopped").len(), 1, "{stdout}");
+    let position = |line: &Value| lines.iter().position(|l| l == line);
+    assert!(position(requested[0]) < position(said("stopped")[0]), "{stdout}");
 }
 
 /// A SQLite log that a reader kept from starting over grows past the threshold; while the
