@@ -107,6 +107,29 @@ pub struct BenchOpts {
     /// schema `mpapi_bench_…` in it, dropped afterwards.
     #[arg(long, default_value = serve::DEFAULT_PG_URL, value_name = "URL")]
     pub pg_url: String,
+    /// The cargo profile `mpapi` and the bare server are built with: `dist` (the deployed build,
+    /// fat LTO: the verdicts are set on it) or `release` (no LTO, built in a fraction of the
+    /// time: for comparing two commits quickly). The report says which.
+    #[arg(long, value_enum, default_value_t = BuildProfile::Dist)]
+    pub profile: BuildProfile,
+}
+
+/// A cargo profile the benchmark builds with ([`BenchOpts::profile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BuildProfile {
+    /// `[profile.dist]`: release with fat LTO and one codegen unit.
+    Dist,
+    /// `[profile.release]`.
+    Release,
+}
+
+impl BuildProfile {
+    fn name(self) -> &'static str {
+        match self {
+            BuildProfile::Dist => "dist",
+            BuildProfile::Release => "release",
+        }
+    }
 }
 
 /// wrk threads: one per core of the 2-core machines the target was set on.
@@ -416,8 +439,11 @@ pub fn run(root: &Path, opts: &BenchOpts) -> Result<bool> {
         return Ok(rerun_in_release(root, opts)?.success());
     }
 
-    eprintln!("bench: cargo build --profile dist -p mpapi");
-    let mpapi = build_dist(root, "mpapi")?;
+    eprintln!("bench: cargo build --profile {} -p mpapi", opts.profile.name());
+    let mpapi = build(root, "mpapi", opts.profile)?;
+    if opts.profile != BuildProfile::Dist {
+        println!("(built with --profile {}, not the deployed dist build the targets are set on)\n", opts.profile.name());
+    }
     let mut passed = true;
     for (number, suite) in opts.suite.selected().iter().enumerate() {
         let (text, suite_passed) = match suite {
@@ -558,10 +584,10 @@ fn bench_nearby(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<Report> {
     })
 }
 
-/// `target/bench/` beside the dist build (`target/dist/mpapi`), created: the suites' databases
+/// `target/bench/` beside the build (`target/dist/mpapi`, `target/release/mpapi`), created: the suites' databases
 /// and server logs.
 fn bench_dir(mpapi: &Path) -> Result<PathBuf> {
-    let dir = mpapi.parent().and_then(Path::parent).context("the dist build lies in a target folder")?.join("bench");
+    let dir = mpapi.parent().and_then(Path::parent).context("the build lies in a target folder")?.join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
@@ -626,40 +652,41 @@ fn find_wrk() -> Result<PathBuf> {
 
 /// Build the optimised xtask and run the benchmark there, with the same options.
 fn rerun_in_release(root: &Path, opts: &BenchOpts) -> Result<ExitStatus> {
-    eprintln!("bench: cargo build --profile dist -p xtask (the bare server must be optimised too)");
+    eprintln!("bench: cargo build --profile {} -p xtask (the bare server must be optimised too)", opts.profile.name());
     // xtask alone: built together with mpapi, shared dependencies would get other features than
     // when each is built alone, and every run would compile them twice.
-    let xtask = build_dist(root, "xtask")?;
+    let xtask = build(root, "xtask", opts.profile)?;
     Command::new(&xtask)
         .args(["bench", "--duration", &opts.duration.to_string(), "--connections", &opts.connections.to_string()])
         .args(["--rounds", &opts.rounds.to_string()])
         .args(["--suite", opts.suite.name(), "--stations", &opts.stations.to_string()])
-        .args(["--pg-url", &opts.pg_url])
+        .args(["--pg-url", &opts.pg_url, "--profile", opts.profile.name()])
         .env(RELEASE_MARKER, "1")
         .current_dir(root)
         .status()
         .with_context(|| format!("running {}", xtask.display()))
 }
 
-/// `cargo build --profile dist -p <package>` (release with fat LTO, the deployed build); the
-/// executable of its same-named binary. Cargo reports the path, so `CARGO_TARGET_DIR` and
-/// `build.target-dir` are honoured.
-fn build_dist(root: &Path, package: &str) -> Result<PathBuf> {
+/// `cargo build --profile <profile> -p <package>` (dist: release with fat LTO, the deployed
+/// build); the executable of its same-named binary. Cargo reports the path, so
+/// `CARGO_TARGET_DIR` and `build.target-dir` are honoured.
+fn build(root: &Path, package: &str, profile: BuildProfile) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let profile = profile.name();
     let output = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--profile", "dist", "--message-format=json-render-diagnostics", "-p", package])
+        .args(["build", "--profile", profile, "--message-format=json-render-diagnostics", "-p", package])
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("running cargo build --profile dist -p {package}"))?;
-    ensure!(output.status.success(), "cargo build --profile dist -p {package} failed ({})", output.status);
+        .with_context(|| format!("running cargo build --profile {profile} -p {package}"))?;
+    ensure!(output.status.success(), "cargo build --profile {profile} -p {package} failed ({})", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message.pointer("/target/name").and_then(|v| v.as_str()) == Some(package))
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .with_context(|| format!("cargo build --profile dist -p {package} reported no `{package}` executable"))
+        .with_context(|| format!("cargo build --profile {profile} -p {package} reported no `{package}` executable"))
 }
 
 /// The bytes mock mode answers `probe` with: its mock file as compact JSON.
