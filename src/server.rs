@@ -403,8 +403,10 @@ where
     // One signal for every listener, said once in the log (an operator stopping the service sees
     // when the drain began and when it ended).
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    // The signals are caught from here on, before any listener answers.
+    let stop_requested = stop_requested();
     let signal = tokio::spawn(async move {
-        let signal = stop_requested().await;
+        let signal = stop_requested.await;
         tracing::info!(signal, "stop requested: the listeners close, the requests in flight finish");
         let _ = stop.send(true);
     });
@@ -446,26 +448,43 @@ where
     Ok(())
 }
 
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM, answering which.
-async fn stop_requested() -> &'static str {
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM, answering which. On Unix both are caught
+/// from the call on (the handlers are installed now, not when the future is first polled); a
+/// signal that cannot be caught is logged and never resolves it.
+fn stop_requested() -> impl std::future::Future<Output = &'static str> + Send {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let catch = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(caught) => Some((caught, name)),
             Err(error) => {
-                tracing::warn!(%error, "SIGTERM cannot be caught; only Ctrl-C stops the server gracefully");
-                let _ = tokio::signal::ctrl_c().await;
-                return "SIGINT";
+                tracing::warn!(%error, signal = name, "this signal cannot be caught; it will not stop the server gracefully");
+                None
             }
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
+        let (term, int) = (catch(SignalKind::terminate(), "SIGTERM"), catch(SignalKind::interrupt(), "SIGINT"));
+        async fn arrival(caught: Option<(Signal, &'static str)>) -> &'static str {
+            match caught {
+                Some((mut signal, name)) => {
+                    signal.recv().await;
+                    name
+                }
+                None => std::future::pending().await,
+            }
+        }
+        async move {
+            tokio::select! {
+                name = arrival(term) => name,
+                name = arrival(int) => name,
+            }
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "Ctrl-C cannot be caught; it will not stop the server gracefully");
+            std::future::pending::<()>().await;
+        }
         "Ctrl-C"
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use xtask::spec::workspace_root;
 
 use crate::app::TestApp;
-use crate::support::{first_answer, send, sigterm, spawn_heating_mock};
+use crate::support::{first_answer, send, sigterm, spawn_mock};
 
 /// `api` in mock mode, through the same stack a listener serves.
 fn mock_app(api: &str) -> server::MockApp {
@@ -235,10 +235,12 @@ async fn provider_calls_are_counted_by_provider_and_outcome() {
 async fn the_binary_logs_json_lines_when_configured() {
     use std::io::Read as _;
 
-    let (mut child, port) = spawn_heating_mock(&[("MPAPI_LOG_FORMAT", "json")], std::process::Stdio::piped());
+    // Two APIs, two listeners: the stop is still said once.
+    let (mut child, port) = spawn_mock(&["heating", "points"], &[("MPAPI_LOG_FORMAT", "json")], std::process::Stdio::piped());
     let answered = first_answer(port, "/api/config/system?token=secret-token").await;
+    let points = first_answer(port + 1, "/health/live").await;
     let killed = sigterm(&child);
-    assert!(killed && answered == Some(200), "mpapi mock answered {answered:?} on {port}");
+    assert!(killed && answered == Some(200) && points == Some(200), "mpapi mock answered {answered:?} on {port}, {points:?} on {}", port + 1);
     let mut stdout = String::new();
     child.stdout.take().expect("piped").read_to_string(&mut stdout).expect("stdout reads");
     assert!(child.wait().expect("waitable").success());

@@ -287,9 +287,26 @@ pub fn page_commands(page: &str) -> Vec<String> {
 /// The built binary as `mpapi mock --api heating` on a free port, with `env` set (and `RUST_LOG`
 /// removed) and stdout as given: the child and its port.
 pub fn spawn_heating_mock(env: &[(&str, &str)], stdout: std::process::Stdio) -> (std::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    spawn_mock(&["heating"], env, stdout)
+}
+
+/// The built binary as `mpapi mock --api …` for each of `apis`, on a port base whose first two
+/// ports were free (heating listens on the base, points on base + 1), otherwise as
+/// [`spawn_heating_mock`]: the child and the port base.
+pub fn spawn_mock(apis: &[&str], env: &[(&str, &str)], stdout: std::process::Stdio) -> (std::process::Child, u16) {
+    let port = loop {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if base < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", base + 1)).is_ok() {
+            break base;
+        }
+    };
+    let mut args = vec!["mock".to_owned()];
+    for api in apis {
+        args.extend(["--api".to_owned(), (*api).to_owned()]);
+    }
+    args.extend(["--port-base".to_owned(), port.to_string()]);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
-        .args(["mock", "--api", "heating", "--port-base", &port.to_string()])
+        .args(&args)
         .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .current_dir(xtask::spec::workspace_root())

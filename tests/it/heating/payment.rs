@@ -90,8 +90,8 @@ async fn payment_notify_a_failed_payment_frees_the_bills() {
     assert_eq!((backwards.status, backwards.code()), (400, 400));
 }
 
-/// The sandbox platform of a one-merchant API pays only orders it took: an unknown number (or
-/// prepay id) is 404 and leaves nothing behind, a `result` other than success/fail is 400.
+/// The sandbox platform of a one-merchant API pays only orders it took: an unknown number is 404
+/// naming it; a `result` other than success/fail is 400 and the order stays payable.
 #[tokio::test]
 async fn sandbox_pay_of_an_order_it_never_took_is_not_found() {
     let app = TestApp::heating().await;

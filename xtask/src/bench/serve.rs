@@ -114,7 +114,7 @@ impl fmt::Display for ServeReport {
     }
 }
 
-/// Run the `serve` suite with the dist build `mpapi`.
+/// Run the `serve` suite with the built `mpapi` (dist, or `--profile release`).
 pub(super) fn bench_serve(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<ServeReport> {
     let dir = bench_dir(mpapi)?;
     let mut skipped = Vec::new();
