@@ -178,26 +178,17 @@ async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Q
         "fail" => false,
         _ => return error(StatusCode::BAD_REQUEST, "result must be success or fail"),
     };
-    // The merchant that holds the order (o2o: one platform per operator). With one merchant
-    // there is nothing to choose: its `pay` reads the order once and answers NotFound itself.
-    let pay = match state.pays.as_slice() {
-        [only] => only,
-        pays => {
-            let mut holder = None;
-            for pay in pays {
-                match pay.holds(&order_id).await {
-                    Ok(true) => {
-                        holder = Some(pay);
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-                }
-            }
-            holder.unwrap_or(&pays[0])
+    // The merchant that holds the order pays it (o2o: one platform per operator). Each `pay`
+    // reads the order first and answers NotFound, having written nothing, when it is not its
+    // own: the order is read once by its holder, and no merchant is asked twice.
+    let mut paid = Err(SandboxPayError::NotFound(order_id.clone()));
+    for pay in &state.pays {
+        paid = pay.pay(&order_id, success).await;
+        if !matches!(paid, Err(SandboxPayError::NotFound(_))) {
+            break;
         }
-    };
-    match pay.pay(&order_id, success).await {
+    }
+    match paid {
         Ok(outcome) => Json(json!({
             "order_id": order_id,
             "result": result,

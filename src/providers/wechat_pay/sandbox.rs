@@ -777,7 +777,7 @@ impl SandboxPay {
     }
 
     /// Whether this platform holds the order `id` names (an out_trade_no, or a prepay_id,
-    /// code_url or `pr` token it answered): which of several sandbox merchants pays it.
+    /// code_url or `pr` token it answered).
     pub async fn holds(&self, id: &str) -> Result<bool, SandboxPayError> {
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
         Ok(store.resolve(id).await.map_err(storage)?.is_some())
@@ -789,7 +789,9 @@ impl SandboxPay {
     /// `return_code` is SUCCESS); a failed attempt leaves it payable. A closed or expired order
     /// (by the sandbox clock) is refused.
     /// `id` may be the out_trade_no or a prepay_id answered for it (a mini-program sees only
-    /// the prepay_id, in `package`), or a NATIVE order's code_url or its `pr` token.
+    /// the prepay_id, in `package`), or a NATIVE order's code_url or its `pr` token. An `id`
+    /// this platform does not hold is [`SandboxPayError::NotFound`] before anything is written
+    /// (`/_sandbox/pay` then asks the next merchant).
     ///
     /// A success first claims the order (`NOTPAY` → `Paying`, a conditional write): of two
     /// payments at once, through one instance or two, one delivers its notify and the other is
