@@ -15,6 +15,7 @@ pub mod apis;
 pub mod areas;
 pub mod charging;
 pub mod cli;
+pub mod coalesce;
 pub mod clock;
 pub mod community;
 pub mod config;

@@ -14,17 +14,15 @@
 //! the service, and refusing every client while the store is away would be the outage it
 //! protects against.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use tokio::sync::oneshot;
 
+use crate::coalesce::Coalescer;
 use crate::storage::rate_limit::{Admission, RateLimitStore};
 
 /// Where budgets are kept.
@@ -131,7 +129,7 @@ struct Inner {
     /// budget store, that client's requests arriving meanwhile queue here and are counted
     /// together in the next one (see [`IpLimit::count`]). Only requests in flight: the budget
     /// itself is the store's.
-    pending: Mutex<HashMap<String, Vec<oneshot::Sender<Verdict>>>>,
+    pending: Arc<Coalescer<String, (), Verdict>>,
 }
 
 /// What a request is told by its counting.
@@ -176,7 +174,7 @@ impl IpLimit {
             clock,
             exempt: rule.exempt,
             trust_forwarded_for: rule.trust_forwarded_for,
-            pending: Mutex::new(HashMap::new()),
+            pending: Coalescer::new(usize::MAX),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -218,91 +216,40 @@ pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Respons
 }
 
 impl IpLimit {
-    /// Count one request of `client`. The requests of one client are counted in turns: the first
-    /// starts a counting task; those that arrive while a counting is at the store wait and are
-    /// counted together in the task's next turn, one statement (or script call) for all of them,
-    /// admitted in arrival order as far as the budget holds — exactly what counting them one by
-    /// one would admit. A busy client (many requests behind one NAT address, or a load test)
-    /// then costs the store one write per round trip instead of one per request, and its
-    /// requests no longer queue on the budget row's lock. The task runs detached, so a request
-    /// whose client goes away cannot strand the ones queued behind it.
+    /// Count one request of `client`. The requests of one client are counted in turns
+    /// ([`Coalescer`]): the first is counted at once; those that arrive while a counting is at
+    /// the store are counted together in the next, one statement (or script call) for all of
+    /// them, admitted in arrival order as far as the budget holds — exactly what counting them
+    /// one by one would admit. A busy client (many requests behind one NAT address, or a load
+    /// test) then costs the store one write per round trip instead of one per request, and its
+    /// requests no longer queue on the budget row's lock. Requests whose client went away
+    /// before their turn are not counted, as they would not have been had they never reached
+    /// the store.
     async fn count(&self, client: String) -> Verdict {
-        let (sender, verdict) = oneshot::channel();
-        let first = {
-            let mut pending = self.0.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            match pending.entry(client) {
-                Entry::Occupied(mut queued) => {
-                    queued.get_mut().push(sender);
-                    None
-                }
-                Entry::Vacant(slot) => {
-                    let client = slot.key().clone();
-                    slot.insert(vec![sender]);
-                    Some(client)
-                }
-            }
+        let inner = self.0.clone();
+        let serve = move |client: &String, turn: Vec<()>| {
+            let inner = inner.clone();
+            let client = client.clone();
+            async move { inner.counting(&client, turn.len()).await }
         };
-        if let Some(client) = first {
-            tokio::spawn(counting(self.0.clone(), client));
-        }
         // A counting task that died (a panic) let its requests through, as a failed store does.
-        verdict.await.unwrap_or(Verdict::Unknown)
+        self.0.pending.ask(client, (), serve).await.unwrap_or(Verdict::Unknown)
     }
 }
 
-/// The counting task of `client`: counts its queued requests turn by turn until none is left,
-/// then removes the queue (under the same lock a request queues under, so none is left behind).
-/// Requests whose client went away before their turn are dropped from it uncounted, as they
-/// would be had they never reached the store.
-async fn counting(inner: Arc<Inner>, client: String) {
-    let mut queue = QueueGuard { inner, client, removed: false };
-    loop {
-        let turn = {
-            let mut pending = queue.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(queued) = pending.get_mut(&queue.client) else {
-                queue.removed = true;
-                return;
-            };
-            queued.retain(|sender| !sender.is_closed());
-            if queued.is_empty() {
-                pending.remove(&queue.client);
-                queue.removed = true;
-                return;
-            }
-            std::mem::take(queued)
-        };
-        let inner = &queue.inner;
-        let count = u32::try_from(turn.len()).unwrap_or(u32::MAX);
-        let now_us = inner.clock.now().timestamp_micros();
-        let (admitted, refused) = match inner.budgets.admit(&inner.scope, &queue.client, now_us, inner.interval_us, inner.window_us, count).await {
+impl Inner {
+    /// One turn of `client`'s counting: `count` requests, the verdict of each in arrival order.
+    async fn counting(&self, client: &str, count: usize) -> Vec<Verdict> {
+        let requests = u32::try_from(count).unwrap_or(u32::MAX);
+        let now_us = self.clock.now().timestamp_micros();
+        let (admitted, refused) = match self.budgets.admit(&self.scope, client, now_us, self.interval_us, self.window_us, requests).await {
             Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
             Err(error) => {
-                tracing::error!(%error, scope = inner.scope, requests = count, "the rate-limit budget store failed; the requests are let through");
+                tracing::error!(%error, scope = self.scope, requests, "the rate-limit budget store failed; the requests are let through");
                 (0, Verdict::Unknown)
             }
         };
-        for (n, sender) in turn.into_iter().enumerate() {
-            // A request whose client went away meanwhile no longer listens; its admission is spent.
-            let _ = sender.send(if n < admitted { Verdict::Admitted } else { refused });
-        }
-    }
-}
-
-/// A client's queue while its counting task runs. Should the task end without emptying it (a
-/// panic in the store's client, the runtime shutting down), dropping the guard removes the
-/// queue: the requests in it are let through (their senders dropped), and the client's next
-/// request starts a new task instead of queueing behind one that is gone.
-struct QueueGuard {
-    inner: Arc<Inner>,
-    client: String,
-    /// The task removed the queue itself.
-    removed: bool,
-}
-
-impl Drop for QueueGuard {
-    fn drop(&mut self) {
-        if !self.removed {
-            self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.client);
-        }
+        // A request whose client went away meanwhile no longer listens; its admission is spent.
+        (0..count).map(|n| if n < admitted { Verdict::Admitted } else { refused }).collect()
     }
 }

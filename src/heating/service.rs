@@ -14,12 +14,13 @@ use rust_decimal::Decimal;
 use super::error::HeatingError;
 use crate::api_support::PageRequest;
 use crate::clock::{Clock, beijing_date, beijing_day_start, iso_ms};
+use crate::coalesce::{self, Coalescer};
 use crate::identity::{CodePolicy, Codes, Passwords, Principal, Sessions, Subject, Wechat, WechatError};
 use crate::money::{fen, yuan};
 use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::{IdNumber, Vault};
-use crate::storage::Db;
-use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, ProfileChange, User};
+use crate::storage::{Db, StorageError};
+use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, Profile, ProfileChange, User};
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
 /// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
@@ -56,7 +57,18 @@ pub struct HeatingService {
     pub payments: Arc<Payments>,
     /// The clock.
     pub clock: Clock,
+    /// The profile reads in flight (`user_profile_get`, the most read operation): those that
+    /// arrive while one read is out go together in the next, one statement
+    /// ([`Coalescer`]; each still reads the database after its request arrived).
+    pub profiles: Arc<ProfileReads>,
 }
+
+/// [`HeatingService::profiles`]: by user id, each caller's profile or the read's failure.
+pub type ProfileReads = Coalescer<(), String, Result<Option<Profile>, StorageError>>;
+
+/// Profiles read in one statement at most (each distinct count is one more prepared statement
+/// per connection).
+pub const PROFILES_PER_READ: usize = 64;
 
 /// The end of a bill's due day: the Beijing calendar day `due_ms` falls on, until midnight
 /// Beijing time (the document writes due dates as `2024-11-30T00:00:00.000Z`, i.e. 08:00 that
@@ -195,7 +207,17 @@ impl HeatingService {
     /// operationId `user_profile_get` (000 §3.1): the profile, ID number masked, balance = the
     /// bound account's current balance.
     pub async fn user_profile_get(&self, who: &Principal) -> Result<types::UserProfile, HeatingError> {
-        let profile = self.db.heating_users().profile(&who.user_id).await?.ok_or(HeatingError::Unauthorized("Token无效"))?;
+        let db = self.db.clone();
+        let serve = move |_: &(), ids: Vec<String>| {
+            let db = db.clone();
+            async move {
+                let rows = db.heating_users().profiles(&coalesce::distinct(&ids)).await;
+                coalesce::each(&ids, rows, |profile| profile.id.as_str())
+            }
+        };
+        let read = self.profiles.ask((), who.user_id.clone(), serve).await;
+        let read = read.unwrap_or_else(|| Err(StorageError::Corrupt("the profile read's task ended without an answer".into())));
+        let profile = read?.ok_or(HeatingError::Unauthorized("Token无效"))?;
         Ok(types::UserProfile {
             id: profile.id,
             phone: profile.phone,

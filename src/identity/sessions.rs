@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::coalesce::{self, Coalescer};
 use crate::config::{RefreshStyle, TokenConfig};
-use crate::storage::identity::{NewSession, Rotation};
+use crate::storage::identity::{NewSession, Rotation, Session};
 use crate::storage::{Db, StorageError};
 
 use super::tokens::Tokens;
@@ -71,7 +72,15 @@ pub struct Sessions {
     policy: TokenConfig,
     db: Db,
     clock: Clock,
+    /// The session checks in flight: those that arrive while one read of sessions is out go
+    /// together in the next ([`Coalescer`]; every check still reads the database, after its
+    /// request arrived).
+    checks: Arc<Coalescer<(), String, Result<Option<Session>, StorageError>>>,
 }
+
+/// Sessions read in one statement at most (each distinct count is a prepared statement per
+/// connection; sqlx keeps 100).
+const CHECKS_PER_READ: usize = 64;
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,7 +92,7 @@ impl Sessions {
     /// API `api`'s sessions under `policy`, its tokens signed with a key derived from `master`.
     pub fn new(api: &'static str, master: &[u8], policy: TokenConfig, db: Db, clock: Clock) -> anyhow::Result<Arc<Sessions>> {
         let tokens = Tokens::new(master, api, policy.access_ttl())?;
-        Ok(Arc::new(Sessions { api, tokens, policy, db, clock }))
+        Ok(Arc::new(Sessions { api, tokens, policy, db, clock, checks: Coalescer::new(CHECKS_PER_READ) }))
     }
 
     /// The token policy.
@@ -141,12 +150,27 @@ impl Sessions {
         if claims.exp * 1000 <= self.clock.now_ms() {
             return Err(SessionError::Expired);
         }
-        match self.db.sessions().get(self.api, &claims.sid).await? {
+        match self.check(claims.sid.clone()).await? {
             Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => {
                 Ok(Principal { user_id: claims.sub, session_id: claims.sid })
             }
             _ => Err(SessionError::Invalid),
         }
+    }
+
+    /// Session `sid` as the database has it now, read together with the other checks waiting
+    /// meanwhile (one statement per turn under load, instead of one per request).
+    async fn check(&self, sid: String) -> Result<Option<Session>, StorageError> {
+        let (db, api) = (self.db.clone(), self.api);
+        let serve = move |_: &(), sids: Vec<String>| {
+            let db = db.clone();
+            async move {
+                let rows = db.sessions().get_many(api, &coalesce::distinct(&sids)).await;
+                coalesce::each(&sids, rows, |session| session.id.as_str())
+            }
+        };
+        let answer = self.checks.ask((), sid, serve).await;
+        answer.unwrap_or_else(|| Err(StorageError::Corrupt("the session check's task ended without an answer".into())))
     }
 
     /// Renew with a rotating refresh token (heating 000 §2.3): the old token dies; presenting it

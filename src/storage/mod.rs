@@ -53,8 +53,9 @@ mod secret;
 pub mod security_platform;
 
 /// A storage failure. Callers answer it as their API's internal error (or "unavailable") and
-/// log it; the message never reaches a client.
-#[derive(Debug, thiserror::Error)]
+/// log it; the message never reaches a client. `Clone`: one failed read of several callers'
+/// rows (`crate::coalesce`) is each caller's failure.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The database refused or failed a statement.
     #[error("database: {0}")]

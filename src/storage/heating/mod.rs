@@ -16,7 +16,7 @@ pub use accounts::{Account, Bill, HeatingAccounts, Season};
 pub use entity::BillStatus;
 pub use orders::{Created, HeatingOrder, HeatingOrders, NewOrder, OrderLine, PaidTotals, Record, Settler};
 pub use reference::{Agreement, HeatingReference, SeedData};
-pub use users::{HeatingUsers, NewUser, ProfileChange, User};
+pub use users::{HeatingUsers, NewUser, Profile, ProfileChange, User};
 
 use super::Db;
 

@@ -141,10 +141,13 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
         Ok(user::Entity::find_by_id(id.to_owned()).one(self.0).await?.map(User::from))
     }
 
-    /// operationId `user_profile_get` (000 §3.1): the user's profile, bound account and what it
-    /// owes, in one statement (the profile is the most read operation after a login).
-    pub async fn profile(&self, id: &str) -> Result<Option<Profile>, StorageError> {
-        Ok(user::Entity::find_by_id(id.to_owned())
+    /// operationId `user_profile_get` (000 §3.1): the profiles of users `ids` (in no order;
+    /// ids that are no user are left out), each with its bound account and what it owes, in
+    /// one statement (the profile is the most read operation after a login, and concurrent
+    /// reads go together: `HeatingService::profiles`).
+    pub async fn profiles(&self, ids: &[String]) -> Result<Vec<Profile>, StorageError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().map(String::as_str)))
             .select_only()
             .columns([
                 user::Column::Id,
@@ -160,7 +163,7 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
             .expr_as(Expr::cust(BOUND_ACCOUNT_SQL), "heat_account")
             .expr_as(Expr::cust(OWED_FEN_SQL.as_str()), "owed_fen")
             .into_model::<Profile>()
-            .one(self.0)
+            .all(self.0)
             .await?)
     }
 

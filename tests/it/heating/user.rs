@@ -44,3 +44,32 @@ async fn user_profile_update_and_user_password_update() {
     let reused = app.put("/api/user/password", Some(&token), change("abcdef123", &reset_code)).await;
     assert_eq!(reused.code(), 1002, "the code was used up");
 }
+
+/// Profile reads in flight together are read together (`mpapi::coalesce`): each still answers
+/// its own caller's user, and a session revoked before the reads is refused among live ones.
+#[tokio::test]
+async fn user_profile_get_concurrently_answers_each_caller_their_own() {
+    let app = TestApp::heating().await;
+    let phones = ["13900000031", "13900000032", "13900000033"];
+    let mut callers = Vec::new();
+    for phone in phones {
+        let (token, _) = user(&app, phone).await;
+        callers.push((token, Some(phone)));
+    }
+    // A second session of the first user, ended before the reads.
+    let (ended, _) = super::login(&app, phones[0]).await;
+    assert_eq!(app.post("/api/auth/logout", Some(&ended), json!({})).await.status, 200);
+    callers.push((ended, None));
+
+    let reads: Vec<_> = (0..48).map(|n| &callers[n % callers.len()]).collect();
+    let replies = super::futures_join_all(reads.iter().map(|(token, _)| app.get("/api/user/profile", Some(token))).collect()).await;
+    for ((_, phone), reply) in reads.iter().zip(&replies) {
+        match phone {
+            Some(phone) => {
+                assert_eq!(reply.status, 200, "{}", reply.body);
+                assert_eq!(reply.data()["phone"], *phone, "{}", reply.body);
+            }
+            None => assert_eq!((reply.status, reply.code()), (401, 401), "{}", reply.body),
+        }
+    }
+}

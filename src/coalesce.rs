@@ -1,0 +1,242 @@
+//! Request coalescing: callers that ask the store while an earlier ask of the same key is out
+//! wait, and are asked for together in the next one — one statement for many requests.
+//!
+//! Nothing is cached: every caller's answer comes from an ask that started after the caller
+//! arrived, so a change committed before a request (a logout on another instance) is seen by
+//! it. Only the callers in flight are in process memory.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::oneshot;
+
+/// Callers waiting for their turn, queued by key. A key's first caller spawns its task, which
+/// asks for the queued callers turn by turn (at most `max_turn` a turn, in arrival order) until
+/// none is left. The task runs detached, so a caller that goes away (its client disconnected)
+/// cannot strand the ones queued behind it.
+pub struct Coalescer<K, I, A> {
+    pending: Mutex<HashMap<K, Vec<Waiting<I, A>>>>,
+    max_turn: usize,
+}
+
+type Waiting<I, A> = (I, oneshot::Sender<A>);
+
+impl<K, I, A> std::fmt::Debug for Coalescer<K, I, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").field("max_turn", &self.max_turn).finish_non_exhaustive()
+    }
+}
+
+impl<K, I, A> Coalescer<K, I, A>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    I: Send + 'static,
+    A: Send + 'static,
+{
+    /// Turns of at most `max_turn` (≥ 1) callers: what one statement should carry (an `IN`
+    /// list's length; every distinct length is one more prepared statement per connection).
+    pub fn new(max_turn: usize) -> Arc<Self> {
+        Arc::new(Coalescer { pending: Mutex::new(HashMap::new()), max_turn: max_turn.max(1) })
+    }
+
+    /// Ask for `item` under `key`. When no task of `key` is running, one is spawned with
+    /// `serve` (which the other callers' `serve` is dropped unused): it calls `serve(key,
+    /// items)` once a turn, with the items in arrival order, and hands the n-th answer to the
+    /// n-th caller. `None`: the turn gave no answer for this caller (`serve` answered fewer
+    /// than it was asked, or its task ended abnormally).
+    pub async fn ask<F, Fut>(self: &Arc<Self>, key: K, item: I, serve: F) -> Option<A>
+    where
+        F: FnMut(&K, Vec<I>) -> Fut + Send + 'static,
+        Fut: Future<Output = Vec<A>> + Send + 'static,
+    {
+        let (sender, answer) = oneshot::channel();
+        let first = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            match pending.entry(key) {
+                Entry::Occupied(mut queued) => {
+                    queued.get_mut().push((item, sender));
+                    None
+                }
+                Entry::Vacant(slot) => {
+                    let key = slot.key().clone();
+                    slot.insert(vec![(item, sender)]);
+                    Some(key)
+                }
+            }
+        };
+        if let Some(key) = first {
+            tokio::spawn(turns(QueueGuard { coalescer: self.clone(), key, removed: false }, serve));
+        }
+        answer.await.ok()
+    }
+}
+
+/// The task of one key: takes its queued callers turn by turn until none is left, then removes
+/// the queue (under the lock a caller queues under, so none is left behind). Callers that went
+/// away before their turn are dropped from it, unasked.
+async fn turns<K, I, A, F, Fut>(mut queue: QueueGuard<K, I, A>, mut serve: F)
+where
+    K: Hash + Eq + Clone,
+    F: FnMut(&K, Vec<I>) -> Fut,
+    Fut: Future<Output = Vec<A>>,
+{
+    loop {
+        let turn: Vec<Waiting<I, A>> = {
+            let coalescer = &queue.coalescer;
+            let mut pending = coalescer.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(queued) = pending.get_mut(&queue.key) else {
+                queue.removed = true;
+                return;
+            };
+            queued.retain(|(_, sender)| !sender.is_closed());
+            if queued.is_empty() {
+                pending.remove(&queue.key);
+                queue.removed = true;
+                return;
+            }
+            let take = queued.len().min(coalescer.max_turn);
+            queued.drain(..take).collect()
+        };
+        let (items, senders): (Vec<I>, Vec<oneshot::Sender<A>>) = turn.into_iter().unzip();
+        let answers = serve(&queue.key, items).await;
+        for (sender, answer) in senders.into_iter().zip(answers) {
+            // A caller that went away meanwhile no longer listens.
+            let _ = sender.send(answer);
+        }
+    }
+}
+
+/// A key's queue while its task runs. Should the task end without emptying it (a panic in
+/// `serve`, the runtime shutting down), dropping the guard removes the queue: its callers are
+/// answered `None` (their senders dropped), and the key's next caller starts a new task instead
+/// of queueing behind one that is gone.
+struct QueueGuard<K: Hash + Eq, I, A> {
+    coalescer: Arc<Coalescer<K, I, A>>,
+    key: K,
+    /// The task removed the queue itself.
+    removed: bool,
+}
+
+impl<K: Hash + Eq, I, A> Drop for QueueGuard<K, I, A> {
+    fn drop(&mut self) {
+        if !self.removed {
+            self.coalescer.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
+        }
+    }
+}
+
+/// The distinct ids of a turn's callers, for one `IN (…)` read (a load test, or one user's
+/// several requests, asks for the same row many times).
+pub fn distinct(ids: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = ids.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// Each caller's row out of one read of several: the row whose id (`id_of`) is the caller's,
+/// or `None`; the read's error to every caller.
+pub fn each<V: Clone, E: Clone>(ids: &[String], rows: Result<Vec<V>, E>, id_of: fn(&V) -> &str) -> Vec<Result<Option<V>, E>> {
+    match rows {
+        Ok(rows) => {
+            let by_id: HashMap<&str, &V> = rows.iter().map(|row| (id_of(row), row)).collect();
+            ids.iter().map(|id| Ok(by_id.get(id.as_str()).map(|row| (*row).clone()))).collect()
+        }
+        Err(error) => ids.iter().map(|_| Err(error.clone())).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Callers that arrive while a turn is out go together in the next one, in arrival order,
+    /// at most `max_turn` a turn; each gets its own answer.
+    #[tokio::test]
+    async fn callers_arriving_during_a_turn_go_together_in_the_next() {
+        let coalescer: Arc<Coalescer<&str, u32, u32>> = Coalescer::new(3);
+        let turns = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let mut callers = Vec::new();
+        for n in 0..6u32 {
+            let coalescer = coalescer.clone();
+            let turns = turns.clone();
+            let gate = gate.clone();
+            callers.push(tokio::spawn(async move {
+                coalescer
+                    .ask("k", n, move |_, items: Vec<u32>| {
+                        let turns = turns.clone();
+                        let mut gate = gate.clone();
+                        async move {
+                            // The first turn waits for the test, so the others queue meanwhile.
+                            let _ = gate.wait_for(|open| *open).await;
+                            turns.lock().unwrap().push(items.clone());
+                            items.iter().map(|i| i * 10).collect()
+                        }
+                    })
+                    .await
+            }));
+            // Let each caller queue before the next, so arrival order is n's.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.send(true).unwrap();
+        for (n, caller) in callers.into_iter().enumerate() {
+            assert_eq!(caller.await.unwrap(), Some(n as u32 * 10));
+        }
+        assert_eq!(*turns.lock().unwrap(), vec![vec![0], vec![1, 2, 3], vec![4, 5]]);
+        assert!(coalescer.pending.lock().unwrap().is_empty(), "the queue is removed once empty");
+    }
+
+    /// Keys have turns of their own; a turn that answers fewer than asked answers the rest None.
+    #[tokio::test]
+    async fn keys_are_apart_and_a_short_answer_is_none() {
+        let coalescer: Arc<Coalescer<u8, u32, u32>> = Coalescer::new(8);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let serve = |asked: Arc<AtomicUsize>| {
+            move |key: &u8, items: Vec<u32>| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let key = *key;
+                async move { if key == 1 { items } else { Vec::new() } }
+            }
+        };
+        let one = coalescer.ask(1, 7, serve(asked.clone())).await;
+        let two = coalescer.ask(2, 7, serve(asked.clone())).await;
+        assert_eq!((one, two), (Some(7), None));
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+    }
+
+    /// A turn whose task panics answers its callers None, and the key's next caller is served.
+    #[tokio::test]
+    async fn a_panicking_turn_strands_nobody() {
+        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new(8);
+        let failed = coalescer
+            .ask((), 1, |_, items: Vec<u32>| async move {
+                if items == [1] {
+                    panic!("the store's client panicked");
+                }
+                items
+            })
+            .await;
+        assert_eq!(failed, None);
+        let served = coalescer.ask((), 2, |_, items: Vec<u32>| async move { items }).await;
+        assert_eq!(served, Some(2));
+    }
+
+    #[test]
+    fn each_caller_gets_its_own_row() {
+        let ids = vec!["b".to_owned(), "a".to_owned(), "b".to_owned(), "z".to_owned()];
+        assert_eq!(distinct(&ids), vec!["a".to_owned(), "b".to_owned(), "z".to_owned()]);
+        let rows: Result<Vec<(String, u8)>, String> = Ok(vec![("a".into(), 1), ("b".into(), 2)]);
+        let answers = each(&ids, rows, |row| row.0.as_str());
+        let values: Vec<Option<u8>> = answers.into_iter().map(|a| a.unwrap().map(|row| row.1)).collect();
+        assert_eq!(values, vec![Some(2), Some(1), Some(2), None]);
+        let failed = each::<(String, u8), _>(&ids, Err("down".to_owned()), |row| row.0.as_str());
+        assert!(failed.iter().all(|a| a.as_ref().unwrap_err() == "down"));
+    }
+}
