@@ -14,9 +14,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::oneshot;
 
 /// Callers waiting for their turn, queued by key. A key's first caller spawns its task, which
-/// asks for the queued callers turn by turn (at most `max_turn` a turn, in arrival order) until
-/// none is left. The task runs detached, so a caller that goes away (its client disconnected)
-/// cannot strand the ones queued behind it.
+/// asks for the queued callers turn by turn until none is left: a turn takes every caller
+/// queued, in arrival order, in asks of at most `max_turn` callers made at the same time. The
+/// task runs detached, so a caller that goes away (its client disconnected) cannot strand the
+/// ones queued behind it.
 pub struct Coalescer<K, I, A> {
     pending: Mutex<HashMap<K, Vec<Waiting<I, A>>>>,
     max_turn: usize,
@@ -36,17 +37,18 @@ where
     I: Send + 'static,
     A: Send + 'static,
 {
-    /// Turns of at most `max_turn` (≥ 1) callers: what one statement should carry (an `IN`
-    /// list's length; every distinct length is one more prepared statement per connection).
+    /// Asks of at most `max_turn` (≥ 1) callers: what one statement should carry (an `IN`
+    /// list's length).
     pub fn new(max_turn: usize) -> Arc<Self> {
         Arc::new(Coalescer { pending: Mutex::new(HashMap::new()), max_turn: max_turn.max(1) })
     }
 
-    /// Ask for `item` under `key`. When no task of `key` is running, one is spawned with
-    /// `serve` (which the other callers' `serve` is dropped unused): it calls `serve(key,
-    /// items)` once a turn, with the items in arrival order, and hands the n-th answer to the
-    /// n-th caller. `None`: the turn gave no answer for this caller (`serve` answered fewer
-    /// than it was asked, or its task ended abnormally).
+    /// Ask for `item` under `key`. When no task of `key` is running, one is spawned with this
+    /// caller's `serve`, which then serves every caller of the key until the queue is empty (the
+    /// others' `serve` is dropped unused, so it must capture nothing of one caller's): the task
+    /// calls `serve(key, items)` once per ask, with the items in arrival order, and hands the
+    /// n-th answer to the n-th caller. `None`: the ask gave no answer for this caller (`serve`
+    /// answered fewer than it was asked, or its task ended abnormally).
     pub async fn ask<F, Fut>(self: &Arc<Self>, key: K, item: I, serve: F) -> Option<A>
     where
         F: FnMut(&K, Vec<I>) -> Fut + Send + 'static,
@@ -84,6 +86,9 @@ where
     Fut: Future<Output = Vec<A>>,
 {
     loop {
+        // Let the requests already running reach the queue first: a bigger turn, at the cost of
+        // one pass of the scheduler's queue, not of a timer.
+        tokio::task::yield_now().await;
         let turn: Vec<Waiting<I, A>> = {
             let coalescer = &queue.coalescer;
             let mut pending = coalescer.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -97,15 +102,28 @@ where
                 queue.removed = true;
                 return;
             }
-            let take = queued.len().min(coalescer.max_turn);
-            queued.drain(..take).collect()
+            std::mem::take(queued)
         };
-        let (items, senders): (Vec<I>, Vec<oneshot::Sender<A>>) = turn.into_iter().unzip();
-        let answers = serve(&queue.key, items).await;
-        for (sender, answer) in senders.into_iter().zip(answers) {
-            // A caller that went away meanwhile no longer listens.
-            let _ = sender.send(answer);
+        // More callers than one ask carries: several asks at once (a pool has several
+        // connections), rather than one after the other while the rest wait.
+        let mut asks = Vec::new();
+        let mut rest = turn;
+        while !rest.is_empty() {
+            let later = rest.split_off(rest.len().min(queue.coalescer.max_turn));
+            let (items, senders): (Vec<I>, Vec<oneshot::Sender<A>>) = rest.into_iter().unzip();
+            asks.push(answer(serve(&queue.key, items), senders));
+            rest = later;
         }
+        futures_util::future::join_all(asks).await;
+    }
+}
+
+/// One ask's answers, the n-th to the n-th caller.
+async fn answer<A>(ask: impl Future<Output = Vec<A>>, senders: Vec<oneshot::Sender<A>>) {
+    let answers = ask.await;
+    for (sender, answer) in senders.into_iter().zip(answers) {
+        // A caller that went away meanwhile no longer listens.
+        let _ = sender.send(answer);
     }
 }
 
@@ -128,13 +146,18 @@ impl<K: Hash + Eq, I, A> Drop for QueueGuard<K, I, A> {
     }
 }
 
-/// The distinct ids of a turn's callers, for one `IN (…)` read (a load test, or one user's
-/// several requests, asks for the same row many times).
-pub fn distinct(ids: &[String]) -> Vec<String> {
-    let mut seen: Vec<String> = ids.to_vec();
-    seen.sort_unstable();
-    seen.dedup();
-    seen
+/// The ids to read for a turn's callers, in one `IN (…)` list: each distinct id once (a load
+/// test, or one user's several requests, asks for the same row many times), the list then
+/// padded with its last id to a power of two, so that a key's reads are a handful of
+/// statements (1, 2, 4 … ids) in each connection's prepared-statement cache, not one per count.
+pub fn in_list(ids: &[String]) -> Vec<&str> {
+    let mut list: Vec<&str> = ids.iter().map(String::as_str).collect();
+    list.sort_unstable();
+    list.dedup();
+    if let Some(&last) = list.last() {
+        list.resize(list.len().next_power_of_two(), last);
+    }
+    list
 }
 
 /// Each caller's row out of one read of several: the row whose id (`id_of`) is the caller's,
@@ -157,7 +180,8 @@ mod tests {
     use super::*;
 
     /// Callers that arrive while a turn is out go together in the next one, in arrival order,
-    /// at most `max_turn` a turn; each gets its own answer.
+    /// in asks of at most `max_turn`; each gets its own answer. (The test runtime has one
+    /// thread: each caller has queued before the next is spawned.)
     #[tokio::test]
     async fn callers_arriving_during_a_turn_go_together_in_the_next() {
         let coalescer: Arc<Coalescer<&str, u32, u32>> = Coalescer::new(3);
@@ -190,7 +214,49 @@ mod tests {
             assert_eq!(caller.await.unwrap(), Some(n as u32 * 10));
         }
         assert_eq!(*turns.lock().unwrap(), vec![vec![0], vec![1, 2, 3], vec![4, 5]]);
+        // The task removes the queue on its next pass, after the last answers.
+        for _ in 0..10 {
+            if coalescer.pending.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         assert!(coalescer.pending.lock().unwrap().is_empty(), "the queue is removed once empty");
+    }
+
+    /// A turn of more callers than one ask carries makes its asks at the same time.
+    #[tokio::test]
+    async fn a_long_queue_is_asked_for_in_asks_at_the_same_time() {
+        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new(2);
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let serve = {
+            let (in_flight, most) = (in_flight.clone(), most.clone());
+            move |_: &(), items: Vec<u32>| {
+                let (in_flight, most, mut gate) = (in_flight.clone(), most.clone(), gate.clone());
+                async move {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let _ = gate.wait_for(|open| *open).await;
+                    // Out until the other asks of the turn have started too.
+                    tokio::task::yield_now().await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    items
+                }
+            }
+        };
+        let mut callers = Vec::new();
+        for n in 0..6u32 {
+            let (coalescer, serve) = (coalescer.clone(), serve.clone());
+            callers.push(tokio::spawn(async move { coalescer.ask((), n, serve).await }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The first ask ([0]) holds the turn; [1, 2], [3, 4] and [5] are the next turn's asks.
+        release.send(true).unwrap();
+        for (n, caller) in callers.into_iter().enumerate() {
+            assert_eq!(caller.await.unwrap(), Some(n as u32));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 3, "the second turn's three asks were out together");
     }
 
     /// Keys have turns of their own; a turn that answers fewer than asked answers the rest None.
@@ -231,7 +297,10 @@ mod tests {
     #[test]
     fn each_caller_gets_its_own_row() {
         let ids = vec!["b".to_owned(), "a".to_owned(), "b".to_owned(), "z".to_owned()];
-        assert_eq!(distinct(&ids), vec!["a".to_owned(), "b".to_owned(), "z".to_owned()]);
+        assert_eq!(in_list(&ids), vec!["a", "b", "z", "z"]);
+        assert_eq!(in_list(&ids[..2]), vec!["a", "b"]);
+        assert_eq!(in_list(&ids[..1]), vec!["b"]);
+        assert!(in_list(&[]).is_empty());
         let rows: Result<Vec<(String, u8)>, String> = Ok(vec![("a".into(), 1), ("b".into(), 2)]);
         let answers = each(&ids, rows, |row| row.0.as_str());
         let values: Vec<Option<u8>> = answers.into_iter().map(|a| a.unwrap().map(|row| row.1)).collect();

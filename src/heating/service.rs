@@ -66,8 +66,7 @@ pub struct HeatingService {
 /// [`HeatingService::profiles`]: by user id, each caller's profile or the read's failure.
 pub type ProfileReads = Coalescer<(), String, Result<Option<Profile>, StorageError>>;
 
-/// Profiles read in one statement at most (each distinct count is one more prepared statement
-/// per connection).
+/// Profiles read in one statement at most (a power of two: `coalesce::in_list` pads to one).
 pub const PROFILES_PER_READ: usize = 64;
 
 /// The end of a bill's due day: the Beijing calendar day `due_ms` falls on, until midnight
@@ -211,12 +210,12 @@ impl HeatingService {
         let serve = move |_: &(), ids: Vec<String>| {
             let db = db.clone();
             async move {
-                let rows = db.heating_users().profiles(&coalesce::distinct(&ids)).await;
+                let rows = db.heating_users().profiles(&coalesce::in_list(&ids)).await;
                 coalesce::each(&ids, rows, |profile| profile.id.as_str())
             }
         };
         let read = self.profiles.ask((), who.user_id.clone(), serve).await;
-        let read = read.unwrap_or_else(|| Err(StorageError::Corrupt("the profile read's task ended without an answer".into())));
+        let read = read.unwrap_or(Err(StorageError::Unanswered("profile read")));
         let profile = read?.ok_or(HeatingError::Unauthorized("Token无效"))?;
         Ok(types::UserProfile {
             id: profile.id,

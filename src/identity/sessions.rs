@@ -78,8 +78,7 @@ pub struct Sessions {
     checks: Arc<Coalescer<(), String, Result<Option<Session>, StorageError>>>,
 }
 
-/// Sessions read in one statement at most (each distinct count is a prepared statement per
-/// connection; sqlx keeps 100).
+/// Sessions read in one statement at most (a power of two: `coalesce::in_list` pads to one).
 const CHECKS_PER_READ: usize = 64;
 
 impl std::fmt::Debug for Sessions {
@@ -165,12 +164,12 @@ impl Sessions {
         let serve = move |_: &(), sids: Vec<String>| {
             let db = db.clone();
             async move {
-                let rows = db.sessions().get_many(api, &coalesce::distinct(&sids)).await;
+                let rows = db.sessions().get_many(api, &coalesce::in_list(&sids)).await;
                 coalesce::each(&sids, rows, |session| session.id.as_str())
             }
         };
         let answer = self.checks.ask((), sid, serve).await;
-        answer.unwrap_or_else(|| Err(StorageError::Corrupt("the session check's task ended without an answer".into())))
+        answer.unwrap_or(Err(StorageError::Unanswered("session check")))
     }
 
     /// Renew with a rotating refresh token (heating 000 §2.3): the old token dies; presenting it

@@ -63,6 +63,10 @@ pub enum StorageError {
     /// A row holds something this version cannot read (a corrupt or foreign value).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A read shared with other requests (`crate::coalesce`) ended without answering this one:
+    /// its task panicked, or the runtime is stopping. Names the read.
+    #[error("the {0} ended without an answer")]
+    Unanswered(&'static str),
 }
 
 /// The database behind the real server: SQLite (embedded default) or PostgreSQL.

@@ -141,13 +141,13 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
         Ok(user::Entity::find_by_id(id.to_owned()).one(self.0).await?.map(User::from))
     }
 
-    /// operationId `user_profile_get` (000 §3.1): the profiles of users `ids` (in no order;
-    /// ids that are no user are left out), each with its bound account and what it owes, in
+    /// operationId `user_profile_get` (000 §3.1): the profiles of users `ids` (each once, in no
+    /// order; ids that are no user are left out), each with its bound account and what it owes, in
     /// one statement (the profile is the most read operation after a login, and concurrent
     /// reads go together: `HeatingService::profiles`).
-    pub async fn profiles(&self, ids: &[String]) -> Result<Vec<Profile>, StorageError> {
+    pub async fn profiles(&self, ids: &[&str]) -> Result<Vec<Profile>, StorageError> {
         Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .filter(user::Column::Id.is_in(ids.iter().copied()))
             .select_only()
             .columns([
                 user::Column::Id,
