@@ -11,7 +11,10 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
+
+use crate::storage::StorageError;
 
 /// Callers waiting for their turn, queued by key. A key's first caller spawns its task, which
 /// asks for the queued callers turn by turn until none is left: a turn takes every caller
@@ -146,15 +149,61 @@ impl<K: Hash + Eq, I, A> Drop for QueueGuard<K, I, A> {
     }
 }
 
+/// Rows read by id, the reads in flight together: while one statement is out, the callers
+/// arriving meanwhile wait and are read in the next, one `IN (…)` list for all of them. Built
+/// once with its statement (`read`: the rows of the given ids, each once, in any order); a
+/// caller brings only the id.
+pub struct ReadsById<V> {
+    /// What is read, for [`StorageError::Unanswered`].
+    what: &'static str,
+    read: Arc<ReadRows<V>>,
+    id_of: fn(&V) -> &str,
+    coalescer: Arc<Coalescer<(), String, Result<Option<V>, StorageError>>>,
+}
+
+/// A [`ReadsById`]'s statement: the rows of the given ids.
+type ReadRows<V> = dyn Fn(Vec<String>) -> BoxFuture<'static, Result<Vec<V>, StorageError>> + Send + Sync;
+
+impl<V> std::fmt::Debug for ReadsById<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadsById").field("what", &self.what).field("coalescer", &self.coalescer).finish_non_exhaustive()
+    }
+}
+
+impl<V: Clone + Send + 'static> ReadsById<V> {
+    /// `what` read by `read` (given at most `per_read` ids, a power of two: [`in_list`] pads
+    /// to one), each row's id `id_of`.
+    pub fn new<F, Fut>(what: &'static str, per_read: usize, read: F, id_of: fn(&V) -> &str) -> ReadsById<V>
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<V>, StorageError>> + Send + 'static,
+    {
+        let read = Arc::new(move |ids: Vec<String>| -> BoxFuture<'static, Result<Vec<V>, StorageError>> { Box::pin(read(ids)) });
+        ReadsById { what, read, id_of, coalescer: Coalescer::new(per_read) }
+    }
+
+    /// The row of `id` as the database has it now (`None`: no such row), read after this call
+    /// began, with the other reads waiting meanwhile. Errors: the statement's, to every caller
+    /// it carried; [`StorageError::Unanswered`] when its task ended without answering.
+    pub async fn read(&self, id: String) -> Result<Option<V>, StorageError> {
+        let (read, id_of) = (self.read.clone(), self.id_of);
+        let serve = move |_: &(), ids: Vec<String>| {
+            let rows = read(in_list(&ids));
+            async move { each(&ids, rows.await, id_of) }
+        };
+        self.coalescer.ask((), id, serve).await.unwrap_or(Err(StorageError::Unanswered(self.what)))
+    }
+}
+
 /// The ids to read for a turn's callers, in one `IN (…)` list: each distinct id once (a load
 /// test, or one user's several requests, asks for the same row many times), the list then
 /// padded with its last id to a power of two, so that a key's reads are a handful of
 /// statements (1, 2, 4 … ids) in each connection's prepared-statement cache, not one per count.
-pub fn in_list(ids: &[String]) -> Vec<&str> {
-    let mut list: Vec<&str> = ids.iter().map(String::as_str).collect();
+fn in_list(ids: &[String]) -> Vec<String> {
+    let mut list: Vec<String> = ids.to_vec();
     list.sort_unstable();
     list.dedup();
-    if let Some(&last) = list.last() {
+    if let Some(last) = list.last().cloned() {
         list.resize(list.len().next_power_of_two(), last);
     }
     list
@@ -162,7 +211,7 @@ pub fn in_list(ids: &[String]) -> Vec<&str> {
 
 /// Each caller's row out of one read of several: the row whose id (`id_of`) is the caller's,
 /// or `None`; the read's error to every caller.
-pub fn each<V: Clone, E: Clone>(ids: &[String], rows: Result<Vec<V>, E>, id_of: fn(&V) -> &str) -> Vec<Result<Option<V>, E>> {
+fn each<V: Clone, E: Clone>(ids: &[String], rows: Result<Vec<V>, E>, id_of: fn(&V) -> &str) -> Vec<Result<Option<V>, E>> {
     match rows {
         Ok(rows) => {
             let by_id: HashMap<&str, &V> = rows.iter().map(|row| (id_of(row), row)).collect();
@@ -297,9 +346,9 @@ mod tests {
     #[test]
     fn each_caller_gets_its_own_row() {
         let ids = vec!["b".to_owned(), "a".to_owned(), "b".to_owned(), "z".to_owned()];
-        assert_eq!(in_list(&ids), vec!["a", "b", "z", "z"]);
-        assert_eq!(in_list(&ids[..2]), vec!["a", "b"]);
-        assert_eq!(in_list(&ids[..1]), vec!["b"]);
+        assert_eq!(in_list(&ids), ["a", "b", "z", "z"]);
+        assert_eq!(in_list(&ids[..2]), ["a", "b"]);
+        assert_eq!(in_list(&ids[..1]), ["b"]);
         assert!(in_list(&[]).is_empty());
         let rows: Result<Vec<(String, u8)>, String> = Ok(vec![("a".into(), 1), ("b".into(), 2)]);
         let answers = each(&ids, rows, |row| row.0.as_str());

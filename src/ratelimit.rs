@@ -218,9 +218,9 @@ pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Respons
 impl IpLimit {
     /// Count one request of `client`. The requests of one client are counted in turns
     /// ([`Coalescer`]): the first starts a counting task; those that arrive while a counting is
-    /// at the store wait and are counted together in the task's next turn, one statement (or script call) for all of
-    /// them, admitted in arrival order as far as the budget holds — exactly what counting them
-    /// one by one would admit. A busy client (many requests behind one NAT address, or a load
+    /// at the store wait and are counted together in the task's next turn, one statement (or
+    /// script call) for all of them, admitted in arrival order as far as the budget holds —
+    /// exactly what counting them one by one would admit. A busy client (many requests behind one NAT address, or a load
     /// test) then costs the store one write per round trip instead of one per request, and its
     /// requests no longer queue on the budget row's lock. Requests whose client went away
     /// before their turn are not counted, as they would not have been had they never reached

@@ -17,7 +17,6 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::apis::Api;
 use crate::clock::Clock;
-use crate::coalesce::Coalescer;
 use crate::config::{ApiConfig, Config, Environment, MiniProgram, PayVersion, ProviderKind, WechatLoginConfig, WechatPayConfig};
 use crate::identity::{Codes, Passwords, Sessions, Wechat};
 use crate::payments::Payments;
@@ -468,7 +467,7 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router>
         wechat: Wechat::new("heating", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
         payments,
         clock: server.clock.clone(),
-        profiles: Coalescer::new(heating::service::PROFILES_PER_READ),
+        profiles: HeatingService::profile_reads(server.db.clone()),
     };
     let router = generated::heating::router(Arc::new(Heating(Arc::new(service))));
     Ok(match server.ip_limit(parts, heating::rate_limited, vec![notify_path]) {

@@ -14,12 +14,12 @@ use rust_decimal::Decimal;
 use super::error::HeatingError;
 use crate::api_support::PageRequest;
 use crate::clock::{Clock, beijing_date, beijing_day_start, iso_ms};
-use crate::coalesce::{self, Coalescer};
+use crate::coalesce::ReadsById;
 use crate::identity::{CodePolicy, Codes, Passwords, Principal, Sessions, Subject, Wechat, WechatError};
 use crate::money::{fen, yuan};
 use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::{IdNumber, Vault};
-use crate::storage::{Db, StorageError};
+use crate::storage::Db;
 use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, Profile, ProfileChange, User};
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
@@ -59,15 +59,13 @@ pub struct HeatingService {
     pub clock: Clock,
     /// The profile reads in flight (`user_profile_get`, the most read operation): those that
     /// arrive while one read is out go together in the next, one statement
-    /// ([`Coalescer`]; each still reads the database after its request arrived).
-    pub profiles: Arc<ProfileReads>,
+    /// ([`ReadsById`]; each still reads the database after its request arrived). Made by
+    /// [`HeatingService::profile_reads`].
+    pub profiles: ReadsById<Profile>,
 }
 
-/// [`HeatingService::profiles`]: by user id, each caller's profile or the read's failure.
-pub type ProfileReads = Coalescer<(), String, Result<Option<Profile>, StorageError>>;
-
-/// Profiles read in one statement at most (a power of two: `coalesce::in_list` pads to one).
-pub const PROFILES_PER_READ: usize = 64;
+/// Profiles read in one statement at most (a power of two).
+const PROFILES_PER_READ: usize = 64;
 
 /// The end of a bill's due day: the Beijing calendar day `due_ms` falls on, until midnight
 /// Beijing time (the document writes due dates as `2024-11-30T00:00:00.000Z`, i.e. 08:00 that
@@ -101,6 +99,15 @@ fn purpose(kind: &types::SmsSendRequestType) -> &'static str {
 }
 
 impl HeatingService {
+    /// The shared profile reads of [`HeatingService::profiles`], over `db`.
+    pub fn profile_reads(db: Db) -> ReadsById<Profile> {
+        let read = move |ids: Vec<String>| {
+            let db = db.clone();
+            async move { db.heating_users().profiles(&ids).await }
+        };
+        ReadsById::new("profile read", PROFILES_PER_READ, read, |profile: &Profile| profile.id.as_str())
+    }
+
     fn id_context(user_id: &str) -> String {
         format!("heating_user.id_card:{user_id}")
     }
@@ -206,17 +213,7 @@ impl HeatingService {
     /// operationId `user_profile_get` (000 §3.1): the profile, ID number masked, balance = the
     /// bound account's current balance.
     pub async fn user_profile_get(&self, who: &Principal) -> Result<types::UserProfile, HeatingError> {
-        let db = self.db.clone();
-        let serve = move |_: &(), ids: Vec<String>| {
-            let db = db.clone();
-            async move {
-                let rows = db.heating_users().profiles(&coalesce::in_list(&ids)).await;
-                coalesce::each(&ids, rows, |profile| profile.id.as_str())
-            }
-        };
-        let read = self.profiles.ask((), who.user_id.clone(), serve).await;
-        let read = read.unwrap_or(Err(StorageError::Unanswered("profile read")));
-        let profile = read?.ok_or(HeatingError::Unauthorized("Token无效"))?;
+        let profile = self.profiles.read(who.user_id.clone()).await?.ok_or(HeatingError::Unauthorized("Token无效"))?;
         Ok(types::UserProfile {
             id: profile.id,
             phone: profile.phone,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::coalesce::{self, Coalescer};
+use crate::coalesce::ReadsById;
 use crate::config::{RefreshStyle, TokenConfig};
 use crate::storage::identity::{NewSession, Rotation, Session};
 use crate::storage::{Db, StorageError};
@@ -73,12 +73,12 @@ pub struct Sessions {
     db: Db,
     clock: Clock,
     /// The session checks in flight: those that arrive while one read of sessions is out go
-    /// together in the next ([`Coalescer`]; every check still reads the database, after its
+    /// together in the next ([`ReadsById`]; every check still reads the database, after its
     /// request arrived).
-    checks: Arc<Coalescer<(), String, Result<Option<Session>, StorageError>>>,
+    checks: ReadsById<Session>,
 }
 
-/// Sessions read in one statement at most (a power of two: `coalesce::in_list` pads to one).
+/// Sessions read in one statement at most (a power of two).
 const CHECKS_PER_READ: usize = 64;
 
 impl std::fmt::Debug for Sessions {
@@ -91,7 +91,13 @@ impl Sessions {
     /// API `api`'s sessions under `policy`, its tokens signed with a key derived from `master`.
     pub fn new(api: &'static str, master: &[u8], policy: TokenConfig, db: Db, clock: Clock) -> anyhow::Result<Arc<Sessions>> {
         let tokens = Tokens::new(master, api, policy.access_ttl())?;
-        Ok(Arc::new(Sessions { api, tokens, policy, db, clock, checks: Coalescer::new(CHECKS_PER_READ) }))
+        let sessions = db.clone();
+        let read = move |ids: Vec<String>| {
+            let sessions = sessions.clone();
+            async move { sessions.sessions().get_many(api, &ids).await }
+        };
+        let checks = ReadsById::new("session check", CHECKS_PER_READ, read, |session: &Session| session.id.as_str());
+        Ok(Arc::new(Sessions { api, tokens, policy, db, clock, checks }))
     }
 
     /// The token policy.
@@ -149,27 +155,12 @@ impl Sessions {
         if claims.exp * 1000 <= self.clock.now_ms() {
             return Err(SessionError::Expired);
         }
-        match self.check(claims.sid.clone()).await? {
+        match self.checks.read(claims.sid.clone()).await? {
             Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => {
                 Ok(Principal { user_id: claims.sub, session_id: claims.sid })
             }
             _ => Err(SessionError::Invalid),
         }
-    }
-
-    /// Session `sid` as the database has it now, read together with the other checks waiting
-    /// meanwhile (one statement per turn under load, instead of one per request).
-    async fn check(&self, sid: String) -> Result<Option<Session>, StorageError> {
-        let (db, api) = (self.db.clone(), self.api);
-        let serve = move |_: &(), sids: Vec<String>| {
-            let db = db.clone();
-            async move {
-                let rows = db.sessions().get_many(api, &coalesce::in_list(&sids)).await;
-                coalesce::each(&sids, rows, |session| session.id.as_str())
-            }
-        };
-        let answer = self.checks.ask((), sid, serve).await;
-        answer.unwrap_or(Err(StorageError::Unanswered("session check")))
     }
 
     /// Renew with a rotating refresh token (heating 000 §2.3): the old token dies; presenting it

@@ -145,9 +145,9 @@ impl<C: ConnectionTrait> HeatingUsers<'_, C> {
     /// order; ids that are no user are left out), each with its bound account and what it owes, in
     /// one statement (the profile is the most read operation after a login, and concurrent
     /// reads go together: `HeatingService::profiles`).
-    pub async fn profiles(&self, ids: &[&str]) -> Result<Vec<Profile>, StorageError> {
+    pub async fn profiles(&self, ids: &[String]) -> Result<Vec<Profile>, StorageError> {
         Ok(user::Entity::find()
-            .filter(user::Column::Id.is_in(ids.iter().copied()))
+            .filter(user::Column::Id.is_in(ids.iter().map(String::as_str)))
             .select_only()
             .columns([
                 user::Column::Id,

@@ -128,9 +128,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
     /// Sessions `ids` of API `api`, revoked or not, each once, in no order; ids that are not
     /// sessions are left out. One statement (`crate::coalesce` reads many callers' sessions
     /// with it).
-    pub async fn get_many(&self, api: &str, ids: &[&str]) -> Result<Vec<Session>, StorageError> {
+    pub async fn get_many(&self, api: &str, ids: &[String]) -> Result<Vec<Session>, StorageError> {
         Ok(session::Entity::find()
-            .filter(session::Column::Id.is_in(ids.iter().copied()))
+            .filter(session::Column::Id.is_in(ids.iter().map(String::as_str)))
             .filter(session::Column::Api.eq(api))
             .all(self.0)
             .await?
