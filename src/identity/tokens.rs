@@ -31,6 +31,9 @@ pub struct Tokens {
     api: &'static str,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// What [`Tokens::verify`] accepts, built once (its audience and required claims are sets
+    /// that were otherwise allocated for every request).
+    validation: Validation,
     access_ttl: Duration,
 }
 
@@ -55,10 +58,16 @@ impl Tokens {
         context.update(b"mpapi access token key\0");
         context.update(api.as_bytes());
         let key = context.sign();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        validation.set_audience(&[api]);
+        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
         Ok(Tokens {
             api,
             encoding: EncodingKey::from_secret(key.as_ref()),
             decoding: DecodingKey::from_secret(key.as_ref()),
+            validation,
             access_ttl,
         })
     }
@@ -87,12 +96,7 @@ impl Tokens {
     /// `exp` with its own clock (tests move it), and can then say "expired" rather than
     /// "invalid", or accept an expired token for renewal.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        validation.set_audience(&[self.api]);
-        validation.set_required_spec_claims(&["exp", "sub", "aud"]);
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)?.claims)
+        Ok(jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims)
     }
 }
 
