@@ -96,15 +96,16 @@ where
     loop {
         // Let the requests already running reach the queue first: a bigger turn, at the cost of
         // passes of the scheduler's queue, not of a timer. Another pass only while the last one
-        // brought callers (under load), at most [`GATHER_PASSES`]; an idle caller waits one.
-        let mut queued = queue.len();
+        // brought callers (under load) and they do not yet fill an ask, at most
+        // [`GATHER_PASSES`]; an idle caller waits one.
+        let mut waiting = queue.len();
         for _ in 0..GATHER_PASSES {
             tokio::task::yield_now().await;
             let now = queue.len();
-            if now == queued {
+            if now == waiting || now >= queue.coalescer.max_turn {
                 break;
             }
-            queued = now;
+            waiting = now;
         }
         let turn: Vec<Waiting<I, A>> = {
             let coalescer = &queue.coalescer;
