@@ -220,11 +220,11 @@ impl IpLimit {
     /// ([`Coalescer`]): the first starts a counting task; those that arrive while a counting is
     /// at the store wait and are counted together in the task's next turn, one statement (or
     /// script call) for all of them, admitted in arrival order as far as the budget holds —
-    /// exactly what counting them one by one would admit. A busy client (many requests behind one NAT address, or a load
-    /// test) then costs the store one write per round trip instead of one per request, and its
-    /// requests no longer queue on the budget row's lock. Requests whose client went away
-    /// before their turn are not counted, as they would not have been had they never reached
-    /// the store.
+    /// exactly what counting them one by one would admit. A busy client (many requests behind
+    /// one NAT address, or a load test) then costs the store one write per round trip instead
+    /// of one per request, and its requests no longer queue on the budget row's lock. Requests
+    /// whose client went away before their turn are not counted, as they would not have been
+    /// had they never reached the store.
     async fn count(&self, client: String) -> Verdict {
         let inner = self.0.clone();
         let serve = move |client: &String, turn: Vec<()>| {
