@@ -15,6 +15,7 @@ mod mock;
 mod o2o;
 mod o2o_catalogue;
 mod o2o_storage;
+mod payments_storage;
 mod ops;
 mod points;
 mod providers;

@@ -22,6 +22,7 @@ mod m20261205_000016_rate_limit;
 mod m20261205_000017_pay_order_user;
 mod m20261206_000018_sandbox_pay_created;
 mod m20261207_000019_rate_limit_admitted;
+mod m20261208_000020_pay_refund_processing;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000017_pay_order_user::Migration),
             Box::new(m20261206_000018_sandbox_pay_created::Migration),
             Box::new(m20261207_000019_rate_limit_admitted::Migration),
+            Box::new(m20261208_000020_pay_refund_processing::Migration),
         ]
     }
 }

@@ -505,18 +505,24 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 
     /// The refund `out_refund_no` of an order of `api`.
     pub async fn refund(&self, api: &str, out_refund_no: &str) -> Result<Option<RefundRow>, StorageError> {
-        Ok(refund::Entity::find_by_id(out_refund_no.to_owned())
-            .filter(refund::Column::OutTradeNo.in_subquery(orders_of(api)))
+        // The refund and its order each by its key, the API compared here: `out_trade_no IN
+        // (the API's orders)` had SQLite list every order of the API for each lookup.
+        let found = refund::Entity::find_by_id(out_refund_no.to_owned())
+            .join(sea_orm::JoinType::InnerJoin, refund_of_order())
+            .select_also(order::Entity)
             .one(self.0)
-            .await?
-            .map(RefundRow::from))
+            .await?;
+        Ok(found.filter(|(_, order)| order.as_ref().is_some_and(|order| order.api == api)).map(|(row, _)| RefundRow::from(row)))
     }
 
     /// Refunds of `api`'s orders still under way that were asked for before `before` (ms): the
     /// sweep queries them.
     pub async fn processing_refunds(&self, api: &str, before: i64, limit: u64) -> Result<Vec<RefundRow>, StorageError> {
+        // From the refunds under way (`idx_pay_refund_processing`), each joined to its order by
+        // the order's key — not from every order of the API (`IN` a list of them, before).
         Ok(refund::Entity::find()
-            .filter(refund::Column::OutTradeNo.in_subquery(orders_of(api)))
+            .join(sea_orm::JoinType::InnerJoin, refund_of_order())
+            .filter(order::Column::Api.eq(api))
             .filter(refund::Column::Status.eq(RefundRowStatus::Processing))
             .filter(refund::Column::CreatedAt.lt(before))
             .order_by_asc(refund::Column::CreatedAt)
@@ -577,10 +583,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     }
 }
 
-/// `SELECT out_trade_no FROM pay_order WHERE api = ?`: scopes refunds (which name only their
-/// order) to one API.
-fn orders_of(api: &str) -> sea_orm::sea_query::SelectStatement {
-    sea_orm::sea_query::Query::select().column(order::Column::OutTradeNo).from(order::Entity).and_where(order::Column::Api.eq(api)).to_owned()
+/// A refund's order (`pay_refund.out_trade_no = pay_order.out_trade_no`): what scopes a refund,
+/// which names only its order, to one API.
+fn refund_of_order() -> sea_orm::RelationDef {
+    refund::Entity::belongs_to(order::Entity).from(refund::Column::OutTradeNo).to(order::Column::OutTradeNo).into()
 }
 
 /// End a pending order unpaid and release the API's rows, inside `tx`; false when not pending.
