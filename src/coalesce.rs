@@ -217,6 +217,51 @@ impl<V: Clone + Send + 'static> ReadsById<V> {
     }
 }
 
+/// One read every caller shares (a single row, such as a status): while it is out, the callers
+/// arriving meanwhile wait and are all answered by the next. Built once with its statement.
+pub struct SharedRead<V> {
+    /// What is read, for [`StorageError::Unanswered`].
+    what: &'static str,
+    read: Arc<ReadOne<V>>,
+    coalescer: Arc<Coalescer<(), (), Result<V, StorageError>>>,
+}
+
+/// A [`SharedRead`]'s statement.
+type ReadOne<V> = dyn Fn() -> BoxFuture<'static, Result<V, StorageError>> + Send + Sync;
+
+impl<V> std::fmt::Debug for SharedRead<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedRead").field("what", &self.what).finish_non_exhaustive()
+    }
+}
+
+impl<V: Clone + Send + 'static> SharedRead<V> {
+    /// `what`, read by `read`.
+    pub fn new<F, Fut>(what: &'static str, read: F) -> SharedRead<V>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<V, StorageError>> + Send + 'static,
+    {
+        let read = Arc::new(move || -> BoxFuture<'static, Result<V, StorageError>> { Box::pin(read()) });
+        SharedRead { what, read, coalescer: Coalescer::new(usize::MAX) }
+    }
+
+    /// The value as the database has it now, read after this call began, with the other callers
+    /// waiting meanwhile. Errors: the statement's, to every caller it answered;
+    /// [`StorageError::Unanswered`] when its task ended without answering.
+    pub async fn read(&self) -> Result<V, StorageError> {
+        let read = self.read.clone();
+        let serve = move |_: &(), turn: Vec<()>| {
+            let value = read();
+            async move {
+                let value = value.await;
+                turn.iter().map(|()| value.clone()).collect::<Vec<_>>()
+            }
+        };
+        self.coalescer.ask((), (), serve).await.unwrap_or(Err(StorageError::Unanswered(self.what)))
+    }
+}
+
 /// The ids to read for a turn's callers, in one `IN (…)` list: each distinct id once (a load
 /// test, or one user's several requests, asks for the same row many times), the list then
 /// padded with its last id to a power of two, so that a key's reads are a handful of
@@ -363,6 +408,43 @@ mod tests {
         assert_eq!(failed, None);
         let served = coalescer.ask((), 2, |_, items: Vec<u32>| async move { items }).await;
         assert_eq!(served, Some(2));
+    }
+
+    /// Callers arriving while a shared read is out are all answered by the next one: each read
+    /// began after its callers arrived, and an error reaches every caller of its read.
+    #[tokio::test]
+    async fn a_shared_read_answers_everyone_waiting_with_one_statement() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = tokio::sync::watch::channel(false);
+        let shared = {
+            let reads = reads.clone();
+            Arc::new(SharedRead::new("status", move || {
+                let n = reads.fetch_add(1, Ordering::SeqCst);
+                let mut gate = gate.clone();
+                async move {
+                    // The first read waits for the test, so the others queue meanwhile.
+                    let _ = gate.wait_for(|open| *open).await;
+                    if n == 2 { Err(StorageError::Corrupt("down".into())) } else { Ok(n) }
+                }
+            }))
+        };
+        let mut callers = Vec::new();
+        for _ in 0..5 {
+            let shared = shared.clone();
+            callers.push(tokio::spawn(async move { shared.read().await }));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        release.send(true).unwrap();
+        let mut answers = Vec::new();
+        for caller in callers {
+            answers.push(caller.await.unwrap().map_err(|error| error.to_string()));
+        }
+        assert_eq!(answers[0], Ok(0), "the first caller's own read");
+        assert!(answers[1..].iter().all(|a| *a == Ok(1)), "the four behind it share the next: {answers:?}");
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        let failed = shared.read().await;
+        assert!(matches!(failed, Err(StorageError::Corrupt(_))), "{failed:?}");
+        assert_eq!(shared.read().await.unwrap(), 3, "a later caller reads again");
     }
 
     #[test]

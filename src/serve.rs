@@ -552,6 +552,7 @@ async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> 
         server.clock.clone(),
         CHORES,
     );
+    let (status, packages) = PointsService::shared_reads(&server.db);
     let service = PointsService {
         db: server.db.clone(),
         vault: server.vault.clone(),
@@ -566,6 +567,8 @@ async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> 
         ),
         payments,
         clock: server.clock.clone(),
+        status,
+        packages,
     };
     Ok(generated::points::router(Arc::new(Points(Arc::new(
         service,

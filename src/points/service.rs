@@ -15,12 +15,13 @@ use serde_json::Value;
 use super::error::{DECRYPT_FAILED, PointsError};
 use crate::api_support::PageRequest;
 use crate::clock::{BEIJING, Clock, iso_s};
+use crate::coalesce::{ReadsById, SharedRead};
 use crate::identity::{Principal, Sessions, Wechat};
 use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::Vault;
 use crate::storage::Db;
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
-use crate::storage::points::{PointsOrder, 
+use crate::storage::points::{PointsOrder, Package, SystemStatus,
     ApiKey, Created, Debit, Debited, KeyStatus, NewApiKey, NewOrder,
     ProfileChange, User,
 };
@@ -75,7 +76,14 @@ pub struct PointsService {
     pub payments: Arc<Payments>,
     /// The clock.
     pub clock: Clock,
+    /// The system status, the reads in flight shared ([`PointsService::shared_reads`]).
+    pub status: SharedRead<SystemStatus>,
+    /// Packages by id, the reads in flight together ([`PointsService::shared_reads`]).
+    pub packages: ReadsById<Package>,
 }
+
+/// The most package ids one read asks for (an `IN (…)` list).
+const PACKAGES_PER_READ: usize = 16;
 
 /// The profile WeChat data carries (getUserProfile: `nickName`, `avatarUrl`; getPhoneNumber:
 /// `purePhoneNumber`), each only when usable: a nickname of 1–64 characters, an http(s) avatar
@@ -104,6 +112,25 @@ fn profile_of(data: &Value) -> ProfileChange {
 }
 
 impl PointsService {
+    /// The status and package reads of `db` that the requests in flight share: every operation
+    /// asks the status (maintenance), every order its package, and under load these are the
+    /// same rows. Nothing is cached: each answer comes from a read that began after its request.
+    pub fn shared_reads(db: &Db) -> (SharedRead<SystemStatus>, ReadsById<Package>) {
+        let status = {
+            let db = db.clone();
+            SharedRead::new("points status read", move || {
+                let db = db.clone();
+                async move { db.points_reference().status().await }
+            })
+        };
+        let db = db.clone();
+        let read = move |ids: Vec<String>| {
+            let db = db.clone();
+            async move { db.points_reference().packages_by_id(&ids).await }
+        };
+        (status, ReadsById::new("package read", PACKAGES_PER_READ, read, |package: &Package| package.id.as_str()))
+    }
+
     fn now(&self) -> i64 {
         self.clock.now_ms()
     }
@@ -120,7 +147,7 @@ impl PointsService {
     /// Refuse a write while the system is in maintenance (001 §4.1; the contract's
     /// `Maintenance` response).
     async fn ensure_open(&self) -> Result<(), PointsError> {
-        let status = self.db.points_reference().status().await?;
+        let status = self.status.read().await?;
         if !status.maintenance {
             return Ok(());
         }
@@ -304,9 +331,8 @@ impl PointsService {
     ) -> Result<types::PointsOrderCreateData, PointsError> {
         self.ensure_open().await?;
         let package = self
-            .db
-            .points_reference()
-            .package(package_id)
+            .packages
+            .read(package_id.to_owned())
             .await?
             .filter(|p| p.active)
             .ok_or(PointsError::NotFound("套餐不存在或已下架"))?;
@@ -682,7 +708,7 @@ impl PointsService {
 
     /// operationId `system_status_get` (001 §4.1): the stored status.
     pub async fn system_status_get(&self) -> Result<types::SystemStatusGetData, PointsError> {
-        let status = self.db.points_reference().status().await?;
+        let status = self.status.read().await?;
         Ok(types::SystemStatusGetData {
             api_status: if status.api_status == "error" {
                 types::SystemStatusGetDataApiStatus::Error

@@ -174,12 +174,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>>
             .collect())
     }
 
-    /// operationId `points_order_create`: package `id`, on sale or not.
-    pub async fn package(&self, id: &str) -> Result<Option<Package>, StorageError> {
-        Ok(package::Entity::find_by_id(id.to_owned())
-            .one(self.0)
+    /// operationId `points_order_create`: packages `ids`, on sale or not, each once, in no
+    /// order; ids that are not packages are left out. One statement (`crate::coalesce` reads
+    /// many requests' packages with it).
+    pub async fn packages_by_id(&self, ids: &[String]) -> Result<Vec<Package>, StorageError> {
+        Ok(package::Entity::find()
+            .filter(package::Column::Id.is_in(ids.iter().map(String::as_str)))
+            .all(self.0)
             .await?
-            .map(Package::from))
+            .into_iter()
+            .map(Package::from)
+            .collect())
     }
 
     /// operationId `system_status_get`: the status (seeded on every database).
