@@ -112,7 +112,7 @@ fn profile_of(data: &Value) -> ProfileChange {
 }
 
 impl PointsService {
-    /// The status and package reads of `db` that the requests in flight share: every operation
+    /// The status and package reads of `db` that the requests in flight share: every write
     /// asks the status (maintenance), every order its package, and under load these are the
     /// same rows. Nothing is cached: each answer comes from a read that began after its request.
     pub fn shared_reads(db: &Db) -> (SharedRead<SystemStatus>, ReadsById<Package>) {

@@ -518,8 +518,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// Refunds of `api`'s orders still under way that were asked for before `before` (ms): the
     /// sweep queries them.
     pub async fn processing_refunds(&self, api: &str, before: i64, limit: u64) -> Result<Vec<RefundRow>, StorageError> {
-        // From the refunds under way (`idx_pay_refund_processing`), each joined to its order by
-        // the order's key — not from every order of the API (`IN` a list of them, before).
+        // Joined to each refund's order by the order's key, so the planner can start from the
+        // refunds under way (`idx_pay_refund_processing`; SQLite does) rather than from every
+        // order of the API (`IN` a list of them, before).
         Ok(refund::Entity::find()
             .join(sea_orm::JoinType::InnerJoin, refund_of_order())
             .filter(order::Column::Api.eq(api))
