@@ -109,6 +109,33 @@ fn base_options(url: &str) -> ConnectOptions {
     options
 }
 
+/// Open a pool, waiting out another process's switch of a SQLite file into WAL mode: that
+/// switch takes an exclusive lock which SQLite's busy timeout does not wait for (see sqlx's
+/// `SqliteConnectOptions::journal_mode`), so two instances starting on one new file at once
+/// could fail with `database is locked`. At most about 2 s of retries, 20 ms apart; any other
+/// error at once.
+async fn open(options: ConnectOptions) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let mut retries = 100;
+    loop {
+        match Database::connect(options.clone()).await {
+            Err(error) if retries > 0 && is_busy(&error) => {
+                retries -= 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether SQLite answered `SQLITE_BUSY` (`database is locked`, code 5).
+fn is_busy(error: &sea_orm::DbErr) -> bool {
+    let sqlx_error = match error {
+        sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) | sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    sqlx_error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "5")
+}
+
 /// How many connections a SQLite file gets: readers run beside the one writer (WAL), and a
 /// request that holds a transaction never waits for the connection another request holds.
 const SQLITE_CONNECTIONS: u32 = 4;
@@ -139,7 +166,7 @@ impl Db {
             // not before every statement (a round trip each).
             options.max_connections(16).test_before_acquire_if_idle_for(Duration::from_secs(30));
         }
-        let conn = Database::connect(options).await?;
+        let conn = open(options).await?;
         // Migrate inside one write transaction (both databases have transactional DDL), under an
         // advisory lock on PostgreSQL: a second instance starting at the same moment waits, then
         // finds the schema in place, instead of failing half-way through `CREATE TABLE`.
@@ -173,7 +200,7 @@ impl Db {
             .max_connections(1)
             .min_connections(1)
             .map_sqlx_sqlite_opts(|o| o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal).busy_timeout(Duration::from_millis(100)));
-        Ok(Some(Database::connect(options).await?))
+        Ok(Some(open(options).await?))
     }
 
     /// Keep a SQLite file's write-ahead log short; answers the frames it held (`None`: not a
@@ -228,7 +255,7 @@ impl Db {
                 .test_before_acquire_if_idle_for(Duration::from_secs(30))
                 .map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
         }
-        Ok(Database::connect(options).await?)
+        Ok(open(options).await?)
     }
 
     /// The connection pool, for store types.
