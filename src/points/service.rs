@@ -339,12 +339,9 @@ impl PointsService {
         let user = self.user(who).await?;
         let now = self.now();
         let orders = self.db.points_orders();
-        if let Some(order) = orders
-            .live_for(&user.id, &package.id, package.price_fen, now)
-            .await?
-        {
-            return self.answer_order(order).await;
-        }
+        // A pending order of this package is answered again by `create` (`Created::Pending`),
+        // which looks for it under the user's write lock; asking first as well would cost every
+        // new order a statement to spare a repeated ask the lock.
         let payer = self.wechat.openid_of(&user.id).await?;
         let description = format!("API积分商城 {}", package.name);
         for _ in 0..5 {

@@ -381,9 +381,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
 
     /// Record `new` unless an order of its number exists (insert-or-nothing: of two instances
     /// placing it at once one records it), then the order as stored — the caller compares it
-    /// with what it asked.
+    /// with what it asked. When the insert recorded it, the stored order is `new` as a new
+    /// order, and is not read back (a statement fewer per payment); only an order placed
+    /// before is read.
     pub async fn place(&self, new: &NewSandboxOrder, now: i64) -> Result<SandboxOrderRow, StorageError> {
-        order::Entity::insert(order::ActiveModel {
+        let inserted = order::Entity::insert(order::ActiveModel {
             mchid: Set(self.mchid.to_owned()),
             appid: Set(self.appid.to_owned()),
             out_trade_no: Set(new.out_trade_no.clone()),
@@ -405,6 +407,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         )
         .exec_without_returning(self.conn)
         .await?;
+        if inserted == 1 {
+            return Ok(SandboxOrderRow {
+                order: new.clone(),
+                state: SandboxPayState::NotPaid,
+                transaction_id: None,
+                success_time: None,
+                code_url: None,
+                refunded_fen: 0,
+                attempt_until: None,
+            });
+        }
         self.order(&new.out_trade_no)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("sandbox order {} vanished after insert", new.out_trade_no)))
