@@ -23,6 +23,7 @@ mod m20261205_000017_pay_order_user;
 mod m20261206_000018_sandbox_pay_created;
 mod m20261207_000019_rate_limit_admitted;
 mod m20261208_000020_pay_refund_processing;
+mod m20261209_000021_rate_limit_hot;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_sandbox_pay_created::Migration),
             Box::new(m20261207_000019_rate_limit_admitted::Migration),
             Box::new(m20261208_000020_pay_refund_processing::Migration),
+            Box::new(m20261209_000021_rate_limit_hot::Migration),
         ]
     }
 }

@@ -19,6 +19,29 @@ fn limit_to(requests: u32, trust_forwarded_for: bool) -> impl FnOnce(&mut Config
     }
 }
 
+/// Pruning forgets exactly the budgets that are whole again (a scan of the table since
+/// `idx_rate_limit_tat` is gone) and keeps a client's spent budget, which still holds.
+#[tokio::test]
+async fn rate_limit_budgets_whole_again_are_pruned() {
+    use mpapi::storage::rate_limit::RateLimitStore;
+    let app = TestApp::spawn("heating", |_| {}).await;
+    let store = RateLimitStore::new(app.server.db.clone());
+    let (interval, window) = (9_000_000, 900_000_000);
+    let now = app.server.clock.now().timestamp_micros();
+    // A client that spent its whole budget of 100, and one that spent a single request.
+    assert_eq!(store.admit("test:ip", "10.0.0.1", now, interval, window, 100).await.unwrap().admitted, 100);
+    assert_eq!(store.admit("test:ip", "10.0.0.2", now, interval, window, 1).await.unwrap().admitted, 1);
+    // 10 s later the second is whole again (one interval, 9 s); the first owes 891 s more.
+    let later = now + 10_000_000;
+    assert_eq!(store.prune(later).await.unwrap(), 1);
+    assert_eq!(store.prune(later).await.unwrap(), 0, "nothing left to prune");
+    // The kept budget has refilled one request in those 10 s, not a hundred.
+    let kept = store.admit("test:ip", "10.0.0.1", later, interval, window, 2).await.unwrap();
+    assert_eq!(kept.admitted, 1, "the spent budget was kept");
+    assert!(kept.wait_us > 0);
+    assert_eq!(store.admit("test:ip", "10.0.0.2", later, interval, window, 100).await.unwrap().admitted, 100, "a whole budget again");
+}
+
 #[tokio::test]
 async fn the_ip_limit_answers_1008_and_spares_notifies() {
     let app = TestApp::spawn("heating", limit_to(5, false)).await;
