@@ -47,8 +47,8 @@ pub struct Tokens {
     verified: Mutex<lru::LruCache<Box<str>, Claims>>,
 }
 
-/// How many verified tokens [`Tokens`] keeps: a few megabytes at most (a token and its claims
-/// are about 400 bytes), for as many clients active at once.
+/// How many verified tokens each API's [`Tokens`] keeps: about 4.5 MB per API at most (a token,
+/// its claims and the entry are about 550 bytes), for as many clients active at once.
 const VERIFIED_TOKENS: NonZeroUsize = NonZeroUsize::new(8192).expect("non-zero");
 
 impl std::fmt::Debug for Tokens {
