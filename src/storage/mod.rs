@@ -127,13 +127,10 @@ async fn open(options: ConnectOptions) -> Result<DatabaseConnection, sea_orm::Db
     }
 }
 
-/// Whether SQLite answered `SQLITE_BUSY` (`database is locked`, code 5), or one of its extended
+/// Whether connecting met SQLite's `SQLITE_BUSY` (`database is locked`, code 5), or one of its extended
 /// codes (sqlx reports the extended code, whose low byte is the primary one).
 fn is_busy(error: &sea_orm::DbErr) -> bool {
-    let sqlx_error = match error {
-        sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) | sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e)) | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e)) => e,
-        _ => return false,
-    };
+    let sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx_error)) = error else { return false };
     sqlx_error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5)
 }
 

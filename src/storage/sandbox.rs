@@ -4,7 +4,7 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 
@@ -385,38 +385,31 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
     /// order, and is not read back (a statement fewer per payment); only an order placed
     /// before is read.
     pub async fn place(&self, new: &NewSandboxOrder, now: i64) -> Result<SandboxOrderRow, StorageError> {
-        let inserted = order::Entity::insert(order::ActiveModel {
-            mchid: Set(self.mchid.to_owned()),
-            appid: Set(self.appid.to_owned()),
-            out_trade_no: Set(new.out_trade_no.clone()),
-            amount_fen: Set(new.amount_fen),
-            notify_url: Set(new.notify_url.clone()),
-            time_expire: Set(new.time_expire),
-            payer_openid: Set(new.payer_openid.clone()),
-            state: Set(SandboxPayState::NotPaid),
-            transaction_id: Set(None),
-            success_time: Set(None),
-            code_url: Set(None),
-            refunded_fen: Set(0),
-            attempt_id: Set(None),
-            attempt_until: Set(None),
-            created_at: Set(now),
-        })
-        .on_conflict(
-            OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
-        )
-        .exec_without_returning(self.conn)
-        .await?;
+        let row = order::Model {
+            mchid: self.mchid.to_owned(),
+            appid: self.appid.to_owned(),
+            out_trade_no: new.out_trade_no.clone(),
+            amount_fen: new.amount_fen,
+            notify_url: new.notify_url.clone(),
+            time_expire: new.time_expire,
+            payer_openid: new.payer_openid.clone(),
+            state: SandboxPayState::NotPaid,
+            transaction_id: None,
+            success_time: None,
+            code_url: None,
+            refunded_fen: 0,
+            attempt_id: None,
+            attempt_until: None,
+            created_at: now,
+        };
+        let inserted = order::Entity::insert(row.clone().into_active_model())
+            .on_conflict(
+                OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(self.conn)
+            .await?;
         if inserted == 1 {
-            return Ok(SandboxOrderRow {
-                order: new.clone(),
-                state: SandboxPayState::NotPaid,
-                transaction_id: None,
-                success_time: None,
-                code_url: None,
-                refunded_fen: 0,
-                attempt_until: None,
-            });
+            return Ok(SandboxOrderRow::from(row));
         }
         self.order(&new.out_trade_no)
             .await?
