@@ -1,8 +1,10 @@
 //! The shared payment store (`storage::payments`) below the APIs: a refund names only its order,
-//! so its API is the order's.
+//! so its API is the order's; a payment the API cannot apply keeps none of the API's writes
+//! and is stored paid, needing a refund.
 
-use mpapi::storage::Db;
-use mpapi::storage::payments::{NewPayOrder, Reported};
+use mpapi::storage::payments::{NewPayOrder, Notified, PayOrder, PayStatus, RefundState, Reported, Settle, Settled, Settlement};
+use mpapi::storage::{Db, StorageError};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 
 use crate::app::fresh_database;
 
@@ -43,4 +45,74 @@ async fn a_refund_is_found_only_through_the_api_of_its_order() {
     assert_eq!(listed("o2o", 3_001).await, ["R_O2O_1"]);
     assert!(listed("heating", 3_001).await.is_empty(), "another API's refund");
     assert!(listed("o2o", 3_000).await.is_empty(), "asked for at 3,000, not before");
+}
+
+/// An API's settle that writes one of its rows (another order's description, here) and then
+/// applies the payment or, with `conflict`, refuses it.
+struct WritesThen {
+    conflict: bool,
+}
+
+#[async_trait::async_trait]
+impl Settle for WritesThen {
+    async fn paid(&self, tx: &DatabaseTransaction, _: &PayOrder, _: i64) -> Result<Settled, StorageError> {
+        tx.execute_unprepared("UPDATE pay_order SET description = 'written by the API' WHERE out_trade_no = 'API_ROW'").await?;
+        Ok(if self.conflict { Settled::Conflict("taken meanwhile".into()) } else { Settled::Applied })
+    }
+
+    async fn released(&self, _: &DatabaseTransaction, _: &PayOrder) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_payment_the_api_cannot_apply_keeps_none_of_its_writes_and_needs_a_refund() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::connect(&fresh_database(&dir).await).await.expect("the database");
+    let payments = db.payments();
+    for no in ["CONFLICT_1", "APPLIED_1", "API_ROW"] {
+        let new = NewPayOrder {
+            out_trade_no: no,
+            api: "heating",
+            appid: "wx0000000000000001",
+            mchid: "1900000001",
+            user_id: None,
+            payer_openid: None,
+            description: "结算测试",
+            amount_fen: 500,
+            created_at: 1_000,
+            expires_at: 1_800_000,
+        };
+        payments.insert(new).await.expect("inserted");
+    }
+    let notified = |notify_id, out_trade_no, transaction_id| Notified {
+        notify_id,
+        api: "heating",
+        event_type: "TRANSACTION.SUCCESS",
+        out_trade_no,
+        amount_fen: 500,
+        reported: Reported::Paid { transaction_id, paid_at: 2_000 },
+    };
+    let api_row = || async { db.payments().get("API_ROW").await.expect("read").expect("the API's row").description };
+
+    let conflicting = notified("EV-CONFLICT", "CONFLICT_1", "4200000000000000000000000001");
+    let settled = payments.settle(&conflicting, &WritesThen { conflict: true }, 3_000).await.expect("settled");
+    assert_eq!(settled, Settlement::RefundNeeded);
+    let order = payments.get("CONFLICT_1").await.expect("read").expect("the order");
+    assert_eq!(
+        (order.status, order.transaction_id.as_deref(), order.refund_state, order.refund_reason.as_deref()),
+        (PayStatus::Paid, Some("4200000000000000000000000001"), RefundState::Needed, Some("taken meanwhile")),
+        "the money is taken and goes back: {order:?}"
+    );
+    assert_eq!(api_row().await, "结算测试", "the API's write was rolled back with its conflict");
+    // A redelivery changes nothing.
+    assert_eq!(payments.settle(&conflicting, &WritesThen { conflict: true }, 4_000).await.expect("settled"), Settlement::Duplicate);
+    assert_eq!(payments.get("CONFLICT_1").await.expect("read").expect("the order"), order);
+
+    // An API that applies the payment keeps its writes.
+    let applied = notified("EV-APPLIED", "APPLIED_1", "4200000000000000000000000002");
+    assert_eq!(payments.settle(&applied, &WritesThen { conflict: false }, 3_000).await.expect("settled"), Settlement::Paid);
+    let order = payments.get("APPLIED_1").await.expect("read").expect("the order");
+    assert_eq!((order.status, order.refund_state), (PayStatus::Paid, RefundState::None), "{order:?}");
+    assert_eq!(api_row().await, "written by the API");
 }

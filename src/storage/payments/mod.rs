@@ -188,6 +188,14 @@ impl Settlement {
     }
 }
 
+/// How one attempt at settling a report ended ([`PaymentStore::settle`]).
+enum Attempt {
+    /// Committed (or, for a redelivery, nothing to commit).
+    Done(Settlement),
+    /// The API could not apply the payment; everything was rolled back. Its reason.
+    Conflict(String),
+}
+
 /// A refund row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRow {
@@ -312,7 +320,32 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// Apply a verified report in one transaction: record it (its id dedupes), then change the
     /// order — its row first, so concurrent reports of one order queue on it — and the API's
     /// rows with it.
+    ///
+    /// When the API cannot apply a payment ([`Settled::Conflict`]) the whole transaction is
+    /// rolled back, the API's writes with it, and a second one records the payment without
+    /// them, as needing a refund. Conflicts are rare; a savepoint around every API's writes
+    /// would cost each payment two more round trips to the database.
     pub async fn settle(&self, notified: &Notified<'_>, settle: &dyn Settle, now: i64) -> Result<Settlement, StorageError> {
+        match self.settle_once(notified, settle, None, now).await? {
+            Attempt::Done(settlement) => Ok(settlement),
+            Attempt::Conflict(reason) => match self.settle_once(notified, settle, Some(&reason), now).await? {
+                Attempt::Done(settlement) => Ok(settlement),
+                Attempt::Conflict(_) => Err(StorageError::Corrupt(format!("order {} conflicted without its API's writes", notified.out_trade_no))),
+            },
+        }
+    }
+
+    /// One attempt of [`PaymentStore::settle`]: with `conflict` `None` a paid order runs the
+    /// API's writes, and their conflict rolls everything back ([`Attempt::Conflict`]); with
+    /// `Some(reason)` the API's writes are skipped and the order is marked as needing a refund
+    /// for that reason.
+    async fn settle_once(
+        &self,
+        notified: &Notified<'_>,
+        settle: &dyn Settle,
+        conflict: Option<&str>,
+        now: i64,
+    ) -> Result<Attempt, StorageError> {
         let tx = write(self.0).await?;
         let fresh = notification::Entity::insert(notification::ActiveModel {
             id: Set(notified.notify_id.to_owned()),
@@ -331,11 +364,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             // A redelivery: answer as the first delivery was answered (a refusal stays a refusal).
             let stored = notification::Entity::find_by_id(notified.notify_id.to_owned()).one(&tx).await?;
             tx.rollback().await?;
-            return Ok(match stored.map(|n| n.outcome).as_deref() {
+            return Ok(Attempt::Done(match stored.map(|n| n.outcome).as_deref() {
                 Some("unknown_order") => Settlement::UnknownOrder,
                 Some("amount_mismatch") => Settlement::AmountMismatch,
                 _ => Settlement::Duplicate,
-            });
+            }));
         }
         // By its key alone, the API compared here: with `api = $2` beside the key, PostgreSQL
         // could keep a plan it made while the table was nearly empty — the `(api, refund_state)`
@@ -347,10 +380,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .filter(|row| row.api == notified.api)
             .map(PayOrder::from);
         let Some(order) = order else {
-            return finish(tx, notified.notify_id, Settlement::UnknownOrder).await;
+            return finish(tx, notified.notify_id, Settlement::UnknownOrder).await.map(Attempt::Done);
         };
         if order.amount_fen != notified.amount_fen {
-            return finish(tx, notified.notify_id, Settlement::AmountMismatch).await;
+            return finish(tx, notified.notify_id, Settlement::AmountMismatch).await.map(Attempt::Done);
         }
         let Reported::Paid { transaction_id, paid_at } = notified.reported else {
             let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now).await? {
@@ -358,7 +391,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             } else {
                 Settlement::Duplicate
             };
-            return finish(tx, notified.notify_id, outcome).await;
+            return finish(tx, notified.notify_id, outcome).await.map(Attempt::Done);
         };
         // Pending — or failed/closed and paid after all (a late payment): the money is taken.
         let paid = order::Entity::update_many()
@@ -370,25 +403,23 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             .exec(&tx)
             .await?;
         if !affected(paid) {
-            return finish(tx, notified.notify_id, Settlement::Duplicate).await;
+            return finish(tx, notified.notify_id, Settlement::Duplicate).await.map(Attempt::Done);
+        }
+        if let Some(reason) = conflict {
+            order::Entity::update_many()
+                .col_expr(order::Column::RefundState, Expr::value(RefundState::Needed))
+                .col_expr(order::Column::RefundReason, Expr::value(reason))
+                .filter(order::Column::OutTradeNo.eq(&order.out_trade_no))
+                .exec(&tx)
+                .await?;
+            return finish(tx, notified.notify_id, Settlement::RefundNeeded).await.map(Attempt::Done);
         }
         let order = PayOrder { status: PayStatus::Paid, transaction_id: Some(transaction_id.to_owned()), paid_at: Some(paid_at), ..order };
-        // The API's writes run in a savepoint: a conflict undoes them, not the order's payment.
-        let savepoint = tx.begin().await?;
-        match settle.paid(&savepoint, &order, now).await? {
-            Settled::Applied => {
-                savepoint.commit().await?;
-                finish(tx, notified.notify_id, Settlement::Paid).await
-            }
+        match settle.paid(&tx, &order, now).await? {
+            Settled::Applied => finish(tx, notified.notify_id, Settlement::Paid).await.map(Attempt::Done),
             Settled::Conflict(reason) => {
-                savepoint.rollback().await?;
-                order::Entity::update_many()
-                    .col_expr(order::Column::RefundState, Expr::value(RefundState::Needed))
-                    .col_expr(order::Column::RefundReason, Expr::value(reason))
-                    .filter(order::Column::OutTradeNo.eq(&order.out_trade_no))
-                    .exec(&tx)
-                    .await?;
-                finish(tx, notified.notify_id, Settlement::RefundNeeded).await
+                tx.rollback().await?;
+                Ok(Attempt::Conflict(reason))
             }
         }
     }
