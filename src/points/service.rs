@@ -336,19 +336,20 @@ impl PointsService {
             .await?
             .filter(|p| p.active)
             .ok_or(PointsError::NotFound("套餐不存在或已下架"))?;
-        let user = self.user(who).await?;
+        // The user is not read first: `create` takes their row's write lock, and finds them
+        // gone there (`Created::NoUser`). Likewise a pending order of this package is answered
+        // again by `create` (`Created::Pending`), which looks for it under that lock. Asking
+        // first as well would cost every new order two statements.
+        let user_id = who.user_id.as_str();
         let now = self.now();
         let orders = self.db.points_orders();
-        // A pending order of this package is answered again by `create` (`Created::Pending`),
-        // which looks for it under the user's write lock; asking first as well would cost every
-        // new order a statement to spare a repeated ask the lock.
-        let payer = self.wechat.openid_of(&user.id).await?;
+        let payer = self.wechat.openid_of(user_id).await?;
         let description = format!("API积分商城 {}", package.name);
         for _ in 0..5 {
             let out_trade_no = order_number(now, &crate::random::digits(4));
             let pay = self.payments.new_order(
                 &out_trade_no,
-                Some(&user.id),
+                Some(user_id),
                 payer.as_deref(),
                 &description,
                 package.price_fen,
@@ -357,7 +358,7 @@ impl PointsService {
             );
             let new = NewOrder {
                 pay,
-                user_id: &user.id,
+                user_id,
                 package_id: &package.id,
                 package_name: &package.name,
                 points: package.points,
@@ -367,6 +368,7 @@ impl PointsService {
                     return self.answer_order(*order).await;
                 }
                 Created::NumberTaken => continue,
+                Created::NoUser => return Err(PointsError::Unauthorized("未登录或登录已过期")),
             }
         }
         Err(PointsError::Internal(

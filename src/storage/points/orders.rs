@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use chrono::{Datelike, TimeZone, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, JoinType,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, JoinType,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, TransactionTrait, UpdateMany,
 };
 
 use super::entity::{order, user};
@@ -59,6 +59,8 @@ pub enum Created {
     /// The user already has this pending, unexpired order of the package at this price (placed
     /// by a concurrent request): nothing written, answer it.
     Pending(Box<PointsOrder>),
+    /// The user is gone: nothing written.
+    NoUser,
 }
 
 /// The moment points credited at `now_ms` expire: 23:59:59 UTC (the document's
@@ -114,14 +116,18 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// operationId `points_order_create`: place an order (the payment order and its package),
     /// unless the user has a pending, unexpired order of the package at this price. Creates of
     /// one user queue on a write to the user's row, so of concurrent creates for one package one
-    /// places the order and the others answer it.
+    /// places the order and the others answer it. [`Created::NoUser`] when that row is gone.
     pub async fn create(&self, new: NewOrder<'_>) -> Result<Created, StorageError> {
         let tx = write(self.0).await?;
-        user::Entity::update_many()
+        let locked = user::Entity::update_many()
             .col_expr(user::Column::UpdatedAt, Expr::value(new.pay.created_at))
             .filter(user::Column::Id.eq(new.user_id))
             .exec(&tx)
             .await?;
+        if !affected(locked) {
+            tx.rollback().await?;
+            return Ok(Created::NoUser);
+        }
         if let Some(pending) = PointsOrders(&tx)
             .live_for(new.user_id, new.package_id, new.pay.amount_fen, new.pay.created_at)
             .await?
@@ -247,6 +253,23 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     }
 }
 
+/// The update crediting `points` to user `id` at `now` (ms): the points last to the later of
+/// the year's end and an expiry they already had, in the statement itself (reading the row
+/// first would be a second).
+fn credit(id: &str, points: i64, now: i64) -> UpdateMany<user::Entity> {
+    let year_end = year_end(now);
+    let expire_at = Expr::case(
+        user::Column::PointsExpireAt.gt(year_end),
+        Expr::col(user::Column::PointsExpireAt),
+    )
+    .finally(Expr::value(year_end));
+    user::Entity::update_many()
+        .col_expr(user::Column::Balance, Expr::col(user::Column::Balance).add(points))
+        .col_expr(user::Column::PointsExpireAt, expire_at.into())
+        .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+}
+
 /// Points' part of settling a payment order (called by the payment store inside its
 /// transaction): a paid order credits its points — the balance first expires if its year is
 /// over — and moves the expiry to the end of this year. Nothing is held while an order is
@@ -272,26 +295,16 @@ impl Settle for Settler {
                 order.out_trade_no
             )));
         };
+        // Credited at once unless the balance's year is over (one statement on the common
+        // path); else expired first, then credited.
+        let unexpired = Condition::any()
+            .add(user::Column::PointsExpireAt.is_null())
+            .add(user::Column::PointsExpireAt.gte(now));
+        if affected(credit(&row.user_id, row.points, now).filter(unexpired).exec(tx).await?) {
+            return Ok(Settled::Applied);
+        }
         expire_in(tx, &row.user_id, now).await?;
-        // The points last to the later of the year's end and an expiry they already had (one
-        // statement: a read of the row just written by `expire_in` would be a second).
-        let year_end = year_end(now);
-        let expire_at = Expr::case(
-            user::Column::PointsExpireAt.gt(year_end),
-            Expr::col(user::Column::PointsExpireAt),
-        )
-        .finally(Expr::value(year_end));
-        let credited = user::Entity::update_many()
-            .col_expr(
-                user::Column::Balance,
-                Expr::col(user::Column::Balance).add(row.points),
-            )
-            .col_expr(user::Column::PointsExpireAt, expire_at.into())
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
-            .filter(user::Column::Id.eq(&row.user_id))
-            .exec(tx)
-            .await?;
-        if !affected(credited) {
+        if !affected(credit(&row.user_id, row.points, now).exec(tx).await?) {
             return Ok(Settled::Conflict(format!(
                 "user {} of order {} is gone",
                 row.user_id, order.out_trade_no

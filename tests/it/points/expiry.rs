@@ -63,6 +63,30 @@ async fn user_info_get_points_expire_at_the_end_of_their_year() {
 }
 
 #[tokio::test]
+async fn points_payment_notify_after_the_year_end_expires_the_old_balance_before_crediting() {
+    let app = TestApp::points().await;
+    let token = login(&app, "expiry-notify").await;
+    buy(&app, &token, "pkg_basic_1000").await;
+    let expiry = year_end(&app);
+    let order_id = order(&app, &token, "pkg_standard_5000").await;
+    past_year_end(&app);
+    // Paid at the year's last moment and notified after it, nothing read in between: the
+    // notify finds the old year's 1000 points due, expires them (once, recorded), and credits
+    // the 5000 to the new year.
+    let (headers, body) = sandbox_notify(&app, &order_id, true).await;
+    assert_eq!(post_notify(&app, &headers, body.clone()).await.0, 200);
+    assert_eq!(post_notify(&app, &headers, body).await.0, 200, "a redelivery");
+    let token = login(&app, "expiry-notify").await;
+    let info = user_info(&app, &token).await;
+    assert_ne!(year_end(&app), expiry);
+    assert_eq!((info["points"].as_i64(), info["pointsExpiryDate"].as_str()), (Some(5000), Some(year_end(&app).as_str())));
+    let history = consumption(&app, &token).await;
+    assert_eq!(history["total"], 1, "{history}");
+    let record = &history["list"][0];
+    assert_eq!((record["title"].as_str(), record["points"].as_i64(), record["consumeTime"].as_str()), (Some("积分过期"), Some(1000), Some(expiry.as_str())), "{record}");
+}
+
+#[tokio::test]
 async fn housekeeping_expires_balances_nobody_reads() {
     let app = TestApp::points().await;
     let keeper = login(&app, "expiry-sweep").await;

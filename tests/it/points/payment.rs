@@ -37,6 +37,21 @@ async fn points_order_create_answers_the_pending_order_again() {
 }
 
 #[tokio::test]
+async fn points_order_create_for_a_user_gone_behind_a_live_session_is_401() {
+    use sea_orm::ConnectionTrait as _;
+    let app = TestApp::points().await;
+    let token = login(&app, "order-gone").await;
+    let id = user_info(&app, &token).await["userInfo"]["userId"].as_str().unwrap().to_owned();
+    // Removed by an operator, straight in the database; the session lives on.
+    let raw = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
+    assert_eq!(raw.execute_unprepared(&format!("DELETE FROM points_user WHERE id = '{id}'")).await.unwrap().rows_affected(), 1);
+    let created = app.post(CREATE_ORDER, Some(&token), json!({"packageId": "pkg_basic_1000"})).await;
+    assert_eq!((created.status, created.code()), (401, 401), "{}", created.body);
+    let placed = raw.query_one_raw(sea_orm::Statement::from_string(raw.get_database_backend(), format!("SELECT COUNT(*) FROM pay_order WHERE user_id = '{id}'"))).await.unwrap().unwrap();
+    assert_eq!(placed.try_get_by_index::<i64>(0).unwrap(), 0, "nothing was placed");
+}
+
+#[tokio::test]
 async fn points_order_create_at_once_for_one_package() {
     let app = TestApp::points().await;
     let token = login(&app, "order-double-tap").await;
