@@ -483,18 +483,20 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
 
     /// Claim the payment of `out_trade_no` for the attempt `attempt_id` until `until` (ms): only
     /// if it is payable now (not paid, not closed, not claimed by a live attempt) and not
-    /// expired. Of two instances paying at once one wins; the other gets false.
-    pub async fn claim_payment(&self, out_trade_no: &str, attempt_id: &str, now: i64, until: i64) -> Result<bool, StorageError> {
-        let result = order::Entity::update_many()
+    /// expired. Of two instances paying at once one wins and gets the order as claimed (one
+    /// statement, `UPDATE … RETURNING`); the other, and a number this platform does not hold,
+    /// get `None`.
+    pub async fn claim_payment(&self, out_trade_no: &str, attempt_id: &str, now: i64, until: i64) -> Result<Option<SandboxOrderRow>, StorageError> {
+        let claimed = order::Entity::update_many()
             .col_expr(order::Column::State, Expr::value(SandboxPayState::Paying.as_str()))
             .col_expr(order::Column::AttemptId, Expr::value(attempt_id))
             .col_expr(order::Column::AttemptUntil, Expr::value(until))
             .filter(self.order_of(out_trade_no))
             .filter(Self::payable(now))
             .filter(order::Column::TimeExpire.gt(now))
-            .exec(self.conn)
+            .exec_with_returning(self.conn)
             .await?;
-        Ok(affected(result))
+        Ok(claimed.into_iter().next().map(SandboxOrderRow::from))
     }
 
     /// The attempt `attempt_id` was acknowledged: the order is paid with that transaction id at

@@ -799,39 +799,56 @@ impl SandboxPay {
     /// first is acknowledged).
     pub async fn pay(&self, id: &str, success: bool) -> Result<SandboxPayOutcome, SandboxPayError> {
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
-        let row = store.resolve(id).await.map_err(storage)?.ok_or_else(|| SandboxPayError::NotFound(id.into()))?;
-        let out_trade_no = row.order.out_trade_no.clone();
-        let out_trade_no = out_trade_no.as_str();
         let now = self.now();
-        let refusal = |order: &SandboxOrder| match order.state {
-            SandboxOrderState::Paid => Some(SandboxPayError::AlreadyPaid(out_trade_no.into())),
-            SandboxOrderState::Paying => Some(SandboxPayError::InProgress(out_trade_no.into())),
-            SandboxOrderState::Closed => Some(SandboxPayError::Closed(out_trade_no.into())),
-            SandboxOrderState::NotPaid if order.time_expire <= now => Some(SandboxPayError::Expired(out_trade_no.into())),
-            SandboxOrderState::NotPaid => None,
+        let refusal = |order: &SandboxOrder| {
+            let out_trade_no = order.out_trade_no.as_str();
+            match order.state {
+                SandboxOrderState::Paid => Some(SandboxPayError::AlreadyPaid(out_trade_no.into())),
+                SandboxOrderState::Paying => Some(SandboxPayError::InProgress(out_trade_no.into())),
+                SandboxOrderState::Closed => Some(SandboxPayError::Closed(out_trade_no.into())),
+                SandboxOrderState::NotPaid if order.time_expire <= now => Some(SandboxPayError::Expired(out_trade_no.into())),
+                SandboxOrderState::NotPaid => None,
+            }
         };
-        if let Some(refused) = refusal(&order_of(&row, ms(now))) {
-            return Err(refused);
-        }
         // Real transaction ids are 28 digits starting 42000; it names the attempt too.
         let transaction_id = format!("42000{}", crate::random::digits(23));
-        let mut guard = None;
-        if success {
-            let until = ms(now) + i64::try_from(SandboxPay::ATTEMPT_TTL.as_millis()).unwrap_or(i64::MAX);
-            if !store.claim_payment(out_trade_no, &transaction_id, ms(now), until).await.map_err(storage)? {
-                // Another payment got there between the read and the claim: say what it did.
-                let current = self.row(out_trade_no).await?.map(|row| order_of(&row, ms(now)));
-                return Err(current.as_ref().and_then(refusal).unwrap_or(SandboxPayError::InProgress(out_trade_no.into())));
+        let until = ms(now) + i64::try_from(SandboxPay::ATTEMPT_TTL.as_millis()).unwrap_or(i64::MAX);
+        // A success claims first, taking `id` for the out_trade_no it usually is: the claim
+        // answers the order, so the common payment reads nothing before it.
+        let claimed = if success { store.claim_payment(id, &transaction_id, ms(now), until).await.map_err(storage)? } else { None };
+        let row = match claimed {
+            Some(row) => row,
+            None => {
+                let row = store.resolve(id).await.map_err(storage)?.ok_or_else(|| SandboxPayError::NotFound(id.into()))?;
+                if let Some(refused) = refusal(&order_of(&row, ms(now))) {
+                    return Err(refused);
+                }
+                if !success {
+                    row
+                } else {
+                    // `id` named the order another way (a prepay_id, a code_url), or another
+                    // payment held it a moment ago.
+                    let out_trade_no = row.order.out_trade_no.as_str();
+                    match store.claim_payment(out_trade_no, &transaction_id, ms(now), until).await.map_err(storage)? {
+                        Some(row) => row,
+                        None => {
+                            // Another payment got there between the read and the claim: say what it did.
+                            let current = self.row(out_trade_no).await?.map(|row| order_of(&row, ms(now)));
+                            return Err(current.as_ref().and_then(refusal).unwrap_or(SandboxPayError::InProgress(out_trade_no.into())));
+                        }
+                    }
+                }
             }
-            guard = Some(PayingGuard {
-                db: self.db.clone(),
-                mchid: self.merchant.mchid.clone(),
-                appid: self.merchant.appid.clone(),
-                out_trade_no: out_trade_no.to_owned(),
-                attempt: transaction_id.clone(),
-                armed: true,
-            });
-        }
+        };
+        let out_trade_no = row.order.out_trade_no.as_str();
+        let guard = success.then(|| PayingGuard {
+            db: self.db.clone(),
+            mchid: self.merchant.mchid.clone(),
+            appid: self.merchant.appid.clone(),
+            out_trade_no: out_trade_no.to_owned(),
+            attempt: transaction_id.clone(),
+            armed: true,
+        });
         let attempt = async {
             let (headers, body) = self.transaction_notify(&row, &transaction_id, success, now).await?;
             deliver(&row.order.notify_url, headers, body).await.map_err(SandboxPayError::Notify)
@@ -1209,7 +1226,9 @@ mod tests {
         // An instance claimed the payment, then stopped before the merchant answered.
         let store = pay.db.sandbox_pay("1900000001", "wx0000000000sandbox");
         let now = clock.now_ms();
-        assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000009", now, now + 60_000).await.expect("claim"));
+        let claimed = store.claim_payment("SBLAPSE_001", "4200000000000000000000000009", now, now + 60_000).await.expect("claim");
+        assert_eq!(claimed.map(|row| (row.state, row.order.amount_fen)), Some((SandboxPayState::Paying, 100)), "the claim answers the order as claimed");
+        assert_eq!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000011", now, now + 60_000).await.expect("claim"), None, "claimed once");
         assert_eq!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::InProgress("SBLAPSE_001".into())));
         assert_eq!(pay.query("SBLAPSE_001").await.expect("query").trade_state, TradeState::UserPaying);
         assert_eq!(vendor_code(pay.close("SBLAPSE_001").await), "USERPAYING");
@@ -1219,7 +1238,7 @@ mod tests {
         assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
         assert!(matches!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::Notify(_))));
         assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
-        assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim"));
+        assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim").is_some());
     }
 
     #[tokio::test]
