@@ -179,8 +179,9 @@ async fn pay_order(State(state): State<Sandbox>, Path(order_id): Path<String>, Q
         _ => return error(StatusCode::BAD_REQUEST, "result must be success or fail"),
     };
     // The merchant that holds the order pays it (o2o: one platform per operator). Each `pay`
-    // reads the order first and answers NotFound, having written nothing, when it is not its
-    // own: the order is read once by its holder, and no merchant is asked twice.
+    // answers NotFound, having written nothing, when the order is not its own (a success first
+    // tries its conditional claim, which changes no row of another merchant's order), and no
+    // merchant is asked twice.
     let mut paid = Err(SandboxPayError::NotFound(order_id.clone()));
     for pay in &state.pays {
         paid = pay.pay(&order_id, success).await;

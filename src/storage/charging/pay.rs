@@ -163,20 +163,21 @@ impl Settle for Settler {
             .filter(order::Column::TotalFen.eq(payment.amount_fen))
             .exec(tx)
             .await?;
-        let status = if affected(paid) { PAYMENT_PAID } else { PAYMENT_FAILED };
+        if !affected(paid) {
+            // Nothing of this transaction is kept on a conflict, so the payment record is not
+            // marked here: what it reads comes from its payment order, which is recorded as
+            // needing a refund (`payment_status`: 4).
+            return Ok(Settled::Conflict("订单已支付".into()));
+        }
         payment::Entity::update_many()
-            .col_expr(payment::Column::Status, Expr::value(status))
+            .col_expr(payment::Column::Status, Expr::value(PAYMENT_PAID))
             .col_expr(payment::Column::PaidAt, Expr::value(now))
             .col_expr(payment::Column::TransactionId, Expr::value(transaction_id))
             .col_expr(payment::Column::UpdatedAt, Expr::value(now))
             .filter(payment::Column::Id.eq(id))
             .exec(tx)
             .await?;
-        if status == PAYMENT_PAID {
-            Ok(Settled::Applied)
-        } else {
-            Ok(Settled::Conflict("订单已支付".into()))
-        }
+        Ok(Settled::Applied)
     }
 
     async fn released(&self, tx: &DatabaseTransaction, order: &PayOrder) -> Result<(), StorageError> {

@@ -119,8 +119,9 @@ pub enum Settled {
 /// that changes the order (so the order and the API's rows change together or not at all).
 #[async_trait]
 pub trait Settle: Send + Sync + 'static {
-    /// `order` was just marked paid (at `now`, ms): apply it. A `Conflict` rolls back the API's
-    /// writes (not the order's: the money is taken) and marks the order as needing a refund.
+    /// `order` was just marked paid (at `now`, ms): apply it. A `Conflict` rolls back the whole
+    /// transaction, and the payment is then recorded without the API's writes, as needing a
+    /// refund (the money is taken): so `paid` must change nothing outside `tx`.
     async fn paid(&self, tx: &DatabaseTransaction, order: &PayOrder, now: i64) -> Result<Settled, StorageError>;
     /// `order` will not be paid (failed, closed): release what it held.
     async fn released(&self, tx: &DatabaseTransaction, order: &PayOrder) -> Result<(), StorageError>;
@@ -317,14 +318,16 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(ended)
     }
 
-    /// Apply a verified report in one transaction: record it (its id dedupes), then change the
+    /// Apply a verified report: in one transaction, record it (its id dedupes), then change the
     /// order — its row first, so concurrent reports of one order queue on it — and the API's
     /// rows with it.
     ///
-    /// When the API cannot apply a payment ([`Settled::Conflict`]) the whole transaction is
-    /// rolled back, the API's writes with it, and a second one records the payment without
-    /// them, as needing a refund. Conflicts are rare; a savepoint around every API's writes
-    /// would cost each payment two more round trips to the database.
+    /// When the API cannot apply a payment ([`Settled::Conflict`]) that transaction is rolled
+    /// back, the API's writes with it, and a second one records the report again and the
+    /// payment without them, as needing a refund. Conflicts are rare; a savepoint around every
+    /// API's writes would cost each payment two more round trips to the database. Between the
+    /// two, a concurrent delivery of the same report may record it first: then that one
+    /// answers `RefundNeeded` and this one `Duplicate` (both are acknowledged).
     pub async fn settle(&self, notified: &Notified<'_>, settle: &dyn Settle, now: i64) -> Result<Settlement, StorageError> {
         match self.settle_once(notified, settle, None, now).await? {
             Attempt::Done(settlement) => Ok(settlement),

@@ -70,7 +70,7 @@ async fn points_payment_notify_after_the_year_end_expires_the_old_balance_before
     let expiry = year_end(&app);
     let order_id = order(&app, &token, "pkg_standard_5000").await;
     past_year_end(&app);
-    // Paid at the year's last moment and notified after it, nothing read in between: the
+    // Notified after the year's end (paid a second after it), nothing read in between: the
     // notify finds the old year's 1000 points due, expires them (once, recorded), and credits
     // the 5000 to the new year.
     let (headers, body) = sandbox_notify(&app, &order_id, true).await;
