@@ -162,7 +162,7 @@ impl ChargingService {
         let (tariff, billing_mode) = self.tariff_for(pile.pile_type).await?;
         let now = self.clock.now_ms();
         let (id, order_no) = new_order_id(now);
-        let order = Order {
+        let mut order = Order {
             id,
             order_no,
             user_id: user.id,
@@ -208,9 +208,16 @@ impl ChargingService {
             created_at: now,
             updated_at: now,
         };
-        let order = match store.create_order(order).await? {
-            Created::Placed(order) => *order,
-            Created::PortTaken => return Err(ChargingError::new(2005, "充电端口已被占用")),
+        let order = 'placed: {
+            for _ in 0..5 {
+                match store.create_order(order.clone()).await? {
+                    Created::Placed(order) => break 'placed *order,
+                    Created::PortTaken => return Err(ChargingError::new(2005, "充电端口已被占用")),
+                    // Another order drew the same four digits in the same second: draw again.
+                    Created::IdTaken => (order.id, order.order_no) = new_order_id(now),
+                }
+            }
+            return Err(ChargingError::internal("no free order id after 5 draws"));
         };
         Ok(OrderCreateResponse {
             code: ok()?,

@@ -11,7 +11,7 @@ use sea_orm::{
 use super::entity::*;
 use super::{ChargingStore, Order};
 use crate::api_support::{Page, PageRequest};
-use crate::storage::{StorageError, affected, write};
+use crate::storage::{StorageError, affected, is_unique_violation, write};
 
 /// What creating an order did.
 #[derive(Debug)]
@@ -20,6 +20,9 @@ pub enum Created {
     Placed(Box<Order>),
     /// The port is held by another live order, in use, faulty or disabled (2005).
     PortTaken,
+    /// Another order has this id or number (drawn in the same second with the same four
+    /// digits): nothing written; draw another.
+    IdTaken,
 }
 
 /// Which orders a list shows (003 §5.3); times are ms bounds on `created_at`, `[from, to)`.
@@ -75,12 +78,29 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .filter(port::Column::Status.eq(1))
             .filter(port::Column::Disabled.eq(false))
             .exec(&tx)
-            .await?;
+            .await;
+        let claimed = match claimed {
+            Ok(claimed) => claimed,
+            // `current_order_id` is unique: a live order of this id holds another port.
+            Err(error) if is_unique_violation(&error) => {
+                tx.rollback().await?;
+                return Ok(Created::IdTaken);
+            }
+            Err(error) => return Err(error.into()),
+        };
         if !affected(claimed) {
             tx.rollback().await?;
             return Ok(Created::PortTaken);
         }
-        order::Entity::insert(order.clone().into_active_model()).exec_without_returning(&tx).await?;
+        match order::Entity::insert(order.clone().into_active_model()).exec_without_returning(&tx).await {
+            Ok(_) => {}
+            // An ended order has this id or number: the port's claim goes with the rollback.
+            Err(error) if is_unique_violation(&error) => {
+                tx.rollback().await?;
+                return Ok(Created::IdTaken);
+            }
+            Err(error) => return Err(error.into()),
+        }
         tx.commit().await?;
         Ok(Created::Placed(Box::new(order)))
     }

@@ -39,6 +39,30 @@ async fn of_a_hundred_concurrent_orders_on_one_port_exactly_one_is_placed() {
 }
 
 #[tokio::test]
+async fn an_order_id_drawn_twice_writes_nothing_and_is_drawn_again() {
+    use mpapi::storage::charging::{Created, Order};
+    let app = TestApp::charging().await;
+    let token = driver(&app, "id-twice").await;
+    let id = created(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, DC_DEVICE);
+    let store = app.server.db.charging();
+    let live = store.order(&id).await.unwrap().unwrap();
+    let free = || async { store.port(DC2_PORT).await.unwrap().unwrap().current_order_id.is_none() };
+    // Ids are the second and four random digits: another order of the same second may draw the
+    // live order's. Its port claim meets the live order's (`current_order_id` is unique).
+    let same_id = Order { pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live.clone() };
+    assert!(matches!(store.create_order(same_id).await.unwrap(), Created::IdTaken));
+    assert!(free().await, "nothing written");
+    // Its number taken by an order (`order_no` is unique): the port's claim is rolled back.
+    let same_number = Order { id: "ORD202601010000000001".into(), pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live };
+    assert!(matches!(store.create_order(same_number).await.unwrap(), Created::IdTaken));
+    assert!(free().await, "the claim went with the rollback");
+    // The service draws again: the port is still free for a real order.
+    let other = driver(&app, "id-twice-2").await;
+    created(&create(&app, &other, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, DC2_DEVICE);
+    assert!(!free().await);
+}
+
+#[tokio::test]
 async fn concurrent_starts_of_one_order_all_succeed_with_one_session() {
     let app = TestApp::charging().await;
     let token = driver(&app, "double-tapper").await;
