@@ -829,14 +829,12 @@ impl SandboxPay {
                     // `id` named the order another way (a prepay_id, a code_url), or another
                     // payment held it a moment ago.
                     let out_trade_no = row.order.out_trade_no.as_str();
-                    match store.claim_payment(out_trade_no, &transaction_id, ms(now), until).await.map_err(storage)? {
-                        Some(row) => row,
-                        None => {
-                            // Another payment got there between the read and the claim: say what it did.
-                            let current = self.row(out_trade_no).await?.map(|row| order_of(&row, ms(now)));
-                            return Err(current.as_ref().and_then(refusal).unwrap_or(SandboxPayError::InProgress(out_trade_no.into())));
-                        }
-                    }
+                    let Some(claimed) = store.claim_payment(out_trade_no, &transaction_id, ms(now), until).await.map_err(storage)? else {
+                        // Another payment got there between the read and the claim: say what it did.
+                        let current = self.row(out_trade_no).await?.map(|row| order_of(&row, ms(now)));
+                        return Err(current.as_ref().and_then(refusal).unwrap_or(SandboxPayError::InProgress(out_trade_no.into())));
+                    };
+                    claimed
                 }
             }
         };

@@ -68,41 +68,44 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     pub async fn create_order(&self, order: Order) -> Result<Created, StorageError> {
         use sea_orm::IntoActiveModel;
         let tx = write(self.0).await?;
-        let claimed = port::Entity::update_many()
-            .col_expr(port::Column::CurrentOrderId, Expr::value(order.id.clone()))
-            .col_expr(port::Column::Status, Expr::value(2))
-            .col_expr(port::Column::EnergyWh, Expr::value(0))
-            .col_expr(port::Column::UpdatedAt, Expr::value(order.created_at))
-            .filter(port::Column::Id.eq(order.port_id.clone()))
-            .filter(port::Column::CurrentOrderId.is_null())
-            .filter(port::Column::Status.eq(1))
-            .filter(port::Column::Disabled.eq(false))
-            .exec(&tx)
-            .await;
-        let claimed = match claimed {
-            Ok(claimed) => claimed,
-            // `current_order_id` is unique: a live order of this id holds another port.
+        // Both writes meet a unique key when another order drew this id or number: the port's
+        // `current_order_id` (a live order of this id holds another port), or the order's own
+        // (an ended one has it).
+        let placed = async {
+            let claimed = port::Entity::update_many()
+                .col_expr(port::Column::CurrentOrderId, Expr::value(order.id.clone()))
+                .col_expr(port::Column::Status, Expr::value(2))
+                .col_expr(port::Column::EnergyWh, Expr::value(0))
+                .col_expr(port::Column::UpdatedAt, Expr::value(order.created_at))
+                .filter(port::Column::Id.eq(order.port_id.clone()))
+                .filter(port::Column::CurrentOrderId.is_null())
+                .filter(port::Column::Status.eq(1))
+                .filter(port::Column::Disabled.eq(false))
+                .exec(&tx)
+                .await?;
+            if !affected(claimed) {
+                return Ok(false);
+            }
+            order::Entity::insert(order.clone().into_active_model()).exec_without_returning(&tx).await?;
+            Ok(true)
+        }
+        .await;
+        match placed {
+            Ok(true) => {
+                tx.commit().await?;
+                Ok(Created::Placed(Box::new(order)))
+            }
+            Ok(false) => {
+                tx.rollback().await?;
+                Ok(Created::PortTaken)
+            }
+            // The port's claim, if made, goes with the rollback.
             Err(error) if is_unique_violation(&error) => {
                 tx.rollback().await?;
-                return Ok(Created::IdTaken);
+                Ok(Created::IdTaken)
             }
-            Err(error) => return Err(error.into()),
-        };
-        if !affected(claimed) {
-            tx.rollback().await?;
-            return Ok(Created::PortTaken);
+            Err(error) => Err(error.into()),
         }
-        match order::Entity::insert(order.clone().into_active_model()).exec_without_returning(&tx).await {
-            Ok(_) => {}
-            // An ended order has this id or number: the port's claim goes with the rollback.
-            Err(error) if is_unique_violation(&error) => {
-                tx.rollback().await?;
-                return Ok(Created::IdTaken);
-            }
-            Err(error) => return Err(error.into()),
-        }
-        tx.commit().await?;
-        Ok(Created::Placed(Box::new(order)))
     }
 
     /// The order `id`.
