@@ -6,23 +6,27 @@
 //! in any window — across all instances: the budgets live in the database
 //! ([`RateLimitStore`], one conditional upsert per counting) or, when `redis_url` is set, in
 //! Redis (one script call). A client's requests that arrive while its last counting is at the
-//! store are counted together in the next ([`IpLimit`]'s counting task). Operations called by
-//! servers rather than users (WeChat Pay notifies) are exempt: their retries come from a few
-//! egress IPs.
+//! store are counted together in the next ([`IpLimit`]'s counting task). Only requests for the
+//! API's operations count ([`Limited`]); operations called by servers rather than users (WeChat
+//! Pay notifies) are exempt: their retries come from a few egress IPs.
 //!
 //! When the budget store cannot answer, the request goes through (logged): the limit protects
 //! the service, and refusing every client while the store is away would be the outage it
 //! protects against.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
 use axum::response::Response;
+use futures_util::future::{BoxFuture, Either};
 
+use crate::apis::{Api, OperationTable};
 use crate::coalesce::Coalescer;
+use crate::server::Routed;
 use crate::storage::rate_limit::{Admission, RateLimitStore};
 
 /// Where budgets are kept.
@@ -202,17 +206,73 @@ impl IpLimit {
     }
 }
 
-/// The middleware: count the request against its IP, refusing with the API's 429.
-pub async fn middleware(limit: IpLimit, request: Request, next: Next) -> Response {
-    let inner = &limit.0;
-    if !inner.exempt.contains(&request.uri().path()) {
-        let ip = limit.client_ip(&request).to_string();
-        if let Verdict::Refused { wait_us } = limit.count(ip).await {
-            let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
-            return (inner.refuse)(wait, inner.clock.now_ms());
-        }
+/// A port's routed service behind its API's per-IP limit, if the API has one: a request for one
+/// of the API's operations (its exempt paths aside) is counted against its client's budget before
+/// it reaches `inner`, and refused over the budget with the API's 429. The rest — documentation,
+/// `/_sandbox/*`, the operations routes, paths of no operation — goes straight through: none of
+/// it reaches the database.
+///
+/// Around the port's router and told the operation by [`crate::server::RequestLog`] (which finds
+/// it for the log anyway), rather than a `Router::layer` of `axum::middleware::from_fn`: axum
+/// boxes a layered route again and clones it for every request, and `from_fn` builds a boxed
+/// `Next` and boxes its future besides.
+#[derive(Clone)]
+pub struct Limited<S> {
+    limit: Option<IpLimit>,
+    /// The API's operations, for a request that comes without its operation found.
+    table: &'static OperationTable,
+    inner: S,
+}
+
+impl<S> Limited<S> {
+    /// `inner` (the port's router of `api`) behind `limit`; `None`: no limit, every request goes
+    /// straight through.
+    pub fn new(inner: S, api: Api, limit: Option<IpLimit>) -> Limited<S> {
+        Limited { limit, table: api.table(), inner }
     }
-    next.run(request).await
+}
+
+impl<S> tower::Service<Request> for Limited<S>
+where
+    S: Routed<Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let operation = self.limit.as_ref().and_then(|_| self.table.find(request.method(), request.uri().path()));
+        self.call_operation(request, operation)
+    }
+}
+
+impl<S> Routed for Limited<S>
+where
+    S: Routed<Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    fn call_operation(&mut self, request: Request, operation: Option<usize>) -> Self::Future {
+        let counted = self.limit.as_ref().filter(|limit| operation.is_some() && !limit.0.exempt.contains(&request.uri().path()));
+        let Some(limit) = counted.cloned() else {
+            return Either::Left(self.inner.call_operation(request, operation));
+        };
+        // The service `poll_ready` prepared goes with the request; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        Either::Right(Box::pin(async move {
+            let ip = limit.client_ip(&request).to_string();
+            if let Verdict::Refused { wait_us } = limit.count(ip).await {
+                let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
+                return Ok((limit.0.refuse)(wait, limit.0.clock.now_ms()));
+            }
+            ready.call_operation(request, operation).await
+        }))
+    }
 }
 
 impl IpLimit {

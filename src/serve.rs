@@ -28,20 +28,38 @@ use crate::providers::wechat_pay::sandbox::SandboxPay;
 use crate::providers::wechat_pay::v2::WechatPayV2;
 use crate::providers::wechat_pay::v3::WechatPayV3;
 use crate::providers::{SmsProvider, WechatLogin};
-use crate::ratelimit::{self, Budgets, IpLimit, IpLimitRule};
+use crate::ratelimit::{Budgets, IpLimit, IpLimitRule, Limited};
 use crate::storage::rate_limit::RateLimitStore;
 use crate::sandbox::Sandbox;
 use crate::start::{Elsewhere, Mode, StartHere};
 use crate::storage::Db;
 
 /// The future of [`RealApi::build`].
-pub type Building<'a> = Pin<Box<dyn Future<Output = Result<Router>> + Send + 'a>>;
+pub type Building<'a> = Pin<Box<dyn Future<Output = Result<Built>> + Send + 'a>>;
+
+/// What [`RealApi::build`] makes: the API's router and its per-IP limit, if it has one.
+pub struct Built {
+    /// The generated router over the implementation.
+    pub router: Router,
+    /// The limit its operations are counted against ([`Limited`] around the port's router).
+    pub limit: Option<IpLimit>,
+}
+
+impl From<Router> for Built {
+    fn from(router: Router) -> Built {
+        Built { router, limit: None }
+    }
+}
+
+/// A port's router in `serve`: the API's routes, its sandbox, documentation and operations routes,
+/// behind the API's per-IP limit.
+pub type ServeRouter = Limited<Router>;
 
 /// An API with a real implementation: its id and how to build its router.
 pub struct RealApi {
     /// The API id.
     pub id: &'static str,
-    /// Build the API's router (without docs and sandbox routes) listening on `port`.
+    /// Build the API's router (without docs and sandbox routes) listening on `port`, and its limit.
     pub build: for<'a> fn(&'a Server, &'a ApiParts, u16) -> Building<'a>,
     /// Where a new user begins (demo accounts, first calls), for the banner and the index page;
     /// [`Server::start_here`] adds the sandbox routes and the other ports.
@@ -344,7 +362,7 @@ impl Server {
 
     /// The router of `api` listening on `port`, the only API of its process: see
     /// [`Server::router_among`].
-    pub async fn router(&self, api: Api, port: u16) -> Result<Option<Router>> {
+    pub async fn router(&self, api: Api, port: u16) -> Result<Option<ServeRouter>> {
         self.router_among(api, port, &[(api, port)]).await
     }
 
@@ -352,14 +370,15 @@ impl Server {
     /// port): its API routes, `/_sandbox/*` while any of its providers is the sandbox, the
     /// documentation routes and the index page, the operations routes (ready while the database
     /// answers: [`crate::ops`]); `None` when it has no real implementation.
-    pub async fn router_among(&self, api: Api, port: u16, served: &[(Api, u16)]) -> Result<Option<Router>> {
+    pub async fn router_among(&self, api: Api, port: u16, served: &[(Api, u16)]) -> Result<Option<ServeRouter>> {
         let (Some(real), Some(start)) = (REAL_APIS.iter().find(|r| r.id == api.id), self.start_here(api, port, served)) else {
             return Ok(None);
         };
         let parts = self.parts(real.id).context("implemented APIs have parts")?;
-        let router = (real.build)(self, &parts, port).await?;
+        let Built { router, limit } = (real.build)(self, &parts, port).await?;
         let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
-        Ok(Some(crate::server::with_docs(router, api, start).merge(crate::ops::routes(Some(self.db.clone())))))
+        let router = crate::server::with_docs(router, api, start).merge(crate::ops::routes(Some(self.db.clone())));
+        Ok(Some(Limited::new(router, api, limit)))
     }
 
     /// Where a new user begins with `api` on `port`, in a process serving `served`: the API's own
@@ -448,7 +467,7 @@ pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, 
 }
 
 /// Heating (000): SMS codes, rotating refresh tokens, bills paid with WeChat Pay.
-async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::heating::{self, Heating, service::HeatingService};
     let now = server.clock.now_ms();
     let written = heating::seed::seed(&server.db, &server.vault, now, parts.demo, parts.pay.merchant()).await?;
@@ -470,10 +489,7 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Router>
         profiles: HeatingService::profile_reads(server.db.clone()),
     };
     let router = generated::heating::router(Arc::new(Heating(Arc::new(service))));
-    Ok(match server.ip_limit(parts, heating::rate_limited, vec![notify_path]) {
-        Some(limit) => router.layer(axum::middleware::from_fn(move |request, next| ratelimit::middleware(limit.clone(), request, next))),
-        None => router,
-    })
+    Ok(Built { router, limit: server.ip_limit(parts, heating::rate_limited, vec![notify_path]) })
 }
 
 /// Heating's start: the demo user and accounts while seeded; with the sandbox SMS, a login
@@ -509,7 +525,7 @@ fn heating_start_here(parts: &ApiParts) -> StartHere {
 
 /// Points (001): WeChat login, the expired token refreshable once, packages paid with WeChat
 /// Pay, API keys and metered debits.
-async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::points::{self, Points, service::PointsService};
     // Points' document states no request limit and its contract has no 429 answer: a limit
     // configured here would be silently ignored, so it is refused.
@@ -570,9 +586,7 @@ async fn points(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> 
         status,
         packages,
     };
-    Ok(generated::points::router(Arc::new(Points(Arc::new(
-        service,
-    )))))
+    Ok(generated::points::router(Arc::new(Points(Arc::new(service)))).into())
 }
 
 /// Points' start: the demo login code and key while seeded; with the sandbox login, a login
@@ -604,7 +618,7 @@ fn points_start_here(parts: &ApiParts) -> StartHere {
 
 /// Community (002): WeChat login with the session_key kept server side, key-based SMS codes,
 /// the 安防平台, face photos and ID-card OCR, reviews, and fee orders paid with WeChat Pay v2.
-async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::community::{self, Community, service::CommunityService};
     anyhow::ensure!(
         parts.config.rate_limit.is_none(),
@@ -638,7 +652,7 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Route
         clock: server.clock.clone(),
     });
     let router = generated::community::router(Arc::new(Community(service.clone()))).merge(files.routes());
-    Ok(if parts.sandbox.is_active() { router.merge(community::sandbox::routes(service)) } else { router })
+    Ok(if parts.sandbox.is_active() { router.merge(community::sandbox::routes(service)) } else { router }.into())
 }
 
 /// Community's start: the demo owner's login code while seeded; the sandbox login's first call.
@@ -674,7 +688,7 @@ fn community_start_here(parts: &ApiParts) -> StartHere {
 /// the driver (simulated by default), orders billed by time-of-use tariffs, and payments by
 /// balance or WeChat Pay v2 (NATIVE and JSAPI). A watchdog syncs every live order each second
 /// and the devices' connections every ten.
-async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::charging::{self, Charging, service::ChargingService};
     anyhow::ensure!(
         parts.config.rate_limit.is_none(),
@@ -709,7 +723,8 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Router
     Ok(match simulated {
         Some(simulated) => router.merge(crate::providers::charger::simulated::routes(simulated)),
         None => router,
-    })
+    }
+    .into())
 }
 
 /// Charging's start: the demo accounts while seeded, the QR code of the demo pile, the sandbox
@@ -744,7 +759,7 @@ fn charging_start_here(parts: &ApiParts) -> StartHere {
 
 /// o2o (004): one mini-program and merchant per operator (payments scoped `o2o:{id}`, notifies
 /// at [`crate::o2o::NOTIFY_PATH`]), SMS codes, reverse geocoding, 小程序码 for the bridge page.
-async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
+async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::o2o::{self, O2o, service::{O2oService, Operator}};
     anyhow::ensure!(
         parts.config.rate_limit.is_none(),
@@ -788,7 +803,7 @@ async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Router> {
         }
     }
     let router = generated::o2o::router(Arc::new(O2o(service.clone())));
-    Ok(router.merge(o2o::extra_routes(service, parts.sandbox.is_active())))
+    Ok(router.merge(o2o::extra_routes(service, parts.sandbox.is_active())).into())
 }
 
 /// o2o's start: the test code, the demo user's orders, the sandbox merchant's verification.

@@ -68,6 +68,26 @@ async fn the_ip_limit_answers_1008_and_spares_notifies() {
     assert_eq!(notify.status(), 401);
 }
 
+#[tokio::test]
+async fn only_the_apis_operations_count_against_the_ip_limit() {
+    let app = TestApp::spawn("heating", limit_to(2, false)).await;
+    // Documentation, the operations routes, the sandbox and paths of no operation never reach
+    // the budget: the two operations after them are still admitted.
+    for path in ["/openapi.json", "/health/live", "/_sandbox/sms?phone=13800138000", "/api/no/such/path", "/"] {
+        for _ in 0..3 {
+            let status = app.client.get(app.url(path)).send().await.unwrap().status().as_u16();
+            assert_ne!(status, 429, "{path}");
+        }
+    }
+    assert_eq!(app.get("/api/config/system", None).await.status, 200);
+    assert_eq!(app.get("/api/config/system", None).await.status, 200);
+    let limited = app.get("/api/config/system", None).await;
+    assert_eq!((limited.status, limited.code()), (429, 1008));
+    // A HEAD is its GET operation, and counts.
+    let head = app.client.head(app.url("/api/config/system")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 429);
+}
+
 async fn status_from(app: &TestApp, forwarded_for: String) -> u16 {
     let response = app.client.get(app.url("/api/config/system")).header("X-Forwarded-For", forwarded_for).send().await.unwrap();
     response.status().as_u16()
