@@ -172,12 +172,14 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => {
             let config = crate::config::Config::load(args.config.as_deref())?;
             let _log = crate::logging::init(config.log_format);
-            crate::serve::run(config, args.listen).await
+            // Caught from here on: a stop during the start (migrations, seeding) ends it cleanly.
+            let stop = server::stop_requested();
+            crate::serve::run(config, args.listen, stop).await
         }
         command => {
             let _log = crate::logging::init(crate::config::Config::log_format_from_env()?);
             match command {
-                Command::Mock(args) => mock(args).await,
+                Command::Mock(args) => mock(args, server::stop_requested()).await,
                 Command::Points(command) => points(command).await,
                 Command::BenchData(args) => bench_data(args).await,
                 Command::Serve(_) => unreachable!("served above"),
@@ -257,7 +259,7 @@ async fn points(command: PointsCommand) -> Result<()> {
     Ok(())
 }
 
-async fn mock(args: MockArgs) -> Result<()> {
+async fn mock(args: MockArgs, stop: server::StopRequested) -> Result<()> {
     let dir = mocks_dir(args.mocks);
     let mut apps = Vec::new();
     let mut sources = Vec::new();
@@ -277,5 +279,5 @@ async fn mock(args: MockArgs) -> Result<()> {
             crate::logging::say(&format!("  {note}"));
         }
     }
-    server::run(apps, args.listen.bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin).await
+    server::run(apps, args.listen.bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin, stop).await
 }

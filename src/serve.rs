@@ -841,23 +841,37 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Run `mpapi serve`: every selected API that has a real implementation, each on its port.
-/// Only their ports are bound, so `mpapi mock` may serve the others beside it.
-pub async fn run(config: Config, listen: crate::cli::Listen) -> Result<()> {
+/// Run `mpapi serve`: every selected API that has a real implementation, each on its port,
+/// until `stop` ([`crate::server::run`]). Only their ports are bound, so `mpapi mock` may serve the
+/// others beside it. A stop during the start (migrations, seeding, building the routers) ends it
+/// there, before any port is bound: what was under way is rolled back (the migrations run in one
+/// transaction, each seed in its own) and the start counts as done (no error).
+pub async fn run(config: Config, listen: crate::cli::Listen, mut stop: crate::server::StopRequested) -> Result<()> {
     let (real, _): (Vec<Api>, Vec<Api>) = listen.selected()?.into_iter().partition(|api| implemented().contains(&api.id));
     anyhow::ensure!(!real.is_empty(), "none of the selected APIs has a real implementation yet (implemented: {})", implemented().join(", "));
     let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
-    let server = Server::new(config).await?;
-    crate::logging::say(&format!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend()));
-    let listeners = crate::server::bind_all(&real, listen.bind, listen.port_base).await?;
-    let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;
-    let mut apps = Vec::new();
-    for ((api, listener), (_, port)) in listeners.into_iter().zip(&served) {
-        let router = server.router_among(api, *port, &served).await?.context("only implemented APIs are bound")?;
-        apps.push((api, listener, router));
-    }
-    crate::logging::say(&banner(&server, &served, listen.bind).join("\n"));
-    crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors).await
+    let start = async {
+        let server = Server::new(config).await?;
+        crate::logging::say(&format!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend()));
+        let listeners = crate::server::bind_all(&real, listen.bind, listen.port_base).await?;
+        let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;
+        let mut apps = Vec::new();
+        for ((api, listener), (_, port)) in listeners.into_iter().zip(&served) {
+            let router = server.router_among(api, *port, &served).await?.context("only implemented APIs are bound")?;
+            apps.push((api, listener, router));
+        }
+        crate::logging::say(&banner(&server, &served, listen.bind).join("\n"));
+        anyhow::Ok((server, apps))
+    };
+    // The server (its storage, keys and providers) lives as long as its routers serve.
+    let (_server, apps) = tokio::select! {
+        started = start => started?,
+        signal = &mut stop => {
+            tracing::info!(signal, "stop requested during the start: stopped before serving");
+            return Ok(());
+        }
+    };
+    crate::server::run(apps, listen.bind, crate::server::PeerAddresses::Attach, &cors, stop).await
 }
 
 /// What every start prints (the server then prints each port's URL): per API, where to begin

@@ -391,24 +391,22 @@ pub enum PeerAddresses {
     Omit,
 }
 
-/// Serve every API on its listener until Ctrl-C or SIGTERM (what a container runtime or
-/// systemd sends to stop a service): the listeners close first, the requests in flight finish,
-/// then `run` returns. Prints the URLs (and LAN URLs when bound to all interfaces, so a phone on
-/// the same network can reach them).
-pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors) -> Result<()>
+/// Serve every API on its listener until `stop` resolves (Ctrl-C or SIGTERM, what a container
+/// runtime or systemd sends to stop a service: [`stop_requested`]): the listeners close first,
+/// the requests in flight finish, then `run` returns. Prints the URLs (and LAN URLs when bound to
+/// all interfaces, so a phone on the same network can reach them).
+pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors, stop: StopRequested) -> Result<()>
 where
     S: Routed<Error = Infallible> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
 {
     // One signal for every listener, said once in the log (an operator stopping the service sees
     // when the drain began and when it ended).
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    // The signals are caught from here on, before any listener answers.
-    let stop_requested = stop_requested();
+    let (stop_all, stopping) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
-        let signal = stop_requested.await;
+        let signal = stop.await;
         tracing::info!(signal, "stop requested: the listeners close, the requests in flight finish");
-        let _ = stop.send(true);
+        let _ = stop_all.send(true);
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
@@ -448,10 +446,19 @@ where
     Ok(())
 }
 
+/// A stop asked of the process: resolves with the signal's name ([`stop_requested`]).
+pub type StopRequested = Pin<Box<dyn Future<Output = &'static str> + Send>>;
+
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM, answering which. On Unix both are caught
-/// from the call on (the handlers are installed now, not when the future is first polled); a
-/// signal that cannot be caught is logged and never resolves it.
-fn stop_requested() -> impl std::future::Future<Output = &'static str> + Send {
+/// from the call on (the handlers are installed now, not when the future is first polled), so a
+/// command calls this first thing, before its start-up (a stop during it then ends the start
+/// rather than killing the process); a signal that cannot be caught is logged and never
+/// resolves it.
+pub fn stop_requested() -> StopRequested {
+    Box::pin(caught())
+}
+
+fn caught() -> impl std::future::Future<Output = &'static str> + Send {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{Signal, SignalKind, signal};

@@ -326,3 +326,47 @@ async fn a_long_sqlite_log_is_emptied_once_its_readers_move_on() {
     db.close().await;
     assert_eq!(db.checkpoint_wal().await.expect("no query once closed"), None);
 }
+
+/// SIGTERM while `serve` is still migrating a new database ends the start there, before any port
+/// is bound: the process exits with success and says so once. A start on the same file afterwards
+/// finishes the migrations and serves: nothing half-done stays behind.
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_during_the_start_of_serve_ends_it_cleanly() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("start.db").display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
+            .args(["serve", "--api", "heating", "--port-base", &port.to_string(), "--bind", "127.0.0.1"])
+            .env("DATABASE_URL", &url)
+            .env_remove("RUST_LOG")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("mpapi starts")
+    };
+
+    let mut child = spawn();
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines().map(|line| line.expect("text"));
+    // The first migration under way: the start has begun, and has some twenty to go.
+    let migrating = lines.by_ref().find(|line| line.contains("Applying migration"));
+    assert!(migrating.is_some(), "no migration was applied");
+    assert!(sigterm(&child));
+    let rest: Vec<String> = lines.collect();
+    let status = child.wait().expect("waitable");
+    assert!(status.success(), "{status:?}\n{rest:#?}");
+    let said = |text: &str| rest.iter().filter(|line| line.contains(text)).count();
+    assert_eq!(said("stop requested during the start"), 1, "{rest:#?}");
+    assert_eq!(said("mpapi serve —"), 0, "the start went on: {rest:#?}");
+
+    let mut again = spawn();
+    let answered = first_answer(port, "/health/ready").await;
+    assert!(sigterm(&again));
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut again.stdout.take().expect("piped"), &mut stdout).expect("stdout reads");
+    assert!(again.wait().expect("waitable").success(), "{stdout}");
+    assert_eq!(answered, Some(200), "{stdout}");
+}

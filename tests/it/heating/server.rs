@@ -342,7 +342,8 @@ async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
     config.apis.get_mut("community").unwrap().files.local_dir = dir.path().join("files");
     let four = ["heating", "points", "community", "charging"].map(String::from).to_vec();
     let listen = mpapi::cli::Listen { apis: four, port_base: base, bind: [127, 0, 0, 1].into() };
-    let serving = tokio::spawn(mpapi::serve::run(config, listen));
+    // Stopped by the test's end, not by a signal.
+    let serving = tokio::spawn(mpapi::serve::run(config, listen, Box::pin(std::future::pending())));
     let client = reqwest::Client::new();
     let mut answered = None;
     for _ in 0..300 {
