@@ -209,8 +209,8 @@ impl IpLimit {
 /// A port's routed service behind its API's per-IP limit, if the API has one: a request for one
 /// of the API's operations (its exempt paths aside) is counted against its client's budget before
 /// it reaches `inner`, and refused over the budget with the API's 429. The rest — documentation,
-/// `/_sandbox/*`, the operations routes, paths of no operation — goes straight through: none of
-/// it reaches the database.
+/// `/_sandbox/*`, the operations routes, paths of no operation — goes straight through, never
+/// reaching the budget store.
 ///
 /// Around the port's router and told the operation by [`crate::server::RequestLog`] (which finds
 /// it for the log anyway), rather than a `Router::layer` of `axum::middleware::from_fn`: axum

@@ -844,7 +844,8 @@ pub fn redact_url(url: &str) -> String {
 /// Run `mpapi serve`: every selected API that has a real implementation, each on its port,
 /// until `stop` ([`crate::server::run`]). Only their ports are bound, so `mpapi mock` may serve the
 /// others beside it. A stop during the start (migrations, seeding, building the routers) ends it
-/// there, before any port is bound: what was under way is rolled back (the migrations run in one
+/// there, before any request is served (the ports are bound before the routers are built, which
+/// need their numbers): what was under way is rolled back (the migrations run in one
 /// transaction, each seed in its own) and the start counts as done (no error).
 pub async fn run(config: Config, listen: crate::cli::Listen, mut stop: crate::server::StopRequested) -> Result<()> {
     let (real, _): (Vec<Api>, Vec<Api>) = listen.selected()?.into_iter().partition(|api| implemented().contains(&api.id));

@@ -327,15 +327,25 @@ async fn a_long_sqlite_log_is_emptied_once_its_readers_move_on() {
     assert_eq!(db.checkpoint_wal().await.expect("no query once closed"), None);
 }
 
-/// SIGTERM while `serve` is still migrating a new database ends the start there, before any port
-/// is bound: the process exits with success and says so once. A start on the same file afterwards
-/// finishes the migrations and serves: nothing half-done stays behind.
-#[cfg(unix)]
+/// SIGTERM while `serve` is still starting (its migrations held back by another connection's
+/// write lock on the file) ends the start there, before any request is served: the process exits
+/// with success and says so once. A start on the same file afterwards migrates and serves:
+/// nothing half-done stays behind.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn sigterm_during_the_start_of_serve_ends_it_cleanly() {
-    use std::io::BufRead as _;
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("start.db").display());
+    let file = dir.path().join("start.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    // The file in WAL mode already (so `serve` needs no exclusive lock to switch it), and its
+    // write lock held: `serve`'s migration transaction waits on it (busy timeout 10 s).
+    let holder = sea_orm::Database::connect(url.as_str()).await.expect("the test's connection");
+    holder.execute_unprepared("PRAGMA journal_mode = WAL").await.expect("WAL");
+    let lock = holder.begin().await.expect("a transaction");
+    lock.execute_unprepared("CREATE TABLE held (x INTEGER)").await.expect("the write lock");
+
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
@@ -348,25 +358,50 @@ async fn sigterm_during_the_start_of_serve_ends_it_cleanly() {
             .spawn()
             .expect("mpapi starts")
     };
+    // The exit status within `limit`, or the child killed and the test failed.
+    let exited = |child: &mut std::process::Child, limit: Duration| {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait().expect("waitable") {
+                let mut stdout = String::new();
+                std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut stdout).expect("stdout reads");
+                return (status, stdout);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("mpapi did not exit within {limit:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
 
     let mut child = spawn();
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines().map(|line| line.expect("text"));
-    // The first migration under way: the start has begun, and has some twenty to go.
-    let migrating = lines.by_ref().find(|line| line.contains("Applying migration"));
-    assert!(migrating.is_some(), "no migration was applied");
+    // The database is opened after the signal handlers are installed: once the child holds the
+    // file open, it is in its start, waiting for the lock.
+    let opened = Instant::now();
+    let holds_file = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == file)))
+            .unwrap_or(false)
+    };
+    while !holds_file(child.id()) {
+        if opened.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            panic!("mpapi never opened {}", file.display());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(sigterm(&child));
-    let rest: Vec<String> = lines.collect();
-    let status = child.wait().expect("waitable");
-    assert!(status.success(), "{status:?}\n{rest:#?}");
-    let said = |text: &str| rest.iter().filter(|line| line.contains(text)).count();
-    assert_eq!(said("stop requested during the start"), 1, "{rest:#?}");
-    assert_eq!(said("mpapi serve —"), 0, "the start went on: {rest:#?}");
+    let (status, stdout) = exited(&mut child, Duration::from_secs(5));
+    assert!(status.success(), "{status:?}\n{stdout}");
+    assert_eq!(stdout.matches("stop requested during the start").count(), 1, "{stdout}");
+    assert!(!stdout.contains("mpapi serve —"), "the start went on:\n{stdout}");
+    lock.rollback().await.expect("the lock released");
 
     let mut again = spawn();
     let answered = first_answer(port, "/health/ready").await;
     assert!(sigterm(&again));
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut again.stdout.take().expect("piped"), &mut stdout).expect("stdout reads");
-    assert!(again.wait().expect("waitable").success(), "{stdout}");
-    assert_eq!(answered, Some(200), "{stdout}");
+    let (status, stdout) = exited(&mut again, Duration::from_secs(10));
+    assert!(status.success() && answered == Some(200), "{answered:?} {status:?}\n{stdout}");
 }

@@ -86,6 +86,14 @@ async fn only_the_apis_operations_count_against_the_ip_limit() {
     // A HEAD is its GET operation, and counts.
     let head = app.client.head(app.url("/api/config/system")).send().await.unwrap();
     assert_eq!(head.status().as_u16(), 429);
+    // Called without the request log (which hands it the operation), the service finds the
+    // operation itself: the same client (127.0.0.1) on a second router of the same database is
+    // refused, and an unknown path is still not counted.
+    use tower::ServiceExt as _;
+    let router = app.server.router(mpapi::apis::by_id("heating").unwrap(), 1).await.unwrap().unwrap();
+    let request = |path: &str| axum::extract::Request::get(path).body(axum::body::Body::empty()).unwrap();
+    assert_eq!(router.clone().oneshot(request("/api/no/such/path")).await.unwrap().status(), 404);
+    assert_eq!(router.oneshot(request("/api/config/system")).await.unwrap().status(), 429);
 }
 
 async fn status_from(app: &TestApp, forwarded_for: String) -> u16 {
