@@ -10,6 +10,7 @@ use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
@@ -24,7 +25,19 @@ use crate::storage::StorageError;
 pub struct Coalescer<K, I, A> {
     pending: Mutex<HashMap<K, Vec<Waiting<I, A>>>>,
     max_turn: usize,
+    /// What is asked for, for the log line of an ask that ran out of time.
+    what: &'static str,
 }
+
+/// The longest one ask may take (its statement, and the wait for a pooled connection before
+/// it): past it the ask is dropped, its callers are answered `None`, and the key's next turn
+/// goes ahead. Without it, a statement that never returns — a connection whose peer vanished
+/// without a reset, which sqlx reads with no timeout — would hold every later caller of the
+/// key behind it, on every request of an API (the session check), even once the database is
+/// back; a caller not coalesced would have taken a connection of its own. As long as the pools'
+/// `acquire_timeout` (`crate::storage::Db::connect`): an ask that waited that long for a
+/// connection has failed by then anyway.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(30);
 
 type Waiting<I, A> = (I, oneshot::Sender<A>);
 
@@ -35,7 +48,7 @@ const GATHER_PASSES: usize = 16;
 
 impl<K, I, A> std::fmt::Debug for Coalescer<K, I, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coalescer").field("max_turn", &self.max_turn).finish_non_exhaustive()
+        f.debug_struct("Coalescer").field("what", &self.what).field("max_turn", &self.max_turn).finish_non_exhaustive()
     }
 }
 
@@ -45,10 +58,10 @@ where
     I: Send + 'static,
     A: Send + 'static,
 {
-    /// Asks of at most `max_turn` (≥ 1) callers: what one statement should carry (an `IN`
-    /// list's length).
-    pub fn new(max_turn: usize) -> Arc<Self> {
-        Arc::new(Coalescer { pending: Mutex::new(HashMap::new()), max_turn: max_turn.max(1) })
+    /// Asks for `what` (named in the log) of at most `max_turn` (≥ 1) callers: what one
+    /// statement should carry (an `IN` list's length).
+    pub fn new(what: &'static str, max_turn: usize) -> Arc<Self> {
+        Arc::new(Coalescer { pending: Mutex::new(HashMap::new()), max_turn: max_turn.max(1), what })
     }
 
     /// Ask for `item` under `key`. When no task of `key` is running, one is spawned with this
@@ -56,7 +69,8 @@ where
     /// others' `serve` is dropped unused, so it must capture nothing of one caller's): the task
     /// calls `serve(key, items)` once per ask, with the items in arrival order, and hands the
     /// n-th answer to the n-th caller. `None`: the ask gave no answer for this caller (`serve`
-    /// answered fewer than it was asked, or its task ended abnormally).
+    /// answered fewer than it was asked, took longer than [`ASK_TIMEOUT`], or its task ended
+    /// abnormally).
     pub async fn ask<F, Fut>(self: &Arc<Self>, key: K, item: I, serve: F) -> Option<A>
     where
         F: FnMut(&K, Vec<I>) -> Fut + Send + 'static,
@@ -129,16 +143,20 @@ where
         while !rest.is_empty() {
             let later = rest.split_off(rest.len().min(queue.coalescer.max_turn));
             let (items, senders): (Vec<I>, Vec<oneshot::Sender<A>>) = rest.into_iter().unzip();
-            asks.push(answer(serve(&queue.key, items), senders));
+            asks.push(answer(serve(&queue.key, items), senders, queue.coalescer.what));
             rest = later;
         }
         futures_util::future::join_all(asks).await;
     }
 }
 
-/// One ask's answers, the n-th to the n-th caller.
-async fn answer<A>(ask: impl Future<Output = Vec<A>>, senders: Vec<oneshot::Sender<A>>) {
-    let answers = ask.await;
+/// One ask's answers, the n-th to the n-th caller; none (the senders dropped, each caller
+/// answered `None`) when it takes longer than [`ASK_TIMEOUT`], and then the ask is dropped.
+async fn answer<A>(ask: impl Future<Output = Vec<A>>, senders: Vec<oneshot::Sender<A>>, what: &'static str) {
+    let Ok(answers) = tokio::time::timeout(ASK_TIMEOUT, ask).await else {
+        tracing::error!(what, callers = senders.len(), timeout_s = ASK_TIMEOUT.as_secs(), "an ask shared by several requests took too long; they are answered without it");
+        return;
+    };
     for (sender, answer) in senders.into_iter().zip(answers) {
         // A caller that went away meanwhile no longer listens.
         let _ = sender.send(answer);
@@ -201,7 +219,7 @@ impl<V: Clone + Send + 'static> ReadsById<V> {
         Fut: Future<Output = Result<Vec<V>, StorageError>> + Send + 'static,
     {
         let read = Arc::new(move |ids: Vec<String>| -> BoxFuture<'static, Result<Vec<V>, StorageError>> { Box::pin(read(ids)) });
-        ReadsById { what, read, id_of, coalescer: Coalescer::new(per_read) }
+        ReadsById { what, read, id_of, coalescer: Coalescer::new(what, per_read) }
     }
 
     /// The row of `id` as the database has it now (`None`: no such row), read after this call
@@ -243,7 +261,7 @@ impl<V: Clone + Send + 'static> SharedRead<V> {
         Fut: Future<Output = Result<V, StorageError>> + Send + 'static,
     {
         let read = Arc::new(move || -> BoxFuture<'static, Result<V, StorageError>> { Box::pin(read()) });
-        SharedRead { what, read, coalescer: Coalescer::new(usize::MAX) }
+        SharedRead { what, read, coalescer: Coalescer::new(what, usize::MAX) }
     }
 
     /// The value as the database has it now, read after this call began, with the other callers
@@ -300,7 +318,7 @@ mod tests {
     /// thread: each caller has queued before the next is spawned.)
     #[tokio::test]
     async fn callers_arriving_during_a_turn_go_together_in_the_next() {
-        let coalescer: Arc<Coalescer<&str, u32, u32>> = Coalescer::new(3);
+        let coalescer: Arc<Coalescer<&str, u32, u32>> = Coalescer::new("test", 3);
         let turns = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
         let (release, gate) = tokio::sync::watch::channel(false);
         let mut callers = Vec::new();
@@ -343,7 +361,7 @@ mod tests {
     /// A turn of more callers than one ask carries makes its asks at the same time.
     #[tokio::test]
     async fn a_long_queue_is_asked_for_in_asks_at_the_same_time() {
-        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new(2);
+        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new("test", 2);
         let (release, gate) = tokio::sync::watch::channel(false);
         let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let serve = {
@@ -378,7 +396,7 @@ mod tests {
     /// Keys have turns of their own; a turn that answers fewer than asked answers the rest None.
     #[tokio::test]
     async fn keys_are_apart_and_a_short_answer_is_none() {
-        let coalescer: Arc<Coalescer<u8, u32, u32>> = Coalescer::new(8);
+        let coalescer: Arc<Coalescer<u8, u32, u32>> = Coalescer::new("test", 8);
         let asked = Arc::new(AtomicUsize::new(0));
         let serve = |asked: Arc<AtomicUsize>| {
             move |key: &u8, items: Vec<u32>| {
@@ -396,7 +414,7 @@ mod tests {
     /// A turn whose task panics answers its callers None, and the key's next caller is served.
     #[tokio::test]
     async fn a_panicking_turn_strands_nobody() {
-        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new(8);
+        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new("test", 8);
         let failed = coalescer
             .ask((), 1, |_, items: Vec<u32>| async move {
                 if items == [1] {
@@ -408,6 +426,55 @@ mod tests {
         assert_eq!(failed, None);
         let served = coalescer.ask((), 2, |_, items: Vec<u32>| async move { items }).await;
         assert_eq!(served, Some(2));
+    }
+
+    /// An ask that never returns (a statement on a connection whose peer vanished) answers its
+    /// callers `None` after [`ASK_TIMEOUT`], and so do the callers queued behind it once their
+    /// own turn runs out; the key's next caller is then asked for afresh. (Time is paused:
+    /// the runtime moves the clock on whenever every task waits.)
+    #[tokio::test(start_paused = true)]
+    async fn an_ask_that_never_returns_holds_its_key_for_the_timeout_at_most() {
+        let coalescer: Arc<Coalescer<(), u32, u32>> = Coalescer::new("test", 8);
+        let asked = Arc::new(AtomicUsize::new(0));
+        // Asks never return until the database is back; then they answer at once.
+        let back = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let serve = {
+            let (asked, back) = (asked.clone(), back.clone());
+            move |_: &(), items: Vec<u32>| {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let back = back.load(Ordering::SeqCst);
+                async move {
+                    if !back {
+                        std::future::pending::<()>().await;
+                    }
+                    items
+                }
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let outcome = tokio::time::timeout(ASK_TIMEOUT * 4, async {
+            let first = tokio::spawn({
+                let (coalescer, serve) = (coalescer.clone(), serve.clone());
+                async move { coalescer.ask((), 1, serve).await }
+            });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let behind = tokio::spawn({
+                let (coalescer, serve) = (coalescer.clone(), serve.clone());
+                async move { coalescer.ask((), 2, serve).await }
+            });
+            let first = first.await.unwrap();
+            let first_at = started.elapsed();
+            let behind = behind.await.unwrap();
+            back.store(true, Ordering::SeqCst);
+            let later = coalescer.ask((), 3, serve.clone()).await;
+            (first, first_at, behind, later)
+        })
+        .await;
+        let (first, first_at, behind, later) = outcome.expect("a never-returning ask held its key's callers for good");
+        assert_eq!((first, behind), (None, None), "both hung asks answer their callers None");
+        assert!(first_at >= ASK_TIMEOUT && first_at < ASK_TIMEOUT + Duration::from_secs(1), "after the timeout: {first_at:?}");
+        assert_eq!(later, Some(3), "the key's next caller is asked for afresh");
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
     }
 
     /// Callers arriving while a shared read is out are all answered by the next one: each read

@@ -178,7 +178,7 @@ impl IpLimit {
             clock,
             exempt: rule.exempt,
             trust_forwarded_for: rule.trust_forwarded_for,
-            pending: Coalescer::new(usize::MAX),
+            pending: Coalescer::new("rate-limit counting", usize::MAX),
         });
         let weak = Arc::downgrade(&inner);
         tokio::spawn(async move {
@@ -292,7 +292,8 @@ impl IpLimit {
             let client = client.clone();
             async move { inner.counting(&client, turn.len()).await }
         };
-        // A counting task that died (a panic) let its requests through, as a failed store does.
+        // A counting task that died (a panic) or ran out of time (`coalesce::ASK_TIMEOUT`) lets
+        // its requests through, as a failed store does.
         self.0.pending.ask(client, (), serve).await.unwrap_or(Verdict::Unknown)
     }
 }
