@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use crate::storage::StorageError;
+use crate::storage::{ACQUIRE_TIMEOUT, BUSY_TIMEOUT, StorageError};
 
 /// Callers waiting for their turn, queued by key. A key's first caller spawns its task, which
 /// asks for the queued callers turn by turn until none is left: a turn takes every caller
@@ -29,15 +29,16 @@ pub struct Coalescer<K, I, A> {
     what: &'static str,
 }
 
-/// The longest one ask may take (its statement, and the wait for a pooled connection before
-/// it): past it the ask is dropped, its callers are answered `None`, and the key's next turn
-/// goes ahead. Without it, a statement that never returns — a connection whose peer vanished
-/// without a reset, which sqlx reads with no timeout — would hold every later caller of the
-/// key behind it, on every request of an API (the session check), even once the database is
-/// back; a caller not coalesced would have taken a connection of its own. As long as the pools'
-/// `acquire_timeout` (`crate::storage::Db::connect`): an ask that waited that long for a
-/// connection has failed by then anyway.
-pub const ASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest one ask may take (the wait for a pooled connection, then its statement): past
+/// it the ask is dropped, its callers are answered `None`, and the key's next turn goes ahead.
+/// Without it, a statement that never returns — a connection whose peer vanished without a
+/// reset, which sqlx reads with no timeout — would hold every later caller of the key behind
+/// it, on every request of an API (the session check), even once the database is back; a
+/// caller not coalesced would have taken a connection of its own. The pools' longest wait for
+/// a connection and then for a SQLite lock ([`ACQUIRE_TIMEOUT`] + [`BUSY_TIMEOUT`], 40 s): an
+/// ask that waited that long has failed on its own by then, so this bound cuts off only a
+/// statement that would never end.
+pub const ASK_TIMEOUT: Duration = Duration::from_secs(ACQUIRE_TIMEOUT.as_secs() + BUSY_TIMEOUT.as_secs());
 
 type Waiting<I, A> = (I, oneshot::Sender<A>);
 
@@ -154,7 +155,7 @@ where
 /// answered `None`) when it takes longer than [`ASK_TIMEOUT`], and then the ask is dropped.
 async fn answer<A>(ask: impl Future<Output = Vec<A>>, senders: Vec<oneshot::Sender<A>>, what: &'static str) {
     let Ok(answers) = tokio::time::timeout(ASK_TIMEOUT, ask).await else {
-        tracing::error!(what, callers = senders.len(), timeout_s = ASK_TIMEOUT.as_secs(), "an ask shared by several requests took too long; they are answered without it");
+        tracing::error!(what, callers = senders.len(), timeout_s = ASK_TIMEOUT.as_secs(), "a statement shared by the requests waiting for it took too long; they are answered without it");
         return;
     };
     for (sender, answer) in senders.into_iter().zip(answers) {
@@ -224,7 +225,8 @@ impl<V: Clone + Send + 'static> ReadsById<V> {
 
     /// The row of `id` as the database has it now (`None`: no such row), read after this call
     /// began, with the other reads waiting meanwhile. Errors: the statement's, to every caller
-    /// it carried; [`StorageError::Unanswered`] when its task ended without answering.
+    /// it carried; [`StorageError::Unanswered`] when its read ran past [`ASK_TIMEOUT`] or its
+    /// task ended without answering.
     pub async fn read(&self, id: String) -> Result<Option<V>, StorageError> {
         let (read, id_of) = (self.read.clone(), self.id_of);
         let serve = move |_: &(), ids: Vec<String>| {
@@ -266,7 +268,8 @@ impl<V: Clone + Send + 'static> SharedRead<V> {
 
     /// The value as the database has it now, read after this call began, with the other callers
     /// waiting meanwhile. Errors: the statement's, to every caller it answered;
-    /// [`StorageError::Unanswered`] when its task ended without answering.
+    /// [`StorageError::Unanswered`] when its read ran past [`ASK_TIMEOUT`] or its task ended
+    /// without answering.
     pub async fn read(&self) -> Result<V, StorageError> {
         let read = self.read.clone();
         let serve = move |_: &(), turn: Vec<()>| {

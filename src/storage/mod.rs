@@ -64,7 +64,8 @@ pub enum StorageError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// A read shared with other requests (`crate::coalesce`) ended without answering this one:
-    /// its task panicked, or the runtime is stopping. Names the read.
+    /// it ran past `crate::coalesce::ASK_TIMEOUT`, its task panicked, or the runtime is
+    /// stopping. Names the read.
     #[error("the {0} ended without an answer")]
     Unanswered(&'static str),
 }
@@ -80,6 +81,13 @@ pub struct Db {
     /// SQLite).
     checkpointer: Option<DatabaseConnection>,
 }
+
+/// The longest a statement waits for a pooled connection before it fails.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a statement on a SQLite file waits for another connection's lock (SQLite's busy
+/// timeout) before it fails with `database is locked`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How many frames (pages, 4 KiB each) a SQLite file's write-ahead log may hold before
 /// [`Db::checkpoint_wal`] empties it; SQLite's own automatic checkpoint starts at 1,000.
@@ -148,7 +156,7 @@ impl Db {
     /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> Result<Db, StorageError> {
         let mut options = base_options(url);
-        options.acquire_timeout(Duration::from_secs(30));
+        options.acquire_timeout(ACQUIRE_TIMEOUT);
         if url.starts_with("sqlite:") {
             let connections = if sqlite_in_memory(url) { 1 } else { SQLITE_CONNECTIONS };
             // Nothing can take a SQLite file's connection away: no ping before every statement
@@ -156,7 +164,7 @@ impl Db {
             options.test_before_acquire(false);
             options.max_connections(connections).min_connections(1).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true)
             });
         } else {
@@ -236,7 +244,7 @@ impl Db {
     /// locked across one). An in-memory SQLite database has one connection, shared.
     async fn connect_volatile(url: &str, conn: &DatabaseConnection) -> Result<DatabaseConnection, StorageError> {
         let mut options = base_options(url);
-        options.acquire_timeout(Duration::from_secs(30));
+        options.acquire_timeout(ACQUIRE_TIMEOUT);
         if url.starts_with("sqlite:") {
             if sqlite_in_memory(url) {
                 return Ok(conn.clone());
@@ -244,7 +252,7 @@ impl Db {
             options.test_before_acquire(false).max_connections(1).min_connections(1).map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true)
             });
         } else {
