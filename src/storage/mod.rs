@@ -110,11 +110,17 @@ fn sqlite_in_memory(url: &str) -> bool {
 }
 
 /// What every pool of ours shares: no statement logging (tokens and codes are bound values), 10 s
-/// to connect.
+/// to connect, [`ACQUIRE_TIMEOUT`] to get a connection.
 fn base_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10));
+    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(ACQUIRE_TIMEOUT);
     options
+}
+
+/// A SQLite file's connection as the request pools open it: write-ahead log, [`BUSY_TIMEOUT`],
+/// foreign keys enforced.
+fn sqlite_file(options: sea_orm::sqlx::sqlite::SqliteConnectOptions) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    options.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal).busy_timeout(BUSY_TIMEOUT).foreign_keys(true)
 }
 
 /// Open a pool, waiting out another process's switch of a SQLite file into WAL mode: that
@@ -156,17 +162,12 @@ impl Db {
     /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> Result<Db, StorageError> {
         let mut options = base_options(url);
-        options.acquire_timeout(ACQUIRE_TIMEOUT);
         if url.starts_with("sqlite:") {
             let connections = if sqlite_in_memory(url) { 1 } else { SQLITE_CONNECTIONS };
             // Nothing can take a SQLite file's connection away: no ping before every statement
             // (it was a second round trip to the connection's worker thread per statement).
             options.test_before_acquire(false);
-            options.max_connections(connections).min_connections(1).map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .busy_timeout(BUSY_TIMEOUT)
-                    .foreign_keys(true)
-            });
+            options.max_connections(connections).min_connections(1).map_sqlx_sqlite_opts(sqlite_file);
         } else {
             // A server-side connection can be lost while idle: ping it before use only then,
             // not before every statement (a round trip each).
@@ -244,17 +245,15 @@ impl Db {
     /// locked across one). An in-memory SQLite database has one connection, shared.
     async fn connect_volatile(url: &str, conn: &DatabaseConnection) -> Result<DatabaseConnection, StorageError> {
         let mut options = base_options(url);
-        options.acquire_timeout(ACQUIRE_TIMEOUT);
         if url.starts_with("sqlite:") {
             if sqlite_in_memory(url) {
                 return Ok(conn.clone());
             }
-            options.test_before_acquire(false).max_connections(1).min_connections(1).map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(BUSY_TIMEOUT)
-                    .foreign_keys(true)
-            });
+            options
+                .test_before_acquire(false)
+                .max_connections(1)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| sqlite_file(o).synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal));
         } else {
             options
                 .max_connections(4)
