@@ -15,9 +15,6 @@ use crate::identity::Principal;
 use crate::providers::charger::{DriverError, PortState, Reading};
 use crate::storage::charging::{ListedPile, ListedPort, ListedStation, Pile, Port, PortReading, Station};
 
-/// The largest radius searched, metres (the document gives only the 5000 m default).
-pub const MAX_RADIUS_M: i32 = 50_000;
-
 /// Degrees ↔ stored micro-degrees.
 fn e6(degrees: f64) -> i64 {
     (degrees * 1e6).round() as i64
@@ -203,11 +200,12 @@ impl ChargingService {
     }
 
     /// operationId `station_nearby_list` (003 §2.1): stations within `radius` metres (default
-    /// 5000, at most [`MAX_RADIUS_M`]) of a GCJ-02 position, nearest first (ties by id). The
+    /// 5000; 1 to 50,000, the contract's bounds, so a larger radius is a 400 before this runs,
+    /// never a smaller search) of a GCJ-02 position, nearest first (ties by id). The
     /// positions in memory ([`super::positions`]) narrow to the radius' box; the haversine
     /// distance decides. One statement: the page's stations with their piles and ports.
     pub async fn station_nearby_list(&self, input: &generated::charging::StationNearbyListInput) -> Result<StationNearbyResponse, ChargingError> {
-        let radius = f64::from(input.radius.clamp(1, MAX_RADIUS_M));
+        let radius = f64::from(input.radius);
         let (lat, lng) = (input.latitude, input.longitude);
         let ((lat0, lat1), (lng0, lng1)) = geo::bounding_box(lat, lng, radius);
         let candidates = self.positions.in_box(&self.db, (e6(lat0), e6(lat1)), (e6(lng0), e6(lng1))).await?;

@@ -37,8 +37,8 @@ fn admit_sql(greatest: &str, least: &str, p: fn(usize) -> String) -> String {
 /// One limit's budgets: `requests` per window per client, as GCRA keeps them — a theoretical
 /// arrival time (TAT) per client that each admitted request moves one emission interval
 /// (window / requests) later; a request is admitted while the TAT it would leave is at most one
-/// window ahead of now. It allows the whole budget at once, then one request per interval, and
-/// never more than `requests` in any window.
+/// window ahead of now. It allows the whole budget at once, then one request per interval: up
+/// to twice `requests` within one window (see [`crate::ratelimit`]).
 #[derive(Clone, Debug)]
 pub struct RateLimitStore(Db);
 

@@ -41,6 +41,18 @@ async fn logins_configuration_and_tariffs() {
     assert_ne!(again["token"], first["token"]);
     let info = ok(&app.get(USER_INFO, again["token"].as_str()).await);
     assert_eq!((&info["nickname"], &info["gender"], &info["city"], &info["balance"]), (&json!("阿杰的Model 3"), &json!(1), &json!("深圳"), &json!(0.0)));
+    // The profile changes; an avatar is an http(s) address of at most 512 characters, anything
+    // else (a `javascript:` or `data:` address a page would run or inline) is refused unchanged.
+    let token = again["token"].as_str();
+    let avatar = "https://thirdwx.qlogo.cn/mmopen/vi_32/journey/132";
+    ok(&app.put("/api/user/update", token, json!({ "nickname": "阿杰", "avatar": avatar })).await);
+    for bad in ["javascript:alert(1)", "data:image/png;base64,iVBORw0KGgo=", &format!("https://a.cn/{}", "x".repeat(500))] {
+        refused(&app.put("/api/user/update", token, json!({ "avatar": bad })).await, 400, 400);
+    }
+    let info = ok(&app.get(USER_INFO, token).await);
+    assert_eq!((&info["nickname"], &info["avatar"]), (&json!("阿杰"), &json!(avatar)), "{info}");
+    let forged = json!({ "code": "journey-avatar", "userInfo": { "nickName": "x", "avatarUrl": "javascript:alert(1)" } });
+    refused(&app.post(WECHAT_LOGIN, None, forged).await, 400, 400);
     // An invalid code: 1004.
     refused(&app.post(WECHAT_LOGIN, None, json!({ "code": "invalid" })).await, 400, 1004);
 
@@ -122,6 +134,11 @@ async fn stations_near_by_name_in_detail_and_by_qr_code() {
     assert_eq!((&close["total"], &close["list"][0]["id"]), (&json!(1), &json!("ST0001")));
     // Out of range: 400.
     assert_eq!(app.get(&format!("{NEARBY}?latitude=91&longitude={lng}"), Some(&token)).await.status, 400);
+    // The contract's largest radius, 50 km, searches all of it (广州's stations are about 100 km
+    // away); a larger one is refused in the envelope, never quietly searched smaller.
+    let widest = ok(&app.get(&format!("{NEARBY}?latitude={lat}&longitude={lng}&radius=50000"), Some(&token)).await);
+    assert_eq!(widest["total"], json!(3), "{widest}");
+    refused(&app.get(&format!("{NEARBY}?latitude={lat}&longitude={lng}&radius=50001"), Some(&token)).await, 400, 400);
 
     // By name: all three Shenzhen stations are in 南山区; with a position, nearest first.
     let found = search(&app, &token, &format!("keyword=南山&latitude={lat}&longitude={lng}")).await;

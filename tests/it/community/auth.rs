@@ -74,6 +74,11 @@ async fn weapp_user_register_refuses_a_forged_session_key() {
         assert_eq!((refused.status, refused.flat_code()), (400, 1), "{session_key:?}: {}", refused.body);
     }
     assert_eq!(login(&app, "wx-forge").await.status, 404, "nothing registered");
+    // An avatar that is not an http(s) address (a page would run or inline it) is refused too.
+    let mut scripted = body(&openid, &proof);
+    scripted["avatar"] = json!("javascript:alert(1)");
+    let refused = app.post(REGISTER, None, scripted).await;
+    assert_eq!((refused.status, refused.flat_code()), (400, 1), "{}", refused.body);
     // The code was not spent on the refusals: the genuine proof registers with it.
     let genuine = app.post(REGISTER, None, body(&openid, &proof)).await;
     assert_eq!((genuine.status, genuine.flat_code()), (200, 0), "{}", genuine.body);

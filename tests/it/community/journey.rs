@@ -78,6 +78,13 @@ async fn a_tenant_registers_is_approved_pays_the_fees_and_leaves() {
     body["status"] = json!(5);
     body["use"] = json!("住宅");
     body.as_object_mut().unwrap().remove("xingzhi");
+    // Text past the contract's bounds (姓名 50, 职业 50, 工作单位 100, …) is refused, nothing filed.
+    for (field, length) in [("name", 51), ("job", 51), ("company", 101), ("address", 201), ("nation", 21)] {
+        let mut long = body.clone();
+        long[field] = json!("名".repeat(length));
+        let refused = app.post(SUBMIT, Some(&token), long).await;
+        assert_eq!((refused.status, refused.flat_code()), (400, 1), "{field}: {}", refused.body);
+    }
     let submitted = app.post(SUBMIT, Some(&token), body.clone()).await;
     assert_eq!((submitted.status, submitted.flat_code()), (200, 0), "{}", submitted.body);
     let filed = &submitted.body["shenhe_data"][0];

@@ -14,6 +14,13 @@ async fn user_profile_update_and_user_password_update() {
     let (token, _) = user(&app, phone).await;
     let bad = app.put("/api/user/profile", Some(&token), json!({"id_card": "610102199001011234"})).await;
     assert_eq!((bad.status, bad.code()), (400, 400));
+    // Text past the contract's bounds (昵称 32 characters, 姓名 50, 地址 200) is refused.
+    for (field, length) in [("nickname", 33), ("real_name", 51), ("address", 201)] {
+        let long = app.put("/api/user/profile", Some(&token), json!({ field: "长".repeat(length) })).await;
+        assert_eq!((long.status, long.code()), (400, 400), "{field}: {}", long.body);
+    }
+    let longest = app.put("/api/user/profile", Some(&token), json!({"nickname": "长".repeat(32)})).await;
+    assert_eq!(longest.status, 200, "{}", longest.body);
     let updated =
         app.put("/api/user/profile", Some(&token), json!({"nickname": "新昵称", "id_card": "11010519491231002x", "address": "新地址"})).await;
     assert_eq!(updated.status, 200, "{}", updated.body);
