@@ -1,20 +1,21 @@
 //! Per-client-IP request limits (heating 000 §7: 100 requests per IP per 15 minutes), answered
 //! in the API's own 429 (with `Retry-After`), counted where every instance sees the same budget.
 //!
-//! The limit is GCRA keyed by IP: a burst of `requests`, refilled evenly over the window (one
-//! request every 9 s for 100 per 15 min), the same budget across all instances: the budgets live
-//! in the database
-//! ([`RateLimitStore`], one conditional upsert per counting) or, when `redis_url` is set, in
-//! Redis (one script call). A client's requests that arrive while its last counting is at the
-//! store are counted together in the next ([`IpLimit`]'s counting task). Only requests for the
-//! API's operations count ([`Limited`]); operations called by servers rather than users (WeChat
-//! Pay notifies) are exempt: their retries come from a few egress IPs.
+//! The limit is a sliding window kept as counts per slice of it ([`Window`]): a request is
+//! admitted while fewer than `requests` were admitted in the slices the last window touches, so
+//! no window of that length, wherever it starts, ever holds more than `requests` admissions — a
+//! client may spend its whole budget at once, and then waits until those admissions leave the
+//! window (at most one slice, 1/30 of it, longer than exactly). GCRA, which this replaced, kept
+//! one time per client but let a client spend its burst and then the refill: up to twice the
+//! budget within one window (a black-box test counted 106 admitted in 61 s).
 //!
-//! GCRA keeps one number per client, but it is not the document's window: a client that spends
-//! its burst and then one request per interval gets up to twice `requests` within one window
-//! (a black-box test counted 106 admitted in 61 s). Holding it to `requests` in every window
-//! needs the admissions' times (a sliding log, or per-minute counts of the last window), which
-//! the stores do not keep yet.
+//! The budgets live in the database ([`RateLimitStore`]) or, when `redis_url` is set, in Redis:
+//! a counting reads the client's admissions, [`Window::admit`] counts, and the write names the
+//! version it read, so of two instances counting one client at once one writes and the other
+//! counts again. A client's requests that arrive while its last counting is at the store are
+//! counted together in the next ([`IpLimit`]'s counting task). Only requests for the API's
+//! operations count ([`Limited`]); operations called by servers rather than users (WeChat Pay
+//! notifies) are exempt: their retries come from a few egress IPs.
 //!
 //! When the budget store cannot answer, the request goes through (logged): the limit protects
 //! the service, and refusing every client while the store is away would be the outage it
@@ -33,15 +34,124 @@ use futures_util::future::{BoxFuture, Either};
 use crate::apis::{Api, OperationTable};
 use crate::coalesce::Coalescer;
 use crate::server::Routed;
-use crate::storage::rate_limit::{Admission, RateLimitStore};
+use crate::storage::rate_limit::{Admission, BudgetRow, RateLimitStore};
+
+/// Slices per window: a client is refused at most one slice (1/30 of the window: 30 s of 15
+/// minutes) longer than an exact log of its admissions would refuse it, and a row holds at most
+/// 31 counts whatever the budget.
+const SLICES: i64 = 30;
+
+/// How often one counting reads and writes again when other instances keep writing the same
+/// client's budget first; past it the counting fails (and its requests go through, logged).
+const MAX_ATTEMPTS: usize = 16;
+
+/// A limit of `requests` per `window_us` per client, as a sliding window over slices of
+/// `slice_us` (window / [`SLICES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    requests: i64,
+    window_us: i64,
+    slice_us: i64,
+}
+
+/// A client's admissions within the last window: counts by slice (the time's µs / the slice's
+/// length), oldest first, none zero, and the newest request time counted. Stored as text,
+/// `slice:count,slice:count` ([`Spent::encode`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// (slice, admissions), oldest first.
+    pub slices: Vec<(i64, i64)>,
+    /// The newest request time counted (µs since 1970): instances read their clocks before they
+    /// wait for the store, so requests reach it out of time order; each is counted at no earlier
+    /// time than this, or a burst's last request, stamped a few ms before one already counted,
+    /// would be counted in an older slice.
+    pub seen_us: i64,
+}
+
+impl Spent {
+    /// `slice:count,…`, oldest first.
+    pub fn encode(&self) -> String {
+        let mut text = String::with_capacity(self.slices.len() * 16);
+        for (n, (slice, count)) in self.slices.iter().enumerate() {
+            if n > 0 {
+                text.push(',');
+            }
+            text.push_str(&format!("{slice}:{count}"));
+        }
+        text
+    }
+
+    /// What [`Spent::encode`] wrote, with `seen_us`; `None` for text it did not write.
+    pub fn decode(text: &str, seen_us: i64) -> Option<Spent> {
+        let mut slices = Vec::new();
+        for pair in text.split(',').filter(|pair| !pair.is_empty()) {
+            let (slice, count) = pair.split_once(':')?;
+            slices.push((slice.parse().ok()?, count.parse().ok()?));
+        }
+        Some(Spent { slices, seen_us })
+    }
+}
+
+impl Window {
+    /// `requests` per `window` (both at least 1).
+    pub fn new(requests: u32, window: Duration) -> Window {
+        let window_us = i64::try_from(window.as_micros()).unwrap_or(i64::MAX / 4).max(1);
+        Window { requests: i64::from(requests.max(1)), window_us, slice_us: (window_us / SLICES).max(1) }
+    }
+
+    fn slice(&self, at_us: i64) -> i64 {
+        at_us.div_euclid(self.slice_us)
+    }
+
+    /// Count `count` (≥ 1) requests at `now_us` against what the client `spent`: the first
+    /// `admitted` go on. A request is admitted while fewer than `requests` admissions lie in the
+    /// slices from the one holding `at − window` to the one holding `at` (`at`: `now_us`, or the
+    /// newest time counted if later). Those slices cover the window ending at `at`, so every
+    /// window holds at most `requests`: the last admission of any window saw all the earlier
+    /// ones of that window counted. Answers what to store (`None` when nothing was admitted:
+    /// nothing changes) and the admission, whose wait is until the oldest admissions that must
+    /// go have left the window (0 while one more would be admitted).
+    pub fn admit(&self, spent: &Spent, now_us: i64, count: u32) -> (Option<Spent>, Admission) {
+        let at = now_us.max(spent.seen_us);
+        let oldest = self.slice(at - self.window_us);
+        let mut slices: Vec<(i64, i64)> = spent.slices.iter().copied().filter(|(slice, _)| *slice >= oldest).collect();
+        let used: i64 = slices.iter().map(|(_, n)| n).sum();
+        let admitted = i64::from(count.max(1)).min(self.requests - used).max(0);
+        let updated = (admitted > 0).then(|| {
+            let newest = self.slice(at);
+            match slices.last_mut() {
+                Some((slice, n)) if *slice == newest => *n += admitted,
+                _ => slices.push((newest, admitted)),
+            }
+            Spent { slices: slices.clone(), seen_us: at }
+        });
+        // The next request fits once enough of the oldest admissions have left: slice `s` leaves
+        // when `at − window` reaches the slice after it.
+        let mut left = used + admitted;
+        let mut wait_us = 0;
+        for (slice, n) in &slices {
+            if left < self.requests {
+                break;
+            }
+            left -= n;
+            wait_us = ((slice + 1) * self.slice_us + self.window_us - at).max(0);
+        }
+        (updated, Admission { admitted: u32::try_from(admitted).unwrap_or(u32::MAX), wait_us })
+    }
+
+    /// When every admission in `spent` has left the window (µs): the row may go after it.
+    pub fn expires_us(&self, spent: &Spent) -> i64 {
+        spent.slices.last().map_or(spent.seen_us, |(slice, _)| (slice + 1) * self.slice_us + self.window_us)
+    }
+}
 
 /// Where budgets are kept.
 #[derive(Clone)]
 pub enum Budgets {
-    /// The `rate_limit` table of the server's database.
+    /// The `rate_window` table of the server's database.
     Database(RateLimitStore),
-    /// Redis, one key per limit and client (`mpapi:<namespace>:rl:<scope>:<client>`), expiring
-    /// when the budget is whole again.
+    /// Redis, one hash per limit and client (`mpapi:<namespace>:rl:<scope>:<client>`: `spent`,
+    /// `seen`, `version`), expiring when all of it has left the window.
     Redis {
         /// The connection (reconnects by itself).
         connection: redis::aio::ConnectionManager,
@@ -60,53 +170,80 @@ impl std::fmt::Debug for Budgets {
     }
 }
 
-/// GCRA in one Redis script (atomic on the server): KEYS[1] a hash of the client's TAT and the
-/// newest request time counted (`seen`, see [`RateLimitStore::admit`]), ARGV now, interval,
-/// window (all µs) and the requests counted. Answers {admitted, µs until the next admission}; the
-/// hash moves when any is admitted, expiring when the TAT passes. µs since 1970 stay below 2^53,
-/// exact in Lua's numbers.
-const REDIS_GCRA: &str = r"
-local interval = tonumber(ARGV[2])
-local window = tonumber(ARGV[3])
-local count = tonumber(ARGV[4])
-local held = redis.call('HMGET', KEYS[1], 'tat', 'seen')
-local tat = tonumber(held[1] or '0')
-local now = math.max(tonumber(ARGV[1]), tonumber(held[2] or '0'))
-if tat < now then tat = now end
-local admitted = math.min(count, math.floor((now + window - tat) / interval))
-if admitted > 0 then
-  tat = tat + admitted * interval
-  redis.call('HSET', KEYS[1], 'tat', string.format('%d', tat), 'seen', string.format('%d', now))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((tat - now) / 1000))
-else
-  admitted = 0
-end
-return {admitted, math.max(0, tat + interval - window - now)}
+/// Write a budget's hash if its version is still the one read (atomic on the server): KEYS[1]
+/// the hash, ARGV the version read ('' for none), spent, seen (µs) and the ms until it expires.
+/// Answers 1 when written, 0 when another writer came first.
+const REDIS_SAVE: &str = r"
+local version = redis.call('HGET', KEYS[1], 'version')
+if (version or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'spent', ARGV[2], 'seen', ARGV[3], 'version', tostring(tonumber(version or '0') + 1))
+redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4])))
+return 1
 ";
 
 impl Budgets {
-    /// Count `count` (≥ 1) requests of `client` against `scope` at `now_us` (µs since 1970, UTC)
-    /// with `interval_us` = window / requests, admitting as many as the budget holds: see
-    /// [`RateLimitStore::admit`]. Errors are the store's (database or Redis).
-    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64, count: u32) -> anyhow::Result<Admission> {
+    /// Count `count` (≥ 1) requests of `client` against `scope`'s `window` at `now_us` (µs
+    /// since 1970, UTC), admitting as many as the budget holds ([`Window::admit`]): read, count,
+    /// write if no other writer came between (else again). Counting n requests at once admits
+    /// exactly what counting them one after another at `now_us` would. Errors are the store's
+    /// (database or Redis), or other writers winning [`MAX_ATTEMPTS`] times in a row.
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> anyhow::Result<Admission> {
+        for _ in 0..MAX_ATTEMPTS {
+            let row = self.load(scope, client).await?;
+            let spent = match &row {
+                Some(row) => Spent::decode(&row.spent, row.seen_us).ok_or_else(|| anyhow::anyhow!("budget {scope}/{client}: unreadable {:?}", row.spent))?,
+                None => Spent::default(),
+            };
+            let (updated, admission) = window.admit(&spent, now_us, count);
+            let Some(updated) = updated else { return Ok(admission) };
+            if self.save(scope, client, row.map(|r| r.version), &updated, window.expires_us(&updated), now_us).await? {
+                return Ok(admission);
+            }
+        }
+        anyhow::bail!("budget {scope}/{client}: other instances wrote first {MAX_ATTEMPTS} times")
+    }
+
+    fn redis_key(namespace: &str, scope: &str, client: &str) -> String {
+        format!("mpapi:{namespace}:rl:{scope}:{client}")
+    }
+
+    async fn load(&self, scope: &str, client: &str) -> anyhow::Result<Option<BudgetRow>> {
         match self {
-            Budgets::Database(store) => Ok(store.admit(scope, client, now_us, interval_us, window_us, count).await?),
+            Budgets::Database(store) => Ok(store.load(scope, client).await?),
             Budgets::Redis { connection, namespace } => {
-                static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_GCRA));
-                let (admitted, wait_us): (i64, i64) = SCRIPT
-                    .key(format!("mpapi:{namespace}:rl:{scope}:{client}"))
-                    .arg(now_us)
-                    .arg(interval_us)
-                    .arg(window_us)
-                    .arg(count.max(1))
-                    .invoke_async(&mut connection.clone())
+                let (spent, seen, version): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
+                    .arg(Self::redis_key(namespace, scope, client))
+                    .arg(&["spent", "seen", "version"])
+                    .query_async(&mut connection.clone())
                     .await?;
-                Ok(Admission { admitted: u32::try_from(admitted).unwrap_or(0), wait_us })
+                Ok(match (spent, seen, version) {
+                    (Some(spent), Some(seen_us), Some(version)) => Some(BudgetRow { spent, seen_us, version }),
+                    _ => None,
+                })
             }
         }
     }
 
-    /// Forget budgets that are whole again (the database; Redis keys expire by themselves).
+    async fn save(&self, scope: &str, client: &str, read: Option<i64>, spent: &Spent, expires_us: i64, now_us: i64) -> anyhow::Result<bool> {
+        match self {
+            Budgets::Database(store) => Ok(store.save(scope, client, read, &spent.encode(), spent.seen_us, expires_us).await?),
+            Budgets::Redis { connection, namespace } => {
+                static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_SAVE));
+                let written: i64 = SCRIPT
+                    .key(Self::redis_key(namespace, scope, client))
+                    .arg(read.map(|v| v.to_string()).unwrap_or_default())
+                    .arg(spent.encode())
+                    .arg(spent.seen_us)
+                    .arg(((expires_us - now_us).max(0) + 999) / 1000)
+                    .invoke_async(&mut connection.clone())
+                    .await?;
+                Ok(written == 1)
+            }
+        }
+    }
+
+    /// Forget budgets whose admissions have all left the window (the database; Redis keys
+    /// expire by themselves).
     async fn prune(&self, now_us: i64) -> anyhow::Result<()> {
         if let Budgets::Database(store) = self {
             store.prune(now_us).await?;
@@ -123,10 +260,8 @@ struct Inner {
     /// The limit's name in the budget store: `<api>:ip`.
     scope: String,
     budgets: Budgets,
-    /// Window / requests, µs (≥ 1).
-    interval_us: i64,
-    /// The window, µs.
-    window_us: i64,
+    /// The limit.
+    window: Window,
     /// The API's own 429, given the seconds to wait and now (ms); it carries `Retry-After`.
     refuse: fn(u64, i64) -> Response,
     /// The server's clock (budgets and the answer's timestamp).
@@ -173,13 +308,10 @@ impl IpLimit {
     /// background task prunes the database's budgets that are whole again every minute, until
     /// the limit is dropped.
     pub fn new(rule: IpLimitRule, budgets: Budgets, refuse: fn(u64, i64) -> Response, clock: crate::clock::Clock) -> IpLimit {
-        let window_us = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX / 4).max(1);
-        let interval_us = (window_us / i64::from(rule.requests.max(1))).max(1);
         let inner = Arc::new(Inner {
             scope: format!("{}:ip", rule.api),
             budgets,
-            interval_us,
-            window_us,
+            window: Window::new(rule.requests, rule.window),
             refuse,
             clock,
             exempt: rule.exempt,
@@ -287,8 +419,8 @@ impl IpLimit {
     /// at the store wait and are counted together in the task's next turn, one statement (or
     /// script call) for all of them, admitted in arrival order as far as the budget holds —
     /// exactly what counting them one by one would admit. A busy client (many requests behind
-    /// one NAT address, or a load test) then costs the store one write per round trip instead
-    /// of one per request, and its requests no longer queue on the budget row's lock. Requests
+    /// one NAT address, or a load test) then costs the store one read and one write per round
+    /// trip instead of per request, and its requests no longer race for the budget's version. Requests
     /// whose client went away before their turn are not counted, as they would not have been
     /// had they never reached the store.
     async fn count(&self, client: String) -> Verdict {
@@ -309,7 +441,7 @@ impl Inner {
     async fn counting(&self, client: &str, count: usize) -> Vec<Verdict> {
         let requests = u32::try_from(count).unwrap_or(u32::MAX);
         let now_us = self.clock.now().timestamp_micros();
-        let (admitted, refused) = match self.budgets.admit(&self.scope, client, now_us, self.interval_us, self.window_us, requests).await {
+        let (admitted, refused) = match self.budgets.admit(&self.scope, client, now_us, &self.window, requests).await {
             Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
             Err(error) => {
                 tracing::error!(%error, scope = self.scope, requests, "the rate-limit budget store failed; the requests are let through");
@@ -318,5 +450,122 @@ impl Inner {
         };
         // A request whose client went away meanwhile no longer listens; its admission is spent.
         (0..count).map(|n| if n < admitted { Verdict::Admitted } else { refused }).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Admission, SLICES, Spent, Window};
+    use std::time::Duration;
+
+    const S: i64 = 1_000_000;
+    const T0: i64 = 1_800_000_000 * S;
+
+    /// `requests` per 15 minutes (a slice is 30 s).
+    fn limit(requests: u32) -> Window {
+        Window::new(requests, Duration::from_secs(900))
+    }
+
+    /// Count one counting, keeping what the window answers to store.
+    fn count(window: &Window, spent: &mut Spent, at: i64, requests: u32) -> Admission {
+        let (updated, admission) = window.admit(spent, at, requests);
+        if let Some(updated) = updated {
+            *spent = updated;
+        }
+        admission
+    }
+
+    #[test]
+    fn the_whole_budget_at_once_then_nothing_until_it_has_left_the_window() {
+        let window = limit(100);
+        let mut spent = Spent::default();
+        // 100 at once (the document's 100 per 15 minutes), then none: not one more request in
+        // the 15 minutes, where GCRA gave one every 9 s.
+        assert_eq!(count(&window, &mut spent, T0, 100).admitted, 100);
+        let refused = count(&window, &mut spent, T0 + 61 * S, 6);
+        assert_eq!(refused.admitted, 0);
+        // The burst leaves once its slice is wholly older than the window: 900 s after the end
+        // of the 30 s slice holding T0 (T0 starts a slice here).
+        assert_eq!(refused.wait_us, T0 + 30 * S + 900 * S - (T0 + 61 * S));
+        assert_eq!(count(&window, &mut spent, T0 + 929 * S, 1).admitted, 0);
+        let back = T0 + 930 * S;
+        assert_eq!(count(&window, &mut spent, back, 150), Admission { admitted: 100, wait_us: 930 * S });
+        assert_eq!(Spent::decode(&spent.encode(), spent.seen_us), Some(spent.clone()));
+    }
+
+    /// Whatever arrives, no window of 15 minutes ever holds more than the budget; and never
+    /// fewer than an exact log of admissions would have admitted in the window minus a slice.
+    #[test]
+    fn no_window_anywhere_holds_more_than_the_budget() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |bound: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % bound
+        };
+        for requests in [1_u32, 5, 100] {
+            let window = limit(requests);
+            let mut spent = Spent::default();
+            let mut admitted_at = Vec::new();
+            let mut at = T0 + i64::try_from(next(30 * S as u64)).unwrap();
+            for _ in 0..3_000 {
+                let gap = if next(4) == 0 { 120 * S as u64 } else { 3 * S as u64 };
+                at += i64::try_from(next(gap)).unwrap();
+                let batch = u32::try_from(1 + next(8)).unwrap();
+                let admission = count(&window, &mut spent, at, batch);
+                admitted_at.extend(std::iter::repeat_n(at, admission.admitted as usize));
+                // Refused only when an exact log (the last window plus one slice) is full.
+                if admission.admitted < batch {
+                    let recent = admitted_at.iter().filter(|t| **t > at - 930 * S).count();
+                    assert!(recent >= requests as usize, "refused with {recent} admissions in 930 s");
+                }
+            }
+            for (n, start) in admitted_at.iter().enumerate() {
+                let within = admitted_at[n..].iter().take_while(|t| **t < start + 900 * S).count();
+                assert!(within <= requests as usize, "{within} admissions in the 15 minutes from {start} (budget {requests})");
+            }
+            assert!(admitted_at.len() > 3 * requests as usize, "the budget came back: {}", admitted_at.len());
+        }
+    }
+
+    #[test]
+    fn a_steady_client_within_the_budget_is_never_refused() {
+        let window = limit(100);
+        let mut spent = Spent::default();
+        // One request every (15 min + a slice) / 99: 96 per 15 minutes.
+        let period = (900 * S + 900 * S / SLICES) / 99 + 1;
+        for n in 0..400 {
+            assert_eq!(count(&window, &mut spent, T0 + n * period, 1).admitted, 1, "request {n}");
+        }
+        assert!(spent.slices.len() <= SLICES as usize + 1, "{spent:?}");
+    }
+
+    #[test]
+    fn requests_counted_together_take_what_counting_them_one_by_one_would() {
+        let window = limit(100);
+        let (mut together, mut one_by_one) = (Spent::default(), Spent::default());
+        for (at, batch) in [(T0, 60), (T0 + S, 70), (T0 + 400 * S, 5), (T0 + 940 * S, 30), (T0 + 960 * S, 90)] {
+            let admitted = count(&window, &mut together, at, batch).admitted;
+            let singly = (0..batch).filter(|_| count(&window, &mut one_by_one, at, 1).admitted == 1).count();
+            assert_eq!(admitted as usize, singly, "at {at}");
+        }
+        assert_eq!(together, one_by_one);
+    }
+
+    /// Instances stamp requests before they reach the store: one stamped before the newest
+    /// counted is counted at the newest, so it neither lands in an older slice (leaving the
+    /// window early) nor is refused while the budget holds.
+    #[test]
+    fn a_request_stamped_before_the_newest_counted_is_counted_at_the_newest() {
+        let window = limit(3);
+        let mut spent = Spent::default();
+        // The slice boundary T0 + 30 s lies between the stamps.
+        for at in [T0 + 30 * S + 5_000, T0 + 29 * S, T0 + 30 * S + 2_000] {
+            assert_eq!(count(&window, &mut spent, at, 1).admitted, 1, "stamped {at}");
+        }
+        assert_eq!(spent.slices, vec![(window.slice(T0 + 30 * S), 3)]);
+        let refused = count(&window, &mut spent, T0, 1);
+        assert_eq!(refused, Admission { admitted: 0, wait_us: T0 + 60 * S + 900 * S - (T0 + 30 * S + 5_000) });
     }
 }

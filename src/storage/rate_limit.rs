@@ -1,44 +1,16 @@
-//! Request budgets in the database (`rate_limit`): GCRA with one conditional upsert per counting
-//! (of one request, or of a client's requests arriving together), so every instance on the
-//! database counts against one budget per client.
-
-use std::sync::LazyLock;
+//! Request budgets in the database (`rate_window`): each client's admissions within the last
+//! window, read, counted by [`crate::ratelimit::Window`] and written back only if no other
+//! instance wrote in between, so every instance on the database counts against one budget per
+//! client.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::{Db, StorageError};
 
-/// The admitting upsert in each backend's spelling (two-argument `max`/`min` are SQLite's
-/// scalars, PostgreSQL's `GREATEST`/`LEAST`), written once rather than on every counting.
-static ADMIT_SQLITE: LazyLock<String> = LazyLock::new(|| admit_sql("MAX", "MIN", |n| format!("?{n}")));
-static ADMIT_POSTGRES: LazyLock<String> = LazyLock::new(|| admit_sql("GREATEST", "LEAST", |n| format!("${n}")));
-
-/// `INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING` over parameters scope, client, now,
-/// interval, window and the requests counted (1–6): see [`RateLimitStore::admit`].
-/// `{greatest}(seen_us, now)` is the requests' time as the row counts it (never earlier than a
-/// request it already counted); from the TAT at that time, `(at + window - tat) / interval`
-/// more requests fit (integer division; none when negative), and the row admits as many of the
-/// counted requests as fit. Every `SET` expression reads the row as it was.
-fn admit_sql(greatest: &str, least: &str, p: fn(usize) -> String) -> String {
-    let (scope_p, client_p, now_p, interval_p, window_p, count_p) = (p(1), p(2), p(3), p(4), p(5), p(6));
-    let at = format!("{greatest}(rate_limit.seen_us, {now_p})");
-    let base = format!("{greatest}(rate_limit.tat_us, {at})");
-    let admitted = format!("{least}({count_p}, ({at} + {window_p} - {base}) / {interval_p})");
-    let first = format!("{least}({count_p}, {window_p} / {interval_p})");
-    format!(
-        "INSERT INTO rate_limit (scope, client, tat_us, seen_us, admitted) \
-         VALUES ({scope_p}, {client_p}, {now_p} + {first} * {interval_p}, {now_p}, {first}) \
-         ON CONFLICT (scope, client) DO UPDATE SET tat_us = {base} + {admitted} * {interval_p}, seen_us = {at}, admitted = {admitted} \
-         WHERE {admitted} > 0 \
-         RETURNING admitted, tat_us, seen_us"
-    )
-}
-
-/// One limit's budgets: `requests` per window per client, as GCRA keeps them — a theoretical
-/// arrival time (TAT) per client that each admitted request moves one emission interval
-/// (window / requests) later; a request is admitted while the TAT it would leave is at most one
-/// window ahead of now. It allows the whole budget at once, then one request per interval: up
-/// to twice `requests` within one window (see [`crate::ratelimit`]).
+/// One limit's budgets as rows of `rate_window`: a client's admissions within the window
+/// (`spent`, the text of [`crate::ratelimit::Spent`]) and a version every write moves. The
+/// counting itself is [`crate::ratelimit::Window`]'s; this store reads a row and writes it back
+/// on condition.
 #[derive(Clone, Debug)]
 pub struct RateLimitStore(Db);
 
@@ -52,61 +24,76 @@ pub struct Admission {
     pub wait_us: i64,
 }
 
+/// A client's row as read: what it spent (`spent`, `seen_us`) and the version a write must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetRow {
+    /// [`crate::ratelimit::Spent`]'s text.
+    pub spent: String,
+    /// The newest request time counted, µs since 1970 (UTC).
+    pub seen_us: i64,
+    /// Moved by every write.
+    pub version: i64,
+}
+
 impl RateLimitStore {
-    /// The budgets in `db`.
+    /// The budgets in `db`. They live on [`Db::volatile`]: a power cut may forget the last
+    /// requests counted (their clients get them back), a crash of the process nothing.
     pub fn new(db: Db) -> RateLimitStore {
         RateLimitStore(db)
     }
 
-    /// Count `count` (≥ 1) requests of `client` against limit `scope` at `now_us` (µs since
-    /// 1970, UTC), admitting as many as the budget holds: one statement, an upsert whose update
-    /// is conditional on the budget, so two instances counting the same client at once are
-    /// serialised by the row (the database's lock) and never both take the last request. Counting
-    /// n requests at once admits exactly what counting them one after another at `now_us` would.
-    /// It runs on [`Db::volatile`]: a power cut may forget the last requests counted (their
-    /// clients get them back), a crash of the process nothing. `interval_us` is window /
-    /// requests, `window_us` the window, both > 0.
-    ///
-    /// Instances read their clocks before they wait for a pooled connection, so concurrent
-    /// requests reach the row out of time order; the row keeps the newest time it counted
-    /// (`seen_us`) and counts a request stamped earlier at that time. Otherwise a burst's last
-    /// request, stamped a few ms before one already counted, would be refused though within budget.
-    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, interval_us: i64, window_us: i64, count: u32) -> Result<Admission, StorageError> {
+    /// `client`'s row of limit `scope`, if it spent any of its budget within a window.
+    pub async fn load(&self, scope: &str, client: &str) -> Result<Option<BudgetRow>, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
         let sql = match backend {
-            DbBackend::Postgres => &*ADMIT_POSTGRES,
-            _ => &*ADMIT_SQLITE,
+            DbBackend::Postgres => "SELECT spent, seen_us, version FROM rate_window WHERE scope = $1 AND client = $2",
+            _ => "SELECT spent, seen_us, version FROM rate_window WHERE scope = ?1 AND client = ?2",
         };
-        let values: Vec<sea_orm::Value> =
-            vec![scope.into(), client.into(), now_us.into(), interval_us.into(), window_us.into(), i64::from(count.max(1)).into()];
-        let (admitted, tat, at) = match conn.query_one_raw(Statement::from_sql_and_values(backend, sql.as_str(), values)).await? {
-            Some(row) => (row.try_get_by_index::<i64>(0)?, row.try_get_by_index::<i64>(1)?, row.try_get_by_index::<i64>(2)?),
-            None => {
-                // None admitted: the row kept its TAT. Read it for the wait (only refusals pay this).
-                let sql = match backend {
-                    DbBackend::Postgres => "SELECT tat_us, seen_us FROM rate_limit WHERE scope = $1 AND client = $2",
-                    _ => "SELECT tat_us, seen_us FROM rate_limit WHERE scope = ?1 AND client = ?2",
-                };
-                let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
-                match row {
-                    Some(row) => (0, row.try_get_by_index(0)?, row.try_get_by_index::<i64>(1)?.max(now_us)),
-                    None => (0, now_us, now_us),
-                }
-            }
-        };
-        Ok(Admission { admitted: u32::try_from(admitted).unwrap_or(0), wait_us: (tat + interval_us - window_us - at).max(0) })
+        let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
+        Ok(match row {
+            Some(row) => Some(BudgetRow { spent: row.try_get_by_index(0)?, seen_us: row.try_get_by_index(1)?, version: row.try_get_by_index(2)? }),
+            None => None,
+        })
     }
 
-    /// Forget the clients whose budget is whole again at `now_us` (their TAT has passed): the
-    /// table holds only clients that spent part of their budget recently. Answers the rows
-    /// deleted.
+    /// Write `client`'s row of `scope` — `spent`, `seen_us`, and `expires_us` (when all of it
+    /// has left the window, for [`RateLimitStore::prune`]) — if it is still at `read` (the
+    /// version [`RateLimitStore::load`] answered; `None`: there was no row). False: another
+    /// instance wrote first; read again.
+    pub async fn save(&self, scope: &str, client: &str, read: Option<i64>, spent: &str, seen_us: i64, expires_us: i64) -> Result<bool, StorageError> {
+        let conn = self.0.volatile();
+        let backend = conn.get_database_backend();
+        let postgres = backend == DbBackend::Postgres;
+        let (sql, values): (&str, Vec<sea_orm::Value>) = match read {
+            None => (
+                if postgres {
+                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (scope, client) DO NOTHING"
+                } else {
+                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT (scope, client) DO NOTHING"
+                },
+                vec![scope.into(), client.into(), spent.into(), seen_us.into(), expires_us.into()],
+            ),
+            Some(version) => (
+                if postgres {
+                    "UPDATE rate_window SET spent = $3, seen_us = $4, expires_us = $5, version = $6 + 1 WHERE scope = $1 AND client = $2 AND version = $6"
+                } else {
+                    "UPDATE rate_window SET spent = ?3, seen_us = ?4, expires_us = ?5, version = ?6 + 1 WHERE scope = ?1 AND client = ?2 AND version = ?6"
+                },
+                vec![scope.into(), client.into(), spent.into(), seen_us.into(), expires_us.into(), version.into()],
+            ),
+        };
+        Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected() == 1)
+    }
+
+    /// Forget the clients whose admissions have all left the window at `now_us`: the table
+    /// holds only clients that spent part of their budget recently. Answers the rows deleted.
     pub async fn prune(&self, now_us: i64) -> Result<u64, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
         let sql = match backend {
-            DbBackend::Postgres => "DELETE FROM rate_limit WHERE tat_us < $1",
-            _ => "DELETE FROM rate_limit WHERE tat_us < ?1",
+            DbBackend::Postgres => "DELETE FROM rate_window WHERE expires_us < $1",
+            _ => "DELETE FROM rate_window WHERE expires_us < ?1",
         };
         Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await?.rows_affected())
     }

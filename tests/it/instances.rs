@@ -36,7 +36,7 @@ async fn the_limit_is_shared(a: &TestApp, b: &TestApp, requests: usize) {
         let limited = app.get("/api/config/system", None).await;
         assert_eq!((limited.status, limited.code()), (429, 1008), "{}", limited.body);
         let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
-        assert!((1..=900).contains(&wait), "{wait}");
+        assert!((1..=930).contains(&wait), "{wait}");
     }
 }
 
@@ -178,28 +178,28 @@ async fn an_unreachable_redis_is_refused_at_start() {
 }
 
 /// Requests reach a budget out of time order (each instance reads its clock before it waits for
-/// a connection): a burst's last request stamped before one already counted is still admitted,
-/// and no order of stamps admits more than the limit. `budgets` is empty for scope `"t:ip"`.
+/// the store): a burst's last request stamped before one already counted is still admitted, and
+/// no order of stamps admits more than the limit. `budgets` is empty for scope `"t:ip"`.
 async fn out_of_order_stamps_are_counted_at_the_newest(budgets: &mpapi::ratelimit::Budgets) {
     use mpapi::storage::rate_limit::Admission;
     const S: i64 = 1_000_000;
-    let (interval, window) = (300 * S, 900 * S); // 3 per 15 minutes
-    let t0 = 1_800_000_000 * S;
-    // Stamps t0 + 5 ms, t0, t0 + 2 ms: all three within the burst of 3.
+    let window = mpapi::ratelimit::Window::new(3, std::time::Duration::from_secs(900)); // 3 per 15 minutes, 30 s slices
+    let t0 = 1_800_000_000 * S; // a slice starts here
+    // Stamps t0 + 5 ms, t0, t0 + 2 ms: all three within the budget of 3.
     for (n, at) in [t0 + 5_000, t0, t0 + 2_000].into_iter().enumerate() {
-        let admission = budgets.admit("t:ip", "198.51.100.7", at, interval, window, 1).await.expect("the store answers");
+        let admission = budgets.admit("t:ip", "198.51.100.7", at, &window, 1).await.expect("the store answers");
         assert_eq!(admission.admitted, 1, "request {n} stamped {at}");
     }
     // A fourth, stamped earlier still, is over the budget: the wait counts from the newest stamp
-    // (one interval after t0 + 5 ms), not from its own.
-    let refused = budgets.admit("t:ip", "198.51.100.7", t0 - 1_000, interval, window, 1).await.unwrap();
-    assert_eq!(refused, Admission { admitted: 0, wait_us: interval });
-    // One interval after the newest stamp, exactly one more.
-    let refilled = t0 + 5_000 + interval;
-    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window, 1).await.unwrap().admitted, 1);
-    assert_eq!(budgets.admit("t:ip", "198.51.100.7", refilled, interval, window, 1).await.unwrap().admitted, 0);
+    // to when the slice holding the three has left the window.
+    let refused = budgets.admit("t:ip", "198.51.100.7", t0 - 1_000, &window, 1).await.unwrap();
+    assert_eq!(refused, Admission { admitted: 0, wait_us: 930 * S - 5_000 });
+    // Then three again, and no more.
+    let back = t0 + 930 * S;
+    assert_eq!(budgets.admit("t:ip", "198.51.100.7", back, &window, 5).await.unwrap().admitted, 3);
+    assert_eq!(budgets.admit("t:ip", "198.51.100.7", back, &window, 1).await.unwrap().admitted, 0);
     // Another client's budget is its own.
-    assert_eq!(budgets.admit("t:ip", "198.51.100.8", t0, interval, window, 1).await.unwrap().admitted, 1);
+    assert_eq!(budgets.admit("t:ip", "198.51.100.8", t0, &window, 1).await.unwrap().admitted, 1);
 }
 
 /// Requests counted together are admitted as far as the budget holds, exactly as many as
@@ -208,19 +208,21 @@ async fn out_of_order_stamps_are_counted_at_the_newest(budgets: &mpapi::ratelimi
 async fn requests_counted_together_take_what_the_budget_holds(budgets: &mpapi::ratelimit::Budgets) {
     use mpapi::storage::rate_limit::Admission;
     const S: i64 = 1_000_000;
-    let (interval, window) = (9 * S, 900 * S); // 100 per 15 minutes
+    let window = mpapi::ratelimit::Window::new(100, std::time::Duration::from_secs(900)); // 100 per 15 minutes
     let t0 = 1_800_000_000 * S;
     let client = "203.0.113.9";
-    // A new client: 60 of 60, then 40 of 70 (the wait is one interval: the burst is spent).
-    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 60).await.unwrap(), Admission { admitted: 60, wait_us: 0 });
-    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 70).await.unwrap(), Admission { admitted: 40, wait_us: interval });
-    // Nothing left: none of 5, told the same wait.
-    assert_eq!(budgets.admit("t:batch", client, t0, interval, window, 5).await.unwrap(), Admission { admitted: 0, wait_us: interval });
-    // 3.5 intervals later, 3 have come back.
-    let later = t0 + 7 * interval / 2;
-    assert_eq!(budgets.admit("t:batch", client, later, interval, window, 10).await.unwrap(), Admission { admitted: 3, wait_us: interval / 2 });
+    // A new client: 60 of 60; 40 of 70 a minute later (the wait: until the first 60's slice has
+    // left the window, which frees enough for one more).
+    assert_eq!(budgets.admit("t:batch", client, t0, &window, 60).await.unwrap(), Admission { admitted: 60, wait_us: 0 });
+    let minute = t0 + 60 * S;
+    assert_eq!(budgets.admit("t:batch", client, minute, &window, 70).await.unwrap(), Admission { admitted: 40, wait_us: 870 * S });
+    // Nothing left: none of 5, told the same wait; 9 minutes later not one has come back.
+    assert_eq!(budgets.admit("t:batch", client, minute, &window, 5).await.unwrap(), Admission { admitted: 0, wait_us: 870 * S });
+    assert_eq!(budgets.admit("t:batch", client, t0 + 600 * S, &window, 1).await.unwrap().admitted, 0);
+    // Once the first slice has left, its 60 are back; the 40 still hold.
+    assert_eq!(budgets.admit("t:batch", client, t0 + 930 * S, &window, 100).await.unwrap().admitted, 60);
     // A new client asking for more than the whole budget gets the whole budget.
-    assert_eq!(budgets.admit("t:batch", "203.0.113.10", t0, interval, window, 150).await.unwrap().admitted, 100);
+    assert_eq!(budgets.admit("t:batch", "203.0.113.10", t0, &window, 150).await.unwrap().admitted, 100);
 }
 
 #[tokio::test]

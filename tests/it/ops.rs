@@ -298,12 +298,13 @@ async fn a_long_sqlite_log_is_emptied_once_its_readers_move_on() {
     let reader = sea_orm::Database::connect(url.as_str()).await.expect("a second connection");
     let snapshot = reader.begin().await.expect("a read transaction");
     snapshot
-        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, "SELECT count(*) FROM rate_limit"))
+        .query_one_raw(Statement::from_string(sea_orm::DbBackend::Sqlite, "SELECT count(*) FROM rate_window"))
         .await
         .expect("the read");
-    let budgets = mpapi::storage::rate_limit::RateLimitStore::new(db.clone());
+    let budgets = mpapi::ratelimit::Budgets::Database(mpapi::storage::rate_limit::RateLimitStore::new(db.clone()));
+    let window = mpapi::ratelimit::Window::new(100, std::time::Duration::from_secs(900));
     for n in 0..1_500 {
-        let admission = budgets.admit("t:ip", &format!("198.51.100.{n}"), 1_800_000_000_000_000, 9_000_000, 900_000_000, 1).await;
+        let admission = budgets.admit("t:ip", &format!("198.51.100.{n}"), 1_800_000_000_000_000, &window, 1).await;
         assert_eq!(admission.expect("the store answers").admitted, 1);
     }
     let grown = wal_len();
@@ -320,7 +321,7 @@ async fn a_long_sqlite_log_is_emptied_once_its_readers_move_on() {
     assert!(frames >= mpapi::storage::WAL_TRUNCATE_FRAMES, "{frames}");
     assert_eq!(wal_len(), 0, "the log is emptied");
     // The data is all in the database: the budgets still count.
-    let again = budgets.admit("t:ip", "198.51.100.7", 1_800_000_000_000_000, 9_000_000, 900_000_000, 100).await.unwrap();
+    let again = budgets.admit("t:ip", "198.51.100.7", 1_800_000_000_000_000, &window, 100).await.unwrap();
     assert_eq!(again.admitted, 99, "one of its 100 was spent above");
     // A closed database ends the server's checkpoints.
     db.close().await;

@@ -19,25 +19,28 @@ fn limit_to(requests: u32, trust_forwarded_for: bool) -> impl FnOnce(&mut Config
     }
 }
 
-/// Pruning forgets exactly the budgets that are whole again (a scan of the table since
-/// `idx_rate_limit_tat` is gone) and keeps a client's spent budget, which still holds.
+/// Pruning forgets exactly the budgets whose admissions have all left the window (a scan of the
+/// table: it has no index but its key) and keeps a client's spent budget, which still holds.
 #[tokio::test]
 async fn rate_limit_budgets_whole_again_are_pruned() {
+    use mpapi::ratelimit::{Budgets, Window};
     use mpapi::storage::rate_limit::RateLimitStore;
     let app = TestApp::spawn("heating", |_| {}).await;
     let store = RateLimitStore::new(app.server.db.clone());
-    let (interval, window) = (9_000_000, 900_000_000);
+    let budgets = Budgets::Database(store.clone());
+    let window = Window::new(100, Duration::from_secs(900));
     let now = app.server.clock.now().timestamp_micros();
-    // A client that spent its whole budget of 100, and one that spent a single request.
-    assert_eq!(store.admit("test:ip", "10.0.0.1", now, interval, window, 100).await.unwrap().admitted, 100);
-    assert_eq!(store.admit("test:ip", "10.0.0.2", now, interval, window, 1).await.unwrap().admitted, 1);
-    // 10 s later the second is whole again (one interval, 9 s); the first owes 891 s more.
-    let later = now + 10_000_000;
-    assert_eq!(store.prune(later).await.unwrap(), 1);
-    assert_eq!(store.prune(later).await.unwrap(), 0, "nothing left to prune");
-    // The kept budget has refilled one request in those 10 s, not a hundred.
-    let kept = store.admit("test:ip", "10.0.0.1", later, interval, window, 2).await.unwrap();
-    assert_eq!(kept.admitted, 1, "the spent budget was kept");
+    // A client that spent a single request, and 10 minutes later one that spent its whole 100.
+    assert_eq!(budgets.admit("test:ip", "10.0.0.2", now, &window, 1).await.unwrap().admitted, 1);
+    let later = now + 600_000_000;
+    assert_eq!(budgets.admit("test:ip", "10.0.0.1", later, &window, 100).await.unwrap().admitted, 100);
+    // 15.5 minutes after the first, its request has left the window (its 30 s slice with it);
+    // the second's have not.
+    let after = now + 930_000_000;
+    assert_eq!(store.prune(after).await.unwrap(), 1);
+    assert_eq!(store.prune(after).await.unwrap(), 0, "nothing left to prune");
+    let kept = budgets.admit("test:ip", "10.0.0.1", after, &window, 2).await.unwrap();
+    assert_eq!(kept.admitted, 0, "the spent budget was kept");
     assert!(kept.wait_us > 0);
 }
 
@@ -50,7 +53,8 @@ async fn the_ip_limit_answers_1008_and_spares_notifies() {
     let limited = app.get("/api/config/system", None).await;
     assert_eq!((limited.status, limited.code()), (429, 1008));
     let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=181).contains(&wait), "{wait}");
+    // The budget comes back when the five have left the 15-minute window (within a 30 s slice).
+    assert!((900..=930).contains(&wait), "{wait}");
     // WeChat Pay's notifies are not counted: this one reaches verification (and fails there).
     let notify = app
         .client
