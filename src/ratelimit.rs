@@ -38,7 +38,7 @@ use crate::storage::rate_limit::{Admission, BudgetRow, RateLimitStore};
 
 /// Slices per window: a client is refused at most one slice (1/30 of the window: 30 s of 15
 /// minutes) longer than an exact log of its admissions would refuse it, and a row holds at most
-/// 31 counts whatever the budget.
+/// 32 counts whatever the budget (31 when the window in µs divides by 30).
 const SLICES: i64 = 30;
 
 /// How often one counting reads and writes again when other instances keep writing the same
@@ -109,8 +109,8 @@ impl Window {
     /// newest time counted if later). Those slices cover the window ending at `at`, so every
     /// window holds at most `requests`: the last admission of any window saw all the earlier
     /// ones of that window counted. Answers what to store (`None` when nothing was admitted:
-    /// nothing changes) and the admission, whose wait is until the oldest admissions that must
-    /// go have left the window (0 while one more would be admitted).
+    /// nothing changes) and the admission, whose wait is from `now_us` until the oldest
+    /// admissions that must go have left the window (0 while one more would be admitted).
     pub fn admit(&self, spent: &Spent, now_us: i64, count: u32) -> (Option<Spent>, Admission) {
         let at = now_us.max(spent.seen_us);
         let oldest = self.slice(at - self.window_us);
@@ -134,7 +134,7 @@ impl Window {
                 break;
             }
             left -= n;
-            wait_us = ((slice + 1) * self.slice_us + self.window_us - at).max(0);
+            wait_us = ((slice + 1) * self.slice_us + self.window_us - now_us).max(0);
         }
         (updated, Admission { admitted: u32::try_from(admitted).unwrap_or(u32::MAX), wait_us })
     }
@@ -150,8 +150,10 @@ impl Window {
 pub enum Budgets {
     /// The `rate_window` table of the server's database.
     Database(RateLimitStore),
-    /// Redis, one hash per limit and client (`mpapi:<namespace>:rl:<scope>:<client>`: `spent`,
-    /// `seen`, `version`), expiring when all of it has left the window.
+    /// Redis, one hash per limit and client (`mpapi:<namespace>:rw:<scope>:<client>`: `spent`,
+    /// `seen`, `version`), expiring when all of it has left the window. (`rl:` keys were the
+    /// GCRA budgets of earlier versions: instances of both, during a rolling upgrade, each keep
+    /// their own.)
     Redis {
         /// The connection (reconnects by itself).
         connection: redis::aio::ConnectionManager,
@@ -171,40 +173,66 @@ impl std::fmt::Debug for Budgets {
 }
 
 /// Write a budget's hash if its version is still the one read (atomic on the server): KEYS[1]
-/// the hash, ARGV the version read ('' for none), spent, seen (µs) and the ms until it expires.
-/// Answers 1 when written, 0 when another writer came first.
+/// the hash, ARGV the version read ('' for none), the version to write, spent, seen (µs) and the
+/// ms until it expires. Answers 1 when written, 0 when another writer came first.
 const REDIS_SAVE: &str = r"
-local version = redis.call('HGET', KEYS[1], 'version')
-if (version or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'spent', ARGV[2], 'seen', ARGV[3], 'version', tostring(tonumber(version or '0') + 1))
-redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[4])))
+if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'spent', ARGV[3], 'seen', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(ARGV[5])))
 return 1
 ";
+
+/// Why a counting has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum BudgetError {
+    /// The store failed (database or Redis).
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+    /// Other instances wrote the client's budget first [`MAX_ATTEMPTS`] times in a row: the
+    /// client is sending many requests to several instances at once.
+    #[error("other instances wrote the budget first {MAX_ATTEMPTS} times")]
+    Contended,
+}
 
 impl Budgets {
     /// Count `count` (≥ 1) requests of `client` against `scope`'s `window` at `now_us` (µs
     /// since 1970, UTC), admitting as many as the budget holds ([`Window::admit`]): read, count,
-    /// write if no other writer came between (else again). Counting n requests at once admits
-    /// exactly what counting them one after another at `now_us` would. Errors are the store's
-    /// (database or Redis), or other writers winning [`MAX_ATTEMPTS`] times in a row.
-    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> anyhow::Result<Admission> {
-        for _ in 0..MAX_ATTEMPTS {
+    /// write if no other writer came between (else again, after a short random pause). Counting
+    /// n requests at once admits exactly what counting them one after another at `now_us`
+    /// would.
+    ///
+    /// A write names the version it read; a new budget's first version is its time (µs), never
+    /// a version of the budget it replaces (pruned, or expired in Redis, after all its
+    /// admissions left the window), which a counting that read the old one could otherwise
+    /// overwrite. A stored budget this code cannot read is logged and counted from empty.
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Admission, BudgetError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Concurrent writers of one budget: spread their next tries over up to 2 ms.
+                let pause = u64::from(u16::from_le_bytes(crate::random::bytes::<2>())) % 2_000;
+                tokio::time::sleep(Duration::from_micros(pause)).await;
+            }
             let row = self.load(scope, client).await?;
             let spent = match &row {
-                Some(row) => Spent::decode(&row.spent, row.seen_us).ok_or_else(|| anyhow::anyhow!("budget {scope}/{client}: unreadable {:?}", row.spent))?,
+                Some(row) => Spent::decode(&row.spent, row.seen_us).unwrap_or_else(|| {
+                    tracing::error!(scope, client, spent = row.spent, "unreadable rate-limit budget: counted from empty");
+                    Spent::default()
+                }),
                 None => Spent::default(),
             };
             let (updated, admission) = window.admit(&spent, now_us, count);
             let Some(updated) = updated else { return Ok(admission) };
-            if self.save(scope, client, row.map(|r| r.version), &updated, window.expires_us(&updated), now_us).await? {
+            let read = row.map(|r| r.version);
+            let next = read.map_or(updated.seen_us, |v| v + 1);
+            if self.save(scope, client, read, next, &updated, window.expires_us(&updated), now_us).await? {
                 return Ok(admission);
             }
         }
-        anyhow::bail!("budget {scope}/{client}: other instances wrote first {MAX_ATTEMPTS} times")
+        Err(BudgetError::Contended)
     }
 
     fn redis_key(namespace: &str, scope: &str, client: &str) -> String {
-        format!("mpapi:{namespace}:rl:{scope}:{client}")
+        format!("mpapi:{namespace}:rw:{scope}:{client}")
     }
 
     async fn load(&self, scope: &str, client: &str) -> anyhow::Result<Option<BudgetRow>> {
@@ -224,14 +252,16 @@ impl Budgets {
         }
     }
 
-    async fn save(&self, scope: &str, client: &str, read: Option<i64>, spent: &Spent, expires_us: i64, now_us: i64) -> anyhow::Result<bool> {
+    #[allow(clippy::too_many_arguments)]
+    async fn save(&self, scope: &str, client: &str, read: Option<i64>, next: i64, spent: &Spent, expires_us: i64, now_us: i64) -> anyhow::Result<bool> {
         match self {
-            Budgets::Database(store) => Ok(store.save(scope, client, read, &spent.encode(), spent.seen_us, expires_us).await?),
+            Budgets::Database(store) => Ok(store.save(scope, client, read, next, &spent.encode(), spent.seen_us, expires_us).await?),
             Budgets::Redis { connection, namespace } => {
                 static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_SAVE));
                 let written: i64 = SCRIPT
                     .key(Self::redis_key(namespace, scope, client))
                     .arg(read.map(|v| v.to_string()).unwrap_or_default())
+                    .arg(next)
                     .arg(spent.encode())
                     .arg(spent.seen_us)
                     .arg(((expires_us - now_us).max(0) + 999) / 1000)
@@ -443,6 +473,12 @@ impl Inner {
         let now_us = self.clock.now().timestamp_micros();
         let (admitted, refused) = match self.budgets.admit(&self.scope, client, now_us, &self.window, requests).await {
             Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
+            // Not the store's failure: this client is sending to several instances faster than
+            // its budget can be written. Letting them through uncounted would lift its limit.
+            Err(BudgetError::Contended) => {
+                tracing::warn!(scope = self.scope, client, requests, "the budget stayed contended; the requests are refused for a second");
+                (0, Verdict::Refused { wait_us: 1_000_000 })
+            }
             Err(error) => {
                 tracing::error!(%error, scope = self.scope, requests, "the rate-limit budget store failed; the requests are let through");
                 (0, Verdict::Unknown)
@@ -565,7 +601,8 @@ mod tests {
             assert_eq!(count(&window, &mut spent, at, 1).admitted, 1, "stamped {at}");
         }
         assert_eq!(spent.slices, vec![(window.slice(T0 + 30 * S), 3)]);
+        // Its wait counts from its own stamp.
         let refused = count(&window, &mut spent, T0, 1);
-        assert_eq!(refused, Admission { admitted: 0, wait_us: T0 + 60 * S + 900 * S - (T0 + 30 * S + 5_000) });
+        assert_eq!(refused, Admission { admitted: 0, wait_us: 960 * S });
     }
 }

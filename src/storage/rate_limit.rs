@@ -57,44 +57,51 @@ impl RateLimitStore {
         })
     }
 
-    /// Write `client`'s row of `scope` — `spent`, `seen_us`, and `expires_us` (when all of it
-    /// has left the window, for [`RateLimitStore::prune`]) — if it is still at `read` (the
-    /// version [`RateLimitStore::load`] answered; `None`: there was no row). False: another
-    /// instance wrote first; read again.
-    pub async fn save(&self, scope: &str, client: &str, read: Option<i64>, spent: &str, seen_us: i64, expires_us: i64) -> Result<bool, StorageError> {
+    /// Write `client`'s row of `scope` at version `next` — `spent`, `seen_us`, and
+    /// `expires_us` (when all of it has left the window, for [`RateLimitStore::prune`]) — if it
+    /// is still at `read` (the version [`RateLimitStore::load`] answered; `None`: there was no
+    /// row). False: another instance wrote first; read again.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn save(&self, scope: &str, client: &str, read: Option<i64>, next: i64, spent: &str, seen_us: i64, expires_us: i64) -> Result<bool, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
         let postgres = backend == DbBackend::Postgres;
         let (sql, values): (&str, Vec<sea_orm::Value>) = match read {
             None => (
                 if postgres {
-                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT (scope, client) DO NOTHING"
+                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, client) DO NOTHING"
                 } else {
-                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT (scope, client) DO NOTHING"
+                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scope, client) DO NOTHING"
                 },
-                vec![scope.into(), client.into(), spent.into(), seen_us.into(), expires_us.into()],
+                vec![scope.into(), client.into(), spent.into(), seen_us.into(), next.into(), expires_us.into()],
             ),
             Some(version) => (
                 if postgres {
-                    "UPDATE rate_window SET spent = $3, seen_us = $4, expires_us = $5, version = $6 + 1 WHERE scope = $1 AND client = $2 AND version = $6"
+                    "UPDATE rate_window SET spent = $3, seen_us = $4, version = $5, expires_us = $6 WHERE scope = $1 AND client = $2 AND version = $7"
                 } else {
-                    "UPDATE rate_window SET spent = ?3, seen_us = ?4, expires_us = ?5, version = ?6 + 1 WHERE scope = ?1 AND client = ?2 AND version = ?6"
+                    "UPDATE rate_window SET spent = ?3, seen_us = ?4, version = ?5, expires_us = ?6 WHERE scope = ?1 AND client = ?2 AND version = ?7"
                 },
-                vec![scope.into(), client.into(), spent.into(), seen_us.into(), expires_us.into(), version.into()],
+                vec![scope.into(), client.into(), spent.into(), seen_us.into(), next.into(), expires_us.into(), version.into()],
             ),
         };
         Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected() == 1)
     }
 
     /// Forget the clients whose admissions have all left the window at `now_us`: the table
-    /// holds only clients that spent part of their budget recently. Answers the rows deleted.
+    /// holds only clients that spent part of their budget recently. Also the budgets of earlier
+    /// versions' `rate_limit` (GCRA) that are whole again, as those versions pruned them: kept
+    /// by migration 000022 for instances of an earlier version during a rolling upgrade, and
+    /// emptied once they are gone. Answers the rows deleted.
     pub async fn prune(&self, now_us: i64) -> Result<u64, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
-        let sql = match backend {
-            DbBackend::Postgres => "DELETE FROM rate_window WHERE expires_us < $1",
-            _ => "DELETE FROM rate_window WHERE expires_us < ?1",
-        };
-        Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await?.rows_affected())
+        let mut deleted = 0;
+        for sql in match backend {
+            DbBackend::Postgres => ["DELETE FROM rate_window WHERE expires_us < $1", "DELETE FROM rate_limit WHERE tat_us < $1"],
+            _ => ["DELETE FROM rate_window WHERE expires_us < ?1", "DELETE FROM rate_limit WHERE tat_us < ?1"],
+        } {
+            deleted += conn.execute_raw(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await?.rows_affected();
+        }
+        Ok(deleted)
     }
 }

@@ -2,8 +2,10 @@
 //! counts per slice of the window ([`crate::ratelimit::Window`]), where `rate_limit` kept GCRA's
 //! one time, which let a client spend its burst and then the refill: up to twice the documented
 //! requests within one window (000 §7: 100 per IP in 15 minutes; a black-box test counted 106 in
-//! 61 s). The budgets in `rate_limit` are dropped with it: a client's spent budget is forgotten
-//! once, as a power cut may forget it ([`crate::storage::Db::volatile`]).
+//! 61 s). `rate_limit` stays, unused by this version: instances of an earlier version still count
+//! in it during a rolling upgrade (each version against its own budgets, rather than the older
+//! failing every counting), and this version's pruning empties it
+//! ([`crate::storage::rate_limit::RateLimitStore::prune`]).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -27,7 +29,8 @@ impl MigrationTrait for Migration {
                     // clocks before they wait for a connection, so requests reach the row out of
                     // time order; each is counted at no earlier than this.
                     .col(big_integer("seen_us"))
-                    // Moved by every write: a write names the version it read, so of two
+                    // Moved by every write (a new row's first is its time, µs, never a version
+                    // of a row it replaces): a write names the version it read, so of two
                     // instances counting one client at once exactly one writes and the other
                     // reads again.
                     .col(big_integer("version"))
@@ -38,24 +41,10 @@ impl MigrationTrait for Migration {
                     .primary_key(Index::create().col("scope").col("client"))
                     .to_owned(),
             )
-            .await?;
-        manager.drop_table(Table::drop().table("rate_limit").to_owned()).await
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("rate_limit")
-                    .col(string_len("scope", 32))
-                    .col(string_len("client", 64))
-                    .col(big_integer("tat_us"))
-                    .col(big_integer("seen_us"))
-                    .col(big_integer("admitted").default(1))
-                    .primary_key(Index::create().col("scope").col("client"))
-                    .to_owned(),
-            )
-            .await?;
         manager.drop_table(Table::drop().table("rate_window").to_owned()).await
     }
 }

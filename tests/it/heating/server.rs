@@ -34,14 +34,20 @@ async fn rate_limit_budgets_whole_again_are_pruned() {
     assert_eq!(budgets.admit("test:ip", "10.0.0.2", now, &window, 1).await.unwrap().admitted, 1);
     let later = now + 600_000_000;
     assert_eq!(budgets.admit("test:ip", "10.0.0.1", later, &window, 100).await.unwrap().admitted, 100);
-    // 15.5 minutes after the first, its request has left the window (its 30 s slice with it);
-    // the second's have not.
-    let after = now + 930_000_000;
+    // 15.5 minutes (and a second) after the first, its request has left the window (its 30 s
+    // slice with it); the second's have not.
+    let after = now + 931_000_000;
+    let stale = store.load("test:ip", "10.0.0.2").await.unwrap().expect("its row");
     assert_eq!(store.prune(after).await.unwrap(), 1);
     assert_eq!(store.prune(after).await.unwrap(), 0, "nothing left to prune");
     let kept = budgets.admit("test:ip", "10.0.0.1", after, &window, 2).await.unwrap();
     assert_eq!(kept.admitted, 0, "the spent budget was kept");
     assert!(kept.wait_us > 0);
+    // The pruned client comes back: its new row's first version is its time, so a counting that
+    // read the pruned row cannot write over it.
+    assert_eq!(budgets.admit("test:ip", "10.0.0.2", after, &window, 1).await.unwrap().admitted, 1);
+    assert!(!store.save("test:ip", "10.0.0.2", Some(stale.version), stale.version + 1, "", after, after).await.unwrap());
+    assert_eq!(store.load("test:ip", "10.0.0.2").await.unwrap().expect("its row").version, after);
 }
 
 #[tokio::test]
