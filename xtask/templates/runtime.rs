@@ -313,6 +313,13 @@ pub fn xml_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     serde_path_to_error::deserialize(&mut deserializer).map_err(|e| serde_rejection(&e))
 }
 
+/// The violation message of a required body field that was not sent (`x-rejections`
+/// `by_field` rules with `when: missing` select it).
+pub const MISSING_FIELD: &str = "缺少必填字段";
+
+/// The violation message of a required multipart file that was not sent.
+pub const MISSING_FILE: &str = "缺少文件";
+
 /// Deserialise a JSON value that was already parsed (multipart text fields, a pre-read body).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
     serde_path_to_error::deserialize(value).map_err(|e| serde_rejection(&e))
@@ -324,7 +331,7 @@ fn serde_rejection<E: Display>(error: &serde_path_to_error::Error<E>) -> Rejecti
     let path = if path == "." || path == "?" { String::new() } else { path };
     let detail = error.inner().to_string();
     // serde reports a missing or unknown field at its parent; name the field itself.
-    for (prefix, message) in [("missing field `", "缺少必填字段"), ("unknown field `", "不是允许的字段")] {
+    for (prefix, message) in [("missing field `", MISSING_FIELD), ("unknown field `", "不是允许的字段")] {
         if let Some(field) = detail.strip_prefix(prefix).and_then(|r| r.split('`').next()) {
             return Rejection::field(join(&path, field), message);
         }

@@ -83,8 +83,13 @@ async fn a_tenant_registers_is_approved_pays_the_fees_and_leaves() {
         let mut long = body.clone();
         long[field] = json!("名".repeat(length));
         let refused = app.post(SUBMIT, Some(&token), long).await;
-        assert_eq!((refused.status, refused.flat_code()), (400, 1), "{field}: {}", refused.body);
+        assert_eq!((refused.status, refused.flat_code(), refused.body["msg"].as_str()), (400, 1, Some("服务器开小差，请重试")), "{field}: {}", refused.body);
     }
+    // Without a name at all: the document's words (2.4.1.4 示例2), as for an empty one.
+    let mut nameless = body.clone();
+    nameless.as_object_mut().unwrap().remove("name");
+    let refused = app.post(SUBMIT, Some(&token), nameless).await;
+    assert_eq!((refused.status, refused.flat_code(), refused.body["msg"].as_str()), (400, 1, Some("没有填写姓名")), "{}", refused.body);
     let submitted = app.post(SUBMIT, Some(&token), body.clone()).await;
     assert_eq!((submitted.status, submitted.flat_code()), (200, 0), "{}", submitted.body);
     let filed = &submitted.body["shenhe_data"][0];

@@ -70,6 +70,16 @@ async fn people_photo_upload_refuses_what_is_not_a_photo_of_a_house() {
     let form = reqwest::multipart::Form::new().text("community_identifier", "1");
     let missing = app.post_multipart(PHOTO, Some(&token), form).await;
     assert_eq!((missing.status, missing.flat_code()), (400, 1), "{}", missing.body);
+    // The address without the file: the document's own words for it (2.3.1.4 示例2).
+    let names = ["community_identifier", "building_number", "unit_number", "floor_number", "house_number"];
+    let form = names.into_iter().zip(["1", "1", "1", "1", "101"]).fold(reqwest::multipart::Form::new(), |form, (name, value)| form.text(name, value));
+    let no_file = app.post_multipart(PHOTO, Some(&token), form).await;
+    assert_eq!(
+        (no_file.status, no_file.flat_code(), no_file.body["msg"].as_str(), no_file.body["message"].as_str()),
+        (400, 1, Some("没有传递任何文件到后台"), Some("传递的file为空")),
+        "{}",
+        no_file.body
+    );
     // Without a token.
     let part = reqwest::multipart::Part::bytes(jpeg(2048, 1)).file_name("face.jpg");
     let anonymous = app.post_multipart(PHOTO, None, reqwest::multipart::Form::new().part("file", part)).await;
@@ -123,6 +133,9 @@ async fn idcard_photo_recognize_reads_a_fictional_identity_or_asks_for_a_clearer
         let bad = app.post(IDCARD, Some(&token), json!({ "image": image })).await;
         assert_eq!((bad.status, bad.flat_code()), (400, 1), "{image:?}: {}", bad.body);
     }
+    // Not sent at all: the document's words (2.3.2.4 示例2), as for an empty one.
+    let absent = app.post(IDCARD, Some(&token), json!({})).await;
+    assert_eq!((absent.status, absent.flat_code(), absent.body["msg"].as_str()), (400, 1, Some("没有传递image的base64码")), "{}", absent.body);
     // A data: URL is read as its base64 part.
     let data_url = format!("data:image/jpeg;base64,{}", base64::engine::general_purpose::STANDARD.encode(jpeg(2048, 9)));
     assert_eq!(app.post(IDCARD, Some(&token), json!({ "image": data_url })).await.body["data"], *data);

@@ -715,7 +715,12 @@ fn rejection_arm(kind: &str, rule: &super::model::RejectionRule) -> TokenStream 
     let fields = rule.by_field.iter().map(|f| {
         let field = &f.field;
         let answer = render(f.status, &f.body);
-        quote! { if rejection.violations.iter().any(|v| v.path == #field) { #answer } else }
+        let selects = if f.missing {
+            quote! { v.path == #field && (v.message == crate::runtime::MISSING_FIELD || v.message == crate::runtime::MISSING_FILE) }
+        } else {
+            quote! { v.path == #field }
+        };
+        quote! { if rejection.violations.iter().any(|v| #selects) { #answer } else }
     });
     let answer = render(rule.status, &rule.body);
     quote! { RejectionKind::#kind => #(#fields)* { #answer }, }
@@ -1164,7 +1169,7 @@ fn form_steps(types: &Types<'_>, ty: &Ty) -> TokenStream {
         if types.resolve(&f.ty) == &Ty::Upload {
             lets.push(quote! {
                 let #var = form.files.get(#wire).cloned();
-                if #var.is_none() && !#optional { violations.push(Violation::new(#wire, "缺少文件")); }
+                if #var.is_none() && !#optional { violations.push(Violation::new(#wire, crate::runtime::MISSING_FILE)); }
             });
         } else {
             let fty = types.tokens(&f.ty);

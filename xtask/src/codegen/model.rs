@@ -384,6 +384,9 @@ pub struct RejectionRule {
 pub struct FieldRule {
     /// The violation path that selects it (`phone`).
     pub field: String,
+    /// `when: missing`: only a violation saying the field is absent (a required body field or
+    /// file not sent) selects it; any violation at the field otherwise.
+    pub missing: bool,
     /// The HTTP status.
     pub status: u16,
     /// The body template.
@@ -536,8 +539,14 @@ fn rejection_rule(kind: &str, rule: &Value) -> Result<RejectionRule> {
     let mut by_field = Vec::new();
     for (i, field_rule) in rule.get("by_field").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let at = |key: &str| anyhow!("x-rejections.{kind}.by_field[{i}].{key}");
+        let missing = match field_rule.get("when") {
+            None => false,
+            Some(Value::String(when)) if when == "missing" => true,
+            Some(_) => return Err(at("when (only `missing`)")),
+        };
         by_field.push(FieldRule {
             field: field_rule.get("field").and_then(Value::as_str).ok_or_else(|| at("field"))?.to_owned(),
+            missing,
             status: u16::try_from(field_rule.get("status").and_then(Value::as_u64).ok_or_else(|| at("status"))?)?,
             body: field_rule.get("body").cloned().ok_or_else(|| at("body"))?,
         });
