@@ -71,12 +71,11 @@ pub struct Spent {
 impl Spent {
     /// `slice:count,…`, oldest first.
     pub fn encode(&self) -> String {
+        use std::fmt::Write as _;
         let mut text = String::with_capacity(self.slices.len() * 16);
-        for (n, (slice, count)) in self.slices.iter().enumerate() {
-            if n > 0 {
-                text.push(',');
-            }
-            text.push_str(&format!("{slice}:{count}"));
+        for (slice, count) in &self.slices {
+            let comma = if text.is_empty() { "" } else { "," };
+            let _ = write!(text, "{comma}{slice}:{count}");
         }
         text
     }
@@ -117,14 +116,13 @@ impl Window {
         let mut slices: Vec<(i64, i64)> = spent.slices.iter().copied().filter(|(slice, _)| *slice >= oldest).collect();
         let used: i64 = slices.iter().map(|(_, n)| n).sum();
         let admitted = i64::from(count.max(1)).min(self.requests - used).max(0);
-        let updated = (admitted > 0).then(|| {
+        if admitted > 0 {
             let newest = self.slice(at);
             match slices.last_mut() {
                 Some((slice, n)) if *slice == newest => *n += admitted,
                 _ => slices.push((newest, admitted)),
             }
-            Spent { slices: slices.clone(), seen_us: at }
-        });
+        }
         // The next request fits once enough of the oldest admissions have left: slice `s` leaves
         // when `at − window` reaches the slice after it.
         let mut left = used + admitted;
@@ -136,6 +134,7 @@ impl Window {
             left -= n;
             wait_us = ((slice + 1) * self.slice_us + self.window_us - now_us).max(0);
         }
+        let updated = (admitted > 0).then_some(Spent { slices, seen_us: at });
         (updated, Admission { admitted: u32::try_from(admitted).unwrap_or(u32::MAX), wait_us })
     }
 
