@@ -13,7 +13,10 @@
 //!   notify and answers with the status the server acknowledged it with) for `--duration`
 //!   seconds per round. A flow counts once the notify was answered 200; after each round the
 //!   first and last order of every worker are asked `GET /api/v1/points/check-payment` and must
-//!   read paid. Target [`PAY_TARGET`] flows/s (median round), every flow and check clean.
+//!   read paid. Target [`PAY_TARGET`] flows/s (median round), every flow and check clean. Before
+//!   the flows, one thread signs with RSA-2048 for [`RSA_SAMPLE`]: the report shows how many flows
+//!   per second the machine's cores could sign for ([`RsaCeiling`]), and says when that is below
+//!   the target.
 //! - **Cold start and idle RSS** of all five APIs: `mpapi serve` on a fresh SQLite file, again
 //!   on the file the last start left, and `mpapi mock`: from spawn until every port answers
 //!   `GET /health/live` 200 (polled every [`POLL`]), then `VmRSS` after [`IDLE`]; the median of
@@ -70,6 +73,9 @@ pub const STARTS: usize = 5;
 pub const POLL: Duration = Duration::from_millis(2);
 /// How long a started server idles before its resident set is read.
 pub const IDLE: Duration = Duration::from_secs(2);
+
+/// How long [`RsaCeiling::measure`] signs for.
+pub const RSA_SAMPLE: Duration = Duration::from_secs(1);
 /// A worker's wait for one answer of the payment flow.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -349,6 +355,66 @@ pub struct PayReport {
     pub notes: Vec<String>,
     /// The rounds, in order.
     pub runs: Vec<FlowRun>,
+    /// What this machine's RSA signing allows, measured before the rounds.
+    pub ceiling: RsaCeiling,
+}
+
+/// RSA-2048 signatures a payment flow makes: the pay parameters' `paySign` (the server, with the
+/// merchant key) and the notify's `Wechatpay-Signature` (the sandbox platform, in the same process,
+/// with the platform key). WeChat Pay v3 fixes both as RSA-2048 PKCS#1 v1.5 SHA-256
+/// (domain.md §2.2); the server's check of the notify's signature is a verification, 30 times cheaper.
+pub const SIGNATURES_PER_FLOW: u32 = 2;
+
+/// How many payment flows per second this machine's RSA signing leaves room for with nothing else
+/// to do: the signing rate of one core, as the server signs (aws-lc, the same library and
+/// algorithm), times the cores, over [`SIGNATURES_PER_FLOW`]. Whether [`PAY_TARGET`] can be met
+/// here at all: aws-lc signs about four times faster on a CPU with AVX-512 IFMA than on one
+/// without.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RsaCeiling {
+    /// RSA-2048 signatures per second on one thread.
+    pub signs_per_sec: f64,
+    /// The cores the server, PostgreSQL and the workers share (`available_parallelism`).
+    pub cores: usize,
+}
+
+impl RsaCeiling {
+    /// Time [`RSA_SAMPLE`] of signing with a fresh RSA-2048 key on this thread.
+    pub fn measure() -> Result<Self> {
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+        let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("generating an RSA-2048 key failed"))?;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut signature = vec![0u8; key.public_modulus_len()];
+        let started = Instant::now();
+        let mut signs = 0u32;
+        while started.elapsed() < RSA_SAMPLE {
+            // A different message each time, as every flow's is.
+            let message = format!("wx8888888888888888\n{signs}\n5K8264ILTKCH16CQ2502SI8ZNMTM67VS\nprepay_id=wx{signs}\n");
+            key.sign(&RSA_PKCS1_SHA256, &rng, message.as_bytes(), &mut signature).map_err(|_| anyhow::anyhow!("RSA signing failed"))?;
+            signs += 1;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Self { signs_per_sec: f64::from(signs) / started.elapsed().as_secs_f64(), cores })
+    }
+
+    /// Flows per second the signatures alone would take every core for.
+    pub fn flows_per_sec(&self) -> f64 {
+        self.signs_per_sec * self.cores as f64 / f64::from(SIGNATURES_PER_FLOW)
+    }
+}
+
+impl fmt::Display for RsaCeiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RSA-2048 signing here (aws-lc, PKCS#1 v1.5 SHA-256, one thread): {:.0} signatures/s ({:.0} µs each); a flow signs {SIGNATURES_PER_FLOW} times (paySign; the sandbox platform's notify), so {} cores doing nothing else could sign for {:.0} flows/s",
+            self.signs_per_sec,
+            1e6 / self.signs_per_sec.max(f64::EPSILON),
+            self.cores,
+            self.flows_per_sec()
+        )
+    }
 }
 
 impl PayReport {
@@ -382,6 +448,7 @@ impl fmt::Display for PayReport {
         for note in &self.notes {
             writeln!(f, "  {note}")?;
         }
+        writeln!(f, "  {}", self.ceiling)?;
         writeln!(f, "{:>5} {:>8} {:>10} {:>10} {:>7} {:>11}", "round", "flows", "flows/s", "p99", "errors", "paid/check")?;
         for (number, run) in self.runs.iter().enumerate() {
             let mut line = format!(
@@ -409,13 +476,20 @@ impl fmt::Display for PayReport {
             self.flows_per_sec(),
             format_latency(self.p99()),
             self.runs.len()
-        )
+        )?;
+        if self.ceiling.flows_per_sec() < PAY_TARGET {
+            write!(f, " (out of reach on this machine: its RSA signing alone allows {:.0} flows/s)", self.ceiling.flows_per_sec())?;
+        }
+        Ok(())
     }
 }
 
 /// The payment flows on `database`: `mpapi serve --api points`, one sandbox WeChat user per
 /// worker, a warm-up, then `--rounds` rounds of `--duration` seconds.
 fn bench_pay(mpapi: &Path, opts: &BenchOpts, dir: &Path, database: &Database) -> Result<PayReport> {
+    // Before the server starts, so that nothing else runs beside the signing.
+    let ceiling = RsaCeiling::measure()?;
+    eprintln!("bench: {ceiling}");
     let mut serve = ServerProcess::serve(mpapi, &["points"], &database.url, dir, &[], "serve-points.log")?;
     wait_until_answering("mpapi serve --api points", serve.port, &LIVE, || serve.check_alive())?;
     let port = serve.port;
@@ -451,6 +525,7 @@ fn bench_pay(mpapi: &Path, opts: &BenchOpts, dir: &Path, database: &Database) ->
         duration: opts.duration,
         notes,
         runs,
+        ceiling,
     })
 }
 
@@ -901,7 +976,8 @@ mod tests {
             checked: 4,
             paid,
         };
-        let report = |runs| PayReport { server: "s".into(), workers: 2, duration: 2, notes: Vec::new(), runs };
+        let roomy = RsaCeiling { signs_per_sec: 3_700.0, cores: 2 };
+        let report = |runs| PayReport { server: "s".into(), workers: 2, duration: 2, notes: Vec::new(), runs, ceiling: roomy };
         let passing = report(vec![run(2_400, 0, 4), run(1_000, 0, 4), run(2_100, 0, 4)]);
         assert_eq!(passing.flows_per_sec(), 1_050.0);
         assert!(passing.passed());
@@ -910,6 +986,31 @@ mod tests {
         assert!(!report(vec![run(2_400, 0, 3)]).passed(), "an unpaid order fails the round");
         assert!(!report(Vec::new()).passed());
         assert!(passing.to_string().ends_with("target ≥ 1000 flows/s  PASS"), "{passing}");
+        assert!(passing.to_string().contains("3700 signatures/s (270 µs each)"), "{passing}");
+    }
+
+    #[test]
+    fn the_pay_report_says_when_rsa_alone_puts_the_target_out_of_reach() {
+        // A machine without AVX-512 IFMA: about 1 ms per signature.
+        let slow = RsaCeiling { signs_per_sec: 958.0, cores: 2 };
+        assert_eq!(slow.flows_per_sec(), 958.0);
+        assert_eq!(RsaCeiling { signs_per_sec: 958.0, cores: 4 }.flows_per_sec(), 1_916.0);
+        let run = FlowRun {
+            flows: 500,
+            elapsed: Duration::from_secs(2),
+            p99: Duration::from_millis(300),
+            errors: 0,
+            first_error: None,
+            checked: 2,
+            paid: 2,
+        };
+        let report = PayReport { server: "s".into(), workers: 2, duration: 2, notes: Vec::new(), runs: vec![run], ceiling: slow };
+        let text = report.to_string();
+        assert!(text.ends_with("FAIL (out of reach on this machine: its RSA signing alone allows 958 flows/s)"), "{text}");
+        assert!(text.contains("2 cores doing nothing else could sign for 958 flows/s"), "{text}");
+        // The sample signs for real, with the server's library.
+        let measured = RsaCeiling::measure().unwrap();
+        assert!(measured.signs_per_sec > 10.0 && measured.cores >= 1, "{measured:?}");
     }
 
     #[test]
