@@ -22,6 +22,7 @@ pub mod config;
 pub mod geo;
 pub mod heating;
 pub mod identity;
+pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod mock;

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Poll, ready};
 use std::time::Instant;
 
@@ -403,22 +404,33 @@ where
     // One signal for every listener, said once in the log (an operator stopping the service sees
     // when the drain began and when it ended).
     let (stop_all, stopping) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        let signal = stop.await;
-        tracing::info!(signal, "stop requested: the listeners close, the requests in flight finish");
-        let _ = stop_all.send(true);
-    });
+    // What every answer reads: a flag, not the channel's lock.
+    let answers_close = Arc::new(AtomicBool::new(false));
+    let signal = {
+        let answers_close = answers_close.clone();
+        tokio::spawn(async move {
+            let signal = stop.await;
+            tracing::info!(signal, "stop requested: the listeners close, the requests in flight finish");
+            answers_close.store(true, Ordering::Relaxed);
+            let _ = stop_all.send(true);
+        })
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for (api, listener, router) in apps {
         announce(api, listener.local_addr()?, bind);
-        let app = outer(router, api.id, cors);
-        let mut stopping = stopping.clone();
+        let app = closing(outer(router, api.id, cors), answers_close.clone());
+        let listener = crate::listener::Draining::new(listener, stopping.clone());
+        // The listener closes first (once it has taken what the kernel queued), then the open
+        // connections get a moment to bring what their clients already sent, then the idle ones
+        // close and the requests in flight finish.
+        let drained = listener.drained();
+        let settled = listener.settled(crate::listener::LINGER);
         let shutdown = async move {
-            // An error means the signal task is gone without a signal: keep serving.
-            if stopping.wait_for(|stop| *stop).await.is_err() {
-                std::future::pending::<()>().await;
-            }
+            drained.await;
+            settled.await;
         };
+        // `tap_io` is how axum hands a listener of our own's peer address to `ConnectInfo`.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |_: &mut crate::listener::Tracked| {});
         tasks.spawn(async move {
             match peers {
                 PeerAddresses::Attach => {
@@ -444,6 +456,20 @@ where
     served?;
     tracing::info!("stopped: every listener closed and every request in flight answered");
     Ok(())
+}
+
+/// `app`, whose answers say `Connection: close` once the process is stopping: a keep-alive
+/// client then sends its next request to another instance, not on a connection about to close.
+fn closing<S>(app: S, stopping: Arc<AtomicBool>) -> MapResponse<S, impl FnOnce(Response) -> Response + Clone>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    MapResponse::new(app, move |mut response: Response| {
+        if stopping.load(Ordering::Relaxed) {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    })
 }
 
 /// A stop asked of the process: resolves with the signal's name ([`stop_requested`]).

@@ -465,3 +465,109 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     };
     assert!(status.success(), "exited {status:?}, not gracefully");
 }
+
+/// One `GET /api/config/system` written on `stream` and its whole answer read back (by
+/// `Content-Length`): `(status line, whether it says Connection: close)`, or what went wrong.
+async fn exchange(stream: &mut tokio::net::TcpStream) -> std::io::Result<(String, bool)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET /api/config/system HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await?;
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse().ok())
+                .expect("a Content-Length");
+            if raw.len() >= split + 4 + length {
+                let status = head.lines().next().unwrap_or_default().to_owned();
+                return Ok((status, head.lines().any(|line| line == "connection: close")));
+            }
+        }
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("the connection ended after {} bytes", raw.len())));
+        }
+        raw.extend_from_slice(&buffer[..read]);
+    }
+}
+
+/// `mpapi mock --api heating` in this process through `server::run` on `listener`, until `stop`
+/// resolves; what `run` returned.
+fn run_heating_mock(
+    listener: tokio::net::TcpListener,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let api = apis::by_id("heating").unwrap();
+    let source = MockSource::load(api, &workspace_root().join("mocks")).expect("mocks load");
+    let layer = MockLayer::new(api, source, Validation::Enforce, Latency::default());
+    let app = server::mock_app(layer, &default_ports());
+    let bind = listener.local_addr().unwrap().ip();
+    let stop: server::StopRequested = Box::pin(async move {
+        stop.await;
+        "test"
+    });
+    tokio::spawn(server::run(vec![(api, listener, app)], bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin, stop))
+}
+
+/// A stop loses no request whose connection the kernel had accepted: the connections still
+/// waiting in the listener's queue when the stop comes are taken and answered in full before
+/// the listener closes (closing it with them queued would reset them). Then `run` returns, and
+/// the port is closed.
+#[tokio::test]
+async fn a_stop_answers_the_connections_still_queued() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    // Connected and sent before the server takes any connection: they wait in the kernel's queue.
+    let mut queued = Vec::new();
+    for _ in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /api/config/system HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        queued.push(stream);
+    }
+    // The stop is there before the server takes its first connection.
+    let served = run_heating_mock(listener, std::future::ready(()));
+    for (number, stream) in queued.iter_mut().enumerate() {
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(stream, &mut raw))
+            .await
+            .unwrap_or_else(|_| panic!("queued connection {number} was neither answered nor closed"))
+            .unwrap_or_else(|e| panic!("queued connection {number} was cut off: {e}"));
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 200 ") && text.ends_with('}'), "queued connection {number}: {text:?}");
+    }
+    tokio::time::timeout(Duration::from_secs(5), served).await.expect("run returns").unwrap().expect("a clean stop");
+    assert!(tokio::net::TcpStream::connect(address).await.is_err(), "the listener is closed");
+}
+
+/// A request sent on an idle keep-alive connection just after the stop is answered, saying
+/// `Connection: close`, rather than cut off (hyper closes idle connections at once on a graceful
+/// shutdown, though a client's next request may already be on its way); the connection then
+/// closes and `run` returns.
+#[tokio::test]
+async fn a_stop_answers_a_request_just_sent_on_an_idle_connection() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = run_heating_mock(listener, async move {
+        let _ = stopped.await;
+    });
+    let mut idle = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (status, close) = exchange(&mut idle).await.expect("answered before the stop");
+    assert!(status.contains(" 200 ") && !close, "{status}");
+    stop.send(()).unwrap();
+    // The stop has reached the server (its listener closes) when the next request goes out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio::net::TcpStream::connect(address).await.is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still open 5 s after the stop");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (status, close) = exchange(&mut idle).await.expect("a request sent just after the stop is answered");
+    assert!(status.contains(" 200 ") && close, "{status}: the answer says the connection closes");
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), tokio::io::AsyncReadExt::read_to_end(&mut idle, &mut rest)).await;
+    assert!(matches!(ended, Ok(Ok(0))), "the connection closes after that answer: {ended:?}");
+    tokio::time::timeout(Duration::from_secs(5), served).await.expect("run returns").unwrap().expect("a clean stop");
+}
