@@ -11,6 +11,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,13 +28,16 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// How often a stop looks whether the open connections have all ended while it lingers.
 const LINGER_POLL: Duration = Duration::from_millis(10);
 
-/// A TCP listener that, once `stopping` turns true, accepts what the kernel has already queued
-/// (without waiting for more), then closes, and says so through [`Draining::drained`].
+/// A TCP listener that, once `stopping` turns true, accepts what the kernel has queued until
+/// the queue is empty (never waiting for more), then closes, and says so through
+/// [`Draining::drained`]. A connection whose handshake completes between the last accept and
+/// the close is still reset: the kernel gives no way to close a listener and keep its queue.
 pub struct Draining {
     state: State,
     stopping: watch::Receiver<bool>,
     drained: watch::Sender<bool>,
-    open: Arc<()>,
+    /// Connections accepted and not yet dropped.
+    open: Arc<AtomicUsize>,
 }
 
 enum State {
@@ -49,7 +53,7 @@ impl Draining {
     /// `listener`, draining once `stopping` is true. A sender gone without saying so is no stop:
     /// the listener goes on accepting (as the server goes on serving).
     pub fn new(listener: TcpListener, stopping: watch::Receiver<bool>) -> Draining {
-        Draining { state: State::Listening(listener), stopping, drained: watch::Sender::new(false), open: Arc::new(()) }
+        Draining { state: State::Listening(listener), stopping, drained: watch::Sender::new(false), open: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Resolves once the stop has taken every queued connection and closed the listener.
@@ -63,11 +67,10 @@ impl Draining {
 
     /// Resolves when every connection this listener accepted has closed, or after `linger`.
     pub fn settled(&self, linger: Duration) -> impl Future<Output = ()> + Send + 'static {
-        let open = Arc::downgrade(&self.open);
+        let open = self.open.clone();
         async move {
             let settled = async {
-                // The listener's own reference counts too: it is dropped once serving ends.
-                while open.strong_count() > 1 {
+                while open.load(Ordering::Acquire) > 0 {
                     tokio::time::sleep(LINGER_POLL).await;
                 }
             };
@@ -76,7 +79,8 @@ impl Draining {
     }
 
     fn track(&self, stream: TcpStream) -> Tracked {
-        Tracked { stream, _open: self.open.clone() }
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Tracked { stream, open: self.open.clone() }
     }
 }
 
@@ -98,7 +102,7 @@ impl axum::serve::Listener for Draining {
                                 Ok(listener) => self.state = State::Emptying(listener),
                                 Err(error) => {
                                     tracing::warn!(%error, "a listener could not be emptied before it closed");
-                                    let _ = self.drained.send(true);
+                                    self.drained.send_replace(true);
                                 }
                             }
                         }
@@ -119,7 +123,7 @@ impl axum::serve::Listener for Draining {
                             tracing::warn!(%error, "a listener stopped emptying its queue");
                         }
                         self.state = State::Closed;
-                        let _ = self.drained.send(true);
+                        self.drained.send_replace(true);
                     }
                 },
                 State::Closed => std::future::pending::<()>().await,
@@ -161,7 +165,13 @@ async fn refused(error: io::Error) {
 /// An accepted connection, counted open until hyper drops it.
 pub struct Tracked {
     stream: TcpStream,
-    _open: Arc<()>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl AsyncRead for Tracked {

@@ -394,7 +394,10 @@ pub enum PeerAddresses {
 
 /// Serve every API on its listener until `stop` resolves (Ctrl-C or SIGTERM, what a container
 /// runtime or systemd sends to stop a service: [`stop_requested`]): the listeners close first,
-/// the requests in flight finish, then `run` returns. Prints the URLs (and LAN URLs when bound to
+/// once they have taken the connections the kernel had queued ([`crate::listener::Draining`]);
+/// the open connections get up to [`crate::listener::LINGER`] to bring what their clients already
+/// sent, answered with `Connection: close`; then the idle ones close, the requests in flight
+/// finish, and `run` returns. Prints the URLs (and LAN URLs when bound to
 /// all interfaces, so a phone on the same network can reach them).
 pub async fn run<S>(apps: Vec<(Api, tokio::net::TcpListener, S)>, bind: IpAddr, peers: PeerAddresses, cors: &Cors, stop: StopRequested) -> Result<()>
 where
@@ -458,14 +461,16 @@ where
     Ok(())
 }
 
-/// `app`, whose answers say `Connection: close` once the process is stopping: a keep-alive
-/// client then sends its next request to another instance, not on a connection about to close.
+/// `app`, whose HTTP/1 answers say `Connection: close` once the process is stopping: a
+/// keep-alive client then sends its next request to another instance, not on a connection about
+/// to close. (hyper drops the header from HTTP/2 answers, which end with GOAWAY instead.) A 101
+/// Switching Protocols keeps its own `Connection: upgrade`.
 fn closing<S>(app: S, stopping: Arc<AtomicBool>) -> MapResponse<S, impl FnOnce(Response) -> Response + Clone>
 where
     S: tower::Service<Request, Response = Response>,
 {
     MapResponse::new(app, move |mut response: Response| {
-        if stopping.load(Ordering::Relaxed) {
+        if stopping.load(Ordering::Relaxed) && !response.status().is_informational() {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
