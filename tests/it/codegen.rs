@@ -670,6 +670,21 @@ async fn multipart_uploads_are_read_and_checked() {
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.json()["message"].as_str().unwrap().contains("building_number"), "{}", reply.body);
 
+    // One past int32 (`format: int32`) is refused, named; the bounds themselves are accepted.
+    // Schemathesis's negative check is off for this form (.ci/schemathesis.toml says why).
+    let mut fields = FIELDS;
+    fields[2] = ("unit_number", "2147483648");
+    let (content_type, body) = upload_body(&fields, Some(jpeg));
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.json()["message"].as_str().unwrap().contains("unit_number"), "{}", reply.body);
+    let mut fields = FIELDS;
+    fields[2] = ("unit_number", "-2147483648");
+    fields[1] = ("building_number", "2147483647");
+    let (content_type, body) = upload_body(&fields, Some(jpeg));
+    let reply = send(&router, upload(&content_type, body)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
     let reply = send(&router, upload("application/json", b"{}".to_vec())).await;
     assert_eq!(reply.status, 415, "{}", reply.body);
     assert_eq!(reply.json()["code"], json!("1"));
