@@ -5,8 +5,6 @@
 //! log neither logs nor counts them ([`is_ops_path`]): a scrape or a probe every few seconds is
 //! no API traffic.
 
-use std::time::Duration;
-
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,9 +18,6 @@ pub const METRICS: &str = "/metrics";
 pub const LIVE: &str = "/health/live";
 /// The port can serve: 200 while its database answers (mock mode: always), else 503.
 pub const READY: &str = "/health/ready";
-
-/// How long a readiness check waits for the database (a probe's own timeout is about a second).
-pub const READY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether `path` is one of these routes (the request log leaves them out).
 pub fn is_ops_path(path: &str) -> bool {
@@ -40,9 +35,9 @@ pub fn routes(db: Option<Db>) -> Router {
         let db = db.clone();
         async move {
             let Some(db) = db else { return status(true) };
-            let answers = tokio::time::timeout(READY_TIMEOUT, db.ping()).await.unwrap_or(false);
+            let answers = db.ping().await;
             if !answers {
-                tracing::warn!(timeout_ms = READY_TIMEOUT.as_millis() as u64, "not ready: the database does not answer");
+                tracing::warn!(timeout_ms = crate::storage::PING_TIMEOUT.as_millis() as u64, "not ready: the database does not answer");
             }
             status(answers)
         }

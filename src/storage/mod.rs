@@ -82,8 +82,27 @@ pub struct Db {
     checkpointer: Option<DatabaseConnection>,
 }
 
-/// The longest a statement waits for a pooled connection before it fails.
+/// The longest a statement on a SQLite file waits for a pooled connection before it fails: a
+/// file cannot go away, so a long wait is only ever a queue (a burst of writers behind the write
+/// lock), which is better waited out than refused.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a statement on PostgreSQL waits for a pooled connection before it fails. A
+/// server-side database can go away, and sqlx then retries connecting until this ends: each
+/// request would hang for [`ACQUIRE_TIMEOUT`] and be answered 500 only then. Long enough for a
+/// queue for the 16 connections under load (the payment benchmark's 128 concurrent flows wait
+/// milliseconds), short beside a client's own timeout.
+pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest the per-IP budgets' counting waits for a PostgreSQL connection of [`Db::volatile`]
+/// before it gives up and lets its requests through (logged), as a failed store does: a
+/// counting is one short statement, and with the database gone the request's own statement
+/// would otherwise wait behind it.
+pub const BUDGET_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest [`Db::ping`] waits for the database's answer (a probe's own timeout is about a
+/// second; sqlx's ping has none of its own on a connection whose peer went silent).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The longest a statement on a SQLite file waits for another connection's lock (SQLite's busy
 /// timeout) before it fails with `database is locked`.
@@ -110,10 +129,12 @@ fn sqlite_in_memory(url: &str) -> bool {
 }
 
 /// What every pool of ours shares: no statement logging (tokens and codes are bound values), 10 s
-/// to connect, [`ACQUIRE_TIMEOUT`] to get a connection.
+/// to connect, [`ACQUIRE_TIMEOUT`] to get a connection on SQLite and [`POSTGRES_ACQUIRE_TIMEOUT`]
+/// on PostgreSQL.
 fn base_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
-    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(ACQUIRE_TIMEOUT);
+    let acquire = if url.starts_with("sqlite:") { ACQUIRE_TIMEOUT } else { POSTGRES_ACQUIRE_TIMEOUT };
+    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(acquire);
     options
 }
 
@@ -257,6 +278,7 @@ impl Db {
         } else {
             options
                 .max_connections(4)
+                .acquire_timeout(BUDGET_ACQUIRE_TIMEOUT)
                 .test_before_acquire_if_idle_for(Duration::from_secs(30))
                 .map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
         }
@@ -293,9 +315,9 @@ impl Db {
         }
     }
 
-    /// Whether the database answers now (health checks).
+    /// Whether the database answers within [`PING_TIMEOUT`] (health checks).
     pub async fn ping(&self) -> bool {
-        self.conn.ping().await.is_ok()
+        tokio::time::timeout(PING_TIMEOUT, self.conn.ping()).await.is_ok_and(|answer| answer.is_ok())
     }
 
     /// The connection pool as it is now (`/metrics`).

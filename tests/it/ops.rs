@@ -192,6 +192,89 @@ async fn serve_is_ready_while_its_database_answers() {
     assert_eq!(get("/health/live").await, (200, json!({"status": "ok"})), "the process is still up");
 }
 
+/// A TCP relay to PostgreSQL that can be cut: its connections closed and its port refusing, as
+/// when the database host goes away.
+struct Relay {
+    address: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn to(upstream: &str) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("port 0 binds");
+        let address = listener.local_addr().expect("bound");
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let upstream = upstream.to_owned();
+        let registry = tasks.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let relay = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                registry.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accepting.abort_handle());
+        Relay { address, tasks }
+    }
+
+    /// Close every relayed connection and the listening port.
+    async fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+        // An aborted task drops its sockets when it is next polled.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(tokio::net::TcpStream::connect(self.address).await.is_err(), "the relay's port still accepts");
+    }
+}
+
+/// With its PostgreSQL gone (every connection closed, the port refusing), requests are answered
+/// in seconds, not after sqlx's 30 s default: readiness and heating's documented `GET /health`
+/// (503 数据库未连接) within about `PING_TIMEOUT` (the per-IP budget's counting gives up after
+/// `BUDGET_ACQUIRE_TIMEOUT`, letting the request through), a read needing the database with a 500
+/// in heating's envelope after `BUDGET_ACQUIRE_TIMEOUT` + `POSTGRES_ACQUIRE_TIMEOUT`. PostgreSQL only
+/// (`.ci/run`'s second pass): a SQLite file cannot go away.
+#[tokio::test]
+async fn a_lost_database_is_answered_within_seconds() {
+    use mpapi::storage::{BUDGET_ACQUIRE_TIMEOUT, PING_TIMEOUT, POSTGRES_ACQUIRE_TIMEOUT};
+    use std::time::{Duration, Instant};
+    let Some(direct) = std::env::var("DATABASE_URL").ok().filter(|url| url.starts_with("postgres")) else {
+        eprintln!("a_lost_database_is_answered_within_seconds: skipped (DATABASE_URL does not name PostgreSQL)");
+        return;
+    };
+    let authority = direct.split('@').nth(1).and_then(|rest| rest.split('/').next()).expect("host:port in DATABASE_URL").to_owned();
+    let relay = Relay::to(&authority).await;
+    let through = relay.address.to_string();
+    let app = TestApp::spawn("heating", move |c| c.database_url = c.database_url.replacen(&authority, &through, 1)).await;
+    assert_eq!(app.get("/api/config/system", None).await.status, 200);
+    assert_eq!(app.get("/health", None).await.status, 200);
+
+    relay.cut().await;
+    let slack = Duration::from_millis(1500);
+    let started = Instant::now();
+    let ready = app.client.get(app.url("/health/ready")).send().await.expect("answered");
+    assert_eq!(ready.status(), 503);
+    assert!(started.elapsed() < PING_TIMEOUT + slack, "{:?}", started.elapsed());
+
+    // Checked against heating.yaml by `get`, as is every answer below.
+    let started = Instant::now();
+    let health = app.get("/health", None).await;
+    assert_eq!((health.status, health.code()), (503, 500), "{}", health.body);
+    assert!(health.body["message"].as_str().unwrap().contains("数据库未连接"), "{}", health.body);
+    assert!(started.elapsed() < BUDGET_ACQUIRE_TIMEOUT + PING_TIMEOUT + slack, "{:?}", started.elapsed());
+
+    let started = Instant::now();
+    let read = app.get("/api/config/system", None).await;
+    assert_eq!(read.status, 500, "{}", read.body);
+    let waited = started.elapsed();
+    assert!(waited < BUDGET_ACQUIRE_TIMEOUT + POSTGRES_ACQUIRE_TIMEOUT + slack, "{waited:?}");
+    assert!(waited >= POSTGRES_ACQUIRE_TIMEOUT, "the pool gave up before its timeout: {waited:?}");
+}
+
 #[tokio::test]
 async fn provider_calls_are_counted_by_provider_and_outcome() {
     use mpapi::providers::geocoder::{ReverseGeocoder as _, TencentGeocoder};
