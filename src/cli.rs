@@ -174,18 +174,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             let _log = crate::logging::init(config.log_format);
             // Caught from here on: a stop during the start (migrations, seeding) ends it cleanly.
             let stop = server::stop_requested();
-            crate::serve::run(config, args.listen, stop).await
+            logged(crate::serve::run(config, args.listen, stop).await)
         }
         command => {
             let _log = crate::logging::init(crate::config::Config::log_format_from_env()?);
-            match command {
+            logged(match command {
                 Command::Mock(args) => mock(args, server::stop_requested()).await,
                 Command::Points(command) => points(command).await,
                 Command::BenchData(args) => bench_data(args).await,
                 Command::Serve(_) => unreachable!("served above"),
-            }
+            })
         }
     }
+}
+
+/// `result`, its error also logged (level ERROR, the whole chain in `error`) while the log is
+/// JSON: a collector reading stdout then sees why the process ended, which `main` prints only on
+/// stderr, as plain text. A text log leaves it to that line alone. An error before the log
+/// starts (reading the configuration, which names the format) is stderr's only.
+fn logged<T>(result: Result<T>) -> Result<T> {
+    if let Err(error) = &result
+        && crate::logging::is_json()
+    {
+        tracing::error!(error = format!("{error:#}"), "mpapi stopped on an error");
+    }
+    result
 }
 
 async fn bench_data(args: BenchDataArgs) -> Result<()> {

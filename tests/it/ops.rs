@@ -364,6 +364,34 @@ async fn the_binary_logs_json_lines_when_configured() {
     assert!(position(requested[0]) < position(said("stopped")[0]), "{stdout}");
 }
 
+/// A start that fails (a database file it cannot create) ends the process with a failure, and a
+/// JSON log says why in its last line (stderr says it too); every stdout line stays JSON.
+#[test]
+fn a_failed_start_is_logged_as_json_too() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("no-such-folder").join("mpapi.db").display());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mpapi"))
+        .args(["serve", "--api", "heating", "--port-base", "0", "--bind", "127.0.0.1"])
+        .env("DATABASE_URL", &url)
+        .env("MPAPI_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .current_dir(dir.path())
+        .output()
+        .expect("mpapi runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{stdout}")))
+        .collect();
+    let last = lines.last().unwrap_or_else(|| panic!("nothing logged; stderr: {stderr}"));
+    assert_eq!((&last["level"], &last["message"]), (&json!("ERROR"), &json!("mpapi stopped on an error")), "{stdout}");
+    let error = last["error"].as_str().expect("the error's text");
+    assert!(error.contains("unable to open database file"), "{error}");
+    assert!(stderr.contains("unable to open database file"), "{stderr}");
+}
+
 /// A SQLite log that a reader kept from starting over grows past the threshold; while the
 /// reader holds it, [`mpapi::storage::Db::checkpoint_wal`] gives up within its 100 ms (writers
 /// are never held back for long) and the log stays; once the reader is done, one call empties it.
