@@ -830,15 +830,28 @@ fn o2o_start_here(parts: &ApiParts) -> StartHere {
     start
 }
 
-/// A database URL without its password, for messages.
+/// A database URL without its password, for messages: the userinfo's password and a `password`
+/// query parameter (libpq's and sqlx's spelling) become `***`; a URL that does not parse is
+/// shown as its scheme alone, since where its password would be cannot be told.
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        return format!("{scheme}:… (unparsable URL, not shown)");
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query_pairs().any(|(key, _)| key.eq_ignore_ascii_case("password")) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key.eq_ignore_ascii_case("password") { "***".to_owned() } else { value.into_owned() };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// Run `mpapi serve`: every selected API that has a real implementation, each on its port,
@@ -910,5 +923,9 @@ mod tests {
         assert_eq!(super::redact_url("postgres://me:secret@127.0.0.1:5432/test"), "postgres://me:***@127.0.0.1:5432/test");
         assert_eq!(super::redact_url("postgres://me:p%40ss@db/test?application_name=a@b"), "postgres://me:***@db/test?application_name=a@b");
         assert_eq!(super::redact_url("sqlite://mpapi.db?mode=rwc"), "sqlite://mpapi.db?mode=rwc");
+        assert_eq!(super::redact_url("postgres://db/test?user=me&password=secret&sslmode=require"), "postgres://db/test?user=me&password=***&sslmode=require");
+        // An unencoded `#` ends the URL's authority early: nothing of it is shown.
+        let unparsable = super::redact_url("postgres://me:p#ss@db/test");
+        assert!(!unparsable.contains("p#ss") && !unparsable.contains("ss@") && unparsable.starts_with("postgres:"), "{unparsable}");
     }
 }

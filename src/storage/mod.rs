@@ -128,15 +128,21 @@ fn sqlite_in_memory(url: &str) -> bool {
     url.starts_with("sqlite:") && (url.contains(":memory:") || url.contains("mode=memory"))
 }
 
-/// What every pool of ours shares: no statement logging (tokens and codes are bound values), 10 s
-/// to connect, [`ACQUIRE_TIMEOUT`] to get a connection on SQLite and [`POSTGRES_ACQUIRE_TIMEOUT`]
-/// on PostgreSQL.
+/// What every pool of ours shares: no statement logging (tokens and codes are bound values),
+/// [`ACQUIRE_TIMEOUT`] to get a connection on SQLite and [`POSTGRES_ACQUIRE_TIMEOUT`] on
+/// PostgreSQL — opening one included: sqlx has one deadline for both (sea-orm's
+/// `connect_timeout` sets the same one, so it is not set here).
 fn base_options(url: &str) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     let acquire = if url.starts_with("sqlite:") { ACQUIRE_TIMEOUT } else { POSTGRES_ACQUIRE_TIMEOUT };
-    options.sqlx_logging(false).connect_timeout(Duration::from_secs(10)).acquire_timeout(acquire);
+    options.sqlx_logging(false).acquire_timeout(acquire);
     options
 }
+
+/// How long a start waits for its database to accept connections: a PostgreSQL started beside
+/// the server (a container, a machine's boot) may still be starting, and a pool's own acquire
+/// timeout is shorter than that on PostgreSQL.
+pub const START_WAIT: Duration = Duration::from_secs(30);
 
 /// A SQLite file's connection as the request pools open it: write-ahead log, [`BUSY_TIMEOUT`],
 /// foreign keys enforced.
@@ -147,15 +153,20 @@ fn sqlite_file(options: sea_orm::sqlx::sqlite::SqliteConnectOptions) -> sea_orm:
 /// Open a pool, waiting out another process's switch of a SQLite file into WAL mode: that
 /// switch takes an exclusive lock which SQLite's busy timeout does not wait for (see sqlx's
 /// `SqliteConnectOptions::journal_mode`), so two instances starting on one new file at once
-/// could fail with `database is locked`. At most about 2 s of retries, 20 ms apart; any other
-/// error at once.
+/// could fail with `database is locked`. At most about 2 s of retries, 20 ms apart. A database
+/// refusing connections (sqlx retries those until the pool's acquire timeout) is asked again
+/// until [`START_WAIT`] has passed. Any other error at once.
 async fn open(options: ConnectOptions) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    let started = std::time::Instant::now();
     let mut retries = 100;
     loop {
         match Database::connect(options.clone()).await {
             Err(error) if retries > 0 && is_busy(&error) => {
                 retries -= 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) if is_timed_out(&error) && started.elapsed() < START_WAIT => {
+                tracing::warn!(waited_ms = started.elapsed().as_millis() as u64, "the database accepts no connection yet; asking again");
             }
             other => return other,
         }
@@ -164,6 +175,11 @@ async fn open(options: ConnectOptions) -> Result<DatabaseConnection, sea_orm::Db
 
 /// Whether connecting met SQLite's `SQLITE_BUSY` (`database is locked`, code 5), or one of its extended
 /// codes (sqlx reports the extended code, whose low byte is the primary one).
+/// Whether `error` is the pool's acquire timeout (at start: no connection could be opened).
+fn is_timed_out(error: &sea_orm::DbErr) -> bool {
+    matches!(error, sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx_error)) if matches!(**sqlx_error, sea_orm::sqlx::Error::PoolTimedOut))
+}
+
 fn is_busy(error: &sea_orm::DbErr) -> bool {
     let sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx_error)) = error else { return false };
     sqlx_error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5)
