@@ -173,13 +173,13 @@ async fn open(options: ConnectOptions) -> Result<DatabaseConnection, sea_orm::Db
     }
 }
 
-/// Whether connecting met SQLite's `SQLITE_BUSY` (`database is locked`, code 5), or one of its extended
-/// codes (sqlx reports the extended code, whose low byte is the primary one).
 /// Whether `error` is the pool's acquire timeout (at start: no connection could be opened).
 fn is_timed_out(error: &sea_orm::DbErr) -> bool {
     matches!(error, sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx_error)) if matches!(**sqlx_error, sea_orm::sqlx::Error::PoolTimedOut))
 }
 
+/// Whether connecting met SQLite's `SQLITE_BUSY` (`database is locked`, code 5), or one of its extended
+/// codes (sqlx reports the extended code, whose low byte is the primary one).
 fn is_busy(error: &sea_orm::DbErr) -> bool {
     let sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(sqlx_error)) = error else { return false };
     sqlx_error.as_database_error().and_then(|e| e.code()).and_then(|code| code.parse::<i32>().ok()).is_some_and(|code| code & 0xff == 5)
