@@ -210,14 +210,19 @@ mod tests {
 
     use super::*;
 
+    /// A draining listener on a port of its own, its address, and the stop it drains on.
+    async fn bound() -> (Draining, SocketAddr, watch::Sender<bool>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopping) = watch::channel(false);
+        (Draining::new(listener, stopping), address, stop)
+    }
+
     /// Connections the kernel queued before the stop are still accepted after it, and then the
     /// listener closes: a new connection is refused.
     #[tokio::test]
     async fn a_stop_takes_the_queued_connections_then_closes() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopping) = watch::channel(false);
-        let mut draining = Draining::new(listener, stopping);
+        let (mut draining, address, stop) = bound().await;
         let drained = draining.drained();
         // Connected (the kernel completed the handshake) and sent, but never accepted yet.
         let mut clients: Vec<std::net::TcpStream> = (0..5)
@@ -254,10 +259,7 @@ mod tests {
     /// the latest.
     #[tokio::test]
     async fn settling_waits_for_the_open_connections_at_most_the_linger() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (_stop, stopping) = watch::channel(false);
-        let mut draining = Draining::new(listener, stopping);
+        let (mut draining, address, _stop) = bound().await;
         let _client = std::net::TcpStream::connect(address).unwrap();
         let (stream, _) = draining.accept().await;
 

@@ -90,7 +90,7 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest a statement on PostgreSQL waits for a pooled connection before it fails. A
 /// server-side database can go away, and sqlx then retries connecting until this ends: each
 /// request would hang for [`ACQUIRE_TIMEOUT`] and be answered 500 only then. Long enough for a
-/// queue for the 16 connections under load (the payment benchmark's 128 concurrent flows wait
+/// queue for the 16 connections under load (the payment benchmark's 64 concurrent flows wait
 /// milliseconds), short beside a client's own timeout.
 pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 

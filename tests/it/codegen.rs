@@ -647,6 +647,24 @@ const FIELDS: [(&str, &str); 5] = [
     ("house_number", "401"),
 ];
 
+/// [`FIELDS`] with `changes`: a listed field's value replaced, any other name added.
+fn form(changes: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut fields = FIELDS.to_vec();
+    for &(name, value) in changes {
+        match fields.iter_mut().find(|(field, _)| *field == name) {
+            Some(field) => field.1 = value,
+            None => fields.push((name, value)),
+        }
+    }
+    fields
+}
+
+/// The upload of `fields` and `file` through `router`, answered.
+async fn send_upload(router: &axum::Router, fields: &[(&str, &str)], file: Option<&[u8]>) -> Reply {
+    let (content_type, body) = upload_body(fields, file);
+    send(router, upload(&content_type, body)).await
+}
+
 #[tokio::test]
 async fn multipart_uploads_are_read_and_checked() {
     let spec = community();
@@ -663,26 +681,17 @@ async fn multipart_uploads_are_read_and_checked() {
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.json()["message"].as_str().unwrap().contains("file"), "{}", reply.body);
 
-    let mut fields = FIELDS;
-    fields[1] = ("building_number", "二号楼");
-    let (content_type, body) = upload_body(&fields, Some(jpeg));
-    let reply = send(&router, upload(&content_type, body)).await;
+    let reply = send_upload(&router, &form(&[("building_number", "二号楼")]), Some(jpeg)).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.json()["message"].as_str().unwrap().contains("building_number"), "{}", reply.body);
 
     // One past int32 (`format: int32`) is refused, named; the bounds themselves are accepted.
     // Schemathesis's negative check is off for this form (.ci/schemathesis.toml says why).
-    let mut fields = FIELDS;
-    fields[2] = ("unit_number", "2147483648");
-    let (content_type, body) = upload_body(&fields, Some(jpeg));
-    let reply = send(&router, upload(&content_type, body)).await;
+    let reply = send_upload(&router, &form(&[("unit_number", "2147483648")]), Some(jpeg)).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.json()["message"].as_str().unwrap().contains("unit_number"), "{}", reply.body);
-    let mut fields = FIELDS;
-    fields[2] = ("unit_number", "-2147483648");
-    fields[1] = ("building_number", "2147483647");
-    let (content_type, body) = upload_body(&fields, Some(jpeg));
-    let reply = send(&router, upload(&content_type, body)).await;
+    let bounds = form(&[("unit_number", "-2147483648"), ("building_number", "2147483647")]);
+    let reply = send_upload(&router, &bounds, Some(jpeg)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
 
     let reply = send(&router, upload("application/json", b"{}".to_vec())).await;
@@ -696,10 +705,7 @@ async fn multipart_uploads_are_read_and_checked() {
     assert!(reply.json()["message"].as_str().unwrap().contains("body"), "{}", reply.body);
 
     // A part the form does not list (additionalProperties: false) is refused, named.
-    let mut fields = FIELDS.to_vec();
-    fields.push(("extra", "1"));
-    let (content_type, body) = upload_body(&fields, Some(jpeg));
-    let reply = send(&router, upload(&content_type, body)).await;
+    let reply = send_upload(&router, &form(&[("extra", "1")]), Some(jpeg)).await;
     assert_eq!(reply.status, 400, "{}", reply.body);
     assert!(reply.json()["message"].as_str().unwrap().contains("extra"), "{}", reply.body);
 }

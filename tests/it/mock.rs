@@ -466,11 +466,14 @@ async fn sigterm_under_load_answers_every_accepted_request() {
     assert!(status.success(), "exited {status:?}, not gracefully");
 }
 
-/// One `GET /api/config/system` written on `stream` and its whole answer read back (by
+/// `GET /api/config/system`, as an HTTP/1.1 client writes it.
+const CONFIG_REQUEST: &[u8] = b"GET /api/config/system HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/// One [`CONFIG_REQUEST`] written on `stream` and its whole answer read back (by
 /// `Content-Length`): `(status line, whether it says Connection: close)`, or what went wrong.
 async fn exchange(stream: &mut tokio::net::TcpStream) -> std::io::Result<(String, bool)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    stream.write_all(b"GET /api/config/system HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await?;
+    stream.write_all(CONFIG_REQUEST).await?;
     let mut raw = Vec::new();
     let mut buffer = [0u8; 4096];
     loop {
@@ -524,7 +527,7 @@ async fn a_stop_answers_the_connections_still_queued() {
     let mut queued = Vec::new();
     for _ in 0..20 {
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-        tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /api/config/system HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stream, CONFIG_REQUEST).await.unwrap();
         queued.push(stream);
     }
     // The stop is there before the server takes its first connection.
