@@ -247,12 +247,22 @@ pub struct Round {
     pub server: WrkRun,
     /// The bare axum handler.
     pub bare: WrkRun,
+    /// The CPU time (user and system, all its threads) the server's process took during its
+    /// run; `None` where `/proc` does not tell.
+    pub server_cpu: Option<Duration>,
 }
 
 impl Round {
     /// The server's throughput as a share of the bare handler's.
     pub fn ratio(&self) -> f64 {
         self.server.requests_per_sec / self.bare.requests_per_sec
+    }
+
+    /// The server's CPU time per request answered in its run, µs: what a request costs the
+    /// server whatever the machine's other work (wrk, PostgreSQL) takes.
+    pub fn server_cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.server.requests > 0).then(|| cpu.as_secs_f64() * 1e6 / self.server.requests as f64)
     }
 
     fn clean(&self) -> bool {
@@ -295,6 +305,13 @@ impl Pair {
     pub fn bare_medians(&self) -> (f64, Duration) {
         let p99 = self.quantile(1, 2, |round| round.bare.p99.as_secs_f64());
         (self.quantile(1, 2, |round| round.bare.requests_per_sec), Duration::from_secs_f64(p99))
+    }
+
+    /// The median of the server's CPU µs per request over the rounds that tell it.
+    pub fn server_cpu_per_request_us(&self) -> Option<f64> {
+        let mut values: Vec<f64> = self.rounds.iter().filter_map(Round::server_cpu_per_request_us).collect();
+        values.sort_by(f64::total_cmp);
+        values.get(values.len().saturating_sub(1) / 2).copied()
     }
 
     /// The figure `key` `numerator/denominator` of the way up the sorted rounds (rounding down).
@@ -358,14 +375,19 @@ impl fmt::Display for Report {
             writeln!(f, "  {note}")?;
         }
         let side = self.side;
-        writeln!(f, "{:<24} {:>5} {:<5} {:>12} {:>10} {:>7}", "request", "round", "side", "requests/s", "p99", "ratio")?;
+        writeln!(f, "{:<24} {:>5} {:<5} {:>12} {:>10} {:>7} {:>13}", "request", "round", "side", "requests/s", "p99", "ratio", "CPU/request")?;
         for pair in &self.pairs {
             let request = pair.probe.label();
             for (number, round) in pair.rounds.iter().enumerate() {
                 for (name, run) in [(side, &round.server), ("bare", &round.bare)] {
                     let ratio = if name == "bare" { format!("{:.2}", round.ratio()) } else { String::new() };
+                    // The server's own CPU only: the bare handler shares xtask's process.
+                    let cpu = match round.server_cpu_per_request_us() {
+                        Some(us) if name != "bare" => format!("{us:.1} µs"),
+                        _ => String::new(),
+                    };
                     let mut line = format!(
-                        "{request:<24} {:>5} {name:<5} {:>12.0} {:>10} {ratio:>7}",
+                        "{request:<24} {:>5} {name:<5} {:>12.0} {:>10} {ratio:>7} {cpu:>13}",
                         number + 1,
                         run.requests_per_sec,
                         format_latency(run.p99)
@@ -373,7 +395,7 @@ impl fmt::Display for Report {
                     if run.non_2xx > 0 || run.socket_errors > 0 {
                         line += &format!("  ({} non-2xx, {} socket errors)", run.non_2xx, run.socket_errors);
                     }
-                    writeln!(f, "{line}")?;
+                    writeln!(f, "{}", line.trim_end())?;
                 }
             }
         }
@@ -385,6 +407,10 @@ impl fmt::Display for Report {
             };
             let (first, third) = pair.quartiles();
             let rounds = pair.rounds.len();
+            let verdict = match pair.server_cpu_per_request_us() {
+                Some(us) => format!("{verdict} ({side}: {us:.1} µs of CPU a request, median)"),
+                None => verdict.to_owned(),
+            };
             match self.target {
                 Target::Ratio(_) => writeln!(
                     f,
@@ -492,7 +518,7 @@ fn bench_mock(root: &Path, wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result
         answer_mismatches.extend(compare_answers(probe, "mock", &from_mock, &from_bare));
     }
 
-    let pairs = measure_pairs(wrk, opts, "mock", mock.port, bare.port, &PROBES, None)?;
+    let pairs = measure_pairs(wrk, opts, "mock", &mock, bare.port, &PROBES, None)?;
     Ok(Report {
         opts: opts.clone(),
         server: format!("mpapi mock --api {API}"),
@@ -557,7 +583,7 @@ fn bench_nearby(wrk: &Path, mpapi: &Path, opts: &BenchOpts) -> Result<Report> {
     let from_bare = fetch(bare.port, &NEARBY, Some(&token))?;
     let answer_mismatches = compare_answers(&NEARBY, "serve", &from_serve, &from_bare);
 
-    let pairs = measure_pairs(wrk, opts, "serve", serve.port, bare.port, &[NEARBY], Some(&token))?;
+    let pairs = measure_pairs(wrk, opts, "serve", &serve, bare.port, &[NEARBY], Some(&token))?;
     let notes = vec![
         format!(
             "{} generated stations (mpapi bench-data, {:.1} s) in {}",
@@ -611,11 +637,20 @@ fn measure_pairs(
     wrk: &Path,
     opts: &BenchOpts,
     side: &str,
-    server_port: u16,
+    server: &ServerProcess,
     bare_port: u16,
     probes: &[Probe],
     token: Option<&str>,
 ) -> Result<Vec<Pair>> {
+    let server_port = server.port;
+    // The server's CPU time is read just before and after its own run: its warm-up and the bare
+    // handler's runs are not counted.
+    let measure_server = |probe: &Probe, scripts: &LuaScripts| -> Result<(WrkRun, Option<Duration>)> {
+        let before = server.cpu();
+        let run = measure(wrk, opts, side, server_port, probe, scripts)?;
+        let cpu = before.zip(server.cpu()).map(|(before, after)| after.saturating_sub(before));
+        Ok((run, cpu))
+    };
     let scripts = LuaScripts::write(probes, token)?;
     let mut pairs = Vec::new();
     for probe in probes {
@@ -627,14 +662,14 @@ fn measure_pairs(
         for number in 0..opts.rounds {
             // Back to back, so both sides see the machine in the same state; which side goes
             // first alternates, so a machine that speeds up or slows down favours neither.
-            let (server_run, bare_run) = if number % 2 == 0 {
-                let server_run = measure(wrk, opts, side, server_port, probe, &scripts)?;
+            let ((server_run, server_cpu), bare_run) = if number % 2 == 0 {
+                let server_run = measure_server(probe, &scripts)?;
                 (server_run, measure(wrk, opts, "bare", bare_port, probe, &scripts)?)
             } else {
                 let bare_run = measure(wrk, opts, "bare", bare_port, probe, &scripts)?;
-                (measure(wrk, opts, side, server_port, probe, &scripts)?, bare_run)
+                (measure_server(probe, &scripts)?, bare_run)
             };
-            rounds.push(Round { server: server_run, bare: bare_run });
+            rounds.push(Round { server: server_run, bare: bare_run, server_cpu });
         }
         pairs.push(Pair { probe: *probe, rounds });
     }
@@ -715,6 +750,12 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The CPU time (user and system, every thread, ended ones included) the process has taken
+    /// so far, from `/proc/PID/stat`; `None` off Linux or once it is gone.
+    fn cpu(&self) -> Option<Duration> {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok().as_deref().and_then(cpu_of_stat)
+    }
+
     /// `mpapi mock --api heating`. Mock mode logs one line per request; /dev/null keeps the
     /// terminal (and a pipe that nobody drains) out of the measurement.
     fn mock(mpapi: &Path) -> Result<Self> {
@@ -1158,6 +1199,22 @@ fn parse_wrk_time(text: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(value * scale))
 }
 
+/// Clock ticks per second of `/proc`'s CPU times: `USER_HZ`, 100 in Linux's ABI on x86_64 and
+/// aarch64 whatever the kernel's own tick rate.
+const USER_HZ: u64 = 100;
+
+/// `utime` + `stime` (fields 14 and 15) of a `/proc/PID/stat` line. The command name (field 2)
+/// is in parentheses and may itself hold spaces and parentheses, so fields are counted from the
+/// last `)`.
+fn cpu_of_stat(stat: &str) -> Option<Duration> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // The first field after the name is field 3 (state): field 14 is the twelfth.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 1000 / USER_HZ))
+}
+
 fn format_latency(latency: Duration) -> String {
     format!("{:.2} ms", latency.as_secs_f64() * 1e3)
 }
@@ -1197,7 +1254,7 @@ Transfer/sec:     11.86MB
     fn the_verdict_takes_the_median_round() {
         let target = Target::Ratio(TARGET_RATIO);
         let run = |requests_per_sec| WrkRun { requests_per_sec, p99: Duration::ZERO, requests: 1, non_2xx: 0, socket_errors: 0 };
-        let round = |server, bare| Round { server: run(server), bare: run(bare) };
+        let round = |server, bare| Round { server: run(server), bare: run(bare), server_cpu: None };
         let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0), round(85.0, 100.0)] };
         assert_eq!(pair.ratio(), 0.85);
         assert!(pair.passed(target));
@@ -1214,6 +1271,31 @@ Transfer/sec:     11.86MB
     }
 
     #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        // A command name with a space and a parenthesis; utime 250, stime 37 ticks.
+        let stat = "4242 (mpapi (x) y) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 3 0 1000 0 0";
+        assert_eq!(cpu_of_stat(stat), Some(Duration::from_millis(2_870)));
+        assert_eq!(cpu_of_stat("4242 (mpapi) S 1 2"), None, "cut short");
+        assert_eq!(cpu_of_stat("no name here"), None);
+        // This process has taken some CPU, and reads it the same way.
+        let own = std::fs::read_to_string("/proc/self/stat").ok();
+        if let Some(own) = own {
+            assert!(cpu_of_stat(&own).is_some(), "{own}");
+        }
+
+        let run = |requests| WrkRun { requests_per_sec: 1.0, p99: Duration::ZERO, requests, non_2xx: 0, socket_errors: 0 };
+        let round = |cpu_ms: Option<u64>, requests| Round { server: run(requests), bare: run(1), server_cpu: cpu_ms.map(Duration::from_millis) };
+        assert_eq!(round(Some(3_000), 100_000).server_cpu_per_request_us(), Some(30.0));
+        assert_eq!(round(None, 100_000).server_cpu_per_request_us(), None);
+        assert_eq!(round(Some(3_000), 0).server_cpu_per_request_us(), None, "no request answered");
+        let pair = Pair { probe: PROBES[0], rounds: vec![round(Some(4_000), 100_000), round(Some(2_000), 100_000), round(None, 1), round(Some(3_000), 100_000)] };
+        assert_eq!(pair.server_cpu_per_request_us(), Some(30.0), "the median of the rounds that tell it");
+        let even = Pair { probe: PROBES[0], rounds: vec![round(Some(4_000), 100_000), round(Some(2_000), 100_000)] };
+        assert_eq!(even.server_cpu_per_request_us(), Some(20.0), "the lower middle, as the other medians");
+        assert_eq!(Pair { probe: PROBES[0], rounds: vec![round(None, 1)] }.server_cpu_per_request_us(), None);
+    }
+
+    #[test]
     fn the_absolute_verdict_takes_the_medians() {
         let run = |requests_per_sec, p99_ms| WrkRun {
             requests_per_sec,
@@ -1222,7 +1304,7 @@ Transfer/sec:     11.86MB
             non_2xx: 0,
             socket_errors: 0,
         };
-        let round = |rps, p99_ms| Round { server: run(rps, p99_ms), bare: run(40_000.0, 2) };
+        let round = |rps, p99_ms| Round { server: run(rps, p99_ms), bare: run(40_000.0, 2), server_cpu: None };
         // Requests/s and p99 are medians taken apart: 6000 requests/s and 15 ms here.
         let pair = Pair { probe: NEARBY, rounds: vec![round(7_000.0, 30), round(6_000.0, 10), round(4_000.0, 15)] };
         assert_eq!((pair.server_requests_per_sec(), pair.server_p99()), (6_000.0, Duration::from_millis(15)));

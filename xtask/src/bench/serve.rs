@@ -189,7 +189,7 @@ fn bench_read(wrk: &Path, mpapi: &Path, opts: &BenchOpts, dir: &Path, database: 
     let from_bare = fetch(bare.port, &PROFILE, Some(&token))?;
     let answer_mismatches = compare_answers(&PROFILE, "serve", &from_serve, &from_bare);
 
-    let pairs = measure_pairs(wrk, opts, "serve", serve.port, bare.port, &[PROFILE], Some(&token))?;
+    let pairs = measure_pairs(wrk, opts, "serve", &serve, bare.port, &[PROFILE], Some(&token))?;
     let notes = vec![
         format!("database {}", database.shown),
         format!(
