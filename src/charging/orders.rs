@@ -118,8 +118,9 @@ impl ChargingService {
 
     /// operationId `order_create` (003 §5.1): hold the port for a new order, post-paid (amount
     /// 0 until it ends). The tariff is fixed now. Balance orders need a balance, and stop when
-    /// the bill reaches it; an unpaid ended order must be paid first (3002); 支付宝 is not
-    /// offered inside WeChat (400).
+    /// the bill reaches it; an unpaid ended order must be paid first (3002), and a user has one
+    /// live order at a time (3002: else each balance order would be capped at the whole
+    /// balance, and bills beyond it left unpaid); 支付宝 is not offered inside WeChat (400).
     pub async fn order_create(&self, who: &Principal, body: &OrderCreateRequest) -> Result<OrderCreateResponse, ChargingError> {
         let user = self.account(who).await?;
         let mode = body.charging_mode as i32;
@@ -213,6 +214,9 @@ impl ChargingService {
                 match store.create_order(order.clone()).await? {
                     Created::Placed(order) => break 'placed *order,
                     Created::PortTaken => return Err(ChargingError::new(2005, "充电端口已被占用")),
+                    Created::UserBusy(live) => {
+                        return Err(ChargingError::new(3002, format!("订单状态错误：订单{}尚未结束，请先停止或等待其结束", live.order_no)));
+                    }
                     // Another order drew the same four digits in the same second: draw again.
                     Created::IdTaken => (order.id, order.order_no) = new_order_id(now),
                 }

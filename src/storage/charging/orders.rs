@@ -23,6 +23,9 @@ pub enum Created {
     /// Another order has this id or number (drawn in the same second with the same four
     /// digits): nothing written; draw another.
     IdTaken,
+    /// The user has this live order (created or charging) already: one at a time (3002).
+    /// Nothing written.
+    UserBusy(Box<Order>),
 }
 
 /// Which orders a list shows (003 §5.3); times are ms bounds on `created_at`, `[from, to)`.
@@ -64,10 +67,30 @@ pub struct Finish {
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> ChargingStore<'_, C> {
     /// Insert `order` and hold its port for it — only if the port is idle, enabled and held by no
     /// other order (`UPDATE … WHERE current_order_id IS NULL AND status = 1`): of any number of
-    /// concurrent creations on one port exactly one is placed.
+    /// concurrent creations on one port exactly one is placed — and only if its user has no
+    /// live order: the user's row is locked first (a write to it; SQLite's write transaction
+    /// holds the whole file), so of one user's concurrent creations, on any ports, exactly one
+    /// is placed, and the others see it.
     pub async fn create_order(&self, order: Order) -> Result<Created, StorageError> {
         use sea_orm::IntoActiveModel;
         let tx = write(self.0).await?;
+        // Taken before reading the user's live orders: PostgreSQL's READ COMMITTED reads what
+        // committed before each statement, so a concurrent creation of this user's must have
+        // committed, or wait behind this lock, by the time the read below runs.
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+            .filter(user::Column::Id.eq(order.user_id))
+            .exec(&tx)
+            .await?;
+        let live = order::Entity::find()
+            .filter(order::Column::UserId.eq(order.user_id))
+            .filter(order::Column::Status.is_in([0, 1]))
+            .one(&tx)
+            .await?;
+        if let Some(live) = live {
+            tx.rollback().await?;
+            return Ok(Created::UserBusy(Box::new(live)));
+        }
         // Both writes meet a unique key when another order drew this id or number: the port's
         // `current_order_id` (a live order of this id holds another port), or the order's own
         // (an ended one has it).

@@ -1,7 +1,8 @@
 //! 订单 and 充电控制: one live order a port however many users race for it, idempotent starts,
 //! the five-minute start window, stopping before and during a session (by order, by order and
 //! device, by device and port), the operator's pile configuration, the money and time limits,
-//! and the refusals (balance, 支付宝, an unpaid order, a disabled port, bad parameters).
+//! and the refusals (balance, 支付宝, an unpaid order, a live order of the same user, a disabled
+//! port, bad parameters).
 
 use serde_json::{Value, json};
 
@@ -38,6 +39,46 @@ async fn of_a_hundred_concurrent_orders_on_one_port_exactly_one_is_placed() {
     created(&create(&app, &tokens[(winners[0] + 1) % 100], DC_PILE, DC_PORT_2, 1, json!(0), 1).await, DC_DEVICE);
 }
 
+/// One user, one live order: of one user's concurrent orders on four ports exactly one is
+/// placed; a later one, on another pile, is refused (3002, naming the live order) and holds no
+/// port, while the order is created and while it charges; other users are not held back; once
+/// it has ended the user orders again.
+#[tokio::test]
+async fn a_user_has_one_live_order_at_a_time() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "four-cars").await;
+    let ports = [(DC_PILE, DC_PORT, DC_DEVICE), (DC_PILE, DC_PORT_2, DC_DEVICE), (DC2_PILE, DC2_PORT, DC2_DEVICE), (AC_PILE, AC_PORT, AC_DEVICE)];
+    let replies = join_all(ports.iter().map(|(pile, port, _)| create(&app, &token, pile, port, 1, json!(0), 1)).collect()).await;
+    let placed: Vec<usize> = (0..replies.len()).filter(|i| replies[*i].status == 200).collect();
+    assert_eq!(placed.len(), 1, "{:?}", replies.iter().map(|r| &r.body).collect::<Vec<_>>());
+    for reply in replies.iter().filter(|reply| reply.status != 200) {
+        refused(reply, 400, 3002);
+    }
+    let (_, held_port, device) = ports[placed[0]];
+    let first = created(&replies[placed[0]], device);
+    for (_, port_id, _) in ports {
+        let expected = if port_id == held_port { json!(first) } else { json!(null) };
+        assert_eq!(port(&app, &token, port_id).await["currentOrderId"], expected, "{port_id}");
+    }
+    assert_eq!(ok(&app.get(ORDERS, Some(&token)).await)["total"], json!(1));
+
+    let (free_pile, free_port, free_device) = ports.into_iter().find(|(pile, _, _)| *pile != ports[placed[0]].0).unwrap();
+    let number = app.server.db.charging().order(&first).await.unwrap().unwrap().order_no;
+    let later = create(&app, &token, free_pile, free_port, 1, json!(0), 1).await;
+    refused(&later, 400, 3002);
+    assert!(later.body["message"].as_str().unwrap().contains(&number), "{}", later.body);
+    started(&app, &token, &first, device).await;
+    refused(&create(&app, &token, free_pile, free_port, 1, json!(0), 1).await, 400, 3002);
+    assert_eq!(port(&app, &token, free_port).await["currentOrderId"], json!(null));
+    // Another user is not held back by it.
+    let other = driver(&app, "one-car").await;
+    let others = created(&create(&app, &other, free_pile, free_port, 1, json!(0), 1).await, free_device);
+    ok(&app.post(&format!("/api/order/{others}/stop"), Some(&other), json!({ "stopReason": 1 })).await);
+    // Ended (nothing was billed yet, so nothing is owed): the user orders again.
+    ok(&app.post(&format!("/api/order/{first}/stop"), Some(&token), json!({ "stopReason": 1 })).await);
+    created(&create(&app, &token, free_pile, free_port, 1, json!(0), 1).await, free_device);
+}
+
 #[tokio::test]
 async fn an_order_id_drawn_twice_writes_nothing_and_is_drawn_again() {
     use mpapi::storage::charging::{Created, Order};
@@ -49,11 +90,13 @@ async fn an_order_id_drawn_twice_writes_nothing_and_is_drawn_again() {
     let free = || async { store.port(DC2_PORT).await.unwrap().unwrap().current_order_id.is_none() };
     // Ids are the second and four random digits: another order of the same second may draw the
     // live order's. Its port claim meets the live order's (`current_order_id` is unique).
-    let same_id = Order { pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live.clone() };
+    // (Another user's: the live order's own user has a live order, which refuses it first.)
+    let same_id = Order { user_id: DEMO_USER_ID, pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live.clone() };
     assert!(matches!(store.create_order(same_id).await.unwrap(), Created::IdTaken));
     assert!(free().await, "nothing written");
     // Its number taken by an order (`order_no` is unique): the port's claim is rolled back.
-    let same_number = Order { id: "ORD202601010000000001".into(), pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live };
+    let same_number =
+        Order { id: "ORD202601010000000001".into(), user_id: DEMO_USER_ID, pile_id: DC2_PILE.into(), port_id: DC2_PORT.into(), ..live };
     assert!(matches!(store.create_order(same_number).await.unwrap(), Created::IdTaken));
     assert!(free().await, "the claim went with the rollback");
     // The service draws again: the port is still free for a real order.
