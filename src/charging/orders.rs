@@ -340,15 +340,26 @@ impl ChargingService {
         self.db.charging().order(&order.id).await?.ok_or_else(|| ChargingError::new(3001, "订单不存在"))
     }
 
-    fn stop_reason(code: i32) -> Result<StopReason, ChargingError> {
-        StopReason::from_code(code).ok_or_else(|| ChargingError::invalid("stopReason须为1-7"))
+    /// The reason a stop asked for through the API (003 §5.4, §9.2, §9.5 `stopReason`) is
+    /// recorded with: 1 用户主动停止 or 7 其他 as the caller says. 2–6 (full, a time, energy or
+    /// money limit, a pile fault) are what the charger or the server observes: a driver's stop
+    /// naming one is recorded as 1, so that a driver can neither end an order abnormal (6 ends
+    /// it 4 异常) nor skew the stop and fault records. An operator may name any (a fault seen on
+    /// site). Outside 1..=7: 400.
+    fn stop_reason(user: &User, code: i32) -> Result<StopReason, ChargingError> {
+        let reason = StopReason::from_code(code).ok_or_else(|| ChargingError::invalid("stopReason须为1-7"))?;
+        Ok(match reason {
+            StopReason::User | StopReason::Other => reason,
+            _ if Self::is_admin(user) => reason,
+            _ => StopReason::User,
+        })
     }
 
     /// operationId `order_stop` (003 §5.4).
     pub async fn order_stop(&self, who: &Principal, id: &str, body: &OrderStopRequest) -> Result<OrderStopResponse, ChargingError> {
         let user = self.account(who).await?;
         let order = self.own_order(&user, id).await?;
-        let order = self.stop_order(order, Self::stop_reason(body.stop_reason as i32)?).await?;
+        let order = self.stop_order(order, Self::stop_reason(&user, body.stop_reason as i32)?).await?;
         Ok(OrderStopResponse {
             code: ok()?,
             message: "停止成功".into(),
@@ -370,7 +381,7 @@ impl ChargingService {
         if order.device_address != body.device_address.trim() {
             return Err(ChargingError::invalid("deviceAddress与订单的充电桩不一致"));
         }
-        let order = self.stop_order(order, Self::stop_reason(body.stop_reason as i32)?).await?;
+        let order = self.stop_order(order, Self::stop_reason(&user, body.stop_reason as i32)?).await?;
         Ok(ChargingControlResponse {
             code: ok()?,
             message: "停止成功".into(),
@@ -390,7 +401,7 @@ impl ChargingService {
         if order.status == status::CREATED {
             return Err(ChargingError::new(5004, "充电桩未在充电中"));
         }
-        self.stop_order(order, Self::stop_reason(body.stop_reason as i32)?).await?;
+        self.stop_order(order, Self::stop_reason(&user, body.stop_reason as i32)?).await?;
         Ok(CommandSentResponse { code: ok()?, message: "成功".into(), data: CommandSentData { message: "停止充电命令已发送".into() } })
     }
 

@@ -79,6 +79,34 @@ async fn a_user_has_one_live_order_at_a_time() {
     created(&create(&app, &token, free_pile, free_port, 1, json!(0), 1).await, free_device);
 }
 
+/// A driver's stop is recorded as 用户主动停止 (1) or 其他 (7), as the driver says; naming what
+/// only the charger or the server observes (2–6) records 1, and a claimed pile fault (6) does
+/// not end the order abnormal. An operator's stop keeps the reason given.
+#[tokio::test]
+async fn a_drivers_stop_is_recorded_as_the_drivers() {
+    let app = TestApp::charging().await;
+    let cases = [(2, 1), (5, 1), (6, 1), (7, 7), (1, 1)];
+    for (n, (asked, recorded)) in cases.into_iter().enumerate() {
+        let token = driver(&app, &format!("claims-{n}")).await;
+        let order = charging(&app, &token, 1, json!(0), 1).await;
+        advance(&app, 2);
+        let stopped = ok(&app.post(&format!("/api/order/{order}/stop"), Some(&token), json!({ "stopReason": asked })).await);
+        assert_eq!(stopped["status"], json!(2), "asked {asked}: {stopped}");
+        let detail = order_detail(&app, &token, &order).await;
+        assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(2), &json!(recorded)), "asked {asked}: {detail}");
+        assert_eq!(port(&app, &token, DC_PORT).await["status"], json!(1), "asked {asked}: the port is not faulted");
+        // Paid, so that the next driver's session is not held behind anything of this one's.
+        let payment = ok(&app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 1 })).await)["paymentId"].as_str().unwrap().to_owned();
+        assert_eq!(app.sandbox_pay(&payment, "success").await.body["notify"]["status"], json!(200));
+    }
+    let admin = operator(&app).await;
+    let order = charging(&app, &admin, 1, json!(0), 1).await;
+    advance(&app, 2);
+    ok(&app.post(&format!("/api/order/{order}/stop"), Some(&admin), json!({ "stopReason": 6 })).await);
+    let detail = order_detail(&app, &admin, &order).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+}
+
 #[tokio::test]
 async fn an_order_id_drawn_twice_writes_nothing_and_is_drawn_again() {
     use mpapi::storage::charging::{Created, Order};
