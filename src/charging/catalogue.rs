@@ -12,7 +12,7 @@ use crate::api_support::{Page, PageRequest};
 use crate::clock::iso_s;
 use crate::geo;
 use crate::identity::Principal;
-use crate::providers::charger::{DriverError, PortState, Reading};
+use crate::providers::charger::{DriverError, PortState, Reading, StopReason};
 use crate::storage::charging::{ListedPile, ListedPort, ListedStation, Pile, Port, PortReading, Station};
 
 /// Degrees ↔ stored micro-degrees.
@@ -415,7 +415,9 @@ impl ChargingService {
     /// Ask the charger about every port of `pile` and store what it says: the connection
     /// (online, heartbeat), each port's reading and fault, and — through the order sync — the
     /// live order on a port. A charger that does not answer leaves the stored readings and marks
-    /// the pile offline. Answers the pile and ports as stored afterwards, with the readings.
+    /// the pile offline. A session the charger runs for no live order is stopped
+    /// ([`ChargingService::stop_orphan`]). Answers the pile and ports as stored afterwards, with
+    /// the readings.
     pub(super) async fn refresh_pile(&self, pile: &Pile) -> Result<(Pile, Vec<(Port, Option<Reading>)>), ChargingError> {
         let store = self.db.charging();
         let ports = store.ports_of(Some(std::slice::from_ref(&pile.id))).await?;
@@ -447,6 +449,11 @@ impl ChargingService {
             }
         }
         store.set_online(&pile.id, answered, answered.then_some(now)).await?;
+        for (port, reading) in ports.iter().zip(&readings) {
+            if let Some(reading) = reading {
+                self.stop_orphan(pile, port, reading).await?;
+            }
+        }
         for port in &ports {
             if let Some(order_id) = &port.current_order_id
                 && let Some(order) = store.order(order_id).await?
@@ -457,6 +464,31 @@ impl ChargingService {
         let pile = store.pile(&pile.id).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))?;
         let ports = store.ports_of(Some(std::slice::from_ref(&pile.id))).await?;
         Ok((pile, ports.into_iter().zip(readings).collect()))
+    }
+
+    /// Stop the session `reading` shows on `port` when it belongs to no live order: an order
+    /// that ended while its charger was silent (after [`super::service::LOST_AFTER`]) or was
+    /// cancelled as a start reached the charger. No one would bill what such a session
+    /// delivers, and it holds a port the server shows as free (a new order's start would meet
+    /// 5003). A session of a live order is left alone, whatever the port's stored order: an
+    /// ended order never turns live again, so this cannot stop a session being started.
+    async fn stop_orphan(&self, pile: &Pile, port: &Port, reading: &Reading) -> Result<(), ChargingError> {
+        if !matches!(reading.state, PortState::Starting | PortState::Charging) {
+            return Ok(());
+        }
+        let Some(session) = reading.order_id.as_deref() else {
+            return Ok(());
+        };
+        let order = self.db.charging().order(session).await?;
+        if order.is_some_and(|order| matches!(order.status, super::orders::status::CREATED | super::orders::status::CHARGING)) {
+            return Ok(());
+        }
+        tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, session, "the charger runs a session of no live order; stopping it");
+        match self.driver.stop(&pile.device_address, port.port_no, session, StopReason::Other).await {
+            // Gone silent again, or ended by itself: the next sweep looks again.
+            Ok(()) | Err(DriverError::NotCharging | DriverError::Offline | DriverError::Timeout | DriverError::UnknownDevice) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     async fn pile_or_404(&self, id: &str) -> Result<Pile, ChargingError> {

@@ -218,6 +218,38 @@ async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
     assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"]);
 }
 
+/// A charger silent for a minute while it kept charging: the order ends abnormal on its last
+/// reading, and once the charger answers again the session it still runs for that order is
+/// stopped (7 其他), so that nothing unbilled flows and the port takes a new order.
+#[tokio::test]
+async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "silent-pile").await;
+    // On the AC pile: its vehicle is not yet full after the minute (the DC one's would be).
+    let order = created(&create(&app, &token, AC_PILE, AC_PORT, 1, json!(0), 1).await, AC_DEVICE);
+    started(&app, &token, &order, AC_DEVICE).await;
+    advance(&app, 3);
+    order_status(&app, &token, &order).await;
+    device_event(&app, AC_DEVICE, "no_answer", None).await;
+    advance(&app, 61);
+    let detail = order_detail(&app, &token, &order).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+    // The charger never stopped: it still charges for the ended order.
+    device_event(&app, AC_DEVICE, "online", None).await;
+    let still = device_state(&app, AC_DEVICE).await;
+    assert_eq!((&still["ports"][0]["state"], &still["ports"][0]["orderId"]), (&json!("charging"), &json!(order)), "{still}");
+    // The next look at the pile (the device sweep's, every ten seconds, or a reader's) stops it.
+    let freed = port(&app, &token, AC_PORT).await;
+    assert_eq!((&freed["status"], &freed["currentOrderId"]), (&json!(1), &json!(null)), "{freed}");
+    let stopped = device_state(&app, AC_DEVICE).await;
+    assert_eq!((&stopped["ports"][0]["state"], &stopped["ports"][0]["stopReason"]), (&json!("finished"), &json!(7)), "{stopped}");
+    assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"], "billed as it was");
+    // The port takes a new order, and its charger starts it.
+    let next = driver(&app, "after-silence").await;
+    let again = created(&create(&app, &next, AC_PILE, AC_PORT, 1, json!(0), 1).await, AC_DEVICE);
+    started(&app, &next, &again, AC_DEVICE).await;
+}
+
 #[tokio::test]
 async fn a_pile_back_within_the_minute_reports_how_the_session_ended() {
     let app = TestApp::charging().await;
