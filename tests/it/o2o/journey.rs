@@ -59,6 +59,14 @@ async fn own_operator_login_bind_browse_buy_pay_verify_complete() {
     let set = ok(&get(&app, OPER3, "/api/user/goods/detail?id=2048", &token).await);
     assert_eq!(set["price"], json!("128.00"));
 
+    // At most 99 units (one verify code each), as the contract says; none is placed.
+    for (number, why) in [(0, "number: 应不小于1"), (100, "number: 应不大于99")] {
+        let refusal = post(&app, OPER3, "/api/user/order/buy", &token, json!({"goods_id": 2048, "number": number})).await;
+        refused(&refusal, 400, 10001);
+        assert!(refusal.body["message"].as_str().unwrap().contains(why), "{}", refusal.body);
+    }
+    assert_eq!(ok(&get(&app, OPER3, "/api/user/orders", &token).await)["total"], json!(0));
+
     // Buy two: the caller's own operator, so sdk_config for wx.requestPayment (v3, RSA).
     let bought = buy(&app, OPER3, &token, 2048, 2).await;
     assert_eq!(bought["isOperSelf"], json!(1));
