@@ -240,6 +240,9 @@ async fn recharge_refusals() {
         let reply = app.post(RECHARGE, Some(&token), json!({ "amount": amount, "paymentMethod": 1 })).await;
         assert_eq!((reply.status, reply.code()), (400, 400), "{amount}: {}", reply.body);
     }
+    // Past the contract's maximum: refused by the generated router, naming the field.
+    let over = app.post(RECHARGE, Some(&token), json!({ "amount": 5000.01, "paymentMethod": 1 })).await;
+    assert!(over.body["message"].as_str().unwrap().contains("amount: 应不大于5000"), "{}", over.body);
     refused(&app.post(RECHARGE, Some(&token), json!({ "amount": 100, "paymentMethod": 2 })).await, 400, 400);
     assert_eq!(app.post(RECHARGE, Some(&token), json!({ "amount": 100, "paymentMethod": 3 })).await.status, 400);
     assert_eq!(app.post(RECHARGE, None, json!({ "amount": 100, "paymentMethod": 1 })).await.status, 401);
