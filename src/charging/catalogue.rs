@@ -450,8 +450,12 @@ impl ChargingService {
         }
         store.set_online(&pile.id, answered, answered.then_some(now)).await?;
         for (port, reading) in ports.iter().zip(&readings) {
-            if let Some(reading) = reading {
-                self.stop_orphan(pile, port, reading).await?;
+            if let Some(reading) = reading
+                && let Err(error) = self.stop_orphan(pile, port, reading).await
+            {
+                // Best effort: the pile's live orders, and the sweep's other piles, go on; the
+                // next look at the pile tries again.
+                tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, %error, "stopping a session of no live order failed");
             }
         }
         for port in &ports {
@@ -485,8 +489,8 @@ impl ChargingService {
         }
         tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, session, "the charger runs a session of no live order; stopping it");
         match self.driver.stop(&pile.device_address, port.port_no, session, StopReason::Other).await {
-            // Gone silent again, or ended by itself: the next sweep looks again.
-            Ok(()) | Err(DriverError::NotCharging | DriverError::Offline | DriverError::Timeout | DriverError::UnknownDevice) => Ok(()),
+            // Ended by itself meanwhile.
+            Ok(()) | Err(DriverError::NotCharging) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -100,6 +100,11 @@ pub(super) fn capped_bill(tariff: &Tariff, samples: &[Sample], limit_fen: i64) -
     tariff.bill(&samples_until(samples, low))
 }
 
+/// 3002 for a new order while `unpaid` (ended, billed, not paid) waits for its payment.
+fn unpaid_first(unpaid: &Order) -> ChargingError {
+    ChargingError::new(3002, format!("订单状态错误：订单{}尚未支付，请先支付", unpaid.order_no))
+}
+
 fn new_order_id(now: i64) -> (String, String) {
     let stamp = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default().with_timezone(&crate::clock::BEIJING);
     let digits = crate::random::digits(4);
@@ -133,7 +138,7 @@ impl ChargingService {
         let pile = store.pile(body.pile_id.trim()).await?.ok_or_else(|| ChargingError::new(2002, "充电桩不存在"))?;
         let port = store.port(body.port_id.trim()).await?.filter(|p| p.pile_id == pile.id).ok_or_else(|| ChargingError::new(2003, "充电端口不存在"))?;
         if let Some(unpaid) = store.unpaid_order(user.id).await? {
-            return Err(ChargingError::new(3002, format!("订单状态错误：订单{}尚未支付，请先支付", unpaid.order_no)));
+            return Err(unpaid_first(&unpaid));
         }
         let limit_fen = match method {
             3 if user.balance_fen <= 0 => return Err(ChargingError::new(1005, "账户余额不足，请先充值")),
@@ -217,6 +222,8 @@ impl ChargingService {
                     Created::UserBusy(live) => {
                         return Err(ChargingError::new(3002, format!("订单状态错误：订单{}尚未结束，请先停止或等待其结束", live.order_no)));
                     }
+                    // Ended while the charger was asked (a sync of the pile): paid first.
+                    Created::Unpaid(unpaid) => return Err(unpaid_first(&unpaid)),
                     // Another order drew the same four digits in the same second: draw again.
                     Created::IdTaken => (order.id, order.order_no) = new_order_id(now),
                 }

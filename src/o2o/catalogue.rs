@@ -72,7 +72,7 @@ pub async fn category_tree(db: &Db) -> Result<MerchantCategoryTreeData, O2oError
             name: row.name.clone(),
             icon: row.icon.clone(),
             status: wire(row.status)?,
-            sub: Some(sub),
+            sub,
         })
     }
     let list = children.get(&0).map_or(&[][..], Vec::as_slice).iter().map(|r| node(r, &children)).collect::<Result<_, _>>()?;

@@ -26,6 +26,8 @@ pub enum Created {
     /// The user has this live order (created or charging) already: one at a time (3002).
     /// Nothing written.
     UserBusy(Box<Order>),
+    /// The user has this ended order still to pay (3002): it is paid first. Nothing written.
+    Unpaid(Box<Order>),
 }
 
 /// Which orders a list shows (003 §5.3); times are ms bounds on `created_at`, `[from, to)`.
@@ -68,9 +70,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     /// Insert `order` and hold its port for it — only if the port is idle, enabled and held by no
     /// other order (`UPDATE … WHERE current_order_id IS NULL AND status = 1`): of any number of
     /// concurrent creations on one port exactly one is placed — and only if its user has no
-    /// live order: the user's row is locked first (a write to it; SQLite's write transaction
-    /// holds the whole file), so of one user's concurrent creations, on any ports, exactly one
-    /// is placed, and the others see it.
+    /// live order and no ended order to pay: the user's row is locked first (a write to it;
+    /// SQLite's write transaction holds the whole file), so of one user's concurrent creations,
+    /// on any ports, exactly one is placed, and the others see it; and an order that ended
+    /// between the caller's own checks and this one is seen here as unpaid, not missed.
     pub async fn create_order(&self, order: Order) -> Result<Created, StorageError> {
         use sea_orm::IntoActiveModel;
         let tx = write(self.0).await?;
@@ -90,6 +93,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         if let Some(live) = live {
             tx.rollback().await?;
             return Ok(Created::UserBusy(Box::new(live)));
+        }
+        if let Some(unpaid) = ChargingStore(&tx).unpaid_order(order.user_id).await? {
+            tx.rollback().await?;
+            return Ok(Created::Unpaid(Box::new(unpaid)));
         }
         // Both writes meet a unique key when another order drew this id or number: the port's
         // `current_order_id` (a live order of this id holds another port), or the order's own

@@ -436,6 +436,16 @@ async fn an_unpaid_session_blocks_the_next_order() {
     let detail = finished_session(&app, &token, 1).await;
     let order = detail["id"].as_str().unwrap().to_owned();
     refused(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, 400, 3002);
+    // The store checks it again under the user's lock: an order that ended after the service's
+    // own check (while it asked the charger) is not missed.
+    {
+        use mpapi::storage::charging::{Created, Order};
+        let store = app.server.db.charging();
+        let ended = store.order(&order).await.unwrap().unwrap();
+        let next = Order { id: "ORD209901010000000001".into(), order_no: "CD209901010000000001".into(), status: 0, ..ended };
+        assert!(matches!(store.create_order(next).await.unwrap(), Created::Unpaid(unpaid) if unpaid.id == order));
+        assert_eq!(store.port(DC_PORT).await.unwrap().unwrap().current_order_id, None, "nothing written");
+    }
     refused(&create(&app, &token, DC2_PILE, DC2_PORT, 1, json!(0), 1).await, 400, 3002);
     // Paid: free to charge again.
     let payment = ok(&app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 1 })).await)["paymentId"].as_str().unwrap().to_owned();
