@@ -484,7 +484,7 @@ impl ChargingService {
             return Ok(());
         };
         let order = self.db.charging().order(session).await?;
-        if order.is_some_and(|order| matches!(order.status, super::orders::status::CREATED | super::orders::status::CHARGING)) {
+        if order.is_some_and(|order| super::orders::status::is_live(order.status)) {
             return Ok(());
         }
         tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, session, "the charger runs a session of no live order; stopping it");

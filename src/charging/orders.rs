@@ -30,6 +30,11 @@ pub mod status {
     pub const CANCELLED: i32 = 3;
     /// 4 异常 (fault, lost device): billed on the last meter reading.
     pub const ABNORMAL: i32 = 4;
+
+    /// Whether an order of `status` is live: created or charging, not yet ended.
+    pub fn is_live(status: i32) -> bool {
+        matches!(status, CREATED | CHARGING)
+    }
 }
 
 /// 003 §5.1 chargingMode → the charger's limit. Amounts are yuan (whole fen), minutes 1–1440,
@@ -548,7 +553,7 @@ impl ChargingService {
 
     /// Sync a live order, then read it again.
     async fn current(&self, order: Order) -> Result<Order, ChargingError> {
-        if matches!(order.status, status::CREATED | status::CHARGING) {
+        if status::is_live(order.status) {
             let id = order.id.clone();
             self.sync(order).await?;
             return self.db.charging().order(&id).await?.ok_or_else(|| ChargingError::new(3001, "订单不存在"));

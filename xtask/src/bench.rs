@@ -309,16 +309,12 @@ impl Pair {
 
     /// The median of the server's CPU µs per request over the rounds that tell it.
     pub fn server_cpu_per_request_us(&self) -> Option<f64> {
-        let mut values: Vec<f64> = self.rounds.iter().filter_map(Round::server_cpu_per_request_us).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len().saturating_sub(1) / 2).copied()
+        quantile_of(self.rounds.iter().filter_map(Round::server_cpu_per_request_us).collect(), 1, 2)
     }
 
     /// The figure `key` `numerator/denominator` of the way up the sorted rounds (rounding down).
     fn quantile(&self, numerator: usize, denominator: usize, key: impl Fn(&Round) -> f64) -> f64 {
-        let mut values: Vec<f64> = self.rounds.iter().map(key).collect();
-        values.sort_by(f64::total_cmp);
-        values.get(values.len().saturating_sub(1) * numerator / denominator).copied().unwrap_or(0.0)
+        quantile_of(self.rounds.iter().map(key).collect(), numerator, denominator).unwrap_or(0.0)
     }
 
     /// Whether the pair meets `target`, with every answer a success.
@@ -1197,6 +1193,13 @@ fn parse_wrk_time(text: &str) -> Result<Duration> {
         .with_context(|| format!("a wrk time without a unit: {text:?}"))?;
     let value: f64 = number.parse().with_context(|| format!("a wrk time that is not a number: {text:?}"))?;
     Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// The value `numerator/denominator` of the way up `values` sorted (rounding down); `None`
+/// when there are none.
+fn quantile_of(mut values: Vec<f64>, numerator: usize, denominator: usize) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len().saturating_sub(1) * numerator / denominator).copied()
 }
 
 /// Clock ticks per second of `/proc`'s CPU times: `USER_HZ`, 100 in Linux's ABI on x86_64 and

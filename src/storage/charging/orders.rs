@@ -85,16 +85,12 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .filter(user::Column::Id.eq(order.user_id))
             .exec(&tx)
             .await?;
-        let live = order::Entity::find()
-            .filter(order::Column::UserId.eq(order.user_id))
-            .filter(order::Column::Status.is_in([0, 1]))
-            .one(&tx)
-            .await?;
-        if let Some(live) = live {
+        let locked = ChargingStore(&tx);
+        if let Some(live) = locked.live_order_of(order.user_id).await? {
             tx.rollback().await?;
             return Ok(Created::UserBusy(Box::new(live)));
         }
-        if let Some(unpaid) = ChargingStore(&tx).unpaid_order(order.user_id).await? {
+        if let Some(unpaid) = locked.unpaid_order(order.user_id).await? {
             tx.rollback().await?;
             return Ok(Created::Unpaid(Box::new(unpaid)));
         }
@@ -151,6 +147,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .order_by_asc(order::Column::CreatedAt)
             .limit(limit)
             .all(self.0)
+            .await?)
+    }
+
+    /// `user_id`'s live order (created or charging), if any: a user has one at a time.
+    pub async fn live_order_of(&self, user_id: i64) -> Result<Option<Order>, StorageError> {
+        Ok(order::Entity::find()
+            .filter(order::Column::UserId.eq(user_id))
+            .filter(order::Column::Status.is_in([0, 1]))
+            .one(self.0)
             .await?)
     }
 

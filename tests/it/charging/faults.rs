@@ -226,8 +226,7 @@ async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     let app = TestApp::charging().await;
     let token = driver(&app, "silent-pile").await;
     // On the AC pile: its vehicle is not yet full after the minute (the DC one's would be).
-    let order = created(&create(&app, &token, AC_PILE, AC_PORT, 1, json!(0), 1).await, AC_DEVICE);
-    started(&app, &token, &order, AC_DEVICE).await;
+    let order = charging_on(&app, &token, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
     advance(&app, 3);
     order_status(&app, &token, &order).await;
     device_event(&app, AC_DEVICE, "no_answer", None).await;
@@ -246,8 +245,7 @@ async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"], "billed as it was");
     // The port takes a new order, and its charger starts it.
     let next = driver(&app, "after-silence").await;
-    let again = created(&create(&app, &next, AC_PILE, AC_PORT, 1, json!(0), 1).await, AC_DEVICE);
-    started(&app, &next, &again, AC_DEVICE).await;
+    charging_on(&app, &next, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
 }
 
 #[tokio::test]

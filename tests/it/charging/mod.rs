@@ -188,8 +188,13 @@ pub async fn started(app: &TestApp, token: &str, order: &str, device: &str) {
 
 /// A new order on the DC demo pile's port 1, started; its id.
 pub async fn charging(app: &TestApp, token: &str, mode: i64, parameter: Value, method: i64) -> String {
-    let order = created(&create(app, token, DC_PILE, DC_PORT, mode, parameter, method).await, DC_DEVICE);
-    started(app, token, &order, DC_DEVICE).await;
+    charging_on(app, token, (DC_PILE, DC_PORT, DC_DEVICE), mode, parameter, method).await
+}
+
+/// A new order on `(pile, port, device)`, started; its id.
+pub async fn charging_on(app: &TestApp, token: &str, (pile, port, device): (&str, &str, &str), mode: i64, parameter: Value, method: i64) -> String {
+    let order = created(&create(app, token, pile, port, mode, parameter, method).await, device);
+    started(app, token, &order, device).await;
     order
 }
 

@@ -394,8 +394,7 @@ async fn by_time_stops_when_the_time_is_up() {
 async fn by_energy_on_the_ac_pile_is_billed_by_its_own_rule() {
     let app = TestApp::charging().await;
     let token = driver(&app, "ac-driver").await;
-    let order = created(&create(&app, &token, AC_PILE, AC_PORT, 4, json!(0.25), 1).await, AC_DEVICE);
-    started(&app, &token, &order, AC_DEVICE).await;
+    let order = charging_on(&app, &token, (AC_PILE, AC_PORT, AC_DEVICE), 4, json!(0.25), 1).await;
     let detail = until_ended(&app, &token, &order, 5).await;
     assert_eq!((&detail["status"], &detail["stopReason"], &detail["powerConsumption"]), (&json!(2), &json!(4), &json!(0.25)), "{detail}");
     let (amount, fee, total) = rebill(&detail, BR001_FEN_PER_KWH, BR002_FEE_PERCENT);
