@@ -105,8 +105,9 @@ async fn category_and_below(db: &Db, id: i64) -> Result<Vec<i64>, O2oError> {
 /// each merchant carries `distance` (metres) and the list is nearest first; `radius` (metres)
 /// counts only with a position and keeps the merchants within it. Without a position: by id.
 /// `isOperSelf` compares the merchant's operator with `caller_oper_id` (the token's
-/// mini-program's operator).
-pub async fn merchant_list(db: &Db, caller_oper_id: i64, input: &MerchantListInput) -> Result<MerchantListData, O2oError> {
+/// mini-program's operator). `price` is the lowest of the goods on sale `today` (Beijing,
+/// `YYYY-MM-DD`).
+pub async fn merchant_list(db: &Db, caller_oper_id: i64, input: &MerchantListInput, today: &str) -> Result<MerchantListData, O2oError> {
     if input.page < 1 {
         return Err(O2oError::invalid("页数 page 须从 1 开始"));
     }
@@ -152,30 +153,30 @@ pub async fn merchant_list(db: &Db, caller_oper_id: i64, input: &MerchantListInp
     let total = found.len() as i64;
     let offset = usize::try_from(input.page - 1).unwrap_or(usize::MAX).saturating_mul(PAGE_SIZE);
     let page: Vec<(Option<f64>, MerchantRow)> = found.into_iter().skip(offset).take(PAGE_SIZE).collect();
-    let list = merchants(db, caller_oper_id, page).await?;
+    let list = merchants(db, caller_oper_id, page, today).await?;
     Ok(MerchantListData { total, list })
 }
 
 /// operationId `merchant_get` (004 §商家模块 商户详情): the normal merchant `id` with the list's
 /// fields, `distance` when `lng` and `lat` are given. Missing or disabled: 10001 商户不存在 (the
-/// contract's message).
-pub async fn merchant_get(db: &Db, caller_oper_id: i64, id: i64, lng: Option<f64>, lat: Option<f64>) -> Result<Merchant, O2oError> {
+/// contract's message). `today` as for [`merchant_list`].
+pub async fn merchant_get(db: &Db, caller_oper_id: i64, id: i64, lng: Option<f64>, lat: Option<f64>, today: &str) -> Result<Merchant, O2oError> {
     let here = position(lng, lat)?;
     let row = db.o2o().merchant(id).await?.ok_or_else(|| O2oError::invalid("商户不存在"))?;
     let distance = here.map(|at| distance_to(at, &row));
-    let mut list = merchants(db, caller_oper_id, vec![(distance, row)]).await?;
+    let mut list = merchants(db, caller_oper_id, vec![(distance, row)], today).await?;
     list.pop().ok_or_else(|| O2oError::internal("a merchant rendered to nothing"))
 }
 
 /// Merchants as the wire has them, in the given order: their category's name, their area
-/// names, the lowest price of their listed goods.
-async fn merchants(db: &Db, caller_oper_id: i64, page: Vec<(Option<f64>, MerchantRow)>) -> Result<Vec<Merchant>, O2oError> {
+/// names, the lowest price of their listed goods on sale `today`.
+async fn merchants(db: &Db, caller_oper_id: i64, page: Vec<(Option<f64>, MerchantRow)>, today: &str) -> Result<Vec<Merchant>, O2oError> {
     if page.is_empty() {
         return Ok(Vec::new());
     }
     let store = db.o2o();
     let ids: Vec<i64> = page.iter().map(|(_, m)| m.id).collect();
-    let lowest: HashMap<i64, i64> = store.lowest_prices(&ids).await?.into_iter().collect();
+    let lowest: HashMap<i64, i64> = store.lowest_prices(&ids, today).await?.into_iter().collect();
     let mut category_ids: Vec<i64> = page.iter().map(|(_, m)| m.merchant_category_id).collect();
     category_ids.sort_unstable();
     category_ids.dedup();
@@ -247,14 +248,15 @@ fn goods(row: GoodsRow) -> Result<Goods, O2oError> {
 }
 
 /// operationId `goods_list` (004 §商家模块 商品列表): the listed (上架) goods of the normal
-/// merchant `merchant_id`, by id, unpaged (contract note n22). An unknown or disabled merchant is
-/// 10001 商户不存在: its goods are not for sale.
-pub async fn goods_list(db: &Db, merchant_id: i64) -> Result<GoodsListData, O2oError> {
+/// merchant `merchant_id` whose validity has not ended by `today` (Beijing, `YYYY-MM-DD`; they
+/// can no longer be bought), by id, unpaged (contract note n22). An unknown or disabled merchant
+/// is 10001 商户不存在: its goods are not for sale.
+pub async fn goods_list(db: &Db, merchant_id: i64, today: &str) -> Result<GoodsListData, O2oError> {
     let store = db.o2o();
     if store.merchant(merchant_id).await?.is_none() {
         return Err(O2oError::invalid("商户不存在"));
     }
-    let list = store.goods_of(merchant_id).await?.into_iter().map(goods).collect::<Result<_, _>>()?;
+    let list = store.goods_of(merchant_id, today).await?.into_iter().map(goods).collect::<Result<_, _>>()?;
     Ok(GoodsListData { list })
 }
 

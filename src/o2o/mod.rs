@@ -83,9 +83,9 @@ impl O2oApi for O2o {
     op!(city_with_hot_list, CityWithHotListInput, CityWithHotListOutput, CitiesWithHotResponse, CitiesWithHotResponseCode, |s, _who, _i| areas::cities_with_hot(&s.db));
     op!(area_by_gps_get, AreaByGpsGetInput, AreaByGpsGetOutput, AreaByGpsResponse, AreaByGpsResponseCode, |s, _who, i| areas::area_by_gps(&s.db, s.geocoder.as_ref(), i.lat, i.lng));
     op!(merchant_category_tree_get, MerchantCategoryTreeGetInput, MerchantCategoryTreeGetOutput, MerchantCategoryTreeResponse, MerchantCategoryTreeResponseCode, |s, _who, _i| catalogue::category_tree(&s.db));
-    op!(merchant_list, MerchantListInput, MerchantListOutput, MerchantListResponse, MerchantListResponseCode, |s, who, i| catalogue::merchant_list(&s.db, who.oper_id, &i));
-    op!(merchant_get, MerchantGetInput, MerchantGetOutput, MerchantDetailResponse, MerchantDetailResponseCode, |s, who, i| catalogue::merchant_get(&s.db, who.oper_id, i.id, i.lng, i.lat));
-    op!(goods_list, GoodsListInput, GoodsListOutput, GoodsListResponse, GoodsListResponseCode, |s, _who, i| catalogue::goods_list(&s.db, i.merchant_id));
+    op!(merchant_list, MerchantListInput, MerchantListOutput, MerchantListResponse, MerchantListResponseCode, |s, who, i| catalogue::merchant_list(&s.db, who.oper_id, &i, &s.today()));
+    op!(merchant_get, MerchantGetInput, MerchantGetOutput, MerchantDetailResponse, MerchantDetailResponseCode, |s, who, i| catalogue::merchant_get(&s.db, who.oper_id, i.id, i.lng, i.lat, &s.today()));
+    op!(goods_list, GoodsListInput, GoodsListOutput, GoodsListResponse, GoodsListResponseCode, |s, _who, i| catalogue::goods_list(&s.db, i.merchant_id, &s.today()));
     op!(goods_get, GoodsGetInput, GoodsGetOutput, GoodsDetailResponse, GoodsDetailResponseCode, |s, _who, i| catalogue::goods_get(&s.db, i.id));
     op!(order_list, OrderListInput, OrderListOutput, OrderListResponse, OrderListResponseCode, |s, who, i| s.order_list(who, i.status.map(|x| x as i32)));
     op!(order_get, OrderGetInput, OrderGetOutput, OrderDetailResponse, OrderDetailResponseCode, |s, who, i| s.order_get(who, &i.order_no));

@@ -133,6 +133,11 @@ pub fn referer_appid(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl O2oService {
+    /// Today's date in Beijing, `YYYY-MM-DD`: the form of goods' `start_date` / `end_date`.
+    pub fn today(&self) -> String {
+        crate::clock::beijing_date(self.clock.now_ms()).format("%Y-%m-%d").to_string()
+    }
+
     /// The operator `id`.
     pub fn operator(&self, id: i64) -> Option<&Operator> {
         self.operators.iter().find(|o| o.id == id)
@@ -276,7 +281,7 @@ impl O2oService {
         let goods = catalogue.goods(goods_id).await?.filter(|g| g.status == 1).ok_or_else(no_goods)?;
         let merchant = catalogue.merchant(goods.merchant_id).await?.ok_or_else(no_goods)?;
         let now = self.clock.now_ms();
-        let today = crate::clock::beijing_date(now).format("%Y-%m-%d").to_string();
+        let today = self.today();
         if today < goods.start_date || today > goods.end_date {
             return Err(O2oError::invalid("商品不在有效期内"));
         }
@@ -382,18 +387,21 @@ impl O2oService {
     /// operationId `order_refund` (004 §订单模块 退款接口): refund the unused verify codes of the
     /// caller's paid order (price × unused codes) through the operator's merchant; the order
     /// becomes 已退款. Asking again answers the same refund; of concurrent requests one refunds.
-    /// Not 已付款 (unpaid, closed, completed) or nothing left to refund 10001.
+    /// Not 已付款 (unpaid, closed, completed) or nothing left to refund 10001. WeChat Pay
+    /// refusing the refund for good puts the order back as it was (已付款, its codes unused)
+    /// and answers 500 saying so; a refund it has not accepted yet is asked again by the sweep.
     pub async fn order_refund(&self, caller: &Caller, order_no: &str) -> Result<generated::o2o::types::Refund, O2oError> {
         let (order, _) = self.own_order(caller, order_no).await?;
         let operator = self.operator(order.oper_id).ok_or_else(|| O2oError::internal(format!("operator {} not configured", order.oper_id)))?;
+        let mut claimed = false;
         if order.status == store::PAID {
             let out_refund_no = crate::payments::refund_number(&order.order_no);
             let claim = self.db.o2o().claim_refund(order.id, &order.order_no, &out_refund_no, "用户申请退款", self.clock.now_ms()).await?;
-            if let RefundClaim::Claimed(_) = claim
-                && let Err(error) = operator.payments.ask_recorded_refund(&out_refund_no).await
-            {
-                // Recorded and processing: WeChat Pay is asked again by the sweep, same number.
-                tracing::warn!(api = "o2o", order_no, %error, "refund not accepted yet");
+            claimed = matches!(claim, RefundClaim::Claimed(_));
+            if claimed && let Err(error) = operator.payments.ask_recorded_refund(&out_refund_no).await {
+                // Refused for good: closed, and the order restored (`Settler::refund_closed`).
+                // Otherwise recorded and processing: the sweep asks again under the same number.
+                tracing::warn!(api = "o2o", order_no, %error, "refund not accepted");
             }
         }
         let store = self.db.o2o();
@@ -403,6 +411,9 @@ impl O2oService {
                 let row = operator.payments.refund_row(&refund.out_refund_no).await?;
                 Ok(render::refund(&refund, &order, row.as_ref()))
             }
+            // This request's refund was closed at once (refused, or answered CLOSED): logged
+            // above or by the payments block, so no internal detail here.
+            (store::PAID, _) if claimed => Err(O2oError::new(500, "微信支付未受理退款，订单仍为已付款，请稍后再试或联系商家")),
             (store::COMPLETED, _) => Err(O2oError::invalid("订单已完成，不可退款")),
             _ => Err(O2oError::invalid("订单不可退款（仅已付款且有未核销的核销码的订单可退款）")),
         }

@@ -442,8 +442,10 @@ impl Payments {
             Ok(refund) => Ok(self.record_refund(out_refund_no, refund.status, Some(&refund.refund_id)).await?),
             Err(error) if is_final(&error) => {
                 // WeChat Pay said no for good (the order cannot be refunded, a wrong amount, …):
-                // recorded as failed — the order's money-back state tells an operator to act.
-                tracing::error!(api = &*self.api, out_refund_no, %error, "refund refused; an operator must act");
+                // recorded as closed. The API's `Settle::refund_closed` puts back what the refund
+                // took (o2o: the order and its codes); otherwise the order's money-back state
+                // (failed) tells an operator to act.
+                tracing::error!(api = &*self.api, out_refund_no, %error, "refund refused by WeChat Pay");
                 self.record_refund(out_refund_no, RefundStatus::Closed, None).await?;
                 Err(error.into())
             }
@@ -463,7 +465,7 @@ impl Payments {
             RefundStatus::Closed => RefundRowStatus::Closed,
             RefundStatus::Abnormal => RefundRowStatus::Abnormal,
         };
-        if self.db.payments().refund_outcome(out_refund_no, status, refund_id, self.clock.now_ms()).await? {
+        if self.db.payments().refund_outcome(out_refund_no, status, refund_id, self.settle.as_ref(), self.clock.now_ms()).await? {
             tracing::info!(api = &*self.api, out_refund_no, status = status.as_str(), "refund finished");
         }
         Ok(())

@@ -18,6 +18,8 @@ use crate::app::fresh_database;
 const HERE: (f64, f64) = (113.943223, 22.540503);
 /// 2026-06-15 12:00 Beijing, ms.
 const NOW: i64 = 1_781_496_000_000;
+/// `NOW`'s date in Beijing.
+const TODAY: &str = "2026-06-15";
 
 /// Every enabled demo merchant, by id.
 const ALL: [i64; 7] = [1024, 1025, 1031, 1040, 1041, 1050, 1051];
@@ -40,7 +42,7 @@ fn near(radius: Option<f64>) -> MerchantListInput {
 }
 
 async fn ids(db: &Db, caller: i64, input: MerchantListInput) -> (i64, Vec<i64>) {
-    let found = merchant_list(db, caller, &input).await.unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
+    let found = merchant_list(db, caller, &input, TODAY).await.unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
     (found.total, found.list.iter().map(|m| m.id).collect())
 }
 
@@ -77,7 +79,7 @@ async fn merchants_are_found_by_city_keyword_and_category_with_its_sub_categorie
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (db, _) = catalogue(&dir).await;
     // Without filters: every normal merchant (not the disabled 1026), by id, without distance.
-    let all = merchant_list(&db, 3, &query()).await.expect("all");
+    let all = merchant_list(&db, 3, &query(), TODAY).await.expect("all");
     assert_eq!((all.total, all.list.iter().map(|m| m.id).collect::<Vec<_>>()), (7, ALL.to_vec()));
     assert!(all.list.iter().all(|m| m.distance.is_none()));
     assert!(!all.list.iter().any(|m| m.id == DEMO_MERCHANT_DISABLED));
@@ -120,7 +122,7 @@ async fn a_position_gives_distances_and_a_radius_keeps_the_nearby_nearest_first(
     let (db, _) = catalogue(&dir).await;
     // The contract's example: radius 5000 → 茶颜小筑 2196 m, then 蜀大侠 2661 m (haversine,
     // whole metres); the disabled 1026 is 1.4 km away and still hidden.
-    let nearby = merchant_list(&db, 3, &near(Some(5000.0))).await.expect("nearby");
+    let nearby = merchant_list(&db, 3, &near(Some(5000.0)), TODAY).await.expect("nearby");
     let seen: Vec<(i64, Option<f64>)> = nearby.list.iter().map(|m| (m.id, m.distance)).collect();
     assert_eq!((nearby.total, seen), (2, vec![(DEMO_MERCHANT_OTHER, Some(2196.0)), (DEMO_MERCHANT_OWN, Some(2661.0))]));
 
@@ -132,7 +134,7 @@ async fn a_position_gives_distances_and_a_radius_keeps_the_nearby_nearest_first(
     assert_eq!(ids(&db, 3, MerchantListInput { city_id: Some(440100), ..near(Some(5000.0)) }).await, (0, vec![]));
 
     // A position without a radius: everything, nearest first, each with its distance.
-    let everywhere = merchant_list(&db, 3, &near(None)).await.expect("everywhere");
+    let everywhere = merchant_list(&db, 3, &near(None), TODAY).await.expect("everywhere");
     assert_eq!(everywhere.total, 7);
     assert_eq!(everywhere.list.iter().map(|m| m.id).collect::<Vec<_>>(), vec![1031, 1024, 1025, 1040, 1041, 1050, 1051]);
     let distances: Vec<f64> = everywhere.list.iter().map(|m| m.distance.expect("a distance")).collect();
@@ -140,21 +142,21 @@ async fn a_position_gives_distances_and_a_radius_keeps_the_nearby_nearest_first(
     assert!((11_000.0..12_000.0).contains(&distances[2]) && distances[6] > 1_900_000.0, "{distances:?}");
 
     // A radius without a position counts for nothing.
-    let ignored = merchant_list(&db, 3, &MerchantListInput { radius: Some(10.0), ..query() }).await.expect("ignored");
+    let ignored = merchant_list(&db, 3, &MerchantListInput { radius: Some(10.0), ..query() }, TODAY).await.expect("ignored");
     assert_eq!((ignored.total, ignored.list.len()), (7, 7));
     assert!(ignored.list.iter().all(|m| m.distance.is_none()));
 
     // The detail: the same distance with a position, none without.
-    let detail = merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(HERE.1)).await.expect("1024");
+    let detail = merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(HERE.1), TODAY).await.expect("1024");
     assert_eq!(detail.distance, Some(2661.0));
-    assert_eq!(merchant_get(&db, 3, DEMO_MERCHANT_OWN, None, None).await.expect("1024").distance, None);
+    assert_eq!(merchant_get(&db, 3, DEMO_MERCHANT_OWN, None, None, TODAY).await.expect("1024").distance, None);
 }
 
 #[tokio::test]
 async fn merchants_show_as_the_contract_does_with_the_callers_operator_and_their_lowest_price() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (db, _) = catalogue(&dir).await;
-    let nearby = merchant_list(&db, 3, &near(Some(5000.0))).await.expect("nearby");
+    let nearby = merchant_list(&db, 3, &near(Some(5000.0)), TODAY).await.expect("nearby");
     // 1031 is the contract's merchant_list example to the letter; its delisted 9.00 goods does
     // not lower lowestAmount below 15.00.
     assert_eq!(
@@ -173,7 +175,7 @@ async fn merchants_show_as_the_contract_does_with_the_callers_operator_and_their
     );
     // 1024 as the merchant_get example, except lowestAmount: its 1分钱体验券 (0.01) is listed, so
     // the lowest price is 0.01 where the example says 68.00.
-    let own = merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(HERE.1)).await.expect("1024");
+    let own = merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(HERE.1), TODAY).await.expect("1024");
     assert_eq!(
         serde_json::to_value(&own).expect("json"),
         json!({
@@ -190,30 +192,30 @@ async fn merchants_show_as_the_contract_does_with_the_callers_operator_and_their
     );
     // isOperSelf follows the caller's operator.
     for (caller, expected) in [(3, [(1024, 1), (1031, 0)]), (5, [(1024, 0), (1031, 1)]), (7, [(1024, 0), (1031, 0)])] {
-        let found = merchant_list(&db, caller, &near(Some(5000.0))).await.expect("nearby");
+        let found = merchant_list(&db, caller, &near(Some(5000.0)), TODAY).await.expect("nearby");
         let mut seen: Vec<(i64, i64)> = found.list.iter().map(|m| (m.id, m.is_oper_self as i64)).collect();
         seen.sort();
         assert_eq!(seen, expected.to_vec(), "caller {caller}");
     }
     // lowestAmount over listed goods; none listed: 0.00.
-    let all = merchant_list(&db, 3, &query()).await.expect("all");
+    let all = merchant_list(&db, 3, &query(), TODAY).await.expect("all");
     let lowest: Vec<(i64, String)> = all.list.iter().map(|m| (m.id, m.lowest_amount.to_string())).collect();
     let expected = [(1024, "0.01"), (1025, "268.00"), (1031, "15.00"), (1040, "25.00"), (1041, "99.00"), (1050, "168.00"), (1051, "0.00")];
     assert_eq!(lowest, expected.iter().map(|(id, a)| (*id, a.to_string())).collect::<Vec<_>>());
     let beijing = all.list.iter().find(|m| m.id == 1050).expect("1050");
     assert_eq!((beijing.province.as_str(), beijing.city.as_str(), beijing.area.as_str()), ("北京市", "北京市", "朝阳区"));
-    assert_eq!(merchant_get(&db, 5, DEMO_MERCHANT_FUTIAN, None, None).await.expect("1025").area, "福田区");
+    assert_eq!(merchant_get(&db, 5, DEMO_MERCHANT_FUTIAN, None, None, TODAY).await.expect("1025").area, "福田区");
 
     // Disabled or unknown: 商户不存在.
-    refused(merchant_get(&db, 3, DEMO_MERCHANT_DISABLED, None, None).await, "商户不存在");
-    refused(merchant_get(&db, 3, 99_999, None, None).await, "商户不存在");
+    refused(merchant_get(&db, 3, DEMO_MERCHANT_DISABLED, None, None, TODAY).await, "商户不存在");
+    refused(merchant_get(&db, 3, 99_999, None, None, TODAY).await, "商户不存在");
 }
 
 #[tokio::test]
 async fn goods_are_the_listed_goods_of_normal_merchants() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (db, _) = catalogue(&dir).await;
-    let own = goods_list(&db, DEMO_MERCHANT_OWN).await.expect("1024's goods").list;
+    let own = goods_list(&db, DEMO_MERCHANT_OWN, TODAY).await.expect("1024's goods").list;
     assert_eq!(own.iter().map(|g| g.id).collect::<Vec<_>>(), vec![DEMO_GOODS_SET, DEMO_GOODS_PENNY]);
     // 2048 as the contract's examples, valid from the seeding year to the end of the next.
     assert_eq!(
@@ -242,12 +244,12 @@ async fn goods_are_the_listed_goods_of_normal_merchants() {
     assert_eq!(penny.pic_list.len(), 1);
 
     // 1031's: the delisted 3105 is not among them; its goods are operator 5's.
-    let other = goods_list(&db, DEMO_MERCHANT_OTHER).await.expect("1031's goods").list;
+    let other = goods_list(&db, DEMO_MERCHANT_OTHER, TODAY).await.expect("1031's goods").list;
     assert_eq!(other.iter().map(|g| g.id).collect::<Vec<_>>(), vec![DEMO_GOODS_OTHER_CHEAP, DEMO_GOODS_OTHER]);
     assert!(other.iter().all(|g| g.oper_id == 5 && g.merchant_id == DEMO_MERCHANT_OTHER));
     let tea = goods_get(&db, DEMO_GOODS_OTHER).await.expect("3107");
     assert_eq!((tea.name.as_str(), tea.price.to_string(), tea.oper_id), ("芋圆鲜奶茶双杯券", "26.00".into(), 5));
-    assert!(goods_list(&db, 1051).await.expect("no goods").list.is_empty());
+    assert!(goods_list(&db, 1051, TODAY).await.expect("no goods").list.is_empty());
     assert_eq!(goods_get(&db, DEMO_GOODS_SET).await.expect("2048"), own[0]);
 
     // Delisted, of a disabled merchant, unknown: 商品不存在; a disabled or unknown merchant's
@@ -255,8 +257,26 @@ async fn goods_are_the_listed_goods_of_normal_merchants() {
     refused(goods_get(&db, DEMO_GOODS_DELISTED).await, "商品不存在");
     refused(goods_get(&db, DEMO_GOODS_OF_DISABLED).await, "商品不存在");
     refused(goods_get(&db, 1).await, "商品不存在");
-    refused(goods_list(&db, DEMO_MERCHANT_DISABLED).await, "商户不存在");
-    refused(goods_list(&db, 99_999).await, "商户不存在");
+    refused(goods_list(&db, DEMO_MERCHANT_DISABLED, TODAY).await, "商户不存在");
+    refused(goods_list(&db, 99_999, TODAY).await, "商户不存在");
+
+    // Past its end_date (2027-06-30) the penny can no longer be bought: it leaves the list and
+    // no longer sets the merchant's lowest price; on its last day it is still there.
+    let listed = |day: &'static str| {
+        let db = db.clone();
+        async move { goods_list(&db, DEMO_MERCHANT_OWN, day).await.expect("1024's goods").list.iter().map(|g| g.id).collect::<Vec<_>>() }
+    };
+    assert_eq!(listed("2027-06-30").await, vec![DEMO_GOODS_SET, DEMO_GOODS_PENNY]);
+    assert_eq!(listed("2027-07-01").await, vec![DEMO_GOODS_SET]);
+    assert_eq!(listed("2028-01-01").await, Vec::<i64>::new());
+    let lowest = |day: &'static str| {
+        let db = db.clone();
+        async move { merchant_get(&db, 3, DEMO_MERCHANT_OWN, None, None, day).await.expect("1024").lowest_amount.to_string() }
+    };
+    assert_eq!(lowest("2027-06-30").await, "0.01");
+    assert_eq!(lowest("2027-07-01").await, "128.00");
+    // The detail still shows it: an order's goods stays viewable.
+    assert_eq!(goods_get(&db, DEMO_GOODS_PENNY).await.expect("the penny").end_date, "2027-06-30");
 }
 
 #[tokio::test]
@@ -299,7 +319,7 @@ async fn bad_input_is_10001_naming_the_field() {
     let (db, _) = catalogue(&dir).await;
     let list = |input: MerchantListInput| {
         let db = db.clone();
-        async move { merchant_list(&db, 3, &input).await }
+        async move { merchant_list(&db, 3, &input, TODAY).await }
     };
     refused(list(MerchantListInput { page: 0, ..query() }).await, "page");
     refused(list(MerchantListInput { page: -3, ..query() }).await, "page");
@@ -311,9 +331,9 @@ async fn bad_input_is_10001_naming_the_field() {
     for radius in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         refused(list(near(Some(radius))).await, "radius");
     }
-    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), None).await, "lat");
-    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, None, Some(HERE.1)).await, "lng");
-    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(-91.0)).await, "lat");
+    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), None, TODAY).await, "lat");
+    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, None, Some(HERE.1), TODAY).await, "lng");
+    refused(merchant_get(&db, 3, DEMO_MERCHANT_OWN, Some(HERE.0), Some(-91.0), TODAY).await, "lat");
     // The edges are in range.
     assert!(list(MerchantListInput { lng: Some(180.0), lat: Some(-90.0), ..query() }).await.is_ok());
 }

@@ -2,11 +2,29 @@
 //! so its API is the order's; a payment the API cannot apply keeps none of the API's writes
 //! and is stored paid, needing a refund.
 
-use mpapi::storage::payments::{NewPayOrder, Notified, PayOrder, PayStatus, RefundState, Reported, Settle, Settled, Settlement};
+use mpapi::storage::payments::{
+    NewPayOrder, Notified, PayOrder, PayStatus, RefundRowStatus, RefundState, Reported, Settle, Settled, Settlement,
+};
 use mpapi::storage::{Db, StorageError};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 
 use crate::app::fresh_database;
+
+/// A pending order `out_trade_no` of `api` for 5.00 yuan (500 fen), placed at 1,000 ms.
+fn refund_test_order<'a>(out_trade_no: &'a str, api: &'a str) -> NewPayOrder<'a> {
+    NewPayOrder {
+        out_trade_no,
+        api,
+        appid: "wx0000000000000001",
+        mchid: "1900000001",
+        user_id: None,
+        payer_openid: None,
+        description: "退款测试",
+        amount_fen: 500,
+        created_at: 1_000,
+        expires_at: 1_800_000,
+    }
+}
 
 #[tokio::test]
 async fn a_refund_is_found_only_through_the_api_of_its_order() {
@@ -14,19 +32,7 @@ async fn a_refund_is_found_only_through_the_api_of_its_order() {
     let db = Db::connect(&fresh_database(&dir).await).await.expect("the database");
     let payments = db.payments();
     for (no, api) in [("O2O_ORDER_1", "o2o"), ("HEATING_ORDER_1", "heating")] {
-        let new = NewPayOrder {
-            out_trade_no: no,
-            api,
-            appid: "wx0000000000000001",
-            mchid: "1900000001",
-            user_id: None,
-            payer_openid: None,
-            description: "退款测试",
-            amount_fen: 500,
-            created_at: 1_000,
-            expires_at: 1_800_000,
-        };
-        payments.insert(new).await.expect("inserted");
+        payments.insert(refund_test_order(no, api)).await.expect("inserted");
         let transaction_id = format!("4200000000000000000000{no:.6}");
         payments.mark_reported(no, Reported::Paid { transaction_id: &transaction_id, paid_at: 2_000 }).await.expect("paid");
     }
@@ -115,4 +121,29 @@ async fn a_payment_the_api_cannot_apply_keeps_none_of_its_writes_and_needs_a_ref
     let order = payments.get("APPLIED_1").await.expect("read").expect("the order");
     assert_eq!((order.status, order.refund_state), (PayStatus::Paid, RefundState::None), "{order:?}");
     assert_eq!(api_row().await, "written by the API");
+}
+
+#[tokio::test]
+async fn a_late_outcome_of_an_earlier_refund_leaves_the_one_under_way() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::connect(&fresh_database(&dir).await).await.expect("the database");
+    let payments = db.payments();
+    payments.insert(refund_test_order("LATE_REFUND_1", "o2o")).await.expect("inserted");
+    payments.mark_reported("LATE_REFUND_1", Reported::Paid { transaction_id: "4200000000000000000000000001", paid_at: 2_000 }).await.expect("paid");
+    let settle = WritesThen { conflict: false };
+    let state = || async { payments.get("LATE_REFUND_1").await.expect("read").map(|o| (o.refund_state, o.refunded_fen)) };
+    assert!(payments.start_refund("LATE_REFUND_1", "R_LATE_1", 200, "用户申请", 3_000).await.expect("recorded"));
+    assert!(!payments.start_refund("LATE_REFUND_1", "R_LATE_X", 100, "用户申请", 3_000).await.expect("refused"), "one at a time");
+    assert!(payments.refund_outcome("R_LATE_1", RefundRowStatus::Closed, None, &settle, 4_000).await.expect("closed"));
+    assert_eq!(state().await, Some((RefundState::Failed, 0)));
+    // A second refund is under way when the first turns out to have succeeded after all: the
+    // money is counted, and the order's refund stays under way (a third cannot start).
+    assert!(payments.start_refund("LATE_REFUND_1", "R_LATE_2", 200, "用户申请", 5_000).await.expect("recorded"));
+    assert!(payments.refund_outcome("R_LATE_1", RefundRowStatus::Success, Some("503000000000001"), &settle, 6_000).await.expect("late"));
+    assert_eq!(state().await, Some((RefundState::Processing, 200)));
+    assert!(!payments.start_refund("LATE_REFUND_1", "R_LATE_3", 100, "用户申请", 6_000).await.expect("refused"), "R_LATE_2 is under way");
+    assert!(payments.refund_outcome("R_LATE_2", RefundRowStatus::Success, Some("503000000000002"), &settle, 7_000).await.expect("done"));
+    assert_eq!(state().await, Some((RefundState::Refunded, 400)));
+    // Past the paid amount nothing more starts.
+    assert!(!payments.start_refund("LATE_REFUND_1", "R_LATE_4", 101, "用户申请", 8_000).await.expect("refused"), "400 + 101 > 500");
 }

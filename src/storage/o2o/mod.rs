@@ -129,25 +129,29 @@ impl<C: ConnectionTrait> O2oStore<'_, C> {
         Ok(merchant::Entity::find_by_id(id).filter(merchant::Column::Status.eq(1)).one(self.0).await?)
     }
 
-    /// The lowest price of the listed (上架) goods of each of `merchant_ids`, fen.
-    pub async fn lowest_prices(&self, merchant_ids: &[i64]) -> Result<Vec<(i64, i64)>, StorageError> {
+    /// The lowest price of the listed (上架) goods of each of `merchant_ids` still valid on
+    /// `today` (Beijing, `YYYY-MM-DD`: `end_date` not past), fen.
+    pub async fn lowest_prices(&self, merchant_ids: &[i64], today: &str) -> Result<Vec<(i64, i64)>, StorageError> {
         Ok(goods::Entity::find()
             .select_only()
             .column(goods::Column::MerchantId)
             .column_as(goods::Column::PriceFen.min(), "lowest")
             .filter(goods::Column::MerchantId.is_in(merchant_ids.iter().copied()))
             .filter(goods::Column::Status.eq(1))
+            .filter(goods::Column::EndDate.gte(today))
             .group_by(goods::Column::MerchantId)
             .into_tuple()
             .all(self.0)
             .await?)
     }
 
-    /// The listed (上架) goods of merchant `merchant_id`, by id.
-    pub async fn goods_of(&self, merchant_id: i64) -> Result<Vec<Goods>, StorageError> {
+    /// The listed (上架) goods of merchant `merchant_id` still valid on `today` (Beijing,
+    /// `YYYY-MM-DD`: `end_date` not past), by id.
+    pub async fn goods_of(&self, merchant_id: i64, today: &str) -> Result<Vec<Goods>, StorageError> {
         Ok(goods::Entity::find()
             .filter(goods::Column::MerchantId.eq(merchant_id))
             .filter(goods::Column::Status.eq(1))
+            .filter(goods::Column::EndDate.gte(today))
             .order_by_asc(goods::Column::Id)
             .all(self.0)
             .await?)

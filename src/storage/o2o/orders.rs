@@ -1,8 +1,9 @@
 //! o2o's accounts and the openids bound to them, orders with their verify codes, the one refund
 //! of an order, and the bridge page's scene ids (004 §登陆相关, §订单模块). Every claim is a
 //! conditional write that one concurrent request wins: binding a phone (unique per appid),
-//! paying (1 → 4), closing (1 → 3), refunding (codes 1 → 3 while the order is 4), verifying
-//! (a code 1 → 2 while its order is 4).
+//! paying (1 → 4), closing (1 → 3), refunding (codes 1 → 3 while the order is 4; back to 1 and
+//! the order to 4 when WeChat Pay closes the refund), verifying (a code 1 → 2 while its order
+//! is 4).
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
@@ -19,7 +20,7 @@ pub use super::entity::verify_code::Model as VerifyCode;
 
 use super::entity::*;
 use super::{O2oStore, User};
-use crate::storage::payments::{NewPayOrder, PayOrder, PaymentStore, Settle, Settled};
+use crate::storage::payments::{NewPayOrder, PayOrder, PaymentStore, RefundRow, Settle, Settled};
 use crate::storage::{StorageError, affected, is_unique_violation, write};
 
 /// Order status (004 §订单模块 订单列表 `status`): 1 未支付.
@@ -252,10 +253,11 @@ impl O2oStore<'_, DatabaseConnection> {
         }
     }
 
-    /// Claim the refund of order `order_id` (paid with `out_trade_no`) under `out_refund_no`:
+        /// Claim the refund of order `order_id` (paid with `out_trade_no`) under `out_refund_no`:
     /// its unused codes become 已退款 (only those, so a code verified meanwhile stays
-    /// verified), the order 已退款 with `refund_price` = price × those codes, the refund
-    /// recorded here and with the payments (processing), all in one transaction. Of concurrent
+    /// verified) and no longer count in the goods' `sell_number`, the order 已退款 with
+    /// `refund_price` = price × those codes, the refund recorded here and with the payments
+    /// (processing), all in one transaction. Of concurrent
     /// claims exactly one changes the codes; the others find none left.
     pub async fn claim_refund(&self, order_id: i64, out_trade_no: &str, out_refund_no: &str, reason: &str, now: i64) -> Result<RefundClaim, StorageError> {
         let tx = write(self.0).await?;
@@ -287,6 +289,7 @@ impl O2oStore<'_, DatabaseConnection> {
             tx.rollback().await?;
             return Ok(RefundClaim::Nothing);
         }
+        sold(&tx, order.goods_id, -refunded).await?;
         let row = refund::ActiveModel {
             id: NotSet,
             order_id: Set(order_id),
@@ -417,7 +420,9 @@ pub fn new_id(low: i64, high: i64) -> i64 {
 /// Settles o2o's WeChat Pay orders for the shared payment store, inside its transaction: the
 /// order (`order_no` = `out_trade_no`) turns 已付款 with one verify code per unit and the goods'
 /// sales counted — unless it is no longer unpaid (closed by the timeout meanwhile): then the money
-/// goes back (`Conflict`). A released payment closes its unpaid order (3).
+/// goes back (`Conflict`). A released payment closes its unpaid order (3). A refund WeChat Pay
+/// closes puts its order back (4, the codes unused), and should it succeed after all, takes it
+/// again.
 #[derive(Debug, Clone, Copy)]
 pub struct Settler;
 
@@ -454,12 +459,108 @@ impl Settle for Settler {
             })
             .collect();
         verify_code::Entity::insert_many(codes).exec_without_returning(tx).await?;
-        goods::Entity::update_many()
-            .col_expr(goods::Column::SellNumber, Expr::col(goods::Column::SellNumber).add(i64::from(order.buy_number)))
-            .filter(goods::Column::Id.eq(order.goods_id))
+        sold(tx, order.goods_id, i64::from(order.buy_number)).await?;
+        Ok(Settled::Applied)
+    }
+
+    /// WeChat Pay closed a user's refund (`claim_refund`) with no money moved: the order is
+    /// 已付款 again, the codes that refund took are unused again (a code cannot change while
+    /// they are 已退款), the goods count them as sold, and the order's refund is forgotten so
+    /// that the user may ask again. A refund of a payment the API could not apply has no order
+    /// here to restore.
+    async fn refund_closed(&self, tx: &DatabaseTransaction, refund: &RefundRow) -> Result<(), StorageError> {
+        let Some(order) = order::Entity::find()
+            .filter(order::Column::OutRefundNo.eq(&refund.out_refund_no))
+            .filter(order::Column::Status.eq(REFUNDED))
+            .one(tx)
+            .await?
+        else {
+            return Ok(());
+        };
+        let reopened = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(PAID))
+            .col_expr(order::Column::RefundPriceFen, Expr::value(Option::<i64>::None))
+            .col_expr(order::Column::RefundTime, Expr::value(Option::<i64>::None))
+            .col_expr(order::Column::OutRefundNo, Expr::value(Option::<String>::None))
+            .col_expr(order::Column::UpdatedAt, Expr::value(refund.finished_at.unwrap_or(order.updated_at)))
+            .filter(order::Column::Id.eq(order.id))
+            .filter(order::Column::Status.eq(REFUNDED))
+            .filter(order::Column::OutRefundNo.eq(&refund.out_refund_no))
             .exec(tx)
             .await?;
-        Ok(Settled::Applied)
+        if !affected(reopened) {
+            return Ok(());
+        }
+        let restored = verify_code::Entity::update_many()
+            .col_expr(verify_code::Column::Status, Expr::value(CODE_UNUSED))
+            .filter(verify_code::Column::OrderId.eq(order.id))
+            .filter(verify_code::Column::Status.eq(CODE_REFUNDED))
+            .exec(tx)
+            .await?
+            .rows_affected as i64;
+        sold(tx, order.goods_id, restored).await?;
+        refund::Entity::delete_many().filter(refund::Column::OutRefundNo.eq(&refund.out_refund_no)).exec(tx).await?;
+        tracing::warn!(api = "o2o", order_no = order.order_no, out_refund_no = refund.out_refund_no, "refund closed by WeChat Pay: the order is paid again");
+        Ok(())
+    }
+
+    /// A refund `refund_closed` undid succeeded after all: the order, still 已付款 with no other
+    /// refund, is 已退款 again by this refund, with as many of its unused codes 已退款 as the
+    /// money paid for (`refund_fen` / price). An order that moved on (completed, or another
+    /// refund asked for) or too few unused codes left are logged for an operator: the money
+    /// went back either way.
+    async fn closed_refund_succeeded(&self, tx: &DatabaseTransaction, refund: &RefundRow) -> Result<(), StorageError> {
+        let Some(order) = order::Entity::find().filter(order::Column::OrderNo.eq(&refund.out_trade_no)).one(tx).await? else {
+            // A payment the API could not apply: it has no order here.
+            return Ok(());
+        };
+        if order.status != PAID || order.out_refund_no.is_some() || order.price_fen <= 0 {
+            tracing::error!(api = "o2o", order_no = order.order_no, out_refund_no = refund.out_refund_no, status = order.status, "a refund closed before succeeded after the order moved on; an operator must act");
+            return Ok(());
+        }
+        let units = refund.refund_fen / order.price_fen;
+        let unused: Vec<i64> = verify_code::Entity::find()
+            .filter(verify_code::Column::OrderId.eq(order.id))
+            .filter(verify_code::Column::Status.eq(CODE_UNUSED))
+            .order_by_asc(verify_code::Column::Id)
+            .all(tx)
+            .await?
+            .into_iter()
+            .take(usize::try_from(units).unwrap_or(0))
+            .map(|code| code.id)
+            .collect();
+        let taken = verify_code::Entity::update_many()
+            .col_expr(verify_code::Column::Status, Expr::value(CODE_REFUNDED))
+            .filter(verify_code::Column::Id.is_in(unused))
+            .filter(verify_code::Column::Status.eq(CODE_UNUSED))
+            .exec(tx)
+            .await?
+            .rows_affected as i64;
+        let now = refund.finished_at.unwrap_or(order.updated_at);
+        order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(REFUNDED))
+            .col_expr(order::Column::RefundPriceFen, Expr::value(refund.refund_fen))
+            .col_expr(order::Column::RefundTime, Expr::value(now))
+            .col_expr(order::Column::OutRefundNo, Expr::value(&refund.out_refund_no))
+            .col_expr(order::Column::UpdatedAt, Expr::value(now))
+            .filter(order::Column::Id.eq(order.id))
+            .exec(tx)
+            .await?;
+        let row = refund::ActiveModel {
+            id: NotSet,
+            order_id: Set(order.id),
+            out_refund_no: Set(refund.out_refund_no.clone()),
+            amount_fen: Set(refund.refund_fen),
+            created_at: Set(refund.created_at),
+        };
+        refund::Entity::insert(row).exec_without_returning(tx).await?;
+        sold(tx, order.goods_id, -taken).await?;
+        if taken < units {
+            tracing::error!(api = "o2o", order_no = order.order_no, out_refund_no = refund.out_refund_no, units, taken, "a refund closed before succeeded after some of its codes were used; an operator must act");
+        } else {
+            tracing::warn!(api = "o2o", order_no = order.order_no, out_refund_no = refund.out_refund_no, "a refund closed before succeeded after all: the order is refunded again");
+        }
+        Ok(())
     }
 
     async fn released(&self, tx: &DatabaseTransaction, pay: &PayOrder) -> Result<(), StorageError> {
@@ -478,4 +579,15 @@ impl Settle for Settler {
             .await?;
         Ok(())
     }
+}
+
+/// Count `units` more (or, negative, fewer) of goods `goods_id` as sold (`sell_number`: units
+/// paid for and not refunded).
+async fn sold(tx: &DatabaseTransaction, goods_id: i64, units: i64) -> Result<(), StorageError> {
+    goods::Entity::update_many()
+        .col_expr(goods::Column::SellNumber, Expr::col(goods::Column::SellNumber).add(units))
+        .filter(goods::Column::Id.eq(goods_id))
+        .exec(tx)
+        .await?;
+    Ok(())
 }

@@ -115,8 +115,9 @@ pub enum Settled {
     Conflict(String),
 }
 
-/// An API's own writes when one of its orders is paid or released, run inside the transaction
-/// that changes the order (so the order and the API's rows change together or not at all).
+/// An API's own writes when one of its orders is paid or released, or a refund of one closes
+/// without the money moving, run inside the transaction that changes the order or the refund (so
+/// they and the API's rows change together or not at all).
 #[async_trait]
 pub trait Settle: Send + Sync + 'static {
     /// `order` was just marked paid (at `now`, ms): apply it. A `Conflict` rolls back the whole
@@ -125,6 +126,23 @@ pub trait Settle: Send + Sync + 'static {
     async fn paid(&self, tx: &DatabaseTransaction, order: &PayOrder, now: i64) -> Result<Settled, StorageError>;
     /// `order` will not be paid (failed, closed): release what it held.
     async fn released(&self, tx: &DatabaseTransaction, order: &PayOrder) -> Result<(), StorageError>;
+    /// `refund` of one of the API's orders was just closed with no money moved (WeChat Pay
+    /// refused it for good, or answered `CLOSED`): put back what the API took when it asked for
+    /// the refund, inside `tx`. By default nothing: the order's money-back state
+    /// ([`RefundState::Failed`]) tells an operator to act. Not called for `ABNORMAL` (the money
+    /// left the merchant and an operator routes it by hand).
+    async fn refund_closed(&self, tx: &DatabaseTransaction, refund: &RefundRow) -> Result<(), StorageError> {
+        let _ = (tx, refund);
+        Ok(())
+    }
+    /// `refund`, recorded closed before (and [`Settle::refund_closed`] run), was reported
+    /// successful after all (a notify or query): the money is back with the payer, so take back
+    /// what `refund_closed` put back, as far as it is still there, inside `tx`. By default
+    /// nothing.
+    async fn closed_refund_succeeded(&self, tx: &DatabaseTransaction, refund: &RefundRow) -> Result<(), StorageError> {
+        let _ = (tx, refund);
+        Ok(())
+    }
 }
 
 /// What a verified notify (or an order query) reports about an order.
@@ -571,8 +589,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 
     /// Record what WeChat Pay says of refund `out_refund_no` (from its answer, a notify or a
     /// query): a final status is written once (a later success overriding a failure), with the
-    /// order's money-back state and refunded total. Answers whether this call changed anything.
-    pub async fn refund_outcome(&self, out_refund_no: &str, status: RefundRowStatus, refund_id: Option<&str>, now: i64) -> Result<bool, StorageError> {
+    /// order's money-back state and refunded total; a refund closing runs the API's
+    /// [`Settle::refund_closed`] in the same transaction. Answers whether this call changed
+    /// anything.
+    pub async fn refund_outcome(
+        &self,
+        out_refund_no: &str,
+        status: RefundRowStatus,
+        refund_id: Option<&str>,
+        settle: &dyn Settle,
+        now: i64,
+    ) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
         let Some(row) = refund::Entity::find_by_id(out_refund_no.to_owned()).one(&tx).await? else {
             tx.rollback().await?;
@@ -596,16 +623,34 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         }
         let changed = affected(update.exec(&tx).await?) && status != RefundRowStatus::Processing;
         if changed {
-            let (state, refunded) = match status {
+            let (mut state, refunded) = match status {
                 RefundRowStatus::Success => (RefundState::Refunded, row.refund_fen),
                 _ => (RefundState::Failed, 0),
             };
+            // A late outcome of an earlier refund leaves the order's refund under way as it is.
+            let another_under_way = refund::Entity::find()
+                .filter(refund::Column::OutTradeNo.eq(&row.out_trade_no))
+                .filter(refund::Column::Status.eq(RefundRowStatus::Processing))
+                .filter(refund::Column::OutRefundNo.ne(out_refund_no))
+                .one(&tx)
+                .await?
+                .is_some();
+            if another_under_way {
+                state = RefundState::Processing;
+            }
             order::Entity::update_many()
                 .col_expr(order::Column::RefundState, Expr::value(state))
                 .col_expr(order::Column::RefundedFen, Expr::col(order::Column::RefundedFen).add(refunded))
                 .filter(order::Column::OutTradeNo.eq(&row.out_trade_no))
                 .exec(&tx)
                 .await?;
+            let was = row.status;
+            let settled = RefundRow { status, finished_at: Some(now), refund_id: refund_id.map(str::to_owned).or(row.refund_id.clone()), ..RefundRow::from(row) };
+            match (was, status) {
+                (RefundRowStatus::Processing, RefundRowStatus::Closed) => settle.refund_closed(&tx, &settled).await?,
+                (RefundRowStatus::Closed, RefundRowStatus::Success) => settle.closed_refund_succeeded(&tx, &settled).await?,
+                _ => {}
+            }
         }
         tx.commit().await?;
         Ok(changed)

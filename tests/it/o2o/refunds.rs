@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mpapi::payments::Payments;
-use mpapi::storage::o2o::orders::Settler;
-use mpapi::storage::payments::{PayStatus, RefundState};
+use mpapi::providers::wechat_pay::{RefundRequest, WechatPay};
+use mpapi::storage::o2o::orders::{RefundClaim, Settler};
+use mpapi::storage::payments::{PayStatus, RefundRowStatus, RefundState};
 use serde_json::json;
 
 use super::*;
@@ -24,7 +25,9 @@ async fn paid_order(app: &TestApp, token: &str, goods_id: i64, number: i32) -> (
 async fn a_refund_gives_back_the_unused_codes_once() {
     let app = TestApp::spawn("o2o", |_| {}).await;
     let token = user_with_phone(&app, OPER3, "refund-partial", "13700000003").await;
+    let sold_before = sold(&app, &token, 2048).await;
     let (order_no, codes) = paid_order(&app, &token, 2048, 2).await;
+    assert_eq!(sold(&app, &token, 2048).await, sold_before + 2);
     assert_eq!(verify(&app, &codes[0]).await.0, 200);
     let refund = ok(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await);
     assert_eq!((&refund["amount"], &refund["order_no"]), (&json!("128.00"), &json!(order_no)), "{refund}");
@@ -44,11 +47,96 @@ async fn a_refund_gives_back_the_unused_codes_once() {
     assert_eq!((&after["status"], &after["refund_price"]), (&json!(6), &json!("128.00")));
     let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
     assert_eq!(statuses, [2, 3], "the verified code stays verified");
+    assert_eq!(sold(&app, &token, 2048).await, sold_before + 1, "sold: paid for and not refunded");
     // The refunded code can no longer be verified; asking again answers the same refund.
     assert_eq!(verify(&app, &codes[1]).await.0, 409);
     // An unpaid order has nothing to refund.
     let unpaid = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
     refused(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": unpaid})).await, 400, 10001);
+}
+
+/// Goods `goods_id`'s `sell_number`.
+async fn sold(app: &TestApp, token: &str, goods_id: i64) -> i64 {
+    ok(&get(app, OPER3, &format!("/api/user/goods/detail?id={goods_id}"), token).await)["sell_number"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn a_refund_wechat_pay_refuses_puts_the_order_back() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "refund-refused", "13700000008").await;
+    let (order_no, codes) = paid_order(&app, &token, 2051, 2).await;
+    let sold_paid = sold(&app, &token, 2051).await;
+    // The merchant gave the money back on its own (in WeChat Pay's merchant platform): WeChat Pay
+    // now refuses our refund of the same order (INVALID_REQUEST: more than is left).
+    let platform = app.pay_platform("o2o");
+    let merchant_refund = RefundRequest {
+        out_trade_no: order_no.clone(),
+        out_refund_no: "MERCHANT_REFUND_1".into(),
+        reason: None,
+        refund_fen: 2,
+        total_fen: 2,
+        notify_url: String::new(),
+    };
+    platform.refund(&merchant_refund).await.unwrap();
+    for attempt in 0..2 {
+        let reply = post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await;
+        refused(&reply, 500, 500);
+        assert!(reply.body["message"].as_str().unwrap().contains("仍为已付款"), "{}", reply.body);
+        // As it was: paid, both codes unused, nothing refunded, the goods still sold.
+        let after = order(&app, OPER3, &token, &order_no).await;
+        assert_eq!((&after["status"], &after["refund_time"]), (&json!(4), &Value::Null), "attempt {attempt}: {after}");
+        let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
+        assert_eq!(statuses, [1, 1], "attempt {attempt}");
+        assert_eq!(sold(&app, &token, 2051).await, sold_paid, "attempt {attempt}");
+        let pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
+        assert_eq!((pay.refund_state, pay.refunded_fen), (RefundState::Failed, 0), "attempt {attempt}");
+    }
+    // The codes are the user's to use again.
+    assert_eq!(verify(&app, &codes[0]).await.0, 200);
+    let after = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!(after["status"], json!(4));
+}
+
+/// The statuses of an order's verify codes, in order.
+fn code_statuses(order: &Value) -> Vec<i64> {
+    order["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_refund_closed_later_puts_the_order_back_and_a_late_success_takes_it_again() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "refund-closed-later", "13700000009").await;
+    let (order_no, codes) = paid_order(&app, &token, 2051, 3).await;
+    let sold_paid = sold(&app, &token, 2051).await;
+    let db = app.server.db.clone();
+    let now = app.server.clock.now_ms();
+    let order_id = db.o2o().order(&order_no).await.unwrap().unwrap().id;
+    // Claimed as /order/refund claims it; WeChat Pay's outcome comes later (a notify, a query).
+    let out_refund_no = "RCLOSEDLATER0001";
+    let claim = db.o2o().claim_refund(order_id, &order_no, out_refund_no, "用户申请退款", now).await.unwrap();
+    assert!(matches!(claim, RefundClaim::Claimed(_)), "{claim:?}");
+    assert_eq!(sold(&app, &token, 2051).await, sold_paid - 3);
+    // WeChat Pay closes it: the order is paid again with its codes unused, sold again; once.
+    assert!(db.payments().refund_outcome(out_refund_no, RefundRowStatus::Closed, None, &Settler, now).await.unwrap());
+    assert!(!db.payments().refund_outcome(out_refund_no, RefundRowStatus::Closed, None, &Settler, now).await.unwrap());
+    let after = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!((&after["status"], &after["refund_price"], code_statuses(&after)), (&json!(4), &Value::Null, vec![1, 1, 1]), "{after}");
+    assert_eq!(sold(&app, &token, 2051).await, sold_paid);
+    let pay = db.payments().get(&order_no).await.unwrap().unwrap();
+    assert_eq!((pay.refund_state, pay.refunded_fen), (RefundState::Failed, 0));
+
+    // A code is used; then the closed refund turns out to have succeeded after all (3 fen back):
+    // the two codes still unused are taken, the order is 已退款 by that refund again.
+    assert_eq!(verify(&app, &codes[0]).await.0, 200);
+    assert!(db.payments().refund_outcome(out_refund_no, RefundRowStatus::Success, Some("50300000000000000000000000001"), &Settler, now).await.unwrap());
+    let after = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!((&after["status"], &after["refund_price"], code_statuses(&after)), (&json!(6), &json!("0.03"), vec![2, 3, 3]), "{after}");
+    assert_eq!(sold(&app, &token, 2051).await, sold_paid - 2);
+    let pay = db.payments().get(&order_no).await.unwrap().unwrap();
+    assert_eq!((pay.refund_state, pay.refunded_fen), (RefundState::Refunded, 3));
+    // Asking for the refund answers that refund, 退款成功.
+    let refund = ok(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await);
+    assert_eq!((&refund["amount"], &refund["status"], &refund["refund_id"]), (&json!("0.03"), &json!(2), &json!("50300000000000000000000000001")), "{refund}");
 }
 
 #[tokio::test]
