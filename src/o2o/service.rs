@@ -102,7 +102,7 @@ fn code_error(error: CodeError) -> O2oError {
 
 fn pay_error(error: PayError) -> O2oError {
     match error {
-        PayError::NotPayable => O2oError::invalid("订单已不能支付（已支付、已关闭，或本次支付失败：请在微信支付中重试或重新下单）"),
+        PayError::NotPayable => O2oError::invalid("订单已不能支付（已支付或已关闭）"),
         PayError::PayerNeeded => O2oError::internal("the payer's openid is missing"),
         PayError::Provider(error) => O2oError::internal(format!("WeChat Pay: {error}")),
         PayError::Storage(error) => error.into(),
@@ -315,7 +315,8 @@ impl O2oService {
     async fn sdk_config(&self, operator: &Operator, order_no: &str, openid: &str) -> Result<PaySdkConfig, O2oError> {
         let mut pay = operator.payments.current(order_no).await?.ok_or_else(no_order)?;
         pay.payer_openid = Some(openid.to_owned());
-        let params = operator.payments.pay_params(&pay).await.map_err(pay_error)?;
+        // A failed attempt (PAYERROR) leaves the order 未支付 until it lapses: it may be paid again.
+        let params = operator.payments.pay_params_after_failure(&pay).await.map_err(pay_error)?;
         let sign_type = match params.sign_type.as_str() {
             "MD5" => PaySdkConfigSignType::Md5,
             "HMAC-SHA256" => PaySdkConfigSignType::HmacSha256,

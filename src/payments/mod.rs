@@ -171,6 +171,23 @@ impl Payments {
         Ok(self.pay.pay_params(&prepay_id).await?)
     }
 
+    /// [`Payments::pay_params`] for an API whose order outlives a failed payment attempt (o2o's
+    /// stays 未支付 when the payer's bank refuses, PAYERROR, until it lapses): an order that
+    /// failed after it was placed with WeChat Pay and has not expired is pending again first
+    /// (`PaymentStore::reopen_failed`, a conditional write), then placed and signed as usual.
+    /// Any other order is answered as `pay_params` answers it.
+    pub async fn pay_params_after_failure(&self, order: &PayOrder) -> Result<PayParams, PayError> {
+        if order.status != PayStatus::Failed || order.prepay.is_none() {
+            return self.pay_params(order).await;
+        }
+        let payments = self.db.payments();
+        payments.reopen_failed(&order.out_trade_no, self.clock.now_ms()).await?;
+        // Reopened here or by a concurrent request, or not reopenable (expired, closed): as stored.
+        let mut current = payments.get(&order.out_trade_no).await?.ok_or(PayError::NotPayable)?;
+        current.payer_openid = order.payer_openid.clone().or(current.payer_openid);
+        self.pay_params(&current).await
+    }
+
     /// The NATIVE (scan-to-pay) `code_url` of a pending order, `weixin://wxpay/bizpayurl?pr=…`,
     /// to show as a QR code: placed with WeChat Pay on every call, like [`Payments::pay_params`]
     /// (same checks and failure handling), but with no payer openid needed (the payer is whoever

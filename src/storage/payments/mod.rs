@@ -327,6 +327,21 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(affected(update.exec(self.0).await?))
     }
 
+    /// Make pending again an order whose payment attempt failed after it was placed with WeChat
+    /// Pay (a prepay is recorded) and that has not expired by `now` (ms): WeChat Pay keeps such
+    /// an order open (NOTPAY) for another attempt. False: no such order (nothing written).
+    pub async fn reopen_failed(&self, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {
+        let reopened = order::Entity::update_many()
+            .col_expr(order::Column::Status, Expr::value(PayStatus::Pending))
+            .filter(order::Column::OutTradeNo.eq(out_trade_no))
+            .filter(order::Column::Status.eq(PayStatus::Failed))
+            .filter(order::Column::PrepayId.is_not_null())
+            .filter(order::Column::ExpiresAt.gt(now))
+            .exec(self.0)
+            .await?;
+        Ok(affected(reopened))
+    }
+
     /// End a pending order unpaid (`Failed`: placing or paying it failed; `Closed`: it expired)
     /// and let the API release what it held, in one transaction. False: it was not pending.
     pub async fn end_unpaid(&self, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {

@@ -236,13 +236,31 @@ async fn a_failed_payment_can_be_tried_again_until_the_order_lapses() {
     let paid = order(&app, OPER3, &token, &order_no).await;
     assert_eq!((&paid["status"], codes(&paid).len()), (&json!(4), 1));
 
-    // A failure nobody retries: the order closes (3) once its time is over, not before.
+    // After a failed attempt the mini-program asks for sdk_config again (/order/pay, twice at
+    // once: both answer) and the payer pays with it.
     let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
     assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
+    let again = || post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no}));
+    let (first, second) = tokio::join!(again(), again());
+    for reply in [&first, &second] {
+        let sdk = &ok(reply)["sdk_config"];
+        assert!(sdk["package"].as_str().unwrap().starts_with("prepay_id=wx"), "{}", reply.body);
+    }
     let db = app.server.db.clone();
+    assert_eq!(db.payments().get(&order_no).await.unwrap().unwrap().status, PayStatus::Pending);
+    pay(&app, &order_no).await;
+    let paid = order(&app, OPER3, &token, &order_no).await;
+    assert_eq!((&paid["status"], codes(&paid).len()), (&json!(4), 1));
+
+    // A failure nobody retries: the order closes (3) once its time is over, not before, and
+    // can no longer be paid.
+    let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
     assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 0);
-    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
     app.server.clock.advance(Duration::from_secs(16 * 60));
     assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 1);
     assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(3));
+    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
+    // Past its time a failed order is not reopened, whatever the API asks.
+    assert!(!db.payments().reopen_failed(&order_no, app.server.clock.now_ms()).await.unwrap());
 }
