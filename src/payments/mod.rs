@@ -172,20 +172,29 @@ impl Payments {
     }
 
     /// [`Payments::pay_params`] for an API whose order outlives a failed payment attempt (o2o's
-    /// stays 未支付 when the payer's bank refuses, PAYERROR, until it lapses): an order that
-    /// failed after it was placed with WeChat Pay and has not expired is pending again first
-    /// (`PaymentStore::reopen_failed`, a conditional write), then placed and signed as usual.
-    /// Any other order is answered as `pay_params` answers it.
+    /// stays 未支付 when the payer's bank refuses, PAYERROR, until it lapses; see
+    /// `PaymentStore::reopen_failed` for what the API's settle must do): an order that failed
+    /// after it was placed with WeChat Pay and has not expired is pending again first (a
+    /// conditional write), then placed and signed as usual. Should WeChat Pay refuse to place it
+    /// for good (it had closed the order), the order fails again and this is
+    /// [`PayError::NotPayable`]. Any other order is answered as `pay_params` answers it.
     pub async fn pay_params_after_failure(&self, order: &PayOrder) -> Result<PayParams, PayError> {
         if order.status != PayStatus::Failed || order.prepay.is_none() {
             return self.pay_params(order).await;
         }
         let payments = self.db.payments();
-        payments.reopen_failed(&order.out_trade_no, self.clock.now_ms()).await?;
+        payments.reopen_failed(&self.api, &order.out_trade_no, self.clock.now_ms()).await?;
         // Reopened here or by a concurrent request, or not reopenable (expired, closed): as stored.
         let mut current = payments.get(&order.out_trade_no).await?.ok_or(PayError::NotPayable)?;
         current.payer_openid = order.payer_openid.clone().or(current.payer_openid);
-        self.pay_params(&current).await
+        match self.pay_params(&current).await {
+            Err(PayError::Provider(error)) if is_final(&error) => {
+                tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "a reopened order cannot be placed again: failed");
+                payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                Err(PayError::NotPayable)
+            }
+            answer => answer,
+        }
     }
 
     /// The NATIVE (scan-to-pay) `code_url` of a pending order, `weixin://wxpay/bizpayurl?pr=…`,

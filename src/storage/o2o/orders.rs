@@ -308,7 +308,8 @@ impl O2oStore<'_, DatabaseConnection> {
     }
 
     /// Close (3) the unpaid orders whose payment failed and whose time is over (`now`, ms):
-    /// the payer did not try again. Answers how many.
+    /// the payer did not try again (a retried order is pending again, and the payments sweep
+    /// closes it). Answers how many.
     pub async fn close_lapsed(&self, now: i64) -> Result<u64, StorageError> {
         use crate::storage::payments::PayStatus;
         use crate::storage::payments::entity::order as pay_order;
@@ -565,9 +566,10 @@ impl Settle for Settler {
 
     async fn released(&self, tx: &DatabaseTransaction, pay: &PayOrder) -> Result<(), StorageError> {
         // A payment attempt that failed (PAYERROR) after the order was placed with WeChat Pay
-        // leaves the order unpaid (1): the payer may try again until it lapses, when
-        // `close_lapsed` closes it. Closed by the timeout, or refused before ever being placed,
-        // the order closes now.
+        // leaves the order unpaid (1): the payer may try again until it lapses — with the
+        // sdk_config held, or a fresh one (`Payments::pay_params_after_failure`, which relies on
+        // this) — and then `close_lapsed` closes it, or, once reopened, the payments sweep.
+        // Closed by the timeout, or refused before ever being placed, the order closes now.
         if pay.status == crate::storage::payments::PayStatus::Failed && pay.prepay.is_some() {
             return Ok(());
         }

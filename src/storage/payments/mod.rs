@@ -327,12 +327,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(affected(update.exec(self.0).await?))
     }
 
-    /// Make pending again an order whose payment attempt failed after it was placed with WeChat
-    /// Pay (a prepay is recorded) and that has not expired by `now` (ms): WeChat Pay keeps such
-    /// an order open (NOTPAY) for another attempt. False: no such order (nothing written).
-    pub async fn reopen_failed(&self, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {
+    /// Make pending again API `api`'s order that failed after it was placed with WeChat Pay (a
+    /// prepay is recorded) and has not expired by `now` (ms). After a failed attempt (PAYERROR)
+    /// WeChat Pay keeps the order open (NOTPAY) for another; one it closed (CLOSED, REVOKED —
+    /// stored as failed alike) refuses the next placing, and the caller fails it again. Only for
+    /// an API whose `Settle::released` kept the order's own rows as they were for a failed
+    /// order with a prepay (o2o's): no hook runs here. False: no such order (nothing written).
+    pub async fn reopen_failed(&self, api: &str, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {
         let reopened = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(PayStatus::Pending))
+            .col_expr(order::Column::ClosedAt, Expr::value(Option::<i64>::None))
+            .filter(order::Column::Api.eq(api))
             .filter(order::Column::OutTradeNo.eq(out_trade_no))
             .filter(order::Column::Status.eq(PayStatus::Failed))
             .filter(order::Column::PrepayId.is_not_null())

@@ -242,15 +242,29 @@ async fn a_failed_payment_can_be_tried_again_until_the_order_lapses() {
     assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
     let again = || post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no}));
     let (first, second) = tokio::join!(again(), again());
+    let mut prepay_ids = Vec::new();
     for reply in [&first, &second] {
-        let sdk = &ok(reply)["sdk_config"];
-        assert!(sdk["package"].as_str().unwrap().starts_with("prepay_id=wx"), "{}", reply.body);
+        let package = ok(reply)["sdk_config"]["package"].as_str().unwrap().to_owned();
+        prepay_ids.push(package.strip_prefix("prepay_id=").unwrap_or_else(|| panic!("{}", reply.body)).to_owned());
     }
     let db = app.server.db.clone();
     assert_eq!(db.payments().get(&order_no).await.unwrap().unwrap().status, PayStatus::Pending);
-    pay(&app, &order_no).await;
+    // Paid through the fresh prepay_id, as wx.requestPayment with that sdk_config pays.
+    let paid = app.sandbox_pay(&prepay_ids[1], "success").await;
+    assert_eq!(paid.body["notify"]["status"], json!(200), "{}", paid.body);
     let paid = order(&app, OPER3, &token, &order_no).await;
     assert_eq!((&paid["status"], codes(&paid).len()), (&json!(4), 1));
+    // A paid order is not reopened; nor is one of another API.
+    assert!(!db.payments().reopen_failed("o2o:3", &order_no, app.server.clock.now_ms()).await.unwrap());
+
+    // WeChat Pay had closed the order (the merchant, in its platform): reopened, it cannot be
+    // placed again, so it fails again and /order/pay says it can no longer be paid.
+    let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
+    app.pay_platform("o2o").close(&order_no).await.unwrap();
+    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
+    assert_eq!(db.payments().get(&order_no).await.unwrap().unwrap().status, PayStatus::Failed);
+    assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(1), "unpaid until it lapses");
 
     // A failure nobody retries: the order closes (3) once its time is over, not before, and
     // can no longer be paid.
@@ -258,9 +272,9 @@ async fn a_failed_payment_can_be_tried_again_until_the_order_lapses() {
     assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
     assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 0);
     app.server.clock.advance(Duration::from_secs(16 * 60));
-    assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 1);
+    assert_eq!(db.o2o().close_lapsed(app.server.clock.now_ms()).await.unwrap(), 2, "this one and the one WeChat Pay closed");
     assert_eq!(order(&app, OPER3, &token, &order_no).await["status"], json!(3));
     refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
     // Past its time a failed order is not reopened, whatever the API asks.
-    assert!(!db.payments().reopen_failed(&order_no, app.server.clock.now_ms()).await.unwrap());
+    assert!(!db.payments().reopen_failed("o2o:3", &order_no, app.server.clock.now_ms()).await.unwrap());
 }
