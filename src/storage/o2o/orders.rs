@@ -253,12 +253,12 @@ impl O2oStore<'_, DatabaseConnection> {
         }
     }
 
-        /// Claim the refund of order `order_id` (paid with `out_trade_no`) under `out_refund_no`:
+    /// Claim the refund of order `order_id` (paid with `out_trade_no`) under `out_refund_no`:
     /// its unused codes become 已退款 (only those, so a code verified meanwhile stays
     /// verified) and no longer count in the goods' `sell_number`, the order 已退款 with
     /// `refund_price` = price × those codes, the refund recorded here and with the payments
-    /// (processing), all in one transaction. Of concurrent
-    /// claims exactly one changes the codes; the others find none left.
+    /// (processing), all in one transaction. Of concurrent claims exactly one changes the
+    /// codes; the others find none left.
     pub async fn claim_refund(&self, order_id: i64, out_trade_no: &str, out_refund_no: &str, reason: &str, now: i64) -> Result<RefundClaim, StorageError> {
         let tx = write(self.0).await?;
         // Codes first, then the order: verifying locks in the same order (no deadlock).

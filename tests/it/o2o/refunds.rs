@@ -254,13 +254,15 @@ async fn a_failed_payment_can_be_tried_again_until_the_order_lapses() {
     assert_eq!(paid.body["notify"]["status"], json!(200), "{}", paid.body);
     let paid = order(&app, OPER3, &token, &order_no).await;
     assert_eq!((&paid["status"], codes(&paid).len()), (&json!(4), 1));
-    // A paid order is not reopened; nor is one of another API.
+    // A paid order is not reopened.
     assert!(!db.payments().reopen_failed("o2o:3", &order_no, app.server.clock.now_ms()).await.unwrap());
 
     // WeChat Pay had closed the order (the merchant, in its platform): reopened, it cannot be
     // placed again, so it fails again and /order/pay says it can no longer be paid.
     let order_no = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
     assert_eq!(app.sandbox_pay(&order_no, "fail").await.body["notify"]["status"], json!(200));
+    // (Nor is a failed order reopened for another API than its own.)
+    assert!(!db.payments().reopen_failed("heating", &order_no, app.server.clock.now_ms()).await.unwrap());
     app.pay_platform("o2o").close(&order_no).await.unwrap();
     refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": order_no})).await, 400, 10001);
     assert_eq!(db.payments().get(&order_no).await.unwrap().unwrap().status, PayStatus::Failed);
