@@ -209,7 +209,7 @@ async fn the_test_code_and_the_demo_orders() {
     assert_eq!((&refund["amount"], &refund["order_no"]), (&json!("128.00"), &json!(paid)), "{refund}");
     assert_ne!(refund["status"], json!(3), "{refund}");
     let after = order(&app, OPER3, &token, paid).await;
-    let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
+    let statuses = code_statuses(&after);
     assert_eq!((&after["status"], statuses), (&json!(6), vec![3, 2]));
     // An unknown appid is 70011 (only on wxLogin).
     let reply = call(&app, "wx_not_an_operator", reqwest::Method::POST, "/api/user/wxLogin", None, Some(json!({"code": "x1"}))).await;

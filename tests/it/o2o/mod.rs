@@ -108,3 +108,8 @@ pub async fn verify(app: &TestApp, code: &str) -> (u16, Value) {
 pub fn codes(order: &Value) -> Vec<String> {
     order["items"].as_array().expect("items").iter().map(|i| i["verify_code"].as_str().unwrap().to_owned()).collect()
 }
+
+/// The statuses of an order's `items` (1 未核销, 2 已核销, 3 已退款), in order.
+pub fn code_statuses(order: &Value) -> Vec<i64> {
+    order["items"].as_array().expect("items").iter().map(|i| i["status"].as_i64().unwrap()).collect()
+}

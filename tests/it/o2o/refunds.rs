@@ -45,7 +45,7 @@ async fn a_refund_gives_back_the_unused_codes_once() {
     assert_eq!((&again["id"], &again["amount"], &again["refund_id"], &again["status"]), (&refund["id"], &refund["amount"], &refund["refund_id"], &json!(2)), "{again}");
     let after = order(&app, OPER3, &token, &order_no).await;
     assert_eq!((&after["status"], &after["refund_price"]), (&json!(6), &json!("128.00")));
-    let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
+    let statuses = code_statuses(&after);
     assert_eq!(statuses, [2, 3], "the verified code stays verified");
     assert_eq!(sold(&app, &token, 2048).await, sold_before + 1, "sold: paid for and not refunded");
     // The refunded code can no longer be verified; asking again answers the same refund.
@@ -85,7 +85,7 @@ async fn a_refund_wechat_pay_refuses_puts_the_order_back() {
         // As it was: paid, both codes unused, nothing refunded, the goods still sold.
         let after = order(&app, OPER3, &token, &order_no).await;
         assert_eq!((&after["status"], &after["refund_time"]), (&json!(4), &Value::Null), "attempt {attempt}: {after}");
-        let statuses: Vec<i64> = after["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect();
+        let statuses = code_statuses(&after);
         assert_eq!(statuses, [1, 1], "attempt {attempt}");
         assert_eq!(sold(&app, &token, 2051).await, sold_paid, "attempt {attempt}");
         let pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
@@ -95,11 +95,6 @@ async fn a_refund_wechat_pay_refuses_puts_the_order_back() {
     assert_eq!(verify(&app, &codes[0]).await.0, 200);
     let after = order(&app, OPER3, &token, &order_no).await;
     assert_eq!(after["status"], json!(4));
-}
-
-/// The statuses of an order's verify codes, in order.
-fn code_statuses(order: &Value) -> Vec<i64> {
-    order["items"].as_array().unwrap().iter().map(|i| i["status"].as_i64().unwrap()).collect()
 }
 
 #[tokio::test]
