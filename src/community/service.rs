@@ -21,7 +21,7 @@ use crate::providers::files::{FileError, FileStore};
 use crate::providers::ocr::{IdCardOcr, OcrError};
 use crate::providers::security_platform::{HouseAddress, SecurityPlatform};
 use crate::storage::Db;
-use crate::storage::community::{AutoBind, HouseAt, NewBinding, PersonData, User};
+use crate::storage::community::{AutoBind, HouseAt, LookupClaim, NewBinding, PersonData, User};
 
 /// Codes of types register / login / verify: six digits never starting with 0 (1.2.2 and
 /// 2.2.1 send them back as JSON integers), 5 minutes (1.1.2 “过期时间，默认5分钟”), one a
@@ -739,15 +739,27 @@ impl CommunityService {
         }
         let at = self.house_at(house_id).await?;
         // 2.2.2 answers the owner's full phone (the contract's people_phone): a few houses a
-        // day per account, so nobody harvests a community's owners.
-        let looked_up = self.db.household().owner_lookups(&user.id, self.now() - DAY_MS).await?;
-        if looked_up.len() >= OWNER_LOOKUPS_PER_DAY && !looked_up.contains(&house_id) {
+        // day per account, so nobody harvests a community's owners. The lookup is taken before
+        // the platform is asked, so concurrent requests cannot all pass the count.
+        let now = self.now();
+        let claim = self.db.household().claim_owner_lookup(&user.id, house_id, now - DAY_MS, now, OWNER_LOOKUPS_PER_DAY).await?;
+        if claim == LookupClaim::Refused {
             return Err(CommunityError::invalid(
                 "查询业主次数过多，请明天再试或联系物业",
                 format!("每个账号每天最多查询{OWNER_LOOKUPS_PER_DAY}套房屋的业主"),
             ));
         }
-        let Some((owner_phone, info)) = self.owner_info(&at).await? else {
+        let owner = match self.owner_info(&at).await {
+            Ok(owner) => owner,
+            Err(error) => {
+                // The platform did not answer: the lookup is not counted.
+                if claim == LookupClaim::Fresh {
+                    self.db.household().release_owner_lookup(&user.id, house_id, now).await?;
+                }
+                return Err(error);
+            }
+        };
+        let Some((owner_phone, info)) = owner else {
             // A lookup that found nobody counts toward the day's lookups all the same.
             self.db.household().record_owner_check(&user.id, house_id, "", self.now()).await?;
             return Ok(SecurityOwnerGetResponse {

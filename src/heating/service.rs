@@ -136,7 +136,8 @@ impl HeatingService {
     // ---- 000 §2 accounts and sessions -----------------------------------------------------------
 
     /// operationId `auth_register` (000 §2.2): register with a `register` code; the password is
-    /// stored as argon2id.
+    /// stored as argon2id. The phone's login code may then be sent at once (000 对接注意事项 1:
+    /// 发送验证码 → 注册 → 登录), not a minute after the register code.
     pub async fn auth_register(&self, phone: &str, code: &str, password: &str, nickname: Option<&str>) -> Result<types::RegisterData, HeatingError> {
         // The code first: without it nobody learns whether a phone is registered.
         let ticket = self.codes.check(Subject::Phone(phone), "register", code).await?;
@@ -151,6 +152,11 @@ impl HeatingService {
         let new = NewUser { id: &id, phone, password_hash: &password_hash, nickname, now };
         if !self.db.heating_users().insert(new).await? {
             return Err(HeatingError::UserExists);
+        }
+        // The document's flow goes on to 登录, which takes a login code: the phone was just
+        // proved, so that code need not wait out the minute the register code started.
+        if let Err(error) = self.codes.free_resend(phone).await {
+            tracing::warn!(api = "heating", %error, "the login code after a registration waits its minute");
         }
         Ok(types::RegisterData { user_id: id, phone: phone.to_owned(), nickname: nickname.to_owned(), created_at: iso_ms(now) })
     }
@@ -437,7 +443,9 @@ impl HeatingService {
     /// operationId `payment_create` (000 §5.2): order the given unpaid bills of the bound
     /// account; `amount` must be their sum with late fees as of now. The bills are held for this
     /// order for 30 minutes; asking again for the same bills while that order is live answers the
-    /// same order (freshly signed). The payer is `wx_code`'s openid (our contract extension).
+    /// same order (freshly signed); asking for another choice that takes in any of them closes
+    /// the caller's own order first ([`Payments::cancel`](crate::payments::Payments::cancel)).
+    /// The payer is `wx_code`'s openid (our contract extension).
     pub async fn payment_create(&self, who: &Principal, request: &types::PaymentCreateRequest) -> Result<types::PaymentCreateData, HeatingError> {
         let wrong = || HeatingError::BadRequest("账单信息不正确".into());
         // The document's only failure for §5.2 is 400, so "not bound" is a 400 here.
@@ -467,6 +475,15 @@ impl HeatingService {
         let wanted: Vec<&str> = ids.iter().copied().collect();
         if let Some(order) = orders.live_for(&who.user_id, &account.heat_account, &wanted, now).await? {
             return self.answer_order(order, payer).await;
+        }
+        // The user's own unpaid order of another choice of these bills is given up for this one
+        // (the document has no cancel): closed with WeChat Pay, so it can no longer be paid,
+        // and its bills freed. Another user's order keeps its bills until it ends.
+        for replaced in orders.holding(&who.user_id, &account.heat_account, &wanted, now).await? {
+            let cancelled = self.payments.cancel(&replaced).await.inspect_err(|error| {
+                tracing::warn!(api = "heating", out_trade_no = replaced.out_trade_no, %error, "the order another choice of bills replaces did not close");
+            })?;
+            tracing::info!(api = "heating", out_trade_no = replaced.out_trade_no, ?cancelled, "an unpaid order replaced by another choice of bills");
         }
         let seasons: BTreeSet<&str> = bills.iter().filter(|b| ids.contains(b.bill_id.as_str())).map(|b| b.heating_season.as_str()).collect();
         let description = format!("供热费 {} {}", account.heat_account, seasons.into_iter().collect::<Vec<_>>().join(","));

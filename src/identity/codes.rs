@@ -181,6 +181,13 @@ impl Codes {
         Ok(Sent { key, ttl: self.policy.ttl })
     }
 
+    /// Let `phone`'s next code go at once instead of after the resend interval: for a step
+    /// that proved the phone and whose next step needs another code (heating's 注册 → 登录,
+    /// 000 对接注意事项 1). The day's cap still counts every code sent.
+    pub async fn free_resend(&self, phone: &str) -> Result<(), CodeError> {
+        Ok(self.db.codes().free_slot(self.api, phone).await?)
+    }
+
     /// Check `code` against the newest unused code of `subject` for `purpose`, without using it
     /// up. Each check is claimed before comparing, so parallel guesses cannot exceed the
     /// attempts; a right guess gives its attempt back.

@@ -40,14 +40,21 @@ pub struct WechatUser {
     pub is_new: bool,
 }
 
+/// code2Session's errcodes that are the client's code at fault (domain.md §1.1): `40029`
+/// invalid, used, expired or another mini-program's; `40163` already used; `41008` missing;
+/// `40226` a high-risk user WeChat blocks. Any other errcode is [`WechatError::Unavailable`].
+pub const CLIENT_ERRCODES: [&str; 4] = ["40029", "40163", "41008", "40226"];
+
 /// Why a WeChat login or decryption failed.
 #[derive(Debug, thiserror::Error)]
 pub enum WechatError {
-    /// WeChat refused the code (`40029` invalid/used/foreign, `40226` high-risk user, …): the
-    /// client's fault. Carries WeChat's errcode.
+    /// WeChat refused the code for one of [`CLIENT_ERRCODES`] (`40029` invalid/used/foreign,
+    /// `40226` high-risk user, …): the client's fault. Carries WeChat's errcode.
     #[error("code refused: {0}")]
     Code(String),
-    /// WeChat could not be asked (transport, `-1` busy, `45011` rate limit, our configuration).
+    /// WeChat could not be asked (transport, `-1` busy, `45011` rate limit) or refused our
+    /// configuration (`40125` invalid appsecret, `40013` invalid appid, any errcode not in
+    /// [`CLIENT_ERRCODES`]).
     #[error("WeChat unavailable: {0}")]
     Unavailable(ProviderError),
     /// encryptedData does not open with the session key, is no JSON, or carries another appid's
@@ -95,8 +102,10 @@ impl Wechat {
 
     async fn code2session(&self, code: &str) -> Result<crate::providers::WechatSession, WechatError> {
         self.login.code2session(code).await.map_err(|error| match error {
-            // -1 (busy) and 45011 (rate limit) are WeChat's trouble, not a bad code.
-            ProviderError::Vendor { ref code, .. } if code != "-1" && code != "45011" => WechatError::Code(code.clone()),
+            ProviderError::Vendor { ref code, .. } if CLIENT_ERRCODES.contains(&code.as_str()) => WechatError::Code(code.clone()),
+            // -1 (busy), 45011 (rate limit), our appid or secret refused (40013, 40125, 41002,
+            // 41004), an errcode new to us: not the user's code — a new wx.login would fail the
+            // same way, so the API answers its "try later" and the operator's log has the cause.
             other => WechatError::Unavailable(other),
         })
     }

@@ -95,6 +95,27 @@ pub struct Swept {
     pub refunds_settled: usize,
 }
 
+/// What [`Payments::cancel`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// Closed with WeChat Pay (when placed there) and ended `Closed`; the API released it.
+    Cancelled,
+    /// WeChat Pay had it paid: now settled as paid.
+    Paid,
+    /// It was no longer pending.
+    NotPending,
+}
+
+/// What asking WeChat Pay to close an order came to.
+enum Closing {
+    /// WeChat Pay closed it, or never had it.
+    Closed,
+    /// It was paid, and is now settled so.
+    Paid,
+    /// Still open at WeChat Pay: the close failed, or it is paid there and not settled here.
+    Open(ProviderError),
+}
+
 /// One API's payments with one merchant.
 pub struct Payments {
     /// The API, or for an API with several merchants (o2o's operators) the API and the
@@ -497,6 +518,49 @@ impl Payments {
         Ok(())
     }
 
+    /// Close a pending order before it expires, because its user gave it up (heating's
+    /// `payment_create` for another choice of bills): closed with WeChat Pay when it was placed
+    /// there, so it can no longer be paid, then ended `Closed` and released by the API's
+    /// `Settle`, in one conditional write. [`Cancelled::Paid`]: WeChat Pay says it was paid
+    /// meanwhile, and it is now settled as paid. [`Cancelled::NotPending`]: it had already
+    /// ended (paid, failed, closed by another request). WeChat Pay unreachable or refusing the
+    /// close: [`PayError::Provider`], the order unchanged.
+    pub async fn cancel(self: &Arc<Self>, order: &PayOrder) -> Result<Cancelled, PayError> {
+        match self.close_with_wechat(order).await? {
+            Closing::Closed => {
+                let ended = self.db.payments().end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                Ok(if ended { Cancelled::Cancelled } else { Cancelled::NotPending })
+            }
+            Closing::Paid => Ok(Cancelled::Paid),
+            Closing::Open(error) => Err(PayError::Provider(error)),
+        }
+    }
+
+    /// Ask WeChat Pay to close pending order `order` (nothing to ask when it was never placed
+    /// there; `ORDER_NOT_EXIST`: its placing never reached WeChat). `ORDERPAID`: the order is
+    /// queried and settled as paid, [`Closing::Paid`] — or, when the query fails or finds nothing
+    /// to settle, logged and left open. Our own rows are not touched when it closed.
+    async fn close_with_wechat(self: &Arc<Self>, order: &PayOrder) -> Result<Closing, StorageError> {
+        if order.prepay.is_none() {
+            return Ok(Closing::Closed);
+        }
+        match self.pay.close(&order.out_trade_no).await {
+            Ok(()) => Ok(Closing::Closed),
+            Err(ProviderError::Vendor { code, .. }) if code == "ORDER_NOT_EXIST" => Ok(Closing::Closed),
+            Err(paid @ ProviderError::Vendor { .. }) if matches!(&paid, ProviderError::Vendor { code, .. } if code == "ORDERPAID") => {
+                match self.pay.query(&order.out_trade_no).await {
+                    Ok(transaction) if self.settle_query(&transaction).await?.is_some() => Ok(Closing::Paid),
+                    outcome => {
+                        let detail = outcome.err().map(|e| e.to_string()).unwrap_or_else(|| "nothing to settle".into());
+                        tracing::error!(api = &*self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
+                        Ok(Closing::Open(paid))
+                    }
+                }
+            }
+            Err(error) => Ok(Closing::Open(error)),
+        }
+    }
+
     /// Housekeeping, safe on every instance at once (each step is a conditional write): close
     /// expired pending orders with WeChat Pay (one found paid after all settles instead), ask
     /// for refunds that are needed, learn the outcome of refunds pending for over a minute.
@@ -505,34 +569,17 @@ impl Payments {
         let payments = self.db.payments();
         let now = self.clock.now_ms();
         for order in payments.expired_pending(&self.api, now, 100).await? {
-            if order.prepay.is_some() {
-                match self.pay.close(&order.out_trade_no).await {
-                    // ORDER_NOT_EXIST: WeChat never had it (its placing failed): nothing to close.
-                    Ok(()) => {}
-                    Err(ProviderError::Vendor { code, .. }) if code == "ORDER_NOT_EXIST" => {}
-                    Err(ProviderError::Vendor { code, .. }) if code == "ORDERPAID" => {
-                        match self.pay.query(&order.out_trade_no).await {
-                            Ok(transaction) if self.settle_query(&transaction).await?.is_some() => {
-                                swept.found_paid += 1;
-                                continue;
-                            }
-                            outcome => {
-                                let detail = outcome.err().map(|e| e.to_string()).unwrap_or_else(|| "nothing to settle".into());
-                                tracing::error!(api = &*self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
-                            }
-                        }
-                        payments.postpone_sweep(&order.out_trade_no, now).await?;
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
-                        payments.postpone_sweep(&order.out_trade_no, now).await?;
-                        continue;
+            match self.close_with_wechat(&order).await? {
+                Closing::Closed => {
+                    if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
+                        swept.closed += 1;
                     }
                 }
-            }
-            if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
-                swept.closed += 1;
+                Closing::Paid => swept.found_paid += 1,
+                Closing::Open(error) => {
+                    tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
+                    payments.postpone_sweep(&order.out_trade_no, now).await?;
+                }
             }
         }
         for order in payments.needing_refund(&self.api, 100).await? {

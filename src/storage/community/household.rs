@@ -7,7 +7,7 @@ use sea_orm::{
     QueryOrder, Set, TransactionTrait,
 };
 
-use super::entity::{binding, owner_check, person, review};
+use super::entity::{binding, owner_check, person, review, user};
 use super::{Binding, Person, Review};
 use crate::storage::{StorageError, affected, is_unique_violation, write};
 
@@ -73,6 +73,19 @@ pub struct NewBinding {
     pub house_status: String,
     /// 住户类型.
     pub zhuhu_type: String,
+}
+
+/// What [`Household::claim_owner_lookup`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupClaim {
+    /// The house was looked up within the day already: no new lookup is counted.
+    Again,
+    /// A lookup of the day was taken for a house this account had not looked up before.
+    Fresh,
+    /// A lookup of the day was taken for a house this account had looked up before the day.
+    Stamped,
+    /// The account has looked up its houses for the day: nothing written.
+    Refused,
 }
 
 /// A form to review.
@@ -403,6 +416,71 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         )
         .exec_without_returning(self.0)
         .await?;
+        Ok(())
+    }
+
+    /// operationId `security_owner_get`: take one of `user_id`'s owner lookups of the day for
+    /// `house_id` before the security platform is asked — a conditional write under the user's
+    /// row lock, so of any number of concurrent lookups (on any instances) no more than
+    /// `per_day` distinct houses looked up since `since` (ms) get through. A house already
+    /// looked up since then is [`LookupClaim::Again`] (free); at the cap, [`LookupClaim::Refused`]
+    /// (nothing written). Otherwise the house's row is stamped `now` (a new one with no owner
+    /// phone yet: [`LookupClaim::Fresh`]; [`Household::record_owner_check`] completes it).
+    pub async fn claim_owner_lookup(&self, user_id: &str, house_id: i64, since: i64, now: i64, per_day: usize) -> Result<LookupClaim, StorageError> {
+        let tx = write(self.0).await?;
+        // Taken before counting: PostgreSQL's READ COMMITTED reads what committed before each
+        // statement, so a concurrent claim of this user's has committed, or waits behind this
+        // lock, by the time the count runs (SQLite's write transaction holds the whole file).
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&tx)
+            .await?;
+        let looked_up = Household(&tx).owner_lookups(user_id, since).await?;
+        if looked_up.contains(&house_id) {
+            tx.rollback().await?;
+            return Ok(LookupClaim::Again);
+        }
+        if looked_up.len() >= per_day {
+            tx.rollback().await?;
+            return Ok(LookupClaim::Refused);
+        }
+        // A row from before `since` keeps its owner and consent until the platform's answer
+        // (record_owner_check) says whether the owner changed.
+        let stamped = owner_check::Entity::update_many()
+            .col_expr(owner_check::Column::LookedUpAt, Expr::value(now))
+            .filter(owner_check::Column::UserId.eq(user_id))
+            .filter(owner_check::Column::HouseId.eq(house_id))
+            .exec(&tx)
+            .await?;
+        let claim = if affected(stamped) {
+            LookupClaim::Stamped
+        } else {
+            owner_check::Entity::insert(owner_check::ActiveModel {
+                user_id: Set(user_id.to_owned()),
+                house_id: Set(house_id),
+                owner_phone: Set(String::new()),
+                looked_up_at: Set(now),
+                verified_at: Set(None),
+            })
+            .exec_without_returning(&tx)
+            .await?;
+            LookupClaim::Fresh
+        };
+        tx.commit().await?;
+        Ok(claim)
+    }
+
+    /// Give back a [`LookupClaim::Fresh`] lookup the security platform could not answer: its
+    /// row goes, unless a later lookup of the house completed or stamped it meanwhile.
+    pub async fn release_owner_lookup(&self, user_id: &str, house_id: i64, claimed_at: i64) -> Result<(), StorageError> {
+        owner_check::Entity::delete_many()
+            .filter(owner_check::Column::UserId.eq(user_id))
+            .filter(owner_check::Column::HouseId.eq(house_id))
+            .filter(owner_check::Column::OwnerPhone.eq(""))
+            .filter(owner_check::Column::LookedUpAt.eq(claimed_at))
+            .exec(self.0)
+            .await?;
         Ok(())
     }
 

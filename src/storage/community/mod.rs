@@ -25,7 +25,8 @@ pub use entity::{
 };
 pub use fees::{Bill, Claim, FeeFilter, Fees, Settler};
 pub use household::{
-    AutoBind, Decided, Household, NewBinding, NewReview, PersonData, ReviewStatus, Submitted,
+    AutoBind, Decided, Household, LookupClaim, NewBinding, NewReview, PersonData, ReviewStatus,
+    Submitted,
     person_data, review_person,
 };
 

@@ -2,10 +2,12 @@
 //! [`Settler`] the shared payment store calls inside its transaction when an order is paid or
 //! released.
 
+use std::collections::BTreeSet;
+
 use async_trait::async_trait;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, JoinType, Order,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait, Set, TransactionTrait,
 };
 
@@ -179,6 +181,34 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         }))
     }
 
+    /// operationId `payment_create`: `user_id`'s pending orders of `heat_account` that hold
+    /// any of `bill_ids` as of `now` (ms) — the orders a new choice of bills replaces.
+    pub async fn holding(&self, user_id: &str, heat_account: &str, bill_ids: &[&str], now: i64) -> Result<Vec<PayOrder>, StorageError> {
+        let holders: Vec<Option<String>> = bill::Entity::find()
+            .select_only()
+            .column(bill::Column::OrderId)
+            .filter(bill::Column::BillId.is_in(bill_ids.iter().copied()))
+            .filter(bill::Column::HeatAccount.eq(heat_account))
+            .filter(bill::Column::Status.eq(BillStatus::Unpaid))
+            .filter(bill::Column::HoldUntil.gte(now))
+            .into_tuple()
+            .all(self.0)
+            .await?;
+        let holders: BTreeSet<String> = holders.into_iter().flatten().collect();
+        if holders.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(pay_order::Entity::find()
+            .filter(pay_order::Column::OutTradeNo.is_in(holders))
+            .filter(pay_order::Column::UserId.eq(user_id))
+            .filter(pay_order::Column::Status.eq(PayStatus::Pending))
+            .all(self.0)
+            .await?
+            .into_iter()
+            .map(PayOrder::from)
+            .collect())
+    }
+
     /// operationId `payment_status_get`: the order `out_trade_no` (a heating order: another
     /// API's payment order is not one).
     pub async fn get(&self, out_trade_no: &str) -> Result<Option<HeatingOrder>, StorageError> {
@@ -193,15 +223,23 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
     }
 
     /// operationId `payment_history_list`: the payment records (one per bill line) of an
-    /// account's orders created in `[from, to)` ms, newest first — the page asked for and the
-    /// total count, both computed by the database.
+    /// account's orders paid — an unpaid one created — in `[from, to)` ms, newest first by that
+    /// time — the page asked for and the total count, both computed by the database.
     pub async fn records(&self, heat_account: &str, from: Option<i64>, to: Option<i64>, page: PageRequest) -> Result<Page<Record>, StorageError> {
+        // 000 §5.4's contract: 按支付时间倒序, filtered by the payment's time (an unpaid
+        // order's creation): an order placed at 23:55 and paid after midnight is the next day's.
+        let at = || {
+            Expr::expr(Func::coalesce([
+                Expr::col((pay_order::Entity, pay_order::Column::PaidAt)),
+                Expr::col((pay_order::Entity, pay_order::Column::CreatedAt)),
+            ]))
+        };
         let mut lines = lines_of_account(heat_account);
         if let Some(from) = from {
-            lines = lines.filter(pay_order::Column::CreatedAt.gte(from));
+            lines = lines.filter(at().gte(from));
         }
         if let Some(to) = to {
-            lines = lines.filter(pay_order::Column::CreatedAt.lt(to));
+            lines = lines.filter(at().lt(to));
         }
         let total = lines.clone().count(self.0).await?;
         let rows = lines
@@ -211,7 +249,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
             .column(order_bill::Column::AmountFen)
             .column(order_bill::Column::LateFeeFen)
             .column(bill::Column::HeatingSeason)
-            .order_by_desc(pay_order::Column::CreatedAt)
+            .order_by(at(), Order::Desc)
             .order_by_desc(order_bill::Column::OutTradeNo)
             .order_by_asc(order_bill::Column::BillId)
             .offset(page.offset())

@@ -314,6 +314,17 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         Ok(inserted > 0)
     }
 
+    /// Free `phone`'s send slot in `api`: its next code may go at once (the day's count of
+    /// codes sent is untouched).
+    pub async fn free_slot(&self, api: &str, phone: &str) -> Result<(), StorageError> {
+        throttle::Entity::delete_many()
+            .filter(throttle::Column::Api.eq(api))
+            .filter(throttle::Column::Phone.eq(phone))
+            .exec(self.0)
+            .await?;
+        Ok(())
+    }
+
     /// When `phone`'s send slot in `api` was last taken (ms).
     pub async fn slot_taken_at(&self, api: &str, phone: &str) -> Result<Option<i64>, StorageError> {
         Ok(throttle::Entity::find_by_id((api.to_owned(), phone.to_owned())).one(self.0).await?.map(|row| row.last_sent_at))

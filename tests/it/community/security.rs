@@ -7,6 +7,9 @@ use serde_json::json;
 
 use super::*;
 
+/// Owner lookups an account has a day (`community::service::OWNER_LOOKUPS_PER_DAY`).
+const OWNER_LOOKUPS: usize = mpapi::community::service::OWNER_LOOKUPS_PER_DAY;
+
 /// A newcomer with a checked phone (not on the platform); its token.
 async fn checked(app: &TestApp, wx_code: &str, phone: &str) -> String {
     let token = new_user(app, wx_code, phone, "钱新人").await;
@@ -268,7 +271,7 @@ async fn yibiaosanshi_submit_refuses_a_sex_or_birth_the_id_number_contradicts() 
 async fn an_account_looks_up_a_few_owners_a_day() {
     let app = TestApp::community().await;
     let token = checked(&app, "wx-harvest", "13812340051").await;
-    for house in 1..=5 {
+    for house in 1..=OWNER_LOOKUPS as i64 {
         let reply = app.post(OWNER, Some(&token), json!({ "id": house })).await;
         assert_eq!(reply.status, 200, "house {house}: {}", reply.body);
     }
@@ -280,6 +283,55 @@ async fn an_account_looks_up_a_few_owners_a_day() {
     app.server.clock.advance(std::time::Duration::from_secs(24 * 3600 + 60));
     let token = super::token(&app, "wx-harvest").await;
     assert_eq!(app.post(OWNER, Some(&token), json!({ "id": 6 })).await.status, 200);
+}
+
+#[tokio::test]
+async fn concurrent_owner_lookups_stay_within_the_day() {
+    let app = TestApp::community().await;
+    let token = checked(&app, "wx-harvest-fast", "13812340053").await;
+    // Every house twice, all at once: the count is taken before the platform is asked.
+    let lookups = (1..=6).chain(1..=6).map(|house| {
+        let (app, token) = (&app, &token);
+        async move { (house, app.post(OWNER, Some(token), json!({ "id": house })).await) }
+    });
+    let replies = futures_util::future::join_all(lookups).await;
+    let mut answered = std::collections::BTreeSet::new();
+    for (house, reply) in &replies {
+        match reply.status {
+            200 => {
+                answered.insert(*house);
+            }
+            400 => assert_eq!(reply.body["msg"], "查询业主次数过多，请明天再试或联系物业", "house {house}: {}", reply.body),
+            _ => panic!("house {house}: {} {}", reply.status, reply.body),
+        }
+    }
+    assert_eq!(answered.len(), OWNER_LOOKUPS, "{answered:?}");
+    // Both requests of an answered house were answered (the second is the same lookup).
+    let twice = replies.iter().filter(|(house, reply)| answered.contains(house) && reply.status == 200).count();
+    assert_eq!(twice, 2 * OWNER_LOOKUPS);
+}
+
+#[tokio::test]
+async fn an_owner_lookup_the_platform_failed_is_not_counted() {
+    let app = TestApp::community().await;
+    let token = checked(&app, "wx-harvest-outage", "13812340054").await;
+    let switch = |fail: bool| {
+        let request = app.client.post(app.url(&format!("/_sandbox/security?fail={fail}")));
+        async move { assert_eq!(request.send().await.unwrap().status(), 200) }
+    };
+    // Houses 2–6 are asked of the platform (house 1's owner is on this server's record).
+    switch(true).await;
+    for house in 2..=6 {
+        assert_eq!(app.post(OWNER, Some(&token), json!({ "id": house })).await.status, 502, "house {house}");
+    }
+    switch(false).await;
+    // None of the five counted: house 1 and four of the others make the day's five.
+    for house in 1..=5 {
+        let reply = app.post(OWNER, Some(&token), json!({ "id": house })).await;
+        assert_eq!(reply.status, 200, "house {house}: {}", reply.body);
+    }
+    let sixth = app.post(OWNER, Some(&token), json!({ "id": 6 })).await;
+    assert_eq!((sixth.status, sixth.body["msg"].as_str()), (400, Some("查询业主次数过多，请明天再试或联系物业")), "{}", sixth.body);
 }
 
 #[tokio::test]

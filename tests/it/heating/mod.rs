@@ -31,18 +31,23 @@ pub async fn code(app: &TestApp, phone: &str, kind: &str) -> String {
     app.sms_code(phone).await
 }
 
-/// Register `phone` and log in; answers (access token, refresh token). Codes are one per phone
-/// per minute, so the clock moves a minute between them.
+/// Register `phone` and log in at once (a registration lets the login code go without waiting
+/// out the register code's minute); answers (access token, refresh token).
 pub async fn user(app: &TestApp, phone: &str) -> (String, String) {
     let register_code = code(app, phone, "register").await;
     let registered = app.post("/api/auth/register", None, json!({"phone": phone, "code": register_code, "password": "123456789"})).await;
     assert_eq!(registered.status, 200, "{}", registered.body);
-    login(app, phone).await
+    sign_in(app, phone).await
 }
 
 /// Log a registered `phone` in (a minute after its last code); answers (access, refresh).
 pub async fn login(app: &TestApp, phone: &str) -> (String, String) {
     app.server.clock.advance(Duration::from_secs(61));
+    sign_in(app, phone).await
+}
+
+/// Send `phone` a login code now and log in with it; answers (access, refresh).
+async fn sign_in(app: &TestApp, phone: &str) -> (String, String) {
     let login_code = code(app, phone, "login").await;
     let login = app.post("/api/auth/login", None, json!({"phone": phone, "code": login_code})).await;
     assert_eq!(login.status, 200, "{}", login.body);

@@ -276,3 +276,95 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     assert_eq!(pruned, 1, "the sandbox platform's order");
     assert!(ledger.order(&order_id).await.unwrap().is_none());
 }
+
+/// `payment_history_list` dates a record by its payment (000 §5.4 in the contract: 按支付时间):
+/// an order placed at 23:55 Beijing time and paid ten minutes later is the next day's.
+#[tokio::test]
+async fn payment_history_dates_an_order_by_its_payment() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000029").await;
+    let now = app.server.clock.now_ms();
+    let before_midnight = mpapi::clock::beijing_day_start(mpapi::clock::beijing_date(now)) + 86_400_000 - 5 * 60_000;
+    let target = if before_midnight > now { before_midnight } else { before_midnight + 86_400_000 };
+    app.server.clock.advance(Duration::from_millis((target - now) as u64));
+    let placed_on = mpapi::clock::beijing_date(target);
+    let (order_id, _) = order(&app, &token).await;
+    app.server.clock.advance(Duration::from_secs(600));
+    let paid = app.sandbox_pay(&order_id, "success").await;
+    assert_eq!(paid.body["notify"]["status"], 200, "{}", paid.body);
+    let paid_on = placed_on.succ_opt().unwrap();
+    let orders_on = |date: chrono::NaiveDate| {
+        let url = format!("/api/payment/history?start_date={date}&end_date={date}");
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let history = app.get(&url, Some(&token)).await;
+            assert_eq!(history.status, 200, "{}", history.body);
+            history.data()["records"].as_array().unwrap().iter().map(|r| r["order_id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+        }
+    };
+    assert!(!orders_on(placed_on).await.contains(&order_id), "listed on the day it was placed");
+    assert!(orders_on(paid_on).await.contains(&order_id), "not listed on the day it was paid");
+}
+
+/// A user who changes which bills to pay (the document has no cancel): the unpaid order of the
+/// first choice is closed with WeChat Pay and ends `canceled`, its bills go to the new order,
+/// and the bill left out can be ordered on its own at once.
+#[tokio::test]
+async fn payment_create_for_another_choice_replaces_the_users_unpaid_order() {
+    use sea_orm::{ActiveModelTrait, Set};
+    use mpapi::storage::heating::{BillStatus, entity::bill};
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000028").await;
+    // A second unpaid bill on the owner's account, of the current season, due a year from now
+    // (no late fee).
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let season = info.data()["unpaid_bills"][0]["heating_season"].as_str().unwrap().to_owned();
+    let conn = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
+    let now = app.server.clock.now_ms();
+    let extra = bill::ActiveModel {
+        bill_id: Set("BEXTRA0001".into()),
+        heat_account: Set("H202400001".into()),
+        heating_season: Set(season),
+        amount_fen: Set(10_000),
+        bill_date: Set(now),
+        due_date: Set(now + 365 * 86_400_000),
+        status: Set(BillStatus::Unpaid),
+        paid_at: Set(None),
+        late_fee_paid_fen: Set(None),
+        order_id: Set(None),
+        hold_until: Set(None),
+    };
+    extra.insert(&conn).await.unwrap();
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
+    assert_eq!(bills.len(), 2, "{}", info.body);
+    let due = |bill: &Value| fen_of(&bill["amount"]) + fen_of(&bill["late_fee"]);
+    let create = |ids: Vec<&Value>| {
+        let amount = ids.iter().map(|b| due(b)).sum::<i64>() as f64 / 100.0;
+        let body = json!({"bill_ids": ids.iter().map(|b| b["bill_id"].clone()).collect::<Vec<_>>(), "amount": amount});
+        let (app, token) = (&app, &token);
+        async move {
+            let created = app.post("/api/payment/create", Some(token), body).await;
+            assert_eq!(created.status, 200, "{}", created.body);
+            created.data()["order_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let both = create(bills.iter().collect()).await;
+    let extra_only = bills.iter().find(|b| b["bill_id"] == "BEXTRA0001").unwrap();
+    let current = bills.iter().find(|b| b["bill_id"] != "BEXTRA0001").unwrap();
+    // Now only the extra bill: a new order, the first one closed.
+    let one = create(vec![extra_only]).await;
+    assert_ne!(one, both);
+    assert_eq!(status_of(&app, &token, &both).await, "canceled");
+    let stale = app.sandbox_pay(&both, "success").await;
+    assert_eq!(stale.status, 409, "the replaced order was closed with WeChat Pay: {}", stale.body);
+    // The bill left out is free at once; both orders can be paid.
+    let other = create(vec![current]).await;
+    for order_id in [&one, &other] {
+        let paid = app.sandbox_pay(order_id, "success").await;
+        assert_eq!(paid.body["notify"]["status"], 200, "{}", paid.body);
+        assert_eq!(status_of(&app, &token, order_id).await, "paid");
+    }
+    assert_eq!(status_of(&app, &token, &both).await, "canceled");
+}

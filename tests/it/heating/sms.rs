@@ -93,3 +93,25 @@ async fn sms_send_caps_a_phone_at_ten_codes_a_day() {
     app.server.clock.advance(Duration::from_secs(wait));
     code(&app, phone, "login").await;
 }
+
+#[tokio::test]
+async fn a_registration_lets_the_login_code_go_at_once() {
+    let app = TestApp::heating().await;
+    let phone = "13900000004";
+    let register_code = code(&app, phone, "register").await;
+    // A refused registration frees nothing: the minute stands.
+    let wrong = if register_code == "000000" { "111111" } else { "000000" };
+    let refused = app.post("/api/auth/register", None, json!({"phone": phone, "code": wrong, "password": "123456789"})).await;
+    assert_eq!((refused.status, refused.code()), (400, 1002), "{}", refused.body);
+    let early = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
+    assert_eq!((early.status, early.code()), (429, 1008), "{}", early.body);
+    // 发送验证码 → 注册 → 登录 (000 对接注意事项 1) with no minute's wait between.
+    let registered = app.post("/api/auth/register", None, json!({"phone": phone, "code": register_code, "password": "123456789"})).await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let login_code = code(&app, phone, "login").await;
+    let login = app.post("/api/auth/login", None, json!({"phone": phone, "code": login_code})).await;
+    assert_eq!((login.status, login.data()["user_info"]["is_first_login"].as_bool()), (200, Some(true)), "{}", login.body);
+    // The login code took the minute again.
+    let again = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
+    assert_eq!((again.status, again.code()), (429, 1008), "{}", again.body);
+}

@@ -156,16 +156,20 @@ async fn auth_wechat_login_with_code2session() {
     let foreign = app.post(LOGIN, None, json!({"code": "wx-login-3", "encryptedData": encrypted_data, "iv": iv})).await;
     assert_eq!((foreign.status, foreign.code()), (422, 422), "{}", foreign.body);
 
-    // WeChat's refusals: a bad code, a risky user (422); WeChat busy or down (500).
+    // WeChat's refusals: a bad code, a risky user (422); WeChat busy or down, our appsecret
+    // refused (500).
     real.wx_refuse("used-code", ResponseTemplate::new(200).set_body_json(json!({"errcode": 40029, "errmsg": "invalid code"}))).await;
     real.wx_refuse("risky-code", ResponseTemplate::new(200).set_body_json(json!({"errcode": 40226, "errmsg": "high risk user"}))).await;
     real.wx_refuse("busy-code", ResponseTemplate::new(200).set_body_json(json!({"errcode": -1, "errmsg": "system error"}))).await;
     real.wx_refuse("down-code", ResponseTemplate::new(502)).await;
+    // Our own secret refused: no new wx.login would help the user, so not a 422.
+    real.wx_refuse("secret-code", ResponseTemplate::new(200).set_body_json(json!({"errcode": 40125, "errmsg": "invalid appsecret"}))).await;
     let expectations = [
         ("used-code", 422, "code无效或已过期，请重新调用wx.login获取"),
         ("risky-code", 422, "登录失败：微信判定为高风险用户，请稍后再试"),
         ("busy-code", 500, "微信服务繁忙，请稍后重试"),
         ("down-code", 500, "微信服务繁忙，请稍后重试"),
+        ("secret-code", 500, "微信服务繁忙，请稍后重试"),
     ];
     for (code, status, message) in expectations {
         let refused = app.post(LOGIN, None, json!({"code": code})).await;
