@@ -486,6 +486,7 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> 
         wechat: Wechat::new("heating", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
         payments,
         clock: server.clock.clone(),
+        budgets: server.budgets.clone(),
         profiles: HeatingService::profile_reads(server.db.clone()),
     };
     let router = generated::heating::router(Arc::new(Heating(Arc::new(service))));

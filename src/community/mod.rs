@@ -96,8 +96,14 @@ impl CommunityApi for Community {
 
     async fn verification_code_send(&self, ctx: Context<Option<Caller>>, input: VerificationCodeSendInput) -> VerificationCodeSendOutput {
         let applicant = match &ctx.principal {
-            Some(Caller::User(principal)) => Some(principal),
-            _ => None,
+            Some(Caller::User(principal)) => Ok(Some(principal)),
+            // A token that did not authenticate (a stale one must not stop a register code):
+            // why, for an owner code, which needs the applicant's token.
+            Some(Caller::Renewal(token)) => match self.0.authenticate(token).await {
+                Ok(_) => Err(CommunityError::Unauthorized("token值因各种原因而失效，请重新调用接口获取token".into())),
+                Err(refused) => Err(refused),
+            },
+            None => Ok(None),
         };
         answer!(ctx, self.0.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
     }

@@ -225,11 +225,13 @@ impl CommunityService {
 
     /// operationId `verification_code_send` (002 §1.1): send a code of `type` to `phone`, filed
     /// under a returned key. register: the phone must be new (409); login: registered (404);
-    /// yezhu: only to an owner someone looked up for a house in the last 30 minutes (2.2.2);
+    /// yezhu: only to an owner someone looked up for a house in the last 30 minutes (2.2.2),
+    /// for the applicant of `applicant`'s token — none is 400 请先登录, one that did not
+    /// authenticate is its refusal (401, code "9", as on every operation needing a token);
     /// verify: any phone.
     pub async fn verification_code_send(
         &self,
-        applicant: Option<&Principal>,
+        applicant: Result<Option<&Principal>, CommunityError>,
         body: &VerificationCodeSendRequest,
     ) -> Result<VerificationCodeSendResponse, CommunityError> {
         let phone = match &body.phone {
@@ -264,7 +266,7 @@ impl CommunityService {
                         "type=yezhu时必须传送community_house_name",
                     )));
                 }
-                let Some(applicant) = applicant else {
+                let Some(applicant) = applicant? else {
                     return Err(refuse(CommunityError::invalid(
                         "请先登录后再获取业主验证码",
                         "type=yezhu须携带申请人的token（业主验证码只发给申请人在2.2.2查询到的业主）",
@@ -753,7 +755,7 @@ impl CommunityService {
             Ok(owner) => owner,
             Err(error) => {
                 // The platform did not answer: the lookup is not counted.
-                if claim == LookupClaim::Fresh {
+                if claim == LookupClaim::Taken {
                     self.db.household().release_owner_lookup(&user.id, house_id, now).await?;
                 }
                 return Err(error);

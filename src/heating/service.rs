@@ -19,6 +19,7 @@ use crate::identity::{CodePolicy, Codes, Passwords, Principal, Sessions, Subject
 use crate::money::{fen, yuan};
 use crate::payments::{NotifyOutcome, Payments};
 use crate::pii::{IdNumber, Vault};
+use crate::ratelimit::{Budgets, Window};
 use crate::storage::Db;
 use crate::storage::heating::{Bill, BillStatus, Created, NewOrder, NewUser, OrderLine, Profile, ProfileChange, User};
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
@@ -36,6 +37,11 @@ pub const LATE_FEE_PER_DAY_BASIS_POINTS: i64 = 5;
 pub const LATE_FEE_CAP_PERCENT: i64 = 100;
 /// The largest page of the payment history (000 §5.4 `size` maximum).
 pub const MAX_PAGE_SIZE: u64 = 100;
+/// `heat_bind` attempts a user has in any 24 hours (the document is silent). A binding proves
+/// ownership by the owner's name and ID number; once the name, birth date and region are known,
+/// a few hundred valid ID numbers remain, so guesses are limited per user (each needs a phone
+/// that received an SMS code). A number failing its checksum is refused before it counts.
+pub const BIND_ATTEMPTS_PER_DAY: u32 = 5;
 /// The blind-index domain of heat-account owners' ID numbers.
 pub const OWNER_ID_DOMAIN: &str = "heating.owner_id";
 
@@ -57,6 +63,10 @@ pub struct HeatingService {
     pub payments: Arc<Payments>,
     /// The clock.
     pub clock: Clock,
+    /// Budgets of per-user limits beside the per-IP one (the binding attempts of
+    /// [`BIND_ATTEMPTS_PER_DAY`]): in the database, or Redis when configured, so every instance
+    /// counts together.
+    pub budgets: Budgets,
     /// The profile reads in flight (`user_profile_get`, the most read operation): those that
     /// arrive while one read is out go together in the next, one statement
     /// ([`ReadsById`]; each still reads the database after its request arrived). Made by
@@ -155,7 +165,7 @@ impl HeatingService {
         }
         // The document's flow goes on to 登录, which takes a login code: the phone was just
         // proved, so that code need not wait out the minute the register code started.
-        if let Err(error) = self.codes.free_resend(phone).await {
+        if let Err(error) = self.codes.free_resend(&ticket).await {
             tracing::warn!(api = "heating", %error, "the login code after a registration waits its minute");
         }
         Ok(types::RegisterData { user_id: id, phone: phone.to_owned(), nickname: nickname.to_owned(), created_at: iso_ms(now) })
@@ -316,10 +326,21 @@ impl HeatingService {
 
     /// operationId `heat_bind` (000 §4.1): bind a heat account whose registered owner has this
     /// name and ID number; once. Whether the account is already bound is said only to someone
-    /// who knows its owner. The user's empty profile fields (name, ID, address) are filled from
+    /// who knows its owner. [`BIND_ATTEMPTS_PER_DAY`] attempts per user in any 24 hours, then
+    /// 429 / 1008 with the seconds to wait. The user's empty profile fields (name, ID, address) are filled from
     /// the binding.
     pub async fn heat_bind(&self, who: &Principal, request: &types::HeatBindRequest) -> Result<types::HeatBindData, HeatingError> {
         let id = IdNumber::parse(&request.id_card, self.today()).map_err(|e| HeatingError::BadRequest(e.to_string()))?;
+        let attempts = Window::new(BIND_ATTEMPTS_PER_DAY, Duration::from_secs(86_400));
+        let counted = self.budgets.admit("heating.bind", &who.user_id, self.clock.now().timestamp_micros(), &attempts, 1).await;
+        match counted {
+            Ok(admission) if admission.admitted == 0 => {
+                return Err(HeatingError::TooFrequent((admission.wait_us.max(1_000_000) as u64).div_ceil(1_000_000)));
+            }
+            Ok(_) => {}
+            // Not counted, not tried: a guess must never go uncounted.
+            Err(error) => return Err(HeatingError::Internal(format!("counting a binding attempt: {error}"))),
+        }
         let accounts = self.db.heating_accounts();
         let Some(account) = accounts.get(request.heat_account.trim()).await? else {
             return Err(HeatingError::NotFound("供热账号不存在"));
@@ -478,8 +499,20 @@ impl HeatingService {
         }
         // The user's own unpaid order of another choice of these bills is given up for this one
         // (the document has no cancel): closed with WeChat Pay, so it can no longer be paid,
-        // and its bills freed. Another user's order keeps its bills until it ends.
-        for replaced in orders.holding(&who.user_id, &account.heat_account, &wanted, now).await? {
+        // and its bills freed. Another user's order keeps its bills until it ends, and then
+        // nothing of the caller's is given up for an order that could not be placed.
+        let holders = orders.holding(&account.heat_account, &wanted, now).await?;
+        if !holders.is_empty() {
+            // A concurrent request of the user's for these very bills may have placed its order
+            // since the first look: that order is this one's answer too, not one to give up.
+            if let Some(order) = orders.live_for(&who.user_id, &account.heat_account, &wanted, now).await? {
+                return self.answer_order(order, payer).await;
+            }
+            if holders.iter().any(|order| order.user_id.as_deref() != Some(who.user_id.as_str())) {
+                return Err(HeatingError::BadRequest("账单已缴清或正在支付中，请刷新后重试".into()));
+            }
+        }
+        for replaced in holders {
             let cancelled = self.payments.cancel(&replaced).await.inspect_err(|error| {
                 tracing::warn!(api = "heating", out_trade_no = replaced.out_trade_no, %error, "the order another choice of bills replaces did not close");
             })?;
@@ -554,8 +587,9 @@ impl HeatingService {
     }
 
     /// operationId `payment_history_list` (000 §5.4): the bound account's payment records (one
-    /// per bill of each order), newest first; `start_date`/`end_date` (YYYY-MM-DD, Beijing dates,
-    /// both inclusive) filter by order time.
+    /// per bill of each order), newest first by the time of payment (an unpaid order's
+    /// creation); `start_date`/`end_date` (YYYY-MM-DD, Beijing dates, both inclusive) filter by
+    /// that time.
     pub async fn payment_history_list(
         &self,
         who: &Principal,

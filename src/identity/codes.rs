@@ -73,6 +73,8 @@ pub struct Sent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     id: i64,
+    /// When it was sent (ms): the time its send took the phone's slot.
+    sent_at: i64,
     /// The phone the code was sent to.
     pub phone: String,
 }
@@ -181,11 +183,12 @@ impl Codes {
         Ok(Sent { key, ttl: self.policy.ttl })
     }
 
-    /// Let `phone`'s next code go at once instead of after the resend interval: for a step
-    /// that proved the phone and whose next step needs another code (heating's 注册 → 登录,
-    /// 000 对接注意事项 1). The day's cap still counts every code sent.
-    pub async fn free_resend(&self, phone: &str) -> Result<(), CodeError> {
-        Ok(self.db.codes().free_slot(self.api, phone).await?)
+    /// Let the phone's next code go at once instead of after the resend interval that the
+    /// send of `ticket`'s code started: for a step that proved the phone with it and whose next
+    /// step needs another code (heating's 注册 → 登录, 000 对接注意事项 1). A slot a later send
+    /// took is kept, and the day's cap still counts every code sent.
+    pub async fn free_resend(&self, ticket: &Ticket) -> Result<(), CodeError> {
+        Ok(self.db.codes().free_slot(self.api, &ticket.phone, ticket.sent_at).await?)
     }
 
     /// Check `code` against the newest unused code of `subject` for `purpose`, without using it
@@ -206,7 +209,7 @@ impl Codes {
             return Err(CodeError::Wrong);
         }
         codes.return_attempt(sent.id).await?;
-        Ok(Ticket { id: sent.id, phone: sent.phone })
+        Ok(Ticket { id: sent.id, sent_at: sent.created_at, phone: sent.phone })
     }
 
     /// Use a checked code up (codes are single use); [`CodeError::Wrong`] when another request

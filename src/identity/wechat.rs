@@ -40,9 +40,11 @@ pub struct WechatUser {
     pub is_new: bool,
 }
 
-/// code2Session's errcodes that are the client's code at fault (domain.md §1.1): `40029`
-/// invalid, used, expired or another mini-program's; `40163` already used; `41008` missing;
-/// `40226` a high-risk user WeChat blocks. Any other errcode is [`WechatError::Unavailable`].
+/// code2Session's errcodes that are the client's code at fault: `40029` invalid, used,
+/// expired or another mini-program's, and `40226` a high-risk user WeChat blocks (domain.md
+/// §1.1); `41008` no code (among the errors seen in practice there); `40163` a code already
+/// used (WeChat's own list of code2Session errcodes). Any other errcode is
+/// [`WechatError::Unavailable`].
 pub const CLIENT_ERRCODES: [&str; 4] = ["40029", "40163", "41008", "40226"];
 
 /// Why a WeChat login or decryption failed.

@@ -112,8 +112,11 @@ enum Closing {
     Closed,
     /// It was paid, and is now settled so.
     Paid,
-    /// Still open at WeChat Pay: the close failed, or it is paid there and not settled here.
+    /// Still open at WeChat Pay: the close failed.
     Open(ProviderError),
+    /// Paid at WeChat Pay (`ORDERPAID`, this error), not settled here: the query failed or
+    /// found nothing to settle (logged).
+    PaidUnsettled(ProviderError),
 }
 
 /// One API's payments with one merchant.
@@ -526,22 +529,25 @@ impl Payments {
     /// ended (paid, failed, closed by another request). WeChat Pay unreachable or refusing the
     /// close: [`PayError::Provider`], the order unchanged.
     pub async fn cancel(self: &Arc<Self>, order: &PayOrder) -> Result<Cancelled, PayError> {
-        match self.close_with_wechat(order).await? {
+        // Asked even when no prepay was recorded: a concurrent request may be placing it right
+        // now, and a closed number cannot be placed again.
+        match self.close_with_wechat(order, true).await? {
             Closing::Closed => {
                 let ended = self.db.payments().end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), self.clock.now_ms()).await?;
                 Ok(if ended { Cancelled::Cancelled } else { Cancelled::NotPending })
             }
             Closing::Paid => Ok(Cancelled::Paid),
-            Closing::Open(error) => Err(PayError::Provider(error)),
+            Closing::Open(error) | Closing::PaidUnsettled(error) => Err(PayError::Provider(error)),
         }
     }
 
-    /// Ask WeChat Pay to close pending order `order` (nothing to ask when it was never placed
-    /// there; `ORDER_NOT_EXIST`: its placing never reached WeChat). `ORDERPAID`: the order is
-    /// queried and settled as paid, [`Closing::Paid`] — or, when the query fails or finds nothing
-    /// to settle, logged and left open. Our own rows are not touched when it closed.
-    async fn close_with_wechat(self: &Arc<Self>, order: &PayOrder) -> Result<Closing, StorageError> {
-        if order.prepay.is_none() {
+    /// Ask WeChat Pay to close pending order `order` — unless it was never placed there and
+    /// `unplaced_too` is false (`ORDER_NOT_EXIST`: its placing never reached WeChat).
+    /// `ORDERPAID`: the order is queried and settled as paid, [`Closing::Paid`] — or, when the
+    /// query fails or finds nothing to settle, logged and [`Closing::PaidUnsettled`]. Our own
+    /// rows are not touched when it closed.
+    async fn close_with_wechat(self: &Arc<Self>, order: &PayOrder, unplaced_too: bool) -> Result<Closing, StorageError> {
+        if order.prepay.is_none() && !unplaced_too {
             return Ok(Closing::Closed);
         }
         match self.pay.close(&order.out_trade_no).await {
@@ -553,7 +559,7 @@ impl Payments {
                     outcome => {
                         let detail = outcome.err().map(|e| e.to_string()).unwrap_or_else(|| "nothing to settle".into());
                         tracing::error!(api = &*self.api, out_trade_no = order.out_trade_no, detail, "paid per WeChat Pay, but not settled");
-                        Ok(Closing::Open(paid))
+                        Ok(Closing::PaidUnsettled(paid))
                     }
                 }
             }
@@ -569,13 +575,14 @@ impl Payments {
         let payments = self.db.payments();
         let now = self.clock.now_ms();
         for order in payments.expired_pending(&self.api, now, 100).await? {
-            match self.close_with_wechat(&order).await? {
+            match self.close_with_wechat(&order, false).await? {
                 Closing::Closed => {
                     if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
                         swept.closed += 1;
                     }
                 }
                 Closing::Paid => swept.found_paid += 1,
+                Closing::PaidUnsettled(_) => payments.postpone_sweep(&order.out_trade_no, now).await?,
                 Closing::Open(error) => {
                     tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
                     payments.postpone_sweep(&order.out_trade_no, now).await?;

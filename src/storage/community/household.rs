@@ -80,10 +80,8 @@ pub struct NewBinding {
 pub enum LookupClaim {
     /// The house was looked up within the day already: no new lookup is counted.
     Again,
-    /// A lookup of the day was taken for a house this account had not looked up before.
-    Fresh,
-    /// A lookup of the day was taken for a house this account had looked up before the day.
-    Stamped,
+    /// A lookup of the day was taken.
+    Taken,
     /// The account has looked up its houses for the day: nothing written.
     Refused,
 }
@@ -424,8 +422,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
     /// row lock, so of any number of concurrent lookups (on any instances) no more than
     /// `per_day` distinct houses looked up since `since` (ms) get through. A house already
     /// looked up since then is [`LookupClaim::Again`] (free); at the cap, [`LookupClaim::Refused`]
-    /// (nothing written). Otherwise the house's row is stamped `now` (a new one with no owner
-    /// phone yet: [`LookupClaim::Fresh`]; [`Household::record_owner_check`] completes it).
+    /// (nothing written). Otherwise the house's row is written as looked up at `now` with no
+    /// owner known yet ([`LookupClaim::Taken`]; [`Household::record_owner_check`] completes it):
+    /// an older row's owner phone and consent go, as a consent counts for 30 minutes only and
+    /// no code may go to a phone the platform has not just confirmed.
     pub async fn claim_owner_lookup(&self, user_id: &str, house_id: i64, since: i64, now: i64, per_day: usize) -> Result<LookupClaim, StorageError> {
         let tx = write(self.0).await?;
         // Taken before counting: PostgreSQL's READ COMMITTED reads what committed before each
@@ -445,34 +445,26 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
             tx.rollback().await?;
             return Ok(LookupClaim::Refused);
         }
-        // A row from before `since` keeps its owner and consent until the platform's answer
-        // (record_owner_check) says whether the owner changed.
-        let stamped = owner_check::Entity::update_many()
-            .col_expr(owner_check::Column::LookedUpAt, Expr::value(now))
-            .filter(owner_check::Column::UserId.eq(user_id))
-            .filter(owner_check::Column::HouseId.eq(house_id))
-            .exec(&tx)
-            .await?;
-        let claim = if affected(stamped) {
-            LookupClaim::Stamped
-        } else {
-            owner_check::Entity::insert(owner_check::ActiveModel {
-                user_id: Set(user_id.to_owned()),
-                house_id: Set(house_id),
-                owner_phone: Set(String::new()),
-                looked_up_at: Set(now),
-                verified_at: Set(None),
-            })
-            .exec_without_returning(&tx)
-            .await?;
-            LookupClaim::Fresh
-        };
+        owner_check::Entity::insert(owner_check::ActiveModel {
+            user_id: Set(user_id.to_owned()),
+            house_id: Set(house_id),
+            owner_phone: Set(String::new()),
+            looked_up_at: Set(now),
+            verified_at: Set(None),
+        })
+        .on_conflict(
+            OnConflict::columns([owner_check::Column::UserId, owner_check::Column::HouseId])
+                .update_columns([owner_check::Column::OwnerPhone, owner_check::Column::LookedUpAt, owner_check::Column::VerifiedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(&tx)
+        .await?;
         tx.commit().await?;
-        Ok(claim)
+        Ok(LookupClaim::Taken)
     }
 
-    /// Give back a [`LookupClaim::Fresh`] lookup the security platform could not answer: its
-    /// row goes, unless a later lookup of the house completed or stamped it meanwhile.
+    /// Give back a [`LookupClaim::Taken`] lookup the security platform could not answer: its
+    /// row goes, unless a later lookup of the house completed or took it again meanwhile.
     pub async fn release_owner_lookup(&self, user_id: &str, house_id: i64, claimed_at: i64) -> Result<(), StorageError> {
         owner_check::Entity::delete_many()
             .filter(owner_check::Column::UserId.eq(user_id))

@@ -181,9 +181,10 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         }))
     }
 
-    /// operationId `payment_create`: `user_id`'s pending orders of `heat_account` that hold
-    /// any of `bill_ids` as of `now` (ms) — the orders a new choice of bills replaces.
-    pub async fn holding(&self, user_id: &str, heat_account: &str, bill_ids: &[&str], now: i64) -> Result<Vec<PayOrder>, StorageError> {
+    /// operationId `payment_create`: the pending orders (of any user) that hold any of
+    /// `heat_account`'s bills `bill_ids` as of `now` (ms) — those a new choice of bills would
+    /// replace, when they are all the caller's.
+    pub async fn holding(&self, heat_account: &str, bill_ids: &[&str], now: i64) -> Result<Vec<PayOrder>, StorageError> {
         let holders: Vec<Option<String>> = bill::Entity::find()
             .select_only()
             .column(bill::Column::OrderId)
@@ -200,7 +201,6 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         }
         Ok(pay_order::Entity::find()
             .filter(pay_order::Column::OutTradeNo.is_in(holders))
-            .filter(pay_order::Column::UserId.eq(user_id))
             .filter(pay_order::Column::Status.eq(PayStatus::Pending))
             .all(self.0)
             .await?

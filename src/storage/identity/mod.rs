@@ -262,6 +262,8 @@ pub struct StoredCode {
     pub code_hash: String,
     /// The phone it was sent to.
     pub phone: String,
+    /// Sent at, ms (the time its send took the phone's slot).
+    pub created_at: i64,
     /// Expires at, ms.
     pub expires_at: i64,
 }
@@ -314,12 +316,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         Ok(inserted > 0)
     }
 
-    /// Free `phone`'s send slot in `api`: its next code may go at once (the day's count of
-    /// codes sent is untouched).
-    pub async fn free_slot(&self, api: &str, phone: &str) -> Result<(), StorageError> {
+    /// Free `phone`'s send slot in `api` if the send at `taken_at` (ms) still holds it: its
+    /// next code may go at once (the day's count of codes sent is untouched).
+    pub async fn free_slot(&self, api: &str, phone: &str, taken_at: i64) -> Result<(), StorageError> {
         throttle::Entity::delete_many()
             .filter(throttle::Column::Api.eq(api))
             .filter(throttle::Column::Phone.eq(phone))
+            .filter(throttle::Column::LastSentAt.eq(taken_at))
             .exec(self.0)
             .await?;
         Ok(())
@@ -392,7 +395,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .one(self.0)
             .await?
             .filter(|row| row.used_at.is_none())
-            .map(|row| StoredCode { id: row.id, code_hash: row.code_hash, phone: row.phone, expires_at: row.expires_at }))
+            .map(|row| StoredCode { id: row.id, code_hash: row.code_hash, phone: row.phone, created_at: row.created_at, expires_at: row.expires_at }))
     }
 
     /// Take one of code `id`'s `max_attempts` checks before comparing it, so parallel guesses

@@ -245,6 +245,10 @@ async fn an_owner_code_needs_the_applicants_token() {
     let foreign = send_owner_code(&app, &other, json!(DEMO_PHONE), DEMO_HOUSE).await;
     assert_eq!(foreign.status, 400, "{}", foreign.body);
     assert_eq!(send_owner_code(&app, &token, json!(DEMO_PHONE), DEMO_HOUSE).await.status, 200);
+    // An applicant whose token has expired is told so (401, code "9": refresh it), not to log in.
+    app.server.clock.advance(std::time::Duration::from_secs(3601));
+    let stale = send_owner_code(&app, &token, json!(DEMO_PHONE), DEMO_HOUSE).await;
+    assert_eq!((stale.status, stale.body["code"].as_str(), stale.body["message"].as_str()), (401, Some("9"), Some("token值已过期，请调用刷新token接口")), "{}", stale.body);
 }
 
 #[tokio::test]

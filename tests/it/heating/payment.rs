@@ -278,21 +278,24 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
 }
 
 /// `payment_history_list` dates a record by its payment (000 §5.4 in the contract: 按支付时间):
-/// an order placed at 23:55 Beijing time and paid ten minutes later is the next day's.
+/// an order placed at 23:50 Beijing time and paid twenty minutes later is the next day's.
 #[tokio::test]
 async fn payment_history_dates_an_order_by_its_payment() {
     let app = TestApp::heating().await;
-    let token = owner(&app, "13900000029").await;
+    // 23:50 Beijing time first, then a user (its token lasts two hours) orders at about 23:50.
     let now = app.server.clock.now_ms();
-    let before_midnight = mpapi::clock::beijing_day_start(mpapi::clock::beijing_date(now)) + 86_400_000 - 5 * 60_000;
+    let before_midnight = mpapi::clock::beijing_day_start(mpapi::clock::beijing_date(now)) + 86_400_000 - 10 * 60_000;
     let target = if before_midnight > now { before_midnight } else { before_midnight + 86_400_000 };
     app.server.clock.advance(Duration::from_millis((target - now) as u64));
-    let placed_on = mpapi::clock::beijing_date(target);
+    let token = owner(&app, "13900000029").await;
+    let placed_on = mpapi::clock::beijing_date(app.server.clock.now_ms());
+    assert_eq!(placed_on, mpapi::clock::beijing_date(target));
     let (order_id, _) = order(&app, &token).await;
-    app.server.clock.advance(Duration::from_secs(600));
+    app.server.clock.advance(Duration::from_secs(1200));
     let paid = app.sandbox_pay(&order_id, "success").await;
     assert_eq!(paid.body["notify"]["status"], 200, "{}", paid.body);
     let paid_on = placed_on.succ_opt().unwrap();
+    assert_eq!(mpapi::clock::beijing_date(app.server.clock.now_ms()), paid_on);
     let orders_on = |date: chrono::NaiveDate| {
         let url = format!("/api/payment/history?start_date={date}&end_date={date}");
         let token = token.clone();
@@ -312,38 +315,14 @@ async fn payment_history_dates_an_order_by_its_payment() {
 /// and the bill left out can be ordered on its own at once.
 #[tokio::test]
 async fn payment_create_for_another_choice_replaces_the_users_unpaid_order() {
-    use sea_orm::{ActiveModelTrait, Set};
-    use mpapi::storage::heating::{BillStatus, entity::bill};
     let app = TestApp::heating().await;
     let token = owner(&app, "13900000028").await;
-    // A second unpaid bill on the owner's account, of the current season, due a year from now
-    // (no late fee).
-    let info = app.get("/api/payment/info", Some(&token)).await;
-    let season = info.data()["unpaid_bills"][0]["heating_season"].as_str().unwrap().to_owned();
-    let conn = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
-    let now = app.server.clock.now_ms();
-    let extra = bill::ActiveModel {
-        bill_id: Set("BEXTRA0001".into()),
-        heat_account: Set("H202400001".into()),
-        heating_season: Set(season),
-        amount_fen: Set(10_000),
-        bill_date: Set(now),
-        due_date: Set(now + 365 * 86_400_000),
-        status: Set(BillStatus::Unpaid),
-        paid_at: Set(None),
-        late_fee_paid_fen: Set(None),
-        order_id: Set(None),
-        hold_until: Set(None),
-    };
-    extra.insert(&conn).await.unwrap();
+    extra_bill(&app, &token).await;
     let info = app.get("/api/payment/info", Some(&token)).await;
     let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
     assert_eq!(bills.len(), 2, "{}", info.body);
-    let due = |bill: &Value| fen_of(&bill["amount"]) + fen_of(&bill["late_fee"]);
     let create = |ids: Vec<&Value>| {
-        let amount = ids.iter().map(|b| due(b)).sum::<i64>() as f64 / 100.0;
-        let body = json!({"bill_ids": ids.iter().map(|b| b["bill_id"].clone()).collect::<Vec<_>>(), "amount": amount});
-        let (app, token) = (&app, &token);
+        let (app, token, body) = (&app, &token, bills_body(&ids));
         async move {
             let created = app.post("/api/payment/create", Some(token), body).await;
             assert_eq!(created.status, 200, "{}", created.body);
@@ -367,4 +346,61 @@ async fn payment_create_for_another_choice_replaces_the_users_unpaid_order() {
         assert_eq!(status_of(&app, &token, order_id).await, "paid");
     }
     assert_eq!(status_of(&app, &token, &both).await, "canceled");
+}
+
+/// A second unpaid bill `BEXTRA0001` on the owner's account H202400001, of the current season,
+/// due a year from now (no late fee), written straight to the database.
+async fn extra_bill(app: &TestApp, token: &str) {
+    use mpapi::storage::heating::{BillStatus, entity::bill};
+    use sea_orm::{ActiveModelTrait, Set};
+    let info = app.get("/api/payment/info", Some(token)).await;
+    let season = info.data()["unpaid_bills"][0]["heating_season"].as_str().unwrap().to_owned();
+    let conn = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
+    let now = app.server.clock.now_ms();
+    let extra = bill::ActiveModel {
+        bill_id: Set("BEXTRA0001".into()),
+        heat_account: Set("H202400001".into()),
+        heating_season: Set(season),
+        amount_fen: Set(10_000),
+        bill_date: Set(now),
+        due_date: Set(now + 365 * 86_400_000),
+        status: Set(BillStatus::Unpaid),
+        paid_at: Set(None),
+        late_fee_paid_fen: Set(None),
+        order_id: Set(None),
+        hold_until: Set(None),
+    };
+    extra.insert(&conn).await.unwrap();
+}
+
+/// The `payment_create` body for `bills` as `payment_info_get` listed them: their amounts and
+/// late fees.
+fn bills_body(bills: &[&Value]) -> Value {
+    let amount = bills.iter().map(|b| fen_of(&b["amount"]) + fen_of(&b["late_fee"])).sum::<i64>() as f64 / 100.0;
+    json!({"bill_ids": bills.iter().map(|b| b["bill_id"].clone()).collect::<Vec<_>>(), "amount": amount})
+}
+
+/// A bill another order holds is not taken by a new choice of bills, and the caller's own
+/// order is then left as it was: nothing is given up for an order that cannot be placed.
+#[tokio::test]
+async fn payment_create_keeps_the_users_order_when_another_holds_a_wanted_bill() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13900000027").await;
+    extra_bill(&app, &token).await;
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
+    let current = bills.iter().find(|b| b["bill_id"] != "BEXTRA0001").unwrap();
+    let mine = app.post("/api/payment/create", Some(&token), bills_body(&[current])).await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    let mine = mine.data()["order_id"].as_str().unwrap().to_owned();
+    // An order of no user of this server's (placed straight in storage) holds the extra bill.
+    let now = app.server.clock.now_ms();
+    let lines = [OrderLine { bill_id: "BEXTRA0001".into(), amount_fen: 10_000, late_fee_fen: 0 }];
+    let held = app.server.db.heating_orders().create(NewOrder { pay: new_order("OHELD0001", None, 10_000, now), heat_account: "H202400001", lines: &lines }).await.unwrap();
+    assert_eq!(held, Created::Created);
+    let refused = app.post("/api/payment/create", Some(&token), bills_body(&bills.iter().collect::<Vec<_>>())).await;
+    assert_eq!((refused.status, refused.body["message"].as_str()), (400, Some("账单已缴清或正在支付中，请刷新后重试")), "{}", refused.body);
+    assert_eq!(status_of(&app, &token, &mine).await, "pending");
+    let paid = app.sandbox_pay(&mine, "success").await;
+    assert_eq!(paid.body["notify"]["status"], 200, "{}", paid.body);
 }
