@@ -20,6 +20,10 @@
 //! When the budget store cannot answer, the request goes through (logged): the limit protects
 //! the service, and refusing every client while the store is away would be the outage it
 //! protects against.
+//!
+//! [`Budgets`] also count other limits with a [`Window`] of their own: heating's binding attempts
+//! per user (`HeatingService::heat_bind`), which fail closed instead, since a guess at an owner's
+//! ID number must never go uncounted.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

@@ -107,8 +107,8 @@ pub struct Server {
     pub clock: Clock,
     /// Secrets generated into the database because none was configured (development only).
     pub generated_secrets: Vec<&'static str>,
-    /// Where the per-IP limits keep their budgets: Redis when `redis_url` is set, else the
-    /// database (shared by every instance either way).
+    /// Where the per-IP limits, and heating's binding attempts, keep their budgets: Redis when
+    /// `redis_url` is set, else the database (shared by every instance either way).
     pub budgets: Budgets,
     /// Each implemented API's providers and sandbox, built once at start.
     apis: Arc<std::collections::BTreeMap<&'static str, Arc<ApiParts>>>,
@@ -451,7 +451,8 @@ fn spawn_wal_checkpoints(db: Db) {
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
 /// hours), the sandbox payment platform's prepay ids older than two days (WeChat's live two
 /// hours) and its orders older than 400 days with their refunds (WeChat refunds a payment for a
-/// year). Answers what the sweep did and the rows pruned.
+/// year), budgets in the database whose counts have all left their window. Answers what the
+/// sweep did and the rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
@@ -462,7 +463,10 @@ pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, 
     let pruned = db.sessions().prune(now - DAY).await?
         + db.codes().prune(now - 2 * DAY).await?
         + db.payments().prune_notifications(now - 30 * DAY).await?
-        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?;
+        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?
+        // The budgets of limits with no per-IP limit's task to prune them (heating's binding
+        // attempts with its per-IP limit switched off); Redis's expire by themselves.
+        + RateLimitStore::new(db.clone()).prune(now * 1000).await?;
     Ok((swept, pruned))
 }
 

@@ -41,6 +41,7 @@ macro_rules! answer {
 fn user(caller: &Caller) -> Result<&Principal, CommunityError> {
     match caller {
         Caller::User(principal) => Ok(principal),
+        Caller::Stale(why) => Err(CommunityError::Unauthorized(why.clone())),
         Caller::Renewal(_) => Err(CommunityError::Unauthorized(
             "token值因各种原因而失效，请重新调用接口获取token".into(),
         )),
@@ -88,8 +89,10 @@ impl CommunityApi for Community {
         }
         let result = self.0.authenticate(secret).await.map(Caller::User);
         // 1.1 needs no token but for owner codes; a stale one must not stop a register code.
-        if operation == Operation::VerificationCodeSend {
-            return Ok(result.unwrap_or_else(|_| Caller::Renewal(secret.to_owned())));
+        if operation == Operation::VerificationCodeSend
+            && let Err(CommunityError::Unauthorized(why)) = &result
+        {
+            return Ok(Caller::Stale(why.clone()));
         }
         result.map_err(|error| auth_error("community", error))
     }
@@ -97,13 +100,8 @@ impl CommunityApi for Community {
     async fn verification_code_send(&self, ctx: Context<Option<Caller>>, input: VerificationCodeSendInput) -> VerificationCodeSendOutput {
         let applicant = match &ctx.principal {
             Some(Caller::User(principal)) => Ok(Some(principal)),
-            // A token that did not authenticate (a stale one must not stop a register code):
-            // why, for an owner code, which needs the applicant's token.
-            Some(Caller::Renewal(token)) => match self.0.authenticate(token).await {
-                Ok(_) => Err(CommunityError::Unauthorized("token值因各种原因而失效，请重新调用接口获取token".into())),
-                Err(refused) => Err(refused),
-            },
-            None => Ok(None),
+            Some(Caller::Stale(why)) => Err(CommunityError::Unauthorized(why.clone())),
+            Some(Caller::Renewal(_)) | None => Ok(None),
         };
         answer!(ctx, self.0.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
     }
@@ -128,7 +126,7 @@ impl CommunityApi for Community {
     async fn authorization_refresh(&self, ctx: Context<Caller>, _: AuthorizationRefreshInput) -> AuthorizationRefreshOutput {
         let result = match &ctx.principal {
             Caller::Renewal(token) => self.0.authorization_refresh(token).await,
-            Caller::User(_) => Err(CommunityError::Unauthorized("请携带旧token".into())),
+            Caller::User(_) | Caller::Stale(_) => Err(CommunityError::Unauthorized("请携带旧token".into())),
         };
         answer!(ctx, result, AuthorizationRefreshOutput)
     }

@@ -76,6 +76,9 @@ pub enum Caller {
     User(Principal),
     /// 1.4.2 presents the old token itself (expired or not): the operation checks it.
     Renewal(String),
+    /// 1.1 with a token that did not authenticate, and why (the refusal's message): a stale
+    /// token must not stop a register code, and an owner code answers this refusal.
+    Stale(String),
 }
 
 /// The community API over the shared blocks and its providers.

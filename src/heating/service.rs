@@ -40,7 +40,8 @@ pub const MAX_PAGE_SIZE: u64 = 100;
 /// `heat_bind` attempts a user has in any 24 hours (the document is silent). A binding proves
 /// ownership by the owner's name and ID number; once the name, birth date and region are known,
 /// a few hundred valid ID numbers remain, so guesses are limited per user (each needs a phone
-/// that received an SMS code). A number failing its checksum is refused before it counts.
+/// that received an SMS code). A number failing its checksum, or an unknown account, is refused
+/// before it counts.
 pub const BIND_ATTEMPTS_PER_DAY: u32 = 5;
 /// The blind-index domain of heat-account owners' ID numbers.
 pub const OWNER_ID_DOMAIN: &str = "heating.owner_id";
@@ -331,6 +332,12 @@ impl HeatingService {
     /// the binding.
     pub async fn heat_bind(&self, who: &Principal, request: &types::HeatBindRequest) -> Result<types::HeatBindData, HeatingError> {
         let id = IdNumber::parse(&request.id_card, self.today()).map_err(|e| HeatingError::BadRequest(e.to_string()))?;
+        let accounts = self.db.heating_accounts();
+        let Some(account) = accounts.get(request.heat_account.trim()).await? else {
+            return Err(HeatingError::NotFound("供热账号不存在"));
+        };
+        // Counted once the owner is to be compared (a mistyped account number says nothing
+        // about an owner, and does not use up the owner's own attempts).
         let attempts = Window::new(BIND_ATTEMPTS_PER_DAY, Duration::from_secs(86_400));
         let counted = self.budgets.admit("heating.bind", &who.user_id, self.clock.now().timestamp_micros(), &attempts, 1).await;
         match counted {
@@ -341,10 +348,6 @@ impl HeatingService {
             // Not counted, not tried: a guess must never go uncounted.
             Err(error) => return Err(HeatingError::Internal(format!("counting a binding attempt: {error}"))),
         }
-        let accounts = self.db.heating_accounts();
-        let Some(account) = accounts.get(request.heat_account.trim()).await? else {
-            return Err(HeatingError::NotFound("供热账号不存在"));
-        };
         if request.real_name.trim() != account.owner_name || !self.vault.digest_matches(OWNER_ID_DOMAIN, id.expose(), &account.owner_id_index) {
             return Err(HeatingError::BadRequest("户主姓名或身份证号与供热账号登记信息不一致".into()));
         }
@@ -500,7 +503,8 @@ impl HeatingService {
         // The user's own unpaid order of another choice of these bills is given up for this one
         // (the document has no cancel): closed with WeChat Pay, so it can no longer be paid,
         // and its bills freed. Another user's order keeps its bills until it ends, and then
-        // nothing of the caller's is given up for an order that could not be placed.
+        // nothing of the caller's is given up (unless a bill is paid or taken between this look
+        // and the new order's claim: then that claim is refused as below).
         let holders = orders.holding(&account.heat_account, &wanted, now).await?;
         if !holders.is_empty() {
             // A concurrent request of the user's for these very bills may have placed its order

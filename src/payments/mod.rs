@@ -98,7 +98,7 @@ pub struct Swept {
 /// What [`Payments::cancel`] came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
-    /// Closed with WeChat Pay (when placed there) and ended `Closed`; the API released it.
+    /// Closed with WeChat Pay and ended `Closed`; the API released it.
     Cancelled,
     /// WeChat Pay had it paid: now settled as paid.
     Paid,
@@ -522,18 +522,27 @@ impl Payments {
     }
 
     /// Close a pending order before it expires, because its user gave it up (heating's
-    /// `payment_create` for another choice of bills): closed with WeChat Pay when it was placed
-    /// there, so it can no longer be paid, then ended `Closed` and released by the API's
-    /// `Settle`, in one conditional write. [`Cancelled::Paid`]: WeChat Pay says it was paid
-    /// meanwhile, and it is now settled as paid. [`Cancelled::NotPending`]: it had already
-    /// ended (paid, failed, closed by another request). WeChat Pay unreachable or refusing the
-    /// close: [`PayError::Provider`], the order unchanged.
+    /// `payment_create` for another choice of bills): closed with WeChat Pay (asked whether or
+    /// not a prepay was recorded), so it can no longer be paid, then ended `Closed` and
+    /// released by the API's `Settle`, in one conditional write. [`Cancelled::Paid`]: WeChat Pay
+    /// says it was paid meanwhile, and it is now settled as paid. [`Cancelled::NotPending`]: it
+    /// had already ended (paid, failed, closed by another request). WeChat Pay unreachable or
+    /// refusing the close: [`PayError::Provider`], the order unchanged.
     pub async fn cancel(self: &Arc<Self>, order: &PayOrder) -> Result<Cancelled, PayError> {
-        // Asked even when no prepay was recorded: a concurrent request may be placing it right
-        // now, and a closed number cannot be placed again.
+        // Asked even when no prepay was recorded: a concurrent request may be placing it now.
         match self.close_with_wechat(order, true).await? {
             Closing::Closed => {
-                let ended = self.db.payments().end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                let payments = self.db.payments();
+                let ended = payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                // A placing under way when WeChat Pay was asked (the number unknown to it then)
+                // may have recorded its prepay before the order ended: closed again, so the pay
+                // parameters that request answered cannot pay it.
+                if ended && let Some(now) = payments.get(&order.out_trade_no).await?
+                    && now.prepay.is_some() && now.prepay != order.prepay
+                    && let Err(error) = self.pay.close(&order.out_trade_no).await
+                {
+                    tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing a cancelled order placed meanwhile failed");
+                }
                 Ok(if ended { Cancelled::Cancelled } else { Cancelled::NotPending })
             }
             Closing::Paid => Ok(Cancelled::Paid),

@@ -32,14 +32,20 @@ async fn heat_bind_once_and_only_for_its_owner() {
 }
 
 /// An owner's ID number cannot be guessed: a user has five binding attempts in any 24 hours
-/// (a number failing its checksum is refused before it counts), then 429 / 1008 with
-/// Retry-After — even for the right answer — until the first attempt leaves the window.
+/// (a number failing its checksum, or an unknown account, is refused before it counts), then
+/// 429 / 1008 with Retry-After — even for the right answer — until the first attempt leaves the
+/// window.
 #[tokio::test]
 async fn heat_bind_attempts_are_limited_per_user() {
     let app = TestApp::heating().await;
     let (guesser, _) = user(&app, "13900000006").await;
     let checksum_wrong = app.post("/api/heat/bind", Some(&guesser), bind_body("张三", "610102199001011234")).await;
     assert_eq!((checksum_wrong.status, checksum_wrong.code()), (400, 400), "{}", checksum_wrong.body);
+    // A mistyped account number does not count either.
+    let unknown_account = serde_json::json!({"heat_account": "H999", "real_name": "张三", "id_card": OWNER_ID, "address": "x"});
+    for _ in 0..mpapi::heating::service::BIND_ATTEMPTS_PER_DAY {
+        assert_eq!(app.post("/api/heat/bind", Some(&guesser), unknown_account.clone()).await.status, 404);
+    }
     for _ in 0..mpapi::heating::service::BIND_ATTEMPTS_PER_DAY {
         let wrong = app.post("/api/heat/bind", Some(&guesser), bind_body("张三", "11010519491231002X")).await;
         assert_eq!((wrong.status, wrong.body["message"].as_str()), (400, Some("户主姓名或身份证号与供热账号登记信息不一致")), "{}", wrong.body);

@@ -115,3 +115,18 @@ async fn a_registration_lets_the_login_code_go_at_once() {
     let again = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
     assert_eq!((again.status, again.code()), (429, 1008), "{}", again.body);
 }
+
+/// A registration frees only the minute its own code started: a code sent after it keeps its
+/// minute.
+#[tokio::test]
+async fn a_registration_keeps_the_minute_of_a_later_code() {
+    let app = TestApp::heating().await;
+    let phone = "13900000005";
+    let register_code = code(&app, phone, "register").await;
+    app.server.clock.advance(Duration::from_secs(61));
+    let _login_code = code(&app, phone, "login").await;
+    let registered = app.post("/api/auth/register", None, json!({"phone": phone, "code": register_code, "password": "123456789"})).await;
+    assert_eq!(registered.status, 200, "{}", registered.body);
+    let again = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
+    assert_eq!((again.status, again.code()), (429, 1008), "{}", again.body);
+}
