@@ -451,8 +451,7 @@ fn spawn_wal_checkpoints(db: Db) {
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
 /// hours), the sandbox payment platform's prepay ids older than two days (WeChat's live two
 /// hours) and its orders older than 400 days with their refunds (WeChat refunds a payment for a
-/// year), budgets in the database whose counts have all left their window. Answers what the
-/// sweep did and the rows pruned.
+/// year). Answers what the sweep did and the rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
@@ -463,10 +462,7 @@ pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, 
     let pruned = db.sessions().prune(now - DAY).await?
         + db.codes().prune(now - 2 * DAY).await?
         + db.payments().prune_notifications(now - 30 * DAY).await?
-        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?
-        // The budgets of limits with no per-IP limit's task to prune them (heating's binding
-        // attempts with its per-IP limit switched off); Redis's expire by themselves.
-        + RateLimitStore::new(db.clone()).prune(now * 1000).await?;
+        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?;
     Ok((swept, pruned))
 }
 
@@ -480,7 +476,11 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> 
     }
     let notify_path = generated::heating::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::heating::Settler));
-    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
+    // The binding attempts' budgets in the database go once out of their window, also when the
+    // per-IP limit (whose task prunes the same table) is switched off; Redis's expire by
+    // themselves.
+    const CHORES: &[Chore] = &[|db, now| Box::pin(async move { RateLimitStore::new(db.clone()).prune(now * 1000).await })];
+    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), CHORES);
     let service = HeatingService {
         db: server.db.clone(),
         vault: server.vault.clone(),

@@ -101,6 +101,7 @@ impl CommunityApi for Community {
         let applicant = match &ctx.principal {
             Some(Caller::User(principal)) => Ok(Some(principal)),
             Some(Caller::Stale(why)) => Err(CommunityError::Unauthorized(why.clone())),
+            // Renewal is 1.4.2's alone.
             Some(Caller::Renewal(_)) | None => Ok(None),
         };
         answer!(ctx, self.0.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)

@@ -539,9 +539,15 @@ impl Payments {
                 // parameters that request answered cannot pay it.
                 if ended && let Some(now) = payments.get(&order.out_trade_no).await?
                     && now.prepay.is_some() && now.prepay != order.prepay
-                    && let Err(error) = self.pay.close(&order.out_trade_no).await
                 {
-                    tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing a cancelled order placed meanwhile failed");
+                    // Paid in that moment: settled as a late payment (the API then refunds what
+                    // it can no longer apply).
+                    match self.close_with_wechat(&now, true).await? {
+                        Closing::Closed | Closing::Paid | Closing::PaidUnsettled(_) => {}
+                        Closing::Open(error) => {
+                            tracing::error!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "a cancelled order placed meanwhile is still open with WeChat Pay");
+                        }
+                    }
                 }
                 Ok(if ended { Cancelled::Cancelled } else { Cancelled::NotPending })
             }

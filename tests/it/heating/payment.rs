@@ -259,13 +259,12 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!(status_of(&app, &token, &order_id).await, "canceled");
     // Forty days on, the two codes of this test and the phone's send slot (more than two days
-    // old), its session (its refresh token lapsed after 30 days), the sandbox platform's
-    // prepay id of the order (WeChat's live two hours), and the budgets of the test client's
-    // IP and of the owner's binding attempt (out of their windows) are pruned; nothing is
-    // left to prune after that.
+    // old), its session (its refresh token lapsed after 30 days) and the sandbox platform's
+    // prepay id of the order (WeChat's live two hours) are pruned; nothing is left to prune
+    // after that.
     app.server.clock.advance(Duration::from_secs(40 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
-    assert_eq!(pruned, 7, "two codes, a send slot, a session, a prepay id and two budgets");
+    assert_eq!(pruned, 5, "two codes, a send slot, a session and a prepay id");
     let (_, again) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(again, 0);
     // The platform keeps the order itself for a year's refunds; after 400 days it goes too.
