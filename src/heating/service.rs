@@ -328,8 +328,8 @@ impl HeatingService {
     /// operationId `heat_bind` (000 §4.1): bind a heat account whose registered owner has this
     /// name and ID number; once. Whether the account is already bound is said only to someone
     /// who knows its owner. [`BIND_ATTEMPTS_PER_DAY`] attempts per user in any 24 hours, then
-    /// 429 / 1008 with the seconds to wait. The user's empty profile fields (name, ID, address) are filled from
-    /// the binding.
+    /// 429 / 1008 with the seconds to wait. The user's empty profile fields (name, ID, address)
+    /// are filled from the binding.
     pub async fn heat_bind(&self, who: &Principal, request: &types::HeatBindRequest) -> Result<types::HeatBindData, HeatingError> {
         let id = IdNumber::parse(&request.id_card, self.today()).map_err(|e| HeatingError::BadRequest(e.to_string()))?;
         let accounts = self.db.heating_accounts();

@@ -556,8 +556,9 @@ impl Payments {
         }
     }
 
-    /// Ask WeChat Pay to close pending order `order` — unless it was never placed there and
-    /// `unplaced_too` is false (`ORDER_NOT_EXIST`: its placing never reached WeChat).
+    /// Ask WeChat Pay to close `order` (pending, or ended here a moment ago: `cancel`) — unless
+    /// it was never placed there and `unplaced_too` is false (`ORDER_NOT_EXIST`: its placing
+    /// never reached WeChat).
     /// `ORDERPAID`: the order is queried and settled as paid, [`Closing::Paid`] — or, when the
     /// query fails or finds nothing to settle, logged and [`Closing::PaidUnsettled`]. Our own
     /// rows are not touched when it closed.
