@@ -678,6 +678,15 @@ impl CommunityService {
             photo_key: None,
         };
         match self.db.household().auto_bind(&user.id, data, &bindings, now).await? {
+            AutoBind::Bound(0) => Ok(SecurityPhoneVerifyResponse {
+                // The person is on record now, no house is: each already has an owner here, is
+                // not in this server's tree, or the platform names none. Said so; 2.4.2
+                // (house/bind) asks for them.
+                code: json!(0),
+                token_expired: Some(live()?),
+                msg: "已录入您的一标三实信息，房屋未能自动绑定，请在房屋绑定中申请".into(),
+                message: "在安防平台查找到了数据；其名下房屋已有业主、不在本小区或没有登记，未自动绑定".into(),
+            }),
             AutoBind::Bound(_) => Ok(SecurityPhoneVerifyResponse {
                 code: json!(0),
                 token_expired: Some(live()?),

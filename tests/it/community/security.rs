@@ -368,3 +368,29 @@ async fn a_form_cannot_take_over_someone_elses_record() {
     replace["role"] = json!("业主");
     assert_eq!(app.post(SUBMIT, Some(&token), replace).await.status, 200);
 }
+
+/// 2.2.1 for a resident the platform knows whose house already has an owner here: her record
+/// is copied, no house is bound, and the answer says so (not 已自动绑定).
+#[tokio::test]
+async fn a_platform_resident_whose_house_has_an_owner_here_is_told_it_was_not_bound() {
+    let app = TestApp::community().await;
+    // A newcomer becomes house 3's owner here first, by 替换业主 (the platform names 李秀英).
+    let phone = "13812340055";
+    let token = checked(&app, "wx-first-owner", phone).await;
+    let form = newcomer_form(&app, &token, phone, 3, json!("业主"), 2).await;
+    let filed = app.post(SUBMIT, Some(&token), form).await;
+    assert_eq!(filed.status, 200, "{}", filed.body);
+    let review = houses_list(&app, &token).await[0]["shenhe_id"].as_i64().unwrap();
+    assert_eq!(decide(&app, review, "approve", None).await.0, 200);
+    // 李秀英, the platform's owner of house 3, checks her phone.
+    let registered = register_weixin(&app, "wx-resident-late", PLATFORM_PHONE, "李秀英").await;
+    let resident = registered.body["access_token"].as_str().unwrap().to_owned();
+    let check = phone_check(&app, &resident, PLATFORM_PHONE, 1).await;
+    assert_eq!(
+        (check.status, &check.body["code"], check.body["msg"].as_str()),
+        (200, &json!(0), Some("已录入您的一标三实信息，房屋未能自动绑定，请在房屋绑定中申请")),
+        "{}",
+        check.body
+    );
+    assert_eq!(houses_list(&app, &resident).await, Vec::<Value>::new());
+}
