@@ -609,8 +609,9 @@ impl CommunityService {
 
     /// operationId `security_phone_verify` (002 §2.2.1): the phone of a verify code, looked up
     /// on the security platform in community `community`: found → the person and their houses
-    /// copied and bound to this account (code 0); the account already has its person → "0"
-    /// already bound; not found → "2" (fill the form).
+    /// copied and bound to this account (code 0; a house owned here already, or not in the
+    /// tree, is left out, and an answer binding none says so); the account already has its
+    /// person → "0" already bound; not found → "2" (fill the form).
     pub async fn security_phone_verify(&self, who: &Principal, body: &SecurityPhoneVerifyRequest) -> Result<SecurityPhoneVerifyResponse, CommunityError> {
         let user = self.account(who).await?;
         // The code is used up only once the platform answered: a platform fault says 请重试,
