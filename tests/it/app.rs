@@ -282,6 +282,11 @@ fn template_matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
 }
 
+/// A six-digit code that is not `right`: a wrong guess at an SMS code.
+pub fn wrong_code(right: &str) -> &'static str {
+    if right == "000000" { "111111" } else { "000000" }
+}
+
 /// Read an answer (JSON parsed, anything else as a string).
 pub async fn read(response: reqwest::Response) -> Reply {
     let status = response.status().as_u16();

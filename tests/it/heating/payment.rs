@@ -316,11 +316,7 @@ async fn payment_history_dates_an_order_by_its_payment() {
 #[tokio::test]
 async fn payment_create_for_another_choice_replaces_the_users_unpaid_order() {
     let app = TestApp::heating().await;
-    let token = owner(&app, "13900000028").await;
-    extra_bill(&app, &token).await;
-    let info = app.get("/api/payment/info", Some(&token)).await;
-    let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
-    assert_eq!(bills.len(), 2, "{}", info.body);
+    let (token, bills) = owner_of_two_bills(&app, "13900000028").await;
     let create = |ids: Vec<&Value>| {
         let (app, token, body) = (&app, &token, bills_body(&ids));
         async move {
@@ -348,12 +344,14 @@ async fn payment_create_for_another_choice_replaces_the_users_unpaid_order() {
     assert_eq!(status_of(&app, &token, &both).await, "canceled");
 }
 
-/// A second unpaid bill `BEXTRA0001` on the owner's account H202400001, of the current season,
-/// due a year from now (no late fee), written straight to the database.
-async fn extra_bill(app: &TestApp, token: &str) {
+/// An owner of H202400001 (`phone`) whose account has a second unpaid bill, `BEXTRA0001`, of
+/// the current season and due a year from now (no late fee), written straight to the
+/// database: (token, the two unpaid bills as `payment_info_get` lists them).
+async fn owner_of_two_bills(app: &TestApp, phone: &str) -> (String, Vec<Value>) {
     use mpapi::storage::heating::{BillStatus, entity::bill};
     use sea_orm::{ActiveModelTrait, Set};
-    let info = app.get("/api/payment/info", Some(token)).await;
+    let token = owner(app, phone).await;
+    let info = app.get("/api/payment/info", Some(&token)).await;
     let season = info.data()["unpaid_bills"][0]["heating_season"].as_str().unwrap().to_owned();
     let conn = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
     let now = app.server.clock.now_ms();
@@ -371,6 +369,10 @@ async fn extra_bill(app: &TestApp, token: &str) {
         hold_until: Set(None),
     };
     extra.insert(&conn).await.unwrap();
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
+    assert_eq!(bills.len(), 2, "{}", info.body);
+    (token, bills)
 }
 
 /// The `payment_create` body for `bills` as `payment_info_get` listed them: their amounts and
@@ -385,10 +387,7 @@ fn bills_body(bills: &[&Value]) -> Value {
 #[tokio::test]
 async fn payment_create_keeps_the_users_order_when_another_holds_a_wanted_bill() {
     let app = TestApp::heating().await;
-    let token = owner(&app, "13900000027").await;
-    extra_bill(&app, &token).await;
-    let info = app.get("/api/payment/info", Some(&token)).await;
-    let bills = info.data()["unpaid_bills"].as_array().unwrap().clone();
+    let (token, bills) = owner_of_two_bills(&app, "13900000027").await;
     let current = bills.iter().find(|b| b["bill_id"] != "BEXTRA0001").unwrap();
     let mine = app.post("/api/payment/create", Some(&token), bills_body(&[current])).await;
     assert_eq!(mine.status, 200, "{}", mine.body);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{code, futures_join_all};
-use crate::app::TestApp;
+use crate::app::{TestApp, wrong_code};
 
 #[tokio::test]
 async fn sms_send_and_verify_codes_are_typed_limited_and_expire() {
@@ -26,7 +26,7 @@ async fn sms_send_and_verify_codes_are_typed_limited_and_expire() {
     let wrong_type = app.post("/api/sms/verify", None, json!({"phone": phone, "code": first, "type": "login"})).await;
     assert_eq!((wrong_type.status, wrong_type.code()), (400, 1002));
     // Five wrong guesses kill the code, even for the right guess after.
-    let wrong = if first == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&first);
     for _ in 0..5 {
         let reply = app.post("/api/sms/verify", None, json!({"phone": phone, "code": wrong, "type": "register"})).await;
         assert_eq!(reply.code(), 1002);
@@ -63,7 +63,7 @@ async fn sms_verify_parallel_guesses_cannot_exceed_the_attempt_limit() {
     let app = TestApp::heating().await;
     let phone = "13900000012";
     let right = code(&app, phone, "register").await;
-    let wrong = if right == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&right);
     let body = json!({"phone": phone, "code": wrong, "type": "register"});
     let guesses: Vec<_> = (0..12).map(|_| app.post("/api/sms/verify", None, body.clone())).collect();
     for reply in futures_join_all(guesses).await {
@@ -100,7 +100,7 @@ async fn a_registration_lets_the_login_code_go_at_once() {
     let phone = "13900000004";
     let register_code = code(&app, phone, "register").await;
     // A refused registration frees nothing: the minute stands.
-    let wrong = if register_code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&register_code);
     let refused = app.post("/api/auth/register", None, json!({"phone": phone, "code": wrong, "password": "123456789"})).await;
     assert_eq!((refused.status, refused.code()), (400, 1002), "{}", refused.body);
     let early = app.post("/api/sms/send", None, json!({"phone": phone, "type": "login"})).await;
