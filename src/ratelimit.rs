@@ -12,8 +12,9 @@
 //! The budgets live in the database ([`RateLimitStore`]) or, when `redis_url` is set, in Redis:
 //! a counting reads the client's admissions, [`Window::admit`] counts, and the write names the
 //! version it read, so of two instances counting one client at once one writes and the other
-//! counts again. A client's requests that arrive while its last counting is at the store are
-//! counted together in the next ([`IpLimit`]'s counting task). Only requests for the API's
+//! counts again. Requests that arrive while a counting is at the store are counted together in
+//! the next ([`IpLimit`]'s counting task): every client's budget of the turn read in one
+//! statement and written in at most two. Only requests for the API's
 //! operations count ([`Limited`]); operations called by servers rather than users (WeChat Pay
 //! notifies) are exempt: their retries come from a few egress IPs.
 //!
@@ -25,6 +26,7 @@
 //! per user (`HeatingService::heat_bind`), which fail closed instead, since a guess at an owner's
 //! ID number must never go uncounted.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -38,15 +40,17 @@ use futures_util::future::{BoxFuture, Either};
 use crate::apis::{Api, OperationTable};
 use crate::coalesce::Coalescer;
 use crate::server::Routed;
-use crate::storage::rate_limit::{Admission, BudgetRow, RateLimitStore};
+use crate::storage::StorageError;
+use crate::storage::rate_limit::{Admission, BudgetRow, BudgetWrite, RateLimitStore};
 
 /// Slices per window: a client is refused at most one slice (1/30 of the window: 30 s of 15
 /// minutes) longer than an exact log of its admissions would refuse it, and a row holds at most
 /// 32 counts whatever the budget (31 when the window in µs divides by 30).
 const SLICES: i64 = 30;
 
-/// How often one counting reads and writes again when other instances keep writing the same
-/// client's budget first; past it the counting fails (and its requests go through, logged).
+/// How often a client's requests are counted again when other instances keep writing its budget
+/// first; past it the counting gives up ([`BudgetError::Contended`]): the per-IP limit refuses
+/// the request for a second (logged), and a binding attempt is not tried (500).
 const MAX_ATTEMPTS: usize = 16;
 
 /// A limit of `requests` per `window_us` per client, as a sliding window over slices of
@@ -199,39 +203,81 @@ pub enum BudgetError {
 
 impl Budgets {
     /// Count `count` (≥ 1) requests of `client` against `scope`'s `window` at `now_us` (µs
-    /// since 1970, UTC), admitting as many as the budget holds ([`Window::admit`]): read, count,
-    /// write if no other writer came between (else again, after a short random pause). Counting
-    /// n requests at once admits exactly what counting them one after another at `now_us`
-    /// would.
+    /// since 1970, UTC), admitting as many as the budget holds: [`Budgets::admit_many`] for one
+    /// client.
+    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Admission, BudgetError> {
+        self.admit_many(scope, &[(client, count)], now_us, window).await.pop().unwrap_or(Err(BudgetError::Contended))
+    }
+
+    /// Count the requests of several clients (distinct; `count` ≥ 1 each) against `scope`'s
+    /// `window` at `now_us` (µs since 1970, UTC), admitting as many of each as its budget holds
+    /// ([`Window::admit`]); answers in the order of `clients`. Tries
+    /// ([`Budgets::try_admit_many`]) until every budget is written or nothing was admitted,
+    /// the clients another writer came first for again after a short random pause, at most
+    /// [`MAX_ATTEMPTS`] times ([`BudgetError::Contended`]). Counting n requests of a client at
+    /// once admits exactly what counting them one after another at `now_us` would.
+    pub async fn admit_many(&self, scope: &str, clients: &[(&str, u32)], now_us: i64, window: &Window) -> Vec<Result<Admission, BudgetError>> {
+        let mut answers: Vec<Option<Result<Admission, BudgetError>>> = clients.iter().map(|_| None).collect();
+        let mut open: Vec<usize> = (0..clients.len()).collect();
+        for attempt in 0..MAX_ATTEMPTS {
+            if open.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                contention_pause().await;
+            }
+            let trying: Vec<(&str, u32)> = open.iter().map(|&n| clients[n]).collect();
+            let tried = self.try_admit_many(scope, &trying, now_us, window).await;
+            open = open
+                .into_iter()
+                .zip(tried)
+                .filter_map(|(n, tried)| match tried {
+                    Ok(None) => Some(n),
+                    Ok(Some(admission)) => {
+                        answers[n] = Some(Ok(admission));
+                        None
+                    }
+                    Err(error) => {
+                        answers[n] = Some(Err(error));
+                        None
+                    }
+                })
+                .collect();
+        }
+        answers.into_iter().map(|answer| answer.unwrap_or(Err(BudgetError::Contended))).collect()
+    }
+
+    /// One try of [`Budgets::admit_many`]: each budget read, counted, and written only if no
+    /// other writer came between — in the database one read and at most two writes for up to
+    /// [`CLIENTS_PER_STATEMENT`] clients, so requests of many clients arriving together cost the
+    /// store about what one client's do; in Redis a read and a script call per client. `None`
+    /// for a client another writer came first for (nothing counted: try again).
     ///
     /// A write names the version it read; a new budget's first version is its time (µs), never
     /// a version of the budget it replaces (pruned, or expired in Redis, after all its
     /// admissions left the window), which a counting that read the old one could otherwise
     /// overwrite. A stored budget this code cannot read is logged and counted from empty.
-    pub async fn admit(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Admission, BudgetError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // Concurrent writers of one budget: spread their next tries over up to 2 ms.
-                let pause = u64::from(u16::from_le_bytes(crate::random::bytes::<2>())) % 2_000;
-                tokio::time::sleep(Duration::from_micros(pause)).await;
+    pub async fn try_admit_many(&self, scope: &str, clients: &[(&str, u32)], now_us: i64, window: &Window) -> Vec<Result<Option<Admission>, BudgetError>> {
+        match self {
+            Budgets::Database(store) => {
+                let chunks = clients.chunks(CLIENTS_PER_STATEMENT).map(|chunk| try_in_database(store, scope, chunk, now_us, window));
+                futures_util::future::join_all(chunks).await.into_iter().flatten().collect()
             }
-            let row = self.load(scope, client).await?;
-            let spent = match &row {
-                Some(row) => Spent::decode(&row.spent, row.seen_us).unwrap_or_else(|| {
-                    tracing::error!(scope, client, spent = row.spent, "unreadable rate-limit budget: counted from empty");
-                    Spent::default()
-                }),
-                None => Spent::default(),
-            };
-            let (updated, admission) = window.admit(&spent, now_us, count);
-            let Some(updated) = updated else { return Ok(admission) };
-            let read = row.map(|r| r.version);
-            let next = read.map_or(updated.seen_us, |v| v + 1);
-            if self.save(scope, client, read, next, &updated, window.expires_us(&updated), now_us).await? {
-                return Ok(admission);
+            Budgets::Redis { .. } => {
+                let each = clients.iter().map(|(client, count)| self.try_in_redis(scope, client, now_us, window, *count));
+                futures_util::future::join_all(each).await
             }
         }
-        Err(BudgetError::Contended)
+    }
+
+    async fn try_in_redis(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Option<Admission>, BudgetError> {
+        let row = self.load(scope, client).await?;
+        let (updated, admission) = window.admit(&spent_of(scope, client, row.as_ref()), now_us, count);
+        let Some(updated) = updated else { return Ok(Some(admission)) };
+        let read = row.map(|r| r.version);
+        let next = read.map_or(updated.seen_us, |v| v + 1);
+        let written = self.save(scope, client, read, next, &updated, window.expires_us(&updated), now_us).await?;
+        Ok(written.then_some(admission))
     }
 
     fn redis_key(namespace: &str, scope: &str, client: &str) -> String {
@@ -239,40 +285,32 @@ impl Budgets {
     }
 
     async fn load(&self, scope: &str, client: &str) -> anyhow::Result<Option<BudgetRow>> {
-        match self {
-            Budgets::Database(store) => Ok(store.load(scope, client).await?),
-            Budgets::Redis { connection, namespace } => {
-                let (spent, seen, version): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
-                    .arg(Self::redis_key(namespace, scope, client))
-                    .arg(&["spent", "seen", "version"])
-                    .query_async(&mut connection.clone())
-                    .await?;
-                Ok(match (spent, seen, version) {
-                    (Some(spent), Some(seen_us), Some(version)) => Some(BudgetRow { spent, seen_us, version }),
-                    _ => None,
-                })
-            }
-        }
+        let Budgets::Redis { connection, namespace } = self else { anyhow::bail!("not a Redis budget store") };
+        let (spent, seen, version): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
+            .arg(Self::redis_key(namespace, scope, client))
+            .arg(&["spent", "seen", "version"])
+            .query_async(&mut connection.clone())
+            .await?;
+        Ok(match (spent, seen, version) {
+            (Some(spent), Some(seen_us), Some(version)) => Some(BudgetRow { spent, seen_us, version }),
+            _ => None,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
     async fn save(&self, scope: &str, client: &str, read: Option<i64>, next: i64, spent: &Spent, expires_us: i64, now_us: i64) -> anyhow::Result<bool> {
-        match self {
-            Budgets::Database(store) => Ok(store.save(scope, client, read, next, &spent.encode(), spent.seen_us, expires_us).await?),
-            Budgets::Redis { connection, namespace } => {
-                static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_SAVE));
-                let written: i64 = SCRIPT
-                    .key(Self::redis_key(namespace, scope, client))
-                    .arg(read.map(|v| v.to_string()).unwrap_or_default())
-                    .arg(next)
-                    .arg(spent.encode())
-                    .arg(spent.seen_us)
-                    .arg(((expires_us - now_us).max(0) + 999) / 1000)
-                    .invoke_async(&mut connection.clone())
-                    .await?;
-                Ok(written == 1)
-            }
-        }
+        let Budgets::Redis { connection, namespace } = self else { anyhow::bail!("not a Redis budget store") };
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_SAVE));
+        let written: i64 = SCRIPT
+            .key(Self::redis_key(namespace, scope, client))
+            .arg(read.map(|v| v.to_string()).unwrap_or_default())
+            .arg(next)
+            .arg(spent.encode())
+            .arg(spent.seen_us)
+            .arg(((expires_us - now_us).max(0) + 999) / 1000)
+            .invoke_async(&mut connection.clone())
+            .await?;
+        Ok(written == 1)
     }
 
     /// Forget budgets whose admissions have all left the window (the database; Redis keys
@@ -283,6 +321,61 @@ impl Budgets {
         }
         Ok(())
     }
+}
+
+/// Up to this many clients' budgets are read in one statement and written in at most two.
+pub const CLIENTS_PER_STATEMENT: usize = 128;
+
+/// Concurrent writers of one budget: spread their next tries over up to 2 ms.
+async fn contention_pause() {
+    let pause = u64::from(u16::from_le_bytes(crate::random::bytes::<2>())) % 2_000;
+    tokio::time::sleep(Duration::from_micros(pause)).await;
+}
+
+/// What `client` spent, as its stored row says (`None`: nothing); a row this code cannot read
+/// is logged and counted from empty.
+fn spent_of(scope: &str, client: &str, row: Option<&BudgetRow>) -> Spent {
+    match row {
+        Some(row) => Spent::decode(&row.spent, row.seen_us).unwrap_or_else(|| {
+            tracing::error!(scope, client, spent = row.spent, "unreadable rate-limit budget: counted from empty");
+            Spent::default()
+        }),
+        None => Spent::default(),
+    }
+}
+
+/// [`Budgets::try_admit_many`] in the database for at most [`CLIENTS_PER_STATEMENT`] clients:
+/// their budgets read in one statement, those that admitted any written in at most two.
+async fn try_in_database(store: &RateLimitStore, scope: &str, clients: &[(&str, u32)], now_us: i64, window: &Window) -> Vec<Result<Option<Admission>, BudgetError>> {
+    let failed = |error: StorageError| clients.iter().map(|_| Err(BudgetError::Store(anyhow::anyhow!("{error}")))).collect();
+    let names: Vec<&str> = clients.iter().map(|(client, _)| *client).collect();
+    let rows = match store.load_many(scope, &names).await {
+        Ok(rows) => rows,
+        Err(error) => return failed(error),
+    };
+    let mut counted = Vec::with_capacity(clients.len());
+    let mut writes = Vec::new();
+    for &(client, count) in clients {
+        let row = rows.get(client);
+        let (updated, admission) = window.admit(&spent_of(scope, client, row), now_us, count);
+        counted.push((client, admission, updated.is_some()));
+        if let Some(updated) = updated {
+            let read = row.map(|r| r.version);
+            writes.push(BudgetWrite {
+                client,
+                read,
+                next: read.map_or(updated.seen_us, |v| v + 1),
+                spent: updated.encode(),
+                seen_us: updated.seen_us,
+                expires_us: window.expires_us(&updated),
+            });
+        }
+    }
+    let written = match store.save_many(scope, &writes).await {
+        Ok(written) => written,
+        Err(error) => return failed(error),
+    };
+    counted.into_iter().map(|(client, admission, wrote)| Ok((!wrote || written.contains(client)).then_some(admission))).collect()
 }
 
 /// An IP limit and how its API words a refusal.
@@ -303,11 +396,11 @@ struct Inner {
     exempt: Vec<&'static str>,
     /// Whether the client IP is the last `X-Forwarded-For` entry (behind a trusted proxy).
     trust_forwarded_for: bool,
-    /// The requests waiting to be counted, by client: while one counting of a client is at the
-    /// budget store, that client's requests arriving meanwhile queue here and are counted
-    /// together in the next one (see [`IpLimit::count`]). Only requests in flight: the budget
-    /// itself is the store's.
-    pending: Arc<Coalescer<String, (), Verdict>>,
+    /// The requests waiting to be counted (each its client): while one counting is at the budget
+    /// store, the requests arriving meanwhile queue here and are counted together in the next
+    /// one (see [`IpLimit::count`]). Only requests in flight: the budgets themselves are the
+    /// store's.
+    pending: Arc<Coalescer<(), String, Verdict>>,
 }
 
 /// What a request is told by its counting.
@@ -319,6 +412,8 @@ enum Verdict {
     Refused { wait_us: i64 },
     /// The budget store failed (logged once per counting): the request goes through.
     Unknown,
+    /// Another instance wrote the client's budget first: nothing counted, count again.
+    Again,
 }
 
 /// What [`IpLimit::new`] needs besides the budgets.
@@ -447,48 +542,83 @@ where
 }
 
 impl IpLimit {
-    /// Count one request of `client`. The requests of one client are counted in turns
-    /// ([`Coalescer`]): the first starts a counting task; those that arrive while a counting is
-    /// at the store wait and are counted together in the task's next turn, one statement (or
-    /// script call) for all of them, admitted in arrival order as far as the budget holds —
-    /// exactly what counting them one by one would admit. A busy client (many requests behind
-    /// one NAT address, or a load test) then costs the store one read and one write per round
-    /// trip instead of per request, and its requests no longer race for the budget's version. Requests
-    /// whose client went away before their turn are not counted, as they would not have been
-    /// had they never reached the store.
+    /// Count one request of `client`. Requests are counted in turns ([`Coalescer`], one queue
+    /// for every client): the first starts a counting task; those that arrive while a counting
+    /// is at the store wait and are counted together in the task's next turn — every client's
+    /// requests in one read and at most two writes ([`Budgets::try_admit_many`]), each client's
+    /// admitted in arrival order as far as its budget holds, exactly what counting them one by
+    /// one would admit. Many clients, or one busy client (many requests behind one NAT address,
+    /// or a load test), then cost the store a few statements per turn instead of two per
+    /// request, and a client's requests no longer race each other for its budget's version.
+    /// Requests whose client another instance wrote first during the turn queue again, after a
+    /// short random pause, for at most [`MAX_ATTEMPTS`] turns: a turn is one try, so a client
+    /// contended across instances never holds up the others. Requests whose client went away
+    /// before their turn are not counted, as they would not have been had they never reached
+    /// the store.
     async fn count(&self, client: String) -> Verdict {
-        let inner = self.0.clone();
-        let serve = move |client: &String, turn: Vec<()>| {
-            let inner = inner.clone();
-            let client = client.clone();
-            async move { inner.counting(&client, turn.len()).await }
-        };
-        // A counting task that died (a panic) or ran out of time (`coalesce::ASK_TIMEOUT`) lets
-        // its requests through, as a failed store does.
-        self.0.pending.ask(client, (), serve).await.unwrap_or(Verdict::Unknown)
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                contention_pause().await;
+            }
+            let inner = self.0.clone();
+            let serve = move |_: &(), turn: Vec<String>| {
+                let inner = inner.clone();
+                async move { inner.counting(&turn).await }
+            };
+            // A counting task that died (a panic) or ran out of time (`coalesce::ASK_TIMEOUT`)
+            // lets its requests through, as a failed store does.
+            match self.0.pending.ask((), client.clone(), serve).await.unwrap_or(Verdict::Unknown) {
+                Verdict::Again => continue,
+                verdict => return verdict,
+            }
+        }
+        // Not the store's failure: this client is sending to several instances faster than its
+        // budget can be written. Letting it through uncounted would lift its limit.
+        tracing::warn!(scope = self.0.scope, client, "the budget stayed contended; the request is refused for a second");
+        Verdict::Refused { wait_us: 1_000_000 }
     }
 }
 
 impl Inner {
-    /// One turn of `client`'s counting: `count` requests, the verdict of each in arrival order.
-    async fn counting(&self, client: &str, count: usize) -> Vec<Verdict> {
-        let requests = u32::try_from(count).unwrap_or(u32::MAX);
+    /// One turn of counting: the requests of `turn` (each its client, in arrival order), the
+    /// verdict of each.
+    async fn counting(&self, turn: &[String]) -> Vec<Verdict> {
+        // Each client once, in the order of its first request, with its number of requests.
+        let mut clients: Vec<(&str, u32)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for client in turn {
+            let n = *index.entry(client.as_str()).or_insert_with(|| {
+                clients.push((client.as_str(), 0));
+                clients.len() - 1
+            });
+            clients[n].1 += 1;
+        }
         let now_us = self.clock.now().timestamp_micros();
-        let (admitted, refused) = match self.budgets.admit(&self.scope, client, now_us, &self.window, requests).await {
-            Ok(admission) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
-            // Not the store's failure: this client is sending to several instances faster than
-            // its budget can be written. Letting them through uncounted would lift its limit.
-            Err(BudgetError::Contended) => {
-                tracing::warn!(scope = self.scope, client, requests, "the budget stayed contended; the requests are refused for a second");
-                (0, Verdict::Refused { wait_us: 1_000_000 })
-            }
-            Err(error) => {
-                tracing::error!(%error, scope = self.scope, requests, "the rate-limit budget store failed; the requests are let through");
-                (0, Verdict::Unknown)
-            }
-        };
+        let tried = self.budgets.try_admit_many(&self.scope, &clients, now_us, &self.window).await;
+        let mut failure_logged = false;
+        let outcomes: Vec<(usize, Verdict)> = tried
+            .into_iter()
+            .map(|tried| match tried {
+                Ok(Some(admission)) => (usize::try_from(admission.admitted).unwrap_or(usize::MAX), Verdict::Refused { wait_us: admission.wait_us }),
+                Ok(None) => (0, Verdict::Again),
+                Err(error) => {
+                    if !std::mem::replace(&mut failure_logged, true) {
+                        tracing::error!(%error, scope = self.scope, requests = turn.len(), "the rate-limit budget store failed; the requests are let through");
+                    }
+                    (0, Verdict::Unknown)
+                }
+            })
+            .collect();
         // A request whose client went away meanwhile no longer listens; its admission is spent.
-        (0..count).map(|n| if n < admitted { Verdict::Admitted } else { refused }).collect()
+        let mut seen = vec![0usize; clients.len()];
+        turn.iter()
+            .map(|client| {
+                let n = index[client.as_str()];
+                let (admitted, otherwise) = outcomes[n];
+                seen[n] += 1;
+                if seen[n] <= admitted { Verdict::Admitted } else { otherwise }
+            })
+            .collect()
     }
 }
 

@@ -3,6 +3,8 @@
 //! instance wrote in between, so every instance on the database counts against one budget per
 //! client.
 
+use std::collections::{HashMap, HashSet};
+
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::{Db, StorageError};
@@ -35,6 +37,24 @@ pub struct BudgetRow {
     pub version: i64,
 }
 
+/// One client's budget to write at version `next`, if still at `read`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetWrite<'a> {
+    /// The client (an IP address, a user id).
+    pub client: &'a str,
+    /// The version read (`None`: there was no row).
+    pub read: Option<i64>,
+    /// The version written.
+    pub next: i64,
+    /// [`crate::ratelimit::Spent`]'s text.
+    pub spent: String,
+    /// The newest request time counted, µs since 1970 (UTC).
+    pub seen_us: i64,
+    /// When all of it has left the window, µs since 1970 ([`RateLimitStore::prune`] deletes it
+    /// after).
+    pub expires_us: i64,
+}
+
 impl RateLimitStore {
     /// The budgets in `db`. They live on [`Db::volatile`]: a power cut may forget the last
     /// requests counted (their clients get them back), a crash of the process nothing.
@@ -42,49 +62,58 @@ impl RateLimitStore {
         RateLimitStore(db)
     }
 
-    /// `client`'s row of limit `scope`, if it spent any of its budget within a window.
-    pub async fn load(&self, scope: &str, client: &str) -> Result<Option<BudgetRow>, StorageError> {
+    /// The rows of `clients` (distinct) under limit `scope`, by client: those that spent any of
+    /// their budget within a window. One statement; the list is padded to a power of two (with
+    /// its last client), so a connection's prepared statements are a handful of lengths.
+    pub async fn load_many(&self, scope: &str, clients: &[&str]) -> Result<HashMap<String, BudgetRow>, StorageError> {
+        if clients.is_empty() {
+            return Ok(HashMap::new());
+        }
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
+        let listed = clients.len().next_power_of_two();
         let sql = match backend {
-            DbBackend::Postgres => "SELECT spent, seen_us, version FROM rate_window WHERE scope = $1 AND client = $2",
-            _ => "SELECT spent, seen_us, version FROM rate_window WHERE scope = ?1 AND client = ?2",
+            // One index lookup per client, whatever the planner believes of the table's size: a
+            // plain `IN` list, planned while the table was nearly empty (a table of budgets fills
+            // within seconds of a start), scanned every client of the scope and filtered them.
+            DbBackend::Postgres => format!(
+                "SELECT r.client, r.spent, r.seen_us, r.version FROM (VALUES {}) AS v (client) CROSS JOIN LATERAL \
+                 (SELECT client, spent, seen_us, version FROM rate_window WHERE scope = $1 AND client = v.client LIMIT 1) AS r",
+                values_rows(backend, listed, 1, 2)
+            ),
+            _ => format!(
+                "SELECT client, spent, seen_us, version FROM rate_window WHERE scope = ?1 AND client IN ({})",
+                (2..listed + 2).map(|n| placeholder(backend, n)).collect::<Vec<_>>().join(", ")
+            ),
         };
-        let row = conn.query_one_raw(Statement::from_sql_and_values(backend, sql, [scope.into(), client.into()])).await?;
-        Ok(match row {
-            Some(row) => Some(BudgetRow { spent: row.try_get_by_index(0)?, seen_us: row.try_get_by_index(1)?, version: row.try_get_by_index(2)? }),
-            None => None,
-        })
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(listed + 1);
+        values.push(scope.into());
+        values.extend((0..listed).map(|n| clients[n.min(clients.len() - 1)].into()));
+        let rows = conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await?;
+        let mut found = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let client: String = row.try_get_by_index(0)?;
+            found.insert(client, BudgetRow { spent: row.try_get_by_index(1)?, seen_us: row.try_get_by_index(2)?, version: row.try_get_by_index(3)? });
+        }
+        Ok(found)
     }
 
-    /// Write `client`'s row of `scope` at version `next` — `spent`, `seen_us`, and
-    /// `expires_us` (when all of it has left the window, for [`RateLimitStore::prune`]) — if it
-    /// is still at `read` (the version [`RateLimitStore::load`] answered; `None`: there was no
-    /// row). False: another instance wrote first; read again.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn save(&self, scope: &str, client: &str, read: Option<i64>, next: i64, spent: &str, seen_us: i64, expires_us: i64) -> Result<bool, StorageError> {
+    /// Write each of `writes` (distinct clients of limit `scope`) if its row is still at the
+    /// version it names ([`BudgetWrite::read`]; `None`: there was no row): at most two statements
+    /// for all of them, one conditional `UPDATE … FROM (VALUES …)` for the rows read and one
+    /// `INSERT … ON CONFLICT DO NOTHING` for the new ones. Answers the clients written; the others
+    /// were written first by another instance (read again).
+    pub async fn save_many(&self, scope: &str, writes: &[BudgetWrite<'_>]) -> Result<HashSet<String>, StorageError> {
         let conn = self.0.volatile();
         let backend = conn.get_database_backend();
-        let postgres = backend == DbBackend::Postgres;
-        let (sql, values): (&str, Vec<sea_orm::Value>) = match read {
-            None => (
-                if postgres {
-                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, client) DO NOTHING"
-                } else {
-                    "INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (scope, client) DO NOTHING"
-                },
-                vec![scope.into(), client.into(), spent.into(), seen_us.into(), next.into(), expires_us.into()],
-            ),
-            Some(version) => (
-                if postgres {
-                    "UPDATE rate_window SET spent = $3, seen_us = $4, version = $5, expires_us = $6 WHERE scope = $1 AND client = $2 AND version = $7"
-                } else {
-                    "UPDATE rate_window SET spent = ?3, seen_us = ?4, version = ?5, expires_us = ?6 WHERE scope = ?1 AND client = ?2 AND version = ?7"
-                },
-                vec![scope.into(), client.into(), spent.into(), seen_us.into(), next.into(), expires_us.into(), version.into()],
-            ),
-        };
-        Ok(conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected() == 1)
+        let (updates, inserts): (Vec<&BudgetWrite>, Vec<&BudgetWrite>) = writes.iter().partition(|write| write.read.is_some());
+        let mut written = HashSet::with_capacity(writes.len());
+        for (sql, values) in [update_statement(backend, scope, &updates), insert_statement(backend, scope, &inserts)].into_iter().flatten() {
+            for row in conn.query_all_raw(Statement::from_sql_and_values(backend, sql, values)).await? {
+                written.insert(row.try_get_by_index::<String>(0)?);
+            }
+        }
+        Ok(written)
     }
 
     /// Forget the clients whose admissions have all left the window at `now_us`: the table
@@ -104,4 +133,94 @@ impl RateLimitStore {
         }
         Ok(deleted)
     }
+}
+
+/// The `n`-th (from 1) parameter of a statement for `backend`.
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
+/// `rows` rows of `columns` parameters each, from parameter `first`: `(?2, ?3), (?4, ?5)`.
+fn values_rows(backend: DbBackend, rows: usize, columns: usize, first: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", (0..columns).map(|column| placeholder(backend, first + row * columns + column)).collect::<Vec<_>>().join(", ")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The conditional update of the rows read, padded to a power of two with rows that match
+/// nothing (client `''`, version −1); `None` when there are none.
+fn update_statement(backend: DbBackend, scope: &str, updates: &[&BudgetWrite]) -> Option<(String, Vec<sea_orm::Value>)> {
+    if updates.is_empty() {
+        return None;
+    }
+    let listed = updates.len().next_power_of_two();
+    // A CTE names the VALUES' columns on both databases (SQLite's own names are column1…).
+    let rows = values_rows(backend, listed, 6, 2);
+    let sql = match backend {
+        // The rows found one index lookup each (see `load_many`), then updated by their tuple
+        // id: a join of the list with the table, planned while the table was nearly empty,
+        // hashed every client of the scope. A row another instance wrote meanwhile has a new
+        // tuple id, and its version is checked again on the row as it is now.
+        DbBackend::Postgres => format!(
+            "WITH v (client, read_version, next_version, spent, seen_us, expires_us) AS (VALUES {rows}), \
+             found AS (SELECT r.at, v.* FROM v CROSS JOIN LATERAL \
+             (SELECT ctid AS at FROM rate_window WHERE scope = $1 AND client = v.client AND version = v.read_version LIMIT 1) AS r) \
+             UPDATE rate_window SET spent = found.spent, seen_us = found.seen_us, version = found.next_version, expires_us = found.expires_us \
+             FROM found WHERE rate_window.ctid = found.at AND rate_window.version = found.read_version RETURNING rate_window.client"
+        ),
+        _ => format!(
+            "WITH v (client, read_version, next_version, spent, seen_us, expires_us) AS (VALUES {rows}) \
+             UPDATE rate_window SET spent = v.spent, seen_us = v.seen_us, version = v.next_version, expires_us = v.expires_us \
+             FROM v WHERE rate_window.scope = ?1 AND rate_window.client = v.client AND rate_window.version = v.read_version \
+             RETURNING rate_window.client"
+        ),
+    };
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + listed * 6);
+    values.push(scope.into());
+    for n in 0..listed {
+        match updates.get(n) {
+            Some(write) => values.extend([
+                write.client.into(),
+                write.read.unwrap_or(-1).into(),
+                write.next.into(),
+                write.spent.clone().into(),
+                write.seen_us.into(),
+                write.expires_us.into(),
+            ]),
+            None => values.extend(["".into(), (-1i64).into(), 0i64.into(), "".into(), 0i64.into(), 0i64.into()]),
+        }
+    }
+    Some((sql, values))
+}
+
+/// The insert of new rows (none written if another instance made the row first), padded to a
+/// power of two with rows the `WHERE` leaves out (client `''`); `None` when there are none.
+fn insert_statement(backend: DbBackend, scope: &str, inserts: &[&BudgetWrite]) -> Option<(String, Vec<sea_orm::Value>)> {
+    if inserts.is_empty() {
+        return None;
+    }
+    let listed = inserts.len().next_power_of_two();
+    let sql = format!(
+        "WITH v (client, next_version, spent, seen_us, expires_us) AS (VALUES {}) \
+         INSERT INTO rate_window (scope, client, spent, seen_us, version, expires_us) \
+         SELECT {}, v.client, v.spent, v.seen_us, v.next_version, v.expires_us FROM v WHERE v.client <> '' \
+         ON CONFLICT (scope, client) DO NOTHING RETURNING client",
+        values_rows(backend, listed, 5, 2),
+        placeholder(backend, 1)
+    );
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(1 + listed * 5);
+    values.push(scope.into());
+    for n in 0..listed {
+        match inserts.get(n) {
+            Some(write) => {
+                values.extend([write.client.into(), write.next.into(), write.spent.clone().into(), write.seen_us.into(), write.expires_us.into()])
+            }
+            None => values.extend(["".into(), 0i64.into(), "".into(), 0i64.into(), 0i64.into()]),
+        }
+    }
+    Some((sql, values))
 }

@@ -65,6 +65,33 @@ async fn the_limit_races_without_overshooting(a: &TestApp, b: &TestApp) {
     assert!(replies.iter().all(|r| r.status == 200 || r.status == 429));
 }
 
+/// Many clients at once (behind a trusted proxy: 12 addresses in `X-Forwarded-For`, 5 requests
+/// each, all 60 at once, split over both instances): each client gets exactly its own 3, counted
+/// in the turns that read and write every client's budget together.
+#[tokio::test]
+async fn many_clients_racing_across_instances_each_get_their_own_limit() {
+    let (a, b) = pair("heating", |c: &mut Config| {
+        limit_to(3)(c);
+        c.trust_forwarded_for = true;
+    })
+    .await;
+    let requests = (0..60).map(|n| {
+        let app = if n % 2 == 0 { &a } else { &b };
+        let client = format!("198.51.100.{}", n % 12);
+        async move {
+            let reply = app.client.get(app.url("/api/config/system")).header("x-forwarded-for", &client).send().await.expect("an answer");
+            (client, reply.status().as_u16())
+        }
+    });
+    let replies = futures_util::future::join_all(requests).await;
+    for n in 0..12 {
+        let client = format!("198.51.100.{n}");
+        let statuses: Vec<u16> = replies.iter().filter(|(c, _)| *c == client).map(|(_, status)| *status).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{client}: {statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "{client}: {statuses:?}");
+    }
+}
+
 /// The Redis the tests use, `MPAPI_TEST_REDIS_URL` (default the local one), and a connection to
 /// it that answered a PING; `None` (said on stderr, so the test skips) when there is none.
 async fn test_redis() -> Option<(String, redis::aio::ConnectionManager)> {
@@ -242,6 +269,36 @@ async fn requests_counted_together_take_what_the_budget_holds(budgets: &mpapi::r
     assert_eq!(budgets.admit("t:batch", "203.0.113.10", t0, &window, 150).await.unwrap().admitted, 100);
 }
 
+/// Clients counted together each keep their own budget: 300 clients (more than one statement
+/// carries), some with a budget already spent in part and some new, asking 1 to 5 requests each
+/// of a budget of 3; the answers come in the clients' order. `budgets` is empty for scope
+/// `"t:many"`.
+async fn many_clients_counted_together_keep_their_own_budgets(budgets: &mpapi::ratelimit::Budgets) {
+    use mpapi::storage::rate_limit::Admission;
+    const S: i64 = 1_000_000;
+    let window = mpapi::ratelimit::Window::new(3, std::time::Duration::from_secs(900));
+    let t0 = 1_800_000_000 * S;
+    let names: Vec<String> = (0..300).map(|n| format!("10.1.{}.{}", n / 256, n % 256)).collect();
+    // Every third client has spent 2 of its 3 a minute before.
+    let earlier: Vec<(&str, u32)> = names.iter().step_by(3).map(|name| (name.as_str(), 2)).collect();
+    for answer in budgets.admit_many("t:many", &earlier, t0 - 60 * S, &window).await {
+        assert_eq!(answer.unwrap(), Admission { admitted: 2, wait_us: 0 });
+    }
+    let asked: Vec<(&str, u32)> = names.iter().enumerate().map(|(n, name)| (name.as_str(), (n % 5) as u32 + 1)).collect();
+    let answers = budgets.admit_many("t:many", &asked, t0, &window).await;
+    assert_eq!(answers.len(), asked.len());
+    for (n, answer) in answers.into_iter().enumerate() {
+        let left = if n % 3 == 0 { 1 } else { 3 };
+        let admission = answer.unwrap_or_else(|error| panic!("client {n}: {error}"));
+        assert_eq!(admission.admitted, asked[n].1.min(left), "client {n} asked {} with {left} left", asked[n].1);
+    }
+    // What was written holds: one more each is refused where the budget is spent, admitted
+    // where it is not (client 1 asked 2 of its 3).
+    let again = budgets.admit_many("t:many", &[(names[0].as_str(), 1), (names[1].as_str(), 1), (names[4].as_str(), 1)], t0, &window).await;
+    let admitted: Vec<u32> = again.into_iter().map(|answer| answer.unwrap().admitted).collect();
+    assert_eq!(admitted, [0, 1, 0]);
+}
+
 #[tokio::test]
 async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time() {
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -249,6 +306,7 @@ async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time(
     let budgets = mpapi::ratelimit::Budgets::Database(mpapi::storage::rate_limit::RateLimitStore::new(db));
     out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
     requests_counted_together_take_what_the_budget_holds(&budgets).await;
+    many_clients_counted_together_keep_their_own_budgets(&budgets).await;
 }
 
 #[tokio::test]
@@ -257,4 +315,5 @@ async fn a_budget_in_redis_counts_requests_arriving_out_of_time_order_at_the_new
     let budgets = mpapi::ratelimit::Budgets::Redis { connection, namespace: format!("test{}", mpapi::random::hex(8)) };
     out_of_order_stamps_are_counted_at_the_newest(&budgets).await;
     requests_counted_together_take_what_the_budget_holds(&budgets).await;
+    many_clients_counted_together_keep_their_own_budgets(&budgets).await;
 }

@@ -24,7 +24,7 @@ fn limit_to(requests: u32, trust_forwarded_for: bool) -> impl FnOnce(&mut Config
 #[tokio::test]
 async fn rate_limit_budgets_whole_again_are_pruned() {
     use mpapi::ratelimit::{Budgets, Window};
-    use mpapi::storage::rate_limit::RateLimitStore;
+    use mpapi::storage::rate_limit::{BudgetWrite, RateLimitStore};
     let app = TestApp::spawn("heating", |_| {}).await;
     let store = RateLimitStore::new(app.server.db.clone());
     let budgets = Budgets::Database(store.clone());
@@ -37,7 +37,7 @@ async fn rate_limit_budgets_whole_again_are_pruned() {
     // 15.5 minutes (and a second) after the first, its request has left the window (its 30 s
     // slice with it); the second's have not.
     let after = now + 931_000_000;
-    let stale = store.load("test:ip", "10.0.0.2").await.unwrap().expect("its row");
+    let stale = store.load_many("test:ip", &["10.0.0.2"]).await.unwrap().remove("10.0.0.2").expect("its row");
     assert_eq!(store.prune(after).await.unwrap(), 1);
     assert_eq!(store.prune(after).await.unwrap(), 0, "nothing left to prune");
     let kept = budgets.admit("test:ip", "10.0.0.1", after, &window, 2).await.unwrap();
@@ -46,8 +46,9 @@ async fn rate_limit_budgets_whole_again_are_pruned() {
     // The pruned client comes back: its new row's first version is its time, so a counting that
     // read the pruned row cannot write over it.
     assert_eq!(budgets.admit("test:ip", "10.0.0.2", after, &window, 1).await.unwrap().admitted, 1);
-    assert!(!store.save("test:ip", "10.0.0.2", Some(stale.version), stale.version + 1, "", after, after).await.unwrap());
-    assert_eq!(store.load("test:ip", "10.0.0.2").await.unwrap().expect("its row").version, after);
+    let overwrite = BudgetWrite { client: "10.0.0.2", read: Some(stale.version), next: stale.version + 1, spent: String::new(), seen_us: after, expires_us: after };
+    assert!(store.save_many("test:ip", &[overwrite]).await.unwrap().is_empty());
+    assert_eq!(store.load_many("test:ip", &["10.0.0.2"]).await.unwrap()["10.0.0.2"].version, after);
 }
 
 #[tokio::test]
