@@ -26,7 +26,7 @@
 //! per user (`HeatingService::heat_bind`), which fail closed instead, since a guess at an owner's
 //! ID number must never go uncounted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -49,8 +49,8 @@ use crate::storage::rate_limit::{Admission, BudgetRow, BudgetWrite, RateLimitSto
 const SLICES: i64 = 30;
 
 /// How often a client's requests are counted again when other instances keep writing its budget
-/// first; past it the counting gives up ([`BudgetError::Contended`]): the per-IP limit refuses
-/// the request for a second (logged), and a binding attempt is not tried (500).
+/// first; past it the counting gives up: the per-IP limit refuses the request for a second
+/// (logged), and a binding attempt ([`BudgetError::Contended`]) is not tried (500).
 const MAX_ATTEMPTS: usize = 16;
 
 /// A limit of `requests` per `window_us` per client, as a sliding window over slices of
@@ -345,37 +345,60 @@ fn spent_of(scope: &str, client: &str, row: Option<&BudgetRow>) -> Spent {
 }
 
 /// [`Budgets::try_admit_many`] in the database for at most [`CLIENTS_PER_STATEMENT`] clients:
-/// their budgets read in one statement, those that admitted any written in at most two.
+/// their budgets read in one statement, those that admitted any written in at most two (the
+/// rows read updated, the new ones inserted). A client that admitted none is answered whatever
+/// the writes do; one whose write failed is answered the store's failure.
 async fn try_in_database(store: &RateLimitStore, scope: &str, clients: &[(&str, u32)], now_us: i64, window: &Window) -> Vec<Result<Option<Admission>, BudgetError>> {
-    let failed = |error: StorageError| clients.iter().map(|_| Err(BudgetError::Store(anyhow::anyhow!("{error}")))).collect();
     let names: Vec<&str> = clients.iter().map(|(client, _)| *client).collect();
     let rows = match store.load_many(scope, &names).await {
         Ok(rows) => rows,
-        Err(error) => return failed(error),
+        Err(error) => return clients.iter().map(|_| Err(store_failed(&error))).collect(),
     };
     let mut counted = Vec::with_capacity(clients.len());
-    let mut writes = Vec::new();
+    let (mut updates, mut inserts) = (Vec::new(), Vec::new());
     for &(client, count) in clients {
         let row = rows.get(client);
         let (updated, admission) = window.admit(&spent_of(scope, client, row), now_us, count);
-        counted.push((client, admission, updated.is_some()));
-        if let Some(updated) = updated {
-            let read = row.map(|r| r.version);
-            writes.push(BudgetWrite {
-                client,
-                read,
-                next: read.map_or(updated.seen_us, |v| v + 1),
-                spent: updated.encode(),
-                seen_us: updated.seen_us,
-                expires_us: window.expires_us(&updated),
-            });
-        }
+        let Some(updated) = updated else {
+            counted.push((client, admission, None));
+            continue;
+        };
+        let read = row.map(|r| r.version);
+        let write = BudgetWrite {
+            client,
+            read,
+            next: read.map_or(updated.seen_us, |v| v + 1),
+            spent: updated.encode(),
+            seen_us: updated.seen_us,
+            expires_us: window.expires_us(&updated),
+        };
+        counted.push((client, admission, Some(read.is_some())));
+        if read.is_some() { updates.push(write) } else { inserts.push(write) }
     }
-    let written = match store.save_many(scope, &writes).await {
-        Ok(written) => written,
-        Err(error) => return failed(error),
+    let updated = store.update_many(scope, &updates).await;
+    // A store that just failed is not asked again (each ask may wait for a connection): the
+    // inserts are answered its failure.
+    let inserted = match &updated {
+        Ok(_) => Some(store.insert_many(scope, &inserts).await),
+        Err(_) => None,
     };
-    counted.into_iter().map(|(client, admission, wrote)| Ok((!wrote || written.contains(client)).then_some(admission))).collect()
+    let answer = |written: &Result<HashSet<String>, StorageError>, client: &str, admission: Admission| match written {
+        Ok(written) => Ok(written.contains(client).then_some(admission)),
+        Err(error) => Err(store_failed(error)),
+    };
+    counted
+        .into_iter()
+        .map(|(client, admission, write)| match (write, &inserted) {
+            (None, _) => Ok(Some(admission)),
+            (Some(true), _) | (Some(false), None) => answer(&updated, client, admission),
+            (Some(false), Some(inserted)) => answer(inserted, client, admission),
+        })
+        .collect()
+}
+
+/// A budget store's failure, for each client it leaves unanswered.
+fn store_failed(error: &StorageError) -> BudgetError {
+    BudgetError::Store(anyhow::anyhow!("{error}"))
 }
 
 /// An IP limit and how its API words a refusal.
@@ -551,8 +574,9 @@ impl IpLimit {
     /// or a load test), then cost the store a few statements per turn instead of two per
     /// request, and a client's requests no longer race each other for its budget's version.
     /// Requests whose client another instance wrote first during the turn queue again, after a
-    /// short random pause, for at most [`MAX_ATTEMPTS`] turns: a turn is one try, so a client
-    /// contended across instances never holds up the others. Requests whose client went away
+    /// short random pause, for at most [`MAX_ATTEMPTS`] turns (counted then after requests that
+    /// arrived meanwhile): a turn is one try, so a client whose budget another instance keeps
+    /// writing first is not tried again and again while the other clients wait. Requests whose client went away
     /// before their turn are not counted, as they would not have been had they never reached
     /// the store.
     async fn count(&self, client: String) -> Verdict {

@@ -47,7 +47,7 @@ async fn rate_limit_budgets_whole_again_are_pruned() {
     // read the pruned row cannot write over it.
     assert_eq!(budgets.admit("test:ip", "10.0.0.2", after, &window, 1).await.unwrap().admitted, 1);
     let overwrite = BudgetWrite { client: "10.0.0.2", read: Some(stale.version), next: stale.version + 1, spent: String::new(), seen_us: after, expires_us: after };
-    assert!(store.save_many("test:ip", &[overwrite]).await.unwrap().is_empty());
+    assert!(store.update_many("test:ip", &[overwrite]).await.unwrap().is_empty());
     assert_eq!(store.load_many("test:ip", &["10.0.0.2"]).await.unwrap()["10.0.0.2"].version, after);
 }
 
