@@ -48,9 +48,10 @@ use crate::storage::rate_limit::{Admission, BudgetRow, BudgetWrite, RateLimitSto
 /// 32 counts whatever the budget (31 when the window in µs divides by 30).
 const SLICES: i64 = 30;
 
-/// How often a client's requests are counted again when other instances keep writing its budget
-/// first; past it the counting gives up: the per-IP limit refuses the request for a second
-/// (logged), and a binding attempt ([`BudgetError::Contended`]) is not tried (500).
+/// How many times (the first included) a client's requests are counted while other instances
+/// keep writing its budget first; then the counting gives up: the per-IP limit refuses the
+/// request for a second (logged), and a binding attempt ([`BudgetError::Contended`]) is not
+/// tried (500).
 const MAX_ATTEMPTS: usize = 16;
 
 /// A limit of `requests` per `window_us` per client, as a sliding window over slices of
@@ -576,9 +577,9 @@ impl IpLimit {
     /// Requests whose client another instance wrote first during the turn queue again, after a
     /// short random pause, for at most [`MAX_ATTEMPTS`] turns (counted then after requests that
     /// arrived meanwhile): a turn is one try, so a client whose budget another instance keeps
-    /// writing first is not tried again and again while the other clients wait. Requests whose client went away
-    /// before their turn are not counted, as they would not have been had they never reached
-    /// the store.
+    /// writing first is not tried again and again while the other clients wait. Requests
+    /// whose client went away before their turn are not counted, as they would not have been
+    /// had they never reached the store.
     async fn count(&self, client: String) -> Verdict {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {

@@ -115,10 +115,11 @@ impl RateLimitStore {
         self.write_many(scope, inserts, insert_statement).await
     }
 
-    /// `writes` by the statement `statement` makes of them, in the order of their clients: two
-    /// instances writing the same clients at once lock their rows in the same order, so neither
-    /// waits for the other in a cycle. Should PostgreSQL still abort one (a deadlock with the
-    /// prune, a serialization failure), nothing of it was written: the clients are answered as
+    /// `writes` by the statement `statement` makes of them, sorted by client: two instances
+    /// writing the same clients at once then usually lock their rows in the same order (the
+    /// order a statement locks rows in is its plan's). Should PostgreSQL still abort one (a
+    /// deadlock, detected after `deadlock_timeout`, with another instance's write or with the
+    /// prune; a serialization failure), nothing of it was written: the clients are answered as
     /// not written, to be read again.
     async fn write_many(
         &self,
@@ -132,8 +133,9 @@ impl RateLimitStore {
         sorted.sort_unstable_by_key(|write| write.client);
         let Some((sql, values, client)) = statement(backend, scope, &sorted) else { return Ok(HashSet::new()) };
         // One write (a turn of one client, the usual case) is told by the rows it affected:
-        // rows answered by `RETURNING` are each a hand-over from sqlx's SQLite worker (by hand,
-        // a one-client read on SQLite was about 5 % slower with them, under 2 % without).
+        // rows answered by `RETURNING` are each a hand-over from sqlx's SQLite worker. By hand,
+        // alternating six runs of each build, a one-client read on SQLite was 4.7 % slower than
+        // before this statement existed with `RETURNING`, 1.6 % without.
         let written = if let [only] = sorted[..] {
             conn.execute_raw(Statement::from_sql_and_values(backend, sql, values))
                 .await

@@ -300,6 +300,46 @@ async fn many_clients_counted_together_keep_their_own_budgets(budgets: &mpapi::r
     assert_eq!(admitted, [0, 1, 0]);
 }
 
+/// A turn whose update fails answers only the clients that needed it with the failure (their
+/// requests then go through, logged, as with a store that is down): a client over its budget,
+/// which needs no write, stays refused, and a new client, whose insert is not asked after the
+/// failed update, is answered the failure too — nothing of it written.
+#[tokio::test]
+async fn a_failed_budget_update_fails_only_the_clients_it_would_have_written() {
+    use mpapi::storage::rate_limit::Admission;
+    use sea_orm::ConnectionTrait;
+    const S: i64 = 1_000_000;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let url = fresh_database(&dir).await;
+    let db = mpapi::storage::Db::connect(&url).await.expect("the database");
+    let store = mpapi::storage::rate_limit::RateLimitStore::new(db);
+    let budgets = mpapi::ratelimit::Budgets::Database(store.clone());
+    let window = mpapi::ratelimit::Window::new(2, std::time::Duration::from_secs(900));
+    let t0 = 1_800_000_000 * S;
+    let (spent, partly) = ("192.0.2.1", "192.0.2.2");
+    for answer in budgets.admit_many("t:fail", &[(spent, 2), (partly, 1)], t0, &window).await {
+        assert!(answer.unwrap().admitted > 0);
+    }
+    // From now on every update of a budget fails in the database.
+    let conn = sea_orm::Database::connect(url.as_str()).await.expect("the test's connection");
+    let refuse_updates = match conn.get_database_backend() {
+        sea_orm::DbBackend::Postgres => vec![
+            "CREATE FUNCTION refuse_budget_update() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no update'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_update BEFORE UPDATE ON rate_window FOR EACH ROW EXECUTE FUNCTION refuse_budget_update()",
+        ],
+        _ => vec!["CREATE TRIGGER refuse_update BEFORE UPDATE ON rate_window BEGIN SELECT RAISE(ABORT, 'no update'); END"],
+    };
+    for statement in refuse_updates {
+        conn.execute_unprepared(statement).await.expect("the trigger");
+    }
+    let fresh = "192.0.2.3";
+    let tried = budgets.try_admit_many("t:fail", &[(spent, 1), (partly, 1), (fresh, 1)], t0 + S, &window).await;
+    assert!(matches!(tried[0], Ok(Some(Admission { admitted: 0, .. }))), "the spent client stays refused: {:?}", tried[0]);
+    assert!(tried[1].is_err(), "the failed update's client: {:?}", tried[1]);
+    assert!(tried[2].is_err(), "the insert is not asked after a failed update: {:?}", tried[2]);
+    assert!(store.load_many("t:fail", &[fresh]).await.unwrap().is_empty(), "nothing written for the new client");
+}
+
 #[tokio::test]
 async fn a_budget_counts_requests_arriving_out_of_time_order_at_the_newest_time() {
     let dir = tempfile::tempdir().expect("a temporary folder");
