@@ -272,12 +272,14 @@ impl Budgets {
     }
 
     async fn try_in_redis(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Option<Admission>, BudgetError> {
-        let row = self.load(scope, client).await?;
+        let Budgets::Redis { connection, namespace } = self else { unreachable!("a database budget is counted by try_in_database") };
+        let key = Self::redis_key(namespace, scope, client);
+        let row = Self::redis_load(connection, &key).await?;
         let (updated, admission) = window.admit(&spent_of(scope, client, row.as_ref()), now_us, count);
         let Some(updated) = updated else { return Ok(Some(admission)) };
         let read = row.map(|r| r.version);
         let next = read.map_or(updated.seen_us, |v| v + 1);
-        let written = self.save(scope, client, read, next, &updated, window.expires_us(&updated), now_us).await?;
+        let written = Self::redis_save(connection, &key, read, next, &updated, (window.expires_us(&updated) - now_us).max(0)).await?;
         Ok(written.then_some(admission))
     }
 
@@ -285,30 +287,27 @@ impl Budgets {
         format!("mpapi:{namespace}:rw:{scope}:{client}")
     }
 
-    async fn load(&self, scope: &str, client: &str) -> anyhow::Result<Option<BudgetRow>> {
-        let Budgets::Redis { connection, namespace } = self else { anyhow::bail!("not a Redis budget store") };
-        let (spent, seen, version): (Option<String>, Option<i64>, Option<i64>) = redis::cmd("HMGET")
-            .arg(Self::redis_key(namespace, scope, client))
-            .arg(&["spent", "seen", "version"])
-            .query_async(&mut connection.clone())
-            .await?;
+    /// The budget hash at `key`, if there is one.
+    async fn redis_load(connection: &redis::aio::ConnectionManager, key: &str) -> anyhow::Result<Option<BudgetRow>> {
+        let (spent, seen, version): (Option<String>, Option<i64>, Option<i64>) =
+            redis::cmd("HMGET").arg(key).arg(&["spent", "seen", "version"]).query_async(&mut connection.clone()).await?;
         Ok(match (spent, seen, version) {
             (Some(spent), Some(seen_us), Some(version)) => Some(BudgetRow { spent, seen_us, version }),
             _ => None,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn save(&self, scope: &str, client: &str, read: Option<i64>, next: i64, spent: &Spent, expires_us: i64, now_us: i64) -> anyhow::Result<bool> {
-        let Budgets::Redis { connection, namespace } = self else { anyhow::bail!("not a Redis budget store") };
+    /// Write the budget hash at `key` at version `next` if it is still at `read` ([`REDIS_SAVE`]),
+    /// expiring in `expires_in_us` (rounded up to ms); false: another writer came first.
+    async fn redis_save(connection: &redis::aio::ConnectionManager, key: &str, read: Option<i64>, next: i64, spent: &Spent, expires_in_us: i64) -> anyhow::Result<bool> {
         static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(REDIS_SAVE));
         let written: i64 = SCRIPT
-            .key(Self::redis_key(namespace, scope, client))
+            .key(key)
             .arg(read.map(|v| v.to_string()).unwrap_or_default())
             .arg(next)
             .arg(spent.encode())
             .arg(spent.seen_us)
-            .arg(((expires_us - now_us).max(0) + 999) / 1000)
+            .arg((expires_in_us + 999) / 1000)
             .invoke_async(&mut connection.clone())
             .await?;
         Ok(written == 1)
