@@ -312,15 +312,6 @@ impl Budgets {
             .await?;
         Ok(written == 1)
     }
-
-    /// Forget budgets whose admissions have all left the window (the database; Redis keys
-    /// expire by themselves).
-    async fn prune(&self, now_us: i64) -> anyhow::Result<()> {
-        if let Budgets::Database(store) = self {
-            store.prune(now_us).await?;
-        }
-        Ok(())
-    }
 }
 
 /// Up to this many clients' budgets are read in one statement and written in at most two.
@@ -455,9 +446,9 @@ pub struct IpLimitRule {
 }
 
 impl IpLimit {
-    /// `rule.requests` per `rule.window` per IP, kept in `budgets`, refused by `refuse`. A
-    /// background task prunes the database's budgets that are whole again every minute, until
-    /// the limit is dropped.
+    /// `rule.requests` per `rule.window` per IP, kept in `budgets`, refused by `refuse`. The
+    /// database's budgets that are whole again are pruned by the API's housekeeping (heating's
+    /// chore); Redis's expire by themselves.
     pub fn new(rule: IpLimitRule, budgets: Budgets, refuse: fn(u64, i64) -> Response, clock: crate::clock::Clock) -> IpLimit {
         let inner = Arc::new(Inner {
             scope: format!("{}:ip", rule.api),
@@ -468,17 +459,6 @@ impl IpLimit {
             exempt: rule.exempt,
             trust_forwarded_for: rule.trust_forwarded_for,
             pending: Coalescer::new("rate-limit counting", usize::MAX),
-        });
-        let weak = Arc::downgrade(&inner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                let Some(inner) = weak.upgrade() else { break };
-                if let Err(error) = inner.budgets.prune(inner.clock.now().timestamp_micros()).await {
-                    tracing::warn!(%error, scope = inner.scope, "pruning the rate-limit budgets failed");
-                }
-            }
         });
         IpLimit(inner)
     }

@@ -476,9 +476,8 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> 
     }
     let notify_path = generated::heating::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::heating::Settler));
-    // The binding attempts' budgets in the database go once out of their window, also when the
-    // per-IP limit (whose task prunes the same table) is switched off; Redis's expire by
-    // themselves.
+    // The budgets in the database (the per-IP limit's and the binding attempts') go once out of
+    // their window; Redis's expire by themselves.
     const CHORES: &[Chore] = &[|db, now| Box::pin(async move { RateLimitStore::new(db.clone()).prune(now * 1000).await })];
     spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), CHORES);
     let service = HeatingService {
