@@ -341,10 +341,53 @@ async fn without_demo_data_the_page_offers_no_demo_user() {
 #[tokio::test]
 async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
     // Something else (mock mode serving o2o, say) holds port base + 4; serve told to start the
-    // other four (`--api` each) starts anyway. A base whose own port, points' (base + 1),
-    // community's (base + 2) and charging's (base + 3) are free and whose o2o port this test
-    // holds:
-    let (base, _o2o) = loop {
+    // other four (`--api` each) starts anyway.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
+    config.apis.get_mut("community").unwrap().files.local_dir = dir.path().join("files");
+    let four = ["heating", "points", "community", "charging"].map(String::from).to_vec();
+    // The four ports are found free by probing, and a test running beside this one can take
+    // one of them before serve binds it: serve then stops on that port in use, and the test
+    // tries other ports. Any other way of stopping fails it.
+    for _attempt in 0..5 {
+        let (base, o2o) = free_base_holding_o2o();
+        let listen = mpapi::cli::Listen { apis: four.clone(), port_base: base, bind: [127, 0, 0, 1].into() };
+        // Stopped by the test's end, not by a signal.
+        let serving = tokio::spawn(mpapi::serve::run(config.clone(), listen, Box::pin(std::future::pending())));
+        let client = reqwest::Client::new();
+        let mut answered = None;
+        for _ in 0..300 {
+            if serving.is_finished() {
+                break;
+            }
+            if let Ok(response) = client.get(format!("http://127.0.0.1:{base}/health")).send().await {
+                answered = Some(response.status().as_u16());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if serving.is_finished() {
+            let stopped = serving.await.expect("serve panicked");
+            let taken_meanwhile = stopped.as_ref().err().is_some_and(|error| {
+                error.chain().any(|cause| {
+                    cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+                }) && !format!("{error:#}").contains(&format!(":{} ", base + 4))
+            });
+            assert!(taken_meanwhile, "serve stopped: {stopped:?}");
+            continue;
+        }
+        serving.abort();
+        drop(o2o);
+        assert_eq!(answered, Some(200), "heating answers on {base}");
+        return;
+    }
+    panic!("five bases in a row had a port taken between the probe and serve's bind");
+}
+
+/// A port base whose own port, points' (base + 1), community's (base + 2) and charging's
+/// (base + 3) were free when probed, and the listener holding its o2o port (base + 4).
+fn free_base_holding_o2o() -> (u16, std::net::TcpListener) {
+    loop {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let base = probe.local_addr().unwrap().port();
         drop(probe);
@@ -353,31 +396,7 @@ async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
             continue;
         }
         if let Ok(held) = std::net::TcpListener::bind(("127.0.0.1", base + 4)) {
-            break (base, held);
+            return (base, held);
         }
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config { database_url: fresh_database(&dir).await, ..Config::default() };
-    config.apis.get_mut("community").unwrap().files.local_dir = dir.path().join("files");
-    let four = ["heating", "points", "community", "charging"].map(String::from).to_vec();
-    let listen = mpapi::cli::Listen { apis: four, port_base: base, bind: [127, 0, 0, 1].into() };
-    // Stopped by the test's end, not by a signal.
-    let serving = tokio::spawn(mpapi::serve::run(config, listen, Box::pin(std::future::pending())));
-    let client = reqwest::Client::new();
-    let mut answered = None;
-    for _ in 0..300 {
-        if serving.is_finished() {
-            break;
-        }
-        if let Ok(response) = client.get(format!("http://127.0.0.1:{base}/health")).send().await {
-            answered = Some(response.status().as_u16());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if serving.is_finished() {
-        panic!("serve stopped: {:?}", serving.await);
-    }
-    serving.abort();
-    assert_eq!(answered, Some(200), "heating answers on {base}");
 }
