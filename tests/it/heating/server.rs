@@ -347,41 +347,48 @@ async fn serve_binds_only_the_ports_of_the_apis_it_serves() {
     config.apis.get_mut("community").unwrap().files.local_dir = dir.path().join("files");
     let four = ["heating", "points", "community", "charging"].map(String::from).to_vec();
     // The four ports are found free by probing, and a test running beside this one can take
-    // one of them before serve binds it: serve then stops on that port in use, and the test
-    // tries other ports. Any other way of stopping fails it.
+    // one of them before serve binds it: serve then stops with its port in use (told by
+    // `server::bind_all`'s context, `binding IP:PORT for API`), and the test tries another
+    // base. Stopping any other way, or on the held o2o port, fails it. All four ports must
+    // answer, so an app of another test answering on a taken base does not pass for serve.
+    let mut last_stop = None;
     for _attempt in 0..5 {
         let (base, o2o) = free_base_holding_o2o();
+        let ports: Vec<u16> = (0..4).map(|offset| base + offset).collect();
         let listen = mpapi::cli::Listen { apis: four.clone(), port_base: base, bind: [127, 0, 0, 1].into() };
-        // Stopped by the test's end, not by a signal.
+        // Stopped by `abort` at the end, not by a signal.
         let serving = tokio::spawn(mpapi::serve::run(config.clone(), listen, Box::pin(std::future::pending())));
         let client = reqwest::Client::new();
-        let mut answered = None;
+        let mut answered = Vec::new();
         for _ in 0..300 {
             if serving.is_finished() {
                 break;
             }
-            if let Ok(response) = client.get(format!("http://127.0.0.1:{base}/health")).send().await {
-                answered = Some(response.status().as_u16());
-                break;
+            let Some(&port) = ports.get(answered.len()) else { break };
+            if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/health/live")).send().await {
+                answered.push(response.status().as_u16());
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if serving.is_finished() {
             let stopped = serving.await.expect("serve panicked");
             let taken_meanwhile = stopped.as_ref().err().is_some_and(|error| {
+                let text = format!("{error:#}");
                 error.chain().any(|cause| {
                     cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
-                }) && !format!("{error:#}").contains(&format!(":{} ", base + 4))
+                }) && ports.iter().any(|port| text.contains(&format!(":{port} for ")))
             });
             assert!(taken_meanwhile, "serve stopped: {stopped:?}");
+            last_stop = Some(stopped);
             continue;
         }
         serving.abort();
         drop(o2o);
-        assert_eq!(answered, Some(200), "heating answers on {base}");
+        assert_eq!(answered, [200, 200, 200, 200], "heating, points, community and charging answer on {ports:?}");
         return;
     }
-    panic!("five bases in a row had a port taken between the probe and serve's bind");
+    panic!("five bases in a row had a port taken between the probe and serve's bind; the last stop: {last_stop:?}");
 }
 
 /// A port base whose own port, points' (base + 1), community's (base + 2) and charging's
