@@ -264,15 +264,23 @@ impl Budgets {
                 let chunks = clients.chunks(CLIENTS_PER_STATEMENT).map(|chunk| try_in_database(store, scope, chunk, now_us, window));
                 futures_util::future::join_all(chunks).await.into_iter().flatten().collect()
             }
-            Budgets::Redis { .. } => {
-                let each = clients.iter().map(|(client, count)| self.try_in_redis(scope, client, now_us, window, *count));
+            Budgets::Redis { connection, namespace } => {
+                let each = clients.iter().map(|(client, count)| Self::try_in_redis(connection, namespace, scope, client, now_us, window, *count));
                 futures_util::future::join_all(each).await
             }
         }
     }
 
-    async fn try_in_redis(&self, scope: &str, client: &str, now_us: i64, window: &Window, count: u32) -> Result<Option<Admission>, BudgetError> {
-        let Budgets::Redis { connection, namespace } = self else { unreachable!("a database budget is counted by try_in_database") };
+    /// [`Budgets::try_admit_many`] of one client in Redis: a read and a script call.
+    async fn try_in_redis(
+        connection: &redis::aio::ConnectionManager,
+        namespace: &str,
+        scope: &str,
+        client: &str,
+        now_us: i64,
+        window: &Window,
+        count: u32,
+    ) -> Result<Option<Admission>, BudgetError> {
         let key = Self::redis_key(namespace, scope, client);
         let row = Self::redis_load(connection, &key).await?;
         let (updated, admission) = window.admit(&spent_of(scope, client, row.as_ref()), now_us, count);

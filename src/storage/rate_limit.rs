@@ -143,10 +143,9 @@ impl RateLimitStore {
                 .map(|done| if done.rows_affected() == 1 { HashSet::from([only.client.to_owned()]) } else { HashSet::new() })
         } else {
             let returning = format!("{sql} RETURNING {client}");
-            match conn.query_all_raw(Statement::from_sql_and_values(backend, returning, values)).await {
-                Ok(rows) => return rows.into_iter().map(|row| Ok(row.try_get_by_index::<String>(0)?)).collect(),
-                Err(error) => Err(error),
-            }
+            conn.query_all_raw(Statement::from_sql_and_values(backend, returning, values))
+                .await
+                .and_then(|rows| rows.iter().map(|row| row.try_get_by_index::<String>(0)).collect())
         };
         match written {
             Ok(written) => Ok(written),
