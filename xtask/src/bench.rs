@@ -250,6 +250,9 @@ pub struct Round {
     /// The CPU time (user and system, all its threads) the server's process took during its
     /// run; `None` where `/proc` does not tell.
     pub server_cpu: Option<Duration>,
+    /// The share (0–1) of the machine's CPU time the hypervisor gave to other guests over the
+    /// round, both runs ([`MachineTicks`]); `None` where `/proc/stat` does not tell.
+    pub steal: Option<f64>,
 }
 
 impl Round {
@@ -312,6 +315,11 @@ impl Pair {
         quantile_of(self.rounds.iter().filter_map(Round::server_cpu_per_request_us).collect(), 1, 2)
     }
 
+    /// The largest share of the machine's CPU time stolen in any round, where told.
+    pub fn most_steal(&self) -> Option<f64> {
+        most_steal(self.rounds.iter().map(|round| round.steal))
+    }
+
     /// The figure `key` `numerator/denominator` of the way up the sorted rounds (rounding down).
     fn quantile(&self, numerator: usize, denominator: usize, key: impl Fn(&Round) -> f64) -> f64 {
         quantile_of(self.rounds.iter().map(key).collect(), numerator, denominator).unwrap_or(0.0)
@@ -371,19 +379,28 @@ impl fmt::Display for Report {
             writeln!(f, "  {note}")?;
         }
         let side = self.side;
-        writeln!(f, "{:<24} {:>5} {:<5} {:>12} {:>10} {:>7} {:>13}", "request", "round", "side", "requests/s", "p99", "ratio", "CPU/request")?;
+        writeln!(
+            f,
+            "{:<24} {:>5} {:<5} {:>12} {:>10} {:>7} {:>13} {:>6}",
+            "request", "round", "side", "requests/s", "p99", "ratio", "CPU/request", "steal"
+        )?;
         for pair in &self.pairs {
             let request = pair.probe.label();
             for (number, round) in pair.rounds.iter().enumerate() {
                 for (name, run) in [(side, &round.server), ("bare", &round.bare)] {
+                    // The round's figures (ratio, steal) go on its second line.
                     let ratio = if name == "bare" { format!("{:.2}", round.ratio()) } else { String::new() };
+                    let steal = match round.steal {
+                        Some(share) if name == "bare" => format_steal(share),
+                        _ => String::new(),
+                    };
                     // The server's own CPU only: the bare handler shares xtask's process.
                     let cpu = match round.server_cpu_per_request_us() {
                         Some(us) if name != "bare" => format!("{us:.1} µs"),
                         _ => String::new(),
                     };
                     let mut line = format!(
-                        "{request:<24} {:>5} {name:<5} {:>12.0} {:>10} {ratio:>7} {cpu:>13}",
+                        "{request:<24} {:>5} {name:<5} {:>12.0} {:>10} {ratio:>7} {cpu:>13} {steal:>6}",
                         number + 1,
                         run.requests_per_sec,
                         format_latency(run.p99)
@@ -426,6 +443,9 @@ impl fmt::Display for Report {
                         pair.ratio(),
                     )?
                 }
+            }
+            if let Some(note) = pair.most_steal().and_then(steal_note) {
+                writeln!(f, "      {note}")?;
             }
         }
         for mismatch in &self.answer_mismatches {
@@ -656,6 +676,7 @@ fn measure_pairs(
         }
         let mut rounds = Vec::new();
         for number in 0..opts.rounds {
+            let ticks = MachineTicks::now();
             // Back to back, so both sides see the machine in the same state; which side goes
             // first alternates, so a machine that speeds up or slows down favours neither.
             let ((server_run, server_cpu), bare_run) = if number % 2 == 0 {
@@ -665,7 +686,7 @@ fn measure_pairs(
                 let bare_run = measure(wrk, opts, "bare", bare_port, probe, &scripts)?;
                 (measure_server(probe, &scripts)?, bare_run)
             };
-            rounds.push(Round { server: server_run, bare: bare_run, server_cpu });
+            rounds.push(Round { server: server_run, bare: bare_run, server_cpu, steal: steal_since(ticks) });
         }
         pairs.push(Pair { probe: *probe, rounds });
     }
@@ -1202,6 +1223,73 @@ fn quantile_of(mut values: Vec<f64>, numerator: usize, denominator: usize) -> Op
     values.get(values.len().saturating_sub(1) * numerator / denominator).copied()
 }
 
+/// The machine's CPU time so far, all its CPUs together, in `USER_HZ` ticks, from the `cpu` line
+/// of `/proc/stat`: all of it (user, nice, system, idle, iowait, irq, softirq, steal) and `steal`,
+/// the time a virtual CPU was ready to run while the hypervisor ran another guest. On a shared
+/// host steal comes and goes (seen here: under 5 % one minute, a quarter of the machine the
+/// next), and every figure measured meanwhile is low, the bare handler's too but not by as
+/// much — so each round says how much was stolen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineTicks {
+    /// Every tick of every CPU.
+    pub total: u64,
+    /// Of those, the ticks stolen.
+    pub steal: u64,
+}
+
+impl MachineTicks {
+    /// The machine's ticks now; `None` off Linux.
+    pub fn now() -> Option<MachineTicks> {
+        std::fs::read_to_string("/proc/stat").ok().as_deref().and_then(machine_ticks_of)
+    }
+
+    /// The share (0–1) of the ticks from `self` to `later` that were stolen; `None` when no tick
+    /// passed.
+    pub fn steal_until(self, later: MachineTicks) -> Option<f64> {
+        let total = later.total.checked_sub(self.total).filter(|&ticks| ticks > 0)?;
+        Some(later.steal.saturating_sub(self.steal) as f64 / total as f64)
+    }
+}
+
+/// The share stolen from `before` until now, where `/proc/stat` tells.
+pub fn steal_since(before: Option<MachineTicks>) -> Option<f64> {
+    before.zip(MachineTicks::now()).and_then(|(before, now)| before.steal_until(now))
+}
+
+/// The `cpu` line of a `/proc/stat`: its first eight counters (`guest` and `guest_nice`, the
+/// ninth and tenth, are already counted in `user` and `nice`).
+fn machine_ticks_of(stat: &str) -> Option<MachineTicks> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).take(8).map(|field| field.parse().ok()).collect::<Option<_>>()?;
+    // Kernels before 2.6.11 had no steal counter.
+    let &steal = ticks.get(7)?;
+    Some(MachineTicks { total: ticks.iter().sum(), steal })
+}
+
+/// The largest of the shares told.
+pub fn most_steal(shares: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    shares.flatten().max_by(f64::total_cmp)
+}
+
+/// From how much steal in a round a report says the host was shared.
+pub const STEAL_NOTE: f64 = 0.05;
+
+/// A round's steal in the table: whole percent.
+pub fn format_steal(share: f64) -> String {
+    format!("{:.0} %", share * 100.0)
+}
+
+/// The line a report adds when a round lost [`STEAL_NOTE`] or more of the machine to other
+/// guests; `None` below it.
+pub fn steal_note(most: f64) -> Option<String> {
+    (most >= STEAL_NOTE).then(|| {
+        format!(
+            "the hypervisor gave other guests up to {} of this machine's CPU time in a round (steal, /proc/stat): the host was shared, and the figures are low",
+            format_steal(most)
+        )
+    })
+}
+
 /// Clock ticks per second of `/proc`'s CPU times: `USER_HZ`, 100 in Linux's ABI on x86_64 and
 /// aarch64 whatever the kernel's own tick rate.
 const USER_HZ: u64 = 100;
@@ -1257,7 +1345,7 @@ Transfer/sec:     11.86MB
     fn the_verdict_takes_the_median_round() {
         let target = Target::Ratio(TARGET_RATIO);
         let run = |requests_per_sec| WrkRun { requests_per_sec, p99: Duration::ZERO, requests: 1, non_2xx: 0, socket_errors: 0 };
-        let round = |server, bare| Round { server: run(server), bare: run(bare), server_cpu: None };
+        let round = |server, bare| Round { server: run(server), bare: run(bare), server_cpu: None, steal: None };
         let pair = Pair { probe: PROBES[0], rounds: vec![round(90.0, 100.0), round(10.0, 100.0), round(85.0, 100.0)] };
         assert_eq!(pair.ratio(), 0.85);
         assert!(pair.passed(target));
@@ -1287,7 +1375,7 @@ Transfer/sec:     11.86MB
         }
 
         let run = |requests| WrkRun { requests_per_sec: 1.0, p99: Duration::ZERO, requests, non_2xx: 0, socket_errors: 0 };
-        let round = |cpu_ms: Option<u64>, requests| Round { server: run(requests), bare: run(1), server_cpu: cpu_ms.map(Duration::from_millis) };
+        let round = |cpu_ms: Option<u64>, requests| Round { server: run(requests), bare: run(1), server_cpu: cpu_ms.map(Duration::from_millis), steal: None };
         assert_eq!(round(Some(3_000), 100_000).server_cpu_per_request_us(), Some(30.0));
         assert_eq!(round(None, 100_000).server_cpu_per_request_us(), None);
         assert_eq!(round(Some(3_000), 0).server_cpu_per_request_us(), None, "no request answered");
@@ -1299,6 +1387,60 @@ Transfer/sec:     11.86MB
     }
 
     #[test]
+    fn steal_is_read_from_proc_stat() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  100 5 40 800 10 0 5 40 30 0\ncpu0 50 2 20 400 5 0 2 20 15 0\nintr 1 2 3\n";
+        assert_eq!(machine_ticks_of(stat), Some(MachineTicks { total: 1_000, steal: 40 }), "guest is not counted twice");
+        assert_eq!(machine_ticks_of("cpu  100 5 40 800 10 0 5\n"), None, "a kernel without steal");
+        assert_eq!(machine_ticks_of("cpu0 1 2 3 4 5 6 7 8\n"), None, "only the machine's line counts");
+        assert_eq!(machine_ticks_of("cpu  1 2 3 x 5 6 7 8\n"), None);
+        let before = MachineTicks { total: 1_000, steal: 40 };
+        assert_eq!(before.steal_until(MachineTicks { total: 1_400, steal: 140 }), Some(0.25));
+        assert_eq!(before.steal_until(MachineTicks { total: 1_200, steal: 40 }), Some(0.0));
+        assert_eq!(before.steal_until(before), None, "no tick passed");
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(MachineTicks::now().is_some(), "this machine's /proc/stat is read");
+        }
+        assert_eq!(most_steal([Some(0.01), None, Some(0.3), Some(0.02)].into_iter()), Some(0.3));
+        assert_eq!(most_steal([None, None].into_iter()), None);
+        assert_eq!(steal_note(0.049), None);
+        assert!(steal_note(0.26).is_some_and(|note| note.contains("up to 26 % of this machine's CPU time")));
+    }
+
+    #[test]
+    fn the_report_shows_each_rounds_steal_and_says_when_the_host_was_shared() {
+        let run = |requests_per_sec| WrkRun { requests_per_sec, p99: Duration::from_millis(2), requests: 1, non_2xx: 0, socket_errors: 0 };
+        let round = |steal| Round { server: run(45_000.0), bare: run(100_000.0), server_cpu: None, steal };
+        let report = |rounds| Report {
+            opts: BenchOpts {
+                duration: 2,
+                connections: 64,
+                rounds: 3,
+                suite: SuiteName::Mock,
+                stations: 10_000,
+                pg_url: serve::DEFAULT_PG_URL.into(),
+                profile: BuildProfile::Dist,
+            },
+            server: "mpapi mock --api heating".into(),
+            side: "mock",
+            target: Target::Ratio(TARGET_RATIO),
+            notes: Vec::new(),
+            pairs: vec![Pair { probe: PROBES[0], rounds }],
+            answer_mismatches: Vec::new(),
+        };
+        let shared = report(vec![round(Some(0.02)), round(Some(0.31)), round(None)]).to_string();
+        let words = |line: usize| shared.lines().nth(line).unwrap_or_default().split_whitespace().rev().take(3).collect::<Vec<_>>();
+        assert_eq!(words(1), ["steal", "CPU/request", "ratio"], "{shared}");
+        assert_eq!(words(3), ["%", "2", "0.45"], "the round's steal on its bare line: {shared}");
+        assert_eq!(words(2), ["ms", "2.00", "45000"], "not on the server's: {shared}");
+        assert_eq!(words(5), ["%", "31", "0.45"], "{shared}");
+        assert_eq!(words(7), ["0.45", "ms", "2.00"], "a round that does not tell shows none: {shared}");
+        assert!(shared.contains("\n      the hypervisor gave other guests up to 31 % of this machine's CPU time in a round"), "{shared}");
+        let calm = report(vec![round(Some(0.01)), round(Some(0.04))]).to_string();
+        assert!(!calm.contains("hypervisor"), "{calm}");
+    }
+
+    #[test]
     fn the_absolute_verdict_takes_the_medians() {
         let run = |requests_per_sec, p99_ms| WrkRun {
             requests_per_sec,
@@ -1307,7 +1449,7 @@ Transfer/sec:     11.86MB
             non_2xx: 0,
             socket_errors: 0,
         };
-        let round = |rps, p99_ms| Round { server: run(rps, p99_ms), bare: run(40_000.0, 2), server_cpu: None };
+        let round = |rps, p99_ms| Round { server: run(rps, p99_ms), bare: run(40_000.0, 2), server_cpu: None, steal: None };
         // Requests/s and p99 are medians taken apart: 6000 requests/s and 15 ms here.
         let pair = Pair { probe: NEARBY, rounds: vec![round(7_000.0, 30), round(6_000.0, 10), round(4_000.0, 15)] };
         assert_eq!((pair.server_requests_per_sec(), pair.server_p99()), (6_000.0, Duration::from_millis(15)));

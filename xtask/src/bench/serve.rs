@@ -36,9 +36,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail, ensure};
 
 use super::{
-    BareServer, BenchOpts, Probe, Report, STARTUP_TIMEOUT, ServerProcess, Target, WARMUP_SECS, bench_dir, compare_answers,
-    fetch, format_latency, free_port_run, json_body, measure_pairs, parse_answer, remove_sqlite, request, request_text,
-    wait_until_answering,
+    BareServer, BenchOpts, MachineTicks, Probe, Report, STARTUP_TIMEOUT, ServerProcess, Target, WARMUP_SECS, bench_dir,
+    compare_answers, fetch, format_latency, format_steal, free_port_run, json_body, measure_pairs, most_steal, parse_answer,
+    remove_sqlite, request, request_text, steal_note, steal_since, wait_until_answering,
 };
 
 /// The share of the bare handler's throughput `serve` must reach on [`PROFILE`] (the issue's
@@ -328,6 +328,9 @@ pub struct FlowRun {
     pub checked: usize,
     /// Of those, the ones that read paid.
     pub paid: usize,
+    /// The share (0–1) of the machine's CPU time the hypervisor gave to other guests while the
+    /// flows ran ([`MachineTicks`]); `None` where `/proc/stat` does not tell.
+    pub steal: Option<f64>,
 }
 
 impl FlowRun {
@@ -449,21 +452,25 @@ impl fmt::Display for PayReport {
             writeln!(f, "  {note}")?;
         }
         writeln!(f, "  {}", self.ceiling)?;
-        writeln!(f, "{:>5} {:>8} {:>10} {:>10} {:>7} {:>11}", "round", "flows", "flows/s", "p99", "errors", "paid/check")?;
+        writeln!(f, "{:>5} {:>8} {:>10} {:>10} {:>7} {:>11} {:>6}", "round", "flows", "flows/s", "p99", "errors", "paid/check", "steal")?;
         for (number, run) in self.runs.iter().enumerate() {
             let mut line = format!(
-                "{:>5} {:>8} {:>10.0} {:>10} {:>7} {:>11}",
+                "{:>5} {:>8} {:>10.0} {:>10} {:>7} {:>11} {:>6}",
                 number + 1,
                 run.flows,
                 run.flows_per_sec(),
                 format_latency(run.p99),
                 run.errors,
-                format!("{}/{}", run.paid, run.checked)
+                format!("{}/{}", run.paid, run.checked),
+                run.steal.map(format_steal).unwrap_or_default()
             );
             if let Some(error) = &run.first_error {
                 line += &format!("  (first error: {error})");
             }
-            writeln!(f, "{line}")?;
+            writeln!(f, "{}", line.trim_end())?;
+        }
+        if let Some(note) = most_steal(self.runs.iter().map(|run| run.steal)).and_then(steal_note) {
+            writeln!(f, "  {note}")?;
         }
         let verdict = match (self.clean(), self.passed()) {
             (false, _) => "FAIL (failed flows or unpaid orders)",
@@ -558,6 +565,7 @@ struct WorkerRun {
 /// each worker's first and last order.
 fn run_flows(port: u16, tokens: &[String], duration: Duration) -> FlowRun {
     let started = Instant::now();
+    let ticks = MachineTicks::now();
     let deadline = started + duration;
     let workers: Vec<WorkerRun> = std::thread::scope(|scope| {
         let handles: Vec<_> = tokens
@@ -586,6 +594,7 @@ fn run_flows(port: u16, tokens: &[String], duration: Duration) -> FlowRun {
         handles.into_iter().map(|handle| handle.join().unwrap_or_default()).collect()
     });
     let elapsed = started.elapsed();
+    let steal = steal_since(ticks);
 
     let mut latencies: Vec<Duration> = workers.iter().flat_map(|run| run.latencies.iter().copied()).collect();
     latencies.sort();
@@ -597,6 +606,7 @@ fn run_flows(port: u16, tokens: &[String], duration: Duration) -> FlowRun {
         first_error: workers.iter().find_map(|run| run.first_error.clone()),
         checked: 0,
         paid: 0,
+        steal,
     };
     for (worker, token) in workers.iter().zip(tokens) {
         let mut client = Client::new(port);
@@ -975,6 +985,7 @@ mod tests {
             first_error: None,
             checked: 4,
             paid,
+            steal: None,
         };
         let roomy = RsaCeiling { signs_per_sec: 3_700.0, cores: 2 };
         let report = |runs| PayReport { server: "s".into(), workers: 2, duration: 2, notes: Vec::new(), runs, ceiling: roomy };
@@ -987,6 +998,17 @@ mod tests {
         assert!(!report(Vec::new()).passed());
         assert!(passing.to_string().ends_with("target ≥ 1000 flows/s  PASS"), "{passing}");
         assert!(passing.to_string().contains("3700 signatures/s (270 µs each)"), "{passing}");
+        assert!(!passing.to_string().contains("hypervisor"), "no round tells its steal: {passing}");
+
+        // Each round's steal in its row; past 5 % in any, a line says the host was shared.
+        let stolen = |steal| FlowRun { steal, ..run(2_400, 0, 4) };
+        let shared = report(vec![stolen(Some(0.01)), stolen(Some(0.12)), stolen(None)]).to_string();
+        let rows: Vec<&str> = shared.lines().filter(|line| line.contains("4/4")).collect();
+        assert_eq!(rows.len(), 3, "{shared}");
+        assert!(rows[0].ends_with("4/4    1 %") && rows[1].ends_with("4/4   12 %") && rows[2].ends_with("4/4"), "{shared}");
+        assert!(shared.contains("\n  the hypervisor gave other guests up to 12 % of this machine's CPU time in a round"), "{shared}");
+        assert!(shared.ends_with("PASS"), "the verdict stays the last line: {shared}");
+        assert!(!report(vec![stolen(Some(0.04))]).to_string().contains("hypervisor"));
     }
 
     #[test]
@@ -1003,6 +1025,7 @@ mod tests {
             first_error: None,
             checked: 2,
             paid: 2,
+            steal: None,
         };
         let report = PayReport { server: "s".into(), workers: 2, duration: 2, notes: Vec::new(), runs: vec![run], ceiling: slow };
         let text = report.to_string();
