@@ -315,11 +315,6 @@ impl Pair {
         quantile_of(self.rounds.iter().filter_map(Round::server_cpu_per_request_us).collect(), 1, 2)
     }
 
-    /// The largest share of the machine's CPU time stolen in any round, where told.
-    pub fn most_steal(&self) -> Option<f64> {
-        most_steal(self.rounds.iter().map(|round| round.steal))
-    }
-
     /// The figure `key` `numerator/denominator` of the way up the sorted rounds (rounding down).
     fn quantile(&self, numerator: usize, denominator: usize, key: impl Fn(&Round) -> f64) -> f64 {
         quantile_of(self.rounds.iter().map(key).collect(), numerator, denominator).unwrap_or(0.0)
@@ -444,7 +439,7 @@ impl fmt::Display for Report {
                     )?
                 }
             }
-            if let Some(note) = pair.most_steal().and_then(steal_note) {
+            if let Some(note) = steal_note(pair.rounds.iter().map(|round| round.steal)) {
                 writeln!(f, "      {note}")?;
             }
         }
@@ -1226,9 +1221,9 @@ fn quantile_of(mut values: Vec<f64>, numerator: usize, denominator: usize) -> Op
 /// The machine's CPU time so far, all its CPUs together, in `USER_HZ` ticks, from the `cpu` line
 /// of `/proc/stat`: all of it (user, nice, system, idle, iowait, irq, softirq, steal) and `steal`,
 /// the time a virtual CPU was ready to run while the hypervisor ran another guest. On a shared
-/// host steal comes and goes (seen here: under 5 % one minute, a quarter of the machine the
-/// next), and every figure measured meanwhile is low, the bare handler's too but not by as
-/// much — so each round says how much was stolen.
+/// host steal comes and goes (seen on the eleventh machine of `BENCHMARKS.md`: under 5 % one
+/// minute, a quarter of the machine the next), and the figures measured meanwhile are low — so
+/// each round says how much was stolen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MachineTicks {
     /// Every tick of every CPU.
@@ -1238,13 +1233,15 @@ pub struct MachineTicks {
 }
 
 impl MachineTicks {
-    /// The machine's ticks now; `None` off Linux.
+    /// The machine's ticks now; `None` off Linux, or where `/proc/stat` cannot be read or has no
+    /// steal counter.
     pub fn now() -> Option<MachineTicks> {
         std::fs::read_to_string("/proc/stat").ok().as_deref().and_then(machine_ticks_of)
     }
 
     /// The share (0–1) of the ticks from `self` to `later` that were stolen; `None` when no tick
-    /// passed.
+    /// passed, or the total went backwards (the idle and iowait counters are not monotonic on some
+    /// tickless kernels).
     pub fn steal_until(self, later: MachineTicks) -> Option<f64> {
         let total = later.total.checked_sub(self.total).filter(|&ticks| ticks > 0)?;
         Some(later.steal.saturating_sub(self.steal) as f64 / total as f64)
@@ -1266,23 +1263,26 @@ fn machine_ticks_of(stat: &str) -> Option<MachineTicks> {
     Some(MachineTicks { total: ticks.iter().sum(), steal })
 }
 
-/// The largest of the shares told.
-pub fn most_steal(shares: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    shares.flatten().max_by(f64::total_cmp)
-}
+/// From how much steal in a round, in whole percent as the table shows it, a report says the host
+/// was shared.
+pub const SHARED_HOST_STEAL_PERCENT: f64 = 5.0;
 
-/// From how much steal in a round a report says the host was shared.
-pub const STEAL_NOTE: f64 = 0.05;
+/// A steal share (0–1) in whole percent, as the table and the note both show it.
+fn steal_percent(share: f64) -> f64 {
+    (share * 100.0).round()
+}
 
 /// A round's steal in the table: whole percent.
 pub fn format_steal(share: f64) -> String {
-    format!("{:.0} %", share * 100.0)
+    format!("{:.0} %", steal_percent(share))
 }
 
-/// The line a report adds when a round lost [`STEAL_NOTE`] or more of the machine to other
-/// guests; `None` below it.
-pub fn steal_note(most: f64) -> Option<String> {
-    (most >= STEAL_NOTE).then(|| {
+/// The line a report adds when one of its rounds (their steal shares, `None` for a round that did
+/// not tell) lost [`SHARED_HOST_STEAL_PERCENT`] or more of the machine to other guests, as the
+/// table rounds it; `None` below it.
+pub fn steal_note(shares: impl Iterator<Item = Option<f64>>) -> Option<String> {
+    let most = shares.flatten().max_by(f64::total_cmp)?;
+    (steal_percent(most) >= SHARED_HOST_STEAL_PERCENT).then(|| {
         format!(
             "the hypervisor gave other guests up to {} of this machine's CPU time in a round (steal, /proc/stat): the host was shared, and the figures are low",
             format_steal(most)
@@ -1401,10 +1401,12 @@ Transfer/sec:     11.86MB
         if std::path::Path::new("/proc/stat").exists() {
             assert!(MachineTicks::now().is_some(), "this machine's /proc/stat is read");
         }
-        assert_eq!(most_steal([Some(0.01), None, Some(0.3), Some(0.02)].into_iter()), Some(0.3));
-        assert_eq!(most_steal([None, None].into_iter()), None);
-        assert_eq!(steal_note(0.049), None);
-        assert!(steal_note(0.26).is_some_and(|note| note.contains("up to 26 % of this machine's CPU time")));
+        let note = |shares: &[Option<f64>]| steal_note(shares.iter().copied());
+        assert!(note(&[Some(0.01), None, Some(0.26), Some(0.02)]).is_some_and(|note| note.contains("up to 26 % of this machine's CPU time")));
+        assert_eq!(note(&[None, None]), None);
+        assert_eq!(note(&[Some(0.044)]), None, "shown as 4 %");
+        assert!(note(&[Some(0.046)]).is_some_and(|note| note.contains("up to 5 %")), "shown as 5 %: the line agrees with the table");
+        assert_eq!((format_steal(0.046), format_steal(0.044)), ("5 %".to_owned(), "4 %".to_owned()));
     }
 
     #[test]
@@ -1435,6 +1437,8 @@ Transfer/sec:     11.86MB
         assert_eq!(words(2), ["ms", "2.00", "45000"], "not on the server's: {shared}");
         assert_eq!(words(5), ["%", "31", "0.45"], "{shared}");
         assert_eq!(words(7), ["0.45", "ms", "2.00"], "a round that does not tell shows none: {shared}");
+        let width = |line: usize| shared.lines().nth(line).unwrap_or_default().chars().count();
+        assert_eq!(width(1), width(3), "the steal column lines up with its header: {shared}");
         assert!(shared.contains("\n      the hypervisor gave other guests up to 31 % of this machine's CPU time in a round"), "{shared}");
         let calm = report(vec![round(Some(0.01)), round(Some(0.04))]).to_string();
         assert!(!calm.contains("hypervisor"), "{calm}");

@@ -37,8 +37,8 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::{
     BareServer, BenchOpts, MachineTicks, Probe, Report, STARTUP_TIMEOUT, ServerProcess, Target, WARMUP_SECS, bench_dir,
-    compare_answers, fetch, format_latency, format_steal, free_port_run, json_body, measure_pairs, most_steal, parse_answer,
-    remove_sqlite, request, request_text, steal_note, steal_since, wait_until_answering,
+    compare_answers, fetch, format_latency, format_steal, free_port_run, json_body, measure_pairs, parse_answer, remove_sqlite,
+    request, request_text, steal_note, steal_since, wait_until_answering,
 };
 
 /// The share of the bare handler's throughput `serve` must reach on [`PROFILE`] (the issue's
@@ -469,7 +469,7 @@ impl fmt::Display for PayReport {
             }
             writeln!(f, "{}", line.trim_end())?;
         }
-        if let Some(note) = most_steal(self.runs.iter().map(|run| run.steal)).and_then(steal_note) {
+        if let Some(note) = steal_note(self.runs.iter().map(|run| run.steal)) {
             writeln!(f, "  {note}")?;
         }
         let verdict = match (self.clean(), self.passed()) {
