@@ -1249,7 +1249,7 @@ impl MachineTicks {
 }
 
 /// The share stolen from `before` until now, where `/proc/stat` tells.
-pub fn steal_since(before: Option<MachineTicks>) -> Option<f64> {
+fn steal_since(before: Option<MachineTicks>) -> Option<f64> {
     before.zip(MachineTicks::now()).and_then(|(before, now)| before.steal_until(now))
 }
 
@@ -1265,7 +1265,7 @@ fn machine_ticks_of(stat: &str) -> Option<MachineTicks> {
 
 /// From how much steal in a round, in whole percent as the table shows it, a report says the host
 /// was shared.
-pub const SHARED_HOST_STEAL_PERCENT: f64 = 5.0;
+const SHARED_HOST_STEAL_PERCENT: f64 = 5.0;
 
 /// A steal share (0–1) in whole percent, as the table and the note both show it.
 fn steal_percent(share: f64) -> f64 {
@@ -1273,14 +1273,14 @@ fn steal_percent(share: f64) -> f64 {
 }
 
 /// A round's steal in the table: whole percent.
-pub fn format_steal(share: f64) -> String {
+fn format_steal(share: f64) -> String {
     format!("{:.0} %", steal_percent(share))
 }
 
 /// The line a report adds when one of its rounds (their steal shares, `None` for a round that did
 /// not tell) lost [`SHARED_HOST_STEAL_PERCENT`] or more of the machine to other guests, as the
 /// table rounds it; `None` below it.
-pub fn steal_note(shares: impl Iterator<Item = Option<f64>>) -> Option<String> {
+fn steal_note(shares: impl Iterator<Item = Option<f64>>) -> Option<String> {
     let most = shares.flatten().max_by(f64::total_cmp)?;
     (steal_percent(most) >= SHARED_HOST_STEAL_PERCENT).then(|| {
         format!(
