@@ -74,8 +74,8 @@ pub enum StorageError {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
-    /// Connections for state that changes on every request and may lose its last writes in a
-    /// power cut (the per-IP budgets): [`Db::volatile`].
+    /// Connections for state that may lose its last writes in a power cut (the per-IP budgets,
+    /// the sandbox payment platform's ledger): [`Db::volatile`].
     volatile: DatabaseConnection,
     /// A SQLite file's connection for [`Db::checkpoint_wal`] (none for PostgreSQL and in-memory
     /// SQLite).
@@ -97,7 +97,8 @@ pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest the per-IP budgets' counting waits for a PostgreSQL connection of [`Db::volatile`]
 /// before it gives up and lets its requests through (logged), as a failed store does: a
 /// counting is one short statement, and with the database gone the request's own statement
-/// would otherwise wait behind it.
+/// would otherwise wait behind it. A statement of the sandbox payment ledger, on the same pool,
+/// that waits as long fails as any failed statement does.
 pub const BUDGET_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The longest [`Db::ping`] waits for the database's answer (a probe's own timeout is about a
@@ -194,7 +195,7 @@ impl Db {
     /// every pending migration (two servers starting at once wait for each other).
     ///
     /// A SQLite file runs in WAL mode with several connections and a busy timeout, and every
-    /// write transaction starts `BEGIN IMMEDIATE` ([`write`]): writers queue for the write lock
+    /// write transaction starts `BEGIN IMMEDIATE` ([`write()`]): writers queue for the write lock
     /// up front instead of failing half-way with `SQLITE_BUSY`. `sqlite::memory:` is one
     /// connection (each connection would be its own database).
     pub async fn connect(url: &str) -> Result<Db, StorageError> {
@@ -307,7 +308,10 @@ impl Db {
     }
 
     /// The pool for state whose last writes may be lost in a power cut (never in a crash of the
-    /// process): a request budget, not money or sessions. Its commits do not wait for the disk.
+    /// process): the per-IP budgets, written on every request, and the sandbox payment
+    /// platform's ledger (`Db::sandbox_pay`), a stand-in for WeChat Pay's records written four
+    /// times a payment — never the server's own money or sessions. Its commits do not wait for
+    /// the disk.
     pub(crate) fn volatile(&self) -> &DatabaseConnection {
         &self.volatile
     }

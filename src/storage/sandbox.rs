@@ -152,9 +152,16 @@ impl Db {
         SandboxSmsStore(self.conn())
     }
 
-    /// The store of the sandbox merchant `mchid` with mini-program `appid` on the pool.
+    /// The store of the sandbox merchant `mchid` with mini-program `appid`, on `Db::volatile`:
+    /// the ledger stands in for WeChat Pay's own records (no real money moves), and it is written
+    /// four times a payment (place, prepay_id, claim, paid), so its commits do not wait for the
+    /// disk. Every payment's notify is settled in a durable commit of the server's own after the
+    /// claim, which flushes the log through it; a power cut can forget only the ledger's writes
+    /// since the server's last commit — at worst a payment acknowledged but still `Paying`,
+    /// which lapses ([`crate::providers::wechat_pay::sandbox::SandboxPay::ATTEMPT_TTL`]) and
+    /// may be paid again, a notify the server then answers as a duplicate.
     pub fn sandbox_pay<'a>(&'a self, mchid: &'a str, appid: &'a str) -> SandboxPayStore<'a, sea_orm::DatabaseConnection> {
-        SandboxPayStore { conn: self.conn(), mchid, appid }
+        SandboxPayStore { conn: self.volatile(), mchid, appid }
     }
 
     /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
@@ -163,7 +170,7 @@ impl Db {
     /// that old is long gone). Answers the rows deleted.
     pub async fn prune_sandbox_pay(&self, orders_before: i64, prepays_before: i64) -> Result<u64, StorageError> {
         use sea_orm::{DbBackend, Statement};
-        let tx = write(self.conn()).await?;
+        let tx = write(self.volatile()).await?;
         let backend = tx.get_database_backend();
         // The refunds first, while their orders are there to name them (a row-value IN: the
         // same on SQLite and PostgreSQL; refunds are few, their orders found by `created_at`).
@@ -629,4 +636,28 @@ async fn insert_prepay<C: ConnectionTrait>(conn: &C, mchid: &str, appid: &str, i
     .exec_without_returning(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    use super::Db;
+
+    /// SQLite's `synchronous` on `conn`: 1 NORMAL (a commit does not sync the log), 2 FULL.
+    async fn synchronous(conn: &impl ConnectionTrait) -> i32 {
+        let row = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA synchronous")).await.expect("asked").expect("a row");
+        row.try_get_by_index(0).expect("a number")
+    }
+
+    /// The ledger is on `Db::volatile` (its commits do not wait for the disk); the server's own
+    /// records are not.
+    #[tokio::test]
+    async fn the_ledger_commits_without_waiting_for_the_disk() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
+        let db = Db::connect(&url).await.expect("the database");
+        assert_eq!(synchronous(db.sandbox_pay("1900000001", "wx0000000000000001").conn).await, 1, "the ledger: NORMAL");
+        assert_eq!(synchronous(db.conn()).await, 2, "the server's own records: FULL");
+    }
 }
