@@ -180,8 +180,8 @@ impl std::fmt::Debug for Budgets {
     }
 }
 
-/// Write a budget's hash if its version is still the one read (atomic on the server): KEYS[1]
-/// the hash, ARGV the version read ('' for none), the version to write, spent, seen (µs) and the
+/// Write a budget's hash if its version is still the one read (atomic on the server): `KEYS[1]`
+/// the hash, `ARGV` the version read ('' for none), the version to write, spent, seen (µs) and the
 /// ms until it expires. Answers 1 when written, 0 when another writer came first.
 const REDIS_SAVE: &str = r"
 if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end

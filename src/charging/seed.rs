@@ -365,7 +365,7 @@ pub async fn seed(db: &Db, demo_data: bool, now: i64) -> Result<Vec<&'static str
     Ok(written)
 }
 
-/// The seed marker of the bench's generated stations ([`bench`]).
+/// The seed marker of the bench's generated stations ([`bench()`]).
 pub const BENCH_SEED: &str = "charging.bench";
 
 /// Insert [`bench_catalogue`]`(count)` under [`BENCH_SEED`] (`mpapi bench-data`): `false` when

@@ -448,7 +448,7 @@ impl O2oService {
     }
 
     /// The sandbox merchant verifies a code (核销, `POST /_sandbox/verify`): see
-    /// [`crate::storage::o2o::orders::O2oStore::verify`].
+    /// [`crate::storage::o2o::O2oStore::verify`].
     pub async fn verify(&self, verify_code: &str) -> Result<Verified, O2oError> {
         Ok(self.db.o2o().verify(verify_code, self.clock.now_ms()).await?)
     }

@@ -1,6 +1,6 @@
 //! `rate_limit.admitted`: how many requests the budget's last counting admitted. An instance
 //! counts the requests of one client that arrive together in one statement
-//! ([`crate::storage::rate_limit::RateLimitStore::admit`]), which may admit only some of them;
+//! (`RateLimitStore::admit` when this migration was written), which may admit only some of them;
 //! the statement answers the number through this column, as `RETURNING` sees only the new row.
 
 use sea_orm_migration::{prelude::*, schema::*};
