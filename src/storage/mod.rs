@@ -74,7 +74,7 @@ pub enum StorageError {
 #[derive(Clone, Debug)]
 pub struct Db {
     conn: DatabaseConnection,
-    /// Connections for state that may lose its last writes in a power cut (the per-IP budgets,
+    /// Connections for state that may lose its last writes in a power cut (the request budgets,
     /// the sandbox payment platform's ledger): [`Db::volatile`].
     volatile: DatabaseConnection,
     /// A SQLite file's connection for [`Db::checkpoint_wal`] (none for PostgreSQL and in-memory
@@ -94,11 +94,11 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// milliseconds), short beside a client's own timeout.
 pub const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest the per-IP budgets' counting waits for a PostgreSQL connection of [`Db::volatile`]
-/// before it gives up and lets its requests through (logged), as a failed store does: a
-/// counting is one short statement, and with the database gone the request's own statement
-/// would otherwise wait behind it. A statement of the sandbox payment ledger, on the same pool,
-/// that waits as long fails as any failed statement does.
+/// The longest a statement waits for a PostgreSQL connection of [`Db::volatile`] before it
+/// fails, as a failed store does: the per-IP limit then lets its requests through (logged),
+/// heating's binding attempts refuse the attempt (a guess is never uncounted), a sandbox
+/// ledger statement answers an error. A counting is one short statement, and with the database
+/// gone the request's own statement would otherwise wait behind it.
 pub const BUDGET_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The longest [`Db::ping`] waits for the database's answer (a probe's own timeout is about a
@@ -275,8 +275,9 @@ impl Db {
     }
 
     /// The pool behind [`Db::volatile`]: commits that do not wait for the disk. On SQLite one
-    /// connection with `synchronous = NORMAL` (WAL: a commit is durable once checkpointed; the
-    /// default `FULL` syncs the log on every commit, about a millisecond each on this disk) —
+    /// connection with `synchronous = NORMAL` (WAL: a commit is durable once checkpointed, or once
+    /// a `FULL` commit of another connection syncs the log it shares; the default `FULL` syncs
+    /// the log on every commit, about a millisecond each on this disk) —
     /// one connection, so its writes queue here rather than sleeping in SQLite's busy handler
     /// against each other; on PostgreSQL a few connections with `synchronous_commit = off` (a
     /// commit does not wait for the WAL flush, so a row every request updates is not held
@@ -308,10 +309,11 @@ impl Db {
     }
 
     /// The pool for state whose last writes may be lost in a power cut (never in a crash of the
-    /// process): the per-IP budgets, written on every request, and the sandbox payment
-    /// platform's ledger (`Db::sandbox_pay`), a stand-in for WeChat Pay's records written four
-    /// times a payment — never the server's own money or sessions. Its commits do not wait for
-    /// the disk.
+    /// process): the request budgets (`rate_limit`: the per-IP limits, written on every request,
+    /// and heating's binding attempts), and the sandbox payment platform's ledger
+    /// (`Db::sandbox_pay`: a stand-in for WeChat Pay's records, three of its four writes a
+    /// payment) — never the server's own money or sessions. Its commits do not wait for the
+    /// disk; a later commit that does (of any connection: the log is one) makes them durable too.
     pub(crate) fn volatile(&self) -> &DatabaseConnection {
         &self.volatile
     }

@@ -155,13 +155,15 @@ impl Db {
     /// The store of the sandbox merchant `mchid` with mini-program `appid`, on `Db::volatile`:
     /// the ledger stands in for WeChat Pay's own records (no real money moves), and it is written
     /// four times a payment (place, prepay_id, claim, paid), so its commits do not wait for the
-    /// disk. Every payment's notify is settled in a durable commit of the server's own after the
-    /// claim, which flushes the log through it; a power cut can forget only the ledger's writes
-    /// since the server's last commit — at worst a payment acknowledged but still `Paying`,
-    /// which lapses ([`crate::providers::wechat_pay::sandbox::SandboxPay::ATTEMPT_TTL`]) and
-    /// may be paid again, a notify the server then answers as a duplicate.
+    /// disk — all but the paid mark ([`SandboxPayStore::commit_payment`]), the one write no
+    /// commit of the server's follows, which goes through the server's own pool. Every other
+    /// write that matters is followed by a durable commit of the server's (the prepay_id stored,
+    /// the notify settled, the order closed, the refund recorded), which flushes the log through
+    /// it. A power cut can forget only a released claim (it lapses by itself,
+    /// [`crate::providers::wechat_pay::sandbox::SandboxPay::ATTEMPT_TTL`]) and housekeeping
+    /// (done again).
     pub fn sandbox_pay<'a>(&'a self, mchid: &'a str, appid: &'a str) -> SandboxPayStore<'a, sea_orm::DatabaseConnection> {
-        SandboxPayStore { conn: self.volatile(), mchid, appid }
+        SandboxPayStore { conn: self.volatile(), durable: self.conn(), mchid, appid }
     }
 
     /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
@@ -346,6 +348,10 @@ pub enum RefundClaim {
     Existing(SandboxRefundRow),
     /// No such order.
     NoOrder,
+    /// The order's payment is being delivered (`Paying`, its claim not lapsed): WeChat Pay has
+    /// such an order paid already, so asked again shortly it refunds. A merchant that cannot
+    /// apply a payment refunds it from inside the notify's delivery.
+    PaymentInFlight,
     /// The order is not paid.
     NotPaid,
     /// The request's total is not the order's amount.
@@ -359,6 +365,8 @@ pub enum RefundClaim {
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxPayStore<'c, C> {
     conn: &'c C,
+    /// The server's own pool, whose commits wait for the disk: for the paid mark.
+    durable: &'c sea_orm::DatabaseConnection,
     mchid: &'c str,
     appid: &'c str,
 }
@@ -507,7 +515,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
     }
 
     /// The attempt `attempt_id` was acknowledged: the order is paid with that transaction id at
-    /// `success_time` (ms) — only while that attempt still holds it.
+    /// `success_time` (ms) — only while that attempt still holds it. Committed on the server's own
+    /// pool, waiting for the disk: nothing the server writes after it would flush it, and a
+    /// ledger that forgot it after a power cut would refuse the order's refunds as unpaid.
     pub async fn commit_payment(&self, out_trade_no: &str, attempt_id: &str, success_time: i64) -> Result<bool, StorageError> {
         let result = order::Entity::update_many()
             .col_expr(order::Column::State, Expr::value(SandboxPayState::Paid.as_str()))
@@ -518,7 +528,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             .filter(self.order_of(out_trade_no))
             .filter(order::Column::State.eq(SandboxPayState::Paying))
             .filter(order::Column::AttemptId.eq(attempt_id))
-            .exec(self.conn)
+            .exec(self.durable)
             .await?;
         Ok(affected(result))
     }
@@ -562,21 +572,25 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
 
     /// Record `new` (its `refund_id`, `transaction_id` and `success_time` are filled in from
     /// the order here) in one transaction: an existing refund of its out_refund_no is answered
-    /// as it is; the order must exist, be paid and have the request's total; its refunded sum
+    /// as it is; the order must exist, be paid (a payment being delivered at `now`, ms, is
+    /// [`RefundClaim::PaymentInFlight`]) and have the request's total; its refunded sum
     /// is raised only `WHERE refunded_fen + refund <= amount_fen` (concurrent refunds never
     /// take more than was paid), then the refund is inserted-or-nothing (of two requests with
     /// one out_refund_no at once, the second finds the first's and writes nothing).
-    pub async fn claim_refund(&self, new: &SandboxRefundRow) -> Result<RefundClaim, StorageError> {
+    pub async fn claim_refund(&self, new: &SandboxRefundRow, now: i64) -> Result<RefundClaim, StorageError> {
         if let Some(existing) = self.refund(&new.out_refund_no).await? {
             return Ok(RefundClaim::Existing(existing));
         }
         let tx = write(self.conn).await?;
-        let store = SandboxPayStore { conn: &tx, mchid: self.mchid, appid: self.appid };
+        let store = SandboxPayStore { conn: &tx, durable: self.durable, mchid: self.mchid, appid: self.appid };
         let Some(order) = store.order(&new.out_trade_no).await? else {
             return Ok(RefundClaim::NoOrder);
         };
         let transaction_id = match (order.state, order.transaction_id) {
             (SandboxPayState::Paid, Some(id)) => id,
+            (SandboxPayState::Paying, _) if order.attempt_until.is_some_and(|until| until > now) => {
+                return Ok(RefundClaim::PaymentInFlight);
+            }
             _ => return Ok(RefundClaim::NotPaid),
         };
         if new.total_fen != order.order.amount_fen {
@@ -650,14 +664,16 @@ mod tests {
         row.try_get_by_index(0).expect("a number")
     }
 
-    /// The ledger is on `Db::volatile` (its commits do not wait for the disk); the server's own
-    /// records are not.
+    /// The ledger is on `Db::volatile` (its commits do not wait for the disk), but for its paid
+    /// mark, which is on the server's own pool, as the server's own records are.
     #[tokio::test]
-    async fn the_ledger_commits_without_waiting_for_the_disk() {
+    async fn the_ledger_commits_without_waiting_for_the_disk_but_the_paid_mark() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
         let db = Db::connect(&url).await.expect("the database");
-        assert_eq!(synchronous(db.sandbox_pay("1900000001", "wx0000000000000001").conn).await, 1, "the ledger: NORMAL");
+        let ledger = db.sandbox_pay("1900000001", "wx0000000000000001");
+        assert_eq!(synchronous(ledger.conn).await, 1, "the ledger: NORMAL");
+        assert_eq!(synchronous(ledger.durable).await, 2, "the paid mark: FULL");
         assert_eq!(synchronous(db.conn()).await, 2, "the server's own records: FULL");
     }
 }

@@ -973,7 +973,7 @@ impl WechatPay for SandboxPay {
             success_time: ms(now),
         };
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
-        let refund = match store.claim_refund(&new).await.map_err(internal)? {
+        let refund = match store.claim_refund(&new, ms(now)).await.map_err(internal)? {
             RefundClaim::Recorded(row) => refund_of(row),
             RefundClaim::Existing(row) => {
                 // A retry: the same refund, as it stands now — if it asks for the same money from
@@ -989,6 +989,8 @@ impl WechatPay for SandboxPay {
                 };
             }
             RefundClaim::NoOrder => return Err(vendor("RESOURCE_NOT_EXISTS", "订单不存在")),
+            // Retryable: the merchant asks again (`payments`' sweep) once the order is paid.
+            RefundClaim::PaymentInFlight => return Err(vendor("SYSTEM_ERROR", "系统繁忙，请稍后再试 (the payment's notify is still being delivered)")),
             RefundClaim::NotPaid => return Err(vendor("INVALID_REQUEST", "订单未支付，不能退款")),
             RefundClaim::TotalDiffers => return Err(vendor("INVALID_REQUEST", "订单金额与原订单不一致")),
             RefundClaim::TooMuch => return Err(vendor("INVALID_REQUEST", "申请退款金额超过订单可退金额")),
@@ -1230,13 +1232,46 @@ mod tests {
         assert_eq!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::InProgress("SBLAPSE_001".into())));
         assert_eq!(pay.query("SBLAPSE_001").await.expect("query").trade_state, TradeState::UserPaying);
         assert_eq!(vendor_code(pay.close("SBLAPSE_001").await), "USERPAYING");
+        assert_eq!(vendor_code(pay.refund(&whole_refund("SBLAPSE_001", "SBLAPSE_R1", 100)).await), "SYSTEM_ERROR");
         // Once the claim lapses the order is payable again (nothing listens at port 9: the
         // attempt fails, and gives the order back).
         clock.advance(SandboxPay::ATTEMPT_TTL + Duration::from_secs(1));
         assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+        assert_eq!(vendor_code(pay.refund(&whole_refund("SBLAPSE_001", "SBLAPSE_R1", 100)).await), "INVALID_REQUEST", "not paid");
         assert!(matches!(pay.pay("SBLAPSE_001", true).await, Err(SandboxPayError::Notify(_))));
         assert_eq!(pay.order("SBLAPSE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
         assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim").is_some());
+    }
+
+    /// A refund of all `fen` of `out_trade_no` as `out_refund_no`, with no notify.
+    fn whole_refund(out_trade_no: &str, out_refund_no: &str, fen: i64) -> RefundRequest {
+        RefundRequest {
+            out_trade_no: out_trade_no.into(),
+            out_refund_no: out_refund_no.into(),
+            reason: None,
+            refund_fen: fen,
+            total_fen: fen,
+            notify_url: String::new(),
+        }
+    }
+
+    /// A merchant that cannot apply a payment refunds it while the notify is still being
+    /// delivered: WeChat Pay has the order paid by then, so the sandbox says "ask again"
+    /// (retryable), not "not paid" (final), and refunds once the payment is acknowledged.
+    #[tokio::test]
+    async fn a_refund_asked_during_the_notify_is_asked_again_later() {
+        let pay = &sandbox().await;
+        pay.jsapi_prepay(&order("SBFLIGHT_01", 100)).await.expect("prepay");
+        let store = pay.db.sandbox_pay("1900000001", "wx0000000000sandbox");
+        let (now, attempt) = (pay.clock.now_ms(), "4200000000000000000000000012");
+        store.claim_payment("SBFLIGHT_01", attempt, now, now + 60_000).await.expect("claim").expect("claimed");
+        let refund = whole_refund("SBFLIGHT_01", "SBFLIGHT_R1", 100);
+        let during = pay.refund(&refund).await;
+        assert_eq!(vendor_code(during), "SYSTEM_ERROR");
+        assert!(pay.refund_record("SBFLIGHT_R1").await.expect("read").is_none(), "nothing recorded");
+        assert!(store.commit_payment("SBFLIGHT_01", attempt, now).await.expect("paid"));
+        let after = pay.refund(&refund).await.expect("refunded");
+        assert_eq!((after.status, after.refund_fen), (RefundStatus::Processing, 100));
     }
 
     #[tokio::test]
