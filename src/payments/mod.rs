@@ -426,7 +426,8 @@ impl Payments {
                 let out_trade_no = out_trade_no.to_owned();
                 tokio::spawn(async move {
                     if let Err(error) = this.refund_needed(&out_trade_no).await {
-                        // Stored as needing a refund: the sweep asks again.
+                        // Recorded, as needing a refund or as a refund under way (WeChat Pay
+                        // busy, or the payment still being delivered): the sweep asks again.
                         tracing::error!(api = &*this.api, out_trade_no, %error, "refund not started yet");
                     }
                 });

@@ -157,11 +157,13 @@ impl Db {
     /// four times a payment (place, prepay_id, claim, paid), so its commits do not wait for the
     /// disk — all but the paid mark ([`SandboxPayStore::commit_payment`]), the one write no
     /// commit of the server's follows, which goes through the server's own pool. Every other
-    /// write that matters is followed by a durable commit of the server's (the prepay_id stored,
-    /// the notify settled, the order closed, the refund recorded), which flushes the log through
-    /// it. A power cut can forget only a released claim (it lapses by itself,
-    /// [`crate::providers::wechat_pay::sandbox::SandboxPay::ATTEMPT_TTL`]) and housekeeping
-    /// (done again).
+    /// write that matters is followed by a durable commit of the server's that writes (the
+    /// prepay_id stored, the notify settled, the order closed, the refund recorded), which
+    /// flushes the log through it. A power cut can forget a released claim (it lapses by itself,
+    /// [`crate::providers::wechat_pay::sandbox::SandboxPay::ATTEMPT_TTL`]), housekeeping (done
+    /// again), adopted orders (adopted again at every start), and an order placed or closed when
+    /// the server's own write that follows changed nothing (its order was no longer pending:
+    /// a payment of it is late, and the server refunds late payments).
     pub fn sandbox_pay<'a>(&'a self, mchid: &'a str, appid: &'a str) -> SandboxPayStore<'a, sea_orm::DatabaseConnection> {
         SandboxPayStore { conn: self.volatile(), durable: self.conn(), mchid, appid }
     }
@@ -349,8 +351,9 @@ pub enum RefundClaim {
     /// No such order.
     NoOrder,
     /// The order's payment is being delivered (`Paying`, its claim not lapsed): WeChat Pay has
-    /// such an order paid already, so asked again shortly it refunds. A merchant that cannot
-    /// apply a payment refunds it from inside the notify's delivery.
+    /// such an order paid already. A merchant that cannot apply a payment refunds it from inside
+    /// the notify's delivery; asked again later (`payments`' sweep, a minute or two on), the
+    /// refund goes through if the merchant acknowledged the payment.
     PaymentInFlight,
     /// The order is not paid.
     NotPaid,
@@ -658,6 +661,11 @@ mod tests {
 
     use super::Db;
 
+    /// A SQLite file in `dir` (an in-memory database has one connection for both pools).
+    async fn file_db(dir: &tempfile::TempDir) -> Db {
+        Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display())).await.expect("the database")
+    }
+
     /// SQLite's `synchronous` on `conn`: 1 NORMAL (a commit does not sync the log), 2 FULL.
     async fn synchronous(conn: &impl ConnectionTrait) -> i32 {
         let row = conn.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA synchronous")).await.expect("asked").expect("a row");
@@ -669,11 +677,38 @@ mod tests {
     #[tokio::test]
     async fn the_ledger_commits_without_waiting_for_the_disk_but_the_paid_mark() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display());
-        let db = Db::connect(&url).await.expect("the database");
+        let db = file_db(&dir).await;
         let ledger = db.sandbox_pay("1900000001", "wx0000000000000001");
         assert_eq!(synchronous(ledger.conn).await, 1, "the ledger: NORMAL");
         assert_eq!(synchronous(ledger.durable).await, 2, "the paid mark: FULL");
         assert_eq!(synchronous(db.conn()).await, 2, "the server's own records: FULL");
+    }
+
+    /// The paid mark is written through the server's own pool: with the ledger's one connection
+    /// taken (a transaction open on it, holding no lock yet), it is still written at once.
+    #[tokio::test]
+    async fn the_paid_mark_is_written_through_the_servers_own_pool() {
+        use sea_orm::TransactionTrait;
+
+        use super::NewSandboxOrder;
+
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = file_db(&dir).await;
+        let ledger = db.sandbox_pay("1900000001", "wx0000000000000001");
+        let new = NewSandboxOrder {
+            out_trade_no: "SBMARK_001".into(),
+            amount_fen: 100,
+            notify_url: "http://127.0.0.1:9/notify".into(),
+            time_expire: 10_000_000,
+            payer_openid: None,
+        };
+        ledger.place(&new, 1_000).await.expect("placed");
+        let attempt = "4200000000000000000000000013";
+        ledger.claim_payment("SBMARK_001", attempt, 2_000, 62_000).await.expect("claim").expect("claimed");
+        let held = db.volatile().begin().await.expect("the ledger's connection, taken");
+        let marked = tokio::time::timeout(std::time::Duration::from_secs(5), ledger.commit_payment("SBMARK_001", attempt, 3_000)).await;
+        assert!(matches!(marked, Ok(Ok(true))), "written beside the taken connection: {marked:?}");
+        held.rollback().await.expect("given back");
+        assert_eq!(ledger.order("SBMARK_001").await.expect("read").map(|row| row.state), Some(super::SandboxPayState::Paid));
     }
 }
