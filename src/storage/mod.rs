@@ -309,11 +309,12 @@ impl Db {
     }
 
     /// The pool for state whose last writes may be lost in a power cut or a crash of PostgreSQL
-    /// itself (never in a crash of this process): the request budgets (`rate_limit`: the per-IP limits, written on every request,
-    /// and heating's binding attempts), and the sandbox payment platform's ledger
-    /// (`Db::sandbox_pay`: a stand-in for WeChat Pay's records, three of its four writes a
-    /// payment) — never the server's own money or sessions. Its commits do not wait for the
-    /// disk; a later commit that does (of any connection: the log is one) makes them durable too.
+    /// itself (never in a crash of this process): the request budgets (`rate_limit`: the per-IP
+    /// limits, written on every request, and heating's binding attempts), and the sandbox
+    /// payment platform's ledger (`Db::sandbox_pay`: a stand-in for WeChat Pay's records, three
+    /// of its four writes a payment) — never the server's own money or sessions. Its commits do
+    /// not wait for the disk; a later commit that does (of any connection: the log is one) makes
+    /// them durable too.
     pub(crate) fn volatile(&self) -> &DatabaseConnection {
         &self.volatile
     }
