@@ -1188,14 +1188,7 @@ mod tests {
         assert_eq!(vendor_code(pay.query("SBNONE_0001").await), "ORDER_NOT_EXIST");
         assert_eq!(vendor_code(pay.close("SBNONE_0001").await), "ORDER_NOT_EXIST");
         assert_eq!(vendor_code(pay.query_refund("R_NONE").await), "RESOURCE_NOT_EXISTS");
-        let refund = |no: &str, out_refund_no: &str, refund_fen: i64| RefundRequest {
-            out_trade_no: no.into(),
-            out_refund_no: out_refund_no.into(),
-            reason: None,
-            refund_fen,
-            total_fen: 300,
-            notify_url: String::new(),
-        };
+        let refund = |no: &str, out_refund_no: &str, refund_fen: i64| RefundRequest { refund_fen, ..whole_refund(no, out_refund_no, 300) };
         assert_eq!(vendor_code(pay.refund(&refund("SBNONE_0001", "R_0001", 100)).await), "RESOURCE_NOT_EXISTS");
         pay.jsapi_prepay(&order("SBUNPAID_01", 300)).await.expect("prepay");
         let query = pay.query("SBUNPAID_01").await.expect("query");
@@ -1243,7 +1236,8 @@ mod tests {
         assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim").is_some());
     }
 
-    /// A refund of all `fen` of `out_trade_no` as `out_refund_no`, with no notify.
+    /// A refund of all `fen` of `out_trade_no` as `out_refund_no`, with no notify (a test sets
+    /// another `refund_fen` over it).
     fn whole_refund(out_trade_no: &str, out_refund_no: &str, fen: i64) -> RefundRequest {
         RefundRequest {
             out_trade_no: out_trade_no.into(),
