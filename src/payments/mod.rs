@@ -425,10 +425,14 @@ impl Payments {
                 let this = self.clone();
                 let out_trade_no = out_trade_no.to_owned();
                 tokio::spawn(async move {
-                    if let Err(error) = this.refund_needed(&out_trade_no).await {
-                        // Recorded, as needing a refund or as a refund under way (WeChat Pay
-                        // busy, or the payment still being delivered): the sweep asks again.
-                        tracing::error!(api = &*this.api, out_trade_no, %error, "refund not started yet");
+                    match this.refund_needed(&out_trade_no).await {
+                        // WeChat Pay's answer is logged by `ask_refund`: a final refusal as an
+                        // error, one to ask again (busy, or the payment still being delivered)
+                        // as a warning; the refund stays under way and the sweep asks again.
+                        Ok(_) | Err(PayError::Provider(_)) => {}
+                        // Recorded as needing a refund, or as a refund under way: the sweep
+                        // asks again.
+                        Err(error) => tracing::error!(api = &*this.api, out_trade_no, %error, "refund not started yet"),
                     }
                 });
             }

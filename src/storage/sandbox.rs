@@ -659,11 +659,32 @@ async fn insert_prepay<C: ConnectionTrait>(conn: &C, mchid: &str, appid: &str, i
 mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-    use super::Db;
+    use super::{Db, NewSandboxOrder, RefundClaim, SandboxRefundRow};
+
+    /// A JSAPI order `out_trade_no` of 100 fen, payable until 10,000 s.
+    fn order_of_100_fen(out_trade_no: &str) -> NewSandboxOrder {
+        NewSandboxOrder {
+            out_trade_no: out_trade_no.into(),
+            amount_fen: 100,
+            notify_url: "http://127.0.0.1:9/notify".into(),
+            time_expire: 10_000_000,
+            payer_openid: None,
+        }
+    }
 
     /// A SQLite file in `dir` (an in-memory database has one connection for both pools).
     async fn file_db(dir: &tempfile::TempDir) -> Db {
         Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display())).await.expect("the database")
+    }
+
+    /// A SQLite file's database (in a folder that lasts while the first is kept) whose ledger of
+    /// merchant 1900000001 and app wx0000000000000001 has the order `out_trade_no` of 100 fen,
+    /// placed at 1 s.
+    async fn with_order(out_trade_no: &str) -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = file_db(&dir).await;
+        db.sandbox_pay("1900000001", "wx0000000000000001").place(&order_of_100_fen(out_trade_no), 1_000).await.expect("placed");
+        (dir, db)
     }
 
     /// SQLite's `synchronous` on `conn`: 1 NORMAL (a commit does not sync the log), 2 FULL.
@@ -690,19 +711,8 @@ mod tests {
     async fn the_paid_mark_is_written_through_the_servers_own_pool() {
         use sea_orm::TransactionTrait;
 
-        use super::NewSandboxOrder;
-
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let db = file_db(&dir).await;
+        let (_dir, db) = with_order("SBMARK_001").await;
         let ledger = db.sandbox_pay("1900000001", "wx0000000000000001");
-        let new = NewSandboxOrder {
-            out_trade_no: "SBMARK_001".into(),
-            amount_fen: 100,
-            notify_url: "http://127.0.0.1:9/notify".into(),
-            time_expire: 10_000_000,
-            payer_openid: None,
-        };
-        ledger.place(&new, 1_000).await.expect("placed");
         let attempt = "4200000000000000000000000013";
         ledger.claim_payment("SBMARK_001", attempt, 2_000, 62_000).await.expect("claim").expect("claimed");
         let held = db.volatile().begin().await.expect("the ledger's connection, taken");
@@ -710,5 +720,38 @@ mod tests {
         assert!(matches!(marked, Ok(Ok(true))), "written beside the taken connection: {marked:?}");
         held.rollback().await.expect("given back");
         assert_eq!(ledger.order("SBMARK_001").await.expect("read").map(|row| row.state), Some(super::SandboxPayState::Paid));
+    }
+
+    /// A payment claim lapses at its `until` exactly, and the ledger's writes agree on it: a
+    /// millisecond before, the order is held (not claimed again, not closed, a refund told to
+    /// ask again); at `until` it is payable (claimed again, closable, a refund "not paid").
+    /// The provider reads a row's state by the same rule (`order_of`).
+    #[tokio::test]
+    async fn a_payment_claim_lapses_at_its_until_for_every_write() {
+        let (_dir, db) = with_order("SBLAPSE_002").await;
+        let ledger = db.sandbox_pay("1900000001", "wx0000000000000001");
+        let until = 62_000;
+        let claimed = ledger.claim_payment("SBLAPSE_002", "4200000000000000000000000014", 2_000, until).await.expect("claim");
+        assert_eq!(claimed.and_then(|row| row.attempt_until), Some(until));
+        let refund = SandboxRefundRow {
+            out_refund_no: "SBLAPSE_R2".into(),
+            out_trade_no: "SBLAPSE_002".into(),
+            refund_fen: 100,
+            total_fen: 100,
+            reason: None,
+            notify_url: String::new(),
+            refund_id: "50000000000000000000000000014".into(),
+            transaction_id: String::new(),
+            success_time: 0,
+        };
+        let held = until - 1;
+        assert_eq!(ledger.claim_refund(&refund, held).await.expect("refund"), RefundClaim::PaymentInFlight);
+        assert_eq!(ledger.claim_payment("SBLAPSE_002", "4200000000000000000000000015", held, held + 60_000).await.expect("claim"), None);
+        assert!(!ledger.close("SBLAPSE_002", held).await.expect("close"), "not closed while held");
+        assert_eq!(ledger.claim_refund(&refund, until).await.expect("refund"), RefundClaim::NotPaid);
+        let again = ledger.claim_payment("SBLAPSE_002", "4200000000000000000000000015", until, until + 60_000).await.expect("claim");
+        assert_eq!(again.and_then(|row| row.attempt_until), Some(until + 60_000), "claimed again at its until");
+        assert!(!ledger.close("SBLAPSE_002", until + 59_999).await.expect("close"));
+        assert!(ledger.close("SBLAPSE_002", until + 60_000).await.expect("close"), "closed once the new claim lapsed");
     }
 }

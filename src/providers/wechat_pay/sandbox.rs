@@ -1236,6 +1236,22 @@ mod tests {
         assert!(store.claim_payment("SBLAPSE_001", "4200000000000000000000000010", clock.now_ms(), clock.now_ms() + 1).await.expect("claim").is_some());
     }
 
+    /// The provider reads a claimed order as paying until the claim's `until`, and as payable
+    /// from it: the moment the ledger's writes take as lapsed
+    /// (`storage::sandbox::tests::a_payment_claim_lapses_at_its_until_for_every_write`).
+    #[tokio::test]
+    async fn a_claimed_order_reads_payable_from_its_until() {
+        let pay = &sandbox().await;
+        pay.jsapi_prepay(&order("SBLAPSE_003", 100)).await.expect("prepay");
+        let store = pay.db.sandbox_pay("1900000001", "wx0000000000sandbox");
+        let now = pay.clock.now_ms();
+        let until = now + 60_000;
+        store.claim_payment("SBLAPSE_003", "4200000000000000000000000016", now, until).await.expect("claim").expect("claimed");
+        let row = store.order("SBLAPSE_003").await.expect("read").expect("the order");
+        assert_eq!(order_of(&row, until - 1).state, SandboxOrderState::Paying);
+        assert_eq!(order_of(&row, until).state, SandboxOrderState::NotPaid);
+    }
+
     /// A refund of all `fen` of `out_trade_no` as `out_refund_no`, with no notify (a test sets
     /// another `refund_fen` over it).
     fn whole_refund(out_trade_no: &str, out_refund_no: &str, fen: i64) -> RefundRequest {
