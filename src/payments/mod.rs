@@ -427,9 +427,12 @@ impl Payments {
                 tokio::spawn(async move {
                     match this.refund_needed(&out_trade_no).await {
                         // WeChat Pay's answer is logged by `ask_refund`: a final refusal as an
-                        // error, one to ask again (busy, or the payment still being delivered)
-                        // as a warning; the refund stays under way and the sweep asks again.
-                        Ok(_) | Err(PayError::Provider(_)) => {}
+                        // error (the refund recorded closed), one to ask again (busy, or the
+                        // payment still being delivered) as a warning (the refund stays under
+                        // way, and the sweep asks again).
+                        Ok(Some(_)) | Err(PayError::Provider(_)) => {}
+                        // The sweep, say, started this order's refund first.
+                        Ok(None) => tracing::warn!(api = &*this.api, out_trade_no, "no refund started here: the order is gone, or has no refund left to start"),
                         // Recorded as needing a refund, or as a refund under way: the sweep
                         // asks again.
                         Err(error) => tracing::error!(api = &*this.api, out_trade_no, %error, "refund not started yet"),

@@ -662,7 +662,7 @@ mod tests {
     use super::{Db, NewSandboxOrder, RefundClaim, SandboxRefundRow};
 
     /// A JSAPI order `out_trade_no` of 100 fen, payable until 10,000 s.
-    fn order_of_100_fen(out_trade_no: &str) -> NewSandboxOrder {
+    fn new_order_100_fen(out_trade_no: &str) -> NewSandboxOrder {
         NewSandboxOrder {
             out_trade_no: out_trade_no.into(),
             amount_fen: 100,
@@ -677,13 +677,13 @@ mod tests {
         Db::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("ledger.db").display())).await.expect("the database")
     }
 
-    /// A SQLite file's database (in a folder that lasts while the first is kept) whose ledger of
-    /// merchant 1900000001 and app wx0000000000000001 has the order `out_trade_no` of 100 fen,
-    /// placed at 1 s.
+    /// A SQLite file's database, in a folder that lasts while the returned `TempDir` is kept,
+    /// whose ledger of merchant 1900000001 and app wx0000000000000001 has the order
+    /// `out_trade_no` of 100 fen, placed at 1 s.
     async fn with_order(out_trade_no: &str) -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let db = file_db(&dir).await;
-        db.sandbox_pay("1900000001", "wx0000000000000001").place(&order_of_100_fen(out_trade_no), 1_000).await.expect("placed");
+        db.sandbox_pay("1900000001", "wx0000000000000001").place(&new_order_100_fen(out_trade_no), 1_000).await.expect("placed");
         (dir, db)
     }
 
@@ -724,8 +724,10 @@ mod tests {
 
     /// A payment claim lapses at its `until` exactly, and the ledger's writes agree on it: a
     /// millisecond before, the order is held (not claimed again, not closed, a refund told to
-    /// ask again); at `until` it is payable (claimed again, closable, a refund "not paid").
-    /// The provider reads a row's state by the same rule (`order_of`).
+    /// ask again); at `until` it is payable (a refund "not paid", claimed again; the close is
+    /// checked at the second claim's `until`, by the same rule). The provider reads a row's
+    /// state by it too
+    /// (`providers::wechat_pay::sandbox::tests::a_claimed_order_reads_payable_from_its_until`).
     #[tokio::test]
     async fn a_payment_claim_lapses_at_its_until_for_every_write() {
         let (_dir, db) = with_order("SBLAPSE_002").await;
