@@ -263,7 +263,8 @@ async fn recharge_refusals() {
 /// acknowledged, the balance is debited once, and the WeChat money goes back through the
 /// platform — by the refund the server starts from the notify, or, should that one reach the
 /// platform while it is still delivering the payment (told to ask again, `SYSTEM_ERROR`), by
-/// the sweep's next ask. (Run here, it is the first: the refund is done within the first wait.)
+/// the sweep's next ask. Which of the two happens is a race between the refund task and the
+/// platform's paid mark; in five runs on SQLite the refund the notify started did it.
 #[tokio::test]
 async fn a_sandbox_payment_overtaken_by_the_balance_is_refunded() {
     use mpapi::storage::payments::RefundState;
@@ -275,7 +276,7 @@ async fn a_sandbox_payment_overtaken_by_the_balance_is_refunded() {
     let refunded = || async {
         // The refund runs in the background, and the platform's refund notify after it.
         let mut stored = app.server.db.payments().get(&payment).await.unwrap().unwrap();
-        for _ in 0..40 {
+        for _ in 0..100 {
             if stored.refund_state == RefundState::Refunded {
                 break;
             }
@@ -285,13 +286,17 @@ async fn a_sandbox_payment_overtaken_by_the_balance_is_refunded() {
         stored
     };
     let mut stored = refunded().await;
-    if stored.refund_state != RefundState::Refunded {
-        // Told to ask again: the sweep does, a minute or two on.
-        let payments = app.server.payments(&app.parts("charging"), app.address.port(), NOTIFY, std::sync::Arc::new(mpapi::storage::charging::Settler));
+    let payments = app.server.payments(&app.parts("charging"), app.address.port(), NOTIFY, std::sync::Arc::new(mpapi::storage::charging::Settler));
+    for _ in 0..2 {
+        if stored.refund_state == RefundState::Refunded {
+            break;
+        }
+        // Told to ask again: the sweep does, a minute or two on (and the next sweep asks the
+        // platform how the refund ended, should its notify be slow).
         app.server.clock.advance(Duration::from_secs(121));
         mpapi::serve::housekeeping("charging", &payments, &app.server.db, &app.server.clock).await.unwrap();
         stored = refunded().await;
     }
-    assert_eq!((stored.refund_state, stored.refunded_fen), (RefundState::Refunded, stored.amount_fen), "{stored:?}");
+    assert_eq!((stored.refund_state, stored.amount_fen, stored.refunded_fen), (RefundState::Refunded, total, total), "{stored:?}");
     assert_eq!(balance(&app, &token).await, DEMO_BALANCE_FEN - total, "debited once");
 }
