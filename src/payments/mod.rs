@@ -1,6 +1,6 @@
 //! Payments, shared by every API that takes money: one order table that each API's own rows point
-//! at, JSAPI pay parameters for `wx.requestPayment` or a NATIVE (scan-to-pay) `code_url` (placing
-//! the order with WeChat Pay each time), the order's status with an order query when the notify is late, notifies
+//! at, JSAPI pay parameters for `wx.requestPayment` or a NATIVE (scan-to-pay) `code_url` (the
+//! order placed with WeChat Pay, its answer reused while valid), the order's status with an order query when the notify is late, notifies
 //! (verify → dedupe → the API settles in the same transaction), closing expired orders, refunds
 //! and their notifies. An API supplies its [`Settle`] (its own writes) and its order rows.
 //!
@@ -19,7 +19,7 @@ use crate::providers::wechat_pay::{
     NotifyError, NotifyEvent, PayParams, PrepayRequest, RefundRequest, RefundStatus, TradeState, Transaction, WechatPay,
 };
 use crate::storage::payments::{
-    NewPayOrder, Notified, PayOrder, PayStatus, RefundRow, RefundRowStatus, Reported, Settle, Settlement,
+    NewPayOrder, Notified, PayOrder, PayStatus, RefundRow, RefundRowStatus, Reported, Settle, Settlement, TradeType,
 };
 use crate::storage::{Db, StorageError};
 
@@ -141,14 +141,19 @@ impl std::fmt::Debug for Payments {
 /// How long a pending order waits for its notify before a status read asks WeChat Pay.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
-/// How an order is placed with WeChat Pay.
+/// Whether placing an order may answer its recorded prepay instead of asking WeChat Pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TradeType {
-    /// In the mini-program (`wx.requestPayment`): a prepay_id, for the payer's openid.
-    Jsapi,
-    /// Scan-to-pay: a `code_url`, for whoever scans it.
-    Native,
+enum Reuse {
+    /// While it is valid: placed the same way, for the same payer, within [`PREPAY_REUSE`].
+    Valid,
+    /// Never: the order is placed again.
+    Never,
 }
+
+/// How long after WeChat Pay answered a placing its prepay_id or code_url is answered again
+/// rather than the order placed anew. Both are valid 2 hours (domain.md §WeChat Pay v3); one
+/// answered at this age still leaves the payer 30 minutes to pay with it.
+pub const PREPAY_REUSE: Duration = Duration::from_secs(90 * 60);
 
 impl Payments {
     /// API `api`'s payments through `pay`; WeChat Pay sends notifies (payments and refunds) to
@@ -185,13 +190,20 @@ impl Payments {
     }
 
     /// `wx.requestPayment` parameters for a pending order, freshly signed. The order is placed
-    /// with WeChat Pay on every call — same number and amount, so WeChat answers a fresh
-    /// prepay_id (valid 2 hours) — which also picks up an order whose placing was interrupted
-    /// (a retry answers it instead of waiting for it to expire). Only when WeChat Pay refuses an
-    /// order it never had does the order fail (and the API's settle release what it held); a
-    /// timeout, or a refusal of an order placed before, leaves it pending.
+    /// with WeChat Pay unless its latest placing was JSAPI, for this payer, less than
+    /// [`PREPAY_REUSE`] ago: that prepay_id is signed again (WeChat would answer the same
+    /// number and amount with a fresh one; asking again costs a round trip to WeChat Pay and a
+    /// signature, and a client retrying its pay button would ask for each tap). An order whose
+    /// placing was interrupted has no prepay recorded, so a retry places it. Only when WeChat
+    /// Pay refuses an order it never had does the order fail (and the API's settle release what
+    /// it held); a timeout, or a refusal of an order placed before, leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
-        let prepay_id = self.place(order, TradeType::Jsapi).await?;
+        self.jsapi_params(order, Reuse::Valid).await
+    }
+
+    /// [`Payments::pay_params`], placing the order again when `reuse` is [`Reuse::Never`].
+    async fn jsapi_params(&self, order: &PayOrder, reuse: Reuse) -> Result<PayParams, PayError> {
+        let prepay_id = self.place(order, TradeType::Jsapi, reuse).await?;
         Ok(self.pay.pay_params(&prepay_id).await?)
     }
 
@@ -199,7 +211,8 @@ impl Payments {
     /// stays 未支付 when the payer's bank refuses, PAYERROR, until it lapses; see
     /// `PaymentStore::reopen_failed` for what the API's settle must do): an order that failed
     /// after it was placed with WeChat Pay and has not expired is pending again first (a
-    /// conditional write), then placed and signed as usual. Should WeChat Pay refuse to place it
+    /// conditional write), then placed again (never its earlier prepay: placing is how a closed
+    /// order is found out) and signed. Should WeChat Pay refuse to place it
     /// for good (it had closed the order), the order fails again and this is
     /// [`PayError::NotPayable`]. Any other order is answered as `pay_params` answers it.
     pub async fn pay_params_after_failure(&self, order: &PayOrder) -> Result<PayParams, PayError> {
@@ -211,7 +224,7 @@ impl Payments {
         // Reopened here or by a concurrent request, or not reopenable (expired, closed): as stored.
         let mut current = payments.get(&order.out_trade_no).await?.ok_or(PayError::NotPayable)?;
         current.payer_openid = order.payer_openid.clone().or(current.payer_openid);
-        match self.pay_params(&current).await {
+        match self.jsapi_params(&current, Reuse::Never).await {
             Err(PayError::Provider(error)) if is_final(&error) => {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "a reopened order cannot be placed again: failed");
                 payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
@@ -222,19 +235,22 @@ impl Payments {
     }
 
     /// The NATIVE (scan-to-pay) `code_url` of a pending order, `weixin://wxpay/bizpayurl?pr=…`,
-    /// to show as a QR code: placed with WeChat Pay on every call, like [`Payments::pay_params`]
-    /// (same checks and failure handling), but with no payer openid needed (the payer is whoever
-    /// scans it). It is valid 2 hours and never past the order's expiry. The code_url is stored as
+    /// to show as a QR code: placed with WeChat Pay unless its latest placing was NATIVE less
+    /// than [`PREPAY_REUSE`] ago, like [`Payments::pay_params`] (same checks and failure
+    /// handling), but with no payer openid needed (the payer is whoever scans it). It is valid 2
+    /// hours and never past the order's expiry. The code_url is stored as
     /// the order's prepay (`PayOrder::prepay`): it marks the order as placed, so a late notify is
     /// looked up with an order query and an expired order is closed with WeChat Pay.
     pub async fn native_params(&self, order: &PayOrder) -> Result<String, PayError> {
-        self.place(order, TradeType::Native).await
+        self.place(order, TradeType::Native, Reuse::Valid).await
     }
 
     /// Place a pending, unexpired order with WeChat Pay as `trade` and store what it answers (the
-    /// prepay_id, or the code_url) as the order's prepay; answer it. A final refusal of an order
-    /// never placed before fails it (the API's settle releases what it held).
-    async fn place(&self, order: &PayOrder, trade: TradeType) -> Result<String, PayError> {
+    /// prepay_id, or the code_url) as the order's prepay; answer it. With [`Reuse::Valid`], the
+    /// order's recorded prepay is answered instead when its placing was `trade`, for the same
+    /// payer, less than [`PREPAY_REUSE`] ago. A final refusal of an order never placed before
+    /// fails it (the API's settle releases what it held).
+    async fn place(&self, order: &PayOrder, trade: TradeType, reuse: Reuse) -> Result<String, PayError> {
         if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
             return Err(PayError::NotPayable);
         }
@@ -243,6 +259,14 @@ impl Payments {
         }
         // NATIVE names no payer: whoever scans pays.
         let payer_openid = if trade == TradeType::Jsapi { order.payer_openid.as_deref() } else { None };
+        if reuse == Reuse::Valid
+            && let Some(prepay) = &order.prepay
+            && prepay.trade == Some(trade)
+            && prepay.payer_openid.as_deref() == payer_openid
+            && self.clock.now_ms() < prepay.at + PREPAY_REUSE.as_millis() as i64
+        {
+            return Ok(prepay.id.clone());
+        }
         let request = PrepayRequest {
             out_trade_no: order.out_trade_no.clone(),
             description: order.description.clone(),
@@ -259,7 +283,7 @@ impl Payments {
         match placed {
             Ok(prepay) => {
                 let now = self.clock.now_ms();
-                if !payments.set_prepay(&order.out_trade_no, &prepay, payer_openid, now).await? {
+                if !payments.set_prepay(&order.out_trade_no, &prepay, trade, payer_openid, now).await? {
                     // It failed or closed meanwhile (another request, a notify, the sweep).
                     return Err(PayError::NotPayable);
                 }

@@ -1112,22 +1112,26 @@ async fn stored_order(db: &Db, payments: &Payments, no: &str, clock: &Clock) -> 
         .expect("the order")
 }
 
-#[tokio::test]
-async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() {
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Db::connect(&fresh_database(&dir).await)
-        .await
-        .expect("database");
+/// Payments through the real v2 provider at `server`, on a fresh database in `dir`.
+async fn real_payments(server: &MockServer, dir: &tempfile::TempDir) -> (Db, Clock, Payments) {
+    let db = Db::connect(&fresh_database(dir).await).await.expect("database");
     let clock = Clock::default();
     let payments = Payments::new(
         "community",
-        Arc::new(provider(&server)),
+        Arc::new(provider(server)),
         Arc::new(Counting::default()),
         "https://example.com/api/pay/notify".into(),
         db.clone(),
         clock.clone(),
     );
+    (db, clock, payments)
+}
+
+#[tokio::test]
+async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, clock, payments) = real_payments(&server, &dir).await;
     let stored = |no: &'static str| {
         let db = db.clone();
         async move {
@@ -1165,7 +1169,7 @@ async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() 
     // late, closed with WeChat when it expires).
     let placed = stored("CM202412180020").await;
     assert_eq!(
-        (placed.status, placed.prepay.map(|(prepay, _)| prepay)),
+        (placed.status, placed.prepay.map(|prepay| prepay.id)),
         (PayStatus::Pending, Some(CODE_URL.to_owned()))
     );
 
@@ -1190,6 +1194,59 @@ async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() 
     let result = payments.native_params(&order).await;
     assert!(matches!(result, Err(PayError::Provider(_))), "{result:?}");
     assert_eq!(stored("CM202412180022").await.status, PayStatus::Pending);
+}
+
+/// The unifiedorder calls `server` has received so far.
+async fn placings(server: &MockServer) -> usize {
+    let requests = server.received_requests().await.expect("recorded");
+    requests.iter().filter(|r| r.url.path() == "/pay/unifiedorder").count()
+}
+
+#[tokio::test]
+async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, clock, payments) = real_payments(&server, &dir).await;
+    Mock::given(method("POST"))
+        .and(path("/pay/unifiedorder"))
+        .respond_with(answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]))
+        .mount(&server)
+        .await;
+    // An order that outlives the reuse window (points' and charging's live 2 hours).
+    let no = "CM202412180030";
+    let new = payments.new_order(no, None, None, "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(3 * 3600));
+    db.payments().insert(new).await.expect("inserted");
+    let stored = || async { db.payments().get(no).await.expect("read").expect("the order") };
+    let for_payer = |order: PayOrder, openid: &str| PayOrder { payer_openid: Some(openid.into()), ..order };
+
+    // Placed once for the payer; asked again, the same prepay_id is signed afresh.
+    let first = payments.pay_params(&for_payer(stored().await, OPENID)).await.expect("placed");
+    assert_eq!((first.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 1));
+    let again = payments.pay_params(&stored().await).await.expect("answered again");
+    assert_eq!((again.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 1));
+    assert_ne!(again.nonce_str, first.nonce_str, "signed again");
+    assert_eq!(again.pay_sign, pay_sign(&again, API_KEY, SignType::Md5));
+    // A prepay_id is the payer's: another payer's order is placed again.
+    payments.pay_params(&for_payer(stored().await, "oOtherPayer")).await.expect("placed for another");
+    assert_eq!(placings(&server).await, 2);
+    // NATIVE is another placing (a code_url, no payer), and reused alike; JSAPI after it is placed again.
+    assert_eq!(payments.native_params(&stored().await).await.expect("code_url"), CODE_URL);
+    assert_eq!(placings(&server).await, 3);
+    assert_eq!(payments.native_params(&stored().await).await.expect("code_url again"), CODE_URL);
+    assert_eq!(placings(&server).await, 3);
+    payments.pay_params(&stored().await).await.expect("placed as JSAPI again");
+    assert_eq!(placings(&server).await, 4);
+    // Reused until PREPAY_REUSE after it was answered (the clock runs on: moved to a second
+    // before that, then to it), placed again from then on.
+    let end = stored().await.prepay.expect("recorded").at + mpapi::payments::PREPAY_REUSE.as_millis() as i64;
+    let move_to = |ms: i64| clock.advance(std::time::Duration::from_millis((ms - clock.now_ms()).max(0) as u64));
+    move_to(end - 1_000);
+    payments.pay_params(&stored().await).await.expect("still reused");
+    assert_eq!(placings(&server).await, 4);
+    move_to(end);
+    payments.pay_params(&stored().await).await.expect("placed anew");
+    assert_eq!(placings(&server).await, 5);
+    assert!(stored().await.prepay.expect("recorded").at >= end, "the new placing is recorded");
 }
 
 #[tokio::test]
@@ -1234,9 +1291,22 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
         .expect("read")
         .expect("the order");
     assert_eq!(
-        placed.prepay.map(|(prepay, _)| prepay).as_deref(),
+        placed.prepay.as_ref().map(|prepay| prepay.id.as_str()),
         Some(code_url.as_str())
     );
+    // A JSAPI placing of the order (no payer: the sandbox needs none) is not answered the
+    // code_url but placed, for a prepay_id; NATIVE after it is placed again, for a code_url.
+    let jsapi = payments.pay_params(&placed).await.expect("JSAPI");
+    assert!(
+        jsapi.package.starts_with("prepay_id=") && !jsapi.package.contains(pr),
+        "{}",
+        jsapi.package
+    );
+    let again = payments
+        .native_params(&db.payments().get(&no).await.expect("read").expect("the order"))
+        .await
+        .expect("NATIVE again");
+    assert!(again.starts_with("weixin://wxpay/bizpayurl?pr="), "{again}");
 
     // The payer scans: the sandbox's pay takes the pr token (or the code_url) like a prepay_id.
     let outcome = sandbox.pay(pr, true).await.expect("paid");

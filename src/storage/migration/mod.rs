@@ -25,6 +25,7 @@ mod m20261207_000019_rate_limit_admitted;
 mod m20261208_000020_pay_refund_processing;
 mod m20261209_000021_rate_limit_hot;
 mod m20261210_000022_rate_window;
+mod m20261211_000023_pay_order_prepay_for;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000020_pay_refund_processing::Migration),
             Box::new(m20261209_000021_rate_limit_hot::Migration),
             Box::new(m20261210_000022_rate_window::Migration),
+            Box::new(m20261211_000023_pay_order_prepay_for::Migration),
         ]
     }
 }

@@ -19,6 +19,16 @@ text_enum! {
 }
 
 text_enum! {
+    /// How an order was placed with WeChat Pay (its prepay's kind).
+    pub enum TradeType {
+        /// In the mini-program (`wx.requestPayment`): a prepay_id, for the payer's openid.
+        Jsapi = "jsapi",
+        /// Scan-to-pay: a `code_url`, for whoever scans it.
+        Native = "native",
+    }
+}
+
+text_enum! {
     /// Where an order's money back stands.
     pub enum RefundState {
         /// Nothing to give back.
@@ -68,6 +78,8 @@ pub mod order {
         pub status: super::PayStatus,
         pub prepay_id: Option<String>,
         pub prepay_at: Option<i64>,
+        pub prepay_trade: Option<super::TradeType>,
+        pub prepay_openid: Option<String>,
         pub transaction_id: Option<String>,
         pub created_at: i64,
         pub expires_at: i64,

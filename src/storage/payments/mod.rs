@@ -12,7 +12,7 @@ use sea_orm::{
 
 pub mod entity;
 
-pub use entity::{PayStatus, RefundRowStatus, RefundState};
+pub use entity::{PayStatus, RefundRowStatus, RefundState, TradeType};
 use entity::{notification, order, refund};
 
 use super::{Db, StorageError, affected, write};
@@ -38,8 +38,8 @@ pub struct PayOrder {
     pub amount_fen: i64,
     /// Its state.
     pub status: PayStatus,
-    /// WeChat Pay's prepay_id (JSAPI) or code_url (NATIVE) and when it was obtained (ms; valid 2 h).
-    pub prepay: Option<(String, i64)>,
+    /// What WeChat Pay answered the order's latest placing; `None` until it was placed.
+    pub prepay: Option<Prepay>,
     /// WeChat Pay's transaction id, once paid.
     pub transaction_id: Option<String>,
     /// Created, ms.
@@ -56,6 +56,20 @@ pub struct PayOrder {
     pub refunded_fen: i64,
 }
 
+/// The answer to an order's latest placing with WeChat Pay: a prepay_id (JSAPI) or a code_url
+/// (NATIVE), each valid 2 hours from when it was obtained (domain.md §WeChat Pay v3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepay {
+    /// The prepay_id, or the `weixin://wxpay/bizpayurl?pr=…` code_url.
+    pub id: String,
+    /// When WeChat Pay answered it, ms.
+    pub at: i64,
+    /// How the order was placed; `None` for a placing recorded before this was kept.
+    pub trade: Option<TradeType>,
+    /// The payer a JSAPI prepay_id was placed for (`None`: placed without one, or NATIVE).
+    pub payer_openid: Option<String>,
+}
+
 impl From<order::Model> for PayOrder {
     fn from(row: order::Model) -> PayOrder {
         PayOrder {
@@ -68,7 +82,7 @@ impl From<order::Model> for PayOrder {
             description: row.description,
             amount_fen: row.amount_fen,
             status: row.status,
-            prepay: row.prepay_id.zip(row.prepay_at),
+            prepay: row.prepay_id.zip(row.prepay_at).map(|(id, at)| Prepay { id, at, trade: row.prepay_trade, payer_openid: row.prepay_openid }),
             transaction_id: row.transaction_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -278,6 +292,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             status: PayStatus::Pending,
             prepay_id: None,
             prepay_at: None,
+            prepay_trade: None,
+            prepay_openid: None,
             transaction_id: None,
             created_at: new.created_at,
             expires_at: new.expires_at,
@@ -313,12 +329,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
         Ok(affected(claimed))
     }
 
-    /// Record the prepay_id WeChat Pay gave a pending order at `now` (ms), and the payer it was
-    /// placed for; false when the order is no longer pending (nothing written).
-    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, payer_openid: Option<&str>, now: i64) -> Result<bool, StorageError> {
+    /// Record what WeChat Pay answered placing a pending order as `trade` at `now` (ms) — the
+    /// prepay_id or code_url — and the payer a JSAPI order was placed for (also kept as the
+    /// order's payer); false when the order is no longer pending (nothing written).
+    pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, trade: TradeType, payer_openid: Option<&str>, now: i64) -> Result<bool, StorageError> {
         let mut update = order::Entity::update_many()
             .col_expr(order::Column::PrepayId, Expr::value(prepay_id))
             .col_expr(order::Column::PrepayAt, Expr::value(now))
+            .col_expr(order::Column::PrepayTrade, Expr::value(trade))
+            .col_expr(order::Column::PrepayOpenid, Expr::value(payer_openid))
             .filter(order::Column::OutTradeNo.eq(out_trade_no))
             .filter(order::Column::Status.eq(PayStatus::Pending));
         if let Some(openid) = payer_openid {
