@@ -266,7 +266,11 @@ impl ChargingService {
         }
         let qr = self.code_url(id).await?;
         let jsapi = match user.openid {
-            Some(_) => Some(self.payments.pay_params(&pay).await?),
+            // Read again: placing the QR code may have replaced the JSAPI prepay_id `pay` records.
+            Some(_) => {
+                let pay = self.db.payments().get(id).await?.ok_or_else(|| ChargingError::new(404, "支付记录不存在"))?;
+                Some(self.payments.pay_params(&pay).await?)
+            }
             None => None,
         };
         let mut html = format!(

@@ -151,8 +151,8 @@ enum Reuse {
 }
 
 /// How long after WeChat Pay answered a placing its prepay_id or code_url is answered again
-/// rather than the order placed anew. Both are valid 2 hours (domain.md §WeChat Pay v3); one
-/// answered at this age still leaves the payer 30 minutes to pay with it.
+/// rather than the order placed anew. Both are valid 2 hours ([`crate::storage::payments::Prepay`]);
+/// one answered at this age still leaves the payer 30 minutes to pay with it.
 pub const PREPAY_REUSE: Duration = Duration::from_secs(90 * 60);
 
 impl Payments {
@@ -190,10 +190,13 @@ impl Payments {
     }
 
     /// `wx.requestPayment` parameters for a pending order, freshly signed. The order is placed
-    /// with WeChat Pay unless its latest placing was JSAPI, for this payer, less than
-    /// [`PREPAY_REUSE`] ago: that prepay_id is signed again (WeChat would answer the same
-    /// number and amount with a fresh one; asking again costs a round trip to WeChat Pay and a
-    /// signature, and a client retrying its pay button would ask for each tap). An order whose
+    /// with WeChat Pay unless its latest placing, as `order` (the caller's read of it) records
+    /// it, was JSAPI, for this payer, less than [`PREPAY_REUSE`] ago: that prepay_id is signed
+    /// again (WeChat would answer the same number and amount with a fresh one; asking again
+    /// costs a round trip to WeChat Pay and a signature, and a client retrying its pay button
+    /// would ask for each tap). A reused prepay_id is not checked against the database again:
+    /// an order paid or closed since the caller read it is answered parameters WeChat Pay then
+    /// refuses, as it would have had they been placed a moment earlier. An order whose
     /// placing was interrupted has no prepay recorded, so a retry places it. Only when WeChat
     /// Pay refuses an order it never had does the order fail (and the API's settle release what
     /// it held); a timeout, or a refusal of an order placed before, leaves it pending.

@@ -1112,9 +1112,11 @@ async fn stored_order(db: &Db, payments: &Payments, no: &str, clock: &Clock) -> 
         .expect("the order")
 }
 
-/// Payments through the real v2 provider at `server`, on a fresh database in `dir`.
-async fn real_payments(server: &MockServer, dir: &tempfile::TempDir) -> (Db, Clock, Payments) {
-    let db = Db::connect(&fresh_database(dir).await).await.expect("database");
+/// Payments through the real v2 provider at `server`, on a fresh database in `dir` (its URL
+/// last).
+async fn real_payments(server: &MockServer, dir: &tempfile::TempDir) -> (Db, Clock, Payments, String) {
+    let url = fresh_database(dir).await;
+    let db = Db::connect(&url).await.expect("database");
     let clock = Clock::default();
     let payments = Payments::new(
         "community",
@@ -1124,14 +1126,14 @@ async fn real_payments(server: &MockServer, dir: &tempfile::TempDir) -> (Db, Clo
         db.clone(),
         clock.clone(),
     );
-    (db, clock, payments)
+    (db, clock, payments, url)
 }
 
 #[tokio::test]
 async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (db, clock, payments) = real_payments(&server, &dir).await;
+    let (db, clock, payments, _) = real_payments(&server, &dir).await;
     let stored = |no: &'static str| {
         let db = db.clone();
         async move {
@@ -1206,7 +1208,7 @@ async fn placings(server: &MockServer) -> usize {
 async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (db, clock, payments) = real_payments(&server, &dir).await;
+    let (db, clock, payments, url) = real_payments(&server, &dir).await;
     Mock::given(method("POST"))
         .and(path("/pay/unifiedorder"))
         .respond_with(answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]))
@@ -1247,6 +1249,14 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     payments.pay_params(&stored().await).await.expect("placed anew");
     assert_eq!(placings(&server).await, 5);
     assert!(stored().await.prepay.expect("recorded").at >= end, "the new placing is recorded");
+    // An instance of an earlier version (a rolling upgrade) places it again and records only
+    // the prepay_id and its time: the trade and payer recorded before no longer describe it,
+    // so it is not reused but placed again.
+    let raw = sea_orm::Database::connect(url.as_str()).await.expect("a connection of its own");
+    let earlier = format!("UPDATE pay_order SET prepay_id = 'wxEarlierVersion', prepay_at = {} WHERE out_trade_no = '{no}'", clock.now_ms());
+    sea_orm::ConnectionTrait::execute_unprepared(&raw, &earlier).await.expect("written");
+    let again = payments.pay_params(&stored().await).await.expect("placed again");
+    assert_eq!((again.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 6));
 }
 
 #[tokio::test]
@@ -1295,7 +1305,7 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
         Some(code_url.as_str())
     );
     // A JSAPI placing of the order (no payer: the sandbox needs none) is not answered the
-    // code_url but placed, for a prepay_id; NATIVE after it is placed again, for a code_url.
+    // code_url but placed, for a prepay_id; NATIVE after it answers a code_url again.
     let jsapi = payments.pay_params(&placed).await.expect("JSAPI");
     assert!(
         jsapi.package.starts_with("prepay_id=") && !jsapi.package.contains(pr),

@@ -80,6 +80,7 @@ pub mod order {
         pub prepay_at: Option<i64>,
         pub prepay_trade: Option<super::TradeType>,
         pub prepay_openid: Option<String>,
+        pub prepay_trade_at: Option<i64>,
         pub transaction_id: Option<String>,
         pub created_at: i64,
         pub expires_at: i64,

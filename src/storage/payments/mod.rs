@@ -57,14 +57,16 @@ pub struct PayOrder {
 }
 
 /// The answer to an order's latest placing with WeChat Pay: a prepay_id (JSAPI) or a code_url
-/// (NATIVE), each valid 2 hours from when it was obtained (domain.md §WeChat Pay v3).
+/// (NATIVE), each valid 2 hours from when it was obtained (domain.md §2.2 for the prepay_id;
+/// [`crate::providers::wechat_pay::WechatPay::native_prepay`] for the code_url).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepay {
     /// The prepay_id, or the `weixin://wxpay/bizpayurl?pr=…` code_url.
     pub id: String,
     /// When WeChat Pay answered it, ms.
     pub at: i64,
-    /// How the order was placed; `None` for a placing recorded before this was kept.
+    /// How the order was placed; `None` for a placing recorded without it (before migration 23,
+    /// or by an instance of an earlier version during a rolling upgrade).
     pub trade: Option<TradeType>,
     /// The payer a JSAPI prepay_id was placed for (`None`: placed without one, or NATIVE).
     pub payer_openid: Option<String>,
@@ -82,7 +84,17 @@ impl From<order::Model> for PayOrder {
             description: row.description,
             amount_fen: row.amount_fen,
             status: row.status,
-            prepay: row.prepay_id.zip(row.prepay_at).map(|(id, at)| Prepay { id, at, trade: row.prepay_trade, payer_openid: row.prepay_openid }),
+            prepay: row.prepay_id.zip(row.prepay_at).map(|(id, at)| {
+                // Trade and payer describe this placing only if recorded with it (an earlier
+                // version's instance records a placing without them).
+                let described = row.prepay_trade_at == Some(at);
+                Prepay {
+                    id,
+                    at,
+                    trade: row.prepay_trade.filter(|_| described),
+                    payer_openid: row.prepay_openid.filter(|_| described),
+                }
+            }),
             transaction_id: row.transaction_id,
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -294,6 +306,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             prepay_at: None,
             prepay_trade: None,
             prepay_openid: None,
+            prepay_trade_at: None,
             transaction_id: None,
             created_at: new.created_at,
             expires_at: new.expires_at,
@@ -331,13 +344,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 
     /// Record what WeChat Pay answered placing a pending order as `trade` at `now` (ms) — the
     /// prepay_id or code_url — and the payer a JSAPI order was placed for (also kept as the
-    /// order's payer); false when the order is no longer pending (nothing written).
+    /// order's payer), with `now` as `prepay_trade_at` too (see [`Prepay::trade`]); false when
+    /// the order is no longer pending (nothing written).
     pub async fn set_prepay(&self, out_trade_no: &str, prepay_id: &str, trade: TradeType, payer_openid: Option<&str>, now: i64) -> Result<bool, StorageError> {
         let mut update = order::Entity::update_many()
             .col_expr(order::Column::PrepayId, Expr::value(prepay_id))
             .col_expr(order::Column::PrepayAt, Expr::value(now))
             .col_expr(order::Column::PrepayTrade, Expr::value(trade))
             .col_expr(order::Column::PrepayOpenid, Expr::value(payer_openid))
+            .col_expr(order::Column::PrepayTradeAt, Expr::value(now))
             .filter(order::Column::OutTradeNo.eq(out_trade_no))
             .filter(order::Column::Status.eq(PayStatus::Pending));
         if let Some(openid) = payer_openid {

@@ -44,6 +44,15 @@ async fn a_recharge_paid_in_the_sandbox_is_credited_once() {
     // Its pay page.
     let page = app.get(&format!("{PAY_PAGE}?paymentId={id}"), Some(&token)).await;
     assert!(page.status == 200 && page.body.as_str().unwrap().contains("账户充值") && page.body.as_str().unwrap().contains("¥100.00"), "{}", page.body);
+    // Each load places the QR code, then the WeChat user's JSAPI order: the button pays with
+    // the order's latest placing, not with a prepay_id the QR code's placing replaced.
+    for _ in 0..2 {
+        let page = app.get(&format!("{PAY_PAGE}?paymentId={id}"), Some(&token)).await;
+        let html = page.body.as_str().unwrap();
+        let package = html.split(r#""package":""#).nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_else(|| panic!("no JSAPI parameters: {html}"));
+        let latest = app.server.db.payments().get(&id).await.unwrap().unwrap().prepay.expect("placed");
+        assert_eq!(package, format!("prepay_id={}", latest.id));
+    }
     assert_eq!(balance(&app, &token).await, 0);
 
     let paid = app.sandbox_pay(&id, "success").await;

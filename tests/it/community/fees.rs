@@ -83,8 +83,8 @@ async fn payment_create_answers_v2_pay_params_and_holds_the_orders() {
     assert_eq!((params["signType"].as_str(), params["appId"].as_str()), (Some("MD5"), Some(app.parts("community").pay.merchant().appid.as_str())));
     let bill = bill.expect("the orders are held");
     assert_eq!(stored_order(&app, 2).await.out_trade_no.as_deref(), Some(bill.as_str()));
-    // The same set, in another order: the live bill again (placed with WeChat Pay afresh, which
-    // answers a new prepay_id for the same out_trade_no).
+    // The same set, in another order: the live bill again (its prepay_id, placed a moment ago,
+    // answered again).
     let (again, again_bill) = pay(&app, &owner, "2A1").await;
     assert_eq!((again.status, again_bill.as_deref()), (200, Some(bill.as_str())), "{}", again.body);
     assert_eq!(app.pay_platform("community").order(&bill).await.unwrap().expect("placed").amount_fen, 2);
