@@ -196,7 +196,8 @@ impl Payments {
     /// costs a round trip to WeChat Pay and a signature, and a client retrying its pay button
     /// would ask for each tap). A reused prepay_id is not checked against the database again:
     /// an order paid or closed since the caller read it is answered parameters WeChat Pay then
-    /// refuses, as it would have had they been placed a moment earlier. An order whose
+    /// refuses, as it would have had they been placed a moment earlier, and one placed again
+    /// since (another request's placing) is answered the prepay_id that placing replaced. An order whose
     /// placing was interrupted has no prepay recorded, so a retry places it. Only when WeChat
     /// Pay refuses an order it never had does the order fail (and the API's settle release what
     /// it held); a timeout, or a refusal of an order placed before, leaves it pending.

@@ -3,7 +3,7 @@
 //! and is stored paid, needing a refund.
 
 use mpapi::storage::payments::{
-    NewPayOrder, Notified, PayOrder, PayStatus, RefundRowStatus, RefundState, Reported, Settle, Settled, Settlement,
+    NewPayOrder, Notified, PayOrder, PayStatus, RefundRowStatus, RefundState, Reported, Settle, Settled, Settlement, TradeType,
 };
 use mpapi::storage::{Db, StorageError};
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
@@ -146,4 +146,26 @@ async fn a_late_outcome_of_an_earlier_refund_leaves_the_one_under_way() {
     assert_eq!(state().await, Some((RefundState::Refunded, 400)));
     // Past the paid amount nothing more starts.
     assert!(!payments.start_refund("LATE_REFUND_1", "R_LATE_4", 101, "用户申请", 8_000).await.expect("refused"), "400 + 101 > 500");
+}
+
+#[tokio::test]
+async fn a_reopened_order_keeps_its_prepay_but_never_reuses_it() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::connect(&fresh_database(&dir).await).await.expect("the database");
+    let payments = db.payments();
+    let no = "O2O_REOPENED_1";
+    payments.insert(refund_test_order(no, "o2o")).await.expect("inserted");
+    assert!(payments.set_prepay(no, "wx_attempt_1", TradeType::Jsapi, Some("o_payer"), 2_000).await.expect("recorded"));
+    let placed = payments.get(no).await.expect("read").expect("the order").prepay.expect("placed");
+    assert_eq!((placed.id.as_str(), placed.at, placed.trade, placed.payer_openid.as_deref()), ("wx_attempt_1", 2_000, Some(TradeType::Jsapi), Some("o_payer")));
+    // The attempt fails (PAYERROR); the order is reopened for another.
+    payments.mark_reported(no, Reported::Failed).await.expect("failed");
+    assert!(payments.reopen_failed("o2o", no, 3_000).await.expect("reopened"));
+    let reopened = payments.get(no).await.expect("read").expect("the order");
+    let prepay = reopened.prepay.expect("still counts as placed");
+    assert_eq!((reopened.status, prepay.id.as_str(), prepay.trade, prepay.payer_openid), (PayStatus::Pending, "wx_attempt_1", None, None));
+    // Placed again, the new placing is described and reusable.
+    assert!(payments.set_prepay(no, "wx_attempt_2", TradeType::Jsapi, Some("o_payer"), 4_000).await.expect("recorded"));
+    let again = payments.get(no).await.expect("read").expect("the order").prepay.expect("placed");
+    assert_eq!((again.id.as_str(), again.trade), ("wx_attempt_2", Some(TradeType::Jsapi)));
 }

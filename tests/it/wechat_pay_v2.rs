@@ -1253,7 +1253,8 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     // the prepay_id and its time: the trade and payer recorded before no longer describe it,
     // so it is not reused but placed again.
     let raw = sea_orm::Database::connect(url.as_str()).await.expect("a connection of its own");
-    let earlier = format!("UPDATE pay_order SET prepay_id = 'wxEarlierVersion', prepay_at = {} WHERE out_trade_no = '{no}'", clock.now_ms());
+    // (A millisecond later than this version's placing at the least, as any later placing is.)
+    let earlier = format!("UPDATE pay_order SET prepay_id = 'wxEarlierVersion', prepay_at = {} WHERE out_trade_no = '{no}'", clock.now_ms() + 1);
     sea_orm::ConnectionTrait::execute_unprepared(&raw, &earlier).await.expect("written");
     let again = payments.pay_params(&stored().await).await.expect("placed again");
     assert_eq!((again.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 6));
@@ -1305,7 +1306,7 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
         Some(code_url.as_str())
     );
     // A JSAPI placing of the order (no payer: the sandbox needs none) is not answered the
-    // code_url but placed, for a prepay_id; NATIVE after it answers a code_url again.
+    // code_url but placed, for a prepay_id; NATIVE after it is placed again, for a code_url.
     let jsapi = payments.pay_params(&placed).await.expect("JSAPI");
     assert!(
         jsapi.package.starts_with("prepay_id=") && !jsapi.package.contains(pr),

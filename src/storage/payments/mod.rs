@@ -57,7 +57,7 @@ pub struct PayOrder {
 }
 
 /// The answer to an order's latest placing with WeChat Pay: a prepay_id (JSAPI) or a code_url
-/// (NATIVE), each valid 2 hours from when it was obtained (domain.md §2.2 for the prepay_id;
+/// (NATIVE), each valid 2 hours from when it was obtained (domain.md §2.1 and §2.2 for the prepay_id;
 /// [`crate::providers::wechat_pay::WechatPay::native_prepay`] for the code_url).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepay {
@@ -66,9 +66,11 @@ pub struct Prepay {
     /// When WeChat Pay answered it, ms.
     pub at: i64,
     /// How the order was placed; `None` for a placing recorded without it (before migration 23,
-    /// or by an instance of an earlier version during a rolling upgrade).
+    /// or by an instance of an earlier version during a rolling upgrade), or of an attempt that
+    /// failed before the order was reopened ([`PaymentStore::reopen_failed`]): never reused.
     pub trade: Option<TradeType>,
-    /// The payer a JSAPI prepay_id was placed for (`None`: placed without one, or NATIVE).
+    /// The payer a JSAPI prepay_id was placed for (`None`: placed without one, NATIVE, or not
+    /// recorded with the placing, as for `trade`).
     pub payer_openid: Option<String>,
 }
 
@@ -366,11 +368,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// WeChat Pay keeps the order open (NOTPAY) for another; one it closed (CLOSED, REVOKED —
     /// stored as failed alike) refuses the next placing, and the caller fails it again. Only for
     /// an API whose `Settle::released` kept the order's own rows as they were for a failed
-    /// order with a prepay (o2o's): no hook runs here. False: no such order (nothing written).
+    /// order with a prepay (o2o's): no hook runs here. The prepay of the failed attempt stays
+    /// recorded (the order counts as placed) but is no longer described ([`Prepay::trade`]
+    /// `None`), so every ask until the order is placed again places it. False: no such order
+    /// (nothing written).
     pub async fn reopen_failed(&self, api: &str, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {
         let reopened = order::Entity::update_many()
             .col_expr(order::Column::Status, Expr::value(PayStatus::Pending))
             .col_expr(order::Column::ClosedAt, Expr::value(Option::<i64>::None))
+            .col_expr(order::Column::PrepayTradeAt, Expr::value(Option::<i64>::None))
             .filter(order::Column::Api.eq(api))
             .filter(order::Column::OutTradeNo.eq(out_trade_no))
             .filter(order::Column::Status.eq(PayStatus::Failed))

@@ -87,6 +87,7 @@ async fn payment_create_answers_v2_pay_params_and_holds_the_orders() {
     // answered again).
     let (again, again_bill) = pay(&app, &owner, "2A1").await;
     assert_eq!((again.status, again_bill.as_deref()), (200, Some(bill.as_str())), "{}", again.body);
+    assert_eq!(again.body["data"]["package"], first.body["data"]["package"], "the sandbox answers each placing a new prepay_id");
     assert_eq!(app.pay_platform("community").order(&bill).await.unwrap().expect("placed").amount_fen, 2);
     // An overlapping set while the bill is live: refused; a disjoint one is fine.
     let fresh = issue_order(&app, 1, "停车费", 500).await;
