@@ -894,9 +894,8 @@ fn bench_startup(mpapi: &Path, dir: &Path) -> Result<StartupReport> {
 const START_ATTEMPTS: usize = 3;
 
 /// One start ([`start_once`]). The five ports are found free, then bound by the server a moment
-/// later, and another process may take one in between (a connection's local port: "port … is
-/// in use", seen after the payment flows' thousands of connections); such a start is tried again
-/// on other ports, the failed attempt not measured. A server that cannot start fails every
+/// later, and another socket may take one in between (seen once, after the payment flows: "port
+/// … is in use"); such a start is tried again on other ports, the failed attempt not measured. A server that cannot start fails every
 /// attempt and the last error is reported.
 fn cold_start(mpapi: &Path, dir: &Path, starter: Starter<'_>) -> Result<Start> {
     let mut attempt = 1;
