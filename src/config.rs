@@ -183,6 +183,11 @@ pub struct ApiConfig {
     /// `wechat_login` and `wechat_pay` above; o2o uses only these (default: the sandbox operators
     /// 3 and 5 of the contract's examples).
     pub operators: Vec<OperatorConfig>,
+    /// The API's address as its clients reach it (`https://api.example.com`; a path is kept):
+    /// the start of the URLs it answers — community's page links (002 §4.1.1), charging's pay
+    /// page (003 §6.1). Unset: `http://` and the request's `Host`, right with no proxy in front;
+    /// production requires an https one for community and charging ([`crate::api_support::PublicUrl`]).
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -239,6 +244,7 @@ impl ApiConfig {
             charger: crate::providers::charger::ChargerConfig::default(),
             geocoder: GeocoderConfig::default(),
             operators: if id == "o2o" { OperatorConfig::sandbox_pair() } else { Vec::new() },
+            public_url: None,
         }
     }
 }
@@ -710,6 +716,9 @@ impl Config {
                     problems.push(format!("{section}.appid is not set"));
                 }
             }
+            if matches!(*id, "community" | "charging") && !api.public_url.as_deref().is_some_and(|u| u.trim_start().starts_with("https://")) {
+                problems.push(format!("apis.{id}.public_url must be a public https URL (its answers carry links)"));
+            }
             if *id == "community" {
                 if api.ocr.provider == ProviderKind::Sandbox {
                     problems.push(format!("apis.{id}.ocr.provider is the sandbox"));
@@ -818,6 +827,9 @@ mod tests {
         assert!(o2o.contains("apis.o2o.geocoder.provider is the sandbox"), "{o2o}");
         let heating = Config::default().production_problems(&["heating"]).join("\n");
         assert!(!heating.contains("geocoder"), "only o2o geocodes: {heating}");
+        assert!(!heating.contains("public_url") && !o2o.contains("public_url"), "only community's and charging's answers carry links: {heating}");
+        let charging = Config::default().production_problems(&["charging"]).join("\n");
+        assert!(charging.contains("apis.charging.public_url must be a public https URL"), "{charging}");
         // o2o's merchants are its operators', each checked under its own section.
         assert!(o2o.contains("apis.o2o.operators[0].wechat_pay.provider is the sandbox"), "{o2o}");
         assert!(o2o.contains("apis.o2o.operators[1].appid is not set"), "{o2o}");

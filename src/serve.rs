@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 use axum::Router;
 use secrecy::{ExposeSecret, SecretSlice};
 
+use crate::api_support::PublicUrl;
 use crate::apis::Api;
 use crate::clock::Clock;
 use crate::config::{ApiConfig, Config, Environment, MiniProgram, PayVersion, ProviderKind, WechatLoginConfig, WechatPayConfig};
@@ -628,6 +629,7 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
         parts.config.rate_limit.is_none(),
         "apis.community.rate_limit: community's document states no request limit and its contract no 429 answer; remove the setting"
     );
+    let public_url = PublicUrl::new("apis.community.public_url", parts.config.public_url.as_deref())?;
     let now = server.clock.now_ms();
     let written = community::seed::seed(&server.db, &server.vault, parts.pay.merchant(), parts.demo, now).await?;
     if !written.is_empty() {
@@ -655,7 +657,7 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
         platform: parts.security_platform.clone().context("community asks the 安防平台")?,
         clock: server.clock.clone(),
     });
-    let router = generated::community::router(Arc::new(Community(service.clone()))).merge(files.routes());
+    let router = generated::community::router(Arc::new(Community { service: service.clone(), public_url })).merge(files.routes());
     Ok(if parts.sandbox.is_active() { router.merge(community::sandbox::routes(service)) } else { router }.into())
 }
 
@@ -698,6 +700,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         parts.config.rate_limit.is_none(),
         "apis.charging.rate_limit: charging's document states no request limit and its contract no 429 answer; remove the setting"
     );
+    let public_url = PublicUrl::new("apis.charging.public_url", parts.config.public_url.as_deref())?;
     let now = server.clock.now_ms();
     let written = charging::seed::seed(&server.db, parts.demo, now).await?;
     if !written.is_empty() {
@@ -722,7 +725,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         positions: charging::positions::StationPositions::new(),
     });
     charging::spawn_watchdog(service.clone());
-    let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty() };
+    let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty(), public_url };
     let router = generated::charging::router(Arc::new(api));
     Ok(match simulated {
         Some(simulated) => router.merge(crate::providers::charger::simulated::routes(simulated)),

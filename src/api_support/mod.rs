@@ -1,11 +1,14 @@
 //! What every API's HTTP adapter needs besides identity and payments: turning its application
-//! errors into its documented answers ([`errors`]) and paging ([`paging`]).
+//! errors into its documented answers ([`errors`]), paging ([`paging`]) and the address its
+//! answered URLs start with ([`public_url`]).
 
 pub mod errors;
 pub mod paging;
+pub mod public_url;
 
 pub use errors::{ApiError, auth_error, error_output};
 pub use paging::{Page, PageRequest};
+pub use public_url::PublicUrl;
 
 /// A value as one of a contract's types (its enums travel as the strings or numbers the document
 /// shows): `wire(2)` for a generated `…Status` enum, `wire("业主")`. The error says which value

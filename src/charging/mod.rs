@@ -25,7 +25,7 @@ pub mod tariff;
 use error::ChargingError;
 use service::ChargingService;
 
-use crate::api_support::{auth_error, error_output};
+use crate::api_support::{PublicUrl, auth_error, error_output};
 use crate::identity::Principal;
 
 /// The real charging server: the generated trait over the service.
@@ -35,6 +35,8 @@ pub struct Charging {
     pub service: Arc<ChargingService>,
     /// Whether WeChat Pay is the sandbox (the pay page then shows its buttons).
     pub sandbox_pay: bool,
+    /// Where the pay page's URL (§6.1 `paymentUrl`, §6.4) starts.
+    pub public_url: PublicUrl,
 }
 
 /// Answer a service result: `Ok` as the operation's 200, `Err` as the variant documented for
@@ -46,18 +48,6 @@ macro_rules! answer {
             Err(error) => error_output("charging", $ctx.operation_id, error, 0),
         }
     }};
-}
-
-/// `http(s)://host` of the request, for the pay page's URL: the `Host` header when it is a
-/// plain host name.
-fn base_url<P>(ctx: &Context<P>) -> String {
-    let host = ctx
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
-        .unwrap_or("localhost");
-    format!("http://{host}")
 }
 
 /// Operations of a logged-in user: `user_op!(name, Input, Output, |service, who, input, ctx| call)`.
@@ -108,9 +98,18 @@ impl ChargingApi for Charging {
     user_op!(order_status_get, OrderStatusGetInput, OrderStatusGetOutput, |s, who, i, _c| s.order_status_get(who, &i.id));
     user_op!(order_list, OrderListInput, OrderListOutput, |s, who, i, _c| s.order_list(who, &i));
     user_op!(order_stop, OrderStopInput, OrderStopOutput, |s, who, i, _c| s.order_stop(who, &i.id, &i.body));
-    user_op!(payment_pay, PaymentPayInput, PaymentPayOutput, |s, who, i, c| s.payment_pay(who, &i.body, &base_url(c)));
+
+    async fn payment_pay(&self, ctx: Context<Principal>, input: PaymentPayInput) -> PaymentPayOutput {
+        let base = self.public_url.base(&ctx.headers);
+        answer!(ctx, self.service.payment_pay(&ctx.principal, &input.body, &base).await, PaymentPayOutput)
+    }
+
     user_op!(payment_status_get, PaymentStatusGetInput, PaymentStatusGetOutput, |s, who, i, _c| s.payment_status_get(who, &i.id));
-    user_op!(payment_recharge, PaymentRechargeInput, PaymentRechargeOutput, |s, who, i, c| s.payment_recharge(who, &i.body, &base_url(c)));
+
+    async fn payment_recharge(&self, ctx: Context<Principal>, input: PaymentRechargeInput) -> PaymentRechargeOutput {
+        let base = self.public_url.base(&ctx.headers);
+        answer!(ctx, self.service.payment_recharge(&ctx.principal, &input.body, &base).await, PaymentRechargeOutput)
+    }
 
     async fn payment_wechat_notify(&self, ctx: Context<()>, _: PaymentWechatNotifyInput) -> PaymentWechatNotifyOutput {
         // The signature covers every field as received, never the parsed subset.

@@ -19,12 +19,17 @@ pub mod service;
 use error::CommunityError;
 use service::{Caller, CommunityService};
 
-use crate::api_support::{auth_error, error_output};
+use crate::api_support::{PublicUrl, auth_error, error_output};
 use crate::identity::Principal;
 
 /// The real community server: the generated trait over the service.
 #[derive(Clone)]
-pub struct Community(pub Arc<CommunityService>);
+pub struct Community {
+    /// The application.
+    pub service: Arc<CommunityService>,
+    /// Where the page links of 4.1.1 and 4.2.1 start.
+    pub public_url: PublicUrl,
+}
 
 /// Answer a service result: `Ok` as the operation's 200, `Err` as the variant documented for
 /// its status.
@@ -48,17 +53,6 @@ fn user(caller: &Caller) -> Result<&Principal, CommunityError> {
     }
 }
 
-/// `http://host` of the request, for Laravel's page URLs.
-fn base_url<P>(ctx: &Context<P>) -> String {
-    let host = ctx
-        .headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
-
 /// Operations of a logged-in user: `op!(name, Input, Output, |service, who, input| call)`.
 macro_rules! user_op {
     ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident, $c:ident| $call:expr) => {
@@ -66,7 +60,7 @@ macro_rules! user_op {
             let $c = &ctx;
             let result = async {
                 let $who = user(&ctx.principal)?;
-                let $s = &self.0;
+                let $s = &self.service;
                 // The document's refusals of a caller with a valid token say so.
                 $call.await.map_err(CommunityError::token_live)
             }
@@ -87,7 +81,7 @@ impl CommunityApi for Community {
         if matches!(operation, Operation::AuthorizationRefresh | Operation::WeappAuthorizationCreate) {
             return Ok(Caller::Renewal(secret.to_owned()));
         }
-        let result = self.0.authenticate(secret).await.map(Caller::User);
+        let result = self.service.authenticate(secret).await.map(Caller::User);
         // 1.1 needs no token but for owner codes; a stale one must not stop a register code.
         if operation == Operation::VerificationCodeSend
             && let Err(CommunityError::Unauthorized(why)) = &result
@@ -104,15 +98,15 @@ impl CommunityApi for Community {
             // Renewal is 1.4.2's alone.
             Some(Caller::Renewal(_)) | None => Ok(None),
         };
-        answer!(ctx, self.0.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
+        answer!(ctx, self.service.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
     }
 
     async fn weapp_code_exchange(&self, ctx: Context<()>, input: WeappCodeExchangeInput) -> WeappCodeExchangeOutput {
-        answer!(ctx, self.0.weapp_code_exchange(&input.body.code).await, WeappCodeExchangeOutput)
+        answer!(ctx, self.service.weapp_code_exchange(&input.body.code).await, WeappCodeExchangeOutput)
     }
 
     async fn weapp_user_register(&self, ctx: Context<()>, input: WeappUserRegisterInput) -> WeappUserRegisterOutput {
-        answer!(ctx, self.0.weapp_user_register(&input.body).await, WeappUserRegisterOutput)
+        answer!(ctx, self.service.weapp_user_register(&input.body).await, WeappUserRegisterOutput)
     }
 
     async fn weapp_authorization_create(
@@ -121,12 +115,12 @@ impl CommunityApi for Community {
         input: WeappAuthorizationCreateInput,
     ) -> WeappAuthorizationCreateOutput {
         let code = input.body.as_ref().map(|b| b.code.as_str());
-        answer!(ctx, self.0.weapp_authorization_create(code).await, WeappAuthorizationCreateOutput)
+        answer!(ctx, self.service.weapp_authorization_create(code).await, WeappAuthorizationCreateOutput)
     }
 
     async fn authorization_refresh(&self, ctx: Context<Caller>, _: AuthorizationRefreshInput) -> AuthorizationRefreshOutput {
         let result = match &ctx.principal {
-            Caller::Renewal(token) => self.0.authorization_refresh(token).await,
+            Caller::Renewal(token) => self.service.authorization_refresh(token).await,
             Caller::User(_) | Caller::Stale(_) => Err(CommunityError::Unauthorized("请携带旧token".into())),
         };
         answer!(ctx, result, AuthorizationRefreshOutput)
@@ -135,7 +129,7 @@ impl CommunityApi for Community {
     user_op!(people_permission_list, PeoplePermissionListInput, PeoplePermissionListOutput, |s, who, _i, _c| s.people_permission_list(who));
 
     async fn community_list(&self, ctx: Context<()>, _: CommunityListInput) -> CommunityListOutput {
-        answer!(ctx, self.0.community_list().await, CommunityListOutput)
+        answer!(ctx, self.service.community_list().await, CommunityListOutput)
     }
 
     user_op!(building_list, BuildingListInput, BuildingListOutput, |s, _who, i, _c| s.building_list(&i.body.id));
@@ -156,13 +150,24 @@ impl CommunityApi for Community {
     user_op!(house_shouquan_update, HouseShouquanUpdateInput, HouseShouquanUpdateOutput, |s, who, i, _c| s.house_shouquan_update(who, i.body.id));
     user_op!(house_unbind, HouseUnbindInput, HouseUnbindOutput, |s, who, i, _c| s.house_unbind(who, i.body.id));
     user_op!(house_charge_update, HouseChargeUpdateInput, HouseChargeUpdateOutput, |s, who, i, _c| s.house_charge_update(who, i.body.id));
-    user_op!(order_list, OrderListInput, OrderListOutput, |s, who, i, c| s.order_list(who, &i.body, &base_url(c)));
-    user_op!(payment_list, PaymentListInput, PaymentListOutput, |s, who, i, c| s.payment_list(who, &i.body, &base_url(c)));
+
+    async fn order_list(&self, ctx: Context<Caller>, input: OrderListInput) -> OrderListOutput {
+        let base = self.public_url.base(&ctx.headers);
+        let result = async { self.service.order_list(user(&ctx.principal)?, &input.body, &base).await.map_err(CommunityError::token_live) };
+        answer!(ctx, result.await, OrderListOutput)
+    }
+
+    async fn payment_list(&self, ctx: Context<Caller>, input: PaymentListInput) -> PaymentListOutput {
+        let base = self.public_url.base(&ctx.headers);
+        let result = async { self.service.payment_list(user(&ctx.principal)?, &input.body, &base).await.map_err(CommunityError::token_live) };
+        answer!(ctx, result.await, PaymentListOutput)
+    }
+
     user_op!(payment_create, PaymentCreateInput, PaymentCreateOutput, |s, who, i, _c| s.payment_create(who, &i.body.ids));
 
     async fn payment_notify(&self, ctx: Context<()>, _: PaymentNotifyInput) -> PaymentNotifyOutput {
         // The signature covers every field as received, never the parsed subset.
-        let outcome = self.0.payment_notify(&ctx.headers, &ctx.raw_body).await;
+        let outcome = self.service.payment_notify(&ctx.headers, &ctx.raw_body).await;
         let ack = crate::providers::wechat_pay::v2::notify_ack(outcome.status() == 200, outcome.message());
         match outcome.status() {
             200 => PaymentNotifyOutput::Ok(ack),

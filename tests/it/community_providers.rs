@@ -629,6 +629,7 @@ fn production_refuses_community_sandboxes_and_a_local_file_url() {
         "apis.community.ocr.provider is the sandbox",
         "apis.community.security_platform.provider is the sandbox",
         "apis.community.files.public_base_url must be a public https URL",
+        "apis.community.public_url must be a public https URL",
     ] {
         assert!(
             problems.contains(expected),
@@ -647,9 +648,13 @@ fn production_refuses_community_sandboxes_and_a_local_file_url() {
     community.ocr.provider = ProviderKind::Real;
     community.security_platform.provider = ProviderKind::Real;
     community.files.public_base_url = Some("https://api.example.com".into());
+    community.public_url = Some("http://community.example.com".into());
+    let problems = config.production_problems(&["community"]).join("\n");
+    assert!(problems.contains("apis.community.public_url"), "not https: {problems}");
+    config.apis.get_mut("community").expect("a section").public_url = Some("https://community.example.com".into());
     let problems = config.production_problems(&["community"]).join("\n");
     assert!(
-        !problems.contains("ocr")
+        !problems.contains("public_url") && !problems.contains("ocr")
             && !problems.contains("security_platform")
             && !problems.contains("files"),
         "{problems}"

@@ -25,6 +25,28 @@ async fn payment_status(app: &TestApp, token: &str, id: &str) -> serde_json::Val
     ok(&app.get(&format!("/api/payment/{id}/status"), Some(token)).await)
 }
 
+/// With `apis.charging.public_url` set, the pay page's URL starts there, whatever `Host` the
+/// request came with (behind a proxy that ends TLS, the request's own would say `http://`); a
+/// setting that is not an http(s) URL stops the API's start, naming it.
+#[tokio::test]
+async fn the_pay_page_url_starts_at_the_configured_public_url() {
+    let app = TestApp::spawn("charging", |config| {
+        config.apis.get_mut("charging").unwrap().public_url = Some("https://ev.example.com/charging/".into());
+    })
+    .await;
+    let token = driver(&app, "behind-a-proxy").await;
+    let data = ok(&app.post(RECHARGE, Some(&token), json!({ "amount": 10, "paymentMethod": 1 })).await);
+    let id = data["rechargeId"].as_str().unwrap();
+    assert_eq!(data["paymentUrl"], format!("https://ev.example.com/charging{PAY_PAGE}?paymentId={id}"), "{data}");
+
+    let mut config = mpapi::config::Config::default();
+    config.database_url = app.server.config.database_url.clone();
+    config.apis.get_mut("charging").unwrap().public_url = Some("ev.example.com".into());
+    let server = mpapi::serve::Server::new(config).await.unwrap();
+    let refused = server.router(mpapi::apis::by_id("charging").unwrap(), 1).await.err().expect("refused").to_string();
+    assert!(refused.contains("apis.charging.public_url"), "{refused}");
+}
+
 #[tokio::test]
 async fn a_recharge_paid_in_the_sandbox_is_credited_once() {
     let app = TestApp::charging().await;

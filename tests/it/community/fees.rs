@@ -26,6 +26,23 @@ async fn pay(app: &TestApp, token: &str, ids: &str) -> (Reply, Option<String>) {
     (reply, held)
 }
 
+/// With `apis.community.public_url` set, the page links of both lists start there, not at the
+/// request's `Host`.
+#[tokio::test]
+async fn page_links_start_at_the_configured_public_url() {
+    let app = TestApp::community_with(|config| {
+        config.apis.get_mut("community").unwrap().public_url = Some("https://community.example.com".into());
+    })
+    .await;
+    let owner = token(&app, DEMO_CODE).await;
+    for list in [ORDERS, PAYMENTS] {
+        let page = app.post(list, Some(&owner), json!({ "per_page": 1 })).await;
+        let pages = &page.body["pages"];
+        let base = format!("https://community.example.com{list}");
+        assert_eq!((&pages["path"], &pages["first_page_url"]), (&json!(base), &json!(format!("{base}?page=1"))), "{}", page.body);
+    }
+}
+
 #[tokio::test]
 async fn order_list_pages_the_orders_of_the_members_houses() {
     let app = TestApp::community().await;

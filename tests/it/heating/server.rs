@@ -246,6 +246,7 @@ async fn production_refuses_a_database_with_demo_data() {
     community.security_platform.app_key = "mpapi".into();
     community.security_platform.app_secret = Some("secret".into());
     community.files.public_base_url = Some("https://tc.example.com".into());
+    community.public_url = Some("https://community.example.com".into());
     let charging = config.apis.get_mut("charging").unwrap();
     charging.appid = "wx8a3c5e7f9b1d2046".into();
     charging.wechat_login = mpapi::config::WechatLoginConfig { provider: mpapi::config::ProviderKind::Real, secret: Some("s".into()), ..Default::default() };
@@ -253,6 +254,7 @@ async fn production_refuses_a_database_with_demo_data() {
     charging.wechat_pay.mchid = "1230000222".into();
     charging.wechat_pay.api_key = Some("k".repeat(32).into());
     charging.wechat_pay.notify_base_url = Some("https://pay.example.com".into());
+    charging.public_url = Some("https://charging.example.com".into());
     charging.charger.provider = mpapi::config::ProviderKind::Real;
     charging.charger.gateway = Some(mpapi::providers::charger::GatewayConfig {
         base_url: "https://gateway.example.com/api".into(),
