@@ -636,7 +636,15 @@ impl ChargingService {
         let user = self.account(who).await?;
         let order = self.current(self.own_order(&user, id).await?).await?;
         let charging = order.status == status::CHARGING;
-        let amount = if charging { self.bill_of(&order).await?.amount_fen } else { order.amount_fen };
+        // While charging, the kWh and the amount are the bill so far, both capped where the
+        // prepaid limit ends (as §5.2's detail and the settled order show them): the charger's
+        // meter may run past the limit until it stops.
+        let (energy, amount) = if charging {
+            let bill = self.bill_of(&order).await?;
+            (bill.energy_wh, bill.amount_fen)
+        } else {
+            (order.energy_wh, order.amount_fen)
+        };
         let now = self.clock.now_ms();
         Ok(OrderStatusResponse {
             code: ok()?,
@@ -647,7 +655,7 @@ impl ChargingService {
                 payment_status: wire(order.payment_status)?,
                 start_time: iso_s(order.started_at.unwrap_or(order.created_at)),
                 end_time: order.ended_at.map(iso_s),
-                power_consumption: kwh_f64(order.energy_wh),
+                power_consumption: kwh_f64(energy),
                 charging_time: seconds_i32(if charging { order.started_at.map_or(0, |s| (now - s) / 1000) } else { order.charging_seconds }),
                 power: scaled(order.power_w, 1000),
                 amount: yuan(amount),

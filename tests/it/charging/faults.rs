@@ -82,9 +82,7 @@ async fn a_port_fault_mid_session_ends_the_order_abnormal_and_faults_the_port() 
     let app = TestApp::charging().await;
     let token = driver(&app, "fault-mid-session").await;
     let order = charging(&app, &token, 1, json!(0), 1).await;
-    advance(&app, 3);
-    let live = order_status(&app, &token, &order).await;
-    assert_eq!(live["status"], 1);
+    let live = live_after(&app, &token, &order, 3).await;
     device_event(&app, DC_DEVICE, "fault", Some(1)).await;
     advance(&app, 2);
     let status = order_status(&app, &token, &order).await;
@@ -188,9 +186,7 @@ async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
     let app = TestApp::charging().await;
     let token = driver(&app, "lost-pile").await;
     let order = charging(&app, &token, 1, json!(0), 1).await;
-    advance(&app, 3);
-    let live = order_status(&app, &token, &order).await;
-    assert_eq!(live["status"], 1);
+    let live = live_after(&app, &token, &order, 3).await;
     device_event(&app, DC_DEVICE, "offline", None).await;
     // Silent for less than a minute: still charging as far as the server knows, frozen.
     let frozen = order_status(&app, &token, &order).await;

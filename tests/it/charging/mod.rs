@@ -203,6 +203,15 @@ pub async fn order_status(app: &TestApp, token: &str, id: &str) -> Value {
     ok(&app.get(&format!("/api/order/{id}/status"), Some(token)).await)
 }
 
+/// Move the clock `seconds` on and read `order`'s status (which syncs it), asserting it is still
+/// charging (1); the status.
+pub async fn live_after(app: &TestApp, token: &str, order: &str, seconds: u64) -> Value {
+    advance(app, seconds);
+    let live = order_status(app, token, order).await;
+    assert_eq!(live["status"], 1, "{live}");
+    live
+}
+
 /// GET /api/order/{id}'s data.
 pub async fn order_detail(app: &TestApp, token: &str, id: &str) -> Value {
     ok(&app.get(&format!("/api/order/{id}"), Some(token)).await)

@@ -201,9 +201,7 @@ async fn an_order_stopped_while_charging_is_completed_and_billed_on_what_it_took
     let app = TestApp::charging().await;
     let token = driver(&app, "stopper").await;
     let order = charging(&app, &token, 1, json!(0), 1).await;
-    advance(&app, 4);
-    let live = order_status(&app, &token, &order).await;
-    assert_eq!(live["status"], 1);
+    let live = live_after(&app, &token, &order, 4).await;
     let stopped = ok(&app.post(&format!("/api/order/{order}/stop"), Some(&token), json!({ "stopReason": 1 })).await);
     assert_eq!((&stopped["orderId"], &stopped["status"]), (&json!(order), &json!(2)), "{stopped}");
     let energy = wh(&stopped["powerConsumption"]);
@@ -359,6 +357,28 @@ async fn by_amount_stops_once_the_bill_reaches_the_amount() {
     let device = device_state(&app, DC_DEVICE).await;
     assert_eq!((&device["ports"][0]["state"], &device["ports"][0]["stopReason"]), (&json!("finished"), &json!(5)), "{device}");
     assert!(device["ports"][0]["energyWh"].as_i64().unwrap() >= wh(&detail["powerConsumption"]));
+}
+
+/// A live order whose last reading went past its amount while its charger could not be
+/// stopped (offline before the stop reached it): §5.2.1's status shows the kWh and the amount
+/// billed so far, both capped where the amount ends, as §5.2's detail shows them — not the
+/// meter's kWh beside the capped amount.
+#[tokio::test]
+async fn a_live_order_past_its_amount_shows_the_capped_kwh_in_its_status() {
+    let app = TestApp::charging().await;
+    let token = driver(&app, "past-the-amount").await;
+    let order = charging(&app, &token, 2, json!(5), 1).await;
+    let under = live_after(&app, &token, &order, 1).await;
+    assert!(fen(&under["amount"]) < 500, "{under}");
+    device_event(&app, DC_DEVICE, "offline", None).await;
+    // The reading the watchdog recorded before its stop found the charger gone: 50 kWh.
+    let at = app.server.clock.now_ms() + 1000;
+    app.server.db.charging().record_sample(&order, at, 50_000, 60_000, 2200, 27_272, 62).await.unwrap();
+    let status = order_status(&app, &token, &order).await;
+    let detail = order_detail(&app, &token, &order).await;
+    assert_eq!((&status["status"], &detail["status"]), (&json!(1), &json!(1)), "{status}");
+    assert_eq!((&status["powerConsumption"], &status["amount"]), (&detail["powerConsumption"], &detail["amount"]), "{status}\n{detail}");
+    assert!(wh(&status["powerConsumption"]) < 50_000 && fen(&detail["totalAmount"]) <= 500, "{status}\n{detail}");
 }
 
 #[tokio::test]
