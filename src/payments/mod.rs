@@ -141,15 +141,6 @@ impl std::fmt::Debug for Payments {
 /// How long a pending order waits for its notify before a status read asks WeChat Pay.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
-/// Whether placing an order may answer its recorded prepay instead of asking WeChat Pay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reuse {
-    /// While it is valid: placed the same way, for the same payer, within [`PREPAY_REUSE`].
-    Valid,
-    /// Never: the order is placed again.
-    Never,
-}
-
 /// How long after WeChat Pay answered a placing its prepay_id or code_url is answered again
 /// rather than the order placed anew. Both are valid 2 hours ([`crate::storage::payments::Prepay`]);
 /// one answered at this age still leaves the payer 30 minutes to pay with it.
@@ -202,12 +193,7 @@ impl Payments {
     /// Pay refuses an order it never had does the order fail (and the API's settle release what
     /// it held); a timeout, or a refusal of an order placed before, leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
-        self.jsapi_params(order, Reuse::Valid).await
-    }
-
-    /// [`Payments::pay_params`], placing the order again when `reuse` is [`Reuse::Never`].
-    async fn jsapi_params(&self, order: &PayOrder, reuse: Reuse) -> Result<PayParams, PayError> {
-        let prepay_id = self.place(order, TradeType::Jsapi, reuse).await?;
+        let prepay_id = self.place(order, TradeType::Jsapi).await?;
         Ok(self.pay.pay_params(&prepay_id).await?)
     }
 
@@ -215,8 +201,9 @@ impl Payments {
     /// stays 未支付 when the payer's bank refuses, PAYERROR, until it lapses; see
     /// `PaymentStore::reopen_failed` for what the API's settle must do): an order that failed
     /// after it was placed with WeChat Pay and has not expired is pending again first (a
-    /// conditional write), then placed again (never its earlier prepay: placing is how a closed
-    /// order is found out) and signed. Should WeChat Pay refuse to place it
+    /// conditional write), then placed again (never its earlier prepay: the reopen leaves it
+    /// undescribed, and placing is how a closed order is found out; a placing by a concurrent
+    /// request after the reopen is reused like any other) and signed. Should WeChat Pay refuse to place it
     /// for good (it had closed the order), the order fails again and this is
     /// [`PayError::NotPayable`]. Any other order is answered as `pay_params` answers it.
     pub async fn pay_params_after_failure(&self, order: &PayOrder) -> Result<PayParams, PayError> {
@@ -228,7 +215,7 @@ impl Payments {
         // Reopened here or by a concurrent request, or not reopenable (expired, closed): as stored.
         let mut current = payments.get(&order.out_trade_no).await?.ok_or(PayError::NotPayable)?;
         current.payer_openid = order.payer_openid.clone().or(current.payer_openid);
-        match self.jsapi_params(&current, Reuse::Never).await {
+        match self.pay_params(&current).await {
             Err(PayError::Provider(error)) if is_final(&error) => {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "a reopened order cannot be placed again: failed");
                 payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
@@ -246,15 +233,15 @@ impl Payments {
     /// the order's prepay (`PayOrder::prepay`): it marks the order as placed, so a late notify is
     /// looked up with an order query and an expired order is closed with WeChat Pay.
     pub async fn native_params(&self, order: &PayOrder) -> Result<String, PayError> {
-        self.place(order, TradeType::Native, Reuse::Valid).await
+        self.place(order, TradeType::Native).await
     }
 
     /// Place a pending, unexpired order with WeChat Pay as `trade` and store what it answers (the
-    /// prepay_id, or the code_url) as the order's prepay; answer it. With [`Reuse::Valid`], the
-    /// order's recorded prepay is answered instead when its placing was `trade`, for the same
-    /// payer, less than [`PREPAY_REUSE`] ago. A final refusal of an order never placed before
+    /// prepay_id, or the code_url) as the order's prepay; answer it. The order's recorded prepay
+    /// is answered instead when its placing was `trade`, for the same payer, less than
+    /// [`PREPAY_REUSE`] ago (an undescribed placing, see [`crate::storage::payments::Prepay`], never is). A final refusal of an order never placed before
     /// fails it (the API's settle releases what it held).
-    async fn place(&self, order: &PayOrder, trade: TradeType, reuse: Reuse) -> Result<String, PayError> {
+    async fn place(&self, order: &PayOrder, trade: TradeType) -> Result<String, PayError> {
         if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
             return Err(PayError::NotPayable);
         }
@@ -263,8 +250,7 @@ impl Payments {
         }
         // NATIVE names no payer: whoever scans pays.
         let payer_openid = if trade == TradeType::Jsapi { order.payer_openid.as_deref() } else { None };
-        if reuse == Reuse::Valid
-            && let Some(prepay) = &order.prepay
+        if let Some(prepay) = &order.prepay
             && prepay.trade == Some(trade)
             && prepay.payer_openid.as_deref() == payer_openid
             && self.clock.now_ms() < prepay.at + PREPAY_REUSE.as_millis() as i64
