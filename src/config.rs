@@ -681,7 +681,8 @@ impl Config {
     /// What makes this configuration unfit for production, for the APIs `serving`: sandbox
     /// providers (they hand out SMS codes and accept any login code), generated secrets (they
     /// would sit in the database beside the data they protect), real WeChat Pay without a public
-    /// https notify URL. Empty when fit.
+    /// https notify URL, community or charging without an https `public_url` (their answers
+    /// carry links). Empty when fit.
     pub fn production_problems(&self, serving: &[&str]) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, secret) in [("jwt", &self.secrets.jwt), ("pii_key", &self.secrets.pii_key), ("pepper", &self.secrets.pepper)] {
@@ -716,7 +717,7 @@ impl Config {
                     problems.push(format!("{section}.appid is not set"));
                 }
             }
-            if matches!(*id, "community" | "charging") && !api.public_url.as_deref().is_some_and(|u| u.trim_start().starts_with("https://")) {
+            if matches!(*id, "community" | "charging") && !crate::api_support::PublicUrl::new("", api.public_url.as_deref()).is_ok_and(|url| url.is_https()) {
                 problems.push(format!("apis.{id}.public_url must be a public https URL (its answers carry links)"));
             }
             if *id == "community" {
@@ -830,6 +831,11 @@ mod tests {
         assert!(!heating.contains("public_url") && !o2o.contains("public_url"), "only community's and charging's answers carry links: {heating}");
         let charging = Config::default().production_problems(&["charging"]).join("\n");
         assert!(charging.contains("apis.charging.public_url must be a public https URL"), "{charging}");
+        let mut config = Config::default();
+        for (url, fit) in [("http://ev.example.com", false), ("https://ev.example.com/?a=1", false), ("HTTPS://ev.example.com", true)] {
+            config.apis.get_mut("charging").unwrap().public_url = Some(url.into());
+            assert_eq!(!config.production_problems(&["charging"]).join("\n").contains("public_url"), fit, "{url}");
+        }
         // o2o's merchants are its operators', each checked under its own section.
         assert!(o2o.contains("apis.o2o.operators[0].wechat_pay.provider is the sandbox"), "{o2o}");
         assert!(o2o.contains("apis.o2o.operators[1].appid is not set"), "{o2o}");

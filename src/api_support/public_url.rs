@@ -33,8 +33,13 @@ impl PublicUrl {
         Ok(PublicUrl { configured: Some(url.as_str().trim_end_matches('/').to_owned()) })
     }
 
+    /// Whether the configured address is `https://` (false when none is).
+    pub fn is_https(&self) -> bool {
+        self.configured.as_deref().is_some_and(|url| url.starts_with("https://"))
+    }
+
     /// The base URLs start with, no trailing `/`: the configured address, else `http://` and the
-    /// `Host` of `headers` when it is a plain host name (letters, digits, `-.:[]`: a name or
+    /// `Host` of `headers` when it is a plain host name (letters, digits, `-_.:[]`: a name or
     /// address and a port, nothing that could end the URL's authority), else
     /// `http://localhost`.
     pub fn base(&self, headers: &HeaderMap) -> String {
@@ -44,7 +49,7 @@ impl PublicUrl {
         let host = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)))
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b)))
             .unwrap_or("localhost");
         format!("http://{host}")
     }
@@ -66,6 +71,8 @@ mod tests {
         assert_eq!(url.base(&host("127.0.0.1:8083")), "https://ev.example.com");
         let under = PublicUrl::new("x", Some(" https://example.com/charging/ ")).unwrap();
         assert_eq!(under.base(&HeaderMap::new()), "https://example.com/charging");
+        assert!(url.is_https() && PublicUrl::new("x", Some("HTTPS://EV.example.com")).unwrap().is_https());
+        assert!(!PublicUrl::new("x", Some("http://ev.example.com")).unwrap().is_https() && !PublicUrl::default().is_https());
     }
 
     #[test]
@@ -74,6 +81,7 @@ mod tests {
         assert_eq!(url, PublicUrl::new("x", Some("  ")).unwrap());
         assert_eq!(url.base(&host("127.0.0.1:8083")), "http://127.0.0.1:8083");
         assert_eq!(url.base(&host("[::1]:80")), "http://[::1]:80");
+        assert_eq!(url.base(&host("charging_api:8083")), "http://charging_api:8083");
         assert_eq!(url.base(&host("evil.example/phish?x=")), "http://localhost");
         assert_eq!(url.base(&host("a@b")), "http://localhost");
         assert_eq!(url.base(&HeaderMap::new()), "http://localhost");

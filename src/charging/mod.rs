@@ -35,7 +35,7 @@ pub struct Charging {
     pub service: Arc<ChargingService>,
     /// Whether WeChat Pay is the sandbox (the pay page then shows its buttons).
     pub sandbox_pay: bool,
-    /// Where the pay page's URL (§6.1 `paymentUrl`, §6.4) starts.
+    /// Where the pay page's URL (`paymentUrl` of §6.1 and §6.3) starts.
     pub public_url: PublicUrl,
 }
 
@@ -50,11 +50,10 @@ macro_rules! answer {
     }};
 }
 
-/// Operations of a logged-in user: `user_op!(name, Input, Output, |service, who, input, ctx| call)`.
+/// Operations of a logged-in user: `user_op!(name, Input, Output, |service, who, input| call)`.
 macro_rules! user_op {
-    ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident, $c:ident| $call:expr) => {
+    ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident| $call:expr) => {
         async fn $name(&self, ctx: Context<Principal>, $i: $input) -> $output {
-            let $c = &ctx;
             let $who = &ctx.principal;
             let $s = &self.service;
             let result: Result<_, ChargingError> = $call.await;
@@ -82,29 +81,29 @@ impl ChargingApi for Charging {
         answer!(ctx, self.service.user_register(&input.body).await, UserRegisterOutput)
     }
 
-    user_op!(user_info_get, UserInfoGetInput, UserInfoGetOutput, |s, who, _i, _c| s.user_info_get(who));
-    user_op!(user_update, UserUpdateInput, UserUpdateOutput, |s, who, i, _c| s.user_update(who, &i.body));
-    user_op!(station_nearby_list, StationNearbyListInput, StationNearbyListOutput, |s, _who, i, _c| s.station_nearby_list(&i));
-    user_op!(station_get, StationGetInput, StationGetOutput, |s, _who, i, _c| s.station_get(&i.id));
-    user_op!(station_search, StationSearchInput, StationSearchOutput, |s, _who, i, _c| s.station_search(&i));
-    user_op!(station_pile_list, StationPileListInput, StationPileListOutput, |s, _who, i, _c| s.station_pile_list(&i.station_id, i.status.map(|x| x as i32)));
-    user_op!(pile_get, PileGetInput, PileGetOutput, |s, _who, i, _c| s.pile_get(&i.id));
-    user_op!(pile_qrcode_get, PileQrcodeGetInput, PileQrcodeGetOutput, |s, _who, i, _c| s.pile_qrcode_get(&i.code));
-    user_op!(port_list, PortListInput, PortListOutput, |s, _who, i, _c| s.port_list(i.pile_id.as_deref()));
-    user_op!(port_get, PortGetInput, PortGetOutput, |s, _who, i, _c| s.port_detail(&i.id));
-    user_op!(port_status_get, PortStatusGetInput, PortStatusGetOutput, |s, _who, i, _c| s.port_detail(&i.id));
-    user_op!(order_create, OrderCreateInput, OrderCreateOutput, |s, who, i, _c| s.order_create(who, &i.body));
-    user_op!(order_get, OrderGetInput, OrderGetOutput, |s, who, i, _c| s.order_get(who, &i.id));
-    user_op!(order_status_get, OrderStatusGetInput, OrderStatusGetOutput, |s, who, i, _c| s.order_status_get(who, &i.id));
-    user_op!(order_list, OrderListInput, OrderListOutput, |s, who, i, _c| s.order_list(who, &i));
-    user_op!(order_stop, OrderStopInput, OrderStopOutput, |s, who, i, _c| s.order_stop(who, &i.id, &i.body));
+    user_op!(user_info_get, UserInfoGetInput, UserInfoGetOutput, |s, who, _i| s.user_info_get(who));
+    user_op!(user_update, UserUpdateInput, UserUpdateOutput, |s, who, i| s.user_update(who, &i.body));
+    user_op!(station_nearby_list, StationNearbyListInput, StationNearbyListOutput, |s, _who, i| s.station_nearby_list(&i));
+    user_op!(station_get, StationGetInput, StationGetOutput, |s, _who, i| s.station_get(&i.id));
+    user_op!(station_search, StationSearchInput, StationSearchOutput, |s, _who, i| s.station_search(&i));
+    user_op!(station_pile_list, StationPileListInput, StationPileListOutput, |s, _who, i| s.station_pile_list(&i.station_id, i.status.map(|x| x as i32)));
+    user_op!(pile_get, PileGetInput, PileGetOutput, |s, _who, i| s.pile_get(&i.id));
+    user_op!(pile_qrcode_get, PileQrcodeGetInput, PileQrcodeGetOutput, |s, _who, i| s.pile_qrcode_get(&i.code));
+    user_op!(port_list, PortListInput, PortListOutput, |s, _who, i| s.port_list(i.pile_id.as_deref()));
+    user_op!(port_get, PortGetInput, PortGetOutput, |s, _who, i| s.port_detail(&i.id));
+    user_op!(port_status_get, PortStatusGetInput, PortStatusGetOutput, |s, _who, i| s.port_detail(&i.id));
+    user_op!(order_create, OrderCreateInput, OrderCreateOutput, |s, who, i| s.order_create(who, &i.body));
+    user_op!(order_get, OrderGetInput, OrderGetOutput, |s, who, i| s.order_get(who, &i.id));
+    user_op!(order_status_get, OrderStatusGetInput, OrderStatusGetOutput, |s, who, i| s.order_status_get(who, &i.id));
+    user_op!(order_list, OrderListInput, OrderListOutput, |s, who, i| s.order_list(who, &i));
+    user_op!(order_stop, OrderStopInput, OrderStopOutput, |s, who, i| s.order_stop(who, &i.id, &i.body));
 
     async fn payment_pay(&self, ctx: Context<Principal>, input: PaymentPayInput) -> PaymentPayOutput {
         let base = self.public_url.base(&ctx.headers);
         answer!(ctx, self.service.payment_pay(&ctx.principal, &input.body, &base).await, PaymentPayOutput)
     }
 
-    user_op!(payment_status_get, PaymentStatusGetInput, PaymentStatusGetOutput, |s, who, i, _c| s.payment_status_get(who, &i.id));
+    user_op!(payment_status_get, PaymentStatusGetInput, PaymentStatusGetOutput, |s, who, i| s.payment_status_get(who, &i.id));
 
     async fn payment_recharge(&self, ctx: Context<Principal>, input: PaymentRechargeInput) -> PaymentRechargeOutput {
         let base = self.public_url.base(&ctx.headers);
@@ -127,15 +126,15 @@ impl ChargingApi for Charging {
         answer!(ctx, result, PaymentWechatPayPageOutput)
     }
 
-    user_op!(statistics_charging_get, StatisticsChargingGetInput, StatisticsChargingGetOutput, |s, who, i, _c| s.statistics_charging_get(who, i.period));
-    user_op!(config_get, ConfigGetInput, ConfigGetOutput, |s, _who, _i, _c| s.config_get());
-    user_op!(billing_rules_get, BillingRulesGetInput, BillingRulesGetOutput, |s, _who, _i, _c| s.billing_rules_get());
-    user_op!(charging_start, ChargingStartInput, ChargingStartOutput, |s, who, i, _c| s.charging_start(who, &i.body));
-    user_op!(charging_stop, ChargingStopInput, ChargingStopOutput, |s, who, i, _c| s.charging_stop(who, &i.body));
-    user_op!(charging_status_get, ChargingStatusGetInput, ChargingStatusGetOutput, |s, _who, i, _c| s.charging_status_get(&i.device_address, i.port_no.as_deref()));
-    user_op!(device_charging_start, DeviceChargingStartInput, DeviceChargingStartOutput, |s, who, i, _c| s.device_charging_start(who, &i.device_address, &i.body));
-    user_op!(device_charging_stop, DeviceChargingStopInput, DeviceChargingStopOutput, |s, who, i, _c| s.device_charging_stop(who, &i.device_address, &i.body));
-    user_op!(device_charging_status_get, DeviceChargingStatusGetInput, DeviceChargingStatusGetOutput, |s, _who, i, _c| s.device_charging_status_get(&i.device_address, i.port));
+    user_op!(statistics_charging_get, StatisticsChargingGetInput, StatisticsChargingGetOutput, |s, who, i| s.statistics_charging_get(who, i.period));
+    user_op!(config_get, ConfigGetInput, ConfigGetOutput, |s, _who, _i| s.config_get());
+    user_op!(billing_rules_get, BillingRulesGetInput, BillingRulesGetOutput, |s, _who, _i| s.billing_rules_get());
+    user_op!(charging_start, ChargingStartInput, ChargingStartOutput, |s, who, i| s.charging_start(who, &i.body));
+    user_op!(charging_stop, ChargingStopInput, ChargingStopOutput, |s, who, i| s.charging_stop(who, &i.body));
+    user_op!(charging_status_get, ChargingStatusGetInput, ChargingStatusGetOutput, |s, _who, i| s.charging_status_get(&i.device_address, i.port_no.as_deref()));
+    user_op!(device_charging_start, DeviceChargingStartInput, DeviceChargingStartOutput, |s, who, i| s.device_charging_start(who, &i.device_address, &i.body));
+    user_op!(device_charging_stop, DeviceChargingStopInput, DeviceChargingStopOutput, |s, who, i| s.device_charging_stop(who, &i.device_address, &i.body));
+    user_op!(device_charging_status_get, DeviceChargingStatusGetInput, DeviceChargingStatusGetOutput, |s, _who, i| s.device_charging_status_get(&i.device_address, i.port));
 
     async fn pile_configure(&self, ctx: Context<Principal>, input: PileConfigureInput) -> PileConfigureOutput {
         let bytes: Result<Vec<u8>, ChargingError> = input
@@ -151,8 +150,8 @@ impl ChargingApi for Charging {
         answer!(ctx, result, PileConfigureOutput)
     }
 
-    user_op!(device_list, DeviceListInput, DeviceListOutput, |s, who, _i, _c| s.device_list(who));
-    user_op!(device_status_get, DeviceStatusGetInput, DeviceStatusGetOutput, |s, _who, i, _c| s.device_status_get(&i.imei));
+    user_op!(device_list, DeviceListInput, DeviceListOutput, |s, who, _i| s.device_list(who));
+    user_op!(device_status_get, DeviceStatusGetInput, DeviceStatusGetOutput, |s, _who, i| s.device_status_get(&i.imei));
 }
 
 /// Run the watchdog: every second, sync every live order with its charger (so every order ends:

@@ -630,8 +630,9 @@ impl ChargingService {
         })
     }
 
-    /// operationId `order_status_get` (003 §5.2.1): the order now — while charging, the
-    /// charger's latest kWh, power, voltage and current and the electricity amount so far.
+    /// operationId `order_status_get` (003 §5.2.1): the order now — while charging, the kWh and
+    /// the electricity amount billed so far (capped where a prepaid amount ends), and the
+    /// charger's latest power, voltage and current.
     pub async fn order_status_get(&self, who: &Principal, id: &str) -> Result<OrderStatusResponse, ChargingError> {
         let user = self.account(who).await?;
         let order = self.current(self.own_order(&user, id).await?).await?;

@@ -21,8 +21,8 @@ const MAX_IDS: usize = 50;
 /// How long a bill holds its orders and can be paid.
 const BILL_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// Laravel's paginator `pages` (4.1.1 pages): `base` is `http://host` of the request, `path`
-/// the operation's path.
+/// Laravel's paginator `pages` (4.1.1 pages): `base` is where the API is reached
+/// ([`crate::api_support::PublicUrl::base`]), `path` the operation's path.
 pub fn laravel_pages<T>(page: &Page<T>, base: &str, path: &str) -> PageInfo {
     let url = format!("{base}{path}");
     let last = page.pages().max(1);
@@ -109,8 +109,8 @@ impl CommunityService {
         })
     }
 
-    /// operationId `order_list` (002 §4.1.1): `base` is the request's `http://host` for the
-    /// page URLs.
+    /// operationId `order_list` (002 §4.1.1): `base` starts the page URLs
+    /// ([`crate::api_support::PublicUrl::base`]).
     pub async fn order_list(&self, who: &Principal, body: &OrderListRequest, base: &str) -> Result<OrderListResponse, CommunityError> {
         let user = self.account(who).await?;
         let houses = self.paying_houses(&user.id).await?;

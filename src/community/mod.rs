@@ -27,7 +27,7 @@ use crate::identity::Principal;
 pub struct Community {
     /// The application.
     pub service: Arc<CommunityService>,
-    /// Where the page links of 4.1.1 and 4.2.1 start.
+    /// Where the page links of 4.1.1 and 4.1.2 start.
     pub public_url: PublicUrl,
 }
 
@@ -55,9 +55,8 @@ fn user(caller: &Caller) -> Result<&Principal, CommunityError> {
 
 /// Operations of a logged-in user: `op!(name, Input, Output, |service, who, input| call)`.
 macro_rules! user_op {
-    ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident, $c:ident| $call:expr) => {
+    ($name:ident, $input:ident, $output:ident, |$s:ident, $who:ident, $i:ident| $call:expr) => {
         async fn $name(&self, ctx: Context<Caller>, $i: $input) -> $output {
-            let $c = &ctx;
             let result = async {
                 let $who = user(&ctx.principal)?;
                 let $s = &self.service;
@@ -126,30 +125,30 @@ impl CommunityApi for Community {
         answer!(ctx, result, AuthorizationRefreshOutput)
     }
 
-    user_op!(people_permission_list, PeoplePermissionListInput, PeoplePermissionListOutput, |s, who, _i, _c| s.people_permission_list(who));
+    user_op!(people_permission_list, PeoplePermissionListInput, PeoplePermissionListOutput, |s, who, _i| s.people_permission_list(who));
 
     async fn community_list(&self, ctx: Context<()>, _: CommunityListInput) -> CommunityListOutput {
         answer!(ctx, self.service.community_list().await, CommunityListOutput)
     }
 
-    user_op!(building_list, BuildingListInput, BuildingListOutput, |s, _who, i, _c| s.building_list(&i.body.id));
-    user_op!(unit_list, UnitListInput, UnitListOutput, |s, _who, i, _c| s.unit_list(i.body.id));
-    user_op!(floor_list, FloorListInput, FloorListOutput, |s, _who, i, _c| s.floor_list(i.body.id));
-    user_op!(house_list, HouseListInput, HouseListOutput, |s, _who, i, _c| s.house_list(i.body.id));
-    user_op!(security_phone_verify, SecurityPhoneVerifyInput, SecurityPhoneVerifyOutput, |s, who, i, _c| s.security_phone_verify(who, &i.body));
-    user_op!(security_owner_get, SecurityOwnerGetInput, SecurityOwnerGetOutput, |s, who, i, _c| s.security_owner_get(who, i.body.id));
-    user_op!(security_owner_verify, SecurityOwnerVerifyInput, SecurityOwnerVerifyOutput, |s, who, i, _c| s.security_owner_verify(who, &i.body));
-    user_op!(people_photo_upload, PeoplePhotoUploadInput, PeoplePhotoUploadOutput, |s, who, i, _c| s.people_photo_upload(who, &i.body));
-    user_op!(idcard_photo_recognize, IdcardPhotoRecognizeInput, IdcardPhotoRecognizeOutput, |s, who, i, _c| s.idcard_photo_recognize(who, &i.body.image));
-    user_op!(yibiaosanshi_submit, YibiaosanshiSubmitInput, YibiaosanshiSubmitOutput, |s, who, i, _c| s.yibiaosanshi_submit(who, &i.body));
-    user_op!(house_bind, HouseBindInput, HouseBindOutput, |s, who, i, _c| s.house_bind(who, &i.body));
-    user_op!(user_house_list, UserHouseListInput, UserHouseListOutput, |s, who, _i, _c| s.user_house_list(who));
-    user_op!(house_get, HouseGetInput, HouseGetOutput, |s, who, i, _c| s.house_get(who, i.body.id));
-    user_op!(shenhe_get, ShenheGetInput, ShenheGetOutput, |s, who, i, _c| s.shenhe_get(who, i.body.id));
-    user_op!(shenhe_delete, ShenheDeleteInput, ShenheDeleteOutput, |s, who, i, _c| s.shenhe_delete(who, i.body.id));
-    user_op!(house_shouquan_update, HouseShouquanUpdateInput, HouseShouquanUpdateOutput, |s, who, i, _c| s.house_shouquan_update(who, i.body.id));
-    user_op!(house_unbind, HouseUnbindInput, HouseUnbindOutput, |s, who, i, _c| s.house_unbind(who, i.body.id));
-    user_op!(house_charge_update, HouseChargeUpdateInput, HouseChargeUpdateOutput, |s, who, i, _c| s.house_charge_update(who, i.body.id));
+    user_op!(building_list, BuildingListInput, BuildingListOutput, |s, _who, i| s.building_list(&i.body.id));
+    user_op!(unit_list, UnitListInput, UnitListOutput, |s, _who, i| s.unit_list(i.body.id));
+    user_op!(floor_list, FloorListInput, FloorListOutput, |s, _who, i| s.floor_list(i.body.id));
+    user_op!(house_list, HouseListInput, HouseListOutput, |s, _who, i| s.house_list(i.body.id));
+    user_op!(security_phone_verify, SecurityPhoneVerifyInput, SecurityPhoneVerifyOutput, |s, who, i| s.security_phone_verify(who, &i.body));
+    user_op!(security_owner_get, SecurityOwnerGetInput, SecurityOwnerGetOutput, |s, who, i| s.security_owner_get(who, i.body.id));
+    user_op!(security_owner_verify, SecurityOwnerVerifyInput, SecurityOwnerVerifyOutput, |s, who, i| s.security_owner_verify(who, &i.body));
+    user_op!(people_photo_upload, PeoplePhotoUploadInput, PeoplePhotoUploadOutput, |s, who, i| s.people_photo_upload(who, &i.body));
+    user_op!(idcard_photo_recognize, IdcardPhotoRecognizeInput, IdcardPhotoRecognizeOutput, |s, who, i| s.idcard_photo_recognize(who, &i.body.image));
+    user_op!(yibiaosanshi_submit, YibiaosanshiSubmitInput, YibiaosanshiSubmitOutput, |s, who, i| s.yibiaosanshi_submit(who, &i.body));
+    user_op!(house_bind, HouseBindInput, HouseBindOutput, |s, who, i| s.house_bind(who, &i.body));
+    user_op!(user_house_list, UserHouseListInput, UserHouseListOutput, |s, who, _i| s.user_house_list(who));
+    user_op!(house_get, HouseGetInput, HouseGetOutput, |s, who, i| s.house_get(who, i.body.id));
+    user_op!(shenhe_get, ShenheGetInput, ShenheGetOutput, |s, who, i| s.shenhe_get(who, i.body.id));
+    user_op!(shenhe_delete, ShenheDeleteInput, ShenheDeleteOutput, |s, who, i| s.shenhe_delete(who, i.body.id));
+    user_op!(house_shouquan_update, HouseShouquanUpdateInput, HouseShouquanUpdateOutput, |s, who, i| s.house_shouquan_update(who, i.body.id));
+    user_op!(house_unbind, HouseUnbindInput, HouseUnbindOutput, |s, who, i| s.house_unbind(who, i.body.id));
+    user_op!(house_charge_update, HouseChargeUpdateInput, HouseChargeUpdateOutput, |s, who, i| s.house_charge_update(who, i.body.id));
 
     async fn order_list(&self, ctx: Context<Caller>, input: OrderListInput) -> OrderListOutput {
         let base = self.public_url.base(&ctx.headers);
@@ -163,7 +162,7 @@ impl CommunityApi for Community {
         answer!(ctx, result.await, PaymentListOutput)
     }
 
-    user_op!(payment_create, PaymentCreateInput, PaymentCreateOutput, |s, who, i, _c| s.payment_create(who, &i.body.ids));
+    user_op!(payment_create, PaymentCreateInput, PaymentCreateOutput, |s, who, i| s.payment_create(who, &i.body.ids));
 
     async fn payment_notify(&self, ctx: Context<()>, _: PaymentNotifyInput) -> PaymentNotifyOutput {
         // The signature covers every field as received, never the parsed subset.
