@@ -1,5 +1,5 @@
 //! Paying for charging (003 §6): an ended order from the balance (immediate) or by WeChat Pay v2
-//! (NATIVE `code_url` as `qrCodeUrl`, and the pay page for JSAPI), recharges, the v2 notify and
+//! (NATIVE `code_url` as `qrCodeUrl`, and the pay page showing it), recharges, the v2 notify and
 //! the payment's status (asking WeChat Pay when the notify is late).
 
 use generated::charging::types::*;
@@ -241,11 +241,13 @@ impl ChargingService {
     }
 
     /// operationId `payment_wechat_pay_page` (003 §6.5): the HTML page of a waiting payment or
-    /// recharge of the caller: the amount, the NATIVE QR link, and — for an account with an
-    /// openid — the JSAPI parameters `WeixinJSBridge` pays with; with the sandbox, buttons that
-    /// pay or fail it. The page stays behind the bearer token (the contract's security): a
-    /// mini-program pays with `qrCodeUrl` (long-press) or its own page (`paymentUrl` of
-    /// order_create) and polls `payment_status_get`.
+    /// recharge of the caller: the amount and the NATIVE QR link (the order's code_url, placed
+    /// again only once the one answered is 90 minutes old); with the sandbox, buttons that pay
+    /// or fail it. No JSAPI button: the order was placed NATIVE when it was made (`qrCodeUrl`),
+    /// and WeChat Pay refuses to place one out_trade_no again as another trade type
+    /// (OUT_TRADE_NO_USED; the sandbox refuses it too). The page stays behind the bearer token
+    /// (the contract's security): a mini-program pays with `qrCodeUrl` (long-press) or its own
+    /// page (`paymentUrl` of order_create) and polls `payment_status_get`.
     pub async fn payment_wechat_pay_page(&self, who: &Principal, id: &str, sandbox: bool) -> Result<String, ChargingError> {
         let user = self.account(who).await?;
         let id = id.trim();
@@ -264,15 +266,7 @@ impl ChargingService {
         if pay.status != PayStatus::Pending {
             return Err(ChargingError::new(3002, "订单状态错误：该支付已结束"));
         }
-        let qr = self.code_url(id).await?;
-        let jsapi = match user.openid {
-            // Read again: placing the QR code may have replaced the JSAPI prepay_id `pay` records.
-            Some(_) => {
-                let pay = self.db.payments().get(id).await?.ok_or_else(|| ChargingError::new(404, "支付记录不存在"))?;
-                Some(self.payments.pay_params(&pay).await?)
-            }
-            None => None,
-        };
+        let qr = self.payments.native_params(&pay).await?;
         let mut html = format!(
             "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>微信支付</title></head><body>\
              <h1>{}</h1><p>支付单号：{}</p><p>金额：¥{}</p><p>扫码支付：<code>{}</code></p>",
@@ -281,18 +275,6 @@ impl ChargingService {
             yuan(amount_fen),
             escape(&qr)
         );
-        if let Some(params) = jsapi {
-            let json = serde_json::json!({
-                "appId": params.app_id, "timeStamp": params.time_stamp, "nonceStr": params.nonce_str,
-                "package": params.package, "signType": params.sign_type, "paySign": params.pay_sign,
-            });
-            // `<` escaped inside the script: nothing in the JSON can end the element.
-            let json = json.to_string().replace('<', "\\u003c");
-            html.push_str(&format!(
-                "<button id=\"pay\">微信支付</button><script>var params={json};document.getElementById('pay').onclick=function(){{\
-                 WeixinJSBridge.invoke('getBrandWCPayRequest',params,function(r){{document.body.insertAdjacentText('beforeend',r.err_msg);}});}};</script>"
-            ));
-        }
         if sandbox {
             html.push_str(&format!(
                 "<p>沙箱：<button onclick=\"fetch('/_sandbox/pay/{id}?result=success',{{method:'POST'}}).then(function(r){{return r.text()}}).then(function(t){{document.body.insertAdjacentText('beforeend',t)}})\">模拟支付成功</button>\

@@ -8,6 +8,7 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::payments::TradeType;
 use super::{Db, StorageError, affected, text_enum, write};
 
 /// The tables as sea-orm entities (see the migration `m20261205_000015_sandbox_state`).
@@ -62,6 +63,7 @@ pub mod entity {
             pub attempt_id: Option<String>,
             pub attempt_until: Option<i64>,
             pub created_at: i64,
+            pub trade_type: Option<crate::storage::payments::TradeType>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -260,6 +262,8 @@ pub struct NewSandboxOrder {
     pub time_expire: i64,
     /// The payer, when the API has one.
     pub payer_openid: Option<String>,
+    /// How it was placed (`None`: recorded before the sandbox kept it, or adopted as paid).
+    pub trade_type: Option<TradeType>,
 }
 
 /// A sandbox order's row.
@@ -290,6 +294,7 @@ impl From<order::Model> for SandboxOrderRow {
                 notify_url: row.notify_url,
                 time_expire: row.time_expire,
                 payer_openid: row.payer_openid,
+                trade_type: row.trade_type,
             },
             state: row.state,
             transaction_id: row.transaction_id,
@@ -419,6 +424,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             attempt_id: None,
             attempt_until: None,
             created_at: now,
+            trade_type: new.trade_type,
         };
         let inserted = order::Entity::insert(row.clone().into_active_model())
             .on_conflict(
@@ -453,6 +459,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             attempt_id: Set(None),
             attempt_until: Set(None),
             created_at: Set(paid_at),
+            trade_type: Set(None),
         })
         .on_conflict(
             OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
@@ -660,6 +667,7 @@ mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     use super::{Db, NewSandboxOrder, RefundClaim, SandboxRefundRow};
+    use crate::storage::payments::TradeType;
 
     /// A JSAPI order `out_trade_no` of 100 fen, payable until 10,000 s.
     fn new_order_100_fen(out_trade_no: &str) -> NewSandboxOrder {
@@ -669,6 +677,7 @@ mod tests {
             notify_url: "http://127.0.0.1:9/notify".into(),
             time_expire: 10_000_000,
             payer_openid: None,
+            trade_type: Some(TradeType::Jsapi),
         }
     }
 

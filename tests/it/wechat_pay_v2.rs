@@ -1305,19 +1305,17 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
         placed.prepay.as_ref().map(|prepay| prepay.id.as_str()),
         Some(code_url.as_str())
     );
-    // A JSAPI placing of the order (no payer: the sandbox needs none) is not answered the
-    // code_url but placed, for a prepay_id; NATIVE after it is placed again, for a code_url.
-    let jsapi = payments.pay_params(&placed).await.expect("JSAPI");
+    // A JSAPI placing of the order is refused, as WeChat Pay refuses one out_trade_no placed
+    // again as another trade type (OUT_TRADE_NO_USED): the order stays pending, its code_url
+    // still answered.
+    let refused = payments.pay_params(&placed).await.expect_err("JSAPI after NATIVE");
     assert!(
-        jsapi.package.starts_with("prepay_id=") && !jsapi.package.contains(pr),
-        "{}",
-        jsapi.package
+        matches!(&refused, PayError::Provider(ProviderError::Vendor { code, message, .. }) if code == "INVALID_REQUEST" && message.contains("placed native first")),
+        "{refused:?}"
     );
-    let again = payments
-        .native_params(&db.payments().get(&no).await.expect("read").expect("the order"))
-        .await
-        .expect("NATIVE again");
-    assert!(again.starts_with("weixin://wxpay/bizpayurl?pr="), "{again}");
+    let after = db.payments().get(&no).await.expect("read").expect("the order");
+    assert_eq!((after.status, after.prepay.map(|prepay| prepay.id)), (PayStatus::Pending, Some(code_url.clone())));
+    assert_eq!(payments.native_params(&placed).await.expect("NATIVE again"), code_url);
 
     // The payer scans: the sandbox's pay takes the pr token (or the code_url) like a prepay_id.
     let outcome = sandbox.pay(pr, true).await.expect("paid");

@@ -30,6 +30,7 @@ use super::{
     TradeState, Transaction, WechatPay, beijing_rfc3339, valid_out_trade_no,
 };
 use crate::clock::Clock;
+use crate::storage::payments::TradeType;
 use crate::storage::sandbox::{NewSandboxOrder, RefundClaim, SandboxOrderRow, SandboxPayState, SandboxRefundRow};
 use crate::storage::{Db, StorageError};
 use tokio::sync::OnceCell;
@@ -726,10 +727,12 @@ impl SandboxPay {
         ]))
     }
 
-    /// Check `order` as WeChat Pay does and record it (the first time — of two instances
-    /// placing it at once, one records it — and asked again, the same amount and an open order
-    /// are needed); the order as stored.
-    async fn place(&self, order: &PrepayRequest) -> Result<SandboxOrderRow, ProviderError> {
+    /// Check `order`, placed as `trade`, as WeChat Pay does and record it (the first time — of
+    /// two instances placing it at once, one records it — and asked again, the same amount,
+    /// trade type and payer and an open order are needed: WeChat Pay answers another trade type
+    /// or payer for one out_trade_no as it answers another amount, INVALID_REQUEST in v3 and
+    /// OUT_TRADE_NO_USED in v2); the order as stored.
+    async fn place(&self, order: &PrepayRequest, trade: TradeType) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
         }
@@ -752,6 +755,7 @@ impl SandboxPay {
             notify_url: order.notify_url.clone(),
             time_expire: ms(order.time_expire),
             payer_openid: order.payer_openid.clone(),
+            trade_type: Some(trade),
         };
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
         let row = store.place(&new, ms(now)).await.map_err(internal)?;
@@ -759,6 +763,15 @@ impl SandboxPay {
         let existing = order_of(&row, ms(now));
         if existing.amount_fen != order.amount_fen {
             return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
+        }
+        // An order recorded before the sandbox kept its trade type is not checked.
+        if let Some(first) = row.order.trade_type {
+            if first != trade {
+                return Err(vendor("INVALID_REQUEST", format!("参数与首次请求时不一致 (trade_type: placed {} first)", first.as_str())));
+            }
+            if existing.payer_openid != order.payer_openid {
+                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (openid differs)"));
+            }
         }
         match existing.state {
             SandboxOrderState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
@@ -879,7 +892,7 @@ impl WechatPay for SandboxPay {
     }
 
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        self.place(order).await?;
+        self.place(order, TradeType::Jsapi).await?;
         let prepay_id = format!("wx{}", crate::random::hex(28));
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
         store.add_prepay(&prepay_id, &order.out_trade_no, self.clock.now_ms()).await.map_err(internal)?;
@@ -890,7 +903,7 @@ impl WechatPay for SandboxPay {
     /// random `[0-9A-Za-z]`, the same one while the order is open (whichever instance is
     /// asked). `pay` takes the code_url or its `pr` token as well as the out_trade_no.
     async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        let row = self.place(order).await?;
+        let row = self.place(order, TradeType::Native).await?;
         if let Some(code_url) = row.code_url {
             return Ok(code_url);
         }
@@ -1117,6 +1130,27 @@ mod tests {
         let unknown = "weixin://wxpay/bizpayurl?pr=000000000000";
         assert_eq!(pay.pay(unknown, true).await, Err(SandboxPayError::NotFound(unknown.into())));
         assert_eq!(pay.order("SBNATIVE_001").await.expect("read").map(|o| o.state), Some(SandboxOrderState::NotPaid));
+    }
+
+    /// As WeChat Pay, one out_trade_no is placed one way for one payer: asked again as the
+    /// other trade type, or for another payer, it is refused (and nothing changes); asked
+    /// again as first placed, it is answered.
+    #[tokio::test]
+    async fn an_order_is_placed_again_only_as_first_placed() {
+        let pay = &sandbox().await;
+        let native = PrepayRequest { payer_openid: None, ..order("SBTRADE_001", 500) };
+        let code_url = pay.native_prepay(&native).await.expect("NATIVE");
+        assert_eq!(vendor_code(pay.jsapi_prepay(&native).await), "INVALID_REQUEST");
+        assert_eq!(vendor_code(pay.jsapi_prepay(&order("SBTRADE_001", 500)).await), "INVALID_REQUEST");
+        assert_eq!(pay.native_prepay(&native).await.expect("NATIVE again"), code_url);
+        let jsapi = order("SBTRADE_002", 500);
+        pay.jsapi_prepay(&jsapi).await.expect("JSAPI");
+        pay.jsapi_prepay(&jsapi).await.expect("JSAPI again");
+        assert_eq!(vendor_code(pay.native_prepay(&PrepayRequest { payer_openid: None, ..jsapi.clone() }).await), "INVALID_REQUEST");
+        let other_payer = PrepayRequest { payer_openid: Some("o_another_payer".into()), ..jsapi.clone() };
+        assert_eq!(vendor_code(pay.jsapi_prepay(&other_payer).await), "INVALID_REQUEST");
+        let recorded = pay.order("SBTRADE_002").await.expect("read").expect("recorded");
+        assert_eq!((recorded.payer_openid, recorded.state), (jsapi.payer_openid, SandboxOrderState::NotPaid));
     }
 
     #[tokio::test]

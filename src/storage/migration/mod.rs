@@ -26,6 +26,7 @@ mod m20261208_000020_pay_refund_processing;
 mod m20261209_000021_rate_limit_hot;
 mod m20261210_000022_rate_window;
 mod m20261211_000023_pay_order_prepay_for;
+mod m20261212_000024_sandbox_pay_trade;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000021_rate_limit_hot::Migration),
             Box::new(m20261210_000022_rate_window::Migration),
             Box::new(m20261211_000023_pay_order_prepay_for::Migration),
+            Box::new(m20261212_000024_sandbox_pay_trade::Migration),
         ]
     }
 }

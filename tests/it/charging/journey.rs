@@ -244,15 +244,16 @@ async fn a_session_charged_billed_by_time_of_use_and_paid_by_wechat() {
     let before = ok(&app.get(&format!("/api/payment/{payment}/status"), Some(&token)).await);
     assert_eq!((&before["paymentStatus"], &before["transactionId"], &before["paymentTime"]), (&json!(1), &json!(null), &json!(null)));
 
-    // The pay page (behind the token): the amount, the code, JSAPI for a WeChat user, and the
-    // sandbox's buttons.
+    // The pay page (behind the token): the amount, the code (no JSAPI button: the order was
+    // placed NATIVE), and the sandbox's buttons.
     let page = app.get(&format!("{PAY_PAGE}?paymentId={payment}"), Some(&token)).await;
     assert_eq!(page.status, 200);
     let html = page.body.as_str().unwrap();
     assert!(page.headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    for needle in [payment.as_str(), &format!("¥{}.{:02}", total / 100, total % 100), qr, "WeixinJSBridge", "paySign", "模拟支付成功", "模拟支付失败"] {
+    for needle in [payment.as_str(), &format!("¥{}.{:02}", total / 100, total % 100), qr, "模拟支付成功", "模拟支付失败"] {
         assert!(html.contains(needle), "{needle} not in {html}");
     }
+    assert!(!html.contains("WeixinJSBridge"), "{html}");
     assert!(html.contains(&format!("/_sandbox/pay/{payment}?result=success")), "{html}");
     assert_eq!(app.get(&format!("{PAY_PAGE}?paymentId={payment}"), None).await.status, 401);
 
