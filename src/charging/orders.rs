@@ -668,7 +668,9 @@ impl ChargingService {
     }
 
     /// operationId `order_list` (003 §5.3): the caller's orders, newest first; `startDate` and
-    /// `endDate` are Beijing dates, both inclusive, on the creation time.
+    /// `endDate` are Beijing dates, both inclusive, on the creation time. A charging order's
+    /// kWh and amount are the bill so far, as §5.2 and §5.2.1 show them (the last reading
+    /// recorded; the list asks no charger).
     pub async fn order_list(&self, who: &Principal, input: &generated::charging::OrderListInput) -> Result<OrderListResponse, ChargingError> {
         let user = self.account(who).await?;
         let date = |value: &Option<String>, what: &str| -> Result<Option<chrono::NaiveDate>, ChargingError> {
@@ -692,16 +694,23 @@ impl ChargingService {
         let page = self.db.charging().orders_of(user.id, filter, request).await?;
         let mut list = Vec::with_capacity(page.items.len());
         for order in &page.items {
+            // A user has at most one live order, so at most one bill is computed a page.
+            let (energy, amount) = if order.status == status::CHARGING {
+                let bill = self.bill_of(order).await?;
+                (bill.energy_wh, bill.amount_fen)
+            } else {
+                (order.energy_wh, order.amount_fen)
+            };
             list.push(OrderListItem {
                 id: order.id.clone(),
                 order_no: order.order_no.clone(),
                 station_name: order.station_name.clone(),
                 pile_no: order.pile_no.clone(),
                 port_no: order.port_no.to_string(),
-                amount: yuan(order.amount_fen),
+                amount: yuan(amount),
                 start_time: iso_s(order.started_at.unwrap_or(order.created_at)),
                 end_time: order.ended_at.map(iso_s),
-                power_consumption: kwh_f64(order.energy_wh),
+                power_consumption: kwh_f64(energy),
                 charging_time: seconds_i32(order.charging_seconds),
                 status: wire(order.status)?,
                 payment_status: wire(order.payment_status)?,

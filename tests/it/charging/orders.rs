@@ -362,7 +362,7 @@ async fn by_amount_stops_once_the_bill_reaches_the_amount() {
 /// A live order whose last reading went past its amount while its charger could not be
 /// stopped (offline before the stop reached it): §5.2.1's status shows the kWh and the amount
 /// billed so far, both capped where the amount ends, as §5.2's detail shows them — not the
-/// meter's kWh beside the capped amount.
+/// meter's kWh beside the capped amount; §5.3's list shows the same.
 #[tokio::test]
 async fn a_live_order_past_its_amount_shows_the_capped_kwh_in_its_status() {
     let app = TestApp::charging().await;
@@ -378,6 +378,9 @@ async fn a_live_order_past_its_amount_shows_the_capped_kwh_in_its_status() {
     let detail = order_detail(&app, &token, &order).await;
     assert_eq!((&status["status"], &detail["status"]), (&json!(1), &json!(1)), "{status}");
     assert_eq!((&status["powerConsumption"], &status["amount"]), (&detail["powerConsumption"], &detail["amount"]), "{status}\n{detail}");
+    let listed = ok(&app.get(ORDERS, Some(&token)).await)["list"][0].clone();
+    assert_eq!((&listed["id"], &listed["status"]), (&json!(order), &json!(1)), "{listed}");
+    assert_eq!((&listed["powerConsumption"], &listed["amount"]), (&detail["powerConsumption"], &detail["amount"]), "§5.3 as §5.2: {listed}");
     assert!(wh(&status["powerConsumption"]) < 50_000 && fen(&detail["totalAmount"]) <= 500, "{status}\n{detail}");
 }
 
