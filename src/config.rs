@@ -185,8 +185,10 @@ pub struct ApiConfig {
     pub operators: Vec<OperatorConfig>,
     /// The API's address as its clients reach it (`https://api.example.com`; a path is kept):
     /// the start of the URLs it answers — community's page links (002 §4.1.1), charging's pay
-    /// page (003 §6.1). Unset: `http://` and the request's `Host`, right with no proxy in front;
-    /// production requires an https one for community and charging ([`crate::api_support::PublicUrl`]).
+    /// page (003 §6.1), and community's file URLs unless `files.public_base_url` is set. Unset:
+    /// `http://` and the request's `Host`, right with no proxy in front; production requires an
+    /// https one for community and charging ([`crate::api_support::PublicUrl`]); the other APIs
+    /// refuse it (their answers carry no URLs of their own).
     pub public_url: Option<String>,
 }
 
@@ -523,7 +525,8 @@ pub struct FilesConfig {
     /// false: path style (`endpoint/BUCKET/key`).
     pub virtual_hosted_style: bool,
     /// The public base URL file URLs start with (`https://api.example.com`); `/files/{key}` is
-    /// appended. Default: `http://127.0.0.1:{port}`, right for development only.
+    /// appended. Default: the API's `public_url`, else `http://127.0.0.1:{port}`, right for
+    /// development only.
     pub public_base_url: Option<String>,
     /// How long a signed file URL stays valid, seconds (default 3600).
     pub url_ttl_seconds: u64,
@@ -727,7 +730,7 @@ impl Config {
                 if api.security_platform.provider == ProviderKind::Sandbox {
                     problems.push(format!("apis.{id}.security_platform.provider is the sandbox"));
                 }
-                let base = api.files.public_base_url.as_deref();
+                let base = api.files.public_base_url.as_deref().or(api.public_url.as_deref());
                 if !base.is_some_and(|u| u.starts_with("https://")) {
                     let field = format!("apis.{id}.files.public_base_url");
                     problems.push(format!("{field} must be a public https URL"));

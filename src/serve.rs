@@ -71,15 +71,17 @@ pub struct RealApi {
     /// Whether it asks the 安防平台 (then [`ApiParts::security_platform`] is built from its
     /// section, and the sandbox platform's switch is served while it is the sandbox).
     pub security_platform: bool,
+    /// Whether its answers carry URLs of its own (then `public_url` may be set: [`ApiParts::public_url`]).
+    pub answers_links: bool,
 }
 
 /// The APIs with a real implementation: `serve` starts these (all five).
 pub const REAL_APIS: &[RealApi] = &[
-    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true, security_platform: false },
-    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false, security_platform: false },
-    RealApi { id: "community", build: |server, parts, port| Box::pin(community(server, parts, port)), start_here: community_start_here, sends_sms: true, security_platform: true },
-    RealApi { id: "charging", build: |server, parts, port| Box::pin(charging(server, parts, port)), start_here: charging_start_here, sends_sms: false, security_platform: false },
-    RealApi { id: "o2o", build: |server, parts, port| Box::pin(o2o(server, parts, port)), start_here: o2o_start_here, sends_sms: true, security_platform: false },
+    RealApi { id: "heating", build: |server, parts, port| Box::pin(heating(server, parts, port)), start_here: heating_start_here, sends_sms: true, security_platform: false, answers_links: false },
+    RealApi { id: "points", build: |server, parts, port| Box::pin(points(server, parts, port)), start_here: points_start_here, sends_sms: false, security_platform: false, answers_links: false },
+    RealApi { id: "community", build: |server, parts, port| Box::pin(community(server, parts, port)), start_here: community_start_here, sends_sms: true, security_platform: true, answers_links: true },
+    RealApi { id: "charging", build: |server, parts, port| Box::pin(charging(server, parts, port)), start_here: charging_start_here, sends_sms: false, security_platform: false, answers_links: true },
+    RealApi { id: "o2o", build: |server, parts, port| Box::pin(o2o(server, parts, port)), start_here: o2o_start_here, sends_sms: true, security_platform: false, answers_links: false },
 ];
 
 /// The ids of [`REAL_APIS`].
@@ -141,6 +143,9 @@ pub struct ApiParts {
     pub sandbox: Sandbox,
     /// Whether the demo data is seeded (unset: while its WeChat Pay is the sandbox).
     pub demo: bool,
+    /// Where the URLs it answers start (`public_url`, checked at start; community's file URLs
+    /// too, unless `files.public_base_url` says otherwise).
+    pub public_url: PublicUrl,
 }
 
 /// One mini-program of an API and its WeChat Pay merchant (an o2o operator, or the API itself).
@@ -296,7 +301,12 @@ impl Server {
             clock: self.clock.clone(),
         };
         let demo = self.config.demo_data.unwrap_or(operators.iter().all(|o| o.sandbox_pay.is_some()));
-        Ok(ApiParts { id, config, login, pay, operators, security_platform, sandbox, demo })
+        anyhow::ensure!(
+            api.answers_links || config.public_url.is_none(),
+            "apis.{id}.public_url: {id}'s answers carry no URLs of its own; remove the setting"
+        );
+        let public_url = PublicUrl::new(&format!("apis.{id}.public_url"), config.public_url.as_deref())?;
+        Ok(ApiParts { id, config, login, pay, operators, security_platform, sandbox, demo, public_url })
     }
 
     /// One mini-program and its merchant, as configured: WeChat login and WeChat Pay, each the
@@ -629,7 +639,6 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
         parts.config.rate_limit.is_none(),
         "apis.community.rate_limit: community's document states no request limit and its contract no 429 answer; remove the setting"
     );
-    let public_url = PublicUrl::new("apis.community.public_url", parts.config.public_url.as_deref())?;
     let now = server.clock.now_ms();
     let written = community::seed::seed(&server.db, &server.vault, parts.pay.merchant(), parts.demo, now).await?;
     if !written.is_empty() {
@@ -641,7 +650,9 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
     let notify_path = generated::community::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::community::Settler));
     spawn_housekeeping("community", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
-    let files = crate::providers::files::FileStore::from_config(&parts.config.files, server.jwt.expose_secret(), port, server.clock.clone())
+    let mut files = parts.config.files.clone();
+    files.public_base_url = files.public_base_url.or_else(|| parts.public_url.configured().map(str::to_owned));
+    let files = crate::providers::files::FileStore::from_config(&files, server.jwt.expose_secret(), port, server.clock.clone())
         .context("apis.community.files")?;
     let files = Arc::new(files);
     let service = Arc::new(CommunityService {
@@ -657,7 +668,7 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
         platform: parts.security_platform.clone().context("community asks the 安防平台")?,
         clock: server.clock.clone(),
     });
-    let router = generated::community::router(Arc::new(Community { service: service.clone(), public_url })).merge(files.routes());
+    let router = generated::community::router(Arc::new(Community { service: service.clone(), public_url: parts.public_url.clone() })).merge(files.routes());
     Ok(if parts.sandbox.is_active() { router.merge(community::sandbox::routes(service)) } else { router }.into())
 }
 
@@ -692,7 +703,7 @@ fn community_start_here(parts: &ApiParts) -> StartHere {
 
 /// Charging (003): WeChat and username logins, stations near a GCJ-02 position, chargers behind
 /// the driver (simulated by default), orders billed by time-of-use tariffs, and payments by
-/// balance or WeChat Pay v2 (NATIVE and JSAPI). A watchdog syncs every live order each second
+/// balance or WeChat Pay v2 (NATIVE). A watchdog syncs every live order each second
 /// and the devices' connections every ten.
 async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     use crate::charging::{self, Charging, service::ChargingService};
@@ -700,7 +711,6 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         parts.config.rate_limit.is_none(),
         "apis.charging.rate_limit: charging's document states no request limit and its contract no 429 answer; remove the setting"
     );
-    let public_url = PublicUrl::new("apis.charging.public_url", parts.config.public_url.as_deref())?;
     let now = server.clock.now_ms();
     let written = charging::seed::seed(&server.db, parts.demo, now).await?;
     if !written.is_empty() {
@@ -725,7 +735,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         positions: charging::positions::StationPositions::new(),
     });
     charging::spawn_watchdog(service.clone());
-    let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty(), public_url };
+    let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty(), public_url: parts.public_url.clone() };
     let router = generated::charging::router(Arc::new(api));
     Ok(match simulated {
         Some(simulated) => router.merge(crate::providers::charger::simulated::routes(simulated)),

@@ -33,6 +33,11 @@ impl PublicUrl {
         Ok(PublicUrl { configured: Some(url.as_str().trim_end_matches('/').to_owned()) })
     }
 
+    /// The configured address, without a trailing `/` (`None`: unset).
+    pub fn configured(&self) -> Option<&str> {
+        self.configured.as_deref()
+    }
+
     /// Whether the configured address is `https://` (false when none is).
     pub fn is_https(&self) -> bool {
         self.configured.as_deref().is_some_and(|url| url.starts_with("https://"))

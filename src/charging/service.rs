@@ -48,7 +48,7 @@ pub struct ChargingService {
     pub wechat: Wechat,
     /// argon2 password hashing (username accounts).
     pub passwords: Passwords,
-    /// WeChat Pay orders and notifies (v2, NATIVE and JSAPI).
+    /// WeChat Pay orders and notifies (v2, NATIVE: the pay page shows the same code_url).
     pub payments: Arc<Payments>,
     /// The chargers (the simulated ones, or the device gateway).
     pub driver: Arc<dyn ChargerDriver>,

@@ -188,7 +188,9 @@ impl Payments {
     /// would ask for each tap). A reused prepay_id is not checked against the database again:
     /// an order paid or closed since the caller read it is answered parameters WeChat Pay then
     /// refuses, as it would have had they been placed a moment earlier, and one placed again
-    /// since (another request's placing) is answered the prepay_id that placing replaced. An order whose
+    /// since (another request's placing) is answered the prepay_id that placing replaced. Another
+    /// payer or trade type is placed again, which WeChat Pay refuses (OUT_TRADE_NO_USED): one
+    /// out_trade_no is placed one way, for one payer. An order whose
     /// placing was interrupted has no prepay recorded, so a retry places it. Only when WeChat
     /// Pay refuses an order it never had does the order fail (and the API's settle release what
     /// it held); a timeout, or a refusal of an order placed before, leaves it pending.
@@ -281,7 +283,10 @@ impl Payments {
             }
             Err(error) => {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
-                if order.prepay.is_none() && is_final(&error) {
+                // Only an order WeChat Pay never had fails here: the caller's read may predate
+                // another request's placing, and OUT_TRADE_NO_USED (placed before with other
+                // parameters) says WeChat Pay has it.
+                if order.prepay.is_none() && is_final(&error) && !placed_before(&error) {
                     payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
                 }
                 Err(error.into())
@@ -676,6 +681,12 @@ fn reported(transaction: &Transaction, now_ms: i64) -> Option<Reported<'_>> {
         (TradeState::PayError | TradeState::Closed | TradeState::Revoked, _) => Some(Reported::Failed),
         _ => None,
     }
+}
+
+/// Whether WeChat Pay's refusal says it holds the order, placed before with other parameters
+/// (v2's `OUT_TRADE_NO_USED`, 商户订单号重复: another trade type, payer or amount).
+fn placed_before(error: &ProviderError) -> bool {
+    matches!(error, ProviderError::Vendor { code, .. } if code == "OUT_TRADE_NO_USED")
 }
 
 /// Whether WeChat Pay's refusal is final: asking again with the same request cannot succeed. Its

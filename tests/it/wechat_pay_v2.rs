@@ -1189,6 +1189,15 @@ async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() 
     let result = payments.native_params(&failed).await;
     assert!(matches!(result, Err(PayError::NotPayable)), "{result:?}");
 
+    // OUT_TRADE_NO_USED says WeChat Pay holds the order (placed by a request this read
+    // predates, with other parameters): the order stays pending, not failed.
+    let order = stored_order(&db, &payments, "CM202412180023", &clock).await;
+    let used = call("/pay/unifiedorder", &[("out_trade_no", "CM202412180023")]);
+    once(&server, used, failure("OUT_TRADE_NO_USED", "商户订单号重复")).await;
+    let result = payments.native_params(&order).await;
+    assert!(matches!(&result, Err(PayError::Provider(ProviderError::Vendor { code, .. })) if code == "OUT_TRADE_NO_USED"), "{result:?}");
+    assert_eq!(stored("CM202412180023").await.status, PayStatus::Pending);
+
     // A refusal WeChat takes back later (busy) leaves the order pending.
     let order = stored_order(&db, &payments, "CM202412180022", &clock).await;
     let busy = call("/pay/unifiedorder", &[("out_trade_no", "CM202412180022")]);
@@ -1221,7 +1230,10 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     let stored = || async { db.payments().get(no).await.expect("read").expect("the order") };
     let for_payer = |order: PayOrder, openid: &str| PayOrder { payer_openid: Some(openid.into()), ..order };
 
-    // Placed once for the payer; asked again, the same prepay_id is signed afresh.
+    // The stand-in places whatever it is asked; WeChat Pay itself would refuse an order placed
+    // again for another payer or as another trade type (OUT_TRADE_NO_USED, as the sandbox
+    // does): what this shows is when the order is asked to be placed again, not that WeChat
+    // Pay accepts it. Placed once for the payer; asked again, the same prepay_id is signed afresh.
     let first = payments.pay_params(&for_payer(stored().await, OPENID)).await.expect("placed");
     assert_eq!((first.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 1));
     let again = payments.pay_params(&stored().await).await.expect("answered again");
@@ -1310,7 +1322,7 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
     // still answered.
     let refused = payments.pay_params(&placed).await.expect_err("JSAPI after NATIVE");
     assert!(
-        matches!(&refused, PayError::Provider(ProviderError::Vendor { code, message, .. }) if code == "INVALID_REQUEST" && message.contains("placed native first")),
+        matches!(&refused, PayError::Provider(ProviderError::Vendor { code, message, .. }) if code == "OUT_TRADE_NO_USED" && message.contains("placed native first")),
         "{refused:?}"
     );
     let after = db.payments().get(&no).await.expect("read").expect("the order");

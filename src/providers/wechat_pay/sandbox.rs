@@ -385,9 +385,15 @@ fn refund_of(row: SandboxRefundRow) -> SandboxRefund {
     }
 }
 
-/// `NATIVE` for an order `native_prepay` answered a code_url for, else `JSAPI` (notifies name it).
+/// How the order was placed, as notifies name it: as recorded, else (an order recorded before
+/// the trade type was) `NATIVE` for one `native_prepay` answered a code_url for, else `JSAPI`.
 fn trade_type(row: &SandboxOrderRow) -> &'static str {
-    if row.code_url.is_some() { "NATIVE" } else { "JSAPI" }
+    match row.order.trade_type {
+        Some(TradeType::Native) => "NATIVE",
+        Some(TradeType::Jsapi) => "JSAPI",
+        None if row.code_url.is_some() => "NATIVE",
+        None => "JSAPI",
+    }
 }
 
 /// A payment claimed for delivery (`Paying` under its attempt id, the transaction id it
@@ -729,9 +735,12 @@ impl SandboxPay {
 
     /// Check `order`, placed as `trade`, as WeChat Pay does and record it (the first time — of
     /// two instances placing it at once, one records it — and asked again, the same amount,
-    /// trade type and payer and an open order are needed: WeChat Pay answers another trade type
-    /// or payer for one out_trade_no as it answers another amount, INVALID_REQUEST in v3 and
-    /// OUT_TRADE_NO_USED in v2); the order as stored.
+    /// trade type and payer and an open order are needed); the order as stored. WeChat Pay
+    /// refuses one out_trade_no placed again with other parameters: another amount is
+    /// INVALID_REQUEST here, another trade type or payer `OUT_TRADE_NO_USED` (v2's 商户订单号重复;
+    /// v3 mode answers INVALID_REQUEST). A payer is compared only when both placings name one:
+    /// a sandbox JSAPI order may be placed first without one (heating before its `wx_code`),
+    /// which WeChat Pay itself never sees (a real merchant needs the payer first).
     async fn place(&self, order: &PrepayRequest, trade: TradeType) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
@@ -765,12 +774,15 @@ impl SandboxPay {
             return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
         }
         // An order recorded before the sandbox kept its trade type is not checked.
+        let used = if self.v2_mode { "OUT_TRADE_NO_USED" } else { "INVALID_REQUEST" };
         if let Some(first) = row.order.trade_type {
             if first != trade {
-                return Err(vendor("INVALID_REQUEST", format!("参数与首次请求时不一致 (trade_type: placed {} first)", first.as_str())));
+                return Err(vendor(used, format!("商户订单号重复 (trade_type: placed {} first)", first.as_str())));
             }
-            if existing.payer_openid != order.payer_openid {
-                return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (openid differs)"));
+            if let (Some(first), Some(now)) = (&existing.payer_openid, &order.payer_openid)
+                && first != now
+            {
+                return Err(vendor(used, "商户订单号重复 (openid differs)"));
             }
         }
         match existing.state {
@@ -1150,7 +1162,13 @@ mod tests {
         let other_payer = PrepayRequest { payer_openid: Some("o_another_payer".into()), ..jsapi.clone() };
         assert_eq!(vendor_code(pay.jsapi_prepay(&other_payer).await), "INVALID_REQUEST");
         let recorded = pay.order("SBTRADE_002").await.expect("read").expect("recorded");
-        assert_eq!((recorded.payer_openid, recorded.state), (jsapi.payer_openid, SandboxOrderState::NotPaid));
+        assert_eq!((recorded.payer_openid, recorded.state), (jsapi.payer_openid.clone(), SandboxOrderState::NotPaid));
+        let first = pay.order("SBTRADE_001").await.expect("read").expect("recorded");
+        assert_eq!((first.payer_openid, first.state), (None, SandboxOrderState::NotPaid));
+        // Placed first with no payer (a sandbox-only JSAPI order), then for one: accepted.
+        let payerless = PrepayRequest { payer_openid: None, ..order("SBTRADE_003", 500) };
+        pay.jsapi_prepay(&payerless).await.expect("JSAPI, no payer");
+        pay.jsapi_prepay(&order("SBTRADE_003", 500)).await.expect("JSAPI, the payer now known");
     }
 
     #[tokio::test]

@@ -25,9 +25,10 @@ async fn payment_status(app: &TestApp, token: &str, id: &str) -> serde_json::Val
     ok(&app.get(&format!("/api/payment/{id}/status"), Some(token)).await)
 }
 
-/// With `apis.charging.public_url` set, the pay page's URL starts there, whatever `Host` the
-/// request came with (behind a proxy that ends TLS, the request's own would say `http://`); a
-/// setting that is not an http(s) URL stops the API's start, naming it.
+/// With `apis.charging.public_url` set, the pay page's URL starts there, not at the request's
+/// `Host` (behind a proxy that ends TLS, that would say `http://`); a setting that is not an
+/// http(s) URL stops the start, naming it, as the setting does on an API whose answers carry
+/// no links.
 #[tokio::test]
 async fn the_pay_page_url_starts_at_the_configured_public_url() {
     let app = TestApp::spawn("charging", |config| {
@@ -39,12 +40,13 @@ async fn the_pay_page_url_starts_at_the_configured_public_url() {
     let id = data["rechargeId"].as_str().unwrap();
     assert_eq!(data["paymentUrl"], format!("https://ev.example.com/charging{PAY_PAGE}?paymentId={id}"), "{data}");
 
-    let mut config = mpapi::config::Config::default();
-    config.database_url = app.server.config.database_url.clone();
-    config.apis.get_mut("charging").unwrap().public_url = Some("ev.example.com".into());
-    let server = mpapi::serve::Server::new(config).await.unwrap();
-    let refused = server.router(mpapi::apis::by_id("charging").unwrap(), 1).await.err().expect("refused").to_string();
-    assert!(refused.contains("apis.charging.public_url"), "{refused}");
+    for (api, url) in [("charging", "ev.example.com"), ("heating", "https://heating.example.com")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = mpapi::config::Config { database_url: crate::app::fresh_database(&dir).await, ..Default::default() };
+        config.apis.get_mut(api).unwrap().public_url = Some(url.into());
+        let refused = mpapi::serve::Server::new(config).await.expect_err("refused").to_string();
+        assert!(refused.contains(&format!("apis.{api}.public_url")), "{refused}");
+    }
 }
 
 #[tokio::test]
@@ -69,12 +71,13 @@ async fn a_recharge_paid_in_the_sandbox_is_credited_once() {
     // Each load shows the code_url the recharge answered (reused, not placed again), and no
     // JSAPI button: WeChat Pay would refuse the NATIVE order placed again as JSAPI.
     let qr = data["qrCodeUrl"].as_str().unwrap();
+    let placed_at = app.server.db.payments().get(&id).await.unwrap().unwrap().prepay.expect("placed").at;
     for _ in 0..2 {
         let page = app.get(&format!("{PAY_PAGE}?paymentId={id}"), Some(&token)).await;
         let html = page.body.as_str().unwrap();
         assert!(html.contains(&format!("<code>{qr}</code>")) && !html.contains("WeixinJSBridge") && !html.contains("paySign"), "{html}");
         let latest = app.server.db.payments().get(&id).await.unwrap().unwrap().prepay.expect("placed");
-        assert_eq!(latest.id, qr);
+        assert_eq!((latest.id.as_str(), latest.at), (qr, placed_at), "the recharge's own placing");
     }
     assert_eq!(balance(&app, &token).await, 0);
 

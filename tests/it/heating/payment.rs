@@ -72,6 +72,25 @@ async fn payment_create_concurrently_for_one_bill_pays_once() {
     }
     assert_eq!(won, 1);
 }
+/// In the sandbox an order may be placed before its payer is known (heating's `wx_code` is
+/// optional there): the same bills asked for again with a `wx_code` answer that order's pay
+/// parameters, placed for the payer now known, not a refusal.
+#[tokio::test]
+async fn payment_create_again_with_a_wx_code_pays_the_same_order() {
+    let app = TestApp::heating().await;
+    let token = owner(&app, "13800138015").await;
+    let mut body = order_body(&app, &token).await;
+    let first = app.post("/api/payment/create", Some(&token), body.clone()).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    body["wx_code"] = json!("a-wx-code");
+    let again = app.post("/api/payment/create", Some(&token), body).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.data()["order_id"], first.data()["order_id"], "{}", again.body);
+    let order_id = again.data()["order_id"].as_str().unwrap();
+    let placed = app.server.db.payments().get(order_id).await.unwrap().unwrap();
+    assert!(placed.payer_openid.is_some() && placed.prepay.and_then(|p| p.payer_openid) == placed.payer_openid, "placed for the payer now known");
+}
+
 #[tokio::test]
 async fn payment_notify_a_failed_payment_frees_the_bills() {
     let app = TestApp::heating().await;
