@@ -1272,6 +1272,35 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     assert_eq!((again.package.as_str(), placings(&server).await), ("prepay_id=wx2024", 6));
 }
 
+/// After a failed attempt (PAYERROR) the reopened order is placed again, never answered the
+/// failed attempt's prepay_id; a second request holding the same stale (failed) copy of the
+/// order is answered that new placing, not a third.
+#[tokio::test]
+async fn a_reopened_order_is_placed_once_more_and_that_placing_reused() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (db, clock, payments, _) = real_payments(&server, &dir).await;
+    Mock::given(method("POST"))
+        .and(path("/pay/unifiedorder"))
+        .respond_with(answer(&[("prepay_id", "wx2024")]))
+        .mount(&server)
+        .await;
+    let no = "CM202412180040";
+    let new = payments.new_order(no, None, Some(OPENID), "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(15 * 60));
+    db.payments().insert(new).await.expect("inserted");
+    let stored = || async { db.payments().get(no).await.expect("read").expect("the order") };
+    payments.pay_params(&stored().await).await.expect("placed");
+    assert_eq!(placings(&server).await, 1);
+    db.payments().mark_reported(no, mpapi::storage::payments::Reported::Failed).await.expect("failed");
+    let stale = stored().await;
+    assert_eq!(stale.status, PayStatus::Failed);
+    payments.pay_params_after_failure(&stale).await.expect("reopened and placed");
+    assert_eq!(placings(&server).await, 2, "the failed attempt's prepay_id is not answered");
+    payments.pay_params_after_failure(&stale).await.expect("answered");
+    assert_eq!(placings(&server).await, 2, "the reopened order's placing is reused");
+    assert_eq!(stored().await.status, PayStatus::Pending);
+}
+
 #[tokio::test]
 async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
     let dir = tempfile::tempdir().expect("tempdir");
