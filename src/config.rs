@@ -730,7 +730,9 @@ impl Config {
                 if api.security_platform.provider == ProviderKind::Sandbox {
                     problems.push(format!("apis.{id}.security_platform.provider is the sandbox"));
                 }
-                let base = api.files.public_base_url.as_deref().or(api.public_url.as_deref());
+                // As the start builds it: the files' own base, else the API's `public_url` as parsed.
+                let public_url = crate::api_support::PublicUrl::new("", api.public_url.as_deref()).ok();
+                let base = api.files.public_base_url.as_deref().or(public_url.as_ref().and_then(|url| url.configured()));
                 if !base.is_some_and(|u| u.starts_with("https://")) {
                     let field = format!("apis.{id}.files.public_base_url");
                     problems.push(format!("{field} must be a public https URL"));

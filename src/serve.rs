@@ -71,7 +71,8 @@ pub struct RealApi {
     /// Whether it asks the 安防平台 (then [`ApiParts::security_platform`] is built from its
     /// section, and the sandbox platform's switch is served while it is the sandbox).
     pub security_platform: bool,
-    /// Whether its answers carry URLs of its own (then `public_url` may be set: [`ApiParts::public_url`]).
+    /// Whether its answers carry URLs of its own (then `public_url` may be set: [`ApiParts::public_url`];
+    /// serving an API that answers none with the setting is refused).
     pub answers_links: bool,
 }
 
@@ -301,10 +302,6 @@ impl Server {
             clock: self.clock.clone(),
         };
         let demo = self.config.demo_data.unwrap_or(operators.iter().all(|o| o.sandbox_pay.is_some()));
-        anyhow::ensure!(
-            api.answers_links || config.public_url.is_none(),
-            "apis.{id}.public_url: {id}'s answers carry no URLs of its own; remove the setting"
-        );
         let public_url = PublicUrl::new(&format!("apis.{id}.public_url"), config.public_url.as_deref())?;
         Ok(ApiParts { id, config, login, pay, operators, security_platform, sandbox, demo, public_url })
     }
@@ -386,6 +383,11 @@ impl Server {
             return Ok(None);
         };
         let parts = self.parts(real.id).context("implemented APIs have parts")?;
+        anyhow::ensure!(
+            real.answers_links || parts.config.public_url.is_none(),
+            "apis.{id}.public_url: {id}'s answers carry no URLs of their own; remove the setting",
+            id = real.id
+        );
         let Built { router, limit } = (real.build)(self, &parts, port).await?;
         let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
         let router = crate::server::with_docs(router, api, start).merge(crate::ops::routes(Some(self.db.clone())));

@@ -218,7 +218,7 @@ impl Payments {
         let mut current = payments.get(&order.out_trade_no).await?.ok_or(PayError::NotPayable)?;
         current.payer_openid = order.payer_openid.clone().or(current.payer_openid);
         match self.pay_params(&current).await {
-            Err(PayError::Provider(error)) if is_final(&error) => {
+            Err(PayError::Provider(error)) if is_final(&error) && !placed_before(&error) => {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "a reopened order cannot be placed again: failed");
                 payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
                 Err(PayError::NotPayable)

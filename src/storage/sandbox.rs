@@ -558,6 +558,18 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         Ok(affected(result))
     }
 
+    /// Record `payer_openid` as the payer of `out_trade_no` if it has none yet (a sandbox JSAPI
+    /// order placed first without one); false when it had one (another placing named it).
+    pub async fn name_payer(&self, out_trade_no: &str, payer_openid: &str) -> Result<bool, StorageError> {
+        let result = order::Entity::update_many()
+            .col_expr(order::Column::PayerOpenid, Expr::value(payer_openid))
+            .filter(self.order_of(out_trade_no))
+            .filter(order::Column::PayerOpenid.is_null())
+            .exec(self.conn)
+            .await?;
+        Ok(affected(result))
+    }
+
     /// Close `out_trade_no` if it is unpaid and no live attempt pays it (closing a closed order
     /// again succeeds); false otherwise — the caller reads the order to say why.
     pub async fn close(&self, out_trade_no: &str, now: i64) -> Result<bool, StorageError> {

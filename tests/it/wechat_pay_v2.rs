@@ -1356,6 +1356,12 @@ async fn sandbox_v2_native_orders_are_paid_by_their_code_url_and_settle_once() {
     );
     let after = db.payments().get(&no).await.expect("read").expect("the order");
     assert_eq!((after.status, after.prepay.map(|prepay| prepay.id)), (PayStatus::Pending, Some(code_url.clone())));
+    // So from a read taken before the NATIVE placing (no prepay in it): WeChat Pay holds the
+    // order, which is not failed.
+    assert!(order.prepay.is_none());
+    let refused = payments.pay_params(&order).await.expect_err("JSAPI after NATIVE, from a stale read");
+    assert!(matches!(&refused, PayError::Provider(ProviderError::Vendor { code, .. }) if code == "OUT_TRADE_NO_USED"), "{refused:?}");
+    assert_eq!(db.payments().get(&no).await.expect("read").expect("the order").status, PayStatus::Pending);
     assert_eq!(payments.native_params(&placed).await.expect("NATIVE again"), code_url);
 
     // The payer scans: the sandbox's pay takes the pr token (or the code_url) like a prepay_id.

@@ -736,11 +736,11 @@ impl SandboxPay {
     /// Check `order`, placed as `trade`, as WeChat Pay does and record it (the first time — of
     /// two instances placing it at once, one records it — and asked again, the same amount,
     /// trade type and payer and an open order are needed); the order as stored. WeChat Pay
-    /// refuses one out_trade_no placed again with other parameters: another amount is
-    /// INVALID_REQUEST here, another trade type or payer `OUT_TRADE_NO_USED` (v2's 商户订单号重复;
-    /// v3 mode answers INVALID_REQUEST). A payer is compared only when both placings name one:
-    /// a sandbox JSAPI order may be placed first without one (heating before its `wx_code`),
-    /// which WeChat Pay itself never sees (a real merchant needs the payer first).
+    /// refuses one out_trade_no placed again with other parameters — another amount, trade type
+    /// or payer — as `OUT_TRADE_NO_USED` (v2's 商户订单号重复; v3 mode answers INVALID_REQUEST).
+    /// A payer is compared only when both placings name one: a sandbox JSAPI order may be placed
+    /// first without one (heating before its `wx_code`), which WeChat Pay itself never sees (a
+    /// real merchant needs the payer first); the first payer named is then recorded.
     async fn place(&self, order: &PrepayRequest, trade: TradeType) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
@@ -767,14 +767,28 @@ impl SandboxPay {
             trade_type: Some(trade),
         };
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
-        let row = store.place(&new, ms(now)).await.map_err(internal)?;
+        let mut row = store.place(&new, ms(now)).await.map_err(internal)?;
+        let used = if self.v2_mode { "OUT_TRADE_NO_USED" } else { "INVALID_REQUEST" };
+        // A JSAPI order placed without a payer records the first one named (after the trade
+        // type's check: a refused placing names nobody).
+        if row.order.trade_type == Some(TradeType::Jsapi)
+            && trade == TradeType::Jsapi
+            && row.order.payer_openid.is_none()
+            && let Some(payer) = &order.payer_openid
+        {
+            if store.name_payer(&order.out_trade_no, payer).await.map_err(internal)? {
+                row.order.payer_openid = Some(payer.clone());
+            } else {
+                // Another placing named one meanwhile: compared below.
+                row = store.order(&order.out_trade_no).await.map_err(internal)?.ok_or_else(|| internal("the sandbox order vanished"))?;
+            }
+        }
         // The order as first recorded (now, or by an earlier or concurrent request) decides.
         let existing = order_of(&row, ms(now));
         if existing.amount_fen != order.amount_fen {
-            return Err(vendor("INVALID_REQUEST", "参数与首次请求时不一致 (amount differs)"));
+            return Err(vendor(used, "参数与首次请求时不一致 (amount differs)"));
         }
         // An order recorded before the sandbox kept its trade type is not checked.
-        let used = if self.v2_mode { "OUT_TRADE_NO_USED" } else { "INVALID_REQUEST" };
         if let Some(first) = row.order.trade_type {
             if first != trade {
                 return Err(vendor(used, format!("商户订单号重复 (trade_type: placed {} first)", first.as_str())));
@@ -1169,6 +1183,10 @@ mod tests {
         let payerless = PrepayRequest { payer_openid: None, ..order("SBTRADE_003", 500) };
         pay.jsapi_prepay(&payerless).await.expect("JSAPI, no payer");
         pay.jsapi_prepay(&order("SBTRADE_003", 500)).await.expect("JSAPI, the payer now known");
+        let named = pay.order("SBTRADE_003").await.expect("read").expect("recorded");
+        assert_eq!(named.payer_openid, order("SBTRADE_003", 500).payer_openid, "recorded once named");
+        let third = PrepayRequest { payer_openid: Some("o_third_payer".into()), ..order("SBTRADE_003", 500) };
+        assert_eq!(vendor_code(pay.jsapi_prepay(&third).await), "INVALID_REQUEST");
     }
 
     #[tokio::test]

@@ -40,13 +40,19 @@ async fn the_pay_page_url_starts_at_the_configured_public_url() {
     let id = data["rechargeId"].as_str().unwrap();
     assert_eq!(data["paymentUrl"], format!("https://ev.example.com/charging{PAY_PAGE}?paymentId={id}"), "{data}");
 
-    for (api, url) in [("charging", "ev.example.com"), ("heating", "https://heating.example.com")] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = mpapi::config::Config { database_url: crate::app::fresh_database(&dir).await, ..Default::default() };
-        config.apis.get_mut(api).unwrap().public_url = Some(url.into());
-        let refused = mpapi::serve::Server::new(config).await.expect_err("refused").to_string();
-        assert!(refused.contains(&format!("apis.{api}.public_url")), "{refused}");
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = mpapi::config::Config { database_url: crate::app::fresh_database(&dir).await, ..Default::default() };
+    config.apis.get_mut("charging").unwrap().public_url = Some("ev.example.com".into());
+    let refused = mpapi::serve::Server::new(config).await.expect_err("refused").to_string();
+    assert!(refused.contains("apis.charging.public_url"), "{refused}");
+    // Refused where it serves an API whose answers carry no links; the others start.
+    let mut config = mpapi::config::Config { database_url: app.server.config.database_url.clone(), ..Default::default() };
+    config.apis.get_mut("heating").unwrap().public_url = Some("https://heating.example.com".into());
+    let server = mpapi::serve::Server::new(config).await.expect("the server starts");
+    let Err(refused) = server.router(mpapi::apis::by_id("heating").unwrap(), 1).await else { panic!("heating started with a public_url") };
+    let refused = refused.to_string();
+    assert!(refused.contains("apis.heating.public_url"), "{refused}");
+    assert!(server.router(mpapi::apis::by_id("charging").unwrap(), 2).await.is_ok());
 }
 
 #[tokio::test]
