@@ -374,6 +374,20 @@ impl Server {
         self.router_among(api, port, &[(api, port)]).await
     }
 
+    /// Refuse what the APIs `served` cannot take, before any of them seeds or starts a task: a
+    /// `public_url` on one whose answers carry no URLs of its own ([`RealApi::answers_links`]).
+    pub fn check_served(&self, served: &[Api]) -> Result<()> {
+        for real in served.iter().filter_map(|api| REAL_APIS.iter().find(|r| r.id == api.id)) {
+            let parts = self.parts(real.id).context("implemented APIs have parts")?;
+            anyhow::ensure!(
+                real.answers_links || parts.config.public_url.is_none(),
+                "apis.{id}.public_url: {id}'s answers carry no URLs of their own; remove the setting",
+                id = real.id
+            );
+        }
+        Ok(())
+    }
+
     /// The router of `api` listening on `port` in a process serving `served` (every API with its
     /// port): its API routes, `/_sandbox/*` while any of its providers is the sandbox, the
     /// documentation routes and the index page, the operations routes (ready while the database
@@ -382,12 +396,8 @@ impl Server {
         let (Some(real), Some(start)) = (REAL_APIS.iter().find(|r| r.id == api.id), self.start_here(api, port, served)) else {
             return Ok(None);
         };
+        self.check_served(&[api])?;
         let parts = self.parts(real.id).context("implemented APIs have parts")?;
-        anyhow::ensure!(
-            real.answers_links || parts.config.public_url.is_none(),
-            "apis.{id}.public_url: {id}'s answers carry no URLs of their own; remove the setting",
-            id = real.id
-        );
         let Built { router, limit } = (real.build)(self, &parts, port).await?;
         let router = if parts.sandbox.is_active() { router.merge(parts.sandbox.routes()) } else { router };
         let router = crate::server::with_docs(router, api, start).merge(crate::ops::routes(Some(self.db.clone())));
@@ -885,6 +895,7 @@ pub async fn run(config: Config, listen: crate::cli::Listen, mut stop: crate::se
     let cors = crate::server::Cors::from_origins(&config.cors_origins)?;
     let start = async {
         let server = Server::new(config).await?;
+        server.check_served(&real)?;
         crate::logging::say(&format!("mpapi serve — database {} ({})", redact_url(&server.config.database_url), server.db.backend()));
         let listeners = crate::server::bind_all(&real, listen.bind, listen.port_base).await?;
         let served = listeners.iter().map(|(api, listener)| Ok((*api, listener.local_addr()?.port()))).collect::<Result<Vec<_>>>()?;

@@ -559,12 +559,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
     }
 
     /// Record `payer_openid` as the payer of `out_trade_no` if it has none yet (a sandbox JSAPI
-    /// order placed first without one); false when it had one (another placing named it).
-    pub async fn name_payer(&self, out_trade_no: &str, payer_openid: &str) -> Result<bool, StorageError> {
+    /// order placed first without one) and is unpaid, with no payment under way, and open at
+    /// `now` (ms); false otherwise (another placing named one, or it is being paid or over).
+    pub async fn name_payer(&self, out_trade_no: &str, payer_openid: &str, now: i64) -> Result<bool, StorageError> {
         let result = order::Entity::update_many()
             .col_expr(order::Column::PayerOpenid, Expr::value(payer_openid))
             .filter(self.order_of(out_trade_no))
             .filter(order::Column::PayerOpenid.is_null())
+            .filter(order::Column::State.eq(SandboxPayState::NotPaid))
+            .filter(order::Column::TimeExpire.gt(now))
             .exec(self.conn)
             .await?;
         Ok(affected(result))

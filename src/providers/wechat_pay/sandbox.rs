@@ -769,20 +769,6 @@ impl SandboxPay {
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
         let mut row = store.place(&new, ms(now)).await.map_err(internal)?;
         let used = if self.v2_mode { "OUT_TRADE_NO_USED" } else { "INVALID_REQUEST" };
-        // A JSAPI order placed without a payer records the first one named (after the trade
-        // type's check: a refused placing names nobody).
-        if row.order.trade_type == Some(TradeType::Jsapi)
-            && trade == TradeType::Jsapi
-            && row.order.payer_openid.is_none()
-            && let Some(payer) = &order.payer_openid
-        {
-            if store.name_payer(&order.out_trade_no, payer).await.map_err(internal)? {
-                row.order.payer_openid = Some(payer.clone());
-            } else {
-                // Another placing named one meanwhile: compared below.
-                row = store.order(&order.out_trade_no).await.map_err(internal)?.ok_or_else(|| internal("the sandbox order vanished"))?;
-            }
-        }
         // The order as first recorded (now, or by an earlier or concurrent request) decides.
         let existing = order_of(&row, ms(now));
         if existing.amount_fen != order.amount_fen {
@@ -800,11 +786,28 @@ impl SandboxPay {
             }
         }
         match existing.state {
-            SandboxOrderState::Paid => Err(vendor("ORDERPAID", "该订单已支付")),
-            SandboxOrderState::Closed => Err(vendor("ORDER_CLOSED", "订单已关闭")),
-            _ if existing.time_expire <= now => Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)")),
-            _ => Ok(row),
+            SandboxOrderState::Paid => return Err(vendor("ORDERPAID", "该订单已支付")),
+            SandboxOrderState::Closed => return Err(vendor("ORDER_CLOSED", "订单已关闭")),
+            _ if existing.time_expire <= now => return Err(vendor("ORDER_CLOSED", "订单已关闭 (time_expire passed)")),
+            _ => {}
         }
+        // Accepted: a JSAPI order placed without a payer records the first one named (a refused
+        // placing names nobody; an order being paid or no longer payable keeps none).
+        if row.order.trade_type == Some(TradeType::Jsapi)
+            && trade == TradeType::Jsapi
+            && row.order.payer_openid.is_none()
+            && let Some(payer) = &order.payer_openid
+        {
+            if store.name_payer(&order.out_trade_no, payer, ms(now)).await.map_err(internal)? {
+                row.order.payer_openid = Some(payer.clone());
+            } else if let Some(named) = store.order(&order.out_trade_no).await.map_err(internal)?.and_then(|row| row.order.payer_openid)
+                && &named != payer
+            {
+                // Another placing named another payer meanwhile.
+                return Err(vendor(used, "商户订单号重复 (openid differs)"));
+            }
+        }
+        Ok(row)
     }
 
     /// Remember an order the database says was paid (`pay_order`) but this platform never
@@ -1179,9 +1182,13 @@ mod tests {
         assert_eq!((recorded.payer_openid, recorded.state), (jsapi.payer_openid.clone(), SandboxOrderState::NotPaid));
         let first = pay.order("SBTRADE_001").await.expect("read").expect("recorded");
         assert_eq!((first.payer_openid, first.state), (None, SandboxOrderState::NotPaid));
-        // Placed first with no payer (a sandbox-only JSAPI order), then for one: accepted.
+        // Placed first with no payer (a sandbox-only JSAPI order), then for one: accepted; a
+        // placing refused first (another amount) names nobody.
         let payerless = PrepayRequest { payer_openid: None, ..order("SBTRADE_003", 500) };
         pay.jsapi_prepay(&payerless).await.expect("JSAPI, no payer");
+        let wrong_amount = PrepayRequest { payer_openid: Some("o_refused_payer".into()), ..order("SBTRADE_003", 501) };
+        assert_eq!(vendor_code(pay.jsapi_prepay(&wrong_amount).await), "INVALID_REQUEST");
+        assert_eq!(pay.order("SBTRADE_003").await.expect("read").expect("recorded").payer_openid, None, "a refused placing names nobody");
         pay.jsapi_prepay(&order("SBTRADE_003", 500)).await.expect("JSAPI, the payer now known");
         let named = pay.order("SBTRADE_003").await.expect("read").expect("recorded");
         assert_eq!(named.payer_openid, order("SBTRADE_003", 500).payer_openid, "recorded once named");
