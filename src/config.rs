@@ -188,7 +188,7 @@ pub struct ApiConfig {
     /// page (003 §6.1), and community's file URLs unless `files.public_base_url` is set. Unset:
     /// `http://` and the request's `Host`, right with no proxy in front; production requires an
     /// https one for community and charging ([`crate::api_support::PublicUrl`]); the other APIs
-    /// refuse it (their answers carry no URLs of their own).
+    /// refuse it when served (their answers carry no URLs of their own).
     pub public_url: Option<String>,
 }
 
