@@ -1207,6 +1207,15 @@ async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() 
     assert_eq!(stored("CM202412180022").await.status, PayStatus::Pending);
 }
 
+/// `server` places every order it is asked to: prepay_id `wx2024` and code_url [`CODE_URL`].
+async fn places_every_order(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/pay/unifiedorder"))
+        .respond_with(answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]))
+        .mount(server)
+        .await;
+}
+
 /// The unifiedorder calls `server` has received so far.
 async fn placings(server: &MockServer) -> usize {
     let requests = server.received_requests().await.expect("recorded");
@@ -1218,11 +1227,7 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, clock, payments, url) = real_payments(&server, &dir).await;
-    Mock::given(method("POST"))
-        .and(path("/pay/unifiedorder"))
-        .respond_with(answer(&[("prepay_id", "wx2024"), ("code_url", CODE_URL)]))
-        .mount(&server)
-        .await;
+    places_every_order(&server).await;
     // An order that outlives the reuse window (points' and charging's live 2 hours).
     let no = "CM202412180030";
     let new = payments.new_order(no, None, None, "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(3 * 3600));
@@ -1280,11 +1285,7 @@ async fn a_reopened_order_is_placed_once_more_and_that_placing_reused() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let (db, clock, payments, _) = real_payments(&server, &dir).await;
-    Mock::given(method("POST"))
-        .and(path("/pay/unifiedorder"))
-        .respond_with(answer(&[("prepay_id", "wx2024")]))
-        .mount(&server)
-        .await;
+    places_every_order(&server).await;
     let no = "CM202412180040";
     let new = payments.new_order(no, None, Some(OPENID), "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(15 * 60));
     db.payments().insert(new).await.expect("inserted");

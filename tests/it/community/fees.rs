@@ -30,10 +30,7 @@ async fn pay(app: &TestApp, token: &str, ids: &str) -> (Reply, Option<String>) {
 /// request's `Host`.
 #[tokio::test]
 async fn page_links_start_at_the_configured_public_url() {
-    let app = TestApp::community_with(|config| {
-        config.apis.get_mut("community").unwrap().public_url = Some("https://community.example.com".into());
-    })
-    .await;
+    let app = community_at("https://community.example.com", None).await;
     let owner = token(&app, DEMO_CODE).await;
     for list in [ORDERS, PAYMENTS] {
         let page = app.post(list, Some(&owner), json!({ "per_page": 1 })).await;

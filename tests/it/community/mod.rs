@@ -82,6 +82,16 @@ pub async fn login(app: &TestApp, code: &str) -> Reply {
     app.post(LOGIN, None, json!({ "code": code })).await
 }
 
+/// Community reached at `public_url`, its files at `files_base` when given (else there too).
+pub async fn community_at(public_url: &str, files_base: Option<&str>) -> TestApp {
+    TestApp::community_with(|config| {
+        let community = config.apis.get_mut("community").unwrap();
+        community.public_url = Some(public_url.into());
+        community.files.public_base_url = files_base.map(str::to_owned);
+    })
+    .await
+}
+
 /// The access token of an account that logged in from `code` before (the demo accounts:
 /// `demo`, `demo-wife`, `demo-son`).
 pub async fn token(app: &TestApp, code: &str) -> String {

@@ -30,20 +30,12 @@ async fn people_photo_upload_stores_jpeg_and_png_behind_signed_urls() {
 /// the API's public address too; `files.public_base_url`, when set, wins.
 #[tokio::test]
 async fn file_urls_start_at_the_public_url_unless_the_files_say_otherwise() {
-    let app = TestApp::community_with(|config| {
-        config.apis.get_mut("community").unwrap().public_url = Some("https://community.example.com/".into());
-    })
-    .await;
+    let app = community_at("https://community.example.com/", None).await;
     let owner = token(&app, DEMO_CODE).await;
     let reply = upload(&app, &owner, jpeg(3000, 2), "face.jpg", 6).await;
     let url = reply.body["data"].as_str().unwrap_or_else(|| panic!("{}", reply.body));
     assert!(url.starts_with("https://community.example.com/files/face-photo/1/3/2/4/401/"), "{url}");
-    let app = TestApp::community_with(|config| {
-        let community = config.apis.get_mut("community").unwrap();
-        community.public_url = Some("https://community.example.com".into());
-        community.files.public_base_url = Some("https://files.example.com".into());
-    })
-    .await;
+    let app = community_at("https://community.example.com", Some("https://files.example.com")).await;
     let owner = token(&app, DEMO_CODE).await;
     let reply = upload(&app, &owner, jpeg(3000, 3), "face.jpg", 6).await;
     let url = reply.body["data"].as_str().unwrap_or_else(|| panic!("{}", reply.body));
