@@ -1,6 +1,6 @@
 //! The shared payment store (`storage::payments`) below the APIs: a refund names only its order,
 //! so its API is the order's; a payment the API cannot apply keeps none of the API's writes
-//! and is stored paid, needing a refund.
+//! and is stored paid, needing a refund; a payment of another API or amount changes no order.
 
 use mpapi::storage::payments::{
     NewPayOrder, Notified, PayOrder, PayStatus, RefundRowStatus, RefundState, Reported, Settle, Settled, Settlement, TradeType,
@@ -168,4 +168,52 @@ async fn a_reopened_order_keeps_its_prepay_but_never_reuses_it() {
     assert!(payments.set_prepay(no, "wx_attempt_2", TradeType::Jsapi, Some("o_payer"), 4_000).await.expect("recorded"));
     let again = payments.get(no).await.expect("read").expect("the order").prepay.expect("placed");
     assert_eq!((again.id.as_str(), again.trade), ("wx_attempt_2", Some(TradeType::Jsapi)));
+}
+
+#[tokio::test]
+async fn a_payment_of_another_api_or_amount_changes_no_order_and_is_answered_so_again() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::connect(&fresh_database(&dir).await).await.expect("the database");
+    let payments = db.payments();
+    for (no, api) in [("O2O_ORDER_2", "o2o"), ("HEATING_ORDER_2", "heating"), ("API_ROW", "heating")] {
+        payments.insert(refund_test_order(no, api)).await.expect("inserted");
+    }
+    let notified = |notify_id, out_trade_no, amount_fen| Notified {
+        notify_id,
+        api: "heating",
+        event_type: "TRANSACTION.SUCCESS",
+        out_trade_no,
+        amount_fen,
+        reported: Reported::Paid { transaction_id: "4200000000000000000000000003", paid_at: 2_000 },
+    };
+    let settle = WritesThen { conflict: false };
+    let unchanged = |no: &'static str| {
+        let payments = db.payments();
+        async move {
+            let order = payments.get(no).await.expect("read").expect("the order");
+            assert_eq!((order.status, order.transaction_id, order.paid_at), (PayStatus::Pending, None, None), "{no}");
+        }
+    };
+    let api_row = || async { db.payments().get("API_ROW").await.expect("read").expect("the API's row").description };
+    // Each refusal is answered so again on redelivery, and no order changes.
+    for (report, answer) in [
+        (notified("EV-OTHER-API", "O2O_ORDER_2", 500), Settlement::UnknownOrder),
+        (notified("EV-AMOUNT", "HEATING_ORDER_2", 499), Settlement::AmountMismatch),
+        (notified("EV-NONE", "NO_SUCH_ORDER", 500), Settlement::UnknownOrder),
+    ] {
+        for _ in 0..2 {
+            assert_eq!(payments.settle(&report, &settle, 3_000).await.expect("settled"), answer, "{}", report.notify_id);
+        }
+    }
+    unchanged("O2O_ORDER_2").await;
+    unchanged("HEATING_ORDER_2").await;
+    assert_eq!(api_row().await, "退款测试", "the API's writes ran for no refusal");
+    // The order's own payment settles it; then another amount is still refused, the same paid.
+    assert_eq!(payments.settle(&notified("EV-PAID", "HEATING_ORDER_2", 500), &settle, 3_000).await.expect("settled"), Settlement::Paid);
+    let paid = payments.get("HEATING_ORDER_2").await.expect("read").expect("the order");
+    assert_eq!((paid.status, paid.transaction_id.as_deref(), paid.paid_at), (PayStatus::Paid, Some("4200000000000000000000000003"), Some(2_000)));
+    assert_eq!(api_row().await, "written by the API");
+    assert_eq!(payments.settle(&notified("EV-PAID-LESS", "HEATING_ORDER_2", 1), &settle, 4_000).await.expect("settled"), Settlement::AmountMismatch);
+    assert_eq!(payments.settle(&notified("EV-PAID-AGAIN", "HEATING_ORDER_2", 500), &settle, 4_000).await.expect("settled"), Settlement::Duplicate);
+    assert_eq!(payments.get("HEATING_ORDER_2").await.expect("read").expect("the order"), paid);
 }

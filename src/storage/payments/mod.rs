@@ -241,6 +241,9 @@ enum Attempt {
     Done(Settlement),
     /// The API could not apply the payment; everything was rolled back. Its reason.
     Conflict(String),
+    /// The order marked paid was another API's, or of another amount; everything was rolled
+    /// back.
+    Mismatch,
 }
 
 /// A refund row.
@@ -406,25 +409,39 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// API's writes would cost each payment two more round trips to the database. Between the
     /// two, a concurrent delivery of the same report may record it first: then that one
     /// answers `RefundNeeded` and this one `Duplicate` (both are acknowledged).
+    ///
+    /// A payment marks its order paid and reads it back in one statement, the common case: an
+    /// order of another API or of another amount is then rolled back likewise (it is rare: a
+    /// forged or misrouted notify) and the report applied again, reading the order first.
     pub async fn settle(&self, notified: &Notified<'_>, settle: &dyn Settle, now: i64) -> Result<Settlement, StorageError> {
-        match self.settle_once(notified, settle, None, now).await? {
-            Attempt::Done(settlement) => Ok(settlement),
-            Attempt::Conflict(reason) => match self.settle_once(notified, settle, Some(&reason), now).await? {
-                Attempt::Done(settlement) => Ok(settlement),
-                Attempt::Conflict(_) => Err(StorageError::Corrupt(format!("order {} conflicted without its API's writes", notified.out_trade_no))),
-            },
+        let mut conflict = None;
+        let mut mark_first = true;
+        // At most three attempts: a payment that marked an order it may not settle is tried
+        // once more reading first, and a conflict once more without the API's writes.
+        for _ in 0..3 {
+            match self.settle_once(notified, settle, conflict.as_deref(), mark_first, now).await? {
+                Attempt::Done(settlement) => return Ok(settlement),
+                Attempt::Mismatch if mark_first => mark_first = false,
+                Attempt::Conflict(reason) if conflict.is_none() => conflict = Some(reason),
+                Attempt::Mismatch | Attempt::Conflict(_) => break,
+            }
         }
+        Err(StorageError::Corrupt(format!("order {} could not be settled", notified.out_trade_no)))
     }
 
     /// One attempt of [`PaymentStore::settle`]: with `conflict` `None` a paid order runs the
     /// API's writes, and their conflict rolls everything back ([`Attempt::Conflict`]); with
     /// `Some(reason)` the API's writes are skipped and the order is marked as needing a refund
-    /// for that reason.
+    /// for that reason. With `mark_first` a payment marks its order paid before reading it
+    /// (one statement: the order as marked comes back), and rolls everything back when that
+    /// order is another API's or of another amount ([`Attempt::Mismatch`]); without it the
+    /// order is read and checked first.
     async fn settle_once(
         &self,
         notified: &Notified<'_>,
         settle: &dyn Settle,
         conflict: Option<&str>,
+        mark_first: bool,
         now: i64,
     ) -> Result<Attempt, StorageError> {
         let tx = write(self.0).await?;
@@ -451,41 +468,45 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
                 _ => Settlement::Duplicate,
             }));
         }
-        // By its key alone, the API compared here: with `api = $2` beside the key, PostgreSQL
-        // could keep a plan it made while the table was nearly empty — the `(api, refund_state)`
-        // index, reading every order of the API for each notify (payment flows by hand fell
-        // from about 300 to 210 a second within 45 s as the table grew).
-        let order = order::Entity::find_by_id(notified.out_trade_no.to_owned())
-            .one(&tx)
-            .await?
-            .filter(|row| row.api == notified.api)
-            .map(PayOrder::from);
-        let Some(order) = order else {
-            return finish(tx, notified.notify_id, Settlement::UnknownOrder).await.map(Attempt::Done);
+        let order = match notified.reported {
+            Reported::Paid { transaction_id, paid_at } if mark_first => match mark_paid(&tx, notified.out_trade_no, transaction_id, paid_at).await? {
+                Some(order) if order.api == notified.api && order.amount_fen == notified.amount_fen => order,
+                Some(_) => {
+                    // Not this payment's to settle: undo the mark, and read first next time.
+                    tx.rollback().await?;
+                    return Ok(Attempt::Mismatch);
+                }
+                None => {
+                    // Paid already, or no such order: the read tells which.
+                    let outcome = match read_order(&tx, notified).await? {
+                        None => Settlement::UnknownOrder,
+                        Some(order) if order.amount_fen != notified.amount_fen => Settlement::AmountMismatch,
+                        Some(_) => Settlement::Duplicate,
+                    };
+                    return finish(tx, notified.notify_id, outcome).await.map(Attempt::Done);
+                }
+            },
+            reported => {
+                let Some(order) = read_order(&tx, notified).await? else {
+                    return finish(tx, notified.notify_id, Settlement::UnknownOrder).await.map(Attempt::Done);
+                };
+                if order.amount_fen != notified.amount_fen {
+                    return finish(tx, notified.notify_id, Settlement::AmountMismatch).await.map(Attempt::Done);
+                }
+                let Reported::Paid { transaction_id, paid_at } = reported else {
+                    let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now).await? {
+                        Settlement::Failed
+                    } else {
+                        Settlement::Duplicate
+                    };
+                    return finish(tx, notified.notify_id, outcome).await.map(Attempt::Done);
+                };
+                match mark_paid(&tx, &order.out_trade_no, transaction_id, paid_at).await? {
+                    Some(order) => order,
+                    None => return finish(tx, notified.notify_id, Settlement::Duplicate).await.map(Attempt::Done),
+                }
+            }
         };
-        if order.amount_fen != notified.amount_fen {
-            return finish(tx, notified.notify_id, Settlement::AmountMismatch).await.map(Attempt::Done);
-        }
-        let Reported::Paid { transaction_id, paid_at } = notified.reported else {
-            let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now).await? {
-                Settlement::Failed
-            } else {
-                Settlement::Duplicate
-            };
-            return finish(tx, notified.notify_id, outcome).await.map(Attempt::Done);
-        };
-        // Pending — or failed/closed and paid after all (a late payment): the money is taken.
-        let paid = order::Entity::update_many()
-            .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
-            .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
-            .col_expr(order::Column::PaidAt, Expr::value(paid_at))
-            .filter(order::Column::OutTradeNo.eq(&order.out_trade_no))
-            .filter(order::Column::Status.ne(PayStatus::Paid))
-            .exec(&tx)
-            .await?;
-        if !affected(paid) {
-            return finish(tx, notified.notify_id, Settlement::Duplicate).await.map(Attempt::Done);
-        }
         if let Some(reason) = conflict {
             order::Entity::update_many()
                 .col_expr(order::Column::RefundState, Expr::value(RefundState::Needed))
@@ -495,7 +516,6 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
                 .await?;
             return finish(tx, notified.notify_id, Settlement::RefundNeeded).await.map(Attempt::Done);
         }
-        let order = PayOrder { status: PayStatus::Paid, transaction_id: Some(transaction_id.to_owned()), paid_at: Some(paid_at), ..order };
         match settle.paid(&tx, &order, now).await? {
             Settled::Applied => finish(tx, notified.notify_id, Settlement::Paid).await.map(Attempt::Done),
             Settled::Conflict(reason) => {
@@ -730,24 +750,48 @@ fn refund_of_order() -> sea_orm::RelationDef {
 }
 
 /// End a pending order unpaid and release the API's rows, inside `tx`; false when not pending.
+/// The order is changed and read back in one statement (`UPDATE … RETURNING`).
 async fn end_pending(tx: &DatabaseTransaction, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
-    let updated = order::Entity::update_many()
+    let ended = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(status))
         .col_expr(order::Column::ClosedAt, Expr::value(now))
         .filter(order::Column::OutTradeNo.eq(out_trade_no))
         .filter(order::Column::Status.eq(PayStatus::Pending))
-        .exec(tx)
+        .exec_with_returning(tx)
         .await?;
-    if !affected(updated) {
+    let Some(order) = ended.into_iter().next().map(PayOrder::from) else {
         return Ok(false);
-    }
-    let order = order::Entity::find_by_id(out_trade_no.to_owned())
-        .one(tx)
-        .await?
-        .map(PayOrder::from)
-        .ok_or_else(|| StorageError::Corrupt(format!("order {out_trade_no} vanished")))?;
+    };
     settle.released(tx, &order).await?;
     Ok(true)
+}
+
+/// Order `notified.out_trade_no` of `notified.api`, if any. By its key alone, the API compared
+/// here: with `api = $2` beside the key, PostgreSQL could keep a plan it made while the table was
+/// nearly empty — the `(api, refund_state)` index, reading every order of the API for each notify
+/// (payment flows by hand fell from about 300 to 210 a second within 45 s as the table grew).
+async fn read_order(tx: &DatabaseTransaction, notified: &Notified<'_>) -> Result<Option<PayOrder>, StorageError> {
+    Ok(order::Entity::find_by_id(notified.out_trade_no.to_owned())
+        .one(tx)
+        .await?
+        .filter(|row| row.api == notified.api)
+        .map(PayOrder::from))
+}
+
+/// Mark order `out_trade_no` paid (pending — or failed or closed and paid after all, a late
+/// payment: the money is taken) as WeChat Pay's `transaction_id` at `paid_at` (ms), whichever
+/// API's it is; the order as marked, or `None` when it is paid already or no order. One
+/// statement (`UPDATE … RETURNING`), by the key alone as in [`read_order`].
+async fn mark_paid(tx: &DatabaseTransaction, out_trade_no: &str, transaction_id: &str, paid_at: i64) -> Result<Option<PayOrder>, StorageError> {
+    let marked = order::Entity::update_many()
+        .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))
+        .col_expr(order::Column::TransactionId, Expr::value(transaction_id))
+        .col_expr(order::Column::PaidAt, Expr::value(paid_at))
+        .filter(order::Column::OutTradeNo.eq(out_trade_no))
+        .filter(order::Column::Status.ne(PayStatus::Paid))
+        .exec_with_returning(tx)
+        .await?;
+    Ok(marked.into_iter().next().map(PayOrder::from))
 }
 
 /// Write the notification's outcome and commit (a payment's notification was recorded paid:

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{Datelike, TimeZone, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel,
     JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationTrait,
@@ -258,17 +258,19 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 /// the year's end and an expiry they already had, in the statement itself (reading the row
 /// first would be a second).
 fn credit(id: &str, points: i64, now: i64) -> UpdateMany<user::Entity> {
-    let year_end = year_end(now);
-    let expire_at = Expr::case(
-        user::Column::PointsExpireAt.gt(year_end),
-        Expr::col(user::Column::PointsExpireAt),
-    )
-    .finally(Expr::value(year_end));
     user::Entity::update_many()
         .col_expr(user::Column::Balance, Expr::col(user::Column::Balance).add(points))
-        .col_expr(user::Column::PointsExpireAt, expire_at.into())
+        .col_expr(user::Column::PointsExpireAt, expiry(now))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
         .filter(user::Column::Id.eq(id))
+}
+
+/// A credited balance's expiry: the end of `now`'s year, or the later one it has.
+fn expiry(now: i64) -> Expr {
+    let year_end = year_end(now);
+    Expr::case(user::Column::PointsExpireAt.gt(year_end), Expr::col(user::Column::PointsExpireAt))
+        .finally(Expr::value(year_end))
+        .into()
 }
 
 /// Points' part of settling a payment order (called by the payment store inside its
@@ -287,6 +289,33 @@ impl Settle for Settler {
         order: &PayOrder,
         now: i64,
     ) -> Result<Settled, StorageError> {
+        // Credited at once unless the balance's year is over, the order's user and points read
+        // by the same statement (one statement on the common path); else the order is read,
+        // the balance expired, then credited.
+        let unexpired = Condition::any()
+            .add(user::Column::PointsExpireAt.is_null())
+            .add(user::Column::PointsExpireAt.gte(now));
+        let of_order = |column: order::Column| {
+            Query::select()
+                .column(column)
+                .from(order::Entity)
+                .and_where(order::Column::OutTradeNo.eq(order.out_trade_no.as_str()))
+                .to_owned()
+        };
+        let credited = user::Entity::update_many()
+            .col_expr(
+                user::Column::Balance,
+                Expr::col(user::Column::Balance).add(Expr::SubQuery(None, Box::new(of_order(order::Column::Points).into()))),
+            )
+            .col_expr(user::Column::PointsExpireAt, expiry(now))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+            .filter(user::Column::Id.in_subquery(of_order(order::Column::UserId)))
+            .filter(unexpired)
+            .exec(tx)
+            .await?;
+        if affected(credited) {
+            return Ok(Settled::Applied);
+        }
         let Some(row) = order::Entity::find_by_id(order.out_trade_no.clone())
             .one(tx)
             .await?
@@ -296,14 +325,6 @@ impl Settle for Settler {
                 order.out_trade_no
             )));
         };
-        // Credited at once unless the balance's year is over (one statement on the common
-        // path); else expired first, then credited.
-        let unexpired = Condition::any()
-            .add(user::Column::PointsExpireAt.is_null())
-            .add(user::Column::PointsExpireAt.gte(now));
-        if affected(credit(&row.user_id, row.points, now).filter(unexpired).exec(tx).await?) {
-            return Ok(Settled::Applied);
-        }
         expire_in(tx, &row.user_id, now).await?;
         if !affected(credit(&row.user_id, row.points, now).exec(tx).await?) {
             return Ok(Settled::Conflict(format!(
