@@ -216,4 +216,9 @@ async fn a_payment_of_another_api_or_amount_changes_no_order_and_is_answered_so_
     assert_eq!(payments.settle(&notified("EV-PAID-LESS", "HEATING_ORDER_2", 1), &settle, 4_000).await.expect("settled"), Settlement::AmountMismatch);
     assert_eq!(payments.settle(&notified("EV-PAID-AGAIN", "HEATING_ORDER_2", 500), &settle, 4_000).await.expect("settled"), Settlement::Duplicate);
     assert_eq!(payments.get("HEATING_ORDER_2").await.expect("read").expect("the order"), paid);
+    // Another API's order reported paid by the transaction that paid this one: refused as
+    // before, not a failed write of a transaction id two orders would hold.
+    let misrouted = notified("EV-OTHER-API-PAID", "O2O_ORDER_2", 500);
+    assert_eq!(payments.settle(&misrouted, &settle, 5_000).await.expect("settled"), Settlement::UnknownOrder);
+    unchanged("O2O_ORDER_2").await;
 }

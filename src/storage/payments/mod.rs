@@ -15,7 +15,7 @@ pub mod entity;
 pub use entity::{PayStatus, RefundRowStatus, RefundState, TradeType};
 use entity::{notification, order, refund};
 
-use super::{Db, StorageError, affected, write};
+use super::{Db, StorageError, affected, is_unique_violation, write};
 
 /// A payment order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,7 +412,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     ///
     /// A payment marks its order paid and reads it back in one statement, the common case: an
     /// order of another API or of another amount is then rolled back likewise (it is rare: a
-    /// forged or misrouted notify) and the report applied again, reading the order first.
+    /// misrouted notify, or an amount WeChat Pay reports otherwise) and the report applied
+    /// again, reading the order first.
     pub async fn settle(&self, notified: &Notified<'_>, settle: &dyn Settle, now: i64) -> Result<Settlement, StorageError> {
         let mut conflict = None;
         let mut mark_first = true;
@@ -469,14 +470,22 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
             }));
         }
         let order = match notified.reported {
-            Reported::Paid { transaction_id, paid_at } if mark_first => match mark_paid(&tx, notified.out_trade_no, transaction_id, paid_at).await? {
-                Some(order) if order.api == notified.api && order.amount_fen == notified.amount_fen => order,
-                Some(_) => {
-                    // Not this payment's to settle: undo the mark, and read first next time.
+            Reported::Paid { transaction_id, paid_at } if mark_first => match mark_paid(&tx, notified.out_trade_no, transaction_id, paid_at).await {
+                Ok(Some(order)) if order.api == notified.api && order.amount_fen == notified.amount_fen => order,
+                // Not this payment's to settle — another API's order, another amount, or (the
+                // mark refused) a transaction id another order holds, which reading first
+                // refuses before writing when the order is not this payment's: undo the mark,
+                // and read first next time.
+                Ok(Some(_)) => {
                     tx.rollback().await?;
                     return Ok(Attempt::Mismatch);
                 }
-                None => {
+                Err(StorageError::Db(error)) if is_unique_violation(&error) => {
+                    tx.rollback().await?;
+                    return Ok(Attempt::Mismatch);
+                }
+                Err(error) => return Err(error),
+                Ok(None) => {
                     // Paid already, or no such order: the read tells which.
                     let outcome = match read_order(&tx, notified).await? {
                         None => Settlement::UnknownOrder,
