@@ -1216,6 +1216,23 @@ async fn places_every_order(server: &MockServer) {
         .await;
 }
 
+/// Real payments at a stand-in for WeChat Pay that places every order (`places_every_order`),
+/// holding pending order `no` of 18.60 yuan (1,860 fen) for `payer`, payable `ttl_secs` seconds
+/// from now: the database, its clock, the payments and the database's URL.
+async fn order_at_a_stand_in(
+    server: &MockServer,
+    dir: &tempfile::TempDir,
+    no: &str,
+    payer: Option<&str>,
+    ttl_secs: u64,
+) -> (Db, Clock, Payments, String) {
+    let (db, clock, payments, url) = real_payments(server, dir).await;
+    places_every_order(server).await;
+    let new = payments.new_order(no, None, payer, "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(ttl_secs));
+    db.payments().insert(new).await.expect("inserted");
+    (db, clock, payments, url)
+}
+
 /// The unifiedorder calls `server` has received so far.
 async fn placings(server: &MockServer) -> usize {
     let requests = server.received_requests().await.expect("recorded");
@@ -1226,12 +1243,9 @@ async fn placings(server: &MockServer) -> usize {
 async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (db, clock, payments, url) = real_payments(&server, &dir).await;
-    places_every_order(&server).await;
     // An order that outlives the reuse window (points' and charging's live 2 hours).
     let no = "CM202412180030";
-    let new = payments.new_order(no, None, None, "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(3 * 3600));
-    db.payments().insert(new).await.expect("inserted");
+    let (db, clock, payments, url) = order_at_a_stand_in(&server, &dir, no, None, 3 * 3600).await;
     let stored = || async { db.payments().get(no).await.expect("read").expect("the order") };
     let for_payer = |order: PayOrder, openid: &str| PayOrder { payer_openid: Some(openid.into()), ..order };
 
@@ -1284,11 +1298,8 @@ async fn a_placed_order_answers_its_prepay_again_while_it_is_valid() {
 async fn a_reopened_order_is_placed_once_more_and_that_placing_reused() {
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (db, clock, payments, _) = real_payments(&server, &dir).await;
-    places_every_order(&server).await;
     let no = "CM202412180040";
-    let new = payments.new_order(no, None, Some(OPENID), "物业费", 1_860, clock.now_ms(), std::time::Duration::from_secs(15 * 60));
-    db.payments().insert(new).await.expect("inserted");
+    let (db, _, payments, _) = order_at_a_stand_in(&server, &dir, no, Some(OPENID), 15 * 60).await;
     let stored = || async { db.payments().get(no).await.expect("read").expect("the order") };
     payments.pay_params(&stored().await).await.expect("placed");
     assert_eq!(placings(&server).await, 1);
