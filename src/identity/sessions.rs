@@ -19,6 +19,17 @@ pub struct Principal {
     pub user_id: String,
     /// The session (`sid`); logout revokes it.
     pub session_id: String,
+    /// The WeChat openid the session was started with ([`Sessions::start_wechat`]), read with
+    /// the session from the server's own row, never from the token; `None` for any other login,
+    /// and for a session started before sessions recorded it.
+    pub openid: Option<String>,
+}
+
+impl Principal {
+    /// The caller a session row names.
+    fn of(session: Session) -> Principal {
+        Principal { user_id: session.user_id, session_id: session.id, openid: session.openid }
+    }
 }
 
 /// Tokens just issued (`Debug` leaves them out: they are bearer credentials).
@@ -105,12 +116,12 @@ impl Sessions {
         &self.policy
     }
 
-    fn issue(&self, user_id: &str, session_id: &str, generation: i32, refresh_token: Option<String>, now_ms: i64) -> Issued {
+    fn issue(&self, principal: Principal, generation: i32, refresh_token: Option<String>, now_ms: i64) -> Issued {
         Issued {
-            access_token: self.tokens.issue(user_id, session_id, generation, now_ms / 1000),
+            access_token: self.tokens.issue(&principal.user_id, &principal.session_id, generation, now_ms / 1000),
             expires_in: self.tokens.access_ttl().as_secs(),
             refresh_token,
-            principal: Principal { user_id: user_id.to_owned(), session_id: session_id.to_owned() },
+            principal,
         }
     }
 
@@ -130,6 +141,18 @@ impl Sessions {
     /// Start a session for `user_id` (a login): an access token, and a refresh token when the
     /// API's refresh style is rotating.
     pub async fn start(&self, user_id: &str) -> Result<Issued, StorageError> {
+        self.begin(user_id, None).await
+    }
+
+    /// Start a session for `user_id` logged in by WeChat as `openid` (code2Session's, never the
+    /// client's), as [`Sessions::start`] does; every [`Principal`] of the session carries the
+    /// openid, so an API paying with this login (points' JSAPI payer) reads no WeChat identity
+    /// for it.
+    pub async fn start_wechat(&self, user_id: &str, openid: &str) -> Result<Issued, StorageError> {
+        self.begin(user_id, Some(openid)).await
+    }
+
+    async fn begin(&self, user_id: &str, openid: Option<&str>) -> Result<Issued, StorageError> {
         let now = self.clock.now_ms();
         let session_id = crate::random::hex(24);
         let refresh_token = (self.policy.refresh == RefreshStyle::Rotating).then(crate::random::opaque_token);
@@ -142,10 +165,12 @@ impl Sessions {
                 user_id,
                 refresh_hash: refresh_hash.as_deref(),
                 expires_at: self.session_end(now),
+                openid,
                 now,
             })
             .await?;
-        Ok(self.issue(user_id, &session_id, 0, refresh_token, now))
+        let principal = Principal { user_id: user_id.to_owned(), session_id, openid: openid.map(str::to_owned) };
+        Ok(self.issue(principal, 0, refresh_token, now))
     }
 
     /// The caller behind an access token: valid signature and audience, unexpired (against our
@@ -157,7 +182,7 @@ impl Sessions {
         }
         match self.checks.read(claims.sid.clone()).await? {
             Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => {
-                Ok(Principal { user_id: claims.sub, session_id: claims.sid })
+                Ok(Principal { user_id: claims.sub, session_id: claims.sid, openid: session.openid })
             }
             _ => Err(SessionError::Invalid),
         }
@@ -177,7 +202,10 @@ impl Sessions {
             .rotate(self.api, &token_hash(refresh_token), &token_hash(&new_token), self.session_end(now), now)
             .await?;
         match rotation {
-            Rotation::Rotated(session) => Ok(self.issue(&session.user_id, &session.id, session.generation, Some(new_token), now)),
+            Rotation::Rotated(session) => {
+                let generation = session.generation;
+                Ok(self.issue(Principal::of(session), generation, Some(new_token), now))
+            }
             Rotation::Reused => {
                 tracing::warn!(api = self.api, "a rotated refresh token was presented again; its session is revoked");
                 Err(SessionError::Reused)
@@ -199,14 +227,14 @@ impl Sessions {
             return Err(SessionError::RefreshExpired);
         }
         let sessions = self.db.sessions();
-        match sessions.get(self.api, &claims.sid).await? {
-            Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => {}
+        let session = match sessions.get(self.api, &claims.sid).await? {
+            Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => session,
             _ => return Err(SessionError::Invalid),
-        }
+        };
         if !sessions.advance(&claims.sid, claims.generation, self.session_end(now)).await? {
             return Err(SessionError::AlreadyRenewed);
         }
-        Ok(self.issue(&claims.sub, &claims.sid, claims.generation + 1, None, now))
+        Ok(self.issue(Principal::of(session), claims.generation + 1, None, now))
     }
 
     /// End `who`'s session (its access and refresh tokens stop working).

@@ -241,7 +241,7 @@ impl PointsService {
             .current(&wechat_user.user_id, now)
             .await?
             .ok_or_else(|| PointsError::Internal("user vanished after login".into()))?;
-        let issued = self.sessions.start(&user.id).await?;
+        let issued = self.sessions.start_wechat(&user.id, &wechat_user.openid).await?;
         Ok(types::AuthWechatLoginData {
             token: issued.access_token,
             expires_in: issued.expires_in as i32,
@@ -343,7 +343,12 @@ impl PointsService {
         let user_id = who.user_id.as_str();
         let now = self.now();
         let orders = self.db.points_orders();
-        let payer = self.wechat.openid_of(user_id).await?;
+        // The payer is the WeChat login the session began with; a session started before
+        // sessions recorded it reads the user's WeChat identity instead.
+        let payer = match &who.openid {
+            Some(openid) => Some(openid.clone()),
+            None => self.wechat.openid_of(user_id).await?,
+        };
         let description = format!("API积分商城 {}", package.name);
         for _ in 0..5 {
             let out_trade_no = order_number(now, &crate::random::digits(4));

@@ -57,6 +57,33 @@ async fn an_expired_access_token_renews_once_within_its_grace_window() {
 }
 
 #[tokio::test]
+async fn a_session_begun_by_wechat_names_its_openid_through_every_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::default();
+    let db = db(&dir).await;
+    let expired = TokenConfig { access_ttl_seconds: 7200, refresh: RefreshStyle::ExpiredAccess, refresh_seconds: 7 * 86_400 };
+    let sessions = Sessions::new("points", &[5; 32], expired, db.clone(), clock.clone()).unwrap();
+    let issued = sessions.start_wechat("user-1", "o_login").await.unwrap();
+    assert_eq!(issued.principal.openid.as_deref(), Some("o_login"));
+    assert_eq!(sessions.authenticate(&issued.access_token).await.unwrap().openid.as_deref(), Some("o_login"));
+    // Another login's session names none.
+    let plain = sessions.start("user-2").await.unwrap();
+    assert_eq!((plain.principal.openid.as_deref(), sessions.authenticate(&plain.access_token).await.unwrap().openid), (None, None));
+    // Renewed with the expired token: the new token's caller is the same login.
+    clock.advance(Duration::from_secs(7201));
+    let renewed = sessions.refresh_expired(&issued.access_token).await.unwrap();
+    assert_eq!(renewed.principal.openid.as_deref(), Some("o_login"));
+    assert_eq!(sessions.authenticate(&renewed.access_token).await.unwrap().openid.as_deref(), Some("o_login"));
+    // Rotating refresh tokens carry it as well.
+    let rotating = TokenConfig { access_ttl_seconds: 7200, refresh: RefreshStyle::Rotating, refresh_seconds: 30 * 86_400 };
+    let sessions = Sessions::new("heating", &[6; 32], rotating, db, clock.clone()).unwrap();
+    let issued = sessions.start_wechat("user-3", "o_rotating").await.unwrap();
+    let rotated = sessions.refresh_rotating(issued.refresh_token.as_deref().unwrap()).await.unwrap();
+    assert_eq!(rotated.principal.openid.as_deref(), Some("o_rotating"));
+    assert_eq!(sessions.authenticate(&rotated.access_token).await.unwrap().openid.as_deref(), Some("o_rotating"));
+}
+
+#[tokio::test]
 async fn wechat_login_creates_one_user_per_openid_and_keeps_the_session_key() {
     let dir = tempfile::tempdir().unwrap();
     let db = db(&dir).await;

@@ -4,7 +4,8 @@
 #![allow(missing_docs)] // derive-generated items; each entity's module is documented
 
 /// `session`: one login session of one API's user. Access tokens name it (`sid`) and carry its
-/// `generation`; a rotating session also holds its current refresh token's hash. After
+/// `generation`; a rotating session also holds its current refresh token's hash, and a session
+/// started by a WeChat login of an API that pays with it the login's `openid`. After
 /// `expires_at` nothing of it can be used any more (its refresh token, or its last access token
 /// and grace window, expired).
 pub mod session {
@@ -22,6 +23,7 @@ pub mod session {
         pub expires_at: i64,
         pub created_at: i64,
         pub revoked_at: Option<i64>,
+        pub openid: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -30,6 +30,9 @@ pub struct Session {
     pub expires_at: i64,
     /// Revoked at (ms), if revoked.
     pub revoked_at: Option<i64>,
+    /// The WeChat openid it was started with, where its API records one
+    /// ([`NewSession::openid`]).
+    pub openid: Option<String>,
 }
 
 impl From<session::Model> for Session {
@@ -41,6 +44,7 @@ impl From<session::Model> for Session {
             generation: row.generation,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            openid: row.openid,
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct NewSession<'a> {
     pub refresh_hash: Option<&'a str>,
     /// When the session is over unless renewed (ms).
     pub expires_at: i64,
+    /// The openid of the WeChat login starting it, for an API whose payer is that login
+    /// (points); `None` elsewhere.
+    pub openid: Option<&'a str>,
     /// Now, ms.
     pub now: i64,
 }
@@ -110,6 +117,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             expires_at: Set(new.expires_at),
             created_at: Set(new.now),
             revoked_at: Set(None),
+            openid: Set(new.openid.map(str::to_owned)),
         })
         .exec_without_returning(self.0)
         .await?;

@@ -27,6 +27,7 @@ mod m20261209_000021_rate_limit_hot;
 mod m20261210_000022_rate_window;
 mod m20261211_000023_pay_order_prepay_for;
 mod m20261212_000024_sandbox_pay_trade;
+mod m20261213_000025_session_openid;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000022_rate_window::Migration),
             Box::new(m20261211_000023_pay_order_prepay_for::Migration),
             Box::new(m20261212_000024_sandbox_pay_trade::Migration),
+            Box::new(m20261213_000025_session_openid::Migration),
         ]
     }
 }

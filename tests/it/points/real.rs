@@ -178,6 +178,27 @@ async fn auth_wechat_login_with_code2session() {
 }
 
 #[tokio::test]
+async fn points_order_create_pays_as_the_wechat_login_its_session_began_with() {
+    use sea_orm::ConnectionTrait as _;
+    let real = real().await;
+    let app = &real.app;
+    let token = real.login("wx-payer-1", "o_points_payer").await;
+    // The user's WeChat identity now names another openid, straight in the database: the order
+    // is still placed for the session's login, so the identity was not read for it.
+    let raw = sea_orm::Database::connect(&app.server.config.database_url).await.unwrap();
+    let moved = raw.execute_unprepared("UPDATE wechat_identity SET openid = 'o_identity_row' WHERE openid = 'o_points_payer'").await.unwrap();
+    assert_eq!(moved.rows_affected(), 1);
+    real.accept_orders("o_points_payer", 3990, 1).await;
+    let created = app.post(CREATE_ORDER, Some(&token), json!({"packageId": "pkg_standard_5000"})).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    // A session started before sessions recorded the openid: the payer is read from the identity.
+    assert_eq!(raw.execute_unprepared("UPDATE session SET openid = NULL").await.unwrap().rows_affected(), 1);
+    real.accept_orders("o_identity_row", 990, 1).await;
+    let created = app.post(CREATE_ORDER, Some(&token), json!({"packageId": "pkg_basic_1000"})).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+}
+
+#[tokio::test]
 async fn points_order_create_places_a_jsapi_order_with_wechat_pay() {
     let real = real().await;
     let app = &real.app;
