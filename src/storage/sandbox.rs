@@ -64,6 +64,7 @@ pub mod entity {
             pub attempt_until: Option<i64>,
             pub created_at: i64,
             pub trade_type: Option<crate::storage::payments::TradeType>,
+            pub prepay_id: Option<String>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -171,9 +172,11 @@ impl Db {
     }
 
     /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
-    /// before `orders_before` (ms) with their refunds, and prepay ids made before
-    /// `prepays_before` (a prepay id is made while its order is payable, so one of an order
-    /// that old is long gone). Answers the rows deleted.
+    /// before `orders_before` (ms) with their refunds (and the first placing's prepay_id on
+    /// each order's row), and later placings' prepay ids made before `prepays_before` (a prepay
+    /// id is made while its order is payable, so one of an order that old is long gone; paying
+    /// with a first prepay_id that old is refused as its order's state says). Answers the rows
+    /// deleted.
     pub async fn prune_sandbox_pay(&self, orders_before: i64, prepays_before: i64) -> Result<u64, StorageError> {
         use sea_orm::{DbBackend, Statement};
         let tx = write(self.volatile()).await?;
@@ -264,6 +267,10 @@ pub struct NewSandboxOrder {
     pub payer_openid: Option<String>,
     /// How it was placed (`None`: recorded before the sandbox kept it, or adopted as paid).
     pub trade_type: Option<TradeType>,
+    /// The prepay_id answered for the JSAPI placing that recorded it, kept on its row (later
+    /// placings' prepay_ids are [`SandboxPayStore::add_prepay`]'s); `None` for a NATIVE order,
+    /// an adopted one, or one recorded before the sandbox kept it here.
+    pub prepay_id: Option<String>,
 }
 
 /// A sandbox order's row.
@@ -295,6 +302,7 @@ impl From<order::Model> for SandboxOrderRow {
                 time_expire: row.time_expire,
                 payer_openid: row.payer_openid,
                 trade_type: row.trade_type,
+                prepay_id: row.prepay_id,
             },
             state: row.state,
             transaction_id: row.transaction_id,
@@ -425,6 +433,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             attempt_until: None,
             created_at: now,
             trade_type: new.trade_type,
+            prepay_id: new.prepay_id.clone(),
         };
         let inserted = order::Entity::insert(row.clone().into_active_model())
             .on_conflict(
@@ -460,6 +469,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
             attempt_until: Set(None),
             created_at: Set(paid_at),
             trade_type: Set(None),
+            prepay_id: Set(None),
         })
         .on_conflict(
             OnConflict::columns([order::Column::Mchid, order::Column::Appid, order::Column::OutTradeNo]).do_nothing().to_owned(),
@@ -469,7 +479,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         Ok(())
     }
 
-    /// Remember that `id` (a prepay_id) stands for `out_trade_no`.
+    /// Remember that `id` (a prepay_id of a later placing) stands for `out_trade_no`.
     pub async fn add_prepay(&self, id: &str, out_trade_no: &str, now: i64) -> Result<(), StorageError> {
         insert_prepay(self.conn, self.mchid, self.appid, id, out_trade_no, now).await
     }
@@ -494,11 +504,21 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         stored.ok_or_else(|| StorageError::Corrupt(format!("sandbox order {out_trade_no} has no code_url")))
     }
 
-    /// The order `id` names: the order of that number when one exists, else the order of the
-    /// prepay_id, code_url or `pr` token `id`; `None` when it names nothing.
+    /// The order `id` names: the order of that number when one exists, else the order whose
+    /// first prepay_id is `id`, else the order of the later prepay_id, code_url or `pr` token
+    /// `id`; `None` when it names nothing.
     pub async fn resolve(&self, id: &str) -> Result<Option<SandboxOrderRow>, StorageError> {
         if let Some(row) = self.order(id).await? {
             return Ok(Some(row));
+        }
+        let first = order::Entity::find()
+            .filter(order::Column::Mchid.eq(self.mchid))
+            .filter(order::Column::Appid.eq(self.appid))
+            .filter(order::Column::PrepayId.eq(id))
+            .one(self.conn)
+            .await?;
+        if let Some(row) = first {
+            return Ok(Some(SandboxOrderRow::from(row)));
         }
         match prepay::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), id.to_owned())).one(self.conn).await? {
             Some(prepay) => self.order(&prepay.out_trade_no).await,
@@ -693,6 +713,7 @@ mod tests {
             time_expire: 10_000_000,
             payer_openid: None,
             trade_type: Some(TradeType::Jsapi),
+            prepay_id: None,
         }
     }
 

@@ -1051,6 +1051,11 @@ async fn sandbox_platforms_over_one_database_are_one_platform() {
     let merchant = merchant_answering(200).await;
     let prepay_id = a.jsapi_prepay(&sandbox_order("SB_SHARED_001", merchant.uri(), Utc::now())).await.expect("prepay");
     assert!(b.holds(&prepay_id).await.expect("read") && b.holds("SB_SHARED_001").await.expect("read"));
+    // Placed again through B: a fresh prepay_id, which both hold beside the first (kept on the
+    // order's row; the later one beside it).
+    let again = b.jsapi_prepay(&sandbox_order("SB_SHARED_001", merchant.uri(), Utc::now())).await.expect("placed again");
+    assert_ne!(again, prepay_id);
+    assert!(a.holds(&again).await.expect("read") && a.holds(&prepay_id).await.expect("read"));
     let outcome = b.pay(&prepay_id, true).await.expect("paid through B");
     assert_eq!(outcome.notify_status, 200);
     let received = merchant.received_requests().await.expect("recording");

@@ -741,7 +741,10 @@ impl SandboxPay {
     /// A payer is compared only when both placings name one: a sandbox JSAPI order may be placed
     /// first without one (heating before its `wx_code`), which WeChat Pay itself never sees (a
     /// real merchant needs the payer first); the first payer named is then recorded.
-    async fn place(&self, order: &PrepayRequest, trade: TradeType) -> Result<SandboxOrderRow, ProviderError> {
+    /// Check and record a placing of `order` as `trade` (a JSAPI placing with the `prepay_id`
+    /// it will answer, kept on the order's row when this placing records the order); the order
+    /// as stored, or WeChat Pay's refusal.
+    async fn place(&self, order: &PrepayRequest, trade: TradeType, prepay_id: Option<&str>) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));
         }
@@ -765,6 +768,7 @@ impl SandboxPay {
             time_expire: ms(order.time_expire),
             payer_openid: order.payer_openid.clone(),
             trade_type: Some(trade),
+            prepay_id: prepay_id.map(str::to_owned),
         };
         let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
         let mut row = store.place(&new, ms(now)).await.map_err(internal)?;
@@ -920,11 +924,16 @@ impl WechatPay for SandboxPay {
         false
     }
 
+    /// A fresh prepay_id for every accepted placing, as WeChat Pay answers. The placing that
+    /// records the order keeps its prepay_id on the order's row (one statement); a later one
+    /// records its own beside it.
     async fn jsapi_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        self.place(order, TradeType::Jsapi).await?;
         let prepay_id = format!("wx{}", crate::random::hex(28));
-        let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
-        store.add_prepay(&prepay_id, &order.out_trade_no, self.clock.now_ms()).await.map_err(internal)?;
+        let row = self.place(order, TradeType::Jsapi, Some(&prepay_id)).await?;
+        if row.order.prepay_id.as_deref() != Some(prepay_id.as_str()) {
+            let store = self.db.sandbox_pay(&self.merchant.mchid, &self.merchant.appid);
+            store.add_prepay(&prepay_id, &order.out_trade_no, self.clock.now_ms()).await.map_err(internal)?;
+        }
         Ok(prepay_id)
     }
 
@@ -932,7 +941,7 @@ impl WechatPay for SandboxPay {
     /// random `[0-9A-Za-z]`, the same one while the order is open (whichever instance is
     /// asked). `pay` takes the code_url or its `pr` token as well as the out_trade_no.
     async fn native_prepay(&self, order: &PrepayRequest) -> Result<String, ProviderError> {
-        let row = self.place(order, TradeType::Native).await?;
+        let row = self.place(order, TradeType::Native, None).await?;
         if let Some(code_url) = row.code_url {
             return Ok(code_url);
         }

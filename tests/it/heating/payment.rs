@@ -277,18 +277,22 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     let late = app.sandbox_pay(&order_id, "success").await;
     assert_eq!(late.status, 409, "{}", late.body);
     assert_eq!(status_of(&app, &token, &order_id).await, "canceled");
+    // A later placing's prepay id, as the platform records one beside the order (the first
+    // placing's is on the order's own row).
+    let merchant = mpapi::providers::wechat_pay::WechatPay::merchant(parts.pay.as_ref());
+    let ledger = app.server.db.sandbox_pay(&merchant.mchid, &merchant.appid);
+    ledger.add_prepay("wx_a_later_placing", &order_id, app.server.clock.now_ms()).await.unwrap();
+    assert!(ledger.resolve("wx_a_later_placing").await.unwrap().is_some());
     // Forty days on, the two codes of this test and the phone's send slot (more than two days
-    // old), its session (its refresh token lapsed after 30 days) and the sandbox platform's
-    // prepay id of the order (WeChat's live two hours) are pruned; nothing is left to prune
-    // after that.
+    // old), its session (its refresh token lapsed after 30 days) and the later prepay id
+    // (WeChat's live two hours) are pruned; nothing is left to prune after that.
     app.server.clock.advance(Duration::from_secs(40 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(pruned, 5, "two codes, a send slot, a session and a prepay id");
     let (_, again) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(again, 0);
+    assert!(ledger.resolve("wx_a_later_placing").await.unwrap().is_none());
     // The platform keeps the order itself for a year's refunds; after 400 days it goes too.
-    let merchant = mpapi::providers::wechat_pay::WechatPay::merchant(parts.pay.as_ref());
-    let ledger = app.server.db.sandbox_pay(&merchant.mchid, &merchant.appid);
     assert!(ledger.order(&order_id).await.unwrap().is_some());
     app.server.clock.advance(Duration::from_secs(361 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
