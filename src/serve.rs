@@ -472,9 +472,9 @@ fn spawn_wal_checkpoints(db: Db) {
 /// One round of housekeeping for `api`: its payments' sweep, and pruning what can no longer
 /// matter — sessions over or revoked more than a day ago, codes older than two days (the daily
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
-/// hours), the sandbox payment platform's prepay ids older than two days (WeChat's live two
-/// hours) and its orders older than 400 days with their refunds (WeChat refunds a payment for a
-/// year). Answers what the sweep did and the rows pruned.
+/// hours), the sandbox payment platform's later placings' prepay ids, code_urls and `pr` tokens
+/// older than two days (WeChat's live two hours) and its orders older than 400 days with their
+/// refunds and first prepay_ids (WeChat refunds a payment for a year). Answers what the sweep did and the rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {

@@ -73,7 +73,8 @@ pub mod entity {
         impl ActiveModelBehavior for ActiveModel {}
     }
 
-    /// `sandbox_pay_prepay`: a prepay_id, code_url or `pr` token and the order it stands for.
+    /// `sandbox_pay_prepay`: a later placing's prepay_id, a code_url or its `pr` token, and the
+    /// order it stands for (the first JSAPI placing's prepay_id is on the order's row).
     pub mod prepay {
         use sea_orm::entity::prelude::*;
 
@@ -157,7 +158,7 @@ impl Db {
 
     /// The store of the sandbox merchant `mchid` with mini-program `appid`, on `Db::volatile`:
     /// the ledger stands in for WeChat Pay's own records (no real money moves), and it is written
-    /// four times a payment (place, prepay_id, claim, paid), so its commits do not wait for the
+    /// three times a payment (place with its prepay_id, claim, paid), so its commits do not wait for the
     /// disk — all but the paid mark ([`SandboxPayStore::commit_payment`]), the one write no
     /// commit of the server's follows, which goes through the server's own pool. Every other
     /// write that matters is followed by a durable commit of the server's that writes (the
@@ -173,10 +174,10 @@ impl Db {
 
     /// Housekeeping of every sandbox merchant's ledger, in one transaction: orders created
     /// before `orders_before` (ms) with their refunds (and the first placing's prepay_id on
-    /// each order's row), and later placings' prepay ids made before `prepays_before` (a prepay
-    /// id is made while its order is payable, so one of an order that old is long gone; paying
-    /// with a first prepay_id that old is refused as its order's state says). Answers the rows
-    /// deleted.
+    /// each order's row), and the later placings' prepay ids, code_urls and `pr` tokens made
+    /// before `prepays_before` (one is made while its order is payable, so one of an order that
+    /// old is long gone; paying with a first prepay_id that old is refused as its order's state
+    /// says). Answers the rows deleted.
     pub async fn prune_sandbox_pay(&self, orders_before: i64, prepays_before: i64) -> Result<u64, StorageError> {
         use sea_orm::{DbBackend, Statement};
         let tx = write(self.volatile()).await?;
@@ -511,13 +512,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> S
         if let Some(row) = self.order(id).await? {
             return Ok(Some(row));
         }
-        let first = order::Entity::find()
-            .filter(order::Column::Mchid.eq(self.mchid))
-            .filter(order::Column::Appid.eq(self.appid))
-            .filter(order::Column::PrepayId.eq(id))
-            .one(self.conn)
-            .await?;
-        if let Some(row) = first {
+        // The prepay_id alone in SQL, the merchant compared here: beside `mchid = $n` a generic
+        // plan made on a nearly empty table could take the primary key's prefix and read every
+        // order of the merchant (see `SessionStore::get_many`).
+        let first = order::Entity::find().filter(order::Column::PrepayId.eq(id)).all(self.conn).await?;
+        if let Some(row) = first.into_iter().find(|row| row.mchid == self.mchid && row.appid == self.appid) {
             return Ok(Some(SandboxOrderRow::from(row)));
         }
         match prepay::Entity::find_by_id((self.mchid.to_owned(), self.appid.to_owned(), id.to_owned())).one(self.conn).await? {

@@ -1056,6 +1056,15 @@ async fn sandbox_platforms_over_one_database_are_one_platform() {
     let again = b.jsapi_prepay(&sandbox_order("SB_SHARED_001", merchant.uri(), Utc::now())).await.expect("placed again");
     assert_ne!(again, prepay_id);
     assert!(a.holds(&again).await.expect("read") && a.holds(&prepay_id).await.expect("read"));
+    // Placed through both at once: one records the order with its prepay_id, the other its own
+    // beside it; each instance holds both.
+    let racing = sandbox_order("SB_SHARED_003", merchant.uri(), Utc::now());
+    let (first_a, first_b) = tokio::join!(a.jsapi_prepay(&racing), b.jsapi_prepay(&racing));
+    let (first_a, first_b) = (first_a.expect("placed through A"), first_b.expect("placed through B"));
+    assert_ne!(first_a, first_b);
+    for id in [&first_a, &first_b] {
+        assert!(a.holds(id).await.expect("read") && b.holds(id).await.expect("read"), "{id}");
+    }
     let outcome = b.pay(&prepay_id, true).await.expect("paid through B");
     assert_eq!(outcome.notify_status, 200);
     let received = merchant.received_requests().await.expect("recording");

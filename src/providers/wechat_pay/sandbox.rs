@@ -734,16 +734,14 @@ impl SandboxPay {
     }
 
     /// Check `order`, placed as `trade`, as WeChat Pay does and record it (the first time — of
-    /// two instances placing it at once, one records it — and asked again, the same amount,
+    /// two instances placing it at once, one records it, with the `prepay_id` its JSAPI placing
+    /// will answer on the order's row — and asked again, the same amount,
     /// trade type and payer and an open order are needed); the order as stored. WeChat Pay
     /// refuses one out_trade_no placed again with other parameters — another amount, trade type
     /// or payer — as `OUT_TRADE_NO_USED` (v2's 商户订单号重复; v3 mode answers INVALID_REQUEST).
     /// A payer is compared only when both placings name one: a sandbox JSAPI order may be placed
     /// first without one (heating before its `wx_code`), which WeChat Pay itself never sees (a
     /// real merchant needs the payer first); the first payer named is then recorded.
-    /// Check and record a placing of `order` as `trade` (a JSAPI placing with the `prepay_id`
-    /// it will answer, kept on the order's row when this placing records the order); the order
-    /// as stored, or WeChat Pay's refusal.
     async fn place(&self, order: &PrepayRequest, trade: TradeType, prepay_id: Option<&str>) -> Result<SandboxOrderRow, ProviderError> {
         if order.amount_fen <= 0 {
             return Err(vendor("PARAM_ERROR", "amount.total must be a positive number of fen"));

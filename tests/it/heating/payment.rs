@@ -283,6 +283,7 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     let ledger = app.server.db.sandbox_pay(&merchant.mchid, &merchant.appid);
     ledger.add_prepay("wx_a_later_placing", &order_id, app.server.clock.now_ms()).await.unwrap();
     assert!(ledger.resolve("wx_a_later_placing").await.unwrap().is_some());
+    let first = ledger.order(&order_id).await.unwrap().unwrap().order.prepay_id.expect("the first placing's prepay_id");
     // Forty days on, the two codes of this test and the phone's send slot (more than two days
     // old), its session (its refresh token lapsed after 30 days) and the later prepay id
     // (WeChat's live two hours) are pruned; nothing is left to prune after that.
@@ -292,12 +293,15 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     let (_, again) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(again, 0);
     assert!(ledger.resolve("wx_a_later_placing").await.unwrap().is_none());
-    // The platform keeps the order itself for a year's refunds; after 400 days it goes too.
+    // The platform keeps the order itself for a year's refunds, and the first prepay_id with it
+    // (paying with it is refused as the closed order's); after 400 days both go.
     assert!(ledger.order(&order_id).await.unwrap().is_some());
+    assert_eq!(ledger.resolve(&first).await.unwrap().map(|row| row.order.out_trade_no), Some(order_id.clone()));
     app.server.clock.advance(Duration::from_secs(361 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(pruned, 1, "the sandbox platform's order");
     assert!(ledger.order(&order_id).await.unwrap().is_none());
+    assert!(ledger.resolve(&first).await.unwrap().is_none());
 }
 
 /// `payment_history_list` dates a record by its payment (000 §5.4 in the contract: 按支付时间):
