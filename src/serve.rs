@@ -474,7 +474,8 @@ fn spawn_wal_checkpoints(db: Db) {
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
 /// hours), the sandbox payment platform's later placings' prepay ids, code_urls and `pr` tokens
 /// older than two days (WeChat's live two hours) and its orders older than 400 days with their
-/// refunds and first prepay_ids (WeChat refunds a payment for a year). Answers what the sweep did and the rows pruned.
+/// refunds and first prepay_ids (WeChat refunds a payment for a year). Answers what the sweep
+/// did and the rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {

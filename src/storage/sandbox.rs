@@ -158,8 +158,8 @@ impl Db {
 
     /// The store of the sandbox merchant `mchid` with mini-program `appid`, on `Db::volatile`:
     /// the ledger stands in for WeChat Pay's own records (no real money moves), and it is written
-    /// three times a payment (place with its prepay_id, claim, paid), so its commits do not wait for the
-    /// disk — all but the paid mark ([`SandboxPayStore::commit_payment`]), the one write no
+    /// three times a payment (place with its prepay_id, claim, paid), so its commits do not wait
+    /// for the disk — all but the paid mark ([`SandboxPayStore::commit_payment`]), the one write no
     /// commit of the server's follows, which goes through the server's own pool. Every other
     /// write that matters is followed by a durable commit of the server's that writes (the
     /// prepay_id stored, the notify settled, the order closed, the refund recorded), which

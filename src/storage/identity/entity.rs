@@ -4,8 +4,8 @@
 #![allow(missing_docs)] // derive-generated items; each entity's module is documented
 
 /// `session`: one login session of one API's user. Access tokens name it (`sid`) and carry its
-/// `generation`; a rotating session also holds its current refresh token's hash, and a session
-/// started by a WeChat login of an API that pays with it the login's `openid`. After
+/// `generation`; a rotating session also holds its current refresh token's hash, and one begun
+/// by a WeChat login in an API that pays as that login (points) the login's `openid`. After
 /// `expires_at` nothing of it can be used any more (its refresh token, or its last access token
 /// and grace window, expired).
 pub mod session {
