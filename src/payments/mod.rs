@@ -285,9 +285,14 @@ impl Payments {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
                 // Only an order WeChat Pay never had fails here: the caller's read may predate
                 // another request's placing, and OUT_TRADE_NO_USED (placed before with other
-                // parameters) says WeChat Pay has it.
+                // parameters) says WeChat Pay has it. v3 words that refusal INVALID_REQUEST, as
+                // it words requests it would never take, so the order is read again: one placed
+                // since is held by WeChat Pay, whatever this placing was answered.
                 if order.prepay.is_none() && is_final(&error) && !placed_before(&error) {
-                    payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                    let placed_since = payments.get(&order.out_trade_no).await?.is_some_and(|stored| stored.prepay.is_some());
+                    if !placed_since {
+                        payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
+                    }
                 }
                 Err(error.into())
             }

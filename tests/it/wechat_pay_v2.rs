@@ -1207,6 +1207,31 @@ async fn native_params_store_the_code_url_and_a_final_refusal_fails_the_order() 
     assert_eq!(stored("CM202412180022").await.status, PayStatus::Pending);
 }
 
+#[tokio::test]
+async fn a_v3_refusal_of_an_order_another_request_placed_leaves_it_pending() {
+    let db = sandbox_db().await;
+    let clock = Clock::default();
+    let sandbox = Arc::new(SandboxPay::new(db.clone(), APPID, MCHID, clock.clone()).expect("sandbox"));
+    let payments = Payments::new("heating", sandbox, Arc::new(Counting::default()), "https://example.com/api/payment/notify".into(), db.clone(), clock.clone());
+    // An order stored without a payer (heating's, before its wx_code), read by two requests at
+    // once, each with the wx_code of another WeChat account.
+    let read = stored_order(&db, &payments, "HT202612070001", &clock).await;
+    let for_payer = |openid: &str| PayOrder { payer_openid: Some(openid.into()), ..read.clone() };
+    payments.pay_params(&for_payer("o_payer_a")).await.expect("placed for the first payer");
+    // The second, from its read before that placing: WeChat Pay (v3) refuses another payer as
+    // INVALID_REQUEST. The order it holds stays pending, payable by the first payer.
+    let refused = payments.pay_params(&for_payer("o_payer_b")).await.expect_err("another payer");
+    assert!(matches!(&refused, PayError::Provider(ProviderError::Vendor { code, .. }) if code == "INVALID_REQUEST"), "{refused:?}");
+    assert_eq!(db.payments().get("HT202612070001").await.expect("read").expect("the order").status, PayStatus::Pending);
+    // An order no request placed is still failed by a final refusal (no amount: an order
+    // WeChat Pay would never take).
+    let never = stored_order(&db, &payments, "HT202612070002", &clock).await;
+    let other_amount = PayOrder { amount_fen: 0, ..never };
+    let refused = payments.pay_params(&other_amount).await.expect_err("no amount");
+    assert!(matches!(&refused, PayError::Provider(ProviderError::Vendor { code, .. }) if code == "PARAM_ERROR"), "{refused:?}");
+    assert_eq!(db.payments().get("HT202612070002").await.expect("read").expect("the order").status, PayStatus::Failed);
+}
+
 /// `server` places every order it is asked to: prepay_id `wx2024` and code_url [`CODE_URL`].
 async fn places_every_order(server: &MockServer) {
     Mock::given(method("POST"))
