@@ -189,11 +189,12 @@ impl Payments {
     /// an order paid or closed since the caller read it is answered parameters WeChat Pay then
     /// refuses, as it would have had they been placed a moment earlier, and one placed again
     /// since (another request's placing) is answered the prepay_id that placing replaced. Another
-    /// payer or trade type is placed again, which WeChat Pay refuses (OUT_TRADE_NO_USED): one
-    /// out_trade_no is placed one way, for one payer. An order whose
+    /// payer or trade type is placed again, which WeChat Pay refuses (OUT_TRADE_NO_USED; v3:
+    /// INVALID_REQUEST): one out_trade_no is placed one way, for one payer. An order whose
     /// placing was interrupted has no prepay recorded, so a retry places it. Only when WeChat
-    /// Pay refuses an order it never had does the order fail (and the API's settle release what
-    /// it held); a timeout, or a refusal of an order placed before, leaves it pending.
+    /// Pay refuses for good an order with no placing stored does the order fail (and the API's
+    /// settle release what it held); a timeout, or a refusal of an order placed before (as the
+    /// caller read it, or as stored when it would fail), leaves it pending.
     pub async fn pay_params(&self, order: &PayOrder) -> Result<PayParams, PayError> {
         let prepay_id = self.place(order, TradeType::Jsapi).await?;
         Ok(self.pay.pay_params(&prepay_id).await?)
@@ -241,8 +242,9 @@ impl Payments {
     /// Place a pending, unexpired order with WeChat Pay as `trade` and store what it answers (the
     /// prepay_id, or the code_url) as the order's prepay; answer it. The order's recorded prepay
     /// is answered instead when its placing was `trade`, for the same payer, less than
-    /// [`PREPAY_REUSE`] ago (an undescribed placing, see [`crate::storage::payments::Prepay`], never is). A final refusal of an order never placed before
-    /// fails it (the API's settle releases what it held).
+    /// [`PREPAY_REUSE`] ago (an undescribed placing, see [`crate::storage::payments::Prepay`], never is). A final refusal of an order with no placing
+    /// stored fails it ([`crate::storage::payments::PaymentStore::fail_unplaced`]; the API's
+    /// settle releases what it held).
     async fn place(&self, order: &PayOrder, trade: TradeType) -> Result<String, PayError> {
         if order.status != PayStatus::Pending || order.expires_at <= self.clock.now_ms() {
             return Err(PayError::NotPayable);
@@ -283,16 +285,15 @@ impl Payments {
             }
             Err(error) => {
                 tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "WeChat Pay did not place the order");
-                // Only an order WeChat Pay never had fails here: the caller's read may predate
+                // Only an order with no placing stored fails here: the caller's read may predate
                 // another request's placing, and OUT_TRADE_NO_USED (placed before with other
                 // parameters) says WeChat Pay has it. v3 words that refusal INVALID_REQUEST, as
-                // it words requests it would never take, so the order is read again: one placed
-                // since is held by WeChat Pay, whatever this placing was answered.
+                // it words requests it would never take, so the failing write itself requires
+                // that no placing is stored: of it and the other request's `set_prepay`, the
+                // first decides (a placing accepted but not yet stored then finds the order
+                // failed and answers NotPayable, handing out nothing).
                 if order.prepay.is_none() && is_final(&error) && !placed_before(&error) {
-                    let placed_since = payments.get(&order.out_trade_no).await?.is_some_and(|stored| stored.prepay.is_some());
-                    if !placed_since {
-                        payments.end_unpaid(&order.out_trade_no, PayStatus::Failed, self.settle.as_ref(), self.clock.now_ms()).await?;
-                    }
+                    payments.fail_unplaced(&order.out_trade_no, self.settle.as_ref(), self.clock.now_ms()).await?;
                 }
                 Err(error.into())
             }

@@ -1217,12 +1217,15 @@ async fn a_v3_refusal_of_an_order_another_request_placed_leaves_it_pending() {
     // once, each with the wx_code of another WeChat account.
     let read = stored_order(&db, &payments, "HT202612070001", &clock).await;
     let for_payer = |openid: &str| PayOrder { payer_openid: Some(openid.into()), ..read.clone() };
-    payments.pay_params(&for_payer("o_payer_a")).await.expect("placed for the first payer");
+    let first = payments.pay_params(&for_payer("o_payer_a")).await.expect("placed for the first payer");
     // The second, from its read before that placing: WeChat Pay (v3) refuses another payer as
     // INVALID_REQUEST. The order it holds stays pending, payable by the first payer.
     let refused = payments.pay_params(&for_payer("o_payer_b")).await.expect_err("another payer");
     assert!(matches!(&refused, PayError::Provider(ProviderError::Vendor { code, .. }) if code == "INVALID_REQUEST"), "{refused:?}");
-    assert_eq!(db.payments().get("HT202612070001").await.expect("read").expect("the order").status, PayStatus::Pending);
+    let now = db.payments().get("HT202612070001").await.expect("read").expect("the order");
+    assert_eq!(now.status, PayStatus::Pending);
+    let again = payments.pay_params(&PayOrder { payer_openid: Some("o_payer_a".into()), ..now }).await.expect("the first payer pays");
+    assert_eq!(again.package, first.package, "its placing, answered again");
     // An order no request placed is still failed by a final refusal (no amount: an order
     // WeChat Pay would never take).
     let never = stored_order(&db, &payments, "HT202612070002", &clock).await;

@@ -394,7 +394,19 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// and let the API release what it held, in one transaction. False: it was not pending.
     pub async fn end_unpaid(&self, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
-        let ended = end_pending(&tx, out_trade_no, status, settle, now).await?;
+        let ended = end_pending(&tx, out_trade_no, status, settle, now, false).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Fail pending order `out_trade_no` only while no placing of it is stored (`prepay_id`
+    /// unset) — WeChat Pay refused placing it for good — and let the API release what it held,
+    /// in one transaction. One conditional write: of this and another request's
+    /// [`PaymentStore::set_prepay`], whichever lands first decides. False: it was not pending,
+    /// or another request's placing is stored (WeChat Pay holds the order).
+    pub async fn fail_unplaced(&self, out_trade_no: &str, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
+        let tx = write(self.0).await?;
+        let ended = end_pending(&tx, out_trade_no, PayStatus::Failed, settle, now, true).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -503,7 +515,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
                     return finish(tx, notified.notify_id, Settlement::AmountMismatch).await.map(Attempt::Done);
                 }
                 let Reported::Paid { transaction_id, paid_at } = reported else {
-                    let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now).await? {
+                    let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now, false).await? {
                         Settlement::Failed
                     } else {
                         Settlement::Duplicate
@@ -760,14 +772,23 @@ fn refund_of_order() -> sea_orm::RelationDef {
 
 /// End a pending order unpaid and release the API's rows, inside `tx`; false when not pending.
 /// The order is changed and read back in one statement (`UPDATE … RETURNING`).
-async fn end_pending(tx: &DatabaseTransaction, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
-    let ended = order::Entity::update_many()
+async fn end_pending(
+    tx: &DatabaseTransaction,
+    out_trade_no: &str,
+    status: PayStatus,
+    settle: &dyn Settle,
+    now: i64,
+    unplaced_only: bool,
+) -> Result<bool, StorageError> {
+    let mut update = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(status))
         .col_expr(order::Column::ClosedAt, Expr::value(now))
         .filter(order::Column::OutTradeNo.eq(out_trade_no))
-        .filter(order::Column::Status.eq(PayStatus::Pending))
-        .exec_with_returning(tx)
-        .await?;
+        .filter(order::Column::Status.eq(PayStatus::Pending));
+    if unplaced_only {
+        update = update.filter(order::Column::PrepayId.is_null());
+    }
+    let ended = update.exec_with_returning(tx).await?;
     let Some(order) = ended.into_iter().next().map(PayOrder::from) else {
         return Ok(false);
     };
