@@ -393,10 +393,7 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// End a pending order unpaid (`Failed`: placing or paying it failed; `Closed`: it expired)
     /// and let the API release what it held, in one transaction. False: it was not pending.
     pub async fn end_unpaid(&self, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
-        let tx = write(self.0).await?;
-        let ended = end_pending(&tx, out_trade_no, status, settle, now, false).await?;
-        tx.commit().await?;
-        Ok(ended)
+        self.end(out_trade_no, status, settle, now, false).await
     }
 
     /// Fail pending order `out_trade_no` only while no placing of it is stored (`prepay_id`
@@ -405,8 +402,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
     /// [`PaymentStore::set_prepay`], whichever lands first decides. False: it was not pending,
     /// or another request's placing is stored (WeChat Pay holds the order).
     pub async fn fail_unplaced(&self, out_trade_no: &str, settle: &dyn Settle, now: i64) -> Result<bool, StorageError> {
+        self.end(out_trade_no, PayStatus::Failed, settle, now, true).await
+    }
+
+    /// [`end_pending`] in a transaction of its own.
+    async fn end(&self, out_trade_no: &str, status: PayStatus, settle: &dyn Settle, now: i64, unplaced_only: bool) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
-        let ended = end_pending(&tx, out_trade_no, PayStatus::Failed, settle, now, true).await?;
+        let ended = end_pending(&tx, out_trade_no, status, settle, now, unplaced_only).await?;
         tx.commit().await?;
         Ok(ended)
     }
@@ -499,21 +501,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
                 Err(error) => return Err(error),
                 Ok(None) => {
                     // Paid already, or no such order: the read tells which.
-                    let outcome = match read_order(&tx, notified).await? {
-                        None => Settlement::UnknownOrder,
-                        Some(order) if order.amount_fen != notified.amount_fen => Settlement::AmountMismatch,
-                        Some(_) => Settlement::Duplicate,
-                    };
+                    let outcome = checked_order(&tx, notified).await?.map_or_else(|refused| refused, |_| Settlement::Duplicate);
                     return finish(tx, notified.notify_id, outcome).await.map(Attempt::Done);
                 }
             },
             reported => {
-                let Some(order) = read_order(&tx, notified).await? else {
-                    return finish(tx, notified.notify_id, Settlement::UnknownOrder).await.map(Attempt::Done);
+                let order = match checked_order(&tx, notified).await? {
+                    Ok(order) => order,
+                    Err(refused) => return finish(tx, notified.notify_id, refused).await.map(Attempt::Done),
                 };
-                if order.amount_fen != notified.amount_fen {
-                    return finish(tx, notified.notify_id, Settlement::AmountMismatch).await.map(Attempt::Done);
-                }
                 let Reported::Paid { transaction_id, paid_at } = reported else {
                     let outcome = if end_pending(&tx, &order.out_trade_no, PayStatus::Failed, settle, now, false).await? {
                         Settlement::Failed
@@ -796,22 +792,25 @@ async fn end_pending(
     Ok(true)
 }
 
-/// Order `notified.out_trade_no` of `notified.api`, if any. By its key alone, the API compared
-/// here: with `api = $2` beside the key, PostgreSQL could keep a plan it made while the table was
-/// nearly empty — the `(api, refund_state)` index, reading every order of the API for each notify
-/// (payment flows by hand fell from about 300 to 210 a second within 45 s as the table grew).
-async fn read_order(tx: &DatabaseTransaction, notified: &Notified<'_>) -> Result<Option<PayOrder>, StorageError> {
-    Ok(order::Entity::find_by_id(notified.out_trade_no.to_owned())
-        .one(tx)
-        .await?
-        .filter(|row| row.api == notified.api)
-        .map(PayOrder::from))
+/// The order a report names, if it may settle it: `Err` with the report's answer when there is no
+/// such order of the report's API ([`Settlement::UnknownOrder`]) or its amount is another
+/// ([`Settlement::AmountMismatch`]). Read by its key alone, the API compared here: with `api =
+/// $2` beside the key, PostgreSQL could keep a plan it made while the table was nearly empty —
+/// the `(api, refund_state)` index, reading every order of the API for each notify (payment
+/// flows by hand fell from about 300 to 210 a second within 45 s as the table grew).
+async fn checked_order(tx: &DatabaseTransaction, notified: &Notified<'_>) -> Result<Result<PayOrder, Settlement>, StorageError> {
+    let order = order::Entity::find_by_id(notified.out_trade_no.to_owned()).one(tx).await?.filter(|row| row.api == notified.api);
+    Ok(match order {
+        None => Err(Settlement::UnknownOrder),
+        Some(order) if order.amount_fen != notified.amount_fen => Err(Settlement::AmountMismatch),
+        Some(order) => Ok(PayOrder::from(order)),
+    })
 }
 
 /// Mark order `out_trade_no` paid (pending — or failed or closed and paid after all, a late
 /// payment: the money is taken) as WeChat Pay's `transaction_id` at `paid_at` (ms), whichever
 /// API's it is; the order as marked, or `None` when it is paid already or no order. One
-/// statement (`UPDATE … RETURNING`), by the key alone as in [`read_order`].
+/// statement (`UPDATE … RETURNING`), by the key alone as in [`checked_order`].
 async fn mark_paid(tx: &DatabaseTransaction, out_trade_no: &str, transaction_id: &str, paid_at: i64) -> Result<Option<PayOrder>, StorageError> {
     let marked = order::Entity::update_many()
         .col_expr(order::Column::Status, Expr::value(PayStatus::Paid))

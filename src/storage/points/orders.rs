@@ -258,11 +258,16 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> P
 /// the year's end and an expiry they already had, in the statement itself (reading the row
 /// first would be a second).
 fn credit(id: &str, points: i64, now: i64) -> UpdateMany<user::Entity> {
+    credit_by(Expr::value(points), now).filter(user::Column::Id.eq(id))
+}
+
+/// [`credit`]'s columns for an increment `points` given as an expression (a subquery, a value),
+/// with no user chosen yet.
+fn credit_by(points: Expr, now: i64) -> UpdateMany<user::Entity> {
     user::Entity::update_many()
         .col_expr(user::Column::Balance, Expr::col(user::Column::Balance).add(points))
         .col_expr(user::Column::PointsExpireAt, expiry(now))
         .col_expr(user::Column::UpdatedAt, Expr::value(now))
-        .filter(user::Column::Id.eq(id))
 }
 
 /// A credited balance's expiry: the end of `now`'s year, or the later one it has.
@@ -302,13 +307,7 @@ impl Settle for Settler {
                 .and_where(order::Column::OutTradeNo.eq(order.out_trade_no.as_str()))
                 .to_owned()
         };
-        let credited = user::Entity::update_many()
-            .col_expr(
-                user::Column::Balance,
-                Expr::col(user::Column::Balance).add(Expr::SubQuery(None, Box::new(of_order(order::Column::Points).into()))),
-            )
-            .col_expr(user::Column::PointsExpireAt, expiry(now))
-            .col_expr(user::Column::UpdatedAt, Expr::value(now))
+        let credited = credit_by(Expr::SubQuery(None, Box::new(of_order(order::Column::Points).into())), now)
             .filter(user::Column::Id.in_subquery(of_order(order::Column::UserId)))
             .filter(unexpired)
             .exec(tx)
