@@ -515,6 +515,48 @@ fn run_heating_mock(
     tokio::spawn(server::run(vec![(api, listener, app)], bind, server::PeerAddresses::Omit, &server::Cors::AnyOrigin, stop))
 }
 
+/// A body its client stops sending part of the way is refused as unreadable (400 in the API's
+/// envelope), not as too large; a body over the limit is still 413.
+#[tokio::test]
+async fn a_body_cut_short_is_unreadable_and_one_over_the_limit_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = run_heating_mock(listener, async move {
+        let _ = stopped.await;
+    });
+
+    // 9 of the 100 bytes announced, then the client closes its side.
+    let mut cut = tokio::net::TcpStream::connect(address).await.unwrap();
+    cut.write_all(b"POST /api/sms/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"phone\":").await.unwrap();
+    cut.shutdown().await.unwrap();
+    let mut answer = String::new();
+    cut.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("请求体未能完整读取"), "{answer}");
+
+    // One byte over the limit, sent whole.
+    let limit = generated::runtime::BODY_LIMIT;
+    let mut large = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!("POST /api/sms/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", limit + 1);
+    large.write_all(head.as_bytes()).await.unwrap();
+    let (mut reading, mut writing) = large.into_split();
+    // The server may answer and close before it has read all of it: send in the background.
+    let sender = tokio::spawn(async move {
+        let _ = writing.write_all(&vec![b' '; limit + 1]).await;
+        writing
+    });
+    let mut answer = Vec::new();
+    let _ = reading.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    drop(sender.await);
+
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
 /// A stop loses no request whose connection the kernel had accepted: the connections still
 /// waiting in the listener's queue when the stop comes are taken and answered in full before
 /// the listener closes (closing it with them queued would reset them). Then `run` returns, and

@@ -229,14 +229,20 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
-/// Read the whole body, refusing more than [`BODY_LIMIT`] bytes.
+/// Read the whole body, refusing more than [`BODY_LIMIT`] bytes ([`RejectionKind::PayloadTooLarge`])
+/// and a body that could not be read whole ([`RejectionKind::InvalidRequest`]: its client stopped
+/// sending it, or closed the connection, part of the way).
 pub async fn read_body(body: Body) -> Result<Bytes, Rejection> {
     // Most GET requests have no body: nothing to collect.
     if axum::body::HttpBody::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
-    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| {
-        Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节"))
+    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|error| {
+        if error.into_inner().is::<http_body_util::LengthLimitError>() {
+            Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节"))
+        } else {
+            Rejection::of(RejectionKind::InvalidRequest, "请求体未能完整读取")
+        }
     })
 }
 
@@ -264,10 +270,18 @@ pub fn require_media_type(headers: &HeaderMap, accepted: &[&str]) -> Result<(), 
     ))
 }
 
-/// Deserialise a JSON body, naming the failing field on error.
+/// Deserialise a JSON body, naming the failing field on error (a string holding U+0000
+/// included: [`NUL_REFUSED`]).
 pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(Rejection::field("body", "请求体不能为空"));
+    }
+    // JSON can carry U+0000 only escaped: a body without the escape holds none (a literal
+    // `\\u0000`, a backslash and `u0000`, is read and let through).
+    if raw.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(raw)
+    {
+        refuse_nul(&value)?;
     }
     // Most bodies are well-formed: read them once, without tracking the path. Only a refused
     // body is read again, to read integers written with a fraction or to say where it is wrong.
@@ -320,9 +334,34 @@ pub const MISSING_FIELD: &str = "缺少必填字段";
 /// The violation message of a required multipart file that was not sent.
 pub const MISSING_FILE: &str = "缺少文件";
 
-/// Deserialise a JSON value that was already parsed (multipart text fields, a pre-read body).
+/// Deserialise a JSON value that was already parsed (multipart text fields, a pre-read body),
+/// refusing a string that holds U+0000 ([`NUL_REFUSED`]).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
+    refuse_nul(&value)?;
     serde_path_to_error::deserialize(value).map_err(|e| serde_rejection(&e))
+}
+
+/// The violation message of a string holding U+0000: PostgreSQL's text cannot store it (the
+/// write would fail as the server's error, a 500), and no field of these APIs has use for it.
+pub const NUL_REFUSED: &str = "不能包含空字符（U+0000）";
+
+/// Refuse `value` when a string in it, or a key, holds U+0000, naming the first such field.
+fn refuse_nul(value: &serde_json::Value) -> Result<(), Rejection> {
+    fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) => s.contains('\0').then(|| path.to_owned()),
+            serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_at(item, &index(path, i))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(key, item)| {
+                let at = join(path, key);
+                if key.contains('\0') { Some(at) } else { nul_at(item, &at) }
+            }),
+            _ => None,
+        }
+    }
+    match nul_at(value, "") {
+        Some(path) => Err(Rejection::field(if path.is_empty() { "body".to_owned() } else { path }, NUL_REFUSED)),
+        None => Ok(()),
+    }
 }
 
 fn serde_rejection<E: Display>(error: &serde_path_to_error::Error<E>) -> Rejection {
@@ -825,6 +864,10 @@ pub fn text_param<T: DeserializeOwned>(
         return None;
     };
     let value = match kind {
+        TextKind::String if raw.contains('\0') => {
+            violations.push(Violation::new(name, NUL_REFUSED));
+            return None;
+        }
         TextKind::String => serde_json::Value::String(raw.to_owned()),
         TextKind::Integer => match raw.parse::<i64>().ok().or_else(|| raw.parse::<f64>().ok().and_then(exact_integer)) {
             Some(n) => serde_json::Value::from(n),

@@ -54,6 +54,28 @@ async fn user_profile_update_and_user_password_update() {
 
 /// Profile reads in flight together are read together (`mpapi::coalesce`): each still answers
 /// its own caller's user, and a session revoked before the reads is refused among live ones.
+/// A string holding U+0000 in a JSON body is the field's fault (400 naming it), never a
+/// database error: PostgreSQL's text cannot store it. A backslash followed by
+/// `u0000` is text like any other.
+#[tokio::test]
+async fn a_string_holding_nul_is_refused_naming_its_field() {
+    let app = TestApp::heating().await;
+    let (token, _) = user(&app, "13900000013").await;
+    let nul = app.put("/api/user/profile", Some(&token), json!({"nickname": "a\u{0}b"})).await;
+    assert_eq!((nul.status, nul.code()), (400, 400), "{}", nul.body);
+    let message = nul.body["message"].as_str().unwrap();
+    assert!(message.contains("nickname") && message.contains("U+0000"), "{message}");
+    let nested = app.put("/api/user/profile", Some(&token), json!({"address": "地址", "real_name": "\u{0}"})).await;
+    assert_eq!(nested.status, 400, "{}", nested.body);
+    assert!(nested.body["message"].as_str().unwrap().contains("real_name"), "{}", nested.body);
+    // Nothing was written.
+    let profile = app.get("/api/user/profile", Some(&token)).await;
+    assert_ne!(profile.data()["nickname"], json!("a\u{0}b"));
+    let text = app.put("/api/user/profile", Some(&token), json!({"nickname": "a\\u0000b"})).await;
+    assert_eq!(text.status, 200, "{}", text.body);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.data()["nickname"], json!("a\\u0000b"));
+}
+
 #[tokio::test]
 async fn user_profile_get_concurrently_answers_each_caller_their_own() {
     let app = TestApp::heating().await;

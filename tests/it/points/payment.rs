@@ -112,6 +112,10 @@ async fn points_payment_check_of_another_users_order_is_404() {
     }
     let missing = app.get("/api/v1/points/check-payment", Some(&owner)).await;
     assert_eq!((missing.status, missing.code()), (422, 422), "{}", missing.body);
+    // U+0000 in a query parameter is the parameter's fault (PostgreSQL's text cannot hold it).
+    let nul = app.get(&format!("/api/v1/points/check-payment?orderId={order_id}%00"), Some(&owner)).await;
+    assert_eq!((nul.status, nul.code()), (422, 422), "{}", nul.body);
+    assert!(nul.body["message"].as_str().unwrap().contains("orderId"), "{}", nul.body);
     // The stranger's history holds nothing of it; the owner's order is paid.
     assert_eq!(purchases(&app, &stranger).await["total"], 0);
     assert_eq!(check_payment(&app, &owner, &order_id).await["points"], 1000);

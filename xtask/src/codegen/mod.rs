@@ -49,6 +49,7 @@ chrono = { version = "0.4", default-features = false, features = ["std"] }
 fluent-uri = "0.4"
 form_urlencoded = "1"
 futures-util = { version = "0.3", default-features = false }
+http-body-util = "0.1"
 multer = "3"
 quick-xml = { version = "0.38", features = ["serialize"] }
 regex = "1"
