@@ -6,6 +6,11 @@
 //! client has connected and may have sent its request; and hyper closes an idle keep-alive
 //! connection at once on a graceful shutdown, though its client's next request may already be on
 //! the wire. Both are requests lost to a stop under load.
+//!
+//! Each accepted connection also ends once nothing has moved on it for [`IDLE_TIMEOUT`] while
+//! the server waits on it ([`Tracked`]): hyper as `axum::serve` runs it times out no read, so a
+//! client that sends part of a request's head or body and then nothing (a slow-loris) held its
+//! connection, and the memory behind it, for ever, and so did every idle keep-alive connection.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +32,14 @@ pub const LINGER: Duration = Duration::from_secs(1);
 
 /// How often a stop looks whether the open connections have all ended while it lingers.
 const LINGER_POLL: Duration = Duration::from_millis(10);
+
+/// How long a connection may go with no byte read from it or written to it, while the server
+/// waits to read or write, before it is closed (a read or write then fails with
+/// `io::ErrorKind::TimedOut`, and hyper drops the connection): an idle keep-alive connection, a
+/// request's head or body that stops arriving, an answer its client stops reading. nginx's
+/// `client_header_timeout` and `client_body_timeout` default to the same minute. No handler runs
+/// that long: the outside services' clients give up within seconds.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TCP listener that, once `stopping` turns true, accepts what the kernel has queued until
 /// the queue is empty (never waiting for more), then closes, and says so through
@@ -80,7 +93,7 @@ impl Draining {
 
     fn track(&self, stream: TcpStream) -> Tracked {
         self.open.fetch_add(1, Ordering::AcqRel);
-        Tracked { stream, open: self.open.clone() }
+        Tracked { stream, open: self.open.clone(), idle: Idle::new(IDLE_TIMEOUT) }
     }
 }
 
@@ -162,10 +175,55 @@ async fn refused(error: io::Error) {
     }
 }
 
-/// An accepted connection, counted open until hyper drops it.
+/// An accepted connection, counted open until hyper drops it, and ended once it has been idle
+/// for [`IDLE_TIMEOUT`].
 pub struct Tracked {
     stream: TcpStream,
     open: Arc<AtomicUsize>,
+    idle: Idle,
+}
+
+/// When a connection last moved a byte, and the timer that ends it once it has not for `limit`.
+///
+/// The timer is armed the first time the connection waits and is not moved as bytes come and
+/// go (re-arming a timer on every read would cost every request a trip through tokio's timer
+/// wheel): when it fires it looks at the last byte's time, and either ends the connection or
+/// sets itself that long after it.
+struct Idle {
+    limit: Duration,
+    last: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Idle {
+    fn new(limit: Duration) -> Idle {
+        Idle { limit, last: tokio::time::Instant::now(), timer: None }
+    }
+
+    /// A read or write moved bytes (or ended).
+    fn moved(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+
+    /// A read or write has to wait: pending while the connection has been idle for less than
+    /// the limit (`cx` woken when it has), the error to end it with once it has.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            let due = self.last + self.limit;
+            let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if tokio::time::Instant::now() >= due {
+                return Poll::Ready(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("nothing read or written for {} s", self.limit.as_secs()),
+                ));
+            }
+            // Bytes moved since the timer was set: wait the rest of the limit from the last one.
+            timer.as_mut().reset(due);
+        }
+    }
 }
 
 impl Drop for Tracked {
@@ -176,17 +234,38 @@ impl Drop for Tracked {
 
 impl AsyncRead for Tracked {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => this.idle.poll_expired(cx).map(Err),
+            read => {
+                this.idle.moved();
+                read
+            }
+        }
     }
 }
 
 impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Pending => this.idle.poll_expired(cx).map(Err),
+            written => {
+                this.idle.moved();
+                written
+            }
+        }
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.idle.poll_expired(cx).map(Err),
+            written => {
+                this.idle.moved();
+                written
+            }
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -273,5 +352,80 @@ mod tests {
         let started = std::time::Instant::now();
         tokio::time::timeout(Duration::from_secs(2), settled).await.expect("settled once the connection closed").unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    /// A connection that sends part of a request and then nothing is ended once it has been
+    /// idle for [`IDLE_TIMEOUT`], its bytes so far read; one that keeps sending, however
+    /// slowly, stays open past it.
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_idle_for_the_timeout_ends_and_a_slow_one_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut draining, address, _stop) = bound().await;
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut stream, _) = draining.accept().await;
+        let mut buf = [0u8; 64];
+
+        // Slow: a byte every half the timeout, for twice the timeout.
+        let started = tokio::time::Instant::now();
+        for byte in b"GET " {
+            tokio::time::sleep(IDLE_TIMEOUT / 2).await;
+            client.write_all(&[*byte]).await.unwrap();
+            assert_eq!(stream.read(&mut buf).await.unwrap(), 1, "read after {:?}", started.elapsed());
+            assert_eq!(buf[0], *byte);
+        }
+        assert!(started.elapsed() >= IDLE_TIMEOUT * 2);
+
+        // Then nothing: the read waits the whole timeout from the last byte, and fails.
+        let stalled = tokio::time::Instant::now();
+        let read = tokio::time::timeout(IDLE_TIMEOUT * 3, stream.read(&mut buf)).await.expect("the read ends");
+        let error = read.expect_err("an idle connection ends");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        let waited = stalled.elapsed();
+        assert!(waited >= IDLE_TIMEOUT && waited < IDLE_TIMEOUT + Duration::from_secs(1), "waited {waited:?}");
+    }
+
+    /// An answer its client does not read ends the connection once the socket's buffers are
+    /// full and nothing has moved for [`IDLE_TIMEOUT`].
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_nobody_reads_ends_the_connection_after_the_timeout() {
+        use tokio::io::AsyncWriteExt;
+        let (mut draining, address, _stop) = bound().await;
+        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut stream, _) = draining.accept().await;
+        // More than loopback's send and receive buffers hold together.
+        let answer = vec![b'x'; 64 << 20];
+        let started = tokio::time::Instant::now();
+        let written = tokio::time::timeout(IDLE_TIMEOUT * 3, stream.write_all(&answer)).await.expect("the write ends");
+        let error = written.expect_err("a write nobody reads ends");
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= IDLE_TIMEOUT);
+    }
+
+    /// Through hyper as `axum::serve` runs it: a request's head that stops arriving (a
+    /// slow-loris) is dropped once idle for [`IDLE_TIMEOUT`], while a whole request on another
+    /// connection is answered meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn hyper_drops_a_request_head_that_stops_arriving() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (draining, address, _stop) = bound().await;
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(draining, app).await });
+
+        let mut loris = tokio::net::TcpStream::connect(address).await.unwrap();
+        loris.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let started = tokio::time::Instant::now();
+
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
+
+        let mut rest = Vec::new();
+        // Closed (EOF) or reset: either way the connection ended, with no answer.
+        let _ = tokio::time::timeout(IDLE_TIMEOUT * 3, loris.read_to_end(&mut rest)).await.expect("the connection ends");
+        assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+        let waited = started.elapsed();
+        assert!(waited >= IDLE_TIMEOUT && waited < IDLE_TIMEOUT + Duration::from_secs(1), "waited {waited:?}");
     }
 }
