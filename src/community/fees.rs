@@ -137,11 +137,16 @@ impl CommunityService {
 
     /// operationId `payment_list` (002 §4.1.2): the caller's paid bills, newest first; `id` is
     /// the smallest order id a bill paid (unique: an order is paid by one bill), `paid_at`
-    /// Beijing time. `house_id` and `title` keep the bills with such an order.
+    /// Beijing time. `house_id` and `title` keep the bills with such an order; `paied` false (or
+    /// 0) keeps none, since every bill listed is paid.
     pub async fn payment_list(&self, who: &Principal, body: &PaymentListRequest, base: &str) -> Result<PaymentListResponse, CommunityError> {
         let user = self.account(who).await?;
         let request = PageRequest::new(body.page.map_or(1, i64::from), body.per_page.map_or(PER_PAGE, i64::from), MAX_PER_PAGE);
-        let page = self.db.fees().bills(&user.id, body.house_id, body.title.as_deref().map(str::trim).filter(|t| !t.is_empty()), request).await?;
+        let page = if paid_filter(body.paied.as_ref()) == Some(false) {
+            Page { request, total: 0, items: Vec::new() }
+        } else {
+            self.db.fees().bills(&user.id, body.house_id, body.title.as_deref().map(str::trim).filter(|t| !t.is_empty()), request).await?
+        };
         let mut data = Vec::with_capacity(page.items.len());
         for bill in &page.items {
             let mut orders = Vec::with_capacity(bill.orders.len());

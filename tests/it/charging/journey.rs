@@ -148,6 +148,10 @@ async fn stations_near_by_name_in_detail_and_by_qr_code() {
     assert_eq!((&by_name["total"], &by_name["list"][0]["id"]), (&json!(1), &json!("ST0001")));
     assert_eq!(by_name["list"][0].get("distance").cloned().unwrap_or(json!(null)), json!(null), "no position, no distance");
     assert_eq!(search(&app, &token, "keyword=火星").await["total"], json!(0));
+    // A keyword past 100 characters is refused in the envelope (a LIKE pattern that long is past
+    // what SQLite takes: a 500).
+    assert_eq!(search(&app, &token, &format!("keyword={}", "站".repeat(100))).await["total"], json!(0));
+    refused(&app.get(&format!("{SEARCH}?keyword={}", "_".repeat(25_001)), Some(&token)).await, 400, 400);
 
     // The station's detail.
     let station = ok(&app.get("/api/station/ST0001", Some(&token)).await);

@@ -53,6 +53,9 @@ async fn own_operator_login_bind_browse_buy_pay_verify_complete() {
     assert_eq!((&list[0]["isOperSelf"], &list[1]["isOperSelf"]), (&json!(0), &json!(1)));
     let d: Vec<f64> = list.iter().map(|m| m["distance"].as_f64().unwrap()).collect();
     assert!(d.windows(2).all(|w| w[0] <= w[1]) && d.iter().all(|&m| m <= 5000.0), "{d:?}");
+    // A keyword past 100 characters is 10001 (a LIKE pattern that long is past what SQLite takes).
+    assert_eq!(ok(&get(&app, OPER3, &format!("/api/user/merchants?keyword={}", "火".repeat(100)), &token).await)["total"], json!(0));
+    refused(&get(&app, OPER3, &format!("/api/user/merchants?keyword={}", "_".repeat(25_001)), &token).await, 400, 10001);
 
     let goods = ok(&get(&app, OPER3, "/api/user/goods?merchant_id=1024", &token).await);
     assert!(goods["list"].as_array().unwrap().iter().any(|g| g["id"] == json!(2048)), "{goods}");
