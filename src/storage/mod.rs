@@ -42,6 +42,7 @@ pub mod charging;
 pub mod charger_sim;
 pub mod community;
 pub mod heating;
+pub mod id_counter;
 pub mod identity;
 mod migration;
 pub mod o2o;

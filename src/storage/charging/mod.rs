@@ -24,6 +24,7 @@ pub use entity::user::Model as User;
 pub use orders::{Created, Finish, OrderFilter};
 pub use pay::{BalancePaid, Settler};
 
+use super::id_counter::IdCounters;
 use super::{Db, StorageError, affected, contains, is_unique_violation, write};
 use entity::*;
 
@@ -109,6 +110,9 @@ fn int_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
 
 /// The first user id (the document's examples are 10086 and up).
 const FIRST_USER_ID: i64 = 10001;
+
+/// The sequence of account ids ([`crate::storage::id_counter`]).
+const USER_IDS: &str = "charging_user";
 
 /// The stations' latitude bands for the nearby search: 10,000 micro-degrees (0.01°, about 1.1 km).
 /// The search's copy in memory (`charging::positions`) is sorted by band, then longitude; the
@@ -202,18 +206,17 @@ pub struct PortReading {
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> ChargingStore<'_, C> {
     // ---- accounts -------------------------------------------------------------------------
 
-    /// Create an account with the next free id (≥ 10001; a concurrent creation taking the same
-    /// id is retried).
+    /// Create an account with the next id of the [`USER_IDS`] sequence (≥ 10001,
+    /// [`crate::storage::id_counter`]): accounts created at once, on any instance, each get
+    /// their own. An id already in use (a row written with its own id, as the demo data is)
+    /// moves the sequence past the largest, and the next is tried.
     pub async fn create_user(&self, new: &NewUser, now: i64) -> Result<Result<User, NotCreated>, StorageError> {
+        let ids = IdCounters(self.0);
         for _ in 0..5 {
-            let last: Option<i64> = user::Entity::find()
-                .select_only()
-                .column_as(user::Column::Id.max(), "max")
-                .into_tuple::<Option<i64>>()
-                .one(self.0)
-                .await?
-                .flatten();
-            let id = last.map_or(FIRST_USER_ID, |m| Ord::max(m, FIRST_USER_ID - 1) + 1);
+            let Some(id) = ids.next(USER_IDS).await? else {
+                ids.raise(USER_IDS, Ord::max(self.largest_user_id().await?, FIRST_USER_ID - 1)).await?;
+                continue;
+            };
             let row = user::ActiveModel {
                 id: Set(id),
                 username: Set(new.username.clone()),
@@ -246,12 +249,20 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
                     {
                         return Ok(Err(NotCreated::OpenidTaken));
                     }
-                    // The id was taken by a concurrent creation: take the next.
+                    // The id was in use: hand out ids above every one that is.
+                    ids.raise(USER_IDS, self.largest_user_id().await?).await?;
                 }
                 Err(error) => return Err(error.into()),
             }
         }
         Err(StorageError::Corrupt("no free user id after five tries".into()))
+    }
+
+    /// The largest account id in use (0 with none).
+    async fn largest_user_id(&self) -> Result<i64, StorageError> {
+        let largest: Option<i64> =
+            user::Entity::find().select_only().column_as(user::Column::Id.max(), "max").into_tuple::<Option<i64>>().one(self.0).await?.flatten();
+        Ok(largest.unwrap_or(0))
     }
 
     /// The account `id`.

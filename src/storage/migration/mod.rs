@@ -29,6 +29,7 @@ mod m20261211_000023_pay_order_prepay_for;
 mod m20261212_000024_sandbox_pay_trade;
 mod m20261213_000025_session_openid;
 mod m20261214_000026_sandbox_pay_first_prepay;
+mod m20261215_000027_id_counter;
 
 /// Every migration mpapi has, oldest first.
 pub struct Migrator;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000024_sandbox_pay_trade::Migration),
             Box::new(m20261213_000025_session_openid::Migration),
             Box::new(m20261214_000026_sandbox_pay_first_prepay::Migration),
+            Box::new(m20261215_000027_id_counter::Migration),
         ]
     }
 }

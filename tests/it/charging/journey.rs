@@ -26,6 +26,21 @@ async fn search(app: &TestApp, token: &str, query: &str) -> serde_json::Value {
     reply.body["data"].clone()
 }
 
+/// First logins of many WeChat users at once each make their own account, with ids one after
+/// another past the demo data's: an id read as `MAX(id) + 1` was the same for all of them, and
+/// past five tries some were answered 500.
+#[tokio::test]
+async fn first_wechat_logins_at_once_each_get_an_account() {
+    let app = TestApp::charging().await;
+    let logins = (0..20).map(|n| app.post(WECHAT_LOGIN, None, json!({ "code": format!("crowd-{n}") }))).collect();
+    let mut ids: Vec<i64> = join_all(logins).await.iter().map(|reply| ok(reply)["userId"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (DEMO_USER_ID + 1..=DEMO_USER_ID + 20).collect::<Vec<_>>());
+    // A username account after them takes the next.
+    let registered = ok(&app.post("/api/user/register", None, json!({ "username": "crowd_after", "password": "crowd-pass-2026" })).await);
+    assert_eq!(registered["userId"], json!(DEMO_USER_ID + 21), "{registered}");
+}
+
 #[tokio::test]
 async fn logins_configuration_and_tariffs() {
     let app = TestApp::charging().await;
