@@ -105,13 +105,15 @@ impl Cors {
     }
 
     fn layer(&self) -> CorsLayer {
+        // Never `Access-Control-Allow-Credentials`: the tokens are bearer tokens, not cookies,
+        // and a page of any origin allowed to send credentials is what scanners rightly flag.
         let layer = match self {
-            Cors::AnyOrigin => CorsLayer::very_permissive(),
-            Cors::Origins(origins) => CorsLayer::new()
-                .allow_origin(origins.clone())
-                .allow_methods(tower_http::cors::AllowMethods::mirror_request())
-                .allow_headers(tower_http::cors::AllowHeaders::mirror_request()),
+            Cors::AnyOrigin => CorsLayer::new().allow_origin(tower_http::cors::AllowOrigin::mirror_request()),
+            Cors::Origins(origins) => CorsLayer::new().allow_origin(origins.clone()),
         };
+        let layer = layer
+            .allow_methods(tower_http::cors::AllowMethods::mirror_request())
+            .allow_headers(tower_http::cors::AllowHeaders::mirror_request());
         layer.expose_headers([HeaderName::from_static(EXAMPLE_HEADER), HeaderName::from_static(VALIDATION_HEADER)])
     }
 }

@@ -166,6 +166,9 @@ async fn cors_preflight_and_method_override() {
     assert_eq!(reply.status, 200);
     assert_eq!(header(&reply, "access-control-allow-origin"), Some("http://localhost:5173"));
     assert!(header(&reply, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+    assert!(header(&reply, "access-control-allow-headers").is_some_and(|h| h.contains("authorization")));
+    // Bearer tokens, no cookies: no page is allowed to send credentials.
+    assert_eq!(header(&reply, "access-control-allow-credentials"), None);
 
     // A browser's cross-origin request gets its origin back and may read mpapi's headers.
     let request = Request::get("/api/config/system").header("origin", "http://localhost:5173").body(Body::empty()).unwrap();
