@@ -7,10 +7,11 @@
 //! connection at once on a graceful shutdown, though its client's next request may already be on
 //! the wire. Both are requests lost to a stop under load.
 //!
-//! Each accepted connection also ends once nothing has moved on it for [`IDLE_TIMEOUT`] while
-//! the server waits on it ([`Tracked`]): hyper as `axum::serve` runs it times out no read, so a
-//! client that sends part of a request's head or body and then nothing (a slow-loris) held its
-//! connection, and the memory behind it, for ever, and so did every idle keep-alive connection.
+//! Each accepted connection also has a deadline while the server waits on its client
+//! ([`Tracked`], [`IDLE_TIMEOUT`]): hyper as `axum::serve` runs it times out no read, so a client
+//! that sent part of a request's head and then nothing, or a byte now and then (a slow-loris),
+//! held its connection, and the memory behind it, for ever, and so did every idle keep-alive
+//! connection. A request's body is the generated runtime's to time (`runtime::read_body`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,12 +34,13 @@ pub const LINGER: Duration = Duration::from_secs(1);
 /// How often a stop looks whether the open connections have all ended while it lingers.
 const LINGER_POLL: Duration = Duration::from_millis(10);
 
-/// How long a connection may go with no byte read from it or written to it, while the server
-/// waits to read or write, before it is closed (a read or write then fails with
-/// `io::ErrorKind::TimedOut`, and hyper drops the connection): an idle keep-alive connection, a
-/// request's head or body that stops arriving, an answer its client stops reading. nginx's
-/// `client_header_timeout` and `client_body_timeout` default to the same minute. No handler runs
-/// that long: the outside services' clients give up within seconds.
+/// How long an HTTP/1 connection may wait for its client: for a request's whole head, from the
+/// connection's start or the server's last write (so an idle keep-alive connection too, and a
+/// head sent a byte at a time), and for a client to take more of an answer it has stopped
+/// reading. Then the read or write fails with `io::ErrorKind::TimedOut` and hyper drops the
+/// connection. Not while a request is being handled: from a head's end to the answer's first
+/// byte nothing is timed here, however long the handler takes (hyper reads meanwhile, to notice
+/// a client that goes away). nginx's `client_header_timeout` is the same minute.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TCP listener that, once `stopping` turns true, accepts what the kernel has queued until
@@ -183,44 +185,84 @@ pub struct Tracked {
     idle: Idle,
 }
 
-/// When a connection last moved a byte, and the timer that ends it once it has not for `limit`.
+/// The deadline of a connection's waits for its client ([`IDLE_TIMEOUT`]), and what it needs to
+/// know of the bytes going by: whether the request's head has arrived whole since the server
+/// last wrote (a handler is at work, and nothing is timed), and whether the connection speaks
+/// HTTP/2 (whose frames carry no head this can see, and which is left untimed).
 ///
-/// The timer is armed the first time the connection waits and is not moved as bytes come and
-/// go (re-arming a timer on every read would cost every request a trip through tokio's timer
-/// wheel): when it fires it looks at the last byte's time, and either ends the connection or
-/// sets itself that long after it.
+/// The timer is armed the first time the connection waits and is not moved as answers go out
+/// (re-arming a timer on every write would cost every request a trip through tokio's timer
+/// wheel): when it fires it looks at when the wait began, and either ends the connection or sets
+/// itself that long after it.
 struct Idle {
     limit: Duration,
-    last: tokio::time::Instant,
+    /// When the current wait began: the connection's start, the server's last write, the end of
+    /// the last head.
+    since: tokio::time::Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The request's head has ended (an empty line) since the server last wrote.
+    head_done: bool,
+    /// The last byte of the head so far ended a line (a `\r` before a `\n` is passed over).
+    line_start: bool,
+    /// Nothing has been read yet.
+    fresh: bool,
+    /// The connection began with HTTP/2's preface (`PRI * HTTP/2.0`).
+    http2: bool,
 }
 
 impl Idle {
     fn new(limit: Duration) -> Idle {
-        Idle { limit, last: tokio::time::Instant::now(), timer: None }
+        Idle { limit, since: tokio::time::Instant::now(), timer: None, head_done: false, line_start: false, fresh: true, http2: false }
     }
 
-    /// A read or write moved bytes (or ended).
-    fn moved(&mut self) {
-        self.last = tokio::time::Instant::now();
+    /// `bytes` were read: the head is done at its first empty line.
+    fn read(&mut self, bytes: &[u8]) {
+        if std::mem::take(&mut self.fresh) && bytes.starts_with(b"PRI") {
+            self.http2 = true;
+        }
+        if self.head_done || self.http2 {
+            return;
+        }
+        for &byte in bytes {
+            match byte {
+                b'\n' if self.line_start => {
+                    self.head_done = true;
+                    self.since = tokio::time::Instant::now();
+                    return;
+                }
+                b'\n' => self.line_start = true,
+                b'\r' => {}
+                _ => self.line_start = false,
+            }
+        }
     }
 
-    /// A read or write has to wait: pending while the connection has been idle for less than
-    /// the limit (`cx` woken when it has), the error to end it with once it has.
+    /// The server wrote: a new wait for the client begins, for the rest of the answer or for
+    /// the next request's head.
+    fn wrote(&mut self) {
+        self.head_done = false;
+        self.line_start = false;
+        self.since = tokio::time::Instant::now();
+    }
+
+    /// A read has to wait: timed only while a head is awaited on HTTP/1.
+    fn poll_read_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.head_done || self.http2 { Poll::Pending } else { self.poll_expired(cx) }
+    }
+
+    /// A read or write has to wait: pending while the wait is younger than the limit (`cx`
+    /// woken when it is not), the error to end the connection with once it is.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
         loop {
-            let due = self.last + self.limit;
+            let due = self.since + self.limit;
             let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
             if timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
             if tokio::time::Instant::now() >= due {
-                return Poll::Ready(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("nothing read or written for {} s", self.limit.as_secs()),
-                ));
+                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, format!("waited {} s for the client", self.limit.as_secs())));
             }
-            // Bytes moved since the timer was set: wait the rest of the limit from the last one.
+            // A new wait began since the timer was set: wait the limit from its start.
             timer.as_mut().reset(due);
         }
     }
@@ -235,10 +277,11 @@ impl Drop for Tracked {
 impl AsyncRead for Tracked {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Pending => this.idle.poll_expired(cx).map(Err),
+            Poll::Pending => this.idle.poll_read_expired(cx).map(Err),
             read => {
-                this.idle.moved();
+                this.idle.read(&buf.filled()[before..]);
                 read
             }
         }
@@ -251,7 +294,7 @@ impl AsyncWrite for Tracked {
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Pending => this.idle.poll_expired(cx).map(Err),
             written => {
-                this.idle.moved();
+                this.idle.wrote();
                 written
             }
         }
@@ -262,7 +305,7 @@ impl AsyncWrite for Tracked {
         match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
             Poll::Pending => this.idle.poll_expired(cx).map(Err),
             written => {
-                this.idle.moved();
+                this.idle.wrote();
                 written
             }
         }
@@ -354,34 +397,66 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
-    /// A connection that sends part of a request and then nothing is ended once it has been
-    /// idle for [`IDLE_TIMEOUT`], its bytes so far read; one that keeps sending, however
-    /// slowly, stays open past it.
+    /// Reads `stream` until it fails or ends, into what was read; the time and error of the end.
+    async fn read_all(mut stream: impl tokio::io::AsyncRead + Unpin) -> (tokio::time::Instant, Vec<u8>, Option<io::ErrorKind>) {
+        use tokio::io::AsyncReadExt;
+        let mut read = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => return (tokio::time::Instant::now(), read, None),
+                Ok(n) => read.extend_from_slice(&buf[..n]),
+                Err(error) => return (tokio::time::Instant::now(), read, Some(error.kind())),
+            }
+        }
+    }
+
+    /// A head sent a byte now and then (a slow-loris) ends [`IDLE_TIMEOUT`] after the
+    /// connection began, however recent its last byte.
     #[tokio::test(start_paused = true)]
-    async fn a_connection_idle_for_the_timeout_ends_and_a_slow_one_does_not() {
+    async fn a_head_sent_a_byte_at_a_time_ends_a_timeout_after_it_began() {
+        use tokio::io::AsyncWriteExt;
+        let (mut draining, address, _stop) = bound().await;
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (stream, _) = draining.accept().await;
+        let began = tokio::time::Instant::now();
+        let reader = tokio::spawn(read_all(stream));
+        for byte in b"GET / HTTP/1.1\r\nHost" {
+            if client.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(IDLE_TIMEOUT / 8).await;
+        }
+        let (ended, read, error) = tokio::time::timeout(IDLE_TIMEOUT * 3, reader).await.expect("the read ends").unwrap();
+        assert_eq!(error, Some(io::ErrorKind::TimedOut));
+        assert_eq!(read, b"GET / HT", "a byte every eighth of the timeout, for the timeout");
+        assert_eq!(ended - began, IDLE_TIMEOUT);
+    }
+
+    /// From a head's end to the answer nothing is timed, however long the handler takes; then
+    /// the wait for the next head is, from the answer on (the timer, armed while the first head
+    /// arrived, set again for it).
+    #[tokio::test(start_paused = true)]
+    async fn a_request_being_handled_is_not_timed_and_the_next_head_is() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut draining, address, _stop) = bound().await;
         let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
         let (mut stream, _) = draining.accept().await;
         let mut buf = [0u8; 64];
-
-        // Slow: a byte every half the timeout, for twice the timeout.
-        let started = tokio::time::Instant::now();
-        for byte in b"GET " {
-            tokio::time::sleep(IDLE_TIMEOUT / 2).await;
-            client.write_all(&[*byte]).await.unwrap();
-            assert_eq!(stream.read(&mut buf).await.unwrap(), 1, "read after {:?}", started.elapsed());
-            assert_eq!(buf[0], *byte);
-        }
-        assert!(started.elapsed() >= IDLE_TIMEOUT * 2);
-
-        // Then nothing: the read waits the whole timeout from the last byte, and fails.
-        let stalled = tokio::time::Instant::now();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 16);
+        // Half the head's time waited for the rest (the timer armed).
+        assert!(tokio::time::timeout(IDLE_TIMEOUT / 2, stream.read(&mut buf)).await.is_err(), "still waiting");
+        client.write_all(b"Host: x\r\n\r\n").await.unwrap();
+        assert_eq!(stream.read(&mut buf).await.unwrap(), 11);
+        // The handler takes three timeouts: the connection waits, untimed (as hyper reads it
+        // meanwhile, to notice a client going away).
+        assert!(tokio::time::timeout(IDLE_TIMEOUT * 3, stream.read(&mut buf)).await.is_err(), "a request being handled is not timed");
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        let answered = tokio::time::Instant::now();
         let read = tokio::time::timeout(IDLE_TIMEOUT * 3, stream.read(&mut buf)).await.expect("the read ends");
-        let error = read.expect_err("an idle connection ends");
-        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
-        let waited = stalled.elapsed();
-        assert!(waited >= IDLE_TIMEOUT && waited < IDLE_TIMEOUT + Duration::from_secs(1), "waited {waited:?}");
+        assert_eq!(read.expect_err("no next head").kind(), io::ErrorKind::TimedOut);
+        assert_eq!(answered.elapsed(), IDLE_TIMEOUT);
     }
 
     /// An answer its client does not read ends the connection once the socket's buffers are
@@ -401,31 +476,39 @@ mod tests {
         assert!(started.elapsed() >= IDLE_TIMEOUT);
     }
 
-    /// Through hyper as `axum::serve` runs it: a request's head that stops arriving (a
-    /// slow-loris) is dropped once idle for [`IDLE_TIMEOUT`], while a whole request on another
-    /// connection is answered meanwhile.
+    /// Through hyper as `axum::serve` runs it: a handler taking twice the timeout is answered; a
+    /// head that stops arriving is dropped, unanswered, a timeout after its connection began.
     #[tokio::test(start_paused = true)]
-    async fn hyper_drops_a_request_head_that_stops_arriving() {
+    async fn hyper_answers_a_slow_handler_and_drops_a_head_that_stops_arriving() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (draining, address, _stop) = bound().await;
-        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::get(|| async {
+                tokio::time::sleep(IDLE_TIMEOUT * 2).await;
+                "ok"
+            }),
+        );
         tokio::spawn(async move { axum::serve(draining, app).await });
 
         let mut loris = tokio::net::TcpStream::connect(address).await.unwrap();
         loris.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
-        let started = tokio::time::Instant::now();
+        let began = tokio::time::Instant::now();
+        let dropped = tokio::spawn(async move {
+            let mut rest = Vec::new();
+            // Closed (EOF) or reset: either way the connection ended.
+            let _ = loris.read_to_end(&mut rest).await;
+            (tokio::time::Instant::now(), rest)
+        });
 
         let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
         client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
         let mut answer = String::new();
-        client.read_to_string(&mut answer).await.unwrap();
+        tokio::time::timeout(IDLE_TIMEOUT * 3, client.read_to_string(&mut answer)).await.expect("answered").unwrap();
         assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("ok"), "{answer}");
 
-        let mut rest = Vec::new();
-        // Closed (EOF) or reset: either way the connection ended, with no answer.
-        let _ = tokio::time::timeout(IDLE_TIMEOUT * 3, loris.read_to_end(&mut rest)).await.expect("the connection ends");
+        let (ended, rest) = tokio::time::timeout(IDLE_TIMEOUT * 3, dropped).await.expect("the connection ends").unwrap();
         assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
-        let waited = started.elapsed();
-        assert!(waited >= IDLE_TIMEOUT && waited < IDLE_TIMEOUT + Duration::from_secs(1), "waited {waited:?}");
+        assert_eq!(ended - began, IDLE_TIMEOUT);
     }
 }
