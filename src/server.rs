@@ -82,8 +82,8 @@ pub type MockApp = App<MockService<Router>>;
 /// Which browser origins may call a port (CORS).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Cors {
-    /// Any origin, credentials allowed (mock mode; `serve` unless configured): mini-programs are
-    /// no browsers, and the tokens are bearer tokens rather than cookies.
+    /// Any origin, mirrored, never with credentials (mock mode; `serve` unless configured):
+    /// mini-programs are no browsers, and the tokens are bearer tokens rather than cookies.
     #[default]
     AnyOrigin,
     /// Only these origins (`https://admin.example.com`).

@@ -560,6 +560,24 @@ async fn a_body_cut_short_is_unreadable_and_one_over_the_limit_too_large() {
     server.await.unwrap().unwrap();
 }
 
+/// A body that stops arriving is refused as unreadable once nothing of it has come for
+/// `BODY_IDLE_TIMEOUT`, in the API's envelope: the listener times nothing once a head is whole.
+#[tokio::test(start_paused = true)]
+async fn a_body_that_stops_arriving_is_refused_after_the_body_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let _server = run_heating_mock(listener, std::future::pending());
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled.write_all(b"POST /api/sms/send HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"phone\":").await.unwrap();
+    let sent = tokio::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(generated::runtime::BODY_IDLE_TIMEOUT * 3, stalled.read(&mut answer)).await.expect("answered");
+    let answer = String::from_utf8_lossy(&answer[..read.unwrap()]).into_owned();
+    assert_eq!(sent.elapsed(), generated::runtime::BODY_IDLE_TIMEOUT);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("请求体未能完整读取"), "{answer}");
+}
+
 /// A stop loses no request whose connection the kernel had accepted: the connections still
 /// waiting in the listener's queue when the stop comes are taken and answered in full before
 /// the listener closes (closing it with them queued would reset them). Then `run` returns, and

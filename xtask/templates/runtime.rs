@@ -229,20 +229,40 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
+/// How long a request's body may go with no byte arriving before it is refused as unreadable
+/// (nginx's `client_body_timeout`). Its head has arrived whole by then, and the listener times
+/// nothing while a request is handled (`mpapi::listener`), so the body is timed here, between
+/// its frames: a slow upload that keeps moving is read to its end.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Read the whole body, refusing more than [`BODY_LIMIT`] bytes ([`RejectionKind::PayloadTooLarge`])
 /// and a body that could not be read whole ([`RejectionKind::InvalidRequest`]: its client stopped
-/// sending it, or closed the connection, part of the way).
+/// sending it for [`BODY_IDLE_TIMEOUT`], or closed the connection, part of the way).
 pub async fn read_body(body: Body) -> Result<Bytes, Rejection> {
+    use http_body_util::BodyExt as _;
     // Most GET requests have no body: nothing to collect.
     if axum::body::HttpBody::is_end_stream(&body) {
         return Ok(Bytes::new());
     }
-    axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|error| {
-        if error.into_inner().is::<http_body_util::LengthLimitError>() {
-            Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节"))
-        } else {
-            Rejection::of(RejectionKind::InvalidRequest, "请求体未能完整读取")
+    let unreadable = || Rejection::of(RejectionKind::InvalidRequest, "请求体未能完整读取");
+    let mut body = http_body_util::Limited::new(body, BODY_LIMIT);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    loop {
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => return Err(unreadable()),
+            Ok(None) => break,
+            Ok(Some(Err(error))) if error.is::<http_body_util::LengthLimitError>() => {
+                return Err(Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节")));
+            }
+            Ok(Some(Err(_))) => return Err(unreadable()),
+            Ok(Some(Ok(frame))) => chunks.extend(frame.into_data().ok()),
         }
+    }
+    // One chunk, the usual body, is answered as it came, uncopied.
+    Ok(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.swap_remove(0),
+        _ => Bytes::from(chunks.concat()),
     })
 }
 
@@ -278,9 +298,10 @@ pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     }
     // JSON can carry U+0000 only escaped: a body without the escape holds none (a literal
     // `\\u0000`, a backslash and `u0000`, is read and let through).
-    if raw.windows(6).any(|w| w == b"\\u0000")
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(raw)
-    {
+    // (A body that is no JSON value at all is refused here: serde skips a field the operation
+    // does not know without reading it, which could hide a U+0000 from this check.)
+    if raw.windows(6).any(|w| w == b"\\u0000") {
+        let value: serde_json::Value = serde_json::from_slice(raw).map_err(|e| Rejection::field("body", malformed_json(&e)))?;
         refuse_nul(&value)?;
     }
     // Most bodies are well-formed: read them once, without tracking the path. Only a refused
@@ -334,8 +355,8 @@ pub const MISSING_FIELD: &str = "缺少必填字段";
 /// The violation message of a required multipart file that was not sent.
 pub const MISSING_FILE: &str = "缺少文件";
 
-/// Deserialise a JSON value that was already parsed (multipart text fields, a pre-read body),
-/// refusing a string that holds U+0000 ([`NUL_REFUSED`]).
+/// Deserialise a JSON value that was already parsed ([`json_body`]'s second reading), refusing a
+/// string that holds U+0000 ([`NUL_REFUSED`]).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
     refuse_nul(&value)?;
     serde_path_to_error::deserialize(value).map_err(|e| serde_rejection(&e))

@@ -52,11 +52,9 @@ async fn user_profile_update_and_user_password_update() {
     assert_eq!(reused.code(), 1002, "the code was used up");
 }
 
-/// Profile reads in flight together are read together (`mpapi::coalesce`): each still answers
-/// its own caller's user, and a session revoked before the reads is refused among live ones.
 /// A string holding U+0000 in a JSON body is the field's fault (400 naming it), never a
-/// database error: PostgreSQL's text cannot store it. A backslash followed by
-/// `u0000` is text like any other.
+/// database error: PostgreSQL's text cannot store it. Nothing of the request is written. A
+/// backslash followed by `u0000` is text like any other.
 #[tokio::test]
 async fn a_string_holding_nul_is_refused_naming_its_field() {
     let app = TestApp::heating().await;
@@ -65,17 +63,29 @@ async fn a_string_holding_nul_is_refused_naming_its_field() {
     assert_eq!((nul.status, nul.code()), (400, 400), "{}", nul.body);
     let message = nul.body["message"].as_str().unwrap();
     assert!(message.contains("nickname") && message.contains("U+0000"), "{message}");
-    let nested = app.put("/api/user/profile", Some(&token), json!({"address": "地址", "real_name": "\u{0}"})).await;
-    assert_eq!(nested.status, 400, "{}", nested.body);
-    assert!(nested.body["message"].as_str().unwrap().contains("real_name"), "{}", nested.body);
-    // Nothing was written.
-    let profile = app.get("/api/user/profile", Some(&token)).await;
-    assert_ne!(profile.data()["nickname"], json!("a\u{0}b"));
+    let beside = app.put("/api/user/profile", Some(&token), json!({"address": "新地址", "real_name": "\u{0}"})).await;
+    assert_eq!(beside.status, 400, "{}", beside.body);
+    assert!(beside.body["message"].as_str().unwrap().contains("real_name"), "{}", beside.body);
+    assert_eq!(app.get("/api/user/profile", Some(&token)).await.data()["address"], json!(null), "nothing written");
+    // A field serde would skip unread (a number past a float's range, no field of the
+    // operation) does not hide it.
+    let hidden = app
+        .client
+        .put(app.url("/api/user/profile"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(r#"{"nickname":"a\u0000b","x":1e400}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 400);
     let text = app.put("/api/user/profile", Some(&token), json!({"nickname": "a\\u0000b"})).await;
     assert_eq!(text.status, 200, "{}", text.body);
     assert_eq!(app.get("/api/user/profile", Some(&token)).await.data()["nickname"], json!("a\\u0000b"));
 }
 
+/// Profile reads in flight together are read together (`mpapi::coalesce`): each still answers
+/// its own caller's user, and a session revoked before the reads is refused among live ones.
 #[tokio::test]
 async fn user_profile_get_concurrently_answers_each_caller_their_own() {
     let app = TestApp::heating().await;

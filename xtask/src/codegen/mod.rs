@@ -61,6 +61,7 @@ serde_json = { version = "1", features = ["preserve_order", "float_roundtrip"] }
 serde_path_to_error = "0.1"
 serde_repr = "0.1"
 serde_with = { version = "3", default-features = false, features = ["macros", "std"] }
+tokio = { version = "1", default-features = false, features = ["time"] }
 utoipa = { version = "6", features = ["repr", "preserve_order", "preserve_path_order"] }
 "#;
 
