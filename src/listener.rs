@@ -40,7 +40,9 @@ const LINGER_POLL: Duration = Duration::from_millis(10);
 /// reading. Then the read or write fails with `io::ErrorKind::TimedOut` and hyper drops the
 /// connection. Not while a request is being handled: from a head's end to the answer's first
 /// byte nothing is timed here, however long the handler takes (hyper reads meanwhile, to notice
-/// a client that goes away). nginx's `client_header_timeout` is the same minute.
+/// a client that goes away), except for a request pipelined behind another on the connection,
+/// timed from the answer before it. HTTP/2 is timed by inactivity: nothing either way for the
+/// limit. nginx's `client_header_timeout` is the same minute.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A TCP listener that, once `stopping` turns true, accepts what the kernel has queued until
@@ -177,8 +179,8 @@ async fn refused(error: io::Error) {
     }
 }
 
-/// An accepted connection, counted open until hyper drops it, and ended once it has been idle
-/// for [`IDLE_TIMEOUT`].
+/// An accepted connection, counted open until hyper drops it, its waits for its client timed
+/// ([`IDLE_TIMEOUT`]).
 pub struct Tracked {
     stream: TcpStream,
     open: Arc<AtomicUsize>,
@@ -187,67 +189,105 @@ pub struct Tracked {
 
 /// The deadline of a connection's waits for its client ([`IDLE_TIMEOUT`]), and what it needs to
 /// know of the bytes going by: whether the request's head has arrived whole since the server
-/// last wrote (a handler is at work, and nothing is timed), and whether the connection speaks
-/// HTTP/2 (whose frames carry no head this can see, and which is left untimed).
+/// last wrote (a handler is at work: reads are not timed), and whether the connection speaks
+/// HTTP/2 (whose frames carry no head this can see: timed by inactivity instead, every byte
+/// read or written starting a new wait).
 ///
-/// The timer is armed the first time the connection waits and is not moved as answers go out
-/// (re-arming a timer on every write would cost every request a trip through tokio's timer
+/// The timer stays armed and polled whenever the connection waits, also while a handler works
+/// (re-armed each time it fires then), because hyper, once it has written an answer, reads again
+/// only when woken: the timer's wake-up is what brings it to the wait for the next head. It is
+/// not moved as answers go out (that would cost every request a trip through tokio's timer
 /// wheel): when it fires it looks at when the wait began, and either ends the connection or sets
 /// itself that long after it.
 struct Idle {
     limit: Duration,
-    /// When the current wait began: the connection's start, the server's last write, the end of
-    /// the last head.
+    /// When the current wait began: the connection's start, the server's last write (HTTP/2:
+    /// its last byte either way).
     since: tokio::time::Instant,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The request's head has ended (an empty line) since the server last wrote.
     head_done: bool,
+    /// A byte other than CR and LF has come since the server last wrote (httparse skips empty
+    /// lines before a request line: they end no head).
+    text: bool,
     /// The last byte of the head so far ended a line (a `\r` before a `\n` is passed over).
     line_start: bool,
     /// Nothing has been read yet.
     fresh: bool,
-    /// The connection began with HTTP/2's preface (`PRI * HTTP/2.0`).
+    /// The connection began with HTTP/2's preface.
     http2: bool,
 }
 
 impl Idle {
     fn new(limit: Duration) -> Idle {
-        Idle { limit, since: tokio::time::Instant::now(), timer: None, head_done: false, line_start: false, fresh: true, http2: false }
+        let since = tokio::time::Instant::now();
+        Idle { limit, since, timer: None, head_done: false, text: false, line_start: false, fresh: true, http2: false }
     }
 
-    /// `bytes` were read: the head is done at its first empty line.
+    /// `bytes` were read: the head is done at its first empty line after some text.
     fn read(&mut self, bytes: &[u8]) {
-        if std::mem::take(&mut self.fresh) && bytes.starts_with(b"PRI") {
+        if std::mem::take(&mut self.fresh) && bytes.starts_with(b"PRI * HTTP/2.0") {
             self.http2 = true;
         }
-        if self.head_done || self.http2 {
+        if self.http2 {
+            self.since = tokio::time::Instant::now();
+            return;
+        }
+        if self.head_done {
             return;
         }
         for &byte in bytes {
             match byte {
                 b'\n' if self.line_start => {
                     self.head_done = true;
-                    self.since = tokio::time::Instant::now();
                     return;
                 }
-                b'\n' => self.line_start = true,
+                b'\n' => self.line_start = self.text,
                 b'\r' => {}
-                _ => self.line_start = false,
+                _ => {
+                    self.text = true;
+                    self.line_start = false;
+                }
             }
         }
     }
 
-    /// The server wrote: a new wait for the client begins, for the rest of the answer or for
-    /// the next request's head.
-    fn wrote(&mut self) {
+    /// The server wrote `bytes`: a new wait for the client begins, for the rest of the answer
+    /// or for the next request's head. An interim answer (`HTTP/1.1 100 Continue`, which hyper
+    /// writes when a handler first reads a body the client held back) is part of the request's
+    /// handling, and ends no wait.
+    fn wrote(&mut self, bytes: &[u8]) {
+        if self.head_done && bytes.starts_with(b"HTTP/1.1 1") {
+            return;
+        }
         self.head_done = false;
+        self.text = false;
         self.line_start = false;
         self.since = tokio::time::Instant::now();
     }
 
-    /// A read has to wait: timed only while a head is awaited on HTTP/1.
+    /// After a write: a timer that was never armed is armed now, for the wait that began (hyper
+    /// may not read again until woken).
+    fn arm(&mut self, cx: &mut Context<'_>) {
+        if self.timer.is_none() {
+            let mut timer = Box::pin(tokio::time::sleep_until(self.since + self.limit));
+            let _ = timer.as_mut().poll(cx);
+            self.timer = Some(timer);
+        }
+    }
+
+    /// A read has to wait: timed unless a request is being handled (its head done, on HTTP/1),
+    /// when the timer is only kept armed, for the wake-up after the answer.
     fn poll_read_expired(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        if self.head_done || self.http2 { Poll::Pending } else { self.poll_expired(cx) }
+        if !self.head_done {
+            return self.poll_expired(cx);
+        }
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        while timer.as_mut().poll(cx).is_ready() {
+            timer.as_mut().reset(tokio::time::Instant::now() + limit);
+        }
+        Poll::Pending
     }
 
     /// A read or write has to wait: pending while the wait is younger than the limit (`cx`
@@ -294,7 +334,10 @@ impl AsyncWrite for Tracked {
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
             Poll::Pending => this.idle.poll_expired(cx).map(Err),
             written => {
-                this.idle.wrote();
+                if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+                    this.idle.wrote(buf);
+                    this.idle.arm(cx);
+                }
                 written
             }
         }
@@ -305,7 +348,10 @@ impl AsyncWrite for Tracked {
         match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
             Poll::Pending => this.idle.poll_expired(cx).map(Err),
             written => {
-                this.idle.wrote();
+                if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+                    this.idle.wrote(bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]));
+                    this.idle.arm(cx);
+                }
                 written
             }
         }
@@ -421,16 +467,34 @@ mod tests {
         let (stream, _) = draining.accept().await;
         let began = tokio::time::Instant::now();
         let reader = tokio::spawn(read_all(stream));
+        // Empty lines first (httparse skips them: they end no head), then a byte every 7 s.
+        client.write_all(b"\r\n\r\n").await.unwrap();
         for byte in b"GET / HTTP/1.1\r\nHost" {
+            tokio::time::sleep(Duration::from_secs(7)).await;
             if client.write_all(&[*byte]).await.is_err() {
                 break;
             }
-            tokio::time::sleep(IDLE_TIMEOUT / 8).await;
         }
         let (ended, read, error) = tokio::time::timeout(IDLE_TIMEOUT * 3, reader).await.expect("the read ends").unwrap();
         assert_eq!(error, Some(io::ErrorKind::TimedOut));
-        assert_eq!(read, b"GET / HT", "a byte every eighth of the timeout, for the timeout");
+        assert_eq!(read, b"\r\n\r\nGET / HT", "the bytes of the first 60 s (7 s, 14 s, … 56 s)");
         assert_eq!(ended - began, IDLE_TIMEOUT);
+    }
+
+    /// A head asking `Expect: 100-continue` is answered `100 Continue` when the handler reads
+    /// its body: still the request's handling, untimed.
+    #[tokio::test(start_paused = true)]
+    async fn a_100_continue_does_not_time_the_request() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut draining, address, _stop) = bound().await;
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut stream, _) = draining.accept().await;
+        let mut buf = [0u8; 128];
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        assert_eq!(stream.read(&mut buf).await.unwrap(), head.len());
+        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.unwrap();
+        assert!(tokio::time::timeout(IDLE_TIMEOUT * 3, stream.read(&mut buf)).await.is_err(), "the body and the handler are not timed here");
     }
 
     /// From a head's end to the answer nothing is timed, however long the handler takes; then
@@ -510,5 +574,37 @@ mod tests {
         let (ended, rest) = tokio::time::timeout(IDLE_TIMEOUT * 3, dropped).await.expect("the connection ends").unwrap();
         assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
         assert_eq!(ended - began, IDLE_TIMEOUT);
+    }
+
+    /// Through hyper: a keep-alive connection idle after its answers (hyper reads again only
+    /// when woken) is closed a timeout after the last, whether its handler answered at once or
+    /// after a while.
+    #[tokio::test(start_paused = true)]
+    async fn hyper_closes_a_keep_alive_connection_idle_after_its_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (draining, address, _stop) = bound().await;
+        let app = axum::Router::new().route("/now", axum::routing::get(|| async { "ok" })).route(
+            "/later",
+            axum::routing::get(|| async {
+                tokio::time::sleep(IDLE_TIMEOUT * 2).await;
+                "ok"
+            }),
+        );
+        tokio::spawn(async move { axum::serve(draining, app).await });
+        for path in ["/now", "/later"] {
+            let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+            client.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 512];
+            while !answer.ends_with(b"ok") {
+                let n = tokio::time::timeout(IDLE_TIMEOUT * 3, client.read(&mut buf)).await.expect("answered").unwrap();
+                assert!(n > 0, "{path}: closed before its answer");
+                answer.extend_from_slice(&buf[..n]);
+            }
+            let answered = tokio::time::Instant::now();
+            let closed = tokio::time::timeout(IDLE_TIMEOUT * 3, client.read(&mut buf)).await.expect("the idle connection ends");
+            assert!(matches!(closed, Ok(0) | Err(_)), "{path}: {closed:?}");
+            assert_eq!(answered.elapsed(), IDLE_TIMEOUT, "{path}");
+        }
     }
 }

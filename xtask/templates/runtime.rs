@@ -255,7 +255,7 @@ pub async fn read_body(body: Body) -> Result<Bytes, Rejection> {
                 return Err(Rejection::of(RejectionKind::PayloadTooLarge, format!("请求体超过{BODY_LIMIT}字节")));
             }
             Ok(Some(Err(_))) => return Err(unreadable()),
-            Ok(Some(Ok(frame))) => chunks.extend(frame.into_data().ok()),
+            Ok(Some(Ok(frame))) => chunks.extend(frame.into_data().ok().filter(|data| !data.is_empty())),
         }
     }
     // One chunk, the usual body, is answered as it came, uncopied.
