@@ -472,13 +472,30 @@ impl IpLimit {
     }
 
     fn client_ip(&self, request: &Request) -> IpAddr {
+        ClientAddresses { trust_forwarded_for: self.0.trust_forwarded_for }.of(request.headers(), request.extensions())
+    }
+}
+
+/// How a request's client address is found, for the limits kept per client: the peer's address
+/// (`ConnectInfo`, which the real server attaches to every request), or, behind a trusted proxy
+/// (`trust_forwarded_for`), the last `X-Forwarded-For` entry — the one that proxy appended, the
+/// only one a client cannot forge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddresses {
+    /// Take the last `X-Forwarded-For` entry when it is an address.
+    pub trust_forwarded_for: bool,
+}
+
+impl ClientAddresses {
+    /// The client address of a request with these `headers` and `extensions` (127.0.0.1 when
+    /// neither names one: a request served without its peer's address, as in tests).
+    pub fn of(&self, headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions) -> IpAddr {
         let forwarded = self
-            .0
             .trust_forwarded_for
-            .then(|| request.headers().get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
+            .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
             .flatten();
         forwarded
-            .or_else(|| request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
+            .or_else(|| extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 }

@@ -340,6 +340,16 @@ impl Server {
         })
     }
 
+    /// API `api`'s verification codes under `policy`.
+    pub fn codes(&self, api: &'static str, policy: crate::identity::codes::CodePolicy) -> Codes {
+        Codes::new(api, policy, self.db.clone(), self.vault.clone(), self.sms.clone(), self.budgets.clone(), self.clock.clone())
+    }
+
+    /// How requests' client addresses are found (`trust_forwarded_for`).
+    pub fn client_addresses(&self) -> crate::ratelimit::ClientAddresses {
+        crate::ratelimit::ClientAddresses { trust_forwarded_for: self.config.trust_forwarded_for }
+    }
+
     /// API `id`'s sessions under its token policy.
     pub fn sessions(&self, parts: &ApiParts) -> Result<Arc<Sessions>> {
         Sessions::new(parts.id, self.jwt.expose_secret(), parts.config.tokens, self.db.clone(), self.clock.clone())
@@ -474,8 +484,10 @@ fn spawn_wal_checkpoints(db: Db) {
 /// cap looks back 24 hours), notification records older than 30 days (WeChat retries for 24
 /// hours), the sandbox payment platform's later placings' prepay ids, code_urls and `pr` tokens
 /// older than two days (WeChat's live two hours) and its orders older than 400 days with their
-/// refunds and first prepay_ids (WeChat refunds a payment for a year). Answers what the sweep
-/// did and the rows pruned.
+/// refunds and first prepay_ids (WeChat refunds a payment for a year), and the budgets in the
+/// database all of whose admissions have left their window (per-IP limits, binding attempts,
+/// code sends per client; Redis's expire by themselves). Answers what the sweep did and the
+/// rows pruned.
 pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, clock: &Clock) -> Result<(crate::payments::Swept, u64)> {
     let swept = payments.sweep().await?;
     if swept != crate::payments::Swept::default() {
@@ -486,7 +498,8 @@ pub async fn housekeeping(api: &'static str, payments: &Arc<Payments>, db: &Db, 
     let pruned = db.sessions().prune(now - DAY).await?
         + db.codes().prune(now - 2 * DAY).await?
         + db.payments().prune_notifications(now - 30 * DAY).await?
-        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?;
+        + db.prune_sandbox_pay(now - 400 * DAY, now - 2 * DAY).await?
+        + RateLimitStore::new(db.clone()).prune(now * 1000).await?;
     Ok((swept, pruned))
 }
 
@@ -500,20 +513,18 @@ async fn heating(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> 
     }
     let notify_path = generated::heating::Operation::PaymentNotify.path();
     let payments = server.payments(parts, port, notify_path, Arc::new(crate::storage::heating::Settler));
-    // The budgets in the database (the per-IP limit's and the binding attempts') go once out of
-    // their window; Redis's expire by themselves.
-    const CHORES: &[Chore] = &[|db, now| Box::pin(async move { RateLimitStore::new(db.clone()).prune(now * 1000).await })];
-    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), CHORES);
+    spawn_housekeeping("heating", payments.clone(), server.db.clone(), server.clock.clone(), &[]);
     let service = HeatingService {
         db: server.db.clone(),
         vault: server.vault.clone(),
         sessions: server.sessions(parts)?,
-        codes: Codes::new("heating", heating::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        codes: server.codes("heating", heating::service::CODE_POLICY),
         passwords: server.passwords.clone(),
         wechat: Wechat::new("heating", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
         payments,
         clock: server.clock.clone(),
         budgets: server.budgets.clone(),
+        clients: server.client_addresses(),
         profiles: HeatingService::profile_reads(server.db.clone()),
     };
     let router = generated::heating::router(Arc::new(Heating(Arc::new(service))));
@@ -672,13 +683,14 @@ async fn community(server: &Server, parts: &ApiParts, port: u16) -> Result<Built
         db: server.db.clone(),
         vault: server.vault.clone(),
         sessions: server.sessions(parts)?,
-        codes: Codes::new("community", community::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
-        owner_codes: Codes::new("community", community::service::OWNER_CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        codes: server.codes("community", community::service::CODE_POLICY),
+        owner_codes: server.codes("community", community::service::OWNER_CODE_POLICY),
         wechat: Wechat::new("community", parts.config.appid.clone(), parts.login.clone(), server.db.clone(), server.vault.clone(), server.clock.clone()),
         payments,
         files: files.clone(),
         ocr: crate::providers::ocr::from_config(&parts.config.ocr).context("apis.community.ocr")?,
         platform: parts.security_platform.clone().context("community asks the 安防平台")?,
+        clients: server.client_addresses(),
         clock: server.clock.clone(),
     });
     let router = generated::community::router(Arc::new(Community { service: service.clone(), public_url: parts.public_url.clone() })).merge(files.routes());
@@ -813,10 +825,11 @@ async fn o2o(server: &Server, parts: &ApiParts, port: u16) -> Result<Built> {
     let service = Arc::new(O2oService {
         db: server.db.clone(),
         sessions: server.sessions(parts)?,
-        codes: Codes::new("o2o", o2o::service::CODE_POLICY, server.db.clone(), server.vault.clone(), server.sms.clone(), server.clock.clone()),
+        codes: server.codes("o2o", o2o::service::CODE_POLICY),
         sandbox_sms: server.sandbox_sms.clone(),
         operators,
         geocoder: crate::providers::geocoder::from_config(&parts.config.geocoder).context("apis.o2o.geocoder")?,
+        clients: server.client_addresses(),
         clock: server.clock.clone(),
     });
     let written = o2o::seed::seed(&service, parts.demo).await?;

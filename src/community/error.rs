@@ -180,6 +180,9 @@ impl From<CodeError> for CommunityError {
             CodeError::DailyCap(_) => {
                 CommunityError::Invalid(Told::same("该手机号今日获取验证码次数已达上限"))
             }
+            CodeError::ClientCap(seconds) => CommunityError::Invalid(Told::same(format!(
+                "当前网络获取验证码过于频繁，请{seconds}秒后再试"
+            ))),
             CodeError::SendFailed => CommunityError::upstream("短信发送失败，请稍后重试"),
             CodeError::Storage(error) => error.into(),
         }

@@ -97,7 +97,8 @@ impl CommunityApi for Community {
             // Renewal is 1.4.2's alone.
             Some(Caller::Renewal(_)) | None => Ok(None),
         };
-        answer!(ctx, self.service.verification_code_send(applicant, &input.body).await, VerificationCodeSendOutput)
+        let client = self.service.clients.of(&ctx.headers, &ctx.extensions);
+        answer!(ctx, self.service.verification_code_send(applicant, &input.body, client).await, VerificationCodeSendOutput)
     }
 
     async fn weapp_code_exchange(&self, ctx: Context<()>, input: WeappCodeExchangeInput) -> WeappCodeExchangeOutput {

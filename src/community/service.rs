@@ -25,7 +25,8 @@ use crate::storage::community::{AutoBind, HouseAt, LookupClaim, NewBinding, Pers
 
 /// Codes of types register / login / verify: six digits never starting with 0 (1.2.2 and
 /// 2.2.1 send them back as JSON integers), 5 minutes (1.1.2 “过期时间，默认5分钟”), one a
-/// minute per phone, 5 tries, 10 a day per phone.
+/// minute per phone, 5 tries, 10 a day per phone, 30 an hour per client address (the document
+/// states no limit; 1.1 sends codes to anyone who asks, unauthenticated).
 pub const CODE_POLICY: CodePolicy = CodePolicy {
     length: 6,
     no_leading_zero: true,
@@ -33,6 +34,7 @@ pub const CODE_POLICY: CodePolicy = CodePolicy {
     resend_interval: Duration::from_secs(60),
     max_attempts: 5,
     daily_cap: 10,
+    per_client: Some(crate::identity::codes::ClientCap::STANDARD),
 };
 
 /// yezhu (owner) codes: as [`CODE_POLICY`] but 30 minutes (1.1.4 “默认30分钟”).
@@ -103,6 +105,8 @@ pub struct CommunityService {
     pub ocr: Arc<dyn IdCardOcr>,
     /// The 安防平台.
     pub platform: Arc<dyn SecurityPlatform>,
+    /// How a request's client address is found (the code sends' [`crate::identity::codes::ClientCap`]).
+    pub clients: crate::ratelimit::ClientAddresses,
     /// The clock.
     pub clock: Clock,
 }
@@ -236,6 +240,7 @@ impl CommunityService {
         &self,
         applicant: Result<Option<&Principal>, CommunityError>,
         body: &VerificationCodeSendRequest,
+        client: std::net::IpAddr,
     ) -> Result<VerificationCodeSendResponse, CommunityError> {
         let phone = match &body.phone {
             Value::String(s) => s.trim().to_owned(),
@@ -285,7 +290,7 @@ impl CommunityService {
                 &self.owner_codes
             }
         };
-        let sent = codes.send(&phone, kind, true).await.map_err(|e| refuse(e.into()))?;
+        let sent = codes.send(&phone, kind, true, client).await.map_err(|e| refuse(e.into()))?;
         let key = sent.key.ok_or_else(|| CommunityError::Internal("a keyed code without its key".into()))?;
         let minutes = sent.ttl.as_secs() / 60;
         Ok(VerificationCodeSendResponse {

@@ -63,7 +63,7 @@ impl From<StorageError> for HeatingError {
 impl From<CodeError> for HeatingError {
     fn from(error: CodeError) -> HeatingError {
         match error {
-            CodeError::TooSoon(seconds) => HeatingError::TooFrequent(seconds),
+            CodeError::TooSoon(seconds) | CodeError::ClientCap(seconds) => HeatingError::TooFrequent(seconds),
             CodeError::DailyCap(seconds) => HeatingError::DailyCap(seconds),
             CodeError::Wrong => HeatingError::CodeWrong("验证码错误"),
             CodeError::Exhausted => HeatingError::CodeWrong("验证码错误次数过多，请重新获取"),

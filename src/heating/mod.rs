@@ -50,7 +50,8 @@ impl HeatingApi for Heating {
 
     async fn sms_send(&self, ctx: Context<()>, input: SmsSendInput) -> SmsSendOutput {
         let body = input.body;
-        answer!(self, ctx, self.0.sms_send(&body.phone, &body.r#type).await, SmsSendOutput, SmsSendResponse, SmsSendResponseCode, "验证码发送成功")
+        let client = self.0.clients.of(&ctx.headers, &ctx.extensions);
+        answer!(self, ctx, self.0.sms_send(&body.phone, &body.r#type, client).await, SmsSendOutput, SmsSendResponse, SmsSendResponseCode, "验证码发送成功")
     }
 
     async fn sms_verify(&self, ctx: Context<()>, input: SmsVerifyInput) -> SmsVerifyOutput {

@@ -26,8 +26,9 @@ use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
 /// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
 /// wrong guesses kill a code, domain.md §6; ten codes per phone a day against SMS pumping — the
-/// document is silent on a daily cap).
-pub const CODE_POLICY: CodePolicy = CodePolicy::STANDARD;
+/// document is silent on a daily cap). No client cap: the per-IP limit (000 §7, 100 requests
+/// per 15 minutes) already bounds what one address has sent.
+pub const CODE_POLICY: CodePolicy = CodePolicy { per_client: None, ..CodePolicy::STANDARD };
 
 /// An unpaid order holds its bills, and can be paid, for 30 minutes (WeChat Pay `time_expire`).
 pub const ORDER_TTL_MS: i64 = 30 * 60 * 1000;
@@ -62,6 +63,9 @@ pub struct HeatingService {
     pub wechat: Wechat,
     /// WeChat Pay orders and notifies.
     pub payments: Arc<Payments>,
+    /// How a request's client address is found (what a code send is counted against, were
+    /// [`CODE_POLICY`] to cap it per client).
+    pub clients: crate::ratelimit::ClientAddresses,
     /// The clock.
     pub clock: Clock,
     /// Budgets of per-user limits beside the per-IP one (the binding attempts of
@@ -132,8 +136,8 @@ impl HeatingService {
     /// operationId `sms_send` (000 §1.1): send a 6-digit code ([`CODE_POLICY`]). Whether the
     /// phone is registered is not checked here (§1.1 documents no 1003/1004): the operation the
     /// code is for answers that (§2.1 login → 1004, §2.2 register → 1003).
-    pub async fn sms_send(&self, phone: &str, kind: &types::SmsSendRequestType) -> Result<types::SmsSendData, HeatingError> {
-        let sent = self.codes.send(phone, purpose(kind), false).await?;
+    pub async fn sms_send(&self, phone: &str, kind: &types::SmsSendRequestType, client: std::net::IpAddr) -> Result<types::SmsSendData, HeatingError> {
+        let sent = self.codes.send(phone, purpose(kind), false, client).await?;
         Ok(types::SmsSendData { phone: phone.to_owned(), expire_time: sent.ttl.as_secs() as i32 })
     }
 

@@ -1,14 +1,17 @@
 //! Verification codes sent by SMS: one store for every API, keyed by (API, subject, purpose) —
 //! the subject is the phone, or a key the API hands its client (community 002 `key`). Each API
 //! states its [`CodePolicy`]: length, lifetime, resend interval, attempts, a daily cap per phone
-//! (against SMS pumping). Codes are single use and stored as keyed digests.
+//! and, where the API's document sets no per-client limit of its own, a cap per client address
+//! across phones (against SMS pumping). Codes are single use and stored as keyed digests.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::pii::{Vault, mask_phone};
 use crate::providers::SmsProvider;
+use crate::ratelimit::{Budgets, Window};
 use crate::storage::identity::NewCode;
 use crate::storage::{Db, StorageError};
 
@@ -27,12 +30,35 @@ pub struct CodePolicy {
     pub max_attempts: i32,
     /// Codes one phone may be sent by this API in 24 hours.
     pub daily_cap: u64,
+    /// Codes one client address may have sent, to any phones, by this API within a window; `None`
+    /// where the API's own per-IP limit already bounds its sends (heating 000 §7).
+    pub per_client: Option<ClientCap>,
+}
+
+/// A cap on the codes sent at one client address's request: without it, an anonymous client
+/// could have codes sent to phone after phone (each within its own daily cap), at the SMS
+/// account's cost. Counted in the shared budgets ([`Budgets`], scope `<api>.code-sends`), so it
+/// holds across instances; a sliding window ([`Window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientCap {
+    /// Codes per window.
+    pub codes: u32,
+    /// The window.
+    pub window: Duration,
+}
+
+impl ClientCap {
+    /// 30 codes an hour per client address: far more than the people behind one address (a
+    /// household, an office, a carrier's NAT) ask for when signing in, and 720 a day at most
+    /// where pumping would send as many as it could.
+    pub const STANDARD: ClientCap = ClientCap { codes: 30, window: Duration::from_secs(3600) };
 }
 
 impl CodePolicy {
     /// Six digits, five minutes, one code a minute per phone, five wrong guesses, ten codes a
-    /// day per phone: what heating's document states (000 §1.1, §7), and the policy of an API
-    /// whose document states none (o2o).
+    /// day per phone, [`ClientCap::STANDARD`] per client address: what heating's document states
+    /// (000 §1.1, §7; heating itself has its per-IP limit instead of the client cap), and the
+    /// policy of an API whose document states none (o2o).
     pub const STANDARD: CodePolicy = CodePolicy {
         length: 6,
         no_leading_zero: false,
@@ -40,6 +66,7 @@ impl CodePolicy {
         resend_interval: Duration::from_secs(60),
         max_attempts: 5,
         daily_cap: 10,
+        per_client: Some(ClientCap::STANDARD),
     };
 }
 
@@ -89,6 +116,10 @@ pub enum CodeError {
     /// The phone reached the daily cap; a slot frees after this many seconds.
     #[error("daily cap reached; retry after {0} s")]
     DailyCap(u64),
+    /// The client address reached its [`ClientCap`]; it may have another code sent after this
+    /// many seconds.
+    #[error("too many codes for this client; retry after {0} s")]
+    ClientCap(u64),
     /// No such code, or not this one.
     #[error("wrong code")]
     Wrong,
@@ -113,6 +144,8 @@ pub struct Codes {
     db: Db,
     vault: Arc<Vault>,
     sms: Arc<dyn SmsProvider>,
+    /// Where the [`ClientCap`] is counted.
+    budgets: Budgets,
     clock: Clock,
 }
 
@@ -123,9 +156,9 @@ impl std::fmt::Debug for Codes {
 }
 
 impl Codes {
-    /// API `api`'s codes under `policy`.
-    pub fn new(api: &'static str, policy: CodePolicy, db: Db, vault: Arc<Vault>, sms: Arc<dyn SmsProvider>, clock: Clock) -> Codes {
-        Codes { api, policy, db, vault, sms, clock }
+    /// API `api`'s codes under `policy`, its client cap counted in `budgets`.
+    pub fn new(api: &'static str, policy: CodePolicy, db: Db, vault: Arc<Vault>, sms: Arc<dyn SmsProvider>, budgets: Budgets, clock: Clock) -> Codes {
+        Codes { api, policy, db, vault, sms, budgets, clock }
     }
 
     /// The policy.
@@ -137,11 +170,13 @@ impl Codes {
         format!("code:{}:{subject}:{purpose}", self.api)
     }
 
-    /// Send a new code for `purpose` to `phone` (the throttle slot is taken first, so one phone's
-    /// sends are serialised even across instances). With `keyed`, the code is filed under a new
-    /// random key, returned; otherwise under the phone. A send the provider refuses is undone:
-    /// the phone may retry at once and an earlier code still works.
-    pub async fn send(&self, phone: &str, purpose: &str, keyed: bool) -> Result<Sent, CodeError> {
+    /// Send a new code for `purpose` to `phone` at `client`'s request (the throttle slot is taken
+    /// first, so one phone's sends are serialised even across instances; then the phone's daily
+    /// cap and the client's [`ClientCap`] are counted). With `keyed`, the code is filed under a
+    /// new random key, returned; otherwise under the phone. A send refused by a cap or by the
+    /// provider is undone: the phone may retry at once and an earlier code still works (a send
+    /// the provider refused stays counted against its client).
+    pub async fn send(&self, phone: &str, purpose: &str, keyed: bool, client: IpAddr) -> Result<Sent, CodeError> {
         let now = self.clock.now_ms();
         let codes = self.db.codes();
         let interval = self.policy.resend_interval.as_millis() as i64;
@@ -156,6 +191,10 @@ impl Codes {
             codes.withdraw(self.api, phone, now).await?;
             let wait = oldest.map_or(DAY_MS, |at| at + DAY_MS - now);
             return Err(CodeError::DailyCap((wait.max(1000) as u64).div_ceil(1000)));
+        }
+        if let Some(wait_ms) = self.client_capped(client, now).await {
+            codes.withdraw(self.api, phone, now).await?;
+            return Err(CodeError::ClientCap((wait_ms.max(1000) as u64).div_ceil(1000)));
         }
         let code = if self.policy.no_leading_zero {
             crate::random::digits_no_leading_zero(self.policy.length)
@@ -181,6 +220,23 @@ impl Codes {
             return Err(error);
         }
         Ok(Sent { key, ttl: self.policy.ttl })
+    }
+
+    /// Count one send against `client`'s [`ClientCap`] at `now_ms`: `Some(ms to wait)` when the cap
+    /// refuses it. When the budget store cannot answer, the send is let through (logged), as the
+    /// per-IP limit does: the phone's interval and daily cap, kept beside the codes, still hold.
+    async fn client_capped(&self, client: IpAddr, now_ms: i64) -> Option<i64> {
+        let cap = self.policy.per_client?;
+        let window = Window::new(cap.codes, cap.window);
+        let scope = format!("{}.code-sends", self.api);
+        match self.budgets.admit(&scope, &client.to_string(), now_ms * 1000, &window, 1).await {
+            Ok(admission) if admission.admitted == 0 => Some((admission.wait_us.max(0) + 999) / 1000),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(api = self.api, %client, %error, "counting a code send against its client failed; the code is sent");
+                None
+            }
+        }
     }
 
     /// Let the phone's next code go at once instead of after the resend interval that the

@@ -78,7 +78,11 @@ impl O2oApi for O2o {
 
     op!(user_login, UserLoginInput, UserLoginOutput, LoginResponse, LoginResponseCode, |s, who, i| s.user_login(who, &i.body.mobile, &i.body.verify_code));
     op!(scene_id_login, SceneIdLoginInput, SceneIdLoginOutput, LoginWithSceneIdResponse, LoginWithSceneIdResponseCode, |s, who, i| s.scene_id_login(who, &i.body.scene_id));
-    op!(sms_verify_code_send, SmsVerifyCodeSendInput, SmsVerifyCodeSendOutput, SmsVerifyCodeResponse, SmsVerifyCodeResponseCode, |s, who, i| s.sms_verify_code_send(who, &i.body.mobile));
+    async fn sms_verify_code_send(&self, ctx: Context<Caller>, input: SmsVerifyCodeSendInput) -> SmsVerifyCodeSendOutput {
+        let client = self.0.clients.of(&ctx.headers, &ctx.extensions);
+        let result = self.0.sms_verify_code_send(&ctx.principal, &input.body.mobile, client).await;
+        answer!(ctx, result, SmsVerifyCodeSendOutput, SmsVerifyCodeResponse, SmsVerifyCodeResponseCode)
+    }
     op!(area_tree_get, AreaTreeGetInput, AreaTreeGetOutput, AreaTreeResponse, AreaTreeResponseCode, |s, _who, i| areas::area_tree(&s.db, i.tier as i32));
     op!(city_with_hot_list, CityWithHotListInput, CityWithHotListOutput, CitiesWithHotResponse, CitiesWithHotResponseCode, |s, _who, _i| areas::cities_with_hot(&s.db));
     op!(area_by_gps_get, AreaByGpsGetInput, AreaByGpsGetOutput, AreaByGpsResponse, AreaByGpsResponseCode, |s, _who, i| areas::area_by_gps(&s.db, s.geocoder.as_ref(), i.lat, i.lng));

@@ -83,6 +83,8 @@ pub struct O2oService {
     pub operators: Vec<Operator>,
     /// Reverse geocoding for `area/getByGps`.
     pub geocoder: Arc<dyn ReverseGeocoder>,
+    /// How a request's client address is found (the code sends' [`crate::identity::codes::ClientCap`]).
+    pub clients: crate::ratelimit::ClientAddresses,
     /// The clock.
     pub clock: Clock,
 }
@@ -95,6 +97,7 @@ fn code_error(error: CodeError) -> O2oError {
         // The document has no rate-limit code (n15): a refusal of the request's parameters.
         CodeError::TooSoon(wait) => O2oError::invalid(format!("发送过于频繁，请{wait}秒后再试")),
         CodeError::DailyCap(_) => O2oError::invalid("今日发送次数已达上限，请明天再试"),
+        CodeError::ClientCap(wait) => O2oError::invalid(format!("当前网络获取验证码过于频繁，请{wait}秒后再试")),
         CodeError::SendFailed => O2oError::internal("the SMS provider failed"),
         CodeError::Storage(error) => error.into(),
     }
@@ -211,11 +214,11 @@ impl O2oService {
 
     /// operationId `sms_verify_code_send` (004 §登陆相关 短信接口): a 6-digit code to `mobile`
     /// for `/login`; the code itself is in the answer only while SMS is the sandbox.
-    pub async fn sms_verify_code_send(&self, _caller: &Caller, mobile: &str) -> Result<SmsVerifyCodeData, O2oError> {
+    pub async fn sms_verify_code_send(&self, _caller: &Caller, mobile: &str, client: std::net::IpAddr) -> Result<SmsVerifyCodeData, O2oError> {
         if !valid_mobile(mobile) {
             return Err(O2oError::invalid("手机号格式不正确"));
         }
-        self.codes.send(mobile, "login", false).await.map_err(code_error)?;
+        self.codes.send(mobile, "login", false, client).await.map_err(code_error)?;
         let verify_code = match &self.sandbox_sms {
             Some(sms) => sms.entries(Some("o2o"), mobile).await?.into_iter().next().map(|e| e.code),
             None => None,

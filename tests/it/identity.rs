@@ -3,16 +3,20 @@
 //! community), WeChat login per appid with the session key kept server side and encryptedData
 //! opened with it, codes filed under a returned key, and passwords on the bounded pool.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mpapi::clock::Clock;
 use mpapi::config::{Config, RefreshStyle, TokenConfig};
 use mpapi::identity::wechat::seal;
+use mpapi::identity::codes::ClientCap;
 use mpapi::identity::{CodeError, CodePolicy, Codes, SessionError, Sessions, Subject, Wechat, WechatError};
 use mpapi::pii::Vault;
 use mpapi::providers::sms::SandboxSms;
 use mpapi::providers::wechat_login::SandboxLogin;
+use mpapi::ratelimit::Budgets;
+use mpapi::storage::rate_limit::RateLimitStore;
 use mpapi::storage::Db;
 use secrecy::SecretString;
 use serde_json::json;
@@ -123,10 +127,12 @@ async fn codes_filed_under_a_key_and_without_a_leading_zero() {
         resend_interval: Duration::from_secs(60),
         max_attempts: 3,
         daily_cap: 5,
+        per_client: None,
     };
     let clock = Clock::default();
-    let codes = Codes::new("community", policy, db, vault(), sms.clone(), clock.clone());
-    let sent = codes.send("13800000001", "yezhu", true).await.unwrap();
+    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
+    let codes = Codes::new("community", policy, db, vault(), sms.clone(), budgets, clock.clone());
+    let sent = codes.send("13800000001", "yezhu", true, CLIENT).await.unwrap();
     let key = sent.key.expect("a key");
     let code = sms.entries(Some("community"), "13800000001").await.unwrap()[0].code.clone();
     assert_eq!(code.len(), 4);
@@ -136,7 +142,42 @@ async fn codes_filed_under_a_key_and_without_a_leading_zero() {
     let ticket = codes.redeem(Subject::Key(&key), "yezhu", &code).await.unwrap();
     assert_eq!(ticket.phone, "13800000001");
     assert!(matches!(codes.redeem(Subject::Key(&key), "yezhu", &code).await, Err(CodeError::Wrong)), "single use");
-    assert!(matches!(codes.send("13800000001", "yezhu", true).await, Err(CodeError::TooSoon(wait)) if (1..=60).contains(&wait)));
+    assert!(matches!(codes.send("13800000001", "yezhu", true, CLIENT).await, Err(CodeError::TooSoon(wait)) if (1..=60).contains(&wait)));
+}
+
+/// A client address that is not the loopback the tests' servers see.
+const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
+
+#[tokio::test]
+async fn one_client_address_has_codes_sent_to_so_many_phones_an_hour() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let sms = Arc::new(SandboxSms::new(db.clone()));
+    let policy = CodePolicy { per_client: Some(ClientCap { codes: 3, window: Duration::from_secs(3600) }), ..CodePolicy::STANDARD };
+    let clock = Clock::default();
+    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
+    let codes = Codes::new("o2o", policy, db.clone(), vault(), sms.clone(), budgets.clone(), clock.clone());
+    for n in 1..=3 {
+        codes.send(&format!("1380000000{n}"), "login", false, CLIENT).await.unwrap();
+    }
+    // The fourth phone is refused for the client, for about the hour its first send stays
+    // counted; nothing is sent, and the phone's slot is given back.
+    let refused = codes.send("13800000004", "login", false, CLIENT).await;
+    assert!(matches!(refused, Err(CodeError::ClientCap(wait)) if (3500..=3720).contains(&wait)), "{refused:?}");
+    assert!(sms.entries(Some("o2o"), "13800000004").await.unwrap().is_empty());
+    // Another address has its own cap, and the phone may have its code at once.
+    let other = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 8));
+    codes.send("13800000004", "login", false, other).await.unwrap();
+    assert_eq!(sms.entries(Some("o2o"), "13800000004").await.unwrap().len(), 1);
+    // The count is the shared budgets', not this value's: a second `Codes` (another instance)
+    // refuses the first address too.
+    let again = Codes::new("o2o", policy, db.clone(), vault(), sms.clone(), budgets.clone(), clock.clone());
+    assert!(matches!(again.send("13800000005", "login", false, CLIENT).await, Err(CodeError::ClientCap(_))));
+    // An API whose policy has no client cap (heating) counts nothing.
+    let uncapped = Codes::new("heating", CodePolicy { per_client: None, ..policy }, db, vault(), sms, budgets, clock);
+    for n in 1..=4 {
+        uncapped.send(&format!("1390000000{n}"), "login", false, CLIENT).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -127,6 +127,22 @@ async fn verification_code_send_follows_its_types_and_one_a_minute() {
 }
 
 #[tokio::test]
+async fn one_client_address_has_thirty_codes_sent_an_hour() {
+    // 1.1 sends a code to any phone for anyone who asks; the document states no limit.
+    let app = TestApp::community().await;
+    for n in 0..30 {
+        let sent = send_code(&app, json!(format!("1385555{n:04}")), "verify", None).await;
+        assert_eq!((sent.status, sent.flat_code()), (200, 0), "send {n}: {}", sent.body);
+    }
+    let refused = send_code(&app, json!("13855559999"), "verify", None).await;
+    assert_eq!((refused.status, refused.flat_code()), (400, 1), "{}", refused.body);
+    let message = refused.body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("当前网络获取验证码过于频繁，请") && message.ends_with("秒后再试"), "{}", refused.body);
+    let outbox = app.get("/_sandbox/sms?phone=13855559999", None).await;
+    assert_eq!(outbox.body["messages"], json!([]), "nothing sent: {}", outbox.body);
+}
+
+#[tokio::test]
 async fn a_code_is_single_use_and_a_wrong_one_is_refused() {
     let app = TestApp::community().await;
     let (openid, proof) = exchange(&app, "wx-codes").await;
