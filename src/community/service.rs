@@ -616,9 +616,14 @@ impl CommunityService {
     /// on the security platform in community `community`: found → the person and their houses
     /// copied and bound to this account (code 0; a house owned here already, or not in the
     /// tree, is left out, and an answer binding none says so); the account already has its
-    /// person → "0" already bound; not found → "2" (fill the form).
+    /// person → "0" already bound; not found → "2" (fill the form). A community `id` that 2.1.1
+    /// does not list → 400 code 1.
     pub async fn security_phone_verify(&self, who: &Principal, body: &SecurityPhoneVerifyRequest) -> Result<SecurityPhoneVerifyResponse, CommunityError> {
         let user = self.account(who).await?;
+        // Refused before the code is checked, so a wrong pick of the community costs no attempt.
+        if !self.db.community_tree().has_community(&body.id.to_string()).await? {
+            return Err(CommunityError::invalid("小区不存在，请重新选择", "id不是2.1.1获得小区列出的小区唯一标识编码"));
+        }
         // The code is used up only once the platform answered: a platform fault says 请重试,
         // and the same code must work then.
         let ticket = self.check_code(&self.codes, &body.verification_key, &["verify"], &body.verification_code.to_string()).await?;

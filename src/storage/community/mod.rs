@@ -14,8 +14,8 @@ mod household;
 
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 pub use entity::{
@@ -94,6 +94,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .order_by_asc(community::Column::Id)
             .all(self.0)
             .await?)
+    }
+
+    /// Whether a community has the identifier `identifier` (its 唯一标识编码, 2.1.1 `identifier`).
+    pub async fn has_community(&self, identifier: &str) -> Result<bool, StorageError> {
+        Ok(community::Entity::find().filter(community::Column::Identifier.eq(identifier)).count(self.0).await? > 0)
     }
 
     /// operationId `building_list`: the buildings of the community `identifier`.
