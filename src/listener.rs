@@ -306,6 +306,22 @@ impl Idle {
             timer.as_mut().reset(due);
         }
     }
+
+    /// What a write of `first` (the bytes it was handed, or the first non-empty slice of them)
+    /// came to: bytes written start the wait for the client ([`Idle::wrote`], [`Idle::arm`]); a
+    /// write that has to wait is timed ([`Idle::poll_expired`]).
+    fn after_write(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>, first: &[u8]) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Pending => self.poll_expired(cx).map(Err),
+            written => {
+                if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+                    self.wrote(first);
+                    self.arm(cx);
+                }
+                written
+            }
+        }
+    }
 }
 
 impl Drop for Tracked {
@@ -331,30 +347,14 @@ impl AsyncRead for Tracked {
 impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Pending => this.idle.poll_expired(cx).map(Err),
-            written => {
-                if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-                    this.idle.wrote(buf);
-                    this.idle.arm(cx);
-                }
-                written
-            }
-        }
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.idle.after_write(cx, written, buf)
     }
 
     fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.idle.poll_expired(cx).map(Err),
-            written => {
-                if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-                    this.idle.wrote(bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]));
-                    this.idle.arm(cx);
-                }
-                written
-            }
-        }
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.idle.after_write(cx, written, bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]))
     }
 
     fn is_write_vectored(&self) -> bool {
