@@ -316,7 +316,8 @@ pub fn json_body<T: DeserializeOwned>(raw: &Bytes) -> Result<T, Rejection> {
     // JSON Schema counts `79.0` as the integer 79 (JavaScript has one number type, and clients
     // write integers that way); serde's integers refuse a fraction, however zero.
     integral_numbers_as_integers(&mut value);
-    from_value(value)
+    // A U+0000 in these bytes was refused above.
+    serde_path_to_error::deserialize(value).map_err(|e| serde_rejection(&e))
 }
 
 /// Replace every number with a zero fraction that fits an `i64` (`79.0`) by that integer.
@@ -354,13 +355,6 @@ pub const MISSING_FIELD: &str = "缺少必填字段";
 
 /// The violation message of a required multipart file that was not sent.
 pub const MISSING_FILE: &str = "缺少文件";
-
-/// Deserialise a JSON value that was already parsed ([`json_body`]'s second reading), refusing a
-/// string that holds U+0000 ([`NUL_REFUSED`]).
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Rejection> {
-    refuse_nul(&value)?;
-    serde_path_to_error::deserialize(value).map_err(|e| serde_rejection(&e))
-}
 
 /// The violation message of a string holding U+0000: PostgreSQL's text cannot store it (the
 /// write would fail as the server's error, a 500), and no field of these APIs has use for it.
@@ -796,6 +790,27 @@ pub fn decimal_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resu
             <rust_decimal::Decimal as rust_decimal::prelude::FromPrimitive>::from_f64(float)
         })
         .ok_or_else(|| serde::de::Error::custom(format!("{text}超出金额数字的范围")))
+}
+
+/// Write an amount in yuan (a `format: decimal` number with `x-unit: yuan`) as a JSON number
+/// with exactly two decimal places — `1250.50`, `-3.00`, `0.00` — as the documents' examples
+/// show it (heating 000 §对接注意事项 5: "保留2位小数"): yuan are whole fen, and the f64
+/// rust_decimal would write prints `1250.5`. An amount finer than a fen is rounded to one
+/// (half away from zero).
+pub fn yuan<S: serde::Serializer>(value: &rust_decimal::Decimal, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    let mut fen = value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    fen.rescale(2);
+    let text = serde_json::value::RawValue::from_string(fen.to_string()).map_err(serde::ser::Error::custom)?;
+    text.serialize(serializer)
+}
+
+/// [`yuan`] for a field that may be absent or `null`.
+pub fn yuan_opt<S: serde::Serializer>(value: &Option<rust_decimal::Decimal>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => yuan(value, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// [`decimal_number`] for a field that may be `null` (`Option`: a missing field is refused

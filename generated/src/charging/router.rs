@@ -3432,7 +3432,7 @@ async fn serve_device_status_get<T: ChargingApi>(
     if let Some(value) = &param_imei {
         static PATTERN_PARAM_IMEI_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
         {
-            regex::Regex::new("^\\d{15}$")
+            regex::Regex::new("^[0-9]{15}$")
                 .expect("spec patterns are checked at generation time")
         });
         let path = "imei";

@@ -12,9 +12,9 @@ regex::Regex::new("^https?://").expect("spec patterns are checked at generation 
 static PATTERN_USER_UPDATE_REQUEST_AVATAR_2: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^https?://").expect("spec patterns are checked at generation time"));
 static PATTERN_STATION_PILE_IMEI_3: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{15}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{15}$").expect("spec patterns are checked at generation time"));
 static PATTERN_WECHAT_PAY_NOTIFY_TIME_END_4: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{14}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{14}$").expect("spec patterns are checked at generation time"));
 static PATTERN_SYSTEM_CONFIG_WECHAT_APP_ID_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^wx[0-9A-Za-z_]{1,32}$")
@@ -22,18 +22,18 @@ static PATTERN_SYSTEM_CONFIG_WECHAT_APP_ID_5: std::sync::LazyLock<regex::Regex> 
 });
 static PATTERN_TIME_RATE_START_TIME_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^([01]\\d|2[0-3]):[0-5]\\d$|^24:00$")
+    regex::Regex::new("^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_TIME_RATE_END_TIME_7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^([01]\\d|2[0-3]):[0-5]\\d$|^24:00$")
+    regex::Regex::new("^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_CONNECTED_DEVICE_IMEI_8: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{15}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{15}$").expect("spec patterns are checked at generation time"));
 static PATTERN_DEVICE_CONNECTION_STATUS_IMEI_9: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{15}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{15}$").expect("spec patterns are checked at generation time"));
 /// 状态码：非0-失败，取值见错误码说明
 #[derive(
     Debug,
@@ -307,7 +307,10 @@ pub struct LoginData {
     /// 账户余额，单位：元；新用户默认为0
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 用户积分，可用于兑换优惠或服务；新用户默认为0
@@ -563,7 +566,10 @@ pub struct UserInfo {
     /// 账户余额，单位：元
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 用户积分
@@ -3086,7 +3092,10 @@ pub struct OrderCreateData {
     /// 订单金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -3336,7 +3345,10 @@ pub struct OrderDetail {
     /// 订单金额(元)（电费；amount + serviceFee = totalAmount）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -3382,13 +3394,21 @@ pub struct OrderDetail {
     /// 服务费(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "serviceFee", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "serviceFee",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub service_fee: rust_decimal::Decimal,
     /// 总金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "totalAmount", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "totalAmount",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_amount: rust_decimal::Decimal,
     /// 交易流水号；未支付或余额支付无第三方流水时为null
@@ -3416,7 +3436,11 @@ pub struct OrderDetail {
     /// 尖峰时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "sharpAmount", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "sharpAmount",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub sharp_amount: rust_decimal::Decimal,
     /// 峰时段电量(kWh)
@@ -3428,7 +3452,11 @@ pub struct OrderDetail {
     /// 峰时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "peakAmount", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "peakAmount",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub peak_amount: rust_decimal::Decimal,
     /// 平时段电量(kWh)
@@ -3440,7 +3468,11 @@ pub struct OrderDetail {
     /// 平时段金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "flatAmount", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "flatAmount",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub flat_amount: rust_decimal::Decimal,
     /// 谷时段电量(kWh)
@@ -3454,7 +3486,8 @@ pub struct OrderDetail {
     /// Unit: yuan.
     #[serde(
         rename = "valleyAmount",
-        deserialize_with = "crate::runtime::decimal_number"
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
     )]
     #[schema(format = "decimal", value_type = f64)]
     pub valley_amount: rust_decimal::Decimal,
@@ -3469,7 +3502,8 @@ pub struct OrderDetail {
     /// Unit: yuan.
     #[serde(
         rename = "deepValleyAmount",
-        deserialize_with = "crate::runtime::decimal_number"
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
     )]
     #[schema(format = "decimal", value_type = f64)]
     pub deep_valley_amount: rust_decimal::Decimal,
@@ -3697,7 +3731,10 @@ pub struct OrderRealtimeStatus {
     /// 订单金额(元)
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 当前电压(V)
@@ -3891,7 +3928,10 @@ pub struct OrderListItem {
     /// 订单金额
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 开始时间，ISO 8601格式
@@ -4176,7 +4216,10 @@ pub struct OrderStopData {
     /// 订单金额(元)
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
 }
@@ -4379,7 +4422,10 @@ pub struct PaymentPayData {
     /// 支付金额
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付链接，如果需要跳转支付；不需要时为null
@@ -4526,7 +4572,10 @@ pub struct PaymentStatusData {
     /// 支付金额
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付时间；未支付成功时为null，ISO 8601格式
@@ -4634,7 +4683,10 @@ pub struct PaymentRechargeRequest {
     /// 充值金额（0.01-5000.00元，最多两位小数）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(minimum = 0.01, maximum = 5000, format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付方式：1-微信，2-支付宝
@@ -4693,7 +4745,10 @@ pub struct PaymentRechargeData {
     /// 充值金额
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付方式：1-微信，2-支付宝
@@ -5260,7 +5315,10 @@ pub struct ChargingTrendItem {
     /// 金额(元)
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
 }
@@ -5315,7 +5373,11 @@ pub struct ChargingStatistics {
     /// 总金额(元)
     ///
     /// Unit: yuan.
-    #[serde(rename = "totalAmount", deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        rename = "totalAmount",
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_amount: rust_decimal::Decimal,
     /// 平均充电时长(秒)
@@ -5335,7 +5397,8 @@ pub struct ChargingStatistics {
     /// Unit: yuan.
     #[serde(
         rename = "averageAmount",
-        deserialize_with = "crate::runtime::decimal_number"
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
     )]
     #[schema(format = "decimal", value_type = f64)]
     pub average_amount: rust_decimal::Decimal,

@@ -13,13 +13,13 @@ fn schema_of_verification_code_send_request_phone() -> utoipa::openapi::schema::
 static PATTERN_VERIFICATION_CODE_SEND_REQUEST_PHONE_1: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_VERIFICATION_CODE_SEND_RESPONSE_EXPIRED_AT_2: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_WEAPP_USER_REGISTER_REQUEST_AVATAR_3: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
@@ -27,43 +27,43 @@ regex::Regex::new("^https?://").expect("spec patterns are checked at generation 
 static PATTERN_WEAPP_USER_REGISTER_RESPONSE_EXPIRED_IN_4: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time")
+    regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time")
 });
 static PATTERN_WEAPP_AUTHORIZATION_CREATE_RESPONSE_EXPIRED_IN_5: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time")
+    regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time")
 });
 static PATTERN_AUTHORIZATION_REFRESH_RESPONSE_EXPIRED_IN_6: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time")
+    regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time")
 });
 static PATTERN_COMMUNITY_COMMUNITY_IDENTIFIER_7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time"));
 static PATTERN_COMMUNITY_DELETED_AT_8: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_BUILDING_DELETED_AT_9: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_UNIT_DELETED_AT_10: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_FLOOR_DELETED_AT_11: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_HOUSE_DELETED_AT_12: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 fn schema_of_building_list_request_id() -> utoipa::openapi::schema::Schema {
@@ -72,7 +72,7 @@ fn schema_of_building_list_request_id() -> utoipa::openapi::schema::Schema {
     )
 }
 static PATTERN_BUILDING_LIST_REQUEST_ID_14: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time"));
 fn schema_of_security_phone_verify_response_code() -> utoipa::openapi::schema::Schema {
     crate::runtime::stated_schema(
         "{\"type\":[\"string\",\"integer\"],\"enum\":[\"0\",\"2\",0],\"x-enum-descriptions\":[\"成功（字符串形式，示例2）\",\"成功，但安防平台未查找到该手机号绑定的数据，流程正常运转（仅示例给出，字段表未列）\",\"成功（整数形式，示例1）\"],\"description\":\"处理结果：0成功，2成功但未查找到数据，1出错。本接口的成功示例在线路上混用整数 0 与字符串 \\\"0\\\"/\\\"2\\\"，按示例保留两种形式\"}",
@@ -80,19 +80,19 @@ fn schema_of_security_phone_verify_response_code() -> utoipa::openapi::schema::S
 }
 static PATTERN_OWNER_HOUSE_INFO_PEOPLE_PHONE_16: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_OWNER_HOUSE_INFO_PHONE_17: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d\\*{4}\\d{4}$")
+    regex::Regex::new("^1[3-9][0-9]\\*{4}[0-9]{4}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_IDCARD_INFO_BIRTHDAY_18: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{8}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{8}$").expect("spec patterns are checked at generation time"));
 static PATTERN_IDCARD_INFO_IDCARD_19: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{17}[\\dXx]$")
+    regex::Regex::new("^[0-9]{17}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 fn schema_of_yibiaosanshi_submit_request_role() -> utoipa::openapi::schema::Schema {
@@ -122,23 +122,23 @@ fn schema_of_yibiaosanshi_submit_request_type() -> utoipa::openapi::schema::Sche
 }
 static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_PHONE_25: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_YIBIAOSANSHI_SUBMIT_REQUEST_IDCARD_26: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d{17}[\\dXx]$")
+    regex::Regex::new("^[0-9]{17}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SHENHE_DATA_IDCARD_27: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{6}(\\d{8}|\\*{8})\\d{3}[\\dXx]$")
+    regex::Regex::new("^[0-9]{6}([0-9]{8}|\\*{8})[0-9]{3}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SHENHE_DATA_PHONE_28: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 fn schema_of_house_bind_request_role() -> utoipa::openapi::schema::Schema {
@@ -168,14 +168,14 @@ fn schema_of_house_bind_request_type() -> utoipa::openapi::schema::Schema {
 }
 static PATTERN_HOUSE_BIND_REQUEST_PHONE_34: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SHENHE_DETAIL_BIRTH_35: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{8}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{8}$").expect("spec patterns are checked at generation time"));
 static PATTERN_SHENHE_DETAIL_IDCARD_36: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{6}(\\d{8}|\\*{8})\\d{3}[\\dXx]$")
+    regex::Regex::new("^[0-9]{6}([0-9]{8}|\\*{8})[0-9]{3}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 fn schema_of_order_list_request_paied() -> utoipa::openapi::schema::Schema {
@@ -184,10 +184,10 @@ fn schema_of_order_list_request_paied() -> utoipa::openapi::schema::Schema {
     )
 }
 static PATTERN_ORDER_NUMBER_38: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{20}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{20}$").expect("spec patterns are checked at generation time"));
 static PATTERN_ORDER_AMOUNT_39: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d+(\\.\\d{1,2})?元$")
+    regex::Regex::new("^[0-9]+(\\.[0-9]{1,2})?元$")
         .expect("spec patterns are checked at generation time")
 });
 fn schema_of_payment_list_request_paied() -> utoipa::openapi::schema::Schema {
@@ -196,24 +196,24 @@ fn schema_of_payment_list_request_paied() -> utoipa::openapi::schema::Schema {
     )
 }
 static PATTERN_PAYMENT_ORDER_NUMBER_41: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{20}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{20}$").expect("spec patterns are checked at generation time"));
 static PATTERN_PAYMENT_ORDER_AMOUNT_42: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d+(\\.\\d{1,2})?元$")
+    regex::Regex::new("^[0-9]+(\\.[0-9]{1,2})?元$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_PAYMENT_PAID_AT_43: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_PAYMENT_CREATE_REQUEST_IDS_44: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d+(A\\d+)*$")
+    regex::Regex::new("^[0-9]+(A[0-9]+)*$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_WX_PAY_PARAMS_TIME_STAMP_45: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{10}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{10}$").expect("spec patterns are checked at generation time"));
 static PATTERN_WX_PAY_PARAMS_PACKAGE_46: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^prepay_id=.+$")

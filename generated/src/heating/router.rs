@@ -1415,7 +1415,7 @@ async fn serve_payment_notify<T: HeatingApi>(
     if let Some(value) = &param_wechatpay_timestamp {
         static PATTERN_PARAM_WECHATPAY_TIMESTAMP_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
         {
-            regex::Regex::new("^\\d+$")
+            regex::Regex::new("^[0-9]+$")
                 .expect("spec patterns are checked at generation time")
         });
         let path = "Wechatpay-Timestamp";

@@ -7,91 +7,91 @@ use crate::runtime::{Validate, Violation, check, join, index};
 use super::types;
 static PATTERN_SMS_SEND_REQUEST_PHONE_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SMS_SEND_DATA_PHONE_1: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SMS_VERIFY_REQUEST_PHONE_2: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SMS_VERIFY_REQUEST_CODE_3: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{6}$").expect("spec patterns are checked at generation time"));
 static PATTERN_LOGIN_REQUEST_PHONE_4: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_LOGIN_REQUEST_CODE_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{6}$").expect("spec patterns are checked at generation time"));
 static PATTERN_USER_INFO_PHONE_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_REGISTER_REQUEST_PHONE_7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_REGISTER_REQUEST_CODE_8: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{6}$").expect("spec patterns are checked at generation time"));
 static PATTERN_REGISTER_DATA_PHONE_9: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_USER_PROFILE_PHONE_10: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_USER_PROFILE_ID_CARD_11: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{6}\\*{8}\\d{3}[\\dXx]$")
+    regex::Regex::new("^[0-9]{6}\\*{8}[0-9]{3}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_USER_PROFILE_UPDATE_REQUEST_ID_CARD_12: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^\\d{17}[\\dXx]$")
+    regex::Regex::new("^[0-9]{17}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_USER_PASSWORD_UPDATE_REQUEST_PHONE_13: std::sync::LazyLock<
     regex::Regex,
 > = std::sync::LazyLock::new(|| {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_USER_PASSWORD_UPDATE_REQUEST_CODE_14: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{6}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{6}$").expect("spec patterns are checked at generation time"));
 static PATTERN_HEAT_BIND_REQUEST_ID_CARD_15: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{17}[\\dXx]$")
+    regex::Regex::new("^[0-9]{17}[[0-9]Xx]$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_HEAT_ACCOUNT_HEATING_SEASON_16: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{4}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{4}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_BILL_HEATING_SEASON_17: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{4}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{4}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_WECHAT_PAY_PARAMS_TIME_STAMP_18: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d+$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]+$").expect("spec patterns are checked at generation time"));
 static PATTERN_WECHAT_PAY_PARAMS_PACKAGE_19: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 regex::Regex::new("^prepay_id=").expect("spec patterns are checked at generation time"));
 static PATTERN_PAYMENT_RECORD_HEATING_SEASON_20: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{4}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{4}$")
         .expect("spec patterns are checked at generation time")
 });
 /// 错误码（见错误码说明），200以外的值表示失败
@@ -1102,7 +1102,10 @@ pub struct UserProfile {
     /// 账户余额（元，保留2位小数），与供热账户信息的current_balance一致：负数表示欠费；未绑定供热账号时为0
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub balance: rust_decimal::Decimal,
     /// 创建时间
@@ -1619,7 +1622,10 @@ pub struct HeatBindData {
     /// 供热费（元，当前采暖季应缴金额）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub heating_fee: rust_decimal::Decimal,
     /// 绑定时间
@@ -1727,25 +1733,37 @@ pub struct HeatAccount {
     /// 当前余额（元），负数表示欠费
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub current_balance: rust_decimal::Decimal,
     /// 应缴总额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_fee: rust_decimal::Decimal,
     /// 已缴金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub paid_fee: rust_decimal::Decimal,
     /// 未缴金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub unpaid_fee: rust_decimal::Decimal,
     /// 采暖季，格式YYYY-YYYY（如2024-2025）
@@ -1908,7 +1926,10 @@ pub struct Bill {
     /// 账单金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 账单日期
@@ -1922,7 +1943,10 @@ pub struct Bill {
     /// 滞纳金（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub late_fee: rust_decimal::Decimal,
 }
@@ -1971,13 +1995,19 @@ pub struct PaymentInfo {
     /// 未缴总额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_unpaid: rust_decimal::Decimal,
     /// 滞纳金总额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_late_fee: rust_decimal::Decimal,
 }
@@ -2090,7 +2120,10 @@ pub struct PaymentCreateRequest {
     /// 支付金额（元，保留2位小数），必填；须等于所选账单金额与滞纳金之和
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(
         minimum = 0.01,
         maximum = 21474836.47,
@@ -2242,7 +2275,10 @@ pub struct PaymentCreateData {
     /// 支付金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     pub wechat_pay_params: types::WechatPayParams,
@@ -2411,7 +2447,10 @@ pub struct PaymentStatus {
     /// 支付金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 支付时间，未支付时为null
@@ -2576,7 +2615,10 @@ pub struct PaymentRecord {
     /// 缴费金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub amount: rust_decimal::Decimal,
     /// 采暖季
@@ -3111,19 +3153,28 @@ pub struct UserStatistics {
     /// 累计缴费金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub total_paid_amount: rust_decimal::Decimal,
     /// 本采暖季已缴金额（元）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub current_season_paid: rust_decimal::Decimal,
     /// 月均消费（元/月）
     ///
     /// Unit: yuan.
-    #[serde(deserialize_with = "crate::runtime::decimal_number")]
+    #[serde(
+        deserialize_with = "crate::runtime::decimal_number",
+        serialize_with = "crate::runtime::yuan"
+    )]
     #[schema(format = "decimal", value_type = f64)]
     pub average_monthly_consumption: rust_decimal::Decimal,
     /// 按时缴费率（0-1的小数，0.95即95%）

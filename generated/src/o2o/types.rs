@@ -7,46 +7,52 @@ use crate::runtime::{Validate, Violation, check, join, index};
 use super::types;
 static PATTERN_USER_INFO_MOBILE_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_LOGIN_REQUEST_MOBILE_1: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_LOGIN_REQUEST_VERIFY_CODE_2: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{4,8}$").expect("spec patterns are checked at generation time"));
+{
+    regex::Regex::new("^[0-9]{4,8}$")
+        .expect("spec patterns are checked at generation time")
+});
 static PATTERN_SMS_VERIFY_CODE_REQUEST_MOBILE_3: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^1[3-9]\\d{9}$")
+    regex::Regex::new("^1[3-9][0-9]{9}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_SMS_VERIFY_CODE_DATA_VERIFY_CODE_4: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{4,8}$").expect("spec patterns are checked at generation time"));
+{
+    regex::Regex::new("^[0-9]{4,8}$")
+        .expect("spec patterns are checked at generation time")
+});
 static PATTERN_MERCHANT_BUSINESS_TIME_ITEM_5: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_GOODS_BUSINESS_TIME_ITEM_6: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_ORDER_PAY_TIME_7: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_ORDER_REFUND_TIME_8: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_ORDER_BUY_REQUEST_NOTIFY_MOBILE_9: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^(1[3-9]\\d{9})?$")
+    regex::Regex::new("^(1[3-9][0-9]{9})?$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_PAY_SDK_CONFIG_PACKAGE_10: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
@@ -55,15 +61,15 @@ static PATTERN_PAY_SDK_CONFIG_PACKAGE_10: std::sync::LazyLock<regex::Regex> = st
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_PAY_SDK_CONFIG_TIMESTAMP_11: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{10}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{10}$").expect("spec patterns are checked at generation time"));
 static PATTERN_REFUND_UPDATED_AT_12: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 static PATTERN_REFUND_CREATED_AT_13: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
-    regex::Regex::new("^\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2}$")
+    regex::Regex::new("^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$")
         .expect("spec patterns are checked at generation time")
 });
 /// 状态码（非 0 表示失败）

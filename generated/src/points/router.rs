@@ -931,7 +931,7 @@ async fn serve_points_payment_notify<T: PointsApi>(
     if let Some(value) = &param_wechatpay_timestamp {
         static PATTERN_PARAM_WECHATPAY_TIMESTAMP_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
         {
-            regex::Regex::new("^\\d{10}$")
+            regex::Regex::new("^[0-9]{10}$")
                 .expect("spec patterns are checked at generation time")
         });
         let path = "Wechatpay-Timestamp";

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use crate::runtime::{Validate, Violation, check, join, index};
 use super::types;
 static PATTERN_WECHAT_PAY_PARAMS_TIME_STAMP_0: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
-regex::Regex::new("^\\d{10}$").expect("spec patterns are checked at generation time"));
+regex::Regex::new("^[0-9]{10}$").expect("spec patterns are checked at generation time"));
 static PATTERN_WECHAT_PAY_PARAMS_PACKAGE_1: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(||
 {
     regex::Regex::new("^prepay_id=wx[0-9A-Za-z]+$")

@@ -62,6 +62,11 @@ async fn the_documented_journey() {
     assert_eq!(account.data()["unpaid_fee"], json!(1250.5));
     assert_eq!(account.data()["paid_fee"], json!(2499.0));
     assert_eq!(account.data()["current_balance"], json!(-1250.5));
+    // 对接注意事项 5: amounts are written with their two decimal places (an area keeps its own).
+    let text = app.client.get(app.url("/api/heat/account")).bearer_auth(&token).send().await.unwrap().text().await.unwrap();
+    for written in [r#""unpaid_fee":1250.50"#, r#""paid_fee":2499.00"#, r#""current_balance":-1250.50"#, r#""heating_area":85.5,"#] {
+        assert!(text.contains(written), "{written}: {text}");
+    }
     let info = app.get("/api/payment/info", Some(&token)).await;
     assert_eq!(info.data()["unpaid_bills"].as_array().unwrap().len(), 1);
     assert_eq!(info.data()["total_unpaid"], json!(1250.5));

@@ -25,6 +25,13 @@ async fn sms_send_and_verify_codes_are_typed_limited_and_expire() {
     // A code of another type does not register.
     let wrong_type = app.post("/api/sms/verify", None, json!({"phone": phone, "code": first, "type": "login"})).await;
     assert_eq!((wrong_type.status, wrong_type.code()), (400, 1002));
+    // Digits other than ASCII's make no code (the contract's `\d` is ECMA-262's): the request is
+    // refused naming the field, no guess counted.
+    for foreign in ["１２３４５６", "١٢٣٤٥٦"] {
+        let reply = app.post("/api/sms/verify", None, json!({"phone": phone, "code": foreign, "type": "register"})).await;
+        assert_eq!((reply.status, reply.code()), (400, 400), "{}", reply.body);
+        assert!(reply.body["message"].as_str().unwrap_or_default().contains("code"), "{}", reply.body);
+    }
     // Five wrong guesses kill the code, even for the right guess after.
     let wrong = wrong_code(&first);
     for _ in 0..5 {

@@ -446,6 +446,17 @@ fn field_tokens(
         (false, false) => serde_attrs.push(quote! { deserialize_with = "crate::runtime::present" }),
         (true, false) => {}
     }
+    // An amount in yuan is whole fen: written with its two decimal places (`1250.50`), not as
+    // the f64 rust_decimal would write (`1250.5`).
+    let yuan = f.schema.as_ref().and_then(|s| s.get("x-unit")).and_then(Value::as_str) == Some("yuan");
+    if yuan && resolved == Ty::DecimalNumber {
+        match (f.required, f.nullable) {
+            (true, false) => serde_attrs.push(quote! { serialize_with = "crate::runtime::yuan" }),
+            (true, true) | (false, false) => serde_attrs.push(quote! { serialize_with = "crate::runtime::yuan_opt" }),
+            // `double_option` writes both ways.
+            (false, true) => {}
+        }
+    }
     let mut schema_attrs = constraint_attrs(&f.constraints);
     if let Some(format) = &f.format {
         schema_attrs.push(utoipa_format(format));
@@ -537,6 +548,7 @@ fn value_checks(
                 out.push(quote! { check::max_length(path, value, #n, #sink); });
             }
             if let Some(p) = &c.pattern {
+                let p = super::rust_pattern(p);
                 let stat = format_ident!("PATTERN_{}_{}", hint.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
                 patterns.push(quote! {
                     static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));
@@ -603,6 +615,7 @@ fn value_checks(
                 out.push(quote! { check::json_enum(path, value, &[#(#values),*], #sink); });
             }
             if let Some(p) = &c.pattern {
+                let p = super::rust_pattern(p);
                 let stat = format_ident!("PATTERN_{}_{}", hint.trim_start_matches("r#").to_shouty_snake_case(), patterns.len());
                 patterns.push(quote! {
                     static #stat: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| regex::Regex::new(#p).expect("spec patterns are checked at generation time"));

@@ -57,7 +57,7 @@ rust_decimal = { version = "1", features = ["serde-float", "serde-with-str"] }
 serde = { version = "1", features = ["derive"] }
 # float_roundtrip: numbers parse to the nearest float (the default parser can be one off:
 # 1.9999999999999998 read as 2.0 would pass for an integer).
-serde_json = { version = "1", features = ["preserve_order", "float_roundtrip"] }
+serde_json = { version = "1", features = ["preserve_order", "float_roundtrip", "raw_value"] }
 serde_path_to_error = "0.1"
 serde_repr = "0.1"
 serde_with = { version = "3", default-features = false, features = ["macros", "std"] }
@@ -143,7 +143,7 @@ fn check_patterns(model: &model::Model) -> Result<()> {
         patterns.extend(op.params.iter().filter_map(|p| p.constraints.pattern.as_ref()));
     }
     for p in patterns {
-        if let Err(e) = regex::Regex::new(p) {
+        if let Err(e) = regex::Regex::new(&rust_pattern(p)) {
             bail!("{}: pattern {p:?} does not compile as a Rust regex: {e}", model.api);
         }
     }
@@ -206,4 +206,31 @@ fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(out)
+}
+
+/// A contract's `pattern` (ECMA-262, as JSON Schema reads it) as a Rust regex that matches the
+/// same strings: `\d` is ASCII digits there, but any Unicode digit (`１`, `١`) in the `regex`
+/// crate, so it is written `[0-9]`, and `\w` `[0-9A-Za-z_]` (`\D`, `\W` their negations; a
+/// class nests in a class, so inside `[…]` too).
+pub fn rust_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('W') => out.push_str("[^0-9A-Za-z_]"),
+            Some(next) => {
+                out.push('\\');
+                out.push(next);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
