@@ -24,7 +24,13 @@
 //!
 //! [`Budgets`] also count other limits with a [`Window`] of their own: heating's binding attempts
 //! per user (`HeatingService::heat_bind`), which fail closed instead, since a guess at an owner's
-//! ID number must never go uncounted.
+//! ID number must never go uncounted; and the SMS codes sent at one client address's request
+//! (`identity::codes::ClientCap`, community and o2o), which let a send through when the store
+//! fails, as this limit does, but refuse it when other counts kept coming first.
+//!
+//! A client is its address ([`ClientAddresses`], [`client_key`]): an IPv4 address, or an IPv6
+//! address's /64 — what one customer's line is given, so that a client cannot take a new budget
+//! with each of its 2^64 addresses.
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -455,8 +461,8 @@ pub struct IpLimitRule {
 
 impl IpLimit {
     /// `rule.requests` per `rule.window` per IP, kept in `budgets`, refused by `refuse`. The
-    /// database's budgets that are whole again are pruned by the API's housekeeping (heating's
-    /// chore); Redis's expire by themselves.
+    /// database's budgets that are whole again are pruned by every API's housekeeping
+    /// (`serve::housekeeping`); Redis's expire by themselves.
     pub fn new(rule: IpLimitRule, budgets: Budgets, refuse: fn(u64, i64) -> Response, clock: crate::clock::Clock) -> IpLimit {
         let inner = Arc::new(Inner {
             scope: format!("{}:ip", rule.api),
@@ -478,25 +484,49 @@ impl IpLimit {
 
 /// How a request's client address is found, for the limits kept per client: the peer's address
 /// (`ConnectInfo`, which the real server attaches to every request), or, behind a trusted proxy
-/// (`trust_forwarded_for`), the last `X-Forwarded-For` entry — the one that proxy appended, the
-/// only one a client cannot forge.
+/// (`trust_forwarded_for`), the last entry of the last `X-Forwarded-For` header — the one that
+/// proxy appended, the only one a client cannot forge (a client's own header comes first, before
+/// the proxy's line or entry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddresses {
-    /// Take the last `X-Forwarded-For` entry when it is an address.
+    /// Take the last `X-Forwarded-For` entry.
     pub trust_forwarded_for: bool,
 }
 
 impl ClientAddresses {
-    /// The client address of a request with these `headers` and `extensions` (127.0.0.1 when
-    /// neither names one: a request served without its peer's address, as in tests).
+    /// The client address of a request with these `headers` and `extensions`, IPv4-mapped IPv6
+    /// addresses as IPv4 (127.0.0.1 when neither names one: a request served without its peer's
+    /// address, as in tests). A trusted entry that is no address (`1.2.3.4:5678` and
+    /// `[2001:db8::1]:443` are read as theirs) is logged, and the peer's taken.
     pub fn of(&self, headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions) -> IpAddr {
-        let forwarded = self
-            .trust_forwarded_for
-            .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next()?.trim().parse().ok())
-            .flatten();
+        let forwarded = if self.trust_forwarded_for { Self::forwarded(headers) } else { None };
         forwarded
             .or_else(|| extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()))
             .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+            .to_canonical()
+    }
+
+    /// The last entry of the last `X-Forwarded-For` header, when it is an address.
+    fn forwarded(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+        let line = headers.get_all("x-forwarded-for").iter().next_back()?;
+        let entry = line.to_str().ok().and_then(|line| line.rsplit(',').next()).map(str::trim).unwrap_or_default();
+        let parsed = entry.parse::<IpAddr>().ok().or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()));
+        if parsed.is_none() {
+            tracing::warn!(entry, "the trusted X-Forwarded-For's last entry is no address; the peer's address is taken");
+        }
+        parsed
+    }
+}
+
+/// The key a client's budgets are kept under: an IPv4 address as written (`203.0.113.7`), an
+/// IPv6 address as its /64 (`2001:db8:1:2::/64`).
+pub fn client_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
     }
 }
 
@@ -559,7 +589,7 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         Either::Right(Box::pin(async move {
-            let ip = limit.client_ip(&request).to_string();
+            let ip = client_key(limit.client_ip(&request));
             if let Verdict::Refused { wait_us } = limit.count(ip).await {
                 let wait = u64::try_from(wait_us).unwrap_or(0).div_ceil(1_000_000).max(1);
                 return Ok((limit.0.refuse)(wait, limit.0.clock.now_ms()));

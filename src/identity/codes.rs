@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::pii::{Vault, mask_phone};
 use crate::providers::SmsProvider;
-use crate::ratelimit::{Budgets, Window};
+use crate::ratelimit::{BudgetError, Budgets, Window, client_key};
 use crate::storage::identity::NewCode;
 use crate::storage::{Db, StorageError};
 
@@ -222,16 +222,23 @@ impl Codes {
         Ok(Sent { key, ttl: self.policy.ttl })
     }
 
-    /// Count one send against `client`'s [`ClientCap`] at `now_ms`: `Some(ms to wait)` when the cap
-    /// refuses it. When the budget store cannot answer, the send is let through (logged), as the
-    /// per-IP limit does: the phone's interval and daily cap, kept beside the codes, still hold.
+    /// Count one send against `client`'s [`ClientCap`] at `now_ms` (the client's key:
+    /// [`client_key`]): `Some(ms to wait)` when the cap refuses it. When other counts of the
+    /// client kept writing its budget first (many sends at once from one address), the send is
+    /// refused for a second: let through, each of a burst would escape the count. When the
+    /// budget store cannot answer, the send is let through (logged), as the per-IP limit does:
+    /// the phone's interval and daily cap, kept beside the codes, still hold.
     async fn client_capped(&self, client: IpAddr, now_ms: i64) -> Option<i64> {
         let cap = self.policy.per_client?;
         let window = Window::new(cap.codes, cap.window);
         let scope = format!("{}.code-sends", self.api);
-        match self.budgets.admit(&scope, &client.to_string(), now_ms * 1000, &window, 1).await {
+        match self.budgets.admit(&scope, &client_key(client), now_ms * 1000, &window, 1).await {
             Ok(admission) if admission.admitted == 0 => Some((admission.wait_us.max(0) + 999) / 1000),
             Ok(_) => None,
+            Err(BudgetError::Contended) => {
+                tracing::warn!(api = self.api, %client, "a client's code sends stayed contended; this one is refused for a second");
+                Some(1000)
+            }
             Err(error) => {
                 tracing::warn!(api = self.api, %client, %error, "counting a code send against its client failed; the code is sent");
                 None

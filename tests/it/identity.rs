@@ -173,11 +173,39 @@ async fn one_client_address_has_codes_sent_to_so_many_phones_an_hour() {
     // refuses the first address too.
     let again = Codes::new("o2o", policy, db.clone(), vault(), sms.clone(), budgets.clone(), clock.clone());
     assert!(matches!(again.send("13800000005", "login", false, CLIENT).await, Err(CodeError::ClientCap(_))));
-    // An API whose policy has no client cap (heating) counts nothing.
+    // Heating's policy has none (its per-IP limit bounds an address), and without one nothing
+    // is counted.
+    assert_eq!(mpapi::heating::service::CODE_POLICY.per_client, None);
     let uncapped = Codes::new("heating", CodePolicy { per_client: None, ..policy }, db, vault(), sms, budgets, clock);
     for n in 1..=4 {
         uncapped.send(&format!("1390000000{n}"), "login", false, CLIENT).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_burst_of_code_sends_from_one_address_stays_within_its_cap() {
+    // Many sends at once from one address, each to its own phone, race to write the address's
+    // budget: those that keep losing are refused, never sent uncounted.
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(&dir).await;
+    let sms = Arc::new(SandboxSms::new(db.clone()));
+    // A cap above the tries a count gets (16), so that some of the burst lose every one of them.
+    let policy = CodePolicy { per_client: Some(ClientCap { codes: 40, window: Duration::from_secs(3600) }), ..CodePolicy::STANDARD };
+    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
+    let codes = Arc::new(Codes::new("o2o", policy, db, vault(), sms.clone(), budgets, Clock::default()));
+    let sends = (0..120).map(|n| {
+        let codes = codes.clone();
+        tokio::spawn(async move { codes.send(&format!("1370000{n:04}"), "login", false, CLIENT).await })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(sends).await.into_iter().map(Result::unwrap).collect();
+    let sent = answers.iter().filter(|a| a.is_ok()).count();
+    assert!(answers.iter().all(|a| matches!(a, Ok(_) | Err(CodeError::ClientCap(_)))), "{answers:?}");
+    let mut delivered = 0;
+    for n in 0..120 {
+        delivered += sms.entries(Some("o2o"), &format!("1370000{n:04}")).await.unwrap().len();
+    }
+    assert_eq!(delivered, sent);
+    assert!((1..=40).contains(&sent), "{sent} sent");
 }
 
 #[tokio::test]

@@ -143,6 +143,36 @@ async fn one_client_address_has_thirty_codes_sent_an_hour() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_code_cap_counts_the_address_the_proxy_appended() {
+    let app = TestApp::spawn("community", |config| config.trust_forwarded_for = true).await;
+    // Each send from the address the proxy names: the client's own header line comes first.
+    let send = |phone: String, forwarded: &'static str| {
+        let request = app
+            .client
+            .post(app.url(CODE))
+            .header("x-forwarded-for", "198.51.100.1")
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({ "phone": phone, "type": "verify" }));
+        async move { crate::app::read(request.send().await.unwrap()).await }
+    };
+    for n in 0..30 {
+        let sent = send(format!("1386666{n:04}"), "10.0.0.1, 203.0.113.9").await;
+        assert_eq!(sent.status, 200, "send {n}: {}", sent.body);
+    }
+    let refused = send("13866669999".into(), "203.0.113.9").await;
+    assert_eq!((refused.status, refused.flat_code()), (400, 1), "{}", refused.body);
+    // Another address, and the forged first line named no one.
+    assert_eq!(send("13866669998".into(), "203.0.113.10").await.status, 200);
+    // An IPv6 client is its /64: another address in it is the same client.
+    for n in 0..30 {
+        assert_eq!(send(format!("1387777{n:04}"), "2001:db8:1:2::1").await.status, 200, "send {n}");
+    }
+    let same_line = send("13877779999".into(), "2001:db8:1:2:ffff::7").await;
+    assert_eq!((same_line.status, same_line.flat_code()), (400, 1), "{}", same_line.body);
+    assert_eq!(send("13877779998".into(), "2001:db8:1:3::1").await.status, 200);
+}
+
+#[tokio::test]
 async fn a_code_is_single_use_and_a_wrong_one_is_refused() {
     let app = TestApp::community().await;
     let (openid, proof) = exchange(&app, "wx-codes").await;
