@@ -827,3 +827,27 @@ async fn a_number_one_ulp_off_an_integer_is_not_one() {
         assert_eq!(reply.status, status, "{method}: {}", reply.body);
     }
 }
+
+#[test]
+fn amounts_in_yuan_are_written_with_two_decimal_places() {
+    use rust_decimal::Decimal;
+    #[derive(serde::Serialize)]
+    struct Amounts {
+        #[serde(serialize_with = "generated::runtime::yuan")]
+        due: Decimal,
+        #[serde(serialize_with = "generated::runtime::yuan_opt", skip_serializing_if = "Option::is_none")]
+        absent: Option<Decimal>,
+        #[serde(serialize_with = "generated::runtime::yuan_opt")]
+        null: Option<Decimal>,
+    }
+    let written = |due: Decimal| serde_json::to_string(&Amounts { due, absent: None, null: None }).unwrap();
+    assert_eq!(written(Decimal::new(125_050, 2)), r#"{"due":1250.50,"null":null}"#);
+    assert_eq!(written(Decimal::new(12_505, 1)), r#"{"due":1250.50,"null":null}"#);
+    assert_eq!(written(Decimal::new(-3, 0)), r#"{"due":-3.00,"null":null}"#);
+    // Finer than a fen: rounded half away from zero; no negative zero.
+    assert_eq!(written(Decimal::new(5, 3)), r#"{"due":0.01,"null":null}"#);
+    assert_eq!(written(Decimal::new(-1, 3)), r#"{"due":0.00,"null":null}"#);
+    assert_eq!(written(-Decimal::ZERO), r#"{"due":0.00,"null":null}"#);
+    let some = Amounts { due: Decimal::ZERO, absent: Some(Decimal::new(1, 2)), null: Some(Decimal::new(99_999_999, 0)) };
+    assert_eq!(serde_json::to_string(&some).unwrap(), r#"{"due":0.00,"absent":0.01,"null":99999999.00}"#);
+}

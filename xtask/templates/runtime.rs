@@ -801,6 +801,10 @@ pub fn yuan<S: serde::Serializer>(value: &rust_decimal::Decimal, serializer: S) 
     use serde::Serialize;
     let mut fen = value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
     fen.rescale(2);
+    // A zero that came out of a negative amount prints `-0.00`.
+    if fen.is_zero() {
+        fen.set_sign_positive(true);
+    }
     let text = serde_json::value::RawValue::from_string(fen.to_string()).map_err(serde::ser::Error::custom)?;
     text.serialize(serializer)
 }

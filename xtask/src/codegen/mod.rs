@@ -208,10 +208,12 @@ fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// A contract's `pattern` (ECMA-262, as JSON Schema reads it) as a Rust regex that matches the
-/// same strings: `\d` is ASCII digits there, but any Unicode digit (`１`, `١`) in the `regex`
-/// crate, so it is written `[0-9]`, and `\w` `[0-9A-Za-z_]` (`\D`, `\W` their negations; a
-/// class nests in a class, so inside `[…]` too).
+/// A contract's `pattern` (ECMA-262, as JSON Schema reads it) as a Rust regex, its digit and
+/// word classes read as ECMA-262 reads them: `\d` is ASCII digits there, but any Unicode digit
+/// (`１`, `١`) in the `regex` crate, so it is written `[0-9]`, and `\w` `[0-9A-Za-z_]` (`\D`,
+/// `\W` their negations; a class nests in a class, so inside `[…]` too). `\b`, `\s` and `.`
+/// keep the `regex` crate's meaning (`.` takes a line terminator other than `\n`, ECMA-262's
+/// none); the contracts use `.` only in `^prepay_id=.+$`, answers the server writes itself.
 pub fn rust_pattern(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 8);
     let mut chars = pattern.chars();
