@@ -698,6 +698,20 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                     return Ok(Decided::Conflict(why));
                 }
             };
+            // A member's form filed while the house had no owner needed no consent; an owner
+            // bound since has given none (2.4.1's rule: a member of an owned house needs the
+            // owner's code).
+            if row.role != "业主" && row.kind != "替换业主" {
+                let owner = binding::Entity::find()
+                    .filter(binding::Column::HouseId.eq(row.house_id))
+                    .filter(binding::Column::Role.eq("业主"))
+                    .one(&tx)
+                    .await?;
+                if owner.is_some_and(|owner| owner.person_id != person_id && owner.created_at > row.created_at) {
+                    tx.rollback().await?;
+                    return Ok(Decided::Conflict("该房屋在申请提交后已有业主：成员绑定须经业主同意，请重新提交申请"));
+                }
+            }
             let new = NewBinding {
                 house_id: row.house_id,
                 role: row.role.clone(),

@@ -195,6 +195,29 @@ async fn house_bind_files_one_more_house_for_a_person_on_record() {
 }
 
 #[tokio::test]
+async fn a_members_review_filed_before_the_house_had_an_owner_is_not_approved_after_one() {
+    let app = TestApp::community().await;
+    let member = token(&app, DEMO_CODE).await;
+    // House 6 has no owner: a tenant's application needs no consent.
+    let filed = app.post(BIND, Some(&member), json!({ "phone": DEMO_PHONE, "house_id": 6, "role": "租客", "choice": 1 })).await;
+    assert_eq!(filed.status, 200, "{}", filed.body);
+    let tenant_review = newest_review(&app, &member).await;
+    // Then someone becomes its owner.
+    app.server.clock.advance(std::time::Duration::from_secs(1));
+    let phone = "13812340035";
+    let newcomer = new_user(&app, "wx-later-owner", phone, "褚业主").await;
+    let url = photo(&app, &newcomer, 6).await;
+    let owned = app.post(SUBMIT, Some(&newcomer), form(phone, &id_number("13030219800101011"), "褚业主", &url, 6, json!("业主"), 1)).await;
+    assert_eq!(owned.status, 200, "{}", owned.body);
+    assert_eq!(decide(&app, newest_review(&app, &newcomer).await, "approve", None).await.0, 200);
+    // The tenant's application had no consent of that owner: it is not approved.
+    let (status, body) = decide(&app, tenant_review, "approve", None).await;
+    assert_eq!(status, 409, "{body}");
+    let detail = house(&app, &newcomer, 6).await;
+    assert!(detail["yibangding"].as_array().unwrap().iter().all(|m| m["role"] != "租客"), "{detail}");
+}
+
+#[tokio::test]
 async fn replacing_the_owner_ends_the_old_owners_binding_on_approval() {
     let app = TestApp::community().await;
     let phone = "13812340033";
