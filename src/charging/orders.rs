@@ -281,7 +281,21 @@ impl ChargingService {
         if store.mark_started(&order.id, now).await? {
             store.record_sample(&order.id, now, 0, 0, 0, 0, 0).await?;
         }
-        store.order(&order.id).await?.ok_or_else(|| ChargingError::new(3001, "订单不存在"))
+        let current = store.order(&order.id).await?.ok_or_else(|| ChargingError::new(3001, "订单不存在"))?;
+        if current.status == status::CHARGING {
+            return Ok(current);
+        }
+        // A stop (or the start window's end) took the order while its charger was being
+        // started: the charger must not charge on for an order that has ended.
+        match self.driver.stop(&current.device_address, current.port_no, &current.id, StopReason::User).await {
+            Ok(()) | Err(DriverError::NotCharging) => {}
+            Err(error) => tracing::warn!(order = current.id, %error, "stopping a charger started for an ended order failed; the watchdog stops it"),
+        }
+        Err(match current.status {
+            status::CANCELLED => ChargingError::new(3004, "订单已取消"),
+            status::COMPLETED => ChargingError::new(3003, "订单已完成"),
+            _ => ChargingError::new(3002, "订单状态错误：订单已异常结束"),
+        })
     }
 
     /// operationId `charging_start` (003 §9.1): start the caller's order on its device.
@@ -329,7 +343,13 @@ impl ChargingService {
     async fn stop_order(&self, order: Order, reason: StopReason) -> Result<Order, ChargingError> {
         match order.status {
             status::CREATED => {
-                self.settle(&order, status::CANCELLED, None, self.clock.now_ms(), 0).await?;
+                if !self.settle(&order, status::CANCELLED, None, self.clock.now_ms(), 0).await? {
+                    // Started since it was read (a start raced this stop): stopped on its charger.
+                    let current = self.db.charging().order(&order.id).await?.ok_or_else(|| ChargingError::new(3001, "订单不存在"))?;
+                    if current.status == status::CHARGING {
+                        return Box::pin(self.stop_order(current, reason)).await;
+                    }
+                }
             }
             status::CHARGING => {
                 match self.driver.stop(&order.device_address, order.port_no, &order.id, reason).await {
@@ -447,7 +467,7 @@ impl ChargingService {
         let now = self.clock.now_ms();
         match order.status {
             status::CREATED if order.created_at + START_WINDOW.as_millis() as i64 <= now => {
-                self.settle(&order, status::CANCELLED, None, now, 0).await
+                self.settle(&order, status::CANCELLED, None, now, 0).await.map(|_| ())
             }
             status::CHARGING => self.sync_charging(&order, now).await,
             _ => Ok(()),
@@ -462,7 +482,7 @@ impl ChargingService {
                 let heard = order.last_read_at.or(order.started_at).unwrap_or(order.created_at);
                 if heard + LOST_AFTER.as_millis() as i64 <= now {
                     tracing::warn!(api = "charging", order = order.id, "the charger stopped answering; the order ends abnormal");
-                    return self.settle(order, status::ABNORMAL, Some(StopReason::Fault), heard, 0).await;
+                    return self.settle(order, status::ABNORMAL, Some(StopReason::Fault), heard, 0).await.map(|_| ());
                 }
                 return Ok(());
             }
@@ -472,7 +492,7 @@ impl ChargingService {
             // The charger has no session of this order (restarted, or another session): it ended
             // at the last reading we have.
             let heard = order.last_read_at.unwrap_or(now);
-            return self.settle(order, status::ABNORMAL, Some(StopReason::Other), heard, 0).await;
+            return self.settle(order, status::ABNORMAL, Some(StopReason::Other), heard, 0).await.map(|_| ());
         }
         let started = reading.session_started_at.unwrap_or(order.started_at.unwrap_or(now));
         match reading.state {
@@ -490,7 +510,7 @@ impl ChargingService {
                             Ok(()) | Err(DriverError::NotCharging) => {}
                             Err(error) => return Err(error.into()),
                         }
-                        return self.settle(order, status::COMPLETED, Some(StopReason::Amount), at, 0).await;
+                        return self.settle(order, status::COMPLETED, Some(StopReason::Amount), at, 0).await.map(|_| ());
                     }
                 }
                 Ok(())
@@ -499,12 +519,12 @@ impl ChargingService {
                 let ended = reading.session_ended_at.unwrap_or(reading.read_at);
                 store.record_sample(&order.id, ended, reading.energy_wh, 0, 0, 0, (ended - started) / 1000).await?;
                 let outcome = if reason == StopReason::Fault { status::ABNORMAL } else { status::COMPLETED };
-                self.settle(order, outcome, Some(reason), ended, 0).await
+                self.settle(order, outcome, Some(reason), ended, 0).await.map(|_| ())
             }
             PortState::Fault(fault_type) => {
                 let ended = reading.session_ended_at.unwrap_or(reading.read_at);
                 store.record_sample(&order.id, ended, reading.energy_wh, 0, 0, 0, (ended - started) / 1000).await?;
-                self.settle(order, status::ABNORMAL, Some(StopReason::Fault), ended, fault_type.max(1)).await
+                self.settle(order, status::ABNORMAL, Some(StopReason::Fault), ended, fault_type.max(1)).await.map(|_| ())
             }
         }
     }
@@ -525,7 +545,7 @@ impl ChargingService {
 
     /// End `order` as `outcome` at `ended_at`, billed on its samples (nothing for a
     /// cancellation); the port is freed (faulted with `port_fault` when not 0). Once.
-    async fn settle(&self, order: &Order, outcome: i32, reason: Option<StopReason>, ended_at: i64, port_fault: i32) -> Result<(), ChargingError> {
+    async fn settle(&self, order: &Order, outcome: i32, reason: Option<StopReason>, ended_at: i64, port_fault: i32) -> Result<bool, ChargingError> {
         let bill = if outcome == status::CANCELLED { None } else { Some(self.bill_of(order).await?) };
         let mut lines = [(0, 0); 5];
         if let Some(bill) = &bill {
@@ -547,8 +567,7 @@ impl ChargingService {
             total_fen: bill.as_ref().map_or(0, |b| b.total_fen),
             port_fault,
         };
-        self.db.charging().finish(&order.id, &finish, self.clock.now_ms()).await?;
-        Ok(())
+        Ok(self.db.charging().finish(&order.id, &finish, self.clock.now_ms()).await?)
     }
 
     /// Sync a live order, then read it again.

@@ -234,9 +234,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .await?)
     }
 
-    /// End a live order (status 0 or 1) with its bill, release its port (idle, or faulty with
-    /// `port_fault`) and add the session to the port's totals — once: `false` when it had
-    /// already ended.
+    /// End a live order (status 0 or 1; a cancellation, status 3, only an order still 0) with
+    /// its bill, release its port (idle, or faulty with `port_fault`) and add the session to the
+    /// port's totals — once: `false` when it had already ended, or, cancelled, started.
     pub async fn finish(&self, id: &str, finish: &Finish, now: i64) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
         let [sharp, peak, flat, valley, deep] = finish.lines;
@@ -263,7 +263,9 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .col_expr(order::Column::TotalFen, Expr::value(finish.total_fen))
             .col_expr(order::Column::UpdatedAt, Expr::value(now))
             .filter(order::Column::Id.eq(id))
-            .filter(order::Column::Status.is_in([0, 1]))
+            // A start may have won the order since it was read: a charging order is never
+            // cancelled (its charger would charge on, for nothing).
+            .filter(order::Column::Status.is_in(if finish.status == 3 { &[0][..] } else { &[0, 1][..] }).to_owned())
             .exec(&tx)
             .await?;
         if !affected(ended) {

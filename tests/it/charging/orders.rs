@@ -44,6 +44,32 @@ async fn of_a_hundred_concurrent_orders_on_one_port_exactly_one_is_placed() {
 /// port, while the order is created and while it charges; other users are not held back; once
 /// it has ended the user orders again.
 #[tokio::test]
+async fn a_start_and_a_stop_at_once_leave_no_charger_charging_for_an_ended_order() {
+    // Whichever wins, the order ends either cancelled with its charger idle, or started and
+    // then stopped: never cancelled while the charger charges for it, nor answered "started"
+    // and then found cancelled.
+    let app = TestApp::charging().await;
+    for round in 0..8 {
+        let token = driver(&app, &format!("start-stop-{round}")).await;
+        let order = created(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, DC_DEVICE);
+        let stop = format!("/api/order/{order}/stop");
+        let (started, stopped) = tokio::join!(start(&app, &token, &order, DC_DEVICE), app.post(&stop, Some(&token), json!({ "stopReason": 1 })));
+        assert_eq!(stopped.status, 200, "round {round}: {}", stopped.body);
+        let device = device_state(&app, DC_DEVICE).await;
+        let charging_it = device["ports"][0]["state"] == "charging" && device["ports"][0]["orderId"] == json!(order);
+        let detail = order_detail(&app, &token, &order).await;
+        match (started.status, detail["status"].as_i64()) {
+            (200, Some(2)) => assert!(!charging_it, "round {round}: {device}"),
+            (400, Some(3)) => {
+                assert_eq!(started.code(), 3004, "round {round}: {}", started.body);
+                assert!(!charging_it, "round {round}: cancelled, its charger charging: {device}");
+            }
+            other => panic!("round {round}: start {} {}, order {detail}", other.0, started.body),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_user_has_one_live_order_at_a_time() {
     let app = TestApp::charging().await;
     let token = driver(&app, "four-cars").await;
