@@ -51,9 +51,15 @@ impl ChargingService {
     /// operationId `payment_pay` (003 §6.1): pay an ended order's total. Balance: at once, once
     /// (a conditional debit: 1005 when short, 4003 when paid). WeChat: a payment (the waiting
     /// one again, if any) with its QR code and pay page; the notify settles it. 支付宝: 400 (a WeChat mini-program cannot pay with it).
+    /// Only the order's own user pays it (403): the operator, who may read and stop any order,
+    /// would otherwise pay a driver's order with the operator's own balance, or open a payment
+    /// the driver cannot see.
     pub async fn payment_pay(&self, who: &Principal, body: &PaymentPayRequest, base: &str) -> Result<PaymentPayResponse, ChargingError> {
         let user = self.account(who).await?;
         let order = self.own_order(&user, &body.order_id).await?;
+        if order.user_id != user.id {
+            return Err(ChargingError::forbidden("权限不足：只能支付自己的订单"));
+        }
         let method = body.payment_method as i32;
         if order.payment_status != 0 {
             return Err(ChargingError::new(4003, "重复支付：订单已支付"));

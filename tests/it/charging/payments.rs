@@ -198,6 +198,25 @@ async fn forged_and_mismatched_notifies_are_refused_and_credit_nothing() {
     assert_eq!(balance(&app, &token).await, 10_000);
 }
 
+#[tokio::test]
+async fn only_the_orders_own_user_pays_it_not_the_operator() {
+    let app = TestApp::charging().await;
+    let token = demo(&app).await;
+    let detail = finished_session(&app, &token, 1).await;
+    let order = detail["id"].as_str().unwrap().to_owned();
+    let admin = operator(&app).await;
+    let before = balance(&app, &admin).await;
+    for method in [3, 1] {
+        let refused = app.post(PAY, Some(&admin), json!({ "orderId": order, "paymentMethod": method })).await;
+        assert_eq!(refused.status, 403, "method {method}: {}", refused.body);
+    }
+    assert_eq!(balance(&app, &admin).await, before);
+    // The operator still reads it; its driver pays it.
+    assert_eq!(order_detail(&app, &admin, &order).await["paymentStatus"], 0);
+    let paid = ok(&app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 3 })).await);
+    assert_eq!(paid["paymentStatus"], 2, "{paid}");
+}
+
 /// The demo user's finished session whose WeChat payment was opened, then paid from the balance
 /// instead: (token, order id, its total in fen, the WeChat payment's id).
 async fn overtaken_by_the_balance(app: &TestApp) -> (String, String, i64, String) {
