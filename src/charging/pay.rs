@@ -12,7 +12,7 @@ use crate::identity::Principal;
 use crate::money::{fen, yuan};
 use crate::payments::NotifyOutcome;
 use crate::start::escape;
-use crate::storage::charging::{BalancePaid, Payment, Recharge, User};
+use crate::storage::charging::{BalancePaid, Payment, PlacedPayment, Recharge, User};
 use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
 /// 003 §6.2 payment status: 0 未支付, 1 支付中, 2 支付成功, 3 支付失败, 4 已退款.
@@ -147,8 +147,10 @@ impl ChargingService {
             };
             let uid = user.id.to_string();
             let pay = self.payments.new_order(&payment.id, Some(&uid), user.openid.as_deref(), description, amount_fen, now, PAY_TTL);
-            if self.db.charging().place_payment(payment.clone(), pay).await? {
-                return Ok(payment);
+            match self.db.charging().place_payment(payment.clone(), pay).await? {
+                PlacedPayment::Placed => return Ok(payment),
+                PlacedPayment::Waiting(waiting) => return Ok(*waiting),
+                PlacedPayment::IdTaken => {}
             }
         }
         Err(ChargingError::internal("three payment ids taken"))

@@ -22,7 +22,7 @@ pub use entity::recharge::Model as Recharge;
 pub use entity::station::Model as Station;
 pub use entity::user::Model as User;
 pub use orders::{Created, Finish, OrderFilter};
-pub use pay::{BalancePaid, Settler};
+pub use pay::{BalancePaid, PlacedPayment, Settler};
 
 use super::id_counter::IdCounters;
 use super::{Db, StorageError, affected, contains, is_unique_violation, write};

@@ -15,6 +15,17 @@ use super::{ChargingStore, Payment, Recharge};
 use crate::storage::payments::{NewPayOrder, PayOrder, PaymentStore, Settle, Settled};
 use crate::storage::{StorageError, affected, is_unique_violation, write};
 
+/// What [`ChargingStore::place_payment`] did.
+#[derive(Debug)]
+pub enum PlacedPayment {
+    /// The new payment was placed.
+    Placed,
+    /// A payment of the order for the same amount was waiting: that one.
+    Waiting(Box<Payment>),
+    /// The payment id (or its pay order's) was taken.
+    IdTaken,
+}
+
 /// What a balance payment did.
 #[derive(Debug)]
 pub enum BalancePaid {
@@ -70,9 +81,40 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     }
 
     /// A WeChat payment of an order: the payment row and the shared pay order (`out_trade_no` =
-    /// the payment id) in one transaction. `false` when the id is taken (retry with another).
-    pub async fn place_payment(&self, payment: Payment, pay: NewPayOrder<'_>) -> Result<bool, StorageError> {
-        self.place(payment::Entity::insert(payment.into_active_model()), pay).await
+    /// the payment id) in one transaction — unless a payment of the order for the same amount is
+    /// still waiting (status 0 or 1), which is answered instead: of concurrent pays of one order,
+    /// one opens a payment and the others answer it. The order's row is written first, a lock
+    /// the others wait on (SQLite's writes are one at a time anyway), so that their look for a
+    /// waiting payment comes after it. [`PlacedPayment::IdTaken`]: retry with another id.
+    pub async fn place_payment(&self, payment: Payment, pay: NewPayOrder<'_>) -> Result<PlacedPayment, StorageError> {
+        let tx = write(self.0).await?;
+        order::Entity::update_many()
+            .col_expr(order::Column::UpdatedAt, Expr::col(order::Column::UpdatedAt))
+            .filter(order::Column::Id.eq(&payment.order_id))
+            .exec(&tx)
+            .await?;
+        let waiting = payment::Entity::find()
+            .filter(payment::Column::OrderId.eq(&payment.order_id))
+            .filter(payment::Column::Status.is_in([0, 1]))
+            .filter(payment::Column::AmountFen.eq(payment.amount_fen))
+            .order_by_desc(payment::Column::CreatedAt)
+            .one(&tx)
+            .await?;
+        if let Some(waiting) = waiting {
+            tx.rollback().await?;
+            return Ok(PlacedPayment::Waiting(Box::new(waiting)));
+        }
+        match PaymentStore(&tx).insert(pay).await {
+            Ok(_) => {}
+            Err(error) if is_unique_violation(&error) => {
+                tx.rollback().await?;
+                return Ok(PlacedPayment::IdTaken);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        payment::Entity::insert(payment.into_active_model()).exec_without_returning(&tx).await?;
+        tx.commit().await?;
+        Ok(PlacedPayment::Placed)
     }
 
     /// A recharge and its shared pay order (`out_trade_no` = the recharge id), together.

@@ -199,6 +199,17 @@ async fn forged_and_mismatched_notifies_are_refused_and_credit_nothing() {
 }
 
 #[tokio::test]
+async fn concurrent_wechat_pays_of_one_order_open_one_payment() {
+    let app = TestApp::charging().await;
+    let token = demo(&app).await;
+    let order = finished_session(&app, &token, 1).await["id"].as_str().unwrap().to_owned();
+    let pays = (0..6).map(|_| app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 1 }))).collect();
+    let ids: std::collections::BTreeSet<String> =
+        join_all(pays).await.iter().map(|reply| ok(reply)["paymentId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[tokio::test]
 async fn only_the_orders_own_user_pays_it_not_the_operator() {
     let app = TestApp::charging().await;
     let token = demo(&app).await;
