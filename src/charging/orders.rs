@@ -544,7 +544,9 @@ impl ChargingService {
     }
 
     /// End `order` as `outcome` at `ended_at`, billed on its samples (nothing for a
-    /// cancellation); the port is freed (faulted with `port_fault` when not 0). Once.
+    /// cancellation); the port is freed (faulted with `port_fault` when not 0). Once: answers
+    /// whether this call ended it (`false`: it had ended already, or, as a cancellation, it
+    /// had started meanwhile).
     async fn settle(&self, order: &Order, outcome: i32, reason: Option<StopReason>, ended_at: i64, port_fault: i32) -> Result<bool, ChargingError> {
         let bill = if outcome == status::CANCELLED { None } else { Some(self.bill_of(order).await?) };
         let mut lines = [(0, 0); 5];

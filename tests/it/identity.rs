@@ -28,6 +28,14 @@ async fn db(dir: &tempfile::TempDir) -> Db {
     Db::connect(&config.database_url).await.expect("the database opens")
 }
 
+/// What a `Codes` stands on: a fresh database, its sandbox SMS outbox and its budgets.
+async fn code_stores(dir: &tempfile::TempDir) -> (Db, Arc<SandboxSms>, Budgets) {
+    let db = db(dir).await;
+    let sms = Arc::new(SandboxSms::new(db.clone()));
+    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
+    (db, sms, budgets)
+}
+
 fn vault() -> Arc<Vault> {
     Arc::new(Vault::new(&[7; 32], &[9; 32]).unwrap())
 }
@@ -118,8 +126,7 @@ async fn wechat_login_creates_one_user_per_openid_and_keeps_the_session_key() {
 #[tokio::test]
 async fn codes_filed_under_a_key_and_without_a_leading_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db(&dir).await;
-    let sms = Arc::new(SandboxSms::new(db.clone()));
+    let (db, sms, budgets) = code_stores(&dir).await;
     let policy = CodePolicy {
         length: 4,
         no_leading_zero: true,
@@ -130,7 +137,6 @@ async fn codes_filed_under_a_key_and_without_a_leading_zero() {
         per_client: None,
     };
     let clock = Clock::default();
-    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
     let codes = Codes::new("community", policy, db, vault(), sms.clone(), budgets, clock.clone());
     let sent = codes.send("13800000001", "yezhu", true, CLIENT).await.unwrap();
     let key = sent.key.expect("a key");
@@ -151,11 +157,9 @@ const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
 #[tokio::test]
 async fn one_client_address_has_codes_sent_to_so_many_phones_an_hour() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db(&dir).await;
-    let sms = Arc::new(SandboxSms::new(db.clone()));
+    let (db, sms, budgets) = code_stores(&dir).await;
     let policy = CodePolicy { per_client: Some(ClientCap { codes: 3, window: Duration::from_secs(3600) }), ..CodePolicy::STANDARD };
     let clock = Clock::default();
-    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
     let codes = Codes::new("o2o", policy, db.clone(), vault(), sms.clone(), budgets.clone(), clock.clone());
     for n in 1..=3 {
         codes.send(&format!("1380000000{n}"), "login", false, CLIENT).await.unwrap();
@@ -187,11 +191,9 @@ async fn a_burst_of_code_sends_from_one_address_stays_within_its_cap() {
     // Many sends at once from one address, each to its own phone, race to write the address's
     // budget: those that keep losing are refused, never sent uncounted.
     let dir = tempfile::tempdir().unwrap();
-    let db = db(&dir).await;
-    let sms = Arc::new(SandboxSms::new(db.clone()));
+    let (db, sms, budgets) = code_stores(&dir).await;
     // A cap above the tries a count gets (16), so that some of the burst lose every one of them.
     let policy = CodePolicy { per_client: Some(ClientCap { codes: 40, window: Duration::from_secs(3600) }), ..CodePolicy::STANDARD };
-    let budgets = Budgets::Database(RateLimitStore::new(db.clone()));
     let codes = Arc::new(Codes::new("o2o", policy, db, vault(), sms.clone(), budgets, Clock::default()));
     let sends = (0..120).map(|n| {
         let codes = codes.clone();

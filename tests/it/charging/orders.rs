@@ -47,7 +47,8 @@ async fn of_a_hundred_concurrent_orders_on_one_port_exactly_one_is_placed() {
 async fn a_start_and_a_stop_at_once_leave_no_charger_charging_for_an_ended_order() {
     // Whichever wins, the order ends either cancelled with its charger idle, or started and
     // then stopped: never cancelled while the charger charges for it, nor answered "started"
-    // and then found cancelled.
+    // and then found cancelled. (A stop landing between the start's write and its read-back
+    // completes the order; the start then answers 3003. Rare here, seen once on a loaded CI.)
     let app = TestApp::charging().await;
     for round in 0..8 {
         let token = driver(&app, &format!("start-stop-{round}")).await;
@@ -63,6 +64,12 @@ async fn a_start_and_a_stop_at_once_leave_no_charger_charging_for_an_ended_order
             (400, Some(3)) => {
                 assert_eq!(started.code(), 3004, "round {round}: {}", started.body);
                 assert!(!charging_it, "round {round}: cancelled, its charger charging: {device}");
+            }
+            // The start took the charger, then the stop completed the order before the start
+            // read it back: "订单已完成", as any later start of it is answered.
+            (400, Some(2)) => {
+                assert_eq!(started.code(), 3003, "round {round}: {}", started.body);
+                assert!(!charging_it, "round {round}: completed, its charger charging: {device}");
             }
             other => panic!("round {round}: start {} {}, order {detail}", other.0, started.body),
         }
