@@ -61,9 +61,14 @@ async fn database() -> Db {
 
 /// The simulator on a new database with both piles registered, and its clock.
 async fn piles() -> (SimulatedChargers, Clock) {
+    piles_with(SimulationConfig::default()).await
+}
+
+/// The two piles on a simulator of `config`.
+async fn piles_with(config: SimulationConfig) -> (SimulatedChargers, Clock) {
     let db = database().await;
     let clock = Clock::default();
-    let sim = SimulatedChargers::new(db, clock.clone(), SimulationConfig::default());
+    let sim = SimulatedChargers::new(db, clock.clone(), config);
     sim.register(&ac()).await.expect("registered");
     sim.register(&dc()).await.expect("registered");
     (sim, clock)
@@ -85,6 +90,10 @@ fn integral_wh(rated_w: i64, real_ms: i64) -> i64 {
     (w_ms / 3_600_000.0).floor() as i64
 }
 
+/// An accept delay no loaded machine outruns between a start and the next command (the test
+/// clock runs on in real time between its moves).
+const SLOW_ACCEPT: SimulationConfig = SimulationConfig { time_scale: 60, accept_delay_ms: 10_000 };
+
 /// Real ms from power flowing to `wh` at `rated_w` at scale 60.
 fn real_ms_for(rated_w: i64, wh: i64) -> f64 {
     (wh as f64 * 3_600_000.0 / rated_w as f64 + RAMP_MS / 2.0) / 60.0
@@ -96,7 +105,9 @@ async fn read(sim: &SimulatedChargers, device: &str, port: i32) -> Reading {
 
 #[tokio::test]
 async fn a_session_starts_then_charges_along_the_power_curve() {
-    let (sim, clock) = piles().await;
+    // The clock runs on in real time between its moves, so the figures are checked against
+    // the reading's own `read_at`, with ranges a slow machine stays inside.
+    let (sim, clock) = piles_with(SLOW_ACCEPT).await;
     sim.start(&command(AC, 1, "order-1", Limit::None)).await.expect("accepted");
 
     let starting = read(&sim, AC, 1).await;
@@ -108,18 +119,19 @@ async fn a_session_starts_then_charges_along_the_power_curve() {
     assert_eq!(starting.voltage_dv, 2200, "the pile's voltage, 0.1 V");
     assert_eq!(starting.session_end("order-1"), None);
 
-    advance(&clock, 1000);
+    advance(&clock, 10_000);
     let charging = read(&sim, AC, 1).await;
     assert_eq!(charging.state, PortState::Charging);
     let started = charging.session_started_at.expect("power flows");
-    assert!(started <= charging.read_at && charging.read_at - started < 1000, "{charging:?}");
+    assert!(started <= charging.read_at && charging.read_at - started < 10_000, "{charging:?}");
 
-    // Half a real second: 30 simulated seconds into the 60-second ramp, about half the power.
+    // Half a real second: 30 simulated seconds into the 60-second ramp, half the power (more
+    // on a slow machine, up to the rated power).
     advance(&clock, 500);
     let ramping = read(&sim, AC, 1).await;
     let sim_ms = (ramping.read_at - started) * 60;
     assert_eq!(ramping.power_w, 7000 * sim_ms.min(60_000) / 60_000);
-    assert!((3500..4200).contains(&ramping.power_w), "{ramping:?}");
+    assert!((3500..=7000).contains(&ramping.power_w), "{ramping:?}");
     assert_eq!(ramping.energy_wh, integral_wh(7000, ramping.read_at - started));
 
     // Two real minutes: two simulated hours at 7 kW, less the ramp's lost half minute.
@@ -128,7 +140,7 @@ async fn a_session_starts_then_charges_along_the_power_curve() {
     assert_eq!(later.state, PortState::Charging);
     assert_eq!(later.session_started_at, Some(started));
     assert_eq!(later.energy_wh, integral_wh(7000, later.read_at - started));
-    assert!((14_000..14_100).contains(&later.energy_wh), "{later:?}");
+    assert!((14_000..15_000).contains(&later.energy_wh), "{later:?}");
     assert_eq!(later.power_w, 7000);
     assert_eq!(later.current_ca, 7000 * 100 / 220, "P / U in 0.01 A");
     assert_eq!(later.temperature_dc, 250 + 70, "25 ℃ + 1 ℃ per kW");
@@ -222,7 +234,11 @@ async fn a_stop_freezes_the_session() {
     assert_eq!((later.state, later.energy_wh, later.session_ended_at), (stopped.state, stopped.energy_wh, Some(ended)));
     assert!(matches!(sim.stop(AC, 1, "order-1", StopReason::User).await, Err(DriverError::NotCharging)));
 
-    // A stop before power flows: nothing charged, never started.
+}
+
+#[tokio::test]
+async fn a_stop_before_power_flows_charges_nothing() {
+    let (sim, _) = piles_with(SLOW_ACCEPT).await;
     sim.start(&command(AC, 2, "order-2", Limit::None)).await.expect("accepted");
     sim.stop(AC, 2, "order-2", StopReason::Amount).await.expect("stopped while starting");
     let early = read(&sim, AC, 2).await;

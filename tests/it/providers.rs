@@ -941,10 +941,10 @@ async fn refund_notices(pay: &SandboxPay, merchant: &MockServer) -> Vec<RefundNo
     notices
 }
 
-/// Wait (up to 5 s) until `merchant` has received `count` refund notifies; they come from a task
+/// Wait (up to 20 s) until `merchant` has received `count` refund notifies; they come from a task
 /// of their own, a moment after `refund` answered.
 async fn wait_for_refund_notices(pay: &SandboxPay, merchant: &MockServer, count: usize) -> Vec<RefundNotice> {
-    for _ in 0..200 {
+    for _ in 0..800 {
         let notices = refund_notices(pay, merchant).await;
         if notices.len() >= count {
             return notices;

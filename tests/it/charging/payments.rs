@@ -347,7 +347,7 @@ async fn a_sandbox_payment_overtaken_by_the_balance_is_refunded() {
     let refunded = || async {
         // The refund runs in the background, and the platform's refund notify after it.
         let mut stored = app.server.db.payments().get(&payment).await.unwrap().unwrap();
-        for _ in 0..100 {
+        for _ in 0..400 {
             if stored.refund_state == RefundState::Refunded {
                 break;
             }

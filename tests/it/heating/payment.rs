@@ -200,8 +200,18 @@ async fn payment_notify_for_bills_another_order_paid_is_kept_for_a_refund() {
 #[tokio::test]
 async fn payment_create_refuses_an_amount_whose_late_fee_changed() {
     let app = TestApp::heating().await;
-    let token = owner(&app, "13900000043").await;
+    let mut token = owner(&app, "13900000043").await;
+    // Past the bill's due day, where a late fee runs (from August to November the seeded bill
+    // is not due yet).
+    let info = app.get("/api/payment/info", Some(&token)).await;
+    let due = chrono::DateTime::parse_from_rfc3339(info.data()["unpaid_bills"][0]["due_date"].as_str().unwrap()).unwrap();
+    let overdue_from = due.with_timezone(&chrono::Utc) + chrono::Duration::days(2);
+    if app.server.clock.now() < overdue_from {
+        app.server.clock.advance((overdue_from - app.server.clock.now()).to_std().unwrap());
+        token = login(&app, "13900000043").await.0;
+    }
     let body = order_body(&app, &token).await;
+    assert_ne!(body["amount"], info.data()["total_unpaid"], "a late fee runs: {body}");
     // A day later the late fee has grown by 0.05 %: the amount the client saw is refused.
     app.server.clock.advance(Duration::from_secs(86_400));
     let (token, _) = login(&app, "13900000043").await;

@@ -119,10 +119,10 @@ impl Real {
         (self.pay.platform.sign_notify(&body, self.app.server.clock.now()).unwrap(), body)
     }
 
-    /// The refund request WeChat Pay received (waiting up to 5 s for it: it is sent in the
+    /// The refund request WeChat Pay received (waiting up to 20 s for it: it is sent in the
     /// background).
     async fn refund_request(&self) -> Value {
-        for _ in 0..100 {
+        for _ in 0..400 {
             let requests = self.wechat.received_requests().await.unwrap();
             if let Some(request) = requests.iter().rev().find(|r| r.url.path() == "/v3/refund/domestic/refunds") {
                 return serde_json::from_slice(&request.body).unwrap();

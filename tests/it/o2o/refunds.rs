@@ -35,7 +35,7 @@ async fn a_refund_gives_back_the_unused_codes_once() {
     assert!(!refund["refund_id"].as_str().unwrap().is_empty(), "WeChat Pay accepted it: {refund}");
     // WeChat Pay's refund notify follows: asking again answers the same refund, then 退款成功.
     let mut again = Value::Null;
-    for _ in 0..50 {
+    for _ in 0..200 {
         again = ok(&post(&app, OPER3, "/api/user/order/refund", &token, json!({"order_no": order_no})).await);
         if again["status"] == json!(2) {
             break;
@@ -146,7 +146,7 @@ async fn concurrent_refunds_make_one() {
     // One refund of the whole: a second would have found nothing left (3 of 3 fen refunded, once
     // WeChat Pay's refund notify has come).
     let mut pay = app.server.db.payments().get(&order_no).await.unwrap().unwrap();
-    for _ in 0..100 {
+    for _ in 0..400 {
         if pay.refund_state != RefundState::Processing {
             break;
         }

@@ -55,7 +55,8 @@ async fn the_documented_journey() {
     assert!(order_id.starts_with("PT") && order_id.len() == 20 && order_id[2..].bytes().all(|b| b.is_ascii_digit()), "{order_id}");
     assert_eq!(created.data()["orderInfo"], json!({"packageName": "标准套餐", "points": 5000, "price": 3990,
         "createTime": created.data()["orderInfo"]["createTime"]}));
-    assert!((app.server.clock.now() - time(&created.data()["orderInfo"]["createTime"])).num_seconds().abs() <= 1);
+    // Whole seconds, and a loaded machine's reply may take a few.
+    assert!((app.server.clock.now() - time(&created.data()["orderInfo"]["createTime"])).num_seconds().abs() <= 5);
     let pay = &created.data()["paymentInfo"];
     assert_eq!((pay["signType"].as_str(), pay["appId"].as_str()), (Some("RSA"), Some("wx_sandbox_points")));
     assert!(pay["package"].as_str().unwrap().starts_with("prepay_id=wx"), "{pay}");

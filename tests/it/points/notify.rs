@@ -61,7 +61,9 @@ async fn points_payment_notify_forged_is_refused_and_credits_nothing() {
         ("Wechatpay-Signature", base64_of(&[7u8; 256])),
         ("Wechatpay-Serial", "PUB_KEY_ID_0000000000000000000000000000".to_owned()),
         ("Wechatpay-Signature", format!("WECHATPAY/SIGNTEST/{}", headers["Wechatpay-Signature"].to_str().unwrap())),
-        ("Wechatpay-Timestamp", (app.server.clock.now().timestamp() - 1).to_string()),
+        // (From the signed header, not the clock: a second turning over since the signing
+        // would make the clock's "another" the signed one.)
+        ("Wechatpay-Timestamp", (headers["Wechatpay-Timestamp"].to_str().unwrap().parse::<i64>().unwrap() - 1).to_string()),
     ];
     for (name, value) in forged {
         let mut headers = headers.clone();

@@ -340,7 +340,8 @@ async fn points_payment_check_polled_asks_wechat_pay_once_per_five_seconds() {
     Mock::given(method("GET"))
         .and(path(format!("/v3/pay/transactions/out-trade-no/{order_id}")))
         .respond_with(signed_response(&real.pay.platform, 200, unpaid.to_string().as_bytes()))
-        .expect(2)
+        // Two; a third if the fifteen polls outlast five real seconds (a loaded machine).
+        .expect(2..=3)
         .mount(&real.wechat)
         .await;
     app.server.clock.advance(Duration::from_secs(6));
