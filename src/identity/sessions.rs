@@ -174,14 +174,17 @@ impl Sessions {
     }
 
     /// The caller behind an access token: valid signature and audience, unexpired (against our
-    /// clock), session live.
+    /// clock), session live, and — where the token is its own renewal (points, community) — not
+    /// exchanged for a newer one yet: a token presented for renewal before it expired is spent,
+    /// not left working for the rest of its hour beside its successor.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, SessionError> {
         let claims = self.tokens.verify(token).map_err(|_| SessionError::Invalid)?;
         if claims.exp * 1000 <= self.clock.now_ms() {
             return Err(SessionError::Expired);
         }
+        let exchanged = |session: &Session| self.policy.refresh == RefreshStyle::ExpiredAccess && claims.generation < session.generation;
         match self.checks.read(claims.sid.clone()).await? {
-            Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() => {
+            Some(session) if session.user_id == claims.sub && session.revoked_at.is_none() && !exchanged(&session) => {
                 Ok(Principal { user_id: claims.sub, session_id: claims.sid, openid: session.openid })
             }
             _ => Err(SessionError::Invalid),

@@ -61,6 +61,17 @@ async fn an_expired_access_token_renews_once_within_its_grace_window() {
     // The renewed token, expired for longer than the grace window, is refused for good.
     clock.advance(Duration::from_secs(7200 + 7 * 86_400 + 1));
     assert!(matches!(sessions.refresh_expired(&renewed.access_token).await, Err(SessionError::RefreshExpired)));
+    // Renewed before it expired, a token is spent: its successor works, it does not.
+    let early = sessions.start("user-3").await.unwrap();
+    let successor = sessions.refresh_expired(&early.access_token).await.unwrap();
+    assert!(matches!(sessions.authenticate(&early.access_token).await, Err(SessionError::Invalid)));
+    assert_eq!(sessions.authenticate(&successor.access_token).await.unwrap().user_id, "user-3");
+    // Heating's rotating refresh leaves the access token it was issued beside alone.
+    let rotating = TokenConfig { refresh: RefreshStyle::Rotating, ..policy };
+    let heating = Sessions::new("heating", &[5; 32], rotating, db(&dir).await, clock.clone()).unwrap();
+    let first = heating.start("user-4").await.unwrap();
+    heating.refresh_rotating(first.refresh_token.as_deref().unwrap()).await.unwrap();
+    assert_eq!(heating.authenticate(&first.access_token).await.unwrap().user_id, "user-4");
     // Revoked sessions renew nothing; another style's call is refused.
     let other = sessions.start("user-2").await.unwrap();
     sessions.revoke(&other.principal).await.unwrap();

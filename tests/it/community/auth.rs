@@ -256,6 +256,18 @@ async fn authorization_refresh_renews_once_within_fourteen_days() {
 }
 
 #[tokio::test]
+async fn a_token_renewed_before_its_hour_is_spent() {
+    let app = TestApp::community().await;
+    let first = token(&app, DEMO_CODE).await;
+    let renewed = app.put(REFRESH, Some(&first), json!({})).await;
+    assert_eq!((renewed.status, renewed.flat_code()), (200, 0), "{}", renewed.body);
+    let second = renewed.body["access_token"].as_str().unwrap();
+    assert_eq!(permission(&app, second).await, "HouseMember");
+    let old = app.post(PERMISSIONS, Some(&first), json!({})).await;
+    assert_eq!(old.status, 401, "the exchanged token still works: {}", old.body);
+}
+
+#[tokio::test]
 async fn concurrent_refreshes_with_one_token_renew_once() {
     let app = TestApp::community().await;
     let old = token(&app, DEMO_CODE).await;
