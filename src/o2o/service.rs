@@ -20,6 +20,7 @@ use crate::providers::geocoder::ReverseGeocoder;
 use crate::providers::sms::SandboxSms;
 use crate::providers::wxacode::{MiniProgramCode, WxaCodeRequest};
 use crate::storage::Db;
+use crate::storage::payments::PayStatus;
 use crate::storage::o2o::orders::{self as store, Bound, Order, RefundClaim, Scene, SceneRedeemed, Verified};
 
 /// o2o's SMS codes (004 §登陆相关 短信接口 states no policy): [`CodePolicy::STANDARD`].
@@ -373,7 +374,20 @@ impl O2oService {
     pub async fn order_list(&self, caller: &Caller, status: Option<i32>) -> Result<OrderListData, O2oError> {
         let (user_id, _) = self.account(caller).await?;
         let store = self.db.o2o();
-        let orders = store.orders_of(user_id, status).await?;
+        let mut orders = store.orders_of(user_id, status).await?;
+        // An unpaid order past its time is closed as it is read (as its detail is), not shown
+        // 未支付 until the next sweep.
+        let mut ended = false;
+        for order in orders.iter().filter(|o| o.status == store::UNPAID) {
+            if let Some(operator) = self.operator(order.oper_id)
+                && operator.payments.current(&order.order_no).await?.is_some_and(|pay| pay.status != PayStatus::Pending)
+            {
+                ended = true;
+            }
+        }
+        if ended {
+            orders = store.orders_of(user_id, status).await?;
+        }
         let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
         let codes = store.codes_of(&ids).await?;
         let list = orders.iter().map(|o| render::order(o, &codes, caller.oper_id)).collect::<Result<Vec<_>, _>>()?;

@@ -106,6 +106,18 @@ pub enum Cancelled {
     NotPending,
 }
 
+/// What ending an expired pending order came to ([`Payments::expire`]).
+enum Expiry {
+    /// Closed now, by this call.
+    Closed,
+    /// Paid after all, and now settled so.
+    Paid,
+    /// Ended by another request or instance meanwhile.
+    Ended,
+    /// Left pending for the sweep to try again.
+    Postponed,
+}
+
 /// What asking WeChat Pay to close an order came to.
 enum Closing {
     /// WeChat Pay closed it, or never had it.
@@ -304,18 +316,30 @@ impl Payments {
     /// was placed (a late or lost notify) — at most once every [`NOTIFY_GRACE`] per order, on
     /// every instance together: a payment found that way settles exactly as its
     /// notify would (and the notify, when it comes, is a duplicate). A failed query is logged
-    /// and the stored state answered.
+    /// and the stored state answered. Pending past its expiry, it is ended now as the sweep
+    /// would end it (closed, or found paid; WeChat Pay asked at most once a grace period here
+    /// too), so that a reader does not see a lapsed order payable until the next sweep.
     pub async fn current(self: &Arc<Self>, out_trade_no: &str) -> Result<Option<PayOrder>, StorageError> {
         let payments = self.db.payments();
         let Some(order) = payments.get(out_trade_no).await? else {
             return Ok(None);
         };
-        let asked_late = order.created_at + NOTIFY_GRACE.as_millis() as i64 <= self.clock.now_ms();
+        let now = self.clock.now_ms();
+        if order.status == PayStatus::Pending && order.expires_at < now {
+            if !payments.claim_query(out_trade_no, now, NOTIFY_GRACE.as_millis() as i64).await? {
+                return Ok(Some(order));
+            }
+            return match self.expire(&order, now).await? {
+                Expiry::Postponed => Ok(Some(order)),
+                Expiry::Closed | Expiry::Paid | Expiry::Ended => payments.get(out_trade_no).await,
+            };
+        }
+        let asked_late = order.created_at + NOTIFY_GRACE.as_millis() as i64 <= now;
         if order.status != PayStatus::Pending || order.prepay.is_none() || !asked_late {
             return Ok(Some(order));
         }
         // A client polling every second asks WeChat Pay once per grace period, not per poll.
-        if !payments.claim_query(out_trade_no, self.clock.now_ms(), NOTIFY_GRACE.as_millis() as i64).await? {
+        if !payments.claim_query(out_trade_no, now, NOTIFY_GRACE.as_millis() as i64).await? {
             return Ok(Some(order));
         }
         match self.pay.query(out_trade_no).await {
@@ -616,6 +640,34 @@ impl Payments {
         }
     }
 
+    /// End `order`, pending past its expiry (`now`, ms): closed with WeChat Pay (unless never
+    /// placed there), then `Closed` and released by the API's `Settle` in one conditional write
+    /// ([`Expiry::Ended`]: another request or instance ended it first). Found paid after all:
+    /// settled so. WeChat Pay unreachable, or paid there but not settled here: the sweep tries
+    /// again later ([`Expiry::Postponed`]).
+    async fn expire(self: &Arc<Self>, order: &PayOrder, now: i64) -> Result<Expiry, StorageError> {
+        let payments = self.db.payments();
+        Ok(match self.close_with_wechat(order, false).await? {
+            Closing::Closed => {
+                if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
+                    Expiry::Closed
+                } else {
+                    Expiry::Ended
+                }
+            }
+            Closing::Paid => Expiry::Paid,
+            Closing::PaidUnsettled(_) => {
+                payments.postpone_sweep(&order.out_trade_no, now).await?;
+                Expiry::Postponed
+            }
+            Closing::Open(error) => {
+                tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
+                payments.postpone_sweep(&order.out_trade_no, now).await?;
+                Expiry::Postponed
+            }
+        })
+    }
+
     /// Housekeeping, safe on every instance at once (each step is a conditional write): close
     /// expired pending orders with WeChat Pay (one found paid after all settles instead), ask
     /// for refunds that are needed, learn the outcome of refunds pending for over a minute.
@@ -624,18 +676,10 @@ impl Payments {
         let payments = self.db.payments();
         let now = self.clock.now_ms();
         for order in payments.expired_pending(&self.api, now, 100).await? {
-            match self.close_with_wechat(&order, false).await? {
-                Closing::Closed => {
-                    if payments.end_unpaid(&order.out_trade_no, PayStatus::Closed, self.settle.as_ref(), now).await? {
-                        swept.closed += 1;
-                    }
-                }
-                Closing::Paid => swept.found_paid += 1,
-                Closing::PaidUnsettled(_) => payments.postpone_sweep(&order.out_trade_no, now).await?,
-                Closing::Open(error) => {
-                    tracing::warn!(api = &*self.api, out_trade_no = order.out_trade_no, %error, "closing an expired order failed");
-                    payments.postpone_sweep(&order.out_trade_no, now).await?;
-                }
+            match self.expire(&order, now).await? {
+                Expiry::Closed => swept.closed += 1,
+                Expiry::Paid => swept.found_paid += 1,
+                Expiry::Ended | Expiry::Postponed => {}
             }
         }
         for order in payments.needing_refund(&self.api, 100).await? {

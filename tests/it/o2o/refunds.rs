@@ -175,6 +175,22 @@ async fn a_verify_racing_a_refund_has_one_winner() {
 }
 
 #[tokio::test]
+async fn an_unpaid_order_past_its_time_reads_closed_before_any_sweep() {
+    let app = TestApp::spawn("o2o", |_| {}).await;
+    let token = user_with_phone(&app, OPER3, "lapsed-read", "13700000016").await;
+    let listed_first = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    let detailed_first = buy(&app, OPER3, &token, 2051, 1).await["order_no"].as_str().unwrap().to_owned();
+    app.server.clock.advance(Duration::from_secs(16 * 60));
+    // No sweep ran (the server's runs once a minute, on its own clock): the reads close them.
+    let listed = ok(&get(&app, OPER3, "/api/user/orders", &token).await);
+    let status_of = |no: &str| listed["list"].as_array().unwrap().iter().find(|o| o["order_no"] == no).map(|o| o["status"].clone());
+    assert_eq!((status_of(&listed_first), status_of(&detailed_first)), (Some(json!(3)), Some(json!(3))), "{listed}");
+    assert_eq!(order(&app, OPER3, &token, &detailed_first).await["status"], json!(3));
+    assert_eq!(app.server.db.payments().get(&listed_first).await.unwrap().unwrap().status, PayStatus::Closed);
+    refused(&post(&app, OPER3, "/api/user/order/pay", &token, json!({"order_no": detailed_first})).await, 400, 10001);
+}
+
+#[tokio::test]
 async fn an_unpaid_order_closes_and_a_late_payment_goes_back() {
     let app = TestApp::spawn("o2o", |_| {}).await;
     let token = user_with_phone(&app, OPER3, "late-notify", "13700000006").await;
