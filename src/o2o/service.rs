@@ -455,7 +455,7 @@ impl O2oService {
         let page = if page.is_empty() { DEFAULT_PAGE } else { page };
         let scene_id = crate::random::alphanumeric(16);
         let request = WxaCodeRequest::new(scene_id.clone(), page);
-        request.validate().map_err(|e| O2oError::invalid(format!("page 不合法：{e}")))?;
+        request.validate().map_err(|_| O2oError::invalid("page 不合法：须为小程序已发布页面的路径（至多128个字符，由字母、数字和 _-./ 组成，不以/开头，不含空段、.或..段，不带参数）"))?;
         let now = self.clock.now_ms();
         let image = operator.wxacode.unlimited(&request).await.map_err(|e| O2oError::internal(format!("getwxacodeunlimit: {e}")))?;
         store

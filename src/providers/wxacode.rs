@@ -45,8 +45,9 @@ pub enum InvalidWxaCode {
     /// The scene is empty, longer than 32 characters or has a character WeChat does not allow.
     #[error("scene must be 1-32 characters of [0-9A-Za-z!#$&'()*+,/:;=?@-._~]")]
     Scene,
-    /// The page starts with `/`, carries parameters, is too long or has an odd character.
-    #[error("page must be a mini-program path of at most 128 characters of [0-9A-Za-z_-./], without a leading '/'")]
+    /// The page starts with `/`, carries parameters, is too long, has an odd character or an
+    /// empty, `.` or `..` segment.
+    #[error("page must be a mini-program path of at most 128 characters of [0-9A-Za-z_-./], without a leading '/' or an empty, '.' or '..' segment")]
     Page,
     /// `env_version` is not `release`, `trial` or `develop`.
     #[error("env_version must be release, trial or develop")]
@@ -79,6 +80,8 @@ impl WxaCodeRequest {
         if page.len() > PAGE_MAX
             || page.first() == Some(&b'/')
             || !page.iter().all(|c| c.is_ascii_alphanumeric() || b"_-./".contains(c))
+            // A path of pages, not of directories: `pages/../x`, `pages//x` and `x/` name none.
+            || (!page.is_empty() && self.page.split('/').any(|segment| segment.is_empty() || segment.bytes().all(|c| c == b'.')))
         {
             return Err(InvalidWxaCode::Page);
         }
@@ -541,6 +544,10 @@ mod tests {
             (WxaCodeRequest::new("s", "pages/index/index?x=1"), InvalidWxaCode::Page),
             (WxaCodeRequest::new("s", "a".repeat(129)), InvalidWxaCode::Page),
             (WxaCodeRequest::new("s", "pages/首页"), InvalidWxaCode::Page),
+            (WxaCodeRequest::new("s", "../../x"), InvalidWxaCode::Page),
+            (WxaCodeRequest::new("s", "pages/./index"), InvalidWxaCode::Page),
+            (WxaCodeRequest::new("s", "pages//index"), InvalidWxaCode::Page),
+            (WxaCodeRequest::new("s", "pages/index/"), InvalidWxaCode::Page),
             (WxaCodeRequest { env_version: "prod".into(), ..request() }, InvalidWxaCode::EnvVersion),
             (WxaCodeRequest { width: 279, ..request() }, InvalidWxaCode::Width),
             (WxaCodeRequest { width: 1281, ..request() }, InvalidWxaCode::Width),

@@ -141,6 +141,10 @@ async fn other_operator_bridge_page_scene_login_and_pay() {
     let someone = user_with_phone(&app, OPER3, "journey-bridge-someone", "13700000012").await;
     refused(&open(page(5, user_id, &someone)).await, 400, 10001);
     refused(&open(page(5, user_id, "").replace("&token=", "")).await, 401, 10007);
+    // A page must be one of the mini-program's, not a way out of its directory.
+    let traversal = open(page(5, user_id, &token).replace("pages/severs/index/index", "../../x")).await;
+    refused(&traversal, 400, 10001);
+    assert!(traversal.body["message"].as_str().unwrap().starts_with("page 不合法：须为小程序"), "{}", traversal.body);
     let reply = open(page(5, user_id, &token)).await;
     assert_eq!(reply.status, 200);
     let html = reply.body.as_str().expect("HTML");
