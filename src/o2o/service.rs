@@ -376,9 +376,10 @@ impl O2oService {
         let store = self.db.o2o();
         let mut orders = store.orders_of(user_id, status).await?;
         // An unpaid order past its time is closed as it is read (as its detail is), not shown
-        // 未支付 until the next sweep.
+        // 未支付 until the next sweep. Only those: a list asks nothing about the others.
+        let lapsed_before = self.clock.now_ms() - ORDER_TTL.as_millis() as i64;
         let mut ended = false;
-        for order in orders.iter().filter(|o| o.status == store::UNPAID) {
+        for order in orders.iter().filter(|o| o.status == store::UNPAID && o.created_at <= lapsed_before) {
             if let Some(operator) = self.operator(order.oper_id)
                 && operator.payments.current(&order.order_no).await?.is_some_and(|pay| pay.status != PayStatus::Pending)
             {
