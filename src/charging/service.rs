@@ -183,7 +183,8 @@ impl ChargingService {
     /// placeholders (微信用户, the grey avatar) never overwrite what the user has.
     pub async fn user_wechat_login(&self, body: &UserWechatLoginRequest) -> Result<LoginResponse, ChargingError> {
         let (wechat_user, _) = self.wechat.login(body.code.trim(), None).await?;
-        let info = body.user_info.as_ref();
+        // Absent and `null` alike: no profile given.
+        let info = body.user_info.as_ref().and_then(Option::as_ref);
         let now = self.clock.now_ms();
         let given = |v: Option<&String>, placeholder: &str| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s != placeholder);
         let nickname = profile_text(info.and_then(|i| i.nick_name.as_ref()), "昵称", 64)?;

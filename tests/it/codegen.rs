@@ -161,7 +161,7 @@ fn cases(spec: &Spec, op: &Operation<'_>, plan: &Plan) -> Vec<Case> {
                 broken.as_object_mut().expect("object body").remove(name);
                 out.push(Case { label: label(&format!("missing {name}")), kind: "invalid_request", plan: plan.with_json_body(&broken), field: name.clone() });
             }
-            let nullable = xtask::codegen::model::base_type(prop).1;
+            let nullable = xtask::codegen::model::base_type(prop).1 || xtask::codegen::model::nullable_ref(prop).is_some();
             if !nullable {
                 let mut broken = body.clone();
                 broken[name] = wrong_type(prop);

@@ -68,6 +68,12 @@ async fn logins_configuration_and_tariffs() {
     assert_eq!((&info["nickname"], &info["avatar"]), (&json!("阿杰"), &json!(avatar)), "{info}");
     let forged = json!({ "code": "journey-avatar", "userInfo": { "nickName": "x", "avatarUrl": "javascript:alert(1)" } });
     refused(&app.post(WECHAT_LOGIN, None, forged).await, 400, 400);
+    // `userInfo: null` (a page that never got the user's profile) is no profile, as absent is,
+    // and leaves the one the account has.
+    let again = ok(&app.post(WECHAT_LOGIN, None, json!({ "code": "journey-first-login", "userInfo": null })).await);
+    assert_eq!(again["userId"], first["userId"], "{again}");
+    let info = ok(&app.get(USER_INFO, again["token"].as_str()).await);
+    assert_eq!((&info["nickname"], &info["avatar"]), (&json!("阿杰"), &json!(avatar)), "{info}");
     // An invalid code: 1004.
     refused(&app.post(WECHAT_LOGIN, None, json!({ "code": "invalid" })).await, 400, 1004);
 

@@ -646,6 +646,14 @@ impl Builder<'_> {
     }
 
     fn field(&mut self, wire: &str, ident: String, prop: &Value, required: bool, type_name: &str) -> Result<Field> {
+        // `oneOf: [{$ref}, {type: "null"}]` is a referenced type that may be null: the field is
+        // that type, nullable (its description stays the field's).
+        if let Some(reference) = nullable_ref(prop) {
+            let mut field = self.field(wire, ident, reference, required, type_name)?;
+            field.nullable = true;
+            field.doc = doc_of(prop);
+            return Ok(field);
+        }
         let resolved = self.spec.resolve(prop)?;
         let (_, nullable) = base_type(resolved);
         let ty = self.ty(prop, type_name)?;
@@ -982,6 +990,18 @@ impl Builder<'_> {
 
 fn is_ref(schema: &Value) -> bool {
     schema.get("$ref").is_some()
+}
+
+/// The `$ref` branch of `oneOf` (or `anyOf`) `[{$ref}, {type: "null"}]`, in either order: how
+/// OpenAPI 3.1 writes a referenced schema that may also be null.
+pub fn nullable_ref(schema: &Value) -> Option<&Value> {
+    let options = schema.get("oneOf").or_else(|| schema.get("anyOf"))?.as_array()?;
+    let is_null = |o: &Value| o.get("type") == Some(&Value::String("null".into()));
+    match options.as_slice() {
+        [a, b] if is_ref(a) && is_null(b) => Some(a),
+        [a, b] if is_null(a) && is_ref(b) => Some(b),
+        _ => None,
+    }
 }
 
 /// The non-null type of a schema and whether it allows null.
