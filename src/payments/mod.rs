@@ -57,7 +57,7 @@ impl NotifyOutcome {
         match self {
             NotifyOutcome::Applied => "OK",
             NotifyOutcome::BadSignature => "签名验证失败",
-            NotifyOutcome::Unreadable => "解密失败",
+            NotifyOutcome::Unreadable => "通知报文无法解析或解密",
             NotifyOutcome::Refused(why) => why,
             NotifyOutcome::Failed => "服务器内部错误",
         }

@@ -190,8 +190,15 @@ async fn forged_and_mismatched_notifies_are_refused_and_credit_nothing() {
     for junk in [b"{\"return_code\":\"SUCCESS\"}".to_vec(), b"<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><xml><a>&x;</a></xml>".to_vec()] {
         let reply = app.post_raw(NOTIFY, "text/xml", junk).await;
         assert_eq!(reply.status, 400, "{}", reply.body);
-        assert!(reply.body.as_str().unwrap().contains("FAIL"), "{}", reply.body);
+        assert_eq!(xml_fields(reply.body.as_str().unwrap().as_bytes())["return_code"], "FAIL", "{}", reply.body);
     }
+    // WeChat Pay's own failure (`return_code` FAIL) settles nothing; its ack says why.
+    let mut failed = genuine.clone();
+    failed.insert("return_code".into(), "FAIL".into());
+    failed.insert("sign".into(), md5_sign(&failed, &key));
+    let reply = app.post_raw(NOTIFY, "text/xml", xml_of(&failed)).await;
+    let ack = xml_fields(reply.body.as_str().unwrap().as_bytes());
+    assert_eq!((reply.status, ack["return_code"].as_str(), ack["return_msg"].as_str()), (400, "FAIL", "通知报文无法解析或解密"), "{}", reply.body);
     assert_eq!(payment_status(&app, &token, &id).await["paymentStatus"], 1);
     // The genuine one still credits, once.
     assert_eq!(notify(&app, body).await, (200, "SUCCESS".to_owned()));
