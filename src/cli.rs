@@ -58,6 +58,16 @@ enum PointsCommand {
     Status(PointsStatusArgs),
     /// Publish a notice (001 §4.2).
     Notice(PointsNoticeArgs),
+    /// Withdraw every notice shown now or still to come (001 §4.2): `hasNotice` reads false
+    /// until another is published.
+    WithdrawNotices(PointsConfigArgs),
+}
+
+#[derive(Args)]
+struct PointsConfigArgs {
+    /// A TOML configuration file (for the database URL).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -225,6 +235,7 @@ async fn points(command: PointsCommand) -> Result<()> {
     let config_path = match &command {
         PointsCommand::Status(args) => args.config.clone(),
         PointsCommand::Notice(args) => args.config.clone(),
+        PointsCommand::WithdrawNotices(args) => args.config.clone(),
     };
     let config = crate::config::Config::load(config_path.as_deref())?;
     let db = crate::storage::Db::connect(&config.database_url).await?;
@@ -241,7 +252,7 @@ async fn points(command: PointsCommand) -> Result<()> {
                 (Some(message), ..) => message.trim().to_owned(),
                 (None, true, _) => "系统升级维护中，期间暂停API调用与积分购买".into(),
                 (None, false, Some(until)) => format!("服务运行正常，系统将进行升级维护，预计{until}结束"),
-                (None, false, None) => "服务运行正常".into(),
+                (None, false, None) => crate::points::service::NORMAL_STATUS_MESSAGE.into(),
             };
             let status = SystemStatus {
                 api_status: if maintenance { "error".into() } else { "normal".into() },
@@ -266,6 +277,10 @@ async fn points(command: PointsCommand) -> Result<()> {
             let id = format!("notice_{}", crate::random::hex(12));
             db.points_reference().add_notice(&id, &Notice { content: args.content.trim().to_owned(), start_time, end_time }).await?;
             println!("points notice {id} published");
+        }
+        PointsCommand::WithdrawNotices(_) => {
+            let withdrawn = db.points_reference().withdraw_notices(now).await?;
+            println!("points notices withdrawn: {withdrawn}");
         }
     }
     db.close().await;

@@ -12,7 +12,7 @@ use crate::storage::StorageError;
 use crate::storage::points::reference::{SeedConsumption, SeedDemo, SeedKey, SeedPurchase};
 use crate::storage::points::{KeyStatus, Notice, Package, SystemStatus};
 
-use super::service::KEY_DOMAIN;
+use super::service::{KEY_DOMAIN, NORMAL_STATUS_MESSAGE};
 
 /// The sandbox login code of the demo user.
 pub const DEMO_CODE: &str = "demo";
@@ -176,7 +176,7 @@ pub async fn seed(
 ) -> Result<Vec<&'static str>, StorageError> {
     let initial = SystemStatus {
         api_status: "normal".into(),
-        message: "服务运行正常".into(),
+        message: NORMAL_STATUS_MESSAGE.into(),
         maintenance: false,
         maintenance_end_time: None,
     };

@@ -37,6 +37,8 @@ pub const MAX_KEYS: u64 = 20;
 pub const KEY_DOMAIN: &str = "points.api_key";
 /// An API key's secret: this prefix and 40 letters and digits.
 pub const KEY_PREFIX: &str = "sk_live_";
+/// The system status message with no maintenance on or announced (001 §4.1's example).
+pub const NORMAL_STATUS_MESSAGE: &str = "服务运行正常";
 /// `lastUsedAt` resolution: a key's use is written at most once a minute.
 pub const LAST_USED_RESOLUTION: Duration = Duration::from_secs(60);
 pub use crate::identity::wechat::{ANONYMOUS_NICKNAME, DEFAULT_AVATAR};
@@ -710,9 +712,17 @@ impl PointsService {
 
     // ---- 001 §4 system ---------------------------------------------------------------------------
 
-    /// operationId `system_status_get` (001 §4.1): the stored status.
+    /// operationId `system_status_get` (001 §4.1): the stored status — but a maintenance
+    /// announced while it is off (`mpapi points status --maintenance off --until`) is no longer
+    /// announced once its expected end has passed: `maintenanceEndTime` null and the message
+    /// "服务运行正常", with nobody having to clear it. Maintenance that is on stays on, with its
+    /// estimate, until an operator turns it off.
     pub async fn system_status_get(&self) -> Result<types::SystemStatusGetData, PointsError> {
-        let status = self.status.read().await?;
+        let mut status = self.status.read().await?;
+        if !status.maintenance && status.maintenance_end_time.is_some_and(|end| end <= self.now()) {
+            status.maintenance_end_time = None;
+            status.message = NORMAL_STATUS_MESSAGE.to_owned();
+        }
         Ok(types::SystemStatusGetData {
             api_status: if status.api_status == "error" {
                 types::SystemStatusGetDataApiStatus::Error

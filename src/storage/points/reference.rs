@@ -250,6 +250,23 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>>
         Ok(())
     }
 
+    /// Withdraw every notice shown at `now` or later (operators): one being shown ends at
+    /// `now`; one still to come ends where it starts, so it is never shown. Answers how many.
+    pub async fn withdraw_notices(&self, now: i64) -> Result<u64, StorageError> {
+        let shown = notice::Entity::update_many()
+            .col_expr(notice::Column::EndTime, Expr::value(now))
+            .filter(notice::Column::StartTime.lte(now))
+            .filter(notice::Column::EndTime.gt(now))
+            .exec(self.0)
+            .await?;
+        let coming = notice::Entity::update_many()
+            .col_expr(notice::Column::EndTime, Expr::col(notice::Column::StartTime))
+            .filter(notice::Column::StartTime.gt(now))
+            .exec(self.0)
+            .await?;
+        Ok(shown.rows_affected + coming.rows_affected)
+    }
+
     /// Seed, once per database (markers `points.reference`, `points.demo`): the packages and
     /// the status row always; the demo user, their purchases, keys, consumption and a notice
     /// when `demo` is given. Answers what was written.

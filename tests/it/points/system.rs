@@ -85,6 +85,29 @@ async fn system_status_get_in_maintenance_without_an_end() {
     assert_eq!(app.get(STATUS, None).await.data()["maintenanceEndTime"], json!(null));
 }
 
+/// A maintenance announced while the service runs normally is announced only until its expected
+/// end; maintenance that is on stays on past its estimate.
+#[tokio::test]
+async fn an_announced_maintenance_is_no_longer_announced_after_its_end() {
+    let app = TestApp::points().await;
+    let now = app.server.clock.now_ms();
+    let end = now - now % 1000 + 600_000;
+    let message = format!("服务运行正常，系统将进行升级维护，预计{}结束", iso_s(end));
+    let planned = SystemStatus { api_status: "normal".into(), message: message.clone(), maintenance: false, maintenance_end_time: Some(end) };
+    let _ = app.server.db.points_reference().set_status(&planned, now).await.unwrap();
+    let shown = app.get(STATUS, None).await;
+    assert_eq!(shown.data(), &json!({"apiStatus": "normal", "message": message, "maintenance": false, "maintenanceEndTime": iso_s(end)}));
+    app.server.clock.advance(Duration::from_secs(601));
+    let over = app.get(STATUS, None).await;
+    assert_eq!(over.data(), &json!({"apiStatus": "normal", "message": "服务运行正常", "maintenance": false, "maintenanceEndTime": null}), "{}", over.body);
+
+    let on = SystemStatus { api_status: "error".into(), message: "系统升级维护中".into(), maintenance: true, maintenance_end_time: Some(end + 1_200_000) };
+    let _ = app.server.db.points_reference().set_status(&on, app.server.clock.now_ms()).await.unwrap();
+    app.server.clock.advance(Duration::from_secs(1_800));
+    let late = app.get(STATUS, None).await;
+    assert_eq!(late.data(), &json!({"apiStatus": "error", "message": "系统升级维护中", "maintenance": true, "maintenanceEndTime": iso_s(end + 1_200_000)}), "{}", late.body);
+}
+
 #[tokio::test]
 async fn system_notice_get_shows_a_notice_within_its_window() {
     let app = TestApp::points().await;
@@ -98,4 +121,26 @@ async fn system_notice_get_shows_a_notice_within_its_window() {
     let over = app.get(NOTICE, None).await;
     assert_eq!(over.data()["hasNotice"], false, "{}", over.body);
     assert!(over.data().get("content").is_none_or(|c| c.is_null()), "{}", over.body);
+}
+
+/// An operator withdraws a notice published by mistake (`mpapi points withdraw-notices`): the one
+/// shown and one still to come are never shown again; a notice published afterwards is.
+#[tokio::test]
+async fn withdrawn_notices_are_not_shown() {
+    use mpapi::storage::points::Notice;
+    let app = TestApp::points().await;
+    let notices = app.server.db.points_reference();
+    let now = app.server.clock.now_ms();
+    let later = Notice { content: "明日维护".into(), start_time: now + 3_600_000, end_time: now + 7_200_000 };
+    notices.add_notice("notice_later", &later).await.unwrap();
+    assert_eq!(app.get(NOTICE, None).await.data()["hasNotice"], true);
+    // The demo notice and the coming one.
+    assert_eq!(notices.withdraw_notices(now).await.unwrap(), 2);
+    assert_eq!(app.get(NOTICE, None).await.data()["hasNotice"], false);
+    app.server.clock.advance(Duration::from_secs(5_400));
+    assert_eq!(app.get(NOTICE, None).await.data()["hasNotice"], false);
+    let now = app.server.clock.now_ms();
+    let fresh = Notice { content: "维护已完成".into(), start_time: now, end_time: now + 60_000 };
+    notices.add_notice("notice_fresh", &fresh).await.unwrap();
+    assert_eq!(app.get(NOTICE, None).await.data()["content"], "维护已完成");
 }
