@@ -89,9 +89,9 @@ impl CommunityService {
                 "该房屋已有业主，如需替换业主请选择替换业主",
                 "已有业主的房屋不能再以业主身份绑定（choice=2为替换业主）",
             )),
-            (Some(_), _) => {
+            (Some(phone), _) => {
                 let since = self.clock.now_ms() - CONSENT_WINDOW_MS;
-                if self.db.household().owner_consent(&user.id, at.house.id, since).await? {
+                if self.db.household().owner_consent(&user.id, at.house.id, &phone, since).await? {
                     Ok(())
                 } else {
                     Err(CommunityError::invalid(

@@ -520,11 +520,13 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
         Ok(affected(result))
     }
 
-    /// Whether `user_id` holds the owner's consent for `house_id`, verified since `since`.
-    pub async fn owner_consent(&self, user_id: &str, house_id: i64, since: i64) -> Result<bool, StorageError> {
+    /// Whether `user_id` holds the consent of `house_id`'s owner reached at `owner_phone`
+    /// (the owner now: a former owner's consent does not count), verified since `since`.
+    pub async fn owner_consent(&self, user_id: &str, house_id: i64, owner_phone: &str, since: i64) -> Result<bool, StorageError> {
         Ok(owner_check::Entity::find()
             .filter(owner_check::Column::UserId.eq(user_id))
             .filter(owner_check::Column::HouseId.eq(house_id))
+            .filter(owner_check::Column::OwnerPhone.eq(owner_phone))
             .filter(owner_check::Column::VerifiedAt.gte(since))
             .count(self.0)
             .await?
@@ -698,10 +700,14 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                     return Ok(Decided::Conflict(why));
                 }
             };
-            // A member's form filed while the house had no owner needed no consent; an owner
-            // bound since has given none (2.4.1's rule: a member of an owned house needs the
-            // owner's code).
-            if row.role != "业主" && row.kind != "替换业主" {
+            // The owner a form was filed under must still be the owner (an owner binding's
+            // `created_at` is when its person became the owner). A member's form filed while
+            // the house had another owner, or none, has no consent of the owner now (2.4.1's
+            // rule: a member of an owned house needs the owner's code); a 替换业主 filed before
+            // the owner changed (another replacement approved first) would remove an owner it
+            // was never filed against. A second owner claim meets the unique owner below.
+            let replacing = row.kind == "替换业主";
+            if row.role != "业主" || replacing {
                 let owner = binding::Entity::find()
                     .filter(binding::Column::HouseId.eq(row.house_id))
                     .filter(binding::Column::Role.eq("业主"))
@@ -709,7 +715,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                     .await?;
                 if owner.is_some_and(|owner| owner.person_id != person_id && owner.created_at > row.created_at) {
                     tx.rollback().await?;
-                    return Ok(Decided::Conflict("该房屋在申请提交后已有业主：成员绑定须经业主同意，请重新提交申请"));
+                    return Ok(Decided::Conflict(if replacing {
+                        "该房屋在申请提交后业主已变更：替换业主申请须重新提交"
+                    } else {
+                        "该房屋在申请提交后业主已变更：成员绑定须经现业主同意，请重新提交申请"
+                    }));
                 }
             }
             let new = NewBinding {
@@ -733,7 +743,12 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> H
                 // the binding takes what was approved.
                 Ok(false) => {
                     let owner = new.role == "业主";
-                    binding::Entity::update_many()
+                    let mut update = binding::Entity::update_many();
+                    if owner {
+                        // Owner from now: what the check above reads.
+                        update = update.col_expr(binding::Column::CreatedAt, Expr::value(now));
+                    }
+                    update
                         .col_expr(binding::Column::Role, Expr::value(new.role.clone()))
                         .col_expr(binding::Column::HouseUse, Expr::value(new.house_use.clone()))
                         .col_expr(binding::Column::Xingzhi, Expr::value(new.xingzhi.clone()))

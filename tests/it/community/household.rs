@@ -244,6 +244,53 @@ async fn replacing_the_owner_ends_the_old_owners_binding_on_approval() {
     assert_eq!(lookup.data()["people_phone"], phone, "{}", lookup.body);
 }
 
+/// The owner's consent is the consent of whoever owns the house when the form is filed: one a
+/// former owner gave before a 替换业主 was approved does not count.
+#[tokio::test]
+async fn a_former_owners_consent_does_not_count() {
+    let app = TestApp::community().await;
+    let phone = "13812340061";
+    let tenant = new_user(&app, "wx-consent-old", phone, "钱租客").await;
+    next_minute(&app);
+    assert_eq!(phone_check(&app, &tenant, phone, 1).await.status, 200);
+    owner_consent(&app, &tenant, 1).await;
+    // House 1 changes owner.
+    let owner_phone = "13812340062";
+    let newcomer = new_user(&app, "wx-replace-after-consent", owner_phone, "冯新主").await;
+    let url = photo(&app, &newcomer, 1).await;
+    let replace = form(owner_phone, &id_number("13030219800101031"), "冯新主", &url, 1, json!("业主"), 2);
+    assert_eq!(app.post(SUBMIT, Some(&newcomer), replace).await.status, 200);
+    assert_eq!(decide(&app, newest_review(&app, &newcomer).await, "approve", None).await.0, 200);
+    // The consent was 王建国's, who owns it no more.
+    let url = photo(&app, &tenant, 1).await;
+    let filed = app.post(SUBMIT, Some(&tenant), form(phone, &id_number("13030219800101051"), "钱租客", &url, 1, json!("租客"), 1)).await;
+    assert_eq!((filed.status, filed.body["msg"].as_str()), (400, Some("请先验证业主手机号")), "{}", filed.body);
+}
+
+/// Two 替换业主 filed against one owner: the first approved replaces that owner; the second
+/// would remove an owner it was never filed against, and is not approved.
+#[tokio::test]
+async fn of_two_replacements_filed_against_one_owner_only_the_first_is_approved() {
+    let app = TestApp::community().await;
+    let mut reviews = Vec::new();
+    for (code, phone, name, idcard) in [("wx-replace-a", "13812340063", "甲新主", "13030219800101071"), ("wx-replace-b", "13812340064", "乙新主", "13030219800101091")] {
+        let token = new_user(&app, code, phone, name).await;
+        let url = photo(&app, &token, 1).await;
+        let filed = app.post(SUBMIT, Some(&token), form(phone, &id_number(idcard), name, &url, 1, json!("业主"), 2)).await;
+        assert_eq!(filed.status, 200, "{}", filed.body);
+        reviews.push((token.clone(), newest_review(&app, &token).await));
+    }
+    assert_eq!(decide(&app, reviews[0].1, "approve", None).await.0, 200);
+    let (status, body) = decide(&app, reviews[1].1, "approve", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("替换业主申请须重新提交"), "{body}");
+    let detail = house(&app, &reviews[0].0, 1).await;
+    let owners: Vec<&str> = detail["yibangding"].as_array().unwrap().iter().filter(|m| m["role"] == "业主").map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(owners, ["甲新主"], "{detail}");
+    // Refused, it stays pending: the reviewer can still reject it.
+    assert_eq!(decide(&app, reviews[1].1, "reject", None).await.0, 200);
+}
+
 #[tokio::test]
 async fn house_shouquan_and_charge_flip_a_members_grants_for_the_owner_only() {
     let app = TestApp::community().await;
