@@ -472,27 +472,45 @@ impl ChargingService {
 
     /// Stop the session `reading` shows on `port` when it belongs to no live order: an order
     /// that ended while its charger was silent (after [`super::service::LOST_AFTER`]) or was
-    /// cancelled as a start reached the charger. No one would bill what such a session
-    /// delivers, and it holds a port the server shows as free (a new order's start would meet
-    /// 5003). A session of a live order is left alone, whatever the port's stored order: an
-    /// ended order never turns live again, so this cannot stop a session being started.
+    /// cancelled as a start reached the charger. It holds a port the server shows as free (a
+    /// new order's start would meet 5003). A session of a live order is left alone, whatever
+    /// the port's stored order: an ended order never turns live again, so this cannot stop a
+    /// session being started. What the session delivered after its order ended while the
+    /// charger was silent — read here, running or ended — is billed to that order
+    /// ([`ChargingService::bill_final_reading`]).
     async fn stop_orphan(&self, pile: &Pile, port: &Port, reading: &Reading) -> Result<(), ChargingError> {
-        if !matches!(reading.state, PortState::Starting | PortState::Charging) {
-            return Ok(());
-        }
+        let running = matches!(reading.state, PortState::Starting | PortState::Charging);
         let Some(session) = reading.order_id.as_deref() else {
             return Ok(());
         };
-        let order = self.db.charging().order(session).await?;
-        if order.is_some_and(|order| super::orders::status::is_live(order.status)) {
+        // An ended session of the port's last order may carry a final reading its bill lacks;
+        // any other ended session is none of ours to look at.
+        if !running && port.last_order_id.as_deref() != Some(session) {
             return Ok(());
         }
-        tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, session, "the charger runs a session of no live order; stopping it");
-        match self.driver.stop(&pile.device_address, port.port_no, session, StopReason::Other).await {
-            // Ended by itself meanwhile.
-            Ok(()) | Err(DriverError::NotCharging) => Ok(()),
-            Err(error) => Err(error.into()),
+        let Some(order) = self.db.charging().order(session).await? else {
+            return Ok(());
+        };
+        if super::orders::status::is_live(order.status) {
+            return Ok(());
         }
+        let mut last = std::borrow::Cow::Borrowed(reading);
+        if running {
+            tracing::warn!(api = "charging", device = pile.device_address, port = port.port_no, session, "the charger runs a session of no live order; stopping it");
+            match self.driver.stop(&pile.device_address, port.port_no, session, StopReason::Other).await {
+                // Ended by itself meanwhile.
+                Ok(()) | Err(DriverError::NotCharging) => {}
+                Err(error) => return Err(error.into()),
+            }
+            // The session's final reading, as it stopped.
+            if let Ok(after) = self.driver.read(&pile.device_address, port.port_no).await
+                && after.order_id.as_deref() == Some(session)
+            {
+                last = std::borrow::Cow::Owned(after);
+            }
+        }
+        self.bill_final_reading(&order, &last).await?;
+        Ok(())
     }
 
     async fn pile_or_404(&self, id: &str) -> Result<Pile, ChargingError> {

@@ -15,7 +15,7 @@ use crate::api_support::PageRequest;
 use crate::clock::{beijing_day_start, iso_s};
 use crate::identity::Principal;
 use crate::money::{fen, yuan};
-use crate::providers::charger::{DriverError, Limit, PortState, StartCommand, StopReason};
+use crate::providers::charger::{DriverError, Limit, PortState, Reading, StartCommand, StopReason};
 use crate::storage::charging::{Created, Finish, Order, OrderFilter, User};
 
 /// 003 §5.1 order status.
@@ -549,27 +549,43 @@ impl ChargingService {
     /// had started meanwhile).
     async fn settle(&self, order: &Order, outcome: i32, reason: Option<StopReason>, ended_at: i64, port_fault: i32) -> Result<bool, ChargingError> {
         let bill = if outcome == status::CANCELLED { None } else { Some(self.bill_of(order).await?) };
-        let mut lines = [(0, 0); 5];
-        if let Some(bill) = &bill {
-            for (i, tier) in TIERS.iter().enumerate() {
-                let line = bill.line(*tier);
-                lines[i] = (line.energy_wh, line.amount_fen);
-            }
-        }
-        let started = order.started_at.unwrap_or(ended_at);
-        let finish = Finish {
-            status: outcome,
-            stop_reason: reason.map(StopReason::code),
-            ended_at,
-            charging_seconds: ((ended_at - started) / 1000).max(0),
-            lines,
-            energy_wh: bill.as_ref().map_or(0, |b| b.energy_wh),
-            amount_fen: bill.as_ref().map_or(0, |b| b.amount_fen),
-            service_fee_fen: bill.as_ref().map_or(0, |b| b.service_fee_fen),
-            total_fen: bill.as_ref().map_or(0, |b| b.total_fen),
-            port_fault,
-        };
+        let finish = finish_of(order, bill.as_ref(), outcome, reason, ended_at, port_fault);
         Ok(self.db.charging().finish(&order.id, &finish, self.clock.now_ms()).await?)
+    }
+
+    /// A charger back after a silence reports the final reading of a session whose order ended
+    /// abnormal while it was silent (after [`LOST_AFTER`], billed on the last reading then):
+    /// the energy it delivered meanwhile is billed too — the order's bill is corrected to the
+    /// final reading (its tariff and money limit as ever) while it is unpaid
+    /// ([`ChargingStore::rebill_lost`]). A paid order stays as paid (logged). Answers whether
+    /// the bill changed.
+    pub(super) async fn bill_final_reading(&self, order: &Order, reading: &Reading) -> Result<bool, ChargingError> {
+        let lost = order.status == status::ABNORMAL && order.stop_reason == Some(StopReason::Fault.code());
+        if !lost || reading.order_id.as_deref() != Some(order.id.as_str()) || reading.energy_wh <= order.energy_wh {
+            return Ok(false);
+        }
+        if order.payment_status != 0 {
+            tracing::warn!(api = "charging", order = order.id, billed_wh = order.energy_wh, final_wh = reading.energy_wh, "a paid order's charger reported more energy after it ended; not billed");
+            return Ok(false);
+        }
+        let ended = match reading.state {
+            PortState::Finished(_) | PortState::Fault(_) => reading.session_ended_at.unwrap_or(reading.read_at),
+            PortState::Idle | PortState::Starting | PortState::Charging => reading.read_at,
+        };
+        let started = reading.session_started_at.or(order.started_at).unwrap_or(ended);
+        let store = self.db.charging();
+        store.record_sample(&order.id, ended, reading.energy_wh, 0, 0, 0, (ended - started) / 1000).await?;
+        let bill = self.bill_of(order).await?;
+        if bill.energy_wh <= order.energy_wh {
+            // The money limit was reached already: nothing more to bill.
+            return Ok(false);
+        }
+        let finish = finish_of(order, Some(&bill), status::ABNORMAL, Some(StopReason::Fault), ended, 0);
+        let corrected = store.rebill_lost(order, &finish, self.clock.now_ms()).await?;
+        if corrected {
+            tracing::info!(api = "charging", order = order.id, billed_wh = order.energy_wh, final_wh = bill.energy_wh, "the charger's final reading billed");
+        }
+        Ok(corrected)
     }
 
     /// Sync a live order, then read it again.
@@ -761,6 +777,31 @@ impl ChargingService {
             }
         }
         Ok(count)
+    }
+}
+
+/// How `order` ends as `outcome` at `ended_at` (ms), billed as `bill` (`None`: a cancellation,
+/// nothing billed).
+fn finish_of(order: &Order, bill: Option<&super::tariff::Bill>, outcome: i32, reason: Option<StopReason>, ended_at: i64, port_fault: i32) -> Finish {
+    let mut lines = [(0, 0); 5];
+    if let Some(bill) = bill {
+        for (i, tier) in TIERS.iter().enumerate() {
+            let line = bill.line(*tier);
+            lines[i] = (line.energy_wh, line.amount_fen);
+        }
+    }
+    let started = order.started_at.unwrap_or(ended_at);
+    Finish {
+        status: outcome,
+        stop_reason: reason.map(StopReason::code),
+        ended_at,
+        charging_seconds: ((ended_at - started) / 1000).max(0),
+        lines,
+        energy_wh: bill.map_or(0, |b| b.energy_wh),
+        amount_fen: bill.map_or(0, |b| b.amount_fen),
+        service_fee_fen: bill.map_or(0, |b| b.service_fee_fen),
+        total_fen: bill.map_or(0, |b| b.total_fen),
+        port_fault,
     }
 }
 

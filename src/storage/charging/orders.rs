@@ -66,6 +66,29 @@ pub struct Finish {
     pub port_fault: i32,
 }
 
+/// `update` setting an order's bill as `finish` has it: when it ended, how long it charged, the
+/// energy and amount of each tier, and the totals.
+fn billed_as(update: sea_orm::UpdateMany<order::Entity>, finish: &Finish) -> sea_orm::UpdateMany<order::Entity> {
+    let [sharp, peak, flat, valley, deep] = finish.lines;
+    update
+        .col_expr(order::Column::EndedAt, Expr::value(finish.ended_at))
+        .col_expr(order::Column::ChargingSeconds, Expr::value(finish.charging_seconds))
+        .col_expr(order::Column::EnergyWh, Expr::value(finish.energy_wh))
+        .col_expr(order::Column::SharpWh, Expr::value(sharp.0))
+        .col_expr(order::Column::SharpFen, Expr::value(sharp.1))
+        .col_expr(order::Column::PeakWh, Expr::value(peak.0))
+        .col_expr(order::Column::PeakFen, Expr::value(peak.1))
+        .col_expr(order::Column::FlatWh, Expr::value(flat.0))
+        .col_expr(order::Column::FlatFen, Expr::value(flat.1))
+        .col_expr(order::Column::ValleyWh, Expr::value(valley.0))
+        .col_expr(order::Column::ValleyFen, Expr::value(valley.1))
+        .col_expr(order::Column::DeepValleyWh, Expr::value(deep.0))
+        .col_expr(order::Column::DeepValleyFen, Expr::value(deep.1))
+        .col_expr(order::Column::AmountFen, Expr::value(finish.amount_fen))
+        .col_expr(order::Column::ServiceFeeFen, Expr::value(finish.service_fee_fen))
+        .col_expr(order::Column::TotalFen, Expr::value(finish.total_fen))
+}
+
 impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> ChargingStore<'_, C> {
     /// Insert `order` and hold its port for it — only if the port is idle, enabled and held by no
     /// other order (`UPDATE … WHERE current_order_id IS NULL AND status = 1`): of any number of
@@ -184,6 +207,39 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
         ))
     }
 
+    /// Bill again, as `finish`, an order that ended abnormal (4, stop reason 6) while its
+    /// charger was silent, once the charger reports the session's final reading: only while
+    /// it is unpaid and still billed as `billed` (the caller's read of it), so of concurrent
+    /// corrections one applies, and a payment of the old total cannot settle after it (every
+    /// payment requires the total it was made for). The port's totals take the difference.
+    /// Answers whether this call corrected it.
+    pub async fn rebill_lost(&self, billed: &Order, finish: &Finish, now: i64) -> Result<bool, StorageError> {
+        let (id, billed_wh, billed_seconds) = (billed.id.as_str(), billed.energy_wh, billed.charging_seconds);
+        let tx = write(self.0).await?;
+        let corrected = billed_as(order::Entity::update_many(), finish)
+            .col_expr(order::Column::UpdatedAt, Expr::value(now))
+            .filter(order::Column::Id.eq(id))
+            .filter(order::Column::Status.eq(4))
+            .filter(order::Column::StopReason.eq(6))
+            .filter(order::Column::PaymentStatus.eq(0))
+            .filter(order::Column::EnergyWh.eq(billed_wh))
+            .exec(&tx)
+            .await?;
+        if !affected(corrected) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        port::Entity::update_many()
+            .col_expr(port::Column::TotalSeconds, Expr::col(port::Column::TotalSeconds).add(finish.charging_seconds - billed_seconds))
+            .col_expr(port::Column::TotalWh, Expr::col(port::Column::TotalWh).add(finish.energy_wh - billed_wh))
+            .col_expr(port::Column::UpdatedAt, Expr::value(now))
+            .filter(port::Column::Id.eq(&billed.port_id))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// A meter sample of a charging order (a repeat of the same instant is ignored), and the
     /// order's live figures.
     #[allow(clippy::too_many_arguments)]
@@ -239,28 +295,11 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
     /// port's totals — once: `false` when it had already ended, or, cancelled, started.
     pub async fn finish(&self, id: &str, finish: &Finish, now: i64) -> Result<bool, StorageError> {
         let tx = write(self.0).await?;
-        let [sharp, peak, flat, valley, deep] = finish.lines;
-        let ended = order::Entity::update_many()
+        let ended = billed_as(order::Entity::update_many(), finish)
             .col_expr(order::Column::Status, Expr::value(finish.status))
             .col_expr(order::Column::StopReason, Expr::value(finish.stop_reason))
-            .col_expr(order::Column::EndedAt, Expr::value(finish.ended_at))
-            .col_expr(order::Column::ChargingSeconds, Expr::value(finish.charging_seconds))
-            .col_expr(order::Column::EnergyWh, Expr::value(finish.energy_wh))
             .col_expr(order::Column::PowerW, Expr::value(0))
             .col_expr(order::Column::CurrentCa, Expr::value(0))
-            .col_expr(order::Column::SharpWh, Expr::value(sharp.0))
-            .col_expr(order::Column::SharpFen, Expr::value(sharp.1))
-            .col_expr(order::Column::PeakWh, Expr::value(peak.0))
-            .col_expr(order::Column::PeakFen, Expr::value(peak.1))
-            .col_expr(order::Column::FlatWh, Expr::value(flat.0))
-            .col_expr(order::Column::FlatFen, Expr::value(flat.1))
-            .col_expr(order::Column::ValleyWh, Expr::value(valley.0))
-            .col_expr(order::Column::ValleyFen, Expr::value(valley.1))
-            .col_expr(order::Column::DeepValleyWh, Expr::value(deep.0))
-            .col_expr(order::Column::DeepValleyFen, Expr::value(deep.1))
-            .col_expr(order::Column::AmountFen, Expr::value(finish.amount_fen))
-            .col_expr(order::Column::ServiceFeeFen, Expr::value(finish.service_fee_fen))
-            .col_expr(order::Column::TotalFen, Expr::value(finish.total_fen))
             .col_expr(order::Column::UpdatedAt, Expr::value(now))
             .filter(order::Column::Id.eq(id))
             // A start may have won the order since it was read: a charging order is never

@@ -207,16 +207,28 @@ async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
     let (amount, fee, total) = rebill(&detail, BR001_FEN_PER_KWH, BR001_FEE_PERCENT);
     assert_eq!((fen(&detail["amount"]), fen(&detail["serviceFee"]), fen(&detail["totalAmount"])), (amount, fee, total));
     assert_eq!(tier_wh(&detail), last_wh);
-    // Back online: the order stays as billed, the port is free.
+    // Back online, the charger reports how much the session delivered before it lost its
+    // connection: the order is billed on that final reading, the port is free.
     device_event(&app, DC_DEVICE, "online", None).await;
     let freed = port(&app, &token, DC_PORT).await;
     assert_eq!((&freed["status"], &freed["currentOrderId"]), (&json!(1), &json!(null)), "{freed}");
-    assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"]);
+    let device = device_state(&app, DC_DEVICE).await;
+    let final_wh = device["ports"][0]["energyWh"].as_i64().unwrap();
+    assert!(final_wh >= last_wh, "{device}");
+    let corrected = order_detail(&app, &token, &order).await;
+    assert_eq!((&corrected["status"], &corrected["stopReason"]), (&json!(4), &json!(6)), "{corrected}");
+    assert_eq!(wh(&corrected["powerConsumption"]), final_wh, "{corrected}");
+    assert_eq!(tier_wh(&corrected), final_wh);
+    let (amount, fee, total) = rebill(&corrected, BR001_FEN_PER_KWH, BR001_FEE_PERCENT);
+    assert_eq!((fen(&corrected["amount"]), fen(&corrected["serviceFee"]), fen(&corrected["totalAmount"])), (amount, fee, total));
+    // Read again: billed once.
+    assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], corrected["totalAmount"]);
 }
 
 /// A charger silent for a minute while it kept charging: the order ends abnormal on its last
 /// reading, and once the charger answers again the session it still runs for that order is
-/// stopped (7 其他), so that nothing unbilled flows and the port takes a new order.
+/// stopped (7 其他) and what it delivered meanwhile billed to the order (still unpaid), so
+/// that nothing flows unbilled, and the port takes a new order.
 #[tokio::test]
 async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     let app = TestApp::charging().await;
@@ -242,7 +254,10 @@ async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     assert_eq!((&freed["status"], &freed["currentOrderId"]), (&json!(1), &json!(null)), "{freed}");
     let stopped = device_state(&app, AC_DEVICE).await;
     assert_eq!((&stopped["ports"][0]["state"], &stopped["ports"][0]["stopReason"]), (&json!("finished"), &json!(7)), "{stopped}");
-    assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], detail["totalAmount"], "billed as it was");
+    let corrected = order_detail(&app, &token, &order).await;
+    assert_eq!((&corrected["status"], &corrected["stopReason"]), (&json!(4), &json!(6)), "{corrected}");
+    assert_eq!(wh(&corrected["powerConsumption"]), stopped["ports"][0]["energyWh"].as_i64().unwrap(), "billed on the final reading: {corrected} {stopped}");
+    assert!(fen(&corrected["totalAmount"]) > fen(&detail["totalAmount"]), "{corrected} {detail}");
     // The port takes a new order, and its charger starts it.
     let next = driver(&app, "after-silence").await;
     charging_on(&app, &next, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
