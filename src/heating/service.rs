@@ -26,9 +26,10 @@ use crate::storage::payments::{PayOrder, PayStatus, RefundState};
 
 /// Heating's verification codes (000 §1.1 `expire_time` 300; §7 one per phone per minute; five
 /// wrong guesses kill a code, domain.md §6; ten codes per phone a day against SMS pumping — the
-/// document is silent on a daily cap). No client cap: the per-IP limit (000 §7, 100 requests
-/// per 15 minutes) already bounds what one address has sent.
-pub const CODE_POLICY: CodePolicy = CodePolicy { per_client: None, ..CodePolicy::STANDARD };
+/// document is silent on a daily cap), with the client cap too: the per-IP limit (000 §7, 100
+/// requests per 15 minutes) alone would let one address have 400 codes an hour sent, to phone
+/// after phone, at the SMS account's cost.
+pub const CODE_POLICY: CodePolicy = CodePolicy::STANDARD;
 
 /// An unpaid order holds its bills, and can be paid, for 30 minutes (WeChat Pay `time_expire`).
 pub const ORDER_TTL_MS: i64 = 30 * 60 * 1000;
@@ -307,19 +308,21 @@ impl HeatingService {
             .map_err(|e| HeatingError::Internal(format!("user {}: {e}", user.id)))
     }
 
-    /// operationId `user_password_update` (000 §3.3): change the password: the old password
-    /// (1005), the account's own phone and a `reset_password` code (1002/1006). Every other
-    /// session of the user ends.
+    /// operationId `user_password_update` (000 §3.3): change the password: the account's own
+    /// phone, a `reset_password` code (1002/1006; checked first and spent, right or wrong
+    /// password) and the old password (1005). Every other session of the user ends.
     pub async fn user_password_update(&self, who: &Principal, request: &types::UserPasswordUpdateRequest) -> Result<(), HeatingError> {
         let user = self.user(who).await?;
         if request.phone != user.phone {
             return Err(HeatingError::BadRequest("手机号与当前账号不一致".into()));
         }
+        // The code first, spent whatever the old password turns out to be: a stolen token alone
+        // is no way to try passwords, and each guess costs a code sent to the owner's phone.
+        self.codes.redeem(Subject::Phone(&user.phone), "reset_password", &request.code).await?;
         let matches = self.passwords.verify(&request.old_password, &user.password_hash).await.map_err(|e| HeatingError::Internal(e.to_string()))?;
         if !matches {
             return Err(HeatingError::PasswordWrong);
         }
-        self.codes.redeem(Subject::Phone(&user.phone), "reset_password", &request.code).await?;
         let password_hash = self.passwords.hash(&request.new_password).await.map_err(|e| HeatingError::Internal(e.to_string()))?;
         self.db.heating_users().set_password(&user.id, &password_hash, self.clock.now_ms()).await?;
         // Whoever else was signed in with the old password is signed out; this device stays.

@@ -30,8 +30,8 @@ pub struct CodePolicy {
     pub max_attempts: i32,
     /// Codes one phone may be sent by this API in 24 hours.
     pub daily_cap: u64,
-    /// Codes one client address may have sent, to any phones, by this API within a window; `None`
-    /// where the API's own per-IP limit already bounds its sends (heating 000 §7).
+    /// Codes one client address may have sent, to any phones, by this API within a window
+    /// (`None`: no cap but the API's own limits).
     pub per_client: Option<ClientCap>,
 }
 
@@ -57,8 +57,8 @@ impl ClientCap {
 impl CodePolicy {
     /// Six digits, five minutes, one code a minute per phone, five wrong guesses, ten codes a
     /// day per phone, [`ClientCap::STANDARD`] per client address: what heating's document states
-    /// (000 §1.1, §7; heating itself has its per-IP limit instead of the client cap), and the
-    /// policy of an API whose document states none (o2o).
+    /// (000 §1.1, §7, and the caps against SMS pumping it is silent on), and the policy of an
+    /// API whose document states none (o2o).
     pub const STANDARD: CodePolicy = CodePolicy {
         length: 6,
         no_leading_zero: false,

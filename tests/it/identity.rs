@@ -188,9 +188,10 @@ async fn one_client_address_has_codes_sent_to_so_many_phones_an_hour() {
     // refuses the first address too.
     let again = Codes::new("o2o", policy, db.clone(), vault(), sms.clone(), budgets.clone(), clock.clone());
     assert!(matches!(again.send("13800000005", "login", false, CLIENT).await, Err(CodeError::ClientCap(_))));
-    // Heating's policy has none (its per-IP limit bounds an address), and without one nothing
-    // is counted.
-    assert_eq!(mpapi::heating::service::CODE_POLICY.per_client, None);
+    // Every API's policy has the standard cap; without one nothing is counted.
+    for policy in [mpapi::heating::service::CODE_POLICY, mpapi::community::service::CODE_POLICY, mpapi::o2o::service::CODE_POLICY] {
+        assert_eq!(policy.per_client, Some(ClientCap::STANDARD));
+    }
     let uncapped = Codes::new("heating", CodePolicy { per_client: None, ..policy }, db, vault(), sms, budgets, clock);
     for n in 1..=4 {
         uncapped.send(&format!("1390000000{n}"), "login", false, CLIENT).await.unwrap();

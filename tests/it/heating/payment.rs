@@ -296,11 +296,12 @@ async fn housekeeping_closes_expired_orders_and_prunes() {
     let first = ledger.order(&order_id).await.unwrap().unwrap().order.prepay_id.expect("the first placing's prepay_id");
     // Forty days on, the two codes of this test and the phone's send slot (more than two days
     // old), its session (its refresh token lapsed after 30 days), the later prepay id
-    // (WeChat's live two hours) and two budgets whose window has passed (the client's per-IP
-    // limit, the user's binding attempts) are pruned; nothing is left to prune after that.
+    // (WeChat's live two hours) and three budgets whose window has passed (the client's per-IP
+    // limit and code sends, the user's binding attempts) are pruned; nothing is left to prune
+    // after that.
     app.server.clock.advance(Duration::from_secs(40 * 86_400));
     let (_, pruned) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
-    assert_eq!(pruned, 7, "two codes, a send slot, a session, a prepay id and two budgets");
+    assert_eq!(pruned, 8, "two codes, a send slot, a session, a prepay id and three budgets");
     let (_, again) = mpapi::serve::housekeeping("heating", &payments, &app.server.db, &app.server.clock).await.unwrap();
     assert_eq!(again, 0);
     assert!(ledger.resolve("wx_a_later_placing").await.unwrap().is_none());

@@ -29,14 +29,23 @@ async fn user_profile_update_and_user_password_update() {
     assert_eq!(same.data()["updated_fields"], json!([]));
     let profile = app.get("/api/user/profile", Some(&token)).await;
     assert_eq!(profile.data()["id_card"], "110105********002X");
-    // Password: the old one must match (1005), then the reset code.
-    app.server.clock.advance(Duration::from_secs(61));
-    let reset_code = code(&app, phone, "reset_password").await;
+    // Password: the reset code first — without one, the old password is not even compared, so
+    // a token alone cannot try passwords — then the old password (1005), which spends the code.
     let change = |old: &str, code: &str| {
         json!({"old_password": old, "new_password": "abcdef123", "phone": phone, "code": code})
     };
-    let wrong = app.put("/api/user/password", Some(&token), change("nope-nope", &reset_code)).await;
+    for old in ["nope-nope", "123456789"] {
+        let guessed = app.put("/api/user/password", Some(&token), change(old, "123456")).await;
+        assert_eq!((guessed.status, guessed.code()), (400, 1002), "{old}: {}", guessed.body);
+    }
+    app.server.clock.advance(Duration::from_secs(61));
+    let spent = code(&app, phone, "reset_password").await;
+    let wrong = app.put("/api/user/password", Some(&token), change("nope-nope", &spent)).await;
     assert_eq!((wrong.status, wrong.code()), (400, 1005));
+    let after_wrong = app.put("/api/user/password", Some(&token), change("123456789", &spent)).await;
+    assert_eq!(after_wrong.code(), 1002, "a wrong old password spent the code: {}", after_wrong.body);
+    app.server.clock.advance(Duration::from_secs(61));
+    let reset_code = code(&app, phone, "reset_password").await;
     // A second device signed in before the change is signed out by it; this one stays.
     let other_device = {
         app.server.clock.advance(Duration::from_secs(61));
