@@ -758,6 +758,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         driver,
         clock: server.clock.clone(),
         positions: charging::positions::StationPositions::new(),
+        budgets: server.budgets.clone(),
     });
     charging::spawn_watchdog(service.clone());
     let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty(), public_url: parts.public_url.clone() };

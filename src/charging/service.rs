@@ -20,6 +20,7 @@ use crate::identity::{Passwords, Principal, Sessions, Wechat};
 use crate::money::yuan;
 use crate::payments::Payments;
 use crate::providers::charger::ChargerDriver;
+use crate::ratelimit::{Budgets, Window};
 use crate::storage::Db;
 use crate::storage::charging::{BillingRuleRow, NewUser, NotCreated, ProfileChange, User};
 
@@ -37,6 +38,12 @@ pub const LOST_AFTER: Duration = Duration::from_secs(60);
 pub const PAY_TTL: Duration = Duration::from_secs(2 * 3600);
 /// The largest recharge, fen: 5,000.00 yuan (the document is silent).
 pub const MAX_RECHARGE_FEN: i64 = 500_000;
+/// Password logins one username may attempt in [`LOGIN_WINDOW`] (the document is silent): an
+/// operator's password, which may configure piles and stop any session, cannot be guessed at
+/// the server's speed.
+pub const LOGIN_ATTEMPTS: u32 = 10;
+/// The window of [`LOGIN_ATTEMPTS`]: 15 minutes.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The charging application: storage, the shared blocks, the charger driver, the clock.
 pub struct ChargingService {
@@ -56,6 +63,8 @@ pub struct ChargingService {
     pub clock: Clock,
     /// The stations' positions for the radius search (a copy of the database's, reloaded).
     pub positions: Arc<super::positions::StationPositions>,
+    /// Where password login attempts are counted ([`LOGIN_ATTEMPTS`]), shared by every instance.
+    pub budgets: Budgets,
 }
 
 /// Seconds → the wire's `i32` seconds (saturating: no session lasts 68 years).
@@ -228,11 +237,26 @@ impl ChargingService {
     }
 
     /// operationId `user_login` (003 §1.1.1): username and password (argon2). An unknown name
-    /// and a wrong password are answered alike (1002), so names cannot be probed.
+    /// and a wrong password are answered alike (1002), so names cannot be probed. Past
+    /// [`LOGIN_ATTEMPTS`] attempts of a username in [`LOGIN_WINDOW`], 1002 (401) saying how many
+    /// minutes to wait (the contract has no 429 for it), the password not compared.
     pub async fn user_login(&self, body: &UserLoginRequest) -> Result<LoginResponse, ChargingError> {
         let wrong = || ChargingError::new(1002, "用户名或密码错误");
+        let username = body.username.trim();
+        // Every attempt counted before any comparing (a guess never goes uncounted), per
+        // username whether it exists or not (no oracle for names).
+        let attempts = Window::new(LOGIN_ATTEMPTS, LOGIN_WINDOW);
+        let counted = self.budgets.admit("charging.login", username, self.clock.now().timestamp_micros(), &attempts, 1).await;
+        match counted {
+            Ok(admission) if admission.admitted == 0 => {
+                let minutes = (admission.wait_us.max(60_000_000) as u64).div_ceil(60_000_000);
+                return Err(ChargingError::new(1002, format!("登录尝试过于频繁，请{minutes}分钟后再试")));
+            }
+            Ok(_) => {}
+            Err(error) => return Err(ChargingError::internal(format!("counting a login attempt: {error}"))),
+        }
         let store = self.db.charging();
-        let user = store.user_by_username(body.username.trim()).await?;
+        let user = store.user_by_username(username).await?;
         let Some((user, hash)) = user.and_then(|u| u.password_hash.clone().map(|h| (u, h))) else {
             // Spend the same time as a real check: no timing oracle for names.
             let _ = self.passwords.verify(&body.password, &crate::identity::passwords::DUMMY_HASH).await;

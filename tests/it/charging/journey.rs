@@ -41,6 +41,26 @@ async fn first_wechat_logins_at_once_each_get_an_account() {
     assert_eq!(registered["userId"], json!(DEMO_USER_ID + 21), "{registered}");
 }
 
+/// Password logins of one username are counted, right or wrong, known name or not: past ten in
+/// fifteen minutes the password is not compared (1002 saying how long to wait), on any instance.
+#[tokio::test]
+async fn a_username_has_ten_password_logins_in_fifteen_minutes() {
+    let app = TestApp::charging().await;
+    for n in 0..mpapi::charging::service::LOGIN_ATTEMPTS {
+        refused(&app.post(LOGIN, None, json!({ "username": OPERATOR_USERNAME, "password": format!("guess-{n:04}") })).await, 401, 1002);
+    }
+    let locked = app.post(LOGIN, None, json!({ "username": OPERATOR_USERNAME, "password": OPERATOR_PASSWORD })).await;
+    refused(&locked, 401, 1002);
+    // The window is counted in slices: the wait is the 15 minutes, or up to one slice more.
+    let message = locked.body["message"].as_str().unwrap();
+    let minutes: u64 = message.strip_prefix("登录尝试过于频繁，请").and_then(|m| m.strip_suffix("分钟后再试")).and_then(|m| m.parse().ok()).unwrap_or(0);
+    assert!((15..=16).contains(&minutes), "{message}");
+    // Another name is its own count.
+    ok(&app.post(LOGIN, None, json!({ "username": DEMO_USERNAME, "password": DEMO_PASSWORD })).await);
+    app.server.clock.advance(std::time::Duration::from_secs(minutes * 60));
+    ok(&app.post(LOGIN, None, json!({ "username": OPERATOR_USERNAME, "password": OPERATOR_PASSWORD })).await);
+}
+
 #[tokio::test]
 async fn logins_configuration_and_tariffs() {
     let app = TestApp::charging().await;
