@@ -9,8 +9,9 @@ use super::service::{CommunityService, live, ok_code, wire, yuan_label};
 use crate::clock::beijing_local;
 use crate::api_support::{Page, PageRequest};
 use crate::identity::Principal;
-use crate::payments::NotifyOutcome;
+use crate::payments::{Cancelled, NotifyOutcome};
 use crate::storage::community::{Claim, FeeFilter, FeeOrder};
+use crate::storage::payments::PayStatus;
 
 /// Laravel's default `per_page` (the document's example: 15).
 const PER_PAGE: i64 = 15;
@@ -218,6 +219,7 @@ impl CommunityService {
                     many => format!("物业缴费-{}笔", many.len()),
                 };
                 let mut placed = None;
+                let mut released = false;
                 for _ in 0..3 {
                     let out_trade_no = crate::random::alphanumeric(32);
                     let new = self.payments.new_order(&out_trade_no, Some(&user.id), user.openid.as_deref(), &description, total, now, BILL_TTL);
@@ -228,6 +230,8 @@ impl CommunityService {
                             break;
                         }
                         Claim::NumberTaken => continue,
+                        // Held by the bill of someone who may no longer pay it: given up once.
+                        Claim::Unavailable(id) if !released && self.release_lapsed_hold(id).await? => released = true,
                         Claim::Unavailable(id) => {
                             return Err(CommunityError::Invalid(Told::new(
                                 "订单正在支付中，请稍后再试",
@@ -257,6 +261,37 @@ impl CommunityService {
             },
             message: "成功获取缴费信息".into(),
         })
+    }
+
+    /// Fee order `id` is held by a pending bill whose payer may no longer pay it (unbound from
+    /// the house, the pay right revoked, replaced as its owner): that bill is cancelled —
+    /// closed with WeChat Pay, its orders released — so that those who may pay are not kept
+    /// waiting out its 30 minutes. Answers whether it was (false: no such hold, the payer may
+    /// still pay, or the bill had ended or was paid meanwhile).
+    async fn release_lapsed_hold(&self, id: i64) -> Result<bool, CommunityError> {
+        let Some(order) = self.db.fees().orders(&[id]).await?.into_iter().next() else {
+            return Ok(false);
+        };
+        let Some(out_trade_no) = order.out_trade_no.as_deref().filter(|_| !order.paid) else {
+            return Ok(false);
+        };
+        let Some(bill) = self.db.payments().get(out_trade_no).await?.filter(|b| b.status == PayStatus::Pending) else {
+            return Ok(false);
+        };
+        let Some(payer) = bill.user_id.as_deref() else {
+            return Ok(false);
+        };
+        let may_pay = order.user_id.as_deref() == Some(payer)
+            || match order.house_id {
+                Some(house) => self.paying_houses(payer).await?.contains(&house),
+                None => false,
+            };
+        if may_pay {
+            return Ok(false);
+        }
+        let cancelled = self.payments.cancel(&bill).await?;
+        tracing::info!(api = "community", out_trade_no, ?cancelled, "a bill whose payer may no longer pay its orders given up");
+        Ok(cancelled == Cancelled::Cancelled)
     }
 
     /// operationId `payment_notify`: a WeChat Pay v2 notify, verified and settled by the shared

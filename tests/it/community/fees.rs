@@ -345,3 +345,29 @@ async fn title_filters_take_percent_and_underscore_literally() {
     let bills = app.post(PAYMENTS, Some(&owner), json!({ "title": "测试费" })).await;
     assert_eq!(bills.body["pages"]["total"].as_i64(), Some(1), "{}", bills.body);
 }
+
+/// A member's bill holds the orders only while she may pay them: once the owner revokes her
+/// pay right, his own payment of those orders gives her bill up (closed with WeChat Pay, so it
+/// can no longer be paid) rather than waiting out its 30 minutes. A member who may still pay
+/// keeps hers.
+#[tokio::test]
+async fn a_bill_of_a_member_who_may_no_longer_pay_is_given_up_for_the_owners() {
+    let app = TestApp::community().await;
+    let owner = token(&app, DEMO_CODE).await;
+    // 刘芳 (binding 3) may pay house 1's orders.
+    let wife = token(&app, "demo-wife").await;
+    let (held, hers) = pay(&app, &wife, "1").await;
+    assert_eq!(held.status, 200, "{}", held.body);
+    let hers = hers.expect("her bill holds order 1");
+    let (waiting, _) = pay(&app, &owner, "1").await;
+    assert_eq!((waiting.status, waiting.body["msg"].as_str()), (400, Some("订单正在支付中，请稍后再试")), "{}", waiting.body);
+    let revoked = app.put(CHARGE, Some(&owner), json!({ "id": 3 })).await;
+    assert_eq!(revoked.body["data"], "授权支付", "{}", revoked.body);
+    let (paying, his) = pay(&app, &owner, "1").await;
+    assert_eq!(paying.status, 200, "{}", paying.body);
+    assert_ne!(his.as_deref(), Some(hers.as_str()));
+    assert_eq!(app.server.db.payments().get(&hers).await.unwrap().unwrap().status, mpapi::storage::payments::PayStatus::Closed);
+    assert_eq!(app.sandbox_pay(&hers, "success").await.status, 409, "her bill can no longer be paid");
+    assert_eq!(app.sandbox_pay(&his.unwrap(), "success").await.body["notify"]["status"], json!(200));
+    assert!(stored_order(&app, 1).await.paid);
+}
