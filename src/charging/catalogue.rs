@@ -676,8 +676,15 @@ impl ChargingService {
         })
     }
 
+    /// Whether a charger that did not answer is connected at all: silent while connected is a
+    /// timeout (5002); not connected, it is 离线 (status 0), which §9.3 and §9.6 answer.
+    async fn silent_but_connected(&self, device_address: &str) -> Result<bool, ChargingError> {
+        Ok(self.driver.connections().await?.iter().any(|c| c.device_address == device_address))
+    }
+
     /// operationId `charging_status_get` (003 §9.3): the device's ports (or the one `portNo`)
-    /// as the charger reports them now.
+    /// as the charger reports them now; a device not connected reads 0 离线 (its ports too,
+    /// with the last values stored), one connected but silent 5002.
     pub async fn charging_status_get(&self, device_address: &str, port_no: Option<&str>) -> Result<ChargingStatusResponse, ChargingError> {
         let pile = self.pile_at(device_address).await?;
         let wanted = match port_no {
@@ -688,7 +695,7 @@ impl ChargingService {
         if wanted.is_some_and(|no| !ports.iter().any(|(p, _)| p.port_no == no)) {
             return Err(ChargingError::new(2003, "充电端口不存在"));
         }
-        if !pile.online {
+        if !pile.online && self.silent_but_connected(&pile.device_address).await? {
             return Err(ChargingError::new(5002, "充电桩通信超时：设备未应答"));
         }
         let refs: Vec<&Port> = ports.iter().map(|(p, _)| p).collect();
@@ -702,12 +709,14 @@ impl ChargingService {
                     .iter()
                     .filter(|(p, _)| wanted.is_none_or(|no| p.port_no == no))
                     .map(|(port, _)| {
+                        // Offline: nothing flows that anyone can see.
+                        let live = |value: f64| if pile.online { value } else { 0.0 };
                         Ok(ChargingPortStatus {
                             port_no: port.port_no.to_string(),
                             status: wire(port_status(&pile, port))?,
-                            voltage: scaled(port.voltage_dv, 10),
-                            current_ampere: scaled(port.current_ca, 100),
-                            power: scaled(port.power_w, 1000),
+                            voltage: live(scaled(port.voltage_dv, 10)),
+                            current_ampere: live(scaled(port.current_ca, 100)),
+                            power: live(scaled(port.power_w, 1000)),
                             temperature: scaled(port.temperature_dc, 10),
                             electricity: kwh_f64(port.energy_wh),
                             current_order_id: port.current_order_id.clone(),
@@ -719,13 +728,33 @@ impl ChargingService {
     }
 
     /// operationId `device_charging_status_get` (003 §9.6): one port as the charger reports it
-    /// now (2 is "充电中" here).
+    /// now (2 is "充电中" here); a device not connected reads 0 离线 with the port's last
+    /// stored values, one connected but silent 5002.
     pub async fn device_charging_status_get(&self, device_address: &str, port_no: i32) -> Result<DeviceChargingStatusResponse, ChargingError> {
         let pile = self.pile_at(device_address).await?;
         let (pile, ports) = self.refresh_pile(&pile).await?;
         let (port, reading) = ports.into_iter().find(|(p, _)| p.port_no == port_no).ok_or_else(|| ChargingError::new(2003, "充电端口不存在"))?;
         let Some(reading) = reading else {
-            return Err(ChargingError::new(5002, "充电桩通信超时：设备未应答"));
+            if self.silent_but_connected(&pile.device_address).await? {
+                return Err(ChargingError::new(5002, "充电桩通信超时：设备未应答"));
+            }
+            return Ok(DeviceChargingStatusResponse {
+                code: ok()?,
+                message: "获取成功".into(),
+                data: DeviceChargingStatusData {
+                    device_address: pile.device_address.clone(),
+                    port: port.port_no,
+                    status: wire(0)?,
+                    voltage: 0.0,
+                    current: 0.0,
+                    power: 0.0,
+                    temperature: scaled(port.temperature_dc, 10),
+                    electricity: kwh_f64(if port.current_order_id.is_some() { port.energy_wh } else { 0 }),
+                    charging_time: 0,
+                    order_id: port.current_order_id.clone(),
+                    update_time: iso_s(port.updated_at),
+                },
+            });
         };
         let charging_seconds = match (reading.session_started_at, reading.state) {
             (Some(start), PortState::Charging) => (reading.read_at - start) / 1000,

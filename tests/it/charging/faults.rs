@@ -41,7 +41,13 @@ async fn an_offline_pile_takes_no_order_and_shows_as_disconnected_until_it_is_ba
     assert!(devices.as_array().unwrap().iter().all(|d| d["imei"] != dc2.as_str()));
     let pile = ok(&app.get(&format!("/api/pile/{DC2_PILE}"), Some(&token)).await);
     assert_eq!((&pile["onlineStatus"], &pile["status"], &pile["ports"][0]["status"]), (&json!(0), &json!(0), &json!(0)), "{pile}");
-    refused(&app.get(&format!("{PILE_STATUS}?deviceAddress={DC2_DEVICE}"), Some(&token)).await, 502, 5002);
+    // §9.3 and §9.6 say 0 离线 (its ports too, nothing flowing), not a timeout: nobody is
+    // waiting for an answer from a charger that is not connected.
+    let offline = ok(&app.get(&format!("{PILE_STATUS}?deviceAddress={DC2_DEVICE}"), Some(&token)).await);
+    assert_eq!((&offline["status"], &offline["ports"][0]["status"], &offline["ports"][1]["status"]), (&json!(0), &json!(0), &json!(0)), "{offline}");
+    assert_eq!((&offline["ports"][0]["power"], &offline["ports"][0]["currentAmpere"]), (&json!(0.0), &json!(0.0)), "{offline}");
+    let port = ok(&app.get(&format!("/api/ChargingPile/{DC2_DEVICE}/status?port=1"), Some(&token)).await);
+    assert_eq!((&port["status"], &port["port"], &port["power"], &port["chargingTime"]), (&json!(0), &json!(1), &json!(0.0), &json!(0)), "{port}");
     // The other piles are unaffected.
     created(&create(&app, &token, DC_PILE, DC_PORT, 1, json!(0), 1).await, DC_DEVICE);
 
