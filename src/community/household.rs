@@ -53,7 +53,8 @@ macro_rules! house_fields {
 
 impl CommunityService {
     /// The binding asked for, validated against the 前言 tables; 住户类型 defaults from the
-    /// role (业主 → 业主, 租客 → 租户, else 其他).
+    /// role (业主 → 业主, 租客 → 租户, else 其他), and may not contradict it: an owner is no
+    /// 租户, a tenant no 业主 (a family member's type is theirs to say).
     fn binding_asked(&self, fields: &HouseFields<'_>) -> Result<NewBinding, CommunityError> {
         let role = enumeration("role", "居民角色", &ROLES, fields.role, "其他")?;
         let default_type = match role.as_str() {
@@ -61,12 +62,19 @@ impl CommunityService {
             "租客" => "租户",
             _ => "其他",
         };
+        let zhuhu_type = enumeration("type", "住户类型", &ZHUHU_TYPES, fields.zhuhu_type, default_type)?;
+        if matches!((role.as_str(), zhuhu_type.as_str()), ("业主", "租户") | ("租客", "业主")) {
+            return Err(CommunityError::invalid(
+                format!("居民角色为{role}时住户类型不能为{zhuhu_type}"),
+                format!("role={role}与type={zhuhu_type}矛盾：业主的住户类型不能为租户，租客的不能为业主"),
+            ));
+        }
         Ok(NewBinding {
             house_id: fields.house_id,
             house_use: enumeration("use", "房屋用途", &USES, fields.house_use, "住宅")?,
             xingzhi: enumeration("xingzhi", "房屋性质", &XINGZHI, fields.xingzhi, "私有")?,
             house_status: enumeration("status", "房屋状态", &STATUSES, fields.status, "自用")?,
-            zhuhu_type: enumeration("type", "住户类型", &ZHUHU_TYPES, fields.zhuhu_type, default_type)?,
+            zhuhu_type,
             role,
         })
     }

@@ -188,6 +188,13 @@ async fn house_bind_files_one_more_house_for_a_person_on_record() {
         let refused = app.post(BIND, Some(&owner), body).await;
         assert_eq!((refused.status, refused.flat_code()), (400, 1), "{field}={value}: {}", refused.body);
     }
+    // A 住户类型 that contradicts the role: an owner as 租户 (2), a tenant as 业主.
+    for (role, kind) in [(json!("业主"), json!(2)), (json!("租客"), json!("业主"))] {
+        let body = json!({ "phone": DEMO_PHONE, "house_id": 2, "role": role, "type": kind, "choice": 1 });
+        let refused = app.post(BIND, Some(&owner), body).await;
+        assert_eq!((refused.status, refused.flat_code()), (400, 1), "{role} {kind}: {}", refused.body);
+        assert!(refused.body["msg"].as_str().unwrap().starts_with("居民角色为"), "{}", refused.body);
+    }
     // An account with no person on record must use 2.4.1 first.
     let newcomer = new_user(&app, "wx-bind", "13812340032", "郑新").await;
     let first = app.post(BIND, Some(&newcomer), json!({ "phone": "13812340032", "house_id": 2, "role": "业主" })).await;
