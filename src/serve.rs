@@ -759,6 +759,7 @@ async fn charging(server: &Server, parts: &ApiParts, port: u16) -> Result<Built>
         clock: server.clock.clone(),
         positions: charging::positions::StationPositions::new(),
         budgets: server.budgets.clone(),
+        clients: server.client_addresses(),
     });
     charging::spawn_watchdog(service.clone());
     let api = Charging { service, sandbox_pay: !parts.sandbox.pays.is_empty(), public_url: parts.public_url.clone() };

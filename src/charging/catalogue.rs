@@ -488,10 +488,8 @@ impl ChargingService {
         if !running && port.last_order_id.as_deref() != Some(session) {
             return Ok(());
         }
-        let Some(order) = self.db.charging().order(session).await? else {
-            return Ok(());
-        };
-        if super::orders::status::is_live(order.status) {
+        let order = self.db.charging().order(session).await?;
+        if order.as_ref().is_some_and(|order| super::orders::status::is_live(order.status)) {
             return Ok(());
         }
         let mut last = std::borrow::Cow::Borrowed(reading);
@@ -509,7 +507,11 @@ impl ChargingService {
                 last = std::borrow::Cow::Owned(after);
             }
         }
-        self.bill_final_reading(&order, &last).await?;
+        // A session of an order we never had (a database restored, a start from elsewhere) is
+        // stopped and billed to nobody.
+        if let Some(order) = order {
+            self.bill_final_reading(&order, &last).await?;
+        }
         Ok(())
     }
 

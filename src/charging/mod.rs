@@ -74,7 +74,8 @@ impl ChargingApi for Charging {
     }
 
     async fn user_login(&self, ctx: Context<()>, input: UserLoginInput) -> UserLoginOutput {
-        answer!(ctx, self.service.user_login(&input.body).await, UserLoginOutput)
+        let client = self.service.clients.of(&ctx.headers, &ctx.extensions);
+        answer!(ctx, self.service.user_login(&input.body, client).await, UserLoginOutput)
     }
 
     async fn user_register(&self, ctx: Context<()>, input: UserRegisterInput) -> UserRegisterOutput {

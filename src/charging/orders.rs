@@ -556,36 +556,41 @@ impl ChargingService {
     /// A charger back after a silence reports the final reading of a session whose order ended
     /// abnormal while it was silent (after [`LOST_AFTER`], billed on the last reading then):
     /// the energy it delivered meanwhile is billed too — the order's bill is corrected to the
-    /// final reading (its tariff and money limit as ever) while it is unpaid
-    /// ([`ChargingStore::rebill_lost`]). A paid order stays as paid (logged). Answers whether
+    /// final reading (its tariff and money limit as ever) while it is unpaid and no payment of
+    /// it waits ([`ChargingStore::rebill_lost`]). A paid order stays as paid. Answers whether
     /// the bill changed.
     pub(super) async fn bill_final_reading(&self, order: &Order, reading: &Reading) -> Result<bool, ChargingError> {
         let lost = order.status == status::ABNORMAL && order.stop_reason == Some(StopReason::Fault.code());
+        // Only an ended session's own final reading, and only one that ended after the order
+        // did: an order the charger ended itself (a fault it reported) ended when the session
+        // did, and one billed on this reading already ends where it does — nothing new there,
+        // so the sweep's every look costs nothing more.
+        let ended = match reading.state {
+            PortState::Finished(_) | PortState::Fault(_) => reading.session_ended_at,
+            PortState::Idle | PortState::Starting | PortState::Charging => None,
+        };
+        let Some(ended) = ended.filter(|ended| order.ended_at.is_none_or(|at| *ended > at)) else {
+            return Ok(false);
+        };
         if !lost || reading.order_id.as_deref() != Some(order.id.as_str()) || reading.energy_wh <= order.energy_wh {
             return Ok(false);
         }
         if order.payment_status != 0 {
-            tracing::warn!(api = "charging", order = order.id, billed_wh = order.energy_wh, final_wh = reading.energy_wh, "a paid order's charger reported more energy after it ended; not billed");
+            tracing::debug!(api = "charging", order = order.id, billed_wh = order.energy_wh, final_wh = reading.energy_wh, "a paid order's charger reported more energy after it ended; not billed");
             return Ok(false);
         }
-        let ended = match reading.state {
-            PortState::Finished(_) | PortState::Fault(_) => reading.session_ended_at.unwrap_or(reading.read_at),
-            PortState::Idle | PortState::Starting | PortState::Charging => reading.read_at,
-        };
         let started = reading.session_started_at.or(order.started_at).unwrap_or(ended);
         let store = self.db.charging();
         store.record_sample(&order.id, ended, reading.energy_wh, 0, 0, 0, (ended - started) / 1000).await?;
+        // Billed again even where the money limit leaves the amount as it was: the order then
+        // ends where the session did, and is not looked at again.
         let bill = self.bill_of(order).await?;
-        if bill.energy_wh <= order.energy_wh {
-            // The money limit was reached already: nothing more to bill.
-            return Ok(false);
-        }
         let finish = finish_of(order, Some(&bill), status::ABNORMAL, Some(StopReason::Fault), ended, 0);
         let corrected = store.rebill_lost(order, &finish, self.clock.now_ms()).await?;
         if corrected {
             tracing::info!(api = "charging", order = order.id, billed_wh = order.energy_wh, final_wh = bill.energy_wh, "the charger's final reading billed");
         }
-        Ok(corrected)
+        Ok(corrected && bill.energy_wh > order.energy_wh)
     }
 
     /// Sync a live order, then read it again.

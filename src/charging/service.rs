@@ -38,10 +38,14 @@ pub const LOST_AFTER: Duration = Duration::from_secs(60);
 pub const PAY_TTL: Duration = Duration::from_secs(2 * 3600);
 /// The largest recharge, fen: 5,000.00 yuan (the document is silent).
 pub const MAX_RECHARGE_FEN: i64 = 500_000;
-/// Password logins one username may attempt in [`LOGIN_WINDOW`] (the document is silent): an
-/// operator's password, which may configure piles and stop any session, cannot be guessed at
-/// the server's speed.
+/// Password logins one client address may attempt for one username in [`LOGIN_WINDOW`] (the
+/// document is silent): an operator's password, which may configure piles and stop any
+/// session, cannot be guessed at the server's speed — and a stranger who keeps trying locks out
+/// only their own address.
 pub const LOGIN_ATTEMPTS: u32 = 10;
+/// Password logins of one username from all addresses together in [`LOGIN_WINDOW`]: what a
+/// guesser spread over many addresses gets.
+pub const LOGIN_ATTEMPTS_ALL: u32 = 100;
 /// The window of [`LOGIN_ATTEMPTS`]: 15 minutes.
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
@@ -65,6 +69,8 @@ pub struct ChargingService {
     pub positions: Arc<super::positions::StationPositions>,
     /// Where password login attempts are counted ([`LOGIN_ATTEMPTS`]), shared by every instance.
     pub budgets: Budgets,
+    /// The client address of a request (for [`LOGIN_ATTEMPTS`]).
+    pub clients: crate::ratelimit::ClientAddresses,
 }
 
 /// Seconds → the wire's `i32` seconds (saturating: no session lasts 68 years).
@@ -238,22 +244,30 @@ impl ChargingService {
 
     /// operationId `user_login` (003 §1.1.1): username and password (argon2). An unknown name
     /// and a wrong password are answered alike (1002), so names cannot be probed. Past
-    /// [`LOGIN_ATTEMPTS`] attempts of a username in [`LOGIN_WINDOW`], 1002 (401) saying how many
-    /// minutes to wait (the contract has no 429 for it), the password not compared.
-    pub async fn user_login(&self, body: &UserLoginRequest) -> Result<LoginResponse, ChargingError> {
+    /// [`LOGIN_ATTEMPTS`] attempts of a username from the client's address, or
+    /// [`LOGIN_ATTEMPTS_ALL`] from all, in [`LOGIN_WINDOW`]: 1002 (401) saying how many minutes
+    /// to wait (the contract has no 429 for it), the password not compared.
+    pub async fn user_login(&self, body: &UserLoginRequest, client: std::net::IpAddr) -> Result<LoginResponse, ChargingError> {
         let wrong = || ChargingError::new(1002, "用户名或密码错误");
         let username = body.username.trim();
-        // Every attempt counted before any comparing (a guess never goes uncounted), per
-        // username whether it exists or not (no oracle for names).
-        let attempts = Window::new(LOGIN_ATTEMPTS, LOGIN_WINDOW);
-        let counted = self.budgets.admit("charging.login", username, self.clock.now().timestamp_micros(), &attempts, 1).await;
-        match counted {
-            Ok(admission) if admission.admitted == 0 => {
-                let minutes = (admission.wait_us.max(60_000_000) as u64).div_ceil(60_000_000);
-                return Err(ChargingError::new(1002, format!("登录尝试过于频繁，请{minutes}分钟后再试")));
+        // Every attempt counted before any comparing (a guess never goes uncounted), whether
+        // the name exists or not (no oracle for names); keyed by digests, of any name's length
+        // in a budget's 64 characters.
+        let key = |text: &str| hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref());
+        let now_us = self.clock.now().timestamp_micros();
+        let counts = [
+            ("charging.login", key(&format!("{username}\0{}", crate::ratelimit::client_key(client))), LOGIN_ATTEMPTS),
+            ("charging.login-all", key(username), LOGIN_ATTEMPTS_ALL),
+        ];
+        for (scope, key, attempts) in counts {
+            match self.budgets.admit(scope, &key, now_us, &Window::new(attempts, LOGIN_WINDOW), 1).await {
+                Ok(admission) if admission.admitted == 0 => {
+                    let minutes = (admission.wait_us.max(60_000_000) as u64).div_ceil(60_000_000);
+                    return Err(ChargingError::new(1002, format!("登录尝试过于频繁，请{minutes}分钟后再试")));
+                }
+                Ok(_) => {}
+                Err(error) => return Err(ChargingError::internal(format!("counting a login attempt: {error}"))),
             }
-            Ok(_) => {}
-            Err(error) => return Err(ChargingError::internal(format!("counting a login attempt: {error}"))),
         }
         let store = self.db.charging();
         let user = store.user_by_username(username).await?;

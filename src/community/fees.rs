@@ -219,7 +219,7 @@ impl CommunityService {
                     many => format!("物业缴费-{}笔", many.len()),
                 };
                 let mut placed = None;
-                let mut released = false;
+                let mut held = None;
                 for _ in 0..3 {
                     let out_trade_no = crate::random::alphanumeric(32);
                     let new = self.payments.new_order(&out_trade_no, Some(&user.id), user.openid.as_deref(), &description, total, now, BILL_TTL);
@@ -230,15 +230,20 @@ impl CommunityService {
                             break;
                         }
                         Claim::NumberTaken => continue,
-                        // Held by the bill of someone who may no longer pay it: given up once.
-                        Claim::Unavailable(id) if !released && self.release_lapsed_hold(id).await? => released = true,
+                        // Held by the bill of someone who may no longer pay it: given up, and
+                        // the orders claimed again.
+                        Claim::Unavailable(id) if self.release_lapsed_hold(id).await? => held = Some(id),
                         Claim::Unavailable(id) => {
-                            return Err(CommunityError::Invalid(Told::new(
-                                "订单正在支付中，请稍后再试",
-                                format!("订单{id}已被其他账单占用或已支付"),
-                            )));
+                            held = Some(id);
+                            break;
                         }
                     }
+                }
+                if let (None, Some(id)) = (&placed, held) {
+                    return Err(CommunityError::Invalid(Told::new(
+                        "订单正在支付中，请稍后再试",
+                        format!("订单{id}已被其他账单占用或已支付"),
+                    )));
                 }
                 let out_trade_no = placed.ok_or_else(|| CommunityError::Internal("three order numbers taken".into()))?;
                 self.db.payments().get(&out_trade_no).await?.ok_or_else(|| CommunityError::Internal("a placed bill vanished".into()))?
@@ -266,8 +271,9 @@ impl CommunityService {
     /// Fee order `id` is held by a pending bill whose payer may no longer pay it (unbound from
     /// the house, the pay right revoked, replaced as its owner): that bill is cancelled —
     /// closed with WeChat Pay, its orders released — so that those who may pay are not kept
-    /// waiting out its 30 minutes. Answers whether it was (false: no such hold, the payer may
-    /// still pay, or the bill had ended or was paid meanwhile).
+    /// waiting out its 30 minutes. Answers whether the orders may be claimed again (false: no
+    /// such hold, the payer may still pay, the bill was paid meanwhile, or WeChat Pay could
+    /// not close it).
     async fn release_lapsed_hold(&self, id: i64) -> Result<bool, CommunityError> {
         let Some(order) = self.db.fees().orders(&[id]).await?.into_iter().next() else {
             return Ok(false);
@@ -289,9 +295,19 @@ impl CommunityService {
         if may_pay {
             return Ok(false);
         }
-        let cancelled = self.payments.cancel(&bill).await?;
-        tracing::info!(api = "community", out_trade_no, ?cancelled, "a bill whose payer may no longer pay its orders given up");
-        Ok(cancelled == Cancelled::Cancelled)
+        match self.payments.cancel(&bill).await {
+            Ok(cancelled) => {
+                tracing::info!(api = "community", out_trade_no, ?cancelled, "a bill whose payer may no longer pay its orders given up");
+                // Ended either way (cancelled now, or meanwhile): the claim may go again. Paid:
+                // the orders are paid, and the claim says so.
+                Ok(cancelled != Cancelled::Paid)
+            }
+            // WeChat Pay could not close it: it holds the orders as before.
+            Err(error) => {
+                tracing::warn!(api = "community", out_trade_no, %error, "a bill whose payer may no longer pay its orders did not close");
+                Ok(false)
+            }
+        }
     }
 
     /// operationId `payment_notify`: a WeChat Pay v2 notify, verified and settled by the shared

@@ -209,7 +209,8 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
 
     /// Bill again, as `finish`, an order that ended abnormal (4, stop reason 6) while its
     /// charger was silent, once the charger reports the session's final reading: only while
-    /// it is unpaid and still billed as `billed` (the caller's read of it), so of concurrent
+    /// it is unpaid, no payment of it waits, and it is still billed as `billed` (the caller's
+    /// read of it), so of concurrent
     /// corrections one applies, and a payment of the old total cannot settle after it (every
     /// payment requires the total it was made for). The port's totals take the difference.
     /// Answers whether this call corrected it.
@@ -225,7 +226,15 @@ impl<C: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction>> C
             .filter(order::Column::EnergyWh.eq(billed_wh))
             .exec(&tx)
             .await?;
-        if !affected(corrected) {
+        // Nor while a payment of it waits (placed for the old total: it could be paid any
+        // moment, and would then be refunded as a conflict). Looked at after the order's row is
+        // written, so a payment placed meanwhile (`place_payment` writes that row first) is seen.
+        let waiting = payment::Entity::find()
+            .filter(payment::Column::OrderId.eq(id))
+            .filter(payment::Column::Status.is_in([0, 1]))
+            .count(&tx)
+            .await?;
+        if !affected(corrected) || waiting > 0 {
             tx.rollback().await?;
             return Ok(false);
         }

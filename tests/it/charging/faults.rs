@@ -231,6 +231,21 @@ async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
     assert_eq!(order_detail(&app, &token, &order).await["totalAmount"], corrected["totalAmount"]);
 }
 
+/// A new driver's order charging on the AC pile (its vehicle not yet full after the minute, as
+/// the DC one's would be), whose charger then stops answering for 61 s: (token, order id, the
+/// order's detail, ended abnormal 6 on the last reading).
+async fn lost_on_ac(app: &TestApp, code: &str) -> (String, String, serde_json::Value) {
+    let token = driver(app, code).await;
+    let order = charging_on(app, &token, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
+    advance(app, 3);
+    order_status(app, &token, &order).await;
+    device_event(app, AC_DEVICE, "no_answer", None).await;
+    advance(app, 61);
+    let detail = order_detail(app, &token, &order).await;
+    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+    (token, order, detail)
+}
+
 /// A charger silent for a minute while it kept charging: the order ends abnormal on its last
 /// reading, and once the charger answers again the session it still runs for that order is
 /// stopped (7 其他) and what it delivered meanwhile billed to the order (still unpaid), so
@@ -238,15 +253,7 @@ async fn a_pile_lost_mid_session_ends_the_order_abnormal_on_its_last_reading() {
 #[tokio::test]
 async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     let app = TestApp::charging().await;
-    let token = driver(&app, "silent-pile").await;
-    // On the AC pile: its vehicle is not yet full after the minute (the DC one's would be).
-    let order = charging_on(&app, &token, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
-    advance(&app, 3);
-    order_status(&app, &token, &order).await;
-    device_event(&app, AC_DEVICE, "no_answer", None).await;
-    advance(&app, 61);
-    let detail = order_detail(&app, &token, &order).await;
-    assert_eq!((&detail["status"], &detail["stopReason"]), (&json!(4), &json!(6)), "{detail}");
+    let (token, order, detail) = lost_on_ac(&app, "silent-pile").await;
     // The charger never stopped: it still charges for the ended order.
     device_event(&app, AC_DEVICE, "online", None).await;
     // (Unless the device sweep, every ten seconds, looked at the pile in between: then it is
@@ -267,6 +274,26 @@ async fn a_session_outliving_its_order_is_stopped_once_the_charger_answers() {
     // The port takes a new order, and its charger starts it.
     let next = driver(&app, "after-silence").await;
     charging_on(&app, &next, (AC_PILE, AC_PORT, AC_DEVICE), 1, json!(0), 1).await;
+}
+
+/// An order ended while its charger was silent, with a WeChat payment of it waiting when the
+/// charger answers again: the session is stopped, but the bill stays as it was — the payment
+/// placed for that total can still be made, and must then pay it, not be refunded.
+#[tokio::test]
+async fn a_waiting_payment_keeps_the_bill_it_was_made_for() {
+    let app = TestApp::charging().await;
+    let (token, order, detail) = lost_on_ac(&app, "silent-paying").await;
+    let payment = ok(&app.post(PAY, Some(&token), json!({ "orderId": order, "paymentMethod": 1 })).await);
+    device_event(&app, AC_DEVICE, "online", None).await;
+    port(&app, &token, AC_PORT).await;
+    let stopped = device_state(&app, AC_DEVICE).await;
+    assert_eq!(stopped["ports"][0]["state"], "finished", "{stopped}");
+    assert!(stopped["ports"][0]["energyWh"].as_i64().unwrap() > wh(&detail["powerConsumption"]), "{stopped} {detail}");
+    let kept = order_detail(&app, &token, &order).await;
+    assert_eq!((&kept["totalAmount"], &kept["powerConsumption"]), (&detail["totalAmount"], &detail["powerConsumption"]), "{kept}");
+    let paid = app.sandbox_pay(payment["paymentId"].as_str().unwrap(), "success").await;
+    assert_eq!(paid.body["notify"]["status"], json!(200), "{}", paid.body);
+    assert_eq!(order_detail(&app, &token, &order).await["paymentStatus"], 1);
 }
 
 #[tokio::test]
